@@ -1,0 +1,245 @@
+// The wire protocol: every message a client or a node sends, as one std::variant,
+// and its msgpack codec. docs/PROTOCOL.md is the normative description; this
+// header and that document must agree.
+//
+// A frame is one msgpack map: {"v": 1, "t": "<type>", "id": <u64>, ...fields}.
+// Decoding treats input as hostile: every size and nesting depth is checked
+// before anything is allocated, unknown fields are ignored, and every failure is
+// a Status (never an exception or a crash).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "client/status.h"
+
+namespace kv::proto {
+
+constexpr uint32_t kProtocolVersion = 1;
+
+// Enforced limits (docs/PROTOCOL.md, "Limits"). A request beyond them is
+// answered with the matching error code and changes nothing.
+constexpr size_t kKeyBytesMax = 1024;
+constexpr size_t kValueBytesMax = 1 << 20;             // 1 MiB
+constexpr size_t kContextBytesMax = 64 * 1024;         // opaque causal context
+constexpr size_t kObjectBytesMax = 16 * 1024 * 1024;   // one key's siblings, encoded
+constexpr size_t kFrameBytesMax = 20 * 1024 * 1024;    // one message frame
+constexpr size_t kIdBytesMax = 256;                    // node ids, endpoints, messages
+constexpr size_t kMessageTextBytesMax = 4096;          // error message text
+constexpr size_t kNestingDepthMax = 8;
+constexpr size_t kArrayItemsMax = 1024;                // values, members, ...
+constexpr size_t kMapItemsMax = 64;                    // fields in one map
+// Array items plus map keys and values in one whole frame: bounds what a
+// decoder allocates, whatever the nesting (a 3-byte array header per item
+// could otherwise demand kilobytes each).
+constexpr size_t kFrameObjectsMax = 64 * 1024;
+constexpr uint32_t kReplicasMax = 16;                  // largest n, r or w
+constexpr uint64_t kDeadlineMsMax = 600'000;
+
+// How many replicas must answer. `count`, when non-zero, overrides `level`
+// (the explicit r of a read or w of a write). `strict` counts only the key's
+// home replicas, never stand-ins.
+enum class Level : uint8_t { one, two, three, quorum, all };
+std::string_view level_name(Level level);
+std::optional<Level> level_from_name(std::string_view name);
+
+struct Consistency {
+    Level level = Level::quorum;
+    uint32_t count = 0;
+    bool strict = false;
+    bool operator==(const Consistency&) const = default;
+};
+// Replicas needed out of n; 0 when the request asks for more than n (invalid).
+uint32_t replicas_required(const Consistency& c, uint32_t n);
+
+// What a coordinator did for a request; part of every data response.
+struct ReplyInfo {
+    uint32_t replicas_asked = 0;
+    uint32_t replicas_answered = 0;
+    bool stand_in_used = false;  // a replica outside the key's home set served
+    uint32_t sibling_count = 0;
+    bool operator==(const ReplyInfo&) const = default;
+};
+
+// ---- client -> node --------------------------------------------------------
+
+struct GetRequest {
+    uint64_t id = 0;
+    std::string key;
+    Consistency consistency;
+    uint64_t deadline_ms = 0;  // relative to receipt; 0 = the node's default
+    bool operator==(const GetRequest&) const = default;
+};
+
+// Create or update. Without a context it is a blind write (becomes a sibling of
+// whatever is there); with the context of a get it supersedes what that get saw.
+struct PutRequest {
+    uint64_t id = 0;
+    std::string key;
+    std::string value;
+    std::optional<std::string> context;
+    Consistency consistency;
+    uint64_t deadline_ms = 0;
+    bool operator==(const PutRequest&) const = default;
+};
+
+// Writes a tombstone. Without a context it supersedes everything the
+// coordinating replica holds for the key.
+struct DelRequest {
+    uint64_t id = 0;
+    std::string key;
+    std::optional<std::string> context;
+    Consistency consistency;
+    uint64_t deadline_ms = 0;
+    bool operator==(const DelRequest&) const = default;
+};
+
+// This node's own replica of a key, without coordination (debugging, tests).
+struct LocalGetRequest {
+    uint64_t id = 0;
+    std::string key;
+    bool operator==(const LocalGetRequest&) const = default;
+};
+
+struct StatusRequest {
+    uint64_t id = 0;
+    bool operator==(const StatusRequest&) const = default;
+};
+
+// ---- node -> client --------------------------------------------------------
+
+// code ok: `values` holds every live sibling (at least one); code not_found:
+// no live value (a deleted key still returns its context).
+struct GetResponse {
+    uint64_t id = 0;
+    ErrorCode code = ErrorCode::ok;
+    std::string message;
+    std::vector<std::string> values;
+    std::string context;
+    ReplyInfo info;
+    bool operator==(const GetResponse&) const = default;
+};
+
+// Answer to put and del. `context` is the key's context after the write.
+struct WriteResponse {
+    uint64_t id = 0;
+    ErrorCode code = ErrorCode::ok;
+    std::string message;
+    std::string context;
+    ReplyInfo info;
+    bool operator==(const WriteResponse&) const = default;
+};
+
+struct MemberStatus {
+    std::string node_id;
+    std::string endpoint;
+    std::string state;        // "self", "up", "unreachable"
+    uint64_t last_seen_ms_ago = 0;
+    bool operator==(const MemberStatus&) const = default;
+};
+
+struct StatusResponse {
+    uint64_t id = 0;
+    std::string node_id;
+    uint32_t n_replicas = 0;
+    std::vector<MemberStatus> members;
+    uint64_t keys_stored = 0;
+    bool operator==(const StatusResponse&) const = default;
+};
+
+// For a frame that could not be understood; `id` is the request id when it
+// could be read, else 0.
+struct ErrorResponse {
+    uint64_t id = 0;
+    ErrorCode code = ErrorCode::bad_request;
+    std::string message;
+    bool operator==(const ErrorResponse&) const = default;
+};
+
+// ---- node -> node (coordinator to replica) ---------------------------------
+// `object` fields carry a node-encoded versioned object (node/object.h), opaque
+// to this layer.
+
+struct ReplicaReadRequest {
+    uint64_t id = 0;
+    std::string key;
+    bool operator==(const ReplicaReadRequest&) const = default;
+};
+struct ReplicaReadResponse {
+    uint64_t id = 0;
+    ErrorCode code = ErrorCode::ok;
+    std::string message;
+    std::optional<std::string> object;  // absent: the replica has nothing for the key
+    bool operator==(const ReplicaReadResponse&) const = default;
+};
+
+// The coordinating replica mints the new version (a dot of its own) from the
+// value and context, stores it and returns the whole resulting object, which
+// the coordinator then merges into the other replicas.
+struct ReplicaWriteRequest {
+    uint64_t id = 0;
+    std::string key;
+    std::optional<std::string> value;  // absent: a tombstone
+    std::optional<std::string> context;
+    uint32_t siblings_max = 0;
+    bool operator==(const ReplicaWriteRequest&) const = default;
+};
+struct ReplicaWriteResponse {
+    uint64_t id = 0;
+    ErrorCode code = ErrorCode::ok;
+    std::string message;
+    std::string object;
+    bool operator==(const ReplicaWriteResponse&) const = default;
+};
+
+// Merge a version into the replica's own (replication, read repair).
+struct ReplicaMergeRequest {
+    uint64_t id = 0;
+    std::string key;
+    std::string object;
+    bool operator==(const ReplicaMergeRequest&) const = default;
+};
+struct ReplicaMergeResponse {
+    uint64_t id = 0;
+    ErrorCode code = ErrorCode::ok;
+    std::string message;
+    bool operator==(const ReplicaMergeResponse&) const = default;
+};
+
+struct PingRequest {
+    uint64_t id = 0;
+    std::string from_node;
+    bool operator==(const PingRequest&) const = default;
+};
+struct PingResponse {
+    uint64_t id = 0;
+    std::string node_id;
+    bool operator==(const PingResponse&) const = default;
+};
+
+// Every message on the wire. Adding an alternative without handling it in a
+// std::visit with an exhaustive overload set fails to compile.
+using Message = std::variant<GetRequest, PutRequest, DelRequest, LocalGetRequest, StatusRequest,
+                             GetResponse, WriteResponse, StatusResponse, ErrorResponse,
+                             ReplicaReadRequest, ReplicaReadResponse, ReplicaWriteRequest,
+                             ReplicaWriteResponse, ReplicaMergeRequest, ReplicaMergeResponse,
+                             PingRequest, PingResponse>;
+
+// The "t" string of a message type.
+std::string_view type_name(const Message& m);
+uint64_t request_id(const Message& m);
+
+std::string encode(const Message& m);
+
+// Decodes one frame. On failure the Status says why (bad_request,
+// unsupported_version, unknown_type, message_too_large, key_too_large,
+// value_too_large, ...) and *id_out, when given, holds the request id if the
+// "id" field could be read, else 0.
+Result<Message> decode(std::string_view frame, uint64_t* id_out = nullptr);
+
+}  // namespace kv::proto

@@ -1,0 +1,55 @@
+// The node's only window on the world (shared/DESIGN.md, "the one rule"). The
+// Node never touches a clock, socket, file, thread or unseeded randomness
+// except through this interface; the ZeroMQ runtime and the simulator each
+// implement it.
+//
+// Effects contract: the runtime calls into the Node in steps (a request, a peer
+// reply, a tick). Writes staged during a step are made durable, in one
+// transaction per batch of steps, BEFORE any message sent in those steps
+// leaves the node; a failed commit drops those messages, since they may
+// acknowledge writes that did not happen. Reads see writes staged earlier.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "client/protocol.h"
+#include "client/status.h"
+#include "node/store.h"
+
+namespace kv::node {
+
+// Who to answer: the transport's handle of a requester (a ZeroMQ routing id,
+// or a simulated client or peer address). Opaque to the node.
+struct ReplyTo {
+    std::string route;
+    bool operator==(const ReplyTo&) const = default;
+};
+
+enum class LogLevel : uint8_t { debug, info, warn, error };
+
+class Env {
+public:
+    virtual ~Env() = default;
+
+    // This node's monotonic clock, in milliseconds (each node's may differ).
+    virtual uint64_t now_ms() = 0;
+    // Uniform random bits; seeded in the simulator.
+    virtual uint64_t random_u64() = 0;
+
+    virtual Result<std::optional<std::string>> read(Space space, std::string_view key) = 0;
+    virtual void stage_write(StoreWrite write) = 0;
+    // Keys in a space, as of the last commit.
+    virtual Result<uint64_t> count(Space space) = 0;
+
+    // To a peer node by member id, arriving at its ROUTER as a request.
+    virtual void send(const std::string& peer_id, proto::Message message) = 0;
+    // To whoever sent a request (client or peer).
+    virtual void reply(const ReplyTo& to, proto::Message message) = 0;
+
+    virtual void log(LogLevel level, std::string_view text) = 0;
+};
+
+}  // namespace kv::node

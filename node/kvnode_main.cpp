@@ -1,0 +1,16 @@
+// kvnode: one node of the store. See `kvnode --help` and docs/OPERATIONS.md.
+#include <iostream>
+
+#include "node/config.h"
+#include "node/zmq_runtime.h"
+
+int main(int argc, char** argv) {
+    bool help_shown = false;
+    auto config = kv::node::parse_config(argc, argv, std::cout, &help_shown);
+    if (help_shown) return 0;
+    if (!config) {
+        std::cerr << "kvnode: " << config.status().message() << " (see kvnode --help)\n";
+        return 2;
+    }
+    return kv::node::run_node(config.value());
+}

@@ -1,0 +1,686 @@
+#include "node/node.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstdio>
+#include <type_traits>
+
+namespace kv::node {
+
+namespace {
+constexpr std::string_view kActorMetaKey = "actor";
+
+template <class>
+inline constexpr bool kAlwaysFalse = false;
+
+std::string hex64(uint64_t v) {
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+    return buf;
+}
+}  // namespace
+
+enum class OpKind : uint8_t { read, write };
+
+// One coordinated client request, alive until every replica answered or its
+// deadline passed (whichever first); the client is answered at most once.
+struct Node::Op {
+    uint64_t id = 0;
+    OpKind kind = OpKind::read;
+    ReplyTo client;
+    uint64_t client_request_id = 0;
+    std::string key;
+    std::vector<std::string> replicas;  // the key's preference list
+    uint32_t required = 0;              // r or w
+    uint64_t deadline_at_ms = 0;
+    bool answered = false;
+    bool finished = false;
+    std::vector<uint64_t> peer_calls;
+
+    // Reads: what each replica answered (nullopt: it holds nothing).
+    std::map<std::string, std::optional<Object>> versions;
+    std::set<std::string> failed;
+    bool repairs_sent = false;
+    std::set<std::string> repairs_waiting;
+
+    // Writes.
+    std::set<std::string> acked;
+    std::string written;  // the encoded object minted by the coordinating replica
+    VersionVector written_context;
+    uint32_t sibling_count = 0;
+    bool replicating = false;
+
+    size_t responded() const { return versions.size() + failed.size(); }
+    bool wants_all() const { return required == replicas.size(); }
+};
+
+Node::Node(NodeConfig config, Env& env, const gossip::Membership& membership)
+    : config_(std::move(config)), env_(env), membership_(membership) {
+    assert(!config_.node_id.empty());
+    assert(config_.n_replicas >= 1);
+    refresh_ring();
+    assert(member(config_.node_id) != nullptr);
+}
+
+Node::~Node() = default;
+
+Status Node::start() {
+    started_ms_ = env_.now_ms();
+    auto stored = env_.read(Space::meta, kActorMetaKey);
+    if (!stored) return stored.status();
+    if (stored.value()) {
+        actor_ = *stored.value();
+    } else {
+        actor_ = config_.node_id + "." + hex64(env_.random_u64());
+        env_.stage_write(StoreWrite{Space::meta, std::string(kActorMetaKey), actor_});
+    }
+    log(LogLevel::info, "node " + config_.node_id + " started with actor " + actor_ + ", " +
+                            std::to_string(membership_.members().size()) + " members, n=" +
+                            std::to_string(config_.n_replicas));
+    return {};
+}
+
+// ---- dispatch ----------------------------------------------------------------
+
+void Node::on_request(const ReplyTo& from, proto::Message message) {
+    ++stats_.requests;
+    refresh_ring();
+    std::visit(
+        [&](auto&& m) {
+            using T = std::decay_t<decltype(m)>;
+            if constexpr (std::is_same_v<T, proto::GetRequest>) {
+                handle(from, std::move(m));
+            } else if constexpr (std::is_same_v<T, proto::PutRequest>) {
+                handle_write(from, m.id, std::move(m.key), std::move(m.value), std::move(m.context),
+                             m.consistency, m.deadline_ms);
+            } else if constexpr (std::is_same_v<T, proto::DelRequest>) {
+                handle_write(from, m.id, std::move(m.key), std::nullopt, std::move(m.context),
+                             m.consistency, m.deadline_ms);
+            } else if constexpr (std::is_same_v<T, proto::LocalGetRequest> ||
+                                 std::is_same_v<T, proto::StatusRequest> ||
+                                 std::is_same_v<T, proto::ReplicaReadRequest> ||
+                                 std::is_same_v<T, proto::ReplicaWriteRequest> ||
+                                 std::is_same_v<T, proto::ReplicaMergeRequest> ||
+                                 std::is_same_v<T, proto::PingRequest>) {
+                handle(from, m);
+            } else if constexpr (std::is_same_v<T, proto::GetResponse> ||
+                                 std::is_same_v<T, proto::WriteResponse> ||
+                                 std::is_same_v<T, proto::StatusResponse> ||
+                                 std::is_same_v<T, proto::ErrorResponse> ||
+                                 std::is_same_v<T, proto::ReplicaReadResponse> ||
+                                 std::is_same_v<T, proto::ReplicaWriteResponse> ||
+                                 std::is_same_v<T, proto::ReplicaMergeResponse> ||
+                                 std::is_same_v<T, proto::PingResponse>) {
+                on_bad_frame(from, m.id,
+                             Status(ErrorCode::bad_request,
+                                    "'" + std::string(proto::type_name(m)) +
+                                        "' is a response; this endpoint takes requests"));
+            } else {
+                static_assert(kAlwaysFalse<T>, "every message type must be handled");
+            }
+        },
+        message);
+}
+
+void Node::on_bad_frame(const ReplyTo& from, uint64_t request_id, const Status& why) {
+    ++stats_.bad_frames;
+    env_.reply(from, proto::ErrorResponse{request_id, why.code(), why.message()});
+}
+
+void Node::on_peer_reply(const std::string& peer_id, proto::Message message) {
+    heard_from(peer_id);
+    const uint64_t id = proto::request_id(message);
+    auto call = pending_.find(id);
+    if (call == pending_.end() || call->second.peer != peer_id) return;  // late or unknown
+    const uint64_t op_id = call->second.op_id;
+    pending_.erase(call);
+    auto it = ops_.find(op_id);
+    if (it == ops_.end() || it->second->finished) return;
+    Op& op = *it->second;
+    std::visit(
+        [&](auto&& m) {
+            using T = std::decay_t<decltype(m)>;
+            if constexpr (std::is_same_v<T, proto::ReplicaReadResponse>) {
+                on_read_reply(op, peer_id, Status(m.code, m.message), m.object);
+            } else if constexpr (std::is_same_v<T, proto::ReplicaWriteResponse>) {
+                on_write_reply(op, peer_id, Status(m.code, m.message), m.object);
+            } else if constexpr (std::is_same_v<T, proto::ReplicaMergeResponse>) {
+                if (op.kind == OpKind::read) {
+                    on_repair_reply(op, peer_id, Status(m.code, m.message));
+                } else {
+                    on_merge_reply(op, peer_id, Status(m.code, m.message));
+                }
+            } else if constexpr (std::is_same_v<T, proto::ErrorResponse>) {
+                // The peer could not take our request: count it as that replica failing.
+                const Status failed(m.code, "replica " + peer_id + ": " + m.message);
+                if (op.kind == OpKind::read && !op.repairs_sent) {
+                    on_read_reply(op, peer_id, failed, std::nullopt);
+                } else if (op.kind == OpKind::read) {
+                    on_repair_reply(op, peer_id, failed);
+                } else if (!op.replicating) {
+                    on_write_reply(op, peer_id, failed, {});
+                } else {
+                    on_merge_reply(op, peer_id, failed);
+                }
+            } else {
+                log(LogLevel::warn, "peer " + peer_id + " answered with unexpected '" +
+                                        std::string(proto::type_name(m)) + "'");
+            }
+        },
+        message);
+    if (op.finished) finish(op.id);
+}
+
+void Node::tick() {
+    const uint64_t now = env_.now_ms();
+    while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+        const uint64_t op_id = deadlines_.begin()->second;
+        deadlines_.erase(deadlines_.begin());
+        auto it = ops_.find(op_id);
+        if (it == ops_.end()) continue;
+        expire(*it->second);
+        finish(op_id);
+    }
+    for (const auto& m : membership_.members()) {
+        if (m.id == config_.node_id) continue;
+        PeerState& peer = peers_[m.id];
+        if (peer.last_ping_ms == 0 || now - peer.last_ping_ms >= config_.ping_interval_ms) {
+            peer.last_ping_ms = std::max<uint64_t>(now, 1);
+            env_.send(m.id, proto::PingRequest{next_id_++, config_.node_id});
+        }
+    }
+}
+
+// ---- client requests ---------------------------------------------------------
+
+namespace {
+std::string level_text(const proto::Consistency& c, const char* which) {
+    if (c.count != 0) return std::string(which) + "=" + std::to_string(c.count);
+    return std::string(proto::level_name(c.level));
+}
+}  // namespace
+
+void Node::handle(const ReplyTo& from, proto::GetRequest req) {
+    const uint32_t n = std::min<uint32_t>(config_.n_replicas, ring_.nodes().size());
+    const uint32_t required = proto::replicas_required(req.consistency, n);
+    auto reply_error = [&](ErrorCode code, std::string why) {
+        env_.reply(from, proto::GetResponse{req.id, code, std::move(why), {}, {}, {}});
+    };
+    if (required == 0) {
+        return reply_error(ErrorCode::invalid_argument,
+                           "consistency " + level_text(req.consistency, "r") +
+                               " needs more replicas than n=" + std::to_string(n));
+    }
+    if (ops_.size() >= config_.requests_in_flight_max) {
+        return reply_error(ErrorCode::overloaded, "too many requests in flight; retry later");
+    }
+    auto op = std::make_unique<Op>();
+    op->id = next_id_++;
+    op->kind = OpKind::read;
+    op->client = from;
+    op->client_request_id = req.id;
+    op->key = std::move(req.key);
+    op->replicas = ring_.preference_list(op->key, n);
+    op->required = required;
+    const size_t up = std::count_if(op->replicas.begin(), op->replicas.end(),
+                                    [&](const std::string& r) { return reachable(r); });
+    if (up < required) {
+        ++stats_.unavailable;
+        return reply_error(ErrorCode::unavailable,
+                           std::to_string(required) + " replicas required (" +
+                               level_text(req.consistency, "r") + " of n=" + std::to_string(n) +
+                               "), only " + std::to_string(up) + " of " + std::to_string(n) +
+                               " reachable");
+    }
+    const uint64_t deadline_ms = req.deadline_ms ? req.deadline_ms : config_.default_deadline_ms;
+    op->deadline_at_ms = env_.now_ms() + deadline_ms;
+    deadlines_.emplace(op->deadline_at_ms, op->id);
+    Op& ref = *op;
+    ops_.emplace(op->id, std::move(op));
+    bool local = false;
+    for (const auto& replica : ref.replicas) {
+        if (replica == config_.node_id) {
+            local = true;
+        } else {
+            call_peer(ref, replica, proto::ReplicaReadRequest{0, ref.key});
+        }
+    }
+    if (local) {
+        auto stored = replica_read(ref.key);
+        on_read_reply(ref, config_.node_id, stored.status(),
+                      stored ? stored.value() : std::optional<std::string>());
+    }
+    if (ref.finished) finish(ref.id);
+}
+
+void Node::handle_write(const ReplyTo& from, uint64_t client_id, std::string key,
+                        std::optional<std::string> value, std::optional<std::string> context,
+                        const proto::Consistency& consistency, uint64_t deadline_ms) {
+    const uint32_t n = std::min<uint32_t>(config_.n_replicas, ring_.nodes().size());
+    const uint32_t required = proto::replicas_required(consistency, n);
+    auto reply_error = [&](ErrorCode code, std::string why) {
+        env_.reply(from, proto::WriteResponse{client_id, code, std::move(why), {}, {}});
+    };
+    if (required == 0) {
+        return reply_error(ErrorCode::invalid_argument, "consistency " +
+                                                            level_text(consistency, "w") +
+                                                            " needs more replicas than n=" +
+                                                            std::to_string(n));
+    }
+    if (ops_.size() >= config_.requests_in_flight_max) {
+        return reply_error(ErrorCode::overloaded, "too many requests in flight; retry later");
+    }
+    std::vector<std::string> replicas = ring_.preference_list(key, n);
+    std::vector<std::string> up;
+    for (const auto& r : replicas) {
+        if (reachable(r)) up.push_back(r);
+    }
+    if (up.size() < required) {
+        ++stats_.unavailable;
+        return reply_error(ErrorCode::unavailable,
+                           std::to_string(required) + " replicas required (" +
+                               level_text(consistency, "w") + " of n=" + std::to_string(n) +
+                               "), only " + std::to_string(up.size()) + " of " +
+                               std::to_string(n) + " reachable");
+    }
+    auto op = std::make_unique<Op>();
+    op->id = next_id_++;
+    op->kind = OpKind::write;
+    op->client = from;
+    op->client_request_id = client_id;
+    op->key = std::move(key);
+    op->replicas = std::move(replicas);
+    op->required = required;
+    op->deadline_at_ms = env_.now_ms() + (deadline_ms ? deadline_ms : config_.default_deadline_ms);
+    deadlines_.emplace(op->deadline_at_ms, op->id);
+    Op& ref = *op;
+    ops_.emplace(op->id, std::move(op));
+
+    // The version is minted by one replica: this node when it is one (no extra
+    // hop), else the first reachable replica in preference order.
+    const bool self_is_replica =
+        std::find(ref.replicas.begin(), ref.replicas.end(), config_.node_id) != ref.replicas.end();
+    if (self_is_replica) {
+        auto written = replica_write(ref.key, std::move(value), context);
+        on_write_reply(ref, config_.node_id, written.status(), written ? written.value() : "");
+    } else {
+        call_peer(ref, up.front(),
+                  proto::ReplicaWriteRequest{0, ref.key, std::move(value), std::move(context),
+                                             config_.siblings_max});
+    }
+    if (ref.finished) finish(ref.id);
+}
+
+void Node::handle(const ReplyTo& from, const proto::LocalGetRequest& req) {
+    proto::GetResponse resp;
+    resp.id = req.id;
+    auto stored = replica_read(req.key);
+    if (!stored) {
+        resp.code = stored.status().code();
+        resp.message = stored.status().message();
+        return env_.reply(from, std::move(resp));
+    }
+    Object object;
+    if (stored.value()) {
+        auto decoded = decode_object(*stored.value());
+        if (!decoded) {
+            resp.code = ErrorCode::storage_error;
+            resp.message = "stored object is corrupt: " + decoded.status().message();
+            return env_.reply(from, std::move(resp));
+        }
+        object = std::move(decoded.value());
+    }
+    resp.values = object.live_values();
+    resp.code = resp.values.empty() ? ErrorCode::not_found : ErrorCode::ok;
+    if (!object.context.empty()) resp.context = encode_context(object.context);
+    resp.info = proto::ReplyInfo{1, 1, false, static_cast<uint32_t>(resp.values.size())};
+    env_.reply(from, std::move(resp));
+}
+
+void Node::handle(const ReplyTo& from, const proto::StatusRequest& req) {
+    proto::StatusResponse resp;
+    resp.id = req.id;
+    resp.node_id = config_.node_id;
+    resp.n_replicas = config_.n_replicas;
+    const uint64_t now = env_.now_ms();
+    for (const auto& m : membership_.members()) {
+        proto::MemberStatus s{m.id, m.endpoint, "self", 0};
+        if (m.id != config_.node_id) {
+            s.state = reachable(m.id) ? "up" : "unreachable";
+            auto p = peers_.find(m.id);
+            s.last_seen_ms_ago = (p != peers_.end() && p->second.heard)
+                                     ? now - p->second.last_heard_ms
+                                     : UINT64_MAX;
+        }
+        resp.members.push_back(std::move(s));
+    }
+    auto keys = env_.count(Space::data);
+    resp.keys_stored = keys ? keys.value() : 0;
+    env_.reply(from, std::move(resp));
+}
+
+// ---- peer requests: this node as a replica -----------------------------------
+
+void Node::handle(const ReplyTo& from, const proto::ReplicaReadRequest& req) {
+    auto stored = replica_read(req.key);
+    env_.reply(from, proto::ReplicaReadResponse{req.id, stored.status().code(),
+                                                stored.status().message(),
+                                                stored ? stored.value() : std::nullopt});
+}
+
+void Node::handle(const ReplyTo& from, const proto::ReplicaWriteRequest& req) {
+    // The coordinator's limit is not trusted beyond this node's own.
+    auto written = replica_write(req.key, req.value, req.context);
+    env_.reply(from, proto::ReplicaWriteResponse{req.id, written.status().code(),
+                                                 written.status().message(),
+                                                 written ? written.value() : std::string()});
+}
+
+void Node::handle(const ReplyTo& from, const proto::ReplicaMergeRequest& req) {
+    Status s = replica_merge(req.key, req.object);
+    env_.reply(from, proto::ReplicaMergeResponse{req.id, s.code(), s.message()});
+}
+
+void Node::handle(const ReplyTo& from, const proto::PingRequest& req) {
+    if (member(req.from_node) != nullptr) heard_from(req.from_node);
+    env_.reply(from, proto::PingResponse{req.id, config_.node_id});
+}
+
+Result<std::optional<std::string>> Node::replica_read(const std::string& key) {
+    auto stored = env_.read(Space::data, key);
+    if (!stored) return Status(ErrorCode::storage_error, stored.status().message());
+    return stored;
+}
+
+Result<std::string> Node::replica_write(const std::string& key, std::optional<std::string> value,
+                                        const std::optional<std::string>& context) {
+    auto stored = replica_read(key);
+    if (!stored) return stored.status();
+    Object local;
+    if (stored.value()) {
+        auto decoded = decode_object(*stored.value());
+        if (!decoded) {
+            log(LogLevel::error, "stored object of a key is corrupt: " + decoded.status().message());
+            return Status(ErrorCode::storage_error, "stored object is corrupt");
+        }
+        local = std::move(decoded.value());
+    }
+    VersionVector seen;
+    if (context && !context->empty()) {
+        auto decoded = decode_context(*context);
+        if (!decoded) return decoded.status();
+        seen = std::move(decoded.value());
+    } else if (!value) {
+        seen = local.context;  // a delete without context removes all this replica holds
+    }
+    const bool is_delete = !value.has_value();
+    auto updated = update(local, seen, actor_, std::move(value), config_.siblings_max,
+                          proto::kObjectBytesMax);
+    if (!updated) return updated.status();
+    const size_t siblings = updated->siblings.size();
+    if (siblings >= config_.siblings_warn && !is_delete) {
+        log(LogLevel::warn, "a key has " + std::to_string(siblings) +
+                                " siblings; writers should pass the context of a get (limit " +
+                                std::to_string(config_.siblings_max) + ")");
+    }
+    std::string bytes = encode_object(updated.value());
+    env_.stage_write(StoreWrite{Space::data, key, bytes});
+    return bytes;
+}
+
+Status Node::replica_merge(const std::string& key, std::string_view object_bytes) {
+    auto incoming = decode_object(object_bytes);
+    if (!incoming) return incoming.status();
+    auto stored = replica_read(key);
+    if (!stored) return stored.status();
+    Object local;
+    if (stored.value()) {
+        auto decoded = decode_object(*stored.value());
+        if (!decoded) {
+            log(LogLevel::error, "stored object of a key is corrupt: " + decoded.status().message());
+            return Status(ErrorCode::storage_error, "stored object is corrupt");
+        }
+        local = std::move(decoded.value());
+    }
+    Object merged = merge(local, incoming.value());
+    if (!(merged == local)) env_.stage_write(StoreWrite{Space::data, key, encode_object(merged)});
+    return {};
+}
+
+// ---- coordinator ---------------------------------------------------------------
+
+uint64_t Node::call_peer(Op& op, const std::string& peer, proto::Message request) {
+    const uint64_t id = next_id_++;
+    std::visit([id](auto& m) { m.id = id; }, request);
+    pending_.emplace(id, PendingPeerCall{op.id, peer});
+    op.peer_calls.push_back(id);
+    env_.send(peer, std::move(request));
+    return id;
+}
+
+void Node::on_read_reply(Op& op, const std::string& replica, const Status& status,
+                         const std::optional<std::string>& object) {
+    if (op.versions.count(replica) || op.failed.count(replica)) return;  // duplicate
+    if (!status.ok()) {
+        op.failed.insert(replica);
+    } else if (!object) {
+        op.versions.emplace(replica, std::nullopt);
+    } else {
+        auto decoded = decode_object(*object);
+        if (decoded) {
+            op.versions.emplace(replica, std::move(decoded.value()));
+        } else {
+            log(LogLevel::warn, "replica " + replica + " sent an undecodable object");
+            op.failed.insert(replica);
+        }
+    }
+    if (!op.answered && op.versions.size() >= op.required && !op.wants_all()) answer_read(op);
+    if (!op.answered && op.replicas.size() - op.failed.size() < op.required) {
+        ++stats_.unavailable;
+        return fail(op, ErrorCode::unavailable,
+                    std::to_string(op.required) + " replicas required, " +
+                        std::to_string(op.failed.size()) + " of " +
+                        std::to_string(op.replicas.size()) + " failed");
+    }
+    maybe_finish_read(op);
+}
+
+void Node::maybe_finish_read(Op& op) {
+    if (op.responded() < op.replicas.size()) return;
+    if (!op.repairs_sent) send_read_repairs(op);
+    if (!op.repairs_waiting.empty()) return;
+    if (!op.answered) answer_read(op);
+    op.finished = true;
+}
+
+namespace {
+Object merge_versions(const std::map<std::string, std::optional<Object>>& versions) {
+    Object merged;
+    for (const auto& [replica, version] : versions) {
+        if (version) merged = merge(merged, *version);
+    }
+    return merged;
+}
+}  // namespace
+
+void Node::on_repair_reply(Op& op, const std::string& replica, const Status& status) {
+    if (!status.ok()) log(LogLevel::warn, "read repair of " + replica + " failed: " + status.to_string());
+    op.repairs_waiting.erase(replica);
+    maybe_finish_read(op);
+}
+
+void Node::send_read_repairs(Op& op) {
+    op.repairs_sent = true;
+    if (op.versions.size() < 2) return;
+    const Object merged = merge_versions(op.versions);
+    if (merged.empty()) return;
+    std::string bytes;
+    for (const auto& [replica, version] : op.versions) {
+        if (version && *version == merged) continue;
+        if (bytes.empty()) bytes = encode_object(merged);
+        ++stats_.read_repairs;
+        if (replica == config_.node_id) {
+            Status s = replica_merge(op.key, bytes);
+            if (!s.ok()) log(LogLevel::warn, "local read repair failed: " + s.to_string());
+        } else {
+            op.repairs_waiting.insert(replica);
+            call_peer(op, replica, proto::ReplicaMergeRequest{0, op.key, bytes});
+        }
+    }
+}
+
+void Node::answer_read(Op& op) {
+    assert(!op.answered);
+    op.answered = true;
+    const Object merged = merge_versions(op.versions);
+    proto::GetResponse resp;
+    resp.id = op.client_request_id;
+    resp.values = merged.live_values();
+    resp.code = resp.values.empty() ? ErrorCode::not_found : ErrorCode::ok;
+    if (!merged.context.empty()) resp.context = encode_context(merged.context);
+    resp.info = proto::ReplyInfo{static_cast<uint32_t>(op.replicas.size()),
+                                 static_cast<uint32_t>(op.versions.size()), false,
+                                 static_cast<uint32_t>(resp.values.size())};
+    env_.reply(op.client, std::move(resp));
+}
+
+void Node::on_write_reply(Op& op, const std::string& replica, const Status& status,
+                          const std::string& object) {
+    if (op.replicating) return;
+    if (!status.ok()) return fail(op, status.code(), status.message());
+    auto decoded = decode_object(object);
+    if (!decoded) return fail(op, ErrorCode::internal, "replica " + replica + " minted an undecodable object");
+    op.written_context = decoded->context;
+    op.sibling_count = static_cast<uint32_t>(decoded->live_count());
+    op.acked.insert(replica);
+    start_replication(op, object);
+}
+
+void Node::start_replication(Op& op, const std::string& object_bytes) {
+    op.replicating = true;
+    op.written = object_bytes;
+    bool local = false;
+    for (const auto& replica : op.replicas) {
+        if (op.acked.count(replica)) continue;
+        if (replica == config_.node_id) {
+            local = true;
+        } else {
+            call_peer(op, replica, proto::ReplicaMergeRequest{0, op.key, object_bytes});
+        }
+    }
+    if (local) {
+        on_merge_reply(op, config_.node_id, replica_merge(op.key, object_bytes));
+    } else {
+        on_merge_reply(op, {}, Status(ErrorCode::ok, ""));  // re-check: w may be 1
+    }
+}
+
+void Node::on_merge_reply(Op& op, const std::string& replica, const Status& status) {
+    if (!replica.empty()) {
+        if (status.ok()) {
+            op.acked.insert(replica);
+        } else {
+            op.failed.insert(replica);
+            log(LogLevel::warn, "replica " + replica + " refused a write: " + status.to_string());
+        }
+    }
+    if (!op.answered && op.acked.size() >= op.required) {
+        op.answered = true;
+        env_.reply(op.client,
+                   proto::WriteResponse{op.client_request_id, ErrorCode::ok, {},
+                                        encode_context(op.written_context),
+                                        proto::ReplyInfo{static_cast<uint32_t>(op.replicas.size()),
+                                                         static_cast<uint32_t>(op.acked.size()),
+                                                         false, op.sibling_count}});
+    }
+    if (!op.answered && op.replicas.size() - op.failed.size() < op.required) {
+        return fail(op, ErrorCode::unavailable,
+                    std::to_string(op.required) + " replicas required, " +
+                        std::to_string(op.failed.size()) + " of " +
+                        std::to_string(op.replicas.size()) + " refused the write");
+    }
+    if (op.acked.size() + op.failed.size() == op.replicas.size()) op.finished = true;
+}
+
+void Node::fail(Op& op, ErrorCode code, const std::string& why) {
+    op.finished = true;
+    if (op.answered) return;
+    op.answered = true;
+    if (op.kind == OpKind::read) {
+        env_.reply(op.client, proto::GetResponse{op.client_request_id, code, why, {}, {},
+                                                 proto::ReplyInfo{static_cast<uint32_t>(op.replicas.size()),
+                                                                  static_cast<uint32_t>(op.versions.size()),
+                                                                  false, 0}});
+    } else {
+        env_.reply(op.client,
+                   proto::WriteResponse{op.client_request_id, code, why, {},
+                                        proto::ReplyInfo{static_cast<uint32_t>(op.replicas.size()),
+                                                         static_cast<uint32_t>(op.acked.size()), false,
+                                                         0}});
+    }
+}
+
+void Node::expire(Op& op) {
+    if (op.answered) {
+        // Answered already; repair what we can from the replicas that did answer.
+        if (op.kind == OpKind::read && !op.repairs_sent) send_read_repairs(op);
+        op.finished = true;
+        return;
+    }
+    ++stats_.timeouts;
+    const size_t answered = op.kind == OpKind::read ? op.versions.size() : op.acked.size();
+    std::string why = std::to_string(op.required) + " replicas required, " +
+                      std::to_string(answered) + " of " + std::to_string(op.replicas.size()) +
+                      " answered before the deadline";
+    if (op.kind == OpKind::write && answered > 0) why += " (the write may be visible on those)";
+    if (op.kind == OpKind::read && op.repairs_sent && !op.repairs_waiting.empty()) {
+        why = "all replicas answered but " + std::to_string(op.repairs_waiting.size()) +
+              " did not confirm read repair before the deadline";
+    }
+    fail(op, ErrorCode::timeout, why);
+}
+
+void Node::finish(uint64_t op_id) {
+    auto it = ops_.find(op_id);
+    if (it == ops_.end()) return;
+    Op& op = *it->second;
+    for (uint64_t call : op.peer_calls) pending_.erase(call);
+    deadlines_.erase({op.deadline_at_ms, op.id});
+    ops_.erase(it);
+}
+
+// ---- membership -----------------------------------------------------------------
+
+bool Node::reachable(const std::string& id) const {
+    if (id == config_.node_id) return true;
+    auto it = peers_.find(id);
+    const uint64_t now = env_.now_ms();
+    if (it == peers_.end() || !it->second.heard) {
+        // Never heard yet: give peers the detection window after our own start.
+        return now - started_ms_ < config_.peer_down_after_ms;
+    }
+    return now - it->second.last_heard_ms <= config_.peer_down_after_ms;
+}
+
+void Node::heard_from(const std::string& peer) {
+    PeerState& p = peers_[peer];
+    p.heard = true;
+    p.last_heard_ms = env_.now_ms();
+}
+
+void Node::refresh_ring() {
+    if (ring_version_ == membership_.version() && !ring_.empty()) return;
+    std::vector<std::string> ids;
+    for (const auto& m : membership_.members()) ids.push_back(m.id);
+    ring_ = ring::Ring(std::move(ids), config_.vnodes);
+    ring_version_ = membership_.version();
+}
+
+const gossip::Member* Node::member(const std::string& id) const {
+    for (const auto& m : membership_.members()) {
+        if (m.id == id) return &m;
+    }
+    return nullptr;
+}
+
+}  // namespace kv::node

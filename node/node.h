@@ -1,0 +1,150 @@
+// The node state machine: coordinator and replica of a leaderless store
+// (Dynamo §4). Pure and single-threaded: it sees the world only through Env
+// (node/env.h), so the ZeroMQ runtime and the simulator drive the very same code.
+//
+// Every member coordinates any request. For a key, the preference list is the
+// first n distinct members clockwise on the ring (ring/ring.h).
+//  - get: read every replica, answer once r agree to answer, merge their
+//    versions; after all answered (or the deadline), read-repair the ones that
+//    were stale. At r = n the answer waits for the repair.
+//  - put/del: one replica (this node when it is one) mints the new version from
+//    the value and the client's context, then the coordinator merges that
+//    version into every other replica; success once w replicas made it durable.
+// A request that cannot meet its level fails with unavailable (too few replicas
+// reachable at the start) or timeout (deadline passed), naming how many were
+// asked and how many answered. Nothing is acknowledged before it is durable
+// (Env effects contract).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "client/protocol.h"
+#include "gossip/membership.h"
+#include "node/env.h"
+#include "node/object.h"
+#include "ring/ring.h"
+
+namespace kv::node {
+
+struct NodeConfig {
+    std::string node_id;
+    uint32_t n_replicas = 3;
+    uint32_t vnodes = ring::kDefaultVnodes;
+    uint32_t siblings_max = 100;
+    uint32_t siblings_warn = 25;  // log a warning when a key reaches this many siblings
+    uint64_t default_deadline_ms = 5000;
+    uint64_t ping_interval_ms = 1000;
+    // A peer not heard from for this long is unreachable: requests that need
+    // it fail fast instead of waiting for their deadline.
+    uint64_t peer_down_after_ms = 3000;
+    size_t requests_in_flight_max = 20000;
+};
+
+struct NodeStats {
+    uint64_t requests = 0;
+    uint64_t bad_frames = 0;
+    uint64_t read_repairs = 0;
+    uint64_t timeouts = 0;
+    uint64_t unavailable = 0;
+};
+
+class Node {
+public:
+    // `membership` must outlive the node and include config.node_id.
+    Node(NodeConfig config, Env& env, const gossip::Membership& membership);
+    ~Node();
+
+    // Loads (or on first start creates and stages) this node's actor id: a
+    // fresh one per data directory, so a node that lost its data never mints
+    // a dot it minted before.
+    Status start();
+
+    // A frame that arrived at the node's ROUTER: a client's request or a peer's.
+    void on_request(const ReplyTo& from, proto::Message message);
+    // A frame that could not be decoded; answered with an ErrorResponse.
+    void on_bad_frame(const ReplyTo& from, uint64_t request_id, const Status& why);
+    // A reply from a peer to a request this node sent it.
+    void on_peer_reply(const std::string& peer_id, proto::Message message);
+    // Expires deadlines and pings peers; call at least every ping_interval_ms / 10.
+    void tick();
+
+    const std::string& actor() const { return actor_; }
+    const NodeStats& stats() const { return stats_; }
+    size_t in_flight() const { return ops_.size(); }
+
+private:
+    struct Op;
+    struct PeerState {
+        uint64_t last_heard_ms = 0;
+        uint64_t last_ping_ms = 0;
+        bool heard = false;
+    };
+    struct PendingPeerCall {
+        uint64_t op_id = 0;
+        std::string peer;
+    };
+
+    // Client requests.
+    void handle(const ReplyTo& from, proto::GetRequest req);
+    void handle_write(const ReplyTo& from, uint64_t client_id, std::string key,
+                      std::optional<std::string> value, std::optional<std::string> context,
+                      const proto::Consistency& consistency, uint64_t deadline_ms);
+    void handle(const ReplyTo& from, const proto::LocalGetRequest& req);
+    void handle(const ReplyTo& from, const proto::StatusRequest& req);
+    // Peer requests (this node as a replica).
+    void handle(const ReplyTo& from, const proto::ReplicaReadRequest& req);
+    void handle(const ReplyTo& from, const proto::ReplicaWriteRequest& req);
+    void handle(const ReplyTo& from, const proto::ReplicaMergeRequest& req);
+    void handle(const ReplyTo& from, const proto::PingRequest& req);
+
+    // Replica operations, shared by peer requests and the local replica.
+    Result<std::optional<std::string>> replica_read(const std::string& key);
+    Result<std::string> replica_write(const std::string& key, std::optional<std::string> value,
+                                      const std::optional<std::string>& context);
+    Status replica_merge(const std::string& key, std::string_view object_bytes);
+
+    // Coordinator bookkeeping.
+    void on_read_reply(Op& op, const std::string& replica, const Status& status,
+                       const std::optional<std::string>& object);
+    void on_write_reply(Op& op, const std::string& replica, const Status& status,
+                        const std::string& object);
+    void on_merge_reply(Op& op, const std::string& replica, const Status& status);
+    void on_repair_reply(Op& op, const std::string& replica, const Status& status);
+    void start_replication(Op& op, const std::string& object_bytes);
+    void maybe_finish_read(Op& op);
+    void send_read_repairs(Op& op);
+    void answer_read(Op& op);
+    void fail(Op& op, ErrorCode code, const std::string& why);
+    void finish(uint64_t op_id);
+    uint64_t call_peer(Op& op, const std::string& peer, proto::Message request);
+    void expire(Op& op);
+
+    bool reachable(const std::string& member) const;
+    void heard_from(const std::string& peer);
+    void refresh_ring();
+    const gossip::Member* member(const std::string& id) const;
+    void log(LogLevel level, const std::string& text) { env_.log(level, text); }
+
+    NodeConfig config_;
+    Env& env_;
+    const gossip::Membership& membership_;
+    uint64_t ring_version_ = 0;
+    ring::Ring ring_;
+    std::string actor_;
+    uint64_t started_ms_ = 0;
+    uint64_t next_id_ = 1;
+    NodeStats stats_;
+
+    std::map<uint64_t, std::unique_ptr<Op>> ops_;
+    std::set<std::pair<uint64_t, uint64_t>> deadlines_;  // (deadline_ms, op id)
+    std::map<uint64_t, PendingPeerCall> pending_;        // peer request id -> op
+    std::map<std::string, PeerState> peers_;
+};
+
+}  // namespace kv::node

@@ -1,0 +1,257 @@
+#include "node/object.h"
+
+#include <algorithm>
+#include <msgpack.hpp>
+
+#include "client/protocol.h"
+
+namespace kv::node {
+
+uint64_t VersionVector::get(const std::string& actor) const {
+    auto it = entries_.find(actor);
+    return it == entries_.end() ? 0 : it->second;
+}
+
+void VersionVector::set(const std::string& actor, uint64_t counter) {
+    if (counter == 0) {
+        entries_.erase(actor);
+    } else {
+        entries_[actor] = counter;
+    }
+}
+
+bool VersionVector::descends(const VersionVector& other) const {
+    for (const auto& [actor, counter] : other.entries_) {
+        if (get(actor) < counter) return false;
+    }
+    return true;
+}
+
+void VersionVector::merge(const VersionVector& other) {
+    for (const auto& [actor, counter] : other.entries_) {
+        auto& mine = entries_[actor];
+        mine = std::max(mine, counter);
+    }
+}
+
+std::vector<std::string> Object::live_values() const {
+    std::vector<std::string> values;
+    for (const auto& s : siblings) {
+        if (s.value) values.push_back(*s.value);
+    }
+    return values;
+}
+
+size_t Object::live_count() const {
+    return static_cast<size_t>(
+        std::count_if(siblings.begin(), siblings.end(), [](const Sibling& s) { return s.value.has_value(); }));
+}
+
+size_t Object::encoded_size_bound() const {
+    // msgpack headers are at most 9 bytes per element; a dot is actor + u64.
+    size_t bytes = 16;
+    for (const auto& [actor, counter] : context.entries()) bytes += actor.size() + 20;
+    for (const auto& s : siblings) bytes += s.dot.actor.size() + 30 + (s.value ? s.value->size() : 0);
+    return bytes;
+}
+
+namespace {
+
+bool holds_dot(const Object& o, const Dot& dot) {
+    return std::binary_search(o.siblings.begin(), o.siblings.end(), Sibling{dot, std::nullopt},
+                              [](const Sibling& x, const Sibling& y) { return x.dot < y.dot; });
+}
+
+// Siblings of `from` that `other` has not seen superseded.
+void keep_survivors(const Object& from, const Object& other, std::vector<Sibling>& out) {
+    for (const auto& s : from.siblings) {
+        if (!other.context.covers(s.dot) || holds_dot(other, s.dot)) out.push_back(s);
+    }
+}
+
+void sort_unique(std::vector<Sibling>& siblings) {
+    std::stable_sort(siblings.begin(), siblings.end(),
+                     [](const Sibling& x, const Sibling& y) { return x.dot < y.dot; });
+    siblings.erase(std::unique(siblings.begin(), siblings.end(),
+                               [](const Sibling& x, const Sibling& y) { return x.dot == y.dot; }),
+                   siblings.end());
+}
+
+}  // namespace
+
+Object merge(const Object& a, const Object& b) {
+    Object out;
+    out.context = a.context;
+    out.context.merge(b.context);
+    out.siblings.reserve(a.siblings.size() + b.siblings.size());
+    keep_survivors(a, b, out.siblings);
+    keep_survivors(b, a, out.siblings);
+    sort_unique(out.siblings);
+    return out;
+}
+
+Result<Object> update(const Object& local, const VersionVector& seen, const std::string& actor,
+                      std::optional<std::string> value, size_t siblings_max,
+                      size_t object_bytes_max) {
+    Object out;
+    for (const auto& s : local.siblings) {
+        if (!seen.covers(s.dot)) out.siblings.push_back(s);
+    }
+    out.context = local.context;
+    out.context.merge(seen);
+    // One past anything this actor ever minted for the key, even if `seen`
+    // claims more: dots must stay unique per actor.
+    const uint64_t counter = std::max(local.context.get(actor), seen.get(actor)) + 1;
+    out.context.set(actor, counter);
+    out.siblings.push_back(Sibling{Dot{actor, counter}, std::move(value)});
+    sort_unique(out.siblings);
+    if (out.siblings.size() > siblings_max) {
+        return Status(ErrorCode::sibling_limit,
+                      "the write would leave " + std::to_string(out.siblings.size()) +
+                          " siblings, more than the limit of " + std::to_string(siblings_max) +
+                          "; read the key and write with its context to resolve them");
+    }
+    if (out.encoded_size_bound() > object_bytes_max) {
+        return Status(ErrorCode::object_too_large,
+                      "the key's siblings would exceed " + std::to_string(object_bytes_max) +
+                          " bytes; resolve siblings by writing with the context");
+    }
+    return out;
+}
+
+namespace {
+
+void pack_vv(msgpack::packer<msgpack::sbuffer>& pk, const VersionVector& vv) {
+    pk.pack_array(static_cast<uint32_t>(vv.entries().size()));
+    for (const auto& [actor, counter] : vv.entries()) {
+        pk.pack_array(2);
+        pk.pack_str(static_cast<uint32_t>(actor.size()));
+        pk.pack_str_body(actor.data(), static_cast<uint32_t>(actor.size()));
+        pk.pack_uint64(counter);
+    }
+}
+
+// Limits for decoding node-made encodings, which still arrive over the network.
+constexpr size_t kActorsMax = 1024;
+constexpr size_t kActorBytesMax = proto::kIdBytesMax;
+
+msgpack::unpack_limit decode_limits() {
+    return msgpack::unpack_limit(/*array=*/std::max(kActorsMax, size_t{1024}), /*map=*/16,
+                                 /*str=*/kActorBytesMax, /*bin=*/proto::kValueBytesMax,
+                                 /*ext=*/0, /*depth=*/5);
+}
+
+bool read_str(const msgpack::object& o, std::string& out) {
+    if (o.type != msgpack::type::STR) return false;
+    out.assign(o.via.str.ptr, o.via.str.size);
+    return true;
+}
+
+bool read_vv(const msgpack::object& o, VersionVector& vv) {
+    if (o.type != msgpack::type::ARRAY || o.via.array.size > kActorsMax) return false;
+    std::string prev;
+    for (uint32_t i = 0; i < o.via.array.size; ++i) {
+        const auto& e = o.via.array.ptr[i];
+        if (e.type != msgpack::type::ARRAY || e.via.array.size != 2) return false;
+        std::string actor;
+        if (!read_str(e.via.array.ptr[0], actor) || actor.empty()) return false;
+        if (e.via.array.ptr[1].type != msgpack::type::POSITIVE_INTEGER) return false;
+        const uint64_t counter = e.via.array.ptr[1].via.u64;
+        if (counter == 0 || (i > 0 && actor <= prev)) return false;  // canonical: sorted, unique
+        vv.set(actor, counter);
+        prev = std::move(actor);
+    }
+    return true;
+}
+
+Result<msgpack::object_handle> unpack_all(std::string_view bytes) {
+    try {
+        std::size_t offset = 0;
+        auto handle = msgpack::unpack(bytes.data(), bytes.size(), offset, nullptr, nullptr,
+                                      decode_limits());
+        if (offset != bytes.size()) return Status(ErrorCode::bad_request, "trailing bytes");
+        return handle;
+    } catch (const std::exception& e) {
+        return Status(ErrorCode::bad_request, std::string("undecodable: ") + e.what());
+    }
+}
+
+}  // namespace
+
+std::string encode_object(const Object& object) {
+    msgpack::sbuffer buf;
+    msgpack::packer<msgpack::sbuffer> pk(buf);
+    pk.pack_array(2);
+    pack_vv(pk, object.context);
+    pk.pack_array(static_cast<uint32_t>(object.siblings.size()));
+    for (const auto& s : object.siblings) {
+        pk.pack_array(3);
+        pk.pack_str(static_cast<uint32_t>(s.dot.actor.size()));
+        pk.pack_str_body(s.dot.actor.data(), static_cast<uint32_t>(s.dot.actor.size()));
+        pk.pack_uint64(s.dot.counter);
+        if (s.value) {
+            pk.pack_bin(static_cast<uint32_t>(s.value->size()));
+            pk.pack_bin_body(s.value->data(), static_cast<uint32_t>(s.value->size()));
+        } else {
+            pk.pack_nil();
+        }
+    }
+    return std::string(buf.data(), buf.size());
+}
+
+Result<Object> decode_object(std::string_view bytes) {
+    if (bytes.size() > proto::kObjectBytesMax) {
+        return Status(ErrorCode::object_too_large, "object exceeds its size limit");
+    }
+    auto handle = unpack_all(bytes);
+    if (!handle) return handle.status();
+    const msgpack::object& root = handle->get();
+    const Status bad(ErrorCode::bad_request, "malformed object");
+    if (root.type != msgpack::type::ARRAY || root.via.array.size != 2) return bad;
+    Object out;
+    if (!read_vv(root.via.array.ptr[0], out.context)) return bad;
+    const auto& sibs = root.via.array.ptr[1];
+    if (sibs.type != msgpack::type::ARRAY) return bad;
+    for (uint32_t i = 0; i < sibs.via.array.size; ++i) {
+        const auto& e = sibs.via.array.ptr[i];
+        if (e.type != msgpack::type::ARRAY || e.via.array.size != 3) return bad;
+        Sibling s;
+        if (!read_str(e.via.array.ptr[0], s.dot.actor) || s.dot.actor.empty()) return bad;
+        if (e.via.array.ptr[1].type != msgpack::type::POSITIVE_INTEGER) return bad;
+        s.dot.counter = e.via.array.ptr[1].via.u64;
+        const auto& v = e.via.array.ptr[2];
+        if (v.type == msgpack::type::BIN) {
+            s.value.emplace(v.via.bin.ptr, v.via.bin.size);
+        } else if (v.type != msgpack::type::NIL) {
+            return bad;
+        }
+        // Counters start at 1: a zero dot is "covered" by every context, so a
+        // merge with any other object would silently drop it.
+        if (s.dot.counter == 0 || !out.context.covers(s.dot)) return bad;
+        if (!out.siblings.empty() && !(out.siblings.back().dot < s.dot)) return bad;
+        out.siblings.push_back(std::move(s));
+    }
+    return out;
+}
+
+std::string encode_context(const VersionVector& context) {
+    msgpack::sbuffer buf;
+    msgpack::packer<msgpack::sbuffer> pk(buf);
+    pack_vv(pk, context);
+    return std::string(buf.data(), buf.size());
+}
+
+Result<VersionVector> decode_context(std::string_view bytes) {
+    if (bytes.size() > proto::kContextBytesMax) {
+        return Status(ErrorCode::bad_context, "context exceeds its size limit");
+    }
+    auto handle = unpack_all(bytes);
+    VersionVector vv;
+    if (!handle || !read_vv(handle->get(), vv)) {
+        return Status(ErrorCode::bad_context,
+                      "the context is not one this store issued; pass back the context a get returned");
+    }
+    return vv;
+}
+
+}  // namespace kv::node

@@ -1,0 +1,93 @@
+// Versioned objects: dotted version vectors (Preguiça et al., "Dotted Version
+// Vectors", 2010; Riak 2.0's dvvset). A stored key holds a set of siblings, each
+// stamped with the dot (actor, counter) of the write that made it, and one causal
+// context: a version vector that covers every dot the object has seen.
+//
+// Invariants of a well-formed Object:
+//  - every sibling's dot is covered by the context;
+//  - siblings are sorted by dot and no two share a dot;
+//  - a dot covered by the context but absent from the siblings was superseded.
+// Only replicas mint dots (update), always one past what their own stored copy
+// has seen from their actor, so a dot never names two different writes.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "client/status.h"
+
+namespace kv::node {
+
+struct Dot {
+    std::string actor;
+    uint64_t counter = 0;
+    auto operator<=>(const Dot&) const = default;
+};
+
+// actor -> highest counter seen. std::map keeps encoding and iteration deterministic.
+class VersionVector {
+public:
+    uint64_t get(const std::string& actor) const;
+    void set(const std::string& actor, uint64_t counter);
+    bool covers(const Dot& dot) const { return get(dot.actor) >= dot.counter; }
+    // True when this has seen everything `other` has seen.
+    bool descends(const VersionVector& other) const;
+    // Pointwise maximum.
+    void merge(const VersionVector& other);
+    const std::map<std::string, uint64_t>& entries() const { return entries_; }
+    bool empty() const { return entries_.empty(); }
+    bool operator==(const VersionVector&) const = default;
+
+private:
+    std::map<std::string, uint64_t> entries_;
+};
+
+struct Sibling {
+    Dot dot;
+    std::optional<std::string> value;  // nullopt: a tombstone (a delete)
+    bool operator==(const Sibling&) const = default;
+};
+
+struct Object {
+    VersionVector context;
+    std::vector<Sibling> siblings;
+    bool operator==(const Object&) const = default;
+
+    bool empty() const { return siblings.empty() && context.empty(); }
+    // Live (non-tombstone) values, in dot order.
+    std::vector<std::string> live_values() const;
+    size_t live_count() const;
+    // Siblings' bytes plus encoding overhead, as encode_object would produce
+    // (an upper bound, for limit checks before encoding).
+    size_t encoded_size_bound() const;
+};
+
+// The union of what two replicas know: commutative, associative, idempotent.
+// A sibling survives unless the other side's context covers its dot and the
+// other side no longer holds it (then the other side saw it superseded).
+Object merge(const Object& a, const Object& b);
+
+// A write at a replica whose actor id is `actor`: the new sibling (value, or a
+// tombstone when value is nullopt) supersedes exactly the siblings whose dots
+// `seen` covers; the others stay as concurrent siblings. Fails with
+// sibling_limit when more than `siblings_max` siblings would remain, and with
+// object_too_large when the object would exceed `object_bytes_max`.
+Result<Object> update(const Object& local, const VersionVector& seen, const std::string& actor,
+                      std::optional<std::string> value, size_t siblings_max,
+                      size_t object_bytes_max);
+
+// True when `a` and `b` hold exactly the same versions (same siblings, same context).
+inline bool same_versions(const Object& a, const Object& b) { return a == b; }
+
+// Binary encodings (msgpack). Decoders validate the invariants above and treat
+// input as hostile; a violation is bad_request / bad_context.
+std::string encode_object(const Object& object);
+Result<Object> decode_object(std::string_view bytes);
+std::string encode_context(const VersionVector& context);
+Result<VersionVector> decode_context(std::string_view bytes);
+
+}  // namespace kv::node

@@ -1,0 +1,83 @@
+// Durable storage of a node, behind an interface with two implementations:
+// LmdbStore (kvnode) and MemoryStore (the simulator and fast tests). Keys and
+// values are opaque bytes; the node encodes objects above this layer. A key is
+// 1 or more bytes (the protocol caps user keys at 1024; the store has no cap of
+// its own); a value may be empty.
+//
+// Thread-safety: a Store is used by one thread (the node's event loop).
+// Durability: when write() returns ok, the whole batch survives a crash of the
+// process (and, with sync on, of the machine); when it fails, none of it is applied.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "client/status.h"
+
+namespace kv::node {
+
+// Separate keyspaces, so user keys never collide with the node's own records.
+enum class Space : uint8_t { data = 0, meta = 1, hints = 2 };
+constexpr size_t kSpaceCount = 3;
+
+struct StoreWrite {
+    Space space = Space::data;
+    std::string key;
+    std::optional<std::string> value;  // nullopt: erase the key
+};
+
+// Keys that differ within their first this many bytes (or of at most this many
+// bytes) are visited by scan() in byte order by every implementation.
+constexpr size_t kStoreOrderedPrefixBytes = 502;
+
+class Store {
+  public:
+    virtual ~Store() = default;
+
+    // The value of a key, or nullopt when absent.
+    virtual Result<std::optional<std::string>> get(Space space, std::string_view key) const = 0;
+
+    // Applies every write of the batch in one atomic, durable transaction. Later
+    // writes of a batch to the same key win. Errors: invalid_argument (an empty
+    // key; nothing applied), storage_error (the commit failed; nothing applied,
+    // the store stays usable).
+    virtual Status write(const std::vector<StoreWrite>& batch) = 0;
+
+    // Visits keys at or after `from` in store order until `visit` returns false or
+    // `limit` keys were visited. The views passed to `visit` die when it returns,
+    // and `visit` must not write() to this store.
+    //
+    // Store order is byte order, with one LmdbStore exception: keys longer than
+    // kStoreOrderedPrefixBytes that share their first kStoreOrderedPrefixBytes bytes
+    // may be ordered among themselves by a hash when one of them is too long for an
+    // LMDB key (see store_lmdb.cpp). Every key has one stable position, so paging is
+    // exact if it resumes with `from` = the last key visited (skipping that key);
+    // resuming from a byte-order successor (last + '\0') is exact only for keys of
+    // at most kStoreOrderedPrefixBytes bytes.
+    virtual Status scan(
+        Space space, std::string_view from, size_t limit,
+        const std::function<bool(std::string_view key, std::string_view value)>& visit) const = 0;
+
+    // Number of keys in a space.
+    virtual Result<uint64_t> count(Space space) const = 0;
+};
+
+// Everything written is "durable": the simulator keeps a MemoryStore across a
+// simulated crash of its node, which loses only what was never written.
+std::unique_ptr<Store> make_memory_store();
+
+struct LmdbOptions {
+    std::string dir;                        // created if missing
+    uint64_t map_size_bytes = 64ULL << 30;  // address space reserved, not disk used
+    bool sync = true;                       // fsync on every commit (MDB_NOSYNC off)
+};
+
+// Opens (creating if needed) an LMDB environment in options.dir.
+Result<std::unique_ptr<Store>> open_lmdb_store(const LmdbOptions& options);
+
+}  // namespace kv::node

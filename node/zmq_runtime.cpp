@@ -1,0 +1,294 @@
+#include "node/zmq_runtime.h"
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <map>
+#include <random>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "node/buffered_env.h"
+
+namespace kv::node {
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+extern "C" void on_stop_signal(int) { g_stop.store(true); }
+
+void install_signal_handlers() {
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;  // no SA_RESTART: let the poll return EINTR
+    sigaction(SIGTERM, &sa, nullptr);
+    sigaction(SIGINT, &sa, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+const char* level_word(LogLevel level) {
+    switch (level) {
+        case LogLevel::debug: return "debug";
+        case LogLevel::info: return "info";
+        case LogLevel::warn: return "warn";
+        case LogLevel::error: return "error";
+    }
+    return "?";
+}
+
+// Clock, randomness and logging of a real process.
+class ProcessEnv final : public BufferedEnv {
+public:
+    ProcessEnv(Store& store, std::string node_id, LogLevel min_level)
+        : BufferedEnv(store),
+          node_id_(std::move(node_id)),
+          min_level_(min_level),
+          start_(std::chrono::steady_clock::now()),
+          rng_(std::random_device{}()) {}
+
+    uint64_t now_ms() override {
+        // Offset by 1 s so that 0 never means "now" in the node's bookkeeping.
+        return 1000 + static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                std::chrono::steady_clock::now() - start_)
+                                                .count());
+    }
+    uint64_t random_u64() override { return rng_(); }
+    void log(LogLevel level, std::string_view text) override { write_log(level, text); }
+
+    void write_log(LogLevel level, std::string_view text) {
+        if (level < min_level_) return;
+        const auto now = std::chrono::system_clock::now();
+        const std::time_t secs = std::chrono::system_clock::to_time_t(now);
+        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+        std::tm tm{};
+        gmtime_r(&secs, &tm);
+        char stamp[32];
+        std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+        std::fprintf(stderr, "%s.%03dZ %-5s %s: %.*s\n", stamp, static_cast<int>(ms), level_word(level),
+                     node_id_.c_str(), static_cast<int>(text.size()), text.data());
+    }
+
+private:
+    std::string node_id_;
+    LogLevel min_level_;
+    std::chrono::steady_clock::time_point start_;
+    std::mt19937_64 rng_;
+};
+
+constexpr int64_t kMaxMsgSizeBytes = int64_t{64} * 1024 * 1024;  // beyond this ZeroMQ drops the connection
+constexpr int kHighWaterMark = 100000;
+constexpr uint64_t kTickIntervalMs = 10;
+
+class Runtime {
+public:
+    Runtime(const RuntimeConfig& config, Store& store)
+        : config_(config),
+          env_(store, config.node.node_id, config.log_level),
+          membership_(config.members),
+          node_(config.node, env_, membership_),
+          router_(ctx_, zmq::socket_type::router) {}
+
+    int run() {
+        try {
+            open_sockets();
+        } catch (const zmq::error_t& e) {
+            env_.write_log(LogLevel::error, std::string("cannot listen on ") + config_.listen + ": " + e.what());
+            return 1;
+        }
+        Status started = node_.start();
+        if (!started.ok() || !flush()) {
+            env_.write_log(LogLevel::error, "cannot start: " + started.to_string());
+            return 1;
+        }
+        env_.write_log(LogLevel::info, "listening on " + config_.listen + ", data in " + config_.data_dir);
+        uint64_t next_tick_ms = 0;
+        while (!g_stop.load()) {
+            poll_once(kTickIntervalMs);
+            handle_batch();
+            const uint64_t now = env_.now_ms();
+            if (now >= next_tick_ms) {
+                node_.tick();
+                next_tick_ms = now + kTickIntervalMs;
+            }
+            if (!flush()) continue;
+        }
+        env_.write_log(LogLevel::info, "stopping: signal received");
+        flush();
+        router_.set(zmq::sockopt::linger, 200);
+        env_.write_log(LogLevel::info, "stopped");
+        return 0;
+    }
+
+private:
+    void open_sockets() {
+        router_.set(zmq::sockopt::maxmsgsize, kMaxMsgSizeBytes);
+        router_.set(zmq::sockopt::sndhwm, kHighWaterMark);
+        router_.set(zmq::sockopt::rcvhwm, kHighWaterMark);
+        router_.set(zmq::sockopt::linger, 0);
+        router_.bind(config_.listen);
+        for (const auto& m : config_.members) {
+            if (m.id == config_.node.node_id) continue;
+            zmq::socket_t dealer(ctx_, zmq::socket_type::dealer);
+            dealer.set(zmq::sockopt::linger, 0);
+            // Without a live connection, drop instead of queueing: the node's
+            // deadlines and failure detection deal with absent peers.
+            dealer.set(zmq::sockopt::immediate, 1);
+            dealer.set(zmq::sockopt::sndhwm, kHighWaterMark);
+            dealer.set(zmq::sockopt::rcvhwm, kHighWaterMark);
+            dealer.set(zmq::sockopt::maxmsgsize, kMaxMsgSizeBytes);
+            dealer.set(zmq::sockopt::reconnect_ivl, 100);
+            dealer.set(zmq::sockopt::reconnect_ivl_max, 1000);
+            dealer.connect(m.endpoint);
+            peer_ids_.push_back(m.id);
+            dealers_.emplace(m.id, std::move(dealer));
+        }
+        items_.push_back(zmq::pollitem_t{router_.handle(), 0, ZMQ_POLLIN, 0});
+        for (const auto& id : peer_ids_) {
+            items_.push_back(zmq::pollitem_t{dealers_.at(id).handle(), 0, ZMQ_POLLIN, 0});
+        }
+    }
+
+    void poll_once(uint64_t timeout_ms) {
+        try {
+            zmq::poll(items_, std::chrono::milliseconds(timeout_ms));
+        } catch (const zmq::error_t& e) {
+            if (e.num() != EINTR) env_.write_log(LogLevel::error, std::string("poll: ") + e.what());
+        }
+    }
+
+    // Reads up to batch_messages_max ready messages from all sockets.
+    void handle_batch() {
+        uint32_t handled = 0;
+        bool progress = true;
+        while (progress && handled < config_.batch_messages_max) {
+            progress = false;
+            if (recv_from_router()) {
+                ++handled;
+                progress = true;
+            }
+            for (const auto& id : peer_ids_) {
+                if (recv_from_peer(id)) {
+                    ++handled;
+                    progress = true;
+                }
+            }
+        }
+    }
+
+    bool recv_from_router() {
+        parts_.clear();
+        std::optional<size_t> got;
+        try {
+            got = zmq::recv_multipart(router_, std::back_inserter(parts_), zmq::recv_flags::dontwait);
+        } catch (const zmq::error_t& e) {
+            env_.write_log(LogLevel::warn, std::string("receive: ") + e.what());
+            return false;
+        }
+        if (!got || parts_.empty()) return false;
+        ReplyTo from{parts_[0].to_string()};
+        if (parts_.size() != 2) {
+            node_.on_bad_frame(from, 0,
+                               Status(ErrorCode::bad_request,
+                                      "a request must be exactly one frame, got " +
+                                          std::to_string(parts_.size() - 1)));
+            return true;
+        }
+        uint64_t id = 0;
+        auto decoded = proto::decode(parts_[1].to_string_view(), &id);
+        if (!decoded) {
+            node_.on_bad_frame(from, id, decoded.status());
+        } else {
+            node_.on_request(from, std::move(decoded.value()));
+        }
+        return true;
+    }
+
+    bool recv_from_peer(const std::string& peer_id) {
+        zmq::message_t frame;
+        std::optional<size_t> got;
+        try {
+            got = dealers_.at(peer_id).recv(frame, zmq::recv_flags::dontwait);
+        } catch (const zmq::error_t& e) {
+            return false;
+        }
+        if (!got) return false;
+        while (frame.more()) {  // a peer never sends more than one frame; drain junk
+            zmq::message_t rest;
+            if (!dealers_.at(peer_id).recv(rest, zmq::recv_flags::dontwait)) break;
+            if (!rest.more()) return true;
+        }
+        auto decoded = proto::decode(frame.to_string_view());
+        if (!decoded) {
+            env_.write_log(LogLevel::warn, "undecodable reply from " + peer_id + ": " + decoded.status().to_string());
+            return true;
+        }
+        node_.on_peer_reply(peer_id, std::move(decoded.value()));
+        return true;
+    }
+
+    // Commits staged writes, then sends what depended on them. False when the
+    // commit failed (its messages are dropped).
+    bool flush() {
+        if (!env_.has_pending()) return true;
+        auto out = env_.commit();
+        if (!out) {
+            env_.write_log(LogLevel::error, "store commit failed, dropping the batch's replies: " +
+                                                out.status().to_string());
+            return false;
+        }
+        for (auto& o : out.value()) deliver(o);
+        return true;
+    }
+
+    void deliver(Outgoing& o) {
+        const std::string payload = proto::encode(o.message);
+        try {
+            if (o.to_peer) {
+                auto it = dealers_.find(o.peer_id);
+                if (it == dealers_.end()) return;
+                (void)it->second.send(zmq::buffer(payload), zmq::send_flags::dontwait);
+            } else {
+                if (!router_.send(zmq::buffer(o.reply_to.route), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) return;
+                (void)router_.send(zmq::buffer(payload), zmq::send_flags::dontwait);
+            }
+        } catch (const zmq::error_t& e) {
+            env_.write_log(LogLevel::warn, std::string("send: ") + e.what());
+        }
+    }
+
+    const RuntimeConfig& config_;
+    ProcessEnv env_;
+    gossip::StaticMembership membership_;
+    Node node_;
+    zmq::context_t ctx_{1};
+    zmq::socket_t router_;
+    std::map<std::string, zmq::socket_t> dealers_;
+    std::vector<std::string> peer_ids_;
+    std::vector<zmq::pollitem_t> items_;
+    std::vector<zmq::message_t> parts_;
+};
+
+}  // namespace
+
+int run_node(const RuntimeConfig& config) {
+    install_signal_handlers();
+    LmdbOptions options;
+    options.dir = config.data_dir;
+    options.sync = config.sync;
+    options.map_size_bytes = config.map_size_mb << 20;
+    auto store = open_lmdb_store(options);
+    if (!store) {
+        std::fprintf(stderr, "kvnode: cannot open store in %s: %s\n", config.data_dir.c_str(),
+                     store.status().to_string().c_str());
+        return 1;
+    }
+    Runtime runtime(config, *store.value());
+    return runtime.run();
+}
+
+}  // namespace kv::node
