@@ -537,6 +537,7 @@ void Node::answer_read(Op& op) {
     resp.id = op.client_request_id;
     resp.values = merged.live_values();
     resp.code = resp.values.empty() ? ErrorCode::not_found : ErrorCode::ok;
+    if (resp.values.empty()) resp.message = merged.empty() ? "no such key" : "the key was deleted";
     if (!merged.context.empty()) resp.context = encode_context(merged.context);
     resp.info = proto::ReplyInfo{static_cast<uint32_t>(op.replicas.size()),
                                  static_cast<uint32_t>(op.versions.size()), false,

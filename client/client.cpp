@@ -1,0 +1,518 @@
+#include "client/client.h"
+
+#include <algorithm>
+#include <cassert>
+#include <chrono>
+#include <deque>
+#include <map>
+#include <set>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <zmq.hpp>
+
+namespace kv::client {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Completion = std::function<void(Result<proto::Message>)>;
+
+// Bounds the work of one poll() so a flood of replies cannot starve expiry.
+constexpr size_t kReceiveBatchMax = 4096;
+
+Status connection_error(std::string message) {
+    return Status(ErrorCode::connection, std::move(message));
+}
+
+// A node must never report an error with code ok; treat one as a node bug.
+Status node_error(ErrorCode code, const std::string& message) {
+    if (code == ErrorCode::ok) return Status(ErrorCode::internal, "error reply with code ok");
+    return Status(code, message.empty() ? std::string(error_name(code)) : message);
+}
+
+Status unexpected_reply(const proto::Message& m) {
+    return Status(ErrorCode::internal,
+                  "unexpected reply type '" + std::string(proto::type_name(m)) + "'");
+}
+
+Result<GetResult> to_get_result(Result<proto::Message> r) {
+    if (!r) return r.status();
+    auto* g = std::get_if<proto::GetResponse>(&r.value());
+    if (g == nullptr) return unexpected_reply(r.value());
+    if (g->code != ErrorCode::ok) return node_error(g->code, g->message);
+    return GetResult{std::move(g->values), std::move(g->context), g->info};
+}
+
+Result<WriteResult> to_write_result(Result<proto::Message> r) {
+    if (!r) return r.status();
+    auto* w = std::get_if<proto::WriteResponse>(&r.value());
+    if (w == nullptr) return unexpected_reply(r.value());
+    if (w->code != ErrorCode::ok) return node_error(w->code, w->message);
+    return WriteResult{std::move(w->context), w->info};
+}
+
+Result<proto::StatusResponse> to_status_result(Result<proto::Message> r) {
+    if (!r) return r.status();
+    auto* s = std::get_if<proto::StatusResponse>(&r.value());
+    if (s == nullptr) return unexpected_reply(r.value());
+    return std::move(*s);
+}
+
+bool looks_like_endpoint(const std::string& endpoint) {
+    auto scheme_end = endpoint.find("://");
+    return scheme_end != std::string::npos && scheme_end > 0 && scheme_end + 3 < endpoint.size() &&
+           endpoint.size() <= proto::kIdBytesMax;
+}
+
+}  // namespace
+
+struct AsyncClient::Impl {
+    struct Pending {
+        std::string frame;  // encoded once; a retried read resends it unchanged
+        Completion done;
+        size_t endpoint = 0;
+        size_t endpoints_tried = 1;
+        bool sent = false;
+        bool may_move = true;   // false for local_get (node-specific)
+        bool retryable = true;  // a read: may be resent after no answer
+        uint64_t reply_wait_ms = 0;
+        Clock::time_point expires_at;
+    };
+
+    struct Endpoint {
+        std::string address;
+        std::optional<zmq::socket_t> socket;  // connected lazily
+        std::deque<uint64_t> unsent;          // FIFO, so pipelined order is kept
+    };
+
+    zmq::context_t context{1};
+    ClientOptions options;
+    std::vector<Endpoint> endpoints;
+    size_t current = 0;
+    uint64_t next_id = 1;
+    uint64_t stale_replies = 0;
+    std::map<uint64_t, Pending> pending;
+    std::set<std::pair<Clock::time_point, uint64_t>> expiries;
+    // Completed requests whose callbacks run at the end of the next poll().
+    std::deque<std::function<void()>> ready;
+
+    // ---- sockets ----------------------------------------------------------
+
+    bool ensure_socket(size_t index) {
+        Endpoint& e = endpoints[index];
+        if (e.socket) return true;
+        try {
+            zmq::socket_t s(context, zmq::socket_type::dealer);
+            s.set(zmq::sockopt::linger, 0);
+            s.set(zmq::sockopt::sndhwm, options.send_hwm_messages);
+            // Without IMMEDIATE a send to a node that is down would sit in a
+            // queue forever instead of failing over.
+            s.set(zmq::sockopt::immediate, 1);
+            s.set(zmq::sockopt::reconnect_ivl, options.reconnect_ivl_ms);
+            s.set(zmq::sockopt::reconnect_ivl_max, options.reconnect_ivl_ms);
+            s.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(proto::kFrameBytesMax));
+            s.connect(e.address);
+            e.socket = std::move(s);
+            return true;
+        } catch (const zmq::error_t&) {
+            return false;
+        }
+    }
+
+    // ---- bookkeeping -------------------------------------------------------
+
+    void schedule(uint64_t id, Pending& p, Clock::time_point at) {
+        expiries.erase({p.expires_at, id});
+        p.expires_at = at;
+        expiries.insert({at, id});
+    }
+
+    // Removes the request and queues its callback; callbacks never run inside
+    // submit_*, so callers need not be reentrant.
+    void complete(uint64_t id, Result<proto::Message> result) {
+        auto it = pending.find(id);
+        assert(it != pending.end());
+        Pending& p = it->second;
+        expiries.erase({p.expires_at, id});
+        if (!p.sent) {
+            auto& q = endpoints[p.endpoint].unsent;
+            q.erase(std::remove(q.begin(), q.end(), id), q.end());
+        }
+        ready.push_back(
+            [done = std::move(p.done), r = std::move(result)]() mutable { done(std::move(r)); });
+        pending.erase(it);
+    }
+
+    uint64_t fail_now(Completion done, Status error) {
+        uint64_t id = next_id++;
+        ready.push_back([done = std::move(done), e = std::move(error)]() mutable { done(e); });
+        return id;
+    }
+
+    uint64_t wait_ms_for(uint64_t deadline_ms) const {
+        uint64_t node_ms = deadline_ms == 0 ? options.node_default_deadline_ms : deadline_ms;
+        return node_ms + options.local_margin_ms;
+    }
+
+    uint64_t submit(const proto::Message& request, uint64_t id, uint64_t reply_wait_ms,
+                    bool is_read, bool may_move, Completion done) {
+        if (pending.size() >= options.in_flight_max) {
+            return fail_now(
+                std::move(done),
+                Status(ErrorCode::overloaded, "client in-flight limit reached (" +
+                                                  std::to_string(options.in_flight_max) + ")"));
+        }
+        Pending p;
+        p.frame = proto::encode(request);
+        p.done = std::move(done);
+        p.endpoint = current;
+        p.retryable = is_read;
+        p.may_move = may_move;
+        p.reply_wait_ms = reply_wait_ms;
+        auto [it, inserted] = pending.emplace(id, std::move(p));
+        assert(inserted);
+        enqueue(id, it->second, current);
+        return id;
+    }
+
+    void enqueue(uint64_t id, Pending& p, size_t index) {
+        p.endpoint = index;
+        p.sent = false;
+        schedule(id, p, Clock::now() + std::chrono::milliseconds(options.connect_timeout_ms));
+        ensure_socket(index);  // on failure the request waits and then expires
+        endpoints[index].unsent.push_back(id);
+        flush(index);
+    }
+
+    // Hands queued frames to ZeroMQ until it pushes back (not connected, or
+    // the high-water mark is reached).
+    void flush(size_t index) {
+        Endpoint& e = endpoints[index];
+        if (!e.socket) return;
+        while (!e.unsent.empty()) {
+            uint64_t id = e.unsent.front();
+            Pending& p = pending.at(id);
+            try {
+                auto sent = e.socket->send(zmq::buffer(p.frame), zmq::send_flags::dontwait);
+                if (!sent) return;
+            } catch (const zmq::error_t& err) {
+                complete(id, connection_error("send to " + e.address + ": " + err.what()));
+                continue;
+            }
+            e.unsent.pop_front();
+            p.sent = true;
+            schedule(id, p, Clock::now() + std::chrono::milliseconds(p.reply_wait_ms));
+        }
+    }
+
+    // Later requests go to the next endpoint; a no-op when another failure
+    // already moved on, so N concurrent timeouts advance only once.
+    void note_unresponsive(size_t index) {
+        if (current == index) current = (current + 1) % endpoints.size();
+    }
+
+    // ---- replies -----------------------------------------------------------
+
+    void on_frame(std::string_view frame) {
+        uint64_t id = 0;
+        auto decoded = proto::decode(frame, &id);
+        if (!decoded) {
+            if (id != 0 && pending.count(id) != 0) {
+                complete(id, Status(decoded.status().code(),
+                                    "undecodable reply: " + decoded.status().message()));
+            } else {
+                ++stale_replies;
+            }
+            return;
+        }
+        id = proto::request_id(decoded.value());
+        if (pending.count(id) == 0) {
+            ++stale_replies;  // answered after a timeout or failover
+            return;
+        }
+        if (auto* e = std::get_if<proto::ErrorResponse>(&decoded.value())) {
+            complete(id, node_error(e->code, e->message));
+            return;
+        }
+        complete(id, std::move(decoded));
+    }
+
+    void receive_all(Endpoint& e) {
+        for (size_t i = 0; i < kReceiveBatchMax; ++i) {
+            zmq::message_t part;
+            std::string last_part;
+            try {
+                if (!e.socket->recv(part, zmq::recv_flags::dontwait)) return;
+                // A node should send one frame; tolerate a delimiter-framed
+                // reply by using its last part.
+                while (part.more()) {
+                    if (!e.socket->recv(part, zmq::recv_flags::none)) return;
+                }
+            } catch (const zmq::error_t&) {
+                return;
+            }
+            on_frame(part.to_string_view());
+        }
+    }
+
+    // ---- expiry ------------------------------------------------------------
+
+    void expire(uint64_t id) {
+        Pending& p = pending.at(id);
+        const std::string& address = endpoints[p.endpoint].address;
+        note_unresponsive(p.endpoint);
+        bool others_left = p.endpoints_tried < endpoints.size();
+        if (!p.sent) {
+            auto& q = endpoints[p.endpoint].unsent;
+            q.erase(std::remove(q.begin(), q.end(), id), q.end());
+            // Never handed to a node, so moving it cannot duplicate a write.
+            if (p.may_move && others_left) return move_on(id, p);
+            p.sent = true;  // already removed from the queue
+            complete(id, connection_error("could not send to " + address + " within " +
+                                          std::to_string(options.connect_timeout_ms) + " ms"));
+            return;
+        }
+        if (p.retryable && p.may_move && others_left) return move_on(id, p);
+        complete(id, Status(ErrorCode::timeout, "no reply from " + address + " within " +
+                                                    std::to_string(p.reply_wait_ms) + " ms"));
+    }
+
+    void move_on(uint64_t id, Pending& p) {
+        size_t next = (p.endpoint + 1) % endpoints.size();
+        ++p.endpoints_tried;
+        enqueue(id, p, next);
+    }
+
+    void expire_due(Clock::time_point now) {
+        while (!expiries.empty() && expiries.begin()->first <= now) {
+            expire(expiries.begin()->second);
+        }
+    }
+
+    // ---- the loop ----------------------------------------------------------
+
+    int wait_ms(int timeout_ms) const {
+        if (!ready.empty()) return 0;
+        if (expiries.empty()) return timeout_ms;
+        auto until = std::chrono::duration_cast<std::chrono::milliseconds>(expiries.begin()->first -
+                                                                           Clock::now())
+                         .count();
+        // +1: poll's millisecond granularity would otherwise wake just early.
+        return static_cast<int>(std::clamp<int64_t>(until + 1, 0, timeout_ms));
+    }
+
+    void wait_and_receive(int timeout_ms) {
+        std::vector<zmq::pollitem_t> items;
+        std::vector<size_t> item_endpoint;
+        for (size_t i = 0; i < endpoints.size(); ++i) {
+            if (!endpoints[i].socket) continue;
+            short events = ZMQ_POLLIN;
+            if (!endpoints[i].unsent.empty()) events |= ZMQ_POLLOUT;
+            items.push_back({endpoints[i].socket->handle(), 0, events, 0});
+            item_endpoint.push_back(i);
+        }
+        if (items.empty()) {
+            // No socket could be created: wait out the connect timeout.
+            std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms(timeout_ms)));
+            return;
+        }
+        try {
+            zmq::poll(items, std::chrono::milliseconds(wait_ms(timeout_ms)));
+        } catch (const zmq::error_t&) {
+            return;  // EINTR and the like: expiry below still runs
+        }
+        for (size_t k = 0; k < items.size(); ++k) {
+            Endpoint& e = endpoints[item_endpoint[k]];
+            if (items[k].revents & ZMQ_POLLIN) receive_all(e);
+            if (!e.unsent.empty()) flush(item_endpoint[k]);
+        }
+    }
+
+    size_t run_ready() {
+        // Only those queued so far: callbacks that fail new submissions at
+        // once must not make this loop unbounded.
+        size_t count = ready.size();
+        for (size_t i = 0; i < count; ++i) {
+            auto callback = std::move(ready.front());
+            ready.pop_front();
+            callback();
+        }
+        return count;
+    }
+
+    size_t poll(int timeout_ms) {
+        if (pending.empty() && ready.empty()) return 0;
+        wait_and_receive(std::max(timeout_ms, 0));
+        expire_due(Clock::now());
+        return run_ready();
+    }
+};
+
+// ---- AsyncClient ------------------------------------------------------------
+
+AsyncClient::AsyncClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+AsyncClient::AsyncClient(AsyncClient&&) noexcept = default;
+AsyncClient& AsyncClient::operator=(AsyncClient&&) noexcept = default;
+AsyncClient::~AsyncClient() = default;
+
+Result<AsyncClient> AsyncClient::connect(std::vector<std::string> endpoints,
+                                         ClientOptions options) {
+    if (endpoints.empty()) return Status(ErrorCode::invalid_argument, "no endpoints given");
+    for (const auto& e : endpoints) {
+        if (!looks_like_endpoint(e)) {
+            return Status(ErrorCode::invalid_argument, "malformed endpoint '" + e + "'");
+        }
+    }
+    std::unique_ptr<Impl> impl;
+    try {
+        impl = std::make_unique<Impl>();
+    } catch (const zmq::error_t& err) {
+        return connection_error(std::string("zmq context: ") + err.what());
+    }
+    impl->options = options;
+    for (auto& e : endpoints) impl->endpoints.push_back({std::move(e), std::nullopt, {}});
+    if (!impl->ensure_socket(0)) {
+        return Status(ErrorCode::invalid_argument,
+                      "cannot connect to '" + impl->endpoints[0].address + "'");
+    }
+    return AsyncClient(std::move(impl));
+}
+
+uint64_t AsyncClient::submit_get(std::string key, const RequestOptions& options, GetCallback done) {
+    uint64_t id = impl_->next_id++;
+    proto::GetRequest r{id, std::move(key), options.consistency, options.deadline_ms};
+    return impl_->submit(
+        r, id, impl_->wait_ms_for(options.deadline_ms), true, true,
+        [done = std::move(done)](Result<proto::Message> m) { done(to_get_result(std::move(m))); });
+}
+
+uint64_t AsyncClient::submit_put(std::string key, std::string value,
+                                 std::optional<std::string> context, const RequestOptions& options,
+                                 WriteCallback done) {
+    uint64_t id = impl_->next_id++;
+    proto::PutRequest r{id,
+                        std::move(key),
+                        std::move(value),
+                        std::move(context),
+                        options.consistency,
+                        options.deadline_ms};
+    return impl_->submit(r, id, impl_->wait_ms_for(options.deadline_ms), false, true,
+                         [done = std::move(done)](Result<proto::Message> m) {
+                             done(to_write_result(std::move(m)));
+                         });
+}
+
+uint64_t AsyncClient::submit_del(std::string key, std::optional<std::string> context,
+                                 const RequestOptions& options, WriteCallback done) {
+    uint64_t id = impl_->next_id++;
+    proto::DelRequest r{id, std::move(key), std::move(context), options.consistency,
+                        options.deadline_ms};
+    return impl_->submit(r, id, impl_->wait_ms_for(options.deadline_ms), false, true,
+                         [done = std::move(done)](Result<proto::Message> m) {
+                             done(to_write_result(std::move(m)));
+                         });
+}
+
+uint64_t AsyncClient::submit_local_get(std::string key, GetCallback done) {
+    uint64_t id = impl_->next_id++;
+    proto::LocalGetRequest r{id, std::move(key)};
+    return impl_->submit(
+        r, id, impl_->options.admin_timeout_ms, true, false,
+        [done = std::move(done)](Result<proto::Message> m) { done(to_get_result(std::move(m))); });
+}
+
+uint64_t AsyncClient::submit_status(StatusCallback done) {
+    uint64_t id = impl_->next_id++;
+    proto::StatusRequest r{id};
+    return impl_->submit(r, id, impl_->options.admin_timeout_ms, true, true,
+                         [done = std::move(done)](Result<proto::Message> m) {
+                             done(to_status_result(std::move(m)));
+                         });
+}
+
+size_t AsyncClient::poll(int timeout_ms) {
+    return impl_->poll(timeout_ms);
+}
+size_t AsyncClient::in_flight() const {
+    return impl_->pending.size() + impl_->ready.size();
+}
+const std::string& AsyncClient::current_endpoint() const {
+    return impl_->endpoints[impl_->current].address;
+}
+const ClientOptions& AsyncClient::options() const {
+    return impl_->options;
+}
+uint64_t AsyncClient::stale_replies() const {
+    return impl_->stale_replies;
+}
+
+// ---- Client -------------------------------------------------------------------
+
+Result<Client> Client::connect(std::vector<std::string> endpoints, ClientOptions options) {
+    auto async = AsyncClient::connect(std::move(endpoints), options);
+    if (!async) return async.status();
+    return Client(std::move(async).value());
+}
+
+template <typename T>
+Result<T> Client::wait_for(std::optional<Result<T>>& slot) {
+    // Every request completes by its local deadline, so this loop ends.
+    while (!slot) async_.poll(100);
+    return std::move(*slot);
+}
+
+Result<GetResult> Client::get(std::string key, std::optional<RequestOptions> options) {
+    std::optional<Result<GetResult>> slot;
+    async_.submit_get(std::move(key), options.value_or(async_.options().defaults),
+                      [&slot](Result<GetResult> r) { slot.emplace(std::move(r)); });
+    return wait_for(slot);
+}
+
+Result<WriteResult> Client::put(std::string key, std::string value,
+                                std::optional<std::string> context,
+                                std::optional<RequestOptions> options) {
+    std::optional<Result<WriteResult>> slot;
+    async_.submit_put(std::move(key), std::move(value), std::move(context),
+                      options.value_or(async_.options().defaults),
+                      [&slot](Result<WriteResult> r) { slot.emplace(std::move(r)); });
+    return wait_for(slot);
+}
+
+Result<WriteResult> Client::del(std::string key, std::optional<std::string> context,
+                                std::optional<RequestOptions> options) {
+    std::optional<Result<WriteResult>> slot;
+    async_.submit_del(std::move(key), std::move(context),
+                      options.value_or(async_.options().defaults),
+                      [&slot](Result<WriteResult> r) { slot.emplace(std::move(r)); });
+    return wait_for(slot);
+}
+
+Result<GetResult> Client::local_get(std::string key) {
+    std::optional<Result<GetResult>> slot;
+    async_.submit_local_get(std::move(key),
+                            [&slot](Result<GetResult> r) { slot.emplace(std::move(r)); });
+    return wait_for(slot);
+}
+
+Result<proto::StatusResponse> Client::status() {
+    std::optional<Result<proto::StatusResponse>> slot;
+    async_.submit_status([&slot](Result<proto::StatusResponse> r) { slot.emplace(std::move(r)); });
+    return wait_for(slot);
+}
+
+Result<std::string> get_resolved(Client& client, std::string key, const SiblingResolver& resolve,
+                                 std::optional<RequestOptions> options) {
+    auto read = client.get(key, options);
+    if (!read) return read.status();
+    auto& values = read->values;
+    if (values.size() == 1) return std::move(values.front());
+    if (values.empty()) return Status(ErrorCode::internal, "get succeeded with no values");
+    std::string merged = resolve(values);
+    auto written = client.put(std::move(key), merged, std::move(read->context), options);
+    if (!written) return written.status();
+    return merged;
+}
+
+}  // namespace kv::client

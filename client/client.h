@@ -1,0 +1,170 @@
+// The C++ client library: a pipelined asynchronous client (AsyncClient) and a
+// synchronous one built on it (Client), both speaking the wire protocol of
+// client/protocol.h over ZeroMQ.
+//
+// Transport: one DEALER socket per node endpoint, each request one frame (the
+// encoded message, no delimiter frame); the node answers each with one frame,
+// possibly out of order, matched by request id. The client talks to ONE node at
+// a time (the "current" endpoint, initially the first one given).
+//
+// Failover (docs/CLIENT.md): when the current node does not answer in time (or
+// cannot be reached), the client makes the next endpoint current for later
+// requests. A read (get, status) that got no answer is retried on the next
+// endpoint, each endpoint at most once per request. A write (put, del) that was
+// handed to a node is NEVER retried: a second blind write could leave a
+// duplicate sibling; it fails with ErrorCode::timeout and the caller decides. A
+// request that could not even be handed to a node (no connection within
+// connect_timeout_ms) was never sent, so any request except local_get moves on
+// to the next endpoint. local_get reads one node's replica and is never moved.
+//
+// Errors are values: every outcome is a Result whose Status carries an
+// ErrorCode. Node-reported codes are passed through; a key without a live value
+// is ErrorCode::not_found; no answer in time is ErrorCode::timeout; a ZeroMQ
+// failure or no reachable endpoint is ErrorCode::connection. Nothing throws.
+//
+// Thread-safety: none. Each AsyncClient / Client object must be used by one
+// thread at a time (ZeroMQ sockets are not thread-safe); use one object per
+// thread for parallelism. Objects are movable, not copyable.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "client/protocol.h"
+#include "client/status.h"
+
+namespace kv::client {
+
+// Per-request settings.
+struct RequestOptions {
+    proto::Consistency consistency;
+    // Node-side deadline, sent with get/put/del; 0 asks for the node's default.
+    // The client itself waits deadline_ms + ClientOptions::local_margin_ms.
+    uint64_t deadline_ms = 5000;
+};
+
+struct ClientOptions {
+    RequestOptions defaults;  // used when a call passes no RequestOptions
+    // Extra local wait beyond the node deadline, for the reply's trip back.
+    uint64_t local_margin_ms = 1000;
+    // Local wait assumed for deadline_ms == 0 (the node's default is unknown here).
+    uint64_t node_default_deadline_ms = 10000;
+    // Local wait for status and local_get, which carry no node-side deadline.
+    uint64_t admin_timeout_ms = 2000;
+    // How long a request may wait for its endpoint to accept it (connected and
+    // below the high-water mark) before that endpoint counts as unreachable.
+    uint64_t connect_timeout_ms = 1000;
+    // Requests submitted but not yet completed, per client object.
+    size_t in_flight_max = 65536;
+    int send_hwm_messages = 10000;  // ZMQ_SNDHWM per socket
+    int reconnect_ivl_ms = 100;     // ZMQ_RECONNECT_IVL (and _MAX)
+};
+
+// A successful get: every live sibling (at least one) and the causal context to
+// pass to a later put/del that should supersede them.
+struct GetResult {
+    std::vector<std::string> values;
+    std::string context;
+    proto::ReplyInfo info;
+};
+
+struct WriteResult {
+    std::string context;  // the key's context after the write
+    proto::ReplyInfo info;
+};
+
+using GetCallback = std::function<void(Result<GetResult>)>;
+using WriteCallback = std::function<void(Result<WriteResult>)>;
+using StatusCallback = std::function<void(Result<proto::StatusResponse>)>;
+
+// Many requests in flight over one connection. submit_* never block and never
+// run a callback; callbacks run only inside poll(), on the polling thread, each
+// exactly once (with the reply, or an error such as timeout). A callback may
+// submit further requests. The returned id is the wire request id (unique among
+// this client's requests).
+class AsyncClient {
+  public:
+    // Fails with invalid_argument for an empty list or a malformed endpoint
+    // ("tcp://host:port", "ipc://path", ...), connection for a ZeroMQ failure.
+    static Result<AsyncClient> connect(std::vector<std::string> endpoints,
+                                       ClientOptions options = {});
+
+    AsyncClient(AsyncClient&&) noexcept;
+    AsyncClient& operator=(AsyncClient&&) noexcept;
+    ~AsyncClient();
+
+    uint64_t submit_get(std::string key, const RequestOptions& options, GetCallback done);
+    uint64_t submit_put(std::string key, std::string value, std::optional<std::string> context,
+                        const RequestOptions& options, WriteCallback done);
+    uint64_t submit_del(std::string key, std::optional<std::string> context,
+                        const RequestOptions& options, WriteCallback done);
+    // Served by the node the request is sent to; never moved to another node.
+    uint64_t submit_local_get(std::string key, GetCallback done);
+    uint64_t submit_status(StatusCallback done);
+
+    // Waits up to timeout_ms (0: do not wait) for replies, sends what could not
+    // be sent yet, expires requests whose local deadline passed, then runs the
+    // callbacks of completed requests. Returns how many callbacks ran. Returns
+    // at once when nothing is in flight.
+    size_t poll(int timeout_ms);
+
+    // Submitted requests whose callback has not run yet.
+    size_t in_flight() const;
+    const std::string& current_endpoint() const;
+    const ClientOptions& options() const;
+    // Replies that matched no in-flight request (late answers after a timeout
+    // or failover); for diagnostics.
+    uint64_t stale_replies() const;
+
+  private:
+    struct Impl;
+    explicit AsyncClient(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+// Blocking calls; each submits one request and polls until it completes.
+// Default RequestOptions come from ClientOptions::defaults.
+class Client {
+  public:
+    static Result<Client> connect(std::vector<std::string> endpoints, ClientOptions options = {});
+
+    Result<GetResult> get(std::string key, std::optional<RequestOptions> options = std::nullopt);
+    // Without a context: a blind write (a sibling of whatever is stored).
+    Result<WriteResult> put(std::string key, std::string value,
+                            std::optional<std::string> context = std::nullopt,
+                            std::optional<RequestOptions> options = std::nullopt);
+    Result<WriteResult> del(std::string key, std::optional<std::string> context = std::nullopt,
+                            std::optional<RequestOptions> options = std::nullopt);
+    Result<GetResult> local_get(std::string key);
+    Result<proto::StatusResponse> status();
+
+    const std::string& current_endpoint() const { return async_.current_endpoint(); }
+    // The underlying pipelined client, e.g. to mix in async requests.
+    AsyncClient& async() { return async_; }
+
+  private:
+    explicit Client(AsyncClient async) : async_(std::move(async)) {}
+    template <typename T>
+    Result<T> wait_for(std::optional<Result<T>>& slot);
+
+    AsyncClient async_;
+};
+
+// Merges siblings into one value; called only with two or more values.
+using SiblingResolver = std::function<std::string(const std::vector<std::string>& siblings)>;
+
+// Reads `key`; with several siblings, calls `resolve` and writes its result
+// back with the read's context, so the key ends with one value (unless another
+// writer raced this one). Returns the value the key now holds: the single value
+// as read, or the resolved one. Errors: not_found, and any get/put error (the
+// resolved value is not returned when its write-back failed).
+Result<std::string> get_resolved(Client& client, std::string key, const SiblingResolver& resolve,
+                                 std::optional<RequestOptions> options = std::nullopt);
+
+}  // namespace kv::client

@@ -1,0 +1,442 @@
+// kvbench: closed-loop load generator over the pipelined AsyncClient
+// (docs/CLIENT.md). One thread per connection, each with its own client,
+// generator and statistics; merged at the end.
+#include <algorithm>
+#include <bit>
+#include <boost/program_options.hpp>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "client/client.h"
+#include "client/json_util.h"
+
+namespace po = boost::program_options;
+using kv::ErrorCode;
+using kv::Result;
+using kv::client::AsyncClient;
+using kv::client::GetResult;
+using kv::client::WriteResult;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr uint64_t kKeysMax = 100'000'000;
+constexpr uint32_t kPipelineMax = 100'000;
+constexpr uint32_t kConnectionsMax = 1024;
+
+// Log-linear latency histogram: exact below 128 us, then 64 buckets per power
+// of two (< 1.6% relative error); bounded memory whatever the run length.
+class Histogram {
+  public:
+    void record(uint64_t us) {
+        size_t i = index(us);
+        if (i >= counts_.size()) counts_.resize(i + 1, 0);
+        ++counts_[i];
+        ++count_;
+        max_us_ = std::max(max_us_, us);
+    }
+    void merge(const Histogram& o) {
+        if (o.counts_.size() > counts_.size()) counts_.resize(o.counts_.size(), 0);
+        for (size_t i = 0; i < o.counts_.size(); ++i) counts_[i] += o.counts_[i];
+        count_ += o.count_;
+        max_us_ = std::max(max_us_, o.max_us_);
+    }
+    uint64_t count() const { return count_; }
+    uint64_t max_us() const { return max_us_; }
+    // Upper bound of the bucket holding quantile q (never above the max seen).
+    uint64_t quantile_us(double q) const {
+        if (count_ == 0) return 0;
+        auto rank = static_cast<uint64_t>(q * static_cast<double>(count_ - 1)) + 1;
+        uint64_t seen = 0;
+        for (size_t i = 0; i < counts_.size(); ++i) {
+            seen += counts_[i];
+            if (seen >= rank) return std::min(upper(i), max_us_);
+        }
+        return max_us_;
+    }
+
+  private:
+    static constexpr uint64_t kLinear = 128;
+    static constexpr uint64_t kSub = 64;
+    static size_t index(uint64_t v) {
+        if (v < kLinear) return v;
+        uint64_t shift = std::bit_width(v) - 7;  // top 7 bits kept: mantissa in [64, 128)
+        return kLinear + (shift - 1) * kSub + ((v >> shift) - kSub);
+    }
+    static uint64_t upper(size_t i) {
+        if (i < kLinear) return i;
+        uint64_t shift = (i - kLinear) / kSub + 1;
+        uint64_t mantissa = (i - kLinear) % kSub + kSub;
+        return ((mantissa + 1) << shift) - 1;
+    }
+    std::vector<uint64_t> counts_;
+    uint64_t count_ = 0;
+    uint64_t max_us_ = 0;
+};
+
+struct Config {
+    std::vector<std::string> nodes;
+    uint64_t ops = 0;  // 0: bounded by duration only
+    double duration_s = 0;
+    uint64_t keys = 1000;
+    size_t value_bytes = 100;
+    std::string mix = "ycsb-a";
+    double read_fraction = 0.5;
+    kv::client::RequestOptions request;
+    std::string consistency = "quorum";
+    uint32_t pipeline = 16;
+    uint32_t connections = 1;
+    uint64_t seed = 1;
+    bool load = false;
+    bool json = false;
+};
+
+struct Stats {
+    Histogram get;
+    Histogram put;
+    uint64_t completed = 0;
+    std::map<ErrorCode, uint64_t> errors;
+    std::optional<std::string> fatal;  // could not even connect
+
+    void merge(const Stats& o) {
+        get.merge(o.get);
+        put.merge(o.put);
+        completed += o.completed;
+        for (auto [code, n] : o.errors) errors[code] += n;
+        if (o.fatal && !fatal) fatal = o.fatal;
+    }
+};
+
+std::string key_name(uint64_t k) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "key%010llu", static_cast<unsigned long long>(k));
+    return buf;
+}
+
+// One connection's closed loop: at most `pipeline` requests in flight.
+class Worker {
+  public:
+    Worker(const Config& c, uint32_t index, AsyncClient client)
+        : c_(c),
+          client_(std::move(client)),
+          rng_(c.seed * 1000003 + index),
+          contexts_(c.keys),
+          index_(index) {
+        std::uniform_int_distribution<int> letter('a', 'z');
+        value_.resize(c.value_bytes);
+        for (auto& ch : value_) ch = static_cast<char>(letter(rng_));
+    }
+
+    // Read-then-write of this worker's slice of keys, so that re-loading a
+    // keyspace supersedes what is there instead of adding siblings.
+    Stats load() {
+        Stats s;
+        uint64_t begin = c_.keys * index_ / c_.connections;
+        uint64_t end = c_.keys * (index_ + 1) / c_.connections;
+        uint64_t next = begin;
+        while (next < end || client_.in_flight() > 0) {
+            while (next < end && client_.in_flight() < c_.pipeline) load_key(next++, s);
+            client_.poll(100);
+        }
+        return s;
+    }
+
+    // Bounded by `ops` when given, by `stop_at` when given (at least one is).
+    Stats run(std::optional<uint64_t> ops, std::optional<Clock::time_point> stop_at) {
+        Stats s;
+        uint64_t submitted = 0;
+        auto may_submit = [&] {
+            if (ops && submitted >= *ops) return false;
+            return !stop_at || Clock::now() < *stop_at;
+        };
+        while (true) {
+            while (client_.in_flight() < c_.pipeline && may_submit()) {
+                submit_one(s);
+                ++submitted;
+            }
+            if (client_.in_flight() == 0 && !may_submit()) break;
+            client_.poll(100);
+        }
+        return s;
+    }
+
+  private:
+    void load_key(uint64_t k, Stats& s) {
+        client_.submit_get(key_name(k), c_.request, [this, k, &s](Result<GetResult> r) {
+            std::optional<std::string> context;
+            if (r) context = r->context;
+            if (!r && r.status().code() != ErrorCode::not_found) ++s.errors[r.status().code()];
+            client_.submit_put(key_name(k), value_, context, c_.request,
+                               [this, k, &s](Result<WriteResult> w) {
+                                   ++s.completed;
+                                   if (w) contexts_[k] = std::move(w->context);
+                                   if (!w) ++s.errors[w.status().code()];
+                               });
+        });
+    }
+
+    void submit_one(Stats& s) {
+        uint64_t k = std::uniform_int_distribution<uint64_t>(0, c_.keys - 1)(rng_);
+        bool is_read = std::uniform_real_distribution<double>(0, 1)(rng_) < c_.read_fraction;
+        auto start = Clock::now();
+        auto elapsed_us = [start] {
+            return static_cast<uint64_t>(
+                std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start)
+                    .count());
+        };
+        if (is_read) {
+            client_.submit_get(key_name(k), c_.request, [this, k, &s, elapsed_us](auto r) {
+                ++s.completed;
+                if (r) contexts_[k] = std::move(r->context);
+                bool answered = r || r.status().code() == ErrorCode::not_found;
+                if (answered) s.get.record(elapsed_us());
+                if (!r) ++s.errors[r.status().code()];
+            });
+            return;
+        }
+        // The last context seen for the key, so an update supersedes it rather
+        // than piling up siblings (blind only for a key never seen).
+        std::optional<std::string> context;
+        if (!contexts_[k].empty()) context = contexts_[k];
+        client_.submit_put(key_name(k), value_, std::move(context), c_.request,
+                           [this, k, &s, elapsed_us](auto r) {
+                               ++s.completed;
+                               if (r) {
+                                   contexts_[k] = std::move(r->context);
+                                   s.put.record(elapsed_us());
+                               } else {
+                                   ++s.errors[r.status().code()];
+                               }
+                           });
+    }
+
+    const Config& c_;
+    AsyncClient client_;
+    std::mt19937_64 rng_;
+    std::vector<std::string> contexts_;  // by key index; empty = none seen
+    std::string value_;
+    uint32_t index_;
+};
+
+std::optional<double> read_fraction_of(const std::string& mix) {
+    if (mix == "ycsb-a") return 0.5;
+    if (mix == "ycsb-b") return 0.95;
+    if (mix == "ycsb-c" || mix == "get-only") return 1.0;
+    if (mix == "put-only") return 0.0;
+    return std::nullopt;
+}
+
+std::vector<std::string> split_endpoints(const std::vector<std::string>& raw) {
+    std::vector<std::string> out;
+    for (const auto& item : raw) {
+        size_t start = 0;
+        while (start <= item.size()) {
+            size_t comma = item.find(',', start);
+            if (comma == std::string::npos) comma = item.size();
+            if (comma > start) out.push_back(item.substr(start, comma - start));
+            start = comma + 1;
+        }
+    }
+    return out;
+}
+
+// Runs `phase` on every worker in its own thread; merged statistics.
+template <typename Phase>
+Stats run_parallel(std::vector<Worker>& workers, Phase phase) {
+    std::vector<Stats> per(workers.size());
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < workers.size(); ++i) {
+        threads.emplace_back([&, i] { per[i] = phase(workers[i], i); });
+    }
+    for (auto& t : threads) t.join();
+    Stats total;
+    for (const auto& s : per) total.merge(s);
+    return total;
+}
+
+double seconds_since(Clock::time_point start) {
+    return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::string latency_json(const Histogram& h) {
+    return "{\"count\":" + std::to_string(h.count()) +
+           ",\"p50\":" + std::to_string(h.quantile_us(0.5)) +
+           ",\"p99\":" + std::to_string(h.quantile_us(0.99)) +
+           ",\"p999\":" + std::to_string(h.quantile_us(0.999)) +
+           ",\"max\":" + std::to_string(h.max_us()) + "}";
+}
+
+void report(const Config& c, const Stats& s, double elapsed_s, double load_s) {
+    double ops_per_s = elapsed_s > 0 ? static_cast<double>(s.completed) / elapsed_s : 0;
+    if (c.json) {
+        std::string errors;
+        for (auto [code, n] : s.errors) {
+            if (!errors.empty()) errors += ',';
+            errors += kv::client::json_quote(kv::error_name(code)) + ":" + std::to_string(n);
+        }
+        std::printf(
+            "{\"mix\":%s,\"consistency\":%s,\"connections\":%u,\"pipeline\":%u,\"keys\":%llu,"
+            "\"value_bytes\":%zu,\"seed\":%llu,\"load_s\":%.3f,\"ops\":%llu,\"elapsed_s\":%.3f,"
+            "\"ops_per_s\":%.1f,\"latency_us\":{\"get\":%s,\"put\":%s},\"errors\":{%s}}\n",
+            kv::client::json_quote(c.mix).c_str(), kv::client::json_quote(c.consistency).c_str(),
+            c.connections, c.pipeline, static_cast<unsigned long long>(c.keys), c.value_bytes,
+            static_cast<unsigned long long>(c.seed), load_s,
+            static_cast<unsigned long long>(s.completed), elapsed_s, ops_per_s,
+            latency_json(s.get).c_str(), latency_json(s.put).c_str(), errors.c_str());
+        return;
+    }
+    if (c.load) std::printf("load: %llu keys in %.3f s\n", (unsigned long long)c.keys, load_s);
+    std::printf("%llu ops in %.3f s = %.0f ops/s (mix %s, %u connection(s) x pipeline %u, %s)\n",
+                static_cast<unsigned long long>(s.completed), elapsed_s, ops_per_s, c.mix.c_str(),
+                c.connections, c.pipeline, c.consistency.c_str());
+    std::printf("%-4s %10s %10s %10s %10s %10s\n", "op", "count", "p50_us", "p99_us", "p999_us",
+                "max_us");
+    for (auto [name, h] : {std::pair{"get", &s.get}, std::pair{"put", &s.put}}) {
+        std::printf("%-4s %10llu %10llu %10llu %10llu %10llu\n", name,
+                    static_cast<unsigned long long>(h->count()),
+                    static_cast<unsigned long long>(h->quantile_us(0.5)),
+                    static_cast<unsigned long long>(h->quantile_us(0.99)),
+                    static_cast<unsigned long long>(h->quantile_us(0.999)),
+                    static_cast<unsigned long long>(h->max_us()));
+    }
+    std::printf("errors:");
+    if (s.errors.empty()) std::printf(" none");
+    for (auto [code, n] : s.errors) {
+        std::printf(" %s=%llu", std::string(kv::error_name(code)).c_str(),
+                    static_cast<unsigned long long>(n));
+    }
+    std::printf("\n");
+}
+
+// Throws po::error on bad input; nullopt after printing help.
+std::optional<Config> parse(int argc, char** argv) {
+    po::options_description d(
+        "usage: kvbench [options]\nCloses the loop on --pipeline requests in flight per "
+        "connection; stops after --ops or --duration-s, whichever comes first.\nOptions");
+    d.add_options()("help,h", "show this help")(
+        "node,n", po::value<std::vector<std::string>>()->composing(),
+        "node endpoint, may repeat or be comma-separated (default tcp://127.0.0.1:7001)")(
+        "ops", po::value<uint64_t>(),
+        "operations to run in total (default 10000 without "
+        "--duration-s)")("duration-s", po::value<double>(), "run for this many seconds")(
+        "keys", po::value<uint64_t>()->default_value(1000), "keyspace size (uniform choice)")(
+        "value-bytes", po::value<size_t>()->default_value(100), "bytes per written value")(
+        "mix", po::value<std::string>()->default_value("ycsb-a"),
+        "ycsb-a (50% get / 50% put), ycsb-b (95/5), ycsb-c (100% get), put-only, get-only")(
+        "consistency", po::value<std::string>()->default_value("quorum"),
+        "one | two | three | quorum | all")("strict", po::bool_switch(),
+                                            "count only home replicas")(
+        "timeout-ms", po::value<uint64_t>()->default_value(5000), "node-side deadline per request")(
+        "pipeline", po::value<uint32_t>()->default_value(16), "requests in flight per connection")(
+        "connections", po::value<uint32_t>()->default_value(1),
+        "client connections, one thread each")("seed", po::value<uint64_t>()->default_value(1),
+                                               "generator seed")(
+        "load", po::bool_switch(), "write every key once before measuring")(
+        "json", po::bool_switch(), "one JSON object on stdout");
+    po::variables_map vm;
+    po::store(po::parse_command_line(argc, argv, d), vm);
+    po::notify(vm);
+    if (vm.count("help")) {
+        std::cout << d
+                  << "\nLatencies are in microseconds, for replies (ok or not_found); "
+                     "other errors are counted by code.\n";
+        return std::nullopt;
+    }
+    Config c;
+    c.nodes = split_endpoints(vm.count("node") ? vm["node"].as<std::vector<std::string>>()
+                                               : std::vector<std::string>{});
+    if (c.nodes.empty()) c.nodes.push_back("tcp://127.0.0.1:7001");
+    if (vm.count("ops")) c.ops = vm["ops"].as<uint64_t>();
+    if (vm.count("duration-s")) c.duration_s = vm["duration-s"].as<double>();
+    if (c.ops == 0 && c.duration_s <= 0) c.ops = 10000;
+    c.keys = vm["keys"].as<uint64_t>();
+    c.value_bytes = vm["value-bytes"].as<size_t>();
+    c.mix = vm["mix"].as<std::string>();
+    c.consistency = vm["consistency"].as<std::string>();
+    c.pipeline = vm["pipeline"].as<uint32_t>();
+    c.connections = vm["connections"].as<uint32_t>();
+    c.seed = vm["seed"].as<uint64_t>();
+    c.load = vm["load"].as<bool>();
+    c.json = vm["json"].as<bool>();
+    c.request.deadline_ms = vm["timeout-ms"].as<uint64_t>();
+    c.request.consistency.strict = vm["strict"].as<bool>();
+    return c;
+}
+
+std::optional<std::string> validate(Config& c) {
+    auto fraction = read_fraction_of(c.mix);
+    if (!fraction) return "unknown --mix '" + c.mix + "'";
+    c.read_fraction = *fraction;
+    auto level = kv::proto::level_from_name(c.consistency);
+    if (!level) return "unknown --consistency '" + c.consistency + "'";
+    c.request.consistency.level = *level;
+    if (c.keys == 0 || c.keys > kKeysMax) return "--keys must be in 1..100000000";
+    if (c.value_bytes > kv::proto::kValueBytesMax) return "--value-bytes is above 1 MiB";
+    if (c.pipeline == 0 || c.pipeline > kPipelineMax) return "--pipeline must be in 1..100000";
+    if (c.connections == 0 || c.connections > kConnectionsMax) {
+        return "--connections must be in 1..1024";
+    }
+    if (c.request.deadline_ms > kv::proto::kDeadlineMsMax) return "--timeout-ms above 600000";
+    return std::nullopt;
+}
+
+int fail(ErrorCode code, const std::string& message) {
+    std::cerr << "kvbench: " << kv::error_name(code) << ": " << message << "\n";
+    return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::optional<Config> config;
+    try {
+        config = parse(argc, argv);
+    } catch (const po::error& e) {
+        return fail(ErrorCode::invalid_argument, e.what());
+    }
+    if (!config) return 0;
+    Config& c = *config;
+    if (auto problem = validate(c)) return fail(ErrorCode::invalid_argument, *problem);
+
+    kv::client::ClientOptions options;
+    options.defaults = c.request;
+    options.in_flight_max = c.pipeline * 2;  // a load step keeps a get and a put per slot
+    std::vector<Worker> workers;
+    workers.reserve(c.connections);
+    for (uint32_t i = 0; i < c.connections; ++i) {
+        auto client = AsyncClient::connect(c.nodes, options);
+        if (!client) return fail(client.status().code(), client.status().message());
+        workers.emplace_back(c, i, std::move(client).value());
+    }
+
+    double load_s = 0;
+    if (c.load) {
+        auto start = Clock::now();
+        Stats loaded = run_parallel(workers, [](Worker& w, size_t) { return w.load(); });
+        load_s = seconds_since(start);
+        for (auto [code, n] : loaded.errors) {
+            std::cerr << "kvbench: load: " << n << " x " << kv::error_name(code) << "\n";
+        }
+    }
+
+    auto start = Clock::now();
+    std::optional<Clock::time_point> stop_at;
+    if (c.duration_s > 0) {
+        stop_at = start + std::chrono::duration_cast<Clock::duration>(
+                              std::chrono::duration<double>(c.duration_s));
+    }
+    Stats total = run_parallel(workers, [&](Worker& w, size_t i) {
+        uint64_t share = c.ops / c.connections + (i < c.ops % c.connections ? 1 : 0);
+        return w.run(c.ops == 0 ? std::nullopt : std::optional<uint64_t>(share), stop_at);
+    });
+    report(c, total, seconds_since(start), load_s);
+    bool all_failed = total.completed > 0 && total.get.count() + total.put.count() == 0;
+    return all_failed ? 2 : 0;
+}

@@ -1,0 +1,315 @@
+// kvctl: command-line data and admin client (docs/CLIENT.md).
+// Exit codes: 0 done, 1 key not found, 2 any other error (one line on stderr).
+#include <boost/program_options.hpp>
+#include <cstdio>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "client/client.h"
+#include "client/json_util.h"
+
+namespace po = boost::program_options;
+using kv::ErrorCode;
+using kv::Status;
+using kv::client::base64_decode;
+using kv::client::base64_encode;
+using kv::client::is_valid_utf8;
+using kv::client::json_quote;
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitNotFound = 1;
+constexpr int kExitError = 2;
+
+constexpr const char* kUsage =
+    "usage: kvctl [options] get|local-get KEY\n"
+    "       kvctl [options] put KEY VALUE|-\n"
+    "       kvctl [options] del KEY\n"
+    "       kvctl [options] status\n"
+    "\n"
+    "Commands:\n"
+    "  get KEY          read KEY at the requested consistency; prints the value and a\n"
+    "                   newline. With several siblings, prints each on its own line\n"
+    "                   and says on stderr how many there are (use --json to get them\n"
+    "                   unambiguously, with the context to resolve them).\n"
+    "  local-get KEY    the first node's own replica of KEY, without coordination.\n"
+    "  put KEY VALUE    write VALUE; VALUE '-' reads the value from stdin (binary-safe).\n"
+    "                   Without --context this is a blind write: it becomes a sibling of\n"
+    "                   whatever the key holds. Prints nothing unless --json.\n"
+    "  del KEY          delete KEY (a tombstone). Prints nothing unless --json.\n"
+    "  status           the node's view of the cluster: members, addresses, and whether\n"
+    "                   each answers.\n"
+    "\n"
+    "JSON output (--json): get prints\n"
+    "  {\"key\":..,\"encoding\":\"utf8\",\"values\":[..],\"context\":\"<base64>\",\"info\":{..}}\n"
+    "  \"encoding\" is \"utf8\" when the key and every value are valid UTF-8 (then they are\n"
+    "  plain JSON strings) and \"base64\" otherwise (then the key and all values are\n"
+    "  base64). The context is always base64; pass it back with --context. put and del\n"
+    "  print {\"key\":..,\"encoding\":..,\"context\":\"<base64>\",\"info\":{..}}.\n"
+    "\n"
+    "Exit codes: 0 done, 1 key not found, 2 any other error (a one-line message\n"
+    "\"kvctl: <error_code>: <details>\" on stderr).\n"
+    "\n"
+    "Failover: with several --node endpoints, reads that get no answer are retried on\n"
+    "the next node; writes that got no answer are not (they fail with timeout: the\n"
+    "write may or may not have happened).\n";
+
+struct Args {
+    std::vector<std::string> nodes;
+    std::string consistency = "quorum";
+    std::optional<uint32_t> r;
+    std::optional<uint32_t> w;
+    bool strict = false;
+    uint64_t timeout_ms = 5000;
+    bool json = false;
+    std::optional<std::string> context_b64;
+    std::vector<std::string> positional;
+};
+
+int fail(const Status& status) {
+    std::cerr << "kvctl: " << status.to_string() << "\n";
+    return status.code() == ErrorCode::not_found ? kExitNotFound : kExitError;
+}
+
+int fail(ErrorCode code, const std::string& message) {
+    return fail(Status(code, message));
+}
+
+// "--node a,b --node c" -> {a, b, c}.
+std::vector<std::string> split_endpoints(const std::vector<std::string>& raw) {
+    std::vector<std::string> out;
+    for (const auto& item : raw) {
+        size_t start = 0;
+        while (start <= item.size()) {
+            size_t comma = item.find(',', start);
+            if (comma == std::string::npos) comma = item.size();
+            std::string part = item.substr(start, comma - start);
+            auto first = part.find_first_not_of(" \t");
+            auto last = part.find_last_not_of(" \t");
+            if (first != std::string::npos) out.push_back(part.substr(first, last - first + 1));
+            start = comma + 1;
+        }
+    }
+    return out;
+}
+
+std::string json_info(const kv::proto::ReplyInfo& info) {
+    return "{\"replicas_asked\":" + std::to_string(info.replicas_asked) +
+           ",\"replicas_answered\":" + std::to_string(info.replicas_answered) +
+           ",\"stand_in_used\":" + (info.stand_in_used ? "true" : "false") +
+           ",\"sibling_count\":" + std::to_string(info.sibling_count) + "}";
+}
+
+// Key and values share one encoding so a reader needs to check one field.
+bool all_utf8(const std::string& key, const std::vector<std::string>& values) {
+    if (!is_valid_utf8(key)) return false;
+    for (const auto& v : values) {
+        if (!is_valid_utf8(v)) return false;
+    }
+    return true;
+}
+
+std::string json_bytes(const std::string& bytes, bool utf8) {
+    return utf8 ? json_quote(bytes) : json_quote(base64_encode(bytes));
+}
+
+std::string json_key_head(const std::string& key, bool utf8) {
+    return "{\"key\":" + json_bytes(key, utf8) + ",\"encoding\":\"" + (utf8 ? "utf8" : "base64") +
+           "\"";
+}
+
+void write_raw_line(const std::string& bytes) {
+    std::fwrite(bytes.data(), 1, bytes.size(), stdout);
+    std::fputc('\n', stdout);
+}
+
+int print_get(const std::string& key, const kv::client::GetResult& r, bool json) {
+    if (json) {
+        bool utf8 = all_utf8(key, r.values);
+        std::string out = json_key_head(key, utf8) + ",\"values\":[";
+        for (size_t i = 0; i < r.values.size(); ++i) {
+            if (i > 0) out += ',';
+            out += json_bytes(r.values[i], utf8);
+        }
+        out += "],\"context\":\"" + base64_encode(r.context) + "\",\"info\":" + json_info(r.info) +
+               "}";
+        write_raw_line(out);
+        return kExitOk;
+    }
+    if (r.values.size() > 1) std::cerr << "kvctl: " << r.values.size() << " siblings\n";
+    for (const auto& v : r.values) write_raw_line(v);
+    return kExitOk;
+}
+
+int print_write(const std::string& key, const kv::client::WriteResult& r, bool json) {
+    if (!json) return kExitOk;
+    bool utf8 = is_valid_utf8(key);
+    write_raw_line(json_key_head(key, utf8) + ",\"context\":\"" + base64_encode(r.context) +
+                   "\",\"info\":" + json_info(r.info) + "}");
+    return kExitOk;
+}
+
+int print_status(const std::string& endpoint, const kv::proto::StatusResponse& s, bool json) {
+    if (json) {
+        std::string out = "{\"endpoint\":" + json_quote(endpoint) +
+                          ",\"node_id\":" + json_quote(s.node_id) +
+                          ",\"n_replicas\":" + std::to_string(s.n_replicas) +
+                          ",\"keys_stored\":" + std::to_string(s.keys_stored) + ",\"members\":[";
+        for (size_t i = 0; i < s.members.size(); ++i) {
+            const auto& m = s.members[i];
+            if (i > 0) out += ',';
+            out += "{\"node_id\":" + json_quote(m.node_id) +
+                   ",\"endpoint\":" + json_quote(m.endpoint) + ",\"state\":" + json_quote(m.state) +
+                   ",\"last_seen_ms_ago\":" + std::to_string(m.last_seen_ms_ago) + "}";
+        }
+        write_raw_line(out + "]}");
+        return kExitOk;
+    }
+    std::printf("node %s (answered at %s), n=%u, keys stored: %llu\n", s.node_id.c_str(),
+                endpoint.c_str(), s.n_replicas, static_cast<unsigned long long>(s.keys_stored));
+    std::printf("%-20s %-32s %-12s %s\n", "NODE", "ENDPOINT", "STATE", "LAST_SEEN_MS_AGO");
+    for (const auto& m : s.members) {
+        std::printf("%-20s %-32s %-12s %llu\n", m.node_id.c_str(), m.endpoint.c_str(),
+                    m.state.c_str(), static_cast<unsigned long long>(m.last_seen_ms_ago));
+    }
+    return kExitOk;
+}
+
+// Binary-safe; reads one byte past the limit so an oversized value is refused
+// here rather than sent.
+std::optional<std::string> read_stdin_value() {
+    std::string value;
+    char buffer[65536];
+    while (value.size() <= kv::proto::kValueBytesMax) {
+        size_t n = std::fread(buffer, 1, sizeof buffer, stdin);
+        if (n == 0) break;
+        value.append(buffer, n);
+    }
+    if (std::ferror(stdin) || value.size() > kv::proto::kValueBytesMax) return std::nullopt;
+    return value;
+}
+
+po::options_description option_descriptions() {
+    po::options_description d("Options");
+    d.add_options()("help,h", "show this help")(
+        "node,n", po::value<std::vector<std::string>>()->composing(),
+        "node endpoint, may repeat or be a comma-separated list; the first is used until it "
+        "stops answering (default tcp://127.0.0.1:7001)")(
+        "consistency,c", po::value<std::string>()->default_value("quorum"),
+        "one | two | three | quorum | all")("r", po::value<uint32_t>(),
+                                            "explicit read count (get), overrides --consistency")(
+        "w", po::value<uint32_t>(), "explicit write count (put, del), overrides --consistency")(
+        "strict", po::bool_switch(), "count only the key's home replicas, never stand-ins")(
+        "timeout-ms", po::value<uint64_t>()->default_value(5000),
+        "node-side deadline in ms; kvctl gives up 1000 ms after it")(
+        "json", po::bool_switch(), "machine-readable output (see below)")(
+        "context", po::value<std::string>(),
+        "base64 context from a previous 'get --json' (put, del): supersede what that get saw");
+    return d;
+}
+
+// Parses argv; nullopt after printing help (exit 0). Throws po::error on bad input.
+std::optional<Args> parse_args(int argc, char** argv) {
+    auto visible = option_descriptions();
+    po::options_description all;
+    all.add(visible).add_options()("args", po::value<std::vector<std::string>>(), "");
+    po::positional_options_description positional;
+    positional.add("args", -1);
+    po::variables_map vm;
+    po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
+    po::notify(vm);
+    if (vm.count("help") || argc == 1) {
+        std::cout << kUsage << "\n" << visible << "\n";
+        return std::nullopt;
+    }
+    Args a;
+    a.nodes = split_endpoints(vm.count("node") ? vm["node"].as<std::vector<std::string>>()
+                                               : std::vector<std::string>{});
+    if (a.nodes.empty()) a.nodes.push_back("tcp://127.0.0.1:7001");
+    a.consistency = vm["consistency"].as<std::string>();
+    if (vm.count("r")) a.r = vm["r"].as<uint32_t>();
+    if (vm.count("w")) a.w = vm["w"].as<uint32_t>();
+    a.strict = vm["strict"].as<bool>();
+    a.timeout_ms = vm["timeout-ms"].as<uint64_t>();
+    a.json = vm["json"].as<bool>();
+    if (vm.count("context")) a.context_b64 = vm["context"].as<std::string>();
+    if (vm.count("args")) a.positional = vm["args"].as<std::vector<std::string>>();
+    return a;
+}
+
+// Checks the option combination for `command`; returns the problem, if any.
+std::optional<std::string> check_args(const std::string& command, const Args& a) {
+    static const std::vector<std::pair<std::string, size_t>> kArity = {
+        {"get", 2}, {"local-get", 2}, {"put", 3}, {"del", 2}, {"status", 1}};
+    bool known = false;
+    for (const auto& [name, count] : kArity) {
+        if (name != command) continue;
+        known = true;
+        if (a.positional.size() != count) return "wrong number of arguments for " + command;
+    }
+    if (!known) return "unknown command '" + command + "' (get, put, del, status, local-get)";
+    bool is_write = command == "put" || command == "del";
+    if (a.r && command != "get") return "--r applies to get only";
+    if (a.w && !is_write) return "--w applies to put and del only";
+    if (a.context_b64 && !is_write) return "--context applies to put and del only";
+    if (a.timeout_ms > kv::proto::kDeadlineMsMax) return "--timeout-ms is above 600000";
+    return std::nullopt;
+}
+
+int run(const Args& a) {
+    const std::string& command = a.positional.front();
+    if (auto problem = check_args(command, a)) return fail(ErrorCode::invalid_argument, *problem);
+    auto level = kv::proto::level_from_name(a.consistency);
+    if (!level) return fail(ErrorCode::invalid_argument, "unknown level '" + a.consistency + "'");
+
+    kv::client::ClientOptions options;
+    options.defaults.consistency = {*level, a.r.value_or(a.w.value_or(0)), a.strict};
+    options.defaults.deadline_ms = a.timeout_ms;
+    options.admin_timeout_ms = a.timeout_ms;
+
+    std::optional<std::string> context;
+    if (a.context_b64) {
+        context = base64_decode(*a.context_b64);
+        if (!context) return fail(ErrorCode::invalid_argument, "--context is not valid base64");
+    }
+
+    auto connected = kv::client::Client::connect(a.nodes, options);
+    if (!connected) return fail(connected.status());
+    auto& client = connected.value();
+
+    if (command == "status") {
+        auto s = client.status();
+        return s ? print_status(client.current_endpoint(), s.value(), a.json) : fail(s.status());
+    }
+    const std::string& key = a.positional[1];
+    if (command == "get" || command == "local-get") {
+        auto r = command == "get" ? client.get(key) : client.local_get(key);
+        return r ? print_get(key, r.value(), a.json) : fail(r.status());
+    }
+    if (command == "put") {
+        std::optional<std::string> value = a.positional[2];
+        if (*value == "-") value = read_stdin_value();
+        if (!value) return fail(ErrorCode::value_too_large, "stdin unreadable or above 1 MiB");
+        auto r = client.put(key, std::move(*value), context);
+        return r ? print_write(key, r.value(), a.json) : fail(r.status());
+    }
+    auto r = client.del(key, context);
+    return r ? print_write(key, r.value(), a.json) : fail(r.status());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::optional<Args> args;
+    try {
+        args = parse_args(argc, argv);
+    } catch (const po::error& e) {
+        return fail(ErrorCode::invalid_argument, e.what());
+    }
+    if (!args) return kExitOk;
+    if (args->positional.empty()) return fail(ErrorCode::invalid_argument, "no command given");
+    return run(*args);
+}
