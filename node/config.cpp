@@ -81,6 +81,11 @@ Result<RuntimeConfig> parse_config(int argc, const char* const* argv, std::ostre
                                                                    : c.data_dir;
         if (v.empty()) return Status(ErrorCode::invalid_argument, std::string("--") + required + " is required");
     }
+    // The actor id is the node id plus 17 characters and must fit the wire's id limit.
+    if (c.node.node_id.size() > 200 || c.node.node_id.find_first_of(",= \t") != std::string::npos) {
+        return Status(ErrorCode::invalid_argument,
+                      "--id must be at most 200 bytes, without commas, '=' or blanks");
+    }
     if (peers.empty()) {
         c.members = {gossip::Member{c.node.node_id, c.listen}};
     } else {

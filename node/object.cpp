@@ -135,8 +135,14 @@ void pack_vv(msgpack::packer<msgpack::sbuffer>& pk, const VersionVector& vv) {
 constexpr size_t kActorsMax = 1024;
 constexpr size_t kActorBytesMax = proto::kIdBytesMax;
 
+// Merge has no sibling cap (refusing a merge would leave replicas diverged), so
+// the decoder must take any sibling count merges can build: up to n (<= 16)
+// replicas' worth of siblings_max each, far below this bound on what one decode
+// may allocate.
+constexpr size_t kSiblingsDecodeMax = 64 * 1024;
+
 msgpack::unpack_limit decode_limits() {
-    return msgpack::unpack_limit(/*array=*/std::max(kActorsMax, size_t{1024}), /*map=*/16,
+    return msgpack::unpack_limit(/*array=*/kSiblingsDecodeMax, /*map=*/16,
                                  /*str=*/kActorBytesMax, /*bin=*/proto::kValueBytesMax,
                                  /*ext=*/0, /*depth=*/5);
 }

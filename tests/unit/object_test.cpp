@@ -1,0 +1,909 @@
+// Tests of versioned objects (dotted version vectors): merge laws and write
+// semantics checked on random REACHABLE histories (replicas doing updates and
+// merges, clients writing with contexts read earlier), against an oracle that
+// shares no code with merge; the limits of update; and the encodings, which
+// must round-trip and must reject every malformed or truncated input.
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cstdint>
+#include <map>
+#include <msgpack.hpp>
+#include <optional>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "client/protocol.h"
+#include "node/object.h"
+
+using kv::ErrorCode;
+using kv::node::decode_context;
+using kv::node::decode_object;
+using kv::node::Dot;
+using kv::node::encode_context;
+using kv::node::encode_object;
+using kv::node::merge;
+using kv::node::Object;
+using kv::node::Sibling;
+using kv::node::update;
+using kv::node::VersionVector;
+
+namespace {
+
+constexpr size_t kNoSiblingLimit = size_t{1} << 20;
+constexpr size_t kNoByteLimit = size_t{1} << 40;
+
+using Value = std::optional<std::string>;
+
+VersionVector vv(std::initializer_list<std::pair<std::string, uint64_t>> entries) {
+    VersionVector v;
+    for (const auto& [actor, counter] : entries) v.set(actor, counter);
+    return v;
+}
+
+// A write that must succeed (no limits in play).
+Object write(const Object& local, const VersionVector& seen, const std::string& actor,
+             Value value) {
+    auto result = update(local, seen, actor, std::move(value), kNoSiblingLimit, kNoByteLimit);
+    REQUIRE(result.ok());
+    return std::move(result).value();
+}
+
+std::string show_bytes(const std::string& s) {
+    std::ostringstream out;
+    for (unsigned char c : s) {
+        if (c >= 0x20 && c < 0x7f && c != '\\') {
+            out << c;
+        } else {
+            out << "\\x" << std::hex << (c >> 4) << (c & 0xf) << std::dec;
+        }
+    }
+    return out.str();
+}
+
+std::string show(const VersionVector& v) {
+    std::ostringstream out;
+    out << "{";
+    for (const auto& [actor, counter] : v.entries())
+        out << " " << show_bytes(actor) << ":" << counter;
+    out << " }";
+    return out.str();
+}
+
+std::string show(const Object& o) {
+    std::ostringstream out;
+    out << "ctx=" << show(o.context) << " sibs=[";
+    for (const auto& s : o.siblings) {
+        out << " " << show_bytes(s.dot.actor) << ":" << s.dot.counter << "="
+            << (s.value ? "'" + show_bytes(*s.value) + "'" : std::string("TOMB"));
+    }
+    out << " ]";
+    return out.str();
+}
+
+// The header's invariants; empty when the object is well formed.
+std::string invariant_violation(const Object& o) {
+    for (const auto& [actor, counter] : o.context.entries()) {
+        if (actor.empty() || counter == 0) return "context has an empty actor or zero counter";
+    }
+    for (size_t i = 0; i < o.siblings.size(); ++i) {
+        const Dot& dot = o.siblings[i].dot;
+        if (dot.actor.empty() || dot.counter == 0) return "sibling has a null dot";
+        if (!o.context.covers(dot)) return "sibling dot not covered by the context";
+        if (i > 0 && !(o.siblings[i - 1].dot < dot)) return "siblings not sorted/unique";
+    }
+    return "";
+}
+
+bool holds(const Object& o, const Dot& dot) {
+    return std::any_of(o.siblings.begin(), o.siblings.end(),
+                       [&](const Sibling& s) { return s.dot == dot; });
+}
+
+std::string random_bytes(std::mt19937_64& rng, size_t length_max) {
+    std::string s(rng() % (length_max + 1), '\0');
+    for (auto& c : s) c = static_cast<char>(rng() % 4 == 0 ? 0 : rng() % 256);
+    return s;
+}
+
+// ---------------------------------------------------------------------------
+// A random reachable history. Replicas ("a", "b", "c") take writes from
+// clients whose contexts were read at any earlier time from any replica (or
+// from a coordinator that merged two replies), and merge each other's current
+// or stale (delayed-message) states. Every state is recorded in `history`.
+
+struct WriteRecord {
+    Dot dot;
+    Value value;
+    VersionVector seen;
+};
+
+struct World {
+    std::mt19937_64 rng;
+    std::vector<std::string> actors{"a", "b", "c"};
+    std::vector<Object> replicas{3};
+    std::vector<Object> history;
+    std::vector<WriteRecord> writes;
+    std::map<Dot, Value> minted;  // every dot ever minted, with its value
+
+    explicit World(uint64_t seed) : rng(seed) {}
+
+    size_t pick(size_t n) { return static_cast<size_t>(rng() % n); }
+    const Object& any_past_state() { return history[pick(history.size())]; }
+
+    Value random_value() {
+        if (pick(6) == 0) return std::nullopt;  // a delete
+        return random_bytes(rng, 6);
+    }
+
+    VersionVector random_seen(size_t replica) {
+        if (history.empty()) return {};
+        switch (pick(10)) {
+            case 0:
+            case 1:
+                return {};  // blind write
+            case 2:
+            case 3:
+            case 4:
+                return replicas[replica].context;  // read then write at the same replica
+            case 5:
+            case 6:
+            case 7:
+                return any_past_state().context;  // a stale read from anywhere
+            default:
+                return merge(any_past_state(), any_past_state()).context;  // coordinator read
+        }
+    }
+
+    // One client write, checked against update's contract.
+    void client_write() {
+        const size_t r = pick(replicas.size());
+        const VersionVector seen = random_seen(r);
+        const Value value = random_value();
+        const Object& local = replicas[r];
+        const Object out = write(local, seen, actors[r], value);
+
+        INFO("local=" << show(local) << "\nseen=" << show(seen) << "\nout=" << show(out));
+        REQUIRE(invariant_violation(out).empty());
+        // Exactly one new sibling, at this actor, carrying the value.
+        std::vector<Sibling> fresh;
+        for (const auto& s : out.siblings) {
+            if (!holds(local, s.dot)) fresh.push_back(s);
+        }
+        REQUIRE(fresh.size() == 1);
+        const Sibling& added = fresh.front();
+        REQUIRE(added.dot.actor == actors[r]);
+        REQUIRE(added.value == value);
+        // Never a dot that names another write, and not one the write claims to have seen.
+        REQUIRE(minted.count(added.dot) == 0);
+        REQUIRE_FALSE(seen.covers(added.dot));
+        REQUIRE_FALSE(local.context.covers(added.dot));
+        // Supersedes exactly what `seen` covers.
+        for (const auto& s : local.siblings) REQUIRE(holds(out, s.dot) == !seen.covers(s.dot));
+        // The context is local + seen + the new dot, nothing else.
+        VersionVector want = local.context;
+        want.merge(seen);
+        want.set(added.dot.actor, added.dot.counter);
+        REQUIRE(out.context == want);
+
+        minted[added.dot] = value;
+        writes.push_back({added.dot, value, seen});
+        replicas[r] = out;
+        history.push_back(out);
+    }
+
+    void replica_merge() {
+        const size_t to = pick(replicas.size());
+        // A current peer state, or a stale one (a delayed anti-entropy/handoff message).
+        const Object from =
+            pick(3) == 0 ? any_past_state() : replicas[(to + 1 + pick(2)) % replicas.size()];
+        replicas[to] = merge(replicas[to], from);
+        history.push_back(replicas[to]);
+    }
+
+    void run(size_t steps) {
+        for (size_t i = 0; i < steps; ++i) {
+            if (history.empty() || pick(5) < 3) {
+                client_write();
+            } else {
+                replica_merge();
+            }
+        }
+    }
+
+    // What every replica must hold once all writes are everywhere, from first
+    // principles: a write survives unless a write whose context covered it
+    // exists; the context is every minted dot.
+    Object expected_final() const {
+        Object want;
+        for (const auto& w : writes) {
+            want.context.set(w.dot.actor, std::max(want.context.get(w.dot.actor), w.dot.counter));
+            const bool superseded = std::any_of(
+                writes.begin(), writes.end(), [&](const auto& o) { return o.seen.covers(w.dot); });
+            if (!superseded) want.siblings.push_back({w.dot, w.value});
+        }
+        std::sort(want.siblings.begin(), want.siblings.end(),
+                  [](const Sibling& x, const Sibling& y) { return x.dot < y.dot; });
+        return want;
+    }
+};
+
+uint64_t base_seed() {
+    return 0x6f626a6563740001ULL;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Merge laws over reachable objects.
+
+TEST_CASE("merge is commutative, associative, idempotent, has the empty object as identity",
+          "[object][merge][property]") {
+    size_t laws_checked = 0;
+    size_t with_siblings = 0;
+    size_t with_tombstones = 0;
+    for (uint64_t i = 0; i < 250; ++i) {
+        const uint64_t seed = base_seed() + i;
+        CAPTURE(seed);
+        World world(seed);
+        world.run(40);
+        std::mt19937_64 pick_rng(seed ^ 0x5eed);
+        const auto& h = world.history;
+        for (int k = 0; k < 16; ++k) {
+            const Object& x = h[pick_rng() % h.size()];
+            const Object& y = h[pick_rng() % h.size()];
+            const Object& z = h[pick_rng() % h.size()];
+            INFO("x=" << show(x) << "\ny=" << show(y) << "\nz=" << show(z));
+            const Object xy = merge(x, y);
+            REQUIRE(invariant_violation(xy).empty());
+            REQUIRE(xy == merge(y, x));
+            REQUIRE(merge(xy, z) == merge(x, merge(y, z)));
+            REQUIRE(merge(x, x) == x);
+            REQUIRE(merge(x, Object{}) == x);
+            REQUIRE(merge(Object{}, x) == x);
+            REQUIRE(xy.context.descends(x.context));
+            REQUIRE(xy.context.descends(y.context));
+            // The least upper bound: it adds nothing either side lacks.
+            VersionVector pointwise_max = x.context;
+            pointwise_max.merge(y.context);
+            REQUIRE(xy.context == pointwise_max);
+            REQUIRE(merge(xy, x) == xy);  // absorption
+            // A sibling is lost only when the other side saw it superseded.
+            for (const auto& s : x.siblings) {
+                REQUIRE(holds(xy, s.dot) == (!y.context.covers(s.dot) || holds(y, s.dot)));
+            }
+            laws_checked += 1;
+            with_siblings += xy.siblings.size() >= 2;
+            with_tombstones += xy.live_count() < xy.siblings.size();
+        }
+    }
+    // The generator must produce interesting objects, or the laws prove little.
+    CHECK(laws_checked == 250 * 16);
+    CHECK(with_siblings > laws_checked / 4);
+    CHECK(with_tombstones > laws_checked / 20);
+}
+
+TEST_CASE("random replicas exchanging states in random order converge to the oracle",
+          "[object][merge][property]") {
+    size_t nontrivial = 0;
+    for (uint64_t i = 0; i < 300; ++i) {
+        const uint64_t seed = base_seed() + 10'000 + i;
+        CAPTURE(seed);
+        World world(seed);
+        world.run(30);
+        const Object want = world.expected_final();
+        INFO("oracle=" << show(want));
+
+        // Folding every state ever held, in random order, gives the oracle.
+        std::vector<Object> states = world.history;
+        std::shuffle(states.begin(), states.end(), world.rng);
+        Object folded;
+        for (const auto& s : states) folded = merge(folded, s);
+        REQUIRE(folded == want);
+
+        // Gossip: random one-way pulls until every replica has (transitively)
+        // heard from every other; the step bound only guards against a hang.
+        std::vector<unsigned> heard_from{1, 2, 4};
+        const unsigned everyone = 7;
+        for (int step = 0; step < 10'000; ++step) {
+            if (std::all_of(heard_from.begin(), heard_from.end(),
+                            [&](unsigned h) { return h == everyone; })) {
+                break;
+            }
+            const size_t from = world.rng() % 3;
+            const size_t to = world.rng() % 3;
+            world.replicas[to] = merge(world.replicas[to], world.replicas[from]);
+            heard_from[to] |= heard_from[from];
+        }
+        for (size_t r = 0; r < 3; ++r) {
+            INFO("replica " << r << " = " << show(world.replicas[r]));
+            REQUIRE(world.replicas[r] == want);
+        }
+        nontrivial += want.siblings.size() >= 2;
+    }
+    CHECK(nontrivial > 30);
+}
+
+TEST_CASE("every dot minted in a reachable history names one write", "[object][update][property]") {
+    // World::client_write REQUIREs that each new dot is fresh; this only makes
+    // sure many writes ran, with contexts that claim other replicas' dots.
+    World world(base_seed() + 20'000);
+    world.run(2000);
+    CHECK(world.minted.size() > 1000);
+    const size_t foreign_seen =
+        std::count_if(world.writes.begin(), world.writes.end(), [](const WriteRecord& w) {
+            return std::any_of(w.seen.entries().begin(), w.seen.entries().end(),
+                               [&](const auto& e) { return e.first != w.dot.actor; });
+        });
+    CHECK(foreign_seen > 500);
+}
+
+// ---------------------------------------------------------------------------
+// Write semantics, scenario by scenario.
+
+TEST_CASE("a write with a context supersedes exactly the siblings it saw", "[object][update]") {
+    Object a;
+    a = write(a, {}, "a", "v1");
+    const VersionVector read_ctx = a.context;      // the client saw only v1
+    a = write(a, {}, "a", "v2");                   // a concurrent blind write
+    a = merge(a, write(Object{}, {}, "b", "v3"));  // and one from another replica
+    REQUIRE(a.live_values() == std::vector<std::string>{"v1", "v2", "v3"});
+
+    const Object out = write(a, read_ctx, "a", "v4");
+    CHECK(out.live_values() == std::vector<std::string>{"v2", "v4", "v3"});  // dot order
+    CHECK_FALSE(holds(out, Dot{"a", 1}));
+    CHECK(holds(out, Dot{"a", 2}));
+    CHECK(holds(out, Dot{"b", 1}));
+    CHECK(holds(out, Dot{"a", 3}));
+    CHECK(out.context == vv({{"a", 3}, {"b", 1}}));
+}
+
+TEST_CASE("blind writes become siblings", "[object][update]") {
+    Object o;
+    for (int i = 0; i < 5; ++i) o = write(o, {}, "a", "v" + std::to_string(i));
+    CHECK(o.live_count() == 5);
+    CHECK(o.context == vv({{"a", 5}}));
+    // A read of all five then one write collapses them.
+    o = write(o, o.context, "a", "final");
+    CHECK(o.live_values() == std::vector<std::string>{"final"});
+    CHECK(o.siblings.front().dot == Dot{"a", 6});
+}
+
+TEST_CASE(
+    "concurrent writes at two replicas give two siblings; a write with the merged context "
+    "leaves one value everywhere",
+    "[object][update][merge]") {
+    // All three replicas start from the same value.
+    const Object base = write(Object{}, {}, "a", "v0");
+    std::vector<Object> replicas{base, base, base};
+    const VersionVector ctx0 = base.context;
+    replicas[0] = write(replicas[0], ctx0, "a", "from-a");
+    replicas[1] = write(replicas[1], ctx0, "b", "from-b");
+    replicas[0] = merge(replicas[0], replicas[1]);
+    replicas[1] = merge(replicas[1], replicas[0]);
+    replicas[2] = merge(replicas[2], replicas[1]);
+    for (const auto& r : replicas) {
+        CHECK(r.live_values() == std::vector<std::string>{"from-a", "from-b"});
+    }
+    // A client reads the merged siblings at c and resolves them there.
+    const VersionVector merged_ctx = replicas[2].context;
+    replicas[2] = write(replicas[2], merged_ctx, "c", "resolved");
+    // Merge back in different orders.
+    replicas[0] = merge(replicas[0], replicas[2]);
+    replicas[1] = merge(replicas[2], replicas[1]);
+    for (const auto& r : replicas) {
+        INFO(show(r));
+        CHECK(r.live_values() == std::vector<std::string>{"resolved"});
+        CHECK(r.siblings.size() == 1);
+        CHECK(r == replicas[2]);
+    }
+}
+
+TEST_CASE("a write with a context from another replica drops what it saw there",
+          "[object][update][merge]") {
+    // b holds a value a never received; the client read it at b, writes at a.
+    const Object b = write(Object{}, {}, "b", "at-b");
+    Object a = write(Object{}, {}, "a", "at-a");
+    a = write(a, b.context, "a", "new");  // saw b's value, not a's own one
+    CHECK(a.live_values() == std::vector<std::string>{"at-a", "new"});
+    const Object joined = merge(a, b);
+    CHECK(joined == merge(b, a));
+    CHECK(joined.live_values() == std::vector<std::string>{"at-a", "new"});
+}
+
+TEST_CASE("tombstones: a delete with context leaves no live value; a concurrent put survives it",
+          "[object][update][tombstone]") {
+    Object a = write(Object{}, {}, "a", "v1");
+    Object b = merge(Object{}, a);
+
+    SECTION("delete with context") {
+        const Object deleted = write(a, a.context, "a", std::nullopt);
+        CHECK(deleted.live_count() == 0);
+        CHECK(deleted.live_values().empty());
+        REQUIRE(deleted.siblings.size() == 1);
+        CHECK_FALSE(deleted.siblings.front().value.has_value());
+        CHECK_FALSE(deleted.empty());  // the tombstone keeps the key's history
+        // Replicas holding only the old value learn of the delete.
+        const Object at_b = merge(b, deleted);
+        CHECK(at_b.live_count() == 0);
+        CHECK(at_b == deleted);
+    }
+    SECTION("concurrent put and delete") {
+        const VersionVector ctx = a.context;
+        a = write(a, ctx, "a", std::nullopt);  // delete at a
+        b = write(b, ctx, "b", "put");         // concurrent put at b
+        const Object ab = merge(a, b);
+        CHECK(ab == merge(b, a));
+        CHECK(ab.live_values() == std::vector<std::string>{"put"});
+        CHECK(ab.siblings.size() == 2);  // the tombstone is a sibling too
+        // Reading and deleting again with the merged context removes the put.
+        const Object gone = write(ab, ab.context, "a", std::nullopt);
+        CHECK(gone.live_count() == 0);
+        CHECK(merge(gone, b).live_count() == 0);
+    }
+    SECTION("blind delete does not remove a value it did not see") {
+        const Object blind = write(a, {}, "a", std::nullopt);
+        CHECK(blind.live_values() == std::vector<std::string>{"v1"});
+    }
+}
+
+TEST_CASE("the counter minted by update is unique per actor", "[object][update]") {
+    Object a = write(Object{}, {}, "a", "v1");
+    a = write(a, {}, "a", "v2");
+    REQUIRE(a.context.get("a") == 2);
+
+    SECTION("seen claims a higher counter for the writing actor") {
+        const VersionVector inflated = vv({{"a", 7}, {"b", 3}});
+        const Object out = write(a, inflated, "a", "v3");
+        REQUIRE(out.siblings.size() == 1);
+        CHECK(out.siblings.front().dot == Dot{"a", 8});
+        CHECK(out.context == vv({{"a", 8}, {"b", 3}}));
+        // And the next write continues past it.
+        CHECK(write(out, {}, "a", "v4").context.get("a") == 9);
+    }
+    SECTION("a replica that lost its copy is not fooled into reusing a dot") {
+        // The client still holds the context of the lost copy.
+        const Object out = write(Object{}, a.context, "a", "again");
+        CHECK(out.siblings.front().dot == Dot{"a", 3});
+    }
+    SECTION("a stale seen does not rewind the counter") {
+        const Object out = write(a, vv({{"a", 1}}), "a", "v3");
+        CHECK(out.siblings.back().dot == Dot{"a", 3});
+        CHECK(out.live_values() == std::vector<std::string>{"v2", "v3"});
+    }
+    SECTION("other actors' counters do not affect this actor's") {
+        const Object out = write(a, vv({{"b", 50}}), "c", "v3");
+        CHECK(holds(out, Dot{"c", 1}));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Limits.
+
+TEST_CASE("sibling_limit: exactly at the limit is accepted, one past fails, nothing partial",
+          "[object][update][limits]") {
+    Object o;
+    for (int i = 0; i < 4; ++i) o = write(o, {}, "a", "v" + std::to_string(i));
+    const Object before = o;
+
+    // 4 siblings + 1 blind write = 5.
+    auto at_limit = update(o, {}, "a", "x", 5, kNoByteLimit);
+    REQUIRE(at_limit.ok());
+    CHECK(at_limit->siblings.size() == 5);
+
+    auto over = update(o, {}, "a", "x", 4, kNoByteLimit);
+    REQUIRE_FALSE(over.ok());
+    CHECK(over.status().code() == ErrorCode::sibling_limit);
+    CHECK_FALSE(over.status().message().empty());
+    CHECK(o == before);
+
+    // Tombstones count as siblings.
+    auto tomb = update(o, {}, "a", std::nullopt, 4, kNoByteLimit);
+    CHECK(tomb.status().code() == ErrorCode::sibling_limit);
+
+    // A write that resolves some siblings fits again: it saw v0 and v1.
+    auto resolving = update(o, vv({{"a", 2}}), "a", "x", 3, kNoByteLimit);
+    REQUIRE(resolving.ok());
+    CHECK(resolving->live_values() == std::vector<std::string>{"v2", "v3", "x"});
+    CHECK(update(o, vv({{"a", 2}}), "a", "x", 2, kNoByteLimit).status().code() ==
+          ErrorCode::sibling_limit);
+
+    // A limit of one still allows a write that resolves everything.
+    CHECK(update(o, o.context, "a", "x", 1, kNoByteLimit).ok());
+}
+
+TEST_CASE("object_too_large: exactly at the limit is accepted, one byte less fails",
+          "[object][update][limits]") {
+    Object o = write(Object{}, {}, "a", std::string(1000, 'x'));
+    o = merge(o, write(Object{}, {}, "b", std::string(500, '\0')));
+    const Object before = o;
+    const std::string value(2000, 'y');
+    const Object unlimited = write(o, {}, "c", value);
+    const size_t bytes = unlimited.encoded_size_bound();
+    // The bound must really bound the encoding, or the limit is not one.
+    REQUIRE(encode_object(unlimited).size() <= bytes);
+    REQUIRE(bytes > 3500);
+
+    auto at_limit = update(o, {}, "c", value, kNoSiblingLimit, bytes);
+    REQUIRE(at_limit.ok());
+    CHECK(at_limit.value() == unlimited);
+
+    auto over = update(o, {}, "c", value, kNoSiblingLimit, bytes - 1);
+    REQUIRE_FALSE(over.ok());
+    CHECK(over.status().code() == ErrorCode::object_too_large);
+    CHECK(o == before);
+
+    // Superseding the big siblings makes room again.
+    auto resolving = update(o, o.context, "c", value, kNoSiblingLimit, bytes - 1);
+    REQUIRE(resolving.ok());
+    CHECK(resolving->live_values() == std::vector<std::string>{value});
+}
+
+TEST_CASE("encoded_size_bound bounds the encoding with the widest msgpack headers",
+          "[object][limits]") {
+    // str16 actors, 9-byte counters, bin32 and bin16 values, an array16 of siblings.
+    Object o;
+    for (uint64_t i = 0; i < 20; ++i) {
+        const std::string actor(kv::proto::kIdBytesMax - i, static_cast<char>('a' + i));
+        Value value = std::string(i % 2 == 0 ? 70'000 : 300, 'v');
+        if (i % 5 == 0) value = std::nullopt;
+        o = merge(o, write(Object{}, vv({{actor, UINT64_MAX - 1 - i}}), actor, value));
+    }
+    REQUIRE(o.siblings.size() == 20);
+    INFO("encoded=" << encode_object(o).size() << " bound=" << o.encoded_size_bound());
+    CHECK(encode_object(o).size() <= o.encoded_size_bound());
+}
+
+TEST_CASE("encoded_size_bound bounds the real encoding of reachable objects",
+          "[object][limits][property]") {
+    for (uint64_t i = 0; i < 50; ++i) {
+        const uint64_t seed = base_seed() + 30'000 + i;
+        CAPTURE(seed);
+        World world(seed);
+        world.run(40);
+        for (const auto& o : world.history) {
+            INFO(show(o));
+            REQUIRE(encode_object(o).size() <= o.encoded_size_bound());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Encodings.
+
+namespace {
+
+// A sibling or context entry written exactly as given (any order, any counter),
+// in the same layout as encode_object, to build malformed inputs.
+struct RawSibling {
+    std::string actor;
+    uint64_t counter;
+    Value value;
+};
+using RawContext = std::vector<std::pair<std::string, uint64_t>>;
+
+void pack_str(msgpack::packer<msgpack::sbuffer>& pk, const std::string& s) {
+    pk.pack_str(static_cast<uint32_t>(s.size()));
+    pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
+}
+
+void pack_raw_context(msgpack::packer<msgpack::sbuffer>& pk, const RawContext& context) {
+    pk.pack_array(static_cast<uint32_t>(context.size()));
+    for (const auto& [actor, counter] : context) {
+        pk.pack_array(2);
+        pack_str(pk, actor);
+        pk.pack_uint64(counter);
+    }
+}
+
+std::string raw_context(const RawContext& context) {
+    msgpack::sbuffer buf;
+    msgpack::packer<msgpack::sbuffer> pk(buf);
+    pack_raw_context(pk, context);
+    return std::string(buf.data(), buf.size());
+}
+
+std::string raw_object(const RawContext& context, const std::vector<RawSibling>& siblings) {
+    msgpack::sbuffer buf;
+    msgpack::packer<msgpack::sbuffer> pk(buf);
+    pk.pack_array(2);
+    pack_raw_context(pk, context);
+    pk.pack_array(static_cast<uint32_t>(siblings.size()));
+    for (const auto& s : siblings) {
+        pk.pack_array(3);
+        pack_str(pk, s.actor);
+        pk.pack_uint64(s.counter);
+        if (s.value) {
+            pk.pack_bin(static_cast<uint32_t>(s.value->size()));
+            pk.pack_bin_body(s.value->data(), static_cast<uint32_t>(s.value->size()));
+        } else {
+            pk.pack_nil();
+        }
+    }
+    return std::string(buf.data(), buf.size());
+}
+
+template <typename... Items>
+std::string packed(const Items&... items) {
+    msgpack::sbuffer buf;
+    msgpack::packer<msgpack::sbuffer> pk(buf);
+    (pk.pack(items), ...);
+    return std::string(buf.data(), buf.size());
+}
+
+// An object with many actors, NUL bytes in actors and values, and tombstones.
+Object rich_object() {
+    Object o;
+    for (int i = 0; i < 40; ++i) {
+        std::string actor = "node-" + std::to_string(i);
+        if (i % 7 == 0) actor += std::string("\0x", 2);
+        Value value = std::string("v\0al", 4) + std::to_string(i);
+        if (i % 5 == 0) value = std::nullopt;
+        if (i % 3 == 0) value = std::string();  // an empty value is not a tombstone
+        o = merge(o, write(Object{}, {}, actor, value));
+    }
+    return write(o, vv({{"node-1", 1}}), "node-2", std::string(3, '\0'));
+}
+
+void require_bad_object(const std::string& bytes) {
+    INFO("bytes=" << show_bytes(bytes));
+    const auto decoded = decode_object(bytes);
+    REQUIRE_FALSE(decoded.ok());
+    CHECK(decoded.status().code() == ErrorCode::bad_request);
+}
+
+void require_bad_context(const std::string& bytes) {
+    INFO("bytes=" << show_bytes(bytes));
+    const auto decoded = decode_context(bytes);
+    REQUIRE_FALSE(decoded.ok());
+    CHECK(decoded.status().code() == ErrorCode::bad_context);
+}
+
+}  // namespace
+
+TEST_CASE("the raw builder matches encode_object, so the rejection tests test the decoder",
+          "[object][encoding]") {
+    const Object o = write(write(Object{}, {}, "a", "x"), {}, "b", std::nullopt);
+    CHECK(raw_object({{"a", 1}, {"b", 1}}, {{"a", 1, "x"}, {"b", 1, std::nullopt}}) ==
+          encode_object(o));
+    CHECK(raw_context({{"a", 1}, {"b", 1}}) == encode_context(o.context));
+}
+
+TEST_CASE("objects and contexts round-trip through their encodings", "[object][encoding]") {
+    SECTION("the empty object and context") {
+        auto o = decode_object(encode_object(Object{}));
+        REQUIRE(o.ok());
+        CHECK(o->empty());
+        auto c = decode_context(encode_context(VersionVector{}));
+        REQUIRE(c.ok());
+        CHECK(c->empty());
+    }
+    SECTION("NUL bytes, empty values, tombstones, many actors") {
+        const Object o = rich_object();
+        REQUIRE(o.context.entries().size() == 40);
+        REQUIRE(o.live_count() < o.siblings.size());
+        auto decoded = decode_object(encode_object(o));
+        REQUIRE(decoded.ok());
+        CHECK(decoded.value() == o);
+        auto ctx = decode_context(encode_context(o.context));
+        REQUIRE(ctx.ok());
+        CHECK(ctx.value() == o.context);
+    }
+    SECTION("large counters and the longest actor id") {
+        const std::string actor(kv::proto::kIdBytesMax, 'n');
+        const Object o = write(Object{}, vv({{actor, UINT64_MAX - 1}}), actor, "v");
+        REQUIRE(o.siblings.front().dot.counter == UINT64_MAX);
+        auto decoded = decode_object(encode_object(o));
+        REQUIRE(decoded.ok());
+        CHECK(decoded.value() == o);
+    }
+    SECTION("as many siblings as an array may hold") {
+        Object o;
+        for (size_t i = 0; i < kv::proto::kArrayItemsMax; ++i) o = write(o, {}, "a", "v");
+        auto decoded = decode_object(encode_object(o));
+        REQUIRE(decoded.ok());
+        CHECK(decoded.value() == o);
+    }
+    SECTION("every reachable object") {
+        for (uint64_t i = 0; i < 50; ++i) {
+            const uint64_t seed = base_seed() + 40'000 + i;
+            CAPTURE(seed);
+            World world(seed);
+            world.run(30);
+            for (const auto& o : world.history) {
+                auto decoded = decode_object(encode_object(o));
+                REQUIRE(decoded.ok());
+                REQUIRE(decoded.value() == o);
+                auto ctx = decode_context(encode_context(o.context));
+                REQUIRE(ctx.ok());
+                REQUIRE(ctx.value() == o.context);
+            }
+        }
+    }
+}
+
+TEST_CASE("decoders reject every truncation and trailing bytes", "[object][encoding]") {
+    const Object o = rich_object();
+    const std::string bytes = encode_object(o);
+    for (size_t n = 0; n < bytes.size(); ++n) {
+        CAPTURE(n);
+        require_bad_object(bytes.substr(0, n));
+    }
+    require_bad_object(bytes + '\0');
+    require_bad_object(bytes + bytes);
+
+    const std::string ctx = encode_context(o.context);
+    for (size_t n = 0; n < ctx.size(); ++n) {
+        CAPTURE(n);
+        require_bad_context(ctx.substr(0, n));
+    }
+    require_bad_context(ctx + '\xc0');
+}
+
+TEST_CASE("decode_object rejects objects that break the invariants", "[object][encoding]") {
+    // Each malformed case next to the well-formed one it differs from.
+    REQUIRE(decode_object(raw_object({{"a", 2}, {"b", 1}}, {{"a", 2, "x"}, {"b", 1, "y"}})).ok());
+
+    SECTION("unsorted or duplicate actors in the context") {
+        require_bad_object(raw_object({{"b", 1}, {"a", 2}}, {{"a", 2, "x"}, {"b", 1, "y"}}));
+        require_bad_object(raw_object({{"a", 2}, {"a", 2}}, {{"a", 2, "x"}}));
+        require_bad_object(raw_object({{"a", 1}, {"a", 2}}, {{"a", 2, "x"}}));
+    }
+    SECTION("zero counters") {
+        require_bad_object(raw_object({{"a", 2}, {"b", 0}}, {{"a", 2, "x"}}));
+        require_bad_object(raw_object({{"a", 2}}, {{"a", 0, "x"}}));
+        // A zero dot of an actor absent from the context is covered by any
+        // context, so only an explicit check catches it.
+        require_bad_object(raw_object({{"a", 2}}, {{"a", 2, "x"}, {"z", 0, "y"}}));
+        require_bad_object(raw_object({}, {{"z", 0, "y"}}));
+    }
+    SECTION("empty actors") {
+        require_bad_object(raw_object({{"", 1}}, {}));
+        require_bad_object(raw_object({{"a", 2}}, {{"", 1, "x"}}));
+    }
+    SECTION("a sibling whose dot the context does not cover") {
+        require_bad_object(raw_object({{"a", 2}}, {{"a", 3, "x"}}));
+        require_bad_object(raw_object({{"a", 2}}, {{"a", 2, "x"}, {"b", 1, "y"}}));
+        require_bad_object(raw_object({}, {{"a", 1, std::nullopt}}));
+    }
+    SECTION("unsorted or duplicate siblings") {
+        require_bad_object(raw_object({{"a", 2}, {"b", 1}}, {{"b", 1, "y"}, {"a", 2, "x"}}));
+        require_bad_object(raw_object({{"a", 2}}, {{"a", 2, "x"}, {"a", 1, "y"}}));
+        require_bad_object(raw_object({{"a", 2}}, {{"a", 2, "x"}, {"a", 2, "x"}}));
+        require_bad_object(raw_object({{"a", 2}}, {{"a", 2, "x"}, {"a", 2, std::nullopt}}));
+    }
+}
+
+TEST_CASE("decode_object rejects wrong types", "[object][encoding]") {
+    using Entry = std::tuple<std::string, uint64_t>;
+    using Sib = std::tuple<std::string, uint64_t, msgpack::type::nil_t>;
+    // Positive control: the tuple form of a well-formed object decodes.
+    REQUIRE(decode_object(packed(std::make_tuple(std::vector<Entry>{{"a", 1}},
+                                                 std::vector<Sib>{{"a", 1, {}}})))
+                .ok());
+
+    require_bad_object(packed(std::map<std::string, int>{{"a", 1}}));  // a map root
+    require_bad_object(packed(std::string("object")));
+    require_bad_object(packed(42));
+    require_bad_object(packed(msgpack::type::nil_t{}));
+    require_bad_object(packed(std::vector<int>{}));                     // root of 0 items
+    require_bad_object(packed(std::make_tuple(std::vector<Entry>{})));  // root of 1 item
+    require_bad_object(packed(std::make_tuple(std::vector<Entry>{}, std::vector<Sib>{}, 1)));
+    // A context that is not an array of [str, uint] pairs.
+    require_bad_object(
+        packed(std::make_tuple(std::map<std::string, int>{{"a", 1}}, std::vector<Sib>{})));
+    require_bad_object(packed(std::make_tuple(
+        std::vector<std::tuple<std::string, int64_t>>{{"a", -1}}, std::vector<Sib>{})));
+    require_bad_object(packed(std::make_tuple(
+        std::vector<std::tuple<std::string, std::string>>{{"a", "1"}}, std::vector<Sib>{})));
+    require_bad_object(
+        packed(std::make_tuple(std::vector<std::tuple<int, int>>{{1, 1}}, std::vector<Sib>{})));
+    require_bad_object(packed(std::make_tuple(
+        std::vector<std::tuple<std::string, uint64_t, int>>{{"a", 1, 0}}, std::vector<Sib>{})));
+    require_bad_object(packed(std::make_tuple(
+        std::vector<std::tuple<std::string, double>>{{"a", 1.5}}, std::vector<Sib>{})));
+    // Siblings of the wrong shape.
+    const std::vector<Entry> ctx{{"a", 1}};
+    require_bad_object(packed(std::make_tuple(ctx, 7)));
+    require_bad_object(packed(std::make_tuple(ctx, std::vector<Entry>{{"a", 1}})));
+    require_bad_object(packed(std::make_tuple(
+        ctx,
+        std::vector<std::tuple<std::string, uint64_t, std::string>>{{"a", 1, "str, not bin"}})));
+    require_bad_object(packed(
+        std::make_tuple(ctx, std::vector<std::tuple<std::string, uint64_t, int>>{{"a", 1, 0}})));
+    require_bad_object(packed(std::make_tuple(
+        ctx, std::vector<std::tuple<std::string, int64_t, msgpack::type::nil_t>>{{"a", -1, {}}})));
+    require_bad_object(packed(std::make_tuple(
+        ctx, std::vector<std::tuple<std::string, uint64_t, msgpack::type::nil_t, int>>{
+                 {"a", 1, {}, 0}})));
+    require_bad_object(packed(std::make_tuple(
+        ctx, std::vector<std::tuple<int, uint64_t, msgpack::type::nil_t>>{{1, 1, {}}})));
+}
+
+TEST_CASE("decode_context rejects what is not a context with bad_context", "[object][encoding]") {
+    REQUIRE(decode_context(raw_context({{"a", 1}, {"b", 2}})).ok());
+    require_bad_context(raw_context({{"b", 2}, {"a", 1}}));
+    require_bad_context(raw_context({{"a", 1}, {"a", 1}}));
+    require_bad_context(raw_context({{"a", 1}, {"b", 0}}));
+    require_bad_context(raw_context({{"", 1}}));
+    require_bad_context(encode_object(rich_object()));  // an object is not a context
+    require_bad_context(encode_object(Object{}));
+    require_bad_context(packed(std::map<std::string, int>{{"a", 1}}));
+    require_bad_context(packed(std::string("context")));
+    require_bad_context("");
+    require_bad_context("\xff\xff\xff");
+    require_bad_context(std::string(kv::proto::kContextBytesMax + 1, '\x90'));
+}
+
+TEST_CASE("decode_object refuses oversized input before parsing", "[object][encoding]") {
+    const auto decoded = decode_object(std::string(kv::proto::kObjectBytesMax + 1, '\x90'));
+    REQUIRE_FALSE(decoded.ok());
+    CHECK(decoded.status().code() == ErrorCode::object_too_large);
+}
+
+TEST_CASE("decoders never crash on random or mutated bytes, and what they accept is well formed",
+          "[object][encoding][fuzz]") {
+    const uint64_t seed = base_seed() + 50'000;
+    CAPTURE(seed);
+    std::mt19937_64 rng(seed);
+    std::vector<std::string> valid{encode_object(rich_object()), encode_object(Object{})};
+    World world(seed);
+    world.run(30);
+    for (size_t i = 0; i < world.history.size(); i += 3) {
+        valid.push_back(encode_object(world.history[i]));
+        valid.push_back(encode_context(world.history[i].context));
+    }
+
+    size_t accepted = 0;
+    auto probe = [&](const std::string& bytes) {
+        INFO("bytes=" << show_bytes(bytes));
+        if (auto o = decode_object(bytes)) {
+            accepted += 1;
+            REQUIRE(invariant_violation(o.value()).empty());
+            auto again = decode_object(encode_object(o.value()));
+            REQUIRE(again.ok());
+            REQUIRE(again.value() == o.value());
+        } else {
+            REQUIRE((o.status().code() == ErrorCode::bad_request ||
+                     o.status().code() == ErrorCode::object_too_large));
+        }
+        if (auto c = decode_context(bytes)) {
+            auto again = decode_context(encode_context(c.value()));
+            REQUIRE(again.ok());
+            REQUIRE(again.value() == c.value());
+        } else {
+            REQUIRE(c.status().code() == ErrorCode::bad_context);
+        }
+    };
+    for (int i = 0; i < 3000; ++i) {
+        std::string bytes = random_bytes(rng, 64);
+        // Often start like an object, so the decoder gets past the first byte.
+        if (!bytes.empty() && rng() % 2 == 0) bytes[0] = '\x92';
+        probe(bytes);
+    }
+    for (int i = 0; i < 5000; ++i) {
+        std::string bytes = valid[rng() % valid.size()];
+        const int edits = 1 + static_cast<int>(rng() % 3);
+        for (int e = 0; e < edits && !bytes.empty(); ++e) {
+            const size_t at = rng() % bytes.size();
+            switch (rng() % 4) {
+                case 0:
+                    bytes[at] = static_cast<char>(bytes[at] ^ (1 << (rng() % 8)));
+                    break;
+                case 1:
+                    bytes[at] = static_cast<char>(rng() % 256);
+                    break;
+                case 2:
+                    bytes.erase(at, 1);
+                    break;
+                default:
+                    bytes.insert(at, 1, static_cast<char>(rng() % 256));
+            }
+        }
+        probe(bytes);
+    }
+    CHECK(accepted > 0);  // some mutations stay well formed: the check above ran
+}
