@@ -1,0 +1,197 @@
+#include "gossip/cluster_view.h"
+
+#include <algorithm>
+#include <cassert>
+#include <tuple>
+#include <utility>
+
+namespace kv::gossip {
+
+namespace {
+
+void normalize_tokens(std::vector<uint64_t>& tokens) {
+    std::sort(tokens.begin(), tokens.end());
+    tokens.erase(std::unique(tokens.begin(), tokens.end()), tokens.end());
+}
+
+bool ring_fields_differ(const MemberState& a, const MemberState& b) {
+    if (a.in_ring() != b.in_ring()) return true;
+    if (!a.in_ring()) return false;
+    return a.endpoint != b.endpoint || a.tokens != b.tokens;
+}
+
+}  // namespace
+
+std::string_view status_name(MemberStatus status) {
+    switch (status) {
+        case MemberStatus::joining:
+            return "joining";
+        case MemberStatus::up:
+            return "up";
+        case MemberStatus::suspect:
+            return "suspect";
+        case MemberStatus::down:
+            return "down";
+        case MemberStatus::leaving:
+            return "leaving";
+        case MemberStatus::left:
+            return "left";
+    }
+    return "unknown";
+}
+
+bool is_declarable(MemberStatus status) {
+    return status == MemberStatus::joining || status == MemberStatus::up ||
+           status == MemberStatus::leaving || status == MemberStatus::left;
+}
+
+MemberStatus MemberState::status() const {
+    if (declared == MemberStatus::left) return MemberStatus::left;
+    if (liveness == Liveness::down) return MemberStatus::down;
+    if (liveness == Liveness::suspect) return MemberStatus::suspect;
+    return declared;
+}
+
+bool MemberState::in_ring() const {
+    return (declared == MemberStatus::up || declared == MemberStatus::leaving) && !tokens.empty();
+}
+
+int compare_version(uint64_t a_incarnation, bool a_left, uint64_t a_heartbeat, Liveness a_liveness,
+                    uint64_t b_incarnation, bool b_left, uint64_t b_heartbeat,
+                    Liveness b_liveness) {
+    const auto a = std::make_tuple(a_incarnation, a_left, a_heartbeat, a_liveness);
+    const auto b = std::make_tuple(b_incarnation, b_left, b_heartbeat, b_liveness);
+    if (a < b) return -1;
+    return a == b ? 0 : 1;
+}
+
+bool supersedes(const MemberState& a, const MemberState& b) {
+    const int by_version =
+        compare_version(a.incarnation, a.declared == MemberStatus::left, a.heartbeat, a.liveness,
+                        b.incarnation, b.declared == MemberStatus::left, b.heartbeat, b.liveness);
+    if (by_version != 0) return by_version > 0;
+    // Same version, different content only if a member reused a version (a
+    // bug or a restart that kept its incarnation): any fixed order keeps merge
+    // commutative; the member refutes as soon as it hears of it.
+    return std::tie(a.declared, a.endpoint, a.tokens) > std::tie(b.declared, b.endpoint, b.tokens);
+}
+
+ClusterView::ClusterView(MemberState self, uint32_t members_max)
+    : self_id_(self.id), members_max_(members_max) {
+    assert(!self.id.empty());
+    assert(is_declarable(self.declared));
+    assert(members_max_ >= 1);
+    self.liveness = Liveness::alive;
+    normalize_tokens(self.tokens);
+    states_.emplace(self.id, std::move(self));
+    rebuild_ring_members();
+}
+
+const MemberState& ClusterView::self() const {
+    auto it = states_.find(self_id_);
+    assert(it != states_.end());
+    return it->second;
+}
+
+const MemberState* ClusterView::find(std::string_view id) const {
+    auto it = states_.find(id);
+    return it == states_.end() ? nullptr : &it->second;
+}
+
+std::vector<NodeTokens> ClusterView::ring_input() const {
+    std::vector<NodeTokens> out;
+    for (const auto& [id, s] : states_) {
+        if (s.in_ring()) out.push_back(NodeTokens{id, s.tokens});
+    }
+    return out;
+}
+
+MergeOutcome ClusterView::merge(const MemberState& heard_in) {
+    assert(!heard_in.id.empty());
+    MemberState heard = heard_in;
+    normalize_tokens(heard.tokens);
+    if (heard.id == self_id_) return refute(heard);
+
+    auto it = states_.find(heard.id);
+    if (it == states_.end()) {
+        if (states_.size() >= members_max_) return MergeOutcome{.rejected = true};
+        MemberState empty;
+        auto& slot = states_.emplace(heard.id, heard).first->second;
+        empty.id = heard.id;
+        changed(empty, slot);
+        return MergeOutcome{.changed = true, .heard_from = true};
+    }
+    MemberState& mine = it->second;
+    if (!supersedes(heard, mine)) return {};
+    const bool advanced =
+        std::tie(heard.incarnation, heard.heartbeat) > std::tie(mine.incarnation, mine.heartbeat);
+    const MemberState before = std::exchange(mine, std::move(heard));
+    changed(before, mine);
+    return MergeOutcome{.changed = true, .heard_from = advanced};
+}
+
+// SWIM §4.2: only the member can clear suspicion about itself, by speaking
+// with an incarnation above anything said of it.
+MergeOutcome ClusterView::refute(const MemberState& heard) {
+    MemberState& mine = states_.find(self_id_)->second;
+    if (!supersedes(heard, mine)) return {};
+    const MemberState before = mine;
+    mine.incarnation = std::max(mine.incarnation, heard.incarnation) + 1;
+    mine.heartbeat += 1;
+    changed(before, mine);
+    return MergeOutcome{.changed = true, .refuted = true};
+}
+
+bool ClusterView::raise_liveness(std::string_view id, Liveness liveness) {
+    if (id == self_id_) return false;
+    auto it = states_.find(id);
+    if (it == states_.end()) return false;
+    MemberState& s = it->second;
+    if (s.declared == MemberStatus::left || s.liveness >= liveness) return false;
+    const MemberState before = s;
+    s.liveness = liveness;
+    changed(before, s);
+    return true;
+}
+
+void ClusterView::beat() {
+    MemberState& mine = states_.find(self_id_)->second;
+    const MemberState before = mine;
+    mine.heartbeat += 1;
+    changed(before, mine);
+}
+
+void ClusterView::declare(MemberStatus status) {
+    assert(is_declarable(status));
+    MemberState& mine = states_.find(self_id_)->second;
+    const MemberState before = mine;
+    mine.declared = status;
+    mine.heartbeat += 1;
+    changed(before, mine);
+}
+
+void ClusterView::set_tokens(std::vector<uint64_t> tokens) {
+    normalize_tokens(tokens);
+    MemberState& mine = states_.find(self_id_)->second;
+    const MemberState before = mine;
+    mine.tokens = std::move(tokens);
+    mine.heartbeat += 1;
+    changed(before, mine);
+}
+
+void ClusterView::changed(const MemberState& before, const MemberState& after) {
+    ++view_version_;
+    if (ring_fields_differ(before, after)) {
+        ++ring_version_;
+        rebuild_ring_members();
+    }
+}
+
+void ClusterView::rebuild_ring_members() {
+    ring_members_.clear();
+    for (const auto& [id, s] : states_) {
+        if (s.in_ring()) ring_members_.push_back(Member{id, s.endpoint});
+    }
+}
+
+}  // namespace kv::gossip

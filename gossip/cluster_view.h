@@ -1,0 +1,135 @@
+// The cluster as one node sees it: one versioned entry per member, merged from
+// gossip. Pure and deterministic: no clocks, no I/O, ordered containers only.
+//
+// Merge rule: every entry carries a version and the greater one wins. Versions
+// are ordered by (incarnation, left, heartbeat, liveness), then by content as a
+// tie-break, so merge is a max over a total order: commutative, associative and
+// idempotent, and any two views that saw the same entries agree.
+//  - incarnation: chosen by the member when it starts; a restarted member uses
+//    a higher one and so overrides everything said of its previous life. A
+//    member also bumps it to refute suspicion about itself (SWIM §4.2).
+//  - left: 'left' beats every other state of the same incarnation (final).
+//  - heartbeat: bumped by the member on every gossip round and on every change
+//    it makes to its own entry (status, tokens).
+//  - liveness: peers' failure detectors raise it (alive < suspect < down) at
+//    the member's current version; any newer version from the member resets it.
+// Only the member itself writes its endpoint, declared status and tokens.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gossip/membership.h"
+
+namespace kv::gossip {
+
+// The six states of the design; suspect and down are peers' judgements, the
+// others are declared by the member itself.
+enum class MemberStatus : uint8_t {
+    joining = 0,
+    up = 1,
+    suspect = 2,
+    down = 3,
+    leaving = 4,
+    left = 5
+};
+std::string_view status_name(MemberStatus status);
+
+// Liveness as judged by failure detectors at the member's current version.
+enum class Liveness : uint8_t { alive = 0, suspect = 1, down = 2 };
+
+// Whether a status can be declared by a member about itself.
+bool is_declarable(MemberStatus status);
+
+struct MemberState {
+    std::string id;
+    std::string endpoint;
+    MemberStatus declared = MemberStatus::joining;  // joining, up, leaving or left
+    Liveness liveness = Liveness::alive;
+    uint64_t incarnation = 0;
+    uint64_t heartbeat = 0;
+    std::vector<uint64_t> tokens;  // sorted, distinct ring positions
+
+    // left > down > suspect > declared.
+    MemberStatus status() const;
+    // In the ring: declared up or leaving, with tokens. Suspect and down members
+    // stay in the ring (Dynamo §4.8: failures are transient; hints cover them).
+    bool in_ring() const;
+    bool operator==(const MemberState&) const = default;
+};
+
+// <0, 0, >0 as a's version is older, equal or newer than b's (same id assumed),
+// ignoring content: the order digests can see.
+int compare_version(uint64_t a_incarnation, bool a_left, uint64_t a_heartbeat, Liveness a_liveness,
+                    uint64_t b_incarnation, bool b_left, uint64_t b_heartbeat, Liveness b_liveness);
+// The full total order of the merge rule (version, then content tie-break).
+bool supersedes(const MemberState& a, const MemberState& b);
+
+// A node and its ring positions, the input from which every node computes the
+// same ring.
+struct NodeTokens {
+    std::string id;
+    std::vector<uint64_t> tokens;
+    bool operator==(const NodeTokens&) const = default;
+};
+
+struct MergeOutcome {
+    bool changed = false;     // the view changed
+    bool heard_from = false;  // the member's (incarnation, heartbeat) advanced or it is new
+    bool refuted = false;     // news about this node itself, answered with a new incarnation
+    bool rejected = false;    // an unknown member while the view is full
+};
+
+// The view is the Membership the node reads: members() lists the ring members.
+class ClusterView final : public Membership {
+  public:
+    // `self` is this node's own entry (its incarnation chosen by the caller:
+    // higher than any it used before, e.g. a persisted counter + 1).
+    ClusterView(MemberState self, uint32_t members_max);
+
+    const std::string& self_id() const { return self_id_; }
+    const MemberState& self() const;
+    const MemberState* find(std::string_view id) const;
+    // Every known member including self and left ones, ordered by id.
+    const std::map<std::string, MemberState, std::less<>>& states() const { return states_; }
+    size_t size() const { return states_.size(); }
+
+    // Membership: ring members (see MemberState::in_ring), sorted by id.
+    const std::vector<Member>& members() const override { return ring_members_; }
+    // Changes whenever members() or a ring member's tokens change.
+    uint64_t version() const override { return ring_version_; }
+    // Changes on every change of any entry (heartbeats included).
+    uint64_t view_version() const { return view_version_; }
+
+    // Ring members with their tokens, sorted by id.
+    std::vector<NodeTokens> ring_input() const;
+
+    // Merges one entry heard from a peer.
+    MergeOutcome merge(const MemberState& heard);
+    // Raises a peer's liveness at its current version (never self, never a
+    // left member, never lowers). Returns whether the view changed.
+    bool raise_liveness(std::string_view id, Liveness liveness);
+
+    // Changes to this node's own entry; each bumps its heartbeat.
+    void beat();
+    void declare(MemberStatus status);  // joining, up, leaving or left
+    void set_tokens(std::vector<uint64_t> tokens);
+
+  private:
+    void changed(const MemberState& before, const MemberState& after);
+    void rebuild_ring_members();
+    MergeOutcome refute(const MemberState& heard);
+
+    std::string self_id_;
+    uint32_t members_max_;
+    std::map<std::string, MemberState, std::less<>> states_;
+    std::vector<Member> ring_members_;
+    uint64_t ring_version_ = 1;
+    uint64_t view_version_ = 1;
+};
+
+}  // namespace kv::gossip

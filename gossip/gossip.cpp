@@ -1,0 +1,210 @@
+#include "gossip/gossip.h"
+
+#include <algorithm>
+#include <cassert>
+#include <map>
+#include <string_view>
+#include <utility>
+
+namespace kv::gossip {
+
+namespace {
+
+// Uniform enough for peer choice (bias below 2^-50 for any realistic size)
+// and, unlike std::uniform_int_distribution, the same on every library.
+size_t pick(std::mt19937_64& rng, size_t count) {
+    assert(count > 0);
+    return static_cast<size_t>(rng() % count);
+}
+
+DigestEntry digest_of(const MemberState& s) {
+    return DigestEntry{s.id, s.incarnation, s.heartbeat, s.declared, s.liveness};
+}
+
+int compare_to_digest(const MemberState& mine, const DigestEntry& d) {
+    return compare_version(mine.incarnation, mine.declared == MemberStatus::left, mine.heartbeat,
+                           mine.liveness, d.incarnation, d.declared == MemberStatus::left,
+                           d.heartbeat, d.liveness);
+}
+
+// Send order when the budget is short: what the peer has never heard of, then
+// changes of state, then plain heartbeats (which the next round repeats anyway).
+enum class Priority { unknown_to_peer = 0, state_change = 1, heartbeat_only = 2 };
+
+Priority priority(const MemberState& mine, const DigestEntry* theirs) {
+    if (theirs == nullptr) return Priority::unknown_to_peer;
+    const bool same_state = mine.incarnation == theirs->incarnation &&
+                            mine.declared == theirs->declared && mine.liveness == theirs->liveness;
+    return same_state ? Priority::heartbeat_only : Priority::state_change;
+}
+
+size_t estimated_bytes(const MemberState& s) {
+    return 48 + s.id.size() + s.endpoint.size() + 9 * s.tokens.size();
+}
+
+}  // namespace
+
+Gossiper::Gossiper(GossipConfig config, MemberState self, std::vector<std::string> seed_endpoints,
+                   uint64_t now_ms)
+    : config_(config),
+      view_(std::move(self), config.members_max),
+      detector_(config.detector),
+      next_round_ms_(now_ms) {
+    assert(config_.interval_ms > 0);
+    assert(config_.members_max <= kGossipItemsMax);
+    assert(config_.entries_bytes_max + 64 * kGossipIdBytesMax < kGossipFrameBytesMax);
+    assert(view_.self().tokens.size() <= kGossipTokensPerMemberMax);
+    const std::string& own = view_.self().endpoint;
+    for (auto& seed : seed_endpoints) {
+        if (seed.empty() || seed == own) continue;
+        if (std::find(seeds_.begin(), seeds_.end(), seed) != seeds_.end()) continue;
+        seeds_.push_back(std::move(seed));
+    }
+}
+
+GossipSyn Gossiper::make_syn() const {
+    GossipSyn syn{view_.self_id(), view_.self().endpoint, {}};
+    syn.digests.reserve(view_.size());
+    for (const auto& [id, s] : view_.states()) syn.digests.push_back(digest_of(s));
+    return syn;
+}
+
+std::vector<Outgoing> Gossiper::tick(uint64_t now_ms, std::mt19937_64& rng) {
+    if (now_ms < next_round_ms_) return {};
+    next_round_ms_ = now_ms + config_.interval_ms;
+    ++stats_.rounds;
+    view_.beat();
+    run_detector(now_ms);
+    std::vector<Outgoing> out = choose_peers(rng);
+    if (out.empty()) return out;
+    const GossipSyn syn = make_syn();
+    for (auto& o : out) o.message = syn;
+    return out;
+}
+
+void Gossiper::run_detector(uint64_t now_ms) {
+    for (const auto& [id, liveness] : detector_.judge(view_, now_ms)) {
+        view_.raise_liveness(id, liveness);
+    }
+}
+
+// Cassandra's Gossiper.doGossip: one random live peer; sometimes an unreachable
+// one (so a recovered node is noticed); a seed when no peer is known, or now
+// and then otherwise (so partitions heal through the seeds).
+std::vector<Outgoing> Gossiper::choose_peers(std::mt19937_64& rng) const {
+    std::vector<const MemberState*> live;
+    std::vector<const MemberState*> down;
+    for (const auto& [id, s] : view_.states()) {
+        if (id == view_.self_id() || s.declared == MemberStatus::left) continue;
+        (s.liveness == Liveness::down ? down : live).push_back(&s);
+    }
+    std::vector<Outgoing> out;
+    auto add = [&](std::string id, const std::string& endpoint) {
+        for (const auto& o : out) {
+            if (o.endpoint == endpoint) return;
+        }
+        out.push_back(Outgoing{std::move(id), endpoint, GossipSyn{}});
+    };
+    bool seed_reached = false;
+    if (!live.empty()) {
+        const MemberState* peer = live[pick(rng, live.size())];
+        add(peer->id, peer->endpoint);
+        seed_reached = std::find(seeds_.begin(), seeds_.end(), peer->endpoint) != seeds_.end();
+    }
+    if (!down.empty() && pick(rng, live.size() + 1) < down.size()) {
+        const MemberState* peer = down[pick(rng, down.size())];
+        add(peer->id, peer->endpoint);
+    }
+    if (!seeds_.empty() && !seed_reached) {
+        const size_t known = live.size() + down.size();
+        if (live.empty() || pick(rng, known + 1) < seeds_.size()) {
+            add("", seeds_[pick(rng, seeds_.size())]);
+        }
+    }
+    return out;
+}
+
+std::vector<Outgoing> Gossiper::handle(const GossipMessage& message, uint64_t now_ms) {
+    return std::visit(
+        [&](const auto& m) -> std::vector<Outgoing> {
+            using T = std::decay_t<decltype(m)>;
+            if (m.from_id == view_.self_id()) return {};  // our own echo: nothing to learn
+            if constexpr (std::is_same_v<T, GossipSyn>) {
+                return on_syn(m, now_ms);
+            } else if constexpr (std::is_same_v<T, GossipAck>) {
+                return on_ack(m, now_ms);
+            } else if constexpr (std::is_same_v<T, GossipAck2>) {
+                return on_ack2(m, now_ms);
+            } else {
+                static_assert(sizeof(T) == 0, "unhandled gossip message");
+            }
+        },
+        message);
+}
+
+std::vector<Outgoing> Gossiper::on_syn(const GossipSyn& syn, uint64_t) {
+    std::map<std::string_view, const DigestEntry*> theirs;
+    GossipAck ack{view_.self_id(), view_.self().endpoint, {}, {}};
+    for (const auto& d : syn.digests) {
+        if (!theirs.emplace(d.id, &d).second) continue;  // duplicate id: first wins
+        const MemberState* mine = view_.find(d.id);
+        if (mine == nullptr || compare_to_digest(*mine, d) < 0) ack.wants.push_back(d.id);
+    }
+    std::vector<const MemberState*> ranked[3];
+    for (const auto& [id, s] : view_.states()) {
+        auto it = theirs.find(id);
+        const DigestEntry* d = it == theirs.end() ? nullptr : it->second;
+        if (d != nullptr && compare_to_digest(s, *d) <= 0) continue;
+        ranked[static_cast<int>(priority(s, d))].push_back(&s);
+    }
+    std::vector<const MemberState*> all;
+    for (const auto& r : ranked) all.insert(all.end(), r.begin(), r.end());
+    ack.entries = within_budget(std::move(all));
+    if (ack.entries.empty() && ack.wants.empty()) return {};
+    return {Outgoing{syn.from_id, syn.from_endpoint, std::move(ack)}};
+}
+
+std::vector<Outgoing> Gossiper::on_ack(const GossipAck& ack, uint64_t now_ms) {
+    merge_entries(ack.entries, now_ms);
+    std::vector<const MemberState*> wanted;
+    for (const auto& id : ack.wants) {
+        const MemberState* s = view_.find(id);
+        if (s != nullptr && std::find(wanted.begin(), wanted.end(), s) == wanted.end()) {
+            wanted.push_back(s);
+        }
+    }
+    if (wanted.empty()) return {};
+    GossipAck2 ack2{view_.self_id(), within_budget(std::move(wanted))};
+    return {Outgoing{ack.from_id, ack.from_endpoint, std::move(ack2)}};
+}
+
+std::vector<Outgoing> Gossiper::on_ack2(const GossipAck2& ack2, uint64_t now_ms) {
+    merge_entries(ack2.entries, now_ms);
+    return {};
+}
+
+void Gossiper::merge_entries(const std::vector<MemberState>& entries, uint64_t now_ms) {
+    for (const auto& e : entries) {
+        const MergeOutcome outcome = view_.merge(e);
+        if (outcome.heard_from) detector_.heard(e.id, now_ms);
+        if (outcome.refuted) ++stats_.refutations;
+        if (outcome.rejected) ++stats_.members_rejected;
+    }
+}
+
+std::vector<MemberState> Gossiper::within_budget(std::vector<const MemberState*> ranked) {
+    std::vector<MemberState> chosen;
+    size_t bytes = 0;
+    for (const MemberState* s : ranked) {
+        const size_t size = estimated_bytes(*s);
+        if (!chosen.empty() && bytes + size > config_.entries_bytes_max) {
+            ++stats_.entries_deferred;
+            continue;
+        }
+        bytes += size;
+        chosen.push_back(*s);
+    }
+    return chosen;
+}
+
+}  // namespace kv::gossip

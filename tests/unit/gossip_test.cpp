@@ -1,0 +1,619 @@
+// Tests of gossip/: the merge rule's laws, push-pull convergence in simulated
+// clusters of 10, 50 and 200 nodes (every message through the codec), failure
+// detection timing, balanced token claims, and hostile input to the decoder.
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "gossip/cluster_view.h"
+#include "gossip/failure_detector.h"
+#include "gossip/gossip.h"
+#include "gossip/gossip_codec.h"
+#include "gossip/token_claim.h"
+#include "ring/ring.h"
+
+using namespace kv::gossip;
+
+namespace {
+
+MemberState member(std::string id, uint64_t incarnation, uint64_t heartbeat,
+                   MemberStatus declared = MemberStatus::up, Liveness liveness = Liveness::alive) {
+    MemberState s;
+    s.endpoint = "tcp://" + id;
+    s.id = std::move(id);
+    s.declared = declared;
+    s.liveness = liveness;
+    s.incarnation = incarnation;
+    s.heartbeat = heartbeat;
+    s.tokens = {1, 2, 3};
+    return s;
+}
+
+// A random entry about "x" from a small space, so that collisions of version
+// and of content happen often.
+MemberState random_entry(std::mt19937_64& rng) {
+    static const MemberStatus kDeclared[] = {MemberStatus::joining, MemberStatus::up,
+                                             MemberStatus::leaving, MemberStatus::left};
+    MemberState s =
+        member("x", rng() % 3, rng() % 3, kDeclared[rng() % 4], static_cast<Liveness>(rng() % 3));
+    s.endpoint = "tcp://x:" + std::to_string(rng() % 2);
+    s.tokens = {rng() % 2, 7};
+    return s;
+}
+
+ClusterView observer() {
+    return ClusterView(member("observer", 1, 0), 64);
+}
+
+}  // namespace
+
+// ---- merge laws ----------------------------------------------------------------
+
+TEST_CASE("merge: newer incarnation, then heartbeat, wins") {
+    ClusterView view = observer();
+    REQUIRE(view.merge(member("a", 1, 5)).changed);
+    CHECK_FALSE(view.merge(member("a", 1, 4)).changed);  // older heartbeat
+    CHECK(view.find("a")->heartbeat == 5);
+    const MergeOutcome newer = view.merge(member("a", 1, 6));
+    CHECK(newer.changed);
+    CHECK(newer.heard_from);
+    CHECK(view.find("a")->heartbeat == 6);
+    CHECK_FALSE(view.merge(member("a", 0, 100)).changed);  // older incarnation loses
+    CHECK(view.merge(member("a", 2, 0)).changed);          // restart: new incarnation
+    CHECK(view.find("a")->incarnation == 2);
+    CHECK(view.find("a")->heartbeat == 0);
+}
+
+TEST_CASE("merge is commutative, associative and idempotent") {
+    std::mt19937_64 rng(20240501);
+    for (int trial = 0; trial < 300; ++trial) {
+        std::vector<MemberState> entries;
+        for (int i = 0; i < 6; ++i) entries.push_back(random_entry(rng));
+        std::optional<MemberState> first_result;
+        for (int order = 0; order < 8; ++order) {
+            std::shuffle(entries.begin(), entries.end(), rng);
+            ClusterView view = observer();
+            for (const auto& e : entries) view.merge(e);
+            const MemberState result = *view.find("x");
+            if (!first_result) first_result = result;
+            REQUIRE(result == *first_result);
+            // Idempotent: hearing everything again changes nothing.
+            const uint64_t version = view.view_version();
+            for (const auto& e : entries) CHECK_FALSE(view.merge(e).changed);
+            CHECK(view.view_version() == version);
+        }
+        // The result is one of the inputs, and it supersedes every other input.
+        CHECK(std::find(entries.begin(), entries.end(), *first_result) != entries.end());
+        for (const auto& e : entries) CHECK_FALSE(supersedes(e, *first_result));
+    }
+}
+
+TEST_CASE("merge: suspicion raises at the same version, a newer heartbeat clears it") {
+    ClusterView view = observer();
+    view.merge(member("a", 1, 5));
+    CHECK(view.merge(member("a", 1, 5, MemberStatus::up, Liveness::suspect)).changed);
+    CHECK(view.find("a")->status() == MemberStatus::suspect);
+    CHECK_FALSE(view.merge(member("a", 1, 5)).changed);  // alive at the same version: no news
+    CHECK(view.merge(member("a", 1, 5, MemberStatus::up, Liveness::down)).changed);
+    CHECK(view.find("a")->status() == MemberStatus::down);
+    CHECK(view.merge(member("a", 1, 6)).heard_from);
+    CHECK(view.find("a")->status() == MemberStatus::up);
+}
+
+TEST_CASE("merge: 'left' is final for its incarnation, a restart overrides it") {
+    ClusterView view = observer();
+    view.merge(member("a", 3, 10, MemberStatus::left));
+    CHECK_FALSE(view.merge(member("a", 3, 999)).changed);
+    CHECK_FALSE(view.merge(member("a", 3, 999, MemberStatus::up, Liveness::down)).changed);
+    CHECK(view.find("a")->status() == MemberStatus::left);
+    CHECK_FALSE(view.raise_liveness("a", Liveness::suspect));
+    CHECK(view.merge(member("a", 4, 0, MemberStatus::joining)).changed);
+    CHECK(view.find("a")->status() == MemberStatus::joining);
+}
+
+TEST_CASE("a node refutes suspicion about itself with a higher incarnation") {
+    ClusterView self(member("me", 7, 3), 64);
+    const MergeOutcome outcome =
+        self.merge(member("me", 7, 3, MemberStatus::up, Liveness::suspect));
+    CHECK(outcome.refuted);
+    CHECK(self.self().incarnation == 8);
+    CHECK(self.self().liveness == Liveness::alive);
+    // Others that believed the suspicion take the refutation.
+    ClusterView other = observer();
+    other.merge(member("me", 7, 3, MemberStatus::up, Liveness::suspect));
+    CHECK(other.merge(self.self()).changed);
+    CHECK(other.find("me")->status() == MemberStatus::up);
+    // Stale news about ourselves is ignored.
+    CHECK_FALSE(self.merge(member("me", 7, 100, MemberStatus::up, Liveness::down)).changed);
+    // News from a previous life with a higher incarnation is outbid too.
+    CHECK(self.merge(member("me", 20, 0, MemberStatus::left)).refuted);
+    CHECK(self.self().incarnation == 21);
+    CHECK(self.self().declared == MemberStatus::up);
+}
+
+TEST_CASE("members() lists ring members sorted by id; version() tracks them") {
+    ClusterView view(member("m", 1, 0, MemberStatus::joining), 64);
+    CHECK(view.members().empty());  // joining: not in the ring yet
+    const uint64_t v0 = view.version();
+    view.merge(member("z", 1, 0));
+    view.merge(member("b", 1, 0));
+    view.merge(member("c", 1, 0, MemberStatus::leaving));
+    MemberState tokenless = member("d", 1, 0);
+    tokenless.tokens.clear();
+    view.merge(tokenless);
+    std::vector<std::string> ids;
+    for (const auto& m : view.members()) ids.push_back(m.id);
+    CHECK(ids == std::vector<std::string>{"b", "c", "z"});
+    const uint64_t v1 = view.version();
+    CHECK(v1 != v0);
+    view.merge(member("z", 1, 1));  // heartbeat only
+    view.raise_liveness("z", Liveness::down);
+    CHECK(view.version() == v1);  // down members keep their ranges
+    CHECK(view.members().size() == 3);
+    const uint64_t views = view.view_version();
+    view.beat();
+    CHECK(view.view_version() != views);
+    view.declare(MemberStatus::up);
+    CHECK(view.version() != v1);
+    CHECK(view.members().size() == 4);
+    view.merge(member("b", 1, 2, MemberStatus::left));
+    CHECK(view.members().size() == 3);
+    CHECK(view.ring_input().size() == 3);
+}
+
+TEST_CASE("the view holds at most members_max members") {
+    ClusterView view(member("m", 1, 0), 3);
+    CHECK(view.merge(member("a", 1, 0)).changed);
+    CHECK(view.merge(member("b", 1, 0)).changed);
+    CHECK(view.merge(member("c", 1, 0)).rejected);
+    CHECK(view.size() == 3);
+    CHECK(view.merge(member("a", 1, 1)).changed);  // known members still update
+}
+
+// ---- codec ---------------------------------------------------------------------
+
+TEST_CASE("codec round-trips every message") {
+    MemberState e = member("node-a", 12, 34, MemberStatus::leaving, Liveness::suspect);
+    e.tokens = {0, 5, UINT64_MAX};
+    const std::vector<GossipMessage> messages = {
+        GossipSyn{"a",
+                  "tcp://a:1",
+                  {DigestEntry{"a", 1, 2, MemberStatus::up, Liveness::alive},
+                   DigestEntry{"b", 3, 4, MemberStatus::left, Liveness::down}}},
+        GossipAck{"b", "tcp://b:1", {e}, {"c", "d"}},
+        GossipAck2{"a", {e, member("z", 0, 0, MemberStatus::joining)}},
+        GossipSyn{"a", "tcp://a:1", {}},
+    };
+    for (const auto& m : messages) {
+        auto decoded = decode(encode(m));
+        REQUIRE(decoded.ok());
+        CHECK(decoded.value() == m);
+    }
+}
+
+TEST_CASE("codec rejects hostile frames without crashing") {
+    const std::string good = encode(GossipAck{"b", "tcp://b", {member("a", 1, 1)}, {"x"}});
+    SECTION("truncated at every length") {
+        for (size_t n = 0; n < good.size(); ++n) CHECK_FALSE(decode(good.substr(0, n)).ok());
+    }
+    SECTION("trailing bytes") {
+        CHECK_FALSE(decode(good + "x").ok());
+    }
+    SECTION("oversized frame") {
+        auto r = decode(std::string(kGossipFrameBytesMax + 1, '\x90'));
+        REQUIRE_FALSE(r.ok());
+        CHECK(r.status().code() == kv::ErrorCode::message_too_large);
+    }
+    SECTION("too many digests") {
+        GossipSyn syn{"a", "tcp://a", {}};
+        for (size_t i = 0; i <= kGossipItemsMax; ++i) {
+            syn.digests.push_back(DigestEntry{"n" + std::to_string(i), 1, 1});
+        }
+        CHECK_FALSE(decode(encode(syn)).ok());
+        syn.digests.pop_back();
+        CHECK(decode(encode(syn)).ok());
+    }
+    SECTION("too many tokens, too long an id, an empty id, a bad status") {
+        MemberState e = member("a", 1, 1);
+        e.tokens.resize(kGossipTokensPerMemberMax + 1);
+        for (size_t i = 0; i < e.tokens.size(); ++i) e.tokens[i] = i;
+        CHECK_FALSE(decode(encode(GossipAck2{"b", {e}})).ok());
+        CHECK_FALSE(decode(encode(GossipAck2{"b", {member(std::string(300, 'x'), 1, 1)}})).ok());
+        CHECK_FALSE(decode(encode(GossipAck2{"b", {member("", 1, 1)}})).ok());
+        CHECK_FALSE(decode(encode(GossipAck2{"", {}})).ok());
+        CHECK_FALSE(decode(encode(GossipAck2{"b", {member("a", 1, 1, MemberStatus::down)}})).ok());
+        CHECK_FALSE(decode(encode(GossipSyn{"a", "", {}})).ok());  // nowhere to answer
+    }
+    SECTION("unknown type and non-map frames") {
+        auto r = decode(
+            "\x82\xa1t\xa3xyz\xa4"
+            "from\xa1"
+            "a");
+        REQUIRE_FALSE(r.ok());
+        CHECK(r.status().code() == kv::ErrorCode::unknown_type);
+        CHECK_FALSE(decode("\x91\x01").ok());
+        CHECK_FALSE(decode("").ok());
+    }
+    SECTION("random mutations never crash and never decode to nonsense ids") {
+        std::mt19937_64 rng(7);
+        for (int i = 0; i < 3000; ++i) {
+            std::string frame = good;
+            for (int flips = 0; flips < 3; ++flips) {
+                frame[rng() % frame.size()] = static_cast<char>(rng() & 0xff);
+            }
+            auto r = decode(frame);
+            if (!r.ok()) continue;
+            if (auto* ack = std::get_if<GossipAck>(&r.value())) {
+                for (const auto& e : ack->entries) CHECK_FALSE(e.id.empty());
+            }
+        }
+    }
+}
+
+// ---- simulated clusters ------------------------------------------------------------
+
+namespace {
+
+constexpr uint64_t kIntervalMs = 1'000;
+
+// Nodes gossiping in rounds of virtual time; every message goes through
+// encode/decode. A crashed node neither ticks nor receives.
+class SimCluster {
+  public:
+    explicit SimCluster(uint64_t seed, GossipConfig config = {}) : rng_(seed), config_(config) {
+        config_.interval_ms = kIntervalMs;
+    }
+
+    size_t add(std::string seed_endpoint, uint64_t incarnation = 1) {
+        const size_t index = nodes_.size();
+        const std::string id = "n" + std::to_string(1000 + index);
+        MemberState self = member(id, incarnation, 0);
+        self.endpoint = "sim://" + id;
+        self.tokens = default_tokens(id, 4);
+        std::vector<std::string> seeds;
+        if (!seed_endpoint.empty()) seeds.push_back(seed_endpoint);
+        nodes_.push_back(std::make_unique<Gossiper>(config_, self, seeds, now_ms_));
+        crashed_.push_back(false);
+        by_endpoint_[self.endpoint] = index;
+        return index;
+    }
+
+    // Every live node learns every entry directly (a converged start).
+    void converge_directly() {
+        std::vector<MemberState> all;
+        for (const auto& n : nodes_) all.push_back(n->view().self());
+        for (auto& n : nodes_) n->handle(GossipAck2{"bootstrap", all}, now_ms_);
+    }
+
+    // Every node starts its exchange from its state at the start of the round,
+    // so news travels at most a few hops per round, as with concurrent rounds.
+    void round() {
+        now_ms_ += kIntervalMs;
+        for (size_t i = 0; i < nodes_.size(); ++i) {
+            if (crashed_[i]) continue;
+            for (auto& out : nodes_[i]->tick(now_ms_, rng_)) queue_.push_back(std::move(out));
+        }
+        deliver_all();
+    }
+
+    void deliver_all() {
+        while (!queue_.empty()) {
+            Outgoing out = std::move(queue_.front());
+            queue_.pop_front();
+            auto it = by_endpoint_.find(out.endpoint);
+            REQUIRE(it != by_endpoint_.end());
+            if (crashed_[it->second]) continue;
+            auto decoded = decode(encode(out.message));
+            REQUIRE(decoded.ok());
+            REQUIRE(decoded.value() == out.message);
+            for (auto& reply : nodes_[it->second]->handle(decoded.value(), now_ms_)) {
+                queue_.push_back(std::move(reply));
+            }
+        }
+    }
+
+    bool all_live_know(const std::string& id) const {
+        for (size_t i = 0; i < nodes_.size(); ++i) {
+            if (!crashed_[i] && nodes_[i]->view().find(id) == nullptr) return false;
+        }
+        return true;
+    }
+
+    // Rounds until every live node knows `id` (or round_max).
+    int rounds_until_known(const std::string& id, int round_max) {
+        int rounds = 0;
+        while (!all_live_know(id) && rounds < round_max) {
+            round();
+            ++rounds;
+        }
+        return rounds;
+    }
+
+    Gossiper& node(size_t i) { return *nodes_[i]; }
+    size_t size() const { return nodes_.size(); }
+    void crash(size_t i) { crashed_[i] = true; }
+    void revive(size_t i) { crashed_[i] = false; }
+    uint64_t now_ms() const { return now_ms_; }
+    std::string endpoint(size_t i) const { return nodes_[i]->view().self().endpoint; }
+    std::string id(size_t i) const { return nodes_[i]->view().self_id(); }
+
+    // The liveness each other live node gives node `target`.
+    std::vector<MemberStatus> statuses_of(size_t target) const {
+        std::vector<MemberStatus> out;
+        for (size_t i = 0; i < nodes_.size(); ++i) {
+            if (i == target || crashed_[i]) continue;
+            const MemberState* s = nodes_[i]->view().find(id(target));
+            out.push_back(s == nullptr ? MemberStatus::left : s->status());
+        }
+        return out;
+    }
+
+  private:
+    std::mt19937_64 rng_;
+    GossipConfig config_;
+    std::vector<std::unique_ptr<Gossiper>> nodes_;
+    std::vector<bool> crashed_;
+    std::map<std::string, size_t> by_endpoint_;
+    std::deque<Outgoing> queue_;
+    uint64_t now_ms_ = 0;
+};
+
+bool all_equal(const std::vector<MemberStatus>& v, MemberStatus s) {
+    return std::all_of(v.begin(), v.end(), [&](MemberStatus x) { return x == s; });
+}
+
+}  // namespace
+
+TEST_CASE("a new member spreads to clusters of 10, 50 and 200 in O(log N) rounds") {
+    const uint64_t kSeeds[] = {1, 2, 3, 4, 5};
+    for (size_t n : {10, 50, 200}) {
+        const int bound = static_cast<int>(4 * std::log2(static_cast<double>(n)) + 10);
+        int worst = 0;
+        int total = 0;
+        for (uint64_t seed : kSeeds) {
+            SimCluster sim(seed);
+            for (size_t i = 0; i < n; ++i) sim.add("");
+            sim.converge_directly();
+            for (int r = 0; r < 3; ++r) sim.round();  // settle heartbeats
+            const size_t joiner = sim.add(sim.endpoint(0));
+            const int rounds = sim.rounds_until_known(sim.id(joiner), 200);
+            CHECK(rounds <= bound);
+            worst = std::max(worst, rounds);
+            total += rounds;
+        }
+        std::printf("gossip spread: N=%zu rounds mean %.1f max %d (bound %d, log2 N = %.1f)\n", n,
+                    static_cast<double>(total) / std::size(kSeeds), worst, bound,
+                    std::log2(static_cast<double>(n)));
+    }
+}
+
+TEST_CASE("nodes that know only a seed find each other") {
+    SimCluster sim(99);
+    sim.add("");
+    for (int i = 1; i < 30; ++i) sim.add(sim.endpoint(0));
+    int rounds = 0;
+    auto everyone_knows_everyone = [&] {
+        for (size_t i = 0; i < sim.size(); ++i) {
+            if (sim.node(i).view().size() != sim.size()) return false;
+        }
+        return true;
+    };
+    while (!everyone_knows_everyone() && rounds < 100) {
+        sim.round();
+        ++rounds;
+    }
+    std::printf("bootstrap through one seed: N=30 full views after %d rounds\n", rounds);
+    CHECK(everyone_knows_everyone());
+    CHECK(rounds <= 4 * std::log2(30.0) + 10);
+}
+
+TEST_CASE("a small message budget defers entries but the cluster still converges") {
+    GossipConfig config;
+    config.entries_bytes_max = 1'000;  // about ten entries per ack
+    SimCluster sim(3, config);
+    sim.add("");
+    for (int i = 1; i < 50; ++i) sim.add(sim.endpoint(0));
+    int rounds = 0;
+    auto full_views = [&] {
+        for (size_t i = 0; i < sim.size(); ++i) {
+            if (sim.node(i).view().size() != sim.size()) return false;
+        }
+        return true;
+    };
+    while (!full_views() && rounds < 200) {
+        sim.round();
+        ++rounds;
+    }
+    std::printf("bootstrap with a 1000-byte entry budget: N=50 full views after %d rounds\n",
+                rounds);
+    CHECK(full_views());
+    uint64_t deferred = 0;
+    for (size_t i = 0; i < sim.size(); ++i) deferred += sim.node(i).stats().entries_deferred;
+    CHECK(deferred > 0);
+}
+
+TEST_CASE("the same seed gives the same views") {
+    auto run = [](uint64_t seed) {
+        SimCluster sim(seed);
+        sim.add("");
+        for (int i = 1; i < 20; ++i) sim.add(sim.endpoint(0));
+        for (int r = 0; r < 15; ++r) sim.round();
+        std::vector<MemberState> states;
+        for (size_t i = 0; i < sim.size(); ++i) {
+            for (const auto& [id, s] : sim.node(i).view().states()) states.push_back(s);
+        }
+        return states;
+    };
+    CHECK(run(5) == run(5));
+    CHECK(run(5) != run(6));
+}
+
+TEST_CASE("a silent member becomes suspect, then down, then up when it speaks") {
+    struct Case {
+        size_t n;
+        double phi_suspect;
+        uint64_t suspect_to_down_ms;
+    };
+    for (const Case c : {Case{10, 8.0, 10'000}, Case{50, 8.0, 10'000}, Case{10, 4.0, 2'000},
+                         Case{50, 4.0, 2'000}}) {
+        const size_t n = c.n;
+        GossipConfig config;
+        config.detector.phi_suspect = c.phi_suspect;
+        config.detector.suspect_to_down_ms = c.suspect_to_down_ms;
+        SimCluster sim(42, config);
+        for (size_t i = 0; i < n; ++i) sim.add("");
+        sim.converge_directly();
+        for (int r = 0; r < 30; ++r) sim.round();  // train the detectors
+        for (size_t i = 1; i < n; ++i) REQUIRE(all_equal(sim.statuses_of(i), MemberStatus::up));
+
+        const size_t victim = 3;
+        sim.crash(victim);
+        const uint64_t crashed_ms = sim.now_ms();
+        std::optional<uint64_t> first_suspect_ms, all_suspect_or_down_ms, all_down_ms;
+        while (!all_down_ms && sim.now_ms() - crashed_ms < 120'000) {
+            sim.round();
+            const auto statuses = sim.statuses_of(victim);
+            const bool any_suspect = std::any_of(statuses.begin(), statuses.end(), [](auto s) {
+                return s == MemberStatus::suspect || s == MemberStatus::down;
+            });
+            if (any_suspect && !first_suspect_ms) first_suspect_ms = sim.now_ms() - crashed_ms;
+            const bool none_up = std::none_of(statuses.begin(), statuses.end(),
+                                              [](auto s) { return s == MemberStatus::up; });
+            if (none_up && !all_suspect_or_down_ms) {
+                all_suspect_or_down_ms = sim.now_ms() - crashed_ms;
+            }
+            if (all_equal(statuses, MemberStatus::down)) all_down_ms = sim.now_ms() - crashed_ms;
+        }
+        REQUIRE(first_suspect_ms);
+        REQUIRE(all_suspect_or_down_ms);
+        REQUIRE(all_down_ms);
+        // Not before phi could reach the threshold with a mean near one round...
+        CHECK(*first_suspect_ms >= c.phi_suspect / 0.4342944819 * kIntervalMs);
+        // ...and all down within phi's time at a generous mean of 2 rounds plus
+        // the suspicion timeout and a few rounds of spread.
+        const double phi_time_ms = c.phi_suspect * 2 * kIntervalMs / 0.4342944819;
+        CHECK(*all_down_ms <= phi_time_ms + c.suspect_to_down_ms + 10 * kIntervalMs);
+        std::printf(
+            "failure detection: N=%zu phi=%.0f suspect_to_down=%.0fs interval=1s: first suspect "
+            "%.0fs, all suspect %.0fs, all down %.0fs\n",
+            n, c.phi_suspect, c.suspect_to_down_ms / 1000.0, *first_suspect_ms / 1000.0,
+            *all_suspect_or_down_ms / 1000.0, *all_down_ms / 1000.0);
+
+        // Speaking again (a newer heartbeat) brings it back up everywhere.
+        sim.revive(victim);
+        int rounds = 0;
+        while (!all_equal(sim.statuses_of(victim), MemberStatus::up) && rounds < 100) {
+            sim.round();
+            ++rounds;
+        }
+        CHECK(all_equal(sim.statuses_of(victim), MemberStatus::up));
+        CHECK(rounds <= 4 * std::log2(static_cast<double>(n)) + 10);
+        CHECK(sim.node(victim).view().self().liveness == Liveness::alive);
+    }
+}
+
+TEST_CASE("a live cluster raises no suspicion") {
+    SimCluster sim(8);
+    for (int i = 0; i < 50; ++i) sim.add("");
+    sim.converge_directly();
+    for (int r = 0; r < 200; ++r) sim.round();
+    for (size_t i = 0; i < sim.size(); ++i) CHECK(all_equal(sim.statuses_of(i), MemberStatus::up));
+}
+
+TEST_CASE("a restarted node overrides its old entry through gossip") {
+    SimCluster sim(11);
+    for (int i = 0; i < 10; ++i) sim.add("");
+    sim.converge_directly();
+    for (int r = 0; r < 5; ++r) sim.round();
+    // Node 0 leaves for good (incarnation 1), then a node with its id returns
+    // with incarnation 2.
+    MemberState left = sim.node(0).view().self();
+    left.declared = MemberStatus::left;
+    left.heartbeat += 1;
+    for (size_t i = 1; i < sim.size(); ++i) sim.node(i).handle(GossipAck2{"x", {left}}, 0);
+    CHECK(sim.node(5).view().find(sim.id(0))->status() == MemberStatus::left);
+    MemberState reborn = left;
+    reborn.declared = MemberStatus::up;
+    reborn.incarnation = 2;
+    reborn.heartbeat = 0;
+    sim.node(1).handle(GossipAck2{"x", {reborn}}, 0);
+    for (int r = 0; r < 20; ++r) sim.round();
+    for (size_t i = 1; i < sim.size(); ++i) {
+        CHECK(sim.node(i).view().find(sim.id(0))->incarnation >= 2);
+        CHECK(sim.node(i).view().find(sim.id(0))->status() != MemberStatus::left);
+    }
+}
+
+TEST_CASE("phi grows with silence relative to the mean interval") {
+    FailureDetector fd(FailureDetectorConfig{});
+    for (uint64_t t = 0; t <= 10'000; t += 500) fd.heard("a", t);
+    CHECK(fd.mean_interval_ms("a") == Approx(500));
+    CHECK(fd.phi("a", 10'000) == 0.0);
+    CHECK(fd.phi("a", 10'500) == Approx(0.4343).epsilon(0.001));
+    CHECK(fd.phi("a", 19'210) == Approx(8.0).epsilon(0.01));
+    fd.heard("a", 60'000);  // an outage is not a sample
+    CHECK(fd.mean_interval_ms("a") == Approx(500));
+}
+
+// ---- token claims -------------------------------------------------------------------
+
+TEST_CASE("token claims keep every share within 10% of the mean through 10 joins") {
+    for (uint32_t vnodes : {16u, 64u, 256u}) {
+        std::vector<NodeTokens> ring;
+        double worst_deviation = 0;
+        for (int joins = 1; joins <= 11; ++joins) {
+            const std::string id = "node" + std::to_string(joins);
+            std::vector<uint64_t> tokens = claim_tokens(ring, id, vnodes);
+            REQUIRE(tokens.size() == vnodes);
+            for (const auto& other : ring) {
+                for (uint64_t t : tokens) {
+                    CHECK_FALSE(std::binary_search(other.tokens.begin(), other.tokens.end(), t));
+                }
+            }
+            CHECK(claim_tokens(ring, id, vnodes) == tokens);  // deterministic
+            ring.push_back(NodeTokens{id, tokens});
+            const std::vector<double> shares = token_ownership(ring);
+            const double mean = 1.0 / ring.size();
+            double sum = 0;
+            for (double s : shares) {
+                CHECK(std::abs(s - mean) <= 0.10 * mean);
+                worst_deviation = std::max(worst_deviation, std::abs(s - mean) / mean);
+                sum += s;
+            }
+            CHECK(sum == Approx(1.0));
+        }
+        std::printf("token claim: vnodes=%u, 1..11 nodes, worst share deviation %.2f%% of mean\n",
+                    vnodes, 100 * worst_deviation);
+    }
+}
+
+TEST_CASE("token_ownership agrees with ring::Ring on hashed tokens") {
+    std::vector<std::string> ids = {"b", "a", "c", "d"};
+    std::vector<NodeTokens> nodes;
+    for (const auto& id : ids) nodes.push_back(NodeTokens{id, default_tokens(id, 32)});
+    const std::vector<double> mine = token_ownership(nodes);
+    const kv::ring::Ring ring(ids, 32);
+    const std::vector<double> theirs = ring.ownership();  // by sorted id
+    REQUIRE(theirs.size() == 4);
+    for (size_t i = 0; i < ids.size(); ++i) {
+        const size_t sorted_index = static_cast<size_t>(
+            std::find(ring.nodes().begin(), ring.nodes().end(), ids[i]) - ring.nodes().begin());
+        CHECK(mine[i] == Approx(theirs[sorted_index]).epsilon(1e-9));
+    }
+    // And the hashed tokens are exactly the ring's.
+    std::vector<uint64_t> ring_tokens;
+    for (const auto& t : ring.tokens()) {
+        if (ring.nodes()[t.node_index] == "c") ring_tokens.push_back(t.position);
+    }
+    CHECK(ring_tokens == default_tokens("c", 32));
+}
