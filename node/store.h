@@ -55,10 +55,12 @@ class Store {
     // Store order is byte order, with one LmdbStore exception: keys longer than
     // kStoreOrderedPrefixBytes that share their first kStoreOrderedPrefixBytes bytes
     // may be ordered among themselves by a hash when one of them is too long for an
-    // LMDB key (see store_lmdb.cpp). Every key has one stable position, so paging is
-    // exact if it resumes with `from` = the last key visited (skipping that key);
-    // resuming from a byte-order successor (last + '\0') is exact only for keys of
-    // at most kStoreOrderedPrefixBytes bytes.
+    // LMDB key (see store_lmdb.cpp). Where `from` starts:
+    //   - `from` is a stored key: at that key, so paging is exact when it resumes
+    //     with `from` = the last key visited (skipping that key);
+    //   - otherwise: exactly the keys >= `from` in byte order are visited.
+    // Resuming from a byte-order successor (last + '\0') can therefore repeat or
+    // skip keys longer than kStoreOrderedPrefixBytes: page from the last key instead.
     virtual Status scan(
         Space space, std::string_view from, size_t limit,
         const std::function<bool(std::string_view key, std::string_view value)>& visit) const = 0;
