@@ -1,0 +1,141 @@
+// Harness for multi-process tests: real kvnode processes on 127.0.0.1, started
+// with fork/execv, each with its own data directory and log file under one
+// temporary directory, plus a raw client that speaks single msgpack frames over
+// a ZeroMQ DEALER.
+//
+// The binary is $KV_BIN_DIR/kvnode$KV_VARIANT_SUFFIX (set by kv_test in CMake, so
+// the _asan test variant runs kvnode_asan); without KV_BIN_DIR it is looked up
+// next to the test binary.
+//
+// Thread-safety: none; one test thread owns a ProcessCluster and its RawClients.
+// Every wait is bounded. The destructor SIGKILLs every node still running, prints
+// the tail of every node log when the test failed, and removes the temp dir
+// (kept when KV_KEEP_TEST_DIRS is set).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "client/protocol.h"
+#include "client/status.h"
+
+namespace kv::test {
+
+constexpr int kReadyTimeoutMs = 10'000;
+constexpr int kExitTimeoutMs = 10'000;
+constexpr int kReplyTimeoutMs = 10'000;
+
+class ProcessCluster {
+  public:
+    // `name` only labels the temp dir (/tmp/kv-<name>-XXXXXX).
+    explicit ProcessCluster(std::string_view name);
+    ~ProcessCluster();
+    ProcessCluster(const ProcessCluster&) = delete;
+    ProcessCluster& operator=(const ProcessCluster&) = delete;
+
+    // Declares nodes n1..n<count> on free loopback ports, each given every node as
+    // a peer and --n n_replicas. Starts nothing. Call once.
+    Status add_nodes(size_t count, uint32_t n_replicas);
+
+    size_t size() const { return nodes_.size(); }
+    const std::string& node_id(size_t i) const { return nodes_.at(i).id; }
+    const std::string& endpoint(size_t i) const { return nodes_.at(i).endpoint; }
+    const std::string& data_dir(size_t i) const { return nodes_.at(i).data_dir; }
+    pid_t pid(size_t i) const { return nodes_.at(i).pid; }
+    const std::string& node_binary() const { return binary_; }
+
+    // Forks and execs node i (not running) on its data dir; does not wait.
+    Status start(size_t i);
+    // Bounded wait until node i answers a StatusRequest with its own id; fails
+    // early, with the log tail, when the process exits.
+    Status wait_ready(size_t i, int timeout_ms = kReadyTimeoutMs);
+    Status start_and_wait(size_t i);
+    Status start_all();
+
+    // True while node i's process has not exited (reaps it when it has).
+    bool alive(size_t i);
+    // SIGKILL and reap (bounded): a crash that loses everything not yet durable.
+    Status kill_hard(size_t i);
+    // SIGTERM, bounded wait, SIGKILL if it overran. The exit code on a normal
+    // exit, 128 + signal when killed by one; an error Status when it overran.
+    Result<int> terminate(size_t i, int timeout_ms = kExitTimeoutMs);
+    // kill_hard (if running), then start_and_wait on the same port and data dir.
+    Status restart(size_t i);
+
+    // The last `lines` lines of node i's log (all its runs, each headed by a marker).
+    std::string log_tail(size_t i, size_t lines = 40) const;
+    std::string all_log_tails(size_t lines = 40) const;
+
+  private:
+    struct Node {
+        std::string id;
+        uint16_t port = 0;
+        std::string endpoint;
+        std::string data_dir;
+        std::string log_path;
+        pid_t pid = -1;  // -1 when not running (reaped or never started)
+        int starts = 0;
+    };
+    std::vector<std::string> node_args(const Node& node) const;
+    std::string peers_arg() const;
+    Result<int> reap(Node& node, int timeout_ms);
+
+    std::string root_dir_;
+    std::string binary_;
+    uint32_t n_replicas_ = 1;
+    std::vector<Node> nodes_;
+    uint64_t failures_at_start_ = 0;
+};
+
+// One DEALER socket connected to a node. Frames go out as they are (so tests can
+// send garbage); replies come back decoded with proto::decode.
+class RawClient {
+  public:
+    explicit RawClient(const std::string& endpoint);
+
+    Status send_frame(std::string_view frame);
+    // One ZeroMQ message of several frames (a protocol violation on purpose).
+    Status send_multipart(const std::vector<std::string>& frames);
+    Status send(const proto::Message& message);
+
+    // The next reply frame; a timeout error when none arrives in time, an error
+    // when a reply has more than one frame.
+    Result<std::string> recv_frame(int timeout_ms = kReplyTimeoutMs);
+    // recv_frame + decode; a reply that does not decode is an error.
+    Result<proto::Message> recv(int timeout_ms = kReplyTimeoutMs);
+    // Exactly `count` replies within timeout_ms overall (pipelining: send many, then collect).
+    Result<std::vector<proto::Message>> collect(size_t count, int timeout_ms = kReplyTimeoutMs);
+    // Sends and waits for the reply carrying the same id, dropping others.
+    Result<proto::Message> request(const proto::Message& message, int timeout_ms = kReplyTimeoutMs);
+
+  private:
+    zmq::socket_t socket_;
+};
+
+// A fresh request id, unique within the test process.
+uint64_t next_request_id();
+
+// The error code a reply carries (ErrorResponse, GetResponse, WriteResponse), or
+// nullopt for a reply without one.
+std::optional<ErrorCode> reply_code(const proto::Message& reply);
+
+// "ErrorResponse{id=3 code=bad_request message=...}" style text for failure messages.
+std::string describe(const proto::Message& message);
+
+}  // namespace kv::test
+
+// REQUIRE that a Status is ok, showing its text when it is not.
+#define KV_REQUIRE_OK(expr)                     \
+    do {                                        \
+        const ::kv::Status kv_status_ = (expr); \
+        INFO(kv_status_.to_string());           \
+        REQUIRE(kv_status_.ok());               \
+    } while (0)
