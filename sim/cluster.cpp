@@ -2,30 +2,40 @@
 
 #include <cassert>
 #include <cstdio>
+#include <type_traits>
 
 namespace kv::sim {
 
 namespace {
 const std::string kClientPrefix = "client:";
 const std::string kPeerPrefix = "peer:";
+// Every node clock starts this far above zero: the node treats 0 as "never".
+constexpr uint64_t kClockBaseMs = 1000;
 }  // namespace
 
-// The Env of one simulated node: the cluster's virtual clock and random generator.
+// The Env of one simulated node: its own skewed, drifting view of the cluster's
+// virtual clock, and the cluster's one random generator.
 class SimEnv final : public node::BufferedEnv {
-public:
-    SimEnv(node::Store& store, Cluster& cluster, std::string id, bool log_to_stderr)
-        : BufferedEnv(store), cluster_(cluster), id_(std::move(id)), log_to_stderr_(log_to_stderr) {}
-    uint64_t now_ms() override { return cluster_.now_ms() + 1000; }
+  public:
+    SimEnv(node::Store& store, Cluster& cluster, size_t index, std::string id, bool log_to_stderr)
+        : BufferedEnv(store),
+          cluster_(cluster),
+          index_(index),
+          id_(std::move(id)),
+          log_to_stderr_(log_to_stderr) {}
+    uint64_t now_ms() override { return cluster_.node_clock_ms(index_); }
     uint64_t random_u64() override { return cluster_.rng()(); }
     void log(node::LogLevel level, std::string_view text) override {
         if (log_to_stderr_ && level >= node::LogLevel::info) {
-            std::fprintf(stderr, "[%llu ms] %s: %.*s\n", static_cast<unsigned long long>(cluster_.now_ms()),
-                         id_.c_str(), static_cast<int>(text.size()), text.data());
+            std::fprintf(stderr, "[%llu ms] %s: %.*s\n",
+                         static_cast<unsigned long long>(cluster_.now_ms()), id_.c_str(),
+                         static_cast<int>(text.size()), text.data());
         }
     }
 
-private:
+  private:
     Cluster& cluster_;
+    size_t index_;
     std::string id_;
     bool log_to_stderr_;
 };
@@ -36,6 +46,9 @@ struct Cluster::SimNode {
     std::unique_ptr<SimEnv> env;
     std::unique_ptr<node::Node> node;  // null while crashed
     uint64_t incarnation = 0;          // drops events meant for an earlier life
+    uint64_t paused_until_ms = 0;
+    uint64_t clock_offset_ms = kClockBaseMs;
+    int64_t clock_drift_ppm = 0;
 };
 
 Cluster::Cluster(ClusterOptions options) : options_(std::move(options)), rng_(options_.seed) {
@@ -49,6 +62,15 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)), rng_(op
         auto n = std::make_unique<SimNode>();
         n->id = members[i].id;
         n->store = node::make_memory_store();
+        if (options_.clock_offset_ms_max > 0) {
+            n->clock_offset_ms +=
+                std::uniform_int_distribution<uint64_t>(0, options_.clock_offset_ms_max)(rng_);
+        }
+        if (options_.clock_drift_ppm_max > 0) {
+            const auto d =
+                static_cast<int64_t>(std::min<uint32_t>(options_.clock_drift_ppm_max, 500'000));
+            n->clock_drift_ppm = std::uniform_int_distribution<int64_t>(-d, d)(rng_);
+        }
         nodes_.push_back(std::move(n));
     }
     for (size_t i = 0; i < nodes_.size(); ++i) restart(i);
@@ -56,16 +78,35 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)), rng_(op
 
 Cluster::~Cluster() = default;
 
-const std::string& Cluster::node_id(size_t i) const { return nodes_.at(i)->id; }
+const std::string& Cluster::node_id(size_t i) const {
+    return nodes_.at(i)->id;
+}
 
 node::Node& Cluster::node(size_t i) {
     assert(nodes_.at(i)->node);
     return *nodes_.at(i)->node;
 }
 
-node::Store& Cluster::store(size_t i) { return *nodes_.at(i)->store; }
+node::Store& Cluster::store(size_t i) {
+    return *nodes_.at(i)->store;
+}
 
-bool Cluster::is_up(size_t i) const { return nodes_.at(i)->node != nullptr; }
+bool Cluster::is_up(size_t i) const {
+    return nodes_.at(i)->node != nullptr;
+}
+
+uint64_t Cluster::node_clock_ms(size_t i) const {
+    const SimNode& n = *nodes_.at(i);
+    // Integer arithmetic keeps it exact and monotonic: floor(t * d / 1e6) never
+    // falls by more than 1 per step of t when d > -1e6.
+    const auto t = static_cast<int64_t>(now_ms_);
+    const int64_t drifted = t + (t * n.clock_drift_ppm) / 1'000'000;
+    return n.clock_offset_ms + static_cast<uint64_t>(drifted);
+}
+
+int64_t Cluster::clock_drift_ppm(size_t i) const {
+    return nodes_.at(i)->clock_drift_ppm;
+}
 
 size_t Cluster::index_of(const std::string& node_id) const {
     for (size_t i = 0; i < nodes_.size(); ++i) {
@@ -79,26 +120,85 @@ void Cluster::schedule(uint64_t delay_ms, std::function<void()> run) {
     events_.push(Event{now_ms_ + delay_ms, seq_++, std::move(run)});
 }
 
+bool Cluster::chance(double probability) {
+    if (probability <= 0) return false;
+    return std::uniform_real_distribution<double>(0, 1)(rng_) < probability;
+}
+
 uint64_t Cluster::latency() {
-    std::uniform_int_distribution<uint64_t> d(options_.latency_ms_min, options_.latency_ms_max);
-    return d(rng_);
+    if (chance(options_.latency_tail_probability)) {
+        return std::uniform_int_distribution<uint64_t>(
+            options_.latency_ms_max,
+            std::max(options_.latency_ms_max, options_.latency_tail_ms_max))(rng_);
+    }
+    return std::uniform_int_distribution<uint64_t>(options_.latency_ms_min,
+                                                   options_.latency_ms_max)(rng_);
+}
+
+void Cluster::on_node(size_t i, uint64_t life, std::function<void(node::Node&)> fn) {
+    SimNode& n = *nodes_[i];
+    if (!n.node || n.incarnation != life) {
+        ++net_.messages_to_dead;
+        return;
+    }
+    if (n.paused_until_ms > now_ms_) {
+        // Re-queued in arrival order behind the pause: a stalled process's socket
+        // buffer keeps its order.
+        const uint64_t wait_ms = n.paused_until_ms - now_ms_;
+        schedule(wait_ms, [this, i, life, fn = std::move(fn)]() mutable {
+            on_node(i, life, std::move(fn));
+        });
+        return;
+    }
+    fn(*n.node);
+    flush(i);
+}
+
+void Cluster::trace(const std::string& route, const proto::Message& m) const {
+    if (!options_.trace_to_stderr) return;
+    std::string detail;
+    std::visit(
+        [&](const auto& x) {
+            if constexpr (requires { x.key; }) detail += " key=" + x.key;
+            if constexpr (requires { x.code; })
+                detail += " code=" + std::string(error_name(x.code));
+            if constexpr (requires { x.value; }) {
+                if constexpr (std::is_same_v<std::decay_t<decltype(x.value)>, std::string>) {
+                    detail += " value=" + x.value;
+                } else {
+                    detail += x.value ? " value=" + *x.value : " tombstone";
+                }
+            }
+        },
+        m);
+    std::fprintf(stderr, "%8llu %s %.*s id=%llu%s\n", static_cast<unsigned long long>(now_ms_),
+                 route.c_str(), static_cast<int>(proto::type_name(m).size()),
+                 proto::type_name(m).data(), static_cast<unsigned long long>(proto::request_id(m)),
+                 detail.c_str());
 }
 
 void Cluster::crash(size_t i) {
+    if (options_.trace_to_stderr)
+        std::fprintf(stderr, "%8llu CRASH %s\n", static_cast<unsigned long long>(now_ms_),
+                     nodes_.at(i)->id.c_str());
     SimNode& n = *nodes_.at(i);
     if (!n.node) return;
     n.env->discard();
     n.node.reset();
     n.env.reset();
+    n.paused_until_ms = 0;
     ++n.incarnation;
 }
 
 void Cluster::restart(size_t i) {
     SimNode& n = *nodes_.at(i);
     if (n.node) return;
+    if (options_.trace_to_stderr)
+        std::fprintf(stderr, "%8llu RESTART %s\n", static_cast<unsigned long long>(now_ms_),
+                     n.id.c_str());
     node::NodeConfig config = options_.node_config;
     config.node_id = n.id;
-    n.env = std::make_unique<SimEnv>(*n.store, *this, n.id, options_.log_to_stderr);
+    n.env = std::make_unique<SimEnv>(*n.store, *this, i, n.id, options_.log_to_stderr);
     n.node = std::make_unique<node::Node>(config, *n.env, *membership_);
     Status s = n.node->start();
     assert(s.ok());
@@ -107,11 +207,34 @@ void Cluster::restart(size_t i) {
     schedule_tick(i);
 }
 
+void Cluster::pause(size_t i, uint64_t ms) {
+    SimNode& n = *nodes_.at(i);
+    if (!n.node) return;
+    n.paused_until_ms = std::max(n.paused_until_ms, now_ms_ + ms);
+}
+
+bool Cluster::is_paused(size_t i) const {
+    return nodes_.at(i)->paused_until_ms > now_ms_;
+}
+
+void Cluster::unpause_all() {
+    // Waiting events keep their scheduled times; they run at the pause's original end.
+    for (auto& n : nodes_) n->paused_until_ms = std::min(n->paused_until_ms, now_ms_);
+}
+
 void Cluster::schedule_tick(size_t i) {
     const uint64_t life = nodes_[i]->incarnation;
     schedule(options_.tick_interval_ms, [this, i, life] {
         SimNode& n = *nodes_[i];
         if (!n.node || n.incarnation != life) return;
+        if (n.paused_until_ms > now_ms_) {
+            // A paused process's timers fire late, once, when it resumes.
+            schedule(n.paused_until_ms - now_ms_, [this, i, life] {
+                if (nodes_[i]->incarnation != life) return;
+                schedule_tick(i);
+            });
+            return;
+        }
         n.node->tick();
         flush(i);
         schedule_tick(i);
@@ -126,22 +249,41 @@ void Cluster::block(size_t a, size_t b, bool blocked) {
     }
 }
 
-void Cluster::heal() { blocked_.clear(); }
+void Cluster::partition(const std::vector<size_t>& side, bool one_way) {
+    std::set<size_t> in(side.begin(), side.end());
+    for (size_t a : in) {
+        for (size_t b = 0; b < nodes_.size(); ++b) {
+            if (in.count(b)) continue;
+            block(a, b, true);
+            if (!one_way) block(b, a, true);
+        }
+    }
+}
+
+void Cluster::heal() {
+    blocked_.clear();
+}
 
 void Cluster::client_send(size_t i, const std::string& client, proto::Message request) {
+    ++net_.messages_sent;
+    if (chance(loss_probability_)) {
+        ++net_.messages_lost;
+        return;
+    }
     std::string bytes = proto::encode(request);
-    schedule(latency(), [this, i, client, bytes = std::move(bytes)] {
-        SimNode& n = *nodes_[i];
-        if (!n.node) return;  // a crashed node drops what arrives
-        uint64_t id = 0;
-        auto decoded = proto::decode(bytes, &id);
-        const node::ReplyTo from{kClientPrefix + client};
-        if (decoded) {
-            n.node->on_request(from, std::move(decoded.value()));
-        } else {
-            n.node->on_bad_frame(from, id, decoded.status());
-        }
-        flush(i);
+    const uint64_t life = nodes_.at(i)->incarnation;
+    schedule(latency(), [this, i, life, client, bytes = std::move(bytes)] {
+        on_node(i, life, [cluster = this, i, client, bytes](node::Node& n) {
+            uint64_t id = 0;
+            auto decoded = proto::decode(bytes, &id);
+            const node::ReplyTo from{kClientPrefix + client};
+            if (decoded) {
+                cluster->trace(client + "->" + cluster->node_id(i), decoded.value());
+                n.on_request(from, std::move(decoded.value()));
+            } else {
+                n.on_bad_frame(from, id, decoded.status());
+            }
+        });
     });
 }
 
@@ -160,12 +302,18 @@ void Cluster::flush(size_t i) {
 }
 
 void Cluster::deliver_from(size_t from, node::Outgoing out) {
+    ++net_.messages_sent;
+    if (chance(loss_probability_)) {
+        ++net_.messages_lost;
+        return;
+    }
     std::string bytes = proto::encode(out.message);
     if (!out.to_peer && out.reply_to.route.rfind(kClientPrefix, 0) == 0) {
         std::string client = out.reply_to.route.substr(kClientPrefix.size());
         schedule(latency(), [this, client = std::move(client), bytes = std::move(bytes)] {
             auto decoded = proto::decode(bytes);
             assert(decoded.ok());
+            trace("->" + client, decoded.value());
             client_inbox_[client].push_back(decoded.value());
             if (client_reply_hook_) client_reply_hook_(client, client_inbox_[client].back());
         });
@@ -174,32 +322,43 @@ void Cluster::deliver_from(size_t from, node::Outgoing out) {
     const bool is_request = out.to_peer;
     const size_t to = is_request ? index_of(out.peer_id)
                                  : index_of(out.reply_to.route.substr(kPeerPrefix.size()));
-    if (blocked_.count({from, to})) return;
-    if (loss_probability_ > 0 && std::uniform_real_distribution<double>(0, 1)(rng_) < loss_probability_) return;
+    if (blocked_.count({from, to})) {
+        ++net_.messages_blocked;
+        return;
+    }
     const uint64_t life = nodes_[to]->incarnation;
     const std::string sender = nodes_[from]->id;
-    schedule(latency(), [this, to, life, is_request, sender, bytes = std::move(bytes)] {
-        SimNode& n = *nodes_[to];
-        if (!n.node || n.incarnation != life) return;
-        auto decoded = proto::decode(bytes);
-        assert(decoded.ok());
-        if (is_request) {
-            n.node->on_request(node::ReplyTo{kPeerPrefix + sender}, std::move(decoded.value()));
-        } else {
-            n.node->on_peer_reply(sender, std::move(decoded.value()));
-        }
-        flush(to);
-    });
+    const int copies = chance(duplication_probability_) ? 2 : 1;
+    net_.messages_duplicated += copies - 1;
+    for (int c = 0; c < copies; ++c) {
+        // Each copy draws its own latency, so a duplicate may arrive first.
+        schedule(latency(), [this, to, life, is_request, sender, bytes] {
+            // By value: a paused node runs this later, after this frame is gone.
+            on_node(to, life, [cluster = this, to, is_request, sender, bytes](node::Node& n) {
+                auto decoded = proto::decode(bytes);
+                assert(decoded.ok());
+                cluster->trace(sender + "->" + cluster->node_id(to), decoded.value());
+                if (is_request) {
+                    n.on_request(node::ReplyTo{kPeerPrefix + sender}, std::move(decoded.value()));
+                } else {
+                    n.on_peer_reply(sender, std::move(decoded.value()));
+                }
+            });
+        });
+    }
+}
+
+void Cluster::step() {
+    // The queue only hands out const refs; moving out is safe as the top is popped next.
+    Event e = std::move(const_cast<Event&>(events_.top()));
+    events_.pop();
+    now_ms_ = e.at_ms;
+    e.run();
 }
 
 void Cluster::run_for(uint64_t ms) {
     const uint64_t end = now_ms_ + ms;
-    while (!events_.empty() && events_.top().at_ms <= end) {
-        Event e = events_.top();
-        events_.pop();
-        now_ms_ = e.at_ms;
-        e.run();
-    }
+    while (!events_.empty() && events_.top().at_ms <= end) step();
     now_ms_ = end;
 }
 
@@ -210,10 +369,7 @@ bool Cluster::run_until(const std::function<bool()>& done, uint64_t ms_max) {
             now_ms_ = end;
             return done();
         }
-        Event e = events_.top();
-        events_.pop();
-        now_ms_ = e.at_ms;
-        e.run();
+        step();
     }
     return true;
 }

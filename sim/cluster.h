@@ -1,12 +1,28 @@
 // A deterministic simulated cluster running the real Node (node/node.h): virtual
-// time, an event queue, one seeded random generator, and a network that can
-// delay, drop and partition. Nothing here sleeps or reads a real clock, so the
-// same seed and the same calls give the same run, byte for byte.
+// time, an event queue, one seeded random generator, and a world that can delay,
+// drop, duplicate and reorder messages, partition the network (any split, one-way
+// too), crash, restart and pause nodes, and skew and drift each node's clock.
+// Nothing here sleeps or reads a real clock, so the same seed and the same calls
+// give the same run, byte for byte.
 //
 // Addresses: clients are named routes ("client:NAME"); a node's peer requests
 // arrive as from route "peer:ID", and replies to that route come back to the
 // sending node as peer replies, just as the ZeroMQ runtime's DEALER/ROUTER pair
 // does. Every message is encoded and decoded with the wire codec on the way.
+//
+// Fault model (docs/SIMULATOR.md):
+//  - latency: uniform in [latency_ms_min, latency_ms_max], and with probability
+//    latency_tail_probability uniform up to latency_tail_ms_max instead, so
+//    messages overtake each other (reordering);
+//  - loss applies to every message, client links included; duplication and
+//    partitions apply to node-to-node messages only (clients talk over one
+//    reliable-ish connection, as over TCP);
+//  - crash drops the node's memory and its uncommitted effects; the store keeps
+//    what was committed; restart builds a new Node over that store;
+//  - pause: the node handles nothing (requests, replies, ticks wait, in order)
+//    until the pause ends; its clock keeps running, so its timers fire late;
+//  - clocks: node i's now_ms() = offset_i + t + t * drift_ppm_i / 1e6 for virtual
+//    time t; monotonic for any drift above -1e6 ppm.
 #pragma once
 
 #include <cstdint>
@@ -32,12 +48,29 @@ struct ClusterOptions {
     node::NodeConfig node_config;  // node_id is set per node ("n1".."nK")
     uint64_t latency_ms_min = 1;
     uint64_t latency_ms_max = 5;
+    double latency_tail_probability = 0.0;
+    uint64_t latency_tail_ms_max = 100;
     uint64_t tick_interval_ms = 10;
+    // Per-node clock error, drawn once at construction: offset in
+    // [0, clock_offset_ms_max] and drift in [-clock_drift_ppm_max, +clock_drift_ppm_max].
+    uint64_t clock_offset_ms_max = 0;
+    uint32_t clock_drift_ppm_max = 0;
     bool log_to_stderr = false;
+    // Prints every message as it is handled (time, route, type, id, key, code).
+    bool trace_to_stderr = false;
+};
+
+// What the world did to the messages, for summaries.
+struct NetworkStats {
+    uint64_t messages_sent = 0;
+    uint64_t messages_lost = 0;        // dropped by loss
+    uint64_t messages_blocked = 0;     // dropped by a partition
+    uint64_t messages_duplicated = 0;  // extra copies delivered
+    uint64_t messages_to_dead = 0;     // arrived at a crashed node
 };
 
 class Cluster {
-public:
+  public:
     explicit Cluster(ClusterOptions options);
     ~Cluster();
 
@@ -45,6 +78,8 @@ public:
     const std::string& node_id(size_t i) const;
     uint64_t now_ms() const { return now_ms_; }
     std::mt19937_64& rng() { return rng_; }
+    const ClusterOptions& options() const { return options_; }
+    const gossip::Membership& membership() const { return *membership_; }
 
     // A client request to node i; its replies collect under `client`.
     void client_send(size_t node, const std::string& client, proto::Message request);
@@ -55,6 +90,9 @@ public:
         client_reply_hook_ = std::move(fn);
     }
 
+    // Runs `fn` after `delay_ms` of virtual time (workloads and fault schedules).
+    void at(uint64_t delay_ms, std::function<void()> fn) { schedule(delay_ms, std::move(fn)); }
+
     // Advances virtual time by `ms`, handling every event due.
     void run_for(uint64_t ms);
     // Runs until `done()` holds or `ms_max` of virtual time passed; true if done.
@@ -64,35 +102,57 @@ public:
     void crash(size_t node);    // loses all the node's memory and uncommitted effects
     void restart(size_t node);  // a new Node over the same durable store
     bool is_up(size_t node) const;
+    // The node handles nothing until `ms` from now (extends a running pause).
+    void pause(size_t node, uint64_t ms);
+    bool is_paused(size_t node) const;
+    void unpause_all();
     // Messages from `a` to `b` are dropped while set (one-way).
     void block(size_t a, size_t b, bool blocked);
+    // Cuts every link from `side` to the rest, and back unless `one_way`.
+    void partition(const std::vector<size_t>& side, bool one_way);
+    bool is_blocked(size_t a, size_t b) const { return blocked_.count({a, b}) != 0; }
     void heal();  // unblocks every link
     void set_loss(double probability) { loss_probability_ = probability; }
+    void set_duplication(double probability) { duplication_probability_ = probability; }
+
+    // The node's clock reading now (what its Env's now_ms() returns).
+    uint64_t node_clock_ms(size_t node) const;
+    int64_t clock_drift_ppm(size_t node) const;
+    const NetworkStats& network_stats() const { return net_; }
 
     node::Node& node(size_t i);
     node::Store& store(size_t i);
 
-private:
+  private:
     struct SimNode;
     struct Event {
         uint64_t at_ms = 0;
         uint64_t seq = 0;
         std::function<void()> run;
-        bool operator>(const Event& o) const { return at_ms != o.at_ms ? at_ms > o.at_ms : seq > o.seq; }
+        bool operator>(const Event& o) const {
+            return at_ms != o.at_ms ? at_ms > o.at_ms : seq > o.seq;
+        }
     };
 
     void schedule(uint64_t delay_ms, std::function<void()> run);
+    // Runs `fn` on node i now, or when its pause ends; nothing if it died meanwhile.
+    void on_node(size_t i, uint64_t life, std::function<void(node::Node&)> fn);
     uint64_t latency();
+    bool chance(double probability);
     void flush(size_t node);
     void deliver_from(size_t from, node::Outgoing out);
     size_t index_of(const std::string& node_id) const;
     void schedule_tick(size_t node);
+    void step();
+    void trace(const std::string& route, const proto::Message& m) const;
 
     ClusterOptions options_;
     std::mt19937_64 rng_;
     uint64_t now_ms_ = 0;
     uint64_t seq_ = 0;
     double loss_probability_ = 0.0;
+    double duplication_probability_ = 0.0;
+    NetworkStats net_;
     std::priority_queue<Event, std::vector<Event>, std::greater<Event>> events_;
     std::unique_ptr<gossip::StaticMembership> membership_;
     std::vector<std::unique_ptr<SimNode>> nodes_;
