@@ -40,6 +40,7 @@ struct Node::Op {
     // Reads: what each replica answered (nullopt: it holds nothing).
     std::map<std::string, std::optional<Object>> versions;
     std::set<std::string> failed;
+    std::string last_failure;  // why the latest replica failed, for the client's error
     bool repairs_sent = false;
     std::set<std::string> repairs_waiting;
 
@@ -66,6 +67,8 @@ Node::~Node() = default;
 
 Status Node::start() {
     started_ms_ = env_.now_ms();
+    // Top bit clear: ids never wrap within a node's life.
+    next_id_ = (env_.random_u64() >> 1) | 1;
     auto stored = env_.read(Space::meta, kActorMetaKey);
     if (!stored) return stored.status();
     if (stored.value()) {
@@ -141,9 +144,9 @@ void Node::on_peer_reply(const std::string& peer_id, proto::Message message) {
         [&](auto&& m) {
             using T = std::decay_t<decltype(m)>;
             if constexpr (std::is_same_v<T, proto::ReplicaReadResponse>) {
-                on_read_reply(op, peer_id, Status(m.code, m.message), m.object);
+                if (op.kind == OpKind::read) on_read_reply(op, peer_id, Status(m.code, m.message), m.object);
             } else if constexpr (std::is_same_v<T, proto::ReplicaWriteResponse>) {
-                on_write_reply(op, peer_id, Status(m.code, m.message), m.object);
+                if (op.kind == OpKind::write) on_write_reply(op, peer_id, Status(m.code, m.message), m.object);
             } else if constexpr (std::is_same_v<T, proto::ReplicaMergeResponse>) {
                 if (op.kind == OpKind::read) {
                     on_repair_reply(op, peer_id, Status(m.code, m.message));
@@ -151,17 +154,7 @@ void Node::on_peer_reply(const std::string& peer_id, proto::Message message) {
                     on_merge_reply(op, peer_id, Status(m.code, m.message));
                 }
             } else if constexpr (std::is_same_v<T, proto::ErrorResponse>) {
-                // The peer could not take our request: count it as that replica failing.
-                const Status failed(m.code, "replica " + peer_id + ": " + m.message);
-                if (op.kind == OpKind::read && !op.repairs_sent) {
-                    on_read_reply(op, peer_id, failed, std::nullopt);
-                } else if (op.kind == OpKind::read) {
-                    on_repair_reply(op, peer_id, failed);
-                } else if (!op.replicating) {
-                    on_write_reply(op, peer_id, failed, {});
-                } else {
-                    on_merge_reply(op, peer_id, failed);
-                }
+                peer_call_failed(op, peer_id, Status(m.code, "replica " + peer_id + ": " + m.message));
             } else {
                 log(LogLevel::warn, "peer " + peer_id + " answered with unexpected '" +
                                         std::string(proto::type_name(m)) + "'");
@@ -169,6 +162,33 @@ void Node::on_peer_reply(const std::string& peer_id, proto::Message message) {
         },
         message);
     if (op.finished) finish(op.id);
+}
+
+void Node::on_send_failed(const std::string& peer_id, uint64_t request_id) {
+    auto call = pending_.find(request_id);
+    if (call == pending_.end() || call->second.peer != peer_id) return;
+    const uint64_t op_id = call->second.op_id;
+    pending_.erase(call);
+    auto it = ops_.find(op_id);
+    if (it == ops_.end() || it->second->finished) return;
+    Op& op = *it->second;
+    peer_call_failed(op, peer_id,
+                     Status(ErrorCode::unavailable, "replica " + peer_id + " is not connected"));
+    if (op.finished) finish(op.id);
+}
+
+// The peer could not take our request: count it as that replica failing, in
+// whichever phase the op is.
+void Node::peer_call_failed(Op& op, const std::string& peer_id, const Status& failed) {
+    if (op.kind == OpKind::read && !op.repairs_sent) {
+        on_read_reply(op, peer_id, failed, std::nullopt);
+    } else if (op.kind == OpKind::read) {
+        on_repair_reply(op, peer_id, failed);
+    } else if (!op.replicating) {
+        on_write_reply(op, peer_id, failed, {});
+    } else {
+        on_merge_reply(op, peer_id, failed);
+    }
 }
 
 void Node::tick() {
@@ -369,8 +389,28 @@ void Node::handle(const ReplyTo& from, const proto::ReplicaReadRequest& req) {
 }
 
 void Node::handle(const ReplyTo& from, const proto::ReplicaWriteRequest& req) {
+    auto request = std::make_pair(from.route, req.id);
+    if (minted_.count(request)) {
+        // A duplicate: answer with what the replica holds now, which includes
+        // the first copy's version or what superseded it.
+        auto stored = replica_read(req.key);
+        const bool ok = stored.ok() && stored.value().has_value();
+        env_.reply(from, proto::ReplicaWriteResponse{
+                             req.id, ok ? ErrorCode::ok : ErrorCode::storage_error,
+                             ok ? std::string() : "duplicate write request and no stored version",
+                             ok ? *stored.value() : std::string()});
+        return;
+    }
     // The coordinator's limit is not trusted beyond this node's own.
     auto written = replica_write(req.key, req.value, req.context);
+    if (written.ok()) {
+        minted_.insert(request);
+        minted_order_.push_back(std::move(request));
+        if (minted_order_.size() > config_.minted_requests_remembered) {
+            minted_.erase(minted_order_.front());
+            minted_order_.pop_front();
+        }
+    }
     env_.reply(from, proto::ReplicaWriteResponse{req.id, written.status().code(),
                                                  written.status().message(),
                                                  written ? written.value() : std::string()});
@@ -475,12 +515,12 @@ void Node::on_read_reply(Op& op, const std::string& replica, const Status& statu
         }
     }
     if (!op.answered && op.versions.size() >= op.required && !op.wants_all()) answer_read(op);
-    if (!op.answered && op.replicas.size() - op.failed.size() < op.required) {
-        ++stats_.unavailable;
-        return fail(op, ErrorCode::unavailable,
-                    std::to_string(op.required) + " replicas required, " +
-                        std::to_string(op.failed.size()) + " of " +
-                        std::to_string(op.replicas.size()) + " failed");
+    if (!status.ok()) op.last_failure = status.message();
+    // Once the level cannot be met, wait for the replicas still out so the
+    // error reports what really happened, then fail.
+    if (!op.answered && op.replicas.size() - op.failed.size() < op.required &&
+        op.responded() == op.replicas.size()) {
+        return fail_unavailable(op, op.versions.size(), "answered");
     }
     maybe_finish_read(op);
 }
@@ -585,7 +625,13 @@ void Node::on_merge_reply(Op& op, const std::string& replica, const Status& stat
             log(LogLevel::warn, "replica " + replica + " refused a write: " + status.to_string());
         }
     }
+#ifdef KV_PLANTED_FAULT_EARLY_ACK
+    // Test-only bug (sim/CMakeLists.txt, kv_core_planted): acknowledge once the
+    // minting replica has the write, whatever w asked for.
+    if (!op.answered && !op.acked.empty()) {
+#else
     if (!op.answered && op.acked.size() >= op.required) {
+#endif
         op.answered = true;
         env_.reply(op.client,
                    proto::WriteResponse{op.client_request_id, ErrorCode::ok, {},
@@ -594,13 +640,20 @@ void Node::on_merge_reply(Op& op, const std::string& replica, const Status& stat
                                                          static_cast<uint32_t>(op.acked.size()),
                                                          false, op.sibling_count}});
     }
-    if (!op.answered && op.replicas.size() - op.failed.size() < op.required) {
-        return fail(op, ErrorCode::unavailable,
-                    std::to_string(op.required) + " replicas required, " +
-                        std::to_string(op.failed.size()) + " of " +
-                        std::to_string(op.replicas.size()) + " refused the write");
+    if (!status.ok()) op.last_failure = status.message();
+    if (!op.answered && op.replicas.size() - op.failed.size() < op.required &&
+        op.acked.size() + op.failed.size() == op.replicas.size()) {
+        return fail_unavailable(op, op.acked.size(), "acknowledged");
     }
     if (op.acked.size() + op.failed.size() == op.replicas.size()) op.finished = true;
+}
+
+void Node::fail_unavailable(Op& op, size_t succeeded, const char* verb) {
+    ++stats_.unavailable;
+    fail(op, ErrorCode::unavailable,
+         std::to_string(op.required) + " replicas required, " + std::to_string(succeeded) + " of " +
+             std::to_string(op.replicas.size()) + " " + verb + ", " +
+             std::to_string(op.failed.size()) + " failed (" + op.last_failure + ")");
 }
 
 void Node::fail(Op& op, ErrorCode code, const std::string& why) {
@@ -628,8 +681,11 @@ void Node::expire(Op& op) {
         op.finished = true;
         return;
     }
-    ++stats_.timeouts;
     const size_t answered = op.kind == OpKind::read ? op.versions.size() : op.acked.size();
+    if (op.replicas.size() - op.failed.size() < op.required) {
+        return fail_unavailable(op, answered, op.kind == OpKind::read ? "answered" : "acknowledged");
+    }
+    ++stats_.timeouts;
     std::string why = std::to_string(op.required) + " replicas required, " +
                       std::to_string(answered) + " of " + std::to_string(op.replicas.size()) +
                       " answered before the deadline";

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -44,6 +45,7 @@ struct NodeConfig {
     // it fail fast instead of waiting for their deadline.
     uint64_t peer_down_after_ms = 3000;
     size_t requests_in_flight_max = 20000;
+    size_t minted_requests_remembered = 65536;  // duplicate suppression window
 };
 
 struct NodeStats {
@@ -71,6 +73,9 @@ public:
     void on_bad_frame(const ReplyTo& from, uint64_t request_id, const Status& why);
     // A reply from a peer to a request this node sent it.
     void on_peer_reply(const std::string& peer_id, proto::Message message);
+    // The runtime could not hand a request to a peer (no connection): the
+    // call fails now instead of at the op's deadline.
+    void on_send_failed(const std::string& peer_id, uint64_t request_id);
     // Expires deadlines and pings peers; call at least every ping_interval_ms / 10.
     void tick();
 
@@ -116,11 +121,13 @@ private:
                         const std::string& object);
     void on_merge_reply(Op& op, const std::string& replica, const Status& status);
     void on_repair_reply(Op& op, const std::string& replica, const Status& status);
+    void peer_call_failed(Op& op, const std::string& peer_id, const Status& failed);
     void start_replication(Op& op, const std::string& object_bytes);
     void maybe_finish_read(Op& op);
     void send_read_repairs(Op& op);
     void answer_read(Op& op);
     void fail(Op& op, ErrorCode code, const std::string& why);
+    void fail_unavailable(Op& op, size_t succeeded, const char* verb);
     void finish(uint64_t op_id);
     uint64_t call_peer(Op& op, const std::string& peer, proto::Message request);
     void expire(Op& op);
@@ -138,6 +145,9 @@ private:
     ring::Ring ring_;
     std::string actor_;
     uint64_t started_ms_ = 0;
+    // Request and op ids. Starts at a random point so that ids stay unique
+    // across restarts: a late reply to a call made before a restart, or a
+    // duplicate of it, must not match a new call.
     uint64_t next_id_ = 1;
     NodeStats stats_;
 
@@ -145,6 +155,12 @@ private:
     std::set<std::pair<uint64_t, uint64_t>> deadlines_;  // (deadline_ms, op id)
     std::map<uint64_t, PendingPeerCall> pending_;        // peer request id -> op
     std::map<std::string, PeerState> peers_;
+
+    // Minting requests already applied, by (requester route, request id): a
+    // duplicated ReplicaWriteRequest must not mint a second version (it would
+    // supersede writes acknowledged since). Bounded; oldest forgotten first.
+    std::set<std::pair<std::string, uint64_t>> minted_;
+    std::deque<std::pair<std::string, uint64_t>> minted_order_;
 };
 
 }  // namespace kv::node

@@ -241,23 +241,37 @@ private:
                                                 out.status().to_string());
             return false;
         }
-        for (auto& o : out.value()) deliver(o);
+        std::vector<std::pair<std::string, uint64_t>> undelivered;
+        for (auto& o : out.value()) {
+            if (!deliver(o) && o.to_peer) undelivered.emplace_back(o.peer_id, proto::request_id(o.message));
+        }
+        if (undelivered.empty()) return true;
+        // Telling the node may produce answers (failures) of its own: one more round.
+        for (const auto& [peer, id] : undelivered) node_.on_send_failed(peer, id);
+        auto more = env_.commit();
+        if (!more) return false;
+        for (auto& o : more.value()) deliver(o);
         return true;
     }
 
-    void deliver(Outgoing& o) {
+    // False when the message could not be handed to ZeroMQ (a peer with no
+    // live connection: ZMQ_IMMEDIATE makes the send fail instead of queueing).
+    bool deliver(Outgoing& o) {
         const std::string payload = proto::encode(o.message);
         try {
             if (o.to_peer) {
                 auto it = dealers_.find(o.peer_id);
-                if (it == dealers_.end()) return;
-                (void)it->second.send(zmq::buffer(payload), zmq::send_flags::dontwait);
-            } else {
-                if (!router_.send(zmq::buffer(o.reply_to.route), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) return;
-                (void)router_.send(zmq::buffer(payload), zmq::send_flags::dontwait);
+                if (it == dealers_.end()) return false;
+                return it->second.send(zmq::buffer(payload), zmq::send_flags::dontwait).has_value();
             }
+            if (!router_.send(zmq::buffer(o.reply_to.route),
+                              zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+                return false;
+            }
+            return router_.send(zmq::buffer(payload), zmq::send_flags::dontwait).has_value();
         } catch (const zmq::error_t& e) {
             env_.write_log(LogLevel::warn, std::string("send: ") + e.what());
+            return false;
         }
     }
 
