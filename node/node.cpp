@@ -334,22 +334,13 @@ void Node::handle_write(const ReplyTo& from, uint64_t client_id, std::string key
 void Node::handle(const ReplyTo& from, const proto::LocalGetRequest& req) {
     proto::GetResponse resp;
     resp.id = req.id;
-    auto stored = replica_read(req.key);
-    if (!stored) {
-        resp.code = stored.status().code();
-        resp.message = stored.status().message();
+    auto loaded = load_object(req.key);
+    if (!loaded) {
+        resp.code = loaded.status().code();
+        resp.message = loaded.status().message();
         return env_.reply(from, std::move(resp));
     }
-    Object object;
-    if (stored.value()) {
-        auto decoded = decode_object(*stored.value());
-        if (!decoded) {
-            resp.code = ErrorCode::storage_error;
-            resp.message = "stored object is corrupt: " + decoded.status().message();
-            return env_.reply(from, std::move(resp));
-        }
-        object = std::move(decoded.value());
-    }
+    const Object& object = loaded.value();
     resp.values = object.live_values();
     resp.code = resp.values.empty() ? ErrorCode::not_found : ErrorCode::ok;
     if (!object.context.empty()) resp.context = encode_context(object.context);
@@ -432,19 +423,23 @@ Result<std::optional<std::string>> Node::replica_read(const std::string& key) {
     return stored;
 }
 
-Result<std::string> Node::replica_write(const std::string& key, std::optional<std::string> value,
-                                        const std::optional<std::string>& context) {
+Result<Object> Node::load_object(const std::string& key) {
     auto stored = replica_read(key);
     if (!stored) return stored.status();
-    Object local;
-    if (stored.value()) {
-        auto decoded = decode_object(*stored.value());
-        if (!decoded) {
-            log(LogLevel::error, "stored object of a key is corrupt: " + decoded.status().message());
-            return Status(ErrorCode::storage_error, "stored object is corrupt");
-        }
-        local = std::move(decoded.value());
+    if (!stored.value()) return Object{};
+    auto decoded = decode_object(*stored.value());
+    if (!decoded) {
+        log(LogLevel::error, "stored object of a key is corrupt: " + decoded.status().message());
+        return Status(ErrorCode::storage_error, "stored object is corrupt");
     }
+    return std::move(decoded.value());
+}
+
+Result<std::string> Node::replica_write(const std::string& key, std::optional<std::string> value,
+                                        const std::optional<std::string>& context) {
+    auto loaded = load_object(key);
+    if (!loaded) return loaded.status();
+    Object local = std::move(loaded.value());
     VersionVector seen;
     if (context && !context->empty()) {
         auto decoded = decode_context(*context);
@@ -471,17 +466,9 @@ Result<std::string> Node::replica_write(const std::string& key, std::optional<st
 Status Node::replica_merge(const std::string& key, std::string_view object_bytes) {
     auto incoming = decode_object(object_bytes);
     if (!incoming) return incoming.status();
-    auto stored = replica_read(key);
-    if (!stored) return stored.status();
-    Object local;
-    if (stored.value()) {
-        auto decoded = decode_object(*stored.value());
-        if (!decoded) {
-            log(LogLevel::error, "stored object of a key is corrupt: " + decoded.status().message());
-            return Status(ErrorCode::storage_error, "stored object is corrupt");
-        }
-        local = std::move(decoded.value());
-    }
+    auto loaded = load_object(key);
+    if (!loaded) return loaded.status();
+    Object local = std::move(loaded.value());
     Object merged = merge(local, incoming.value());
     if (!(merged == local)) env_.stage_write(StoreWrite{Space::data, key, encode_object(merged)});
     return {};

@@ -110,6 +110,8 @@ private:
 
     // Replica operations, shared by peer requests and the local replica.
     Result<std::optional<std::string>> replica_read(const std::string& key);
+    // The decoded stored object (empty when absent); storage_error when corrupt.
+    Result<Object> load_object(const std::string& key);
     Result<std::string> replica_write(const std::string& key, std::optional<std::string> value,
                                       const std::optional<std::string>& context);
     Status replica_merge(const std::string& key, std::string_view object_bytes);
