@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <deque>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
@@ -83,6 +84,8 @@ private:
 constexpr int64_t kMaxMsgSizeBytes = int64_t{64} * 1024 * 1024;  // beyond this ZeroMQ drops the connection
 constexpr int kHighWaterMark = 100000;
 constexpr uint64_t kTickIntervalMs = 10;
+constexpr uint64_t kConnectGraceMs = 500;  // ZeroMQ reconnects every 100 ms
+constexpr size_t kUnsentMax = 10000;
 
 class Runtime {
 public:
@@ -116,6 +119,7 @@ public:
                 next_tick_ms = now + kTickIntervalMs;
             }
             if (!flush()) continue;
+            retry_unsent();
         }
         env_.write_log(LogLevel::info, "stopping: signal received");
         flush();
@@ -241,17 +245,37 @@ private:
                                                 out.status().to_string());
             return false;
         }
-        std::vector<std::pair<std::string, uint64_t>> undelivered;
+        const uint64_t now = env_.now_ms();
         for (auto& o : out.value()) {
-            if (!deliver(o) && o.to_peer) undelivered.emplace_back(o.peer_id, proto::request_id(o.message));
+            if (deliver(o) || !o.to_peer) continue;
+            if (unsent_.size() < kUnsentMax) {
+                unsent_.push_back(Unsent{std::move(o), now});
+            } else {
+                node_.on_send_failed(o.peer_id, proto::request_id(o.message));
+            }
         }
-        if (undelivered.empty()) return true;
-        // Telling the node may produce answers (failures) of its own: one more round.
-        for (const auto& [peer, id] : undelivered) node_.on_send_failed(peer, id);
-        auto more = env_.commit();
-        if (!more) return false;
-        for (auto& o : more.value()) deliver(o);
         return true;
+    }
+
+    // Retries peer messages that found no connection. A connection may just be
+    // (re)connecting: only after kConnectGraceMs is the call failed, so a peer
+    // that is really gone costs its callers that long instead of their deadline.
+    void retry_unsent() {
+        if (unsent_.empty()) return;
+        const uint64_t now = env_.now_ms();
+        std::deque<Unsent> still;
+        bool failed_any = false;
+        for (auto& u : unsent_) {
+            if (deliver(u.out)) continue;
+            if (now - u.first_try_ms < kConnectGraceMs) {
+                still.push_back(std::move(u));
+            } else {
+                node_.on_send_failed(u.out.peer_id, proto::request_id(u.out.message));
+                failed_any = true;
+            }
+        }
+        unsent_.swap(still);
+        if (failed_any) flush();
     }
 
     // False when the message could not be handed to ZeroMQ (a peer with no
@@ -285,6 +309,12 @@ private:
     std::vector<std::string> peer_ids_;
     std::vector<zmq::pollitem_t> items_;
     std::vector<zmq::message_t> parts_;
+
+    struct Unsent {
+        Outgoing out;
+        uint64_t first_try_ms = 0;
+    };
+    std::deque<Unsent> unsent_;
 };
 
 }  // namespace
