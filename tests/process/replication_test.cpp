@@ -68,6 +68,10 @@ TEST_CASE(
     REQUIRE(first.code == ErrorCode::ok);
     CHECK(first.info.replicas_asked == 3);
     CHECK(first.info.replicas_answered >= 2);
+    // At `all`, so that the node killed next surely holds v1.
+    auto first_everywhere = put(n1, "key", "v1", kAll, first.context);
+    REQUIRE(first_everywhere.code == ErrorCode::ok);
+    CHECK(first_everywhere.info.replicas_answered == 3);
 
     KV_REQUIRE_OK(cluster.kill_hard(2));
 
