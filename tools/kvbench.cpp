@@ -411,7 +411,10 @@ int main(int argc, char** argv) {
     std::vector<Worker> workers;
     workers.reserve(c.connections);
     for (uint32_t i = 0; i < c.connections; ++i) {
-        auto client = AsyncClient::connect(c.nodes, options);
+        // Connection i starts at node i (mod the list), so that every node coordinates.
+        std::vector<std::string> nodes = c.nodes;
+        std::rotate(nodes.begin(), nodes.begin() + (i % nodes.size()), nodes.end());
+        auto client = AsyncClient::connect(nodes, options);
         if (!client) return fail(client.status().code(), client.status().message());
         workers.emplace_back(c, i, std::move(client).value());
     }
