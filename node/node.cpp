@@ -42,6 +42,7 @@ struct Node::Op {
     std::set<std::string> failed;
     std::string last_failure;  // why the latest replica failed, for the client's error
     bool repairs_sent = false;
+    bool repair_failed = false;
     std::set<std::string> repairs_waiting;
 
     // Writes.
@@ -516,6 +517,10 @@ void Node::maybe_finish_read(Op& op) {
     if (op.responded() < op.replicas.size()) return;
     if (!op.repairs_sent) send_read_repairs(op);
     if (!op.repairs_waiting.empty()) return;
+    if (!op.answered && op.repair_failed) {
+        // At `all` the answer promises every replica holds it; one does not.
+        return fail(op, ErrorCode::unavailable, op.last_failure);
+    }
     if (!op.answered) answer_read(op);
     op.finished = true;
 }
@@ -531,7 +536,11 @@ Object merge_versions(const std::map<std::string, std::optional<Object>>& versio
 }  // namespace
 
 void Node::on_repair_reply(Op& op, const std::string& replica, const Status& status) {
-    if (!status.ok()) log(LogLevel::warn, "read repair of " + replica + " failed: " + status.to_string());
+    if (!status.ok()) {
+        log(LogLevel::warn, "read repair of " + replica + " failed: " + status.to_string());
+        op.last_failure = "read repair of " + replica + " failed: " + status.message();
+        op.repair_failed = true;
+    }
     op.repairs_waiting.erase(replica);
     maybe_finish_read(op);
 }
