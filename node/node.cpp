@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cassert>
 #include <cstdio>
-#include <cstring>
 #include <type_traits>
 
 #include "gossip/gossip_codec.h"
@@ -537,8 +536,7 @@ Status Node::start_gossip() {
         }
         incarnation = *previous + 1;
     }
-    env_.stage_write(
-        StoreWrite{Space::meta, std::string(kIncarnationMetaKey), std::to_string(incarnation)});
+    persist_incarnation(incarnation);
     gossip::MemberState self;
     self.id = config_.node_id;
     self.endpoint = config_.endpoint;
@@ -571,7 +569,18 @@ void Node::gossip_tick(uint64_t now_ms) {
     refresh_ring();
 }
 
+// A refutation raises the incarnation in memory; the next life must start
+// above it too, or peers would keep the old life's higher heartbeat.
+void Node::persist_incarnation(uint64_t incarnation) {
+    if (incarnation <= persisted_incarnation_) return;
+    env_.stage_write(
+        StoreWrite{Space::meta, std::string(kIncarnationMetaKey), std::to_string(incarnation)});
+    persisted_incarnation_ = incarnation;
+}
+
 void Node::send_gossip(std::vector<gossip::Outgoing> out) {
+    // Staged before the sends: the effects contract makes it durable first.
+    persist_incarnation(gossiper_->view().self().incarnation);
     for (auto& o : out) {
         // By endpoint always: the peer may not be a ring member (joining, or a
         // seed whose id we do not know yet), and gossip is never answered.

@@ -139,6 +139,7 @@ class Node {
     void gossip_tick(uint64_t now_ms);
     void send_gossip(std::vector<gossip::Outgoing> out);
     void maybe_claim_tokens(uint64_t now_ms);
+    void persist_incarnation(uint64_t incarnation);
     bool gossip_says_down(const std::string& member) const;
 
     // Replica operations, shared by peer requests and the local replica.
@@ -180,6 +181,7 @@ class Node {
     std::mt19937_64 gossip_rng_;    // seeded from Env in start(): deterministic in the simulator
     bool seeds_elsewhere_ = false;  // a seed other than this node's own endpoint
     uint64_t ring_known_since_ms_ = 0;  // when a joiner first heard of a ring member
+    uint64_t persisted_incarnation_ = 0;
     uint64_t ring_version_ = 0;
     ring::Ring ring_;
     std::string actor_;
