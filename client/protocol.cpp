@@ -19,7 +19,7 @@ constexpr size_t kAlternatives = std::variant_size_v<Message>;
 constexpr std::array<std::string_view, kAlternatives> kTypeNames = {
     "get",           "put",          "del",           "local_get", "status",       "get_reply",
     "write_reply",   "status_reply", "error",         "r_read",    "r_read_reply", "r_write",
-    "r_write_reply", "r_merge",      "r_merge_reply", "ping",      "pong",
+    "r_write_reply", "r_merge",      "r_merge_reply", "ping",      "pong",         "gossip",
 };
 
 constexpr std::array<std::string_view, 5> kLevelNames = {"one", "two", "three", "quorum", "all"};
@@ -108,7 +108,7 @@ class FieldWriter {
         if (!begin("members", total)) return;
         packer_->pack_array(static_cast<uint32_t>(members.size()));
         for (const auto& m : members) {
-            packer_->pack_map(4);
+            packer_->pack_map(6);
             pack_text("node");
             pack_text(m.node_id);
             pack_text("endpoint");
@@ -117,6 +117,10 @@ class FieldWriter {
             pack_text(m.state);
             pack_text("last_seen_ms_ago");
             packer_->pack_uint64(m.last_seen_ms_ago);
+            pack_text("tokens");
+            packer_->pack_uint32(m.tokens);
+            pack_text("share_ppm");
+            packer_->pack_uint32(m.share_ppm);
         }
     }
 
@@ -225,6 +229,10 @@ void write_fields(const PingRequest& m, FieldWriter& w) {
 }
 void write_fields(const PingResponse& m, FieldWriter& w) {
     w.text("node", m.node_id);
+}
+void write_fields(const GossipRequest& m, FieldWriter& w) {
+    w.text("from", m.from_node);
+    w.bytes("payload", m.payload);
 }
 
 template <typename T>
@@ -569,6 +577,8 @@ class FieldReader {
             sub.text("endpoint", m.endpoint, Need::optional, kIdBytesMax);
             sub.text("state", m.state, Need::optional, kIdBytesMax);
             sub.uint("last_seen_ms_ago", m.last_seen_ms_ago, Need::optional);
+            sub.uint("tokens", m.tokens, Need::optional);
+            sub.uint("share_ppm", m.share_ppm, Need::optional);
             adopt(sub, "members[" + std::to_string(i) + "]");
         }
     }
@@ -692,6 +702,11 @@ void read_fields(FieldReader& f, PingRequest& m) {
 }
 void read_fields(FieldReader& f, PingResponse& m) {
     f.text("node", m.node_id, Need::required, kIdBytesMax);
+}
+void read_fields(FieldReader& f, GossipRequest& m) {
+    f.text("from", m.from_node, Need::required, kIdBytesMax);
+    f.bytes("payload", m.payload, Need::required, kGossipPayloadBytesMax,
+            ErrorCode::message_too_large);
 }
 
 using Decoder = Message (*)(FieldReader&, uint64_t);

@@ -25,21 +25,23 @@ constexpr uint32_t kProtocolVersion = 1;
 // Enforced limits (docs/PROTOCOL.md, "Limits"). A request beyond them is
 // answered with the matching error code and changes nothing.
 constexpr size_t kKeyBytesMax = 1024;
-constexpr size_t kValueBytesMax = 1 << 20;             // 1 MiB
-constexpr size_t kContextBytesMax = 64 * 1024;         // opaque causal context
-constexpr size_t kObjectBytesMax = 16 * 1024 * 1024;   // one key's siblings, encoded
-constexpr size_t kFrameBytesMax = 20 * 1024 * 1024;    // one message frame
-constexpr size_t kIdBytesMax = 256;                    // node ids, endpoints, messages
-constexpr size_t kMessageTextBytesMax = 4096;          // error message text
+constexpr size_t kValueBytesMax = 1 << 20;            // 1 MiB
+constexpr size_t kContextBytesMax = 64 * 1024;        // opaque causal context
+constexpr size_t kObjectBytesMax = 16 * 1024 * 1024;  // one key's siblings, encoded
+constexpr size_t kFrameBytesMax = 20 * 1024 * 1024;   // one message frame
+constexpr size_t kIdBytesMax = 256;                   // node ids, endpoints, messages
+constexpr size_t kMessageTextBytesMax = 4096;         // error message text
 constexpr size_t kNestingDepthMax = 8;
-constexpr size_t kArrayItemsMax = 1024;                // values, members, ...
-constexpr size_t kMapItemsMax = 64;                    // fields in one map
+constexpr size_t kArrayItemsMax = 1024;  // values, members, ...
+constexpr size_t kMapItemsMax = 64;      // fields in one map
 // Array items plus map keys and values in one whole frame: bounds what a
 // decoder allocates, whatever the nesting (a 3-byte array header per item
 // could otherwise demand kilobytes each).
 constexpr size_t kFrameObjectsMax = 64 * 1024;
-constexpr uint32_t kReplicasMax = 16;                  // largest n, r or w
+constexpr uint32_t kReplicasMax = 16;  // largest n, r or w
 constexpr uint64_t kDeadlineMsMax = 600'000;
+// One gossip payload (node-internal; equals gossip::kGossipFrameBytesMax).
+constexpr size_t kGossipPayloadBytesMax = 1024 * 1024;
 
 // How many replicas must answer. `count`, when non-zero, overrides `level`
 // (the explicit r of a read or w of a write). `strict` counts only the key's
@@ -138,8 +140,12 @@ struct WriteResponse {
 struct MemberStatus {
     std::string node_id;
     std::string endpoint;
-    std::string state;        // "self", "up", "unreachable"
+    // "self", "up", "unreachable"; with gossip membership the member's gossip
+    // status: "joining", "up", "suspect", "down", "leaving" or "left".
+    std::string state;
     uint64_t last_seen_ms_ago = 0;
+    uint32_t tokens = 0;     // ring positions (virtual nodes) it holds
+    uint32_t share_ppm = 0;  // share of the ring it owns as first replica, in millionths
     bool operator==(const MemberStatus&) const = default;
 };
 
@@ -222,13 +228,24 @@ struct PingResponse {
     bool operator==(const PingResponse&) const = default;
 };
 
+// Internal, node to node: one step of a gossip round (gossip/gossip.h: syn,
+// ack or ack2), encoded by gossip/gossip_codec.h, opaque here. One-way: each
+// step arrives at the receiver's ROUTER as a request and is never answered;
+// the next step, if any, is a new GossipRequest back to the sender's endpoint.
+struct GossipRequest {
+    uint64_t id = 0;
+    std::string from_node;
+    std::string payload;
+    bool operator==(const GossipRequest&) const = default;
+};
+
 // Every message on the wire. Adding an alternative without handling it in a
 // std::visit with an exhaustive overload set fails to compile.
 using Message = std::variant<GetRequest, PutRequest, DelRequest, LocalGetRequest, StatusRequest,
                              GetResponse, WriteResponse, StatusResponse, ErrorResponse,
                              ReplicaReadRequest, ReplicaReadResponse, ReplicaWriteRequest,
                              ReplicaWriteResponse, ReplicaMergeRequest, ReplicaMergeResponse,
-                             PingRequest, PingResponse>;
+                             PingRequest, PingResponse, GossipRequest>;
 
 // The "t" string of a message type.
 std::string_view type_name(const Message& m);

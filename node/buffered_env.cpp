@@ -13,11 +13,15 @@ void BufferedEnv::stage_write(StoreWrite write) {
 }
 
 void BufferedEnv::send(const std::string& peer_id, proto::Message message) {
-    outgoing_.push_back(Outgoing{true, peer_id, {}, std::move(message)});
+    outgoing_.push_back(Outgoing{true, peer_id, {}, {}, std::move(message)});
+}
+
+void BufferedEnv::send_to_endpoint(const std::string& endpoint, proto::Message message) {
+    outgoing_.push_back(Outgoing{true, {}, endpoint, {}, std::move(message)});
 }
 
 void BufferedEnv::reply(const ReplyTo& to, proto::Message message) {
-    outgoing_.push_back(Outgoing{false, {}, to, std::move(message)});
+    outgoing_.push_back(Outgoing{false, {}, {}, to, std::move(message)});
 }
 
 Result<std::vector<Outgoing>> BufferedEnv::commit() {

@@ -13,19 +13,21 @@ namespace kv::node {
 
 struct Outgoing {
     bool to_peer = false;
-    std::string peer_id;  // when to_peer
-    ReplyTo reply_to;     // otherwise
+    std::string peer_id;   // when to_peer, unless endpoint is set
+    std::string endpoint;  // when to_peer and addressed by endpoint (send_to_endpoint)
+    ReplyTo reply_to;      // otherwise
     proto::Message message;
 };
 
 class BufferedEnv : public Env {
-public:
+  public:
     explicit BufferedEnv(Store& store) : store_(store) {}
 
     Result<std::optional<std::string>> read(Space space, std::string_view key) override;
     void stage_write(StoreWrite write) override;
     Result<uint64_t> count(Space space) override { return store_.count(space); }
     void send(const std::string& peer_id, proto::Message message) override;
+    void send_to_endpoint(const std::string& endpoint, proto::Message message) override;
     void reply(const ReplyTo& to, proto::Message message) override;
 
     // Commits every staged write in one transaction. On success returns the
@@ -35,7 +37,7 @@ public:
     // Forgets staged writes and messages (a simulated crash).
     void discard();
 
-private:
+  private:
     Store& store_;
     // Latest staged value per (space, key); std::map keeps commit order deterministic.
     std::map<std::pair<Space, std::string>, std::optional<std::string>> staged_;

@@ -1,5 +1,6 @@
 #include "node/config.h"
 
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <fstream>
 #include <ostream>
@@ -10,40 +11,53 @@ namespace po = boost::program_options;
 
 namespace {
 
-po::options_description describe(RuntimeConfig& c, std::string& peers, std::string& config_file,
-                                 std::string& log_level) {
-    po::options_description d("kvnode options (each may also be set in --config FILE as name = value)");
-    d.add_options()
-        ("help,h", "print this reference and exit")
-        ("config", po::value(&config_file), "read options from this file (INI: name = value)")
-        ("id", po::value(&c.node.node_id), "this node's unique id, e.g. n1 (required)")
-        ("listen", po::value(&c.listen),
-         "ZeroMQ endpoint to bind for clients and peers, e.g. tcp://127.0.0.1:7001 (required)")
-        ("data-dir", po::value(&c.data_dir), "directory of the node's LMDB store (required)")
-        ("peers", po::value(&peers),
-         "all cluster members, this node included: id=endpoint,id=endpoint,... "
-         "(default: a cluster of this node alone)")
-        ("n", po::value(&c.node.n_replicas)->default_value(3), "replicas per key (N)")
-        ("vnodes", po::value(&c.node.vnodes)->default_value(256), "virtual nodes per member")
-        ("siblings-max", po::value(&c.node.siblings_max)->default_value(100),
-         "writes that would leave more siblings fail with sibling_limit")
-        ("siblings-warn", po::value(&c.node.siblings_warn)->default_value(25),
-         "log a warning when a key reaches this many siblings")
-        ("default-deadline-ms", po::value(&c.node.default_deadline_ms)->default_value(5000),
-         "deadline of requests that set none")
-        ("ping-interval-ms", po::value(&c.node.ping_interval_ms)->default_value(1000),
-         "how often peers are pinged")
-        ("peer-down-after-ms", po::value(&c.node.peer_down_after_ms)->default_value(3000),
-         "a peer silent this long is unreachable: requests needing it fail fast")
-        ("max-in-flight", po::value(&c.node.requests_in_flight_max)->default_value(20000),
-         "coordinated requests in flight before new ones get 'overloaded'")
-        ("sync", po::value(&c.sync)->default_value(true),
-         "fsync every commit (false: faster, but a machine crash may lose acknowledged writes)")
-        ("map-size-mb", po::value(&c.map_size_mb)->default_value(65536),
-         "LMDB map size: the most data the store can hold (address space, not disk)")
-        ("batch-max", po::value(&c.batch_messages_max)->default_value(512),
-         "messages handled per store commit (group commit)")
-        ("log-level", po::value(&log_level)->default_value("info"), "debug, info, warn or error");
+po::options_description describe(RuntimeConfig& c, std::string& peers, std::string& seeds,
+                                 std::string& config_file, std::string& log_level) {
+    po::options_description d(
+        "kvnode options (each may also be set in --config FILE as name = value)");
+    d.add_options()("help,h", "print this reference and exit")(
+        "config", po::value(&config_file), "read options from this file (INI: name = value)")(
+        "id", po::value(&c.node.node_id), "this node's unique id, e.g. n1 (required)")(
+        "listen", po::value(&c.listen),
+        "ZeroMQ endpoint to bind for clients and peers, e.g. tcp://127.0.0.1:7001 (required)")(
+        "data-dir", po::value(&c.data_dir), "directory of the node's LMDB store (required)")(
+        "peers", po::value(&peers),
+        "all cluster members, this node included: id=endpoint,id=endpoint,... "
+        "(default: a cluster of this node alone)")(
+        "seeds", po::value(&seeds),
+        "gossip membership instead of --peers: endpoints to join through, "
+        "ENDPOINT,ENDPOINT,... (the first node may list itself); --listen must be the "
+        "address peers dial")("gossip-interval-ms",
+                              po::value(&c.node.gossip.interval_ms)->default_value(1000),
+                              "gossip: one round (exchange with a random peer) per interval")(
+        "phi-suspect", po::value(&c.node.gossip.detector.phi_suspect)->default_value(8.0),
+        "gossip: phi accrual threshold at which a silent member becomes suspect")(
+        "suspect-to-down-ms",
+        po::value(&c.node.gossip.detector.suspect_to_down_ms)->default_value(10000),
+        "gossip: a member suspect this long without news is down")(
+        "join-wait-ms", po::value(&c.node.join_wait_ms)->default_value(5000),
+        "gossip: a new node that hears from no seed this long claims tokens alone")(
+        "n", po::value(&c.node.n_replicas)->default_value(3), "replicas per key (N)")(
+        "vnodes", po::value(&c.node.vnodes)->default_value(256), "virtual nodes per member")(
+        "siblings-max", po::value(&c.node.siblings_max)->default_value(100),
+        "writes that would leave more siblings fail with sibling_limit")(
+        "siblings-warn", po::value(&c.node.siblings_warn)->default_value(25),
+        "log a warning when a key reaches this many siblings")(
+        "default-deadline-ms", po::value(&c.node.default_deadline_ms)->default_value(5000),
+        "deadline of requests that set none")(
+        "ping-interval-ms", po::value(&c.node.ping_interval_ms)->default_value(1000),
+        "how often peers are pinged")(
+        "peer-down-after-ms", po::value(&c.node.peer_down_after_ms)->default_value(3000),
+        "a peer silent this long is unreachable: requests needing it fail fast")(
+        "max-in-flight", po::value(&c.node.requests_in_flight_max)->default_value(20000),
+        "coordinated requests in flight before new ones get 'overloaded'")(
+        "sync", po::value(&c.sync)->default_value(true),
+        "fsync every commit (false: faster, but a machine crash may lose acknowledged writes)")(
+        "map-size-mb", po::value(&c.map_size_mb)->default_value(65536),
+        "LMDB map size: the most data the store can hold (address space, not disk)")(
+        "batch-max", po::value(&c.batch_messages_max)->default_value(512),
+        "messages handled per store commit (group commit)")(
+        "log-level", po::value(&log_level)->default_value("info"), "debug, info, warn or error");
     return d;
 }
 
@@ -52,9 +66,9 @@ po::options_description describe(RuntimeConfig& c, std::string& peers, std::stri
 Result<RuntimeConfig> parse_config(int argc, const char* const* argv, std::ostream& help,
                                    bool* help_shown) {
     RuntimeConfig c;
-    std::string peers, config_file, log_level;
+    std::string peers, seeds, config_file, log_level;
     *help_shown = false;
-    auto desc = describe(c, peers, config_file, log_level);
+    auto desc = describe(c, peers, seeds, config_file, log_level);
     try {
         po::variables_map vm;
         po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -79,14 +93,44 @@ Result<RuntimeConfig> parse_config(int argc, const char* const* argv, std::ostre
         const std::string& v = std::string(required) == "id"       ? c.node.node_id
                                : std::string(required) == "listen" ? c.listen
                                                                    : c.data_dir;
-        if (v.empty()) return Status(ErrorCode::invalid_argument, std::string("--") + required + " is required");
+        if (v.empty())
+            return Status(ErrorCode::invalid_argument,
+                          std::string("--") + required + " is required");
     }
     // The actor id is the node id plus 17 characters and must fit the wire's id limit.
     if (c.node.node_id.size() > 200 || c.node.node_id.find_first_of(",= \t") != std::string::npos) {
         return Status(ErrorCode::invalid_argument,
                       "--id must be at most 200 bytes, without commas, '=' or blanks");
     }
-    if (peers.empty()) {
+    if (!seeds.empty()) {
+        if (!peers.empty()) {
+            return Status(ErrorCode::invalid_argument, "--seeds and --peers are exclusive");
+        }
+        size_t start = 0;
+        while (start <= seeds.size()) {
+            const size_t comma = std::min(seeds.find(',', start), seeds.size());
+            const std::string seed = seeds.substr(start, comma - start);
+            if (seed.empty() || seed.size() > proto::kIdBytesMax) {
+                return Status(ErrorCode::invalid_argument,
+                              "--seeds: empty or over-long endpoint in '" + seeds + "'");
+            }
+            c.node.seeds.push_back(seed);
+            start = comma + 1;
+        }
+        c.node.endpoint = c.listen;
+        if (c.listen.size() > proto::kIdBytesMax) {
+            return Status(ErrorCode::invalid_argument, "--listen is over 256 bytes");
+        }
+        if (c.node.gossip.interval_ms < 10 || c.node.gossip.detector.phi_suspect <= 0) {
+            return Status(ErrorCode::invalid_argument,
+                          "--gossip-interval-ms must be >= 10 and --phi-suspect > 0");
+        }
+        // The detector's first guess of the heartbeat rate is the round interval.
+        c.node.gossip.detector.first_interval_ms = c.node.gossip.interval_ms;
+        c.node.gossip.detector.interval_max_ms =
+            std::max(c.node.gossip.detector.interval_max_ms, 10 * c.node.gossip.interval_ms);
+        c.members = {gossip::Member{c.node.node_id, c.listen}};
+    } else if (peers.empty()) {
         c.members = {gossip::Member{c.node.node_id, c.listen}};
     } else {
         auto parsed = gossip::parse_member_list(peers);
@@ -94,7 +138,8 @@ Result<RuntimeConfig> parse_config(int argc, const char* const* argv, std::ostre
         c.members = std::move(parsed.value());
         bool self = false;
         for (const auto& m : c.members) self = self || m.id == c.node.node_id;
-        if (!self) return Status(ErrorCode::invalid_argument, "--peers must include this node's --id");
+        if (!self)
+            return Status(ErrorCode::invalid_argument, "--peers must include this node's --id");
     }
     if (c.node.n_replicas < 1 || c.node.n_replicas > proto::kReplicasMax) {
         return Status(ErrorCode::invalid_argument, "--n must be between 1 and 16");
@@ -102,8 +147,10 @@ Result<RuntimeConfig> parse_config(int argc, const char* const* argv, std::ostre
     if (c.node.vnodes < 1 || c.node.vnodes > 4096) {
         return Status(ErrorCode::invalid_argument, "--vnodes must be between 1 and 4096");
     }
-    if (c.node.siblings_max < 1) return Status(ErrorCode::invalid_argument, "--siblings-max must be >= 1");
-    if (c.batch_messages_max < 1) return Status(ErrorCode::invalid_argument, "--batch-max must be >= 1");
+    if (c.node.siblings_max < 1)
+        return Status(ErrorCode::invalid_argument, "--siblings-max must be >= 1");
+    if (c.batch_messages_max < 1)
+        return Status(ErrorCode::invalid_argument, "--batch-max must be >= 1");
     if (log_level == "debug") {
         c.log_level = LogLevel::debug;
     } else if (log_level == "info") {
@@ -113,7 +160,8 @@ Result<RuntimeConfig> parse_config(int argc, const char* const* argv, std::ostre
     } else if (log_level == "error") {
         c.log_level = LogLevel::error;
     } else {
-        return Status(ErrorCode::invalid_argument, "--log-level must be debug, info, warn or error");
+        return Status(ErrorCode::invalid_argument,
+                      "--log-level must be debug, info, warn or error");
     }
     return c;
 }

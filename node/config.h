@@ -18,7 +18,7 @@ struct RuntimeConfig {
     NodeConfig node;
     std::string listen;     // ZeroMQ endpoint the ROUTER binds
     std::string data_dir;   // LMDB environment
-    std::vector<gossip::Member> members;
+    std::vector<gossip::Member> members;  // static membership (unused with node.seeds)
     bool sync = true;       // fsync every commit
     uint64_t map_size_mb = 65536;
     LogLevel log_level = LogLevel::info;

@@ -31,7 +31,7 @@ struct ReplyTo {
 enum class LogLevel : uint8_t { debug, info, warn, error };
 
 class Env {
-public:
+  public:
     virtual ~Env() = default;
 
     // This node's monotonic clock, in milliseconds (each node's may differ).
@@ -46,6 +46,10 @@ public:
 
     // To a peer node by member id, arriving at its ROUTER as a request.
     virtual void send(const std::string& peer_id, proto::Message message) = 0;
+    // To a node known only by its ROUTER endpoint (a seed, or a gossip peer
+    // whose id is not a ring member yet), arriving there as a request. One-way:
+    // used for gossip only, whose steps are never answered.
+    virtual void send_to_endpoint(const std::string& endpoint, proto::Message message) = 0;
     // To whoever sent a request (client or peer).
     virtual void reply(const ReplyTo& to, proto::Message message) = 0;
 

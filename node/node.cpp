@@ -5,10 +5,56 @@
 #include <cstdio>
 #include <type_traits>
 
+#include "gossip/gossip_codec.h"
+#include "gossip/token_claim.h"
+
 namespace kv::node {
 
 namespace {
 constexpr std::string_view kActorMetaKey = "actor";
+// Gossip: the incarnation of this node's latest life (decimal), and the ring
+// positions it claimed (8 bytes little-endian each), kept across restarts so
+// that the ring does not move when a member comes back.
+constexpr std::string_view kIncarnationMetaKey = "incarnation";
+constexpr std::string_view kTokensMetaKey = "tokens";
+
+static_assert(proto::kGossipPayloadBytesMax == gossip::kGossipFrameBytesMax);
+
+std::string encode_tokens(const std::vector<uint64_t>& tokens) {
+    std::string out;
+    out.reserve(tokens.size() * 8);
+    for (uint64_t t : tokens) {
+        for (int b = 0; b < 8; ++b) out.push_back(static_cast<char>((t >> (8 * b)) & 0xff));
+    }
+    return out;
+}
+
+std::optional<std::vector<uint64_t>> decode_tokens(std::string_view bytes) {
+    if (bytes.size() % 8 != 0 || bytes.size() / 8 > gossip::kGossipTokensPerMemberMax) {
+        return std::nullopt;
+    }
+    std::vector<uint64_t> tokens;
+    for (size_t i = 0; i < bytes.size(); i += 8) {
+        uint64_t t = 0;
+        for (int b = 0; b < 8; ++b) t |= uint64_t{static_cast<uint8_t>(bytes[i + b])} << (8 * b);
+        tokens.push_back(t);
+    }
+    std::sort(tokens.begin(), tokens.end());
+    tokens.erase(std::unique(tokens.begin(), tokens.end()), tokens.end());
+    return tokens;
+}
+
+std::optional<uint64_t> parse_u64(std::string_view text) {
+    if (text.empty() || text.size() > 20) return std::nullopt;
+    uint64_t v = 0;
+    for (char c : text) {
+        if (c < '0' || c > '9') return std::nullopt;
+        const uint64_t digit = static_cast<uint64_t>(c - '0');
+        if (v > (UINT64_MAX - digit) / 10) return std::nullopt;
+        v = v * 10 + digit;
+    }
+    return v;
+}
 
 template <class>
 inline constexpr bool kAlwaysFalse = false;
@@ -57,11 +103,19 @@ struct Node::Op {
 };
 
 Node::Node(NodeConfig config, Env& env, const gossip::Membership& membership)
-    : config_(std::move(config)), env_(env), membership_(membership) {
+    : config_(std::move(config)), env_(env), membership_(&membership) {
     assert(!config_.node_id.empty());
     assert(config_.n_replicas >= 1);
+    assert(config_.seeds.empty());
     refresh_ring();
     assert(member(config_.node_id) != nullptr);
+}
+
+Node::Node(NodeConfig config, Env& env) : config_(std::move(config)), env_(env) {
+    assert(!config_.node_id.empty());
+    assert(config_.n_replicas >= 1);
+    assert(!config_.seeds.empty());
+    assert(!config_.endpoint.empty());
 }
 
 Node::~Node() = default;
@@ -78,9 +132,14 @@ Status Node::start() {
         actor_ = config_.node_id + "." + hex64(env_.random_u64());
         env_.stage_write(StoreWrite{Space::meta, std::string(kActorMetaKey), actor_});
     }
+    if (!config_.seeds.empty()) {
+        Status gossip_started = start_gossip();
+        if (!gossip_started.ok()) return gossip_started;
+    }
+    refresh_ring();
     log(LogLevel::info, "node " + config_.node_id + " started with actor " + actor_ + ", " +
-                            std::to_string(membership_.members().size()) + " members, n=" +
-                            std::to_string(config_.n_replicas));
+                            std::to_string(membership_->members().size()) +
+                            " members, n=" + std::to_string(config_.n_replicas));
     return {};
 }
 
@@ -105,7 +164,8 @@ void Node::on_request(const ReplyTo& from, proto::Message message) {
                                  std::is_same_v<T, proto::ReplicaReadRequest> ||
                                  std::is_same_v<T, proto::ReplicaWriteRequest> ||
                                  std::is_same_v<T, proto::ReplicaMergeRequest> ||
-                                 std::is_same_v<T, proto::PingRequest>) {
+                                 std::is_same_v<T, proto::PingRequest> ||
+                                 std::is_same_v<T, proto::GossipRequest>) {
                 handle(from, m);
             } else if constexpr (std::is_same_v<T, proto::GetResponse> ||
                                  std::is_same_v<T, proto::WriteResponse> ||
@@ -145,9 +205,11 @@ void Node::on_peer_reply(const std::string& peer_id, proto::Message message) {
         [&](auto&& m) {
             using T = std::decay_t<decltype(m)>;
             if constexpr (std::is_same_v<T, proto::ReplicaReadResponse>) {
-                if (op.kind == OpKind::read) on_read_reply(op, peer_id, Status(m.code, m.message), m.object);
+                if (op.kind == OpKind::read)
+                    on_read_reply(op, peer_id, Status(m.code, m.message), m.object);
             } else if constexpr (std::is_same_v<T, proto::ReplicaWriteResponse>) {
-                if (op.kind == OpKind::write) on_write_reply(op, peer_id, Status(m.code, m.message), m.object);
+                if (op.kind == OpKind::write)
+                    on_write_reply(op, peer_id, Status(m.code, m.message), m.object);
             } else if constexpr (std::is_same_v<T, proto::ReplicaMergeResponse>) {
                 if (op.kind == OpKind::read) {
                     on_repair_reply(op, peer_id, Status(m.code, m.message));
@@ -155,7 +217,8 @@ void Node::on_peer_reply(const std::string& peer_id, proto::Message message) {
                     on_merge_reply(op, peer_id, Status(m.code, m.message));
                 }
             } else if constexpr (std::is_same_v<T, proto::ErrorResponse>) {
-                peer_call_failed(op, peer_id, Status(m.code, "replica " + peer_id + ": " + m.message));
+                peer_call_failed(op, peer_id,
+                                 Status(m.code, "replica " + peer_id + ": " + m.message));
             } else {
                 log(LogLevel::warn, "peer " + peer_id + " answered with unexpected '" +
                                         std::string(proto::type_name(m)) + "'");
@@ -202,9 +265,11 @@ void Node::tick() {
         expire(*it->second);
         finish(op_id);
     }
-    for (const auto& m : membership_.members()) {
+    if (gossiper_) gossip_tick(now);
+    for (const auto& m : membership_->members()) {
         if (m.id == config_.node_id) continue;
         PeerState& peer = peers_[m.id];
+        if (peer.first_known_ms == 0) peer.first_known_ms = std::max<uint64_t>(now, 1);
         if (peer.last_ping_ms == 0 || now - peer.last_ping_ms >= config_.ping_interval_ms) {
             peer.last_ping_ms = std::max<uint64_t>(now, 1);
             env_.send(m.id, proto::PingRequest{next_id_++, config_.node_id});
@@ -227,6 +292,10 @@ void Node::handle(const ReplyTo& from, proto::GetRequest req) {
     auto reply_error = [&](ErrorCode code, std::string why) {
         env_.reply(from, proto::GetResponse{req.id, code, std::move(why), {}, {}, {}});
     };
+    if (ring_.empty()) {
+        ++stats_.unavailable;
+        return reply_error(ErrorCode::unavailable, "no ring yet: this node is joining");
+    }
     if (required == 0) {
         return reply_error(ErrorCode::invalid_argument,
                            "consistency " + level_text(req.consistency, "r") +
@@ -282,11 +351,14 @@ void Node::handle_write(const ReplyTo& from, uint64_t client_id, std::string key
     auto reply_error = [&](ErrorCode code, std::string why) {
         env_.reply(from, proto::WriteResponse{client_id, code, std::move(why), {}, {}});
     };
+    if (ring_.empty()) {
+        ++stats_.unavailable;
+        return reply_error(ErrorCode::unavailable, "no ring yet: this node is joining");
+    }
     if (required == 0) {
-        return reply_error(ErrorCode::invalid_argument, "consistency " +
-                                                            level_text(consistency, "w") +
-                                                            " needs more replicas than n=" +
-                                                            std::to_string(n));
+        return reply_error(ErrorCode::invalid_argument,
+                           "consistency " + level_text(consistency, "w") +
+                               " needs more replicas than n=" + std::to_string(n));
     }
     if (ops_.size() >= config_.requests_in_flight_max) {
         return reply_error(ErrorCode::overloaded, "too many requests in flight; retry later");
@@ -301,8 +373,8 @@ void Node::handle_write(const ReplyTo& from, uint64_t client_id, std::string key
         return reply_error(ErrorCode::unavailable,
                            std::to_string(required) + " replicas required (" +
                                level_text(consistency, "w") + " of n=" + std::to_string(n) +
-                               "), only " + std::to_string(up.size()) + " of " +
-                               std::to_string(n) + " reachable");
+                               "), only " + std::to_string(up.size()) + " of " + std::to_string(n) +
+                               " reachable");
     }
     auto op = std::make_unique<Op>();
     op->id = next_id_++;
@@ -350,21 +422,47 @@ void Node::handle(const ReplyTo& from, const proto::LocalGetRequest& req) {
 }
 
 void Node::handle(const ReplyTo& from, const proto::StatusRequest& req) {
+    refresh_ring();
     proto::StatusResponse resp;
     resp.id = req.id;
     resp.node_id = config_.node_id;
     resp.n_replicas = config_.n_replicas;
     const uint64_t now = env_.now_ms();
-    for (const auto& m : membership_.members()) {
-        proto::MemberStatus s{m.id, m.endpoint, "self", 0};
-        if (m.id != config_.node_id) {
-            s.state = reachable(m.id) ? "up" : "unreachable";
-            auto p = peers_.find(m.id);
-            s.last_seen_ms_ago = (p != peers_.end() && p->second.heard)
-                                     ? now - p->second.last_heard_ms
-                                     : UINT64_MAX;
+    // Tokens and ring share per member, from the ring this node routes by.
+    std::map<std::string, std::pair<uint32_t, uint32_t>> placement;
+    const std::vector<double> shares = ring_.ownership();
+    for (size_t i = 0; i < ring_.nodes().size(); ++i) {
+        placement[ring_.nodes()[i]].second = static_cast<uint32_t>(shares[i] * 1e6 + 0.5);
+    }
+    for (const auto& t : ring_.tokens()) ++placement[ring_.nodes()[t.node_index]].first;
+    auto last_seen = [&](const std::string& id) {
+        auto p = peers_.find(id);
+        return (p != peers_.end() && p->second.heard) ? now - p->second.last_heard_ms : UINT64_MAX;
+    };
+    if (gossiper_) {
+        // Every member gossip knows of, ring members or not (joining, down, left).
+        for (const auto& [id, state] : gossiper_->view().states()) {
+            proto::MemberStatus s{id,
+                                  state.endpoint,
+                                  std::string(gossip::status_name(state.status())),
+                                  id == config_.node_id ? 0 : last_seen(id),
+                                  0,
+                                  0};
+            auto p = placement.find(id);
+            if (p != placement.end()) std::tie(s.tokens, s.share_ppm) = p->second;
+            resp.members.push_back(std::move(s));
         }
-        resp.members.push_back(std::move(s));
+    } else {
+        for (const auto& m : membership_->members()) {
+            proto::MemberStatus s{m.id, m.endpoint, "self", 0, 0, 0};
+            if (m.id != config_.node_id) {
+                s.state = reachable(m.id) ? "up" : "unreachable";
+                s.last_seen_ms_ago = last_seen(m.id);
+            }
+            auto p = placement.find(m.id);
+            if (p != placement.end()) std::tie(s.tokens, s.share_ppm) = p->second;
+            resp.members.push_back(std::move(s));
+        }
     }
     auto keys = env_.count(Space::data);
     resp.keys_stored = keys ? keys.value() : 0;
@@ -375,9 +473,9 @@ void Node::handle(const ReplyTo& from, const proto::StatusRequest& req) {
 
 void Node::handle(const ReplyTo& from, const proto::ReplicaReadRequest& req) {
     auto stored = replica_read(req.key);
-    env_.reply(from, proto::ReplicaReadResponse{req.id, stored.status().code(),
-                                                stored.status().message(),
-                                                stored ? stored.value() : std::nullopt});
+    env_.reply(from,
+               proto::ReplicaReadResponse{req.id, stored.status().code(), stored.status().message(),
+                                          stored ? stored.value() : std::nullopt});
 }
 
 void Node::handle(const ReplyTo& from, const proto::ReplicaWriteRequest& req) {
@@ -418,6 +516,122 @@ void Node::handle(const ReplyTo& from, const proto::PingRequest& req) {
     env_.reply(from, proto::PingResponse{req.id, config_.node_id});
 }
 
+void Node::handle(const ReplyTo& from, const proto::GossipRequest& req) {
+    if (!gossiper_) return;  // static membership: gossip is not spoken here
+    auto decoded = gossip::decode(req.payload);
+    if (!decoded) return on_bad_frame(from, req.id, decoded.status());
+    send_gossip(gossiper_->handle(decoded.value(), env_.now_ms()));
+    refresh_ring();
+}
+
+// ---- gossip ------------------------------------------------------------------
+
+Status Node::start_gossip() {
+    auto stored = env_.read(Space::meta, kIncarnationMetaKey);
+    if (!stored) return stored.status();
+    uint64_t incarnation = 1;
+    if (stored.value()) {
+        auto previous = parse_u64(*stored.value());
+        if (!previous || *previous == UINT64_MAX) {
+            return Status(ErrorCode::storage_error, "corrupt incarnation in the meta space");
+        }
+        incarnation = *previous + 1;
+    }
+    persist_incarnation(incarnation);
+    gossip::MemberState self;
+    self.id = config_.node_id;
+    self.endpoint = config_.endpoint;
+    self.incarnation = incarnation;
+    auto tokens = env_.read(Space::meta, kTokensMetaKey);
+    if (!tokens) return tokens.status();
+    if (tokens.value()) {
+        auto decoded = decode_tokens(*tokens.value());
+        if (!decoded) return Status(ErrorCode::storage_error, "corrupt tokens in the meta space");
+        // A restart: back up at once with the tokens of the earlier life.
+        self.tokens = std::move(*decoded);
+        self.declared =
+            self.tokens.empty() ? gossip::MemberStatus::joining : gossip::MemberStatus::up;
+    }
+    for (const auto& seed : config_.seeds)
+        seeds_elsewhere_ = seeds_elsewhere_ || seed != config_.endpoint;
+    gossip_rng_.seed(env_.random_u64());
+    gossiper_ = std::make_unique<gossip::Gossiper>(config_.gossip, std::move(self), config_.seeds,
+                                                   env_.now_ms());
+    membership_ = &gossiper_->view();
+    log(LogLevel::info, "gossip: incarnation " + std::to_string(incarnation) + ", " +
+                            std::to_string(gossiper_->view().self().tokens.size()) +
+                            " tokens from an earlier life");
+    return {};
+}
+
+void Node::gossip_tick(uint64_t now_ms) {
+    maybe_claim_tokens(now_ms);
+    send_gossip(gossiper_->tick(now_ms, gossip_rng_));
+    refresh_ring();
+}
+
+// A refutation raises the incarnation in memory; the next life must start
+// above it too, or peers would keep the old life's higher heartbeat.
+void Node::persist_incarnation(uint64_t incarnation) {
+    if (incarnation <= persisted_incarnation_) return;
+    env_.stage_write(
+        StoreWrite{Space::meta, std::string(kIncarnationMetaKey), std::to_string(incarnation)});
+    persisted_incarnation_ = incarnation;
+}
+
+void Node::send_gossip(std::vector<gossip::Outgoing> out) {
+    // Staged before the sends: the effects contract makes it durable first.
+    persist_incarnation(gossiper_->view().self().incarnation);
+    for (auto& o : out) {
+        // By endpoint always: the peer may not be a ring member (joining, or a
+        // seed whose id we do not know yet), and gossip is never answered.
+        env_.send_to_endpoint(o.endpoint, proto::GossipRequest{next_id_++, config_.node_id,
+                                                               gossip::encode(o.message)});
+    }
+}
+
+// A joining node claims its tokens (Dynamo §4.2 with Cassandra-style balanced
+// claims) once it knows the ring it joins. Claims are a function of the ring
+// alone, so two joiners claiming from the same ring would take the same
+// positions: joiners take turns. A joiner first listens for a few rounds after
+// it hears of the ring (so it knows the other joiners, who all talk to the
+// seeds), then waits while a live joiner with a smaller id has not claimed yet;
+// join_wait_ms bounds each wait (a joiner that died mid-join blocks no one).
+// No data moves yet (issue 5, part 2b): until streaming exists, keys the
+// joiner now owns are found by read repair from the previous replicas.
+void Node::maybe_claim_tokens(uint64_t now_ms) {
+    const gossip::ClusterView& view = gossiper_->view();
+    if (!view.self().tokens.empty()) return;
+    bool ring_known = false;
+    bool earlier_joiner = false;
+    for (const auto& [id, s] : view.states()) {
+        if (id == config_.node_id) continue;
+        ring_known = ring_known || s.in_ring();
+        earlier_joiner =
+            earlier_joiner || (s.declared == gossip::MemberStatus::joining &&
+                               s.liveness == gossip::Liveness::alive && id < config_.node_id);
+    }
+    if (ring_known && ring_known_since_ms_ == 0)
+        ring_known_since_ms_ = std::max<uint64_t>(now_ms, 1);
+    if (seeds_elsewhere_) {
+        if (!ring_known && now_ms - started_ms_ < config_.join_wait_ms) return;
+        if (ring_known) {
+            const uint64_t listened_ms = now_ms - ring_known_since_ms_;
+            if (listened_ms < 3 * config_.gossip.interval_ms) return;
+            if (earlier_joiner && listened_ms < config_.join_wait_ms) return;
+        }
+    }
+    std::vector<gossip::NodeTokens> others = view.ring_input();
+    std::erase_if(others, [&](const gossip::NodeTokens& n) { return n.id == config_.node_id; });
+    std::vector<uint64_t> tokens = gossip::claim_tokens(others, config_.node_id, config_.vnodes);
+    env_.stage_write(StoreWrite{Space::meta, std::string(kTokensMetaKey), encode_tokens(tokens)});
+    gossiper_->set_tokens(std::move(tokens));
+    gossiper_->declare(gossip::MemberStatus::up);
+    log(LogLevel::info, "joined the ring with " + std::to_string(config_.vnodes) +
+                            " tokens among " + std::to_string(others.size()) +
+                            " members (no data streamed yet)");
+}
+
 Result<std::optional<std::string>> Node::replica_read(const std::string& key) {
     auto stored = env_.read(Space::data, key);
     if (!stored) return Status(ErrorCode::storage_error, stored.status().message());
@@ -450,8 +664,8 @@ Result<std::string> Node::replica_write(const std::string& key, std::optional<st
         seen = local.context;  // a delete without context removes all this replica holds
     }
     const bool is_delete = !value.has_value();
-    auto updated = update(local, seen, actor_, std::move(value), config_.siblings_max,
-                          proto::kObjectBytesMax);
+    auto updated =
+        update(local, seen, actor_, std::move(value), config_.siblings_max, proto::kObjectBytesMax);
     if (!updated) return updated.status();
     const size_t siblings = updated->siblings.size();
     if (siblings >= config_.siblings_warn && !is_delete) {
@@ -586,7 +800,9 @@ void Node::on_write_reply(Op& op, const std::string& replica, const Status& stat
     if (op.replicating) return;
     if (!status.ok()) return fail(op, status.code(), status.message());
     auto decoded = decode_object(object);
-    if (!decoded) return fail(op, ErrorCode::internal, "replica " + replica + " minted an undecodable object");
+    if (!decoded)
+        return fail(op, ErrorCode::internal,
+                    "replica " + replica + " minted an undecodable object");
     op.written_context = decoded->context;
     op.sibling_count = static_cast<uint32_t>(decoded->live_count());
     op.acked.insert(replica);
@@ -630,7 +846,9 @@ void Node::on_merge_reply(Op& op, const std::string& replica, const Status& stat
 #endif
         op.answered = true;
         env_.reply(op.client,
-                   proto::WriteResponse{op.client_request_id, ErrorCode::ok, {},
+                   proto::WriteResponse{op.client_request_id,
+                                        ErrorCode::ok,
+                                        {},
                                         encode_context(op.written_context),
                                         proto::ReplyInfo{static_cast<uint32_t>(op.replicas.size()),
                                                          static_cast<uint32_t>(op.acked.size()),
@@ -657,16 +875,24 @@ void Node::fail(Op& op, ErrorCode code, const std::string& why) {
     if (op.answered) return;
     op.answered = true;
     if (op.kind == OpKind::read) {
-        env_.reply(op.client, proto::GetResponse{op.client_request_id, code, why, {}, {},
-                                                 proto::ReplyInfo{static_cast<uint32_t>(op.replicas.size()),
-                                                                  static_cast<uint32_t>(op.versions.size()),
-                                                                  false, 0}});
+        env_.reply(op.client,
+                   proto::GetResponse{
+                       op.client_request_id,
+                       code,
+                       why,
+                       {},
+                       {},
+                       proto::ReplyInfo{static_cast<uint32_t>(op.replicas.size()),
+                                        static_cast<uint32_t>(op.versions.size()), false, 0}});
     } else {
         env_.reply(op.client,
-                   proto::WriteResponse{op.client_request_id, code, why, {},
-                                        proto::ReplyInfo{static_cast<uint32_t>(op.replicas.size()),
-                                                         static_cast<uint32_t>(op.acked.size()), false,
-                                                         0}});
+                   proto::WriteResponse{
+                       op.client_request_id,
+                       code,
+                       why,
+                       {},
+                       proto::ReplyInfo{static_cast<uint32_t>(op.replicas.size()),
+                                        static_cast<uint32_t>(op.acked.size()), false, 0}});
     }
 }
 
@@ -679,7 +905,8 @@ void Node::expire(Op& op) {
     }
     const size_t answered = op.kind == OpKind::read ? op.versions.size() : op.acked.size();
     if (op.replicas.size() - op.failed.size() < op.required) {
-        return fail_unavailable(op, answered, op.kind == OpKind::read ? "answered" : "acknowledged");
+        return fail_unavailable(op, answered,
+                                op.kind == OpKind::read ? "answered" : "acknowledged");
     }
     ++stats_.timeouts;
     std::string why = std::to_string(op.required) + " replicas required, " +
@@ -706,13 +933,25 @@ void Node::finish(uint64_t op_id) {
 
 bool Node::reachable(const std::string& id) const {
     if (id == config_.node_id) return true;
+    // Gossip's verdict first: a member its failure detector marked down.
+    if (gossip_says_down(id)) return false;
     auto it = peers_.find(id);
     const uint64_t now = env_.now_ms();
     if (it == peers_.end() || !it->second.heard) {
-        // Never heard yet: give peers the detection window after our own start.
-        return now - started_ms_ < config_.peer_down_after_ms;
+        // Never heard yet: give the peer the detection window after our own
+        // start, or after we first learned of it (a member that just joined).
+        const uint64_t since = it == peers_.end() || it->second.first_known_ms == 0
+                                   ? started_ms_
+                                   : std::max(started_ms_, it->second.first_known_ms);
+        return now - since < config_.peer_down_after_ms;
     }
     return now - it->second.last_heard_ms <= config_.peer_down_after_ms;
+}
+
+bool Node::gossip_says_down(const std::string& id) const {
+    if (!gossiper_) return false;
+    const gossip::MemberState* s = gossiper_->view().find(id);
+    return s != nullptr && s->liveness == gossip::Liveness::down;
 }
 
 void Node::heard_from(const std::string& peer) {
@@ -722,15 +961,24 @@ void Node::heard_from(const std::string& peer) {
 }
 
 void Node::refresh_ring() {
-    if (ring_version_ == membership_.version() && !ring_.empty()) return;
+    if (ring_version_ == membership_->version() && !ring_.empty()) return;
+    ring_version_ = membership_->version();
+    if (gossiper_) {
+        // Every member computes the same ring from the same view: the tokens
+        // each member claimed and gossiped.
+        std::vector<std::pair<std::string, std::vector<uint64_t>>> tokens;
+        for (auto& n : gossiper_->view().ring_input())
+            tokens.emplace_back(n.id, std::move(n.tokens));
+        ring_ = ring::Ring::from_tokens(std::move(tokens));
+        return;
+    }
     std::vector<std::string> ids;
-    for (const auto& m : membership_.members()) ids.push_back(m.id);
+    for (const auto& m : membership_->members()) ids.push_back(m.id);
     ring_ = ring::Ring(std::move(ids), config_.vnodes);
-    ring_version_ = membership_.version();
 }
 
 const gossip::Member* Node::member(const std::string& id) const {
-    for (const auto& m : membership_.members()) {
+    for (const auto& m : membership_->members()) {
         if (m.id == id) return &m;
     }
     return nullptr;

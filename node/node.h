@@ -21,11 +21,13 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "client/protocol.h"
+#include "gossip/gossip.h"
 #include "gossip/membership.h"
 #include "node/env.h"
 #include "node/object.h"
@@ -46,6 +48,18 @@ struct NodeConfig {
     uint64_t peer_down_after_ms = 3000;
     size_t requests_in_flight_max = 20000;
     size_t minted_requests_remembered = 65536;  // duplicate suppression window
+
+    // Gossip membership (gossip/gossip.h), on when `seeds` is non-empty: the
+    // node then owns its view of the cluster instead of reading a static list.
+    // `endpoint` is this node's ROUTER address as peers dial it; seeds equal
+    // to it are skipped (the first node of a cluster lists itself).
+    std::vector<std::string> seeds;
+    std::string endpoint;
+    gossip::GossipConfig gossip;
+    // A fresh node claims its tokens once it has heard of the cluster through a
+    // seed, or after waiting this long without hearing anything (it then
+    // starts a cluster of its own, which gossip merges once a seed answers).
+    uint64_t join_wait_ms = 5000;
 };
 
 struct NodeStats {
@@ -57,14 +71,19 @@ struct NodeStats {
 };
 
 class Node {
-public:
-    // `membership` must outlive the node and include config.node_id.
+  public:
+    // Static membership: `membership` must outlive the node and include
+    // config.node_id; config.seeds must be empty.
     Node(NodeConfig config, Env& env, const gossip::Membership& membership);
+    // Gossip membership (config.seeds non-empty): the view is built in start().
+    Node(NodeConfig config, Env& env);
     ~Node();
 
     // Loads (or on first start creates and stages) this node's actor id: a
     // fresh one per data directory, so a node that lost its data never mints
-    // a dot it minted before.
+    // a dot it minted before. With gossip, also bumps the persisted incarnation
+    // (so news of this life overrides all said of earlier ones) and reloads the
+    // tokens claimed in an earlier life.
     Status start();
 
     // A frame that arrived at the node's ROUTER: a client's request or a peer's.
@@ -80,12 +99,18 @@ public:
     void tick();
 
     const std::string& actor() const { return actor_; }
+    // The view in use (valid after start()); the runtime dials its members.
+    const gossip::Membership& membership() const { return *membership_; }
+    // Null with static membership.
+    const gossip::Gossiper* gossiper() const { return gossiper_.get(); }
+    const ring::Ring& ring() const { return ring_; }
     const NodeStats& stats() const { return stats_; }
     size_t in_flight() const { return ops_.size(); }
 
-private:
+  private:
     struct Op;
     struct PeerState {
+        uint64_t first_known_ms = 0;  // when this node first had it as a member
         uint64_t last_heard_ms = 0;
         uint64_t last_ping_ms = 0;
         bool heard = false;
@@ -107,6 +132,15 @@ private:
     void handle(const ReplyTo& from, const proto::ReplicaWriteRequest& req);
     void handle(const ReplyTo& from, const proto::ReplicaMergeRequest& req);
     void handle(const ReplyTo& from, const proto::PingRequest& req);
+    void handle(const ReplyTo& from, const proto::GossipRequest& req);
+
+    // Gossip.
+    Status start_gossip();
+    void gossip_tick(uint64_t now_ms);
+    void send_gossip(std::vector<gossip::Outgoing> out);
+    void maybe_claim_tokens(uint64_t now_ms);
+    void persist_incarnation(uint64_t incarnation);
+    bool gossip_says_down(const std::string& member) const;
 
     // Replica operations, shared by peer requests and the local replica.
     Result<std::optional<std::string>> replica_read(const std::string& key);
@@ -142,7 +176,12 @@ private:
 
     NodeConfig config_;
     Env& env_;
-    const gossip::Membership& membership_;
+    const gossip::Membership* membership_ = nullptr;  // static list, or gossiper_'s view
+    std::unique_ptr<gossip::Gossiper> gossiper_;
+    std::mt19937_64 gossip_rng_;    // seeded from Env in start(): deterministic in the simulator
+    bool seeds_elsewhere_ = false;  // a seed other than this node's own endpoint
+    uint64_t ring_known_since_ms_ = 0;  // when a joiner first heard of a ring member
+    uint64_t persisted_incarnation_ = 0;
     uint64_t ring_version_ = 0;
     ring::Ring ring_;
     std::string actor_;

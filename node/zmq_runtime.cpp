@@ -20,7 +20,9 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 
-extern "C" void on_stop_signal(int) { g_stop.store(true); }
+extern "C" void on_stop_signal(int) {
+    g_stop.store(true);
+}
 
 void install_signal_handlers() {
     struct sigaction sa {};
@@ -34,17 +36,21 @@ void install_signal_handlers() {
 
 const char* level_word(LogLevel level) {
     switch (level) {
-        case LogLevel::debug: return "debug";
-        case LogLevel::info: return "info";
-        case LogLevel::warn: return "warn";
-        case LogLevel::error: return "error";
+        case LogLevel::debug:
+            return "debug";
+        case LogLevel::info:
+            return "info";
+        case LogLevel::warn:
+            return "warn";
+        case LogLevel::error:
+            return "error";
     }
     return "?";
 }
 
 // Clock, randomness and logging of a real process.
 class ProcessEnv final : public BufferedEnv {
-public:
+  public:
     ProcessEnv(Store& store, std::string node_id, LogLevel min_level)
         : BufferedEnv(store),
           node_id_(std::move(node_id)),
@@ -65,42 +71,52 @@ public:
         if (level < min_level_) return;
         const auto now = std::chrono::system_clock::now();
         const std::time_t secs = std::chrono::system_clock::to_time_t(now);
-        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+        const auto ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() %
+            1000;
         std::tm tm{};
         gmtime_r(&secs, &tm);
         char stamp[32];
         std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-        std::fprintf(stderr, "%s.%03dZ %-5s %s: %.*s\n", stamp, static_cast<int>(ms), level_word(level),
-                     node_id_.c_str(), static_cast<int>(text.size()), text.data());
+        std::fprintf(stderr, "%s.%03dZ %-5s %s: %.*s\n", stamp, static_cast<int>(ms),
+                     level_word(level), node_id_.c_str(), static_cast<int>(text.size()),
+                     text.data());
     }
 
-private:
+  private:
     std::string node_id_;
     LogLevel min_level_;
     std::chrono::steady_clock::time_point start_;
     std::mt19937_64 rng_;
 };
 
-constexpr int64_t kMaxMsgSizeBytes = int64_t{64} * 1024 * 1024;  // beyond this ZeroMQ drops the connection
+constexpr int64_t kMaxMsgSizeBytes =
+    int64_t{64} * 1024 * 1024;  // beyond this ZeroMQ drops the connection
 constexpr int kHighWaterMark = 100000;
 constexpr uint64_t kTickIntervalMs = 10;
 constexpr uint64_t kConnectGraceMs = 500;  // ZeroMQ reconnects every 100 ms
 constexpr size_t kUnsentMax = 10000;
+// Gossip messages to one endpoint queued while it is not connected: few, since
+// each round repeats the news and stale rounds are worth nothing.
+constexpr int kGossipHighWaterMark = 16;
+constexpr size_t kGossipEndpointsMax = 4096;  // dialled endpoints kept (seeds + members)
 
 class Runtime {
-public:
+  public:
     Runtime(const RuntimeConfig& config, Store& store)
         : config_(config),
           env_(store, config.node.node_id, config.log_level),
           membership_(config.members),
-          node_(config.node, env_, membership_),
+          node_(config.node.seeds.empty() ? Node(config.node, env_, membership_)
+                                          : Node(config.node, env_)),
           router_(ctx_, zmq::socket_type::router) {}
 
     int run() {
         try {
             open_sockets();
         } catch (const zmq::error_t& e) {
-            env_.write_log(LogLevel::error, std::string("cannot listen on ") + config_.listen + ": " + e.what());
+            env_.write_log(LogLevel::error,
+                           std::string("cannot listen on ") + config_.listen + ": " + e.what());
             return 1;
         }
         Status started = node_.start();
@@ -108,9 +124,11 @@ public:
             env_.write_log(LogLevel::error, "cannot start: " + started.to_string());
             return 1;
         }
-        env_.write_log(LogLevel::info, "listening on " + config_.listen + ", data in " + config_.data_dir);
+        env_.write_log(LogLevel::info,
+                       "listening on " + config_.listen + ", data in " + config_.data_dir);
         uint64_t next_tick_ms = 0;
         while (!g_stop.load()) {
+            sync_peers();
             poll_once(kTickIntervalMs);
             handle_batch();
             const uint64_t now = env_.now_ms();
@@ -128,32 +146,84 @@ public:
         return 0;
     }
 
-private:
+  private:
     void open_sockets() {
         router_.set(zmq::sockopt::maxmsgsize, kMaxMsgSizeBytes);
         router_.set(zmq::sockopt::sndhwm, kHighWaterMark);
         router_.set(zmq::sockopt::rcvhwm, kHighWaterMark);
         router_.set(zmq::sockopt::linger, 0);
         router_.bind(config_.listen);
-        for (const auto& m : config_.members) {
-            if (m.id == config_.node.node_id) continue;
-            zmq::socket_t dealer(ctx_, zmq::socket_type::dealer);
-            dealer.set(zmq::sockopt::linger, 0);
-            // Without a live connection, drop instead of queueing: the node's
-            // deadlines and failure detection deal with absent peers.
-            dealer.set(zmq::sockopt::immediate, 1);
-            dealer.set(zmq::sockopt::sndhwm, kHighWaterMark);
-            dealer.set(zmq::sockopt::rcvhwm, kHighWaterMark);
-            dealer.set(zmq::sockopt::maxmsgsize, kMaxMsgSizeBytes);
-            dealer.set(zmq::sockopt::reconnect_ivl, 100);
-            dealer.set(zmq::sockopt::reconnect_ivl_max, 1000);
-            dealer.connect(m.endpoint);
-            peer_ids_.push_back(m.id);
-            dealers_.emplace(m.id, std::move(dealer));
-        }
         items_.push_back(zmq::pollitem_t{router_.handle(), 0, ZMQ_POLLIN, 0});
+    }
+
+    zmq::socket_t make_dealer(const std::string& endpoint, bool immediate, int high_water_mark) {
+        zmq::socket_t dealer(ctx_, zmq::socket_type::dealer);
+        dealer.set(zmq::sockopt::linger, 0);
+        dealer.set(zmq::sockopt::immediate, immediate ? 1 : 0);
+        dealer.set(zmq::sockopt::sndhwm, high_water_mark);
+        dealer.set(zmq::sockopt::rcvhwm, kHighWaterMark);
+        dealer.set(zmq::sockopt::maxmsgsize, kMaxMsgSizeBytes);
+        dealer.set(zmq::sockopt::reconnect_ivl, 100);
+        dealer.set(zmq::sockopt::reconnect_ivl_max, 1000);
+        dealer.connect(endpoint);
+        return dealer;
+    }
+
+    // One DEALER per ring member, (re)made when the membership adds a member
+    // or moves one to a new endpoint: the static list once, gossip as it learns.
+    void sync_peers() {
+        const gossip::Membership& members = node_.membership();
+        if (synced_version_ == members.version() && !peer_ids_.empty()) return;
+        synced_version_ = members.version();
+        bool changed = false;
+        for (const auto& m : members.members()) {
+            if (m.id == config_.node.node_id) continue;
+            auto known = peer_endpoints_.find(m.id);
+            if (known != peer_endpoints_.end() && known->second == m.endpoint) continue;
+            try {
+                // Without a live connection, drop instead of queueing: the node's
+                // deadlines and failure detection deal with absent peers.
+                zmq::socket_t dealer = make_dealer(m.endpoint, true, kHighWaterMark);
+                dealers_.insert_or_assign(m.id, std::move(dealer));
+            } catch (const zmq::error_t& e) {
+                env_.write_log(LogLevel::warn,
+                               "cannot dial " + m.id + " at " + m.endpoint + ": " + e.what());
+                continue;
+            }
+            if (known == peer_endpoints_.end()) peer_ids_.push_back(m.id);
+            peer_endpoints_[m.id] = m.endpoint;
+            changed = true;
+        }
+        if (changed) rebuild_poll_items();
+    }
+
+    // The gossip DEALER of an endpoint, made on first use; null when it
+    // cannot be made or too many are open.
+    zmq::socket_t* gossip_dealer(const std::string& endpoint) {
+        auto it = gossip_dealers_.find(endpoint);
+        if (it != gossip_dealers_.end()) return &it->second;
+        if (gossip_dealers_.size() >= kGossipEndpointsMax) return nullptr;
+        try {
+            // Queued while connecting (a few rounds at most): a seed's first
+            // syn must not be lost just because the connection is new.
+            auto made = gossip_dealers_.emplace(endpoint,
+                                                make_dealer(endpoint, false, kGossipHighWaterMark));
+            gossip_endpoints_.push_back(endpoint);
+            rebuild_poll_items();
+            return &made.first->second;
+        } catch (const zmq::error_t& e) {
+            env_.write_log(LogLevel::warn, "cannot dial " + endpoint + ": " + e.what());
+            return nullptr;
+        }
+    }
+
+    void rebuild_poll_items() {
+        items_.resize(1);  // the ROUTER stays first
         for (const auto& id : peer_ids_) {
             items_.push_back(zmq::pollitem_t{dealers_.at(id).handle(), 0, ZMQ_POLLIN, 0});
+        }
+        for (const auto& ep : gossip_endpoints_) {
+            items_.push_back(zmq::pollitem_t{gossip_dealers_.at(ep).handle(), 0, ZMQ_POLLIN, 0});
         }
     }
 
@@ -181,6 +251,9 @@ private:
                     progress = true;
                 }
             }
+            for (const auto& ep : gossip_endpoints_) {
+                if (drain_gossip_dealer(ep)) progress = true;
+            }
         }
     }
 
@@ -188,7 +261,8 @@ private:
         parts_.clear();
         std::optional<size_t> got;
         try {
-            got = zmq::recv_multipart(router_, std::back_inserter(parts_), zmq::recv_flags::dontwait);
+            got =
+                zmq::recv_multipart(router_, std::back_inserter(parts_), zmq::recv_flags::dontwait);
         } catch (const zmq::error_t& e) {
             env_.write_log(LogLevel::warn, std::string("receive: ") + e.what());
             return false;
@@ -196,10 +270,10 @@ private:
         if (!got || parts_.empty()) return false;
         ReplyTo from{parts_[0].to_string()};
         if (parts_.size() != 2) {
-            node_.on_bad_frame(from, 0,
-                               Status(ErrorCode::bad_request,
-                                      "a request must be exactly one frame, got " +
-                                          std::to_string(parts_.size() - 1)));
+            node_.on_bad_frame(
+                from, 0,
+                Status(ErrorCode::bad_request, "a request must be exactly one frame, got " +
+                                                   std::to_string(parts_.size() - 1)));
             return true;
         }
         uint64_t id = 0;
@@ -228,11 +302,23 @@ private:
         }
         auto decoded = proto::decode(frame.to_string_view());
         if (!decoded) {
-            env_.write_log(LogLevel::warn, "undecodable reply from " + peer_id + ": " + decoded.status().to_string());
+            env_.write_log(LogLevel::warn, "undecodable reply from " + peer_id + ": " +
+                                               decoded.status().to_string());
             return true;
         }
         node_.on_peer_reply(peer_id, std::move(decoded.value()));
         return true;
+    }
+
+    // Gossip is one-way: anything coming back (an error from a peer that could
+    // not decode) is read only to keep the socket from filling up.
+    bool drain_gossip_dealer(const std::string& endpoint) {
+        zmq::message_t frame;
+        try {
+            return gossip_dealers_.at(endpoint).recv(frame, zmq::recv_flags::dontwait).has_value();
+        } catch (const zmq::error_t&) {
+            return false;
+        }
     }
 
     // Commits staged writes, then sends what depended on them. False when the
@@ -247,7 +333,8 @@ private:
         }
         const uint64_t now = env_.now_ms();
         for (auto& o : out.value()) {
-            if (deliver(o) || !o.to_peer) continue;
+            // Gossip (addressed by endpoint) is not retried: the next round repeats it.
+            if (deliver(o) || !o.to_peer || !o.endpoint.empty()) continue;
             if (unsent_.size() < kUnsentMax) {
                 unsent_.push_back(Unsent{std::move(o), now});
             } else {
@@ -283,6 +370,11 @@ private:
     bool deliver(Outgoing& o) {
         const std::string payload = proto::encode(o.message);
         try {
+            if (o.to_peer && !o.endpoint.empty()) {
+                zmq::socket_t* dealer = gossip_dealer(o.endpoint);
+                return dealer != nullptr &&
+                       dealer->send(zmq::buffer(payload), zmq::send_flags::dontwait).has_value();
+            }
             if (o.to_peer) {
                 auto it = dealers_.find(o.peer_id);
                 if (it == dealers_.end()) return false;
@@ -305,8 +397,12 @@ private:
     Node node_;
     zmq::context_t ctx_{1};
     zmq::socket_t router_;
-    std::map<std::string, zmq::socket_t> dealers_;
-    std::vector<std::string> peer_ids_;
+    std::map<std::string, zmq::socket_t> dealers_;         // by member id
+    std::map<std::string, std::string> peer_endpoints_;    // member id -> endpoint dialled
+    std::vector<std::string> peer_ids_;                    // dealers_ in poll order
+    std::map<std::string, zmq::socket_t> gossip_dealers_;  // by endpoint
+    std::vector<std::string> gossip_endpoints_;            // gossip_dealers_ in poll order
+    uint64_t synced_version_ = 0;
     std::vector<zmq::pollitem_t> items_;
     std::vector<zmq::message_t> parts_;
 

@@ -105,6 +105,21 @@ Ring::Ring(std::vector<std::string> node_ids, uint32_t vnodes) : nodes_(std::mov
     tokens_.erase(std::unique(tokens_.begin(), tokens_.end()), tokens_.end());
 }
 
+Ring Ring::from_tokens(std::vector<std::pair<std::string, std::vector<uint64_t>>> node_tokens) {
+    std::sort(node_tokens.begin(), node_tokens.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    Ring ring;
+    for (auto& [id, tokens] : node_tokens) {
+        if (tokens.empty()) continue;
+        if (ring.nodes_.empty() || ring.nodes_.back() != id) ring.nodes_.push_back(id);
+        const auto node = static_cast<uint32_t>(ring.nodes_.size() - 1);
+        for (uint64_t position : tokens) ring.tokens_.push_back(Token{position, node});
+    }
+    std::sort(ring.tokens_.begin(), ring.tokens_.end(), token_less);
+    ring.tokens_.erase(std::unique(ring.tokens_.begin(), ring.tokens_.end()), ring.tokens_.end());
+    return ring;
+}
+
 std::vector<std::string> Ring::preference_list(std::string_view key, uint32_t n) const {
     return preference_list_for_hash(hash64(key), n);
 }

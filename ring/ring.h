@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace kv::ring {
@@ -45,6 +46,12 @@ class Ring {
     // ring sorts them). Tokens at the same position are ordered by node id, and
     // the first of them owns the range ending there.
     Ring(std::vector<std::string> node_ids, uint32_t vnodes = kDefaultVnodes);
+
+    // Explicit tokens per node (the ring gossip spreads: each member claims its
+    // own). Same rules as above: ids sorted, a repeated id counts once (its
+    // tokens merged), ties at one position broken by node id, a node's
+    // duplicate positions dropped. A node without tokens is left out.
+    static Ring from_tokens(std::vector<std::pair<std::string, std::vector<uint64_t>>> node_tokens);
 
     const std::vector<std::string>& nodes() const { return nodes_; }
     const std::vector<Token>& tokens() const { return tokens_; }

@@ -1,5 +1,6 @@
 #include "sim/cluster.h"
 
+#include <algorithm>
 #include <cassert>
 #include <cstdio>
 #include <type_traits>
@@ -9,6 +10,7 @@ namespace kv::sim {
 namespace {
 const std::string kClientPrefix = "client:";
 const std::string kPeerPrefix = "peer:";
+const std::string kEndpointPrefix = "sim://";
 // Every node clock starts this far above zero: the node treats 0 as "never".
 constexpr uint64_t kClockBaseMs = 1000;
 }  // namespace
@@ -55,7 +57,7 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)), rng_(op
     std::vector<gossip::Member> members;
     for (uint32_t i = 0; i < options_.nodes; ++i) {
         const std::string id = "n" + std::to_string(i + 1);
-        members.push_back(gossip::Member{id, "sim://" + id});
+        members.push_back(gossip::Member{id, kEndpointPrefix + id});
     }
     membership_ = std::make_unique<gossip::StaticMembership>(members);
     for (uint32_t i = 0; i < options_.nodes; ++i) {
@@ -198,8 +200,12 @@ void Cluster::restart(size_t i) {
                      n.id.c_str());
     node::NodeConfig config = options_.node_config;
     config.node_id = n.id;
+    config.endpoint = kEndpointPrefix + n.id;
     n.env = std::make_unique<SimEnv>(*n.store, *this, i, n.id, options_.log_to_stderr);
-    n.node = std::make_unique<node::Node>(config, *n.env, *membership_);
+    // Seeds in the options: every node gossips (its own view), else all share
+    // the static list.
+    n.node = config.seeds.empty() ? std::make_unique<node::Node>(config, *n.env, *membership_)
+                                  : std::make_unique<node::Node>(config, *n.env);
     Status s = n.node->start();
     assert(s.ok());
     (void)s;
@@ -320,8 +326,23 @@ void Cluster::deliver_from(size_t from, node::Outgoing out) {
         return;
     }
     const bool is_request = out.to_peer;
-    const size_t to = is_request ? index_of(out.peer_id)
-                                 : index_of(out.reply_to.route.substr(kPeerPrefix.size()));
+    size_t to = 0;
+    if (is_request && !out.endpoint.empty()) {
+        // By endpoint "sim://ID"; one that names no node goes nowhere.
+        const std::string id = out.endpoint.rfind(kEndpointPrefix, 0) == 0
+                                   ? out.endpoint.substr(kEndpointPrefix.size())
+                                   : std::string();
+        auto found =
+            std::find_if(nodes_.begin(), nodes_.end(), [&](const auto& n) { return n->id == id; });
+        if (found == nodes_.end()) {
+            ++net_.messages_lost;
+            return;
+        }
+        to = static_cast<size_t>(found - nodes_.begin());
+    } else {
+        to = is_request ? index_of(out.peer_id)
+                        : index_of(out.reply_to.route.substr(kPeerPrefix.size()));
+    }
     if (blocked_.count({from, to})) {
         ++net_.messages_blocked;
         return;

@@ -45,7 +45,10 @@ namespace kv::sim {
 struct ClusterOptions {
     uint64_t seed = 1;
     uint32_t nodes = 3;
-    node::NodeConfig node_config;  // node_id is set per node ("n1".."nK")
+    // node_id and endpoint are set per node ("n1".."nK", "sim://n1"...). With
+    // node_config.seeds set (e.g. {"sim://n1"}) every node runs gossip
+    // membership and finds the others through the seeds; else the static list.
+    node::NodeConfig node_config;
     uint64_t latency_ms_min = 1;
     uint64_t latency_ms_max = 5;
     double latency_tail_probability = 0.0;

@@ -29,6 +29,7 @@ constexpr const char* kUsage =
     "       kvctl [options] put KEY VALUE|-\n"
     "       kvctl [options] del KEY\n"
     "       kvctl [options] status\n"
+    "       kvctl [options] members\n"
     "\n"
     "Commands:\n"
     "  get KEY          read KEY at the requested consistency; prints the value and a\n"
@@ -42,6 +43,9 @@ constexpr const char* kUsage =
     "  del KEY          delete KEY (a tombstone). Prints nothing unless --json.\n"
     "  status           the node's view of the cluster: members, addresses, and whether\n"
     "                   each answers.\n"
+    "  members          each member the node knows: id, address, status (joining, up,\n"
+    "                   suspect, down, leaving, left; or up/unreachable with --peers),\n"
+    "                   tokens (virtual nodes) and share of the ring it owns.\n"
     "\n"
     "JSON output (--json): get prints\n"
     "  {\"key\":..,\"encoding\":\"utf8\",\"values\":[..],\"context\":\"<base64>\",\"info\":{..}}\n"
@@ -178,6 +182,29 @@ int print_status(const std::string& endpoint, const kv::proto::StatusResponse& s
     return kExitOk;
 }
 
+int print_members(const kv::proto::StatusResponse& s, bool json) {
+    if (json) {
+        std::string out = "{\"node_id\":" + json_quote(s.node_id) + ",\"members\":[";
+        for (size_t i = 0; i < s.members.size(); ++i) {
+            const auto& m = s.members[i];
+            if (i > 0) out += ',';
+            out += "{\"node_id\":" + json_quote(m.node_id) +
+                   ",\"endpoint\":" + json_quote(m.endpoint) +
+                   ",\"status\":" + json_quote(m.state) +
+                   ",\"tokens\":" + std::to_string(m.tokens) +
+                   ",\"share\":" + std::to_string(m.share_ppm / 1e6) + "}";
+        }
+        write_raw_line(out + "]}");
+        return kExitOk;
+    }
+    std::printf("%-20s %-32s %-10s %7s %7s\n", "ID", "ADDRESS", "STATUS", "TOKENS", "SHARE");
+    for (const auto& m : s.members) {
+        std::printf("%-20s %-32s %-10s %7u %6.2f%%\n", m.node_id.c_str(), m.endpoint.c_str(),
+                    m.state.c_str(), m.tokens, m.share_ppm / 1e4);
+    }
+    return kExitOk;
+}
+
 // Binary-safe; reads one byte past the limit so an oversized value is refused
 // here rather than sent.
 std::optional<std::string> read_stdin_value() {
@@ -243,14 +270,15 @@ std::optional<Args> parse_args(int argc, char** argv) {
 // Checks the option combination for `command`; returns the problem, if any.
 std::optional<std::string> check_args(const std::string& command, const Args& a) {
     static const std::vector<std::pair<std::string, size_t>> kArity = {
-        {"get", 2}, {"local-get", 2}, {"put", 3}, {"del", 2}, {"status", 1}};
+        {"get", 2}, {"local-get", 2}, {"put", 3}, {"del", 2}, {"status", 1}, {"members", 1}};
     bool known = false;
     for (const auto& [name, count] : kArity) {
         if (name != command) continue;
         known = true;
         if (a.positional.size() != count) return "wrong number of arguments for " + command;
     }
-    if (!known) return "unknown command '" + command + "' (get, put, del, status, local-get)";
+    if (!known)
+        return "unknown command '" + command + "' (get, put, del, status, members, local-get)";
     bool is_write = command == "put" || command == "del";
     if (a.r && command != "get") return "--r applies to get only";
     if (a.w && !is_write) return "--w applies to put and del only";
@@ -283,6 +311,10 @@ int run(const Args& a) {
     if (command == "status") {
         auto s = client.status();
         return s ? print_status(client.current_endpoint(), s.value(), a.json) : fail(s.status());
+    }
+    if (command == "members") {
+        auto s = client.status();
+        return s ? print_members(s.value(), a.json) : fail(s.status());
     }
     const std::string& key = a.positional[1];
     if (command == "get" || command == "local-get") {

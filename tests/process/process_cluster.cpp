@@ -227,20 +227,23 @@ std::string ProcessCluster::peers_arg() const {
     return peers;
 }
 
+void ProcessCluster::use_gossip(std::vector<std::string> extra_flags) {
+    gossip_ = true;
+    gossip_flags_ = std::move(extra_flags);
+}
+
 std::vector<std::string> ProcessCluster::node_args(const Node& node) const {
-    return {binary_,
-            "--id",
-            node.id,
-            "--listen",
-            node.endpoint,
-            "--data-dir",
-            node.data_dir,
-            "--peers",
-            peers_arg(),
-            "--n",
-            std::to_string(n_replicas_),
-            "--log-level",
-            "info"};
+    std::vector<std::string> args = {binary_,       "--id",        node.id,
+                                     "--listen",    node.endpoint, "--data-dir",
+                                     node.data_dir, "--n",         std::to_string(n_replicas_),
+                                     "--log-level", "info"};
+    if (!gossip_) {
+        args.insert(args.end(), {"--peers", peers_arg()});
+        return args;
+    }
+    args.insert(args.end(), {"--seeds", nodes_.front().endpoint});
+    args.insert(args.end(), gossip_flags_.begin(), gossip_flags_.end());
+    return args;
 }
 
 Status ProcessCluster::start(size_t i) {

@@ -45,6 +45,11 @@ class ProcessCluster {
     // a peer and --n n_replicas. Starts nothing. Call once.
     Status add_nodes(size_t count, uint32_t n_replicas);
 
+    // Gossip instead of --peers: nodes started after this get --seeds (node 0's
+    // endpoint, which node 0 itself also gets) and these extra flags (e.g.
+    // small --gossip-interval-ms / --suspect-to-down-ms). Call before start.
+    void use_gossip(std::vector<std::string> extra_flags);
+
     size_t size() const { return nodes_.size(); }
     const std::string& node_id(size_t i) const { return nodes_.at(i).id; }
     const std::string& endpoint(size_t i) const { return nodes_.at(i).endpoint; }
@@ -91,6 +96,8 @@ class ProcessCluster {
     std::string root_dir_;
     std::string binary_;
     uint32_t n_replicas_ = 1;
+    bool gossip_ = false;
+    std::vector<std::string> gossip_flags_;
     std::vector<Node> nodes_;
     uint64_t failures_at_start_ = 0;
 };

@@ -250,8 +250,8 @@ std::vector<Message> sample_messages() {
         StatusResponse{16,
                        "node-a",
                        3,
-                       {{"node-a", "tcp://127.0.0.1:7000", "self", 0},
-                        {"node-b", "tcp://127.0.0.1:7001", "unreachable", 12000}},
+                       {{"node-a", "tcp://127.0.0.1:7000", "self", 0, 256, 500000},
+                        {"node-b", "tcp://127.0.0.1:7001", "unreachable", 12000, 0, 0}},
                        123456789},
         StatusResponse{17, "solo", 1, {}, 0},
         ErrorResponse{18, ErrorCode::bad_request, "field \"key\" must be bin"},
@@ -271,6 +271,7 @@ std::vector<Message> sample_messages() {
         ReplicaMergeResponse{30, ErrorCode::storage_error, "commit failed"},
         PingRequest{31, "node-a"},
         PingResponse{0, "node-b"},
+        GossipRequest{32, "node-a", bytes_with_nuls("gossip payload")},
     };
     return out;
 }
@@ -338,6 +339,7 @@ TEST_CASE("type names are the documented strings", "[protocol]") {
         {ReplicaMergeResponse{}, "r_merge_reply"},
         {PingRequest{}, "ping"},
         {PingResponse{}, "pong"},
+        {GossipRequest{}, "gossip"},
     };
     REQUIRE(table.size() == std::variant_size_v<Message>);
     std::set<size_t> indices;
@@ -384,6 +386,17 @@ TEST_CASE("values at exactly the limits round-trip", "[protocol]") {
 
     Message pong = PingResponse{4, std::string(kIdBytesMax, 'n')};
     CHECK(decode_ok(encode(pong)) == pong);
+
+    Message gossip = GossipRequest{5, "n1", std::string(kGossipPayloadBytesMax, 'g')};
+    CHECK(decode_ok(encode(gossip)) == gossip);
+}
+
+TEST_CASE("a gossip payload above its limit is refused as too large", "[protocol]") {
+    const std::string frame =
+        encode(GossipRequest{6, "n1", std::string(kGossipPayloadBytesMax + 1, 'g')});
+    Status s = decode_error(frame, 6);
+    CHECK(s.code() == ErrorCode::message_too_large);
+    CHECK(s.message().find("payload") != std::string::npos);
 }
 
 // ---- the exact bytes on the wire ----------------------------------------------------------
@@ -692,6 +705,8 @@ TEST_CASE("missing required fields name the field", "[protocol][hostile]") {
         {with(header("status_reply"), str_field("node", "a")), "n"},
         {header("ping"), "from"},
         {header("pong"), "node"},
+        {with(header("gossip"), bin_field("payload", "p")), "from"},
+        {with(header("gossip"), str_field("from", "a")), "payload"},
     };
     for (const Case& c : cases) {
         Status s = decode_error(build(c.fields));

@@ -486,3 +486,34 @@ TEST_CASE("a diff from empty merges same-owner runs, across the top of the ring 
     check_merged(changes);
     check_diff_complete(Ring(), ring, 1, changes);
 }
+
+TEST_CASE("from_tokens with each node's hashed tokens equals the hashed ring", "[ring][tokens]") {
+    const auto ids = node_names(4);
+    std::vector<std::pair<std::string, std::vector<uint64_t>>> explicit_tokens;
+    // Given in reverse order: the ring must sort node ids itself.
+    for (auto it = ids.rbegin(); it != ids.rend(); ++it) {
+        std::vector<uint64_t> tokens;
+        for (uint32_t i = 0; i < 16; ++i) tokens.push_back(hash64(*it + "#" + std::to_string(i)));
+        explicit_tokens.emplace_back(*it, tokens);
+    }
+    const Ring hashed(ids, 16);
+    const Ring given = Ring::from_tokens(explicit_tokens);
+    CHECK(given.nodes() == hashed.nodes());
+    CHECK(given.tokens() == hashed.tokens());
+}
+
+TEST_CASE("from_tokens places explicit positions, ties by id, skips empty nodes",
+          "[ring][tokens]") {
+    const Ring ring = Ring::from_tokens({{"b", {100, 300}}, {"a", {300, 200, 200}}, {"c", {}}});
+    REQUIRE(ring.nodes() == std::vector<std::string>{"a", "b"});
+    // a's duplicate 200 dropped; at 300 "a" (index 0) sorts first and owns (200, 300].
+    const std::vector<kv::ring::Token> expected{{100, 1}, {200, 0}, {300, 0}, {300, 1}};
+    CHECK(ring.tokens() == expected);
+    CHECK(ring.preference_list_for_hash(150, 2) == std::vector<std::string>{"a", "b"});
+    CHECK(ring.preference_list_for_hash(250, 1) == std::vector<std::string>{"a"});
+    CHECK(ring.preference_list_for_hash(301, 2) == std::vector<std::string>{"b", "a"});
+    const auto shares = ring.ownership();
+    REQUIRE(shares.size() == 2);
+    // b owns only (300, 100] wrapping: 2^64 - 200 positions.
+    CHECK(shares[1] == Approx(1.0 - 200.0 / 18446744073709551616.0));
+}

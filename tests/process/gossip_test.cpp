@@ -1,0 +1,164 @@
+// Gossip membership across real kvnode processes: three nodes found through one
+// seed, data written at quorum, a fourth node joining by seed and seen by all
+// in `members` (the status reply), a kill -9 reported as down by every other
+// node within the configured detection time, and the data still readable at
+// quorum. No data streams on join yet (issue 5 part 2b): reads find moved keys
+// on their previous replicas.
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "client/protocol.h"
+#include "tests/process/process_cluster.h"
+
+namespace kv::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+const proto::Consistency kQuorum{proto::Level::quorum, 0, false};
+
+// Small thresholds so the test runs in seconds: a round every 100 ms, suspect
+// at phi 5 (about 11.5 mean heartbeat intervals of silence), down 1 s later.
+constexpr int kGossipIntervalMs = 100;
+constexpr double kPhiSuspect = 5.0;
+constexpr int kSuspectToDownMs = 1000;
+constexpr uint32_t kVnodes = 64;
+// Phi 5 after 11.5 mean arrival intervals (mean up to ~2 rounds through
+// indirect gossip), the suspicion timeout, and a few rounds to spread the verdict.
+constexpr int kDownWithinMs = static_cast<int>(kPhiSuspect / 0.4343 * 2 * kGossipIntervalMs) +
+                              kSuspectToDownMs + 10 * kGossipIntervalMs;
+
+std::vector<std::string> gossip_flags() {
+    return {"--gossip-interval-ms",
+            std::to_string(kGossipIntervalMs),
+            "--phi-suspect",
+            std::to_string(kPhiSuspect),
+            "--suspect-to-down-ms",
+            std::to_string(kSuspectToDownMs),
+            "--join-wait-ms",
+            "3000",
+            "--vnodes",
+            std::to_string(kVnodes)};
+}
+
+std::optional<proto::StatusResponse> members_of(ProcessCluster& cluster, size_t i) {
+    RawClient client(cluster.endpoint(i));
+    auto reply = client.request(proto::StatusRequest{next_request_id()}, 2000);
+    if (!reply) return std::nullopt;
+    if (auto* s = std::get_if<proto::StatusResponse>(&reply.value())) return *s;
+    return std::nullopt;
+}
+
+const proto::MemberStatus* find_member(const proto::StatusResponse& s, const std::string& id) {
+    for (const auto& m : s.members) {
+        if (m.node_id == id) return &m;
+    }
+    return nullptr;
+}
+
+// Polls every `observers` node until `holds` is true of each one's member list.
+template <typename Pred>
+bool wait_for(ProcessCluster& cluster, const std::vector<size_t>& observers, int timeout_ms,
+              Pred holds) {
+    const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (Clock::now() < deadline) {
+        bool all = true;
+        for (size_t i : observers) {
+            auto s = members_of(cluster, i);
+            all = all && s && holds(*s);
+        }
+        if (all) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+}
+
+// Every node in `ids` is listed up with its tokens.
+auto all_up(std::vector<std::string> ids) {
+    return [ids](const proto::StatusResponse& s) {
+        for (const auto& id : ids) {
+            const proto::MemberStatus* m = find_member(s, id);
+            if (m == nullptr || m->state != "up" || m->tokens != kVnodes) return false;
+        }
+        return true;
+    };
+}
+
+proto::Message request(ProcessCluster& cluster, size_t i, proto::Message message) {
+    RawClient client(cluster.endpoint(i));
+    auto reply = client.request(message);
+    KV_REQUIRE_OK(reply.status());
+    return reply.value();
+}
+
+}  // namespace
+
+TEST_CASE("gossip: 3 nodes by seed, a 4th joins, kill -9 is reported down in time, data stays") {
+    ProcessCluster cluster("gossip");
+    cluster.use_gossip(gossip_flags());
+    KV_REQUIRE_OK(cluster.add_nodes(4, 3));
+    for (size_t i = 0; i < 3; ++i) KV_REQUIRE_OK(cluster.start_and_wait(i));
+    REQUIRE(wait_for(cluster, {0, 1, 2}, 20000, all_up({"n1", "n2", "n3"})));
+
+    constexpr int kKeys = 40;
+    for (int k = 0; k < kKeys; ++k) {
+        const std::string key = "key" + std::to_string(k);
+        auto reply = request(cluster, k % 3,
+                             proto::PutRequest{next_request_id(), key, "v" + key, {}, kQuorum, 0});
+        INFO(describe(reply));
+        REQUIRE(reply_code(reply) == ErrorCode::ok);
+    }
+
+    // A fourth node joins through the seed and is seen by all, with a share.
+    KV_REQUIRE_OK(cluster.start_and_wait(3));
+    REQUIRE(wait_for(cluster, {0, 1, 2, 3}, 20000, all_up({"n1", "n2", "n3", "n4"})));
+    auto view = members_of(cluster, 0);
+    REQUIRE(view);
+    uint64_t ppm_total = 0;
+    for (const auto& m : view->members) {
+        INFO(m.node_id << " share_ppm " << m.share_ppm);
+        CHECK(m.share_ppm > 150'000);  // about a quarter each
+        ppm_total += m.share_ppm;
+    }
+    CHECK(ppm_total > 999'000);
+    CHECK(ppm_total < 1'001'000);
+
+    // kill -9 of n2: every other node reports it down within the detection time.
+    KV_REQUIRE_OK(cluster.kill_hard(1));
+    const auto killed_at = Clock::now();
+    const bool down = wait_for(cluster, {0, 2, 3}, 4 * kDownWithinMs, [](const auto& s) {
+        const proto::MemberStatus* m = find_member(s, "n2");
+        return m != nullptr && m->state == "down";
+    });
+    const auto down_after_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - killed_at).count();
+    std::printf(
+        "gossip process test: n2 reported down by n1, n3, n4 %lld ms after kill -9 "
+        "(interval %d ms, phi %.1f, suspect-to-down %d ms; bound %d ms)\n",
+        static_cast<long long>(down_after_ms), kGossipIntervalMs, kPhiSuspect, kSuspectToDownMs,
+        kDownWithinMs);
+    REQUIRE(down);
+    CHECK(down_after_ms >= kSuspectToDownMs);
+    CHECK(down_after_ms <= kDownWithinMs);
+
+    // Every acknowledged write is still readable at quorum, through any survivor.
+    for (int k = 0; k < kKeys; ++k) {
+        const std::string key = "key" + std::to_string(k);
+        for (size_t i : {size_t{0}, size_t{3}}) {
+            auto reply = request(cluster, i, proto::GetRequest{next_request_id(), key, kQuorum, 0});
+            INFO("node " << cluster.node_id(i) << ": " << describe(reply));
+            REQUIRE(std::holds_alternative<proto::GetResponse>(reply));
+            const auto& got = std::get<proto::GetResponse>(reply);
+            CHECK(got.code == ErrorCode::ok);
+            CHECK(got.values == std::vector<std::string>{"v" + key});
+        }
+    }
+}
+
+}  // namespace kv::test
