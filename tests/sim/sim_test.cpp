@@ -98,3 +98,16 @@ TEST_CASE("regression: a duplicated context-less delete no longer erases a later
     INFO(sim::summary(o, r));
     CHECK(r.violations.empty());
 }
+
+// Found by the sweep: a context-less delete that timed out was applied at its
+// replica after a later put was acknowledged, and superseded it. A timed-out
+// request may still take effect, so the checker counts it as a possible
+// superseder from its start onwards (sim/checker.cpp, effect_end_ms).
+TEST_CASE("regression: a timed-out blind delete applied late is not a stale read") {
+    sim::SimOptions o = sim::find_preset("default")->options;
+    o.seed = 351952310;
+    const sim::SimResult r = sim::run_simulation(o);
+    INFO("replay: " << sim::replay_command(o));
+    INFO(sim::summary(o, r));
+    CHECK(r.violations.empty());
+}
