@@ -86,28 +86,29 @@ TEST_CASE("fault lists parse, and print back") {
     CHECK(sim::parse_faults("crash,fire").status().code() == ErrorCode::invalid_argument);
 }
 
-// Found by the simulator: a duplicated ReplicaWriteRequest (a context-less delete)
-// arriving after the delete was acknowledged minted a second tombstone that
-// erased a put acknowledged in between. Replicas now remember the minting
-// requests they applied and answer a duplicate without minting again.
-TEST_CASE("regression: a duplicated context-less delete no longer erases a later acknowledged put") {
-    sim::SimOptions o = sim::find_preset("default")->options;
-    o.seed = 2819789231;
-    const sim::SimResult r = sim::run_simulation(o);
-    INFO("replay: " << sim::replay_command(o));
-    INFO(sim::summary(o, r));
-    CHECK(r.violations.empty());
-}
+// Seeds that once failed, kept as data: a new failure case is a new row.
+struct RegressionSeed {
+    uint64_t seed;
+    const char* found;
+};
+constexpr RegressionSeed kRegressionSeeds[] = {
+    // A duplicated ReplicaWriteRequest (a context-less delete) arriving after the
+    // delete was acknowledged minted a second tombstone that erased a put
+    // acknowledged in between. Replicas now answer a duplicate without minting.
+    {2819789231, "duplicated minting request"},
+    // A context-less delete that timed out was applied at its replica after a
+    // later put was acknowledged. A timed-out request may still take effect, so
+    // the checker counts it as a possible superseder (sim/checker.cpp, effect_end_ms).
+    {351952310, "timed-out blind delete applied late"},
+};
 
-// Found by the sweep: a context-less delete that timed out was applied at its
-// replica after a later put was acknowledged, and superseded it. A timed-out
-// request may still take effect, so the checker counts it as a possible
-// superseder from its start onwards (sim/checker.cpp, effect_end_ms).
-TEST_CASE("regression: a timed-out blind delete applied late is not a stale read") {
-    sim::SimOptions o = sim::find_preset("default")->options;
-    o.seed = 351952310;
-    const sim::SimResult r = sim::run_simulation(o);
-    INFO("replay: " << sim::replay_command(o));
-    INFO(sim::summary(o, r));
-    CHECK(r.violations.empty());
+TEST_CASE("regression seeds of the default preset pass") {
+    for (const RegressionSeed& row : kRegressionSeeds) {
+        sim::SimOptions o = sim::find_preset("default")->options;
+        o.seed = row.seed;
+        const sim::SimResult r = sim::run_simulation(o);
+        INFO(row.found << "; replay: " << sim::replay_command(o));
+        INFO(sim::summary(o, r));
+        CHECK(r.violations.empty());
+    }
 }
