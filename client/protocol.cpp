@@ -17,9 +17,11 @@ constexpr size_t kAlternatives = std::variant_size_v<Message>;
 
 // Indexed like Message's alternatives; docs/PROTOCOL.md lists the same strings.
 constexpr std::array<std::string_view, kAlternatives> kTypeNames = {
-    "get",           "put",          "del",           "local_get", "status",       "get_reply",
-    "write_reply",   "status_reply", "error",         "r_read",    "r_read_reply", "r_write",
-    "r_write_reply", "r_merge",      "r_merge_reply", "ping",      "pong",         "gossip",
+    "get",          "put",          "del",           "local_get",     "status",
+    "get_reply",    "write_reply",  "status_reply",  "error",         "r_read",
+    "r_read_reply", "r_write",      "r_write_reply", "r_merge",       "r_merge_reply",
+    "ping",         "pong",         "gossip",        "leave",         "admin_reply",
+    "stream",       "stream_reply", "handoff",       "handoff_reply",
 };
 
 constexpr std::array<std::string_view, 5> kLevelNames = {"one", "two", "three", "quorum", "all"};
@@ -86,6 +88,46 @@ class FieldWriter {
         for (const auto& v : values) {
             packer_->pack_bin(static_cast<uint32_t>(v.size()));
             packer_->pack_bin_body(v.data(), static_cast<uint32_t>(v.size()));
+        }
+    }
+
+    void text_list(std::string_view name, const std::vector<std::string>& values) {
+        if (values.empty()) return;
+        size_t total = 0;
+        for (const auto& v : values) total += v.size() + 5;
+        if (!begin(name, total)) return;
+        packer_->pack_array(static_cast<uint32_t>(values.size()));
+        for (const auto& v : values) pack_text(v);
+    }
+
+    // Ranges as one flat array: start, end, start, end, ...
+    void ranges(const std::vector<TokenRange>& ranges) {
+        if (!begin("ranges", ranges.size() * 18)) return;
+        packer_->pack_array(static_cast<uint32_t>(ranges.size() * 2));
+        for (const auto& r : ranges) {
+            packer_->pack_uint64(r.start);
+            packer_->pack_uint64(r.end);
+        }
+    }
+
+    void transfers(const std::vector<TransferStatus>& transfers) {
+        if (transfers.empty()) return;
+        size_t total = 0;
+        for (const auto& t : transfers) total += t.peer.size() + 80;
+        if (!begin("transfers", total)) return;
+        packer_->pack_array(static_cast<uint32_t>(transfers.size()));
+        for (const auto& t : transfers) {
+            packer_->pack_map(5);
+            pack_text("peer");
+            pack_text(t.peer);
+            pack_text("dir");
+            pack_text(t.direction);
+            pack_text("state");
+            pack_text(t.state);
+            pack_text("ranges");
+            packer_->pack_uint32(t.ranges);
+            pack_text("keys");
+            packer_->pack_uint64(t.keys);
         }
     }
 
@@ -192,6 +234,7 @@ void write_fields(const StatusResponse& m, FieldWriter& w) {
     w.uint("n", m.n_replicas);
     w.members(m.members);
     w.uint("keys_stored", m.keys_stored);
+    w.transfers(m.transfers);
 }
 void write_fields(const ErrorResponse& m, FieldWriter& w) {
     w.code(m.code);
@@ -210,6 +253,7 @@ void write_fields(const ReplicaWriteRequest& m, FieldWriter& w) {
     w.bytes_if("val", m.value);
     w.bytes_if("ctx", m.context);
     w.uint_if_nonzero("siblings_max", m.siblings_max);
+    w.text_list("targets", m.targets);
 }
 void write_fields(const ReplicaWriteResponse& m, FieldWriter& w) {
     w.code(m.code);
@@ -219,6 +263,7 @@ void write_fields(const ReplicaWriteResponse& m, FieldWriter& w) {
 void write_fields(const ReplicaMergeRequest& m, FieldWriter& w) {
     w.bytes("key", m.key);
     w.bytes("obj", m.object);
+    w.text_list("targets", m.targets);
 }
 void write_fields(const ReplicaMergeResponse& m, FieldWriter& w) {
     w.code(m.code);
@@ -233,6 +278,35 @@ void write_fields(const PingResponse& m, FieldWriter& w) {
 void write_fields(const GossipRequest& m, FieldWriter& w) {
     w.text("from", m.from_node);
     w.bytes("payload", m.payload);
+}
+void write_fields(const LeaveRequest&, FieldWriter&) {}
+void write_fields(const AdminResponse& m, FieldWriter& w) {
+    w.code(m.code);
+    w.text_if_nonempty("msg", m.message);
+}
+void write_fields(const StreamRequest& m, FieldWriter& w) {
+    w.text("from", m.from_node);
+    w.uint("ring", m.ring_digest);
+    w.ranges(m.ranges);
+    w.bytes_if("after", m.after_key);
+    w.uint_if_nonzero("keys_max", m.keys_max);
+}
+void write_fields(const StreamResponse& m, FieldWriter& w) {
+    w.code(m.code);
+    w.text_if_nonempty("msg", m.message);
+    w.bytes_list("keys", m.keys);
+    w.bytes_list("objs", m.objects);
+    w.bytes_if("last", m.last_key);
+    w.flag_if_true("done", m.done);
+}
+void write_fields(const HandoffRequest& m, FieldWriter& w) {
+    w.text("from", m.from_node);
+    w.uint("ring", m.ring_digest);
+    w.ranges(m.ranges);
+}
+void write_fields(const HandoffResponse& m, FieldWriter& w) {
+    w.code(m.code);
+    w.text_if_nonempty("msg", m.message);
 }
 
 template <typename T>
@@ -544,6 +618,90 @@ class FieldReader {
         }
     }
 
+    // An array of byte strings, each at most item_bytes_max.
+    void bytes_list(std::string_view name, std::vector<std::string>& out, size_t item_bytes_max,
+                    ErrorCode too_large) {
+        const msgpack::object* o = lookup(name, Need::optional);
+        if (o == nullptr) return;
+        if (o->type != msgpack::type::ARRAY) {
+            return fail(ErrorCode::bad_request, quoted(name) + " must be an array");
+        }
+        out.reserve(o->via.array.size);
+        for (uint32_t i = 0; i < o->via.array.size; ++i) {
+            const msgpack::object& item = o->via.array.ptr[i];
+            if (item.type != msgpack::type::BIN && item.type != msgpack::type::STR) {
+                return fail(ErrorCode::bad_request, "items of " + quoted(name) + " must be bin");
+            }
+            if (item.via.bin.size > item_bytes_max) {
+                return fail(too_large, "an item of " + quoted(name) + " is longer than " +
+                                           std::to_string(item_bytes_max));
+            }
+            out.emplace_back(view(item));
+        }
+    }
+
+    void text_list(std::string_view name, std::vector<std::string>& out, size_t items_max) {
+        const msgpack::object* o = lookup(name, Need::optional);
+        if (o == nullptr) return;
+        if (o->type != msgpack::type::ARRAY || o->via.array.size > items_max) {
+            return fail(ErrorCode::bad_request, quoted(name) + " must be an array of at most " +
+                                                    std::to_string(items_max) + " str");
+        }
+        for (uint32_t i = 0; i < o->via.array.size; ++i) {
+            const msgpack::object& item = o->via.array.ptr[i];
+            if (item.type != msgpack::type::STR || item.via.str.size > kIdBytesMax) {
+                return fail(ErrorCode::bad_request, "items of " + quoted(name) +
+                                                        " must be str of at most " +
+                                                        std::to_string(kIdBytesMax) + " bytes");
+            }
+            out.emplace_back(view(item));
+        }
+    }
+
+    void ranges(std::vector<TokenRange>& out) {
+        const msgpack::object* o = lookup("ranges", Need::required);
+        if (o == nullptr) return;
+        if (o->type != msgpack::type::ARRAY || o->via.array.size % 2 != 0 ||
+            o->via.array.size > 2 * kTransferRangesMax) {
+            return fail(ErrorCode::bad_request,
+                        quoted("ranges") + " must be an array of start, end pairs, at most " +
+                            std::to_string(kTransferRangesMax));
+        }
+        for (uint32_t i = 0; i < o->via.array.size; i += 2) {
+            const msgpack::object& a = o->via.array.ptr[i];
+            const msgpack::object& b = o->via.array.ptr[i + 1];
+            if (a.type != msgpack::type::POSITIVE_INTEGER ||
+                b.type != msgpack::type::POSITIVE_INTEGER) {
+                return fail(ErrorCode::bad_request,
+                            "items of " + quoted("ranges") + " must be unsigned integers");
+            }
+            out.push_back(TokenRange{a.via.u64, b.via.u64});
+        }
+    }
+
+    void transfers(std::vector<TransferStatus>& out) {
+        const msgpack::object* o = lookup("transfers", Need::optional);
+        if (o == nullptr) return;
+        if (o->type != msgpack::type::ARRAY) {
+            return fail(ErrorCode::bad_request, quoted("transfers") + " must be an array");
+        }
+        for (uint32_t i = 0; i < o->via.array.size && ok(); ++i) {
+            const msgpack::object& item = o->via.array.ptr[i];
+            if (item.type != msgpack::type::MAP) {
+                return fail(ErrorCode::bad_request,
+                            "items of " + quoted("transfers") + " must be maps");
+            }
+            FieldReader sub(item.via.map);
+            TransferStatus& t = out.emplace_back();
+            sub.text("peer", t.peer, Need::required, kIdBytesMax);
+            sub.text("dir", t.direction, Need::optional, kIdBytesMax);
+            sub.text("state", t.state, Need::optional, kIdBytesMax);
+            sub.uint("ranges", t.ranges, Need::optional);
+            sub.uint("keys", t.keys, Need::optional);
+            adopt(sub, "transfers[" + std::to_string(i) + "]");
+        }
+    }
+
     void info(ReplyInfo& out) {
         const msgpack::object* o = lookup("info", Need::optional);
         if (o == nullptr) return;
@@ -665,6 +823,7 @@ void read_fields(FieldReader& f, StatusResponse& m) {
     f.uint("n", m.n_replicas, Need::required);
     f.members(m.members);
     f.uint("keys_stored", m.keys_stored, Need::optional);
+    f.transfers(m.transfers);
 }
 void read_fields(FieldReader& f, ErrorResponse& m) {
     f.code(m.code);
@@ -683,6 +842,7 @@ void read_fields(FieldReader& f, ReplicaWriteRequest& m) {
     f.optional_bytes("val", m.value, kValueBytesMax, ErrorCode::value_too_large);
     f.optional_bytes("ctx", m.context, kContextBytesMax, ErrorCode::bad_context);
     f.uint("siblings_max", m.siblings_max, Need::optional);
+    f.text_list("targets", m.targets, 2 * kReplicasMax);
 }
 void read_fields(FieldReader& f, ReplicaWriteResponse& m) {
     f.code(m.code);
@@ -692,6 +852,7 @@ void read_fields(FieldReader& f, ReplicaWriteResponse& m) {
 void read_fields(FieldReader& f, ReplicaMergeRequest& m) {
     f.key(m.key);
     f.bytes("obj", m.object, Need::required, kObjectBytesMax, ErrorCode::object_too_large);
+    f.text_list("targets", m.targets, 2 * kReplicasMax);
 }
 void read_fields(FieldReader& f, ReplicaMergeResponse& m) {
     f.code(m.code);
@@ -707,6 +868,38 @@ void read_fields(FieldReader& f, GossipRequest& m) {
     f.text("from", m.from_node, Need::required, kIdBytesMax);
     f.bytes("payload", m.payload, Need::required, kGossipPayloadBytesMax,
             ErrorCode::message_too_large);
+}
+void read_fields(FieldReader&, LeaveRequest&) {}
+void read_fields(FieldReader& f, AdminResponse& m) {
+    f.code(m.code);
+    f.message(m.message);
+}
+void read_fields(FieldReader& f, StreamRequest& m) {
+    f.text("from", m.from_node, Need::required, kIdBytesMax);
+    f.uint("ring", m.ring_digest, Need::required);
+    f.ranges(m.ranges);
+    f.optional_bytes("after", m.after_key, kKeyBytesMax, ErrorCode::key_too_large);
+    f.uint("keys_max", m.keys_max, Need::optional, kStreamKeysMax, ErrorCode::invalid_argument);
+}
+void read_fields(FieldReader& f, StreamResponse& m) {
+    f.code(m.code);
+    f.message(m.message);
+    f.bytes_list("keys", m.keys, kKeyBytesMax, ErrorCode::key_too_large);
+    f.bytes_list("objs", m.objects, kObjectBytesMax, ErrorCode::object_too_large);
+    f.optional_bytes("last", m.last_key, kKeyBytesMax, ErrorCode::key_too_large);
+    f.flag("done", m.done);
+    if (f.ok() && m.keys.size() != m.objects.size()) {
+        f.fail(ErrorCode::bad_request, "\"keys\" and \"objs\" differ in length");
+    }
+}
+void read_fields(FieldReader& f, HandoffRequest& m) {
+    f.text("from", m.from_node, Need::required, kIdBytesMax);
+    f.uint("ring", m.ring_digest, Need::required);
+    f.ranges(m.ranges);
+}
+void read_fields(FieldReader& f, HandoffResponse& m) {
+    f.code(m.code);
+    f.message(m.message);
 }
 
 using Decoder = Message (*)(FieldReader&, uint64_t);

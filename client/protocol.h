@@ -113,6 +113,13 @@ struct StatusRequest {
     bool operator==(const StatusRequest&) const = default;
 };
 
+// Asks the node to leave the ring: it declares itself leaving, its ranges
+// stream to their new owners, then it declares itself left (kvctl leave).
+struct LeaveRequest {
+    uint64_t id = 0;
+    bool operator==(const LeaveRequest&) const = default;
+};
+
 // ---- node -> client --------------------------------------------------------
 
 // code ok: `values` holds every live sibling (at least one); code not_found:
@@ -149,13 +156,32 @@ struct MemberStatus {
     bool operator==(const MemberStatus&) const = default;
 };
 
+// One range transfer of a membership change, as this node sees it.
+struct TransferStatus {
+    std::string peer;       // the node data comes from ("in") or goes to ("out")
+    std::string direction;  // "in" or "out"
+    std::string state;      // "streaming", "handing_off", "waiting" or "done"
+    uint32_t ranges = 0;    // token ranges in the transfer
+    uint64_t keys = 0;      // keys received ("in") or sent ("out") so far
+    bool operator==(const TransferStatus&) const = default;
+};
+
 struct StatusResponse {
     uint64_t id = 0;
     std::string node_id;
     uint32_t n_replicas = 0;
     std::vector<MemberStatus> members;
     uint64_t keys_stored = 0;
+    std::vector<TransferStatus> transfers;
     bool operator==(const StatusResponse&) const = default;
+};
+
+// Answer to an admin request (leave): ok, or why not.
+struct AdminResponse {
+    uint64_t id = 0;
+    ErrorCode code = ErrorCode::ok;
+    std::string message;
+    bool operator==(const AdminResponse&) const = default;
 };
 
 // For a frame that could not be understood; `id` is the request id when it
@@ -193,6 +219,10 @@ struct ReplicaWriteRequest {
     std::optional<std::string> value;  // absent: a tombstone
     std::optional<std::string> context;
     uint32_t siblings_max = 0;
+    // Every replica the coordinator writes to, moving ranges' new owners
+    // included: a replica that knows of a new owner missing here refuses
+    // (not_owner), so no write skips a range in transfer.
+    std::vector<std::string> targets;
     bool operator==(const ReplicaWriteRequest&) const = default;
 };
 struct ReplicaWriteResponse {
@@ -208,6 +238,7 @@ struct ReplicaMergeRequest {
     uint64_t id = 0;
     std::string key;
     std::string object;
+    std::vector<std::string> targets;  // as in ReplicaWriteRequest; empty for read repair
     bool operator==(const ReplicaMergeRequest&) const = default;
 };
 struct ReplicaMergeResponse {
@@ -239,13 +270,67 @@ struct GossipRequest {
     bool operator==(const GossipRequest&) const = default;
 };
 
+// ---- node -> node: range transfer (rebalancing) -----------------------------
+// A range's new owner pulls it from the replica it displaces (docs/ARCHITECTURE.md,
+// "Rebalancing"). Both sides must compute the same ring change: `ring_digest`
+// (of both the current and the future ring) must match the source's, else
+// the source answers not_owner and the owner retries once gossip settles.
+
+// A token range (start, end] of the ring; start == end is the whole ring.
+struct TokenRange {
+    uint64_t start = 0;
+    uint64_t end = 0;
+    bool operator==(const TokenRange&) const = default;
+};
+constexpr size_t kTransferRangesMax = 256;  // per request
+constexpr uint32_t kStreamKeysMax = 512;    // per page
+
+// One page: stored keys after `after_key` (from the start when absent) whose
+// hash falls in one of `ranges`, in store order.
+struct StreamRequest {
+    uint64_t id = 0;
+    std::string from_node;
+    uint64_t ring_digest = 0;
+    std::vector<TokenRange> ranges;
+    std::optional<std::string> after_key;
+    uint32_t keys_max = 0;
+    bool operator==(const StreamRequest&) const = default;
+};
+// keys[i] holds objects[i]; `done`: the scan reached the end of the store.
+struct StreamResponse {
+    uint64_t id = 0;
+    ErrorCode code = ErrorCode::ok;
+    std::string message;
+    std::vector<std::string> keys;
+    std::vector<std::string> objects;
+    std::optional<std::string> last_key;  // where the next page resumes
+    bool done = false;
+    bool operator==(const StreamResponse&) const = default;
+};
+// The new owner has all of the ranges: the source stops serving reads and
+// writes of them (it answers not_owner) for as long as its ring keeps them moving.
+struct HandoffRequest {
+    uint64_t id = 0;
+    std::string from_node;
+    uint64_t ring_digest = 0;
+    std::vector<TokenRange> ranges;
+    bool operator==(const HandoffRequest&) const = default;
+};
+struct HandoffResponse {
+    uint64_t id = 0;
+    ErrorCode code = ErrorCode::ok;
+    std::string message;
+    bool operator==(const HandoffResponse&) const = default;
+};
+
 // Every message on the wire. Adding an alternative without handling it in a
 // std::visit with an exhaustive overload set fails to compile.
 using Message = std::variant<GetRequest, PutRequest, DelRequest, LocalGetRequest, StatusRequest,
                              GetResponse, WriteResponse, StatusResponse, ErrorResponse,
                              ReplicaReadRequest, ReplicaReadResponse, ReplicaWriteRequest,
                              ReplicaWriteResponse, ReplicaMergeRequest, ReplicaMergeResponse,
-                             PingRequest, PingResponse, GossipRequest>;
+                             PingRequest, PingResponse, GossipRequest, LeaveRequest, AdminResponse,
+                             StreamRequest, StreamResponse, HandoffRequest, HandoffResponse>;
 
 // The "t" string of a message type.
 std::string_view type_name(const Message& m);

@@ -5,12 +5,27 @@
 namespace kv {
 
 namespace {
-constexpr std::array<std::string_view, 19> kNames = {
-    "ok",           "not_found",         "bad_request",     "unsupported_version",
-    "unknown_type", "key_too_large",     "value_too_large", "message_too_large",
-    "bad_context",  "unavailable",       "timeout",         "sibling_limit",
-    "storage_error", "unauthorized",     "overloaded",      "internal",
-    "invalid_argument", "object_too_large", "connection",
+constexpr std::array<std::string_view, 20> kNames = {
+    "ok",
+    "not_found",
+    "bad_request",
+    "unsupported_version",
+    "unknown_type",
+    "key_too_large",
+    "value_too_large",
+    "message_too_large",
+    "bad_context",
+    "unavailable",
+    "timeout",
+    "sibling_limit",
+    "storage_error",
+    "unauthorized",
+    "overloaded",
+    "internal",
+    "invalid_argument",
+    "object_too_large",
+    "connection",
+    "not_owner",
 };
 }  // namespace
 
@@ -26,7 +41,9 @@ std::optional<ErrorCode> error_from_name(std::string_view name) {
     return std::nullopt;
 }
 
-bool is_known_error(uint64_t value) { return value < kNames.size(); }
+bool is_known_error(uint64_t value) {
+    return value < kNames.size();
+}
 
 std::string Status::to_string() const {
     std::string s(error_name(code_));

@@ -23,17 +23,18 @@ enum class ErrorCode : uint16_t {
     key_too_large = 5,
     value_too_large = 6,
     message_too_large = 7,
-    bad_context = 8,         // the causal context could not be decoded
-    unavailable = 9,         // too few replicas reachable to meet the consistency level
-    timeout = 10,            // the deadline passed before the level was met
-    sibling_limit = 11,      // the write would keep more siblings than allowed
-    storage_error = 12,      // the store failed to read or commit
-    unauthorized = 13,       // credentials missing or lacking the grant
-    overloaded = 14,         // the node sheds load (queues full)
-    internal = 15,           // a bug: reported rather than crashing the node
-    invalid_argument = 16,   // well-formed but meaningless (empty key, r > n, ...)
-    object_too_large = 17,   // the stored object (all siblings) would exceed its limit
-    connection = 18,         // client side: could not reach any node
+    bad_context = 8,        // the causal context could not be decoded
+    unavailable = 9,        // too few replicas reachable to meet the consistency level
+    timeout = 10,           // the deadline passed before the level was met
+    sibling_limit = 11,     // the write would keep more siblings than allowed
+    storage_error = 12,     // the store failed to read or commit
+    unauthorized = 13,      // credentials missing or lacking the grant
+    overloaded = 14,        // the node sheds load (queues full)
+    internal = 15,          // a bug: reported rather than crashing the node
+    invalid_argument = 16,  // well-formed but meaningless (empty key, r > n, ...)
+    object_too_large = 17,  // the stored object (all siblings) would exceed its limit
+    connection = 18,        // client side: could not reach any node
+    not_owner = 19,         // node to node: the key's range is not (or no longer) this node's
 };
 
 // Stable lower_snake name of a code, as used on the wire docs and by kvctl.
@@ -45,7 +46,7 @@ bool is_known_error(uint64_t value);
 
 // An operation's outcome: ok, or a code with a human-readable message.
 class Status {
-public:
+  public:
     Status() = default;
     Status(ErrorCode code, std::string message) : code_(code), message_(std::move(message)) {}
     static Status ok_status() { return {}; }
@@ -56,7 +57,7 @@ public:
     // "code_name: message", for logs and CLI output.
     std::string to_string() const;
 
-private:
+  private:
     ErrorCode code_ = ErrorCode::ok;
     std::string message_;
 };
@@ -64,7 +65,7 @@ private:
 // A value or an error Status. Accessing the value of an error is a bug (asserted).
 template <typename T>
 class Result {
-public:
+  public:
     Result(T value) : v_(std::move(value)) {}
     Result(Status error) : v_(std::move(error)) { assert(!std::get<Status>(v_).ok()); }
 
@@ -89,7 +90,7 @@ public:
         return ok() ? ok_status : std::get<Status>(v_);
     }
 
-private:
+  private:
     std::variant<T, Status> v_;
 };
 

@@ -15,9 +15,9 @@ void normalize_tokens(std::vector<uint64_t>& tokens) {
 }
 
 bool ring_fields_differ(const MemberState& a, const MemberState& b) {
-    if (a.in_ring() != b.in_ring()) return true;
-    if (!a.in_ring()) return false;
-    return a.endpoint != b.endpoint || a.tokens != b.tokens;
+    if (a.holds_tokens() != b.holds_tokens()) return true;
+    if (!a.holds_tokens()) return false;
+    return a.declared != b.declared || a.endpoint != b.endpoint || a.tokens != b.tokens;
 }
 
 }  // namespace
@@ -54,6 +54,14 @@ MemberStatus MemberState::status() const {
 
 bool MemberState::in_ring() const {
     return (declared == MemberStatus::up || declared == MemberStatus::leaving) && !tokens.empty();
+}
+
+bool MemberState::in_future_ring() const {
+    return (declared == MemberStatus::joining || declared == MemberStatus::up) && !tokens.empty();
+}
+
+bool MemberState::holds_tokens() const {
+    return in_ring() || in_future_ring();
 }
 
 int compare_version(uint64_t a_incarnation, bool a_left, uint64_t a_heartbeat, Liveness a_liveness,
@@ -102,6 +110,14 @@ std::vector<NodeTokens> ClusterView::ring_input() const {
     std::vector<NodeTokens> out;
     for (const auto& [id, s] : states_) {
         if (s.in_ring()) out.push_back(NodeTokens{id, s.tokens});
+    }
+    return out;
+}
+
+std::vector<NodeTokens> ClusterView::future_ring_input() const {
+    std::vector<NodeTokens> out;
+    for (const auto& [id, s] : states_) {
+        if (s.in_future_ring()) out.push_back(NodeTokens{id, s.tokens});
     }
     return out;
 }
@@ -190,7 +206,7 @@ void ClusterView::changed(const MemberState& before, const MemberState& after) {
 void ClusterView::rebuild_ring_members() {
     ring_members_.clear();
     for (const auto& [id, s] : states_) {
-        if (s.in_ring()) ring_members_.push_back(Member{id, s.endpoint});
+        if (s.holds_tokens()) ring_members_.push_back(Member{id, s.endpoint});
     }
 }
 

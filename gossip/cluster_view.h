@@ -59,6 +59,12 @@ struct MemberState {
     // In the ring: declared up or leaving, with tokens. Suspect and down members
     // stay in the ring (Dynamo §4.8: failures are transient; hints cover them).
     bool in_ring() const;
+    // In the ring once the moves under way finish: declared joining or up, with
+    // tokens (a leaving member is not).
+    bool in_future_ring() const;
+    // Takes part in data placement now or after the moves: joining, up or
+    // leaving, with tokens. Peers talk to these (a joiner receives writes).
+    bool holds_tokens() const;
     bool operator==(const MemberState&) const = default;
 };
 
@@ -98,15 +104,19 @@ class ClusterView final : public Membership {
     const std::map<std::string, MemberState, std::less<>>& states() const { return states_; }
     size_t size() const { return states_.size(); }
 
-    // Membership: ring members (see MemberState::in_ring), sorted by id.
+    // Membership: members holding tokens (MemberState::holds_tokens: the ring's
+    // and joiners'), sorted by id.
     const std::vector<Member>& members() const override { return ring_members_; }
-    // Changes whenever members() or a ring member's tokens change.
+    // Changes whenever members(), the declared status of one of them or its
+    // tokens change: whatever ring_input() or future_ring_input() depend on.
     uint64_t version() const override { return ring_version_; }
     // Changes on every change of any entry (heartbeats included).
     uint64_t view_version() const { return view_version_; }
 
     // Ring members with their tokens, sorted by id.
     std::vector<NodeTokens> ring_input() const;
+    // The ring once joins and leaves under way complete (in_future_ring).
+    std::vector<NodeTokens> future_ring_input() const;
 
     // Merges one entry heard from a peer.
     MergeOutcome merge(const MemberState& heard);

@@ -8,6 +8,48 @@ Result<std::optional<std::string>> BufferedEnv::read(Space space, std::string_vi
     return store_.get(space, key);
 }
 
+// Merges the store's order with the staged keys. Up to `limit` stored keys are
+// read first; staged keys count up to the last of them (or to the end when the
+// store had no more), so the merged order never skips a stored key.
+Status BufferedEnv::scan(Space space, std::string_view from, size_t limit,
+                         const std::function<bool(std::string_view, std::string_view)>& visit) {
+    std::vector<std::pair<std::string, std::string>> stored;
+    Status s = store_.scan(space, from, limit, [&](std::string_view k, std::string_view v) {
+        stored.emplace_back(k, v);
+        return true;
+    });
+    if (!s.ok()) return s;
+    const bool store_exhausted = stored.size() < limit;
+    auto staged = staged_.lower_bound(std::make_pair(space, std::string(from)));
+    auto staged_in_reach = [&] {
+        if (staged == staged_.end() || staged->first.first != space) return false;
+        return store_exhausted || stored.empty() || staged->first.second <= stored.back().first;
+    };
+    size_t visited = 0;
+    size_t i = 0;
+    while (visited < limit) {
+        const bool have_stored = i < stored.size();
+        const bool have_staged = staged_in_reach();
+        if (!have_stored && !have_staged) break;
+        std::string_view key;
+        std::optional<std::string_view> value;
+        if (have_staged && (!have_stored || staged->first.second <= stored[i].first)) {
+            if (have_stored && staged->first.second == stored[i].first) ++i;  // staged wins
+            key = staged->first.second;
+            if (staged->second) value = *staged->second;
+            ++staged;
+        } else {
+            key = stored[i].first;
+            value = stored[i].second;
+            ++i;
+        }
+        if (!value) continue;  // erased by a staged write
+        ++visited;
+        if (!visit(key, *value)) break;
+    }
+    return {};
+}
+
 void BufferedEnv::stage_write(StoreWrite write) {
     staged_[std::make_pair(write.space, std::move(write.key))] = std::move(write.value);
 }

@@ -26,6 +26,8 @@ class BufferedEnv : public Env {
     Result<std::optional<std::string>> read(Space space, std::string_view key) override;
     void stage_write(StoreWrite write) override;
     Result<uint64_t> count(Space space) override { return store_.count(space); }
+    Status scan(Space space, std::string_view from, size_t limit,
+                const std::function<bool(std::string_view, std::string_view)>& visit) override;
     void send(const std::string& peer_id, proto::Message message) override;
     void send_to_endpoint(const std::string& endpoint, proto::Message message) override;
     void reply(const ReplyTo& to, proto::Message message) override;

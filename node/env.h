@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -43,6 +44,12 @@ class Env {
     virtual void stage_write(StoreWrite write) = 0;
     // Keys in a space, as of the last commit.
     virtual Result<uint64_t> count(Space space) = 0;
+    // Visits keys at or after `from` in store order (node/store.h, Store::scan),
+    // staged writes included (a staged erase hides the key), until `visit`
+    // returns false or `limit` keys were visited. `visit` must not stage writes.
+    virtual Status scan(
+        Space space, std::string_view from, size_t limit,
+        const std::function<bool(std::string_view key, std::string_view value)>& visit) = 0;
 
     // To a peer node by member id, arriving at its ROUTER as a request.
     virtual void send(const std::string& peer_id, proto::Message message) = 0;

@@ -17,6 +17,9 @@ constexpr std::string_view kActorMetaKey = "actor";
 // that the ring does not move when a member comes back.
 constexpr std::string_view kIncarnationMetaKey = "incarnation";
 constexpr std::string_view kTokensMetaKey = "tokens";
+// The status this node last declared (joining, up, leaving, left), so that a
+// restart resumes a join or a leave instead of starting over as up.
+constexpr std::string_view kStatusMetaKey = "status";
 
 static_assert(proto::kGossipPayloadBytesMax == gossip::kGossipFrameBytesMax);
 
@@ -91,7 +94,12 @@ struct Node::Op {
     bool repair_failed = false;
     std::set<std::string> repairs_waiting;
 
-    // Writes.
+    // Writes: `replicas` holds the key's current replicas, then its new owners
+    // while its range moves (all written; required counts them too).
+    std::vector<std::string> mint_candidates;  // reachable replicas, in the order to try
+    size_t mint_index = 0;
+    std::optional<std::string> value;  // kept until minted, to try another replica
+    std::optional<std::string> context;
     std::set<std::string> acked;
     std::string written;  // the encoded object minted by the coordinating replica
     VersionVector written_context;
@@ -165,7 +173,10 @@ void Node::on_request(const ReplyTo& from, proto::Message message) {
                                  std::is_same_v<T, proto::ReplicaWriteRequest> ||
                                  std::is_same_v<T, proto::ReplicaMergeRequest> ||
                                  std::is_same_v<T, proto::PingRequest> ||
-                                 std::is_same_v<T, proto::GossipRequest>) {
+                                 std::is_same_v<T, proto::GossipRequest> ||
+                                 std::is_same_v<T, proto::LeaveRequest> ||
+                                 std::is_same_v<T, proto::StreamRequest> ||
+                                 std::is_same_v<T, proto::HandoffRequest>) {
                 handle(from, m);
             } else if constexpr (std::is_same_v<T, proto::GetResponse> ||
                                  std::is_same_v<T, proto::WriteResponse> ||
@@ -174,7 +185,10 @@ void Node::on_request(const ReplyTo& from, proto::Message message) {
                                  std::is_same_v<T, proto::ReplicaReadResponse> ||
                                  std::is_same_v<T, proto::ReplicaWriteResponse> ||
                                  std::is_same_v<T, proto::ReplicaMergeResponse> ||
-                                 std::is_same_v<T, proto::PingResponse>) {
+                                 std::is_same_v<T, proto::PingResponse> ||
+                                 std::is_same_v<T, proto::AdminResponse> ||
+                                 std::is_same_v<T, proto::StreamResponse> ||
+                                 std::is_same_v<T, proto::HandoffResponse>) {
                 on_bad_frame(from, m.id,
                              Status(ErrorCode::bad_request,
                                     "'" + std::string(proto::type_name(m)) +
@@ -193,6 +207,7 @@ void Node::on_bad_frame(const ReplyTo& from, uint64_t request_id, const Status& 
 
 void Node::on_peer_reply(const std::string& peer_id, proto::Message message) {
     heard_from(peer_id);
+    if (on_transfer_reply(peer_id, message)) return;
     const uint64_t id = proto::request_id(message);
     auto call = pending_.find(id);
     if (call == pending_.end() || call->second.peer != peer_id) return;  // late or unknown
@@ -229,6 +244,13 @@ void Node::on_peer_reply(const std::string& peer_id, proto::Message message) {
 }
 
 void Node::on_send_failed(const std::string& peer_id, uint64_t request_id) {
+    if (auto t = transfer_calls_.find(request_id); t != transfer_calls_.end()) {
+        InboundTransfer& transfer = inbound_[t->second];
+        transfer_calls_.erase(t);
+        if (transfer.plan.source == peer_id)
+            transfer_call_failed(transfer, "source " + peer_id + " is not connected");
+        return;
+    }
     auto call = pending_.find(request_id);
     if (call == pending_.end() || call->second.peer != peer_id) return;
     const uint64_t op_id = call->second.op_id;
@@ -265,7 +287,10 @@ void Node::tick() {
         expire(*it->second);
         finish(op_id);
     }
-    if (gossiper_) gossip_tick(now);
+    if (gossiper_) {
+        gossip_tick(now);
+        transfer_tick(now);
+    }
     for (const auto& m : membership_->members()) {
         if (m.id == config_.node_id) continue;
         PeerState& peer = peers_[m.id];
@@ -336,9 +361,14 @@ void Node::handle(const ReplyTo& from, proto::GetRequest req) {
         }
     }
     if (local) {
-        auto stored = replica_read(ref.key);
-        on_read_reply(ref, config_.node_id, stored.status(),
-                      stored ? stored.value() : std::optional<std::string>());
+        Status owner = check_replica(ref.key, false, {});
+        if (!owner.ok()) {
+            on_read_reply(ref, config_.node_id, owner, std::nullopt);
+        } else {
+            auto stored = replica_read(ref.key);
+            on_read_reply(ref, config_.node_id, stored.status(),
+                          stored ? stored.value() : std::optional<std::string>());
+        }
     }
     if (ref.finished) finish(ref.id);
 }
@@ -363,18 +393,27 @@ void Node::handle_write(const ReplyTo& from, uint64_t client_id, std::string key
     if (ops_.size() >= config_.requests_in_flight_max) {
         return reply_error(ErrorCode::overloaded, "too many requests in flight; retry later");
     }
+    // While the key's range moves, its new owners are written too and must
+    // acknowledge on top of w (Cassandra's pending ranges), so that once the
+    // move completes w of the key's new replicas hold every acknowledged write.
     std::vector<std::string> replicas = ring_.preference_list(key, n);
+    const std::vector<std::string> pending = pending_replicas(key, n);
+    const size_t current_count = replicas.size();
+    replicas.insert(replicas.end(), pending.begin(), pending.end());
+    const uint32_t required_all = required + static_cast<uint32_t>(pending.size());
     std::vector<std::string> up;
     for (const auto& r : replicas) {
         if (reachable(r)) up.push_back(r);
     }
-    if (up.size() < required) {
+    if (up.size() < required_all) {
         ++stats_.unavailable;
-        return reply_error(ErrorCode::unavailable,
-                           std::to_string(required) + " replicas required (" +
-                               level_text(consistency, "w") + " of n=" + std::to_string(n) +
-                               "), only " + std::to_string(up.size()) + " of " + std::to_string(n) +
-                               " reachable");
+        std::string why = std::to_string(required_all) + " replicas required (" +
+                          level_text(consistency, "w") + " of n=" + std::to_string(n);
+        if (!pending.empty())
+            why += ", plus " + std::to_string(pending.size()) + " new owner(s) of a moving range";
+        return reply_error(ErrorCode::unavailable, why + "), only " + std::to_string(up.size()) +
+                                                       " of " + std::to_string(replicas.size()) +
+                                                       " reachable");
     }
     auto op = std::make_unique<Op>();
     op->id = next_id_++;
@@ -383,25 +422,39 @@ void Node::handle_write(const ReplyTo& from, uint64_t client_id, std::string key
     op->client_request_id = client_id;
     op->key = std::move(key);
     op->replicas = std::move(replicas);
-    op->required = required;
+    op->required = required_all;
+    // The version is minted by one replica: this node when it is one (no extra
+    // hop), else the first reachable replica in preference order; a replica
+    // that answers not_owner (its range moved on) passes the turn to the next.
+    const auto current_end = op->replicas.begin() + static_cast<std::ptrdiff_t>(current_count);
+    if (std::find(op->replicas.begin(), current_end, config_.node_id) != current_end)
+        op->mint_candidates.push_back(config_.node_id);
+    for (const auto& r : up) {
+        if (r != config_.node_id) op->mint_candidates.push_back(r);
+    }
     op->deadline_at_ms = env_.now_ms() + (deadline_ms ? deadline_ms : config_.default_deadline_ms);
     deadlines_.emplace(op->deadline_at_ms, op->id);
     Op& ref = *op;
     ops_.emplace(op->id, std::move(op));
-
-    // The version is minted by one replica: this node when it is one (no extra
-    // hop), else the first reachable replica in preference order.
-    const bool self_is_replica =
-        std::find(ref.replicas.begin(), ref.replicas.end(), config_.node_id) != ref.replicas.end();
-    if (self_is_replica) {
-        auto written = replica_write(ref.key, std::move(value), context);
-        on_write_reply(ref, config_.node_id, written.status(), written ? written.value() : "");
-    } else {
-        call_peer(ref, up.front(),
-                  proto::ReplicaWriteRequest{0, ref.key, std::move(value), std::move(context),
-                                             config_.siblings_max});
-    }
+    ref.value = std::move(value);
+    ref.context = std::move(context);
+    send_mint(ref);
     if (ref.finished) finish(ref.id);
+}
+
+void Node::send_mint(Op& op) {
+    assert(op.mint_index < op.mint_candidates.size());
+    const std::string& minter = op.mint_candidates[op.mint_index];
+    if (minter == config_.node_id) {
+        Status owner = check_replica(op.key, true, op.replicas);
+        if (!owner.ok()) return on_write_reply(op, minter, owner, "");
+        auto written = replica_write(op.key, op.value, op.context);
+        on_write_reply(op, minter, written.status(), written ? written.value() : "");
+    } else {
+        call_peer(op, minter,
+                  proto::ReplicaWriteRequest{0, op.key, op.value, op.context, config_.siblings_max,
+                                             op.replicas});
+    }
 }
 
 void Node::handle(const ReplyTo& from, const proto::LocalGetRequest& req) {
@@ -466,12 +519,41 @@ void Node::handle(const ReplyTo& from, const proto::StatusRequest& req) {
     }
     auto keys = env_.count(Space::data);
     resp.keys_stored = keys ? keys.value() : 0;
+    for (const auto& t : inbound_) {
+        const char* state = t.phase == InboundTransfer::Phase::done          ? "done"
+                            : t.phase == InboundTransfer::Phase::handing_off ? "handing_off"
+                            : t.call_id != 0                                 ? "streaming"
+                                                                             : "waiting";
+        resp.transfers.push_back(proto::TransferStatus{
+            t.plan.source, "in", state, static_cast<uint32_t>(t.plan.ranges.size()), t.keys});
+    }
+    if (moving_) {
+        std::map<std::string, uint32_t> needed, done;
+        for (const auto& need : plan_outbound(
+                 ring::ownership_diff(ring_, future_ring_, config_.n_replicas), config_.node_id)) {
+            ++needed[need.target];
+            auto h = handed_off_.find(need.target);
+            if (h != handed_off_.end() &&
+                std::find(h->second.begin(), h->second.end(), need.range) != h->second.end())
+                ++done[need.target];
+        }
+        for (const auto& [target, count] : needed) {
+            const bool finished = done[target] == count;
+            resp.transfers.push_back(proto::TransferStatus{
+                target, "out", finished ? "done" : "streaming", count, keys_sent_to_[target]});
+        }
+    }
     env_.reply(from, std::move(resp));
 }
 
 // ---- peer requests: this node as a replica -----------------------------------
 
 void Node::handle(const ReplyTo& from, const proto::ReplicaReadRequest& req) {
+    Status owner = check_replica(req.key, false, {});
+    if (!owner.ok()) {
+        return env_.reply(
+            from, proto::ReplicaReadResponse{req.id, owner.code(), owner.message(), std::nullopt});
+    }
     auto stored = replica_read(req.key);
     env_.reply(from,
                proto::ReplicaReadResponse{req.id, stored.status().code(), stored.status().message(),
@@ -491,6 +573,11 @@ void Node::handle(const ReplyTo& from, const proto::ReplicaWriteRequest& req) {
                              ok ? *stored.value() : std::string()});
         return;
     }
+    Status owner = check_replica(req.key, true, req.targets);
+    if (!owner.ok()) {
+        return env_.reply(from,
+                          proto::ReplicaWriteResponse{req.id, owner.code(), owner.message(), {}});
+    }
     // The coordinator's limit is not trusted beyond this node's own.
     auto written = replica_write(req.key, req.value, req.context);
     if (written.ok()) {
@@ -507,7 +594,8 @@ void Node::handle(const ReplyTo& from, const proto::ReplicaWriteRequest& req) {
 }
 
 void Node::handle(const ReplyTo& from, const proto::ReplicaMergeRequest& req) {
-    Status s = replica_merge(req.key, req.object);
+    Status s = check_replica(req.key, true, req.targets);
+    if (s.ok()) s = replica_merge(req.key, req.object);
     env_.reply(from, proto::ReplicaMergeResponse{req.id, s.code(), s.message()});
 }
 
@@ -547,10 +635,19 @@ Status Node::start_gossip() {
     if (tokens.value()) {
         auto decoded = decode_tokens(*tokens.value());
         if (!decoded) return Status(ErrorCode::storage_error, "corrupt tokens in the meta space");
-        // A restart: back up at once with the tokens of the earlier life.
+        // A restart: back at once with the tokens and the status of the
+        // earlier life (a join or a leave resumes where it was).
         self.tokens = std::move(*decoded);
         self.declared =
             self.tokens.empty() ? gossip::MemberStatus::joining : gossip::MemberStatus::up;
+        auto status = env_.read(Space::meta, kStatusMetaKey);
+        if (!status) return status.status();
+        if (status.value() && !self.tokens.empty()) {
+            for (auto candidate : {gossip::MemberStatus::joining, gossip::MemberStatus::up,
+                                   gossip::MemberStatus::leaving, gossip::MemberStatus::left}) {
+                if (*status.value() == gossip::status_name(candidate)) self.declared = candidate;
+            }
+        }
     }
     for (const auto& seed : config_.seeds)
         seeds_elsewhere_ = seeds_elsewhere_ || seed != config_.endpoint;
@@ -558,6 +655,7 @@ Status Node::start_gossip() {
     gossiper_ = std::make_unique<gossip::Gossiper>(config_.gossip, std::move(self), config_.seeds,
                                                    env_.now_ms());
     membership_ = &gossiper_->view();
+    load_handoffs();
     log(LogLevel::info, "gossip: incarnation " + std::to_string(incarnation) + ", " +
                             std::to_string(gossiper_->view().self().tokens.size()) +
                             " tokens from an earlier life");
@@ -608,7 +706,7 @@ void Node::maybe_claim_tokens(uint64_t now_ms) {
         if (id == config_.node_id) continue;
         ring_known = ring_known || s.in_ring();
         earlier_joiner =
-            earlier_joiner || (s.declared == gossip::MemberStatus::joining &&
+            earlier_joiner || (s.declared == gossip::MemberStatus::joining && s.tokens.empty() &&
                                s.liveness == gossip::Liveness::alive && id < config_.node_id);
     }
     if (ring_known && ring_known_since_ms_ == 0)
@@ -621,15 +719,25 @@ void Node::maybe_claim_tokens(uint64_t now_ms) {
             if (earlier_joiner && listened_ms < config_.join_wait_ms) return;
         }
     }
-    std::vector<gossip::NodeTokens> others = view.ring_input();
+    // Claims against the ring as it will be, other joiners' claims included.
+    std::vector<gossip::NodeTokens> others = view.future_ring_input();
     std::erase_if(others, [&](const gossip::NodeTokens& n) { return n.id == config_.node_id; });
     std::vector<uint64_t> tokens = gossip::claim_tokens(others, config_.node_id, config_.vnodes);
     env_.stage_write(StoreWrite{Space::meta, std::string(kTokensMetaKey), encode_tokens(tokens)});
     gossiper_->set_tokens(std::move(tokens));
-    gossiper_->declare(gossip::MemberStatus::up);
-    log(LogLevel::info, "joined the ring with " + std::to_string(config_.vnodes) +
-                            " tokens among " + std::to_string(others.size()) +
-                            " members (no data streamed yet)");
+    // With a ring to join, the node owns nothing until its ranges streamed in
+    // (refresh_transfers); the first node of a cluster is up at once.
+    declare(others.empty() ? gossip::MemberStatus::up : gossip::MemberStatus::joining);
+    log(LogLevel::info, "claimed " + std::to_string(config_.vnodes) + " tokens among " +
+                            std::to_string(others.size()) + " members" +
+                            (others.empty() ? "" : "; streaming its ranges in"));
+}
+
+void Node::declare(gossip::MemberStatus status) {
+    gossiper_->declare(status);
+    env_.stage_write(StoreWrite{Space::meta, std::string(kStatusMetaKey),
+                                std::string(gossip::status_name(status))});
+    refresh_ring();
 }
 
 Result<std::optional<std::string>> Node::replica_read(const std::string& key) {
@@ -770,11 +878,12 @@ void Node::send_read_repairs(Op& op) {
         if (bytes.empty()) bytes = encode_object(merged);
         ++stats_.read_repairs;
         if (replica == config_.node_id) {
-            Status s = replica_merge(op.key, bytes);
+            Status s = check_replica(op.key, true, {});
+            if (s.ok()) s = replica_merge(op.key, bytes);
             if (!s.ok()) log(LogLevel::warn, "local read repair failed: " + s.to_string());
         } else {
             op.repairs_waiting.insert(replica);
-            call_peer(op, replica, proto::ReplicaMergeRequest{0, op.key, bytes});
+            call_peer(op, replica, proto::ReplicaMergeRequest{0, op.key, bytes, {}});
         }
     }
 }
@@ -798,6 +907,12 @@ void Node::answer_read(Op& op) {
 void Node::on_write_reply(Op& op, const std::string& replica, const Status& status,
                           const std::string& object) {
     if (op.replicating) return;
+    if (!status.ok() && status.code() == ErrorCode::not_owner &&
+        op.mint_index + 1 < op.mint_candidates.size() &&
+        replica == op.mint_candidates[op.mint_index]) {
+        ++op.mint_index;
+        return send_mint(op);
+    }
     if (!status.ok()) return fail(op, status.code(), status.message());
     auto decoded = decode_object(object);
     if (!decoded)
@@ -806,6 +921,8 @@ void Node::on_write_reply(Op& op, const std::string& replica, const Status& stat
     op.written_context = decoded->context;
     op.sibling_count = static_cast<uint32_t>(decoded->live_count());
     op.acked.insert(replica);
+    op.value.reset();
+    op.context.reset();
     start_replication(op, object);
 }
 
@@ -818,11 +935,14 @@ void Node::start_replication(Op& op, const std::string& object_bytes) {
         if (replica == config_.node_id) {
             local = true;
         } else {
-            call_peer(op, replica, proto::ReplicaMergeRequest{0, op.key, object_bytes});
+            call_peer(op, replica,
+                      proto::ReplicaMergeRequest{0, op.key, object_bytes, op.replicas});
         }
     }
     if (local) {
-        on_merge_reply(op, config_.node_id, replica_merge(op.key, object_bytes));
+        Status owner = check_replica(op.key, true, op.replicas);
+        on_merge_reply(op, config_.node_id,
+                       owner.ok() ? replica_merge(op.key, object_bytes) : owner);
     } else {
         on_merge_reply(op, {}, Status(ErrorCode::ok, ""));  // re-check: w may be 1
     }
@@ -970,11 +1090,21 @@ void Node::refresh_ring() {
         for (auto& n : gossiper_->view().ring_input())
             tokens.emplace_back(n.id, std::move(n.tokens));
         ring_ = ring::Ring::from_tokens(std::move(tokens));
+        std::vector<std::pair<std::string, std::vector<uint64_t>>> future;
+        for (auto& n : gossiper_->view().future_ring_input())
+            future.emplace_back(n.id, std::move(n.tokens));
+        future_ring_ = ring::Ring::from_tokens(std::move(future));
+        moving_ =
+            !(future_ring_.tokens() == ring_.tokens() && future_ring_.nodes() == ring_.nodes());
+        ring_digest_ = ring_digest(ring_, future_ring_);
+        refresh_transfers();
         return;
     }
     std::vector<std::string> ids;
     for (const auto& m : membership_->members()) ids.push_back(m.id);
     ring_ = ring::Ring(std::move(ids), config_.vnodes);
+    future_ring_ = ring_;
+    ring_digest_ = ring_digest(ring_, future_ring_);
 }
 
 const gossip::Member* Node::member(const std::string& id) const {

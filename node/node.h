@@ -31,6 +31,7 @@
 #include "gossip/membership.h"
 #include "node/env.h"
 #include "node/object.h"
+#include "node/transfer_plan.h"
 #include "ring/ring.h"
 
 namespace kv::node {
@@ -60,6 +61,13 @@ struct NodeConfig {
     // seed, or after waiting this long without hearing anything (it then
     // starts a cluster of its own, which gossip merges once a seed answers).
     uint64_t join_wait_ms = 5000;
+    // Range transfers (rebalancing): a page request unanswered this long is
+    // sent again; a refused one (rings differ, source busy) is retried after
+    // transfer_retry_ms.
+    uint64_t transfer_timeout_ms = 10000;
+    uint64_t transfer_retry_ms = 500;
+    uint32_t stream_keys_per_page = 256;
+    size_t stream_page_bytes_max = 4 << 20;
 };
 
 struct NodeStats {
@@ -68,6 +76,8 @@ struct NodeStats {
     uint64_t read_repairs = 0;
     uint64_t timeouts = 0;
     uint64_t unavailable = 0;
+    uint64_t keys_streamed_in = 0;
+    uint64_t keys_streamed_out = 0;
 };
 
 class Node {
@@ -104,6 +114,11 @@ class Node {
     // Null with static membership.
     const gossip::Gossiper* gossiper() const { return gossiper_.get(); }
     const ring::Ring& ring() const { return ring_; }
+    // The ring once the joins and leaves under way complete (equal to ring()
+    // when nothing moves).
+    const ring::Ring& future_ring() const { return future_ring_; }
+    // Ranges this node still has to receive before the change completes.
+    bool transfers_pending() const;
     const NodeStats& stats() const { return stats_; }
     size_t in_flight() const { return ops_.size(); }
 
@@ -125,6 +140,7 @@ class Node {
     void handle_write(const ReplyTo& from, uint64_t client_id, std::string key,
                       std::optional<std::string> value, std::optional<std::string> context,
                       const proto::Consistency& consistency, uint64_t deadline_ms);
+    void send_mint(Op& op);
     void handle(const ReplyTo& from, const proto::LocalGetRequest& req);
     void handle(const ReplyTo& from, const proto::StatusRequest& req);
     // Peer requests (this node as a replica).
@@ -133,6 +149,9 @@ class Node {
     void handle(const ReplyTo& from, const proto::ReplicaMergeRequest& req);
     void handle(const ReplyTo& from, const proto::PingRequest& req);
     void handle(const ReplyTo& from, const proto::GossipRequest& req);
+    void handle(const ReplyTo& from, const proto::LeaveRequest& req);
+    void handle(const ReplyTo& from, const proto::StreamRequest& req);
+    void handle(const ReplyTo& from, const proto::HandoffRequest& req);
 
     // Gossip.
     Status start_gossip();
@@ -141,6 +160,35 @@ class Node {
     void maybe_claim_tokens(uint64_t now_ms);
     void persist_incarnation(uint64_t incarnation);
     bool gossip_says_down(const std::string& member) const;
+    void declare(gossip::MemberStatus status);
+
+    // Rebalancing (node/rebalance.cpp): this node pulls the ranges it gains from
+    // the replicas it displaces, then tells them to stop serving those ranges.
+    struct InboundTransfer {
+        enum class Phase : uint8_t { streaming, handing_off, done };
+        InboundPlan plan;
+        Phase phase = Phase::streaming;
+        std::optional<std::string> after_key;
+        uint64_t keys = 0;
+        uint64_t call_id = 0;  // request in flight, 0 when none
+        uint64_t call_sent_ms = 0;
+        uint64_t retry_at_ms = 0;
+    };
+    void refresh_transfers();
+    void transfer_tick(uint64_t now_ms);
+    void send_transfer_call(InboundTransfer& t, uint64_t now_ms);
+    bool on_transfer_reply(const std::string& peer_id, const proto::Message& message);
+    void transfer_call_failed(InboundTransfer& t, const std::string& why);
+    void maybe_finish_membership_change();
+    void load_handoffs();
+    void persist_handoffs();
+    // Whether this node may serve the key as a replica now: ok, or not_owner
+    // when the key's range is not its own or was handed off. For writes,
+    // `targets` (when non-empty) must include every new owner it knows of.
+    Status check_replica(const std::string& key, bool is_write,
+                         const std::vector<std::string>& targets) const;
+    // The key's new owners while its range moves (empty when it does not).
+    std::vector<std::string> pending_replicas(const std::string& key, uint32_t n) const;
 
     // Replica operations, shared by peer requests and the local replica.
     Result<std::optional<std::string>> replica_read(const std::string& key);
@@ -184,6 +232,17 @@ class Node {
     uint64_t persisted_incarnation_ = 0;
     uint64_t ring_version_ = 0;
     ring::Ring ring_;
+    ring::Ring future_ring_;
+    bool moving_ = false;  // future_ring_ differs from ring_
+    uint64_t ring_digest_ = 0;
+    std::vector<InboundTransfer> inbound_;
+    std::map<uint64_t, size_t> transfer_calls_;  // request id -> index in inbound_
+    // Ranges handed off to their new owners, by owner (durable): this node
+    // stops serving them while its ring still moves them (see check_replica).
+    std::map<std::string, std::vector<ring::Range>> handed_off_;
+    RangeSet fenced_;
+    std::vector<OutboundNeed> outbound_needs_;      // ranges this node gives up, and to whom
+    std::map<std::string, uint64_t> keys_sent_to_;  // progress of outbound streams
     std::string actor_;
     uint64_t started_ms_ = 0;
     // Request and op ids. Starts at a random point so that ids stay unique

@@ -141,9 +141,12 @@ TEST_CASE("a node refutes suspicion about itself with a higher incarnation") {
     CHECK(self.self().declared == MemberStatus::up);
 }
 
-TEST_CASE("members() lists ring members sorted by id; version() tracks them") {
+TEST_CASE("members() lists token holders sorted by id; version() tracks them") {
     ClusterView view(member("m", 1, 0, MemberStatus::joining), 64);
-    CHECK(view.members().empty());  // joining: not in the ring yet
+    // A joiner with tokens takes writes (it is a member) but owns nothing yet.
+    CHECK(view.members().size() == 1);
+    CHECK(view.ring_input().empty());
+    CHECK(view.future_ring_input().size() == 1);
     const uint64_t v0 = view.version();
     view.merge(member("z", 1, 0));
     view.merge(member("b", 1, 0));
@@ -153,19 +156,29 @@ TEST_CASE("members() lists ring members sorted by id; version() tracks them") {
     view.merge(tokenless);
     std::vector<std::string> ids;
     for (const auto& m : view.members()) ids.push_back(m.id);
-    CHECK(ids == std::vector<std::string>{"b", "c", "z"});
+    CHECK(ids == std::vector<std::string>{"b", "c", "m", "z"});
+    auto input_ids = [](const std::vector<NodeTokens>& input) {
+        std::vector<std::string> out;
+        for (const auto& n : input) out.push_back(n.id);
+        return out;
+    };
+    // Leaving: in the ring until its data moved; not in the ring after.
+    CHECK(input_ids(view.ring_input()) == std::vector<std::string>{"b", "c", "z"});
+    CHECK(input_ids(view.future_ring_input()) == std::vector<std::string>{"b", "m", "z"});
     const uint64_t v1 = view.version();
     CHECK(v1 != v0);
     view.merge(member("z", 1, 1));  // heartbeat only
     view.raise_liveness("z", Liveness::down);
     CHECK(view.version() == v1);  // down members keep their ranges
-    CHECK(view.members().size() == 3);
+    CHECK(view.members().size() == 4);
     const uint64_t views = view.view_version();
     view.beat();
     CHECK(view.view_version() != views);
-    view.declare(MemberStatus::up);
+    CHECK(view.version() == v1);
+    view.declare(MemberStatus::up);  // joining -> up changes the ring, not the members
     CHECK(view.version() != v1);
     CHECK(view.members().size() == 4);
+    CHECK(view.ring_input().size() == 4);
     view.merge(member("b", 1, 2, MemberStatus::left));
     CHECK(view.members().size() == 3);
     CHECK(view.ring_input().size() == 3);

@@ -252,8 +252,9 @@ std::vector<Message> sample_messages() {
                        3,
                        {{"node-a", "tcp://127.0.0.1:7000", "self", 0, 256, 500000},
                         {"node-b", "tcp://127.0.0.1:7001", "unreachable", 12000, 0, 0}},
-                       123456789},
-        StatusResponse{17, "solo", 1, {}, 0},
+                       123456789,
+                       {}},
+        StatusResponse{17, "solo", 1, {}, 0, {}},
         ErrorResponse{18, ErrorCode::bad_request, "field \"key\" must be bin"},
         ErrorResponse{std::numeric_limits<uint64_t>::max(), ErrorCode::object_too_large, ""},
         ReplicaReadRequest{19, bytes_with_nuls("key")},
@@ -261,17 +262,35 @@ std::vector<Message> sample_messages() {
         ReplicaReadResponse{21, ErrorCode::ok, "", std::nullopt},
         ReplicaReadResponse{22, ErrorCode::ok, "", std::string()},
         ReplicaReadResponse{23, ErrorCode::storage_error, "disk full", std::nullopt},
-        ReplicaWriteRequest{24, bytes_with_nuls("key"), bytes_with_nuls("value"),
-                            bytes_with_nuls("ctx"), 64},
-        ReplicaWriteRequest{25, "k", std::nullopt, std::nullopt, 0},
+        ReplicaWriteRequest{
+            24, bytes_with_nuls("key"), bytes_with_nuls("value"), bytes_with_nuls("ctx"), 64, {}},
+        ReplicaWriteRequest{25, "k", std::nullopt, std::nullopt, 0, {}},
         ReplicaWriteResponse{26, ErrorCode::ok, "", bytes_with_nuls("object")},
         ReplicaWriteResponse{27, ErrorCode::sibling_limit, "too many siblings", ""},
-        ReplicaMergeRequest{28, bytes_with_nuls("key"), bytes_with_nuls("object")},
+        ReplicaMergeRequest{28, bytes_with_nuls("key"), bytes_with_nuls("object"), {}},
         ReplicaMergeResponse{29, ErrorCode::ok, ""},
         ReplicaMergeResponse{30, ErrorCode::storage_error, "commit failed"},
         PingRequest{31, "node-a"},
         PingResponse{0, "node-b"},
         GossipRequest{32, "node-a", bytes_with_nuls("gossip payload")},
+        LeaveRequest{33},
+        AdminResponse{34, ErrorCode::ok, "leaving"},
+        AdminResponse{35, ErrorCode::invalid_argument, "already leaving"},
+        StreamRequest{36, "n4", 0xfeedULL, {{1, 2}, {UINT64_MAX - 5, 3}}, std::nullopt, 128},
+        StreamRequest{37, "n4", 7, {{5, 5}}, bytes_with_nuls("last key"), 0},
+        StreamResponse{38,
+                       ErrorCode::ok,
+                       "",
+                       {bytes_with_nuls("k1"), "k2"},
+                       {bytes_with_nuls("o1"), "o2"},
+                       std::string("k2"),
+                       false},
+        StreamResponse{39, ErrorCode::not_owner, "ring differs", {}, {}, std::nullopt, true},
+        HandoffRequest{40, "n4", 99, {{10, 20}}},
+        HandoffResponse{41, ErrorCode::ok, ""},
+        ReplicaWriteRequest{42, "k", std::string("v"), std::nullopt, 0, {"n1", "n2", "n4"}},
+        ReplicaMergeRequest{43, "k", bytes_with_nuls("object"), {"n2"}},
+        StatusResponse{44, "n1", 3, {}, 9, {{"n2", "in", "streaming", 12, 3456}}},
     };
     return out;
 }
@@ -340,6 +359,12 @@ TEST_CASE("type names are the documented strings", "[protocol]") {
         {PingRequest{}, "ping"},
         {PingResponse{}, "pong"},
         {GossipRequest{}, "gossip"},
+        {LeaveRequest{}, "leave"},
+        {AdminResponse{}, "admin_reply"},
+        {StreamRequest{}, "stream"},
+        {StreamResponse{}, "stream_reply"},
+        {HandoffRequest{}, "handoff"},
+        {HandoffResponse{}, "handoff_reply"},
     };
     REQUIRE(table.size() == std::variant_size_v<Message>);
     std::set<size_t> indices;
@@ -376,7 +401,7 @@ TEST_CASE("values at exactly the limits round-trip", "[protocol]") {
         1, key, value, context, Consistency{Level::one, kReplicasMax, true}, kDeadlineMsMax};
     CHECK(decode_ok(encode(put)) == put);
 
-    Message merge = ReplicaMergeRequest{2, "k", std::string(kObjectBytesMax, 'o')};
+    Message merge = ReplicaMergeRequest{2, "k", std::string(kObjectBytesMax, 'o'), {}};
     CHECK(decode_ok(encode(merge)) == merge);
 
     std::vector<std::string> values(kArrayItemsMax, "v");
@@ -869,7 +894,7 @@ TEST_CASE("meaningless requests are invalid_argument", "[protocol][hostile]") {
 }
 
 TEST_CASE("unknown error codes in responses read as internal", "[protocol][hostile]") {
-    for (uint64_t code : {uint64_t{19}, uint64_t{999}, uint64_t{1} << 40}) {
+    for (uint64_t code : {uint64_t{20}, uint64_t{999}, uint64_t{1} << 40}) {
         auto frame = build(with(with(header("error"), uint_field("code", code)),
                                 str_field("msg", "from the future")));
         auto e = std::get<ErrorResponse>(decode_ok(frame));
@@ -904,7 +929,7 @@ TEST_CASE("every truncation of a valid frame is an error, never a crash", "[prot
     }
     CHECK(decode_ok(frame) == put);
 
-    Message status = StatusResponse{5, "node-a", 3, {{"node-a", "tcp://h:1", "self", 0}}, 9};
+    Message status = StatusResponse{5, "node-a", 3, {{"node-a", "tcp://h:1", "self", 0}}, 9, {}};
     std::string status_frame = encode(status);
     for (size_t length = 0; length < status_frame.size(); ++length) {
         CHECK_FALSE(decode(std::string_view(status_frame).substr(0, length)).ok());
