@@ -8,44 +8,56 @@ Result<std::optional<std::string>> BufferedEnv::read(Space space, std::string_vi
     return store_.get(space, key);
 }
 
-// Merges the store's order with the staged keys. Up to `limit` stored keys are
-// read first; staged keys count up to the last of them (or to the end when the
-// store had no more), so the merged order never skips a stored key.
+// Merges the store's order with the staged keys, a chunk of stored keys at a
+// time: staged keys are merged up to the last stored key of the chunk (all of
+// them once the store has no more), so the merged order never skips a key, and
+// staged erases that hide stored keys do not end the scan early.
 Status BufferedEnv::scan(Space space, std::string_view from, size_t limit,
                          const std::function<bool(std::string_view, std::string_view)>& visit) {
-    std::vector<std::pair<std::string, std::string>> stored;
-    Status s = store_.scan(space, from, limit, [&](std::string_view k, std::string_view v) {
-        stored.emplace_back(k, v);
-        return true;
-    });
-    if (!s.ok()) return s;
-    const bool store_exhausted = stored.size() < limit;
     auto staged = staged_.lower_bound(std::make_pair(space, std::string(from)));
-    auto staged_in_reach = [&] {
-        if (staged == staged_.end() || staged->first.first != space) return false;
-        return store_exhausted || stored.empty() || staged->first.second <= stored.back().first;
-    };
+    std::string cursor(from);
+    bool first_chunk = true;
     size_t visited = 0;
-    size_t i = 0;
     while (visited < limit) {
-        const bool have_stored = i < stored.size();
-        const bool have_staged = staged_in_reach();
-        if (!have_stored && !have_staged) break;
-        std::string_view key;
-        std::optional<std::string_view> value;
-        if (have_staged && (!have_stored || staged->first.second <= stored[i].first)) {
-            if (have_stored && staged->first.second == stored[i].first) ++i;  // staged wins
-            key = staged->first.second;
-            if (staged->second) value = *staged->second;
-            ++staged;
-        } else {
-            key = stored[i].first;
-            value = stored[i].second;
-            ++i;
+        std::vector<std::pair<std::string, std::string>> stored;
+        const size_t wanted = limit - visited + (first_chunk ? 0 : 1);
+        Status s = store_.scan(space, cursor, wanted, [&](std::string_view k, std::string_view v) {
+            stored.emplace_back(k, v);
+            return true;
+        });
+        if (!s.ok()) return s;
+        const bool store_exhausted = stored.size() < wanted;
+        if (!first_chunk && !stored.empty() && stored.front().first == cursor)
+            stored.erase(stored.begin());  // visited in the previous chunk
+        first_chunk = false;
+        auto staged_in_reach = [&] {
+            if (staged == staged_.end() || staged->first.first != space) return false;
+            return store_exhausted ||
+                   (!stored.empty() && staged->first.second <= stored.back().first);
+        };
+        size_t i = 0;
+        while (visited < limit) {
+            const bool have_stored = i < stored.size();
+            const bool have_staged = staged_in_reach();
+            if (!have_stored && !have_staged) break;
+            std::string_view key;
+            std::optional<std::string_view> value;
+            if (have_staged && (!have_stored || staged->first.second <= stored[i].first)) {
+                if (have_stored && staged->first.second == stored[i].first) ++i;  // staged wins
+                key = staged->first.second;
+                if (staged->second) value = *staged->second;
+                ++staged;
+            } else {
+                key = stored[i].first;
+                value = stored[i].second;
+                ++i;
+            }
+            if (!value) continue;  // erased by a staged write
+            ++visited;
+            if (!visit(key, *value)) return {};
         }
-        if (!value) continue;  // erased by a staged write
-        ++visited;
-        if (!visit(key, *value)) break;
+        if (store_exhausted || stored.empty()) break;
+        cursor = stored.back().first;
     }
     return {};
 }

@@ -247,8 +247,10 @@ bool Node::on_transfer_reply(const std::string& peer_id, const proto::Message& m
 
 void Node::maybe_finish_membership_change() {
     const gossip::MemberState& self = gossiper_->view().self();
-    if (self.declared == gossip::MemberStatus::joining && !self.tokens.empty() &&
-        !transfers_pending()) {
+    // A joiner that restarted knows only itself until gossip answers: with no
+    // ring to take ranges from it has nothing planned yet, not nothing to do.
+    if (self.declared == gossip::MemberStatus::joining && !self.tokens.empty() && !ring_.empty() &&
+        moving_ && !transfers_pending()) {
         log(LogLevel::info, "every range streamed in; up");
         return declare(gossip::MemberStatus::up);
     }

@@ -31,22 +31,22 @@ TEST_CASE("base64 round-trips arbitrary bytes") {
 }
 
 TEST_CASE("base64 decoding is strict") {
-    CHECK_FALSE(base64_decode("Zg=").has_value());    // length not a multiple of 4
-    CHECK_FALSE(base64_decode("Z*==").has_value());   // bad symbol
-    CHECK_FALSE(base64_decode("Zh==").has_value());   // non-zero unused bits
+    CHECK_FALSE(base64_decode("Zg=").has_value());       // length not a multiple of 4
+    CHECK_FALSE(base64_decode("Z*==").has_value());      // bad symbol
+    CHECK_FALSE(base64_decode("Zh==").has_value());      // non-zero unused bits
     CHECK_FALSE(base64_decode("Zg==Zg==").has_value());  // padding in the middle
     CHECK_FALSE(base64_decode("Zm9v\n").has_value());
 }
 
 TEST_CASE("UTF-8 validation follows RFC 3629") {
     CHECK(is_valid_utf8("plain"));
-    CHECK(is_valid_utf8("h\xc3\xa9"));                 // é
-    CHECK(is_valid_utf8("\xf0\x9f\x98\x80"));          // U+1F600
+    CHECK(is_valid_utf8("h\xc3\xa9"));         // é
+    CHECK(is_valid_utf8("\xf0\x9f\x98\x80"));  // U+1F600
     CHECK_FALSE(is_valid_utf8("\xff"));
-    CHECK_FALSE(is_valid_utf8("\xc3"));                // truncated
-    CHECK_FALSE(is_valid_utf8("\xc0\xaf"));            // overlong '/'
-    CHECK_FALSE(is_valid_utf8("\xed\xa0\x80"));        // surrogate
-    CHECK_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));    // above U+10FFFF
+    CHECK_FALSE(is_valid_utf8("\xc3"));              // truncated
+    CHECK_FALSE(is_valid_utf8("\xc0\xaf"));          // overlong '/'
+    CHECK_FALSE(is_valid_utf8("\xed\xa0\x80"));      // surrogate
+    CHECK_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));  // above U+10FFFF
 }
 
 TEST_CASE("json_quote escapes and always yields valid JSON") {

@@ -1,0 +1,209 @@
+// Rebalancing through the real Node in the simulated cluster: a joiner streams
+// in the ranges it gains, writes reach old and new owners while ranges move,
+// and a leaver hands its ranges over before it leaves the ring.
+#include <catch2/catch.hpp>
+
+#include "sim/cluster.h"
+#include "tests/unit/sim_calls.h"
+
+using namespace kv;
+using namespace kv::test;
+
+namespace {
+
+constexpr int kKeys = 200;
+
+std::string key_name(int i) {
+    return "key-" + std::to_string(i);
+}
+
+bool all_see_declared(sim::Cluster& c, const std::string& id, gossip::MemberStatus status) {
+    for (size_t i = 0; i < c.size(); ++i) {
+        if (!c.is_up(i)) continue;
+        const gossip::MemberState* s = seen_by(c, i, id);
+        if (s == nullptr || s->declared != status) return false;
+    }
+    return true;
+}
+
+bool rings_settled(sim::Cluster& c) {
+    for (size_t i = 0; i < c.size(); ++i) {
+        if (!c.is_up(i)) continue;
+        const auto& n = c.node(i);
+        if (n.ring().tokens() != n.future_ring().tokens()) return false;
+        if (n.ring().tokens() != c.node(0).ring().tokens()) return false;
+        if (n.ring().nodes() != c.node(0).ring().nodes()) return false;
+    }
+    return true;
+}
+
+size_t index_of(sim::Cluster& c, const std::string& id) {
+    for (size_t i = 0; i < c.size(); ++i) {
+        if (c.node_id(i) == id) return i;
+    }
+    FAIL("no node " << id);
+    return 0;
+}
+
+// Every key's replicas in the settled ring hold it, found without any read
+// (local_get does not repair): only streaming or the writes themselves put it there.
+void check_replicas_hold_every_key(sim::Cluster& c, const std::string& value_prefix) {
+    const ring::Ring& ring = c.node(0).ring();
+    for (int k = 0; k < kKeys; ++k) {
+        for (const auto& id : ring.preference_list(key_name(k), 3)) {
+            INFO("key " << key_name(k) << " on replica " << id);
+            CHECK(local_get(c, index_of(c, id), key_name(k)).values ==
+                  Values{value_prefix + std::to_string(k)});
+        }
+    }
+}
+
+sim::ClusterOptions three_then_a_fourth() {
+    sim::ClusterOptions o = gossip_options(4, 23);
+    o.node_config.vnodes = 16;
+    return o;
+}
+
+void start_three(sim::Cluster& c) {
+    c.crash(3);  // n4 stays away while the first three form the cluster
+    REQUIRE(c.run_until(
+        [&] {
+            for (size_t i = 0; i < 3; ++i) {
+                if (c.node(i).ring().nodes().size() != 3) return false;
+            }
+            return true;
+        },
+        20000));
+}
+
+}  // namespace
+
+TEST_CASE("a joiner streams in the ranges it gains, then declares itself up", "[rebalance]") {
+    sim::Cluster c(three_then_a_fourth());
+    start_three(c);
+    for (int k = 0; k < kKeys; ++k)
+        REQUIRE(put(c, k % 3, key_name(k), "v" + std::to_string(k)).code == ErrorCode::ok);
+    const ring::Ring ring_before = c.node(0).ring();
+    c.restart(3);
+    REQUIRE(c.run_until([&] { return all_see_declared(c, "n4", gossip::MemberStatus::joining); },
+                        20000));
+    REQUIRE(c.run_until([&] { return all_joined(c) && rings_settled(c); }, 30000));
+    CHECK(c.node(3).stats().keys_streamed_in > 0);
+    CHECK_FALSE(c.node(3).transfers_pending());
+    // n4 replicates about 3/4 of the keys with n=3 over 4 nodes, and holds
+    // exactly those: streamed from the replicas it displaced.
+    size_t n4_keys = 0;
+    for (int k = 0; k < kKeys; ++k) {
+        for (const auto& id : c.node(0).ring().preference_list(key_name(k), 3))
+            n4_keys += id == "n4";
+    }
+    CHECK(n4_keys > kKeys / 3);
+    auto status = std::get<proto::StatusResponse>(call(c, 3, proto::StatusRequest{}));
+    CHECK(status.keys_stored == n4_keys);
+    check_replicas_hold_every_key(c, "v");
+    // A replica that gave a key away refuses it now, so no coordinator with a
+    // stale ring can count it.
+    size_t refused = 0;
+    for (int k = 0; k < kKeys; ++k) {
+        const auto before = ring_before.preference_list(key_name(k), 3);
+        const auto after = c.node(0).ring().preference_list(key_name(k), 3);
+        for (const auto& id : before) {
+            if (std::find(after.begin(), after.end(), id) != after.end()) continue;
+            auto r = call(c, index_of(c, id), proto::ReplicaReadRequest{0, key_name(k)});
+            CHECK(std::get<proto::ReplicaReadResponse>(r).code == ErrorCode::not_owner);
+            ++refused;
+        }
+    }
+    CHECK(refused == n4_keys);  // one displaced replica per key n4 took
+}
+
+TEST_CASE("while a range moves, writes reach the joiner too; a joiner that crashes resumes",
+          "[rebalance]") {
+    sim::Cluster c(three_then_a_fourth());
+    start_three(c);
+    for (int k = 0; k < kKeys; ++k)
+        REQUIRE(put(c, k % 3, key_name(k), "v" + std::to_string(k)).code == ErrorCode::ok);
+    // Cut n4 off from n2: transfers from n2 cannot finish, so n4 stays joining.
+    c.block(3, 1, true);
+    c.block(1, 3, true);
+    c.restart(3);
+    REQUIRE(c.run_until([&] { return all_see_declared(c, "n4", gossip::MemberStatus::joining); },
+                        20000));
+    c.run_for(2000);
+    REQUIRE(seen_by(c, 3, "n4")->declared == gossip::MemberStatus::joining);
+    REQUIRE(c.node(3).transfers_pending());
+    auto status = std::get<proto::StatusResponse>(call(c, 3, proto::StatusRequest{}));
+    bool waiting_on_n2 = false;
+    for (const auto& t : status.transfers)
+        waiting_on_n2 |= t.peer == "n2" && t.direction == "in" && t.state != "done";
+    CHECK(waiting_on_n2);
+    // Overwrites during the move, through n1 and n3 (n2 cannot reach n4).
+    for (int k = 0; k < kKeys; ++k) {
+        const size_t via = k % 2 == 0 ? 0 : 2;
+        auto got = get(c, via, key_name(k));
+        REQUIRE(got.code == ErrorCode::ok);
+        auto w = put(c, via, key_name(k), "w" + std::to_string(k), level(proto::Level::quorum),
+                     got.context);
+        REQUIRE(w.code == ErrorCode::ok);
+    }
+    c.crash(3);
+    c.run_for(500);
+    c.restart(3);  // resumes joining from its persisted status
+    c.run_for(1000);
+    CHECK(seen_by(c, 3, "n4")->declared == gossip::MemberStatus::joining);
+    c.heal();
+    REQUIRE(c.run_until([&] { return all_joined(c) && rings_settled(c); }, 30000));
+    check_replicas_hold_every_key(c, "w");
+}
+
+TEST_CASE("a leaver hands its ranges to their new owners, then leaves the ring", "[rebalance]") {
+    sim::ClusterOptions o = gossip_options(4, 29);
+    o.node_config.vnodes = 16;
+    sim::Cluster c(o);
+    REQUIRE(c.run_until([&] { return all_joined(c); }, 20000));
+    for (int k = 0; k < kKeys; ++k)
+        REQUIRE(put(c, k % 4, key_name(k), "v" + std::to_string(k)).code == ErrorCode::ok);
+
+    auto leave = std::get<proto::AdminResponse>(call(c, 2, proto::LeaveRequest{}));
+    INFO(leave.message);
+    REQUIRE(leave.code == ErrorCode::ok);
+    CHECK(leave.message.find("leaving") != std::string::npos);
+    REQUIRE(
+        c.run_until([&] { return all_see_declared(c, "n3", gossip::MemberStatus::left); }, 30000));
+    REQUIRE(c.run_until([&] { return rings_settled(c); }, 10000));
+    CHECK(c.node(0).ring().nodes() == std::vector<std::string>{"n1", "n2", "n4"});
+    CHECK(c.node(2).stats().keys_streamed_out > 0);
+    // With n=3 over the 3 remaining nodes, each holds every key.
+    for (int k = 0; k < kKeys; ++k) {
+        for (size_t i : {size_t{0}, size_t{1}, size_t{3}}) {
+            INFO("key " << key_name(k) << " on " << c.node_id(i));
+            CHECK(local_get(c, i, key_name(k)).values == Values{"v" + std::to_string(k)});
+        }
+    }
+    // The leaver still holds its data but owns nothing; it keeps coordinating.
+    auto r = call(c, 2, proto::ReplicaReadRequest{0, key_name(0)});
+    CHECK(std::get<proto::ReplicaReadResponse>(r).code == ErrorCode::not_owner);
+    CHECK(get(c, 2, key_name(0)).values == Values{"v0"});
+    auto again = std::get<proto::AdminResponse>(call(c, 2, proto::LeaveRequest{}));
+    CHECK(again.code == ErrorCode::ok);
+    CHECK(again.message == "already left");
+    // A restart keeps it out of the ring.
+    c.crash(2);
+    c.restart(2);
+    c.run_for(3000);
+    CHECK(c.node(0).ring().nodes() == std::vector<std::string>{"n1", "n2", "n4"});
+    CHECK(seen_by(c, 0, "n3")->declared == gossip::MemberStatus::left);
+}
+
+TEST_CASE("leave is refused where it cannot work", "[rebalance]") {
+    sim::Cluster lone(gossip_options(1, 31));
+    REQUIRE(lone.run_until([&] { return all_joined(lone); }, 20000));
+    auto last = std::get<proto::AdminResponse>(call(lone, 0, proto::LeaveRequest{}));
+    CHECK(last.code == ErrorCode::invalid_argument);
+    CHECK(last.message == "the last member cannot leave");
+
+    sim::Cluster fixed(options(3));  // a static member list: nothing can move
+    auto r = std::get<proto::AdminResponse>(call(fixed, 0, proto::LeaveRequest{}));
+    CHECK(r.code == ErrorCode::invalid_argument);
+    CHECK(r.message.find("static member list") != std::string::npos);
+}
