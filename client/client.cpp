@@ -432,6 +432,19 @@ uint64_t AsyncClient::submit_status(StatusCallback done) {
                          });
 }
 
+uint64_t AsyncClient::submit_leave(std::function<void(Result<std::string>)> done) {
+    uint64_t id = impl_->next_id++;
+    proto::LeaveRequest r{id};
+    return impl_->submit(r, id, impl_->options.admin_timeout_ms, true, false,
+                         [done = std::move(done)](Result<proto::Message> m) {
+                             if (!m) return done(m.status());
+                             auto* a = std::get_if<proto::AdminResponse>(&m.value());
+                             if (a == nullptr) return done(unexpected_reply(m.value()));
+                             if (a->code != ErrorCode::ok) return done(Status(a->code, a->message));
+                             done(a->message);
+                         });
+}
+
 size_t AsyncClient::poll(int timeout_ms) {
     return impl_->poll(timeout_ms);
 }
@@ -499,6 +512,12 @@ Result<GetResult> Client::local_get(std::string key) {
 Result<proto::StatusResponse> Client::status() {
     std::optional<Result<proto::StatusResponse>> slot;
     async_.submit_status([&slot](Result<proto::StatusResponse> r) { slot.emplace(std::move(r)); });
+    return wait_for(slot);
+}
+
+Result<std::string> Client::leave() {
+    std::optional<Result<std::string>> slot;
+    async_.submit_leave([&slot](Result<std::string> r) { slot.emplace(std::move(r)); });
     return wait_for(slot);
 }
 

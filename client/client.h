@@ -107,6 +107,9 @@ class AsyncClient {
     // Served by the node the request is sent to; never moved to another node.
     uint64_t submit_local_get(std::string key, GetCallback done);
     uint64_t submit_status(StatusCallback done);
+    // Asks the node to leave the ring (kvctl leave); idempotent, never moved to
+    // another node. Completes with the node's message once it started leaving.
+    uint64_t submit_leave(std::function<void(Result<std::string>)> done);
 
     // Waits up to timeout_ms (0: do not wait) for replies, sends what could not
     // be sent yet, expires requests whose local deadline passed, then runs the
@@ -143,6 +146,9 @@ class Client {
                             std::optional<RequestOptions> options = std::nullopt);
     Result<GetResult> local_get(std::string key);
     Result<proto::StatusResponse> status();
+    // The node this client is connected to hands its ranges over and leaves
+    // the ring; returns at once with the node's message (progress: status()).
+    Result<std::string> leave();
 
     const std::string& current_endpoint() const { return async_.current_endpoint(); }
     // The underlying pipelined client, e.g. to mix in async requests.

@@ -30,6 +30,7 @@ constexpr const char* kUsage =
     "       kvctl [options] del KEY\n"
     "       kvctl [options] status\n"
     "       kvctl [options] members\n"
+    "       kvctl [options] leave\n"
     "\n"
     "Commands:\n"
     "  get KEY          read KEY at the requested consistency; prints the value and a\n"
@@ -42,10 +43,14 @@ constexpr const char* kUsage =
     "                   whatever the key holds. Prints nothing unless --json.\n"
     "  del KEY          delete KEY (a tombstone). Prints nothing unless --json.\n"
     "  status           the node's view of the cluster: members, addresses, and whether\n"
-    "                   each answers.\n"
+    "                   each answers; then the range transfers under way (joins, leaves):\n"
+    "                   peer, direction (in/out), state, ranges, keys moved so far.\n"
     "  members          each member the node knows: id, address, status (joining, up,\n"
     "                   suspect, down, leaving, left; or up/unreachable with --peers),\n"
     "                   tokens (virtual nodes) and share of the ring it owns.\n"
+    "  leave            the first --node hands its ranges to their new owners, then\n"
+    "                   leaves the ring (status 'left'); returns at once. Watch it with\n"
+    "                   'kvctl --node ENDPOINT status'; stop the node once it is left.\n"
     "\n"
     "JSON output (--json): get prints\n"
     "  {\"key\":..,\"encoding\":\"utf8\",\"values\":[..],\"context\":\"<base64>\",\"info\":{..}}\n"
@@ -169,6 +174,14 @@ int print_status(const std::string& endpoint, const kv::proto::StatusResponse& s
                    ",\"endpoint\":" + json_quote(m.endpoint) + ",\"state\":" + json_quote(m.state) +
                    ",\"last_seen_ms_ago\":" + std::to_string(m.last_seen_ms_ago) + "}";
         }
+        out += "],\"transfers\":[";
+        for (size_t i = 0; i < s.transfers.size(); ++i) {
+            const auto& t = s.transfers[i];
+            if (i > 0) out += ',';
+            out += "{\"peer\":" + json_quote(t.peer) + ",\"direction\":" + json_quote(t.direction) +
+                   ",\"state\":" + json_quote(t.state) + ",\"ranges\":" + std::to_string(t.ranges) +
+                   ",\"keys\":" + std::to_string(t.keys) + "}";
+        }
         write_raw_line(out + "]}");
         return kExitOk;
     }
@@ -178,6 +191,15 @@ int print_status(const std::string& endpoint, const kv::proto::StatusResponse& s
     for (const auto& m : s.members) {
         std::printf("%-20s %-32s %-12s %llu\n", m.node_id.c_str(), m.endpoint.c_str(),
                     m.state.c_str(), static_cast<unsigned long long>(m.last_seen_ms_ago));
+    }
+    if (s.transfers.empty()) {
+        std::printf("transfers: none\n");
+        return kExitOk;
+    }
+    std::printf("transfers:\n%-20s %-4s %-12s %-8s %s\n", "PEER", "DIR", "STATE", "RANGES", "KEYS");
+    for (const auto& t : s.transfers) {
+        std::printf("%-20s %-4s %-12s %-8u %llu\n", t.peer.c_str(), t.direction.c_str(),
+                    t.state.c_str(), t.ranges, static_cast<unsigned long long>(t.keys));
     }
     return kExitOk;
 }
@@ -270,7 +292,8 @@ std::optional<Args> parse_args(int argc, char** argv) {
 // Checks the option combination for `command`; returns the problem, if any.
 std::optional<std::string> check_args(const std::string& command, const Args& a) {
     static const std::vector<std::pair<std::string, size_t>> kArity = {
-        {"get", 2}, {"local-get", 2}, {"put", 3}, {"del", 2}, {"status", 1}, {"members", 1}};
+        {"get", 2},    {"local-get", 2}, {"put", 3},  {"del", 2},
+        {"status", 1}, {"members", 1},   {"leave", 1}};
     bool known = false;
     for (const auto& [name, count] : kArity) {
         if (name != command) continue;
@@ -278,7 +301,8 @@ std::optional<std::string> check_args(const std::string& command, const Args& a)
         if (a.positional.size() != count) return "wrong number of arguments for " + command;
     }
     if (!known)
-        return "unknown command '" + command + "' (get, put, del, status, members, local-get)";
+        return "unknown command '" + command +
+               "' (get, put, del, status, members, leave, local-get)";
     bool is_write = command == "put" || command == "del";
     if (a.r && command != "get") return "--r applies to get only";
     if (a.w && !is_write) return "--w applies to put and del only";
@@ -311,6 +335,12 @@ int run(const Args& a) {
     if (command == "status") {
         auto s = client.status();
         return s ? print_status(client.current_endpoint(), s.value(), a.json) : fail(s.status());
+    }
+    if (command == "leave") {
+        auto r = client.leave();
+        if (!r) return fail(r.status());
+        std::printf("%s: %s\n", client.current_endpoint().c_str(), r.value().c_str());
+        return kExitOk;
     }
     if (command == "members") {
         auto s = client.status();

@@ -2,10 +2,12 @@
 // seed, data written at quorum, a fourth node joining by seed and seen by all
 // in `members` (the status reply), a kill -9 reported as down by every other
 // node within the configured detection time, and the data still readable at
-// quorum. No data streams on join yet (issue 5 part 2b): reads find moved keys
-// on their previous replicas.
+// quorum. The joiner streams in the ranges it gains before it declares itself
+// up. A second test has a member leave with `kvctl leave`.
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <memory>
 #include <string>
 #include <thread>
 #include <variant>
@@ -97,6 +99,33 @@ proto::Message request(ProcessCluster& cluster, size_t i, proto::Message message
     return reply.value();
 }
 
+// Runs kvctl (next to the kvnode under test) and returns what it printed.
+std::string kvctl(ProcessCluster& cluster, const std::string& args) {
+    const auto bin = std::filesystem::path(cluster.node_binary()).parent_path() / "kvctl";
+    const std::string command = bin.string() + " " + args + " 2>&1";
+    std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), pclose);
+    REQUIRE(pipe != nullptr);
+    std::string out;
+    char buf[4096];
+    while (size_t n = fread(buf, 1, sizeof buf, pipe.get())) out.append(buf, n);
+    return out;
+}
+
+// How many of the keys node i holds itself (local_get: no coordination, no repair).
+int keys_held(ProcessCluster& cluster, size_t i, int keys) {
+    int held = 0;
+    for (int k = 0; k < keys; ++k) {
+        const std::string key = "key" + std::to_string(k);
+        auto reply = request(cluster, i, proto::LocalGetRequest{next_request_id(), key});
+        const auto& got = std::get<proto::GetResponse>(reply);
+        if (got.code == ErrorCode::ok) {
+            CHECK(got.values == std::vector<std::string>{"v" + key});
+            ++held;
+        }
+    }
+    return held;
+}
+
 }  // namespace
 
 TEST_CASE("gossip: 3 nodes by seed, a 4th joins, kill -9 is reported down in time, data stays") {
@@ -106,7 +135,7 @@ TEST_CASE("gossip: 3 nodes by seed, a 4th joins, kill -9 is reported down in tim
     for (size_t i = 0; i < 3; ++i) KV_REQUIRE_OK(cluster.start_and_wait(i));
     REQUIRE(wait_for(cluster, {0, 1, 2}, 20000, all_up({"n1", "n2", "n3"})));
 
-    constexpr int kKeys = 40;
+    constexpr int kKeys = 120;
     for (int k = 0; k < kKeys; ++k) {
         const std::string key = "key" + std::to_string(k);
         auto reply = request(cluster, k % 3,
@@ -128,6 +157,15 @@ TEST_CASE("gossip: 3 nodes by seed, a 4th joins, kill -9 is reported down in tim
     }
     CHECK(ppm_total > 999'000);
     CHECK(ppm_total < 1'001'000);
+    // n4 received its ranges by streaming (no read touched it): with n=3 over
+    // 4 nodes it replicates most keys, and its store holds exactly those.
+    const int held = keys_held(cluster, 3, kKeys);
+    auto n4 = members_of(cluster, 3);
+    REQUIRE(n4);
+    std::printf("gossip process test: n4 holds %d of %d keys after joining\n", held, kKeys);
+    CHECK(held >= kKeys / 3);
+    CHECK(n4->keys_stored == static_cast<uint64_t>(held));
+    for (const auto& t : n4->transfers) CHECK(t.state == "done");
 
     // kill -9 of n2: every other node reports it down within the detection time.
     KV_REQUIRE_OK(cluster.kill_hard(1));
@@ -159,6 +197,43 @@ TEST_CASE("gossip: 3 nodes by seed, a 4th joins, kill -9 is reported down in tim
             CHECK(got.values == std::vector<std::string>{"v" + key});
         }
     }
+}
+
+TEST_CASE("gossip: kvctl leave hands a member's ranges over, then it is left") {
+    ProcessCluster cluster("leave");
+    cluster.use_gossip(gossip_flags());
+    KV_REQUIRE_OK(cluster.add_nodes(4, 3));
+    for (size_t i = 0; i < 4; ++i) KV_REQUIRE_OK(cluster.start_and_wait(i));
+    REQUIRE(wait_for(cluster, {0, 1, 2, 3}, 20000, all_up({"n1", "n2", "n3", "n4"})));
+    constexpr int kKeys = 120;
+    for (int k = 0; k < kKeys; ++k) {
+        const std::string key = "key" + std::to_string(k);
+        auto reply = request(cluster, k % 4,
+                             proto::PutRequest{next_request_id(), key, "v" + key, {}, kQuorum, 0});
+        REQUIRE(reply_code(reply) == ErrorCode::ok);
+    }
+    const std::string said = kvctl(cluster, "--node " + cluster.endpoint(1) + " leave");
+    INFO(said);
+    REQUIRE(said.find("leaving") != std::string::npos);
+    REQUIRE(wait_for(cluster, {0, 2, 3}, 20000, [](const auto& s) {
+        const proto::MemberStatus* m = find_member(s, "n2");
+        return m != nullptr && m->state == "left" && m->tokens == 0;
+    }));
+    const std::string status = kvctl(cluster, "--node " + cluster.endpoint(1) + " status");
+    INFO(status);
+    CHECK(status.find("left") != std::string::npos);
+    // n=3 over the 3 remaining members: each holds every key, and every key
+    // reads at quorum through any of them.
+    for (size_t i : {size_t{0}, size_t{2}, size_t{3}}) CHECK(keys_held(cluster, i, kKeys) == kKeys);
+    for (int k = 0; k < kKeys; ++k) {
+        const std::string key = "key" + std::to_string(k);
+        auto reply = request(cluster, k % 2 == 0 ? 0 : 3,
+                             proto::GetRequest{next_request_id(), key, kQuorum, 0});
+        INFO(describe(reply));
+        CHECK(std::get<proto::GetResponse>(reply).values == std::vector<std::string>{"v" + key});
+    }
+    auto done = cluster.terminate(1);
+    KV_REQUIRE_OK(done.status());
 }
 
 }  // namespace kv::test
