@@ -56,12 +56,13 @@ bool MemberState::in_ring() const {
     return (declared == MemberStatus::up || declared == MemberStatus::leaving) && !tokens.empty();
 }
 
-bool MemberState::in_future_ring() const {
-    return (declared == MemberStatus::joining || declared == MemberStatus::up) && !tokens.empty();
+bool MemberState::in_transition() const {
+    return (declared == MemberStatus::joining && !tokens.empty()) ||
+           (declared == MemberStatus::leaving && !tokens.empty());
 }
 
 bool MemberState::holds_tokens() const {
-    return in_ring() || in_future_ring();
+    return in_ring() || (declared == MemberStatus::joining && !tokens.empty());
 }
 
 int compare_version(uint64_t a_incarnation, bool a_left, uint64_t a_heartbeat, Liveness a_liveness,
@@ -114,10 +115,19 @@ std::vector<NodeTokens> ClusterView::ring_input() const {
     return out;
 }
 
+std::string ClusterView::active_change() const {
+    for (const auto& [id, s] : states_) {  // ordered by id: the first is the smallest
+        if (s.in_transition()) return id;
+    }
+    return {};
+}
+
 std::vector<NodeTokens> ClusterView::future_ring_input() const {
+    const std::string active = active_change();
     std::vector<NodeTokens> out;
     for (const auto& [id, s] : states_) {
-        if (s.in_future_ring()) out.push_back(NodeTokens{id, s.tokens});
+        const bool in_future = id == active ? s.declared == MemberStatus::joining : s.in_ring();
+        if (in_future) out.push_back(NodeTokens{id, s.tokens});
     }
     return out;
 }

@@ -59,9 +59,8 @@ struct MemberState {
     // In the ring: declared up or leaving, with tokens. Suspect and down members
     // stay in the ring (Dynamo §4.8: failures are transient; hints cover them).
     bool in_ring() const;
-    // In the ring once the moves under way finish: declared joining or up, with
-    // tokens (a leaving member is not).
-    bool in_future_ring() const;
+    // Joining with tokens, or leaving: a membership change under way.
+    bool in_transition() const;
     // Takes part in data placement now or after the moves: joining, up or
     // leaving, with tokens. Peers talk to these (a joiner receives writes).
     bool holds_tokens() const;
@@ -115,8 +114,14 @@ class ClusterView final : public Membership {
 
     // Ring members with their tokens, sorted by id.
     std::vector<NodeTokens> ring_input() const;
-    // The ring once joins and leaves under way complete (in_future_ring).
+    // One membership change moves data at a time (Cassandra's consistent
+    // range movement): the active change is the member in transition with the
+    // smallest id; the others wait, inert. The future ring is the ring once the
+    // active change completes: ring_input() plus the active joiner, or minus
+    // the active leaver. Equal to ring_input() when nothing is in transition.
     std::vector<NodeTokens> future_ring_input() const;
+    // The member whose change is active, or empty.
+    std::string active_change() const;
 
     // Merges one entry heard from a peer.
     MergeOutcome merge(const MemberState& heard);

@@ -108,6 +108,12 @@ class Gossiper {
     // Handles a message from a peer; returns the replies.
     std::vector<Outgoing> handle(const GossipMessage& message, uint64_t now_ms);
 
+    // Merges entries this node saved in an earlier life (its view as last
+    // persisted), as if heard now; newer gossip supersedes them as usual.
+    void restore(const std::vector<MemberState>& entries, uint64_t now_ms) {
+        merge_entries(entries, now_ms);
+    }
+
     // This node's own entry (each spreads with the next rounds).
     void declare(MemberStatus status) { view_.declare(status); }
     void set_tokens(std::vector<uint64_t> tokens) { view_.set_tokens(std::move(tokens)); }

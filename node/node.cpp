@@ -20,6 +20,10 @@ constexpr std::string_view kTokensMetaKey = "tokens";
 // The status this node last declared (joining, up, leaving, left), so that a
 // restart resumes a join or a leave instead of starting over as up.
 constexpr std::string_view kStatusMetaKey = "status";
+// The other members as last seen (endpoint, status, tokens), so that a
+// restarted node routes by the ring it knew, not by a ring of itself alone
+// until gossip reaches it (nobody may talk to a restarted seed for rounds).
+constexpr std::string_view kViewMetaKey = "view";
 
 static_assert(proto::kGossipPayloadBytesMax == gossip::kGossipFrameBytesMax);
 
@@ -649,12 +653,25 @@ Status Node::start_gossip() {
             }
         }
     }
-    for (const auto& seed : config_.seeds)
+    for (const auto& seed : config_.seeds) {
         seeds_elsewhere_ = seeds_elsewhere_ || seed != config_.endpoint;
+        self_is_seed_ = self_is_seed_ || seed == config_.endpoint;
+    }
     gossip_rng_.seed(env_.random_u64());
     gossiper_ = std::make_unique<gossip::Gossiper>(config_.gossip, std::move(self), config_.seeds,
                                                    env_.now_ms());
     membership_ = &gossiper_->view();
+    auto saved_view = env_.read(Space::meta, kViewMetaKey);
+    if (!saved_view) return saved_view.status();
+    if (saved_view.value()) {
+        auto decoded = gossip::decode(*saved_view.value());
+        if (decoded && std::holds_alternative<gossip::GossipAck2>(decoded.value())) {
+            gossiper_->restore(std::get<gossip::GossipAck2>(decoded.value()).entries,
+                               env_.now_ms());
+        } else {
+            log(LogLevel::warn, "the saved cluster view is unreadable; waiting for gossip");
+        }
+    }
     load_handoffs();
     log(LogLevel::info, "gossip: incarnation " + std::to_string(incarnation) + ", " +
                             std::to_string(gossiper_->view().self().tokens.size()) +
@@ -677,6 +694,17 @@ void Node::persist_incarnation(uint64_t incarnation) {
     persisted_incarnation_ = incarnation;
 }
 
+void Node::persist_view() {
+    gossip::GossipAck2 saved{config_.node_id, {}};
+    for (const auto& [id, s] : gossiper_->view().states()) {
+        if (id == config_.node_id) continue;
+        gossip::MemberState entry = s;
+        entry.liveness = gossip::Liveness::alive;  // a verdict of the past life's detector
+        saved.entries.push_back(std::move(entry));
+    }
+    env_.stage_write(StoreWrite{Space::meta, std::string(kViewMetaKey), gossip::encode(saved)});
+}
+
 void Node::send_gossip(std::vector<gossip::Outgoing> out) {
     // Staged before the sends: the effects contract makes it durable first.
     persist_incarnation(gossiper_->view().self().incarnation);
@@ -693,34 +721,39 @@ void Node::send_gossip(std::vector<gossip::Outgoing> out) {
 // alone, so two joiners claiming from the same ring would take the same
 // positions: joiners take turns. A joiner first listens for a few rounds after
 // it hears of the ring (so it knows the other joiners, who all talk to the
-// seeds), then waits while a live joiner with a smaller id has not claimed yet;
-// join_wait_ms bounds each wait (a joiner that died mid-join blocks no one).
-// No data moves yet (issue 5, part 2b): until streaming exists, keys the
-// joiner now owns are found by read repair from the previous replicas.
+// seeds), then waits while a live joiner with a smaller id has not claimed yet
+// (join_wait_ms bounds that wait: a joiner that died before claiming blocks no
+// one) and while another join or leave is under way (unbounded: one change
+// moves data at a time). A node that is not itself a seed never starts a
+// cluster of its own: until it hears of the ring it has nothing to serve.
 void Node::maybe_claim_tokens(uint64_t now_ms) {
     const gossip::ClusterView& view = gossiper_->view();
     if (!view.self().tokens.empty()) return;
     bool ring_known = false;
     bool earlier_joiner = false;
+    bool change_under_way = false;
     for (const auto& [id, s] : view.states()) {
         if (id == config_.node_id) continue;
         ring_known = ring_known || s.in_ring();
+        change_under_way = change_under_way || s.in_transition();
         earlier_joiner =
             earlier_joiner || (s.declared == gossip::MemberStatus::joining && s.tokens.empty() &&
                                s.liveness == gossip::Liveness::alive && id < config_.node_id);
     }
     if (ring_known && ring_known_since_ms_ == 0)
         ring_known_since_ms_ = std::max<uint64_t>(now_ms, 1);
+    // One membership change at a time, however long it takes: a joiner waits
+    // for a join or a leave under way to complete before it claims.
+    if (change_under_way) return;
     if (seeds_elsewhere_) {
-        if (!ring_known && now_ms - started_ms_ < config_.join_wait_ms) return;
+        if (!ring_known && (!self_is_seed_ || now_ms - started_ms_ < config_.join_wait_ms)) return;
         if (ring_known) {
             const uint64_t listened_ms = now_ms - ring_known_since_ms_;
             if (listened_ms < 3 * config_.gossip.interval_ms) return;
             if (earlier_joiner && listened_ms < config_.join_wait_ms) return;
         }
     }
-    // Claims against the ring as it will be, other joiners' claims included.
-    std::vector<gossip::NodeTokens> others = view.future_ring_input();
+    std::vector<gossip::NodeTokens> others = view.ring_input();
     std::erase_if(others, [&](const gossip::NodeTokens& n) { return n.id == config_.node_id; });
     std::vector<uint64_t> tokens = gossip::claim_tokens(others, config_.node_id, config_.vnodes);
     env_.stage_write(StoreWrite{Space::meta, std::string(kTokensMetaKey), encode_tokens(tokens)});
@@ -1098,6 +1131,7 @@ void Node::refresh_ring() {
             !(future_ring_.tokens() == ring_.tokens() && future_ring_.nodes() == ring_.nodes());
         ring_digest_ = ring_digest(ring_, future_ring_);
         refresh_transfers();
+        persist_view();
         return;
     }
     std::vector<std::string> ids;

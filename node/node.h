@@ -58,13 +58,14 @@ struct NodeConfig {
     std::string endpoint;
     gossip::GossipConfig gossip;
     // A fresh node claims its tokens once it has heard of the cluster through a
-    // seed, or after waiting this long without hearing anything (it then
-    // starts a cluster of its own, which gossip merges once a seed answers).
+    // seed. A seed (its own endpoint among `seeds`) that hears nothing for this
+    // long starts a cluster of its own, which gossip merges once another seed
+    // answers; a node that is not a seed waits for the ring however long.
     uint64_t join_wait_ms = 5000;
     // Range transfers (rebalancing): a page request unanswered this long is
     // sent again; a refused one (rings differ, source busy) is retried after
     // transfer_retry_ms.
-    uint64_t transfer_timeout_ms = 10000;
+    uint64_t transfer_timeout_ms = 5000;
     uint64_t transfer_retry_ms = 500;
     uint32_t stream_keys_per_page = 256;
     size_t stream_page_bytes_max = 4 << 20;
@@ -159,6 +160,7 @@ class Node {
     void send_gossip(std::vector<gossip::Outgoing> out);
     void maybe_claim_tokens(uint64_t now_ms);
     void persist_incarnation(uint64_t incarnation);
+    void persist_view();
     bool gossip_says_down(const std::string& member) const;
     void declare(gossip::MemberStatus status);
 
@@ -228,6 +230,7 @@ class Node {
     std::unique_ptr<gossip::Gossiper> gossiper_;
     std::mt19937_64 gossip_rng_;    // seeded from Env in start(): deterministic in the simulator
     bool seeds_elsewhere_ = false;  // a seed other than this node's own endpoint
+    bool self_is_seed_ = false;     // this node's own endpoint is among the seeds
     uint64_t ring_known_since_ms_ = 0;  // when a joiner first heard of a ring member
     uint64_t persisted_incarnation_ = 0;
     uint64_t ring_version_ = 0;

@@ -249,12 +249,17 @@ void Node::maybe_finish_membership_change() {
     const gossip::MemberState& self = gossiper_->view().self();
     // A joiner that restarted knows only itself until gossip answers: with no
     // ring to take ranges from it has nothing planned yet, not nothing to do.
+    // Only the active change completes (ClusterView::future_ring_input): an
+    // inert joiner is not in the future ring, an inert leaver still is.
+    const auto& future_nodes = future_ring_.nodes();
+    const bool in_future =
+        std::find(future_nodes.begin(), future_nodes.end(), config_.node_id) != future_nodes.end();
     if (self.declared == gossip::MemberStatus::joining && !self.tokens.empty() && !ring_.empty() &&
-        moving_ && !transfers_pending()) {
+        moving_ && in_future && !transfers_pending()) {
         log(LogLevel::info, "every range streamed in; up");
         return declare(gossip::MemberStatus::up);
     }
-    if (self.declared != gossip::MemberStatus::leaving) return;
+    if (self.declared != gossip::MemberStatus::leaving || !moving_ || in_future) return;
     for (const auto& need : outbound_needs_) {
         auto h = handed_off_.find(need.target);
         if (h == handed_off_.end() ||
@@ -358,8 +363,18 @@ void Node::handle(const ReplyTo& from, const proto::LeaveRequest& req) {
                           std::string(gossip::status_name(self.declared)) + ")");
     }
     bool others = false;
-    for (const auto& n : gossiper_->view().future_ring_input()) others |= n.id != config_.node_id;
+    for (const auto& n : gossiper_->view().ring_input()) others |= n.id != config_.node_id;
     if (!others) return answer(ErrorCode::invalid_argument, "the last member cannot leave");
+    // One change at a time: ranges planned against a ring that another change
+    // then alters would not reach their real owners.
+    for (const auto& [id, s] : gossiper_->view().states()) {
+        if (id != config_.node_id && s.in_transition()) {
+            return answer(ErrorCode::unavailable, "another membership change is under way (" + id +
+                                                      " is " +
+                                                      std::string(gossip::status_name(s.declared)) +
+                                                      "); retry once it completes");
+        }
+    }
     declare(gossip::MemberStatus::leaving);
     std::set<std::string> targets;
     for (const auto& need : outbound_needs_) targets.insert(need.target);

@@ -13,6 +13,8 @@ std::string_view violation_name(ViolationKind kind) {
             return "stale_read";
         case ViolationKind::divergence:
             return "divergence";
+        case ViolationKind::unsettled:
+            return "unsettled";
     }
     return "?";
 }

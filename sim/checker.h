@@ -11,7 +11,10 @@
 //    nor follows a write (started before the get ended) that transitively
 //    superseded it;
 //  - divergence: the replicas of a key (its preference list) do not hold the same
-//    object at the end.
+//    object at the end;
+//  - unsettled (found by the simulation, not here): with gossip membership, the
+//    cluster did not settle on one ring with every join and leave complete
+//    within the quiet phase's bound, so there is no final ring to judge.
 // Pure: the same inputs give the same violations in the same order.
 #pragma once
 
@@ -27,14 +30,16 @@
 namespace kv::sim {
 
 // A key's replicas at the end of a run: each home replica's stored object
-// (nullopt: it stores nothing for the key).
+// (nullopt: it stores nothing for the key). The home replicas are the key's
+// preference list in the ring the cluster ended with (with gossip membership,
+// the ring after every join and leave, not the initial member list).
 struct ReplicaState {
     std::string node_id;
     std::optional<node::Object> object;
 };
 using FinalState = std::map<std::string, std::vector<ReplicaState>>;
 
-enum class ViolationKind : uint8_t { lost_write, stale_read, divergence };
+enum class ViolationKind : uint8_t { lost_write, stale_read, divergence, unsettled };
 std::string_view violation_name(ViolationKind kind);
 
 struct Violation {

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
     po::options_description desc(
         "kvsim: deterministic simulation of a kv cluster under faults\n"
         "usage: kvsim --seed S [--nodes N] [--clients C] [--duration SECONDS] [--faults LIST]\n"
+        "             [--gossip [--joins J] [--leaves L]]\n"
         "options");
     desc.add_options()("help,h", "this help")                                                     //
         ("seed", po::value<uint64_t>()->default_value(1), "the run's only source of randomness")  //
@@ -28,7 +29,12 @@ int main(int argc, char** argv) {
         ("keys", po::value<uint32_t>(), "size of the key set (default 6)")             //
         ("replicas", po::value<uint32_t>(), "n, replicas per key (default 3)")         //
         ("no-blind-deletes", "the workload always deletes with a context")             //
-        ("history", "print the whole history")                                         //
+        ("gossip", "gossip membership through the seed n1 instead of a static list")   //
+        ("joins", po::value<uint32_t>(),
+         "the last J nodes start during the workload and join (needs --gossip)")  //
+        ("leaves", po::value<uint32_t>(),
+         "ask up to L members to leave during the workload (needs --gossip)")  //
+        ("history", "print the whole history")                                 //
         ("trace", "print every message to stderr as it is handled");
     po::variables_map vm;
     try {
@@ -83,6 +89,13 @@ int main(int argc, char** argv) {
     }
     options.trace = vm.count("trace") != 0;
     if (vm.count("no-blind-deletes")) options.blind_deletes = false;
+    if (vm.count("gossip")) options.gossip = true;
+    if (vm.count("joins")) options.joins = vm["joins"].as<uint32_t>();
+    if (vm.count("leaves")) options.leaves = vm["leaves"].as<uint32_t>();
+    if (Status valid = sim::validate(options); !valid.ok()) {
+        std::cerr << "kvsim: " << valid.message() << "\n";
+        return 2;
+    }
     const sim::SimResult result = sim::run_simulation(options);
     if (vm.count("history")) {
         for (const auto& e : result.history.entries) std::cout << sim::describe(e) << "\n";

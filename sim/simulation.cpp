@@ -5,7 +5,9 @@
 #include <chrono>
 #include <cstdio>
 #include <optional>
+#include <set>
 
+#include "gossip/cluster_view.h"
 #include "ring/ring.h"
 
 namespace kv::sim {
@@ -69,6 +71,14 @@ SimOptions preset_options(uint32_t nodes, uint32_t clients, uint64_t duration_s,
     o.keys = keys;
     return o;
 }
+SimOptions membership_options(uint32_t nodes, uint32_t clients, uint64_t duration_s,
+                              const char* faults, uint32_t joins, uint32_t leaves) {
+    SimOptions o = preset_options(nodes, clients, duration_s, faults);
+    o.gossip = true;
+    o.joins = joins;
+    o.leaves = leaves;
+    return o;
+}
 }  // namespace
 
 const std::vector<Preset>& presets() {
@@ -86,6 +96,10 @@ const std::vector<Preset>& presets() {
              preset_options(5, 12, 20, "all", 2)},
             {"small", "3 nodes, 4 clients, 10 s under every fault",
              preset_options(3, 4, 10, "all")},
+            {"membership",
+             "gossip membership, 5 nodes of which 2 join late and 1 leaves, under crashes, "
+             "partitions, loss and duplication",
+             membership_options(5, 8, 60, "partition,crash,loss,dup", 2, 1)},
         };
         for (auto& preset : p) preset.options.preset = preset.name;
         return p;
@@ -105,7 +119,24 @@ std::string replay_command(const SimOptions& o) {
            " --clients " + std::to_string(o.clients) + " --duration " +
            std::to_string(o.duration_s) + " --faults " + faults_text(o.faults) + " --keys " +
            std::to_string(o.keys) + " --replicas " + std::to_string(o.n_replicas) +
-           (o.blind_deletes ? "" : " --no-blind-deletes");
+           (o.blind_deletes ? "" : " --no-blind-deletes") +
+           (o.gossip ? " --gossip --joins " + std::to_string(o.joins) + " --leaves " +
+                           std::to_string(o.leaves)
+                     : "");
+}
+
+Status validate(const SimOptions& o) {
+    if (o.nodes < 1 || o.keys < 1)
+        return Status(ErrorCode::invalid_argument, "at least one node and one key");
+    if ((o.joins > 0 || o.leaves > 0) && !o.gossip)
+        return Status(ErrorCode::invalid_argument,
+                      "joins and leaves need gossip membership (--gossip)");
+    // n1 is the seed every node joins through: it must be there from the start.
+    if (o.joins >= o.nodes)
+        return Status(ErrorCode::invalid_argument,
+                      "joins must be fewer than nodes (n1, the seed, starts first)");
+    if (o.leaves > o.nodes) return Status(ErrorCode::invalid_argument, "leaves exceed nodes");
+    return {};
 }
 
 // ---- one run -----------------------------------------------------------------------
@@ -127,6 +158,24 @@ constexpr uint64_t kFaultMsMax = 4000;
 constexpr uint64_t kSettleMs = 5000;
 constexpr uint64_t kRepairDeadlineMs = 5000;
 constexpr int kRepairAttempts = 4;
+// Membership (gossip runs). Bounds on the waits for the initial members to come
+// up and, in the quiet phase, for every join and leave to complete: generous
+// against the node's own timers (gossip rounds of 1 s, transfer pages retried
+// after 10 s without an answer), so a run that needs more is stuck, not slow.
+constexpr uint64_t kFormMsMax = 60'000;
+constexpr uint64_t kMembershipSettleMsMax = 120'000;
+constexpr uint64_t kMembershipCheckMs = 100;
+// Joins start and leaves are asked within these fractions of the workload, so
+// they happen under the faults, with time left for faults after them.
+constexpr uint64_t kMembershipFromPermille = 100;
+constexpr uint64_t kJoinUntilPermille = 400;
+constexpr uint64_t kLeaveUntilPermille = 800;
+// A leave that cannot be asked yet (too few members would remain, no member
+// up) or was refused is tried again after this long.
+constexpr uint64_t kLeaveRetryMsMin = 500;
+constexpr uint64_t kLeaveRetryMsMax = 2000;
+const std::string kRepairClient = "repair";
+const std::string kAdminClient = "admin";
 
 enum class FollowUp : uint8_t { none, put, del };
 
@@ -165,6 +214,20 @@ class Run {
     void complete(Client& c, const proto::Message* reply);
     void after(Client& c);
 
+    // Membership nemesis (gossip runs).
+    void schedule_membership();
+    void start_late(size_t node);
+    void try_leave();
+    void send_leave();
+    void on_admin_reply(const proto::Message& m);
+    bool leave_keeps_enough_members(size_t node);
+    // Empty when every started node is up, declared up or left, has no transfers
+    // pending, a ring that is not moving, and the same view of everyone's
+    // status and tokens and the same ring as the others; else what is not so.
+    std::string membership_problem();
+    bool wait_for_membership(uint64_t ms_max);
+    ring::Ring final_ring();
+
     // Nemesis.
     void nemesis_step();
     void inject_partition();
@@ -189,6 +252,16 @@ class Run {
     std::map<uint64_t, std::vector<std::pair<size_t, size_t>>> partitions_;
     uint32_t loss_periods_active_ = 0;
     uint32_t dup_periods_active_ = 0;
+    std::vector<bool> started_;  // false for a late node not started yet
+    std::vector<size_t> started_list_;
+    // Members sent a LeaveRequest (counted as leaving from then on), and those
+    // that accepted it (they must end up left).
+    std::set<size_t> leave_asked_;
+    std::set<size_t> leave_accepted_;
+    uint32_t leaves_to_ask_ = 0;
+    std::optional<size_t> leave_target_;  // the LeaveRequest in flight
+    uint64_t leave_request_id_ = 0;
+    std::string not_formed_;
     std::optional<proto::Message> repair_reply_;
     uint64_t repair_request_id_ = 0;
     uint64_t repair_requests_ = 0;
@@ -200,6 +273,7 @@ ClusterOptions cluster_options(const SimOptions& o) {
     c.nodes = o.nodes;
     c.node_config.n_replicas = o.n_replicas;
     c.trace_to_stderr = o.trace;
+    if (o.gossip) c.node_config.seeds = {"sim://n1"};
     c.latency_ms_min = 1;
     c.latency_ms_max = 5;
     // A thin tail of slow messages is part of every network: it reorders.
@@ -217,6 +291,17 @@ ClusterOptions cluster_options(const SimOptions& o) {
 Run::Run(const SimOptions& options) : options_(options), cluster_(cluster_options(options)) {
     result_.history.n_replicas = std::min(options_.n_replicas, options_.nodes);
     result_.faults.skewed_clocks = options_.faults.skew;
+    // Late nodes were built with the others; crashed before their first tick
+    // they have said nothing to anyone, and restart() later starts them fresh.
+    started_.assign(options_.nodes, true);
+    for (size_t i = options_.nodes - options_.joins; i < options_.nodes; ++i) {
+        cluster_.crash(i);
+        started_[i] = false;
+    }
+    for (size_t i = 0; i < options_.nodes; ++i) {
+        if (started_[i]) started_list_.push_back(i);
+    }
+    leaves_to_ask_ = options_.leaves;
     for (uint32_t i = 0; i < options_.clients; ++i) {
         Client c;
         c.id = i + 1;
@@ -257,7 +342,9 @@ void Run::issue(Client& c, OpKind kind, const std::string& key, std::optional<st
     HistoryEntry e;
     e.index = result_.history.entries.size();
     e.client = c.id;
-    e.node = static_cast<uint32_t>(uniform(0, options_.nodes - 1));
+    // Any started node coordinates, left ones included (a left node keeps
+    // running and still coordinates; it only stops being a replica).
+    e.node = static_cast<uint32_t>(started_list_[uniform(0, started_list_.size() - 1)]);
     e.kind = kind;
     e.key = key;
     e.context = std::move(context);
@@ -295,9 +382,15 @@ void Run::issue(Client& c, OpKind kind, const std::string& key, std::optional<st
 }
 
 void Run::on_reply(const std::string& client, const proto::Message& m) {
-    if (client == "repair") {
+    if (client == kRepairClient) {
         if (proto::request_id(m) == repair_request_id_) repair_reply_ = m;
         cluster_.take_replies(client);
+        return;
+    }
+    if (client == kAdminClient) {
+        const proto::Message reply = m;
+        cluster_.take_replies(client);
+        on_admin_reply(reply);
         return;
     }
     auto it = client_index_.find(client);
@@ -419,12 +512,14 @@ void Run::apply_partitions() {
 }
 
 void Run::inject_crash() {
+    // Joining and leaving members too: their transfers must survive a crash.
     std::vector<size_t> up;
-    for (size_t i = 0; i < cluster_.size(); ++i) {
+    for (size_t i : started_list_) {
         if (cluster_.is_up(i)) up.push_back(i);
     }
-    // Keep a majority up, or most requests would only fail.
-    if (up.size() * 2 <= cluster_.size() + 1 && up.size() < cluster_.size()) return;
+    // Keep a majority of the started nodes up, or most requests would only fail.
+    const size_t started = started_list_.size();
+    if (up.size() * 2 <= started + 1 && up.size() < started) return;
     const size_t victim = up[uniform(0, up.size() - 1)];
     cluster_.crash(victim);
     ++result_.faults.crashes;
@@ -464,7 +559,172 @@ void Run::stop_faults() {
     loss_periods_active_ = 0;
     dup_periods_active_ = 0;
     cluster_.unpause_all();
-    for (size_t i = 0; i < cluster_.size(); ++i) cluster_.restart(i);
+    for (size_t i : started_list_) cluster_.restart(i);
+}
+
+// ---- membership nemesis ---------------------------------------------------------------
+
+void Run::schedule_membership() {
+    const uint64_t duration_ms = options_.duration_s * 1000;
+    const uint64_t from_ms = duration_ms * kMembershipFromPermille / 1000;
+    for (size_t i = options_.nodes - options_.joins; i < options_.nodes; ++i) {
+        cluster_.at(uniform(from_ms, duration_ms * kJoinUntilPermille / 1000),
+                    [this, i] { start_late(i); });
+    }
+    for (uint32_t l = 0; l < options_.leaves; ++l) {
+        cluster_.at(uniform(from_ms, duration_ms * kLeaveUntilPermille / 1000),
+                    [this] { try_leave(); });
+    }
+}
+
+void Run::start_late(size_t i) {
+    assert(!started_[i]);
+    if (options_.trace)
+        std::fprintf(stderr, "%8llu JOIN %s\n", static_cast<unsigned long long>(cluster_.now_ms()),
+                     cluster_.node_id(i).c_str());
+    started_[i] = true;
+    started_list_.push_back(i);
+    std::sort(started_list_.begin(), started_list_.end());
+    cluster_.restart(i);
+    ++result_.faults.joins;
+}
+
+bool Run::leave_keeps_enough_members(size_t i) {
+    // Counted twice: by what the nemesis did (a started joiner will be a
+    // member, an asked leaver will not) and by the leaver's own view.
+    const size_t members = started_list_.size() - leave_asked_.size();
+    if (members < options_.n_replicas + 1) return false;
+    return cluster_.node(i).gossiper()->view().future_ring_input().size() >=
+           options_.n_replicas + 1;
+}
+
+void Run::try_leave() {
+    if (stopping_ || leaves_to_ask_ == 0) return;
+    if (leave_target_) {
+        // One leave asked at a time; this one waits its turn.
+        cluster_.at(uniform(kLeaveRetryMsMin, kLeaveRetryMsMax), [this] { try_leave(); });
+        return;
+    }
+    std::vector<size_t> candidates;
+    for (size_t i : started_list_) {
+        if (!cluster_.is_up(i) || leave_asked_.count(i)) continue;
+        const auto& self = cluster_.node(i).gossiper()->view().self();
+        if (self.declared != gossip::MemberStatus::up) continue;
+        if (leave_keeps_enough_members(i)) candidates.push_back(i);
+    }
+    if (candidates.empty()) {
+        cluster_.at(uniform(kLeaveRetryMsMin, kLeaveRetryMsMax), [this] { try_leave(); });
+        return;
+    }
+    const size_t victim = candidates[uniform(0, candidates.size() - 1)];
+    --leaves_to_ask_;
+    leave_asked_.insert(victim);
+    leave_target_ = victim;
+    send_leave();
+}
+
+void Run::send_leave() {
+    assert(leave_target_);
+    const size_t victim = *leave_target_;
+    if (options_.trace)
+        std::fprintf(stderr, "%8llu LEAVE %s\n", static_cast<unsigned long long>(cluster_.now_ms()),
+                     cluster_.node_id(victim).c_str());
+    leave_request_id_ = (uint64_t{1} << 61) + ++result_.faults.leave_requests;
+    cluster_.client_send(victim, kAdminClient, proto::LeaveRequest{leave_request_id_});
+    const uint64_t request_id = leave_request_id_;
+    // Unanswered (lost, or the member crashed): asked again, as an operator
+    // would; the node answers a repeated request with ok ("already leaving").
+    cluster_.at(kClientTimeoutMs, [this, request_id] {
+        if (leave_request_id_ != request_id || !leave_target_) return;
+        if (stopping_) {
+            // Still counted as asked: it may have arrived; if it did, the
+            // member ends up left (collect_final_state counts it then).
+            leave_target_.reset();
+            return;
+        }
+        send_leave();
+    });
+}
+
+void Run::on_admin_reply(const proto::Message& m) {
+    if (!leave_target_ || proto::request_id(m) != leave_request_id_) return;
+    const size_t victim = *leave_target_;
+    leave_target_.reset();
+    const auto* admin = std::get_if<proto::AdminResponse>(&m);
+    if (admin != nullptr && admin->code == ErrorCode::ok) {
+        leave_accepted_.insert(victim);
+        return;
+    }
+    // Refused (it restarted joining, say): someone else leaves instead, later.
+    leave_asked_.erase(victim);
+    ++leaves_to_ask_;
+    cluster_.at(uniform(kLeaveRetryMsMin, kLeaveRetryMsMax), [this] { try_leave(); });
+}
+
+std::string Run::membership_problem() {
+    for (size_t i : started_list_) {
+        if (!cluster_.is_up(i)) return cluster_.node_id(i) + " is down";
+    }
+    std::optional<size_t> reference;  // the first node not left: whose ring the others match
+    for (size_t i : started_list_) {
+        node::Node& n = cluster_.node(i);
+        const std::string& id = cluster_.node_id(i);
+        const gossip::MemberState& self = n.gossiper()->view().self();
+        if (self.declared == gossip::MemberStatus::joining)
+            return id + " still joining" + (self.tokens.empty() ? " (no tokens claimed)" : "");
+        if (self.declared == gossip::MemberStatus::leaving) return id + " still leaving";
+        if (leave_accepted_.count(i) && self.declared != gossip::MemberStatus::left)
+            return id + " accepted to leave but is " +
+                   std::string(gossip::status_name(self.declared));
+        if (n.transfers_pending()) return id + " has transfers pending";
+        if (n.ring().tokens() != n.future_ring().tokens()) return id + "'s ring is still moving";
+        for (size_t j : started_list_) {
+            const gossip::MemberState& truth = cluster_.node(j).gossiper()->view().self();
+            const gossip::MemberState* seen = n.gossiper()->view().find(cluster_.node_id(j));
+            if (seen == nullptr) return id + " does not know " + cluster_.node_id(j);
+            if (seen->declared != truth.declared || seen->tokens != truth.tokens)
+                return id + " sees " + cluster_.node_id(j) + " as " +
+                       std::string(gossip::status_name(seen->declared)) + " with " +
+                       std::to_string(seen->tokens.size()) + " tokens (it is " +
+                       std::string(gossip::status_name(truth.declared)) + " with " +
+                       std::to_string(truth.tokens.size()) + ")";
+        }
+        if (self.declared == gossip::MemberStatus::left) continue;
+        if (!reference) {
+            reference = i;
+            continue;
+        }
+        const ring::Ring& r = cluster_.node(*reference).ring();
+        if (n.ring().tokens() != r.tokens() || n.ring().nodes() != r.nodes())
+            return id + "'s ring differs from " + cluster_.node_id(*reference) + "'s";
+    }
+    if (!reference) return "every node left";
+    return {};
+}
+
+bool Run::wait_for_membership(uint64_t ms_max) {
+    const uint64_t end_ms = cluster_.now_ms() + ms_max;
+    while (!membership_problem().empty()) {
+        if (cluster_.now_ms() >= end_ms) return false;
+        cluster_.run_for(kMembershipCheckMs);
+    }
+    return true;
+}
+
+ring::Ring Run::final_ring() {
+    if (!options_.gossip) {
+        std::vector<std::string> ids;
+        for (size_t i = 0; i < cluster_.size(); ++i) ids.push_back(cluster_.node_id(i));
+        return ring::Ring(ids, cluster_.options().node_config.vnodes);
+    }
+    // Settled, every node's ring is this one (membership_problem).
+    for (size_t i : started_list_) {
+        if (!cluster_.is_up(i)) continue;
+        if (cluster_.node(i).gossiper()->view().self().declared == gossip::MemberStatus::left)
+            continue;
+        return cluster_.node(i).ring();
+    }
+    return ring::Ring();
 }
 
 // ---- quiet phase --------------------------------------------------------------------
@@ -472,13 +732,13 @@ void Run::stop_faults() {
 void Run::repair_reads() {
     for (uint32_t k = 0; k < options_.keys; ++k) {
         const std::string key = "k" + std::to_string(k);
-        for (size_t node = 0; node < cluster_.size(); ++node) {
+        for (size_t node : started_list_) {
             bool done = false;
             for (int attempt = 0; attempt < kRepairAttempts && !done; ++attempt) {
                 repair_reply_.reset();
                 repair_request_id_ = (uint64_t{1} << 62) + ++repair_requests_;
                 cluster_.client_send(
-                    node, "repair",
+                    node, kRepairClient,
                     proto::GetRequest{repair_request_id_, key,
                                       proto::Consistency{proto::Level::all, 0, false},
                                       kRepairDeadlineMs});
@@ -496,11 +756,26 @@ void Run::repair_reads() {
 void Run::collect_final_state() {
     std::vector<std::string> ids;
     for (size_t i = 0; i < cluster_.size(); ++i) ids.push_back(cluster_.node_id(i));
-    const ring::Ring ring(ids, cluster_.options().node_config.vnodes);
+    const ring::Ring ring = final_ring();
+    result_.membership.ring = ring.nodes();
+    if (options_.gossip) {
+        for (size_t i : started_list_) {
+            const bool left =
+                cluster_.is_up(i) &&
+                cluster_.node(i).gossiper()->view().self().declared == gossip::MemberStatus::left;
+            if (left) result_.membership.left.push_back(cluster_.node_id(i));
+            // Accepted, or asked with the answer lost and left anyway.
+            if (leave_accepted_.count(i) || (left && leave_asked_.count(i)))
+                ++result_.faults.leaves;
+        }
+    }
+    if (ring.empty()) return;
+    const uint32_t n =
+        std::min<uint32_t>(options_.n_replicas, static_cast<uint32_t>(ring.nodes().size()));
     for (uint32_t k = 0; k < options_.keys; ++k) {
         const std::string key = "k" + std::to_string(k);
         auto& replicas = result_.final_state[key];
-        for (const auto& id : ring.preference_list(key, result_.history.n_replicas)) {
+        for (const auto& id : ring.preference_list(key, n)) {
             const size_t i =
                 static_cast<size_t>(std::find(ids.begin(), ids.end(), id) - ids.begin());
             ReplicaState state{id, std::nullopt};
@@ -518,24 +793,55 @@ void Run::collect_final_state() {
 
 SimResult Run::go() {
     const auto real_start = std::chrono::steady_clock::now();
+    if (options_.gossip) {
+        // The workload starts on a formed cluster: the initial members found
+        // each other through the seed, claimed tokens and are all up.
+        result_.membership.formed = wait_for_membership(kFormMsMax);
+        if (!result_.membership.formed) not_formed_ = membership_problem();
+    }
     for (auto& c : clients_) {
         const size_t ci = client_index_[c.name];
         cluster_.at(uniform(0, 50), [this, ci] { start_next(clients_[ci]); });
     }
     cluster_.at(uniform(kFaultGapMsMin, kFaultGapMsMax), [this] { nemesis_step(); });
+    if (options_.gossip) schedule_membership();
     cluster_.run_for(options_.duration_s * 1000);
     stopping_ = true;
     // Let requests in flight finish or time out under the same faults.
     cluster_.run_for(kClientTimeoutMs + 100);
     stop_faults();
     cluster_.run_for(kSettleMs);
+    std::string unsettled;
+    if (options_.gossip) {
+        const uint64_t wait_from_ms = cluster_.now_ms();
+        result_.membership.settled = wait_for_membership(kMembershipSettleMsMax);
+        result_.membership.settle_ms = cluster_.now_ms() - wait_from_ms;
+        if (!result_.membership.settled) unsettled = membership_problem();
+    }
     repair_reads();
     cluster_.run_for(1000);
     collect_final_state();
     result_.simulated_ms = cluster_.now_ms();
     result_.network = cluster_.network_stats();
     result_.digest = digest(result_.history);
-    result_.violations = check(result_.history, result_.final_state);
+    if (!result_.membership.formed && options_.gossip) {
+        result_.violations.push_back(
+            Violation{ViolationKind::unsettled, "", {}, "membership did not form: " + not_formed_});
+    }
+    if (unsettled.empty()) {
+        for (auto& v : check(result_.history, result_.final_state))
+            result_.violations.push_back(std::move(v));
+    } else {
+        // No final ring to judge replicas by: only the history is checked.
+        result_.violations.push_back(Violation{ViolationKind::unsettled,
+                                               "",
+                                               {},
+                                               "membership did not settle within " +
+                                                   std::to_string(kMembershipSettleMsMax / 1000) +
+                                                   " s: " + unsettled});
+        for (auto& v : check_read_your_writes(result_.history))
+            result_.violations.push_back(std::move(v));
+    }
     result_.real_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - real_start).count();
     return std::move(result_);
@@ -544,7 +850,7 @@ SimResult Run::go() {
 }  // namespace
 
 SimResult run_simulation(const SimOptions& options) {
-    assert(options.nodes >= 1 && options.keys >= 1);
+    assert(validate(options).ok());
     Run run(options);
     return run.go();
 }
@@ -576,6 +882,19 @@ std::string summary(const SimOptions& o, const SimResult& r, size_t violations_s
            " loss-periods=" + std::to_string(f.loss_periods) +
            " dup-periods=" + std::to_string(f.dup_periods) +
            " skewed-clocks=" + (f.skewed_clocks ? "yes" : "no") + "\n";
+    if (o.gossip) {
+        const auto& m = r.membership;
+        auto ids = [](const std::vector<std::string>& v) {
+            std::string s;
+            for (const auto& id : v) s += (s.empty() ? "" : ",") + id;
+            return s.empty() ? std::string("-") : s;
+        };
+        out += "membership: joins=" + std::to_string(f.joins) +
+               " leave-requests=" + std::to_string(f.leave_requests) +
+               " leaves=" + std::to_string(f.leaves) + " formed=" + (m.formed ? "yes" : "no") +
+               " settled=" + (m.settled ? "yes" : "no") + " in " + std::to_string(m.settle_ms) +
+               " ms; final ring " + ids(m.ring) + "; left " + ids(m.left) + "\n";
+    }
     const auto& n = r.network;
     out += "network: sent=" + std::to_string(n.messages_sent) +
            " lost=" + std::to_string(n.messages_lost) +
@@ -594,7 +913,8 @@ std::string summary(const SimOptions& o, const SimResult& r, size_t violations_s
     out += "violations: " + std::to_string(r.violations.size()) + "\n";
     for (size_t i = 0; i < r.violations.size() && i < violations_shown; ++i) {
         const Violation& v = r.violations[i];
-        out += "  " + std::string(violation_name(v.kind)) + " on " + v.key + ": " + v.what + "\n";
+        out += "  " + std::string(violation_name(v.kind)) + (v.key.empty() ? "" : " on " + v.key) +
+               ": " + v.what + "\n";
         for (uint64_t op : v.ops) out += "    " + describe(r.history.entries[op]) + "\n";
     }
     if (!r.violations.empty()) out += "replay: " + replay_command(o) + "\n";

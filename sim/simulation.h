@@ -3,6 +3,10 @@
 // chosen faults for `duration_s`, then a quiet phase (faults undone, network
 // healed, every crashed node restarted, every key read at `all` through every
 // node so read repair converges the replicas) and the checker (sim/checker.h).
+// With gossip membership the nemesis also changes the membership (nodes join
+// late, members are asked to leave), and the quiet phase first waits, bounded,
+// until the membership settles; the final state is read from the replicas of
+// the ring the cluster settled on.
 // Deterministic: the same SimOptions give the same history and digest.
 #pragma once
 
@@ -43,6 +47,15 @@ struct SimOptions {
     // node bug in docs/SIMULATOR.md ("Known bugs"): a duplicated replica write of
     // such a delete re-applies after the acknowledgement.
     bool blind_deletes = true;
+    // Membership through gossip (the seed is n1) instead of a static list;
+    // joins and leaves need it. The workload starts once the first
+    // nodes - joins members are all up.
+    bool gossip = false;
+    // The last `joins` nodes start during the workload and join the ring.
+    uint32_t joins = 0;
+    // Up to `leaves` members are asked to leave during the workload (never
+    // below n_replicas members left in the ring).
+    uint32_t leaves = 0;
     std::string preset;  // the preset the options came from, if any (for replay)
     bool trace = false;  // every message to stderr (not part of the replay)
 };
@@ -64,6 +77,18 @@ struct FaultCounts {
     uint64_t loss_periods = 0;
     uint64_t dup_periods = 0;
     bool skewed_clocks = false;
+    uint64_t joins = 0;           // late nodes started
+    uint64_t leave_requests = 0;  // LeaveRequests sent
+    uint64_t leaves = 0;          // members that accepted to leave
+};
+
+// The ring the cluster settled on (gossip runs), for summaries.
+struct MembershipOutcome {
+    bool formed = false;            // the initial members all came up
+    bool settled = false;           // the quiet phase's membership wait ended
+    uint64_t settle_ms = 0;         // how long that wait took
+    std::vector<std::string> ring;  // members of the final ring
+    std::vector<std::string> left;  // nodes that left
 };
 
 struct SimResult {
@@ -72,6 +97,7 @@ struct SimResult {
     std::vector<Violation> violations;
     uint64_t digest = 0;  // of the history
     FaultCounts faults;
+    MembershipOutcome membership;
     NetworkStats network;
     uint64_t final_reads_failed = 0;  // repair reads that never succeeded
     uint64_t simulated_ms = 0;
@@ -80,7 +106,10 @@ struct SimResult {
     std::map<std::pair<OpKind, Outcome>, uint64_t> ops;
 };
 
-// Runs the whole scenario. `node_config` tweaks go through options.n_replicas.
+// Whether the options make a runnable scenario (joins and leaves need gossip,
+// n1 is never a late node); invalid_argument naming the problem if not.
+Status validate(const SimOptions& options);
+// Runs the whole scenario (options must validate).
 SimResult run_simulation(const SimOptions& options);
 // The kvsim command line that replays `options` exactly.
 std::string replay_command(const SimOptions& options);

@@ -162,26 +162,32 @@ TEST_CASE("members() lists token holders sorted by id; version() tracks them") {
         for (const auto& n : input) out.push_back(n.id);
         return out;
     };
-    // Leaving: in the ring until its data moved; not in the ring after.
+    // Leaving: in the ring until its data moved; not in the ring after. One
+    // change at a time: c (the smaller id) is active, joiner m waits.
     CHECK(input_ids(view.ring_input()) == std::vector<std::string>{"b", "c", "z"});
+    CHECK(view.active_change() == "c");
+    CHECK(input_ids(view.future_ring_input()) == std::vector<std::string>{"b", "z"});
+    view.merge(member("c", 1, 1, MemberStatus::left));
+    CHECK(view.active_change() == "m");
     CHECK(input_ids(view.future_ring_input()) == std::vector<std::string>{"b", "m", "z"});
     const uint64_t v1 = view.version();
     CHECK(v1 != v0);
     view.merge(member("z", 1, 1));  // heartbeat only
     view.raise_liveness("z", Liveness::down);
     CHECK(view.version() == v1);  // down members keep their ranges
-    CHECK(view.members().size() == 4);
+    CHECK(view.members().size() == 3);
     const uint64_t views = view.view_version();
     view.beat();
     CHECK(view.view_version() != views);
     CHECK(view.version() == v1);
     view.declare(MemberStatus::up);  // joining -> up changes the ring, not the members
     CHECK(view.version() != v1);
-    CHECK(view.members().size() == 4);
-    CHECK(view.ring_input().size() == 4);
-    view.merge(member("b", 1, 2, MemberStatus::left));
     CHECK(view.members().size() == 3);
     CHECK(view.ring_input().size() == 3);
+    CHECK(view.active_change().empty());
+    view.merge(member("b", 1, 2, MemberStatus::left));
+    CHECK(view.members().size() == 2);
+    CHECK(view.ring_input().size() == 2);
 }
 
 TEST_CASE("the view holds at most members_max members") {

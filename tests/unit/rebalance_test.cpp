@@ -207,3 +207,25 @@ TEST_CASE("leave is refused where it cannot work", "[rebalance]") {
     CHECK(r.code == ErrorCode::invalid_argument);
     CHECK(r.message.find("static member list") != std::string::npos);
 }
+
+TEST_CASE("a restarted node routes by the ring it knew, before gossip reaches it", "[rebalance]") {
+    sim::Cluster c(gossip_options(4, 37));
+    REQUIRE(c.run_until([&] { return all_joined(c); }, 20000));
+    REQUIRE(put(c, 1, "k", "v").code == ErrorCode::ok);
+    const ring::Ring ring = c.node(0).ring();
+    c.crash(0);
+    c.partition({0}, false);  // n1, the seed, hears from nobody after its restart
+    c.restart(0);
+    c.run_for(100);
+    CHECK(c.node(0).ring().nodes() == ring.nodes());
+    CHECK(c.node(0).ring().tokens() == ring.tokens());
+    // Alone, it cannot meet quorum: it fails instead of answering from itself.
+    auto alone = get(c, 0, "k");
+    CHECK((alone.code == ErrorCode::unavailable || alone.code == ErrorCode::timeout));
+    c.heal();
+    REQUIRE(c.run_until([&] { return all_joined(c); }, 20000));
+    c.run_for(1500);  // a ping round: the ping detector hears the others again
+    auto healed = get(c, 0, "k");
+    INFO(error_name(healed.code) << ": " << healed.message);
+    CHECK(healed.values == Values{"v"});
+}
