@@ -49,38 +49,49 @@ std::vector<u128> loads(const std::vector<Placed>& tokens, size_t node_count) {
     return owned;
 }
 
-std::vector<uint64_t> evenly_spaced(std::string_view id, uint32_t vnodes) {
-    const uint64_t offset = ring::hash64(id);
-    const uint64_t step = static_cast<uint64_t>(kRingSize / vnodes);
+// The share of the ring (0..1) each node replicates with n replicas, by index
+// in r.nodes(): every range counts for each node of its preference list.
+std::vector<double> replica_shares(const ring::Ring& r, uint32_t n) {
+    std::vector<double> shares(r.nodes().size(), 0.0);
+    const auto& tokens = r.tokens();
+    for (size_t i = 0; i < tokens.size(); ++i) {
+        const uint64_t prev = tokens[i == 0 ? tokens.size() - 1 : i - 1].position;
+        const double length =
+            tokens.size() == 1
+                ? 1.0
+                : static_cast<double>(static_cast<uint64_t>(tokens[i].position - prev)) / 0x1p64;
+        for (const auto& id : r.preference_list_for_hash(tokens[i].position, n)) {
+            const auto at = std::lower_bound(r.nodes().begin(), r.nodes().end(), id);
+            shares[static_cast<size_t>(at - r.nodes().begin())] += length;
+        }
+    }
+    return shares;
+}
+
+// (max - min) / mean of the shares.
+double spread(const std::vector<double>& shares) {
+    if (shares.empty()) return 0;
+    const auto [lo, hi] = std::minmax_element(shares.begin(), shares.end());
+    double sum = 0;
+    for (double s : shares) sum += s;
+    return (*hi - *lo) / (sum / static_cast<double>(shares.size()));
+}
+
+std::vector<uint64_t> salted_tokens(std::string_view id, uint32_t salt, uint32_t vnodes) {
     std::vector<uint64_t> tokens;
-    for (uint32_t i = 0; i < vnodes; ++i) tokens.push_back(offset + step * i);
+    for (uint32_t i = 0; i < vnodes; ++i) {
+        tokens.push_back(
+            ring::hash64(std::string(id) + "#" + std::to_string(salt) + "#" + std::to_string(i)));
+    }
+    std::sort(tokens.begin(), tokens.end());
+    tokens.erase(std::unique(tokens.begin(), tokens.end()), tokens.end());
     return tokens;
 }
 
-// Index of the most-loaded node other than `skip` (ties: smallest id).
-uint32_t most_loaded(const std::vector<u128>& owned, uint32_t skip) {
-    uint32_t best = skip == 0 ? 1 : 0;
-    for (uint32_t n = 0; n < owned.size(); ++n) {
-        if (n != skip && owned[n] > owned[best]) best = n;
-    }
-    return best;
-}
-
-// Index of `node`'s largest range (ties: lowest position).
-size_t largest_range(const std::vector<Placed>& tokens, uint32_t node) {
-    size_t best = tokens.size();
-    u128 best_length = 0;
-    for (size_t i = 0; i < tokens.size(); ++i) {
-        if (tokens[i].node != node) continue;
-        const u128 length = range_length(tokens, i);
-        if (best == tokens.size() || length > best_length) {
-            best = i;
-            best_length = length;
-        }
-    }
-    assert(best < tokens.size());
-    return best;
-}
+// Candidate token sets tried per claim: as many as keep one claim's work near
+// kClaimWorkMax preference lists (a 5-node ring tries 32, a 200-node ring 1).
+constexpr size_t kClaimWorkMax = 60000;
+constexpr size_t kCandidatesMax = 32;
 
 }  // namespace
 
@@ -113,42 +124,33 @@ std::vector<double> token_ownership(const std::vector<NodeTokens>& nodes) {
 }
 
 std::vector<uint64_t> claim_tokens(const std::vector<NodeTokens>& ring, std::string_view joiner_id,
-                                   uint32_t vnodes) {
+                                   uint32_t vnodes, uint32_t replicas) {
     assert(vnodes > 0);
-    std::vector<NodeTokens> nodes;
+    assert(replicas > 0);
+    std::vector<std::pair<std::string, std::vector<uint64_t>>> input;
+    size_t token_count = vnodes;
     for (const auto& n : ring) {
         assert(n.id != joiner_id);
-        if (!n.tokens.empty()) nodes.push_back(n);
+        if (n.tokens.empty()) continue;
+        input.emplace_back(n.id, n.tokens);
+        token_count += n.tokens.size();
     }
-    if (nodes.empty()) return evenly_spaced(joiner_id, vnodes);
-    std::sort(nodes.begin(), nodes.end(),
-              [](const NodeTokens& a, const NodeTokens& b) { return a.id < b.id; });
-
-    // The joiner is placed after the others: on a tied position it never wins,
-    // but claims are strictly inside ranges so ties do not arise.
-    const uint32_t joiner = static_cast<uint32_t>(nodes.size());
-    std::vector<Placed> tokens = place(nodes);
-    std::vector<u128> owned = loads(tokens, nodes.size() + 1);
-    const u128 slice = kRingSize / (u128{nodes.size() + 1} * vnodes);
-
-    std::vector<uint64_t> claimed;
-    for (uint32_t v = 0; v < vnodes; ++v) {
-        const uint32_t donor = most_loaded(owned, joiner);
-        const size_t at = largest_range(tokens, donor);
-        const u128 length = range_length(tokens, at);
-        if (length < 2) break;  // nothing left to split: a degenerate, tiny ring
-        const u128 take = std::min(slice, length - 1);
-        const uint64_t start = tokens[at == 0 ? tokens.size() - 1 : at - 1].position;
-        const uint64_t position = start + static_cast<uint64_t>(take);
-        // The joiner now owns (start, position]; the donor keeps (position, end].
-        owned[donor] -= take;
-        owned[joiner] += take;
-        const Placed placed{position, joiner};
-        tokens.insert(std::upper_bound(tokens.begin(), tokens.end(), placed), placed);
-        claimed.push_back(position);
+    if (input.empty()) return salted_tokens(joiner_id, 0, vnodes);
+    const size_t candidates = std::clamp<size_t>(kClaimWorkMax / token_count, 1, kCandidatesMax);
+    std::vector<uint64_t> best;
+    double best_score = 0;
+    input.emplace_back(std::string(joiner_id), std::vector<uint64_t>{});
+    for (uint32_t salt = 0; salt < candidates; ++salt) {
+        input.back().second = salted_tokens(joiner_id, salt, vnodes);
+        const ring::Ring candidate = ring::Ring::from_tokens(input);
+        const double score =
+            std::max(spread(replica_shares(candidate, replicas)), spread(candidate.ownership()));
+        if (best.empty() || score < best_score) {
+            best = input.back().second;
+            best_score = score;
+        }
     }
-    std::sort(claimed.begin(), claimed.end());
-    return claimed;
+    return best;
 }
 
 }  // namespace kv::gossip

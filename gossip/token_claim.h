@@ -20,11 +20,17 @@ std::vector<uint64_t> default_tokens(std::string_view id, uint32_t vnodes);
 std::vector<double> token_ownership(const std::vector<NodeTokens>& nodes);
 
 // `vnodes` tokens for a node joining `ring` (whose members must not include it),
-// chosen so that it takes 1/(n+1) of the ring, each vnode taking an equal slice
-// from the largest range of the then most-loaded member: loads stay within about
-// one slice of the mean. An empty ring gets evenly spaced tokens offset by the
-// hash of the id. Deterministic: the same ring and id give the same tokens.
+// balanced for what every member serves: the share of keys it replicates with
+// `replicas` copies (and its share as first replica). Claims are hashed
+// positions, hash64(id + "#" + salt + "#" + i); of several salts the one whose
+// ring is most even wins (up to 32, fewer as the ring grows, where hashed
+// positions even out by themselves). Splitting the most-loaded member's ranges
+// instead balances first replicas exactly but, the joiner always landing just
+// before the member it takes from, skews replica load (0.50 to 0.92 of keys with
+// n = 3 on 4 nodes, against 0.74 to 0.76 here). An empty ring gets the tokens of
+// salt 0 (evenly spaced ones would skew every hashed claim after them).
+// Deterministic: the same ring, id and counts give the same tokens.
 std::vector<uint64_t> claim_tokens(const std::vector<NodeTokens>& ring, std::string_view joiner_id,
-                                   uint32_t vnodes);
+                                   uint32_t vnodes, uint32_t replicas);
 
 }  // namespace kv::gossip

@@ -755,7 +755,8 @@ void Node::maybe_claim_tokens(uint64_t now_ms) {
     }
     std::vector<gossip::NodeTokens> others = view.ring_input();
     std::erase_if(others, [&](const gossip::NodeTokens& n) { return n.id == config_.node_id; });
-    std::vector<uint64_t> tokens = gossip::claim_tokens(others, config_.node_id, config_.vnodes);
+    std::vector<uint64_t> tokens =
+        gossip::claim_tokens(others, config_.node_id, config_.vnodes, config_.n_replicas);
     env_.stage_write(StoreWrite{Space::meta, std::string(kTokensMetaKey), encode_tokens(tokens)});
     gossiper_->set_tokens(std::move(tokens));
     // With a ring to join, the node owns nothing until its ranges streamed in

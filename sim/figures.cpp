@@ -1,6 +1,7 @@
 #include "sim/figures.h"
 
 #include <algorithm>
+#include <cassert>
 #include <functional>
 #include <map>
 #include <memory>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "gossip/cluster_view.h"
+#include "gossip/token_claim.h"
 #include "ring/ring.h"
 #include "sim/cluster.h"
 
@@ -30,7 +32,24 @@ constexpr uint64_t kDetectorWarmIntervals = 20;
 
 using TokenMap = std::map<std::string, std::vector<uint64_t>>;
 
-// The cluster's last node is started crashed: it joins when restarted.
+// Up to this many initial members claim their tokens as joiners would; larger
+// clusters take hashed positions (claims there cost more and hashed positions
+// are even anyway at 256 vnodes).
+constexpr uint32_t kClaimedMembersMax = 10;
+
+std::string encode_tokens(const std::vector<uint64_t>& tokens) {
+    std::string out;
+    for (uint64_t t : tokens) {
+        for (int b = 0; b < 8; ++b) out.push_back(static_cast<char>((t >> (8 * b)) & 0xff));
+    }
+    return out;
+}
+
+// The initial members start as members restarted with their tokens (written
+// to their stores first, as node/node.cpp keeps them: meta "tokens" and
+// "status"), so the cluster forms at once: joins move data one at a time, and
+// 200 of them in a row would take the simulator an hour of virtual time. The
+// cluster's last node is started crashed: it joins when restarted.
 std::unique_ptr<Cluster> cluster_with_late_node(uint32_t members, uint64_t seed,
                                                 const GossipSettings& settings) {
     ClusterOptions options;
@@ -38,10 +57,26 @@ std::unique_ptr<Cluster> cluster_with_late_node(uint32_t members, uint64_t seed,
     options.nodes = members + 1;
     options.node_config = gossip_node_config(settings);
     options.tick_interval_ms = settings.tick_interval_ms;
+    const uint32_t vnodes = options.node_config.vnodes;
+    const uint32_t replicas = options.node_config.n_replicas;
     auto c = std::make_unique<Cluster>(std::move(options));
     // start() sends nothing (the first gossip round runs on the first tick), so
-    // crashing at once leaves no trace of the newcomer anywhere but its store.
-    c->crash(members);
+    // crashing at once leaves no trace of a node anywhere but its store.
+    for (uint32_t i = 0; i <= members; ++i) c->crash(i);
+    std::vector<gossip::NodeTokens> claimed;
+    for (uint32_t i = 0; i < members; ++i) {
+        const std::string& id = c->node_id(i);
+        std::vector<uint64_t> tokens = members <= kClaimedMembersMax
+                                           ? gossip::claim_tokens(claimed, id, vnodes, replicas)
+                                           : gossip::default_tokens(id, vnodes);
+        const Status written =
+            c->store(i).write({{node::Space::meta, "tokens", encode_tokens(tokens)},
+                               {node::Space::meta, "status", std::string("up")}});
+        assert(written.ok());
+        (void)written;
+        claimed.push_back(gossip::NodeTokens{id, std::move(tokens)});
+        c->restart(i);
+    }
     return c;
 }
 

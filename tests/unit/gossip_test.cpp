@@ -586,33 +586,66 @@ TEST_CASE("phi grows with silence relative to the mean interval") {
 
 // ---- token claims -------------------------------------------------------------------
 
-TEST_CASE("token claims keep every share within 10% of the mean through 10 joins") {
-    for (uint32_t vnodes : {16u, 64u, 256u}) {
+namespace {
+// Share of keys each member replicates with n copies, from a ring of the claims.
+std::vector<double> replica_load(const std::vector<NodeTokens>& nodes, uint32_t n) {
+    std::vector<std::pair<std::string, std::vector<uint64_t>>> input;
+    for (const auto& node : nodes) input.emplace_back(node.id, node.tokens);
+    const kv::ring::Ring r = kv::ring::Ring::from_tokens(input);
+    std::map<std::string, double> load;
+    constexpr int kKeys = 20000;
+    for (int k = 0; k < kKeys; ++k) {
+        for (const auto& id : r.preference_list("key" + std::to_string(k), n))
+            load[id] += 1.0 / kKeys;
+    }
+    std::vector<double> out;
+    for (const auto& [id, l] : load) out.push_back(l);
+    return out;
+}
+}  // namespace
+
+TEST_CASE("token claims keep replica load and ring shares even through 10 joins") {
+    // Bounds on the deviation from the mean, by vnodes: replica load with n = 3
+    // (what a member stores and serves), first-replica share.
+    const std::vector<std::tuple<uint32_t, double, double>> bounds = {{64, 0.15, 0.35},
+                                                                      {256, 0.08, 0.20}};
+    for (const auto& [vnodes, load_bound, share_bound] : bounds) {
         std::vector<NodeTokens> ring;
-        double worst_deviation = 0;
+        double worst_load = 0;
+        double worst_share = 0;
         for (int joins = 1; joins <= 11; ++joins) {
             const std::string id = "node" + std::to_string(joins);
-            std::vector<uint64_t> tokens = claim_tokens(ring, id, vnodes);
+            std::vector<uint64_t> tokens = claim_tokens(ring, id, vnodes, 3);
             REQUIRE(tokens.size() == vnodes);
             for (const auto& other : ring) {
                 for (uint64_t t : tokens) {
                     CHECK_FALSE(std::binary_search(other.tokens.begin(), other.tokens.end(), t));
                 }
             }
-            CHECK(claim_tokens(ring, id, vnodes) == tokens);  // deterministic
+            CHECK(claim_tokens(ring, id, vnodes, 3) == tokens);  // deterministic
             ring.push_back(NodeTokens{id, tokens});
             const std::vector<double> shares = token_ownership(ring);
             const double mean = 1.0 / ring.size();
             double sum = 0;
             for (double s : shares) {
-                CHECK(std::abs(s - mean) <= 0.10 * mean);
-                worst_deviation = std::max(worst_deviation, std::abs(s - mean) / mean);
+                INFO(ring.size() << " members, vnodes " << vnodes);
+                CHECK(std::abs(s - mean) <= share_bound * mean);
+                worst_share = std::max(worst_share, std::abs(s - mean) / mean);
                 sum += s;
             }
             CHECK(sum == Approx(1.0));
+            if (ring.size() <= 3) continue;  // every member replicates every key
+            const double load_mean = 3.0 / ring.size();
+            for (double l : replica_load(ring, 3)) {
+                INFO(ring.size() << " members, vnodes " << vnodes);
+                CHECK(std::abs(l - load_mean) <= load_bound * load_mean);
+                worst_load = std::max(worst_load, std::abs(l - load_mean) / load_mean);
+            }
         }
-        std::printf("token claim: vnodes=%u, 1..11 nodes, worst share deviation %.2f%% of mean\n",
-                    vnodes, 100 * worst_deviation);
+        std::printf(
+            "token claim: vnodes=%u, 1..11 nodes, worst n=3 load deviation %.1f%%, worst share "
+            "deviation %.1f%% of mean\n",
+            vnodes, 100 * worst_load, 100 * worst_share);
     }
 }
 

@@ -18,7 +18,7 @@ namespace {
 ring::Ring claimed_ring(const std::vector<std::string>& ids, uint32_t vnodes) {
     std::vector<gossip::NodeTokens> claimed;
     for (const auto& id : ids) {
-        claimed.push_back(gossip::NodeTokens{id, gossip::claim_tokens(claimed, id, vnodes)});
+        claimed.push_back(gossip::NodeTokens{id, gossip::claim_tokens(claimed, id, vnodes, 3)});
     }
     std::vector<std::pair<std::string, std::vector<uint64_t>>> input;
     for (auto& n : claimed) input.emplace_back(n.id, n.tokens);
