@@ -36,7 +36,7 @@ po::options_description describe(RuntimeConfig& c, std::string& peers, std::stri
         po::value(&c.node.gossip.detector.suspect_to_down_ms)->default_value(10000),
         "gossip: a member suspect this long without news is down")(
         "join-wait-ms", po::value(&c.node.join_wait_ms)->default_value(5000),
-        "gossip: a new node that hears from no seed this long claims tokens alone")(
+        "gossip: a seed that hears from no other seed this long starts a cluster alone")(
         "n", po::value(&c.node.n_replicas)->default_value(3), "replicas per key (N)")(
         "vnodes", po::value(&c.node.vnodes)->default_value(256), "virtual nodes per member")(
         "siblings-max", po::value(&c.node.siblings_max)->default_value(100),

@@ -365,7 +365,7 @@ void Node::handle(const ReplyTo& from, proto::GetRequest req) {
         }
     }
     if (local) {
-        Status owner = check_replica(ref.key, false, {});
+        Status owner = check_local_replica(ref.key, false, {});
         if (!owner.ok()) {
             on_read_reply(ref, config_.node_id, owner, std::nullopt);
         } else {
@@ -450,7 +450,7 @@ void Node::send_mint(Op& op) {
     assert(op.mint_index < op.mint_candidates.size());
     const std::string& minter = op.mint_candidates[op.mint_index];
     if (minter == config_.node_id) {
-        Status owner = check_replica(op.key, true, op.replicas);
+        Status owner = check_local_replica(op.key, true, op.replicas);
         if (!owner.ok()) return on_write_reply(op, minter, owner, "");
         auto written = replica_write(op.key, op.value, op.context);
         on_write_reply(op, minter, written.status(), written ? written.value() : "");
@@ -505,8 +505,10 @@ void Node::handle(const ReplyTo& from, const proto::StatusRequest& req) {
                                   id == config_.node_id ? 0 : last_seen(id),
                                   0,
                                   0};
+            // Claimed tokens show while a member joins; its share once it owns them.
+            if (state.holds_tokens()) s.tokens = static_cast<uint32_t>(state.tokens.size());
             auto p = placement.find(id);
-            if (p != placement.end()) std::tie(s.tokens, s.share_ppm) = p->second;
+            if (p != placement.end()) s.share_ppm = p->second.second;
             resp.members.push_back(std::move(s));
         }
     } else {
@@ -533,13 +535,9 @@ void Node::handle(const ReplyTo& from, const proto::StatusRequest& req) {
     }
     if (moving_) {
         std::map<std::string, uint32_t> needed, done;
-        for (const auto& need : plan_outbound(
-                 ring::ownership_diff(ring_, future_ring_, config_.n_replicas), config_.node_id)) {
+        for (const auto& need : outbound_needs_) {
             ++needed[need.target];
-            auto h = handed_off_.find(need.target);
-            if (h != handed_off_.end() &&
-                std::find(h->second.begin(), h->second.end(), need.range) != h->second.end())
-                ++done[need.target];
+            if (handed_off(need)) ++done[need.target];
         }
         for (const auto& [target, count] : needed) {
             const bool finished = done[target] == count;
@@ -912,7 +910,7 @@ void Node::send_read_repairs(Op& op) {
         if (bytes.empty()) bytes = encode_object(merged);
         ++stats_.read_repairs;
         if (replica == config_.node_id) {
-            Status s = check_replica(op.key, true, {});
+            Status s = check_local_replica(op.key, true, {});
             if (s.ok()) s = replica_merge(op.key, bytes);
             if (!s.ok()) log(LogLevel::warn, "local read repair failed: " + s.to_string());
         } else {
@@ -974,7 +972,7 @@ void Node::start_replication(Op& op, const std::string& object_bytes) {
         }
     }
     if (local) {
-        Status owner = check_replica(op.key, true, op.replicas);
+        Status owner = check_local_replica(op.key, true, op.replicas);
         on_merge_reply(op, config_.node_id,
                        owner.ok() ? replica_merge(op.key, object_bytes) : owner);
     } else {

@@ -182,6 +182,7 @@ class Node {
     bool on_transfer_reply(const std::string& peer_id, const proto::Message& message);
     void transfer_call_failed(InboundTransfer& t, const std::string& why);
     void maybe_finish_membership_change();
+    bool handed_off(const OutboundNeed& need) const;
     void load_handoffs();
     void persist_handoffs();
     // Whether this node may serve the key as a replica now: ok, or not_owner
@@ -189,6 +190,13 @@ class Node {
     // `targets` (when non-empty) must include every new owner it knows of.
     Status check_replica(const std::string& key, bool is_write,
                          const std::vector<std::string>& targets) const;
+    // check_replica for this node as the replica of an op it coordinates: the
+    // op's replicas come from this node's own ring, so while nothing moves the
+    // answer is known (ok) and the ring walk is skipped on the request path.
+    Status check_local_replica(const std::string& key, bool is_write,
+                               const std::vector<std::string>& targets) const {
+        return moving_ ? check_replica(key, is_write, targets) : Status{};
+    }
     // The key's new owners while its range moves (empty when it does not).
     std::vector<std::string> pending_replicas(const std::string& key, uint32_t n) const;
 
@@ -242,7 +250,8 @@ class Node {
     std::map<uint64_t, size_t> transfer_calls_;  // request id -> index in inbound_
     // Ranges handed off to their new owners, by owner (durable): this node
     // stops serving them while its ring still moves them (see check_replica).
-    std::map<std::string, std::vector<ring::Range>> handed_off_;
+    // Each range as (start, end), so the leaver's completion check is a lookup.
+    std::map<std::string, std::set<std::pair<uint64_t, uint64_t>>> handed_off_;
     RangeSet fenced_;
     std::vector<OutboundNeed> outbound_needs_;      // ranges this node gives up, and to whom
     std::map<std::string, uint64_t> keys_sent_to_;  // progress of outbound streams

@@ -261,13 +261,15 @@ void Node::maybe_finish_membership_change() {
     }
     if (self.declared != gossip::MemberStatus::leaving || !moving_ || in_future) return;
     for (const auto& need : outbound_needs_) {
-        auto h = handed_off_.find(need.target);
-        if (h == handed_off_.end() ||
-            std::find(h->second.begin(), h->second.end(), need.range) == h->second.end())
-            return;
+        if (!handed_off(need)) return;
     }
     log(LogLevel::info, "every range handed to its new owner; left the ring");
     declare(gossip::MemberStatus::left);
+}
+
+bool Node::handed_off(const OutboundNeed& need) const {
+    auto h = handed_off_.find(need.target);
+    return h != handed_off_.end() && h->second.count({need.range.start, need.range.end}) != 0;
 }
 
 // ---- the source's side ---------------------------------------------------------
@@ -331,11 +333,10 @@ void Node::handle(const ReplyTo& from, const proto::HandoffRequest& req) {
                                          gossiper_ ? "ring views differ; retry once gossip settles"
                                                    : "static membership: no ranges move"});
     }
-    std::vector<ring::Range>& mine = handed_off_[req.from_node];
+    auto& mine = handed_off_[req.from_node];
     for (const auto& r : req.ranges) {
-        const ring::Range range{r.start, r.end};
-        if (std::find(mine.begin(), mine.end(), range) == mine.end()) mine.push_back(range);
-        fenced_.add(range);
+        mine.emplace(r.start, r.end);
+        fenced_.add(ring::Range{r.start, r.end});
     }
     // Staged before the reply: durable before the new owner counts on it.
     persist_handoffs();
@@ -391,9 +392,9 @@ void Node::persist_handoffs() {
         put_u64(bytes, target.size());
         bytes += target;
         put_u64(bytes, ranges.size());
-        for (const auto& r : ranges) {
-            put_u64(bytes, r.start);
-            put_u64(bytes, r.end);
+        for (const auto& [start, end] : ranges) {
+            put_u64(bytes, start);
+            put_u64(bytes, end);
         }
     }
     env_.stage_write(StoreWrite{Space::meta, std::string(kHandoffsMetaKey),
@@ -415,7 +416,7 @@ void Node::load_handoffs() {
             ring::Range r;
             get_u64(in, r.start);
             get_u64(in, r.end);
-            handed_off_[target].push_back(r);
+            handed_off_[target].emplace(r.start, r.end);
             fenced_.add(r);
         }
     }

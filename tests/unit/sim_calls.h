@@ -112,4 +112,19 @@ inline bool all_joined(sim::Cluster& c) {
     return true;
 }
 
+// Keeps the last node away (crashed before its first tick) while the others
+// form a gossip cluster; restart it to have it join.
+inline void start_all_but_last(sim::Cluster& c) {
+    const size_t last = c.size() - 1;
+    c.crash(last);
+    REQUIRE(c.run_until(
+        [&] {
+            for (size_t i = 0; i < last; ++i) {
+                if (c.node(i).ring().nodes().size() != last) return false;
+            }
+            return true;
+        },
+        20000));
+}
+
 }  // namespace kv::test
