@@ -18,7 +18,7 @@
 
 #include "client/protocol.h"
 #include "client/status.h"
-#include "node/store.h"
+#include "node/storage/store.h"
 
 namespace kv::node {
 

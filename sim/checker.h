@@ -24,7 +24,7 @@
 #include <string>
 #include <vector>
 
-#include "node/object.h"
+#include "node/data/object.h"
 #include "sim/history.h"
 
 namespace kv::sim {

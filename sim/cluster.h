@@ -38,7 +38,7 @@
 #include "gossip/membership.h"
 #include "node/buffered_env.h"
 #include "node/node.h"
-#include "node/store.h"
+#include "node/storage/store.h"
 
 namespace kv::sim {
 

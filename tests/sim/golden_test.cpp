@@ -16,7 +16,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "node/object.h"
+#include "node/data/object.h"
 #include "ring/ring.h"
 #include "sim/simulation.h"
 

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "client/protocol.h"
-#include "node/object.h"
+#include "node/data/object.h"
 
 using kv::ErrorCode;
 using kv::node::decode_context;

@@ -12,8 +12,8 @@
 #include <utility>
 #include <vector>
 
-#include "node/store.h"
-#include "node/store_lmdb_testing.h"
+#include "node/storage/store.h"
+#include "node/storage/store_lmdb_testing.h"
 
 namespace {
 

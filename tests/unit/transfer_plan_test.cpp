@@ -8,7 +8,7 @@
 
 #include "gossip/token_claim.h"
 #include "node/buffered_env.h"
-#include "node/transfer_plan.h"
+#include "node/membership/transfer_plan.h"
 
 using namespace kv;
 using namespace kv::node;

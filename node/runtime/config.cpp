@@ -1,4 +1,4 @@
-#include "node/config.h"
+#include "node/runtime/config.h"
 
 #include <algorithm>
 #include <boost/program_options.hpp>

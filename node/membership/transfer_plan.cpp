@@ -1,20 +1,19 @@
-#include "node/transfer_plan.h"
+#include "node/membership/transfer_plan.h"
 
 #include <algorithm>
 #include <cassert>
 
+#include "node/membership/placement.h"
+#include "node/storage/meta_codec.h"
+
 namespace kv::node {
 
 namespace {
-bool has(const std::vector<std::string>& ids, const std::string& id) {
-    return std::find(ids.begin(), ids.end(), id) != ids.end();
-}
-
 std::vector<std::string> minus(const std::vector<std::string>& a,
                                const std::vector<std::string>& b) {
     std::vector<std::string> out;
     for (const auto& id : a) {
-        if (!has(b, id)) out.push_back(id);
+        if (!has_id(b, id)) out.push_back(id);
     }
     return out;
 }
@@ -25,7 +24,8 @@ std::vector<InboundPlan> plan_inbound(const std::vector<ring::OwnershipChange>& 
     assert(ranges_max > 0);
     std::map<std::string, std::vector<ring::Range>> by_source;
     for (const auto& change : diff) {
-        if (!has(change.after, self) || has(change.before, self) || change.before.empty()) continue;
+        if (!has_id(change.after, self) || has_id(change.before, self) || change.before.empty())
+            continue;
         std::vector<std::string> sources = minus(change.before, change.after);
         if (sources.empty()) sources.push_back(change.before.front());
         for (const auto& source : sources) by_source[source].push_back(change.range);
@@ -44,7 +44,7 @@ std::vector<OutboundNeed> plan_outbound(const std::vector<ring::OwnershipChange>
                                         const std::string& self) {
     std::vector<OutboundNeed> out;
     for (const auto& change : diff) {
-        if (!has(change.before, self) || has(change.after, self)) continue;
+        if (!has_id(change.before, self) || has_id(change.after, self)) continue;
         for (const auto& target : minus(change.after, change.before))
             out.push_back(OutboundNeed{target, change.range});
     }
@@ -55,7 +55,7 @@ uint64_t ring_digest(const ring::Ring& current, const ring::Ring& future) {
     std::string bytes;
     for (const ring::Ring* r : {&current, &future}) {
         for (const auto& t : r->tokens()) {
-            for (int b = 0; b < 8; ++b) bytes.push_back(static_cast<char>(t.position >> (8 * b)));
+            meta::put_u64(bytes, t.position);
             bytes += r->nodes()[t.node_index];
             bytes.push_back('\0');
         }
@@ -94,6 +94,28 @@ bool RangeSet::contains(uint64_t hash) const {
     auto it = by_first_.upper_bound(hash);
     if (it == by_first_.begin()) return false;
     return std::prev(it)->second >= hash;
+}
+
+bool RangeSet::covers(const ring::Range& range) const {
+    auto covers_closed = [&](uint64_t first, uint64_t last) {
+        auto it = by_first_.upper_bound(first);
+        if (it == by_first_.begin()) return false;
+        return std::prev(it)->second >= last;  // one interval holds [first, last]
+    };
+    if (range.start == range.end) return covers_closed(0, UINT64_MAX);
+    if (range.start < range.end) return covers_closed(range.start + 1, range.end);
+    return (range.start == UINT64_MAX || covers_closed(range.start + 1, UINT64_MAX)) &&
+           covers_closed(0, range.end);
+}
+
+// Each closed interval [first, last] is the range (first - 1, last]; the
+// whole ring [0, 2^64 - 1] comes out as (2^64 - 1, 2^64 - 1], its encoding.
+// Adjacent intervals were joined on add, so the ranges are disjoint.
+std::vector<ring::Range> RangeSet::ranges() const {
+    std::vector<ring::Range> out;
+    out.reserve(by_first_.size());
+    for (const auto& [first, last] : by_first_) out.push_back(ring::Range{first - 1, last});
+    return out;
 }
 
 }  // namespace kv::node

@@ -1,8 +1,8 @@
 // kvnode: one node of the store. See `kvnode --help` and docs/OPERATIONS.md.
 #include <iostream>
 
-#include "node/config.h"
-#include "node/zmq_runtime.h"
+#include "node/runtime/config.h"
+#include "node/runtime/zmq_runtime.h"
 
 int main(int argc, char** argv) {
     bool help_shown = false;

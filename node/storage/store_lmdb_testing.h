@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "node/store.h"
+#include "node/storage/store.h"
 
 namespace kv::node {
 

@@ -4,7 +4,7 @@
 // peer message of that batch is sent (node/env.h effects contract).
 #pragma once
 
-#include "node/config.h"
+#include "node/runtime/config.h"
 
 namespace kv::node {
 

@@ -16,10 +16,10 @@ namespace kv::node {
 
 struct RuntimeConfig {
     NodeConfig node;
-    std::string listen;     // ZeroMQ endpoint the ROUTER binds
-    std::string data_dir;   // LMDB environment
+    std::string listen;                   // ZeroMQ endpoint the ROUTER binds
+    std::string data_dir;                 // LMDB environment
     std::vector<gossip::Member> members;  // static membership (unused with node.seeds)
-    bool sync = true;       // fsync every commit
+    bool sync = true;                     // fsync every commit
     uint64_t map_size_mb = 65536;
     LogLevel log_level = LogLevel::info;
     uint32_t batch_messages_max = 512;  // messages handled per commit (group commit)

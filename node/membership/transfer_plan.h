@@ -47,6 +47,10 @@ class RangeSet {
   public:
     void add(const ring::Range& range);
     bool contains(uint64_t hash) const;
+    // Whether every hash of the range is in the set.
+    bool covers(const ring::Range& range) const;
+    // The set as disjoint ranges in ring order (add() of each rebuilds it).
+    std::vector<ring::Range> ranges() const;
     bool empty() const { return by_first_.empty(); }
     void clear() { by_first_.clear(); }
 

@@ -33,8 +33,8 @@
 #include <limits>
 #include <utility>
 
-#include "node/store.h"
-#include "node/store_lmdb_testing.h"
+#include "node/storage/store.h"
+#include "node/storage/store_lmdb_testing.h"
 
 namespace kv::node {
 namespace {

@@ -30,7 +30,7 @@ struct Dot {
 
 // actor -> highest counter seen. std::map keeps encoding and iteration deterministic.
 class VersionVector {
-public:
+  public:
     uint64_t get(const std::string& actor) const;
     void set(const std::string& actor, uint64_t counter);
     bool covers(const Dot& dot) const { return get(dot.actor) >= dot.counter; }
@@ -42,7 +42,7 @@ public:
     bool empty() const { return entries_.empty(); }
     bool operator==(const VersionVector&) const = default;
 
-private:
+  private:
     std::map<std::string, uint64_t> entries_;
 };
 
@@ -79,9 +79,6 @@ Object merge(const Object& a, const Object& b);
 Result<Object> update(const Object& local, const VersionVector& seen, const std::string& actor,
                       std::optional<std::string> value, size_t siblings_max,
                       size_t object_bytes_max);
-
-// True when `a` and `b` hold exactly the same versions (same siblings, same context).
-inline bool same_versions(const Object& a, const Object& b) { return a == b; }
 
 // Binary encodings (msgpack). Decoders validate the invariants above and treat
 // input as hostile; a violation is bad_request / bad_context.

@@ -1,4 +1,4 @@
-#include "node/object.h"
+#include "node/data/object.h"
 
 #include <algorithm>
 #include <msgpack.hpp>
@@ -43,15 +43,16 @@ std::vector<std::string> Object::live_values() const {
 }
 
 size_t Object::live_count() const {
-    return static_cast<size_t>(
-        std::count_if(siblings.begin(), siblings.end(), [](const Sibling& s) { return s.value.has_value(); }));
+    return static_cast<size_t>(std::count_if(siblings.begin(), siblings.end(),
+                                             [](const Sibling& s) { return s.value.has_value(); }));
 }
 
 size_t Object::encoded_size_bound() const {
     // msgpack headers are at most 9 bytes per element; a dot is actor + u64.
     size_t bytes = 16;
     for (const auto& [actor, counter] : context.entries()) bytes += actor.size() + 20;
-    for (const auto& s : siblings) bytes += s.dot.actor.size() + 30 + (s.value ? s.value->size() : 0);
+    for (const auto& s : siblings)
+        bytes += s.dot.actor.size() + 30 + (s.value ? s.value->size() : 0);
     return bytes;
 }
 
@@ -173,8 +174,8 @@ bool read_vv(const msgpack::object& o, VersionVector& vv) {
 Result<msgpack::object_handle> unpack_all(std::string_view bytes) {
     try {
         std::size_t offset = 0;
-        auto handle = msgpack::unpack(bytes.data(), bytes.size(), offset, nullptr, nullptr,
-                                      decode_limits());
+        auto handle =
+            msgpack::unpack(bytes.data(), bytes.size(), offset, nullptr, nullptr, decode_limits());
         if (offset != bytes.size()) return Status(ErrorCode::bad_request, "trailing bytes");
         return handle;
     } catch (const std::exception& e) {
@@ -254,8 +255,9 @@ Result<VersionVector> decode_context(std::string_view bytes) {
     auto handle = unpack_all(bytes);
     VersionVector vv;
     if (!handle || !read_vv(handle->get(), vv)) {
-        return Status(ErrorCode::bad_context,
-                      "the context is not one this store issued; pass back the context a get returned");
+        return Status(
+            ErrorCode::bad_context,
+            "the context is not one this store issued; pass back the context a get returned");
     }
     return vv;
 }

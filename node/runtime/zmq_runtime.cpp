@@ -1,11 +1,11 @@
-#include "node/zmq_runtime.h"
+#include "node/runtime/zmq_runtime.h"
 
 #include <atomic>
 #include <chrono>
 #include <csignal>
-#include <deque>
 #include <cstdio>
 #include <ctime>
+#include <deque>
 #include <iostream>
 #include <map>
 #include <random>

@@ -5,7 +5,7 @@
 #include <cassert>
 #include <map>
 
-#include "node/store.h"
+#include "node/storage/store.h"
 
 namespace kv::node {
 namespace {

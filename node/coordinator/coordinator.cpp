@@ -1,0 +1,188 @@
+// The coordinator's request slab: ops, deadlines, peer calls and how their
+// replies and failures reach the op (read_path.cpp and write_path.cpp hold the
+// two kinds of op).
+#include <cassert>
+#include <type_traits>
+
+#include "node/coordinator/op.h"
+
+namespace kv::node {
+
+std::string level_text(const proto::Consistency& c, const char* which) {
+    if (c.count != 0) return std::string(which) + "=" + std::to_string(c.count);
+    return std::string(proto::level_name(c.level));
+}
+
+Coordinator::Coordinator(const NodeConfig& config, Env& env, RequestIds& ids, NodeStats& stats,
+                         const Placement& placement, const Peers& peers, Replica& replica)
+    : config_(config),
+      env_(env),
+      ids_(ids),
+      stats_(stats),
+      placement_(placement),
+      peers_(peers),
+      replica_(replica) {}
+
+Coordinator::~Coordinator() = default;
+
+Coordinator::Op& Coordinator::add_op(std::unique_ptr<Op> op, uint64_t deadline_ms) {
+    op->deadline_at_ms = env_.now_ms() + (deadline_ms ? deadline_ms : config_.default_deadline_ms);
+    deadlines_.emplace(op->deadline_at_ms, op->id);
+    Op& ref = *op;
+    ops_.emplace(op->id, std::move(op));
+    return ref;
+}
+
+uint64_t Coordinator::call_peer(Op& op, const std::string& peer, Message request) {
+    const uint64_t id = ids_.next();
+    std::visit([id](auto& m) { m.id = id; }, request);
+    pending_.emplace(id, PendingPeerCall{op.id, peer});
+    op.peer_calls.push_back(id);
+    env_.send(peer, std::move(request));
+    return id;
+}
+
+// The op a peer call belongs to, forgetting the call; null when the call is
+// unknown, was made to another peer, or its op has finished.
+Coordinator::Op* Coordinator::find_call(uint64_t request_id, const std::string& peer_id) {
+    auto call = pending_.find(request_id);
+    if (call == pending_.end() || call->second.peer != peer_id) return nullptr;
+    const uint64_t op_id = call->second.op_id;
+    pending_.erase(call);
+    auto it = ops_.find(op_id);
+    if (it == ops_.end() || it->second->finished) return nullptr;
+    return it->second.get();
+}
+
+void Coordinator::on_reply(const std::string& peer_id, const Message& message) {
+    Op* found = find_call(request_id(message), peer_id);
+    if (found == nullptr) return;  // late or unknown
+    Op& op = *found;
+    std::visit(
+        [&](const auto& m) {
+            using T = std::decay_t<decltype(m)>;
+            if constexpr (std::is_same_v<T, ReplicaReadResponse>) {
+                if (op.kind == OpKind::read)
+                    on_read_reply(op, peer_id, Status(m.code, m.message), m.object);
+            } else if constexpr (std::is_same_v<T, ReplicaWriteResponse>) {
+                if (op.kind == OpKind::write)
+                    on_write_reply(op, peer_id, Status(m.code, m.message), m.object);
+            } else if constexpr (std::is_same_v<T, ReplicaMergeResponse>) {
+                if (op.kind == OpKind::read) {
+                    on_repair_reply(op, peer_id, Status(m.code, m.message));
+                } else {
+                    on_merge_reply(op, peer_id, Status(m.code, m.message));
+                }
+            } else if constexpr (std::is_same_v<T, proto::ErrorResponse>) {
+                peer_call_failed(op, peer_id,
+                                 Status(m.code, "replica " + peer_id + ": " + m.message));
+            } else {
+                env_.log(LogLevel::warn, "peer " + peer_id + " answered with unexpected '" +
+                                             std::string(type_name(message)) + "'");
+            }
+        },
+        message);
+    if (op.finished) finish(op.id);
+}
+
+void Coordinator::on_send_failed(const std::string& peer_id, uint64_t request_id) {
+    Op* found = find_call(request_id, peer_id);
+    if (found == nullptr) return;
+    Op& op = *found;
+    peer_call_failed(op, peer_id,
+                     Status(ErrorCode::unavailable, "replica " + peer_id + " is not connected"));
+    if (op.finished) finish(op.id);
+}
+
+// The peer could not take our request: count it as that replica failing, in
+// whichever phase the op is.
+void Coordinator::peer_call_failed(Op& op, const std::string& peer_id, const Status& failed) {
+    if (op.kind == OpKind::read && !op.repairs_sent) {
+        on_read_reply(op, peer_id, failed, std::nullopt);
+    } else if (op.kind == OpKind::read) {
+        on_repair_reply(op, peer_id, failed);
+    } else if (!op.replicating) {
+        on_write_reply(op, peer_id, failed, {});
+    } else {
+        on_merge_reply(op, peer_id, failed);
+    }
+}
+
+void Coordinator::expire_due(uint64_t now_ms) {
+    while (!deadlines_.empty() && deadlines_.begin()->first <= now_ms) {
+        const uint64_t op_id = deadlines_.begin()->second;
+        deadlines_.erase(deadlines_.begin());
+        auto it = ops_.find(op_id);
+        if (it == ops_.end()) continue;
+        expire(*it->second);
+        finish(op_id);
+    }
+}
+
+void Coordinator::fail_unavailable(Op& op, size_t succeeded, const char* verb) {
+    ++stats_.unavailable;
+    fail(op, ErrorCode::unavailable,
+         std::to_string(op.required) + " replicas required, " + std::to_string(succeeded) + " of " +
+             std::to_string(op.replicas.size()) + " " + verb + ", " +
+             std::to_string(op.failed.size()) + " failed (" + op.last_failure + ")");
+}
+
+void Coordinator::fail(Op& op, ErrorCode code, const std::string& why) {
+    op.finished = true;
+    if (op.answered) return;
+    op.answered = true;
+    const auto asked = static_cast<uint32_t>(op.replicas.size());
+    if (op.kind == OpKind::read) {
+        env_.reply(op.client, proto::GetResponse{
+                                  op.client_request_id,
+                                  code,
+                                  why,
+                                  {},
+                                  {},
+                                  proto::ReplyInfo{asked, static_cast<uint32_t>(op.versions.size()),
+                                                   false, 0}});
+    } else {
+        env_.reply(op.client,
+                   proto::WriteResponse{
+                       op.client_request_id,
+                       code,
+                       why,
+                       {},
+                       proto::ReplyInfo{asked, static_cast<uint32_t>(op.acked.size()), false, 0}});
+    }
+}
+
+void Coordinator::expire(Op& op) {
+    if (op.answered) {
+        // Answered already; repair what we can from the replicas that did answer.
+        if (op.kind == OpKind::read && !op.repairs_sent) send_read_repairs(op);
+        op.finished = true;
+        return;
+    }
+    const size_t answered = op.kind == OpKind::read ? op.versions.size() : op.acked.size();
+    if (op.replicas.size() - op.failed.size() < op.required) {
+        return fail_unavailable(op, answered,
+                                op.kind == OpKind::read ? "answered" : "acknowledged");
+    }
+    ++stats_.timeouts;
+    std::string why = std::to_string(op.required) + " replicas required, " +
+                      std::to_string(answered) + " of " + std::to_string(op.replicas.size()) +
+                      " answered before the deadline";
+    if (op.kind == OpKind::write && answered > 0) why += " (the write may be visible on those)";
+    if (op.kind == OpKind::read && op.repairs_sent && !op.repairs_waiting.empty()) {
+        why = "all replicas answered but " + std::to_string(op.repairs_waiting.size()) +
+              " did not confirm read repair before the deadline";
+    }
+    fail(op, ErrorCode::timeout, why);
+}
+
+void Coordinator::finish(uint64_t op_id) {
+    auto it = ops_.find(op_id);
+    if (it == ops_.end()) return;
+    Op& op = *it->second;
+    for (uint64_t call : op.peer_calls) pending_.erase(call);
+    deadlines_.erase({op.deadline_at_ms, op.id});
+    ops_.erase(it);
+}
+
+}  // namespace kv::node

@@ -1,0 +1,104 @@
+// The coordinator of client requests (Dynamo §4.5): any node coordinates any
+// key. For a key, the replicas come from Placement.
+//  - get (read_path.cpp): read every replica, answer once r agree to answer,
+//    merge their versions; after all answered (or the deadline), read-repair
+//    the ones that were stale. At r = n the answer waits for the repair.
+//  - put/del (write_path.cpp): one replica (this node when it is one) mints
+//    the new version from the value and the client's context, then the
+//    coordinator merges that version into every other replica; success once w
+//    replicas made it durable. While the key's range moves, its new owners are
+//    written too and count on top of w.
+// A request that cannot meet its level fails with unavailable (too few replicas
+// reachable at the start) or timeout (deadline passed), naming how many were
+// asked and how many answered. Nothing is acknowledged before it is durable
+// (Env effects contract).
+//
+// Owns the request slab: every op in flight, its deadline and its peer calls.
+// An op lives until every replica answered or its deadline passed; its client
+// is answered at most once.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "node/data/object.h"
+#include "node/env.h"
+#include "node/membership/peers.h"
+#include "node/membership/placement.h"
+#include "node/node_config.h"
+#include "node/peer_protocol.h"
+#include "node/replica/replica.h"
+
+namespace kv::node {
+
+class Coordinator {
+  public:
+    Coordinator(const NodeConfig& config, Env& env, RequestIds& ids, NodeStats& stats,
+                const Placement& placement, const Peers& peers, Replica& replica);
+    ~Coordinator();
+
+    void handle(const ReplyTo& from, proto::GetRequest req);
+    void handle_write(const ReplyTo& from, uint64_t client_id, std::string key,
+                      std::optional<std::string> value, std::optional<std::string> context,
+                      const proto::Consistency& consistency, uint64_t deadline_ms);
+    // A peer's reply to one of the ops' calls; late or unknown replies are dropped.
+    void on_reply(const std::string& peer_id, const Message& message);
+    // The runtime could not hand a call to a peer: that replica fails now.
+    void on_send_failed(const std::string& peer_id, uint64_t request_id);
+    // Fails or finishes every op whose deadline passed.
+    void expire_due(uint64_t now_ms);
+
+    size_t in_flight() const { return ops_.size(); }
+
+  private:
+    enum class OpKind : uint8_t { read, write };
+    struct Op;
+    struct PendingPeerCall {
+        uint64_t op_id = 0;
+        std::string peer;
+    };
+
+    // Slab.
+    Op& add_op(std::unique_ptr<Op> op, uint64_t deadline_ms);
+    Op* find_call(uint64_t request_id, const std::string& peer_id);
+    uint64_t call_peer(Op& op, const std::string& peer, Message request);
+    void peer_call_failed(Op& op, const std::string& peer_id, const Status& failed);
+    void fail(Op& op, ErrorCode code, const std::string& why);
+    void fail_unavailable(Op& op, size_t succeeded, const char* verb);
+    void expire(Op& op);
+    void finish(uint64_t op_id);
+
+    // Reads (read_path.cpp).
+    void on_read_reply(Op& op, const std::string& replica, const Status& status,
+                       const std::optional<std::string>& object);
+    void on_repair_reply(Op& op, const std::string& replica, const Status& status);
+    void maybe_finish_read(Op& op);
+    void send_read_repairs(Op& op);
+    void answer_read(Op& op);
+
+    // Writes (write_path.cpp).
+    void send_mint(Op& op);
+    void on_write_reply(Op& op, const std::string& replica, const Status& status,
+                        const std::string& object);
+    void start_replication(Op& op, const std::string& object_bytes);
+    void on_merge_reply(Op& op, const std::string& replica, const Status& status);
+
+    const NodeConfig& config_;
+    Env& env_;
+    RequestIds& ids_;
+    NodeStats& stats_;
+    const Placement& placement_;
+    const Peers& peers_;
+    Replica& replica_;
+
+    std::map<uint64_t, std::unique_ptr<Op>> ops_;
+    std::set<std::pair<uint64_t, uint64_t>> deadlines_;  // (deadline_ms, op id)
+    std::map<uint64_t, PendingPeerCall> pending_;        // peer request id -> op
+};
+
+}  // namespace kv::node

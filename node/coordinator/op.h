@@ -1,0 +1,54 @@
+// One coordinated client request (coordinator.h), private to the coordinator.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "node/coordinator/coordinator.h"
+
+namespace kv::node {
+
+struct Coordinator::Op {
+    uint64_t id = 0;
+    OpKind kind = OpKind::read;
+    ReplyTo client;
+    uint64_t client_request_id = 0;
+    std::string key;
+    std::vector<std::string> replicas;  // the key's preference list
+    uint32_t required = 0;              // r or w
+    uint64_t deadline_at_ms = 0;
+    bool answered = false;
+    bool finished = false;
+    std::vector<uint64_t> peer_calls;
+
+    // Reads: what each replica answered (nullopt: it holds nothing).
+    std::map<std::string, std::optional<Object>> versions;
+    std::set<std::string> failed;
+    std::string last_failure;  // why the latest replica failed, for the client's error
+    bool repairs_sent = false;
+    bool repair_failed = false;
+    std::set<std::string> repairs_waiting;
+
+    // Writes: `replicas` holds the key's current replicas, then its new owners
+    // while its range moves (all written; required counts them too).
+    std::vector<std::string> mint_candidates;  // reachable replicas, in the order to try
+    size_t mint_index = 0;
+    std::optional<std::string> value;  // kept until minted, to try another replica
+    std::optional<std::string> context;
+    std::set<std::string> acked;
+    std::string written;  // the encoded object minted by the coordinating replica
+    VersionVector written_context;
+    uint32_t sibling_count = 0;
+    bool replicating = false;
+
+    size_t responded() const { return versions.size() + failed.size(); }
+    bool wants_all() const { return required == replicas.size(); }
+};
+
+// "quorum", or "r=2" / "w=2" for an explicit count.
+std::string level_text(const proto::Consistency& c, const char* which);
+
+}  // namespace kv::node

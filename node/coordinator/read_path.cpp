@@ -1,0 +1,164 @@
+// Reads: every replica is asked, the client is answered once r answered, and
+// replicas found stale are read-repaired (coordinator.h).
+#include <algorithm>
+#include <cassert>
+
+#include "node/coordinator/op.h"
+
+namespace kv::node {
+
+namespace {
+Object merge_versions(const std::map<std::string, std::optional<Object>>& versions) {
+    Object merged;
+    for (const auto& [replica, version] : versions) {
+        if (version) merged = merge(merged, *version);
+    }
+    return merged;
+}
+}  // namespace
+
+void Coordinator::handle(const ReplyTo& from, proto::GetRequest req) {
+    const uint32_t n = placement_.n();
+    const uint32_t required = proto::replicas_required(req.consistency, n);
+    auto reply_error = [&](ErrorCode code, std::string why) {
+        env_.reply(from, proto::GetResponse{req.id, code, std::move(why), {}, {}, {}});
+    };
+    if (placement_.ring().empty()) {
+        ++stats_.unavailable;
+        return reply_error(ErrorCode::unavailable, "no ring yet: this node is joining");
+    }
+    if (required == 0) {
+        return reply_error(ErrorCode::invalid_argument,
+                           "consistency " + level_text(req.consistency, "r") +
+                               " needs more replicas than n=" + std::to_string(n));
+    }
+    if (ops_.size() >= config_.requests_in_flight_max) {
+        return reply_error(ErrorCode::overloaded, "too many requests in flight; retry later");
+    }
+    auto op = std::make_unique<Op>();
+    op->id = ids_.next();
+    op->kind = OpKind::read;
+    op->client = from;
+    op->client_request_id = req.id;
+    op->key = std::move(req.key);
+    op->replicas = placement_.replicas(op->key);
+    op->required = required;
+    const size_t up = std::count_if(op->replicas.begin(), op->replicas.end(),
+                                    [&](const std::string& r) { return peers_.reachable(r); });
+    if (up < required) {
+        ++stats_.unavailable;
+        return reply_error(ErrorCode::unavailable,
+                           std::to_string(required) + " replicas required (" +
+                               level_text(req.consistency, "r") + " of n=" + std::to_string(n) +
+                               "), only " + std::to_string(up) + " of " + std::to_string(n) +
+                               " reachable");
+    }
+    Op& ref = add_op(std::move(op), req.deadline_ms);
+    bool local = false;
+    for (const auto& replica : ref.replicas) {
+        if (replica == config_.node_id) {
+            local = true;
+        } else {
+            call_peer(ref, replica, ReplicaReadRequest{0, ref.key});
+        }
+    }
+    if (local) {
+        Status owner = replica_.check_local_owner(ref.key, false, {});
+        if (!owner.ok()) {
+            on_read_reply(ref, config_.node_id, owner, std::nullopt);
+        } else {
+            auto stored = replica_.read(ref.key);
+            on_read_reply(ref, config_.node_id, stored.status(),
+                          stored ? stored.value() : std::optional<std::string>());
+        }
+    }
+    if (ref.finished) finish(ref.id);
+}
+
+void Coordinator::on_read_reply(Op& op, const std::string& replica, const Status& status,
+                                const std::optional<std::string>& object) {
+    if (op.versions.count(replica) || op.failed.count(replica)) return;  // duplicate
+    if (!status.ok()) {
+        op.failed.insert(replica);
+    } else if (!object) {
+        op.versions.emplace(replica, std::nullopt);
+    } else {
+        auto decoded = decode_object(*object);
+        if (decoded) {
+            op.versions.emplace(replica, std::move(decoded.value()));
+        } else {
+            env_.log(LogLevel::warn, "replica " + replica + " sent an undecodable object");
+            op.failed.insert(replica);
+        }
+    }
+    if (!op.answered && op.versions.size() >= op.required && !op.wants_all()) answer_read(op);
+    if (!status.ok()) op.last_failure = status.message();
+    // Once the level cannot be met, wait for the replicas still out so the
+    // error reports what really happened, then fail.
+    if (!op.answered && op.replicas.size() - op.failed.size() < op.required &&
+        op.responded() == op.replicas.size()) {
+        return fail_unavailable(op, op.versions.size(), "answered");
+    }
+    maybe_finish_read(op);
+}
+
+void Coordinator::maybe_finish_read(Op& op) {
+    if (op.responded() < op.replicas.size()) return;
+    if (!op.repairs_sent) send_read_repairs(op);
+    if (!op.repairs_waiting.empty()) return;
+    if (!op.answered && op.repair_failed) {
+        // At `all` the answer promises every replica holds it; one does not.
+        return fail(op, ErrorCode::unavailable, op.last_failure);
+    }
+    if (!op.answered) answer_read(op);
+    op.finished = true;
+}
+
+void Coordinator::on_repair_reply(Op& op, const std::string& replica, const Status& status) {
+    if (!status.ok()) {
+        env_.log(LogLevel::warn, "read repair of " + replica + " failed: " + status.to_string());
+        op.last_failure = "read repair of " + replica + " failed: " + status.message();
+        op.repair_failed = true;
+    }
+    op.repairs_waiting.erase(replica);
+    maybe_finish_read(op);
+}
+
+void Coordinator::send_read_repairs(Op& op) {
+    op.repairs_sent = true;
+    if (op.versions.size() < 2) return;
+    const Object merged = merge_versions(op.versions);
+    if (merged.empty()) return;
+    std::string bytes;
+    for (const auto& [replica, version] : op.versions) {
+        if (version && *version == merged) continue;
+        if (bytes.empty()) bytes = encode_object(merged);
+        ++stats_.read_repairs;
+        if (replica == config_.node_id) {
+            Status s = replica_.check_local_owner(op.key, true, {});
+            if (s.ok()) s = replica_.merge(op.key, bytes);
+            if (!s.ok()) env_.log(LogLevel::warn, "local read repair failed: " + s.to_string());
+        } else {
+            op.repairs_waiting.insert(replica);
+            call_peer(op, replica, ReplicaMergeRequest{0, op.key, bytes, {}});
+        }
+    }
+}
+
+void Coordinator::answer_read(Op& op) {
+    assert(!op.answered);
+    op.answered = true;
+    const Object merged = merge_versions(op.versions);
+    proto::GetResponse resp;
+    resp.id = op.client_request_id;
+    resp.values = merged.live_values();
+    resp.code = resp.values.empty() ? ErrorCode::not_found : ErrorCode::ok;
+    if (resp.values.empty()) resp.message = merged.empty() ? "no such key" : "the key was deleted";
+    if (!merged.context.empty()) resp.context = encode_context(merged.context);
+    resp.info = proto::ReplyInfo{static_cast<uint32_t>(op.replicas.size()),
+                                 static_cast<uint32_t>(op.versions.size()), false,
+                                 static_cast<uint32_t>(resp.values.size())};
+    env_.reply(op.client, std::move(resp));
+}
+
+}  // namespace kv::node

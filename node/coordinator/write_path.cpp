@@ -1,0 +1,169 @@
+// Writes: one replica mints the new version, the coordinator merges it into
+// the others and answers once w of them made it durable (coordinator.h).
+#include <algorithm>
+#include <cassert>
+
+#include "node/coordinator/op.h"
+
+namespace kv::node {
+
+void Coordinator::handle_write(const ReplyTo& from, uint64_t client_id, std::string key,
+                               std::optional<std::string> value, std::optional<std::string> context,
+                               const proto::Consistency& consistency, uint64_t deadline_ms) {
+    const uint32_t n = placement_.n();
+    const uint32_t required = proto::replicas_required(consistency, n);
+    auto reply_error = [&](ErrorCode code, std::string why) {
+        env_.reply(from, proto::WriteResponse{client_id, code, std::move(why), {}, {}});
+    };
+    if (placement_.ring().empty()) {
+        ++stats_.unavailable;
+        return reply_error(ErrorCode::unavailable, "no ring yet: this node is joining");
+    }
+    if (required == 0) {
+        return reply_error(ErrorCode::invalid_argument,
+                           "consistency " + level_text(consistency, "w") +
+                               " needs more replicas than n=" + std::to_string(n));
+    }
+    if (ops_.size() >= config_.requests_in_flight_max) {
+        return reply_error(ErrorCode::overloaded, "too many requests in flight; retry later");
+    }
+    // While the key's range moves, its new owners are written too and must
+    // acknowledge on top of w (Cassandra's pending ranges), so that once the
+    // move completes w of the key's new replicas hold every acknowledged write.
+    std::vector<std::string> replicas = placement_.replicas(key);
+    const std::vector<std::string> pending = placement_.pending_replicas(key);
+    const size_t current_count = replicas.size();
+    replicas.insert(replicas.end(), pending.begin(), pending.end());
+    const uint32_t required_all = required + static_cast<uint32_t>(pending.size());
+    std::vector<std::string> up;
+    for (const auto& r : replicas) {
+        if (peers_.reachable(r)) up.push_back(r);
+    }
+    if (up.size() < required_all) {
+        ++stats_.unavailable;
+        std::string why = std::to_string(required_all) + " replicas required (" +
+                          level_text(consistency, "w") + " of n=" + std::to_string(n);
+        if (!pending.empty())
+            why += ", plus " + std::to_string(pending.size()) + " new owner(s) of a moving range";
+        return reply_error(ErrorCode::unavailable, why + "), only " + std::to_string(up.size()) +
+                                                       " of " + std::to_string(replicas.size()) +
+                                                       " reachable");
+    }
+    auto op = std::make_unique<Op>();
+    op->id = ids_.next();
+    op->kind = OpKind::write;
+    op->client = from;
+    op->client_request_id = client_id;
+    op->key = std::move(key);
+    op->replicas = std::move(replicas);
+    op->required = required_all;
+    // The version is minted by one replica: this node when it is one (no extra
+    // hop), else the first reachable replica in preference order; a replica
+    // that answers not_owner (its range moved on) passes the turn to the next.
+    const auto current_end = op->replicas.begin() + static_cast<std::ptrdiff_t>(current_count);
+    if (std::find(op->replicas.begin(), current_end, config_.node_id) != current_end)
+        op->mint_candidates.push_back(config_.node_id);
+    for (const auto& r : up) {
+        if (r != config_.node_id) op->mint_candidates.push_back(r);
+    }
+    Op& ref = add_op(std::move(op), deadline_ms);
+    ref.value = std::move(value);
+    ref.context = std::move(context);
+    send_mint(ref);
+    if (ref.finished) finish(ref.id);
+}
+
+void Coordinator::send_mint(Op& op) {
+    assert(op.mint_index < op.mint_candidates.size());
+    const std::string& minter = op.mint_candidates[op.mint_index];
+    if (minter == config_.node_id) {
+        Status owner = replica_.check_local_owner(op.key, true, op.replicas);
+        if (!owner.ok()) return on_write_reply(op, minter, owner, "");
+        auto written = replica_.mint(op.key, op.value, op.context);
+        on_write_reply(op, minter, written.status(), written ? written.value() : "");
+    } else {
+        call_peer(op, minter,
+                  ReplicaWriteRequest{0, op.key, op.value, op.context, config_.siblings_max,
+                                      op.replicas});
+    }
+}
+
+void Coordinator::on_write_reply(Op& op, const std::string& replica, const Status& status,
+                                 const std::string& object) {
+    if (op.replicating) return;
+    if (!status.ok() && status.code() == ErrorCode::not_owner &&
+        op.mint_index + 1 < op.mint_candidates.size() &&
+        replica == op.mint_candidates[op.mint_index]) {
+        ++op.mint_index;
+        return send_mint(op);
+    }
+    if (!status.ok()) return fail(op, status.code(), status.message());
+    auto decoded = decode_object(object);
+    if (!decoded)
+        return fail(op, ErrorCode::internal,
+                    "replica " + replica + " minted an undecodable object");
+    op.written_context = decoded->context;
+    op.sibling_count = static_cast<uint32_t>(decoded->live_count());
+    op.acked.insert(replica);
+    op.value.reset();
+    op.context.reset();
+    start_replication(op, object);
+}
+
+void Coordinator::start_replication(Op& op, const std::string& object_bytes) {
+    op.replicating = true;
+    op.written = object_bytes;
+    bool local = false;
+    for (const auto& replica : op.replicas) {
+        if (op.acked.count(replica)) continue;
+        if (replica == config_.node_id) {
+            local = true;
+        } else {
+            call_peer(op, replica, ReplicaMergeRequest{0, op.key, object_bytes, op.replicas});
+        }
+    }
+    if (local) {
+        Status owner = replica_.check_local_owner(op.key, true, op.replicas);
+        on_merge_reply(op, config_.node_id,
+                       owner.ok() ? replica_.merge(op.key, object_bytes) : owner);
+    } else {
+        on_merge_reply(op, {}, Status(ErrorCode::ok, ""));  // re-check: w may be 1
+    }
+}
+
+void Coordinator::on_merge_reply(Op& op, const std::string& replica, const Status& status) {
+    if (!replica.empty()) {
+        if (status.ok()) {
+            op.acked.insert(replica);
+        } else {
+            op.failed.insert(replica);
+            env_.log(LogLevel::warn,
+                     "replica " + replica + " refused a write: " + status.to_string());
+        }
+    }
+#ifdef KV_PLANTED_FAULT_EARLY_ACK
+    // Test-only bug (sim/CMakeLists.txt, kv_core_planted): acknowledge once the
+    // minting replica has the write, whatever w asked for.
+    if (!op.answered && !op.acked.empty()) {
+#else
+    if (!op.answered && op.acked.size() >= op.required) {
+#endif
+        op.answered = true;
+        env_.reply(op.client,
+                   proto::WriteResponse{op.client_request_id,
+                                        ErrorCode::ok,
+                                        {},
+                                        encode_context(op.written_context),
+                                        proto::ReplyInfo{static_cast<uint32_t>(op.replicas.size()),
+                                                         static_cast<uint32_t>(op.acked.size()),
+                                                         false, op.sibling_count}});
+    }
+    if (!status.ok()) op.last_failure = status.message();
+    if (!op.answered && op.replicas.size() - op.failed.size() < op.required &&
+        op.acked.size() + op.failed.size() == op.replicas.size()) {
+        return fail_unavailable(op, op.acked.size(), "acknowledged");
+    }
+    if (op.acked.size() + op.failed.size() == op.replicas.size()) op.finished = true;
+}
+
+}  // namespace kv::node

@@ -1,0 +1,181 @@
+#include "node/membership/gossip_driver.h"
+
+#include <algorithm>
+
+#include "gossip/gossip_codec.h"
+#include "gossip/token_claim.h"
+#include "node/storage/meta_codec.h"
+
+namespace kv::node {
+
+static_assert(kGossipPayloadBytesMax == gossip::kGossipFrameBytesMax);
+
+GossipDriver::GossipDriver(const NodeConfig& config, Env& env, RequestIds& ids,
+                           std::function<void()> on_view_change)
+    : config_(config), env_(env), ids_(ids), on_view_change_(std::move(on_view_change)) {}
+
+Status GossipDriver::start(uint64_t started_ms) {
+    started_ms_ = started_ms;
+    auto stored = env_.read(Space::meta, meta::kIncarnationKey);
+    if (!stored) return stored.status();
+    uint64_t incarnation = 1;
+    if (stored.value()) {
+        auto previous = meta::decode_u64_text(*stored.value());
+        if (!previous || *previous == UINT64_MAX) {
+            return Status(ErrorCode::storage_error, "corrupt incarnation in the meta space");
+        }
+        incarnation = *previous + 1;
+    }
+    persist_incarnation(incarnation);
+    gossip::MemberState self;
+    self.id = config_.node_id;
+    self.endpoint = config_.endpoint;
+    self.incarnation = incarnation;
+    auto tokens = env_.read(Space::meta, meta::kTokensKey);
+    if (!tokens) return tokens.status();
+    if (tokens.value()) {
+        auto decoded = meta::decode_tokens(*tokens.value(), gossip::kGossipTokensPerMemberMax);
+        if (!decoded) return Status(ErrorCode::storage_error, "corrupt tokens in the meta space");
+        // A restart: back at once with the tokens and the status of the
+        // earlier life (a join or a leave resumes where it was).
+        self.tokens = std::move(*decoded);
+        self.declared =
+            self.tokens.empty() ? gossip::MemberStatus::joining : gossip::MemberStatus::up;
+        auto status = env_.read(Space::meta, meta::kStatusKey);
+        if (!status) return status.status();
+        if (status.value() && !self.tokens.empty()) {
+            for (auto candidate : {gossip::MemberStatus::joining, gossip::MemberStatus::up,
+                                   gossip::MemberStatus::leaving, gossip::MemberStatus::left}) {
+                if (*status.value() == gossip::status_name(candidate)) self.declared = candidate;
+            }
+        }
+    }
+    for (const auto& seed : config_.seeds) {
+        seeds_elsewhere_ = seeds_elsewhere_ || seed != config_.endpoint;
+        self_is_seed_ = self_is_seed_ || seed == config_.endpoint;
+    }
+    rng_.seed(env_.random_u64());
+    gossiper_ = std::make_unique<gossip::Gossiper>(config_.gossip, std::move(self), config_.seeds,
+                                                   env_.now_ms());
+    auto saved_view = env_.read(Space::meta, meta::kViewKey);
+    if (!saved_view) return saved_view.status();
+    if (saved_view.value()) {
+        auto decoded = gossip::decode(*saved_view.value());
+        if (decoded && std::holds_alternative<gossip::GossipAck2>(decoded.value())) {
+            gossiper_->restore(std::get<gossip::GossipAck2>(decoded.value()).entries,
+                               env_.now_ms());
+        } else {
+            env_.log(LogLevel::warn, "the saved cluster view is unreadable; waiting for gossip");
+        }
+    }
+    env_.log(LogLevel::info, "gossip: incarnation " + std::to_string(incarnation) + ", " +
+                                 std::to_string(gossiper_->view().self().tokens.size()) +
+                                 " tokens from an earlier life");
+    return {};
+}
+
+void GossipDriver::tick(uint64_t now_ms) {
+    maybe_claim_tokens(now_ms);
+    send(gossiper_->tick(now_ms, rng_));
+    on_view_change_();
+}
+
+Status GossipDriver::handle(const GossipRequest& req) {
+    auto decoded = gossip::decode(req.payload);
+    if (!decoded) return decoded.status();
+    send(gossiper_->handle(decoded.value(), env_.now_ms()));
+    on_view_change_();
+    return {};
+}
+
+// A refutation raises the incarnation in memory; the next life must start
+// above it too, or peers would keep the old life's higher heartbeat.
+void GossipDriver::persist_incarnation(uint64_t incarnation) {
+    if (incarnation <= persisted_incarnation_) return;
+    env_.stage_write(StoreWrite{Space::meta, std::string(meta::kIncarnationKey),
+                                meta::encode_u64_text(incarnation)});
+    persisted_incarnation_ = incarnation;
+}
+
+void GossipDriver::persist_view() {
+    gossip::GossipAck2 saved{config_.node_id, {}};
+    for (const auto& [id, s] : gossiper_->view().states()) {
+        if (id == config_.node_id) continue;
+        gossip::MemberState entry = s;
+        entry.liveness = gossip::Liveness::alive;  // a verdict of the past life's detector
+        saved.entries.push_back(std::move(entry));
+    }
+    env_.stage_write(StoreWrite{Space::meta, std::string(meta::kViewKey), gossip::encode(saved)});
+}
+
+void GossipDriver::send(std::vector<gossip::Outgoing> out) {
+    // Staged before the sends: the effects contract makes it durable first.
+    persist_incarnation(gossiper_->view().self().incarnation);
+    for (auto& o : out) {
+        // By endpoint always: the peer may not be a ring member (joining, or a
+        // seed whose id we do not know yet), and gossip is never answered.
+        env_.send_to_endpoint(
+            o.endpoint, GossipRequest{ids_.next(), config_.node_id, gossip::encode(o.message)});
+    }
+}
+
+// A joining node claims its tokens (Dynamo §4.2 with Cassandra-style balanced
+// claims) once it knows the ring it joins. Claims are a function of the ring
+// alone, so two joiners claiming from the same ring would take the same
+// positions: joiners take turns. A joiner first listens for a few rounds after
+// it hears of the ring (so it knows the other joiners, who all talk to the
+// seeds), then waits while a live joiner with a smaller id has not claimed yet
+// (join_wait_ms bounds that wait: a joiner that died before claiming blocks no
+// one) and while another join or leave is under way (unbounded: one change
+// moves data at a time). A node that is not itself a seed never starts a
+// cluster of its own: until it hears of the ring it has nothing to serve.
+void GossipDriver::maybe_claim_tokens(uint64_t now_ms) {
+    const gossip::ClusterView& view = gossiper_->view();
+    if (!view.self().tokens.empty()) return;
+    bool ring_known = false;
+    bool earlier_joiner = false;
+    bool change_under_way = false;
+    for (const auto& [id, s] : view.states()) {
+        if (id == config_.node_id) continue;
+        ring_known = ring_known || s.in_ring();
+        change_under_way = change_under_way || s.in_transition();
+        earlier_joiner =
+            earlier_joiner || (s.declared == gossip::MemberStatus::joining && s.tokens.empty() &&
+                               s.liveness == gossip::Liveness::alive && id < config_.node_id);
+    }
+    if (ring_known && ring_known_since_ms_ == 0)
+        ring_known_since_ms_ = std::max<uint64_t>(now_ms, 1);
+    // One membership change at a time, however long it takes: a joiner waits
+    // for a join or a leave under way to complete before it claims.
+    if (change_under_way) return;
+    if (seeds_elsewhere_) {
+        if (!ring_known && (!self_is_seed_ || now_ms - started_ms_ < config_.join_wait_ms)) return;
+        if (ring_known) {
+            const uint64_t listened_ms = now_ms - ring_known_since_ms_;
+            if (listened_ms < 3 * config_.gossip.interval_ms) return;
+            if (earlier_joiner && listened_ms < config_.join_wait_ms) return;
+        }
+    }
+    std::vector<gossip::NodeTokens> others = view.ring_input();
+    std::erase_if(others, [&](const gossip::NodeTokens& n) { return n.id == config_.node_id; });
+    std::vector<uint64_t> tokens =
+        gossip::claim_tokens(others, config_.node_id, config_.vnodes, config_.n_replicas);
+    env_.stage_write(
+        StoreWrite{Space::meta, std::string(meta::kTokensKey), meta::encode_tokens(tokens)});
+    gossiper_->set_tokens(std::move(tokens));
+    // With a ring to join, the node owns nothing until its ranges streamed in
+    // (the rebalancer declares it up); the first node of a cluster is up at once.
+    declare(others.empty() ? gossip::MemberStatus::up : gossip::MemberStatus::joining);
+    env_.log(LogLevel::info, "claimed " + std::to_string(config_.vnodes) + " tokens among " +
+                                 std::to_string(others.size()) + " members" +
+                                 (others.empty() ? "" : "; streaming its ranges in"));
+}
+
+void GossipDriver::declare(gossip::MemberStatus status) {
+    gossiper_->declare(status);
+    env_.stage_write(StoreWrite{Space::meta, std::string(meta::kStatusKey),
+                                std::string(gossip::status_name(status))});
+    on_view_change_();
+}
+
+}  // namespace kv::node

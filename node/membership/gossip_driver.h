@@ -1,0 +1,64 @@
+// Drives gossip::Gossiper for the node: starts it from what an earlier life
+// persisted (incarnation, tokens, declared status, the view of the others),
+// runs its rounds, answers its messages, claims this node's tokens when it
+// joins, and persists every fact a restart needs before the messages that
+// announce it leave (Env effects contract). Only with gossip membership.
+//
+// Whenever the view may have changed it calls `on_view_change`, so the node
+// rebuilds its placement at once (not at its next request).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "client/status.h"
+#include "gossip/gossip.h"
+#include "node/env.h"
+#include "node/node_config.h"
+#include "node/peer_protocol.h"
+
+namespace kv::node {
+
+class GossipDriver {
+  public:
+    GossipDriver(const NodeConfig& config, Env& env, RequestIds& ids,
+                 std::function<void()> on_view_change);
+
+    // Bumps and persists the incarnation, reloads tokens, status and view.
+    // `started_ms` is when the node started (the seed's wait counts from it).
+    Status start(uint64_t started_ms);
+    void tick(uint64_t now_ms);
+    // One step of a round from a peer; bad_request when its payload is not gossip.
+    Status handle(const GossipRequest& req);
+    // Declares this node's status to the cluster (persisted first).
+    void declare(gossip::MemberStatus status);
+    // Saves the view of the other members for the next life.
+    void persist_view();
+
+    // Null before start().
+    const gossip::Gossiper* gossiper() const { return gossiper_.get(); }
+    const gossip::ClusterView& view() const { return gossiper_->view(); }
+
+  private:
+    void send(std::vector<gossip::Outgoing> out);
+    void maybe_claim_tokens(uint64_t now_ms);
+    void persist_incarnation(uint64_t incarnation);
+
+    const NodeConfig& config_;
+    Env& env_;
+    RequestIds& ids_;
+    std::function<void()> on_view_change_;
+    std::unique_ptr<gossip::Gossiper> gossiper_;
+    std::mt19937_64 rng_;           // seeded from Env in start(): deterministic in the simulator
+    bool seeds_elsewhere_ = false;  // a seed other than this node's own endpoint
+    bool self_is_seed_ = false;     // this node's own endpoint is among the seeds
+    uint64_t started_ms_ = 0;
+    uint64_t ring_known_since_ms_ = 0;  // when a joiner first heard of a ring member
+    uint64_t persisted_incarnation_ = 0;
+};
+
+}  // namespace kv::node

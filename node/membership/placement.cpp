@@ -1,0 +1,82 @@
+#include "node/membership/placement.h"
+
+#include <algorithm>
+
+#include "node/membership/transfer_plan.h"
+
+namespace kv::node {
+
+bool has_id(const std::vector<std::string>& ids, std::string_view id) {
+    return std::find(ids.begin(), ids.end(), id) != ids.end();
+}
+
+Placement::Placement(std::string self_id, uint32_t n_replicas, uint32_t vnodes)
+    : self_(std::move(self_id)), n_replicas_(n_replicas), vnodes_(vnodes) {}
+
+bool Placement::refresh(const gossip::Membership& membership, const gossip::ClusterView* view) {
+    if (version_ == membership.version() && !ring_.empty()) return false;
+    version_ = membership.version();
+    dynamic_ = view != nullptr;
+    if (view != nullptr) {
+        // Every member computes the same ring from the same view: the tokens
+        // each member claimed and gossiped.
+        std::vector<std::pair<std::string, std::vector<uint64_t>>> tokens;
+        for (auto& n : view->ring_input()) tokens.emplace_back(n.id, std::move(n.tokens));
+        ring_ = ring::Ring::from_tokens(std::move(tokens));
+        std::vector<std::pair<std::string, std::vector<uint64_t>>> future;
+        for (auto& n : view->future_ring_input()) future.emplace_back(n.id, std::move(n.tokens));
+        future_ring_ = ring::Ring::from_tokens(std::move(future));
+        moving_ =
+            !(future_ring_.tokens() == ring_.tokens() && future_ring_.nodes() == ring_.nodes());
+    } else {
+        std::vector<std::string> ids;
+        for (const auto& m : membership.members()) ids.push_back(m.id);
+        ring_ = ring::Ring(std::move(ids), vnodes_);
+        future_ring_ = ring_;
+        moving_ = false;
+    }
+    digest_ = ring_digest(ring_, future_ring_);
+    return true;
+}
+
+uint32_t Placement::n() const {
+    return std::min<uint32_t>(n_replicas_, static_cast<uint32_t>(ring_.nodes().size()));
+}
+
+uint32_t Placement::n_future() const {
+    return std::min<uint32_t>(n_replicas_, static_cast<uint32_t>(future_ring_.nodes().size()));
+}
+
+std::vector<std::string> Placement::replicas(std::string_view key) const {
+    return ring_.preference_list(key, n());
+}
+
+std::vector<std::string> Placement::replicas_for_hash(uint64_t hash) const {
+    return ring_.preference_list_for_hash(hash, n());
+}
+
+std::vector<std::string> Placement::future_replicas_for_hash(uint64_t hash) const {
+    return future_ring_.preference_list_for_hash(hash, n_future());
+}
+
+std::vector<std::string> Placement::pending_replicas(std::string_view key) const {
+    if (!moving_) return {};
+    const uint64_t hash = ring::hash64(key);
+    const std::vector<std::string> current = replicas_for_hash(hash);
+    std::vector<std::string> out;
+    for (auto& id : future_replicas_for_hash(hash)) {
+        if (!has_id(current, id)) out.push_back(std::move(id));
+    }
+    return out;
+}
+
+bool Placement::self_in_future() const {
+    const auto& nodes = future_ring_.nodes();
+    return std::find(nodes.begin(), nodes.end(), self_) != nodes.end();
+}
+
+std::vector<ring::OwnershipChange> Placement::diff() const {
+    return ring::ownership_diff(ring_, future_ring_, n_replicas_);
+}
+
+}  // namespace kv::node

@@ -1,0 +1,72 @@
+// Where keys live (Dynamo §4.2-4.3), computed in one place: the current ring
+// (members up or leaving), the future ring (the current one with the active
+// join or leave applied; equal to it while nothing moves), the replicas per key
+// in each (n = min(n_replicas, members)), preference lists and the new owners
+// of a key whose range moves. The coordinator, the replica's ownership check
+// and the rebalancer all ask this class; none of them computes placement itself.
+//
+// Pure: rebuilt from a membership view when its version changes; no Env.
+// Invariant: future_ring() == ring() whenever !moving().
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gossip/cluster_view.h"
+#include "gossip/membership.h"
+#include "ring/ring.h"
+
+namespace kv::node {
+
+bool has_id(const std::vector<std::string>& ids, std::string_view id);
+
+class Placement {
+  public:
+    Placement(std::string self_id, uint32_t n_replicas, uint32_t vnodes);
+
+    // Rebuilds the rings when the membership's version changed, or while there
+    // is no ring yet; true when it rebuilt. With gossip (`view` non-null) the
+    // rings come from the tokens members claimed and may move; with a static
+    // list (`view` null) every node hashes the same ids and nothing moves.
+    bool refresh(const gossip::Membership& membership, const gossip::ClusterView* view);
+
+    // Ranges can move (gossip membership); false for a static member list.
+    bool dynamic() const { return dynamic_; }
+    const ring::Ring& ring() const { return ring_; }
+    const ring::Ring& future_ring() const { return future_ring_; }
+    bool moving() const { return moving_; }
+    // Equal on two nodes exactly when both rings are (transfer_plan.h).
+    uint64_t digest() const { return digest_; }
+    const std::string& self() const { return self_; }
+    uint32_t n_replicas() const { return n_replicas_; }
+
+    // Replicas per key in the current and in the future ring.
+    uint32_t n() const;
+    uint32_t n_future() const;
+    // The key's preference list in the current ring (n() distinct members).
+    std::vector<std::string> replicas(std::string_view key) const;
+    std::vector<std::string> replicas_for_hash(uint64_t hash) const;
+    std::vector<std::string> future_replicas_for_hash(uint64_t hash) const;
+    // The key's new owners while its range moves: in its future preference
+    // list but not in its current one (empty when it does not move).
+    std::vector<std::string> pending_replicas(std::string_view key) const;
+    // Whether the future ring includes this node.
+    bool self_in_future() const;
+    // Ranges whose replicas differ between the current and the future ring.
+    std::vector<ring::OwnershipChange> diff() const;
+
+  private:
+    std::string self_;
+    uint32_t n_replicas_;
+    uint32_t vnodes_;
+    bool dynamic_ = false;
+    uint64_t version_ = 0;
+    ring::Ring ring_;
+    ring::Ring future_ring_;
+    bool moving_ = false;
+    uint64_t digest_ = 0;
+};
+
+}  // namespace kv::node

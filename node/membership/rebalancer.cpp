@@ -1,0 +1,333 @@
+#include "node/membership/rebalancer.h"
+
+#include <algorithm>
+#include <cassert>
+#include <set>
+
+namespace kv::node {
+
+namespace {
+// Store keys visited per stream page, matching or not: bounds one step's work
+// when few keys of the store fall in the requested ranges.
+constexpr size_t kStreamScanKeysMax = 4096;
+
+std::vector<TokenRange> to_wire(const std::vector<ring::Range>& ranges) {
+    std::vector<TokenRange> out;
+    out.reserve(ranges.size());
+    for (const auto& r : ranges) out.push_back(TokenRange{r.start, r.end});
+    return out;
+}
+
+std::vector<ring::Range> from_wire(const std::vector<TokenRange>& ranges) {
+    std::vector<ring::Range> out;
+    out.reserve(ranges.size());
+    for (const auto& r : ranges) out.push_back(ring::Range{r.start, r.end});
+    return out;
+}
+
+constexpr const char* kStaticRefusal = "static membership: no ranges move";
+constexpr const char* kRingsDiffer = "ring views differ; retry once gossip settles";
+}  // namespace
+
+Rebalancer::Rebalancer(const NodeConfig& config, Env& env, RequestIds& ids, NodeStats& stats,
+                       const Placement& placement, const Peers& peers, Replica& replica,
+                       Handoffs& handoffs, GossipDriver* gossip)
+    : config_(config),
+      env_(env),
+      ids_(ids),
+      stats_(stats),
+      placement_(placement),
+      peers_(peers),
+      replica_(replica),
+      handoffs_(handoffs),
+      gossip_(gossip) {}
+
+bool Rebalancer::transfers_pending() const {
+    return std::any_of(inbound_.begin(), inbound_.end(), [](const InboundTransfer& t) {
+        return t.phase != InboundTransfer::Phase::done;
+    });
+}
+
+void Rebalancer::refresh() {
+    if (gossip_ == nullptr) return;
+    if (!placement_.moving()) {
+        inbound_.clear();
+        calls_.clear();
+        outbound_needs_.clear();
+        keys_sent_to_.clear();
+        // The move completed everywhere this node can see: the ranges it
+        // handed off are no longer its own in its ring, so nothing is fenced.
+        handoffs_.clear();
+        return;
+    }
+    const auto diff = placement_.diff();
+    outbound_needs_ = plan_outbound(diff, config_.node_id);
+    std::vector<InboundTransfer> next;
+    for (auto& plan : plan_inbound(diff, config_.node_id, kTransferRangesMax)) {
+        auto same = std::find_if(inbound_.begin(), inbound_.end(),
+                                 [&](const InboundTransfer& t) { return t.plan == plan; });
+        if (same != inbound_.end()) {
+            next.push_back(std::move(*same));  // its progress still holds
+        } else {
+            InboundTransfer t;
+            t.plan = std::move(plan);
+            next.push_back(std::move(t));
+        }
+    }
+    inbound_ = std::move(next);
+    calls_.clear();
+    for (size_t i = 0; i < inbound_.size(); ++i) {
+        if (inbound_[i].call_id != 0) calls_[inbound_[i].call_id] = i;
+    }
+}
+
+void Rebalancer::tick(uint64_t now_ms) {
+    if (gossip_ == nullptr) return;
+    for (auto& t : inbound_) {
+        if (t.phase == InboundTransfer::Phase::done) continue;
+        if (t.call_id != 0) {
+            if (now_ms - t.call_sent_ms < config_.transfer_timeout_ms) continue;
+            calls_.erase(t.call_id);
+            t.call_id = 0;
+        }
+        if (now_ms < t.retry_at_ms) continue;
+        send_call(t, now_ms);
+    }
+    maybe_finish_membership_change();
+}
+
+void Rebalancer::send_call(InboundTransfer& t, uint64_t now_ms) {
+    assert(t.call_id == 0);
+    if (!peers_.reachable(t.plan.source)) {
+        t.retry_at_ms = now_ms + config_.transfer_retry_ms;
+        return;
+    }
+    const uint64_t id = ids_.next();
+    t.call_id = id;
+    t.call_sent_ms = now_ms;
+    calls_[id] = static_cast<size_t>(&t - inbound_.data());
+    if (t.phase == InboundTransfer::Phase::streaming) {
+        env_.send(t.plan.source,
+                  StreamRequest{id, config_.node_id, placement_.digest(), to_wire(t.plan.ranges),
+                                t.after_key, config_.stream_keys_per_page});
+    } else {
+        env_.send(t.plan.source,
+                  HandoffRequest{id, config_.node_id, placement_.digest(), to_wire(t.plan.ranges)});
+    }
+}
+
+void Rebalancer::call_failed(InboundTransfer& t, const std::string& why) {
+    t.call_id = 0;
+    t.retry_at_ms = env_.now_ms() + config_.transfer_retry_ms;
+    env_.log(LogLevel::debug, "transfer from " + t.plan.source + " retries: " + why);
+}
+
+bool Rebalancer::on_send_failed(const std::string& peer_id, uint64_t request_id) {
+    auto call = calls_.find(request_id);
+    if (call == calls_.end()) return false;
+    InboundTransfer& t = inbound_[call->second];
+    calls_.erase(call);
+    if (t.plan.source == peer_id) call_failed(t, "source " + peer_id + " is not connected");
+    return true;
+}
+
+bool Rebalancer::on_reply(const std::string& peer_id, const Message& message) {
+    auto call = calls_.find(request_id(message));
+    if (call == calls_.end()) return false;
+    InboundTransfer& t = inbound_[call->second];
+    calls_.erase(call);
+    if (t.plan.source != peer_id || t.call_id != request_id(message)) return true;
+    t.call_id = 0;
+    if (const auto* page = std::get_if<StreamResponse>(&message)) {
+        on_page(t, *page);
+    } else if (const auto* handoff = std::get_if<HandoffResponse>(&message)) {
+        if (handoff->code != ErrorCode::ok) {
+            call_failed(t, handoff->message);
+            return true;
+        }
+        t.phase = InboundTransfer::Phase::done;
+        env_.log(LogLevel::info, "received " + std::to_string(t.plan.ranges.size()) + " ranges (" +
+                                     std::to_string(t.keys) + " keys) from " + t.plan.source);
+        maybe_finish_membership_change();
+    } else if (const auto* error = std::get_if<proto::ErrorResponse>(&message)) {
+        call_failed(t, error->message);
+    } else {
+        call_failed(t, "unexpected '" + std::string(type_name(message)) + "'");
+    }
+    return true;
+}
+
+void Rebalancer::on_page(InboundTransfer& t, const StreamResponse& page) {
+    if (page.code != ErrorCode::ok) return call_failed(t, page.message);
+    for (size_t i = 0; i < page.keys.size(); ++i) {
+        // Merged, not checked: this node is a new owner, not yet a replica.
+        Status merged = replica_.merge(page.keys[i], page.objects[i]);
+        if (!merged.ok()) return call_failed(t, "merging a streamed key: " + merged.to_string());
+    }
+    t.keys += page.keys.size();
+    stats_.keys_streamed_in += page.keys.size();
+    if (page.done) {
+        t.phase = InboundTransfer::Phase::handing_off;
+    } else if (page.last_key) {
+        t.after_key = page.last_key;
+    } else {
+        return call_failed(t, "a page that is not the last names no last key");
+    }
+    // The merges are staged before the next request: the effects contract
+    // makes them durable before the source hears from us again.
+    send_call(t, env_.now_ms());
+}
+
+void Rebalancer::maybe_finish_membership_change() {
+    const gossip::MemberState& self = gossip_->view().self();
+    // A joiner that restarted knows only itself until gossip answers: with no
+    // ring to take ranges from it has nothing planned yet, not nothing to do.
+    // Only the active change completes (ClusterView::future_ring_input): an
+    // inert joiner is not in the future ring, an inert leaver still is.
+    const bool in_future = placement_.self_in_future();
+    const bool moving = placement_.moving();
+    if (self.declared == gossip::MemberStatus::joining && !self.tokens.empty() &&
+        !placement_.ring().empty() && moving && in_future && !transfers_pending()) {
+        env_.log(LogLevel::info, "every range streamed in; up");
+        return gossip_->declare(gossip::MemberStatus::up);
+    }
+    if (self.declared != gossip::MemberStatus::leaving || !moving || in_future) return;
+    for (const auto& need : outbound_needs_) {
+        if (!handed_off(need)) return;
+    }
+    env_.log(LogLevel::info, "every range handed to its new owner; left the ring");
+    gossip_->declare(gossip::MemberStatus::left);
+}
+
+std::vector<proto::TransferStatus> Rebalancer::status() {
+    std::vector<proto::TransferStatus> out;
+    for (const auto& t : inbound_) {
+        const char* state = t.phase == InboundTransfer::Phase::done          ? "done"
+                            : t.phase == InboundTransfer::Phase::handing_off ? "handing_off"
+                            : t.call_id != 0                                 ? "streaming"
+                                                                             : "waiting";
+        out.push_back(proto::TransferStatus{t.plan.source, "in", state,
+                                            static_cast<uint32_t>(t.plan.ranges.size()), t.keys});
+    }
+    if (placement_.moving()) {
+        std::map<std::string, uint32_t> needed, done;
+        for (const auto& need : outbound_needs_) {
+            ++needed[need.target];
+            if (handed_off(need)) ++done[need.target];
+        }
+        for (const auto& [target, count] : needed) {
+            const bool finished = done[target] == count;
+            out.push_back(proto::TransferStatus{target, "out", finished ? "done" : "streaming",
+                                                count, keys_sent_to_[target]});
+        }
+    }
+    return out;
+}
+
+// ---- the source's side ---------------------------------------------------------
+
+void Rebalancer::handle(const ReplyTo& from, const StreamRequest& req) {
+    StreamResponse resp;
+    resp.id = req.id;
+    if (gossip_ == nullptr || req.ring_digest != placement_.digest()) {
+        resp.code = ErrorCode::not_owner;
+        resp.message = gossip_ != nullptr ? kRingsDiffer : kStaticRefusal;
+        return env_.reply(from, std::move(resp));
+    }
+    RangeSet ranges;
+    for (const auto& r : req.ranges) ranges.add(ring::Range{r.start, r.end});
+    const size_t keys_max = req.keys_max ? req.keys_max : config_.stream_keys_per_page;
+    size_t bytes = 0;
+    size_t visited = 0;
+    bool stopped = false;
+    std::optional<std::string> last = req.after_key;
+    Status scanned =
+        env_.scan(Space::data, req.after_key.value_or(std::string()), kStreamScanKeysMax,
+                  [&](std::string_view key, std::string_view object) {
+                      ++visited;
+                      if (req.after_key && key == *req.after_key) return true;
+                      if (ranges.contains(ring::hash64(key))) {
+                          if (!resp.keys.empty() &&
+                              bytes + key.size() + object.size() > config_.stream_page_bytes_max) {
+                              stopped = true;
+                              return false;
+                          }
+                          bytes += key.size() + object.size();
+                          resp.keys.emplace_back(key);
+                          resp.objects.emplace_back(object);
+                      }
+                      last = std::string(key);
+                      if (resp.keys.size() >= keys_max) {
+                          stopped = true;
+                          return false;
+                      }
+                      return true;
+                  });
+    if (!scanned.ok()) {
+        resp = StreamResponse{};
+        resp.id = req.id;
+        resp.code = ErrorCode::storage_error;
+        resp.message = scanned.message();
+        return env_.reply(from, std::move(resp));
+    }
+    resp.done = !stopped && visited < kStreamScanKeysMax;
+    resp.last_key = last;
+    stats_.keys_streamed_out += resp.keys.size();
+    keys_sent_to_[req.from_node] += resp.keys.size();
+    env_.reply(from, std::move(resp));
+}
+
+void Rebalancer::handle(const ReplyTo& from, const HandoffRequest& req) {
+    if (gossip_ == nullptr || req.ring_digest != placement_.digest()) {
+        return env_.reply(from,
+                          HandoffResponse{req.id, ErrorCode::not_owner,
+                                          gossip_ != nullptr ? kRingsDiffer : kStaticRefusal});
+    }
+    // Staged before the reply: durable before the new owner counts on it.
+    handoffs_.record(req.from_node, from_wire(req.ranges));
+    env_.reply(from, HandoffResponse{req.id, ErrorCode::ok, {}});
+    maybe_finish_membership_change();
+}
+
+void Rebalancer::handle(const ReplyTo& from, const proto::LeaveRequest& req) {
+    auto answer = [&](ErrorCode code, std::string message) {
+        env_.reply(from, proto::AdminResponse{req.id, code, std::move(message)});
+    };
+    if (gossip_ == nullptr) {
+        return answer(ErrorCode::invalid_argument,
+                      "this node runs with a static member list (--peers); leaving needs gossip "
+                      "membership (--seeds)");
+    }
+    const gossip::ClusterView& view = gossip_->view();
+    const gossip::MemberState& self = view.self();
+    if (self.declared == gossip::MemberStatus::left) return answer(ErrorCode::ok, "already left");
+    if (self.declared == gossip::MemberStatus::leaving) {
+        return answer(ErrorCode::ok, "already leaving; kvctl status shows the transfers");
+    }
+    if (self.declared != gossip::MemberStatus::up || self.tokens.empty()) {
+        return answer(ErrorCode::invalid_argument,
+                      "only a member that is up can leave (this one is " +
+                          std::string(gossip::status_name(self.declared)) + ")");
+    }
+    bool others = false;
+    for (const auto& n : view.ring_input()) others |= n.id != config_.node_id;
+    if (!others) return answer(ErrorCode::invalid_argument, "the last member cannot leave");
+    // One change at a time: ranges planned against a ring that another change
+    // then alters would not reach their real owners.
+    for (const auto& [id, s] : view.states()) {
+        if (id != config_.node_id && s.in_transition()) {
+            return answer(ErrorCode::unavailable, "another membership change is under way (" + id +
+                                                      " is " +
+                                                      std::string(gossip::status_name(s.declared)) +
+                                                      "); retry once it completes");
+        }
+    }
+    gossip_->declare(gossip::MemberStatus::leaving);
+    std::set<std::string> targets;
+    for (const auto& need : outbound_needs_) targets.insert(need.target);
+    answer(ErrorCode::ok, "leaving: " + std::to_string(outbound_needs_.size()) +
+                              " ranges move to " + std::to_string(targets.size()) +
+                              " new owners; kvctl status shows the progress");
+}
+
+}  // namespace kv::node

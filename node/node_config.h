@@ -1,0 +1,76 @@
+// What a Node is configured with, and what it counts. Shared by the facade
+// (node/node.h) and its components, which each read the part they need.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "gossip/gossip.h"
+#include "ring/ring.h"
+
+namespace kv::node {
+
+struct NodeConfig {
+    std::string node_id;
+    uint32_t n_replicas = 3;
+    uint32_t vnodes = ring::kDefaultVnodes;
+    uint32_t siblings_max = 100;
+    uint32_t siblings_warn = 25;  // log a warning when a key reaches this many siblings
+    uint64_t default_deadline_ms = 5000;
+    uint64_t ping_interval_ms = 1000;
+    // A peer not heard from for this long is unreachable: requests that need
+    // it fail fast instead of waiting for their deadline.
+    uint64_t peer_down_after_ms = 3000;
+    size_t requests_in_flight_max = 20000;
+    size_t minted_requests_remembered = 65536;  // duplicate suppression window
+
+    // Gossip membership (gossip/gossip.h), on when `seeds` is non-empty: the
+    // node then owns its view of the cluster instead of reading a static list.
+    // `endpoint` is this node's ROUTER address as peers dial it; seeds equal
+    // to it are skipped (the first node of a cluster lists itself).
+    std::vector<std::string> seeds;
+    std::string endpoint;
+    gossip::GossipConfig gossip;
+    // A fresh node claims its tokens once it has heard of the cluster through a
+    // seed. A seed (its own endpoint among `seeds`) that hears nothing for this
+    // long starts a cluster of its own, which gossip merges once another seed
+    // answers; a node that is not a seed waits for the ring however long.
+    uint64_t join_wait_ms = 5000;
+    // Range transfers (rebalancing): a page request unanswered this long is
+    // sent again; a refused one (rings differ, source busy) is retried after
+    // transfer_retry_ms.
+    uint64_t transfer_timeout_ms = 5000;
+    uint64_t transfer_retry_ms = 500;
+    uint32_t stream_keys_per_page = 256;
+    size_t stream_page_bytes_max = 4 << 20;
+};
+
+// Counters, each written by one component (named beside it).
+struct NodeStats {
+    uint64_t requests = 0;           // Node
+    uint64_t bad_frames = 0;         // Node
+    uint64_t read_repairs = 0;       // Coordinator
+    uint64_t timeouts = 0;           // Coordinator
+    uint64_t unavailable = 0;        // Coordinator
+    uint64_t keys_streamed_in = 0;   // Rebalancer
+    uint64_t keys_streamed_out = 0;  // Rebalancer
+};
+
+// Ids of the requests this node sends (peer calls, pings, gossip, transfers)
+// and of its coordinated ops: one counter for all, so no two are equal. It
+// starts at a random point at each start so that ids stay unique across
+// restarts: a late reply to a call made before a restart, or a duplicate of
+// it, must not match a new call.
+class RequestIds {
+  public:
+    // Top bit clear: ids never wrap within a node's life.
+    void start(uint64_t random_bits) { next_ = (random_bits >> 1) | 1; }
+    uint64_t next() { return next_++; }
+
+  private:
+    uint64_t next_ = 1;
+};
+
+}  // namespace kv::node

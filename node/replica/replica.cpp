@@ -1,0 +1,190 @@
+#include "node/replica/replica.h"
+
+#include <cassert>
+
+namespace kv::node {
+
+namespace {
+std::string join(const std::vector<std::string>& ids) {
+    std::string out;
+    for (const auto& id : ids) out += (out.empty() ? "" : ",") + id;
+    return out;
+}
+}  // namespace
+
+Replica::Replica(const NodeConfig& config, Env& env, const Placement& placement,
+                 const Handoffs& handoffs)
+    : config_(config), env_(env), placement_(placement), handoffs_(handoffs) {}
+
+Result<std::optional<std::string>> Replica::read(const std::string& key) {
+    auto stored = env_.read(Space::data, key);
+    if (!stored) return Status(ErrorCode::storage_error, stored.status().message());
+    return stored;
+}
+
+Result<Object> Replica::load(const std::string& key) {
+    auto stored = read(key);
+    if (!stored) return stored.status();
+    if (!stored.value()) return Object{};
+    auto decoded = decode_object(*stored.value());
+    if (!decoded) {
+        env_.log(LogLevel::error,
+                 "stored object of a key is corrupt: " + decoded.status().message());
+        return Status(ErrorCode::storage_error, "stored object is corrupt");
+    }
+    return std::move(decoded.value());
+}
+
+Result<std::string> Replica::mint(const std::string& key, std::optional<std::string> value,
+                                  const std::optional<std::string>& context) {
+    assert(!actor_.empty());
+    auto loaded = load(key);
+    if (!loaded) return loaded.status();
+    Object local = std::move(loaded.value());
+    VersionVector seen;
+    if (context && !context->empty()) {
+        auto decoded = decode_context(*context);
+        if (!decoded) return decoded.status();
+        seen = std::move(decoded.value());
+    } else if (!value) {
+        seen = local.context;  // a delete without context removes all this replica holds
+    }
+    const bool is_delete = !value.has_value();
+    auto updated =
+        update(local, seen, actor_, std::move(value), config_.siblings_max, proto::kObjectBytesMax);
+    if (!updated) return updated.status();
+    const size_t siblings = updated->siblings.size();
+    if (siblings >= config_.siblings_warn && !is_delete) {
+        env_.log(LogLevel::warn, "a key has " + std::to_string(siblings) +
+                                     " siblings; writers should pass the context of a get (limit " +
+                                     std::to_string(config_.siblings_max) + ")");
+    }
+    std::string bytes = encode_object(updated.value());
+    stage(key, bytes);
+    return bytes;
+}
+
+Status Replica::merge(const std::string& key, std::string_view object_bytes) {
+    auto incoming = decode_object(object_bytes);
+    if (!incoming) return incoming.status();
+    auto loaded = load(key);
+    if (!loaded) return loaded.status();
+    Object local = std::move(loaded.value());
+    Object merged = node::merge(local, incoming.value());
+    if (!(merged == local)) stage(key, encode_object(merged));
+    return {};
+}
+
+void Replica::stage(const std::string& key, std::string bytes) {
+    env_.stage_write(StoreWrite{Space::data, key, bytes});
+    for (const auto& observer : observers_) observer(key, bytes);
+}
+
+Status Replica::check_owner(const std::string& key, bool is_write,
+                            const std::vector<std::string>& targets) const {
+    // A static member list never moves ranges; every node computes one ring.
+    if (!placement_.dynamic()) return {};
+    const std::string& self = config_.node_id;
+    const uint64_t hash = ring::hash64(key);
+    const std::vector<std::string> current = placement_.replicas_for_hash(hash);
+    const bool in_current = has_id(current, self);
+    if (!placement_.moving()) {
+        if (in_current) return {};
+        return Status(
+            ErrorCode::not_owner,
+            "node " + self + " does not replicate this key (its replicas: " + join(current) + ")");
+    }
+    const std::vector<std::string> future = placement_.future_replicas_for_hash(hash);
+    const bool in_future = has_id(future, self);
+    if (!in_current && !in_future) {
+        return Status(ErrorCode::not_owner, "node " + self + " does not replicate this key");
+    }
+    if (!in_future && handoffs_.fenced(hash)) {
+        return Status(ErrorCode::not_owner,
+                      "node " + self + " handed this key's range to its new owner");
+    }
+    if (!is_write && !in_current) {
+        return Status(ErrorCode::not_owner, "this key's range is still moving to node " + self);
+    }
+    if (is_write && !targets.empty()) {
+        for (const auto& id : future) {
+            if (!has_id(current, id) && !has_id(targets, id)) {
+                return Status(ErrorCode::not_owner,
+                              "the write skips " + id + ", a new owner of the key's range");
+            }
+        }
+    }
+    return {};
+}
+
+// ---- peer requests --------------------------------------------------------------
+
+void Replica::handle(const ReplyTo& from, const ReplicaReadRequest& req) {
+    Status owner = check_owner(req.key, false, {});
+    if (!owner.ok()) {
+        return env_.reply(from,
+                          ReplicaReadResponse{req.id, owner.code(), owner.message(), std::nullopt});
+    }
+    auto stored = read(req.key);
+    env_.reply(from, ReplicaReadResponse{req.id, stored.status().code(), stored.status().message(),
+                                         stored ? stored.value() : std::nullopt});
+}
+
+void Replica::handle(const ReplyTo& from, const ReplicaWriteRequest& req) {
+    auto request = std::make_pair(from.route, req.id);
+    if (minted_.count(request)) {
+        // A duplicate: answer with what the replica holds now, which includes
+        // the first copy's version or what superseded it.
+        auto stored = read(req.key);
+        const bool ok = stored.ok() && stored.value().has_value();
+        env_.reply(from, ReplicaWriteResponse{
+                             req.id, ok ? ErrorCode::ok : ErrorCode::storage_error,
+                             ok ? std::string() : "duplicate write request and no stored version",
+                             ok ? *stored.value() : std::string()});
+        return;
+    }
+    Status owner = check_owner(req.key, true, req.targets);
+    if (!owner.ok()) {
+        return env_.reply(from, ReplicaWriteResponse{req.id, owner.code(), owner.message(), {}});
+    }
+    // The coordinator's limit is not trusted beyond this node's own.
+    auto written = mint(req.key, req.value, req.context);
+    if (written.ok()) remember_minted(std::move(request));
+    env_.reply(from,
+               ReplicaWriteResponse{req.id, written.status().code(), written.status().message(),
+                                    written ? written.value() : std::string()});
+}
+
+void Replica::remember_minted(std::pair<std::string, uint64_t> request) {
+    minted_.insert(request);
+    minted_order_.push_back(std::move(request));
+    if (minted_order_.size() > config_.minted_requests_remembered) {
+        minted_.erase(minted_order_.front());
+        minted_order_.pop_front();
+    }
+}
+
+void Replica::handle(const ReplyTo& from, const ReplicaMergeRequest& req) {
+    Status s = check_owner(req.key, true, req.targets);
+    if (s.ok()) s = merge(req.key, req.object);
+    env_.reply(from, ReplicaMergeResponse{req.id, s.code(), s.message()});
+}
+
+void Replica::handle(const ReplyTo& from, const proto::LocalGetRequest& req) {
+    proto::GetResponse resp;
+    resp.id = req.id;
+    auto loaded = load(req.key);
+    if (!loaded) {
+        resp.code = loaded.status().code();
+        resp.message = loaded.status().message();
+        return env_.reply(from, std::move(resp));
+    }
+    const Object& object = loaded.value();
+    resp.values = object.live_values();
+    resp.code = resp.values.empty() ? ErrorCode::not_found : ErrorCode::ok;
+    if (!object.context.empty()) resp.context = encode_context(object.context);
+    resp.info = proto::ReplyInfo{1, 1, false, static_cast<uint32_t>(resp.values.size())};
+    env_.reply(from, std::move(resp));
+}
+
+}  // namespace kv::node

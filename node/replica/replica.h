@@ -1,0 +1,94 @@
+// This node as a replica: the only writer of the data space (Space::data).
+// Every change to a key's stored object goes through mint() (a write this
+// replica versions) or merge() (a version from elsewhere: replication, read
+// repair, a streamed range), and every change is reported to the observers, so
+// that a component that must see all writes (anti-entropy trees, tombstone GC)
+// has one place to hook in.
+//
+// It also decides whether this node may serve a key as a replica now (its
+// ownership check, from Placement and the Handoffs fence) and suppresses
+// duplicated minting requests. Pure: reads and stages writes through Env.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "client/status.h"
+#include "node/data/object.h"
+#include "node/env.h"
+#include "node/membership/handoffs.h"
+#include "node/membership/placement.h"
+#include "node/node_config.h"
+#include "node/peer_protocol.h"
+
+namespace kv::node {
+
+class Replica {
+  public:
+    // Called after each change is staged, with the key and its new encoded object.
+    using Observer = std::function<void(const std::string& key, const std::string& object)>;
+
+    Replica(const NodeConfig& config, Env& env, const Placement& placement,
+            const Handoffs& handoffs);
+
+    // The actor id this node mints dots with (node/node.h, start()).
+    void set_actor(std::string actor) { actor_ = std::move(actor); }
+    const std::string& actor() const { return actor_; }
+    void add_observer(Observer observer) { observers_.push_back(std::move(observer)); }
+
+    // The stored object's bytes (nullopt: none); storage_error when the store fails.
+    Result<std::optional<std::string>> read(const std::string& key);
+    // The decoded stored object (empty when absent); storage_error when corrupt.
+    Result<Object> load(const std::string& key);
+    // A write: a new version minted with this replica's actor from the value
+    // (nullopt: a tombstone) and the client's context; returns the whole new
+    // object, encoded. A delete without a context supersedes all the replica holds.
+    Result<std::string> mint(const std::string& key, std::optional<std::string> value,
+                             const std::optional<std::string>& context);
+    // Merges an encoded version into the stored one (staged only when it changes).
+    Status merge(const std::string& key, std::string_view object_bytes);
+
+    // Whether this node may serve the key as a replica now: ok, or not_owner
+    // when the key's range is not its own or was handed off. For writes,
+    // `targets` (when non-empty) must include every new owner it knows of.
+    Status check_owner(const std::string& key, bool is_write,
+                       const std::vector<std::string>& targets) const;
+    // check_owner for this node as the replica of an op it coordinates: the
+    // op's replicas come from this node's own placement, so while nothing
+    // moves the answer is known (ok) and the ring walk is skipped.
+    Status check_local_owner(const std::string& key, bool is_write,
+                             const std::vector<std::string>& targets) const {
+        return placement_.moving() ? check_owner(key, is_write, targets) : Status{};
+    }
+
+    // Peer requests: a coordinator asks this node as a replica.
+    void handle(const ReplyTo& from, const ReplicaReadRequest& req);
+    void handle(const ReplyTo& from, const ReplicaWriteRequest& req);
+    void handle(const ReplyTo& from, const ReplicaMergeRequest& req);
+    // A client's look at this replica alone (debugging, tests).
+    void handle(const ReplyTo& from, const proto::LocalGetRequest& req);
+
+  private:
+    void stage(const std::string& key, std::string bytes);
+    void remember_minted(std::pair<std::string, uint64_t> request);
+
+    const NodeConfig& config_;
+    Env& env_;
+    const Placement& placement_;
+    const Handoffs& handoffs_;
+    std::string actor_;
+    std::vector<Observer> observers_;
+    // Minting requests already applied, by (requester route, request id): a
+    // duplicated ReplicaWriteRequest must not mint a second version (it would
+    // supersede writes acknowledged since). Bounded; oldest forgotten first.
+    std::set<std::pair<std::string, uint64_t>> minted_;
+    std::deque<std::pair<std::string, uint64_t>> minted_order_;
+};
+
+}  // namespace kv::node

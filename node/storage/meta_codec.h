@@ -1,0 +1,68 @@
+// The node's own records in the meta space (Space::meta): their keys and the one
+// codec they are written with. Every meta record a node writes is named here, so
+// a reader of a data directory finds its whole layout in one page.
+//
+// Versioned: the record `format` holds kMetaFormat. A directory without it was
+// written by a node of format 1, the first (its records read as format 1, and
+// start() records the format). A node that finds a format it does not know
+// stops instead of guessing (node/node.h, start()).
+//
+// Integers inside binary records are 8-byte little-endian (put_u64/get_u64, the
+// only such codec of node/); counters are decimal text.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "client/status.h"
+#include "ring/ring.h"
+
+namespace kv::node::meta {
+
+constexpr uint32_t kMetaFormat = 1;
+
+// The format of this directory's meta records (decimal).
+constexpr std::string_view kFormatKey = "format";
+// This data directory's actor id: node id "." 16 hex digits, fresh per directory.
+constexpr std::string_view kActorKey = "actor";
+// Gossip: the incarnation of this node's latest life (decimal), and the ring
+// positions it claimed (tokens), kept across restarts so that the ring does
+// not move when a member comes back.
+constexpr std::string_view kIncarnationKey = "incarnation";
+constexpr std::string_view kTokensKey = "tokens";
+// The status this node last declared (joining, up, leaving, left), so that a
+// restart resumes a join or a leave instead of starting over as up.
+constexpr std::string_view kStatusKey = "status";
+// The other members as last seen (a gossip ack2 frame: endpoint, status,
+// tokens), so that a restarted node routes by the ring it knew, not by a ring
+// of itself alone until gossip reaches it.
+constexpr std::string_view kViewKey = "view";
+// Every handoff this node accepted: by new owner, the ranges it stopped serving.
+constexpr std::string_view kHandoffsKey = "handoffs";
+
+void put_u64(std::string& out, uint64_t v);
+// Reads 8 bytes from the front of `in` and drops them; false when fewer remain.
+bool get_u64(std::string_view& in, uint64_t& v);
+
+std::string encode_u64_text(uint64_t v);
+std::optional<uint64_t> decode_u64_text(std::string_view text);
+
+// Tokens: 8 bytes each. Decoding sorts them and drops duplicates; nullopt when
+// the size is not a multiple of 8 or more than tokens_max tokens are held.
+std::string encode_tokens(const std::vector<uint64_t>& tokens);
+std::optional<std::vector<uint64_t>> decode_tokens(std::string_view bytes, size_t tokens_max);
+
+// Handoffs: per target, its id (length-prefixed), then its ranges (count, then
+// start and end of each).
+using HandoffRecord = std::map<std::string, std::vector<ring::Range>>;
+std::string encode_handoffs(const HandoffRecord& handoffs);
+std::optional<HandoffRecord> decode_handoffs(std::string_view bytes);
+
+// Whether a stored format record (nullopt: none yet) is one this build reads.
+Status check_format(const std::optional<std::string>& stored);
+
+}  // namespace kv::node::meta
