@@ -64,6 +64,34 @@ TEST_CASE("RangeSet answers membership for plain, wrapping and whole-ring ranges
     CHECK(whole.contains(UINT64_MAX));
 }
 
+TEST_CASE("RangeSet covers ranges inside one interval and lists itself as disjoint ranges") {
+    RangeSet set;
+    set.add(ring::Range{100, 200});
+    set.add(ring::Range{150, 300});  // overlaps: joined
+    set.add(ring::Range{UINT64_MAX - 10, 5});
+    CHECK(set.covers(ring::Range{100, 300}));
+    CHECK(set.covers(ring::Range{120, 130}));
+    CHECK_FALSE(set.covers(ring::Range{99, 130}));
+    CHECK(set.covers(ring::Range{UINT64_MAX - 5, 2}));
+    CHECK_FALSE(set.covers(ring::Range{UINT64_MAX - 20, 2}));
+    CHECK_FALSE(set.covers(ring::Range{7, 7}));  // the whole ring
+    const std::vector<ring::Range> listed = set.ranges();
+    CHECK(listed.size() == 3);
+    RangeSet rebuilt;
+    for (const auto& r : listed) rebuilt.add(r);
+    CHECK(rebuilt.ranges() == listed);
+    for (uint64_t h : {uint64_t{0}, uint64_t{5}, uint64_t{6}, uint64_t{100}, uint64_t{101},
+                       uint64_t{300}, uint64_t{301}, UINT64_MAX - 10, UINT64_MAX}) {
+        INFO(h);
+        CHECK(rebuilt.contains(h) == set.contains(h));
+    }
+    RangeSet whole;
+    whole.add(ring::Range{9, 9});
+    CHECK(whole.covers(ring::Range{3, 3}));
+    REQUIRE(whole.ranges().size() == 1);
+    CHECK(whole.ranges()[0].start == whole.ranges()[0].end);  // encodes the whole ring
+}
+
 TEST_CASE("a joiner pulls exactly what it gains, each range from the replica it displaces") {
     const ring::Ring before = claimed_ring({"a", "b", "c", "d", "e"}, 32);
     const ring::Ring after = claimed_ring({"a", "b", "c", "d", "e", "f"}, 32);

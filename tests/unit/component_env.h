@@ -1,0 +1,28 @@
+// A BufferedEnv over an in-memory store, for driving one node component
+// without a cluster: fixed time and randomness, sends and replies kept for
+// inspection (commit() hands them out), logs dropped.
+#pragma once
+
+#include <memory>
+
+#include "node/buffered_env.h"
+
+namespace kv::test {
+
+class ComponentEnv final : public node::BufferedEnv {
+  public:
+    ComponentEnv() : ComponentEnv(node::make_memory_store()) {}
+    uint64_t now_ms() override { return now_ms_value; }
+    uint64_t random_u64() override { return 4; }
+    void log(node::LogLevel, std::string_view) override {}
+    node::Store& store() { return *store_; }
+
+    uint64_t now_ms_value = 1000;
+
+  private:
+    explicit ComponentEnv(std::unique_ptr<node::Store> store)
+        : BufferedEnv(*store), store_(std::move(store)) {}
+    std::unique_ptr<node::Store> store_;
+};
+
+}  // namespace kv::test

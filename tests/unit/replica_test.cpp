@@ -1,0 +1,217 @@
+// Replica (node/replica/replica.h): the only writer of the data space, driven
+// without a cluster: minting, merging, the change observers, duplicate
+// suppression, ownership checks and the handoff fence.
+#include <catch2/catch.hpp>
+
+#include "gossip/token_claim.h"
+#include "node/membership/handoffs.h"
+#include "node/membership/placement.h"
+#include "node/replica/replica.h"
+#include "tests/unit/component_env.h"
+
+using namespace kv;
+using namespace kv::node;
+using kv::test::ComponentEnv;
+
+namespace {
+
+struct Fixture {
+    explicit Fixture(std::vector<gossip::Member> members = {{"a", "tcp://a"}})
+        : membership(std::move(members)),
+          placement("a", 3, 64),
+          handoffs(env),
+          replica(config(), env, placement, handoffs) {
+        placement.refresh(membership, nullptr);
+        replica.set_actor("a.0001");
+        replica.add_observer([this](const std::string& key, const std::string& object) {
+            changes.emplace_back(key, object);
+        });
+    }
+    static const NodeConfig& config() {
+        static const NodeConfig c = [] {
+            NodeConfig c;
+            c.node_id = "a";
+            c.siblings_max = 3;
+            c.minted_requests_remembered = 2;
+            return c;
+        }();
+        return c;
+    }
+    // The replies the replica sent, once its staged writes committed.
+    std::vector<Message> replies() {
+        auto out = env.commit();
+        REQUIRE(out.ok());
+        std::vector<Message> messages;
+        for (auto& o : out.value()) messages.push_back(std::move(o.message));
+        return messages;
+    }
+
+    ComponentEnv env;
+    gossip::StaticMembership membership;
+    Placement placement;
+    Handoffs handoffs;
+    Replica replica;
+    std::vector<std::pair<std::string, std::string>> changes;
+};
+
+}  // namespace
+
+TEST_CASE("mint versions a write with the replica's actor and reports the change") {
+    Fixture f;
+    auto first = f.replica.mint("k", std::string("v1"), std::nullopt);
+    REQUIRE(first.ok());
+    auto loaded = f.replica.load("k");
+    REQUIRE(loaded.ok());
+    CHECK(loaded->live_values() == std::vector<std::string>{"v1"});
+    CHECK(loaded->siblings.front().dot == Dot{"a.0001", 1});
+    REQUIRE(f.changes.size() == 1);
+    CHECK(f.changes[0] == std::make_pair(std::string("k"), first.value()));
+
+    // With the context of what it saw, a write supersedes it.
+    const std::string context = encode_context(loaded->context);
+    REQUIRE(f.replica.mint("k", std::string("v2"), context).ok());
+    CHECK(f.replica.load("k")->live_values() == std::vector<std::string>{"v2"});
+    // A blind write becomes a sibling; the sibling limit is enforced.
+    REQUIRE(f.replica.mint("k", std::string("v3"), std::nullopt).ok());
+    REQUIRE(f.replica.mint("k", std::string("v4"), std::nullopt).ok());
+    CHECK(f.replica.mint("k", std::string("v5"), std::nullopt).status().code() ==
+          ErrorCode::sibling_limit);
+    CHECK(f.changes.size() == 4);  // the refused write changed nothing
+    // A delete without a context removes everything the replica holds.
+    REQUIRE(f.replica.mint("k", std::nullopt, std::nullopt).ok());
+    CHECK(f.replica.load("k")->live_values().empty());
+    CHECK(f.replica.mint("k", std::string("x"), std::string("garbage")).status().code() ==
+          ErrorCode::bad_context);
+}
+
+TEST_CASE("merge stages and reports only real changes, and refuses undecodable objects") {
+    Fixture f;
+    Object incoming;
+    incoming.siblings.push_back(Sibling{Dot{"b.0002", 1}, std::string("from-b")});
+    incoming.context.set("b.0002", 1);
+    const std::string bytes = encode_object(incoming);
+    REQUIRE(f.replica.merge("k", bytes).ok());
+    CHECK(f.changes.size() == 1);
+    REQUIRE(f.replica.merge("k", bytes).ok());  // idempotent: nothing new to write
+    CHECK(f.changes.size() == 1);
+    CHECK(f.replica.load("k")->live_values() == std::vector<std::string>{"from-b"});
+    CHECK(f.replica.merge("k", "not an object").code() != ErrorCode::ok);
+    CHECK(f.changes.size() == 1);
+}
+
+TEST_CASE("a duplicated minting request is answered without minting again") {
+    Fixture f;
+    const ReplyTo coordinator{"route-1"};
+    ReplicaWriteRequest req{7, "k", std::string("v"), std::nullopt, 0, {}};
+    f.replica.handle(coordinator, req);
+    f.replica.handle(coordinator, req);  // the network duplicated it
+    auto replies = f.replies();
+    REQUIRE(replies.size() == 2);
+    for (const auto& m : replies) {
+        REQUIRE(std::holds_alternative<ReplicaWriteResponse>(m));
+        CHECK(std::get<ReplicaWriteResponse>(m).code == ErrorCode::ok);
+    }
+    CHECK(f.changes.size() == 1);
+    CHECK(f.replica.load("k")->siblings.size() == 1);
+    // The same id from another route is another request.
+    f.replica.handle(ReplyTo{"route-2"}, req);
+    CHECK(f.changes.size() == 2);
+    // The window is bounded (2 here): the oldest request is forgotten.
+    // (A delete without a context: it keeps the sibling count under the limit of 3.)
+    f.replica.handle(coordinator, ReplicaWriteRequest{8, "k", std::nullopt, {}, 0, {}});
+    f.replica.handle(coordinator, req);
+    CHECK(f.changes.size() == 4);
+}
+
+TEST_CASE("read and merge requests are answered from the store") {
+    Fixture f;
+    f.replica.handle(ReplyTo{"c"}, ReplicaReadRequest{1, "k"});
+    REQUIRE(f.replica.mint("k", std::string("v"), std::nullopt).ok());
+    f.replica.handle(ReplyTo{"c"}, ReplicaReadRequest{2, "k"});
+    f.replica.handle(ReplyTo{"c"}, ReplicaMergeRequest{3, "k", "junk", {}});
+    auto replies = f.replies();
+    REQUIRE(replies.size() == 3);
+    CHECK_FALSE(std::get<ReplicaReadResponse>(replies[0]).object.has_value());
+    CHECK(std::get<ReplicaReadResponse>(replies[1]).object.has_value());
+    CHECK(std::get<ReplicaMergeResponse>(replies[2]).code != ErrorCode::ok);
+}
+
+TEST_CASE("with gossip placement a replica serves only its keys and not what it handed off") {
+    ComponentEnv env;
+    NodeConfig config;
+    config.node_id = "n1";
+    // Four members up: n1 replicates about 3/4 of the keys.
+    std::vector<gossip::NodeTokens> claimed;
+    gossip::MemberState self;
+    self.id = "n1";
+    self.declared = gossip::MemberStatus::up;
+    self.incarnation = 1;
+    self.tokens = gossip::claim_tokens(claimed, "n1", 16, 3);
+    claimed.push_back({"n1", self.tokens});
+    gossip::ClusterView view(self, 64);
+    for (const std::string id : {"n2", "n3", "n4"}) {
+        gossip::MemberState s;
+        s.id = id;
+        s.declared = gossip::MemberStatus::up;
+        s.incarnation = 1;
+        s.tokens = gossip::claim_tokens(claimed, id, 16, 3);
+        claimed.push_back({id, s.tokens});
+        view.merge(s);
+    }
+    Placement placement("n1", 3, 16);
+    placement.refresh(view, &view);
+    REQUIRE(placement.dynamic());
+    REQUIRE_FALSE(placement.moving());
+    Handoffs handoffs(env);
+    Replica replica(config, env, placement, handoffs);
+    size_t owned = 0;
+    size_t refused = 0;
+    for (int i = 0; i < 200; ++i) {
+        const std::string key = "key" + std::to_string(i);
+        const bool mine = has_id(placement.replicas(key), "n1");
+        const Status s = replica.check_owner(key, false, {});
+        CHECK(s.ok() == mine);
+        if (!mine) CHECK(s.code() == ErrorCode::not_owner);
+        owned += mine;
+        refused += !mine;
+        // The coordinator's own check is skipped while nothing moves.
+        CHECK(replica.check_local_owner(key, true, {}).ok());
+    }
+    CHECK(owned > 100);
+    CHECK(refused > 20);
+}
+
+TEST_CASE("handoffs persist, fence their ranges and reload; a corrupt record stops the node") {
+    ComponentEnv env;
+    {
+        Handoffs h(env);
+        REQUIRE(h.load().ok());
+        CHECK(h.empty());
+        h.record("n5", {ring::Range{100, 200}, ring::Range{UINT64_MAX - 10, 5}});
+        CHECK(h.fenced(150));
+        CHECK(h.fenced(200));
+        CHECK_FALSE(h.fenced(100));
+        CHECK(h.fenced(UINT64_MAX));
+        CHECK(h.fenced(0));
+        CHECK_FALSE(h.fenced(6));
+        CHECK(h.handed_off("n5", ring::Range{120, 180}));
+        CHECK_FALSE(h.handed_off("n6", ring::Range{120, 180}));
+        CHECK_FALSE(h.handed_off("n5", ring::Range{50, 180}));
+        REQUIRE(env.commit().ok());
+    }
+    {
+        Handoffs reloaded(env);
+        REQUIRE(reloaded.load().ok());
+        CHECK(reloaded.fenced(150));
+        CHECK(reloaded.fenced(2));
+        CHECK(reloaded.handed_off("n5", ring::Range{UINT64_MAX - 10, 5}));
+        reloaded.clear();
+        REQUIRE(env.commit().ok());
+        Handoffs cleared(env);
+        REQUIRE(cleared.load().ok());
+        CHECK(cleared.empty());
+    }
+    env.stage_write(StoreWrite{Space::meta, "handoffs", std::string("\x05\x00", 2)});
+    Handoffs corrupt(env);
+    CHECK(corrupt.load().code() == ErrorCode::storage_error);
+}
