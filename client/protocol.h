@@ -194,7 +194,7 @@ struct ErrorResponse {
 };
 
 // ---- node -> node (coordinator to replica) ---------------------------------
-// `object` fields carry a node-encoded versioned object (node/object.h), opaque
+// `object` fields carry a node-encoded versioned object (node/data/object.h), opaque
 // to this layer.
 
 struct ReplicaReadRequest {

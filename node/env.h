@@ -44,7 +44,7 @@ class Env {
     virtual void stage_write(StoreWrite write) = 0;
     // Keys in a space, as of the last commit.
     virtual Result<uint64_t> count(Space space) = 0;
-    // Visits keys at or after `from` in store order (node/store.h, Store::scan),
+    // Visits keys at or after `from` in store order (node/storage/store.h, Store::scan),
     // staged writes included (a staged erase hides the key), until `visit`
     // returns false or `limit` keys were visited. `visit` must not stage writes.
     virtual Status scan(

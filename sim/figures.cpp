@@ -46,7 +46,7 @@ std::string encode_tokens(const std::vector<uint64_t>& tokens) {
 }
 
 // The initial members start as members restarted with their tokens (written
-// to their stores first, as node/node.cpp keeps them: meta "tokens" and
+// to their stores first, as the node keeps them (node/storage/meta_codec.h): meta "tokens" and
 // "status"), so the cluster forms at once: joins move data one at a time, and
 // 200 of them in a row would take the simulator an hour of virtual time. The
 // cluster's last node is started crashed: it joins when restarted.

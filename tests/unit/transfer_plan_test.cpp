@@ -1,4 +1,4 @@
-// What moves where between two rings (node/transfer_plan.h), and the staged
+// What moves where between two rings (node/membership/transfer_plan.h), and the staged
 // overlay of BufferedEnv::scan that stream pages read through.
 #include <catch2/catch.hpp>
 
