@@ -259,3 +259,40 @@ Result<Variant> decode_message(std::string_view frame, const TypeNames<Variant>&
 }
 
 }  // namespace kv::proto::wire
+
+namespace kv::proto {
+
+// The client messages (client/protocol.h): their "t" strings, indexed like
+// proto::Message, and their fields (client/protocol.cpp). Declared here so
+// that a message set embedding them (node/peer_protocol.h) encodes and decodes
+// them exactly as the client contract does.
+inline constexpr wire::TypeNames<Message> kMessageTypeNames = {
+    "get",         "put",          "del",   "local_get", "status",      "get_reply",
+    "write_reply", "status_reply", "error", "leave",     "admin_reply",
+};
+
+void write_fields(const GetRequest& m, wire::FieldWriter& w);
+void write_fields(const PutRequest& m, wire::FieldWriter& w);
+void write_fields(const DelRequest& m, wire::FieldWriter& w);
+void write_fields(const LocalGetRequest& m, wire::FieldWriter& w);
+void write_fields(const StatusRequest& m, wire::FieldWriter& w);
+void write_fields(const GetResponse& m, wire::FieldWriter& w);
+void write_fields(const WriteResponse& m, wire::FieldWriter& w);
+void write_fields(const StatusResponse& m, wire::FieldWriter& w);
+void write_fields(const ErrorResponse& m, wire::FieldWriter& w);
+void write_fields(const LeaveRequest& m, wire::FieldWriter& w);
+void write_fields(const AdminResponse& m, wire::FieldWriter& w);
+
+void read_fields(wire::FieldReader& f, GetRequest& m);
+void read_fields(wire::FieldReader& f, PutRequest& m);
+void read_fields(wire::FieldReader& f, DelRequest& m);
+void read_fields(wire::FieldReader& f, LocalGetRequest& m);
+void read_fields(wire::FieldReader& f, StatusRequest& m);
+void read_fields(wire::FieldReader& f, GetResponse& m);
+void read_fields(wire::FieldReader& f, WriteResponse& m);
+void read_fields(wire::FieldReader& f, StatusResponse& m);
+void read_fields(wire::FieldReader& f, ErrorResponse& m);
+void read_fields(wire::FieldReader& f, LeaveRequest& m);
+void read_fields(wire::FieldReader& f, AdminResponse& m);
+
+}  // namespace kv::proto

@@ -25,7 +25,7 @@ constexpr std::string_view kStatusMetaKey = "status";
 // until gossip reaches it (nobody may talk to a restarted seed for rounds).
 constexpr std::string_view kViewMetaKey = "view";
 
-static_assert(proto::kGossipPayloadBytesMax == gossip::kGossipFrameBytesMax);
+static_assert(kGossipPayloadBytesMax == gossip::kGossipFrameBytesMax);
 
 std::string encode_tokens(const std::vector<uint64_t>& tokens) {
     std::string out;
@@ -157,7 +157,7 @@ Status Node::start() {
 
 // ---- dispatch ----------------------------------------------------------------
 
-void Node::on_request(const ReplyTo& from, proto::Message message) {
+void Node::on_request(const ReplyTo& from, node::Message message) {
     ++stats_.requests;
     refresh_ring();
     std::visit(
@@ -173,29 +173,29 @@ void Node::on_request(const ReplyTo& from, proto::Message message) {
                              m.consistency, m.deadline_ms);
             } else if constexpr (std::is_same_v<T, proto::LocalGetRequest> ||
                                  std::is_same_v<T, proto::StatusRequest> ||
-                                 std::is_same_v<T, proto::ReplicaReadRequest> ||
-                                 std::is_same_v<T, proto::ReplicaWriteRequest> ||
-                                 std::is_same_v<T, proto::ReplicaMergeRequest> ||
-                                 std::is_same_v<T, proto::PingRequest> ||
-                                 std::is_same_v<T, proto::GossipRequest> ||
+                                 std::is_same_v<T, ReplicaReadRequest> ||
+                                 std::is_same_v<T, ReplicaWriteRequest> ||
+                                 std::is_same_v<T, ReplicaMergeRequest> ||
+                                 std::is_same_v<T, PingRequest> ||
+                                 std::is_same_v<T, GossipRequest> ||
                                  std::is_same_v<T, proto::LeaveRequest> ||
-                                 std::is_same_v<T, proto::StreamRequest> ||
-                                 std::is_same_v<T, proto::HandoffRequest>) {
+                                 std::is_same_v<T, StreamRequest> ||
+                                 std::is_same_v<T, HandoffRequest>) {
                 handle(from, m);
             } else if constexpr (std::is_same_v<T, proto::GetResponse> ||
                                  std::is_same_v<T, proto::WriteResponse> ||
                                  std::is_same_v<T, proto::StatusResponse> ||
                                  std::is_same_v<T, proto::ErrorResponse> ||
-                                 std::is_same_v<T, proto::ReplicaReadResponse> ||
-                                 std::is_same_v<T, proto::ReplicaWriteResponse> ||
-                                 std::is_same_v<T, proto::ReplicaMergeResponse> ||
-                                 std::is_same_v<T, proto::PingResponse> ||
+                                 std::is_same_v<T, ReplicaReadResponse> ||
+                                 std::is_same_v<T, ReplicaWriteResponse> ||
+                                 std::is_same_v<T, ReplicaMergeResponse> ||
+                                 std::is_same_v<T, PingResponse> ||
                                  std::is_same_v<T, proto::AdminResponse> ||
-                                 std::is_same_v<T, proto::StreamResponse> ||
-                                 std::is_same_v<T, proto::HandoffResponse>) {
+                                 std::is_same_v<T, StreamResponse> ||
+                                 std::is_same_v<T, HandoffResponse>) {
                 on_bad_frame(from, m.id,
                              Status(ErrorCode::bad_request,
-                                    "'" + std::string(proto::type_name(m)) +
+                                    "'" + std::string(node::type_name(m)) +
                                         "' is a response; this endpoint takes requests"));
             } else {
                 static_assert(kAlwaysFalse<T>, "every message type must be handled");
@@ -209,10 +209,10 @@ void Node::on_bad_frame(const ReplyTo& from, uint64_t request_id, const Status& 
     env_.reply(from, proto::ErrorResponse{request_id, why.code(), why.message()});
 }
 
-void Node::on_peer_reply(const std::string& peer_id, proto::Message message) {
+void Node::on_peer_reply(const std::string& peer_id, node::Message message) {
     heard_from(peer_id);
     if (on_transfer_reply(peer_id, message)) return;
-    const uint64_t id = proto::request_id(message);
+    const uint64_t id = node::request_id(message);
     auto call = pending_.find(id);
     if (call == pending_.end() || call->second.peer != peer_id) return;  // late or unknown
     const uint64_t op_id = call->second.op_id;
@@ -223,13 +223,13 @@ void Node::on_peer_reply(const std::string& peer_id, proto::Message message) {
     std::visit(
         [&](auto&& m) {
             using T = std::decay_t<decltype(m)>;
-            if constexpr (std::is_same_v<T, proto::ReplicaReadResponse>) {
+            if constexpr (std::is_same_v<T, ReplicaReadResponse>) {
                 if (op.kind == OpKind::read)
                     on_read_reply(op, peer_id, Status(m.code, m.message), m.object);
-            } else if constexpr (std::is_same_v<T, proto::ReplicaWriteResponse>) {
+            } else if constexpr (std::is_same_v<T, ReplicaWriteResponse>) {
                 if (op.kind == OpKind::write)
                     on_write_reply(op, peer_id, Status(m.code, m.message), m.object);
-            } else if constexpr (std::is_same_v<T, proto::ReplicaMergeResponse>) {
+            } else if constexpr (std::is_same_v<T, ReplicaMergeResponse>) {
                 if (op.kind == OpKind::read) {
                     on_repair_reply(op, peer_id, Status(m.code, m.message));
                 } else {
@@ -240,7 +240,7 @@ void Node::on_peer_reply(const std::string& peer_id, proto::Message message) {
                                  Status(m.code, "replica " + peer_id + ": " + m.message));
             } else {
                 log(LogLevel::warn, "peer " + peer_id + " answered with unexpected '" +
-                                        std::string(proto::type_name(m)) + "'");
+                                        std::string(node::type_name(m)) + "'");
             }
         },
         message);
@@ -301,7 +301,7 @@ void Node::tick() {
         if (peer.first_known_ms == 0) peer.first_known_ms = std::max<uint64_t>(now, 1);
         if (peer.last_ping_ms == 0 || now - peer.last_ping_ms >= config_.ping_interval_ms) {
             peer.last_ping_ms = std::max<uint64_t>(now, 1);
-            env_.send(m.id, proto::PingRequest{next_id_++, config_.node_id});
+            env_.send(m.id, PingRequest{next_id_++, config_.node_id});
         }
     }
 }
@@ -361,7 +361,7 @@ void Node::handle(const ReplyTo& from, proto::GetRequest req) {
         if (replica == config_.node_id) {
             local = true;
         } else {
-            call_peer(ref, replica, proto::ReplicaReadRequest{0, ref.key});
+            call_peer(ref, replica, ReplicaReadRequest{0, ref.key});
         }
     }
     if (local) {
@@ -456,8 +456,8 @@ void Node::send_mint(Op& op) {
         on_write_reply(op, minter, written.status(), written ? written.value() : "");
     } else {
         call_peer(op, minter,
-                  proto::ReplicaWriteRequest{0, op.key, op.value, op.context, config_.siblings_max,
-                                             op.replicas});
+                  ReplicaWriteRequest{0, op.key, op.value, op.context, config_.siblings_max,
+                                      op.replicas});
     }
 }
 
@@ -550,26 +550,25 @@ void Node::handle(const ReplyTo& from, const proto::StatusRequest& req) {
 
 // ---- peer requests: this node as a replica -----------------------------------
 
-void Node::handle(const ReplyTo& from, const proto::ReplicaReadRequest& req) {
+void Node::handle(const ReplyTo& from, const ReplicaReadRequest& req) {
     Status owner = check_replica(req.key, false, {});
     if (!owner.ok()) {
-        return env_.reply(
-            from, proto::ReplicaReadResponse{req.id, owner.code(), owner.message(), std::nullopt});
+        return env_.reply(from,
+                          ReplicaReadResponse{req.id, owner.code(), owner.message(), std::nullopt});
     }
     auto stored = replica_read(req.key);
-    env_.reply(from,
-               proto::ReplicaReadResponse{req.id, stored.status().code(), stored.status().message(),
-                                          stored ? stored.value() : std::nullopt});
+    env_.reply(from, ReplicaReadResponse{req.id, stored.status().code(), stored.status().message(),
+                                         stored ? stored.value() : std::nullopt});
 }
 
-void Node::handle(const ReplyTo& from, const proto::ReplicaWriteRequest& req) {
+void Node::handle(const ReplyTo& from, const ReplicaWriteRequest& req) {
     auto request = std::make_pair(from.route, req.id);
     if (minted_.count(request)) {
         // A duplicate: answer with what the replica holds now, which includes
         // the first copy's version or what superseded it.
         auto stored = replica_read(req.key);
         const bool ok = stored.ok() && stored.value().has_value();
-        env_.reply(from, proto::ReplicaWriteResponse{
+        env_.reply(from, ReplicaWriteResponse{
                              req.id, ok ? ErrorCode::ok : ErrorCode::storage_error,
                              ok ? std::string() : "duplicate write request and no stored version",
                              ok ? *stored.value() : std::string()});
@@ -577,8 +576,7 @@ void Node::handle(const ReplyTo& from, const proto::ReplicaWriteRequest& req) {
     }
     Status owner = check_replica(req.key, true, req.targets);
     if (!owner.ok()) {
-        return env_.reply(from,
-                          proto::ReplicaWriteResponse{req.id, owner.code(), owner.message(), {}});
+        return env_.reply(from, ReplicaWriteResponse{req.id, owner.code(), owner.message(), {}});
     }
     // The coordinator's limit is not trusted beyond this node's own.
     auto written = replica_write(req.key, req.value, req.context);
@@ -590,23 +588,23 @@ void Node::handle(const ReplyTo& from, const proto::ReplicaWriteRequest& req) {
             minted_order_.pop_front();
         }
     }
-    env_.reply(from, proto::ReplicaWriteResponse{req.id, written.status().code(),
-                                                 written.status().message(),
-                                                 written ? written.value() : std::string()});
+    env_.reply(from,
+               ReplicaWriteResponse{req.id, written.status().code(), written.status().message(),
+                                    written ? written.value() : std::string()});
 }
 
-void Node::handle(const ReplyTo& from, const proto::ReplicaMergeRequest& req) {
+void Node::handle(const ReplyTo& from, const ReplicaMergeRequest& req) {
     Status s = check_replica(req.key, true, req.targets);
     if (s.ok()) s = replica_merge(req.key, req.object);
-    env_.reply(from, proto::ReplicaMergeResponse{req.id, s.code(), s.message()});
+    env_.reply(from, ReplicaMergeResponse{req.id, s.code(), s.message()});
 }
 
-void Node::handle(const ReplyTo& from, const proto::PingRequest& req) {
+void Node::handle(const ReplyTo& from, const PingRequest& req) {
     if (member(req.from_node) != nullptr) heard_from(req.from_node);
-    env_.reply(from, proto::PingResponse{req.id, config_.node_id});
+    env_.reply(from, PingResponse{req.id, config_.node_id});
 }
 
-void Node::handle(const ReplyTo& from, const proto::GossipRequest& req) {
+void Node::handle(const ReplyTo& from, const GossipRequest& req) {
     if (!gossiper_) return;  // static membership: gossip is not spoken here
     auto decoded = gossip::decode(req.payload);
     if (!decoded) return on_bad_frame(from, req.id, decoded.status());
@@ -709,8 +707,8 @@ void Node::send_gossip(std::vector<gossip::Outgoing> out) {
     for (auto& o : out) {
         // By endpoint always: the peer may not be a ring member (joining, or a
         // seed whose id we do not know yet), and gossip is never answered.
-        env_.send_to_endpoint(o.endpoint, proto::GossipRequest{next_id_++, config_.node_id,
-                                                               gossip::encode(o.message)});
+        env_.send_to_endpoint(
+            o.endpoint, GossipRequest{next_id_++, config_.node_id, gossip::encode(o.message)});
     }
 }
 
@@ -831,7 +829,7 @@ Status Node::replica_merge(const std::string& key, std::string_view object_bytes
 
 // ---- coordinator ---------------------------------------------------------------
 
-uint64_t Node::call_peer(Op& op, const std::string& peer, proto::Message request) {
+uint64_t Node::call_peer(Op& op, const std::string& peer, node::Message request) {
     const uint64_t id = next_id_++;
     std::visit([id](auto& m) { m.id = id; }, request);
     pending_.emplace(id, PendingPeerCall{op.id, peer});
@@ -915,7 +913,7 @@ void Node::send_read_repairs(Op& op) {
             if (!s.ok()) log(LogLevel::warn, "local read repair failed: " + s.to_string());
         } else {
             op.repairs_waiting.insert(replica);
-            call_peer(op, replica, proto::ReplicaMergeRequest{0, op.key, bytes, {}});
+            call_peer(op, replica, ReplicaMergeRequest{0, op.key, bytes, {}});
         }
     }
 }
@@ -967,8 +965,7 @@ void Node::start_replication(Op& op, const std::string& object_bytes) {
         if (replica == config_.node_id) {
             local = true;
         } else {
-            call_peer(op, replica,
-                      proto::ReplicaMergeRequest{0, op.key, object_bytes, op.replicas});
+            call_peer(op, replica, ReplicaMergeRequest{0, op.key, object_bytes, op.replicas});
         }
     }
     if (local) {

@@ -26,11 +26,11 @@
 #include <string>
 #include <vector>
 
-#include "client/protocol.h"
 #include "gossip/gossip.h"
 #include "gossip/membership.h"
 #include "node/env.h"
 #include "node/object.h"
+#include "node/peer_protocol.h"
 #include "node/transfer_plan.h"
 #include "ring/ring.h"
 
@@ -98,11 +98,11 @@ class Node {
     Status start();
 
     // A frame that arrived at the node's ROUTER: a client's request or a peer's.
-    void on_request(const ReplyTo& from, proto::Message message);
+    void on_request(const ReplyTo& from, node::Message message);
     // A frame that could not be decoded; answered with an ErrorResponse.
     void on_bad_frame(const ReplyTo& from, uint64_t request_id, const Status& why);
     // A reply from a peer to a request this node sent it.
-    void on_peer_reply(const std::string& peer_id, proto::Message message);
+    void on_peer_reply(const std::string& peer_id, node::Message message);
     // The runtime could not hand a request to a peer (no connection): the
     // call fails now instead of at the op's deadline.
     void on_send_failed(const std::string& peer_id, uint64_t request_id);
@@ -145,14 +145,14 @@ class Node {
     void handle(const ReplyTo& from, const proto::LocalGetRequest& req);
     void handle(const ReplyTo& from, const proto::StatusRequest& req);
     // Peer requests (this node as a replica).
-    void handle(const ReplyTo& from, const proto::ReplicaReadRequest& req);
-    void handle(const ReplyTo& from, const proto::ReplicaWriteRequest& req);
-    void handle(const ReplyTo& from, const proto::ReplicaMergeRequest& req);
-    void handle(const ReplyTo& from, const proto::PingRequest& req);
-    void handle(const ReplyTo& from, const proto::GossipRequest& req);
+    void handle(const ReplyTo& from, const ReplicaReadRequest& req);
+    void handle(const ReplyTo& from, const ReplicaWriteRequest& req);
+    void handle(const ReplyTo& from, const ReplicaMergeRequest& req);
+    void handle(const ReplyTo& from, const PingRequest& req);
+    void handle(const ReplyTo& from, const GossipRequest& req);
     void handle(const ReplyTo& from, const proto::LeaveRequest& req);
-    void handle(const ReplyTo& from, const proto::StreamRequest& req);
-    void handle(const ReplyTo& from, const proto::HandoffRequest& req);
+    void handle(const ReplyTo& from, const StreamRequest& req);
+    void handle(const ReplyTo& from, const HandoffRequest& req);
 
     // Gossip.
     Status start_gossip();
@@ -179,7 +179,7 @@ class Node {
     void refresh_transfers();
     void transfer_tick(uint64_t now_ms);
     void send_transfer_call(InboundTransfer& t, uint64_t now_ms);
-    bool on_transfer_reply(const std::string& peer_id, const proto::Message& message);
+    bool on_transfer_reply(const std::string& peer_id, const node::Message& message);
     void transfer_call_failed(InboundTransfer& t, const std::string& why);
     void maybe_finish_membership_change();
     bool handed_off(const OutboundNeed& need) const;
@@ -223,7 +223,7 @@ class Node {
     void fail(Op& op, ErrorCode code, const std::string& why);
     void fail_unavailable(Op& op, size_t succeeded, const char* verb);
     void finish(uint64_t op_id);
-    uint64_t call_peer(Op& op, const std::string& peer, proto::Message request);
+    uint64_t call_peer(Op& op, const std::string& peer, node::Message request);
     void expire(Op& op);
 
     bool reachable(const std::string& member) const;

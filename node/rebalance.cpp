@@ -39,10 +39,10 @@ bool get_u64(std::string_view& in, uint64_t& v) {
     return true;
 }
 
-std::vector<proto::TokenRange> to_wire(const std::vector<ring::Range>& ranges) {
-    std::vector<proto::TokenRange> out;
+std::vector<TokenRange> to_wire(const std::vector<ring::Range>& ranges) {
+    std::vector<TokenRange> out;
     out.reserve(ranges.size());
-    for (const auto& r : ranges) out.push_back(proto::TokenRange{r.start, r.end});
+    for (const auto& r : ranges) out.push_back(TokenRange{r.start, r.end});
     return out;
 }
 
@@ -137,7 +137,7 @@ void Node::refresh_transfers() {
     const auto diff = ring::ownership_diff(ring_, future_ring_, config_.n_replicas);
     outbound_needs_ = plan_outbound(diff, config_.node_id);
     std::vector<InboundTransfer> next;
-    for (auto& plan : plan_inbound(diff, config_.node_id, proto::kTransferRangesMax)) {
+    for (auto& plan : plan_inbound(diff, config_.node_id, kTransferRangesMax)) {
         auto same = std::find_if(inbound_.begin(), inbound_.end(),
                                  [&](const InboundTransfer& t) { return t.plan == plan; });
         if (same != inbound_.end()) {
@@ -181,11 +181,11 @@ void Node::send_transfer_call(InboundTransfer& t, uint64_t now_ms) {
     transfer_calls_[id] = static_cast<size_t>(&t - inbound_.data());
     if (t.phase == InboundTransfer::Phase::streaming) {
         env_.send(t.plan.source,
-                  proto::StreamRequest{id, config_.node_id, ring_digest_, to_wire(t.plan.ranges),
-                                       t.after_key, config_.stream_keys_per_page});
+                  StreamRequest{id, config_.node_id, ring_digest_, to_wire(t.plan.ranges),
+                                t.after_key, config_.stream_keys_per_page});
     } else {
         env_.send(t.plan.source,
-                  proto::HandoffRequest{id, config_.node_id, ring_digest_, to_wire(t.plan.ranges)});
+                  HandoffRequest{id, config_.node_id, ring_digest_, to_wire(t.plan.ranges)});
     }
 }
 
@@ -195,14 +195,14 @@ void Node::transfer_call_failed(InboundTransfer& t, const std::string& why) {
     log(LogLevel::debug, "transfer from " + t.plan.source + " retries: " + why);
 }
 
-bool Node::on_transfer_reply(const std::string& peer_id, const proto::Message& message) {
-    auto call = transfer_calls_.find(proto::request_id(message));
+bool Node::on_transfer_reply(const std::string& peer_id, const node::Message& message) {
+    auto call = transfer_calls_.find(node::request_id(message));
     if (call == transfer_calls_.end()) return false;
     InboundTransfer& t = inbound_[call->second];
     transfer_calls_.erase(call);
-    if (t.plan.source != peer_id || t.call_id != proto::request_id(message)) return true;
+    if (t.plan.source != peer_id || t.call_id != node::request_id(message)) return true;
     t.call_id = 0;
-    if (const auto* page = std::get_if<proto::StreamResponse>(&message)) {
+    if (const auto* page = std::get_if<StreamResponse>(&message)) {
         if (page->code != ErrorCode::ok) {
             transfer_call_failed(t, page->message);
             return true;
@@ -228,7 +228,7 @@ bool Node::on_transfer_reply(const std::string& peer_id, const proto::Message& m
         // The merges are staged before the next request: the effects contract
         // makes them durable before the source hears from us again.
         send_transfer_call(t, env_.now_ms());
-    } else if (const auto* handoff = std::get_if<proto::HandoffResponse>(&message)) {
+    } else if (const auto* handoff = std::get_if<HandoffResponse>(&message)) {
         if (handoff->code != ErrorCode::ok) {
             transfer_call_failed(t, handoff->message);
             return true;
@@ -240,7 +240,7 @@ bool Node::on_transfer_reply(const std::string& peer_id, const proto::Message& m
     } else if (const auto* error = std::get_if<proto::ErrorResponse>(&message)) {
         transfer_call_failed(t, error->message);
     } else {
-        transfer_call_failed(t, "unexpected '" + std::string(proto::type_name(message)) + "'");
+        transfer_call_failed(t, "unexpected '" + std::string(node::type_name(message)) + "'");
     }
     return true;
 }
@@ -274,8 +274,8 @@ bool Node::handed_off(const OutboundNeed& need) const {
 
 // ---- the source's side ---------------------------------------------------------
 
-void Node::handle(const ReplyTo& from, const proto::StreamRequest& req) {
-    proto::StreamResponse resp;
+void Node::handle(const ReplyTo& from, const StreamRequest& req) {
+    StreamResponse resp;
     resp.id = req.id;
     if (!gossiper_ || req.ring_digest != ring_digest_) {
         resp.code = ErrorCode::not_owner;
@@ -313,7 +313,7 @@ void Node::handle(const ReplyTo& from, const proto::StreamRequest& req) {
                       return true;
                   });
     if (!scanned.ok()) {
-        resp = proto::StreamResponse{};
+        resp = StreamResponse{};
         resp.id = req.id;
         resp.code = ErrorCode::storage_error;
         resp.message = scanned.message();
@@ -326,12 +326,12 @@ void Node::handle(const ReplyTo& from, const proto::StreamRequest& req) {
     env_.reply(from, std::move(resp));
 }
 
-void Node::handle(const ReplyTo& from, const proto::HandoffRequest& req) {
+void Node::handle(const ReplyTo& from, const HandoffRequest& req) {
     if (!gossiper_ || req.ring_digest != ring_digest_) {
-        return env_.reply(
-            from, proto::HandoffResponse{req.id, ErrorCode::not_owner,
-                                         gossiper_ ? "ring views differ; retry once gossip settles"
-                                                   : "static membership: no ranges move"});
+        return env_.reply(from,
+                          HandoffResponse{req.id, ErrorCode::not_owner,
+                                          gossiper_ ? "ring views differ; retry once gossip settles"
+                                                    : "static membership: no ranges move"});
     }
     auto& mine = handed_off_[req.from_node];
     for (const auto& r : req.ranges) {
@@ -340,7 +340,7 @@ void Node::handle(const ReplyTo& from, const proto::HandoffRequest& req) {
     }
     // Staged before the reply: durable before the new owner counts on it.
     persist_handoffs();
-    env_.reply(from, proto::HandoffResponse{req.id, ErrorCode::ok, {}});
+    env_.reply(from, HandoffResponse{req.id, ErrorCode::ok, {}});
     maybe_finish_membership_change();
 }
 
