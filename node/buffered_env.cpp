@@ -66,15 +66,15 @@ void BufferedEnv::stage_write(StoreWrite write) {
     staged_[std::make_pair(write.space, std::move(write.key))] = std::move(write.value);
 }
 
-void BufferedEnv::send(const std::string& peer_id, proto::Message message) {
+void BufferedEnv::send(const std::string& peer_id, node::Message message) {
     outgoing_.push_back(Outgoing{true, peer_id, {}, {}, std::move(message)});
 }
 
-void BufferedEnv::send_to_endpoint(const std::string& endpoint, proto::Message message) {
+void BufferedEnv::send_to_endpoint(const std::string& endpoint, node::Message message) {
     outgoing_.push_back(Outgoing{true, {}, endpoint, {}, std::move(message)});
 }
 
-void BufferedEnv::reply(const ReplyTo& to, proto::Message message) {
+void BufferedEnv::reply(const ReplyTo& to, node::Message message) {
     outgoing_.push_back(Outgoing{false, {}, {}, to, std::move(message)});
 }
 

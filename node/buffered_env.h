@@ -16,7 +16,7 @@ struct Outgoing {
     std::string peer_id;   // when to_peer, unless endpoint is set
     std::string endpoint;  // when to_peer and addressed by endpoint (send_to_endpoint)
     ReplyTo reply_to;      // otherwise
-    proto::Message message;
+    node::Message message;
 };
 
 class BufferedEnv : public Env {
@@ -28,9 +28,9 @@ class BufferedEnv : public Env {
     Result<uint64_t> count(Space space) override { return store_.count(space); }
     Status scan(Space space, std::string_view from, size_t limit,
                 const std::function<bool(std::string_view, std::string_view)>& visit) override;
-    void send(const std::string& peer_id, proto::Message message) override;
-    void send_to_endpoint(const std::string& endpoint, proto::Message message) override;
-    void reply(const ReplyTo& to, proto::Message message) override;
+    void send(const std::string& peer_id, node::Message message) override;
+    void send_to_endpoint(const std::string& endpoint, node::Message message) override;
+    void reply(const ReplyTo& to, node::Message message) override;
 
     // Commits every staged write in one transaction. On success returns the
     // messages to deliver, in the order they were sent; on failure drops both.

@@ -16,8 +16,8 @@
 #include <string>
 #include <string_view>
 
-#include "client/protocol.h"
 #include "client/status.h"
+#include "node/peer_protocol.h"
 #include "node/storage/store.h"
 
 namespace kv::node {
@@ -52,13 +52,13 @@ class Env {
         const std::function<bool(std::string_view key, std::string_view value)>& visit) = 0;
 
     // To a peer node by member id, arriving at its ROUTER as a request.
-    virtual void send(const std::string& peer_id, proto::Message message) = 0;
+    virtual void send(const std::string& peer_id, node::Message message) = 0;
     // To a node known only by its ROUTER endpoint (a seed, or a gossip peer
     // whose id is not a ring member yet), arriving there as a request. One-way:
     // used for gossip only, whose steps are never answered.
-    virtual void send_to_endpoint(const std::string& endpoint, proto::Message message) = 0;
+    virtual void send_to_endpoint(const std::string& endpoint, node::Message message) = 0;
     // To whoever sent a request (client or peer).
-    virtual void reply(const ReplyTo& to, proto::Message message) = 0;
+    virtual void reply(const ReplyTo& to, node::Message message) = 0;
 
     virtual void log(LogLevel level, std::string_view text) = 0;
 };

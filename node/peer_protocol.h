@@ -1,25 +1,176 @@
-// TEMPORARY shim until the peer-protocol branch lands.
+// The node-to-node messages of the wire protocol (docs/PROTOCOL.md, "Node-to-node
+// messages"), and kv::node::Message: every message a node sends or receives,
+// the client contract's (client/protocol.h) followed by these. They share the
+// frame layout, limits and codec (client/wire_codec.h) of the client messages,
+// so a node decodes a client's frame and a client a node's reply; a client
+// that receives one of these types gets unknown_type.
 #pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
 #include "client/protocol.h"
+#include "client/status.h"
+
 namespace kv::node {
-using proto::GossipRequest;
-using proto::HandoffRequest;
-using proto::HandoffResponse;
-using proto::kGossipPayloadBytesMax;
-using proto::kStreamKeysMax;
-using proto::kTransferRangesMax;
-using proto::Message;
-using proto::PingRequest;
-using proto::PingResponse;
-using proto::ReplicaMergeRequest;
-using proto::ReplicaMergeResponse;
-using proto::ReplicaReadRequest;
-using proto::ReplicaReadResponse;
-using proto::ReplicaWriteRequest;
-using proto::ReplicaWriteResponse;
-using proto::request_id;
-using proto::StreamRequest;
-using proto::StreamResponse;
-using proto::TokenRange;
-using proto::type_name;
+
+// One gossip payload (equals gossip::kGossipFrameBytesMax).
+constexpr size_t kGossipPayloadBytesMax = 1024 * 1024;
+
+// ---- coordinator to replica -------------------------------------------------
+// `object` fields carry a node-encoded versioned object (node/data/object.h), opaque
+// to this layer.
+
+struct ReplicaReadRequest {
+    uint64_t id = 0;
+    std::string key;
+    bool operator==(const ReplicaReadRequest&) const = default;
+};
+struct ReplicaReadResponse {
+    uint64_t id = 0;
+    ErrorCode code = ErrorCode::ok;
+    std::string message;
+    std::optional<std::string> object;  // absent: the replica has nothing for the key
+    bool operator==(const ReplicaReadResponse&) const = default;
+};
+
+// The coordinating replica mints the new version (a dot of its own) from the
+// value and context, stores it and returns the whole resulting object, which
+// the coordinator then merges into the other replicas.
+struct ReplicaWriteRequest {
+    uint64_t id = 0;
+    std::string key;
+    std::optional<std::string> value;  // absent: a tombstone
+    std::optional<std::string> context;
+    uint32_t siblings_max = 0;
+    // Every replica the coordinator writes to, moving ranges' new owners
+    // included: a replica that knows of a new owner missing here refuses
+    // (not_owner), so no write skips a range in transfer.
+    std::vector<std::string> targets;
+    bool operator==(const ReplicaWriteRequest&) const = default;
+};
+struct ReplicaWriteResponse {
+    uint64_t id = 0;
+    ErrorCode code = ErrorCode::ok;
+    std::string message;
+    std::string object;
+    bool operator==(const ReplicaWriteResponse&) const = default;
+};
+
+// Merge a version into the replica's own (replication, read repair).
+struct ReplicaMergeRequest {
+    uint64_t id = 0;
+    std::string key;
+    std::string object;
+    std::vector<std::string> targets;  // as in ReplicaWriteRequest; empty for read repair
+    bool operator==(const ReplicaMergeRequest&) const = default;
+};
+struct ReplicaMergeResponse {
+    uint64_t id = 0;
+    ErrorCode code = ErrorCode::ok;
+    std::string message;
+    bool operator==(const ReplicaMergeResponse&) const = default;
+};
+
+struct PingRequest {
+    uint64_t id = 0;
+    std::string from_node;
+    bool operator==(const PingRequest&) const = default;
+};
+struct PingResponse {
+    uint64_t id = 0;
+    std::string node_id;
+    bool operator==(const PingResponse&) const = default;
+};
+
+// One step of a gossip round (gossip/gossip.h: syn,
+// ack or ack2), encoded by gossip/gossip_codec.h, opaque here. One-way: each
+// step arrives at the receiver's ROUTER as a request and is never answered;
+// the next step, if any, is a new GossipRequest back to the sender's endpoint.
+struct GossipRequest {
+    uint64_t id = 0;
+    std::string from_node;
+    std::string payload;
+    bool operator==(const GossipRequest&) const = default;
+};
+
+// ---- range transfer (rebalancing) -------------------------------------------
+// A range's new owner pulls it from the replica it displaces (docs/ARCHITECTURE.md,
+// "Rebalancing"). Both sides must compute the same ring change: `ring_digest`
+// (of both the current and the future ring) must match the source's, else
+// the source answers not_owner and the owner retries once gossip settles.
+
+// A token range (start, end] of the ring; start == end is the whole ring.
+struct TokenRange {
+    uint64_t start = 0;
+    uint64_t end = 0;
+    bool operator==(const TokenRange&) const = default;
+};
+constexpr size_t kTransferRangesMax = 256;  // per request
+constexpr uint32_t kStreamKeysMax = 512;    // per page
+
+// One page: stored keys after `after_key` (from the start when absent) whose
+// hash falls in one of `ranges`, in store order.
+struct StreamRequest {
+    uint64_t id = 0;
+    std::string from_node;
+    uint64_t ring_digest = 0;
+    std::vector<TokenRange> ranges;
+    std::optional<std::string> after_key;
+    uint32_t keys_max = 0;
+    bool operator==(const StreamRequest&) const = default;
+};
+// keys[i] holds objects[i]; `done`: the scan reached the end of the store.
+struct StreamResponse {
+    uint64_t id = 0;
+    ErrorCode code = ErrorCode::ok;
+    std::string message;
+    std::vector<std::string> keys;
+    std::vector<std::string> objects;
+    std::optional<std::string> last_key;  // where the next page resumes
+    bool done = false;
+    bool operator==(const StreamResponse&) const = default;
+};
+// The new owner has all of the ranges: the source stops serving reads and
+// writes of them (it answers not_owner) for as long as its ring keeps them moving.
+struct HandoffRequest {
+    uint64_t id = 0;
+    std::string from_node;
+    uint64_t ring_digest = 0;
+    std::vector<TokenRange> ranges;
+    bool operator==(const HandoffRequest&) const = default;
+};
+struct HandoffResponse {
+    uint64_t id = 0;
+    ErrorCode code = ErrorCode::ok;
+    std::string message;
+    bool operator==(const HandoffResponse&) const = default;
+};
+
+// Every message on the wire: the client messages in the order of
+// proto::Message, then the node-to-node ones. Adding an alternative without
+// handling it in a std::visit with an exhaustive overload set fails to compile.
+using Message =
+    std::variant<proto::GetRequest, proto::PutRequest, proto::DelRequest, proto::LocalGetRequest,
+                 proto::StatusRequest, proto::GetResponse, proto::WriteResponse,
+                 proto::StatusResponse, proto::ErrorResponse, proto::LeaveRequest,
+                 proto::AdminResponse, ReplicaReadRequest, ReplicaReadResponse, ReplicaWriteRequest,
+                 ReplicaWriteResponse, ReplicaMergeRequest, ReplicaMergeResponse, PingRequest,
+                 PingResponse, GossipRequest, StreamRequest, StreamResponse, HandoffRequest,
+                 HandoffResponse>;
+
+// The "t" string of a message type.
+std::string_view type_name(const Message& m);
+uint64_t request_id(const Message& m);
+
+std::string encode(const Message& m);
+
+// Decodes one frame, with the checks and Status codes of proto::decode.
+Result<Message> decode(std::string_view frame, uint64_t* id_out = nullptr);
+
 }  // namespace kv::node

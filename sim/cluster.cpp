@@ -159,7 +159,7 @@ void Cluster::on_node(size_t i, uint64_t life, std::function<void(node::Node&)> 
     flush(i);
 }
 
-void Cluster::trace(const std::string& route, const proto::Message& m) const {
+void Cluster::trace(const std::string& route, const node::Message& m) const {
     if (!options_.trace_to_stderr) return;
     std::string detail;
     std::visit(
@@ -177,8 +177,8 @@ void Cluster::trace(const std::string& route, const proto::Message& m) const {
         },
         m);
     std::fprintf(stderr, "%8llu %s %.*s id=%llu%s\n", static_cast<unsigned long long>(now_ms_),
-                 route.c_str(), static_cast<int>(proto::type_name(m).size()),
-                 proto::type_name(m).data(), static_cast<unsigned long long>(proto::request_id(m)),
+                 route.c_str(), static_cast<int>(node::type_name(m).size()),
+                 node::type_name(m).data(), static_cast<unsigned long long>(node::request_id(m)),
                  detail.c_str());
 }
 
@@ -273,18 +273,18 @@ void Cluster::heal() {
     blocked_.clear();
 }
 
-void Cluster::client_send(size_t i, const std::string& client, proto::Message request) {
+void Cluster::client_send(size_t i, const std::string& client, node::Message request) {
     ++net_.messages_sent;
     if (chance(loss_probability_)) {
         ++net_.messages_lost;
         return;
     }
-    std::string bytes = proto::encode(request);
+    std::string bytes = node::encode(request);
     const uint64_t life = nodes_.at(i)->incarnation;
     schedule(latency(), [this, i, life, client, bytes = std::move(bytes)] {
         on_node(i, life, [cluster = this, i, client, bytes](node::Node& n) {
             uint64_t id = 0;
-            auto decoded = proto::decode(bytes, &id);
+            auto decoded = node::decode(bytes, &id);
             const node::ReplyTo from{kClientPrefix + client};
             if (decoded) {
                 cluster->trace(client + "->" + cluster->node_id(i), decoded.value());
@@ -296,8 +296,8 @@ void Cluster::client_send(size_t i, const std::string& client, proto::Message re
     });
 }
 
-std::vector<proto::Message> Cluster::take_replies(const std::string& client) {
-    std::vector<proto::Message> out;
+std::vector<node::Message> Cluster::take_replies(const std::string& client) {
+    std::vector<node::Message> out;
     out.swap(client_inbox_[client]);
     return out;
 }
@@ -316,11 +316,11 @@ void Cluster::deliver_from(size_t from, node::Outgoing out) {
         ++net_.messages_lost;
         return;
     }
-    std::string bytes = proto::encode(out.message);
+    std::string bytes = node::encode(out.message);
     if (!out.to_peer && out.reply_to.route.rfind(kClientPrefix, 0) == 0) {
         std::string client = out.reply_to.route.substr(kClientPrefix.size());
         schedule(latency(), [this, client = std::move(client), bytes = std::move(bytes)] {
-            auto decoded = proto::decode(bytes);
+            auto decoded = node::decode(bytes);
             assert(decoded.ok());
             trace("->" + client, decoded.value());
             client_inbox_[client].push_back(decoded.value());
@@ -359,7 +359,7 @@ void Cluster::deliver_from(size_t from, node::Outgoing out) {
         schedule(latency(), [this, to, life, is_request, sender, bytes] {
             // By value: a paused node runs this later, after this frame is gone.
             on_node(to, life, [cluster = this, to, is_request, sender, bytes](node::Node& n) {
-                auto decoded = proto::decode(bytes);
+                auto decoded = node::decode(bytes);
                 assert(decoded.ok());
                 cluster->trace(sender + "->" + cluster->node_id(to), decoded.value());
                 if (is_request) {

@@ -85,11 +85,11 @@ class Cluster {
     const gossip::Membership& membership() const { return *membership_; }
 
     // A client request to node i; its replies collect under `client`.
-    void client_send(size_t node, const std::string& client, proto::Message request);
+    void client_send(size_t node, const std::string& client, node::Message request);
     // Replies received so far by a client, oldest first (and forgets them).
-    std::vector<proto::Message> take_replies(const std::string& client);
+    std::vector<node::Message> take_replies(const std::string& client);
     // Called for every reply to a client as it arrives, after it is queued.
-    void on_client_reply(std::function<void(const std::string& client, const proto::Message&)> fn) {
+    void on_client_reply(std::function<void(const std::string& client, const node::Message&)> fn) {
         client_reply_hook_ = std::move(fn);
     }
 
@@ -147,7 +147,7 @@ class Cluster {
     size_t index_of(const std::string& node_id) const;
     void schedule_tick(size_t node);
     void step();
-    void trace(const std::string& route, const proto::Message& m) const;
+    void trace(const std::string& route, const node::Message& m) const;
 
     ClusterOptions options_;
     std::mt19937_64 rng_;
@@ -160,8 +160,8 @@ class Cluster {
     std::unique_ptr<gossip::StaticMembership> membership_;
     std::vector<std::unique_ptr<SimNode>> nodes_;
     std::set<std::pair<size_t, size_t>> blocked_;
-    std::map<std::string, std::vector<proto::Message>> client_inbox_;
-    std::function<void(const std::string&, const proto::Message&)> client_reply_hook_;
+    std::map<std::string, std::vector<node::Message>> client_inbox_;
+    std::function<void(const std::string&, const node::Message&)> client_reply_hook_;
 };
 
 }  // namespace kv::sim

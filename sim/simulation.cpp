@@ -210,8 +210,8 @@ class Run {
     void start_next(Client& c);
     void issue(Client& c, OpKind kind, const std::string& key, std::optional<std::string> context,
                int64_t context_from);
-    void on_reply(const std::string& client, const proto::Message& m);
-    void complete(Client& c, const proto::Message* reply);
+    void on_reply(const std::string& client, const node::Message& m);
+    void complete(Client& c, const node::Message* reply);
     void after(Client& c);
 
     // Membership nemesis (gossip runs).
@@ -219,7 +219,7 @@ class Run {
     void start_late(size_t node);
     void try_leave();
     void send_leave();
-    void on_admin_reply(const proto::Message& m);
+    void on_admin_reply(const node::Message& m);
     bool leave_keeps_enough_members(size_t node);
     // Empty when every started node is up, declared up or left, has no transfers
     // pending, a ring that is not moving, and the same view of everyone's
@@ -262,7 +262,7 @@ class Run {
     std::optional<size_t> leave_target_;  // the LeaveRequest in flight
     uint64_t leave_request_id_ = 0;
     std::string not_formed_;
-    std::optional<proto::Message> repair_reply_;
+    std::optional<node::Message> repair_reply_;
     uint64_t repair_request_id_ = 0;
     uint64_t repair_requests_ = 0;
 };
@@ -310,7 +310,7 @@ Run::Run(const SimOptions& options) : options_(options), cluster_(cluster_option
         clients_.push_back(std::move(c));
     }
     cluster_.on_client_reply(
-        [this](const std::string& client, const proto::Message& m) { on_reply(client, m); });
+        [this](const std::string& client, const node::Message& m) { on_reply(client, m); });
 }
 
 void Run::start_next(Client& c) {
@@ -357,7 +357,7 @@ void Run::issue(Client& c, OpKind kind, const std::string& key, std::optional<st
     c.request_id = (uint64_t{c.id} << 32) | c.seq;
     c.entry = static_cast<int64_t>(e.index);
     const proto::Consistency cl{e.level, 0, false};
-    proto::Message request;
+    node::Message request;
     switch (kind) {
         case OpKind::get:
             request = proto::GetRequest{c.request_id, key, cl, kRequestDeadlineMs};
@@ -381,14 +381,14 @@ void Run::issue(Client& c, OpKind kind, const std::string& key, std::optional<st
     });
 }
 
-void Run::on_reply(const std::string& client, const proto::Message& m) {
+void Run::on_reply(const std::string& client, const node::Message& m) {
     if (client == kRepairClient) {
-        if (proto::request_id(m) == repair_request_id_) repair_reply_ = m;
+        if (node::request_id(m) == repair_request_id_) repair_reply_ = m;
         cluster_.take_replies(client);
         return;
     }
     if (client == kAdminClient) {
-        const proto::Message reply = m;
+        const node::Message reply = m;
         cluster_.take_replies(client);
         on_admin_reply(reply);
         return;
@@ -396,13 +396,13 @@ void Run::on_reply(const std::string& client, const proto::Message& m) {
     auto it = client_index_.find(client);
     assert(it != client_index_.end());
     Client& c = clients_[it->second];
-    const proto::Message reply = m;
+    const node::Message reply = m;
     cluster_.take_replies(client);
-    if (c.request_id == 0 || proto::request_id(reply) != c.request_id) return;  // late: given up on
+    if (c.request_id == 0 || node::request_id(reply) != c.request_id) return;  // late: given up on
     complete(c, &reply);
 }
 
-void Run::complete(Client& c, const proto::Message* reply) {
+void Run::complete(Client& c, const node::Message* reply) {
     HistoryEntry& e = result_.history.entries[static_cast<size_t>(c.entry)];
     e.end_ms = cluster_.now_ms();
     c.request_id = 0;
@@ -646,8 +646,8 @@ void Run::send_leave() {
     });
 }
 
-void Run::on_admin_reply(const proto::Message& m) {
-    if (!leave_target_ || proto::request_id(m) != leave_request_id_) return;
+void Run::on_admin_reply(const node::Message& m) {
+    if (!leave_target_ || node::request_id(m) != leave_request_id_) return;
     const size_t victim = *leave_target_;
     leave_target_.reset();
     const auto* admin = std::get_if<proto::AdminResponse>(&m);

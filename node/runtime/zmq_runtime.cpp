@@ -277,7 +277,7 @@ class Runtime {
             return true;
         }
         uint64_t id = 0;
-        auto decoded = proto::decode(parts_[1].to_string_view(), &id);
+        auto decoded = node::decode(parts_[1].to_string_view(), &id);
         if (!decoded) {
             node_.on_bad_frame(from, id, decoded.status());
         } else {
@@ -300,7 +300,7 @@ class Runtime {
             if (!dealers_.at(peer_id).recv(rest, zmq::recv_flags::dontwait)) break;
             if (!rest.more()) return true;
         }
-        auto decoded = proto::decode(frame.to_string_view());
+        auto decoded = node::decode(frame.to_string_view());
         if (!decoded) {
             env_.write_log(LogLevel::warn, "undecodable reply from " + peer_id + ": " +
                                                decoded.status().to_string());
@@ -338,7 +338,7 @@ class Runtime {
             if (unsent_.size() < kUnsentMax) {
                 unsent_.push_back(Unsent{std::move(o), now});
             } else {
-                node_.on_send_failed(o.peer_id, proto::request_id(o.message));
+                node_.on_send_failed(o.peer_id, node::request_id(o.message));
             }
         }
         return true;
@@ -357,7 +357,7 @@ class Runtime {
             if (now - u.first_try_ms < kConnectGraceMs) {
                 still.push_back(std::move(u));
             } else {
-                node_.on_send_failed(u.out.peer_id, proto::request_id(u.out.message));
+                node_.on_send_failed(u.out.peer_id, node::request_id(u.out.message));
                 failed_any = true;
             }
         }
@@ -368,7 +368,7 @@ class Runtime {
     // False when the message could not be handed to ZeroMQ (a peer with no
     // live connection: ZMQ_IMMEDIATE makes the send fail instead of queueing).
     bool deliver(Outgoing& o) {
-        const std::string payload = proto::encode(o.message);
+        const std::string payload = node::encode(o.message);
         try {
             if (o.to_peer && !o.endpoint.empty()) {
                 zmq::socket_t* dealer = gossip_dealer(o.endpoint);

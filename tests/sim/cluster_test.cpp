@@ -15,7 +15,7 @@ sim::ClusterOptions options(uint32_t nodes, uint64_t seed = 11) {
 }
 
 // Sends a request and returns the virtual ms its reply took, or nullopt.
-std::optional<uint64_t> round_trip_ms(sim::Cluster& c, size_t node, proto::Message req,
+std::optional<uint64_t> round_trip_ms(sim::Cluster& c, size_t node, node::Message req,
                                       uint64_t ms_max) {
     static uint64_t next_id = 1;
     const uint64_t id = next_id++;
@@ -25,7 +25,7 @@ std::optional<uint64_t> round_trip_ms(sim::Cluster& c, size_t node, proto::Messa
     bool got = false;
     const bool done = c.run_until(
         [&] {
-            for (auto& m : c.take_replies("t")) got = got || proto::request_id(m) == id;
+            for (auto& m : c.take_replies("t")) got = got || node::request_id(m) == id;
             return got;
         },
         ms_max);

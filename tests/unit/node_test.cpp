@@ -147,7 +147,7 @@ TEST_CASE("bad requests get their own error codes and change nothing") {
     auto too_many =
         call(c, 0, proto::GetRequest{0, "k", proto::Consistency{proto::Level::one, 5, false}, 0});
     CHECK(std::get<proto::GetResponse>(too_many).code == ErrorCode::invalid_argument);
-    auto not_a_request = call(c, 0, proto::PingResponse{0, "x"});
+    auto not_a_request = call(c, 0, node::PingResponse{0, "x"});
     CHECK(std::get<proto::ErrorResponse>(not_a_request).code == ErrorCode::bad_request);
     CHECK(get(c, 0, "k").values == Values{"v"});
 }
@@ -157,7 +157,7 @@ TEST_CASE("the same seed gives the same replies, byte for byte") {
         sim::Cluster c(options(3, seed));
         std::string transcript;
         c.on_client_reply(
-            [&](const std::string&, const proto::Message& m) { transcript += proto::encode(m); });
+            [&](const std::string&, const node::Message& m) { transcript += node::encode(m); });
         for (int i = 0; i < 20; ++i) {
             c.client_send(i % 3, "w",
                           proto::PutRequest{uint64_t(i + 1), "k" + std::to_string(i % 4),

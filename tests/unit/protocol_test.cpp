@@ -1,7 +1,8 @@
-// The wire codec: every message round-trips, the bytes on the wire are exactly
-// those docs/PROTOCOL.md shows, and hostile frames (truncated, garbage, deeply
-// nested, lying about lengths, over the limits) come back as a Status with the
-// documented code and, where it could be read, the request id.
+// The wire codec of the client messages: every message round-trips, the bytes
+// on the wire are exactly those docs/PROTOCOL.md shows, and hostile frames
+// (truncated, garbage, deeply nested, lying about lengths, over the limits)
+// come back as a Status with the documented code and, where it could be read,
+// the request id. The node-to-node messages: peer_protocol_test.cpp.
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -17,6 +18,7 @@
 #include <msgpack.hpp>
 
 #include "client/protocol.h"
+#include "tests/unit/wire_frames.h"
 
 // ---- allocation watch ----------------------------------------------------------
 // Replacing the global operator new lets the hostile-frame tests assert that no
@@ -81,6 +83,7 @@ namespace {
 
 using namespace kv;
 using namespace kv::proto;
+using namespace kv::test;
 
 struct AllocationWatch {
     AllocationWatch() {
@@ -91,208 +94,21 @@ struct AllocationWatch {
     size_t largest() const { return g_largest_allocation; }
 };
 
-std::string hex(std::string_view bytes) {
-    static const char* digits = "0123456789abcdef";
-    std::string out;
-    for (unsigned char c : bytes) {
-        if (!out.empty()) out += ' ';
-        out += digits[c >> 4];
-        out += digits[c & 15];
-    }
-    return out;
+const Codec<Message> kCodec{&encode, &decode, &request_id, &type_name};
+
+Status decode_error(const std::string& frame, uint64_t expected_id = kId) {
+    return test::decode_error(kCodec, frame, expected_id);
 }
 
-std::string unhex(std::string_view text) {
-    std::string out;
-    int nibble = -1;
-    for (char c : text) {
-        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-        if (v < 0) continue;
-        if (nibble < 0) {
-            nibble = v;
-        } else {
-            out += static_cast<char>(nibble * 16 + v);
-            nibble = -1;
-        }
-    }
-    return out;
+Message decode_ok(const std::string& frame) {
+    return test::decode_ok(kCodec, frame);
 }
 
-// ---- hand-built frames -----------------------------------------------------------
-
-using Packer = msgpack::packer<msgpack::sbuffer>;
-using PackFn = std::function<void(Packer&)>;
-struct Field {
-    std::string key;
-    PackFn pack;
-};
-
-Field str_field(std::string key, std::string value) {
-    return {std::move(key), [value](Packer& p) {
-                p.pack_str(static_cast<uint32_t>(value.size()))
-                    .pack_str_body(value.data(), value.size());
-            }};
-}
-Field bin_field(std::string key, std::string value) {
-    return {std::move(key), [value](Packer& p) {
-                p.pack_bin(static_cast<uint32_t>(value.size()))
-                    .pack_bin_body(value.data(), value.size());
-            }};
-}
-Field uint_field(std::string key, uint64_t value) {
-    return {std::move(key), [value](Packer& p) { p.pack_uint64(value); }};
-}
-Field int_field(std::string key, int64_t value) {
-    return {std::move(key), [value](Packer& p) { p.pack_int64(value); }};
-}
-Field bool_field(std::string key, bool value) {
-    return {std::move(key), [value](Packer& p) { value ? p.pack_true() : p.pack_false(); }};
-}
-Field raw_field(std::string key, PackFn pack) {
-    return {std::move(key), std::move(pack)};
-}
-
-std::string build(const std::vector<Field>& fields) {
-    msgpack::sbuffer buffer;
-    Packer p(buffer);
-    p.pack_map(static_cast<uint32_t>(fields.size()));
-    for (const Field& f : fields) {
-        p.pack_str(static_cast<uint32_t>(f.key.size())).pack_str_body(f.key.data(), f.key.size());
-        f.pack(p);
-    }
-    return std::string(buffer.data(), buffer.size());
-}
-
-// Replaces the field of the same key, or appends.
-std::vector<Field> with(std::vector<Field> fields, Field field) {
-    auto it = std::find_if(fields.begin(), fields.end(),
-                           [&](const Field& f) { return f.key == field.key; });
-    if (it != fields.end()) {
-        *it = std::move(field);
-    } else {
-        fields.push_back(std::move(field));
-    }
-    return fields;
-}
-std::vector<Field> without(std::vector<Field> fields, const std::string& key) {
-    fields.erase(
-        std::remove_if(fields.begin(), fields.end(), [&](const Field& f) { return f.key == key; }),
-        fields.end());
-    return fields;
-}
-
-constexpr uint64_t kId = 0x1122334455667788ull;
-
-std::vector<Field> header(const std::string& type) {
-    return {uint_field("v", kProtocolVersion), str_field("t", type), uint_field("id", kId)};
-}
 std::vector<Field> get_fields() {
     return with(header("get"), bin_field("key", "k"));
 }
 std::vector<Field> put_fields() {
     return with(with(header("put"), bin_field("key", "k")), bin_field("val", "value"));
-}
-
-// Decodes a frame expected to fail and checks the code and the echoed id.
-Status decode_error(const std::string& frame, uint64_t expected_id = kId) {
-    uint64_t id = 12345;  // must be overwritten
-    Result<Message> r = decode(frame, &id);
-    REQUIRE_FALSE(r.ok());
-    CHECK(id == expected_id);
-    CHECK_FALSE(r.status().message().empty());
-    return r.status();
-}
-
-Message decode_ok(const std::string& frame) {
-    uint64_t id = 12345;
-    Result<Message> r = decode(frame, &id);
-    INFO(r.status().to_string());
-    REQUIRE(r.ok());
-    CHECK(id == request_id(r.value()));
-    return r.value();
-}
-
-std::string bytes_with_nuls(std::string_view tag) {
-    std::string s(tag);
-    s += std::string("\0\x01\xff\x80\0", 5);
-    return s;
-}
-
-// Every alternative with every field set to something non-default, and the
-// variations of its optional fields.
-std::vector<Message> sample_messages() {
-    Consistency strict_two{Level::two, 0, true};
-    Consistency explicit_count{Level::all, 3, false};
-    ReplyInfo info{3, 2, true, 2};
-    std::vector<Message> out = {
-        GetRequest{1, bytes_with_nuls("key"), strict_two, 2500},
-        GetRequest{2, "k", Consistency{}, 0},
-        GetRequest{3, "k", explicit_count, kDeadlineMsMax},
-        PutRequest{4, bytes_with_nuls("key"), bytes_with_nuls("value"), bytes_with_nuls("ctx"),
-                   strict_two, 100},
-        PutRequest{5, "k", "", std::nullopt, Consistency{Level::one, 0, false}, 0},
-        PutRequest{6, "k", "v", std::string(), explicit_count, 1},
-        DelRequest{7, bytes_with_nuls("key"), bytes_with_nuls("ctx"), strict_two, 9},
-        DelRequest{8, "k", std::nullopt, Consistency{Level::three, 0, false}, 0},
-        LocalGetRequest{9, bytes_with_nuls("key")},
-        StatusRequest{10},
-        GetResponse{11,
-                    ErrorCode::ok,
-                    "",
-                    {bytes_with_nuls("a"), bytes_with_nuls("b"), ""},
-                    bytes_with_nuls("ctx"),
-                    info},
-        GetResponse{12, ErrorCode::not_found, "no live value", {}, bytes_with_nuls("ctx"), {}},
-        GetResponse{
-            13, ErrorCode::unavailable, "1 of 2 replicas answered", {}, "", {3, 1, false, 0}},
-        WriteResponse{14, ErrorCode::ok, "", bytes_with_nuls("ctx"), info},
-        WriteResponse{15, ErrorCode::timeout, "deadline passed", "", {3, 0, false, 0}},
-        StatusResponse{16,
-                       "node-a",
-                       3,
-                       {{"node-a", "tcp://127.0.0.1:7000", "self", 0, 256, 500000},
-                        {"node-b", "tcp://127.0.0.1:7001", "unreachable", 12000, 0, 0}},
-                       123456789,
-                       {}},
-        StatusResponse{17, "solo", 1, {}, 0, {}},
-        ErrorResponse{18, ErrorCode::bad_request, "field \"key\" must be bin"},
-        ErrorResponse{std::numeric_limits<uint64_t>::max(), ErrorCode::object_too_large, ""},
-        ReplicaReadRequest{19, bytes_with_nuls("key")},
-        ReplicaReadResponse{20, ErrorCode::ok, "", bytes_with_nuls("object")},
-        ReplicaReadResponse{21, ErrorCode::ok, "", std::nullopt},
-        ReplicaReadResponse{22, ErrorCode::ok, "", std::string()},
-        ReplicaReadResponse{23, ErrorCode::storage_error, "disk full", std::nullopt},
-        ReplicaWriteRequest{
-            24, bytes_with_nuls("key"), bytes_with_nuls("value"), bytes_with_nuls("ctx"), 64, {}},
-        ReplicaWriteRequest{25, "k", std::nullopt, std::nullopt, 0, {}},
-        ReplicaWriteResponse{26, ErrorCode::ok, "", bytes_with_nuls("object")},
-        ReplicaWriteResponse{27, ErrorCode::sibling_limit, "too many siblings", ""},
-        ReplicaMergeRequest{28, bytes_with_nuls("key"), bytes_with_nuls("object"), {}},
-        ReplicaMergeResponse{29, ErrorCode::ok, ""},
-        ReplicaMergeResponse{30, ErrorCode::storage_error, "commit failed"},
-        PingRequest{31, "node-a"},
-        PingResponse{0, "node-b"},
-        GossipRequest{32, "node-a", bytes_with_nuls("gossip payload")},
-        LeaveRequest{33},
-        AdminResponse{34, ErrorCode::ok, "leaving"},
-        AdminResponse{35, ErrorCode::invalid_argument, "already leaving"},
-        StreamRequest{36, "n4", 0xfeedULL, {{1, 2}, {UINT64_MAX - 5, 3}}, std::nullopt, 128},
-        StreamRequest{37, "n4", 7, {{5, 5}}, bytes_with_nuls("last key"), 0},
-        StreamResponse{38,
-                       ErrorCode::ok,
-                       "",
-                       {bytes_with_nuls("k1"), "k2"},
-                       {bytes_with_nuls("o1"), "o2"},
-                       std::string("k2"),
-                       false},
-        StreamResponse{39, ErrorCode::not_owner, "ring differs", {}, {}, std::nullopt, true},
-        HandoffRequest{40, "n4", 99, {{10, 20}}},
-        HandoffResponse{41, ErrorCode::ok, ""},
-        ReplicaWriteRequest{42, "k", std::string("v"), std::nullopt, 0, {"n1", "n2", "n4"}},
-        ReplicaMergeRequest{43, "k", bytes_with_nuls("object"), {"n2"}},
-        StatusResponse{44, "n1", 3, {}, 9, {{"n2", "in", "streaming", 12, 3456}}},
-    };
-    return out;
 }
 
 }  // namespace
@@ -340,57 +156,14 @@ TEST_CASE("replicas_required follows the level table and the explicit count", "[
 }
 
 TEST_CASE("type names are the documented strings", "[protocol]") {
-    const std::vector<std::pair<Message, std::string_view>> table = {
-        {GetRequest{}, "get"},
-        {PutRequest{}, "put"},
-        {DelRequest{}, "del"},
-        {LocalGetRequest{}, "local_get"},
-        {StatusRequest{}, "status"},
-        {GetResponse{}, "get_reply"},
-        {WriteResponse{}, "write_reply"},
-        {StatusResponse{}, "status_reply"},
-        {ErrorResponse{}, "error"},
-        {ReplicaReadRequest{}, "r_read"},
-        {ReplicaReadResponse{}, "r_read_reply"},
-        {ReplicaWriteRequest{}, "r_write"},
-        {ReplicaWriteResponse{}, "r_write_reply"},
-        {ReplicaMergeRequest{}, "r_merge"},
-        {ReplicaMergeResponse{}, "r_merge_reply"},
-        {PingRequest{}, "ping"},
-        {PingResponse{}, "pong"},
-        {GossipRequest{}, "gossip"},
-        {LeaveRequest{}, "leave"},
-        {AdminResponse{}, "admin_reply"},
-        {StreamRequest{}, "stream"},
-        {StreamResponse{}, "stream_reply"},
-        {HandoffRequest{}, "handoff"},
-        {HandoffResponse{}, "handoff_reply"},
-    };
-    REQUIRE(table.size() == std::variant_size_v<Message>);
-    std::set<size_t> indices;
-    for (const auto& [message, name] : table) {
-        CHECK(type_name(message) == name);
-        indices.insert(message.index());
-    }
-    CHECK(indices.size() == std::variant_size_v<Message>);
+    check_type_names(kCodec, client_type_names());
     CHECK(request_id(PutRequest{42, "k", "v", {}, {}, 0}) == 42);
-    CHECK(request_id(PingResponse{7, "n"}) == 7);
 }
 
 // ---- round trips -----------------------------------------------------------------------
 
 TEST_CASE("every message alternative round-trips", "[protocol]") {
-    std::set<size_t> covered;
-    for (const Message& m : sample_messages()) {
-        INFO("type " << type_name(m) << " id " << request_id(m));
-        std::string frame = encode(m);
-        CHECK(frame.size() <= kFrameBytesMax);
-        Message back = decode_ok(frame);
-        CHECK(back == m);
-        CHECK(back.index() == m.index());
-        covered.insert(m.index());
-    }
-    CHECK(covered.size() == std::variant_size_v<Message>);
+    check_round_trips(kCodec, client_sample_messages());
 }
 
 TEST_CASE("values at exactly the limits round-trip", "[protocol]") {
@@ -401,27 +174,10 @@ TEST_CASE("values at exactly the limits round-trip", "[protocol]") {
         1, key, value, context, Consistency{Level::one, kReplicasMax, true}, kDeadlineMsMax};
     CHECK(decode_ok(encode(put)) == put);
 
-    Message merge = ReplicaMergeRequest{2, "k", std::string(kObjectBytesMax, 'o'), {}};
-    CHECK(decode_ok(encode(merge)) == merge);
-
     std::vector<std::string> values(kArrayItemsMax, "v");
     Message reply =
         GetResponse{3, ErrorCode::ok, std::string(kMessageTextBytesMax, 'm'), values, "", {}};
     CHECK(decode_ok(encode(reply)) == reply);
-
-    Message pong = PingResponse{4, std::string(kIdBytesMax, 'n')};
-    CHECK(decode_ok(encode(pong)) == pong);
-
-    Message gossip = GossipRequest{5, "n1", std::string(kGossipPayloadBytesMax, 'g')};
-    CHECK(decode_ok(encode(gossip)) == gossip);
-}
-
-TEST_CASE("a gossip payload above its limit is refused as too large", "[protocol]") {
-    const std::string frame =
-        encode(GossipRequest{6, "n1", std::string(kGossipPayloadBytesMax + 1, 'g')});
-    Status s = decode_error(frame, 6);
-    CHECK(s.code() == ErrorCode::message_too_large);
-    CHECK(s.message().find("payload") != std::string::npos);
 }
 
 // ---- the exact bytes on the wire ----------------------------------------------------------
@@ -717,32 +473,15 @@ TEST_CASE("missing required fields name the field", "[protocol][hostile]") {
         {with(header("put"), bin_field("val", "v")), "key"},
         {header("del"), "key"},
         {header("local_get"), "key"},
-        {header("r_read"), "key"},
-        {header("r_write"), "key"},
-        {with(header("r_merge"), bin_field("key", "k")), "obj"},
         {header("get_reply"), "code"},
         {header("write_reply"), "code"},
         {header("error"), "code"},
-        {header("r_read_reply"), "code"},
-        {header("r_write_reply"), "code"},
-        {header("r_merge_reply"), "code"},
         {with(header("status_reply"), uint_field("n", 3)), "node"},
         {with(header("status_reply"), str_field("node", "a")), "n"},
-        {header("ping"), "from"},
-        {header("pong"), "node"},
-        {with(header("gossip"), bin_field("payload", "p")), "from"},
-        {with(header("gossip"), str_field("from", "a")), "payload"},
     };
-    for (const Case& c : cases) {
-        Status s = decode_error(build(c.fields));
-        INFO(s.to_string());
-        CHECK(s.code() == ErrorCode::bad_request);
-        CHECK(s.message().find('"' + c.missing + '"') != std::string::npos);
-    }
+    for (const Case& c : cases) check_names_field(kCodec, build(c.fields), c.missing);
     // The minimal forms decode.
     CHECK(std::holds_alternative<StatusRequest>(decode_ok(build(header("status")))));
-    CHECK(std::holds_alternative<ReplicaWriteRequest>(
-        decode_ok(build(with(header("r_write"), bin_field("key", "k"))))));
 }
 
 TEST_CASE("fields of the wrong type name the field", "[protocol][hostile]") {
@@ -770,7 +509,6 @@ TEST_CASE("fields of the wrong type name the field", "[protocol][hostile]") {
                                 .pack_str_body("3", 1);
                         })),
          "asked"},
-        {with(header("ping"), bin_field("from", "n")), "from"},
         {with(with(header("status_reply"), str_field("node", "a")), int_field("n", -3)), "n"},
         {with(with(with(header("status_reply"), str_field("node", "a")), uint_field("n", 3)),
               raw_field("members", [](Packer& p) { p.pack_array(1).pack_uint64(1); })),
@@ -782,29 +520,14 @@ TEST_CASE("fields of the wrong type name the field", "[protocol][hostile]") {
                             p.pack_str(2).pack_str_body("up", 2);
                         })),
          "node"},
-        {with(with(header("r_write"), bin_field("key", "k")), bool_field("siblings_max", false)),
-         "siblings_max"},
-        {with(header("r_write"), bin_field("key", "k")), ""},  // sentinel: valid
     };
-    for (const auto& [fields, name] : cases) {
-        if (name.empty()) {
-            CHECK(std::holds_alternative<ReplicaWriteRequest>(decode_ok(build(fields))));
-            continue;
-        }
-        Status s = decode_error(build(fields));
-        INFO(s.to_string());
-        CHECK(s.code() == ErrorCode::bad_request);
-        CHECK(s.message().find('"' + name + '"') != std::string::npos);
-    }
+    for (const auto& [fields, name] : cases) check_names_field(kCodec, build(fields), name);
 }
 
 TEST_CASE("size limits answer with their own codes", "[protocol][hostile]") {
     SECTION("empty key") {
         CHECK(decode_error(build(with(get_fields(), bin_field("key", "")))).code() ==
               ErrorCode::invalid_argument);
-        CHECK(decode_error(
-                  build(with(with(header("r_merge"), bin_field("obj", "o")), str_field("key", ""))))
-                  .code() == ErrorCode::invalid_argument);
     }
     SECTION("key too large") {
         std::string key(kKeyBytesMax + 1, 'k');
@@ -812,16 +535,11 @@ TEST_CASE("size limits answer with their own codes", "[protocol][hostile]") {
               ErrorCode::key_too_large);
         CHECK(decode_error(build(with(put_fields(), str_field("key", key)))).code() ==
               ErrorCode::key_too_large);
-        CHECK(decode_error(build(with(header("r_read"), bin_field("key", key)))).code() ==
-              ErrorCode::key_too_large);
     }
     SECTION("value too large") {
         std::string value(kValueBytesMax + 1, 'v');
         CHECK(decode_error(build(with(put_fields(), bin_field("val", value)))).code() ==
               ErrorCode::value_too_large);
-        CHECK(decode_error(build(with(with(header("r_write"), bin_field("key", "k")),
-                                      bin_field("val", value))))
-                  .code() == ErrorCode::value_too_large);
         auto reply = with(with(header("get_reply"), uint_field("code", 0)),
                           raw_field("vals", [&](Packer& p) {
                               p.pack_array(1).pack_bin(static_cast<uint32_t>(value.size()));
@@ -840,21 +558,8 @@ TEST_CASE("size limits answer with their own codes", "[protocol][hostile]") {
                                       bin_field("ctx", context))))
                   .code() == ErrorCode::bad_context);
     }
-    SECTION("object too large") {
-        std::string object(kObjectBytesMax + 1, 'o');
-        CHECK(decode_error(build(with(with(header("r_merge"), bin_field("key", "k")),
-                                      bin_field("obj", object))))
-                  .code() == ErrorCode::object_too_large);
-        CHECK(decode_error(build(with(with(header("r_read_reply"), uint_field("code", 0)),
-                                      bin_field("obj", object))))
-                  .code() == ErrorCode::object_too_large);
-    }
     SECTION("text fields too long") {
         std::string id_text(kIdBytesMax + 1, 'n');
-        CHECK(decode_error(build(with(header("pong"), str_field("node", id_text)))).code() ==
-              ErrorCode::bad_request);
-        CHECK(decode_error(build(with(header("ping"), str_field("from", id_text)))).code() ==
-              ErrorCode::bad_request);
         CHECK(
             decode_error(build(with(with(header("error"), uint_field("code", 2)),
                                     str_field("msg", std::string(kMessageTextBytesMax + 1, 'm')))))
@@ -937,55 +642,7 @@ TEST_CASE("every truncation of a valid frame is an error, never a crash", "[prot
 }
 
 TEST_CASE("random garbage and mutated frames never crash", "[protocol][hostile]") {
-    std::mt19937_64 rng(20240611);
     std::vector<std::string> seeds;
-    for (const Message& m : sample_messages()) seeds.push_back(encode(m));
-
-    auto check_outcome = [](const std::string& frame) {
-        uint64_t id = 12345;
-        Result<Message> r = decode(frame, &id);
-        if (r.ok()) {
-            // Whatever was accepted must survive a round trip unchanged.
-            CHECK(id == request_id(r.value()));
-            Result<Message> again = decode(encode(r.value()));
-            REQUIRE(again.ok());
-            CHECK(again.value() == r.value());
-        } else {
-            CHECK(r.status().code() != ErrorCode::ok);
-            CHECK(is_known_error(static_cast<uint64_t>(r.status().code())));
-            CHECK_FALSE(r.status().message().empty());
-        }
-        return r.ok();
-    };
-
-    size_t accepted = 0;
-    for (int i = 0; i < 3000; ++i) {
-        std::string frame(rng() % 200, '\0');
-        for (char& c : frame) c = static_cast<char>(rng());
-        // Half start like a map so the walk gets past the first byte.
-        if (i % 2 == 0 && !frame.empty()) frame[0] = static_cast<char>(0x80 | (rng() % 16));
-        check_outcome(frame);
-    }
-    for (int i = 0; i < 3000; ++i) {
-        std::string frame = seeds[rng() % seeds.size()];
-        int edits = 1 + static_cast<int>(rng() % 4);
-        for (int e = 0; e < edits && !frame.empty(); ++e) {
-            size_t at = rng() % frame.size();
-            switch (rng() % 3) {
-                case 0:
-                    frame[at] = static_cast<char>(rng());
-                    break;
-                case 1:
-                    frame.erase(at, 1 + rng() % 8);
-                    break;
-                default:
-                    frame.insert(at, 1, static_cast<char>(rng()));
-                    break;
-            }
-        }
-        accepted += check_outcome(frame) ? 1 : 0;
-    }
-    // Some single-byte edits land in payload bytes and stay valid; if none
-    // were accepted the mutation would not be exercising the decoder's depth.
-    CHECK(accepted > 0);
+    for (const Message& m : client_sample_messages()) seeds.push_back(encode(m));
+    check_garbage_and_mutations(kCodec, seeds);
 }

@@ -97,8 +97,8 @@ TEST_CASE("a joiner streams in the ranges it gains, then declares itself up", "[
         const auto after = c.node(0).ring().preference_list(key_name(k), 3);
         for (const auto& id : before) {
             if (std::find(after.begin(), after.end(), id) != after.end()) continue;
-            auto r = call(c, index_of(c, id), proto::ReplicaReadRequest{0, key_name(k)});
-            CHECK(std::get<proto::ReplicaReadResponse>(r).code == ErrorCode::not_owner);
+            auto r = call(c, index_of(c, id), node::ReplicaReadRequest{0, key_name(k)});
+            CHECK(std::get<node::ReplicaReadResponse>(r).code == ErrorCode::not_owner);
             ++refused;
         }
     }
@@ -169,8 +169,8 @@ TEST_CASE("a leaver hands its ranges to their new owners, then leaves the ring",
         }
     }
     // The leaver still holds its data but owns nothing; it keeps coordinating.
-    auto r = call(c, 2, proto::ReplicaReadRequest{0, key_name(0)});
-    CHECK(std::get<proto::ReplicaReadResponse>(r).code == ErrorCode::not_owner);
+    auto r = call(c, 2, node::ReplicaReadRequest{0, key_name(0)});
+    CHECK(std::get<node::ReplicaReadResponse>(r).code == ErrorCode::not_owner);
     CHECK(get(c, 2, key_name(0)).values == Values{"v0"});
     auto again = std::get<proto::AdminResponse>(call(c, 2, proto::LeaveRequest{}));
     CHECK(again.code == ErrorCode::ok);

@@ -13,24 +13,24 @@ inline proto::Consistency level(proto::Level l) {
 }
 
 // Sends one request to node `i` and runs virtual time until its reply arrives.
-inline proto::Message call(sim::Cluster& c, size_t i, proto::Message req, uint64_t ms_max = 20000) {
+inline node::Message call(sim::Cluster& c, size_t i, node::Message req, uint64_t ms_max = 20000) {
     static uint64_t next_id = 1000;
     const uint64_t id = next_id++;
     std::visit([id](auto& m) { m.id = id; }, req);
     c.client_send(i, "tester", std::move(req));
-    std::vector<proto::Message> got;
+    std::vector<node::Message> got;
     bool done = c.run_until(
         [&] {
             for (auto& m : c.take_replies("tester")) got.push_back(std::move(m));
             for (auto& m : got) {
-                if (proto::request_id(m) == id) return true;
+                if (node::request_id(m) == id) return true;
             }
             return false;
         },
         ms_max);
     REQUIRE(done);
     for (auto& m : got) {
-        if (proto::request_id(m) == id) return m;
+        if (node::request_id(m) == id) return m;
     }
     FAIL("unreachable");
     return {};

@@ -1,0 +1,324 @@
+// Helpers for the wire codec tests (protocol_test for the client messages,
+// peer_protocol_test for the node-to-node ones): frames built by hand with
+// msgpack, decode checks over either message set, sample client messages and
+// the garbage-and-mutation run.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <random>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <msgpack.hpp>
+
+#include "client/protocol.h"
+#include "client/status.h"
+
+namespace kv::test {
+
+inline std::string hex(std::string_view bytes) {
+    static const char* digits = "0123456789abcdef";
+    std::string out;
+    for (unsigned char c : bytes) {
+        if (!out.empty()) out += ' ';
+        out += digits[c >> 4];
+        out += digits[c & 15];
+    }
+    return out;
+}
+
+inline std::string unhex(std::string_view text) {
+    std::string out;
+    int nibble = -1;
+    for (char c : text) {
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0) continue;
+        if (nibble < 0) {
+            nibble = v;
+        } else {
+            out += static_cast<char>(nibble * 16 + v);
+            nibble = -1;
+        }
+    }
+    return out;
+}
+
+// ---- hand-built frames -----------------------------------------------------------
+
+using Packer = msgpack::packer<msgpack::sbuffer>;
+using PackFn = std::function<void(Packer&)>;
+struct Field {
+    std::string key;
+    PackFn pack;
+};
+
+inline Field str_field(std::string key, std::string value) {
+    return {std::move(key), [value](Packer& p) {
+                p.pack_str(static_cast<uint32_t>(value.size()))
+                    .pack_str_body(value.data(), value.size());
+            }};
+}
+inline Field bin_field(std::string key, std::string value) {
+    return {std::move(key), [value](Packer& p) {
+                p.pack_bin(static_cast<uint32_t>(value.size()))
+                    .pack_bin_body(value.data(), value.size());
+            }};
+}
+inline Field uint_field(std::string key, uint64_t value) {
+    return {std::move(key), [value](Packer& p) { p.pack_uint64(value); }};
+}
+inline Field int_field(std::string key, int64_t value) {
+    return {std::move(key), [value](Packer& p) { p.pack_int64(value); }};
+}
+inline Field bool_field(std::string key, bool value) {
+    return {std::move(key), [value](Packer& p) { value ? p.pack_true() : p.pack_false(); }};
+}
+inline Field raw_field(std::string key, PackFn pack) {
+    return {std::move(key), std::move(pack)};
+}
+
+inline std::string build(const std::vector<Field>& fields) {
+    msgpack::sbuffer buffer;
+    Packer p(buffer);
+    p.pack_map(static_cast<uint32_t>(fields.size()));
+    for (const Field& f : fields) {
+        p.pack_str(static_cast<uint32_t>(f.key.size())).pack_str_body(f.key.data(), f.key.size());
+        f.pack(p);
+    }
+    return std::string(buffer.data(), buffer.size());
+}
+
+// Replaces the field of the same key, or appends.
+inline std::vector<Field> with(std::vector<Field> fields, Field field) {
+    auto it = std::find_if(fields.begin(), fields.end(),
+                           [&](const Field& f) { return f.key == field.key; });
+    if (it != fields.end()) {
+        *it = std::move(field);
+    } else {
+        fields.push_back(std::move(field));
+    }
+    return fields;
+}
+inline std::vector<Field> without(std::vector<Field> fields, const std::string& key) {
+    fields.erase(
+        std::remove_if(fields.begin(), fields.end(), [&](const Field& f) { return f.key == key; }),
+        fields.end());
+    return fields;
+}
+
+constexpr uint64_t kId = 0x1122334455667788ull;
+
+inline std::vector<Field> header(const std::string& type) {
+    return {uint_field("v", proto::kProtocolVersion), str_field("t", type), uint_field("id", kId)};
+}
+
+inline std::string bytes_with_nuls(std::string_view tag) {
+    std::string s(tag);
+    s += std::string("\0\x01\xff\x80\0", 5);
+    return s;
+}
+
+// ---- decode checks over one message set --------------------------------------------
+
+// The codec functions of a message set (proto:: or node::).
+template <typename Message>
+struct Codec {
+    std::string (*encode)(const Message&);
+    Result<Message> (*decode)(std::string_view, uint64_t*);
+    uint64_t (*request_id)(const Message&);
+    std::string_view (*type_name)(const Message&);
+};
+
+// Decodes a frame expected to fail and checks the code and the echoed id.
+template <typename Message>
+Status decode_error(const Codec<Message>& codec, const std::string& frame,
+                    uint64_t expected_id = kId) {
+    uint64_t id = 12345;  // must be overwritten
+    Result<Message> r = codec.decode(frame, &id);
+    REQUIRE_FALSE(r.ok());
+    CHECK(id == expected_id);
+    CHECK_FALSE(r.status().message().empty());
+    return r.status();
+}
+
+template <typename Message>
+Message decode_ok(const Codec<Message>& codec, const std::string& frame) {
+    uint64_t id = 12345;
+    Result<Message> r = codec.decode(frame, &id);
+    INFO(r.status().to_string());
+    REQUIRE(r.ok());
+    CHECK(id == codec.request_id(r.value()));
+    return r.value();
+}
+
+// A frame refused as bad_request, naming `field`.
+template <typename Message>
+void check_names_field(const Codec<Message>& codec, const std::string& frame,
+                       const std::string& field) {
+    Status s = decode_error(codec, frame);
+    INFO(s.to_string());
+    CHECK(s.code() == ErrorCode::bad_request);
+    CHECK(s.message().find('"' + field + '"') != std::string::npos);
+}
+
+// `table` names every alternative once, with its "t" string.
+template <typename Message>
+void check_type_names(const Codec<Message>& codec,
+                      const std::vector<std::pair<Message, std::string_view>>& table) {
+    REQUIRE(table.size() == std::variant_size_v<Message>);
+    std::set<size_t> indices;
+    for (const auto& [message, name] : table) {
+        CHECK(codec.type_name(message) == name);
+        indices.insert(message.index());
+    }
+    CHECK(indices.size() == std::variant_size_v<Message>);
+}
+
+// Every sample survives a round trip, and the samples cover every alternative.
+template <typename Message>
+void check_round_trips(const Codec<Message>& codec, const std::vector<Message>& samples) {
+    std::set<size_t> covered;
+    for (const Message& m : samples) {
+        INFO("type " << codec.type_name(m) << " id " << codec.request_id(m));
+        std::string frame = codec.encode(m);
+        CHECK(frame.size() <= proto::kFrameBytesMax);
+        Message back = decode_ok(codec, frame);
+        CHECK(back == m);
+        CHECK(back.index() == m.index());
+        covered.insert(m.index());
+    }
+    CHECK(covered.size() == std::variant_size_v<Message>);
+}
+
+// Random bytes and random edits of `seeds` (valid frames): every outcome is a
+// Status with a known code, or a message that survives a round trip unchanged.
+template <typename Message>
+void check_garbage_and_mutations(const Codec<Message>& codec,
+                                 const std::vector<std::string>& seeds) {
+    std::mt19937_64 rng(20240611);
+
+    auto check_outcome = [&codec](const std::string& frame) {
+        uint64_t id = 12345;
+        Result<Message> r = codec.decode(frame, &id);
+        if (r.ok()) {
+            // Whatever was accepted must survive a round trip unchanged.
+            CHECK(id == codec.request_id(r.value()));
+            Result<Message> again = codec.decode(codec.encode(r.value()), nullptr);
+            REQUIRE(again.ok());
+            CHECK(again.value() == r.value());
+        } else {
+            CHECK(r.status().code() != ErrorCode::ok);
+            CHECK(is_known_error(static_cast<uint64_t>(r.status().code())));
+            CHECK_FALSE(r.status().message().empty());
+        }
+        return r.ok();
+    };
+
+    size_t accepted = 0;
+    for (int i = 0; i < 3000; ++i) {
+        std::string frame(rng() % 200, '\0');
+        for (char& c : frame) c = static_cast<char>(rng());
+        // Half start like a map so the walk gets past the first byte.
+        if (i % 2 == 0 && !frame.empty()) frame[0] = static_cast<char>(0x80 | (rng() % 16));
+        check_outcome(frame);
+    }
+    for (int i = 0; i < 3000; ++i) {
+        std::string frame = seeds[rng() % seeds.size()];
+        int edits = 1 + static_cast<int>(rng() % 4);
+        for (int e = 0; e < edits && !frame.empty(); ++e) {
+            size_t at = rng() % frame.size();
+            switch (rng() % 3) {
+                case 0:
+                    frame[at] = static_cast<char>(rng());
+                    break;
+                case 1:
+                    frame.erase(at, 1 + rng() % 8);
+                    break;
+                default:
+                    frame.insert(at, 1, static_cast<char>(rng()));
+                    break;
+            }
+        }
+        accepted += check_outcome(frame) ? 1 : 0;
+    }
+    // Some single-byte edits land in payload bytes and stay valid; if none
+    // were accepted the mutation would not be exercising the decoder's depth.
+    CHECK(accepted > 0);
+}
+
+// ---- sample client messages ---------------------------------------------------------
+
+// Every client alternative with every field set to something non-default, and
+// the variations of its optional fields.
+inline std::vector<proto::Message> client_sample_messages() {
+    using namespace kv::proto;
+    Consistency strict_two{Level::two, 0, true};
+    Consistency explicit_count{Level::all, 3, false};
+    ReplyInfo info{3, 2, true, 2};
+    return {
+        GetRequest{1, bytes_with_nuls("key"), strict_two, 2500},
+        GetRequest{2, "k", Consistency{}, 0},
+        GetRequest{3, "k", explicit_count, kDeadlineMsMax},
+        PutRequest{4, bytes_with_nuls("key"), bytes_with_nuls("value"), bytes_with_nuls("ctx"),
+                   strict_two, 100},
+        PutRequest{5, "k", "", std::nullopt, Consistency{Level::one, 0, false}, 0},
+        PutRequest{6, "k", "v", std::string(), explicit_count, 1},
+        DelRequest{7, bytes_with_nuls("key"), bytes_with_nuls("ctx"), strict_two, 9},
+        DelRequest{8, "k", std::nullopt, Consistency{Level::three, 0, false}, 0},
+        LocalGetRequest{9, bytes_with_nuls("key")},
+        StatusRequest{10},
+        GetResponse{11,
+                    ErrorCode::ok,
+                    "",
+                    {bytes_with_nuls("a"), bytes_with_nuls("b"), ""},
+                    bytes_with_nuls("ctx"),
+                    info},
+        GetResponse{12, ErrorCode::not_found, "no live value", {}, bytes_with_nuls("ctx"), {}},
+        GetResponse{
+            13, ErrorCode::unavailable, "1 of 2 replicas answered", {}, "", {3, 1, false, 0}},
+        WriteResponse{14, ErrorCode::ok, "", bytes_with_nuls("ctx"), info},
+        WriteResponse{15, ErrorCode::timeout, "deadline passed", "", {3, 0, false, 0}},
+        StatusResponse{16,
+                       "node-a",
+                       3,
+                       {{"node-a", "tcp://127.0.0.1:7000", "self", 0, 256, 500000},
+                        {"node-b", "tcp://127.0.0.1:7001", "unreachable", 12000, 0, 0}},
+                       123456789,
+                       {}},
+        StatusResponse{17, "solo", 1, {}, 0, {}},
+        ErrorResponse{18, ErrorCode::bad_request, "field \"key\" must be bin"},
+        ErrorResponse{std::numeric_limits<uint64_t>::max(), ErrorCode::object_too_large, ""},
+        LeaveRequest{33},
+        AdminResponse{34, ErrorCode::ok, "leaving"},
+        AdminResponse{35, ErrorCode::invalid_argument, "already leaving"},
+        StatusResponse{44, "n1", 3, {}, 9, {{"n2", "in", "streaming", 12, 3456}}},
+    };
+}
+
+// The "t" string of every client alternative (docs/PROTOCOL.md).
+inline std::vector<std::pair<proto::Message, std::string_view>> client_type_names() {
+    using namespace kv::proto;
+    return {
+        {GetRequest{}, "get"},
+        {PutRequest{}, "put"},
+        {DelRequest{}, "del"},
+        {LocalGetRequest{}, "local_get"},
+        {StatusRequest{}, "status"},
+        {GetResponse{}, "get_reply"},
+        {WriteResponse{}, "write_reply"},
+        {StatusResponse{}, "status_reply"},
+        {ErrorResponse{}, "error"},
+        {LeaveRequest{}, "leave"},
+        {AdminResponse{}, "admin_reply"},
+    };
+}
+
+}  // namespace kv::test
