@@ -39,7 +39,6 @@ struct Coordinator::Op {
     std::optional<std::string> value;  // kept until minted, to try another replica
     std::optional<std::string> context;
     std::set<std::string> acked;
-    std::string written;  // the encoded object minted by the coordinating replica
     VersionVector written_context;
     uint32_t sibling_count = 0;
     bool replicating = false;

@@ -112,7 +112,6 @@ void Coordinator::on_write_reply(Op& op, const std::string& replica, const Statu
 
 void Coordinator::start_replication(Op& op, const std::string& object_bytes) {
     op.replicating = true;
-    op.written = object_bytes;
     bool local = false;
     for (const auto& replica : op.replicas) {
         if (op.acked.count(replica)) continue;
