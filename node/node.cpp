@@ -6,10 +6,10 @@
 
 #include "node/coordinator/coordinator.h"
 #include "node/membership/gossip_driver.h"
-#include "node/membership/handoffs.h"
+#include "node/replica/handoffs.h"
 #include "node/membership/peers.h"
 #include "node/membership/placement.h"
-#include "node/membership/rebalancer.h"
+#include "node/rebalance/rebalancer.h"
 #include "node/replica/replica.h"
 #include "node/storage/meta_codec.h"
 
@@ -135,11 +135,10 @@ void Node::on_request(const ReplyTo& from, Message message) {
                                  std::is_same_v<T, PingResponse> ||
                                  std::is_same_v<T, StreamResponse> ||
                                  std::is_same_v<T, HandoffResponse>) {
-                // Appended, not "'" + ...: GCC 12 at -O3 reports a false -Wrestrict.
-                std::string why = "'";
-                why += node::type_name(message);
-                why += "' is a response; this endpoint takes requests";
-                on_bad_frame(from, m.id, Status(ErrorCode::bad_request, why));
+                on_bad_frame(from, m.id,
+                             Status(ErrorCode::bad_request,
+                                    "'" + std::string(node::type_name(message)) +
+                                        "' is a response; this endpoint takes requests"));
             } else {
                 static_assert(kAlwaysFalse<T>, "every message type must be handled");
             }

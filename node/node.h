@@ -1,14 +1,15 @@
 // The node state machine of a leaderless store (Dynamo §4): a thin facade over
 // its components, each in its own folder of node/ (docs/ARCHITECTURE.md,
-// "Components"). Pure and single-threaded: it sees the world only through Env
+// "Components of a node"). Pure and single-threaded: it sees the world only through Env
 // (node/env.h), so the ZeroMQ runtime and the simulator drive the very same code.
 //
 //   Coordinator   (coordinator/) client get, put and del: N/R/W, deadlines, read repair
+//   Rebalancer    (rebalance/)   range transfers on join and leave, kvctl leave
 //   Replica       (replica/)     this node as a replica: the only writer of the data space
+//   Handoffs      (replica/)     the ranges handed to new owners, which the replica refuses
 //   Placement     (membership/)  rings, n, preference lists, new owners of moving ranges
 //   Peers         (membership/)  liveness of the other members, pings
 //   GossipDriver  (membership/)  gossip rounds, token claims, persisted membership facts
-//   Rebalancer    (membership/)  range transfers on join and leave, handoffs, kvctl leave
 //
 // The facade dispatches each message to the component that owns it, fans out
 // tick(), rebuilds placement when the membership changed, and answers status.

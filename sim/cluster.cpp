@@ -56,10 +56,7 @@ struct Cluster::SimNode {
 Cluster::Cluster(ClusterOptions options) : options_(std::move(options)), rng_(options_.seed) {
     std::vector<gossip::Member> members;
     for (uint32_t i = 0; i < options_.nodes; ++i) {
-        // Appended, not "n" + to_string(...): GCC 12 at -O3 reports a false
-        // -Wrestrict on operator+(const char*, std::string&&).
-        std::string id = "n";
-        id += std::to_string(i + 1);
+        const std::string id = "n" + std::to_string(i + 1);
         members.push_back(gossip::Member{id, kEndpointPrefix + id});
     }
     membership_ = std::make_unique<gossip::StaticMembership>(members);

@@ -2,12 +2,25 @@
 
 #include <algorithm>
 
-#include "node/membership/transfer_plan.h"
+#include "node/storage/meta_codec.h"
 
 namespace kv::node {
 
 bool has_id(const std::vector<std::string>& ids, std::string_view id) {
     return std::find(ids.begin(), ids.end(), id) != ids.end();
+}
+
+uint64_t ring_digest(const ring::Ring& current, const ring::Ring& future) {
+    std::string bytes;
+    for (const ring::Ring* r : {&current, &future}) {
+        for (const auto& t : r->tokens()) {
+            meta::put_u64(bytes, t.position);
+            bytes += r->nodes()[t.node_index];
+            bytes.push_back('\0');
+        }
+        bytes += "|";
+    }
+    return ring::hash64(bytes);
 }
 
 Placement::Placement(std::string self_id, uint32_t n_replicas, uint32_t vnodes)

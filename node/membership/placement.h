@@ -22,6 +22,10 @@ namespace kv::node {
 
 bool has_id(const std::vector<std::string>& ids, std::string_view id);
 
+// Equal on two nodes exactly when both their current and their future rings
+// are (up to 64-bit hash collisions): the precondition of a range transfer.
+uint64_t ring_digest(const ring::Ring& current, const ring::Ring& future);
+
 class Placement {
   public:
     Placement(std::string self_id, uint32_t n_replicas, uint32_t vnodes);
@@ -37,7 +41,7 @@ class Placement {
     const ring::Ring& ring() const { return ring_; }
     const ring::Ring& future_ring() const { return future_ring_; }
     bool moving() const { return moving_; }
-    // Equal on two nodes exactly when both rings are (transfer_plan.h).
+    // ring_digest(ring(), future_ring()).
     uint64_t digest() const { return digest_; }
     const std::string& self() const { return self_; }
     uint32_t n_replicas() const { return n_replicas_; }

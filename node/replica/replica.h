@@ -22,10 +22,10 @@
 #include "client/status.h"
 #include "node/data/object.h"
 #include "node/env.h"
-#include "node/membership/handoffs.h"
 #include "node/membership/placement.h"
 #include "node/node_config.h"
 #include "node/peer_protocol.h"
+#include "node/replica/handoffs.h"
 
 namespace kv::node {
 

@@ -4,8 +4,8 @@
 #include <catch2/catch.hpp>
 
 #include "gossip/token_claim.h"
-#include "node/membership/handoffs.h"
 #include "node/membership/placement.h"
+#include "node/replica/handoffs.h"
 #include "node/replica/replica.h"
 #include "tests/unit/component_env.h"
 

@@ -1,5 +1,6 @@
 // Tests of the consistent-hash ring: token placement, balance, preference
-// lists against a brute-force model, and the ownership diff on joins/leaves.
+// lists against a brute-force model, the ownership diff on joins/leaves, and
+// range sets.
 #include <xxhash.h>
 
 #include <algorithm>
@@ -11,12 +12,14 @@
 #include <string>
 #include <vector>
 
+#include "ring/range_set.h"
 #include "ring/ring.h"
 
 using kv::ring::hash64;
 using kv::ring::kDefaultVnodes;
 using kv::ring::OwnershipChange;
 using kv::ring::Range;
+using kv::ring::RangeSet;
 using kv::ring::Ring;
 
 namespace {
@@ -516,4 +519,57 @@ TEST_CASE("from_tokens places explicit positions, ties by id, skips empty nodes"
     REQUIRE(shares.size() == 2);
     // b owns only (300, 100] wrapping: 2^64 - 200 positions.
     CHECK(shares[1] == Approx(1.0 - 200.0 / 18446744073709551616.0));
+}
+
+TEST_CASE("RangeSet answers membership for plain, wrapping and whole-ring ranges") {
+    RangeSet set;
+    CHECK_FALSE(set.contains(5));
+    set.add(Range{10, 20});  // (10, 20]
+    CHECK_FALSE(set.contains(10));
+    CHECK(set.contains(11));
+    CHECK(set.contains(20));
+    CHECK_FALSE(set.contains(21));
+    set.add(Range{UINT64_MAX - 5, 3});  // wraps
+    CHECK(set.contains(UINT64_MAX));
+    CHECK(set.contains(0));
+    CHECK(set.contains(3));
+    CHECK_FALSE(set.contains(4));
+    CHECK_FALSE(set.contains(UINT64_MAX - 5));
+    set.add(Range{15, 30});  // overlaps (10, 20]: the union is (10, 30]
+    CHECK(set.contains(25));
+    CHECK(set.contains(12));
+    CHECK_FALSE(set.contains(31));
+    RangeSet whole;
+    whole.add(Range{7, 7});
+    CHECK(whole.contains(0));
+    CHECK(whole.contains(7));
+    CHECK(whole.contains(UINT64_MAX));
+}
+
+TEST_CASE("RangeSet covers ranges inside one interval and lists itself as disjoint ranges") {
+    RangeSet set;
+    set.add(Range{100, 200});
+    set.add(Range{150, 300});  // overlaps: joined
+    set.add(Range{UINT64_MAX - 10, 5});
+    CHECK(set.covers(Range{100, 300}));
+    CHECK(set.covers(Range{120, 130}));
+    CHECK_FALSE(set.covers(Range{99, 130}));
+    CHECK(set.covers(Range{UINT64_MAX - 5, 2}));
+    CHECK_FALSE(set.covers(Range{UINT64_MAX - 20, 2}));
+    CHECK_FALSE(set.covers(Range{7, 7}));  // the whole ring
+    const std::vector<Range> listed = set.ranges();
+    CHECK(listed.size() == 3);
+    RangeSet rebuilt;
+    for (const auto& r : listed) rebuilt.add(r);
+    CHECK(rebuilt.ranges() == listed);
+    for (uint64_t h : {uint64_t{0}, uint64_t{5}, uint64_t{6}, uint64_t{100}, uint64_t{101},
+                       uint64_t{300}, uint64_t{301}, UINT64_MAX - 10, UINT64_MAX}) {
+        INFO(h);
+        CHECK(rebuilt.contains(h) == set.contains(h));
+    }
+    RangeSet whole;
+    whole.add(Range{9, 9});
+    CHECK(whole.covers(Range{3, 3}));
+    REQUIRE(whole.ranges().size() == 1);
+    CHECK(whole.ranges()[0].start == whole.ranges()[0].end);  // encodes the whole ring
 }

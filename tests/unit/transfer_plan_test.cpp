@@ -1,5 +1,6 @@
-// What moves where between two rings (node/membership/transfer_plan.h), and the staged
-// overlay of BufferedEnv::scan that stream pages read through.
+// What moves where between two rings (node/rebalance/transfer_plan.h), ring
+// digests (node/membership/placement.h), and the staged overlay of
+// BufferedEnv::scan that stream pages read through.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -8,10 +9,13 @@
 
 #include "gossip/token_claim.h"
 #include "node/buffered_env.h"
-#include "node/membership/transfer_plan.h"
+#include "node/membership/placement.h"
+#include "node/rebalance/transfer_plan.h"
+#include "ring/range_set.h"
 
 using namespace kv;
 using namespace kv::node;
+using kv::ring::RangeSet;
 
 namespace {
 
@@ -38,59 +42,6 @@ bool has(const std::vector<std::string>& ids, const std::string& id) {
 }
 
 }  // namespace
-
-TEST_CASE("RangeSet answers membership for plain, wrapping and whole-ring ranges") {
-    RangeSet set;
-    CHECK_FALSE(set.contains(5));
-    set.add(ring::Range{10, 20});  // (10, 20]
-    CHECK_FALSE(set.contains(10));
-    CHECK(set.contains(11));
-    CHECK(set.contains(20));
-    CHECK_FALSE(set.contains(21));
-    set.add(ring::Range{UINT64_MAX - 5, 3});  // wraps
-    CHECK(set.contains(UINT64_MAX));
-    CHECK(set.contains(0));
-    CHECK(set.contains(3));
-    CHECK_FALSE(set.contains(4));
-    CHECK_FALSE(set.contains(UINT64_MAX - 5));
-    set.add(ring::Range{15, 30});  // overlaps (10, 20]: the union is (10, 30]
-    CHECK(set.contains(25));
-    CHECK(set.contains(12));
-    CHECK_FALSE(set.contains(31));
-    RangeSet whole;
-    whole.add(ring::Range{7, 7});
-    CHECK(whole.contains(0));
-    CHECK(whole.contains(7));
-    CHECK(whole.contains(UINT64_MAX));
-}
-
-TEST_CASE("RangeSet covers ranges inside one interval and lists itself as disjoint ranges") {
-    RangeSet set;
-    set.add(ring::Range{100, 200});
-    set.add(ring::Range{150, 300});  // overlaps: joined
-    set.add(ring::Range{UINT64_MAX - 10, 5});
-    CHECK(set.covers(ring::Range{100, 300}));
-    CHECK(set.covers(ring::Range{120, 130}));
-    CHECK_FALSE(set.covers(ring::Range{99, 130}));
-    CHECK(set.covers(ring::Range{UINT64_MAX - 5, 2}));
-    CHECK_FALSE(set.covers(ring::Range{UINT64_MAX - 20, 2}));
-    CHECK_FALSE(set.covers(ring::Range{7, 7}));  // the whole ring
-    const std::vector<ring::Range> listed = set.ranges();
-    CHECK(listed.size() == 3);
-    RangeSet rebuilt;
-    for (const auto& r : listed) rebuilt.add(r);
-    CHECK(rebuilt.ranges() == listed);
-    for (uint64_t h : {uint64_t{0}, uint64_t{5}, uint64_t{6}, uint64_t{100}, uint64_t{101},
-                       uint64_t{300}, uint64_t{301}, UINT64_MAX - 10, UINT64_MAX}) {
-        INFO(h);
-        CHECK(rebuilt.contains(h) == set.contains(h));
-    }
-    RangeSet whole;
-    whole.add(ring::Range{9, 9});
-    CHECK(whole.covers(ring::Range{3, 3}));
-    REQUIRE(whole.ranges().size() == 1);
-    CHECK(whole.ranges()[0].start == whole.ranges()[0].end);  // encodes the whole ring
-}
 
 TEST_CASE("a joiner pulls exactly what it gains, each range from the replica it displaces") {
     const ring::Ring before = claimed_ring({"a", "b", "c", "d", "e"}, 32);

@@ -1,5 +1,5 @@
 // The ranges this node handed to their new owners while a membership change
-// moves them (node/membership/rebalancer.h, step 3 of the protocol). Durable:
+// moves them (node/rebalance/rebalancer.h, step 3 of the protocol). Durable:
 // once a handoff is answered the new owner counts on this node refusing the
 // ranges (not_owner) for as long as its ring keeps moving them, across restarts.
 // The only state of handoffs: the fence the replica checks and the leaver's
@@ -12,7 +12,7 @@
 
 #include "client/status.h"
 #include "node/env.h"
-#include "node/membership/transfer_plan.h"
+#include "ring/range_set.h"
 
 namespace kv::node {
 
@@ -38,7 +38,7 @@ class Handoffs {
     void persist();
 
     Env& env_;
-    std::map<std::string, RangeSet> by_target_;
+    std::map<std::string, ring::RangeSet> by_target_;
 };
 
 }  // namespace kv::node

@@ -1,4 +1,4 @@
-#include "node/membership/handoffs.h"
+#include "node/replica/handoffs.h"
 
 #include "node/storage/meta_codec.h"
 
@@ -17,7 +17,7 @@ Status Handoffs::load() {
 }
 
 void Handoffs::record(const std::string& target, const std::vector<ring::Range>& ranges) {
-    RangeSet& mine = by_target_[target];
+    ring::RangeSet& mine = by_target_[target];
     for (const auto& r : ranges) mine.add(r);
     persist();
 }

@@ -10,7 +10,6 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <string>
 #include <vector>
 
@@ -37,27 +36,5 @@ struct OutboundNeed {
 };
 std::vector<OutboundNeed> plan_outbound(const std::vector<ring::OwnershipChange>& diff,
                                         const std::string& self);
-
-// Equal on two nodes exactly when both their current and their future rings
-// are (up to 64-bit hash collisions): the precondition of a transfer.
-uint64_t ring_digest(const ring::Ring& current, const ring::Ring& future);
-
-// A set of ring ranges with a logarithmic membership test.
-class RangeSet {
-  public:
-    void add(const ring::Range& range);
-    bool contains(uint64_t hash) const;
-    // Whether every hash of the range is in the set.
-    bool covers(const ring::Range& range) const;
-    // The set as disjoint ranges in ring order (add() of each rebuilds it).
-    std::vector<ring::Range> ranges() const;
-    bool empty() const { return by_first_.empty(); }
-    void clear() { by_first_.clear(); }
-
-  private:
-    void add_closed(uint64_t first, uint64_t last);
-    // Disjoint closed intervals [first, last], keyed by first.
-    std::map<uint64_t, uint64_t> by_first_;
-};
 
 }  // namespace kv::node

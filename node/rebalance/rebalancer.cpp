@@ -1,8 +1,10 @@
-#include "node/membership/rebalancer.h"
+#include "node/rebalance/rebalancer.h"
 
 #include <algorithm>
 #include <cassert>
 #include <set>
+
+#include "ring/range_set.h"
 
 namespace kv::node {
 
@@ -234,7 +236,7 @@ void Rebalancer::handle(const ReplyTo& from, const StreamRequest& req) {
         resp.message = gossip_ != nullptr ? kRingsDiffer : kStaticRefusal;
         return env_.reply(from, std::move(resp));
     }
-    RangeSet ranges;
+    ring::RangeSet ranges;
     for (const auto& r : req.ranges) ranges.add(ring::Range{r.start, r.end});
     const size_t keys_max = req.keys_max ? req.keys_max : config_.stream_keys_per_page;
     size_t bytes = 0;

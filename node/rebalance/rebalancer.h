@@ -25,12 +25,12 @@
 
 #include "node/env.h"
 #include "node/membership/gossip_driver.h"
-#include "node/membership/handoffs.h"
 #include "node/membership/peers.h"
 #include "node/membership/placement.h"
-#include "node/membership/transfer_plan.h"
 #include "node/node_config.h"
 #include "node/peer_protocol.h"
+#include "node/rebalance/transfer_plan.h"
+#include "node/replica/handoffs.h"
 #include "node/replica/replica.h"
 
 namespace kv::node {
