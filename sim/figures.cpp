@@ -11,6 +11,7 @@
 
 #include "gossip/cluster_view.h"
 #include "gossip/token_claim.h"
+#include "node/storage/meta_codec.h"
 #include "ring/ring.h"
 #include "sim/cluster.h"
 
@@ -37,17 +38,9 @@ using TokenMap = std::map<std::string, std::vector<uint64_t>>;
 // are even anyway at 256 vnodes).
 constexpr uint32_t kClaimedMembersMax = 10;
 
-std::string encode_tokens(const std::vector<uint64_t>& tokens) {
-    std::string out;
-    for (uint64_t t : tokens) {
-        for (int b = 0; b < 8; ++b) out.push_back(static_cast<char>((t >> (8 * b)) & 0xff));
-    }
-    return out;
-}
-
 // The initial members start as members restarted with their tokens (written
-// to their stores first, as the node keeps them (node/storage/meta_codec.h): meta "tokens" and
-// "status"), so the cluster forms at once: joins move data one at a time, and
+// to their stores first, in the node's own meta records: node/storage/meta_codec.h),
+// so the cluster forms at once: joins move data one at a time, and
 // 200 of them in a row would take the simulator an hour of virtual time. The
 // cluster's last node is started crashed: it joins when restarted.
 std::unique_ptr<Cluster> cluster_with_late_node(uint32_t members, uint64_t seed,
@@ -70,8 +63,10 @@ std::unique_ptr<Cluster> cluster_with_late_node(uint32_t members, uint64_t seed,
                                            ? gossip::claim_tokens(claimed, id, vnodes, replicas)
                                            : gossip::default_tokens(id, vnodes);
         const Status written =
-            c->store(i).write({{node::Space::meta, "tokens", encode_tokens(tokens)},
-                               {node::Space::meta, "status", std::string("up")}});
+            c->store(i).write({{node::Space::meta, std::string(node::meta::kTokensKey),
+                                node::meta::encode_tokens(tokens)},
+                               {node::Space::meta, std::string(node::meta::kStatusKey),
+                                std::string(gossip::status_name(gossip::MemberStatus::up))}});
         assert(written.ok());
         (void)written;
         claimed.push_back(gossip::NodeTokens{id, std::move(tokens)});
