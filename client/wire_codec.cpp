@@ -44,6 +44,13 @@ class FrameScan : public msgpack::null_visitor {
         }
         return true;
     }
+    // msgpack's signed formats (int 8..64) arrive here whatever their sign;
+    // encoders of languages without unsigned types (Java, JavaScript) write a
+    // non-negative id so, and it is the same id as in an unsigned format.
+    bool visit_negative_integer(int64_t v) {
+        if (v >= 0) return visit_positive_integer(static_cast<uint64_t>(v));
+        return true;
+    }
     bool visit_str(const char* bytes, uint32_t size) {
         if (depth_ == 1 && at_top_key_) key_is_id_ = std::string_view(bytes, size) == "id";
         return size <= kFrameBytesMax || fail(Failure::string_too_long);

@@ -102,7 +102,13 @@ Result<Object> update(const Object& local, const VersionVector& seen, const std:
     out.context.merge(seen);
     // One past anything this actor ever minted for the key, even if `seen`
     // claims more: dots must stay unique per actor.
-    const uint64_t counter = std::max(local.context.get(actor), seen.get(actor)) + 1;
+    const uint64_t highest = std::max(local.context.get(actor), seen.get(actor));
+    if (highest >= kCounterMax) {
+        return Status(ErrorCode::bad_context,
+                      "the context's counter for this replica is at its limit; pass back the "
+                      "context a get returned");
+    }
+    const uint64_t counter = highest + 1;
     out.context.set(actor, counter);
     out.siblings.push_back(Sibling{Dot{actor, counter}, std::move(value)});
     sort_unique(out.siblings);
@@ -164,7 +170,8 @@ bool read_vv(const msgpack::object& o, VersionVector& vv) {
         if (!read_str(e.via.array.ptr[0], actor) || actor.empty()) return false;
         if (e.via.array.ptr[1].type != msgpack::type::POSITIVE_INTEGER) return false;
         const uint64_t counter = e.via.array.ptr[1].via.u64;
-        if (counter == 0 || (i > 0 && actor <= prev)) return false;  // canonical: sorted, unique
+        if (counter == 0 || counter > kCounterMax) return false;
+        if (i > 0 && actor <= prev) return false;  // canonical: sorted, unique
         vv.set(actor, counter);
         prev = std::move(actor);
     }

@@ -28,6 +28,13 @@ struct Dot {
     auto operator<=>(const Dot&) const = default;
 };
 
+// The largest counter a dot or a context may hold. Every write mints one past
+// its actor's highest, so no honest history comes near it; a context or object
+// claiming more is refused when decoded (bad_context / bad_request), and update()
+// refuses to mint past it, so a forged counter near 2^64 cannot wrap an actor's
+// counter and make a key unusable on every replica.
+constexpr uint64_t kCounterMax = uint64_t{1} << 62;
+
 // actor -> highest counter seen. std::map keeps encoding and iteration deterministic.
 class VersionVector {
   public:
@@ -74,8 +81,9 @@ Object merge(const Object& a, const Object& b);
 // A write at a replica whose actor id is `actor`: the new sibling (value, or a
 // tombstone when value is nullopt) supersedes exactly the siblings whose dots
 // `seen` covers; the others stay as concurrent siblings. Fails with
-// sibling_limit when more than `siblings_max` siblings would remain, and with
-// object_too_large when the object would exceed `object_bytes_max`.
+// sibling_limit when more than `siblings_max` siblings would remain, with
+// object_too_large when the object would exceed `object_bytes_max`, and with
+// bad_context when the new dot's counter would pass kCounterMax.
 Result<Object> update(const Object& local, const VersionVector& seen, const std::string& actor,
                       std::optional<std::string> value, size_t siblings_max,
                       size_t object_bytes_max);

@@ -550,7 +550,8 @@ TEST_CASE("encoded_size_bound bounds the encoding with the widest msgpack header
         const std::string actor(kv::proto::kIdBytesMax - i, static_cast<char>('a' + i));
         Value value = std::string(i % 2 == 0 ? 70'000 : 300, 'v');
         if (i % 5 == 0) value = std::nullopt;
-        o = merge(o, write(Object{}, vv({{actor, UINT64_MAX - 1 - i}}), actor, value));
+        // Counters above 2^32 take msgpack's widest (9-byte) integer form.
+        o = merge(o, write(Object{}, vv({{actor, kv::node::kCounterMax - 1 - i}}), actor, value));
     }
     REQUIRE(o.siblings.size() == 20);
     INFO("encoded=" << encode_object(o).size() << " bound=" << o.encoded_size_bound());
@@ -694,8 +695,8 @@ TEST_CASE("objects and contexts round-trip through their encodings", "[object][e
     }
     SECTION("large counters and the longest actor id") {
         const std::string actor(kv::proto::kIdBytesMax, 'n');
-        const Object o = write(Object{}, vv({{actor, UINT64_MAX - 1}}), actor, "v");
-        REQUIRE(o.siblings.front().dot.counter == UINT64_MAX);
+        const Object o = write(Object{}, vv({{actor, kv::node::kCounterMax - 1}}), actor, "v");
+        REQUIRE(o.siblings.front().dot.counter == kv::node::kCounterMax);
         auto decoded = decode_object(encode_object(o));
         REQUIRE(decoded.ok());
         CHECK(decoded.value() == o);
@@ -836,6 +837,33 @@ TEST_CASE("decode_context rejects what is not a context with bad_context", "[obj
     require_bad_context("");
     require_bad_context("\xff\xff\xff");
     require_bad_context(std::string(kv::proto::kContextBytesMax + 1, '\x90'));
+}
+
+TEST_CASE("counters past kCounterMax are refused, and update never mints past it",
+          "[object][encoding][update]") {
+    using kv::node::kCounterMax;
+    REQUIRE(decode_context(raw_context({{"a", kCounterMax}})).ok());
+    require_bad_context(raw_context({{"a", kCounterMax + 1}}));
+    require_bad_context(raw_context({{"a", UINT64_MAX}}));
+    REQUIRE(decode_object(raw_object({{"a", kCounterMax}}, {{"a", kCounterMax, "x"}})).ok());
+    require_bad_object(raw_object({{"a", kCounterMax + 1}}, {{"a", kCounterMax + 1, "x"}}));
+    require_bad_object(raw_object({{"a", UINT64_MAX}}, {{"a", 1, "x"}}));
+
+    // A forged context at the limit for the writing replica: refused, not wrapped to 0.
+    auto at_limit = update(Object{}, vv({{"a", kCounterMax}}), "a", std::string("v"),
+                           kNoSiblingLimit, kNoByteLimit);
+    REQUIRE_FALSE(at_limit.ok());
+    CHECK(at_limit.status().code() == ErrorCode::bad_context);
+    // One below: the new dot is exactly the limit, and it decodes again.
+    const Object last = write(Object{}, vv({{"a", kCounterMax - 1}}), "a", "v");
+    CHECK(last.siblings.front().dot == Dot{"a", kCounterMax});
+    auto again = decode_object(encode_object(last));
+    REQUIRE(again.ok());
+    CHECK(again.value() == last);
+    // Another actor's counter at the limit does not stop this replica from writing.
+    const Object other = write(Object{}, vv({{"b", kCounterMax}}), "a", "v");
+    CHECK(other.siblings.front().dot == Dot{"a", 1});
+    CHECK(decode_object(encode_object(other)).ok());
 }
 
 TEST_CASE("decode_object refuses oversized input before parsing", "[object][encoding]") {

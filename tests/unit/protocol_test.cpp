@@ -442,6 +442,21 @@ TEST_CASE("version, id and type errors", "[protocol][hostile]") {
         CHECK(decode_error(build(with(get_fields(), int_field("id", -7))), 0).code() ==
               ErrorCode::bad_request);
     }
+    SECTION("an id in a signed format (Java and JavaScript encoders) is the same id") {
+        for (auto pack : std::vector<PackFn>{
+                 [](Packer& p) { p.pack_fix_int8(7); }, [](Packer& p) { p.pack_fix_int16(7); },
+                 [](Packer& p) { p.pack_fix_int32(7); }, [](Packer& p) { p.pack_fix_int64(7); }}) {
+            const std::string frame = build(with(get_fields(), raw_field("id", pack)));
+            uint64_t id = 0;
+            auto decoded = proto::decode(frame, &id);
+            REQUIRE(decoded.ok());
+            CHECK(id == 7);
+            CHECK(proto::request_id(decoded.value()) == 7);
+            // Errors echo it too.
+            auto bad = with(with(get_fields(), raw_field("id", pack)), bin_field("key", ""));
+            CHECK(decode_error(build(bad), 7).code() == ErrorCode::invalid_argument);
+        }
+    }
     SECTION("id read even when it comes last and the rest is wrong") {
         auto fields = without(get_fields(), "id");
         fields = with(fields, bin_field("key", ""));
