@@ -44,10 +44,16 @@ Status GossipDriver::start(uint64_t started_ms) {
         auto status = env_.read(Space::meta, meta::kStatusKey);
         if (!status) return status.status();
         if (status.value() && !self.tokens.empty()) {
+            bool known = false;
             for (auto candidate : {gossip::MemberStatus::joining, gossip::MemberStatus::up,
                                    gossip::MemberStatus::leaving, gossip::MemberStatus::left}) {
-                if (*status.value() == gossip::status_name(candidate)) self.declared = candidate;
+                if (*status.value() != gossip::status_name(candidate)) continue;
+                self.declared = candidate;
+                known = true;
             }
+            // Guessing would be worse than stopping: a leaver or a left node
+            // restarted as up would serve ranges it gave away.
+            if (!known) return Status(ErrorCode::storage_error, "corrupt status in the meta space");
         }
     }
     for (const auto& seed : config_.seeds) {
@@ -60,12 +66,21 @@ Status GossipDriver::start(uint64_t started_ms) {
     auto saved_view = env_.read(Space::meta, meta::kViewKey);
     if (!saved_view) return saved_view.status();
     if (saved_view.value()) {
-        auto decoded = gossip::decode(*saved_view.value());
-        if (decoded && std::holds_alternative<gossip::GossipAck2>(decoded.value())) {
+        if (saved_view.value()->size() > gossip::kGossipFrameBytesMax) {
+            // A known limit, not corruption: a view of more than about 400
+            // members of 256 tokens does not fit one frame.
+            env_.log(LogLevel::warn,
+                     "the saved cluster view is larger than a gossip frame; "
+                     "waiting for gossip");
+        } else {
+            auto decoded = gossip::decode(*saved_view.value());
+            // Corrupt, the view is not guessed at: waiting for gossip with a ring
+            // of this node alone is what once made restarted nodes serve with n = 1.
+            if (!decoded || !std::holds_alternative<gossip::GossipAck2>(decoded.value())) {
+                return Status(ErrorCode::storage_error, "corrupt cluster view in the meta space");
+            }
             gossiper_->restore(std::get<gossip::GossipAck2>(decoded.value()).entries,
                                env_.now_ms());
-        } else {
-            env_.log(LogLevel::warn, "the saved cluster view is unreadable; waiting for gossip");
         }
     }
     env_.log(LogLevel::info, "gossip: incarnation " + std::to_string(incarnation) + ", " +

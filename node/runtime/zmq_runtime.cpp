@@ -136,11 +136,12 @@ class Runtime {
                 node_.tick();
                 next_tick_ms = now + kTickIntervalMs;
             }
-            if (!flush()) continue;
-            retry_unsent();
+            if (flush()) retry_unsent();
+            if (commit_failed_) return fail_stop();
         }
         env_.write_log(LogLevel::info, "stopping: signal received");
         flush();
+        if (commit_failed_) return fail_stop();
         router_.set(zmq::sockopt::linger, 200);
         env_.write_log(LogLevel::info, "stopped");
         return 0;
@@ -322,13 +323,14 @@ class Runtime {
     }
 
     // Commits staged writes, then sends what depended on them. False when the
-    // commit failed (its messages are dropped).
+    // commit failed: its messages are dropped and the node must stop.
     bool flush() {
         if (!env_.has_pending()) return true;
         auto out = env_.commit();
         if (!out) {
             env_.write_log(LogLevel::error, "store commit failed, dropping the batch's replies: " +
                                                 out.status().to_string());
+            commit_failed_ = true;
             return false;
         }
         const uint64_t now = env_.now_ms();
@@ -342,6 +344,18 @@ class Runtime {
             }
         }
         return true;
+    }
+
+    // Fail-stop (LevelDB's bg_error_): after a failed commit the node's memory
+    // (minted dots, duplicate suppression, fences, gossip state) is ahead of
+    // its store, and serving on could acknowledge what a restart forgets. A
+    // restart rebuilds memory from the store, which holds every acknowledged write.
+    int fail_stop() {
+        env_.write_log(LogLevel::error,
+                       "stopping: a store commit failed, so this node's memory is ahead of its "
+                       "store; restart it once the store is writable (it recovers from the store)");
+        router_.set(zmq::sockopt::linger, 0);
+        return 1;
     }
 
     // Retries peer messages that found no connection. A connection may just be
@@ -411,6 +425,7 @@ class Runtime {
         uint64_t first_try_ms = 0;
     };
     std::deque<Unsent> unsent_;
+    bool commit_failed_ = false;  // set by flush(); the run loop then stops the node
 };
 
 }  // namespace

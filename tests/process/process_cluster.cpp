@@ -237,6 +237,7 @@ std::vector<std::string> ProcessCluster::node_args(const Node& node) const {
                                      "--listen",    node.endpoint, "--data-dir",
                                      node.data_dir, "--n",         std::to_string(n_replicas_),
                                      "--log-level", "info"};
+    args.insert(args.end(), node.extra_flags.begin(), node.extra_flags.end());
     if (!gossip_) {
         args.insert(args.end(), {"--peers", peers_arg()});
         return args;

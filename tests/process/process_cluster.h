@@ -57,6 +57,11 @@ class ProcessCluster {
     pid_t pid(size_t i) const { return nodes_.at(i).pid; }
     const std::string& node_binary() const { return binary_; }
 
+    // Flags added to node i's command line from its next start on (e.g.
+    // {"--map-size-mb", "1"}); replaces any set before.
+    void set_extra_flags(size_t i, std::vector<std::string> flags) {
+        nodes_.at(i).extra_flags = std::move(flags);
+    }
     // Forks and execs node i (not running) on its data dir; does not wait.
     Status start(size_t i);
     // Bounded wait until node i answers a StatusRequest with its own id; fails
@@ -88,6 +93,7 @@ class ProcessCluster {
         std::string log_path;
         pid_t pid = -1;  // -1 when not running (reaped or never started)
         int starts = 0;
+        std::vector<std::string> extra_flags;
     };
     std::vector<std::string> node_args(const Node& node) const;
     std::string peers_arg() const;
