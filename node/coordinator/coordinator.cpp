@@ -89,8 +89,14 @@ void Coordinator::on_send_failed(const std::string& peer_id, uint64_t request_id
     Op* found = find_call(request_id, peer_id);
     if (found == nullptr) return;
     Op& op = *found;
-    peer_call_failed(op, peer_id,
-                     Status(ErrorCode::unavailable, "replica " + peer_id + " is not connected"));
+    // The request never left this node, so a minting replica minted nothing:
+    // another reachable replica may mint instead (with w of them still needed).
+    const bool passed = op.kind == OpKind::write && !op.replicating && pass_mint_turn(op, peer_id);
+    if (!passed) {
+        peer_call_failed(
+            op, peer_id,
+            Status(ErrorCode::unavailable, "replica " + peer_id + " is not connected"));
+    }
     if (op.finished) finish(op.id);
 }
 

@@ -83,6 +83,9 @@ class Coordinator {
 
     // Writes (write_path.cpp).
     void send_mint(Op& op);
+    // Gives the turn to mint to the next candidate when `replica`, the current
+    // one, certainly minted nothing; false when there is no next candidate.
+    bool pass_mint_turn(Op& op, const std::string& replica);
     void on_write_reply(Op& op, const std::string& replica, const Status& status,
                         const std::string& object);
     void start_replication(Op& op, const std::string& object_bytes);

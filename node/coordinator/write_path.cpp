@@ -59,7 +59,8 @@ void Coordinator::handle_write(const ReplyTo& from, uint64_t client_id, std::str
     op->required = required_all;
     // The version is minted by one replica: this node when it is one (no extra
     // hop), else the first reachable replica in preference order; a replica
-    // that answers not_owner (its range moved on) passes the turn to the next.
+    // that answers not_owner (its range moved on), or that the request could not
+    // reach (no connection), passes the turn to the next.
     const auto current_end = op->replicas.begin() + static_cast<std::ptrdiff_t>(current_count);
     if (std::find(op->replicas.begin(), current_end, config_.node_id) != current_end)
         op->mint_candidates.push_back(config_.node_id);
@@ -88,15 +89,22 @@ void Coordinator::send_mint(Op& op) {
     }
 }
 
+bool Coordinator::pass_mint_turn(Op& op, const std::string& replica) {
+    if (op.mint_index + 1 >= op.mint_candidates.size() ||
+        replica != op.mint_candidates[op.mint_index]) {
+        return false;
+    }
+    ++op.mint_index;
+    send_mint(op);
+    return true;
+}
+
 void Coordinator::on_write_reply(Op& op, const std::string& replica, const Status& status,
                                  const std::string& object) {
     if (op.replicating) return;
-    if (!status.ok() && status.code() == ErrorCode::not_owner &&
-        op.mint_index + 1 < op.mint_candidates.size() &&
-        replica == op.mint_candidates[op.mint_index]) {
-        ++op.mint_index;
-        return send_mint(op);
-    }
+    // not_owner: the replica refused before minting (its range moved on).
+    if (!status.ok() && status.code() == ErrorCode::not_owner && pass_mint_turn(op, replica))
+        return;
     if (!status.ok()) return fail(op, status.code(), status.message());
     auto decoded = decode_object(object);
     if (!decoded)

@@ -1,0 +1,159 @@
+// Coordinator (node/coordinator/coordinator.h) driven without a cluster: the
+// peers are played by the test, which answers (or fails) each call by hand.
+#include <catch2/catch.hpp>
+
+#include "node/coordinator/coordinator.h"
+#include "node/replica/handoffs.h"
+#include "tests/unit/component_env.h"
+
+using namespace kv;
+using namespace kv::node;
+using kv::test::ComponentEnv;
+
+namespace {
+
+struct Sent {
+    std::string to;  // peer id, or the client's route for replies
+    Message message;
+};
+
+struct Fixture {
+    Fixture()
+        : membership({{"a", "tcp://a"}, {"b", "tcp://b"}, {"c", "tcp://c"}, {"d", "tcp://d"}}),
+          placement("a", 3, 64),
+          handoffs(env),
+          replica(config(), env, placement, handoffs),
+          peers(config(), env, ids),
+          coordinator(config(), env, ids, stats, placement, peers, replica) {
+        placement.refresh(membership, nullptr);
+        replica.set_actor("a.1");
+        ids.start(2);
+        peers.start(env.now_ms(), nullptr);  // every peer reachable for the detection window
+    }
+    static const NodeConfig& config() {
+        static const NodeConfig c = [] {
+            NodeConfig c;
+            c.node_id = "a";
+            c.n_replicas = 3;
+            return c;
+        }();
+        return c;
+    }
+    std::vector<Sent> sent() {
+        auto out = env.commit();
+        REQUIRE(out.ok());
+        std::vector<Sent> messages;
+        for (auto& o : out.value())
+            messages.push_back({o.to_peer ? o.peer_id : o.reply_to.route, std::move(o.message)});
+        return messages;
+    }
+    // A key that this node ("a") does not replicate: a peer mints its writes.
+    std::string remote_key() const {
+        for (int i = 0;; ++i) {
+            const std::string key = "k" + std::to_string(i);
+            if (!has_id(placement.replicas(key), "a")) return key;
+        }
+    }
+
+    ComponentEnv env;
+    gossip::StaticMembership membership;
+    Placement placement;
+    Handoffs handoffs;
+    Replica replica;
+    RequestIds ids;
+    NodeStats stats;
+    Peers peers;
+    Coordinator coordinator;
+};
+
+const proto::Consistency kQuorum{proto::Level::quorum, 0, false};
+
+std::string minted_object(const std::string& actor, const std::string& value) {
+    auto object = update(Object{}, {}, actor, value, 100, proto::kObjectBytesMax);
+    REQUIRE(object.ok());
+    return encode_object(object.value());
+}
+
+}  // namespace
+
+TEST_CASE("a minting replica the request cannot reach passes the turn to the next one") {
+    Fixture f;
+    const std::string key = f.remote_key();
+    const std::vector<std::string> replicas = f.placement.replicas(key);
+    f.coordinator.handle_write(ReplyTo{"client"}, 42, key, std::string("v"), std::nullopt, kQuorum,
+                               0);
+    auto first = f.sent();
+    REQUIRE(first.size() == 1);
+    CHECK(first[0].to == replicas[0]);
+    REQUIRE(std::holds_alternative<ReplicaWriteRequest>(first[0].message));
+
+    // The runtime found no connection to the first replica: nothing was minted there.
+    f.coordinator.on_send_failed(replicas[0], node::request_id(first[0].message));
+    auto second = f.sent();
+    REQUIRE(second.size() == 1);
+    CHECK(second[0].to == replicas[1]);
+    REQUIRE(std::holds_alternative<ReplicaWriteRequest>(second[0].message));
+    CHECK(f.coordinator.in_flight() == 1);
+
+    // The second mints; the coordinator replicates to the other two.
+    f.coordinator.on_reply(replicas[1],
+                           ReplicaWriteResponse{node::request_id(second[0].message),
+                                                ErrorCode::ok,
+                                                {},
+                                                minted_object(replicas[1] + ".1", "v")});
+    auto merges = f.sent();
+    REQUIRE(merges.size() == 2);
+    for (const auto& m : merges) REQUIRE(std::holds_alternative<ReplicaMergeRequest>(m.message));
+    const Sent& to_third = merges[0].to == replicas[2] ? merges[0] : merges[1];
+    REQUIRE(to_third.to == replicas[2]);
+    f.coordinator.on_reply(
+        replicas[2], ReplicaMergeResponse{node::request_id(to_third.message), ErrorCode::ok, {}});
+    auto answer = f.sent();
+    REQUIRE(answer.size() == 1);
+    CHECK(answer[0].to == "client");
+    REQUIRE(std::holds_alternative<proto::WriteResponse>(answer[0].message));
+    const auto& reply = std::get<proto::WriteResponse>(answer[0].message);
+    CHECK(reply.id == 42);
+    CHECK(reply.code == ErrorCode::ok);
+    CHECK(reply.info.replicas_answered == 2);
+}
+
+TEST_CASE("when no replica can be reached to mint, the write fails as unavailable") {
+    Fixture f;
+    const std::string key = f.remote_key();
+    f.coordinator.handle_write(ReplyTo{"client"}, 43, key, std::string("v"), std::nullopt, kQuorum,
+                               0);
+    std::vector<Sent> replies;
+    for (int call = 0; call < 3; ++call) {
+        auto out = f.sent();
+        REQUIRE(out.size() == 1);
+        if (!std::holds_alternative<ReplicaWriteRequest>(out[0].message)) {
+            replies = std::move(out);
+            break;
+        }
+        f.coordinator.on_send_failed(out[0].to, node::request_id(out[0].message));
+    }
+    if (replies.empty()) replies = f.sent();
+    REQUIRE(replies.size() == 1);
+    CHECK(replies[0].to == "client");
+    REQUIRE(std::holds_alternative<proto::WriteResponse>(replies[0].message));
+    CHECK(std::get<proto::WriteResponse>(replies[0].message).code == ErrorCode::unavailable);
+    CHECK(f.coordinator.in_flight() == 0);
+}
+
+TEST_CASE("a minting replica that answered with an error is not replaced: it may have minted") {
+    Fixture f;
+    const std::string key = f.remote_key();
+    f.coordinator.handle_write(ReplyTo{"client"}, 44, key, std::string("v"), std::nullopt, kQuorum,
+                               0);
+    auto first = f.sent();
+    REQUIRE(first.size() == 1);
+    f.coordinator.on_reply(
+        first[0].to,
+        ReplicaWriteResponse{
+            node::request_id(first[0].message), ErrorCode::storage_error, "commit failed", {}});
+    auto replies = f.sent();
+    REQUIRE(replies.size() == 1);
+    CHECK(replies[0].to == "client");
+    CHECK(std::get<proto::WriteResponse>(replies[0].message).code == ErrorCode::storage_error);
+}
