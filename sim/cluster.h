@@ -70,6 +70,10 @@ struct NetworkStats {
     uint64_t messages_blocked = 0;     // dropped by a partition
     uint64_t messages_duplicated = 0;  // extra copies delivered
     uint64_t messages_to_dead = 0;     // arrived at a crashed node
+    // The longest a node stayed paused without a break (pauses that overlap
+    // extend each other): what a message may wait at its destination, which
+    // bounds how late a request can still take effect (sim/checker.h).
+    uint64_t longest_pause_ms = 0;
 };
 
 class Cluster {
