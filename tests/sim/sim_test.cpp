@@ -165,8 +165,9 @@ constexpr RegressionSeed kRegressionSeeds[] = {
     // acknowledged in between. Replicas now answer a duplicate without minting.
     {2819789231, "duplicated minting request"},
     // A context-less delete that timed out was applied at its replica after a
-    // later put was acknowledged. A timed-out request may still take effect, so
-    // the checker counts it as a possible superseder (sim/checker.cpp, effect_end_ms).
+    // later put was acknowledged. A timed-out request may still take effect within
+    // its effect window, so the checker counts it as a possible superseder then
+    // (sim/checker.cpp, effect_end_ms; sim/simulation.h, write_effect_window_ms).
     {351952310, "timed-out blind delete applied late"},
 };
 
