@@ -428,7 +428,12 @@ TEST_CASE(
     // Before the reads replicas may differ today (read repair is the only repair) ...
     in = settled(b);
     in.stores_before_reads = FinalState{{"k", {{"n1", a}, {"n2", b}, {"n3", b}}}};
-    CHECK(check(h, in).violations.empty());
+    const CheckReport counted = check(h, in);
+    CHECK(counted.violations.empty());
+    CHECK(counted.stats.at("divergence (before reads)").checked == 1);
+    CHECK(counted.stats.at("divergence (before reads)").violated == 0);
+    CHECK(counted.stats.at("divergence (before reads)")
+              .excused.at("replicas differ; only reads repair them today") == 1);
     // ... and must not once hinted handoff and anti-entropy switch the check on.
     in.convergence_before_reads = true;
     CHECK(of_kind(check(h, in), ViolationKind::divergence).size() == 1);
