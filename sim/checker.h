@@ -62,6 +62,7 @@ namespace kv::sim {
 struct ReplicaState {
     std::string node_id;
     std::optional<node::Object> object;
+    bool operator==(const ReplicaState&) const = default;
 };
 using FinalState = std::map<std::string, std::vector<ReplicaState>>;
 
