@@ -235,6 +235,7 @@ void write_fields(const WriteResponse& m, FieldWriter& w) {
 void write_fields(const StatusResponse& m, FieldWriter& w) {
     w.text("node", m.node_id);
     w.uint("n", m.n_replicas);
+    w.uint("n_effective", m.n_effective);
     write_members(w, m.members);
     w.uint("keys_stored", m.keys_stored);
     write_transfers(w, m.transfers);
@@ -289,6 +290,7 @@ void read_fields(FieldReader& f, WriteResponse& m) {
 void read_fields(FieldReader& f, StatusResponse& m) {
     f.text("node", m.node_id, Need::required, kIdBytesMax);
     f.uint("n", m.n_replicas, Need::required);
+    f.uint("n_effective", m.n_effective, Need::optional);
     read_members(f, m.members);
     f.uint("keys_stored", m.keys_stored, Need::optional);
     read_transfers(f, m.transfers);

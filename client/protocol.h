@@ -172,6 +172,11 @@ struct StatusResponse {
     std::vector<MemberStatus> members;
     uint64_t keys_stored = 0;
     std::vector<TransferStatus> transfers;
+    // Replicas a key has in the answering node's current ring: min(n_replicas,
+    // ring members). Levels are judged against n_replicas, so while this is
+    // smaller the levels needing more than it answer unavailable. 0 from a node
+    // that predates the field.
+    uint32_t n_effective = 0;
     bool operator==(const StatusResponse&) const = default;
 };
 

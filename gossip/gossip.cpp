@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <map>
+#include <set>
 #include <string_view>
 #include <utility>
 
@@ -89,12 +90,13 @@ void Gossiper::run_detector(uint64_t now_ms) {
 }
 
 // Cassandra's Gossiper.doGossip: one random live peer; sometimes an unreachable
-// one (so a recovered node is noticed); a seed when no peer is known, or now
-// and then otherwise (so partitions heal through the seeds).
+// one (so a recovered node is noticed); then a seed, as below.
 std::vector<Outgoing> Gossiper::choose_peers(std::mt19937_64& rng) const {
     std::vector<const MemberState*> live;
     std::vector<const MemberState*> down;
+    std::set<std::string_view> known_endpoints;
     for (const auto& [id, s] : view_.states()) {
+        known_endpoints.insert(s.endpoint);
         if (id == view_.self_id() || s.declared == MemberStatus::left) continue;
         (s.liveness == Liveness::down ? down : live).push_back(&s);
     }
@@ -115,7 +117,24 @@ std::vector<Outgoing> Gossiper::choose_peers(std::mt19937_64& rng) const {
         const MemberState* peer = down[pick(rng, down.size())];
         add(peer->id, peer->endpoint);
     }
-    if (!seeds_.empty() && !seed_reached) {
+    // A seed never heard from (no member of the view has its endpoint) is
+    // contacted every round, one at a time, until every seed is known. Without
+    // this, nodes seeded with each other split into islands for good (issue
+    // 10): two that found each other first kept choosing each other, a seed,
+    // and so never gossiped outside. Once one view holds every seed, the
+    // islands it joined are one.
+    std::vector<const std::string*> unheard;
+    for (const auto& seed : seeds_) {
+        if (known_endpoints.count(seed) == 0) unheard.push_back(&seed);
+    }
+    if (!unheard.empty()) {
+        add("", *unheard[pick(rng, unheard.size())]);
+        return out;
+    }
+    // Every seed known: now and then one at random, so that partitions heal
+    // through the seeds; when the live peer was not one, or while fewer live
+    // members are known than seeds (Cassandra's rule).
+    if (!seeds_.empty() && (!seed_reached || live.size() < seeds_.size())) {
         const size_t known = live.size() + down.size();
         if (live.empty() || pick(rng, known + 1) < seeds_.size()) {
             add("", seeds_[pick(rng, seeds_.size())]);

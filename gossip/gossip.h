@@ -1,8 +1,10 @@
 // The gossip round (push-pull with digests, as in Cassandra's Gossiper and the
 // anti-entropy of Demers et al.): each round this node bumps its heartbeat,
 // runs the failure detector and sends a digest (id -> version) to one random
-// live peer; the peer answers with the entries it has newer and the ids it
-// wants; the initiator then sends what was wanted. Only newer entries travel.
+// live peer, and to a seed it has never heard from while there is one (so
+// nodes seeded with each other cannot stay in separate islands); the peer
+// answers with the entries it has newer and the ids it wants; the initiator
+// then sends what was wanted. Only newer entries travel.
 //
 // A pure state machine for a single-threaded owner: time and randomness come
 // in as arguments, outgoing messages come back as values for the caller to

@@ -6,10 +6,10 @@
 
 #include "node/coordinator/coordinator.h"
 #include "node/membership/gossip_driver.h"
-#include "node/replica/handoffs.h"
 #include "node/membership/peers.h"
 #include "node/membership/placement.h"
 #include "node/rebalance/rebalancer.h"
+#include "node/replica/handoffs.h"
 #include "node/replica/replica.h"
 #include "node/storage/meta_codec.h"
 
@@ -195,6 +195,7 @@ void Node::handle(const ReplyTo& from, const proto::StatusRequest& req) {
     resp.id = req.id;
     resp.node_id = config_.node_id;
     resp.n_replicas = config_.n_replicas;
+    resp.n_effective = placement_->n();
     // Tokens and ring share per member, from the ring this node routes by.
     const ring::Ring& ring = placement_->ring();
     std::map<std::string, std::pair<uint32_t, uint32_t>> placement;

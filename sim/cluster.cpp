@@ -55,6 +55,7 @@ struct Cluster::SimNode {
 };
 
 Cluster::Cluster(ClusterOptions options) : options_(std::move(options)), rng_(options_.seed) {
+    assert(options_.seeds_per_node.empty() || options_.seeds_per_node.size() == options_.nodes);
     std::vector<gossip::Member> members;
     for (uint32_t i = 0; i < options_.nodes; ++i) {
         const std::string id = "n" + std::to_string(i + 1);
@@ -202,6 +203,7 @@ void Cluster::restart(size_t i) {
     node::NodeConfig config = options_.node_config;
     config.node_id = n.id;
     config.endpoint = kEndpointPrefix + n.id;
+    if (!options_.seeds_per_node.empty()) config.seeds = options_.seeds_per_node.at(i);
     n.env = std::make_unique<SimEnv>(*n.store, *this, i, n.id, options_.log_to_stderr);
     // Seeds in the options: every node gossips (its own view), else all share
     // the static list.

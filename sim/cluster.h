@@ -49,6 +49,10 @@ struct ClusterOptions {
     // node_config.seeds set (e.g. {"sim://n1"}) every node runs gossip
     // membership and finds the others through the seeds; else the static list.
     node::NodeConfig node_config;
+    // When not empty, node i's seeds are seeds_per_node[i] instead of
+    // node_config.seeds (e.g. every node seeded with the others: several seeds
+    // forming one cluster at once). One entry per node.
+    std::vector<std::vector<std::string>> seeds_per_node;
     uint64_t latency_ms_min = 1;
     uint64_t latency_ms_max = 5;
     double latency_tail_probability = 0.0;

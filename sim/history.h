@@ -45,7 +45,7 @@ struct HistoryEntry {
 };
 
 struct History {
-    uint32_t n_replicas = 3;  // the n of every key (min of configured n and node count)
+    uint32_t n_replicas = 3;  // the configured n: what the node judges every level against
     std::vector<HistoryEntry> entries;
 };
 

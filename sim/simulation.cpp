@@ -291,7 +291,9 @@ ClusterOptions cluster_options(const SimOptions& o) {
 }
 
 Run::Run(const SimOptions& options) : options_(options), cluster_(cluster_options(options)) {
-    result_.history.n_replicas = std::min(options_.n_replicas, options_.nodes);
+    // The configured n: the node judges every level against it, whatever the
+    // size of its ring (a ring smaller than n answers unavailable instead).
+    result_.history.n_replicas = options_.n_replicas;
     result_.faults.skewed_clocks = options_.faults.skew;
     // Late nodes were built with the others; crashed before their first tick
     // they have said nothing to anyone, and restart() later starts them fresh.

@@ -166,6 +166,7 @@ int print_status(const std::string& endpoint, const kv::proto::StatusResponse& s
         std::string out = "{\"endpoint\":" + json_quote(endpoint) +
                           ",\"node_id\":" + json_quote(s.node_id) +
                           ",\"n_replicas\":" + std::to_string(s.n_replicas) +
+                          ",\"n_effective\":" + std::to_string(s.n_effective) +
                           ",\"keys_stored\":" + std::to_string(s.keys_stored) + ",\"members\":[";
         for (size_t i = 0; i < s.members.size(); ++i) {
             const auto& m = s.members[i];
@@ -185,8 +186,14 @@ int print_status(const std::string& endpoint, const kv::proto::StatusResponse& s
         write_raw_line(out + "]}");
         return kExitOk;
     }
-    std::printf("node %s (answered at %s), n=%u, keys stored: %llu\n", s.node_id.c_str(),
-                endpoint.c_str(), s.n_replicas, static_cast<unsigned long long>(s.keys_stored));
+    // The configured n, and the replicas a key has in this node's ring now
+    // when fewer (levels needing more answer unavailable until members join).
+    std::string n_text = "n=" + std::to_string(s.n_replicas);
+    if (s.n_effective != s.n_replicas) {
+        n_text += " (effective " + std::to_string(s.n_effective) + ": the ring has fewer members)";
+    }
+    std::printf("node %s (answered at %s), %s, keys stored: %llu\n", s.node_id.c_str(),
+                endpoint.c_str(), n_text.c_str(), static_cast<unsigned long long>(s.keys_stored));
     std::printf("%-20s %-32s %-12s %s\n", "NODE", "ENDPOINT", "STATE", "LAST_SEEN_MS_AGO");
     for (const auto& m : s.members) {
         std::printf("%-20s %-32s %-12s %llu\n", m.node_id.c_str(), m.endpoint.c_str(),

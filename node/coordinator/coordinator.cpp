@@ -13,6 +13,14 @@ std::string level_text(const proto::Consistency& c, const char* which) {
     return std::string(proto::level_name(c.level));
 }
 
+std::string fewer_members_than_n(uint32_t required, const proto::Consistency& c, const char* which,
+                                 uint32_t n, size_t replicas) {
+    return std::to_string(required) + " replicas required (" + level_text(c, which) +
+           " of n=" + std::to_string(n) + "), but the ring has only " + std::to_string(replicas) +
+           (replicas == 1 ? " member" : " members") + ", so a key has " + std::to_string(replicas) +
+           (replicas == 1 ? " replica" : " replicas") + " until more join";
+}
+
 Coordinator::Coordinator(const NodeConfig& config, Env& env, RequestIds& ids, NodeStats& stats,
                          const Placement& placement, const Peers& peers, Replica& replica)
     : config_(config),

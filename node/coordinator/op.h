@@ -50,4 +50,9 @@ struct Coordinator::Op {
 // "quorum", or "r=2" / "w=2" for an explicit count.
 std::string level_text(const proto::Consistency& c, const char* which);
 
+// Why a level needing `required` of the configured n cannot be met by a key
+// that has only `replicas` replicas because the ring has fewer members than n.
+std::string fewer_members_than_n(uint32_t required, const proto::Consistency& c, const char* which,
+                                 uint32_t n, size_t replicas);
+
 }  // namespace kv::node

@@ -18,7 +18,8 @@ Object merge_versions(const std::map<std::string, std::optional<Object>>& versio
 }  // namespace
 
 void Coordinator::handle(const ReplyTo& from, proto::GetRequest req) {
-    const uint32_t n = placement_.n();
+    // Against the configured n, as writes are (write_path.cpp).
+    const uint32_t n = placement_.n_replicas();
     const uint32_t required = proto::replicas_required(req.consistency, n);
     auto reply_error = [&](ErrorCode code, std::string why) {
         env_.reply(from, proto::GetResponse{req.id, code, std::move(why), {}, {}, {}});
@@ -43,6 +44,12 @@ void Coordinator::handle(const ReplyTo& from, proto::GetRequest req) {
     op->key = std::move(req.key);
     op->replicas = placement_.replicas(op->key);
     op->required = required;
+    if (required > op->replicas.size()) {
+        ++stats_.unavailable;
+        return reply_error(
+            ErrorCode::unavailable,
+            fewer_members_than_n(required, req.consistency, "r", n, op->replicas.size()));
+    }
     const size_t up = std::count_if(op->replicas.begin(), op->replicas.end(),
                                     [&](const std::string& r) { return peers_.reachable(r); });
     if (up < required) {
@@ -50,8 +57,8 @@ void Coordinator::handle(const ReplyTo& from, proto::GetRequest req) {
         return reply_error(ErrorCode::unavailable,
                            std::to_string(required) + " replicas required (" +
                                level_text(req.consistency, "r") + " of n=" + std::to_string(n) +
-                               "), only " + std::to_string(up) + " of " + std::to_string(n) +
-                               " reachable");
+                               "), only " + std::to_string(up) + " of " +
+                               std::to_string(op->replicas.size()) + " reachable");
     }
     Op& ref = add_op(std::move(op), req.deadline_ms);
     bool local = false;

@@ -10,7 +10,10 @@ namespace kv::node {
 void Coordinator::handle_write(const ReplyTo& from, uint64_t client_id, std::string key,
                                std::optional<std::string> value, std::optional<std::string> context,
                                const proto::Consistency& consistency, uint64_t deadline_ms) {
-    const uint32_t n = placement_.n();
+    // Levels count against the configured n, never against how many members
+    // the ring has now: a ring still forming (or shrunk) must not acknowledge
+    // a quorum write with fewer copies than a quorum of n (issue 10).
+    const uint32_t n = placement_.n_replicas();
     const uint32_t required = proto::replicas_required(consistency, n);
     auto reply_error = [&](ErrorCode code, std::string why) {
         env_.reply(from, proto::WriteResponse{client_id, code, std::move(why), {}, {}});
@@ -31,8 +34,13 @@ void Coordinator::handle_write(const ReplyTo& from, uint64_t client_id, std::str
     // acknowledge on top of w (Cassandra's pending ranges), so that once the
     // move completes w of the key's new replicas hold every acknowledged write.
     std::vector<std::string> replicas = placement_.replicas(key);
-    const std::vector<std::string> pending = placement_.pending_replicas(key);
     const size_t current_count = replicas.size();
+    if (required > current_count) {
+        ++stats_.unavailable;
+        return reply_error(ErrorCode::unavailable,
+                           fewer_members_than_n(required, consistency, "w", n, current_count));
+    }
+    const std::vector<std::string> pending = placement_.pending_replicas(key);
     replicas.insert(replicas.end(), pending.begin(), pending.end());
     const uint32_t required_all = required + static_cast<uint32_t>(pending.size());
     std::vector<std::string> up;

@@ -1,7 +1,7 @@
 // Where keys live (Dynamo §4.2-4.3), computed in one place: the current ring
 // (members up or leaving), the future ring (the current one with the active
 // join or leave applied; equal to it while nothing moves), the replicas per key
-// in each (n = min(n_replicas, members)), preference lists and the new owners
+// in each (the effective n = min(n_replicas, members)), preference lists and the new owners
 // of a key whose range moves. The coordinator, the replica's ownership check
 // and the rebalancer all ask this class; none of them computes placement itself.
 //
@@ -44,9 +44,11 @@ class Placement {
     // ring_digest(ring(), future_ring()).
     uint64_t digest() const { return digest_; }
     const std::string& self() const { return self_; }
+    // The configured n: what consistency levels are judged against.
     uint32_t n_replicas() const { return n_replicas_; }
 
-    // Replicas per key in the current and in the future ring.
+    // Replicas per key in the current and in the future ring (the effective
+    // n: smaller than n_replicas() while the ring has fewer members).
     uint32_t n() const;
     uint32_t n_future() const;
     // The key's preference list in the current ring (n() distinct members).

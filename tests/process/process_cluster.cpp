@@ -242,7 +242,9 @@ std::vector<std::string> ProcessCluster::node_args(const Node& node) const {
         args.insert(args.end(), {"--peers", peers_arg()});
         return args;
     }
-    args.insert(args.end(), {"--seeds", nodes_.front().endpoint});
+    std::string seeds;
+    for (const auto& seed : node.seeds) seeds += (seeds.empty() ? "" : ",") + seed;
+    args.insert(args.end(), {"--seeds", seeds.empty() ? nodes_.front().endpoint : seeds});
     args.insert(args.end(), gossip_flags_.begin(), gossip_flags_.end());
     return args;
 }

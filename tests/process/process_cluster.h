@@ -62,6 +62,11 @@ class ProcessCluster {
     void set_extra_flags(size_t i, std::vector<std::string> flags) {
         nodes_.at(i).extra_flags = std::move(flags);
     }
+    // With gossip, node i's --seeds from its next start on (instead of node 0's
+    // endpoint alone).
+    void set_seeds(size_t i, std::vector<std::string> endpoints) {
+        nodes_.at(i).seeds = std::move(endpoints);
+    }
     // Forks and execs node i (not running) on its data dir; does not wait.
     Status start(size_t i);
     // Bounded wait until node i answers a StatusRequest with its own id; fails
@@ -94,6 +99,7 @@ class ProcessCluster {
         pid_t pid = -1;  // -1 when not running (reaped or never started)
         int starts = 0;
         std::vector<std::string> extra_flags;
+        std::vector<std::string> seeds;  // empty: node 0's endpoint
     };
     std::vector<std::string> node_args(const Node& node) const;
     std::string peers_arg() const;

@@ -11,6 +11,9 @@ sim::ClusterOptions options(uint32_t nodes, uint64_t seed = 11) {
     sim::ClusterOptions o;
     o.nodes = nodes;
     o.seed = seed;
+    // Every request here must be meetable: a level is judged against the
+    // configured n, and a 1-node cluster cannot meet a quorum of 3.
+    o.node_config.n_replicas = std::min<uint32_t>(nodes, 3);
     return o;
 }
 

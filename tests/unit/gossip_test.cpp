@@ -436,6 +436,55 @@ TEST_CASE("nodes that know only a seed find each other") {
     CHECK(rounds <= 4 * std::log2(30.0) + 10);
 }
 
+// Issue 10: nodes seeded with each other split into islands for good when a
+// node that knew one seed kept choosing it and never tried the others.
+TEST_CASE("a node contacts every seed it has not heard from, each round, and never itself") {
+    std::mt19937_64 rng(5);
+    GossipConfig config;
+    config.interval_ms = kIntervalMs;
+    MemberState self = member("a", 1, 0, MemberStatus::joining);
+    self.tokens.clear();
+    uint64_t now_ms = 0;
+    Gossiper alone(config, self, {"tcp://a"}, now_ms);
+    for (int round = 0; round < 5; ++round) {
+        now_ms += kIntervalMs;
+        CHECK(alone.tick(now_ms, rng).empty());  // its own endpoint is no seed
+    }
+
+    Gossiper g(config, self, {"tcp://a", "tcp://b", "tcp://c", "tcp://d"}, now_ms);
+    g.handle(GossipAck2{"b", {member("b", 1, 0, MemberStatus::joining)}}, now_ms);
+    std::map<std::string, int> contacted;
+    for (int round = 0; round < 20; ++round) {
+        now_ms += kIntervalMs;
+        bool unheard_seed = false;
+        for (const auto& out : g.tick(now_ms, rng)) {
+            CHECK(out.endpoint != "tcp://a");
+            ++contacted[out.endpoint];
+            unheard_seed = unheard_seed || out.endpoint == "tcp://c" || out.endpoint == "tcp://d";
+        }
+        CHECK(unheard_seed);
+    }
+    CHECK(contacted["tcp://b"] == 20);  // the one live peer, as before
+    CHECK(contacted["tcp://c"] + contacted["tcp://d"] == 20);
+    CHECK(contacted["tcp://c"] > 0);
+    CHECK(contacted["tcp://d"] > 0);
+
+    // Once every seed is known and heard from each round, one live peer per
+    // round: seeds are not flooded.
+    for (uint64_t round = 1; round <= 20; ++round) {
+        g.handle(GossipAck2{"c",
+                            {member("b", 1, round, MemberStatus::joining),
+                             member("c", 1, round, MemberStatus::joining),
+                             member("d", 1, round, MemberStatus::joining)}},
+                 now_ms);
+        now_ms += kIntervalMs;
+        const auto out = g.tick(now_ms, rng);
+        REQUIRE(out.size() == 1);
+        CHECK(out[0].endpoint != "tcp://a");
+        CHECK_FALSE(out[0].peer_id.empty());
+    }
+}
+
 TEST_CASE("a small message budget defers entries but the cluster still converges") {
     GossipConfig config;
     config.entries_bytes_max = 1'000;  // about ten entries per ack
