@@ -106,6 +106,7 @@ void write_fields(const ReplicaWriteResponse& m, FieldWriter& w) {
     w.code(m.code);
     w.text_if_nonempty("msg", m.message);
     w.bytes_if_nonempty("obj", m.object);
+    w.bytes_if("ctx", m.context);
 }
 void write_fields(const ReplicaMergeRequest& m, FieldWriter& w) {
     w.bytes("key", m.key);
@@ -173,6 +174,7 @@ void read_fields(FieldReader& f, ReplicaWriteResponse& m) {
     f.code(m.code);
     f.message(m.message);
     f.bytes("obj", m.object, Need::optional, kObjectBytesMax, ErrorCode::object_too_large);
+    f.optional_bytes("ctx", m.context, kContextBytesMax, ErrorCode::bad_context);
 }
 void read_fields(FieldReader& f, ReplicaMergeRequest& m) {
     f.key(m.key);

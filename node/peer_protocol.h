@@ -59,6 +59,10 @@ struct ReplicaWriteResponse {
     ErrorCode code = ErrorCode::ok;
     std::string message;
     std::string object;
+    // The writer's context (node/data/object.h, writer_context): what the
+    // coordinator returns in write_reply. Absent when the replica answered a
+    // duplicate request, whose writer's view it no longer knows.
+    std::optional<std::string> context;
     bool operator==(const ReplicaWriteResponse&) const = default;
 };
 

@@ -66,7 +66,8 @@ void Coordinator::on_reply(const std::string& peer_id, const Message& message) {
                     on_read_reply(op, peer_id, Status(m.code, m.message), m.object);
             } else if constexpr (std::is_same_v<T, ReplicaWriteResponse>) {
                 if (op.kind == OpKind::write)
-                    on_write_reply(op, peer_id, Status(m.code, m.message), m.object);
+                    on_write_reply(op, peer_id, Status(m.code, m.message), m.object,
+                                   m.context ? &*m.context : nullptr);
             } else if constexpr (std::is_same_v<T, ReplicaMergeResponse>) {
                 if (op.kind == OpKind::read) {
                     on_repair_reply(op, peer_id, Status(m.code, m.message));
@@ -108,7 +109,7 @@ void Coordinator::peer_call_failed(Op& op, const std::string& peer_id, const Sta
     } else if (op.kind == OpKind::read) {
         on_repair_reply(op, peer_id, failed);
     } else if (!op.replicating) {
-        on_write_reply(op, peer_id, failed, {});
+        on_write_reply(op, peer_id, failed, {}, nullptr);
     } else {
         on_merge_reply(op, peer_id, failed);
     }

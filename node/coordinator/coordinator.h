@@ -87,7 +87,7 @@ class Coordinator {
     // one, certainly minted nothing; false when there is no next candidate.
     bool pass_mint_turn(Op& op, const std::string& replica);
     void on_write_reply(Op& op, const std::string& replica, const Status& status,
-                        const std::string& object);
+                        const std::string& object, const std::string* writer_context);
     void start_replication(Op& op, const std::string& object_bytes);
     void on_merge_reply(Op& op, const std::string& replica, const Status& status);
 

@@ -79,9 +79,10 @@ void Coordinator::send_mint(Op& op) {
     const std::string& minter = op.mint_candidates[op.mint_index];
     if (minter == config_.node_id) {
         Status owner = replica_.check_local_owner(op.key, true, op.replicas);
-        if (!owner.ok()) return on_write_reply(op, minter, owner, "");
+        if (!owner.ok()) return on_write_reply(op, minter, owner, "", nullptr);
         auto written = replica_.mint(op.key, op.value, op.context);
-        on_write_reply(op, minter, written.status(), written ? written.value() : "");
+        if (!written) return on_write_reply(op, minter, written.status(), "", nullptr);
+        on_write_reply(op, minter, Status{}, written->object, &written->writer_context);
     } else {
         call_peer(op, minter,
                   ReplicaWriteRequest{0, op.key, op.value, op.context, config_.siblings_max,
@@ -100,7 +101,7 @@ bool Coordinator::pass_mint_turn(Op& op, const std::string& replica) {
 }
 
 void Coordinator::on_write_reply(Op& op, const std::string& replica, const Status& status,
-                                 const std::string& object) {
+                                 const std::string& object, const std::string* writer_context) {
     if (op.replicating) return;
     // not_owner: the replica refused before minting (its range moved on).
     if (!status.ok() && status.code() == ErrorCode::not_owner && pass_mint_turn(op, replica))
@@ -110,7 +111,9 @@ void Coordinator::on_write_reply(Op& op, const std::string& replica, const Statu
     if (!decoded)
         return fail(op, ErrorCode::internal,
                     "replica " + replica + " minted an undecodable object");
-    op.written_context = decoded->context;
+    // Not the object's whole context: that covers concurrent siblings the
+    // writer never saw, which a later write with it would silently supersede.
+    if (writer_context != nullptr) op.written_context = *writer_context;
     op.sibling_count = static_cast<uint32_t>(decoded->live_count());
     op.acked.insert(replica);
     op.value.reset();
@@ -160,7 +163,7 @@ void Coordinator::on_merge_reply(Op& op, const std::string& replica, const Statu
                    proto::WriteResponse{op.client_request_id,
                                         ErrorCode::ok,
                                         {},
-                                        encode_context(op.written_context),
+                                        op.written_context.value_or(std::string()),
                                         proto::ReplyInfo{static_cast<uint32_t>(op.replicas.size()),
                                                          static_cast<uint32_t>(op.acked.size()),
                                                          false, op.sibling_count}});

@@ -35,8 +35,8 @@ Result<Object> Replica::load(const std::string& key) {
     return std::move(decoded.value());
 }
 
-Result<std::string> Replica::mint(const std::string& key, std::optional<std::string> value,
-                                  const std::optional<std::string>& context) {
+Result<Replica::Minted> Replica::mint(const std::string& key, std::optional<std::string> value,
+                                      const std::optional<std::string>& context) {
     assert(!actor_.empty());
     auto loaded = load(key);
     if (!loaded) return loaded.status();
@@ -59,9 +59,11 @@ Result<std::string> Replica::mint(const std::string& key, std::optional<std::str
                                      " siblings; writers should pass the context of a get (limit " +
                                      std::to_string(config_.siblings_max) + ")");
     }
-    std::string bytes = encode_object(updated.value());
-    stage(key, bytes);
-    return bytes;
+    const Dot minted{actor_, updated->context.get(actor_)};
+    Minted out{encode_object(updated.value()),
+               encode_context(writer_context(updated.value(), seen, minted))};
+    stage(key, out.object);
+    return out;
 }
 
 Status Replica::merge(const std::string& key, std::string_view object_bytes) {
@@ -134,25 +136,35 @@ void Replica::handle(const ReplyTo& from, const ReplicaWriteRequest& req) {
     auto request = std::make_pair(from.route, req.id);
     if (minted_.count(request)) {
         // A duplicate: answer with what the replica holds now, which includes
-        // the first copy's version or what superseded it.
+        // the first copy's version or what superseded it. No writer context:
+        // what the first copy's writer saw is no longer known, and the whole
+        // object's context would cover siblings the writer never saw.
         auto stored = read(req.key);
         const bool ok = stored.ok() && stored.value().has_value();
         env_.reply(from, ReplicaWriteResponse{
                              req.id, ok ? ErrorCode::ok : ErrorCode::storage_error,
                              ok ? std::string() : "duplicate write request and no stored version",
-                             ok ? *stored.value() : std::string()});
+                             ok ? *stored.value() : std::string(), std::nullopt});
         return;
     }
     Status owner = check_owner(req.key, true, req.targets);
     if (!owner.ok()) {
-        return env_.reply(from, ReplicaWriteResponse{req.id, owner.code(), owner.message(), {}});
+        return env_.reply(from,
+                          ReplicaWriteResponse{req.id, owner.code(), owner.message(), {}, {}});
     }
     // The coordinator's limit is not trusted beyond this node's own.
     auto written = mint(req.key, req.value, req.context);
-    if (written.ok()) remember_minted(std::move(request));
-    env_.reply(from,
-               ReplicaWriteResponse{req.id, written.status().code(), written.status().message(),
-                                    written ? written.value() : std::string()});
+    if (!written.ok()) {
+        return env_.reply(from,
+                          ReplicaWriteResponse{
+                              req.id, written.status().code(), written.status().message(), {}, {}});
+    }
+    remember_minted(std::move(request));
+    env_.reply(from, ReplicaWriteResponse{req.id,
+                                          ErrorCode::ok,
+                                          {},
+                                          std::move(written->object),
+                                          std::move(written->writer_context)});
 }
 
 void Replica::remember_minted(std::pair<std::string, uint64_t> request) {

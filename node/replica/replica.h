@@ -46,11 +46,15 @@ class Replica {
     Result<std::optional<std::string>> read(const std::string& key);
     // The decoded stored object (empty when absent); storage_error when corrupt.
     Result<Object> load(const std::string& key);
+    struct Minted {
+        std::string object;          // the whole new object, encoded
+        std::string writer_context;  // encoded writer_context (object.h): the write_reply's
+    };
     // A write: a new version minted with this replica's actor from the value
-    // (nullopt: a tombstone) and the client's context; returns the whole new
-    // object, encoded. A delete without a context supersedes all the replica holds.
-    Result<std::string> mint(const std::string& key, std::optional<std::string> value,
-                             const std::optional<std::string>& context);
+    // (nullopt: a tombstone) and the client's context. A delete without a
+    // context supersedes all the replica holds (and its writer context covers it).
+    Result<Minted> mint(const std::string& key, std::optional<std::string> value,
+                        const std::optional<std::string>& context);
     // Merges an encoded version into the stored one (staged only when it changes).
     Status merge(const std::string& key, std::string_view object_bytes);
 

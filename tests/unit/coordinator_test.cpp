@@ -96,11 +96,11 @@ TEST_CASE("a minting replica the request cannot reach passes the turn to the nex
     CHECK(f.coordinator.in_flight() == 1);
 
     // The second mints; the coordinator replicates to the other two.
-    f.coordinator.on_reply(replicas[1],
-                           ReplicaWriteResponse{node::request_id(second[0].message),
-                                                ErrorCode::ok,
-                                                {},
-                                                minted_object(replicas[1] + ".1", "v")});
+    f.coordinator.on_reply(replicas[1], ReplicaWriteResponse{node::request_id(second[0].message),
+                                                             ErrorCode::ok,
+                                                             {},
+                                                             minted_object(replicas[1] + ".1", "v"),
+                                                             std::nullopt});
     auto merges = f.sent();
     REQUIRE(merges.size() == 2);
     for (const auto& m : merges) REQUIRE(std::holds_alternative<ReplicaMergeRequest>(m.message));
@@ -151,7 +151,7 @@ TEST_CASE("a minting replica that answered with an error is not replaced: it may
     f.coordinator.on_reply(
         first[0].to,
         ReplicaWriteResponse{
-            node::request_id(first[0].message), ErrorCode::storage_error, "commit failed", {}});
+            node::request_id(first[0].message), ErrorCode::storage_error, "commit failed", {}, {}});
     auto replies = f.sent();
     REQUIRE(replies.size() == 1);
     CHECK(replies[0].to == "client");

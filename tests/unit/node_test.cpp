@@ -65,6 +65,33 @@ TEST_CASE("a write with an old context stays concurrent with what it did not see
     CHECK(r.values == Values{"b", "c"});
 }
 
+TEST_CASE("a write_reply context covers only what the writer saw and its own write") {
+    sim::Cluster c(options(3));
+    // Two blind puts race: neither saw the other, both are acknowledged.
+    const auto x = put(c, 0, "k", "x");
+    REQUIRE(x.code == ErrorCode::ok);
+    const auto y = put(c, 1, "k", "y");
+    REQUIRE(y.code == ErrorCode::ok);
+    REQUIRE_FALSE(y.context.empty());
+    // The second writer reuses its write_reply context: "y" is superseded,
+    // "x" (which it never saw) must survive as a sibling.
+    REQUIRE(put(c, 1, "k", "y2", level(proto::Level::quorum), y.context).code == ErrorCode::ok);
+    auto r = get(c, 2, "k", level(proto::Level::all));
+    std::sort(r.values.begin(), r.values.end());
+    CHECK(r.values == Values{"x", "y2"});
+    // And the first writer's context still supersedes only its own "x".
+    REQUIRE(put(c, 0, "k", "x2", level(proto::Level::quorum), x.context).code == ErrorCode::ok);
+    r = get(c, 2, "k", level(proto::Level::all));
+    std::sort(r.values.begin(), r.values.end());
+    CHECK(r.values == Values{"x2", "y2"});
+    // A blind delete's reply covers what its minting replica held: a put with
+    // it supersedes the tombstone and everything the delete removed.
+    auto d = del(c, 2, "k", std::nullopt, level(proto::Level::all));
+    REQUIRE(d.code == ErrorCode::ok);
+    REQUIRE(put(c, 2, "k", "z", level(proto::Level::all), d.context).code == ErrorCode::ok);
+    CHECK(get(c, 0, "k", level(proto::Level::all)).values == Values{"z"});
+}
+
 TEST_CASE("with one replica down, quorum works, all fails naming 2 of 3, and heals after restart") {
     sim::Cluster c(options(3));
     REQUIRE(put(c, 0, "k", "v1").code == ErrorCode::ok);

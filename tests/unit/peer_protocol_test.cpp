@@ -49,8 +49,9 @@ std::vector<Message> peer_sample_messages() {
         ReplicaWriteRequest{
             24, bytes_with_nuls("key"), bytes_with_nuls("value"), bytes_with_nuls("ctx"), 64, {}},
         ReplicaWriteRequest{25, "k", std::nullopt, std::nullopt, 0, {}},
-        ReplicaWriteResponse{26, ErrorCode::ok, "", bytes_with_nuls("object")},
-        ReplicaWriteResponse{27, ErrorCode::sibling_limit, "too many siblings", ""},
+        ReplicaWriteResponse{26, ErrorCode::ok, "", bytes_with_nuls("object"),
+                             bytes_with_nuls("ctx")},
+        ReplicaWriteResponse{27, ErrorCode::sibling_limit, "too many siblings", "", std::nullopt},
         ReplicaMergeRequest{28, bytes_with_nuls("key"), bytes_with_nuls("object"), {}},
         ReplicaMergeResponse{29, ErrorCode::ok, ""},
         ReplicaMergeResponse{30, ErrorCode::storage_error, "commit failed"},
