@@ -17,7 +17,8 @@ Object merge_versions(const std::map<std::string, std::optional<Object>>& versio
 }
 }  // namespace
 
-void Coordinator::handle(const ReplyTo& from, proto::GetRequest req) {
+void Coordinator::handle(const ReplyTo& from, proto::GetRequest req,
+                         std::optional<uint64_t> received_ms) {
     const uint32_t n = placement_.n();
     const uint32_t required = proto::replicas_required(req.consistency, n);
     auto reply_error = [&](ErrorCode code, std::string why) {
@@ -34,6 +35,10 @@ void Coordinator::handle(const ReplyTo& from, proto::GetRequest req) {
     }
     if (ops_.size() >= config_.requests_in_flight_max) {
         return reply_error(ErrorCode::overloaded, "too many requests in flight; retry later");
+    }
+    const uint64_t due_ms = deadline_at(received_ms, req.deadline_ms);
+    if (env_.now_ms() >= due_ms) {
+        return reply_error(ErrorCode::timeout, late_request_message(due_ms, req.deadline_ms));
     }
     auto op = std::make_unique<Op>();
     op->id = ids_.next();
@@ -53,7 +58,7 @@ void Coordinator::handle(const ReplyTo& from, proto::GetRequest req) {
                                "), only " + std::to_string(up) + " of " + std::to_string(n) +
                                " reachable");
     }
-    Op& ref = add_op(std::move(op), req.deadline_ms);
+    Op& ref = add_op(std::move(op), due_ms);
     bool local = false;
     for (const auto& replica : ref.replicas) {
         if (replica == config_.node_id) {

@@ -9,7 +9,8 @@ namespace kv::node {
 
 void Coordinator::handle_write(const ReplyTo& from, uint64_t client_id, std::string key,
                                std::optional<std::string> value, std::optional<std::string> context,
-                               const proto::Consistency& consistency, uint64_t deadline_ms) {
+                               const proto::Consistency& consistency, uint64_t deadline_ms,
+                               std::optional<uint64_t> received_ms) {
     const uint32_t n = placement_.n();
     const uint32_t required = proto::replicas_required(consistency, n);
     auto reply_error = [&](ErrorCode code, std::string why) {
@@ -26,6 +27,12 @@ void Coordinator::handle_write(const ReplyTo& from, uint64_t client_id, std::str
     }
     if (ops_.size() >= config_.requests_in_flight_max) {
         return reply_error(ErrorCode::overloaded, "too many requests in flight; retry later");
+    }
+    // A request that waited past its deadline (a stalled node) must not be
+    // applied now: nothing may take effect after the deadline's window.
+    const uint64_t due_ms = deadline_at(received_ms, deadline_ms);
+    if (env_.now_ms() >= due_ms) {
+        return reply_error(ErrorCode::timeout, late_request_message(due_ms, deadline_ms));
     }
     // While the key's range moves, its new owners are written too and must
     // acknowledge on top of w (Cassandra's pending ranges), so that once the
@@ -67,7 +74,7 @@ void Coordinator::handle_write(const ReplyTo& from, uint64_t client_id, std::str
     for (const auto& r : up) {
         if (r != config_.node_id) op->mint_candidates.push_back(r);
     }
-    Op& ref = add_op(std::move(op), deadline_ms);
+    Op& ref = add_op(std::move(op), due_ms);
     ref.value = std::move(value);
     ref.context = std::move(context);
     send_mint(ref);
@@ -77,6 +84,8 @@ void Coordinator::handle_write(const ReplyTo& from, uint64_t client_id, std::str
 void Coordinator::send_mint(Op& op) {
     assert(op.mint_index < op.mint_candidates.size());
     const std::string& minter = op.mint_candidates[op.mint_index];
+    // Past the deadline nothing more is minted (the op expires at the next tick).
+    if (env_.now_ms() >= op.deadline_at_ms) return;
     if (minter == config_.node_id) {
         Status owner = replica_.check_local_owner(op.key, true, op.replicas);
         if (!owner.ok()) return on_write_reply(op, minter, owner, "", nullptr);
@@ -118,6 +127,9 @@ void Coordinator::on_write_reply(Op& op, const std::string& replica, const Statu
     op.acked.insert(replica);
     op.value.reset();
     op.context.reset();
+    // A mint answered after the deadline (this node stalled) is not spread:
+    // the op expires at the next tick and reports the minting replica.
+    if (env_.now_ms() >= op.deadline_at_ms) return;
     start_replication(op, object);
 }
 

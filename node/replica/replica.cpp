@@ -132,7 +132,24 @@ void Replica::handle(const ReplyTo& from, const ReplicaReadRequest& req) {
                                          stored ? stored.value() : std::nullopt});
 }
 
-void Replica::handle(const ReplyTo& from, const ReplicaWriteRequest& req) {
+Status Replica::check_budget(uint64_t budget_ms, std::optional<uint64_t> received_ms) {
+    if (budget_ms == 0 || !received_ms) return {};
+    const uint64_t now = env_.now_ms();
+    const uint64_t waited_ms = now > *received_ms ? now - *received_ms : 0;
+    if (waited_ms < budget_ms) return {};
+    return Status(ErrorCode::timeout, "the request waited " + std::to_string(waited_ms) +
+                                          " ms at replica " + config_.node_id +
+                                          ", past its budget of " + std::to_string(budget_ms) +
+                                          " ms; not applied");
+}
+
+void Replica::handle(const ReplyTo& from, const ReplicaWriteRequest& req,
+                     std::optional<uint64_t> received_ms) {
+    // First: a request past its budget changes nothing, duplicate or not.
+    if (Status budget = check_budget(req.budget_ms, received_ms); !budget.ok()) {
+        return env_.reply(from,
+                          ReplicaWriteResponse{req.id, budget.code(), budget.message(), {}, {}});
+    }
     auto request = std::make_pair(from.route, req.id);
     if (minted_.count(request)) {
         // A duplicate: answer with what the replica holds now, which includes
@@ -176,8 +193,10 @@ void Replica::remember_minted(std::pair<std::string, uint64_t> request) {
     }
 }
 
-void Replica::handle(const ReplyTo& from, const ReplicaMergeRequest& req) {
-    Status s = check_owner(req.key, true, req.targets);
+void Replica::handle(const ReplyTo& from, const ReplicaMergeRequest& req,
+                     std::optional<uint64_t> received_ms) {
+    Status s = check_budget(req.budget_ms, received_ms);
+    if (s.ok()) s = check_owner(req.key, true, req.targets);
     if (s.ok()) s = merge(req.key, req.object);
     env_.reply(from, ReplicaMergeResponse{req.id, s.code(), s.message()});
 }
