@@ -154,15 +154,22 @@ void Coordinator::answer_read(Op& op) {
     assert(!op.answered);
     op.answered = true;
     const Object merged = merge_versions(op.versions);
+    // Never more values than the sibling limit, never a context that covers
+    // one held back (object.h, read_view).
+    ReadView view = read_view(merged, config_.siblings_max);
     proto::GetResponse resp;
     resp.id = op.client_request_id;
-    resp.values = merged.live_values();
+    resp.values = std::move(view.values);
     resp.code = resp.values.empty() ? ErrorCode::not_found : ErrorCode::ok;
     if (resp.values.empty()) resp.message = merged.empty() ? "no such key" : "the key was deleted";
-    if (!merged.context.empty()) resp.context = encode_context(merged.context);
+    if (!view.held_back.empty()) {
+        resp.message = view.held_back;
+        env_.log(LogLevel::warn, "a read held back siblings: " + view.held_back);
+    }
+    if (!view.context.empty()) resp.context = encode_context(view.context);
     resp.info = proto::ReplyInfo{static_cast<uint32_t>(op.replicas.size()),
                                  static_cast<uint32_t>(op.versions.size()), false,
-                                 static_cast<uint32_t>(resp.values.size())};
+                                 static_cast<uint32_t>(view.live)};
     env_.reply(op.client, std::move(resp));
 }
 

@@ -207,6 +207,27 @@ VersionVector writer_context(const Object& written, const VersionVector& seen, c
     return out;
 }
 
+ReadView read_view(const Object& object, size_t values_max) {
+    ReadView view;
+    view.context = object.context;
+    for (const auto& s : object.siblings) {
+        if (!s.value) continue;
+        ++view.live;
+        if (view.values.size() < values_max) {
+            view.values.push_back(*s.value);
+        } else {
+            view.context.remove(s.dot);
+        }
+    }
+    if (view.live > view.values.size()) {
+        view.held_back = "the key has " + std::to_string(view.live) +
+                         " siblings, more than the limit: " + std::to_string(view.values.size()) +
+                         " returned; put their resolution with this context, then get again "
+                         "for the rest";
+    }
+    return view;
+}
+
 namespace {
 
 void pack_vv(msgpack::packer<msgpack::sbuffer>& pk, const VersionVector& vv) {

@@ -114,6 +114,21 @@ Result<Object> update(const Object& local, const VersionVector& seen, const std:
 // Its exceptions are at most the siblings of `written`, so it stays small.
 VersionVector writer_context(const Object& written, const VersionVector& seen, const Dot& minted);
 
+// What a read returns of `object`: its live values, at most `values_max` of them
+// (the first in dot order), and a context that covers the object's context but
+// not the live siblings left out, so a write with it supersedes only what the
+// reader was shown and the others survive for the next read. Siblings can pass
+// the write limit only through merges of replicas that each met it (concurrent
+// writes minted at different replicas); acknowledged values are never dropped
+// to meet it, only held back from one reply.
+struct ReadView {
+    std::vector<std::string> values;
+    VersionVector context;
+    size_t live = 0;        // live siblings the object holds, shown or not
+    std::string held_back;  // when some were held back: a message for the reader
+};
+ReadView read_view(const Object& object, size_t values_max);
+
 // Binary encodings (msgpack). Decoders validate the invariants above and treat
 // input as hostile; a violation is bad_request / bad_context.
 std::string encode_object(const Object& object);

@@ -210,11 +210,14 @@ void Replica::handle(const ReplyTo& from, const proto::LocalGetRequest& req) {
         resp.message = loaded.status().message();
         return env_.reply(from, std::move(resp));
     }
-    const Object& object = loaded.value();
-    resp.values = object.live_values();
+    // As a coordinated read: at most siblings_max values, a context that does
+    // not cover those held back (object.h, read_view).
+    ReadView view = read_view(loaded.value(), config_.siblings_max);
+    resp.values = std::move(view.values);
     resp.code = resp.values.empty() ? ErrorCode::not_found : ErrorCode::ok;
-    if (!object.context.empty()) resp.context = encode_context(object.context);
-    resp.info = proto::ReplyInfo{1, 1, false, static_cast<uint32_t>(resp.values.size())};
+    if (!view.held_back.empty()) resp.message = view.held_back;
+    if (!view.context.empty()) resp.context = encode_context(view.context);
+    resp.info = proto::ReplyInfo{1, 1, false, static_cast<uint32_t>(view.live)};
     env_.reply(from, std::move(resp));
 }
 
