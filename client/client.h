@@ -66,8 +66,9 @@ struct ClientOptions {
     int reconnect_ivl_ms = 100;     // ZMQ_RECONNECT_IVL (and _MAX)
 };
 
-// A successful get: every live sibling (at least one) and the causal context to
-// pass to a later put/del that should supersede them.
+// A successful get: the live siblings (at least one; at most the node's sibling
+// limit, with info.sibling_count counting any held back) and the causal context
+// to pass to a later put/del that should supersede exactly those.
 struct GetResult {
     std::vector<std::string> values;
     std::string context;

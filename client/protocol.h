@@ -133,7 +133,10 @@ struct GetResponse {
     bool operator==(const GetResponse&) const = default;
 };
 
-// Answer to put and del. `context` is the key's context after the write.
+// Answer to put and del. `context` covers what the write's own context saw
+// plus the write itself (not concurrent siblings it never saw), so a next
+// write with it supersedes exactly those; empty when the node could not tell
+// (docs/PROTOCOL.md, section 10).
 struct WriteResponse {
     uint64_t id = 0;
     ErrorCode code = ErrorCode::ok;

@@ -96,24 +96,28 @@ Status Node::start() {
 
 // ---- dispatch ----------------------------------------------------------------
 
-void Node::on_request(const ReplyTo& from, Message message) {
+void Node::on_request(const ReplyTo& from, Message message, std::optional<uint64_t> received_ms) {
     ++stats_.requests;
     refresh_placement();
+    const uint64_t received = received_ms.value_or(env_.now_ms());
     std::visit(
         [&](auto&& m) {
             using T = std::decay_t<decltype(m)>;
             if constexpr (std::is_same_v<T, proto::GetRequest>) {
-                coordinator_->handle(from, std::move(m));
+                coordinator_->handle(from, std::move(m), received);
             } else if constexpr (std::is_same_v<T, proto::PutRequest>) {
                 coordinator_->handle_write(from, m.id, std::move(m.key), std::move(m.value),
-                                           std::move(m.context), m.consistency, m.deadline_ms);
+                                           std::move(m.context), m.consistency, m.deadline_ms,
+                                           received);
             } else if constexpr (std::is_same_v<T, proto::DelRequest>) {
                 coordinator_->handle_write(from, m.id, std::move(m.key), std::nullopt,
-                                           std::move(m.context), m.consistency, m.deadline_ms);
-            } else if constexpr (std::is_same_v<T, proto::LocalGetRequest> ||
-                                 std::is_same_v<T, ReplicaReadRequest> ||
-                                 std::is_same_v<T, ReplicaWriteRequest> ||
+                                           std::move(m.context), m.consistency, m.deadline_ms,
+                                           received);
+            } else if constexpr (std::is_same_v<T, ReplicaWriteRequest> ||
                                  std::is_same_v<T, ReplicaMergeRequest>) {
+                replica_->handle(from, m, received);
+            } else if constexpr (std::is_same_v<T, proto::LocalGetRequest> ||
+                                 std::is_same_v<T, ReplicaReadRequest>) {
                 replica_->handle(from, m);
             } else if constexpr (std::is_same_v<T, PingRequest>) {
                 peers_->handle(from, m, *membership_);

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "gossip/gossip.h"
@@ -54,7 +55,11 @@ class Node {
     Status start();
 
     // A frame that arrived at the node's ROUTER: a client's request or a peer's.
-    void on_request(const ReplyTo& from, Message message);
+    // `received_ms`: this node's clock when the frame arrived, when the runtime
+    // handles it later than that (the simulator's paused node); nullopt: now.
+    // Deadlines and replica budgets count from it.
+    void on_request(const ReplyTo& from, Message message,
+                    std::optional<uint64_t> received_ms = std::nullopt);
     // A frame that could not be decoded; answered with an ErrorResponse.
     void on_bad_frame(const ReplyTo& from, uint64_t request_id, const Status& why);
     // A reply from a peer to a request this node sent it.

@@ -11,6 +11,7 @@ namespace kv::node {
 namespace {
 
 using proto::kContextBytesMax;
+using proto::kDeadlineMsMax;
 using proto::kIdBytesMax;
 using proto::kKeyBytesMax;
 using proto::kObjectBytesMax;
@@ -101,16 +102,19 @@ void write_fields(const ReplicaWriteRequest& m, FieldWriter& w) {
     w.bytes_if("ctx", m.context);
     w.uint_if_nonzero("siblings_max", m.siblings_max);
     w.text_list("targets", m.targets);
+    w.uint_if_nonzero("budget_ms", m.budget_ms);
 }
 void write_fields(const ReplicaWriteResponse& m, FieldWriter& w) {
     w.code(m.code);
     w.text_if_nonempty("msg", m.message);
     w.bytes_if_nonempty("obj", m.object);
+    w.bytes_if("ctx", m.context);
 }
 void write_fields(const ReplicaMergeRequest& m, FieldWriter& w) {
     w.bytes("key", m.key);
     w.bytes("obj", m.object);
     w.text_list("targets", m.targets);
+    w.uint_if_nonzero("budget_ms", m.budget_ms);
 }
 void write_fields(const ReplicaMergeResponse& m, FieldWriter& w) {
     w.code(m.code);
@@ -168,16 +172,19 @@ void read_fields(FieldReader& f, ReplicaWriteRequest& m) {
     f.optional_bytes("ctx", m.context, kContextBytesMax, ErrorCode::bad_context);
     f.uint("siblings_max", m.siblings_max, Need::optional);
     f.text_list("targets", m.targets, 2 * kReplicasMax);
+    f.uint("budget_ms", m.budget_ms, Need::optional, kDeadlineMsMax, ErrorCode::invalid_argument);
 }
 void read_fields(FieldReader& f, ReplicaWriteResponse& m) {
     f.code(m.code);
     f.message(m.message);
     f.bytes("obj", m.object, Need::optional, kObjectBytesMax, ErrorCode::object_too_large);
+    f.optional_bytes("ctx", m.context, kContextBytesMax, ErrorCode::bad_context);
 }
 void read_fields(FieldReader& f, ReplicaMergeRequest& m) {
     f.key(m.key);
     f.bytes("obj", m.object, Need::required, kObjectBytesMax, ErrorCode::object_too_large);
     f.text_list("targets", m.targets, 2 * kReplicasMax);
+    f.uint("budget_ms", m.budget_ms, Need::optional, kDeadlineMsMax, ErrorCode::invalid_argument);
 }
 void read_fields(FieldReader& f, ReplicaMergeResponse& m) {
     f.code(m.code);

@@ -52,6 +52,12 @@ struct ReplicaWriteRequest {
     // included: a replica that knows of a new owner missing here refuses
     // (not_owner), so no write skips a range in transfer.
     std::vector<std::string> targets;
+    // What is left of the client request's deadline when the coordinator sends
+    // this (0: no limit). The replica does not apply a request that waited
+    // longer than this between its arrival and its handling (it answers
+    // timeout), so a write that timed out takes effect only within a bounded
+    // window (docs/ARCHITECTURE.md, "Deadlines and replica budgets").
+    uint64_t budget_ms = 0;
     bool operator==(const ReplicaWriteRequest&) const = default;
 };
 struct ReplicaWriteResponse {
@@ -59,6 +65,10 @@ struct ReplicaWriteResponse {
     ErrorCode code = ErrorCode::ok;
     std::string message;
     std::string object;
+    // The writer's context (node/data/object.h, writer_context): what the
+    // coordinator returns in write_reply. Absent when the replica answered a
+    // duplicate request, whose writer's view it no longer knows.
+    std::optional<std::string> context;
     bool operator==(const ReplicaWriteResponse&) const = default;
 };
 
@@ -68,6 +78,9 @@ struct ReplicaMergeRequest {
     std::string key;
     std::string object;
     std::vector<std::string> targets;  // as in ReplicaWriteRequest; empty for read repair
+    // As in ReplicaWriteRequest for a write's replication; 0 for read repair,
+    // which only spreads versions some replica already holds.
+    uint64_t budget_ms = 0;
     bool operator==(const ReplicaMergeRequest&) const = default;
 };
 struct ReplicaMergeResponse {

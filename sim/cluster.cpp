@@ -284,13 +284,16 @@ void Cluster::client_send(size_t i, const std::string& client, node::Message req
     std::string bytes = node::encode(request);
     const uint64_t life = nodes_.at(i)->incarnation;
     schedule(latency(), [this, i, life, client, bytes = std::move(bytes)] {
-        on_node(i, life, [cluster = this, i, client, bytes](node::Node& n) {
+        // The node's clock at arrival: a paused node handles the request later,
+        // and its deadline counts from here (node/node.h, on_request).
+        const uint64_t received_ms = node_clock_ms(i);
+        on_node(i, life, [cluster = this, i, client, bytes, received_ms](node::Node& n) {
             uint64_t id = 0;
             auto decoded = node::decode(bytes, &id);
             const node::ReplyTo from{kClientPrefix + client};
             if (decoded) {
                 cluster->trace(client + "->" + cluster->node_id(i), decoded.value());
-                n.on_request(from, std::move(decoded.value()));
+                n.on_request(from, std::move(decoded.value()), received_ms);
             } else {
                 n.on_bad_frame(from, id, decoded.status());
             }
@@ -359,17 +362,20 @@ void Cluster::deliver_from(size_t from, node::Outgoing out) {
     for (int c = 0; c < copies; ++c) {
         // Each copy draws its own latency, so a duplicate may arrive first.
         schedule(latency(), [this, to, life, is_request, sender, bytes] {
+            const uint64_t received_ms = node_clock_ms(to);
             // By value: a paused node runs this later, after this frame is gone.
-            on_node(to, life, [cluster = this, to, is_request, sender, bytes](node::Node& n) {
-                auto decoded = node::decode(bytes);
-                assert(decoded.ok());
-                cluster->trace(sender + "->" + cluster->node_id(to), decoded.value());
-                if (is_request) {
-                    n.on_request(node::ReplyTo{kPeerPrefix + sender}, std::move(decoded.value()));
-                } else {
-                    n.on_peer_reply(sender, std::move(decoded.value()));
-                }
-            });
+            on_node(to, life,
+                    [cluster = this, to, is_request, sender, bytes, received_ms](node::Node& n) {
+                        auto decoded = node::decode(bytes);
+                        assert(decoded.ok());
+                        cluster->trace(sender + "->" + cluster->node_id(to), decoded.value());
+                        if (is_request) {
+                            n.on_request(node::ReplyTo{kPeerPrefix + sender},
+                                         std::move(decoded.value()), received_ms);
+                        } else {
+                            n.on_peer_reply(sender, std::move(decoded.value()));
+                        }
+                    });
         });
     }
 }

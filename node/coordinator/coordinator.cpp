@@ -1,6 +1,7 @@
 // The coordinator's request slab: ops, deadlines, peer calls and how their
 // replies and failures reach the op (read_path.cpp and write_path.cpp hold the
 // two kinds of op).
+#include <algorithm>
 #include <cassert>
 #include <type_traits>
 
@@ -33,8 +34,21 @@ Coordinator::Coordinator(const NodeConfig& config, Env& env, RequestIds& ids, No
 
 Coordinator::~Coordinator() = default;
 
-Coordinator::Op& Coordinator::add_op(std::unique_ptr<Op> op, uint64_t deadline_ms) {
-    op->deadline_at_ms = env_.now_ms() + (deadline_ms ? deadline_ms : config_.default_deadline_ms);
+uint64_t Coordinator::deadline_at(std::optional<uint64_t> received_ms, uint64_t deadline_ms) {
+    return received_ms.value_or(env_.now_ms()) +
+           (deadline_ms ? deadline_ms : config_.default_deadline_ms);
+}
+
+std::string Coordinator::late_request_message(uint64_t deadline_at_ms, uint64_t deadline_ms) {
+    ++stats_.timeouts;
+    return "the request waited past its deadline of " +
+           std::to_string(deadline_ms ? deadline_ms : config_.default_deadline_ms) +
+           " ms at this node (by " + std::to_string(env_.now_ms() - deadline_at_ms) +
+           " ms) before it could be handled; nothing was done";
+}
+
+Coordinator::Op& Coordinator::add_op(std::unique_ptr<Op> op, uint64_t deadline_at_ms) {
+    op->deadline_at_ms = deadline_at_ms;
     deadlines_.emplace(op->deadline_at_ms, op->id);
     Op& ref = *op;
     ops_.emplace(op->id, std::move(op));
@@ -42,8 +56,27 @@ Coordinator::Op& Coordinator::add_op(std::unique_ptr<Op> op, uint64_t deadline_m
 }
 
 uint64_t Coordinator::call_peer(Op& op, const std::string& peer, Message request) {
+    // A write's replica requests carry what is left of its deadline, and none
+    // is sent once it passed (the op then expires at the next tick), so a
+    // write that times out takes effect only within a bounded window
+    // (docs/ARCHITECTURE.md, "Deadlines and replica budgets").
+    uint64_t budget_ms = 0;
+    if (op.kind == OpKind::write) {
+        const uint64_t now = env_.now_ms();
+        if (now >= op.deadline_at_ms) return 0;
+        budget_ms = std::min(op.deadline_at_ms - now, proto::kDeadlineMsMax);
+    }
     const uint64_t id = ids_.next();
-    std::visit([id](auto& m) { m.id = id; }, request);
+    std::visit(
+        [id, budget_ms](auto& m) {
+            m.id = id;
+            using T = std::decay_t<decltype(m)>;
+            if constexpr (std::is_same_v<T, ReplicaWriteRequest> ||
+                          std::is_same_v<T, ReplicaMergeRequest>) {
+                m.budget_ms = budget_ms;
+            }
+        },
+        request);
     pending_.emplace(id, PendingPeerCall{op.id, peer});
     op.peer_calls.push_back(id);
     env_.send(peer, std::move(request));
@@ -74,7 +107,8 @@ void Coordinator::on_reply(const std::string& peer_id, const Message& message) {
                     on_read_reply(op, peer_id, Status(m.code, m.message), m.object);
             } else if constexpr (std::is_same_v<T, ReplicaWriteResponse>) {
                 if (op.kind == OpKind::write)
-                    on_write_reply(op, peer_id, Status(m.code, m.message), m.object);
+                    on_write_reply(op, peer_id, Status(m.code, m.message), m.object,
+                                   m.context ? &*m.context : nullptr);
             } else if constexpr (std::is_same_v<T, ReplicaMergeResponse>) {
                 if (op.kind == OpKind::read) {
                     on_repair_reply(op, peer_id, Status(m.code, m.message));
@@ -116,7 +150,7 @@ void Coordinator::peer_call_failed(Op& op, const std::string& peer_id, const Sta
     } else if (op.kind == OpKind::read) {
         on_repair_reply(op, peer_id, failed);
     } else if (!op.replicating) {
-        on_write_reply(op, peer_id, failed, {});
+        on_write_reply(op, peer_id, failed, {}, nullptr);
     } else {
         on_merge_reply(op, peer_id, failed);
     }

@@ -42,10 +42,15 @@ class Coordinator {
                 const Placement& placement, const Peers& peers, Replica& replica);
     ~Coordinator();
 
-    void handle(const ReplyTo& from, proto::GetRequest req);
+    // `received_ms`: this node's clock when the request arrived (nullopt: now);
+    // the deadline counts from it, and a request already past it is answered
+    // timeout without touching any replica.
+    void handle(const ReplyTo& from, proto::GetRequest req,
+                std::optional<uint64_t> received_ms = std::nullopt);
     void handle_write(const ReplyTo& from, uint64_t client_id, std::string key,
                       std::optional<std::string> value, std::optional<std::string> context,
-                      const proto::Consistency& consistency, uint64_t deadline_ms);
+                      const proto::Consistency& consistency, uint64_t deadline_ms,
+                      std::optional<uint64_t> received_ms = std::nullopt);
     // A peer's reply to one of the ops' calls; late or unknown replies are dropped.
     void on_reply(const std::string& peer_id, const Message& message);
     // The runtime could not hand a call to a peer: that replica fails now.
@@ -64,7 +69,11 @@ class Coordinator {
     };
 
     // Slab.
-    Op& add_op(std::unique_ptr<Op> op, uint64_t deadline_ms);
+    Op& add_op(std::unique_ptr<Op> op, uint64_t deadline_at_ms);
+    // When a request received at `received_ms` with `deadline_ms` (0: default) is due.
+    uint64_t deadline_at(std::optional<uint64_t> received_ms, uint64_t deadline_ms);
+    // The timeout answer of a request that was past its deadline before it was handled.
+    std::string late_request_message(uint64_t deadline_at_ms, uint64_t deadline_ms);
     Op* find_call(uint64_t request_id, const std::string& peer_id);
     uint64_t call_peer(Op& op, const std::string& peer, Message request);
     void peer_call_failed(Op& op, const std::string& peer_id, const Status& failed);
@@ -87,7 +96,7 @@ class Coordinator {
     // one, certainly minted nothing; false when there is no next candidate.
     bool pass_mint_turn(Op& op, const std::string& replica);
     void on_write_reply(Op& op, const std::string& replica, const Status& status,
-                        const std::string& object);
+                        const std::string& object, const std::string* writer_context);
     void start_replication(Op& op, const std::string& object_bytes);
     void on_merge_reply(Op& op, const std::string& replica, const Status& status);
 

@@ -39,7 +39,9 @@ struct Coordinator::Op {
     std::optional<std::string> value;  // kept until minted, to try another replica
     std::optional<std::string> context;
     std::set<std::string> acked;
-    VersionVector written_context;
+    // The writer's context the minting replica returned (absent: it answered
+    // a duplicate request), for write_reply.
+    std::optional<std::string> written_context;
     uint32_t sibling_count = 0;
     bool replicating = false;
 

@@ -17,7 +17,8 @@ Object merge_versions(const std::map<std::string, std::optional<Object>>& versio
 }
 }  // namespace
 
-void Coordinator::handle(const ReplyTo& from, proto::GetRequest req) {
+void Coordinator::handle(const ReplyTo& from, proto::GetRequest req,
+                         std::optional<uint64_t> received_ms) {
     // Against the configured n, as writes are (write_path.cpp).
     const uint32_t n = placement_.n_replicas();
     const uint32_t required = proto::replicas_required(req.consistency, n);
@@ -35,6 +36,10 @@ void Coordinator::handle(const ReplyTo& from, proto::GetRequest req) {
     }
     if (ops_.size() >= config_.requests_in_flight_max) {
         return reply_error(ErrorCode::overloaded, "too many requests in flight; retry later");
+    }
+    const uint64_t due_ms = deadline_at(received_ms, req.deadline_ms);
+    if (env_.now_ms() >= due_ms) {
+        return reply_error(ErrorCode::timeout, late_request_message(due_ms, req.deadline_ms));
     }
     auto op = std::make_unique<Op>();
     op->id = ids_.next();
@@ -60,7 +65,7 @@ void Coordinator::handle(const ReplyTo& from, proto::GetRequest req) {
                                "), only " + std::to_string(up) + " of " +
                                std::to_string(op->replicas.size()) + " reachable");
     }
-    Op& ref = add_op(std::move(op), req.deadline_ms);
+    Op& ref = add_op(std::move(op), due_ms);
     bool local = false;
     for (const auto& replica : ref.replicas) {
         if (replica == config_.node_id) {
@@ -156,15 +161,22 @@ void Coordinator::answer_read(Op& op) {
     assert(!op.answered);
     op.answered = true;
     const Object merged = merge_versions(op.versions);
+    // Never more values than the sibling limit, never a context that covers
+    // one held back (object.h, read_view).
+    ReadView view = read_view(merged, config_.siblings_max);
     proto::GetResponse resp;
     resp.id = op.client_request_id;
-    resp.values = merged.live_values();
+    resp.values = std::move(view.values);
     resp.code = resp.values.empty() ? ErrorCode::not_found : ErrorCode::ok;
     if (resp.values.empty()) resp.message = merged.empty() ? "no such key" : "the key was deleted";
-    if (!merged.context.empty()) resp.context = encode_context(merged.context);
+    if (!view.held_back.empty()) {
+        resp.message = view.held_back;
+        env_.log(LogLevel::warn, "a read held back siblings: " + view.held_back);
+    }
+    if (!view.context.empty()) resp.context = encode_context(view.context);
     resp.info = proto::ReplyInfo{static_cast<uint32_t>(op.replicas.size()),
                                  static_cast<uint32_t>(op.versions.size()), false,
-                                 static_cast<uint32_t>(resp.values.size())};
+                                 static_cast<uint32_t>(view.live)};
     env_.reply(op.client, std::move(resp));
 }
 

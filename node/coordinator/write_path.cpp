@@ -9,7 +9,8 @@ namespace kv::node {
 
 void Coordinator::handle_write(const ReplyTo& from, uint64_t client_id, std::string key,
                                std::optional<std::string> value, std::optional<std::string> context,
-                               const proto::Consistency& consistency, uint64_t deadline_ms) {
+                               const proto::Consistency& consistency, uint64_t deadline_ms,
+                               std::optional<uint64_t> received_ms) {
     // Levels count against the configured n, never against how many members
     // the ring has now: a ring still forming (or shrunk) must not acknowledge
     // a quorum write with fewer copies than a quorum of n (issue 10).
@@ -29,6 +30,12 @@ void Coordinator::handle_write(const ReplyTo& from, uint64_t client_id, std::str
     }
     if (ops_.size() >= config_.requests_in_flight_max) {
         return reply_error(ErrorCode::overloaded, "too many requests in flight; retry later");
+    }
+    // A request that waited past its deadline (a stalled node) must not be
+    // applied now: nothing may take effect after the deadline's window.
+    const uint64_t due_ms = deadline_at(received_ms, deadline_ms);
+    if (env_.now_ms() >= due_ms) {
+        return reply_error(ErrorCode::timeout, late_request_message(due_ms, deadline_ms));
     }
     // While the key's range moves, its new owners are written too and must
     // acknowledge on top of w (Cassandra's pending ranges), so that once the
@@ -75,7 +82,7 @@ void Coordinator::handle_write(const ReplyTo& from, uint64_t client_id, std::str
     for (const auto& r : up) {
         if (r != config_.node_id) op->mint_candidates.push_back(r);
     }
-    Op& ref = add_op(std::move(op), deadline_ms);
+    Op& ref = add_op(std::move(op), due_ms);
     ref.value = std::move(value);
     ref.context = std::move(context);
     send_mint(ref);
@@ -85,11 +92,14 @@ void Coordinator::handle_write(const ReplyTo& from, uint64_t client_id, std::str
 void Coordinator::send_mint(Op& op) {
     assert(op.mint_index < op.mint_candidates.size());
     const std::string& minter = op.mint_candidates[op.mint_index];
+    // Past the deadline nothing more is minted (the op expires at the next tick).
+    if (env_.now_ms() >= op.deadline_at_ms) return;
     if (minter == config_.node_id) {
         Status owner = replica_.check_local_owner(op.key, true, op.replicas);
-        if (!owner.ok()) return on_write_reply(op, minter, owner, "");
+        if (!owner.ok()) return on_write_reply(op, minter, owner, "", nullptr);
         auto written = replica_.mint(op.key, op.value, op.context);
-        on_write_reply(op, minter, written.status(), written ? written.value() : "");
+        if (!written) return on_write_reply(op, minter, written.status(), "", nullptr);
+        on_write_reply(op, minter, Status{}, written->object, &written->writer_context);
     } else {
         call_peer(op, minter,
                   ReplicaWriteRequest{0, op.key, op.value, op.context, config_.siblings_max,
@@ -108,7 +118,7 @@ bool Coordinator::pass_mint_turn(Op& op, const std::string& replica) {
 }
 
 void Coordinator::on_write_reply(Op& op, const std::string& replica, const Status& status,
-                                 const std::string& object) {
+                                 const std::string& object, const std::string* writer_context) {
     if (op.replicating) return;
     // not_owner: the replica refused before minting (its range moved on).
     if (!status.ok() && status.code() == ErrorCode::not_owner && pass_mint_turn(op, replica))
@@ -118,11 +128,16 @@ void Coordinator::on_write_reply(Op& op, const std::string& replica, const Statu
     if (!decoded)
         return fail(op, ErrorCode::internal,
                     "replica " + replica + " minted an undecodable object");
-    op.written_context = decoded->context;
+    // Not the object's whole context: that covers concurrent siblings the
+    // writer never saw, which a later write with it would silently supersede.
+    if (writer_context != nullptr) op.written_context = *writer_context;
     op.sibling_count = static_cast<uint32_t>(decoded->live_count());
     op.acked.insert(replica);
     op.value.reset();
     op.context.reset();
+    // A mint answered after the deadline (this node stalled) is not spread:
+    // the op expires at the next tick and reports the minting replica.
+    if (env_.now_ms() >= op.deadline_at_ms) return;
     start_replication(op, object);
 }
 
@@ -168,7 +183,7 @@ void Coordinator::on_merge_reply(Op& op, const std::string& replica, const Statu
                    proto::WriteResponse{op.client_request_id,
                                         ErrorCode::ok,
                                         {},
-                                        encode_context(op.written_context),
+                                        op.written_context.value_or(std::string()),
                                         proto::ReplyInfo{static_cast<uint32_t>(op.replicas.size()),
                                                          static_cast<uint32_t>(op.acked.size()),
                                                          false, op.sibling_count}});

@@ -13,6 +13,7 @@ uint64_t VersionVector::get(const std::string& actor) const {
 }
 
 void VersionVector::set(const std::string& actor, uint64_t counter) {
+    exceptions_.erase(actor);
     if (counter == 0) {
         entries_.erase(actor);
     } else {
@@ -20,17 +21,88 @@ void VersionVector::set(const std::string& actor, uint64_t counter) {
     }
 }
 
+void VersionVector::add(const Dot& dot) {
+    if (dot.counter == 0) return;
+    const uint64_t highest = get(dot.actor);
+    if (dot.counter > highest) {
+        // Callers add the next dot of an actor (update) or dots below its
+        // highest (decoding), so this gap is empty or small.
+        for (uint64_t c = highest + 1; c < dot.counter; ++c) exceptions_[dot.actor].insert(c);
+        entries_[dot.actor] = dot.counter;
+        return;
+    }
+    auto it = exceptions_.find(dot.actor);
+    if (it == exceptions_.end()) return;
+    it->second.erase(dot.counter);
+    if (it->second.empty()) exceptions_.erase(it);
+}
+
+void VersionVector::remove(const Dot& dot) {
+    if (dot.counter == 0 || !covers(dot)) return;
+    uint64_t& highest = entries_[dot.actor];
+    if (dot.counter < highest) {
+        exceptions_[dot.actor].insert(dot.counter);
+        return;
+    }
+    // The highest goes: lower it past the exceptions just below it, so that
+    // the entry stays the highest counter seen and exceptions stay below it.
+    --highest;
+    auto it = exceptions_.find(dot.actor);
+    if (it != exceptions_.end()) {
+        while (highest > 0 && it->second.erase(highest) == 1) --highest;
+        if (it->second.empty()) exceptions_.erase(it);
+    }
+    if (highest == 0) entries_.erase(dot.actor);
+}
+
+bool VersionVector::covers(const Dot& dot) const {
+    if (get(dot.actor) < dot.counter) return false;
+    auto it = exceptions_.find(dot.actor);
+    return it == exceptions_.end() || it->second.count(dot.counter) == 0;
+}
+
+size_t VersionVector::exception_count() const {
+    size_t count = 0;
+    for (const auto& [actor, counters] : exceptions_) count += counters.size();
+    return count;
+}
+
 bool VersionVector::descends(const VersionVector& other) const {
     for (const auto& [actor, counter] : other.entries_) {
         if (get(actor) < counter) return false;
+        auto mine = exceptions_.find(actor);
+        if (mine == exceptions_.end()) continue;
+        for (uint64_t e : mine->second) {
+            if (e > counter) break;
+            if (other.covers(Dot{actor, e})) return false;
+        }
     }
     return true;
 }
 
 void VersionVector::merge(const VersionVector& other) {
     for (const auto& [actor, counter] : other.entries_) {
-        auto& mine = entries_[actor];
-        mine = std::max(mine, counter);
+        // A dot stays unseen only when neither side has seen it.
+        std::set<uint64_t> unseen;
+        auto mine = exceptions_.find(actor);
+        if (mine != exceptions_.end()) {
+            for (uint64_t e : mine->second) {
+                if (!other.covers(Dot{actor, e})) unseen.insert(e);
+            }
+        }
+        auto theirs = other.exceptions_.find(actor);
+        if (theirs != other.exceptions_.end()) {
+            for (uint64_t e : theirs->second) {
+                if (!covers(Dot{actor, e})) unseen.insert(e);
+            }
+        }
+        uint64_t& highest = entries_[actor];
+        highest = std::max(highest, counter);
+        if (unseen.empty()) {
+            exceptions_.erase(actor);
+        } else {
+            exceptions_[actor] = std::move(unseen);
+        }
     }
 }
 
@@ -51,6 +123,7 @@ size_t Object::encoded_size_bound() const {
     // msgpack headers are at most 9 bytes per element; a dot is actor + u64.
     size_t bytes = 16;
     for (const auto& [actor, counter] : context.entries()) bytes += actor.size() + 20;
+    bytes += context.exceptions().size() * 5 + context.exception_count() * 9;
     for (const auto& s : siblings)
         bytes += s.dot.actor.size() + 30 + (s.value ? s.value->size() : 0);
     return bytes;
@@ -109,7 +182,7 @@ Result<Object> update(const Object& local, const VersionVector& seen, const std:
                       "context a get returned");
     }
     const uint64_t counter = highest + 1;
-    out.context.set(actor, counter);
+    out.context.add(Dot{actor, counter});
     out.siblings.push_back(Sibling{Dot{actor, counter}, std::move(value)});
     sort_unique(out.siblings);
     if (out.siblings.size() > siblings_max) {
@@ -126,15 +199,53 @@ Result<Object> update(const Object& local, const VersionVector& seen, const std:
     return out;
 }
 
+VersionVector writer_context(const Object& written, const VersionVector& seen, const Dot& minted) {
+    VersionVector out = written.context;
+    for (const auto& s : written.siblings) {
+        if (s.dot != minted && !seen.covers(s.dot)) out.remove(s.dot);
+    }
+    return out;
+}
+
+ReadView read_view(const Object& object, size_t values_max) {
+    ReadView view;
+    view.context = object.context;
+    for (const auto& s : object.siblings) {
+        if (!s.value) continue;
+        ++view.live;
+        if (view.values.size() < values_max) {
+            view.values.push_back(*s.value);
+        } else {
+            view.context.remove(s.dot);
+        }
+    }
+    if (view.live > view.values.size()) {
+        view.held_back = "the key has " + std::to_string(view.live) +
+                         " siblings, more than the limit: " + std::to_string(view.values.size()) +
+                         " returned; put their resolution with this context, then get again "
+                         "for the rest";
+    }
+    return view;
+}
+
 namespace {
 
 void pack_vv(msgpack::packer<msgpack::sbuffer>& pk, const VersionVector& vv) {
     pk.pack_array(static_cast<uint32_t>(vv.entries().size()));
     for (const auto& [actor, counter] : vv.entries()) {
-        pk.pack_array(2);
+        // [actor, highest] or, with unseen counters below it, [actor, highest,
+        // [unseen ascending]]: the two-item form is the encoding contexts had
+        // before exceptions, so stored objects and old contexts still decode.
+        auto unseen = vv.exceptions().find(actor);
+        const bool has_unseen = unseen != vv.exceptions().end();
+        pk.pack_array(has_unseen ? 3 : 2);
         pk.pack_str(static_cast<uint32_t>(actor.size()));
         pk.pack_str_body(actor.data(), static_cast<uint32_t>(actor.size()));
         pk.pack_uint64(counter);
+        if (has_unseen) {
+            pk.pack_array(static_cast<uint32_t>(unseen->second.size()));
+            for (uint64_t e : unseen->second) pk.pack_uint64(e);
+        }
     }
 }
 
@@ -147,6 +258,11 @@ constexpr size_t kActorBytesMax = proto::kIdBytesMax;
 // replicas' worth of siblings_max each, far below this bound on what one decode
 // may allocate.
 constexpr size_t kSiblingsDecodeMax = 64 * 1024;
+
+// Unseen counters (exceptions) in one context: a writer's context has at most
+// one per sibling of the key, and an object's only those it merged in from such
+// contexts; the bound keeps a hostile frame from allocating a set node per byte.
+constexpr size_t kExceptionsDecodeMax = 64 * 1024;
 
 msgpack::unpack_limit decode_limits() {
     return msgpack::unpack_limit(/*array=*/kSiblingsDecodeMax, /*map=*/16,
@@ -163,9 +279,11 @@ bool read_str(const msgpack::object& o, std::string& out) {
 bool read_vv(const msgpack::object& o, VersionVector& vv) {
     if (o.type != msgpack::type::ARRAY || o.via.array.size > kActorsMax) return false;
     std::string prev;
+    size_t unseen_total = 0;
     for (uint32_t i = 0; i < o.via.array.size; ++i) {
         const auto& e = o.via.array.ptr[i];
-        if (e.type != msgpack::type::ARRAY || e.via.array.size != 2) return false;
+        if (e.type != msgpack::type::ARRAY || (e.via.array.size != 2 && e.via.array.size != 3))
+            return false;
         std::string actor;
         if (!read_str(e.via.array.ptr[0], actor) || actor.empty()) return false;
         if (e.via.array.ptr[1].type != msgpack::type::POSITIVE_INTEGER) return false;
@@ -173,6 +291,21 @@ bool read_vv(const msgpack::object& o, VersionVector& vv) {
         if (counter == 0 || counter > kCounterMax) return false;
         if (i > 0 && actor <= prev) return false;  // canonical: sorted, unique
         vv.set(actor, counter);
+        if (e.via.array.size == 3) {
+            // Canonical: non-empty, ascending, each below the highest.
+            const auto& unseen = e.via.array.ptr[2];
+            if (unseen.type != msgpack::type::ARRAY || unseen.via.array.size == 0) return false;
+            unseen_total += unseen.via.array.size;
+            if (unseen_total > kExceptionsDecodeMax) return false;
+            uint64_t last = 0;
+            for (uint32_t j = 0; j < unseen.via.array.size; ++j) {
+                const auto& c = unseen.via.array.ptr[j];
+                if (c.type != msgpack::type::POSITIVE_INTEGER) return false;
+                if (c.via.u64 <= last || c.via.u64 >= counter) return false;
+                last = c.via.u64;
+                vv.remove(Dot{actor, last});
+            }
+        }
         prev = std::move(actor);
     }
     return true;

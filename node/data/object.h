@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,22 +36,38 @@ struct Dot {
 // counter and make a key unusable on every replica.
 constexpr uint64_t kCounterMax = uint64_t{1} << 62;
 
-// actor -> highest counter seen. std::map keeps encoding and iteration deterministic.
+// The dots a replica or a writer has seen: per actor, the highest counter seen
+// and the counters below it that were NOT seen (exceptions: Malkhi & Terry's
+// "version vectors with exceptions"). An object's context is contiguous while
+// it only learns from other objects; exceptions come from a writer's context
+// (writer_context below), which covers a new dot but not the concurrent
+// siblings below it that the writer never saw. std::map keeps encoding and
+// iteration deterministic.
 class VersionVector {
   public:
+    // The highest counter seen from `actor` (0: none).
     uint64_t get(const std::string& actor) const;
+    // Sees every dot of `actor` up to `counter` (and none above), no exceptions.
     void set(const std::string& actor, uint64_t counter);
-    bool covers(const Dot& dot) const { return get(dot.actor) >= dot.counter; }
+    // Sees `dot` too; the counters between the highest seen and the dot become exceptions.
+    void add(const Dot& dot);
+    // No longer sees `dot` (it becomes an exception, or lowers the highest).
+    void remove(const Dot& dot);
+    bool covers(const Dot& dot) const;
     // True when this has seen everything `other` has seen.
     bool descends(const VersionVector& other) const;
-    // Pointwise maximum.
+    // Union of what both have seen.
     void merge(const VersionVector& other);
     const std::map<std::string, uint64_t>& entries() const { return entries_; }
+    // Per actor, the counters below its entry that are not seen (never empty sets).
+    const std::map<std::string, std::set<uint64_t>>& exceptions() const { return exceptions_; }
+    size_t exception_count() const;
     bool empty() const { return entries_.empty(); }
     bool operator==(const VersionVector&) const = default;
 
   private:
     std::map<std::string, uint64_t> entries_;
+    std::map<std::string, std::set<uint64_t>> exceptions_;
 };
 
 struct Sibling {
@@ -87,6 +104,30 @@ Object merge(const Object& a, const Object& b);
 Result<Object> update(const Object& local, const VersionVector& seen, const std::string& actor,
                       std::optional<std::string> value, size_t siblings_max,
                       size_t object_bytes_max);
+
+// The context a writer gets back for the write that produced `written` (the
+// object update() returned from a write whose context was `seen` and whose new
+// dot is `minted`): it covers what the writer saw, its own new version, and the
+// versions `written` already knows were superseded, but none of the concurrent
+// siblings the writer never saw. A later write with it supersedes exactly the
+// writer's value and what it had seen; those concurrent siblings survive.
+// Its exceptions are at most the siblings of `written`, so it stays small.
+VersionVector writer_context(const Object& written, const VersionVector& seen, const Dot& minted);
+
+// What a read returns of `object`: its live values, at most `values_max` of them
+// (the first in dot order), and a context that covers the object's context but
+// not the live siblings left out, so a write with it supersedes only what the
+// reader was shown and the others survive for the next read. Siblings can pass
+// the write limit only through merges of replicas that each met it (concurrent
+// writes minted at different replicas); acknowledged values are never dropped
+// to meet it, only held back from one reply.
+struct ReadView {
+    std::vector<std::string> values;
+    VersionVector context;
+    size_t live = 0;        // live siblings the object holds, shown or not
+    std::string held_back;  // when some were held back: a message for the reader
+};
+ReadView read_view(const Object& object, size_t values_max);
 
 // Binary encodings (msgpack). Decoders validate the invariants above and treat
 // input as hostile; a violation is bad_request / bad_context.

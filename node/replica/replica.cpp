@@ -35,8 +35,8 @@ Result<Object> Replica::load(const std::string& key) {
     return std::move(decoded.value());
 }
 
-Result<std::string> Replica::mint(const std::string& key, std::optional<std::string> value,
-                                  const std::optional<std::string>& context) {
+Result<Replica::Minted> Replica::mint(const std::string& key, std::optional<std::string> value,
+                                      const std::optional<std::string>& context) {
     assert(!actor_.empty());
     auto loaded = load(key);
     if (!loaded) return loaded.status();
@@ -59,9 +59,11 @@ Result<std::string> Replica::mint(const std::string& key, std::optional<std::str
                                      " siblings; writers should pass the context of a get (limit " +
                                      std::to_string(config_.siblings_max) + ")");
     }
-    std::string bytes = encode_object(updated.value());
-    stage(key, bytes);
-    return bytes;
+    const Dot minted{actor_, updated->context.get(actor_)};
+    Minted out{encode_object(updated.value()),
+               encode_context(writer_context(updated.value(), seen, minted))};
+    stage(key, out.object);
+    return out;
 }
 
 Status Replica::merge(const std::string& key, std::string_view object_bytes) {
@@ -130,29 +132,56 @@ void Replica::handle(const ReplyTo& from, const ReplicaReadRequest& req) {
                                          stored ? stored.value() : std::nullopt});
 }
 
-void Replica::handle(const ReplyTo& from, const ReplicaWriteRequest& req) {
+Status Replica::check_budget(uint64_t budget_ms, std::optional<uint64_t> received_ms) {
+    if (budget_ms == 0 || !received_ms) return {};
+    const uint64_t now = env_.now_ms();
+    const uint64_t waited_ms = now > *received_ms ? now - *received_ms : 0;
+    if (waited_ms < budget_ms) return {};
+    return Status(ErrorCode::timeout, "the request waited " + std::to_string(waited_ms) +
+                                          " ms at replica " + config_.node_id +
+                                          ", past its budget of " + std::to_string(budget_ms) +
+                                          " ms; not applied");
+}
+
+void Replica::handle(const ReplyTo& from, const ReplicaWriteRequest& req,
+                     std::optional<uint64_t> received_ms) {
+    // First: a request past its budget changes nothing, duplicate or not.
+    if (Status budget = check_budget(req.budget_ms, received_ms); !budget.ok()) {
+        return env_.reply(from,
+                          ReplicaWriteResponse{req.id, budget.code(), budget.message(), {}, {}});
+    }
     auto request = std::make_pair(from.route, req.id);
     if (minted_.count(request)) {
         // A duplicate: answer with what the replica holds now, which includes
-        // the first copy's version or what superseded it.
+        // the first copy's version or what superseded it. No writer context:
+        // what the first copy's writer saw is no longer known, and the whole
+        // object's context would cover siblings the writer never saw.
         auto stored = read(req.key);
         const bool ok = stored.ok() && stored.value().has_value();
         env_.reply(from, ReplicaWriteResponse{
                              req.id, ok ? ErrorCode::ok : ErrorCode::storage_error,
                              ok ? std::string() : "duplicate write request and no stored version",
-                             ok ? *stored.value() : std::string()});
+                             ok ? *stored.value() : std::string(), std::nullopt});
         return;
     }
     Status owner = check_owner(req.key, true, req.targets);
     if (!owner.ok()) {
-        return env_.reply(from, ReplicaWriteResponse{req.id, owner.code(), owner.message(), {}});
+        return env_.reply(from,
+                          ReplicaWriteResponse{req.id, owner.code(), owner.message(), {}, {}});
     }
     // The coordinator's limit is not trusted beyond this node's own.
     auto written = mint(req.key, req.value, req.context);
-    if (written.ok()) remember_minted(std::move(request));
-    env_.reply(from,
-               ReplicaWriteResponse{req.id, written.status().code(), written.status().message(),
-                                    written ? written.value() : std::string()});
+    if (!written.ok()) {
+        return env_.reply(from,
+                          ReplicaWriteResponse{
+                              req.id, written.status().code(), written.status().message(), {}, {}});
+    }
+    remember_minted(std::move(request));
+    env_.reply(from, ReplicaWriteResponse{req.id,
+                                          ErrorCode::ok,
+                                          {},
+                                          std::move(written->object),
+                                          std::move(written->writer_context)});
 }
 
 void Replica::remember_minted(std::pair<std::string, uint64_t> request) {
@@ -164,8 +193,10 @@ void Replica::remember_minted(std::pair<std::string, uint64_t> request) {
     }
 }
 
-void Replica::handle(const ReplyTo& from, const ReplicaMergeRequest& req) {
-    Status s = check_owner(req.key, true, req.targets);
+void Replica::handle(const ReplyTo& from, const ReplicaMergeRequest& req,
+                     std::optional<uint64_t> received_ms) {
+    Status s = check_budget(req.budget_ms, received_ms);
+    if (s.ok()) s = check_owner(req.key, true, req.targets);
     if (s.ok()) s = merge(req.key, req.object);
     env_.reply(from, ReplicaMergeResponse{req.id, s.code(), s.message()});
 }
@@ -179,11 +210,14 @@ void Replica::handle(const ReplyTo& from, const proto::LocalGetRequest& req) {
         resp.message = loaded.status().message();
         return env_.reply(from, std::move(resp));
     }
-    const Object& object = loaded.value();
-    resp.values = object.live_values();
+    // As a coordinated read: at most siblings_max values, a context that does
+    // not cover those held back (object.h, read_view).
+    ReadView view = read_view(loaded.value(), config_.siblings_max);
+    resp.values = std::move(view.values);
     resp.code = resp.values.empty() ? ErrorCode::not_found : ErrorCode::ok;
-    if (!object.context.empty()) resp.context = encode_context(object.context);
-    resp.info = proto::ReplyInfo{1, 1, false, static_cast<uint32_t>(resp.values.size())};
+    if (!view.held_back.empty()) resp.message = view.held_back;
+    if (!view.context.empty()) resp.context = encode_context(view.context);
+    resp.info = proto::ReplyInfo{1, 1, false, static_cast<uint32_t>(view.live)};
     env_.reply(from, std::move(resp));
 }
 

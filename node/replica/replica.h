@@ -46,11 +46,15 @@ class Replica {
     Result<std::optional<std::string>> read(const std::string& key);
     // The decoded stored object (empty when absent); storage_error when corrupt.
     Result<Object> load(const std::string& key);
+    struct Minted {
+        std::string object;          // the whole new object, encoded
+        std::string writer_context;  // encoded writer_context (object.h): the write_reply's
+    };
     // A write: a new version minted with this replica's actor from the value
-    // (nullopt: a tombstone) and the client's context; returns the whole new
-    // object, encoded. A delete without a context supersedes all the replica holds.
-    Result<std::string> mint(const std::string& key, std::optional<std::string> value,
-                             const std::optional<std::string>& context);
+    // (nullopt: a tombstone) and the client's context. A delete without a
+    // context supersedes all the replica holds (and its writer context covers it).
+    Result<Minted> mint(const std::string& key, std::optional<std::string> value,
+                        const std::optional<std::string>& context);
     // Merges an encoded version into the stored one (staged only when it changes).
     Status merge(const std::string& key, std::string_view object_bytes);
 
@@ -67,14 +71,21 @@ class Replica {
         return placement_.moving() ? check_owner(key, is_write, targets) : Status{};
     }
 
-    // Peer requests: a coordinator asks this node as a replica.
+    // Peer requests: a coordinator asks this node as a replica. `received_ms`
+    // is this node's clock when the request arrived (nullopt: now). A write or
+    // merge that waited longer than its budget_ms between arrival and handling
+    // (a stalled process) is answered with timeout and not applied.
     void handle(const ReplyTo& from, const ReplicaReadRequest& req);
-    void handle(const ReplyTo& from, const ReplicaWriteRequest& req);
-    void handle(const ReplyTo& from, const ReplicaMergeRequest& req);
+    void handle(const ReplyTo& from, const ReplicaWriteRequest& req,
+                std::optional<uint64_t> received_ms = std::nullopt);
+    void handle(const ReplyTo& from, const ReplicaMergeRequest& req,
+                std::optional<uint64_t> received_ms = std::nullopt);
     // A client's look at this replica alone (debugging, tests).
     void handle(const ReplyTo& from, const proto::LocalGetRequest& req);
 
   private:
+    // ok, or timeout when a request with `budget_ms` waited longer than that here.
+    Status check_budget(uint64_t budget_ms, std::optional<uint64_t> received_ms);
     void stage(const std::string& key, std::string bytes);
     void remember_minted(std::pair<std::string, uint64_t> request);
 

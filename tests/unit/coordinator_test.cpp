@@ -96,11 +96,11 @@ TEST_CASE("a minting replica the request cannot reach passes the turn to the nex
     CHECK(f.coordinator.in_flight() == 1);
 
     // The second mints; the coordinator replicates to the other two.
-    f.coordinator.on_reply(replicas[1],
-                           ReplicaWriteResponse{node::request_id(second[0].message),
-                                                ErrorCode::ok,
-                                                {},
-                                                minted_object(replicas[1] + ".1", "v")});
+    f.coordinator.on_reply(replicas[1], ReplicaWriteResponse{node::request_id(second[0].message),
+                                                             ErrorCode::ok,
+                                                             {},
+                                                             minted_object(replicas[1] + ".1", "v"),
+                                                             std::nullopt});
     auto merges = f.sent();
     REQUIRE(merges.size() == 2);
     for (const auto& m : merges) REQUIRE(std::holds_alternative<ReplicaMergeRequest>(m.message));
@@ -151,9 +151,61 @@ TEST_CASE("a minting replica that answered with an error is not replaced: it may
     f.coordinator.on_reply(
         first[0].to,
         ReplicaWriteResponse{
-            node::request_id(first[0].message), ErrorCode::storage_error, "commit failed", {}});
+            node::request_id(first[0].message), ErrorCode::storage_error, "commit failed", {}, {}});
     auto replies = f.sent();
     REQUIRE(replies.size() == 1);
     CHECK(replies[0].to == "client");
     CHECK(std::get<proto::WriteResponse>(replies[0].message).code == ErrorCode::storage_error);
+}
+
+TEST_CASE("a read returns at most siblings_max values and a context that keeps the others") {
+    // Two replicas each hold 100 siblings (the limit), one of them different:
+    // concurrent writes minted at two replicas, each within the limit there.
+    // Their merge has 101; the read shows 100 and its context leaves the
+    // 101st uncovered, so resolving with it cannot supersede a value unseen.
+    Fixture f;
+    const size_t limit = Fixture::config().siblings_max;
+    Object base;
+    for (size_t i = 0; i + 1 < limit; ++i) {
+        auto next = update(base, {}, "b.1", "v" + std::to_string(i), limit, proto::kObjectBytesMax);
+        REQUIRE(next.ok());
+        base = std::move(next).value();
+    }
+    auto with_x = update(base, {}, "c.1", std::string("x"), limit, proto::kObjectBytesMax);
+    auto with_y = update(base, {}, "d.1", std::string("y"), limit, proto::kObjectBytesMax);
+    REQUIRE(with_x.ok());
+    REQUIRE(with_y.ok());
+    REQUIRE(with_x->siblings.size() == limit);
+
+    const std::string key = f.remote_key();
+    f.coordinator.handle(ReplyTo{"client"}, proto::GetRequest{50, key, kQuorum, 0});
+    auto reads = f.sent();
+    REQUIRE(reads.size() == 3);
+    f.coordinator.on_reply(
+        reads[0].to,
+        ReplicaReadResponse{
+            node::request_id(reads[0].message), ErrorCode::ok, {}, encode_object(with_x.value())});
+    f.coordinator.on_reply(
+        reads[1].to,
+        ReplicaReadResponse{
+            node::request_id(reads[1].message), ErrorCode::ok, {}, encode_object(with_y.value())});
+    auto out = f.sent();
+    const proto::GetResponse* reply = nullptr;
+    for (const auto& m : out) {
+        if (m.to == "client") reply = &std::get<proto::GetResponse>(m.message);
+    }
+    REQUIRE(reply != nullptr);
+    CHECK(reply->code == ErrorCode::ok);
+    CHECK(reply->values.size() == limit);
+    CHECK(reply->info.sibling_count == limit + 1);
+    CHECK_THAT(reply->message, Catch::Contains("101"));
+
+    // Resolving with that context supersedes the 100 shown, not the one left out.
+    auto context = decode_context(reply->context);
+    REQUIRE(context.ok());
+    const Object merged = merge(with_x.value(), with_y.value());
+    auto resolved =
+        update(merged, context.value(), "a.1", std::string("r"), limit, proto::kObjectBytesMax);
+    REQUIRE(resolved.ok());
+    CHECK(resolved->live_count() == 2);
 }

@@ -1,4 +1,5 @@
 // The Node state machine, driven by the deterministic simulated cluster.
+#include <algorithm>
 #include <catch2/catch.hpp>
 
 #include "sim/cluster.h"
@@ -113,6 +114,98 @@ TEST_CASE("a write with an old context stays concurrent with what it did not see
     auto r = get(c, 0, "k", level(proto::Level::all));
     std::sort(r.values.begin(), r.values.end());
     CHECK(r.values == Values{"b", "c"});
+}
+
+TEST_CASE("a write_reply context covers only what the writer saw and its own write") {
+    sim::Cluster c(options(3));
+    // Two blind puts race: neither saw the other, both are acknowledged.
+    const auto x = put(c, 0, "k", "x");
+    REQUIRE(x.code == ErrorCode::ok);
+    const auto y = put(c, 1, "k", "y");
+    REQUIRE(y.code == ErrorCode::ok);
+    REQUIRE_FALSE(y.context.empty());
+    // The second writer reuses its write_reply context: "y" is superseded,
+    // "x" (which it never saw) must survive as a sibling.
+    REQUIRE(put(c, 1, "k", "y2", level(proto::Level::quorum), y.context).code == ErrorCode::ok);
+    auto r = get(c, 2, "k", level(proto::Level::all));
+    std::sort(r.values.begin(), r.values.end());
+    CHECK(r.values == Values{"x", "y2"});
+    // And the first writer's context still supersedes only its own "x".
+    REQUIRE(put(c, 0, "k", "x2", level(proto::Level::quorum), x.context).code == ErrorCode::ok);
+    r = get(c, 2, "k", level(proto::Level::all));
+    std::sort(r.values.begin(), r.values.end());
+    CHECK(r.values == Values{"x2", "y2"});
+    // A blind delete's reply covers what its minting replica held: a put with
+    // it supersedes the tombstone and everything the delete removed.
+    auto d = del(c, 2, "k", std::nullopt, level(proto::Level::all));
+    REQUIRE(d.code == ErrorCode::ok);
+    REQUIRE(put(c, 2, "k", "z", level(proto::Level::all), d.context).code == ErrorCode::ok);
+    CHECK(get(c, 0, "k", level(proto::Level::all)).values == Values{"z"});
+}
+
+// Sends a put with a deadline to node `i` without waiting for its reply.
+void send_put(sim::Cluster& c, size_t i, const std::string& key, const std::string& value,
+              uint64_t deadline_ms) {
+    c.client_send(
+        i, "late",
+        proto::PutRequest{1, key, value, std::nullopt, level(proto::Level::all), deadline_ms});
+}
+
+size_t index_of(sim::Cluster& c, const std::string& id) {
+    for (size_t i = 0; i < c.size(); ++i) {
+        if (c.node_id(i) == id) return i;
+    }
+    FAIL("no node " << id);
+    return 0;
+}
+
+TEST_CASE("a replica request that waited past its budget is not applied") {
+    auto o = options(4);
+    o.node_config.n_replicas = 3;
+    sim::Cluster c(o);
+    // A key that n1 does not replicate, so n1 asks a peer to mint it.
+    std::string key;
+    for (int i = 0; key.empty(); ++i) {
+        const std::string k = "k" + std::to_string(i);
+        const auto replicas = c.node(0).ring().preference_list(k, 3);
+        if (std::find(replicas.begin(), replicas.end(), "n1") == replicas.end()) key = k;
+    }
+    const auto replicas = c.node(0).ring().preference_list(key, 3);
+    const size_t minter = index_of(c, replicas[0]);
+    const size_t other = index_of(c, replicas[1]);
+
+    // Stalls node `paused` for 2 s (with whatever reaches it queued), sends a
+    // put with a 300 ms deadline through n1 and returns its answer's code.
+    auto late_put = [&](size_t paused) {
+        c.pause(paused, 2000);
+        send_put(c, 0, key, "late", 300);
+        c.run_for(3000);
+        auto replies = c.take_replies("late");
+        REQUIRE(replies.size() == 1);
+        return std::get<proto::WriteResponse>(replies[0]).code;
+    };
+    SECTION("the mint") {
+        // The minting replica stalls past the deadline with the request in its queue.
+        CHECK(late_put(minter) == ErrorCode::timeout);
+        for (size_t i = 0; i < c.size(); ++i) {
+            INFO("node " << c.node_id(i));
+            CHECK(local_get(c, i, key).code == ErrorCode::not_found);
+        }
+    }
+    SECTION("the replication") {
+        // The mint happens in time; one replica stalls with the merge in its queue.
+        CHECK(late_put(other) == ErrorCode::timeout);
+        CHECK(local_get(c, minter, key).values == Values{"late"});
+        CHECK(local_get(c, other, key).code == ErrorCode::not_found);
+    }
+    SECTION("the coordinator") {
+        // The coordinator itself stalls with the client's request in its queue.
+        CHECK(late_put(0) == ErrorCode::timeout);
+        for (size_t i = 0; i < c.size(); ++i) {
+            INFO("node " << c.node_id(i));
+            CHECK(local_get(c, i, key).code == ErrorCode::not_found);
+        }
+    }
 }
 
 TEST_CASE("with one replica down, quorum works, all fails naming 2 of 3, and heals after restart") {

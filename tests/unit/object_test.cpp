@@ -935,3 +935,134 @@ TEST_CASE("decoders never crash on random or mutated bytes, and what they accept
     }
     CHECK(accepted > 0);  // some mutations stay well formed: the check above ran
 }
+
+// ---- exceptions and writer contexts ----------------------------------------------------
+
+TEST_CASE("a version vector with exceptions covers exactly the dots of a set model",
+          "[object][exceptions]") {
+    // Every operation is checked against a plain set of dots; encodings round-trip
+    // and stay canonical (the highest entry is covered, exceptions lie below it).
+    const std::vector<std::string> actors = {"a", "b", "c"};
+    constexpr uint64_t kTop = 10;
+    std::mt19937_64 rng(99);
+    auto pick = [&](uint64_t n) { return std::uniform_int_distribution<uint64_t>(0, n - 1)(rng); };
+    auto random_dot = [&] { return Dot{actors[pick(actors.size())], 1 + pick(kTop)}; };
+    using Model = std::set<std::pair<std::string, uint64_t>>;
+    auto same = [&](const VersionVector& v, const Model& m) {
+        for (const auto& actor : actors) {
+            for (uint64_t c = 1; c <= kTop + 1; ++c) {
+                if (v.covers(Dot{actor, c}) != (m.count({actor, c}) == 1)) return false;
+            }
+        }
+        for (const auto& [actor, highest] : v.entries()) {
+            if (!v.covers(Dot{actor, highest})) return false;
+        }
+        return true;
+    };
+    for (int round = 0; round < 300; ++round) {
+        VersionVector x, y;
+        Model mx, my;
+        for (int step = 0; step < 30; ++step) {
+            const Dot d = random_dot();
+            switch (pick(4)) {
+                case 0:
+                    x.add(d);
+                    mx.insert({d.actor, d.counter});
+                    break;
+                case 1:
+                    x.remove(d);
+                    mx.erase({d.actor, d.counter});
+                    break;
+                case 2:
+                    y.add(d);
+                    my.insert({d.actor, d.counter});
+                    break;
+                default: {
+                    const bool x_descends =
+                        std::includes(mx.begin(), mx.end(), my.begin(), my.end());
+                    REQUIRE(x.descends(y) == x_descends);
+                    x.merge(y);
+                    mx.insert(my.begin(), my.end());
+                }
+            }
+            INFO("round " << round << " step " << step);
+            REQUIRE(same(x, mx));
+            REQUIRE(same(y, my));
+            auto decoded = decode_context(encode_context(x));
+            REQUIRE(decoded.ok());
+            REQUIRE(decoded.value() == x);
+        }
+    }
+}
+
+TEST_CASE("a writer context supersedes the writer's own value and what it saw, nothing else",
+          "[object][exceptions]") {
+    // Replica a holds x (a blind write); y is written blind at a too, so the
+    // object's context covers x, but y's writer never saw it.
+    const Object with_x = write(Object{}, {}, "a", "x");
+    const Object with_xy = write(with_x, {}, "a", "y");
+    const Dot y_dot{"a", 2};
+    const VersionVector y_ctx = kv::node::writer_context(with_xy, {}, y_dot);
+    CHECK(y_ctx.covers(y_dot));
+    CHECK_FALSE(y_ctx.covers(Dot{"a", 1}));
+    CHECK(with_xy.context.covers(Dot{"a", 1}));  // what write_reply used to return
+
+    SECTION("at the replica that minted it") {
+        const Object next = write(with_xy, y_ctx, "a", "y2");
+        CHECK(next.live_values() == std::vector<std::string>{"x", "y2"});
+    }
+    SECTION("at another replica, which then merges with the first") {
+        const Object b = write(with_xy, y_ctx, "b", "y2");
+        CHECK(b.live_values() == std::vector<std::string>{"x", "y2"});
+        // Replica c holds nothing yet; its write with y's context must not
+        // claim x, or merging with a would drop x.
+        const Object c = write(Object{}, y_ctx, "c", "y3");
+        CHECK_FALSE(c.context.covers(Dot{"a", 1}));
+        const Object joined = merge(c, with_xy);
+        CHECK(joined.live_values() == std::vector<std::string>{"x", "y3"});
+        auto decoded = decode_object(encode_object(c));
+        REQUIRE(decoded.ok());
+        CHECK(decoded.value() == c);
+    }
+    SECTION("a chain of writes with reply contexts keeps the context small") {
+        Object o = with_xy;
+        VersionVector ctx = y_ctx;
+        for (int i = 0; i < 50; ++i) {
+            o = write(o, ctx, "a", "y" + std::to_string(i));
+            ctx = kv::node::writer_context(o, ctx, Dot{"a", o.context.get("a")});
+        }
+        CHECK(o.live_values().size() == 2);
+        CHECK(ctx.exception_count() == 1);  // only x, never the superseded chain
+        CHECK_FALSE(ctx.covers(Dot{"a", 1}));
+    }
+    SECTION("a blind delete's context covers what its replica held") {
+        const Object deleted = write(with_xy, with_xy.context, "a", std::nullopt);
+        const VersionVector d_ctx = kv::node::writer_context(deleted, with_xy.context, Dot{"a", 3});
+        CHECK(d_ctx == deleted.context);
+    }
+}
+
+TEST_CASE("contexts with exceptions reject non-canonical encodings", "[object][exceptions]") {
+    auto with_unseen = [](std::vector<uint64_t> unseen, uint64_t highest) {
+        msgpack::sbuffer buf;
+        msgpack::packer<msgpack::sbuffer> pk(buf);
+        pk.pack_array(1);
+        pk.pack_array(3);
+        pk.pack(std::string("a"));
+        pk.pack_uint64(highest);
+        pk.pack_array(static_cast<uint32_t>(unseen.size()));
+        for (uint64_t u : unseen) pk.pack_uint64(u);
+        return std::string(buf.data(), buf.size());
+    };
+    auto good = decode_context(with_unseen({1, 3}, 5));
+    REQUIRE(good.ok());
+    CHECK_FALSE(good->covers(Dot{"a", 1}));
+    CHECK(good->covers(Dot{"a", 2}));
+    CHECK_FALSE(good->covers(Dot{"a", 3}));
+    CHECK(good->covers(Dot{"a", 5}));
+    require_bad_context(with_unseen({}, 5));      // empty list: use the two-item form
+    require_bad_context(with_unseen({3, 1}, 5));  // not ascending
+    require_bad_context(with_unseen({2, 2}, 5));  // repeated
+    require_bad_context(with_unseen({5}, 5));     // the highest itself
+    require_bad_context(with_unseen({0}, 5));     // counters start at 1
+}

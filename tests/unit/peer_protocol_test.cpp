@@ -46,12 +46,19 @@ std::vector<Message> peer_sample_messages() {
         ReplicaReadResponse{21, ErrorCode::ok, "", std::nullopt},
         ReplicaReadResponse{22, ErrorCode::ok, "", std::string()},
         ReplicaReadResponse{23, ErrorCode::storage_error, "disk full", std::nullopt},
-        ReplicaWriteRequest{
-            24, bytes_with_nuls("key"), bytes_with_nuls("value"), bytes_with_nuls("ctx"), 64, {}},
-        ReplicaWriteRequest{25, "k", std::nullopt, std::nullopt, 0, {}},
-        ReplicaWriteResponse{26, ErrorCode::ok, "", bytes_with_nuls("object")},
-        ReplicaWriteResponse{27, ErrorCode::sibling_limit, "too many siblings", ""},
-        ReplicaMergeRequest{28, bytes_with_nuls("key"), bytes_with_nuls("object"), {}},
+        ReplicaWriteRequest{24,
+                            bytes_with_nuls("key"),
+                            bytes_with_nuls("value"),
+                            bytes_with_nuls("ctx"),
+                            64,
+                            {},
+                            proto::kDeadlineMsMax},
+        ReplicaWriteRequest{25, "k", std::nullopt, std::nullopt, 0, {}, 0},
+        ReplicaWriteResponse{26, ErrorCode::ok, "", bytes_with_nuls("object"),
+                             bytes_with_nuls("ctx")},
+        ReplicaWriteResponse{27, ErrorCode::sibling_limit, "too many siblings", "", std::nullopt},
+        ReplicaMergeRequest{28, bytes_with_nuls("key"), bytes_with_nuls("object"), {}, 0},
+        ReplicaMergeRequest{33, "k", bytes_with_nuls("object"), {"n1"}, 1},
         ReplicaMergeResponse{29, ErrorCode::ok, ""},
         ReplicaMergeResponse{30, ErrorCode::storage_error, "commit failed"},
         PingRequest{31, "node-a"},
@@ -223,6 +230,15 @@ TEST_CASE("peer size limits answer with their own codes", "[peer_protocol][hosti
         CHECK(decode_error(build(with(with(header("r_read_reply"), uint_field("code", 0)),
                                       bin_field("obj", object))))
                   .code() == ErrorCode::object_too_large);
+    }
+    SECTION("budget above the longest deadline") {
+        CHECK(decode_error(build(with(with(with(header("r_merge"), bin_field("key", "k")),
+                                           bin_field("obj", "o")),
+                                      uint_field("budget_ms", proto::kDeadlineMsMax + 1))))
+                  .code() == ErrorCode::invalid_argument);
+        CHECK(decode_error(build(with(with(header("r_write"), bin_field("key", "k")),
+                                      uint_field("budget_ms", proto::kDeadlineMsMax + 1))))
+                  .code() == ErrorCode::invalid_argument);
     }
     SECTION("text fields too long") {
         std::string id_text(proto::kIdBytesMax + 1, 'n');

@@ -65,7 +65,7 @@ TEST_CASE("mint versions a write with the replica's actor and reports the change
     CHECK(loaded->live_values() == std::vector<std::string>{"v1"});
     CHECK(loaded->siblings.front().dot == Dot{"a.0001", 1});
     REQUIRE(f.changes.size() == 1);
-    CHECK(f.changes[0] == std::make_pair(std::string("k"), first.value()));
+    CHECK(f.changes[0] == std::make_pair(std::string("k"), first->object));
 
     // With the context of what it saw, a write supersedes it.
     const std::string context = encode_context(loaded->context);
@@ -73,7 +73,17 @@ TEST_CASE("mint versions a write with the replica's actor and reports the change
     CHECK(f.replica.load("k")->live_values() == std::vector<std::string>{"v2"});
     // A blind write becomes a sibling; the sibling limit is enforced.
     REQUIRE(f.replica.mint("k", std::string("v3"), std::nullopt).ok());
-    REQUIRE(f.replica.mint("k", std::string("v4"), std::nullopt).ok());
+    auto v4 = f.replica.mint("k", std::string("v4"), std::nullopt);
+    REQUIRE(v4.ok());
+    // The blind write's writer context covers its own version only, not the
+    // siblings v2 and v3 it never saw.
+    auto v4_context = decode_context(v4->writer_context);
+    REQUIRE(v4_context.ok());
+    auto after_v4 = f.replica.load("k");
+    REQUIRE(after_v4.ok());
+    REQUIRE(after_v4->siblings.size() == 3);
+    for (const auto& s : after_v4->siblings)
+        CHECK(v4_context->covers(s.dot) == (s.value == std::string("v4")));
     CHECK(f.replica.mint("k", std::string("v5"), std::nullopt).status().code() ==
           ErrorCode::sibling_limit);
     CHECK(f.changes.size() == 4);  // the refused write changed nothing
