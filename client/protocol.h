@@ -172,6 +172,9 @@ struct StatusResponse {
     std::vector<MemberStatus> members;
     uint64_t keys_stored = 0;
     std::vector<TransferStatus> transfers;
+    // This node's leave, when one was asked: "queued: <what it waits for>",
+    // "leaving", "left" or "refused: <why>"; empty when none (PROTOCOL.md 5.8).
+    std::string leave;
     bool operator==(const StatusResponse&) const = default;
 };
 

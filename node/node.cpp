@@ -6,10 +6,10 @@
 
 #include "node/coordinator/coordinator.h"
 #include "node/membership/gossip_driver.h"
-#include "node/replica/handoffs.h"
 #include "node/membership/peers.h"
 #include "node/membership/placement.h"
 #include "node/rebalance/rebalancer.h"
+#include "node/replica/handoffs.h"
 #include "node/replica/replica.h"
 #include "node/storage/meta_codec.h"
 
@@ -233,6 +233,7 @@ void Node::handle(const ReplyTo& from, const proto::StatusRequest& req) {
     auto keys = env_.count(Space::data);
     resp.keys_stored = keys ? keys.value() : 0;
     resp.transfers = rebalancer_->status();
+    resp.leave = rebalancer_->leave_status();
     env_.reply(from, std::move(resp));
 }
 
@@ -252,6 +253,9 @@ const ring::Ring& Node::future_ring() const {
 }
 bool Node::transfers_pending() const {
     return rebalancer_->transfers_pending();
+}
+const std::string& Node::leave_refusal() const {
+    return rebalancer_->leave_refusal();
 }
 size_t Node::in_flight() const {
     return coordinator_->in_flight();

@@ -34,8 +34,16 @@ class GossipDriver {
     void tick(uint64_t now_ms);
     // One step of a round from a peer; bad_request when its payload is not gossip.
     Status handle(const GossipRequest& req);
-    // Declares this node's status to the cluster (persisted first).
+    // Declares this node's status to the cluster (persisted first). Declaring
+    // leaving starts a queued leave: its record is dropped (the status says it).
     void declare(gossip::MemberStatus status);
+    // A leave asked of this node: announced to the cluster (a change ticket,
+    // gossip.h announce_change) and recorded, so a restart announces it again.
+    void queue_leave();
+    // A queued leave that will not happen (refused): withdrawn, record dropped.
+    void drop_queued_leave();
+    // Whether this node's announced change may start now (gossip.h).
+    gossip::ChangeTurn change_turn() const { return gossiper_->change_turn(); }
     // Saves the view of the other members for the next life.
     void persist_view();
 
@@ -59,6 +67,7 @@ class GossipDriver {
     uint64_t started_ms_ = 0;
     uint64_t ring_known_since_ms_ = 0;  // when a joiner first heard of a ring member
     uint64_t persisted_incarnation_ = 0;
+    bool leave_recorded_ = false;  // the meta record kLeaveKey exists
 };
 
 }  // namespace kv::node
