@@ -254,7 +254,7 @@ const ring::Ring& Node::future_ring() const {
 bool Node::transfers_pending() const {
     return rebalancer_->transfers_pending();
 }
-const std::string& Node::leave_refusal() const {
+std::string Node::leave_refusal() const {
     return rebalancer_->leave_refusal();
 }
 size_t Node::in_flight() const {

@@ -78,7 +78,7 @@ class Node {
     // Ranges this node still has to receive before the change completes.
     bool transfers_pending() const;
     // Why a leave this node queued was refused later (empty when none).
-    const std::string& leave_refusal() const;
+    std::string leave_refusal() const;
     const NodeStats& stats() const { return stats_; }
     size_t in_flight() const;
 

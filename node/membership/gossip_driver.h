@@ -13,6 +13,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "client/status.h"
@@ -40,8 +41,12 @@ class GossipDriver {
     // A leave asked of this node: announced to the cluster (a change ticket,
     // gossip.h announce_change) and recorded, so a restart announces it again.
     void queue_leave();
-    // A queued leave that will not happen (refused): withdrawn, record dropped.
-    void drop_queued_leave();
+    // A queued leave that will not happen: withdrawn, and the reason recorded
+    // (status shows it, across restarts too, until another leave is asked).
+    void refuse_leave(const std::string& why);
+    // Why the last leave asked of this node was refused after it was queued;
+    // empty when it was not.
+    std::string leave_refusal() const;
     // Whether this node's announced change may start now (gossip.h).
     gossip::ChangeTurn change_turn() const { return gossiper_->change_turn(); }
     // Saves the view of the other members for the next life.
@@ -67,7 +72,11 @@ class GossipDriver {
     uint64_t started_ms_ = 0;
     uint64_t ring_known_since_ms_ = 0;  // when a joiner first heard of a ring member
     uint64_t persisted_incarnation_ = 0;
-    bool leave_recorded_ = false;  // the meta record kLeaveKey exists
+    // The meta record kLeaveKey: empty when absent, kLeaveQueued, or
+    // kLeaveRefused followed by the reason.
+    static constexpr std::string_view kLeaveQueued = "queued";
+    static constexpr std::string_view kLeaveRefused = "refused: ";
+    std::string leave_record_;
 };
 
 }  // namespace kv::node

@@ -326,7 +326,6 @@ void Rebalancer::handle(const ReplyTo& from, const proto::LeaveRequest& req) {
     if (std::string why = below_n(/*with_queued=*/true); !why.empty()) {
         return answer(ErrorCode::invalid_argument, "refused: " + why);
     }
-    leave_refusal_.clear();
     gossip_->queue_leave();
     answer(ErrorCode::ok,
            "leave queued: it starts once every member has acknowledged it and no other join "
@@ -357,8 +356,7 @@ std::string Rebalancer::below_n(bool with_queued) const {
 }
 
 void Rebalancer::refuse_queued_leave(const std::string& why) {
-    leave_refusal_ = why;
-    gossip_->drop_queued_leave();
+    gossip_->refuse_leave(why);
     env_.log(LogLevel::warn, "the queued leave is refused: " + why);
 }
 
@@ -401,8 +399,12 @@ std::string Rebalancer::leave_status() const {
     if (self.declared == gossip::MemberStatus::up && self.change_ticket != 0) {
         return "queued: waiting for " + gossip_->change_turn().waiting_for;
     }
-    if (!leave_refusal_.empty()) return "refused: " + leave_refusal_;
+    if (std::string why = gossip_->leave_refusal(); !why.empty()) return "refused: " + why;
     return {};
+}
+
+std::string Rebalancer::leave_refusal() const {
+    return gossip_ == nullptr ? std::string() : gossip_->leave_refusal();
 }
 
 }  // namespace kv::node

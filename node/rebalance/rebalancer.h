@@ -62,7 +62,7 @@ class Rebalancer {
     // This node's leave for kvctl status (proto::StatusResponse::leave).
     std::string leave_status() const;
     // Why a leave this node accepted (queued) was refused later; empty if not.
-    const std::string& leave_refusal() const { return leave_refusal_; }
+    std::string leave_refusal() const;
 
   private:
     struct InboundTransfer {
@@ -103,7 +103,6 @@ class Rebalancer {
     std::map<uint64_t, size_t> calls_;              // request id -> index in inbound_
     std::vector<OutboundNeed> outbound_needs_;      // ranges this node gives up, and to whom
     std::map<std::string, uint64_t> keys_sent_to_;  // progress of outbound streams
-    std::string leave_refusal_;                     // a queued leave refused later, for status
 };
 
 }  // namespace kv::node
