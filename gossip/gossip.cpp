@@ -262,20 +262,42 @@ void Gossiper::note_change_ack(const GossipSyn& syn) {
         std::tie(change_announced_.incarnation, change_announced_.heartbeat)) {
         return;
     }
-    Version& ack = change_acks_[syn.from_id];
-    if (std::tie(of_sender->incarnation, of_sender->heartbeat) >
-        std::tie(ack.incarnation, ack.heartbeat)) {
-        ack = Version{of_sender->incarnation, of_sender->heartbeat};
+    auto known = change_acks_.find(syn.from_id);
+    if (known != change_acks_.end()) {
+        const MemberState* sender = view_.find(syn.from_id);
+        if (sender != nullptr && change_acked_by(*sender)) return;  // keep a complete one
     }
+    ChangeAck ack{Version{of_sender->incarnation, of_sender->heartbeat}, {}};
+    for (const auto& d : syn.digests) {
+        if (d.id == view_.self_id()) continue;
+        const MemberState* mine = view_.find(d.id);
+        if (mine == nullptr ||
+            std::tie(mine->incarnation, mine->heartbeat) < std::tie(d.incarnation, d.heartbeat)) {
+            ack.newer.emplace_back(d.id, Version{d.incarnation, d.heartbeat});
+        }
+    }
+    change_acks_[syn.from_id] = std::move(ack);
 }
 
-// Acknowledged, and this node knows the acknowledger's own state as of the
-// acknowledgement (so whatever change it had announced or started by then is
-// visible here). An acknowledgement from an earlier life does not count.
+// Acknowledged, and this node knows everything the acknowledger knew when it
+// acknowledged (its own state and every entry its digest held), so whatever
+// change anyone had announced or started by then is visible here. An
+// acknowledgement from an earlier life of the acknowledger does not count.
 bool Gossiper::change_acked_by(const MemberState& member) const {
     auto it = change_acks_.find(member.id);
     if (it == change_acks_.end()) return false;
-    return member.incarnation == it->second.incarnation && member.heartbeat >= it->second.heartbeat;
+    const ChangeAck& ack = it->second;
+    if (member.incarnation != ack.sender.incarnation || member.heartbeat < ack.sender.heartbeat) {
+        return false;
+    }
+    for (const auto& [id, version] : ack.newer) {
+        const MemberState* mine = view_.find(id);
+        if (mine == nullptr || std::tie(mine->incarnation, mine->heartbeat) <
+                                   std::tie(version.incarnation, version.heartbeat)) {
+            return false;
+        }
+    }
+    return true;
 }
 
 std::vector<std::string> Gossiper::change_acknowledged_by() const {

@@ -15,6 +15,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -137,8 +138,9 @@ class Gossiper {
     //  2. every other member that is not left and holds tokens, and every
     //     other member showing a ticket of its own, has acknowledged the
     //     announcement: a syn from it whose digest of this node is at least
-    //     the announcement's version, and this node holds its entry at least
-    //     at the version that syn gave for it (same incarnation);
+    //     the announcement's version, and this node holds every entry of
+    //     that digest at least at the version it gave (the sender's own in
+    //     the same incarnation): it knows all the acknowledger knew then;
     //  3. no member it sees has an earlier ticket, by (ticket, id).
     // Why two changes cannot both start: take X and Y that both go. Some
     // member W acknowledged both (W = Y when Y holds tokens and X required
@@ -179,6 +181,15 @@ class Gossiper {
         uint64_t incarnation = 0;
         uint64_t heartbeat = 0;
     };
+    // An acknowledgement: the acknowledger's own version in its syn, and the
+    // entries its digest held newer than this node did then. It counts once
+    // this node holds all of them at least at those versions: then it knows
+    // everything the acknowledger knew, so whatever change anyone had
+    // announced or started by then is visible here.
+    struct ChangeAck {
+        Version sender;
+        std::vector<std::pair<std::string, Version>> newer;
+    };
 
     GossipConfig config_;
     ClusterView view_;
@@ -190,7 +201,7 @@ class Gossiper {
     // carried the ticket, and per member the version of that member's own
     // entry in the syn that acknowledged it.
     Version change_announced_;
-    std::map<std::string, Version, std::less<>> change_acks_;
+    std::map<std::string, ChangeAck, std::less<>> change_acks_;
     // Members whose ticket this node just learnt of: a syn goes to each at
     // once, so an announcement collects its acknowledgements within a round
     // trip instead of waiting for random rounds to pick its sender.
