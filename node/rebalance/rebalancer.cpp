@@ -362,9 +362,9 @@ void Rebalancer::refuse_queued_leave(const std::string& why) {
 
 // A queued leave starts in its turn (gossip.h, change_turn: every member
 // acknowledged it, nothing else under way or asked earlier). The n check is
-// then judged with the cluster-wide state: each ring member's own entry as of
-// after it saw this leave, so any leave that could start concurrently is
-// visible here, and no other member is in transition.
+// then judged with the cluster-wide state: this node knows all each ring
+// member knew after it saw this leave, so any leave that could start
+// concurrently is visible here, and no other member is in transition.
 void Rebalancer::maybe_start_leave() {
     const gossip::MemberState& self = gossip_->view().self();
     if (self.declared != gossip::MemberStatus::up || self.change_ticket == 0 ||
