@@ -239,6 +239,7 @@ void write_fields(const StatusResponse& m, FieldWriter& w) {
     write_members(w, m.members);
     w.uint("keys_stored", m.keys_stored);
     write_transfers(w, m.transfers);
+    w.text_if_nonempty("leave", m.leave);
 }
 void write_fields(const ErrorResponse& m, FieldWriter& w) {
     w.code(m.code);
@@ -294,6 +295,7 @@ void read_fields(FieldReader& f, StatusResponse& m) {
     read_members(f, m.members);
     f.uint("keys_stored", m.keys_stored, Need::optional);
     read_transfers(f, m.transfers);
+    f.text("leave", m.leave, Need::optional, kMessageTextBytesMax);
 }
 void read_fields(FieldReader& f, ErrorResponse& m) {
     f.code(m.code);

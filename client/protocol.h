@@ -180,6 +180,9 @@ struct StatusResponse {
     // smaller the levels needing more than it answer unavailable. 0 from a node
     // that predates the field.
     uint32_t n_effective = 0;
+    // This node's leave, when one was asked: "queued: <what it waits for>",
+    // "leaving", "left" or "refused: <why>"; empty when none (PROTOCOL.md 5.8).
+    std::string leave;
     bool operator==(const StatusResponse&) const = default;
 };
 

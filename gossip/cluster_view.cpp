@@ -82,7 +82,8 @@ bool supersedes(const MemberState& a, const MemberState& b) {
     // Same version, different content only if a member reused a version (a
     // bug or a restart that kept its incarnation): any fixed order keeps merge
     // commutative; the member refutes as soon as it hears of it.
-    return std::tie(a.declared, a.endpoint, a.tokens) > std::tie(b.declared, b.endpoint, b.tokens);
+    return std::tie(a.declared, a.endpoint, a.tokens, a.change_ticket) >
+           std::tie(b.declared, b.endpoint, b.tokens, b.change_ticket);
 }
 
 ClusterView::ClusterView(MemberState self, uint32_t members_max)
@@ -192,8 +193,23 @@ void ClusterView::declare(MemberStatus status) {
     MemberState& mine = states_.find(self_id_)->second;
     const MemberState before = mine;
     mine.declared = status;
+    if (status == MemberStatus::up || status == MemberStatus::left) mine.change_ticket = 0;
     mine.heartbeat += 1;
     changed(before, mine);
+}
+
+void ClusterView::set_change_ticket(uint64_t ticket) {
+    MemberState& mine = states_.find(self_id_)->second;
+    const MemberState before = mine;
+    mine.change_ticket = ticket;
+    mine.heartbeat += 1;
+    changed(before, mine);
+}
+
+uint64_t ClusterView::next_change_ticket() const {
+    uint64_t highest = 0;
+    for (const auto& [id, s] : states_) highest = std::max(highest, s.change_ticket);
+    return highest + 1;
 }
 
 void ClusterView::set_tokens(std::vector<uint64_t> tokens) {

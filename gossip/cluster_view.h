@@ -13,7 +13,8 @@
 //    it makes to its own entry (status, tokens).
 //  - liveness: peers' failure detectors raise it (alive < suspect < down) at
 //    the member's current version; any newer version from the member resets it.
-// Only the member itself writes its endpoint, declared status and tokens.
+// Only the member itself writes its endpoint, declared status, tokens and
+// change ticket.
 #pragma once
 
 #include <cstdint>
@@ -53,6 +54,13 @@ struct MemberState {
     uint64_t incarnation = 0;
     uint64_t heartbeat = 0;
     std::vector<uint64_t> tokens;  // sorted, distinct ring positions
+    // The member's announced membership change (a leave it was asked for, or
+    // the claim of its tokens as it joins), 0 when none: a Lamport ticket (one
+    // above every ticket the member had seen), so changes are ordered by
+    // (ticket, id) the same way on every node that sees both. Kept while the
+    // change is under way, cleared when it completes (up, left) or is refused.
+    // See Gossiper::change_turn() for how it serializes changes.
+    uint64_t change_ticket = 0;
 
     // left > down > suspect > declared.
     MemberStatus status() const;
@@ -131,8 +139,13 @@ class ClusterView final : public Membership {
 
     // Changes to this node's own entry; each bumps its heartbeat.
     void beat();
+    // Declaring up or left ends this node's change: its ticket is cleared.
     void declare(MemberStatus status);  // joining, up, leaving or left
     void set_tokens(std::vector<uint64_t> tokens);
+    void set_change_ticket(uint64_t ticket);
+    // One above every change ticket in the view (Lamport): a change announced
+    // after another was seen orders after it.
+    uint64_t next_change_ticket() const;
 
   private:
     void changed(const MemberState& before, const MemberState& after);

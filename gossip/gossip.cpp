@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 #include <string_view>
+#include <tuple>
 #include <utility>
 
 namespace kv::gossip {
@@ -144,7 +145,7 @@ std::vector<Outgoing> Gossiper::choose_peers(std::mt19937_64& rng) const {
 }
 
 std::vector<Outgoing> Gossiper::handle(const GossipMessage& message, uint64_t now_ms) {
-    return std::visit(
+    std::vector<Outgoing> out = std::visit(
         [&](const auto& m) -> std::vector<Outgoing> {
             using T = std::decay_t<decltype(m)>;
             if (m.from_id == view_.self_id()) return {};  // our own echo: nothing to learn
@@ -159,9 +160,22 @@ std::vector<Outgoing> Gossiper::handle(const GossipMessage& message, uint64_t no
             }
         },
         message);
+    // A syn to every member whose newly announced change this node just
+    // learnt of: that syn is the member's acknowledgement (change_turn()).
+    if (!ticket_news_.empty()) {
+        const GossipSyn syn = make_syn();
+        for (const auto& id : ticket_news_) {
+            const MemberState* s = view_.find(id);
+            if (s == nullptr || s->endpoint.empty()) continue;
+            out.push_back(Outgoing{id, s->endpoint, syn});
+        }
+        ticket_news_.clear();
+    }
+    return out;
 }
 
 std::vector<Outgoing> Gossiper::on_syn(const GossipSyn& syn, uint64_t) {
+    note_change_ack(syn);
     std::map<std::string_view, const DigestEntry*> theirs;
     GossipAck ack{view_.self_id(), view_.self().endpoint, {}, {}};
     for (const auto& d : syn.digests) {
@@ -204,7 +218,15 @@ std::vector<Outgoing> Gossiper::on_ack2(const GossipAck2& ack2, uint64_t now_ms)
 
 void Gossiper::merge_entries(const std::vector<MemberState>& entries, uint64_t now_ms) {
     for (const auto& e : entries) {
+        const MemberState* before = view_.find(e.id);
+        const uint64_t ticket_before = before == nullptr ? 0 : before->change_ticket;
         const MergeOutcome outcome = view_.merge(e);
+        const MemberState* after = view_.find(e.id);
+        if (outcome.changed && e.id != view_.self_id() && after != nullptr &&
+            after->change_ticket != 0 && after->change_ticket != ticket_before &&
+            std::find(ticket_news_.begin(), ticket_news_.end(), e.id) == ticket_news_.end()) {
+            ticket_news_.push_back(e.id);
+        }
         if (outcome.heard_from) detector_.heard(e.id, now_ms);
         if (outcome.refuted) ++stats_.refutations;
         if (outcome.rejected) ++stats_.members_rejected;
@@ -224,6 +246,116 @@ std::vector<MemberState> Gossiper::within_budget(std::vector<const MemberState*>
         chosen.push_back(*s);
     }
     return chosen;
+}
+
+}  // namespace kv::gossip
+
+namespace kv::gossip {
+
+// ---- one membership change at a time (gossip.h, announce_change) ----------------
+
+void Gossiper::announce_change() {
+    view_.set_change_ticket(view_.next_change_ticket());
+    const MemberState& self = view_.self();
+    change_announced_ = Version{self.incarnation, self.heartbeat};
+    change_acks_.clear();
+}
+
+void Gossiper::withdraw_change() {
+    if (view_.self().change_ticket != 0) view_.set_change_ticket(0);
+    change_acks_.clear();
+}
+
+void Gossiper::note_change_ack(const GossipSyn& syn) {
+    if (view_.self().change_ticket == 0) return;
+    const DigestEntry* of_self = nullptr;
+    const DigestEntry* of_sender = nullptr;
+    for (const auto& d : syn.digests) {
+        if (d.id == view_.self_id() && of_self == nullptr) of_self = &d;
+        if (d.id == syn.from_id && of_sender == nullptr) of_sender = &d;
+    }
+    if (of_self == nullptr || of_sender == nullptr) return;
+    // The sender's view held this node's entry at or after the announcement:
+    // it had seen the ticket (the entry keeps it until the change ends).
+    if (std::tie(of_self->incarnation, of_self->heartbeat) <
+        std::tie(change_announced_.incarnation, change_announced_.heartbeat)) {
+        return;
+    }
+    auto known = change_acks_.find(syn.from_id);
+    if (known != change_acks_.end()) {
+        const MemberState* sender = view_.find(syn.from_id);
+        if (sender != nullptr && change_acked_by(*sender)) return;  // keep a complete one
+    }
+    ChangeAck ack{Version{of_sender->incarnation, of_sender->heartbeat}, {}};
+    for (const auto& d : syn.digests) {
+        if (d.id == view_.self_id()) continue;
+        const MemberState* mine = view_.find(d.id);
+        if (mine == nullptr ||
+            std::tie(mine->incarnation, mine->heartbeat) < std::tie(d.incarnation, d.heartbeat)) {
+            ack.newer.emplace_back(d.id, Version{d.incarnation, d.heartbeat});
+        }
+    }
+    change_acks_[syn.from_id] = std::move(ack);
+}
+
+// Acknowledged, and this node knows everything the acknowledger knew when it
+// acknowledged (its own state and every entry its digest held), so whatever
+// change anyone had announced or started by then is visible here. An
+// acknowledgement from an earlier life of the acknowledger does not count.
+bool Gossiper::change_acked_by(const MemberState& member) const {
+    auto it = change_acks_.find(member.id);
+    if (it == change_acks_.end()) return false;
+    const ChangeAck& ack = it->second;
+    if (member.incarnation != ack.sender.incarnation || member.heartbeat < ack.sender.heartbeat) {
+        return false;
+    }
+    for (const auto& [id, version] : ack.newer) {
+        const MemberState* mine = view_.find(id);
+        if (mine == nullptr || std::tie(mine->incarnation, mine->heartbeat) <
+                                   std::tie(version.incarnation, version.heartbeat)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::vector<std::string> Gossiper::change_acknowledged_by() const {
+    std::vector<std::string> out;
+    for (const auto& [id, s] : view_.states()) {
+        if (id != view_.self_id() && change_acked_by(s)) out.push_back(id);
+    }
+    return out;
+}
+
+ChangeTurn Gossiper::change_turn() const {
+    const MemberState& self = view_.self();
+    if (self.change_ticket == 0) return {};
+    if (self.in_transition()) return ChangeTurn{ChangeTurn::State::go, {}};
+    auto kind = [](const MemberState& s) {
+        return s.declared == MemberStatus::joining ? std::string("join") : std::string("leave");
+    };
+    std::string missing;
+    const MemberState* earlier = nullptr;
+    for (const auto& [id, s] : view_.states()) {
+        if (id == view_.self_id() || s.declared == MemberStatus::left) continue;
+        if (s.in_transition()) {
+            return ChangeTurn{ChangeTurn::State::waiting, id + "'s " + kind(s) + " (under way)"};
+        }
+        const bool required = s.holds_tokens() || s.change_ticket != 0;
+        if (required && !change_acked_by(s)) missing += (missing.empty() ? "" : ", ") + id;
+        if (s.change_ticket != 0 && earlier == nullptr &&
+            std::tie(s.change_ticket, id) < std::tie(self.change_ticket, view_.self_id())) {
+            earlier = &s;
+        }
+    }
+    if (!missing.empty()) {
+        return ChangeTurn{ChangeTurn::State::waiting, "acknowledgement from " + missing};
+    }
+    if (earlier != nullptr) {
+        return ChangeTurn{ChangeTurn::State::waiting,
+                          earlier->id + "'s " + kind(*earlier) + " (requested first)"};
+    }
+    return ChangeTurn{ChangeTurn::State::go, {}};
 }
 
 }  // namespace kv::gossip

@@ -14,8 +14,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <random>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -91,6 +93,15 @@ struct GossipStats {
     uint64_t entries_deferred = 0;  // entries left out of a message by the byte budget
 };
 
+// Whether this node may start the membership change it announced
+// (Gossiper::announce_change), and if not, what it waits for.
+struct ChangeTurn {
+    enum class State : uint8_t { none, waiting, go };
+    State state = State::none;
+    // For operators: whose acknowledgement or which change it waits for.
+    std::string waiting_for;
+};
+
 class Gossiper {
   public:
     // `seed_endpoints`: where to join through (this node's own endpoint is
@@ -114,11 +125,45 @@ class Gossiper {
     // persisted), as if heard now; newer gossip supersedes them as usual.
     void restore(const std::vector<MemberState>& entries, uint64_t now_ms) {
         merge_entries(entries, now_ms);
+        ticket_news_.clear();  // old news: its senders ask again if they still wait
     }
 
     // This node's own entry (each spreads with the next rounds).
     void declare(MemberStatus status) { view_.declare(status); }
     void set_tokens(std::vector<uint64_t> tokens) { view_.set_tokens(std::move(tokens)); }
+
+    // One membership change at a time, cluster-wide (docs/ARCHITECTURE.md,
+    // "One change at a time"). A member that wants to change (leave, or claim
+    // its tokens as it joins) first announces it with a change ticket, then
+    // starts only when change_turn() says go:
+    //  1. no other member is in transition (joining with tokens, or leaving);
+    //  2. every other member that is not left and holds tokens, and every
+    //     other member showing a ticket of its own, has acknowledged the
+    //     announcement: a syn from it whose digest of this node is at least
+    //     the announcement's version, and this node holds every entry of
+    //     that digest at least at the version it gave (the sender's own in
+    //     the same incarnation): it knows all the acknowledger knew then;
+    //  3. no member it sees has an earlier ticket, by (ticket, id).
+    // Why two changes cannot both start: take X and Y that both go. Some
+    // member W acknowledged both (W = Y when Y holds tokens and X required
+    // it, W = X likewise, else a ring member both know). W's view only grows,
+    // so whichever announcement W acknowledged second, its acknowledgement
+    // carried W's view holding the other one, or the other's transition: say
+    // Y learnt of X's ticket (or saw X in transition, and waited, 1.) before
+    // going. X's ticket visible, Y needed X's own acknowledgement (2.), which X
+    // sends only after seeing Y's ticket: if X had gone before, that state
+    // shows X in transition and Y waits (1.); if not, X sees Y's ticket before
+    // it goes too. Both then compare the same two tickets (3.) and exactly one
+    // goes; the other waits for it to complete. Tickets are fixed while
+    // announced, and an acknowledgement from an earlier life of a member does
+    // not count (a restarted member may have forgotten what it saw).
+    // Costs: a member that is down and holds tokens (or shows a ticket)
+    // blocks every change until it returns, as a down source blocks a join.
+    void announce_change();
+    void withdraw_change();
+    ChangeTurn change_turn() const;
+    // Members that acknowledged the current announcement (tests, status).
+    std::vector<std::string> change_acknowledged_by() const;
 
     // The digest this node would send now (exposed for tests and status pages).
     GossipSyn make_syn() const;
@@ -131,6 +176,22 @@ class Gossiper {
     void run_detector(uint64_t now_ms);
     std::vector<Outgoing> choose_peers(std::mt19937_64& rng) const;
     std::vector<MemberState> within_budget(std::vector<const MemberState*> ranked);
+    void note_change_ack(const GossipSyn& syn);
+    bool change_acked_by(const MemberState& member) const;
+
+    struct Version {
+        uint64_t incarnation = 0;
+        uint64_t heartbeat = 0;
+    };
+    // An acknowledgement: the acknowledger's own version in its syn, and the
+    // entries its digest held newer than this node did then. It counts once
+    // this node holds all of them at least at those versions: then it knows
+    // everything the acknowledger knew, so whatever change anyone had
+    // announced or started by then is visible here.
+    struct ChangeAck {
+        Version sender;
+        std::vector<std::pair<std::string, Version>> newer;
+    };
 
     GossipConfig config_;
     ClusterView view_;
@@ -138,6 +199,15 @@ class Gossiper {
     std::vector<std::string> seeds_;
     uint64_t next_round_ms_;
     GossipStats stats_;
+    // This node's announced change: the version of its entry that first
+    // carried the ticket, and per member the version of that member's own
+    // entry in the syn that acknowledged it.
+    Version change_announced_;
+    std::map<std::string, ChangeAck, std::less<>> change_acks_;
+    // Members whose ticket this node just learnt of: a syn goes to each at
+    // once, so an announcement collects its acknowledgements within a round
+    // trip instead of waiting for random rounds to pick its sender.
+    std::vector<std::string> ticket_news_;
 };
 
 }  // namespace kv::gossip

@@ -37,7 +37,7 @@ void pack_digests(Packer& pk, const std::vector<DigestEntry>& digests) {
 void pack_entries(Packer& pk, const std::vector<MemberState>& entries) {
     pk.pack_array(static_cast<uint32_t>(entries.size()));
     for (const auto& e : entries) {
-        pk.pack_array(7);
+        pk.pack_array(8);
         pack_str(pk, e.id);
         pack_str(pk, e.endpoint);
         pk.pack_uint8(static_cast<uint8_t>(e.declared));
@@ -46,6 +46,7 @@ void pack_entries(Packer& pk, const std::vector<MemberState>& entries) {
         pk.pack_uint64(e.heartbeat);
         pk.pack_array(static_cast<uint32_t>(e.tokens.size()));
         for (uint64_t t : e.tokens) pk.pack_uint64(t);
+        pk.pack_uint64(e.change_ticket);
     }
 }
 
@@ -146,8 +147,13 @@ std::vector<MemberState> read_entries(Reader& r, const msgpack::object& o) {
     std::vector<MemberState> out;
     const auto* items = r.array(o, "entries", kGossipItemsMax);
     for (uint32_t i = 0; items != nullptr && i < items->size && r.ok(); ++i) {
-        const auto* f = r.array(items->ptr[i], "entry", 7, 7);
-        if (f == nullptr) break;
+        // 7 fields as written before change tickets existed (a view saved by
+        // an older build), 8 since.
+        const auto* f = r.array(items->ptr[i], "entry", 8);
+        if (f != nullptr && f->size != 7 && f->size != 8) {
+            r.fail("entry has the wrong number of fields");
+        }
+        if (f == nullptr || !r.ok()) break;
         MemberState e;
         e.id = r.str(f->ptr[0], "entry id", false);
         e.endpoint = r.str(f->ptr[1], "endpoint", true);
@@ -156,6 +162,7 @@ std::vector<MemberState> read_entries(Reader& r, const msgpack::object& o) {
         e.incarnation = r.uint(f->ptr[4], "incarnation");
         e.heartbeat = r.uint(f->ptr[5], "heartbeat");
         e.tokens = read_tokens(r, f->ptr[6]);
+        if (f->size == 8) e.change_ticket = r.uint(f->ptr[7], "change ticket");
         out.push_back(std::move(e));
     }
     return out;

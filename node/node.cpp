@@ -238,6 +238,7 @@ void Node::handle(const ReplyTo& from, const proto::StatusRequest& req) {
     auto keys = env_.count(Space::data);
     resp.keys_stored = keys ? keys.value() : 0;
     resp.transfers = rebalancer_->status();
+    resp.leave = rebalancer_->leave_status();
     env_.reply(from, std::move(resp));
 }
 
@@ -257,6 +258,9 @@ const ring::Ring& Node::future_ring() const {
 }
 bool Node::transfers_pending() const {
     return rebalancer_->transfers_pending();
+}
+std::string Node::leave_refusal() const {
+    return rebalancer_->leave_refusal();
 }
 size_t Node::in_flight() const {
     return coordinator_->in_flight();

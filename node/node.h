@@ -82,6 +82,8 @@ class Node {
     const ring::Ring& future_ring() const;
     // Ranges this node still has to receive before the change completes.
     bool transfers_pending() const;
+    // Why a leave this node queued was refused later (empty when none).
+    std::string leave_refusal() const;
     const NodeStats& stats() const { return stats_; }
     size_t in_flight() const;
 

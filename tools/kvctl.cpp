@@ -44,12 +44,17 @@ constexpr const char* kUsage =
     "  del KEY          delete KEY (a tombstone). Prints nothing unless --json.\n"
     "  status           the node's view of the cluster: members, addresses, and whether\n"
     "                   each answers; then the range transfers under way (joins, leaves):\n"
-    "                   peer, direction (in/out), state, ranges, keys moved so far.\n"
+    "                   peer, direction (in/out), state, ranges, keys moved so far;\n"
+    "                   'leave:' when this node was asked to leave (queued, leaving,\n"
+    "                   left, or refused and why).\n"
     "  members          each member the node knows: id, address, status (joining, up,\n"
     "                   suspect, down, leaving, left; or up/unreachable with --peers),\n"
     "                   tokens (virtual nodes) and share of the ring it owns.\n"
-    "  leave            the first --node hands its ranges to their new owners, then\n"
-    "                   leaves the ring (status 'left'); returns at once. Watch it with\n"
+    "  leave            the first --node queues its leave: once every member has seen\n"
+    "                   it and no other join or leave is under way (one at a time,\n"
+    "                   cluster-wide), it hands its ranges to their new owners, then\n"
+    "                   leaves the ring (status 'left'). Refused when fewer than n\n"
+    "                   members would remain. Returns at once; watch it with\n"
     "                   'kvctl --node ENDPOINT status'; stop the node once it is left.\n"
     "\n"
     "JSON output (--json): get prints\n"
@@ -183,7 +188,9 @@ int print_status(const std::string& endpoint, const kv::proto::StatusResponse& s
                    ",\"state\":" + json_quote(t.state) + ",\"ranges\":" + std::to_string(t.ranges) +
                    ",\"keys\":" + std::to_string(t.keys) + "}";
         }
-        write_raw_line(out + "]}");
+        out += "]";
+        if (!s.leave.empty()) out += ",\"leave\":" + json_quote(s.leave);
+        write_raw_line(out + "}");
         return kExitOk;
     }
     // The configured n, and the replicas a key has in this node's ring now
@@ -194,6 +201,7 @@ int print_status(const std::string& endpoint, const kv::proto::StatusResponse& s
     }
     std::printf("node %s (answered at %s), %s, keys stored: %llu\n", s.node_id.c_str(),
                 endpoint.c_str(), n_text.c_str(), static_cast<unsigned long long>(s.keys_stored));
+    if (!s.leave.empty()) std::printf("leave: %s\n", s.leave.c_str());
     std::printf("%-20s %-32s %-12s %s\n", "NODE", "ENDPOINT", "STATE", "LAST_SEEN_MS_AGO");
     for (const auto& m : s.members) {
         std::printf("%-20s %-32s %-12s %llu\n", m.node_id.c_str(), m.endpoint.c_str(),

@@ -83,6 +83,29 @@ Status GossipDriver::start(uint64_t started_ms) {
                                env_.now_ms());
         }
     }
+    auto queued = env_.read(Space::meta, meta::kLeaveKey);
+    if (!queued) return queued.status();
+    if (queued.value()) {
+        leave_record_ = *queued.value();
+        const gossip::MemberState& self = gossiper_->view().self();
+        if (leave_record_ == kLeaveQueued) {
+            if (self.declared == gossip::MemberStatus::up && !self.tokens.empty()) {
+                // Announced again in this life, after the view is restored (its
+                // ticket orders after every ticket this node knew of); the
+                // acknowledgements of the earlier life no longer count.
+                gossiper_->announce_change();
+                env_.log(LogLevel::info,
+                         "gossip: the leave queued in an earlier life is announced again");
+            } else {
+                refuse_leave("this node is " + std::string(gossip::status_name(self.declared)) +
+                             ", no longer up");
+            }
+        } else if (leave_refusal().empty()) {
+            // Guessing would be worse: a leave the operator was told is queued
+            // would be dropped silently, or one refused started.
+            return Status(ErrorCode::storage_error, "corrupt leave record in the meta space");
+        }
+    }
     env_.log(LogLevel::info, "gossip: incarnation " + std::to_string(incarnation) + ", " +
                                  std::to_string(gossiper_->view().self().tokens.size()) +
                                  " tokens from an earlier life");
@@ -173,6 +196,13 @@ void GossipDriver::maybe_claim_tokens(uint64_t now_ms) {
     }
     std::vector<gossip::NodeTokens> others = view.ring_input();
     std::erase_if(others, [&](const gossip::NodeTokens& n) { return n.id == config_.node_id; });
+    if (!others.empty()) {
+        // Claiming tokens starts a join, a membership change like a leave:
+        // announced first, claimed only in its turn (gossip.h, change_turn),
+        // so no leave or other join can be under way unseen.
+        if (view.self().change_ticket == 0) gossiper_->announce_change();
+        if (gossiper_->change_turn().state != gossip::ChangeTurn::State::go) return;
+    }
     std::vector<uint64_t> tokens =
         gossip::claim_tokens(others, config_.node_id, config_.vnodes, config_.n_replicas);
     env_.stage_write(
@@ -190,7 +220,29 @@ void GossipDriver::declare(gossip::MemberStatus status) {
     gossiper_->declare(status);
     env_.stage_write(StoreWrite{Space::meta, std::string(meta::kStatusKey),
                                 std::string(gossip::status_name(status))});
+    if (status != gossip::MemberStatus::up && !leave_record_.empty()) {
+        // Leaving (or left): the status record carries the leave from now on.
+        env_.stage_write(StoreWrite{Space::meta, std::string(meta::kLeaveKey), std::nullopt});
+        leave_record_.clear();
+    }
     on_view_change_();
+}
+
+void GossipDriver::queue_leave() {
+    leave_record_ = kLeaveQueued;
+    env_.stage_write(StoreWrite{Space::meta, std::string(meta::kLeaveKey), leave_record_});
+    gossiper_->announce_change();
+}
+
+void GossipDriver::refuse_leave(const std::string& why) {
+    leave_record_ = std::string(kLeaveRefused) + why;
+    env_.stage_write(StoreWrite{Space::meta, std::string(meta::kLeaveKey), leave_record_});
+    gossiper_->withdraw_change();
+}
+
+std::string GossipDriver::leave_refusal() const {
+    if (!leave_record_.starts_with(kLeaveRefused)) return {};
+    return leave_record_.substr(kLeaveRefused.size());
 }
 
 }  // namespace kv::node

@@ -13,6 +13,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "client/status.h"
@@ -34,8 +35,20 @@ class GossipDriver {
     void tick(uint64_t now_ms);
     // One step of a round from a peer; bad_request when its payload is not gossip.
     Status handle(const GossipRequest& req);
-    // Declares this node's status to the cluster (persisted first).
+    // Declares this node's status to the cluster (persisted first). Declaring
+    // leaving starts a queued leave: its record is dropped (the status says it).
     void declare(gossip::MemberStatus status);
+    // A leave asked of this node: announced to the cluster (a change ticket,
+    // gossip.h announce_change) and recorded, so a restart announces it again.
+    void queue_leave();
+    // A queued leave that will not happen: withdrawn, and the reason recorded
+    // (status shows it, across restarts too, until another leave is asked).
+    void refuse_leave(const std::string& why);
+    // Why the last leave asked of this node was refused after it was queued;
+    // empty when it was not.
+    std::string leave_refusal() const;
+    // Whether this node's announced change may start now (gossip.h).
+    gossip::ChangeTurn change_turn() const { return gossiper_->change_turn(); }
     // Saves the view of the other members for the next life.
     void persist_view();
 
@@ -59,6 +72,11 @@ class GossipDriver {
     uint64_t started_ms_ = 0;
     uint64_t ring_known_since_ms_ = 0;  // when a joiner first heard of a ring member
     uint64_t persisted_incarnation_ = 0;
+    // The meta record kLeaveKey: empty when absent, kLeaveQueued, or
+    // kLeaveRefused followed by the reason.
+    static constexpr std::string_view kLeaveQueued = "queued";
+    static constexpr std::string_view kLeaveRefused = "refused: ";
+    std::string leave_record_;
 };
 
 }  // namespace kv::node

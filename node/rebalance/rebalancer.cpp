@@ -95,6 +95,7 @@ void Rebalancer::tick(uint64_t now_ms) {
         if (now_ms < t.retry_at_ms) continue;
         send_call(t, now_ms);
     }
+    maybe_start_leave();
     maybe_finish_membership_change();
 }
 
@@ -311,25 +312,99 @@ void Rebalancer::handle(const ReplyTo& from, const proto::LeaveRequest& req) {
                       "only a member that is up can leave (this one is " +
                           std::string(gossip::status_name(self.declared)) + ")");
     }
+    if (self.change_ticket != 0) {
+        return answer(ErrorCode::ok, "leave already queued, waiting for " +
+                                         gossip_->change_turn().waiting_for +
+                                         "; kvctl status shows its progress");
+    }
     bool others = false;
     for (const auto& n : view.ring_input()) others |= n.id != config_.node_id;
     if (!others) return answer(ErrorCode::invalid_argument, "the last member cannot leave");
-    // One change at a time: ranges planned against a ring that another change
-    // then alters would not reach their real owners.
+    // Judged first against this node's view (leaves started or queued that it
+    // knows of), and again, with every member's acknowledgement, when its
+    // turn comes (maybe_start_leave).
+    if (std::string why = below_n(/*with_queued=*/true); !why.empty()) {
+        return answer(ErrorCode::invalid_argument, "refused: " + why);
+    }
+    gossip_->queue_leave();
+    answer(ErrorCode::ok,
+           "leave queued: it starts once every member has acknowledged it and no other join "
+           "or leave is under way or asked earlier (one membership change at a time, "
+           "cluster-wide), and is refused then if fewer than n=" +
+               std::to_string(config_.n_replicas) +
+               " members would remain; kvctl status shows its progress");
+}
+
+std::string Rebalancer::below_n(bool with_queued) const {
+    const gossip::ClusterView& view = gossip_->view();
+    uint32_t staying = 0;
+    std::string going;
     for (const auto& [id, s] : view.states()) {
-        if (id != config_.node_id && s.in_transition()) {
-            return answer(ErrorCode::unavailable, "another membership change is under way (" + id +
-                                                      " is " +
-                                                      std::string(gossip::status_name(s.declared)) +
-                                                      "); retry once it completes");
+        if (id == config_.node_id || !s.in_ring()) continue;
+        const bool leaves =
+            s.declared == gossip::MemberStatus::leaving || (with_queued && s.change_ticket != 0);
+        if (leaves) {
+            going += (going.empty() ? "" : ", ") + id;
+        } else {
+            ++staying;
         }
     }
+    if (staying >= config_.n_replicas) return {};
+    return "leaving would keep " + std::to_string(staying) +
+           " members for n=" + std::to_string(config_.n_replicas) + " replicas" +
+           (going.empty() ? std::string() : " (leaving or queued to leave: " + going + ")");
+}
+
+void Rebalancer::refuse_queued_leave(const std::string& why) {
+    gossip_->refuse_leave(why);
+    env_.log(LogLevel::warn, "the queued leave is refused: " + why);
+}
+
+// A queued leave starts in its turn (gossip.h, change_turn: every member
+// acknowledged it, nothing else under way or asked earlier). The n check is
+// then judged with the cluster-wide state: this node knows all each ring
+// member knew after it saw this leave, so any leave that could start
+// concurrently is visible here, and no other member is in transition.
+void Rebalancer::maybe_start_leave() {
+    const gossip::MemberState& self = gossip_->view().self();
+    if (self.declared != gossip::MemberStatus::up || self.change_ticket == 0 ||
+        self.tokens.empty()) {
+        return;
+    }
+    // Another leave started meanwhile and leaves too few: refused now rather
+    // than when that one completes.
+    if (std::string why = below_n(/*with_queued=*/false); !why.empty()) {
+        return refuse_queued_leave(why);
+    }
+    if (gossip_->change_turn().state != gossip::ChangeTurn::State::go) return;
+    env_.log(LogLevel::info, "the leave's turn came: every member acknowledged it; leaving");
     gossip_->declare(gossip::MemberStatus::leaving);
-    std::set<std::string> targets;
-    for (const auto& need : outbound_needs_) targets.insert(need.target);
-    answer(ErrorCode::ok, "leaving: " + std::to_string(outbound_needs_.size()) +
-                              " ranges move to " + std::to_string(targets.size()) +
-                              " new owners; kvctl status shows the progress");
+}
+
+std::string Rebalancer::leave_status() const {
+    if (gossip_ == nullptr) return {};
+    const gossip::MemberState& self = gossip_->view().self();
+    if (self.declared == gossip::MemberStatus::left) return "left";
+    if (self.declared == gossip::MemberStatus::leaving) {
+        std::set<std::string> targets;
+        size_t done = 0;
+        for (const auto& need : outbound_needs_) {
+            targets.insert(need.target);
+            done += handed_off(need) ? 1 : 0;
+        }
+        return "leaving: " + std::to_string(done) + " of " +
+               std::to_string(outbound_needs_.size()) + " ranges handed to " +
+               std::to_string(targets.size()) + " new owners";
+    }
+    if (self.declared == gossip::MemberStatus::up && self.change_ticket != 0) {
+        return "queued: waiting for " + gossip_->change_turn().waiting_for;
+    }
+    if (std::string why = gossip_->leave_refusal(); !why.empty()) return "refused: " + why;
+    return {};
+}
+
+std::string Rebalancer::leave_refusal() const {
+    return gossip_ == nullptr ? std::string() : gossip_->leave_refusal();
 }
 
 }  // namespace kv::node

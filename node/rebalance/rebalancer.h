@@ -51,13 +51,18 @@ class Rebalancer {
     // The source's side: a page of a range, and the handoff that fences it.
     void handle(const ReplyTo& from, const StreamRequest& req);
     void handle(const ReplyTo& from, const HandoffRequest& req);
-    // kvctl leave: declares this node leaving once that is safe.
+    // kvctl leave: refused when it cannot work, else queued; the leave starts
+    // (this node declares itself leaving) in its turn (maybe_start_leave).
     void handle(const ReplyTo& from, const proto::LeaveRequest& req);
 
     // Ranges this node still has to receive before the change completes.
     bool transfers_pending() const;
     // Progress for kvctl status: inbound transfers, then outbound by target.
     std::vector<proto::TransferStatus> status();
+    // This node's leave for kvctl status (proto::StatusResponse::leave).
+    std::string leave_status() const;
+    // Why a leave this node accepted (queued) was refused later; empty if not.
+    std::string leave_refusal() const;
 
   private:
     struct InboundTransfer {
@@ -74,6 +79,12 @@ class Rebalancer {
     void call_failed(InboundTransfer& t, const std::string& why);
     void on_page(InboundTransfer& t, const StreamResponse& page);
     void maybe_finish_membership_change();
+    void maybe_start_leave();
+    // Why leaving now would take the ring below n_replicas members, counting
+    // only the members that stay: empty when it would not. `with_queued`
+    // also counts out the members whose leaves are queued (announced).
+    std::string below_n(bool with_queued) const;
+    void refuse_queued_leave(const std::string& why);
     bool handed_off(const OutboundNeed& need) const {
         return handoffs_.handed_off(need.target, need.range);
     }

@@ -41,6 +41,11 @@ constexpr std::string_view kStatusKey = "status";
 // tokens), so that a restarted node routes by the ring it knew, not by a ring
 // of itself alone until gossip reaches it.
 constexpr std::string_view kViewKey = "view";
+// A leave this node was asked for (GossipDriver::queue_leave): "queued" while
+// it waits for its turn, so a restart announces it again instead of forgetting
+// a leave the operator was told is queued; "refused: " and the reason once it
+// was refused in its turn (status keeps showing why). Absent once leaving.
+constexpr std::string_view kLeaveKey = "leave";
 // Every handoff this node accepted: by new owner, the ranges it stopped serving.
 constexpr std::string_view kHandoffsKey = "handoffs";
 

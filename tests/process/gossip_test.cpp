@@ -3,7 +3,8 @@
 // in `members` (the status reply), a kill -9 reported as down by every other
 // node within the configured detection time, and the data still readable at
 // quorum. The joiner streams in the ranges it gains before it declares itself
-// up. A second test has a member leave with `kvctl leave`.
+// up. A second test has a member leave with `kvctl leave`; a third sends two
+// leaves at once, of which only one may happen (n=3 on 4 nodes).
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -268,22 +269,41 @@ TEST_CASE("gossip: 5 nodes started together, each seeded with the others, form o
     require_one_cluster(cluster, started, "5 nodes seeded with each other, started together");
 }
 
-TEST_CASE("gossip: kvctl leave hands a member's ranges over, then it is left") {
-    ProcessCluster cluster("leave");
+constexpr int kLeaveKeys = 120;
+
+// Four gossip members with n=3, all up, and kLeaveKeys keys written at quorum.
+void start_four_with_keys(ProcessCluster& cluster) {
     cluster.use_gossip(gossip_flags());
     KV_REQUIRE_OK(cluster.add_nodes(4, 3));
     for (size_t i = 0; i < 4; ++i) KV_REQUIRE_OK(cluster.start_and_wait(i));
     REQUIRE(wait_for(cluster, {0, 1, 2, 3}, 20000, all_up({"n1", "n2", "n3", "n4"})));
-    constexpr int kKeys = 120;
-    for (int k = 0; k < kKeys; ++k) {
+    for (int k = 0; k < kLeaveKeys; ++k) {
         const std::string key = "key" + std::to_string(k);
         auto reply = request(cluster, k % 4,
                              proto::PutRequest{next_request_id(), key, "v" + key, {}, kQuorum, 0});
         REQUIRE(reply_code(reply) == ErrorCode::ok);
     }
+}
+
+// n=3 over the 3 members that remain: each holds every key, and every key
+// reads at quorum through the first and the last of them.
+void check_three_hold_every_key(ProcessCluster& cluster, const std::vector<size_t>& remaining) {
+    for (size_t i : remaining) CHECK(keys_held(cluster, i, kLeaveKeys) == kLeaveKeys);
+    for (int k = 0; k < kLeaveKeys; ++k) {
+        const std::string key = "key" + std::to_string(k);
+        auto reply = request(cluster, k % 2 == 0 ? remaining.front() : remaining.back(),
+                             proto::GetRequest{next_request_id(), key, kQuorum, 0});
+        INFO(describe(reply));
+        CHECK(std::get<proto::GetResponse>(reply).values == std::vector<std::string>{"v" + key});
+    }
+}
+
+TEST_CASE("gossip: kvctl leave hands a member's ranges over, then it is left") {
+    ProcessCluster cluster("leave");
+    start_four_with_keys(cluster);
     const std::string said = kvctl(cluster, "--node " + cluster.endpoint(1) + " leave");
     INFO(said);
-    REQUIRE(said.find("leaving") != std::string::npos);
+    REQUIRE(said.find("leave queued") != std::string::npos);
     REQUIRE(wait_for(cluster, {0, 2, 3}, 20000, [](const auto& s) {
         const proto::MemberStatus* m = find_member(s, "n2");
         return m != nullptr && m->state == "left" && m->tokens == 0;
@@ -291,18 +311,45 @@ TEST_CASE("gossip: kvctl leave hands a member's ranges over, then it is left") {
     const std::string status = kvctl(cluster, "--node " + cluster.endpoint(1) + " status");
     INFO(status);
     CHECK(status.find("left") != std::string::npos);
-    // n=3 over the 3 remaining members: each holds every key, and every key
-    // reads at quorum through any of them.
-    for (size_t i : {size_t{0}, size_t{2}, size_t{3}}) CHECK(keys_held(cluster, i, kKeys) == kKeys);
-    for (int k = 0; k < kKeys; ++k) {
-        const std::string key = "key" + std::to_string(k);
-        auto reply = request(cluster, k % 2 == 0 ? 0 : 3,
-                             proto::GetRequest{next_request_id(), key, kQuorum, 0});
-        INFO(describe(reply));
-        CHECK(std::get<proto::GetResponse>(reply).values == std::vector<std::string>{"v" + key});
-    }
+    check_three_hold_every_key(cluster, {0, 2, 3});
     auto done = cluster.terminate(1);
     KV_REQUIRE_OK(done.status());
+}
+
+TEST_CASE("gossip: two leaves sent at once to a 4-node cluster with n=3: one leaves") {
+    ProcessCluster cluster("two-leaves");
+    start_four_with_keys(cluster);
+    // Both sent before either answer is read: well within one gossip round.
+    RawClient to_n2(cluster.endpoint(1));
+    RawClient to_n3(cluster.endpoint(2));
+    KV_REQUIRE_OK(to_n2.send(proto::LeaveRequest{next_request_id()}));
+    KV_REQUIRE_OK(to_n3.send(proto::LeaveRequest{next_request_id()}));
+    auto n2_said = to_n2.recv();
+    auto n3_said = to_n3.recv();
+    KV_REQUIRE_OK(n2_said.status());
+    KV_REQUIRE_OK(n3_said.status());
+    INFO("n2: " << describe(n2_said.value()) << "; n3: " << describe(n3_said.value()));
+    // Settled: one member left, the other up with its leave refused, and the
+    // ring of every remaining member has 3 members.
+    REQUIRE(wait_for(cluster, {0, 3}, 30000, [](const auto& s) {
+        const proto::MemberStatus* a = find_member(s, "n2");
+        const proto::MemberStatus* b = find_member(s, "n3");
+        if (a == nullptr || b == nullptr) return false;
+        return (a->state == "left" && b->state == "up") || (a->state == "up" && b->state == "left");
+    }));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+    auto n1 = members_of(cluster, 0);
+    REQUIRE(n1);
+    const bool n2_left = find_member(*n1, "n2")->state == "left";
+    const size_t stayed = n2_left ? 2 : 1;
+    auto stayed_status = members_of(cluster, stayed);
+    REQUIRE(stayed_status);
+    INFO("the member that stayed: leave '" << stayed_status->leave << "'");
+    CHECK(find_member(*n1, n2_left ? "n3" : "n2")->state == "up");
+    const auto& stayed_reply = stayed == 1 ? n2_said.value() : n3_said.value();
+    CHECK((reply_code(stayed_reply) == ErrorCode::invalid_argument ||
+           stayed_status->leave.find("refused") == 0));
+    check_three_hold_every_key(cluster, {0, stayed, 3});
 }
 
 }  // namespace kv::test

@@ -204,6 +204,7 @@ TEST_CASE("the view holds at most members_max members") {
 TEST_CASE("codec round-trips every message") {
     MemberState e = member("node-a", 12, 34, MemberStatus::leaving, Liveness::suspect);
     e.tokens = {0, 5, UINT64_MAX};
+    e.change_ticket = 7;
     const std::vector<GossipMessage> messages = {
         GossipSyn{"a",
                   "tcp://a:1",
@@ -218,6 +219,21 @@ TEST_CASE("codec round-trips every message") {
         REQUIRE(decoded.ok());
         CHECK(decoded.value() == m);
     }
+}
+
+TEST_CASE("codec reads entries of 7 fields, as saved before change tickets") {
+    // An ack2 {"t":"gack2","from":"a","e":[["b","ep",1,0,5,6,[9]]]} written by hand.
+    const std::vector<unsigned char> bytes = {
+        0x83, 0xa1, 't',  0xa5, 'g',  'a', 'c',  'k', '2', 0xa4, 'f',  'r',  'o',  'm',  0xa1, 'a',
+        0xa1, 'e',  0x91, 0x97, 0xa1, 'b', 0xa2, 'e', 'p', 0x01, 0x00, 0x05, 0x06, 0x91, 0x09};
+    const std::string frame(bytes.begin(), bytes.end());
+    auto decoded = decode(frame);
+    REQUIRE(decoded.ok());
+    const auto& entries = std::get<GossipAck2>(decoded.value()).entries;
+    REQUIRE(entries.size() == 1);
+    CHECK(entries[0].id == "b");
+    CHECK(entries[0].tokens == std::vector<uint64_t>{9});
+    CHECK(entries[0].change_ticket == 0);
 }
 
 TEST_CASE("codec rejects hostile frames without crashing") {
@@ -717,4 +733,65 @@ TEST_CASE("token_ownership agrees with ring::Ring on hashed tokens") {
         if (ring.nodes()[t.node_index] == "c") ring_tokens.push_back(t.position);
     }
     CHECK(ring_tokens == default_tokens("c", 32));
+}
+
+TEST_CASE("two changes announced at once: one goes, the other after it completes") {
+    for (uint64_t seed = 1; seed <= 20; ++seed) {
+        SimCluster c(seed);
+        for (int i = 0; i < 4; ++i) c.add(i == 0 ? "" : "sim://n1000");
+        c.converge_directly();
+        c.node(1).announce_change();
+        c.node(2).announce_change();
+        auto goes = [&](size_t i) {
+            return c.node(i).change_turn().state == ChangeTurn::State::go;
+        };
+        int rounds = 0;
+        while (!goes(1) && !goes(2) && rounds < 50) {
+            c.round();
+            ++rounds;
+        }
+        INFO("seed " << seed);
+        REQUIRE((goes(1) || goes(2)));
+        // Never both: each saw the other's ticket acknowledged before going.
+        const size_t first = goes(1) ? 1 : 2;
+        const size_t second = first == 1 ? 2 : 1;
+        CHECK_FALSE(goes(second));
+        c.node(first).declare(MemberStatus::leaving);
+        for (int r = 0; r < 10; ++r) {
+            c.round();
+            CHECK_FALSE(goes(second));
+        }
+        CHECK(c.node(second).change_turn().waiting_for.find(c.id(first)) == 0);
+        c.node(first).declare(MemberStatus::left);  // completes: the ticket is cleared
+        rounds = 0;
+        while (!goes(second) && rounds < 50) {
+            c.round();
+            ++rounds;
+        }
+        CHECK(goes(second));
+    }
+}
+
+TEST_CASE("a change waits for the acknowledgement of a silent token holder") {
+    SimCluster c(5);
+    for (int i = 0; i < 3; ++i) c.add(i == 0 ? "" : "sim://n1000");
+    c.converge_directly();
+    c.crash(2);
+    c.node(1).announce_change();
+    for (int r = 0; r < 40; ++r) c.round();
+    const ChangeTurn waiting = c.node(1).change_turn();
+    CHECK(waiting.state == ChangeTurn::State::waiting);
+    CHECK(waiting.waiting_for == "acknowledgement from " + c.id(2));
+    CHECK(c.node(1).change_acknowledged_by() == std::vector<std::string>{c.id(0)});
+    c.revive(2);
+    int rounds = 0;
+    while (c.node(1).change_turn().state != ChangeTurn::State::go && rounds < 50) {
+        c.round();
+        ++rounds;
+    }
+    CHECK(c.node(1).change_turn().state == ChangeTurn::State::go);
+    // Withdrawn, the ticket is gone from every view in a few rounds.
+    c.node(1).withdraw_change();
+    for (int r = 0; r < 10; ++r) c.round();
+    CHECK(c.node(0).view().find(c.id(1))->change_ticket == 0);
 }

@@ -293,14 +293,16 @@ inline std::vector<proto::Message> client_sample_messages() {
                         {"node-b", "tcp://127.0.0.1:7001", "unreachable", 12000, 0, 0}},
                        123456789,
                        {},
-                       2},
-        StatusResponse{17, "solo", 1, {}, 0, {}},
+                       2,
+                       ""},
+        StatusResponse{17, "solo", 1, {}, 0, {}, 0, ""},
         ErrorResponse{18, ErrorCode::bad_request, "field \"key\" must be bin"},
         ErrorResponse{std::numeric_limits<uint64_t>::max(), ErrorCode::object_too_large, ""},
         LeaveRequest{33},
         AdminResponse{34, ErrorCode::ok, "leaving"},
         AdminResponse{35, ErrorCode::invalid_argument, "already leaving"},
-        StatusResponse{44, "n1", 3, {}, 9, {{"n2", "in", "streaming", 12, 3456}}},
+        StatusResponse{44, "n1", 3, {}, 9, {{"n2", "in", "streaming", 12, 3456}}, ""},
+        StatusResponse{45, "n2", 3, {}, 9, {}, "queued: waiting for acknowledgement from n1, n4"},
     };
 }
 
