@@ -1,14 +1,36 @@
 // kvsim: runs one deterministic simulation of a cluster of the real Node under
 // faults, checks its history and prints a summary. Exits 1 on any violation
-// (printing the command that replays it), 2 on bad usage.
+// (printing the command that replays it), 2 on bad usage. With --seeds N it runs
+// seeds S..S+N-1 and stops at the first that has a violation.
+//
+// Built twice (sim/CMakeLists.txt): kvsim over the real node, and kvsim_mutants
+// over the node with its planted bugs (node/mutant.h, KV_MUTANTS), where
+// --mutant NAME plants one and --expect-violation turns the run into the test
+// that the checker catches it. kvsim refuses --mutant.
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <cstdio>
 #include <iostream>
 
+#include "node/mutant.h"
 #include "sim/simulation.h"
 
 namespace po = boost::program_options;
 using namespace kv;
+
+namespace {
+// The distinct kinds of a run's violations, in the order first found.
+std::string violation_kinds(const sim::SimResult& result) {
+    std::vector<std::string_view> kinds;
+    for (const auto& v : result.violations) {
+        const std::string_view name = sim::violation_name(v.kind);
+        if (std::find(kinds.begin(), kinds.end(), name) == kinds.end()) kinds.push_back(name);
+    }
+    std::string out;
+    for (auto k : kinds) out += (out.empty() ? "" : ",") + std::string(k);
+    return out;
+}
+}  // namespace
 
 int main(int argc, char** argv) {
     po::options_description desc(
@@ -35,7 +57,14 @@ int main(int argc, char** argv) {
         ("leaves", po::value<uint32_t>(),
          "ask up to L members to leave during the workload (needs --gossip)")  //
         ("history", "print the whole history")                                 //
-        ("trace", "print every message to stderr as it is handled");
+        ("trace", "print every message to stderr as it is handled")            //
+        ("seeds", po::value<uint64_t>(),
+         "run N seeds from --seed on, stopping at the first with a violation")  //
+        ("mutant", po::value<std::string>(),
+         "plant the named bug (kvsim_mutants only; --list-mutants)")    //
+        ("list-mutants", "list the planted bugs (kvsim_mutants only)")  //
+        ("expect-violation",
+         "exit 0 only if some seed had a violation (a planted bug was caught), else 1");
     po::variables_map vm;
     try {
         po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -48,6 +77,27 @@ int main(int argc, char** argv) {
         std::cout << desc << "\n";
         return 0;
     }
+#ifdef KV_MUTANTS
+    if (vm.count("list-mutants")) {
+        for (const auto& m : mutant::kCatalogue)
+            std::cout << m.name << ": " << m.plants << "\n    caught by: " << m.rule << "\n";
+        return 0;
+    }
+    if (vm.count("mutant")) {
+        const mutant::Info* m = mutant::find(vm["mutant"].as<std::string>());
+        if (m == nullptr) {
+            std::cerr << "kvsim: unknown mutant '" << vm["mutant"].as<std::string>()
+                      << "' (see --list-mutants)\n";
+            return 2;
+        }
+        mutant::active = m->mutant;
+    }
+#else
+    if (vm.count("mutant") || vm.count("list-mutants")) {
+        std::cerr << "kvsim: built without planted bugs (KV_MUTANTS); kvsim_mutants has them\n";
+        return 2;
+    }
+#endif
     if (vm.count("list-presets")) {
         for (const auto& p : sim::presets()) {
             std::cout << p.name << ": " << p.description << "\n    "
@@ -96,10 +146,38 @@ int main(int argc, char** argv) {
         std::cerr << "kvsim: " << valid.message() << "\n";
         return 2;
     }
-    const sim::SimResult result = sim::run_simulation(options);
-    if (vm.count("history")) {
-        for (const auto& e : result.history.entries) std::cout << sim::describe(e) << "\n";
+    const uint64_t seeds = vm.count("seeds") ? vm["seeds"].as<uint64_t>() : 1;
+    if (seeds < 1 || seeds > 1'000'000) {
+        std::cerr << "kvsim: out of range: seeds 1..1000000\n";
+        return 2;
     }
-    std::cout << sim::summary(options, result);
-    return result.violations.empty() ? 0 : 1;
+    const uint64_t first_seed = options.seed;
+    for (uint64_t s = 0; s < seeds; ++s) {
+        options.seed = first_seed + s;
+        const sim::SimResult result = sim::run_simulation(options);
+        const bool last = s + 1 == seeds;
+        if (result.violations.empty() && !last) continue;
+        if (vm.count("history")) {
+            for (const auto& e : result.history.entries) std::cout << sim::describe(e) << "\n";
+        }
+        std::cout << sim::summary(options, result);
+        if (seeds > 1 || vm.count("expect-violation")) {
+            // One line for tables (docs/SIMULATOR.md, "Mutants").
+            const std::string mutant_name =
+                vm.count("mutant") ? vm["mutant"].as<std::string>() : "-";
+            const std::string preset = options.preset.empty() ? "-" : options.preset;
+            if (result.violations.empty()) {
+                std::cout << "result: mutant " << mutant_name << ", preset " << preset
+                          << ": no violation in " << seeds << " seeds from " << first_seed << "\n";
+            } else {
+                std::cout << "result: mutant " << mutant_name << ", preset " << preset
+                          << ": caught at seed " << options.seed << ", " << s + 1
+                          << " seeds to first catch, " << violation_kinds(result) << "\n";
+            }
+        }
+        const bool violated = !result.violations.empty();
+        if (vm.count("expect-violation")) return violated ? 0 : 1;
+        return violated ? 1 : 0;
+    }
+    return 0;
 }
