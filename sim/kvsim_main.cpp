@@ -1,6 +1,6 @@
 // kvsim: runs one deterministic simulation of a cluster of the real Node under
 // faults, checks its history and prints a summary. Exits 1 on any violation
-// (printing the command that replays it), 2 on bad usage. With --seeds N it runs
+// (printing the command that replays it), 2 on bad usage. With --sweep N it runs
 // seeds S..S+N-1 and stops at the first that has a violation.
 //
 // Built twice (sim/CMakeLists.txt): kvsim over the real node, and kvsim_mutants
@@ -47,18 +47,31 @@ int main(int argc, char** argv) {
         ("duration", po::value<uint64_t>(),
          "simulated seconds of workload under faults (default 20)")  //
         ("faults", po::value<std::string>(),
-         "all, none, or a list of partition,crash,loss,dup,pause,skew (default all)")  //
-        ("keys", po::value<uint32_t>(), "size of the key set (default 6)")             //
-        ("replicas", po::value<uint32_t>(), "n, replicas per key (default 3)")         //
-        ("no-blind-deletes", "the workload always deletes with a context")             //
-        ("gossip", "gossip membership through the seed n1 instead of a static list")   //
+         "all, none, or a list of partition,crash,loss,dup,pause,skew,diskfail,unsynced "
+         "(default all)")                                                   //
+        ("keys", po::value<uint32_t>(), "size of the key set (default 6)")  //
+        ("hot-keys", po::value<uint32_t>(),
+         "the first H keys are hot, the others cold (default 0: all alike)")  //
+        ("hot-permille", po::value<uint32_t>(),
+         "operations on hot keys, per mille (default 900)")  //
+        ("rewrite-permille", po::value<uint32_t>(),
+         "acknowledged puts followed by a put with their reply's context, per mille")  //
+        ("retry-permille", po::value<uint32_t>(),
+         "failed or unanswered writes retried (same value and context), per mille")  //
+        ("duplicate-permille", po::value<uint32_t>(),
+         "requests also sent, same id, to a second coordinator, per mille")           //
+        ("replicas", po::value<uint32_t>(), "n, replicas per key (default 3)")        //
+        ("no-blind-deletes", "the workload always deletes with a context")            //
+        ("gossip", "gossip membership through the seed n1 instead of a static list")  //
+        ("seed-nodes", po::value<uint32_t>(),
+         "with --gossip, n1..nS are the seeds every node lists (default 1)")  //
         ("joins", po::value<uint32_t>(),
          "the last J nodes start during the workload and join (needs --gossip)")  //
         ("leaves", po::value<uint32_t>(),
          "ask up to L members to leave during the workload (needs --gossip)")  //
         ("history", "print the whole history")                                 //
         ("trace", "print every message to stderr as it is handled")            //
-        ("seeds", po::value<uint64_t>(),
+        ("sweep", po::value<uint64_t>(),
          "run N seeds from --seed on, stopping at the first with a violation")  //
         ("mutant", po::value<std::string>(),
          "plant the named bug (kvsim_mutants only; --list-mutants)")    //
@@ -121,6 +134,13 @@ int main(int argc, char** argv) {
     if (vm.count("clients")) options.clients = vm["clients"].as<uint32_t>();
     if (vm.count("duration")) options.duration_s = vm["duration"].as<uint64_t>();
     if (vm.count("keys")) options.keys = vm["keys"].as<uint32_t>();
+    if (vm.count("hot-keys")) options.hot_keys = vm["hot-keys"].as<uint32_t>();
+    if (vm.count("hot-permille")) options.hot_permille = vm["hot-permille"].as<uint32_t>();
+    if (vm.count("rewrite-permille"))
+        options.rewrite_permille = vm["rewrite-permille"].as<uint32_t>();
+    if (vm.count("retry-permille")) options.retry_permille = vm["retry-permille"].as<uint32_t>();
+    if (vm.count("duplicate-permille"))
+        options.duplicate_permille = vm["duplicate-permille"].as<uint32_t>();
     if (vm.count("replicas")) options.n_replicas = vm["replicas"].as<uint32_t>();
     if (vm.count("faults")) {
         auto faults = sim::parse_faults(vm["faults"].as<std::string>());
@@ -142,13 +162,14 @@ int main(int argc, char** argv) {
     if (vm.count("gossip")) options.gossip = true;
     if (vm.count("joins")) options.joins = vm["joins"].as<uint32_t>();
     if (vm.count("leaves")) options.leaves = vm["leaves"].as<uint32_t>();
+    if (vm.count("seed-nodes")) options.seeds = vm["seed-nodes"].as<uint32_t>();
     if (Status valid = sim::validate(options); !valid.ok()) {
         std::cerr << "kvsim: " << valid.message() << "\n";
         return 2;
     }
-    const uint64_t seeds = vm.count("seeds") ? vm["seeds"].as<uint64_t>() : 1;
+    const uint64_t seeds = vm.count("sweep") ? vm["sweep"].as<uint64_t>() : 1;
     if (seeds < 1 || seeds > 1'000'000) {
-        std::cerr << "kvsim: out of range: seeds 1..1000000\n";
+        std::cerr << "kvsim: out of range: sweep 1..1000000\n";
         return 2;
     }
     const uint64_t first_seed = options.seed;
