@@ -1,7 +1,9 @@
 #include "sim/checker.h"
 
 #include <algorithm>
+#include <cassert>
 #include <limits>
+#include <set>
 
 namespace kv::sim {
 
@@ -11,6 +13,10 @@ std::string_view violation_name(ViolationKind kind) {
             return "lost_write";
         case ViolationKind::stale_read:
             return "stale_read";
+        case ViolationKind::resurrection:
+            return "resurrection";
+        case ViolationKind::final_read_failed:
+            return "final_read_failed";
         case ViolationKind::divergence:
             return "divergence";
         case ViolationKind::unsettled:
@@ -23,95 +29,231 @@ namespace {
 
 constexpr uint64_t kNever = std::numeric_limits<uint64_t>::max();
 
+// Rule names, as summary() prints them and docs/SIMULATOR.md lists them.
+constexpr const char* kLostBeforeReads = "lost_write (stores before reads)";
+constexpr const char* kLostFinalReads = "lost_write (final reads)";
+constexpr const char* kStaleRead = "stale_read";
+constexpr const char* kResurrectionPuts = "resurrection (puts)";
+constexpr const char* kResurrectionDeletes = "resurrection (deletes)";
+constexpr const char* kFinalReads = "final_read_failed";
+constexpr const char* kConvergence = "divergence";
+// Excusal reasons.
+constexpr const char* kByAcked = "superseded by an acknowledged write";
+constexpr const char* kByObserved = "superseded by an unacknowledged write that was read or stored";
+constexpr const char* kByTombstone =
+    "superseded by an unacknowledged delete (a tombstone of its key is stored)";
+constexpr const char* kBySuperseder = "a write that may supersede it started before the get ended";
+constexpr const char* kUnbound = "read again only where r + w <= n";
+
 bool answered(const HistoryEntry& e) {
     return e.outcome == Outcome::ok || e.outcome == Outcome::not_found;
-}
-// An op without an answer may take effect at any later time, and so may one
-// that failed with `timeout`: its requests may still be on their way (delayed by
-// a partition or a paused replica) and be applied after the coordinator gave
-// up, which is what a timeout means (docs/PROTOCOL.md). Seed 351952310: a
-// context-less delete that timed out at 17.1 s was minted at its replica after
-// a put acknowledged at 17.9 s, and superseded it.
-uint64_t effect_end_ms(const HistoryEntry& e) {
-    if (e.outcome == Outcome::indeterminate) return kNever;
-    if (e.outcome == Outcome::failed && e.code == ErrorCode::timeout) return kNever;
-    return e.end_ms;
 }
 bool contains(const std::vector<std::string>& values, const std::string& v) {
     return std::find(values.begin(), values.end(), v) != values.end();
 }
+uint32_t replicas(proto::Level level, uint32_t n) {
+    return proto::replicas_required(proto::Consistency{level, 0, false}, n);
+}
 
-// Who supersedes whom, indexed once per history. The writes that directly
-// supersede a put p: any write (whatever its outcome: a failed write may have
-// been applied) that carried the context of a get that returned p's value, and
-// any context-less delete of the key that had not ended before p started (it
-// supersedes what its coordinating replica held, which can include p only then).
-class Supersession {
+// A fixed-size set of a key's writes, by position in the key's write list.
+class Bits {
   public:
-    explicit Supersession(const History& h) : h_(h) {
-        for (const auto& e : h.entries) {
-            if (e.kind == OpKind::get) {
-                for (const auto& v : e.values) reads_returning_[v].push_back(e.index);
-            } else if (e.context_from != kNoOp) {
-                writes_with_context_of_[static_cast<uint64_t>(e.context_from)].push_back(e.index);
-            } else if (e.kind == OpKind::del && !e.context) {
-                blind_deletes_[e.key].push_back(e.index);
+    Bits() = default;
+    explicit Bits(size_t size) : words_((size + 63) / 64, 0) {}
+    void set(size_t i) { words_[i / 64] |= uint64_t{1} << (i % 64); }
+    bool test(size_t i) const { return (words_[i / 64] >> (i % 64)) & 1; }
+    void unite(const Bits& o) {
+        for (size_t w = 0; w < words_.size(); ++w) words_[w] |= o.words_[w];
+    }
+    // Clears every position from `size` on.
+    void keep_below(size_t size) {
+        for (size_t w = 0; w < words_.size(); ++w) {
+            if (w * 64 >= size) {
+                words_[w] = 0;
+            } else if (w * 64 + 64 > size) {
+                words_[w] &= (uint64_t{1} << (size - w * 64)) - 1;
             }
         }
-        // Earliest start among all transitive superseders. A put's context-carrying
-        // superseders start after it (they carry what a later get returned) and
-        // deletes supersede nothing further, so one pass from the end suffices.
-        earliest_start_.assign(h.entries.size(), kNever);
-        for (size_t i = h.entries.size(); i-- > 0;) {
-            const HistoryEntry& p = h.entries[i];
-            if (p.kind != OpKind::put) continue;
-            uint64_t earliest = kNever;
-            for (uint64_t w : direct(p)) {
-                earliest = std::min(earliest, h.entries[w].start_ms);
-                if (w > i) earliest = std::min(earliest, earliest_start_[w]);
+    }
+    bool any() const {
+        return std::any_of(words_.begin(), words_.end(), [](uint64_t w) { return w != 0; });
+    }
+    template <typename Fn>
+    void each(Fn fn) const {
+        for (size_t w = 0; w < words_.size(); ++w) {
+            uint64_t bits = words_[w];
+            while (bits) {
+                const int b = __builtin_ctzll(bits);
+                fn(w * 64 + static_cast<size_t>(b));
+                bits &= bits - 1;
             }
-            earliest_start_[i] = earliest;
         }
     }
 
-    std::vector<uint64_t> direct(const HistoryEntry& p) const {
-        std::vector<uint64_t> out;
-        if (auto reads = reads_returning_.find(p.value); reads != reads_returning_.end()) {
-            for (uint64_t r : reads->second) {
-                if (h_.entries[r].key != p.key) continue;
-                auto writes = writes_with_context_of_.find(r);
-                if (writes == writes_with_context_of_.end()) continue;
-                for (uint64_t w : writes->second) {
-                    if (h_.entries[w].key == p.key) out.push_back(w);
+  private:
+    std::vector<uint64_t> words_;
+};
+
+// Everything the rules need to know about the run besides the history, indexed once.
+struct Observations {
+    std::set<std::string> values_seen;     // returned by a get or final read, or stored live
+    std::set<std::string> tombstone_keys;  // a store holds a tombstone of the key
+    std::map<std::string, std::vector<const FinalRead*>> final_reads_ok;  // key -> reads
+};
+
+void observe_stores(const FinalState& stores, Observations& obs) {
+    for (const auto& [key, replicas] : stores) {
+        for (const auto& r : replicas) {
+            if (!r.object) continue;
+            for (const auto& s : r.object->siblings) {
+                if (s.value) {
+                    obs.values_seen.insert(*s.value);
+                } else {
+                    obs.tombstone_keys.insert(key);
                 }
             }
         }
-        if (auto dels = blind_deletes_.find(p.key); dels != blind_deletes_.end()) {
-            for (uint64_t d : dels->second) {
-                if (effect_end_ms(h_.entries[d]) >= p.start_ms) out.push_back(d);
-            }
-        }
-        return out;
     }
+}
 
-    // The earliest start of any write that transitively supersedes put `index`.
-    uint64_t earliest_superseder_start_ms(uint64_t index) const { return earliest_start_[index]; }
+bool stored_live(const std::vector<ReplicaState>& replicas, const std::string& value) {
+    for (const auto& r : replicas) {
+        if (!r.object) continue;
+        for (const auto& s : r.object->siblings) {
+            if (s.value && *s.value == value) return true;
+        }
+    }
+    return false;
+}
 
-  private:
-    const History& h_;
-    std::map<std::string, std::vector<uint64_t>> reads_returning_;      // value -> gets
-    std::map<uint64_t, std::vector<uint64_t>> writes_with_context_of_;  // get -> writes
-    std::map<std::string, std::vector<uint64_t>> blind_deletes_;        // key -> deletes
-    std::vector<uint64_t> earliest_start_;
+// The oracle's model of one key: its writes in start order and, for each, the
+// writes it may have seen (may_past: over-approximated, used to excuse) and
+// surely saw (must_past: under-approximated, used to accuse).
+struct KeyModel {
+    std::vector<uint64_t> writes;         // history indexes of puts and deletes
+    std::map<uint64_t, size_t> position;  // history index -> position in writes
+    std::vector<uint64_t> gets;           // history indexes of gets
+    std::vector<Bits> may_past;
+    std::vector<Bits> must_past;
 };
 
-std::vector<std::string> final_live_values(const std::vector<ReplicaState>& replicas) {
-    node::Object merged;
-    for (const auto& r : replicas) {
-        if (r.object) merged = node::merge(merged, *r.object);
+class Model {
+  public:
+    Model(const History& h, uint64_t window_ms) : h_(h), window_ms_(window_ms) {
+        for (const auto& e : h.entries) {
+            KeyModel& k = keys_[e.key];
+            if (e.kind == OpKind::get) {
+                k.gets.push_back(e.index);
+                continue;
+            }
+            k.position[e.index] = k.writes.size();
+            k.writes.push_back(e.index);
+            if (e.kind == OpKind::put) put_of_value_[e.value] = e.index;
+        }
+        for (auto& [key, k] : keys_) build(k);
     }
-    return merged.live_values();
-}
+
+    // The latest time a write may have taken effect at a replica: its
+    // acknowledgement, or for any other outcome the end of its effect window.
+    uint64_t effect_end_ms(const HistoryEntry& e) const {
+        if (e.outcome == Outcome::ok) return e.end_ms;
+        return e.start_ms + window_ms_;
+    }
+    const std::map<std::string, KeyModel>& keys() const { return keys_; }
+    const KeyModel* key(const std::string& key) const {
+        auto it = keys_.find(key);
+        return it == keys_.end() ? nullptr : &it->second;
+    }
+    // The put of `value` on `key`, as a position in the key's writes.
+    std::optional<size_t> put_position(const KeyModel& k, const std::string& value) const {
+        auto it = put_of_value_.find(value);
+        if (it == put_of_value_.end()) return std::nullopt;
+        auto pos = k.position.find(it->second);
+        if (pos == k.position.end()) return std::nullopt;
+        return pos->second;
+    }
+
+  private:
+    void build(KeyModel& k) {
+        const size_t size = k.writes.size();
+        k.may_past.assign(size, Bits(size));
+        k.must_past.assign(size, Bits(size));
+        // Deletes so far in start order with the union of what each may have
+        // seen: a get may have seen every delete that started before it ended.
+        std::vector<uint64_t> delete_starts;
+        std::vector<Bits> deletes_may;  // prefix unions
+        for (size_t i = 0; i < size; ++i) {
+            const HistoryEntry& w = h_.entries[k.writes[i]];
+            Bits& may = k.may_past[i];
+            Bits& must = k.must_past[i];
+            const bool has_context = w.context && !w.context->empty();
+            if (w.context_from != kNoOp) {
+                const HistoryEntry& src = h_.entries[static_cast<size_t>(w.context_from)];
+                if (src.kind == OpKind::get) {
+                    for (const auto& v : src.values) {
+                        auto p = put_position(k, v);
+                        if (!p || *p >= i) continue;
+                        must.set(*p);
+                        must.unite(k.must_past[*p]);
+                        may.set(*p);
+                        may.unite(k.may_past[*p]);
+                    }
+                    const size_t seen = static_cast<size_t>(
+                        std::lower_bound(delete_starts.begin(), delete_starts.end(), src.end_ms) -
+                        delete_starts.begin());
+                    if (seen > 0) may.unite(deletes_may[seen - 1]);
+                    // Whatever G's context covered had started before G ended
+                    // (positions are in start order).
+                    size_t before = i;
+                    while (before > 0 && h_.entries[k.writes[before - 1]].start_ms >= src.end_ms)
+                        --before;
+                    may.keep_below(before);
+                } else if (auto x = k.position.find(src.index);
+                           x != k.position.end() && x->second < i) {
+                    // A write reply's context: that write and what it saw.
+                    must.set(x->second);
+                    must.unite(k.must_past[x->second]);
+                    may.set(x->second);
+                    may.unite(k.may_past[x->second]);
+                }
+            } else if (w.kind == OpKind::del && !has_context) {
+                // A blind delete removes what its minting replica held: anything
+                // that may have taken effect before the delete did.
+                const uint64_t until = effect_end_ms(w);
+                for (size_t j = 0; j < size; ++j) {
+                    if (j != i && h_.entries[k.writes[j]].start_ms < until) may.set(j);
+                }
+                // The minting replica surely held (or had seen superseded) every
+                // put acknowledged by all n replicas before the delete began.
+                for (size_t j = 0; j < i; ++j) {
+                    const HistoryEntry& p = h_.entries[k.writes[j]];
+                    if (p.kind != OpKind::put || p.outcome != Outcome::ok) continue;
+                    if (replicas(p.level, h_.n_replicas) < h_.n_replicas) continue;
+                    if (p.end_ms >= w.start_ms) continue;
+                    must.set(j);
+                    must.unite(k.must_past[j]);
+                }
+            } else if (has_context) {
+                // A context of unknown origin: it may cover anything that started before.
+                for (size_t j = 0; j < i; ++j) {
+                    if (h_.entries[k.writes[j]].start_ms < w.start_ms) may.set(j);
+                }
+            }
+            if (w.kind == OpKind::del) {
+                Bits cumulative = deletes_may.empty() ? Bits(size) : deletes_may.back();
+                cumulative.set(i);
+                cumulative.unite(may);
+                delete_starts.push_back(w.start_ms);
+                deletes_may.push_back(std::move(cumulative));
+            }
+        }
+    }
+
+    const History& h_;
+    uint64_t window_ms_;
+    std::map<std::string, KeyModel> keys_;
+    std::map<std::string, uint64_t> put_of_value_;  // value -> history index
+};
 
 std::string object_text(const std::optional<node::Object>& object) {
     if (!object) return "(nothing)";
@@ -127,84 +269,323 @@ std::string object_text(const std::optional<node::Object>& object) {
     return out + "}";
 }
 
-}  // namespace
-
-std::vector<Violation> check_lost_writes(const History& history, const FinalState& final_state) {
-    std::vector<Violation> out;
-    std::map<std::string, std::vector<std::string>> live;
-    for (const auto& [key, replicas] : final_state) live[key] = final_live_values(replicas);
-    const Supersession supersession(history);
-    for (const auto& p : history.entries) {
-        if (p.kind != OpKind::put || p.outcome != Outcome::ok) continue;
-        if (contains(live[p.key], p.value)) continue;
-        if (!supersession.direct(p).empty()) continue;
-        out.push_back(Violation{ViolationKind::lost_write,
-                                p.key,
-                                {p.index},
-                                "acknowledged put of " + p.value +
-                                    " is neither in the final state nor superseded by a write "
-                                    "whose context saw it"});
-    }
-    return out;
-}
-
-std::vector<Violation> check_read_your_writes(const History& history) {
-    std::vector<Violation> out;
-    const uint32_t n = history.n_replicas;
-    const Supersession supersession(history);
-    std::map<std::string, std::vector<uint64_t>> acked_puts;  // key -> puts acknowledged ok
-    for (const auto& p : history.entries) {
-        if (p.kind == OpKind::put && p.outcome == Outcome::ok) acked_puts[p.key].push_back(p.index);
-    }
-    for (const auto& r : history.entries) {
-        if (r.kind != OpKind::get || !answered(r)) continue;
-        const uint32_t reads = proto::replicas_required(proto::Consistency{r.level, 0, false}, n);
-        for (uint64_t pi : acked_puts[r.key]) {
-            const HistoryEntry& p = history.entries[pi];
-            if (p.index >= r.index) break;  // started after r started: cannot precede it
-            if (p.end_ms >= r.start_ms) continue;
-            const uint32_t writes =
-                proto::replicas_required(proto::Consistency{p.level, 0, false}, n);
-            if (reads + writes <= n) continue;
-            if (contains(r.values, p.value)) continue;
-            const bool followed = supersession.earliest_superseder_start_ms(p.index) < r.end_ms;
-            if (followed) continue;
-            out.push_back(Violation{
-                ViolationKind::stale_read,
-                r.key,
-                {r.index, p.index},
-                "get at " + std::string(proto::level_name(r.level)) +
-                    " (r=" + std::to_string(reads) + ") missed " + p.value + ", acknowledged at " +
-                    std::string(proto::level_name(p.level)) + " (w=" + std::to_string(writes) +
-                    ") before the get started, and nothing superseding it was written"});
+class Checker {
+  public:
+    Checker(const History& h, const CheckInput& in)
+        : h_(h), in_(in), model_(h, in.write_effect_window_ms) {
+        for (const auto& e : h.entries) {
+            if (e.kind == OpKind::get && answered(e)) {
+                for (const auto& v : e.values) obs_.values_seen.insert(v);
+            }
+        }
+        if (in.settled) {
+            observe_stores(in.stores_before_reads, obs_);
+            observe_stores(in.stores_after_reads, obs_);
+            for (const auto& r : in.final_reads) {
+                if (!answered_final(r)) continue;
+                obs_.final_reads_ok[r.key].push_back(&r);
+                for (const auto& v : r.values) obs_.values_seen.insert(v);
+            }
+        }
+        for (const char* rule : {kStaleRead, kResurrectionPuts, kResurrectionDeletes})
+            report_.stats[rule];
+        if (in.settled) {
+            for (const char* rule : {kLostBeforeReads, kLostFinalReads, kFinalReads, kConvergence})
+                report_.stats[rule];
         }
     }
-    return out;
-}
 
-std::vector<Violation> check_convergence(const FinalState& final_state) {
-    std::vector<Violation> out;
-    for (const auto& [key, replicas] : final_state) {
-        if (replicas.empty()) continue;
-        const auto normal = [](const std::optional<node::Object>& o) {
-            return o ? *o : node::Object{};
-        };
-        const node::Object first = normal(replicas.front().object);
-        bool same = true;
-        for (const auto& r : replicas) same = same && normal(r.object) == first;
-        if (same) continue;
-        std::string what = "replicas differ:";
-        for (const auto& r : replicas) what += " " + r.node_id + " " + object_text(r.object) + ";";
-        out.push_back(Violation{ViolationKind::divergence, key, {}, what});
+    CheckReport run() {
+        if (in_.settled) {
+            for (const auto& [key, k] : model_.keys()) lost_writes(key, k);
+        }
+        for (const auto& [key, k] : model_.keys()) stale_reads(k);
+        for (const auto& [key, k] : model_.keys()) resurrections(key, k);
+        if (in_.settled) {
+            final_reads_failed();
+            convergence(in_.stores_after_reads, "after the final reads");
+            if (in_.convergence_before_reads)
+                convergence(in_.stores_before_reads, "before the final reads");
+        }
+        return std::move(report_);
     }
-    return out;
-}
 
-std::vector<Violation> check(const History& history, const FinalState& final_state) {
-    std::vector<Violation> out = check_lost_writes(history, final_state);
-    for (auto& v : check_read_your_writes(history)) out.push_back(std::move(v));
-    for (auto& v : check_convergence(final_state)) out.push_back(std::move(v));
-    return out;
+  private:
+    static bool answered_final(const FinalRead& r) {
+        return r.outcome == Outcome::ok || r.outcome == Outcome::not_found;
+    }
+
+    // Why a write is known to have taken effect, or nullptr if it is not.
+    const char* known_effect(const HistoryEntry& w) const {
+        if (w.outcome == Outcome::ok) return kByAcked;
+        if (w.kind == OpKind::put && obs_.values_seen.count(w.value)) return kByObserved;
+        if (w.kind == OpKind::del && obs_.tombstone_keys.count(w.key)) return kByTombstone;
+        return nullptr;
+    }
+
+    // The writes of a key whose loss is excused, by reason: those in the may
+    // past of a write known to have taken effect.
+    std::map<std::string, Bits> excusable(const KeyModel& k) const {
+        std::map<std::string, Bits> out;
+        for (size_t i = 0; i < k.writes.size(); ++i) {
+            const char* reason = known_effect(h_.entries[k.writes[i]]);
+            if (reason == nullptr) continue;
+            auto it = out.try_emplace(reason, Bits(k.writes.size())).first;
+            it->second.unite(k.may_past[i]);
+        }
+        return out;
+    }
+    static const char* excuse(const std::map<std::string, Bits>& excusable, size_t p) {
+        for (const char* reason : {kByAcked, kByObserved, kByTombstone}) {
+            auto it = excusable.find(reason);
+            if (it != excusable.end() && it->second.test(p)) return reason;
+        }
+        return nullptr;
+    }
+
+    void lost_writes(const std::string& key, const KeyModel& k) {
+        const auto excused = excusable(k);
+        static const std::vector<ReplicaState> kNone;
+        auto stores = in_.stores_before_reads.find(key);
+        const auto& replicas = stores == in_.stores_before_reads.end() ? kNone : stores->second;
+        auto reads = obs_.final_reads_ok.find(key);
+        RuleStats& before = report_.stats[kLostBeforeReads];
+        RuleStats& after = report_.stats[kLostFinalReads];
+        for (size_t p = 0; p < k.writes.size(); ++p) {
+            const HistoryEntry& put = h_.entries[k.writes[p]];
+            if (put.kind != OpKind::put || put.outcome != Outcome::ok) continue;
+            const char* reason = excuse(excused, p);
+            ++before.checked;
+            if (stored_live(replicas, put.value)) {
+                ++before.passed;
+            } else if (reason != nullptr) {
+                ++before.excused[reason];
+            } else {
+                ++before.violated;
+                report_.violations.push_back(Violation{
+                    ViolationKind::lost_write,
+                    key,
+                    {put.index},
+                    "acknowledged put of " + put.value +
+                        " is held by no home replica before the final reads, and no write known "
+                        "to have taken effect may have superseded it"});
+            }
+            if (reads == obs_.final_reads_ok.end()) continue;
+            ++after.checked;
+            const FinalRead* missed = nullptr;
+            for (const FinalRead* r : reads->second) {
+                if (!contains(r->values, put.value)) {
+                    missed = r;
+                    break;
+                }
+            }
+            if (missed == nullptr) {
+                ++after.passed;
+            } else if (reason != nullptr) {
+                ++after.excused[reason];
+            } else {
+                ++after.violated;
+                report_.violations.push_back(
+                    Violation{ViolationKind::lost_write,
+                              key,
+                              {put.index},
+                              "the final read at all through n" + std::to_string(missed->node + 1) +
+                                  " did not return acknowledged " + put.value +
+                                  ", and no write known to have taken effect may have "
+                                  "superseded it"});
+            }
+        }
+    }
+
+    void stale_reads(const KeyModel& k) {
+        const uint32_t n = h_.n_replicas;
+        // Earliest start of a write whose may past holds each write.
+        std::vector<uint64_t> earliest(k.writes.size(), kNever);
+        for (size_t x = 0; x < k.writes.size(); ++x) {
+            const uint64_t start = h_.entries[k.writes[x]].start_ms;
+            k.may_past[x].each([&](size_t p) { earliest[p] = std::min(earliest[p], start); });
+        }
+        RuleStats& stats = report_.stats[kStaleRead];
+        for (uint64_t ri : k.gets) {
+            const HistoryEntry& r = h_.entries[ri];
+            if (!answered(r)) continue;
+            const uint32_t reads = replicas(r.level, n);
+            for (size_t p = 0; p < k.writes.size(); ++p) {
+                const HistoryEntry& put = h_.entries[k.writes[p]];
+                if (put.index >= r.index) break;  // started after r started: cannot precede it
+                if (put.kind != OpKind::put || put.outcome != Outcome::ok) continue;
+                if (put.end_ms >= r.start_ms) continue;
+                const uint32_t writes = replicas(put.level, n);
+                if (reads + writes <= n) continue;
+                ++stats.checked;
+                if (contains(r.values, put.value)) {
+                    ++stats.passed;
+                    continue;
+                }
+                if (earliest[p] < r.end_ms) {
+                    ++stats.excused[kBySuperseder];
+                    continue;
+                }
+                ++stats.violated;
+                report_.violations.push_back(Violation{
+                    ViolationKind::stale_read,
+                    r.key,
+                    {r.index, put.index},
+                    "get at " + std::string(proto::level_name(r.level)) +
+                        " (r=" + std::to_string(reads) + ") missed " + put.value +
+                        ", acknowledged at " + std::string(proto::level_name(put.level)) +
+                        " (w=" + std::to_string(writes) +
+                        ") before the get started, and nothing that may supersede it was written"});
+            }
+        }
+    }
+
+    void resurrections(const std::string& key, const KeyModel& k) {
+        const uint32_t n = h_.n_replicas;
+        // Gets returning each write's value, by position.
+        std::map<size_t, std::vector<uint64_t>> reads_of;
+        for (uint64_t ri : k.gets) {
+            const HistoryEntry& r = h_.entries[ri];
+            if (!answered(r)) continue;
+            for (const auto& v : r.values) {
+                if (auto p = model_.put_position(k, v)) reads_of[*p].push_back(ri);
+            }
+        }
+        std::vector<const FinalRead*> finals;
+        if (auto it = obs_.final_reads_ok.find(key); it != obs_.final_reads_ok.end())
+            finals = it->second;
+        const std::vector<ReplicaState>* after = nullptr;
+        if (in_.settled && !finals.empty()) {
+            // Only after a successful read at `all` has every home replica been repaired.
+            auto it = in_.stores_after_reads.find(key);
+            if (it != in_.stores_after_reads.end()) after = &it->second;
+        }
+        // Each (read, value) pair is reported once, against the first write
+        // acknowledged that makes it a resurrection.
+        std::set<std::pair<uint64_t, size_t>> reported_reads;
+        std::set<size_t> reported_final;
+        for (size_t ki = 0; ki < k.writes.size(); ++ki) {
+            const HistoryEntry& w = h_.entries[k.writes[ki]];
+            if (w.outcome != Outcome::ok) continue;
+            bool supersedes_value = false;
+            k.must_past[ki].each(
+                [&](size_t p) { supersedes_value |= h_.entries[k.writes[p]].kind == OpKind::put; });
+            if (!supersedes_value) continue;
+            RuleStats& stats =
+                report_.stats[w.kind == OpKind::put ? kResurrectionPuts : kResurrectionDeletes];
+            ++stats.checked;
+            const uint32_t writes = replicas(w.level, n);
+            bool violated = false;
+            bool unbound = false;
+            k.must_past[ki].each([&](size_t p) {
+                const HistoryEntry& old = h_.entries[k.writes[p]];
+                if (old.kind != OpKind::put) return;
+                for (uint64_t ri : reads_of[p]) {
+                    const HistoryEntry& r = h_.entries[ri];
+                    if (r.start_ms <= w.end_ms) continue;
+                    const uint32_t reads = replicas(r.level, n);
+                    if (reads + writes <= n) {
+                        unbound = true;
+                        continue;
+                    }
+                    violated = true;
+                    if (!reported_reads.insert({ri, p}).second) continue;
+                    report_.violations.push_back(Violation{
+                        ViolationKind::resurrection,
+                        key,
+                        {ri, old.index, w.index},
+                        "get at " + std::string(proto::level_name(r.level)) +
+                            " (r=" + std::to_string(reads) + ") returned " + old.value +
+                            ", superseded by a " + std::string(op_kind_name(w.kind)) +
+                            " acknowledged at " + std::string(proto::level_name(w.level)) +
+                            " (w=" + std::to_string(writes) + ") before the get started"});
+                }
+                for (const FinalRead* f : finals) {
+                    if (!contains(f->values, old.value)) continue;
+                    violated = true;
+                    if (!reported_final.insert(p).second) continue;
+                    report_.violations.push_back(Violation{
+                        ViolationKind::resurrection,
+                        key,
+                        {old.index, w.index},
+                        "the final read at all through n" + std::to_string(f->node + 1) +
+                            " returned " + old.value + ", superseded by an acknowledged " +
+                            std::string(op_kind_name(w.kind))});
+                }
+                if (after != nullptr && stored_live(*after, old.value)) {
+                    violated = true;
+                    if (!reported_final.insert(p).second) return;
+                    report_.violations.push_back(
+                        Violation{ViolationKind::resurrection,
+                                  key,
+                                  {old.index, w.index},
+                                  "a home replica still holds " + old.value +
+                                      " after the final reads, superseded by an acknowledged " +
+                                      std::string(op_kind_name(w.kind))});
+                }
+            });
+            if (violated) {
+                ++stats.violated;
+            } else if (unbound) {
+                ++stats.excused[kUnbound];
+            } else {
+                ++stats.passed;
+            }
+        }
+    }
+
+    void final_reads_failed() {
+        RuleStats& stats = report_.stats[kFinalReads];
+        for (const auto& r : in_.final_reads) {
+            ++stats.checked;
+            if (answered_final(r)) {
+                ++stats.passed;
+                continue;
+            }
+            ++stats.violated;
+            report_.violations.push_back(
+                Violation{ViolationKind::final_read_failed,
+                          r.key,
+                          {},
+                          "the final read at all through n" + std::to_string(r.node + 1) +
+                              " never succeeded (last: " + std::string(error_name(r.code)) + ")"});
+        }
+    }
+
+    void convergence(const FinalState& stores, const std::string& when) {
+        RuleStats& stats = report_.stats[kConvergence];
+        for (const auto& [key, replicas] : stores) {
+            if (replicas.empty()) continue;
+            ++stats.checked;
+            const auto normal = [](const std::optional<node::Object>& o) {
+                return o ? *o : node::Object{};
+            };
+            const node::Object first = normal(replicas.front().object);
+            bool same = true;
+            for (const auto& r : replicas) same = same && normal(r.object) == first;
+            if (same) {
+                ++stats.passed;
+                continue;
+            }
+            ++stats.violated;
+            std::string what = "replicas differ " + when + ":";
+            for (const auto& r : replicas)
+                what += " " + r.node_id + " " + object_text(r.object) + ";";
+            report_.violations.push_back(Violation{ViolationKind::divergence, key, {}, what});
+        }
+    }
+
+    const History& h_;
+    const CheckInput& in_;
+    Model model_;
+    Observations obs_;
+    CheckReport report_;
+};
+
+}  // namespace
+
+CheckReport check(const History& history, const CheckInput& input) {
+    return Checker(history, input).run();
 }
 
 }  // namespace kv::sim

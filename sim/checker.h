@@ -1,21 +1,39 @@
-// The history checker: judges a workload's history (sim/history.h) and the final
-// state of the replicas after faults stopped, the network healed and every key was
-// read at `all` (read repair). The rules, and why each is sound (never flags a
-// correct store), are in docs/SIMULATOR.md, "The checker". In short:
-//  - lost_write: a put acknowledged ok whose value is not live in the final state
-//    of its key, and that no write superseded (a put or delete that carried the
-//    context of a get that returned the value, or a context-less delete that had
-//    not ended before the put started);
-//  - stale_read: a get answered ok/not_found at level r that started after a put
-//    was acknowledged at level w, with r + w > n, returns neither that put's value
-//    nor follows a write (started before the get ended) that transitively
-//    superseded it;
-//  - divergence: the replicas of a key (its preference list) do not hold the same
-//    object at the end;
-//  - unsettled (found by the simulation, not here): with gossip membership, the
-//    cluster did not settle on one ring with every join and leave complete
-//    within the quiet phase's bound, so there is no final ring to judge.
-// Pure: the same inputs give the same violations in the same order.
+// The history checker: judges a workload's history (sim/history.h), the
+// replicas' stores collected after faults stopped and membership settled but
+// BEFORE any read the simulator makes, the simulator's final reads (every key
+// at `all` through every node), and the stores after those reads.
+//
+// It is an oracle independent of node/: it never calls node::merge nor asks
+// node's object semantics who supersedes whom. It keeps its own model of causal
+// histories (which writes each write saw; docs/SIMULATOR.md, "The checker"):
+//  - a write with the context of a get G saw the writes whose values G returned
+//    and what those saw (its *must* past), and may also have seen any delete
+//    that started before G ended, with what that delete may have seen (its
+//    *may* past: tombstones are in a get's context but not in its answer);
+//  - a write with the context of a write X's reply saw X and what X saw;
+//  - a blind put saw nothing; a blind delete removes what its minting replica
+//    held, so it may have seen any write that started before its own effect
+//    window ended, and surely saw a put acknowledged at `all` before it began
+//    (every replica held it).
+// A write that was not acknowledged may still take effect, but only inside
+// its effect window: [start, start + write_effect_window_ms].
+//
+// Rules (each counted in CheckStats: what it checked and what it excused):
+//  - lost_write: an acknowledged put whose value no home replica holds before
+//    the reads, or that a successful final read did not return, and that is not
+//    in the may past of a write known to have taken effect (acknowledged ok,
+//    its value read or stored, or, for a delete, a tombstone is stored);
+//  - resurrection: a value in the must past of a write acknowledged at level w
+//    returned by a get at level r (r + w > n) that started after that
+//    acknowledgement, by any final read, or held by a store after the reads;
+//  - stale_read: a get answered at level r that started after a put was
+//    acknowledged at level w, r + w > n, returns neither that put's value nor
+//    follows a write (started before the get ended) whose may past holds it;
+//  - final_read_failed: a final read at `all` that never succeeded;
+//  - divergence: the home replicas of a key hold different objects after the
+//    final reads (and before them too when convergence_before_reads is on);
+//  - unsettled (found by the simulation, not here).
+// Pure: the same inputs give the same violations and counts in the same order.
 #pragma once
 
 #include <cstdint>
@@ -29,17 +47,37 @@
 
 namespace kv::sim {
 
-// A key's replicas at the end of a run: each home replica's stored object
-// (nullopt: it stores nothing for the key). The home replicas are the key's
-// preference list in the ring the cluster ended with (with gossip membership,
-// the ring after every join and leave, not the initial member list).
+// A key's replicas at one moment: each home replica's stored object (nullopt:
+// it stores nothing for the key). The home replicas are the key's preference
+// list in the ring the cluster ended with (with gossip membership, the ring
+// after every join and leave, not the initial member list). The objects are
+// read with node::decode_object, the storage format's reader; the checker looks
+// only at their siblings' values (which values and tombstones are stored).
 struct ReplicaState {
     std::string node_id;
     std::optional<node::Object> object;
 };
 using FinalState = std::map<std::string, std::vector<ReplicaState>>;
 
-enum class ViolationKind : uint8_t { lost_write, stale_read, divergence, unsettled };
+// One of the simulator's final reads: a key at `all` through one node, after
+// the stores were collected. outcome ok / not_found with the values, or
+// failed when no attempt succeeded.
+struct FinalRead {
+    std::string key;
+    uint32_t node = 0;
+    Outcome outcome = Outcome::failed;
+    ErrorCode code = ErrorCode::ok;
+    std::vector<std::string> values;
+};
+
+enum class ViolationKind : uint8_t {
+    lost_write,
+    stale_read,
+    resurrection,
+    final_read_failed,
+    divergence,
+    unsettled
+};
 std::string_view violation_name(ViolationKind kind);
 
 struct Violation {
@@ -49,10 +87,41 @@ struct Violation {
     std::string what;
 };
 
-std::vector<Violation> check_lost_writes(const History& history, const FinalState& final_state);
-std::vector<Violation> check_read_your_writes(const History& history);
-std::vector<Violation> check_convergence(const FinalState& final_state);
-// All three, in that order.
-std::vector<Violation> check(const History& history, const FinalState& final_state);
+// What the checker is told about the run besides the history.
+struct CheckInput {
+    // How long after it started a write that was not acknowledged may still
+    // take effect at a replica (the run's bound: sim/simulation.cpp,
+    // write_effect_window_ms).
+    uint64_t write_effect_window_ms = 0;
+    // The membership settled: there is a final ring, so the stores and final
+    // reads below mean something. When false only the history rules run.
+    bool settled = true;
+    FinalState stores_before_reads;
+    std::vector<FinalRead> final_reads;
+    FinalState stores_after_reads;
+    // Off today: read repair is the only repair mechanism, so replicas may
+    // legitimately differ until something reads. Hinted handoff and
+    // anti-entropy will turn it on (docs/SIMULATOR.md, "Convergence").
+    bool convergence_before_reads = false;
+};
+
+// What one rule looked at: `checked` units (acknowledged puts, deletes, or
+// (get, put) pairs; see the rule), of which `passed` held without excuse,
+// `excused` by reason, and `violated`.
+struct RuleStats {
+    uint64_t checked = 0;
+    uint64_t passed = 0;
+    std::map<std::string, uint64_t> excused;
+    uint64_t violated = 0;
+};
+// Rule name -> its counts (names in docs/SIMULATOR.md, "What each rule checked").
+using CheckStats = std::map<std::string, RuleStats>;
+
+struct CheckReport {
+    std::vector<Violation> violations;
+    CheckStats stats;
+};
+
+CheckReport check(const History& history, const CheckInput& input);
 
 }  // namespace kv::sim

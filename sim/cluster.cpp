@@ -79,6 +79,7 @@ struct Cluster::SimNode {
     uint64_t incarnation = 0;          // drops events meant for an earlier life
     uint64_t paused_until_ms = 0;
     bool commit_scheduled = false;  // a batch's commit is due (commit_batch_ms_max)
+    uint64_t pause_began_ms = 0;    // when the current unbroken pause began
     uint64_t clock_offset_ms = kClockBaseMs;
     int64_t clock_drift_ppm = 0;
 };
@@ -252,7 +253,9 @@ void Cluster::fail_commits(size_t i, uint64_t ms) {
 void Cluster::pause(size_t i, uint64_t ms) {
     SimNode& n = *nodes_.at(i);
     if (!n.node) return;
+    if (n.paused_until_ms <= now_ms_) n.pause_began_ms = now_ms_;
     n.paused_until_ms = std::max(n.paused_until_ms, now_ms_ + ms);
+    net_.longest_pause_ms = std::max(net_.longest_pause_ms, n.paused_until_ms - n.pause_began_ms);
 }
 
 bool Cluster::is_paused(size_t i) const {

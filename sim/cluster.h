@@ -83,6 +83,10 @@ struct NetworkStats {
     uint64_t messages_to_dead = 0;     // arrived at a crashed node
     uint64_t commits_failed = 0;       // each stopped its node (fail-stop)
     uint64_t commits_lost = 0;         // staged batches a crash dropped
+    // The longest a node stayed paused without a break (pauses that overlap
+    // extend each other): what a message may wait at its destination, which
+    // bounds how late a request can still take effect (sim/checker.h).
+    uint64_t longest_pause_ms = 0;
 };
 
 class Cluster {

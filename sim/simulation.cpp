@@ -309,7 +309,9 @@ class Run {
 
     // Quiet phase.
     void repair_reads();
-    void collect_final_state();
+    void record_membership();
+    // Every key's home replicas' stored objects, straight from their stores.
+    FinalState collect_stores();
 
     SimOptions options_;
     Cluster cluster_;
@@ -774,7 +776,7 @@ void Run::send_leave() {
         if (leave_request_id_ != request_id || !leave_target_) return;
         if (stopping_) {
             // Still counted as asked: it may have arrived; if it did, the
-            // member ends up left (collect_final_state counts it then).
+            // member ends up left (record_membership counts it then).
             leave_target_.reset();
             return;
         }
@@ -869,6 +871,8 @@ void Run::repair_reads() {
     for (uint32_t k = 0; k < options_.keys; ++k) {
         const std::string key = "k" + std::to_string(k);
         for (size_t node : started_list_) {
+            FinalRead read{
+                key, static_cast<uint32_t>(node), Outcome::failed, ErrorCode::timeout, {}};
             bool done = false;
             for (int attempt = 0; attempt < kRepairAttempts && !done; ++attempt) {
                 repair_reply_.reset();
@@ -882,18 +886,25 @@ void Run::repair_reads() {
                                    kRepairDeadlineMs + 1000);
                 if (!repair_reply_) continue;
                 const auto* g = std::get_if<proto::GetResponse>(&*repair_reply_);
-                done = g && (g->code == ErrorCode::ok || g->code == ErrorCode::not_found);
+                if (g == nullptr) {
+                    read.code = ErrorCode::internal;
+                    continue;
+                }
+                read.code = g->code;
+                done = g->code == ErrorCode::ok || g->code == ErrorCode::not_found;
+                if (done) {
+                    read.outcome = g->code == ErrorCode::ok ? Outcome::ok : Outcome::not_found;
+                    read.values = g->values;
+                }
             }
             if (!done) ++result_.final_reads_failed;
+            result_.final_reads.push_back(std::move(read));
         }
     }
 }
 
-void Run::collect_final_state() {
-    std::vector<std::string> ids;
-    for (size_t i = 0; i < cluster_.size(); ++i) ids.push_back(cluster_.node_id(i));
-    const ring::Ring ring = final_ring();
-    result_.membership.ring = ring.nodes();
+void Run::record_membership() {
+    result_.membership.ring = final_ring().nodes();
     if (options_.gossip) {
         for (size_t i : started_list_) {
             const bool left =
@@ -905,12 +916,19 @@ void Run::collect_final_state() {
                 ++result_.faults.leaves;
         }
     }
-    if (ring.empty()) return;
+}
+
+FinalState Run::collect_stores() {
+    FinalState out;
+    std::vector<std::string> ids;
+    for (size_t i = 0; i < cluster_.size(); ++i) ids.push_back(cluster_.node_id(i));
+    const ring::Ring ring = final_ring();
+    if (ring.empty()) return out;
     const uint32_t n =
         std::min<uint32_t>(options_.n_replicas, static_cast<uint32_t>(ring.nodes().size()));
     for (uint32_t k = 0; k < options_.keys; ++k) {
         const std::string key = "k" + std::to_string(k);
-        auto& replicas = result_.final_state[key];
+        auto& replicas = out[key];
         for (const auto& id : ring.preference_list(key, n)) {
             const size_t i =
                 static_cast<size_t>(std::find(ids.begin(), ids.end(), id) - ids.begin());
@@ -925,6 +943,7 @@ void Run::collect_final_state() {
             replicas.push_back(std::move(state));
         }
     }
+    return out;
 }
 
 SimResult Run::go() {
@@ -954,20 +973,23 @@ SimResult Run::go() {
         result_.membership.settle_ms = cluster_.now_ms() - wait_from_ms;
         if (!result_.membership.settled) unsettled = membership_problem();
     }
+    record_membership();
+    // The stores are judged as the node left them: before any read of the
+    // simulator's own repairs what the node failed to replicate.
+    result_.final_state = collect_stores();
     repair_reads();
     cluster_.run_for(1000);
-    collect_final_state();
+    result_.stores_after_reads = collect_stores();
     result_.simulated_ms = cluster_.now_ms();
     result_.network = cluster_.network_stats();
     result_.digest = digest(result_.history);
+    result_.write_effect_window_ms =
+        write_effect_window_ms(cluster_.options(), result_.network.longest_pause_ms);
     if (!result_.membership.formed && options_.gossip) {
         result_.violations.push_back(
             Violation{ViolationKind::unsettled, "", {}, "membership did not form: " + not_formed_});
     }
-    if (unsettled.empty()) {
-        for (auto& v : check(result_.history, result_.final_state))
-            result_.violations.push_back(std::move(v));
-    } else {
+    if (!unsettled.empty()) {
         // No final ring to judge replicas by: only the history is checked.
         result_.violations.push_back(Violation{ViolationKind::unsettled,
                                                "",
@@ -975,15 +997,34 @@ SimResult Run::go() {
                                                "membership did not settle within " +
                                                    std::to_string(kMembershipSettleMsMax / 1000) +
                                                    " s: " + unsettled});
-        for (auto& v : check_read_your_writes(result_.history))
-            result_.violations.push_back(std::move(v));
     }
+    CheckInput input;
+    input.write_effect_window_ms = result_.write_effect_window_ms;
+    input.settled = unsettled.empty();
+    input.stores_before_reads = result_.final_state;
+    input.final_reads = result_.final_reads;
+    input.stores_after_reads = result_.stores_after_reads;
+    CheckReport report = check(result_.history, input);
+    for (auto& v : report.violations) result_.violations.push_back(std::move(v));
+    result_.check_stats = std::move(report.stats);
     result_.real_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - real_start).count();
     return std::move(result_);
 }
 
 }  // namespace
+
+uint64_t write_effect_window_ms(const ClusterOptions& c, uint64_t longest_pause_ms) {
+    const uint64_t latency_ms = std::max(c.latency_ms_max, c.latency_tail_ms_max);
+    // kRequestDeadlineMs on a clock that runs slow by up to the drift bound.
+    const uint64_t deadline_ms =
+        (kRequestDeadlineMs * 1'000'000 + (1'000'000 - c.clock_drift_ppm_max) - 1) /
+        (1'000'000 - c.clock_drift_ppm_max);
+    // Client to coordinator, the coordinator's deadline and a pause during it,
+    // coordinator to replica.
+    return (latency_ms + longest_pause_ms) + (deadline_ms + longest_pause_ms) +
+           (latency_ms + longest_pause_ms);
+}
 
 SimResult run_simulation(const SimOptions& options) {
     assert(validate(options).ok());
@@ -1040,7 +1081,16 @@ std::string summary(const SimOptions& o, const SimResult& r, size_t violations_s
            " duplicated=" + std::to_string(n.messages_duplicated) +
            " to-dead=" + std::to_string(n.messages_to_dead) +
            " commit-batches-lost-in-crashes=" + std::to_string(n.commits_lost) + "\n";
-    out += "repair reads failed: " + std::to_string(r.final_reads_failed) + "\n";
+    out += "final reads failed: " + std::to_string(r.final_reads_failed) + "\n";
+    out += "checker (write effect window " + std::to_string(r.write_effect_window_ms) +
+           " ms, longest pause " + std::to_string(n.longest_pause_ms) + " ms):\n";
+    for (const auto& [rule, stats] : r.check_stats) {
+        out += "  " + rule + ": checked " + std::to_string(stats.checked) + ", passed " +
+               std::to_string(stats.passed) + ", violated " + std::to_string(stats.violated);
+        for (const auto& [reason, count] : stats.excused)
+            out += ", excused " + std::to_string(count) + " (" + reason + ")";
+        out += "\n";
+    }
     std::snprintf(line, sizeof line, "history digest: %016llx\n",
                   static_cast<unsigned long long>(r.digest));
     out += line;

@@ -1,12 +1,13 @@
 // One simulator run: a cluster (sim/cluster.h) of the real Node, a workload of
 // simulated clients recording a history (sim/history.h), a nemesis injecting the
 // chosen faults for `duration_s`, then a quiet phase (faults undone, network
-// healed, every crashed node restarted, every key read at `all` through every
-// node so read repair converges the replicas) and the checker (sim/checker.h).
+// healed, every crashed node restarted; the home replicas' stores collected;
+// then every key read at `all` through every node, which read-repairs the
+// replicas, and the stores collected again) and the checker (sim/checker.h).
 // With gossip membership the nemesis also changes the membership (nodes join
 // late, members are asked to leave), and the quiet phase first waits, bounded,
-// until the membership settles; the final state is read from the replicas of
-// the ring the cluster settled on.
+// until the membership settles; the stores are read from the replicas of the
+// ring the cluster settled on.
 // Deterministic: the same SimOptions give the same history and digest.
 #pragma once
 
@@ -120,13 +121,22 @@ struct MembershipOutcome {
 
 struct SimResult {
     History history;
+    // Every home replica's stored object, collected after faults stopped and
+    // membership settled, before any read the simulator makes.
     FinalState final_state;
+    // The final reads (every key at `all` through every node), and the stores after them.
+    std::vector<FinalRead> final_reads;
+    FinalState stores_after_reads;
+    // How late a write that was not acknowledged may still take effect
+    // (write_effect_window_ms below), and the longest pause it was computed from.
+    uint64_t write_effect_window_ms = 0;
     std::vector<Violation> violations;
-    uint64_t digest = 0;  // of the history
+    CheckStats check_stats;  // what each checker rule checked and excused
+    uint64_t digest = 0;     // of the history
     FaultCounts faults;
     MembershipOutcome membership;
     NetworkStats network;
-    uint64_t final_reads_failed = 0;  // repair reads that never succeeded
+    uint64_t final_reads_failed = 0;  // final reads that never succeeded (each a violation)
     uint64_t simulated_ms = 0;
     double real_seconds = 0;
     // (kind, outcome) -> count
@@ -138,6 +148,18 @@ struct SimResult {
 Status validate(const SimOptions& options);
 // Runs the whole scenario (options must validate).
 SimResult run_simulation(const SimOptions& options);
+// The bound on when a write may take effect at a replica, counted from when its
+// client sent it: the client's request reaches the coordinator (a message's
+// latency, plus the wait behind a pause of the coordinator), the coordinator
+// sends its replica requests while its deadline runs (kRequestDeadlineMs on its
+// own clock, which may run slow by the drift bound), a send may itself wait
+// behind a pause of the coordinator, and the replica request reaches the
+// replica (latency plus a pause of the replica). Only minting writes drop
+// values, and nothing but a replica write request mints, so after this window
+// a write that was not acknowledged can no longer take effect. Pauses that
+// overlap extend each other, so the run's longest unbroken pause is measured
+// (NetworkStats::longest_pause_ms) rather than taken from the nemesis's limit.
+uint64_t write_effect_window_ms(const ClusterOptions& cluster, uint64_t longest_pause_ms);
 // The kvsim command line that replays `options` exactly.
 std::string replay_command(const SimOptions& options);
 // A human-readable summary (what kvsim prints).
