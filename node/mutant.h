@@ -33,6 +33,7 @@ enum class Mutant : uint8_t {
     tombstone_gc_on_merge,
     dot_reused,
     joiner_up_early,
+    serve_after_failed_commit,
 };
 
 struct Info {
@@ -81,6 +82,9 @@ inline constexpr Info kCatalogue[] = {
     {Mutant::joiner_up_early, "joiner_up_early",
      "a joiner declares itself up while one range transfer is still pending",
      "convergence; no lost write (needs enough keys that the range holds some)"},
+    {Mutant::serve_after_failed_commit, "serve_after_failed_commit",
+     "the simulated runtime keeps a node serving after a failed commit (kvnode fail-stops)",
+     "no lost write; no resurrection (memory ahead of the store)"},
 };
 
 // The planted bug of this process (none: the real node). Set once before a

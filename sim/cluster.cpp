@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <type_traits>
 
+#include "node/mutant.h"
+
 namespace kv::sim {
 
 namespace {
@@ -362,6 +364,11 @@ void Cluster::commit(size_t i) {
         // the node's memory is ahead of its store, so it must not serve on. The
         // commit dropped the batch's messages; the crash drops the rest.
         ++net_.commits_failed;
+#ifdef KV_MUTANTS
+        // Planted (node/mutant.h): the node serves on with its memory ahead of
+        // its store (minted dots, duplicate suppression, fences, gossip state).
+        if (KV_MUTANT(serve_after_failed_commit)) return;
+#endif
         if (options_.trace_to_stderr)
             std::fprintf(stderr, "%8llu FAIL-STOP %s: %s\n",
                          static_cast<unsigned long long>(now_ms_), n.id.c_str(),

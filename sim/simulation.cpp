@@ -123,9 +123,9 @@ const std::vector<Preset>& presets() {
              "requests; every fault",
              mixed_options(30, "all")},
             {"storage",
-             "failing commits (fail-stop), crashes that lose unsynced batches, pauses; the "
-             "mixed workload",
-             mixed_options(30, "crash,pause,diskfail,unsynced")},
+             "failing commits (fail-stop), crashes that lose unsynced batches, pauses and "
+             "duplication",
+             preset_options(5, 8, 30, "crash,pause,dup,diskfail,unsynced")},
             {"forming",
              "gossip membership formed by 3 seeds at once, then 1 join and 1 leave, under "
              "partitions, crashes, loss, duplication and failing commits",
