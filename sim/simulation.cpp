@@ -86,15 +86,11 @@ SimOptions membership_options(uint32_t nodes, uint32_t clients, uint64_t duratio
     o.hot_permille = 800;
     return o;
 }
-// Hot keys under contention, 1,000 cold keys, and clients that reuse a
-// write's context, retry failed writes and send some requests twice.
-SimOptions mixed_options(uint64_t duration_s, const char* faults) {
+// Hot keys under contention and 1,000 cold keys.
+SimOptions hot_cold_options(uint64_t duration_s, const char* faults) {
     SimOptions o = preset_options(5, 8, duration_s, faults, 1006);
     o.hot_keys = 6;
     o.hot_permille = 900;
-    o.rewrite_permille = 300;
-    o.retry_permille = 500;
-    o.duplicate_permille = 50;
     return o;
 }
 }  // namespace
@@ -119,9 +115,22 @@ const std::vector<Preset>& presets() {
              "partitions, loss and duplication",
              membership_options(5, 8, 60, "partition,crash,loss,dup", 2, 1)},
             {"mixed",
-             "hot and 1,000 cold keys; clients reuse write contexts, retry and duplicate "
-             "requests; every fault",
-             mixed_options(30, "all")},
+             "hot and 1,000 cold keys; clients write again with a write's reply context; "
+             "every fault",
+             [] {
+                 SimOptions o = hot_cold_options(30, "all");
+                 o.rewrite_permille = 300;
+                 return o;
+             }()},
+            {"retries",
+             "hot and 1,000 cold keys; clients retry failed writes and send some requests "
+             "to two coordinators; every fault",
+             [] {
+                 SimOptions o = hot_cold_options(30, "all");
+                 o.retry_permille = 500;
+                 o.duplicate_permille = 50;
+                 return o;
+             }()},
             {"storage",
              "failing commits (fail-stop), crashes that lose unsynced batches, pauses and "
              "duplication",
