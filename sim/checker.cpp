@@ -37,13 +37,22 @@ constexpr const char* kResurrectionPuts = "resurrection (puts)";
 constexpr const char* kResurrectionDeletes = "resurrection (deletes)";
 constexpr const char* kFinalReads = "final_read_failed";
 constexpr const char* kConvergence = "divergence";
+// Judged only with CheckInput::convergence_before_reads; else differing keys
+// are counted as excused.
+constexpr const char* kConvergenceBeforeReads = "divergence (before reads)";
 // Excusal reasons.
 constexpr const char* kByAcked = "superseded by an acknowledged write";
 constexpr const char* kByObserved = "superseded by an unacknowledged write that was read or stored";
 constexpr const char* kByTombstone =
     "superseded by an unacknowledged delete (a tombstone of its key is stored)";
-constexpr const char* kBySuperseder = "a write that may supersede it started before the get ended";
+constexpr const char* kSurely = ", which surely saw it";
+constexpr const char* kMaybe = ", which may have seen it";
+constexpr const char* kBySureSuperseder =
+    "a write that surely supersedes it started before the get ended";
+constexpr const char* kByMaybeSuperseder =
+    "a write that may supersede it started before the get ended";
 constexpr const char* kUnbound = "read again only where r + w <= n";
+constexpr const char* kRepairOnlyByReads = "replicas differ; only reads repair them today";
 
 bool answered(const HistoryEntry& e) {
     return e.outcome == Outcome::ok || e.outcome == Outcome::not_found;
@@ -303,9 +312,9 @@ class Checker {
         for (const auto& [key, k] : model_.keys()) resurrections(key, k);
         if (in_.settled) {
             final_reads_failed();
-            convergence(in_.stores_after_reads, "after the final reads");
-            if (in_.convergence_before_reads)
-                convergence(in_.stores_before_reads, "before the final reads");
+            convergence(in_.stores_after_reads, "after the final reads", kConvergence, true);
+            convergence(in_.stores_before_reads, "before the final reads", kConvergenceBeforeReads,
+                        in_.convergence_before_reads);
         }
         return std::move(report_);
     }
@@ -324,23 +333,31 @@ class Checker {
     }
 
     // The writes of a key whose loss is excused, by reason: those in the may
-    // past of a write known to have taken effect.
+    // past of a write known to have taken effect. The reason says whether that
+    // write surely saw the lost one (its must past) or only may have.
     std::map<std::string, Bits> excusable(const KeyModel& k) const {
         std::map<std::string, Bits> out;
         for (size_t i = 0; i < k.writes.size(); ++i) {
             const char* reason = known_effect(h_.entries[k.writes[i]]);
             if (reason == nullptr) continue;
-            auto it = out.try_emplace(reason, Bits(k.writes.size())).first;
-            it->second.unite(k.may_past[i]);
+            for (const auto& [suffix, past] :
+                 {std::pair{kSurely, &k.must_past[i]}, std::pair{kMaybe, &k.may_past[i]}}) {
+                auto it =
+                    out.try_emplace(std::string(reason) + suffix, Bits(k.writes.size())).first;
+                it->second.unite(*past);
+            }
         }
         return out;
     }
-    static const char* excuse(const std::map<std::string, Bits>& excusable, size_t p) {
-        for (const char* reason : {kByAcked, kByObserved, kByTombstone}) {
-            auto it = excusable.find(reason);
-            if (it != excusable.end() && it->second.test(p)) return reason;
+    // The strongest reason that excuses the loss of the write at `p`, or empty.
+    static std::string excuse(const std::map<std::string, Bits>& excusable, size_t p) {
+        for (const char* suffix : {kSurely, kMaybe}) {
+            for (const char* base : {kByAcked, kByObserved, kByTombstone}) {
+                auto it = excusable.find(std::string(base) + suffix);
+                if (it != excusable.end() && it->second.test(p)) return it->first;
+            }
         }
-        return nullptr;
+        return {};
     }
 
     void lost_writes(const std::string& key, const KeyModel& k) {
@@ -354,11 +371,11 @@ class Checker {
         for (size_t p = 0; p < k.writes.size(); ++p) {
             const HistoryEntry& put = h_.entries[k.writes[p]];
             if (put.kind != OpKind::put || put.outcome != Outcome::ok) continue;
-            const char* reason = excuse(excused, p);
+            const std::string reason = excuse(excused, p);
             ++before.checked;
             if (stored_live(replicas, put.value)) {
                 ++before.passed;
-            } else if (reason != nullptr) {
+            } else if (!reason.empty()) {
                 ++before.excused[reason];
             } else {
                 ++before.violated;
@@ -381,7 +398,7 @@ class Checker {
             }
             if (missed == nullptr) {
                 ++after.passed;
-            } else if (reason != nullptr) {
+            } else if (!reason.empty()) {
                 ++after.excused[reason];
             } else {
                 ++after.violated;
@@ -401,9 +418,12 @@ class Checker {
         const uint32_t n = h_.n_replicas;
         // Earliest start of a write whose may past holds each write.
         std::vector<uint64_t> earliest(k.writes.size(), kNever);
+        std::vector<uint64_t> earliest_sure(k.writes.size(), kNever);
         for (size_t x = 0; x < k.writes.size(); ++x) {
             const uint64_t start = h_.entries[k.writes[x]].start_ms;
             k.may_past[x].each([&](size_t p) { earliest[p] = std::min(earliest[p], start); });
+            k.must_past[x].each(
+                [&](size_t p) { earliest_sure[p] = std::min(earliest_sure[p], start); });
         }
         RuleStats& stats = report_.stats[kStaleRead];
         for (uint64_t ri : k.gets) {
@@ -422,8 +442,12 @@ class Checker {
                     ++stats.passed;
                     continue;
                 }
+                if (earliest_sure[p] < r.end_ms) {
+                    ++stats.excused[kBySureSuperseder];
+                    continue;
+                }
                 if (earliest[p] < r.end_ms) {
-                    ++stats.excused[kBySuperseder];
+                    ++stats.excused[kByMaybeSuperseder];
                     continue;
                 }
                 ++stats.violated;
@@ -552,8 +576,10 @@ class Checker {
         }
     }
 
-    void convergence(const FinalState& stores, const std::string& when) {
-        RuleStats& stats = report_.stats[kConvergence];
+    // `judged` false: only counts (as excused) the keys whose replicas differ.
+    void convergence(const FinalState& stores, const std::string& when, const char* rule,
+                     bool judged) {
+        RuleStats& stats = report_.stats[rule];
         for (const auto& [key, replicas] : stores) {
             if (replicas.empty()) continue;
             ++stats.checked;
@@ -565,6 +591,10 @@ class Checker {
             for (const auto& r : replicas) same = same && normal(r.object) == first;
             if (same) {
                 ++stats.passed;
+                continue;
+            }
+            if (!judged) {
+                ++stats.excused[kRepairOnlyByReads];
                 continue;
             }
             ++stats.violated;

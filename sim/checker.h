@@ -33,6 +33,12 @@
 //  - divergence: the home replicas of a key hold different objects after the
 //    final reads (and before them too when convergence_before_reads is on);
 //  - unsettled (found by the simulation, not here).
+// Contract with the workload: every put writes a value no other put of the run
+// writes (sim/history.h), and a write's effect window starts when its client
+// first sent it. A client retry or a duplicated client request that re-sends a
+// put is the same write sent again; the model does not cover that yet (its
+// window would run from the last send, and a resend may re-mint a value after
+// its superseder).
 // Pure: the same inputs give the same violations and counts in the same order.
 #pragma once
 
@@ -56,6 +62,7 @@ namespace kv::sim {
 struct ReplicaState {
     std::string node_id;
     std::optional<node::Object> object;
+    bool operator==(const ReplicaState&) const = default;
 };
 using FinalState = std::map<std::string, std::vector<ReplicaState>>;
 
