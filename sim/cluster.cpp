@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <type_traits>
 
+#include "node/mutant.h"
+
 namespace kv::sim {
 
 namespace {
@@ -42,14 +44,44 @@ class SimEnv final : public node::BufferedEnv {
     bool log_to_stderr_;
 };
 
+// A node's store: the memory store, whose commits fail while `fail_until_ms`
+// is ahead of the cluster's clock (a full disk, an I/O error). A failed commit
+// applies nothing and leaves the store usable (node/storage/store.h).
+class FaultyStore final : public node::Store {
+  public:
+    explicit FaultyStore(const uint64_t& now_ms)
+        : now_ms_(now_ms), inner_(node::make_memory_store()) {}
+    Result<std::optional<std::string>> get(node::Space space, std::string_view key) const override {
+        return inner_->get(space, key);
+    }
+    Status write(const std::vector<node::StoreWrite>& batch) override {
+        if (now_ms_ < fail_until_ms)
+            return Status(ErrorCode::storage_error, "simulated commit failure");
+        return inner_->write(batch);
+    }
+    Status scan(
+        node::Space space, std::string_view from, size_t limit,
+        const std::function<bool(std::string_view, std::string_view)>& visit) const override {
+        return inner_->scan(space, from, limit, visit);
+    }
+    Result<uint64_t> count(node::Space space) const override { return inner_->count(space); }
+
+    uint64_t fail_until_ms = 0;
+
+  private:
+    const uint64_t& now_ms_;
+    std::unique_ptr<node::Store> inner_;
+};
+
 struct Cluster::SimNode {
     std::string id;
-    std::unique_ptr<node::Store> store;
+    std::unique_ptr<FaultyStore> store;
     std::unique_ptr<SimEnv> env;
     std::unique_ptr<node::Node> node;  // null while crashed
     uint64_t incarnation = 0;          // drops events meant for an earlier life
     uint64_t paused_until_ms = 0;
-    uint64_t pause_began_ms = 0;  // when the current unbroken pause began
+    bool commit_scheduled = false;  // a batch's commit is due (commit_batch_ms_max)
+    uint64_t pause_began_ms = 0;    // when the current unbroken pause began
     uint64_t clock_offset_ms = kClockBaseMs;
     int64_t clock_drift_ppm = 0;
 };
@@ -65,7 +97,7 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)), rng_(op
     for (uint32_t i = 0; i < options_.nodes; ++i) {
         auto n = std::make_unique<SimNode>();
         n->id = members[i].id;
-        n->store = node::make_memory_store();
+        n->store = std::make_unique<FaultyStore>(now_ms_);
         if (options_.clock_offset_ms_max > 0) {
             n->clock_offset_ms +=
                 std::uniform_int_distribution<uint64_t>(0, options_.clock_offset_ms_max)(rng_);
@@ -187,10 +219,12 @@ void Cluster::crash(size_t i) {
                      nodes_.at(i)->id.c_str());
     SimNode& n = *nodes_.at(i);
     if (!n.node) return;
+    if (n.env->has_pending()) ++net_.commits_lost;
     n.env->discard();
     n.node.reset();
     n.env.reset();
     n.paused_until_ms = 0;
+    n.commit_scheduled = false;
     ++n.incarnation;
 }
 
@@ -212,8 +246,12 @@ void Cluster::restart(size_t i) {
     Status s = n.node->start();
     assert(s.ok());
     (void)s;
-    flush(i);
-    schedule_tick(i);
+    commit(i);                     // as kvnode does before it serves
+    if (n.node) schedule_tick(i);  // unless that commit failed and stopped it
+}
+
+void Cluster::fail_commits(size_t i, uint64_t ms) {
+    nodes_.at(i)->store->fail_until_ms = ms == 0 ? 0 : now_ms_ + ms;
 }
 
 void Cluster::pause(size_t i, uint64_t ms) {
@@ -248,7 +286,7 @@ void Cluster::schedule_tick(size_t i) {
         }
         n.node->tick();
         flush(i);
-        schedule_tick(i);
+        if (n.node) schedule_tick(i);  // a failed commit stopped it
     });
 }
 
@@ -310,8 +348,40 @@ std::vector<node::Message> Cluster::take_replies(const std::string& client) {
 void Cluster::flush(size_t i) {
     SimNode& n = *nodes_[i];
     if (!n.node) return;
+    if (options_.commit_batch_ms_max == 0) return commit(i);
+    if (n.commit_scheduled || !n.env->has_pending()) return;
+    n.commit_scheduled = true;
+    const uint64_t life = n.incarnation;
+    schedule(std::uniform_int_distribution<uint64_t>(0, options_.commit_batch_ms_max)(rng_),
+             [this, i, life] {
+                 SimNode& m = *nodes_[i];
+                 if (!m.node || m.incarnation != life) return;
+                 m.commit_scheduled = false;
+                 commit(i);
+             });
+}
+
+void Cluster::commit(size_t i) {
+    SimNode& n = *nodes_[i];
     auto out = n.env->commit();
-    assert(out.ok() && "the memory store never fails a commit");
+    if (!out.ok()) {
+        // Fail-stop, as kvnode does (node/runtime/zmq_runtime.cpp, fail_stop):
+        // the node's memory is ahead of its store, so it must not serve on. The
+        // commit dropped the batch's messages; the crash drops the rest.
+        ++net_.commits_failed;
+#ifdef KV_MUTANTS
+        // Planted (node/mutant.h): the node serves on with its memory ahead of
+        // its store (minted dots, duplicate suppression, fences, gossip state).
+        if (KV_MUTANT(serve_after_failed_commit)) return;
+#endif
+        if (options_.trace_to_stderr)
+            std::fprintf(stderr, "%8llu FAIL-STOP %s: %s\n",
+                         static_cast<unsigned long long>(now_ms_), n.id.c_str(),
+                         out.status().to_string().c_str());
+        crash(i);
+        if (fail_stop_hook_) fail_stop_hook_(i);
+        return;
+    }
     for (auto& o : out.value()) deliver_from(i, std::move(o));
 }
 

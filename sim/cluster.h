@@ -19,6 +19,11 @@
 //    reliable-ish connection, as over TCP);
 //  - crash drops the node's memory and its uncommitted effects; the store keeps
 //    what was committed; restart builds a new Node over that store;
+//  - commits: after every step, or (commit_batch_ms_max > 0) batched as kvnode
+//    batches them, so the steps staged since the last commit, and the messages
+//    they hold back, are what a crash loses;
+//  - a failing store: while set, every commit fails (nothing applied), and the
+//    node fail-stops as kvnode does: it is crashed and the fail-stop hook told;
 //  - pause: the node handles nothing (requests, replies, ticks wait, in order)
 //    until the pause ends; its clock keeps running, so its timers fire late;
 //  - clocks: node i's now_ms() = offset_i + t + t * drift_ppm_i / 1e6 for virtual
@@ -58,6 +63,12 @@ struct ClusterOptions {
     double latency_tail_probability = 0.0;
     uint64_t latency_tail_ms_max = 100;
     uint64_t tick_interval_ms = 10;
+    // 0: each step's writes are committed (and its messages sent) right after
+    // it. Else a step's writes wait, with those of the steps after it, for one
+    // commit at most this long after the first (kvnode commits once per batch of
+    // steps): reads see them, nothing that depends on them leaves, and a crash
+    // before the commit loses them all (node/env.h, the effects contract).
+    uint64_t commit_batch_ms_max = 0;
     // Per-node clock error, drawn once at construction: offset in
     // [0, clock_offset_ms_max] and drift in [-clock_drift_ppm_max, +clock_drift_ppm_max].
     uint64_t clock_offset_ms_max = 0;
@@ -74,6 +85,8 @@ struct NetworkStats {
     uint64_t messages_blocked = 0;     // dropped by a partition
     uint64_t messages_duplicated = 0;  // extra copies delivered
     uint64_t messages_to_dead = 0;     // arrived at a crashed node
+    uint64_t commits_failed = 0;       // each stopped its node (fail-stop)
+    uint64_t commits_lost = 0;         // staged batches a crash dropped
     // The longest a node stayed paused without a break (pauses that overlap
     // extend each other): what a message may wait at its destination, which
     // bounds how late a request can still take effect (sim/checker.h).
@@ -124,6 +137,10 @@ class Cluster {
     bool is_blocked(size_t a, size_t b) const { return blocked_.count({a, b}) != 0; }
     void heal();  // unblocks every link
     void set_loss(double probability) { loss_probability_ = probability; }
+    // The node's store fails every commit until `ms` from now (0: heals it).
+    void fail_commits(size_t node, uint64_t ms);
+    // Called when a node stopped because a commit failed (it is down now).
+    void on_fail_stop(std::function<void(size_t node)> fn) { fail_stop_hook_ = std::move(fn); }
     void set_duplication(double probability) { duplication_probability_ = probability; }
 
     // The node's clock reading now (what its Env's now_ms() returns).
@@ -150,7 +167,9 @@ class Cluster {
     void on_node(size_t i, uint64_t life, std::function<void(node::Node&)> fn);
     uint64_t latency();
     bool chance(double probability);
+    // After a step: commits now, or schedules the batch's commit.
     void flush(size_t node);
+    void commit(size_t node);
     void deliver_from(size_t from, node::Outgoing out);
     size_t index_of(const std::string& node_id) const;
     void schedule_tick(size_t node);
@@ -170,6 +189,7 @@ class Cluster {
     std::set<std::pair<size_t, size_t>> blocked_;
     std::map<std::string, std::vector<node::Message>> client_inbox_;
     std::function<void(const std::string&, const node::Message&)> client_reply_hook_;
+    std::function<void(size_t)> fail_stop_hook_;
 };
 
 }  // namespace kv::sim

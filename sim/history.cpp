@@ -61,6 +61,8 @@ std::string describe(const HistoryEntry& e) {
         out += e.context_from != kNoOp ? " ctx-of #" + std::to_string(e.context_from)
                                        : (e.context ? " ctx" : " no-ctx");
     }
+    if (e.retry_of != kNoOp) out += " retry-of #" + std::to_string(e.retry_of);
+    if (e.also_sent_to) out += " also@n" + std::to_string(*e.also_sent_to + 1);
     out += " " + std::string(proto::level_name(e.level)) + " [" + std::to_string(e.start_ms) +
            ".." + std::to_string(e.end_ms) + " ms] -> " + std::string(outcome_name(e.outcome));
     if (e.outcome == Outcome::failed) out += " (" + std::string(error_name(e.code)) + ")";
@@ -81,7 +83,11 @@ std::string serialize(const History& history) {
                " " + std::to_string(e.start_ms) + " " + std::to_string(e.end_ms) + " " +
                std::string(outcome_name(e.outcome)) + " " + std::string(error_name(e.code)) + " ";
         for (const auto& v : e.values) out += hex(v) + ",";
-        out += " " + hex(e.context_returned) + "\n";
+        out += " " + hex(e.context_returned);
+        // Only when set, so histories without retries or duplicates keep their digests.
+        if (e.retry_of != kNoOp) out += " retry-of " + std::to_string(e.retry_of);
+        if (e.also_sent_to) out += " also " + std::to_string(*e.also_sent_to);
+        out += "\n";
     }
     return out;
 }

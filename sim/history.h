@@ -32,9 +32,20 @@ struct HistoryEntry {
     std::string key;
     std::string value;                   // put: unique per put in a run
     std::optional<std::string> context;  // put/del: the context carried, if any
-    // put/del: the history index of the get whose returned context was carried;
-    // kNoOp for a write without context.
+    // put/del: the history index of the operation whose returned context was
+    // carried: a get, or a put whose write_reply context it reuses (a client
+    // writing the key it just wrote again); kNoOp for a write without context.
     int64_t context_from = kNoOp;
+    // A client's retry of a write that failed or went unanswered: the history
+    // index of the first attempt (kNoOp for a first attempt). A retry is a new
+    // request with the first attempt's value and context, so one value may take
+    // effect through any attempt, each within its own effect window, and twice
+    // when more than one took effect.
+    int64_t retry_of = kNoOp;
+    // The same request (same request id) was also sent, at start_ms, to this
+    // coordinator (possibly the same node again): both copies may take effect,
+    // as two writes of one value. The outcome is the first reply's.
+    std::optional<uint32_t> also_sent_to;
     proto::Level level = proto::Level::quorum;
     uint64_t start_ms = 0;
     uint64_t end_ms = 0;  // when the answer arrived; for indeterminate, when the client gave up

@@ -23,6 +23,7 @@ constexpr FaultName kFaultNames[] = {
     {"partition", &FaultSet::partition}, {"crash", &FaultSet::crash},
     {"loss", &FaultSet::loss},           {"dup", &FaultSet::dup},
     {"pause", &FaultSet::pause},         {"skew", &FaultSet::skew},
+    {"diskfail", &FaultSet::diskfail},   {"unsynced", &FaultSet::unsynced},
 };
 }  // namespace
 
@@ -42,7 +43,8 @@ Result<FaultSet> parse_faults(std::string_view list) {
         if (it == std::end(kFaultNames)) {
             return Status(ErrorCode::invalid_argument,
                           "unknown fault '" + std::string(name) +
-                              "' (known: partition, crash, loss, dup, pause, skew, all, none)");
+                              "' (known: partition, crash, loss, dup, pause, skew, diskfail, "
+                              "unsynced, all, none)");
         }
         out.*it->flag = true;
     }
@@ -57,7 +59,7 @@ std::string faults_text(const FaultSet& faults) {
         out += f.name;
     }
     if (out.empty()) return "none";
-    return out == "partition,crash,loss,dup,pause,skew" ? "all" : out;
+    return out == "partition,crash,loss,dup,pause,skew,diskfail,unsynced" ? "all" : out;
 }
 
 namespace {
@@ -77,6 +79,18 @@ SimOptions membership_options(uint32_t nodes, uint32_t clients, uint64_t duratio
     o.gossip = true;
     o.joins = joins;
     o.leaves = leaves;
+    // Enough cold keys that every range holds some: a range a joiner serves
+    // without its data shows (6 keys, overwritten every few hundred ms, hid it).
+    o.keys = 300;
+    o.hot_keys = 6;
+    o.hot_permille = 800;
+    return o;
+}
+// Hot keys under contention and 1,000 cold keys.
+SimOptions hot_cold_options(uint64_t duration_s, const char* faults) {
+    SimOptions o = preset_options(5, 8, duration_s, faults, 1006);
+    o.hot_keys = 6;
+    o.hot_permille = 900;
     return o;
 }
 }  // namespace
@@ -100,6 +114,36 @@ const std::vector<Preset>& presets() {
              "gossip membership, 5 nodes of which 2 join late and 1 leaves, under crashes, "
              "partitions, loss and duplication",
              membership_options(5, 8, 60, "partition,crash,loss,dup", 2, 1)},
+            {"mixed",
+             "hot and 1,000 cold keys; clients write again with a write's reply context; "
+             "every fault",
+             [] {
+                 SimOptions o = hot_cold_options(30, "all");
+                 o.rewrite_permille = 300;
+                 return o;
+             }()},
+            {"retries",
+             "hot and 1,000 cold keys; clients retry failed writes and send some requests "
+             "to two coordinators; every fault",
+             [] {
+                 SimOptions o = hot_cold_options(30, "all");
+                 o.retry_permille = 500;
+                 o.duplicate_permille = 50;
+                 return o;
+             }()},
+            {"storage",
+             "failing commits (fail-stop), crashes that lose unsynced batches, pauses and "
+             "duplication",
+             preset_options(5, 8, 30, "crash,pause,dup,diskfail,unsynced")},
+            {"forming",
+             "gossip membership formed by 3 seeds at once, then 1 join and 1 leave, under "
+             "partitions, crashes, loss, duplication and failing commits",
+             [] {
+                 SimOptions o = membership_options(
+                     5, 8, 60, "partition,crash,loss,dup,diskfail,unsynced", 1, 1);
+                 o.seeds = 3;
+                 return o;
+             }()},
         };
         for (auto& preset : p) preset.options.preset = preset.name;
         return p;
@@ -115,13 +159,24 @@ const Preset* find_preset(std::string_view name) {
 }
 
 std::string replay_command(const SimOptions& o) {
+    // Workload options only when set, so the commands of older runs still hold.
+    auto permille = [](const char* flag, uint32_t value) {
+        return value == 0 ? std::string() : " " + std::string(flag) + " " + std::to_string(value);
+    };
     return "kvsim --seed " + std::to_string(o.seed) + " --nodes " + std::to_string(o.nodes) +
            " --clients " + std::to_string(o.clients) + " --duration " +
            std::to_string(o.duration_s) + " --faults " + faults_text(o.faults) + " --keys " +
            std::to_string(o.keys) + " --replicas " + std::to_string(o.n_replicas) +
+           (o.hot_keys == 0 ? ""
+                            : " --hot-keys " + std::to_string(o.hot_keys) + " --hot-permille " +
+                                  std::to_string(o.hot_permille)) +
+           permille("--rewrite-permille", o.rewrite_permille) +
+           permille("--retry-permille", o.retry_permille) +
+           permille("--duplicate-permille", o.duplicate_permille) +
            (o.blind_deletes ? "" : " --no-blind-deletes") +
            (o.gossip ? " --gossip --joins " + std::to_string(o.joins) + " --leaves " +
-                           std::to_string(o.leaves)
+                           std::to_string(o.leaves) +
+                           (o.seeds == 1 ? "" : " --seed-nodes " + std::to_string(o.seeds))
                      : "");
 }
 
@@ -136,6 +191,14 @@ Status validate(const SimOptions& o) {
         return Status(ErrorCode::invalid_argument,
                       "joins must be fewer than nodes (n1, the seed, starts first)");
     if (o.leaves > o.nodes) return Status(ErrorCode::invalid_argument, "leaves exceed nodes");
+    if (o.seeds < 1 || o.seeds > o.nodes - o.joins)
+        return Status(ErrorCode::invalid_argument,
+                      "seeds must be 1..nodes - joins (the seeds start first)");
+    if (o.seeds > 1 && !o.gossip)
+        return Status(ErrorCode::invalid_argument, "seeds need gossip membership (--gossip)");
+    if (o.hot_permille > 1000 || o.rewrite_permille > 1000 || o.retry_permille > 1000 ||
+        o.duplicate_permille > 1000)
+        return Status(ErrorCode::invalid_argument, "a permille is at most 1000");
     return {};
 }
 
@@ -149,10 +212,18 @@ constexpr uint64_t kRequestDeadlineMs = 1000;  // the node's deadline for each r
 // recorded as indeterminate.
 constexpr uint64_t kClientTimeoutMs = 2500;
 constexpr uint64_t kThinkMsMax = 30;
+// A failed or unanswered write is retried at most this many times.
+constexpr uint32_t kClientRetriesMax = 2;
 constexpr uint64_t kFaultGapMsMin = 200;
 constexpr uint64_t kFaultGapMsMax = 1500;
 constexpr uint64_t kFaultMsMin = 300;
 constexpr uint64_t kFaultMsMax = 4000;
+// unsynced: a node's commit waits at most this long after the step that staged
+// the first of its writes (kvnode commits once per batch of steps).
+constexpr uint64_t kCommitBatchMsMax = 20;
+// diskfail: how long a store's commits keep failing.
+constexpr uint64_t kDiskFailMsMin = 20;
+constexpr uint64_t kDiskFailMsMax = 1000;
 // After the faults stop: peers must be heard again (peer_down_after_ms) before
 // the repair reads at `all` can reach every replica.
 constexpr uint64_t kSettleMs = 5000;
@@ -186,6 +257,7 @@ struct Client {
     uint64_t request_id = 0;  // of the request in flight; 0 when idle
     int64_t entry = kNoOp;    // its history entry
     FollowUp follow_up = FollowUp::none;
+    uint32_t retries = 0;  // of the write in flight
 };
 
 class Run {
@@ -200,6 +272,8 @@ class Run {
     bool chance(double p) {
         return std::uniform_real_distribution<double>(0, 1)(cluster_.rng()) < p;
     }
+    // No draw at all when off, so runs without the option keep their digests.
+    bool chance_permille(uint32_t permille) { return permille > 0 && uniform(0, 999) < permille; }
     proto::Level random_level() {
         constexpr proto::Level levels[] = {proto::Level::one, proto::Level::two,
                                            proto::Level::quorum, proto::Level::all};
@@ -208,8 +282,11 @@ class Run {
 
     // Workload.
     void start_next(Client& c);
+    std::string pick_key();
+    // A retry (retry_of: the first attempt's index) writes the first attempt's value.
     void issue(Client& c, OpKind kind, const std::string& key, std::optional<std::string> context,
-               int64_t context_from);
+               int64_t context_from, int64_t retry_of = kNoOp);
+    bool retry(Client& c, const HistoryEntry& e);
     void on_reply(const std::string& client, const node::Message& m);
     void complete(Client& c, const node::Message* reply);
     void after(Client& c);
@@ -235,6 +312,7 @@ class Run {
     void inject_pause();
     void inject_loss();
     void inject_dup();
+    void inject_diskfail();
     void apply_partitions();
     void stop_faults();
 
@@ -275,7 +353,11 @@ ClusterOptions cluster_options(const SimOptions& o) {
     c.nodes = o.nodes;
     c.node_config.n_replicas = o.n_replicas;
     c.trace_to_stderr = o.trace;
-    if (o.gossip) c.node_config.seeds = {"sim://n1"};
+    if (o.gossip) {
+        for (uint32_t s = 1; s <= o.seeds; ++s)
+            c.node_config.seeds.push_back("sim://n" + std::to_string(s));
+    }
+    if (o.faults.unsynced) c.commit_batch_ms_max = kCommitBatchMsMax;
     c.latency_ms_min = 1;
     c.latency_ms_max = 5;
     // A thin tail of slow messages is part of every network: it reorders.
@@ -315,11 +397,26 @@ Run::Run(const SimOptions& options) : options_(options), cluster_(cluster_option
     }
     cluster_.on_client_reply(
         [this](const std::string& client, const node::Message& m) { on_reply(client, m); });
+    // A node stopped by a failed commit is restarted later, as an operator (or
+    // systemd) would; stop_faults() restarts it at the latest.
+    cluster_.on_fail_stop([this](size_t i) {
+        ++result_.faults.fail_stops;
+        cluster_.at(uniform(kFaultMsMin, kFaultMsMax), [this, i] { cluster_.restart(i); });
+    });
+}
+
+std::string Run::pick_key() {
+    const uint32_t hot = std::min(options_.hot_keys, options_.keys);
+    if (hot == 0 || hot == options_.keys)
+        return "k" + std::to_string(uniform(0, options_.keys - 1));
+    if (uniform(0, 999) < options_.hot_permille) return "k" + std::to_string(uniform(0, hot - 1));
+    return "k" + std::to_string(uniform(hot, options_.keys - 1));
 }
 
 void Run::start_next(Client& c) {
     if (stopping_) return;
-    const std::string key = "k" + std::to_string(uniform(0, options_.keys - 1));
+    c.retries = 0;
+    const std::string key = pick_key();
     const uint64_t pick = uniform(0, 99);
     // A client mostly reads, then writes with the context it read (the way a
     // store like this is meant to be used); a few blind writes make siblings.
@@ -342,7 +439,7 @@ void Run::start_next(Client& c) {
 }
 
 void Run::issue(Client& c, OpKind kind, const std::string& key, std::optional<std::string> context,
-                int64_t context_from) {
+                int64_t context_from, int64_t retry_of) {
     HistoryEntry e;
     e.index = result_.history.entries.size();
     e.client = c.id;
@@ -353,11 +450,15 @@ void Run::issue(Client& c, OpKind kind, const std::string& key, std::optional<st
     e.key = key;
     e.context = std::move(context);
     e.context_from = context_from;
+    e.retry_of = retry_of;
     e.level = random_level();
     e.start_ms = cluster_.now_ms();
     ++c.seq;
     // Unique across the run, so the checker can tell every write apart.
-    if (kind == OpKind::put) e.value = c.name + "-" + std::to_string(c.seq);
+    if (kind == OpKind::put) {
+        e.value = retry_of != kNoOp ? result_.history.entries[static_cast<size_t>(retry_of)].value
+                                    : c.name + "-" + std::to_string(c.seq);
+    }
     c.request_id = (uint64_t{c.id} << 32) | c.seq;
     c.entry = static_cast<int64_t>(e.index);
     const proto::Consistency cl{e.level, 0, false};
@@ -375,6 +476,13 @@ void Run::issue(Client& c, OpKind kind, const std::string& key, std::optional<st
             break;
     }
     const size_t node = e.node;
+    if (chance_permille(options_.duplicate_permille)) {
+        // The same request, same id, to a second coordinator at the same time:
+        // a client library that fails over without waiting, or a proxy that
+        // resends. The client takes the first reply.
+        e.also_sent_to = static_cast<uint32_t>(started_list_[uniform(0, started_list_.size() - 1)]);
+        cluster_.client_send(*e.also_sent_to, c.name, request);
+    }
     result_.history.entries.push_back(std::move(e));
     cluster_.client_send(node, c.name, std::move(request));
     const uint64_t request_id = c.request_id;
@@ -435,8 +543,32 @@ void Run::complete(Client& c, const node::Message* reply) {
     after(c);
 }
 
+bool Run::retry(Client& c, const HistoryEntry& e) {
+    if (e.kind == OpKind::get || c.retries >= kClientRetriesMax) return false;
+    const bool retriable = e.outcome == Outcome::indeterminate ||
+                           (e.outcome == Outcome::failed &&
+                            (e.code == ErrorCode::timeout || e.code == ErrorCode::unavailable ||
+                             e.code == ErrorCode::overloaded));
+    if (!retriable || !chance_permille(options_.retry_permille)) return false;
+    ++c.retries;
+    const int64_t first = e.retry_of != kNoOp ? e.retry_of : static_cast<int64_t>(e.index);
+    const std::string key = e.key;  // e lives in the history, which issue() appends to
+    issue(c, e.kind, key, e.context, e.context_from, first);
+    return true;
+}
+
 void Run::after(Client& c) {
     const HistoryEntry& e = result_.history.entries[static_cast<size_t>(c.entry)];
+    if (!stopping_ && retry(c, e)) return;
+    if (!stopping_ && e.kind == OpKind::put && e.outcome == Outcome::ok &&
+        !e.context_returned.empty() && chance_permille(options_.rewrite_permille)) {
+        // The key again, with the context the write returned (PROTOCOL.md tells
+        // clients they may): it supersedes exactly what that write saw and the write.
+        c.retries = 0;
+        const std::string key = e.key;
+        issue(c, OpKind::put, key, e.context_returned, static_cast<int64_t>(e.index));
+        return;
+    }
     const FollowUp follow_up = e.kind == OpKind::get ? c.follow_up : FollowUp::none;
     c.follow_up = FollowUp::none;
     if (follow_up != FollowUp::none && !stopping_) {
@@ -474,6 +606,7 @@ void Run::nemesis_step() {
     if (options_.faults.pause) kinds.push_back(&Run::inject_pause);
     if (options_.faults.loss) kinds.push_back(&Run::inject_loss);
     if (options_.faults.dup) kinds.push_back(&Run::inject_dup);
+    if (options_.faults.diskfail) kinds.push_back(&Run::inject_diskfail);
     if (kinds.empty()) return;
     (this->*kinds[uniform(0, kinds.size() - 1)])();
     cluster_.at(uniform(kFaultGapMsMin, kFaultGapMsMax), [this] { nemesis_step(); });
@@ -554,6 +687,17 @@ void Run::inject_dup() {
     });
 }
 
+void Run::inject_diskfail() {
+    std::vector<size_t> up;
+    for (size_t i : started_list_) {
+        if (cluster_.is_up(i)) up.push_back(i);
+    }
+    if (up.empty()) return;
+    const size_t victim = up[uniform(0, up.size() - 1)];
+    cluster_.fail_commits(victim, uniform(kDiskFailMsMin, kDiskFailMsMax));
+    ++result_.faults.disk_failures;
+}
+
 void Run::stop_faults() {
     // Pending undo events still fire later; they find nothing left to undo.
     partitions_.clear();
@@ -563,6 +707,7 @@ void Run::stop_faults() {
     loss_periods_active_ = 0;
     dup_periods_active_ = 0;
     cluster_.unpause_all();
+    for (size_t i = 0; i < cluster_.size(); ++i) cluster_.fail_commits(i, 0);
     for (size_t i : started_list_) cluster_.restart(i);
 }
 
@@ -929,6 +1074,8 @@ std::string summary(const SimOptions& o, const SimResult& r, size_t violations_s
            " pauses=" + std::to_string(f.pauses) +
            " loss-periods=" + std::to_string(f.loss_periods) +
            " dup-periods=" + std::to_string(f.dup_periods) +
+           " disk-failures=" + std::to_string(f.disk_failures) + " (fail-stops " +
+           std::to_string(f.fail_stops) + ")" +
            " skewed-clocks=" + (f.skewed_clocks ? "yes" : "no") + "\n";
     if (o.gossip) {
         const auto& m = r.membership;
@@ -948,7 +1095,8 @@ std::string summary(const SimOptions& o, const SimResult& r, size_t violations_s
            " lost=" + std::to_string(n.messages_lost) +
            " blocked=" + std::to_string(n.messages_blocked) +
            " duplicated=" + std::to_string(n.messages_duplicated) +
-           " to-dead=" + std::to_string(n.messages_to_dead) + "\n";
+           " to-dead=" + std::to_string(n.messages_to_dead) +
+           " commit-batches-lost-in-crashes=" + std::to_string(n.commits_lost) + "\n";
     out += "final reads failed: " + std::to_string(r.final_reads_failed) + "\n";
     out += "checker (write effect window " + std::to_string(r.write_effect_window_ms) +
            " ms, longest pause " + std::to_string(n.longest_pause_ms) + " ms):\n";

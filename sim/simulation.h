@@ -30,6 +30,12 @@ struct FaultSet {
     bool dup = false;        // periods of message duplication
     bool pause = false;      // a node handles nothing for a while
     bool skew = false;       // per-node clock offset and drift; long-tail latency
+    // A node's store fails its commits for a while: the node fail-stops and is
+    // restarted later from what its store holds.
+    bool diskfail = false;
+    // Commits are batched over up to kCommitBatchMsMax, so a crash loses the
+    // steps staged since the last commit (and the replies they held back).
+    bool unsynced = false;
     bool operator==(const FaultSet&) const = default;
 };
 // "all", "none", or a comma-separated list of the names above.
@@ -43,15 +49,34 @@ struct SimOptions {
     uint64_t duration_s = 20;  // simulated seconds of workload under faults
     FaultSet faults;
     uint32_t keys = 6;  // a small key set, so clients contend
+    // Hot and cold keys: with hot_keys > 0, hot_permille of the operations pick
+    // one of k0..k{hot_keys-1} and the others one of the remaining (cold) keys,
+    // each uniformly; 0: every key alike.
+    uint32_t hot_keys = 0;
+    uint32_t hot_permille = 900;
+    // A put acknowledged with a context is followed, with this chance, by a put
+    // of the same key with that write_reply context (the client writes again).
+    uint32_t rewrite_permille = 0;
+    // A put or delete that failed (timeout, unavailable, overloaded) or went
+    // unanswered is retried with this chance, as a new request with the same
+    // value and context to a random coordinator, up to twice.
+    uint32_t retry_permille = 0;
+    // A request is also sent, same request id, to a second coordinator picked
+    // at random (possibly the same node again) with this chance.
+    uint32_t duplicate_permille = 0;
     uint32_t n_replicas = 3;
     // Deletes without a context (4% of operations). Off works around the known
     // node bug in docs/SIMULATOR.md ("Known bugs"): a duplicated replica write of
     // such a delete re-applies after the acknowledgement.
     bool blind_deletes = true;
-    // Membership through gossip (the seed is n1) instead of a static list;
-    // joins and leaves need it. The workload starts once the first
-    // nodes - joins members are all up.
+    // Membership through gossip instead of a static list; joins and leaves
+    // need it. The workload starts once the first nodes - joins members are
+    // all up.
     bool gossip = false;
+    // With gossip, every node's seed list is n1..n{seeds} (a seed lists itself
+    // too), so several seeds may form the cluster at once. Seeds start first:
+    // seeds <= nodes - joins.
+    uint32_t seeds = 1;
     // The last `joins` nodes start during the workload and join the ring.
     uint32_t joins = 0;
     // Up to `leaves` members are asked to leave during the workload (never
@@ -77,6 +102,8 @@ struct FaultCounts {
     uint64_t pauses = 0;
     uint64_t loss_periods = 0;
     uint64_t dup_periods = 0;
+    uint64_t disk_failures = 0;  // periods of failing commits
+    uint64_t fail_stops = 0;     // nodes stopped by a failed commit
     bool skewed_clocks = false;
     uint64_t joins = 0;           // late nodes started
     uint64_t leave_requests = 0;  // LeaveRequests sent

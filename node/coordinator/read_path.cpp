@@ -4,6 +4,7 @@
 #include <cassert>
 
 #include "node/coordinator/op.h"
+#include "node/mutant.h"
 
 namespace kv::node {
 
@@ -103,7 +104,12 @@ void Coordinator::on_read_reply(Op& op, const std::string& replica, const Status
             op.failed.insert(replica);
         }
     }
-    if (!op.answered && op.versions.size() >= op.required && !op.wants_all()) answer_read(op);
+    size_t required = op.required;
+#ifdef KV_MUTANTS
+    // Planted (node/mutant.h); read-your-writes must catch it.
+    if (KV_MUTANT(read_quorum_off_by_one)) required = std::max<size_t>(1, required - 1);
+#endif
+    if (!op.answered && op.versions.size() >= required && !op.wants_all()) answer_read(op);
     if (!status.ok()) op.last_failure = status.message();
     // Once the level cannot be met, wait for the replicas still out so the
     // error reports what really happened, then fail.
@@ -138,6 +144,9 @@ void Coordinator::on_repair_reply(Op& op, const std::string& replica, const Stat
 
 void Coordinator::send_read_repairs(Op& op) {
     op.repairs_sent = true;
+#ifdef KV_MUTANTS
+    if (KV_MUTANT(read_repair_off)) return;  // planted (node/mutant.h); convergence catches it
+#endif
     if (op.versions.size() < 2) return;
     const Object merged = merge_versions(op.versions);
     if (merged.empty()) return;
@@ -160,6 +169,14 @@ void Coordinator::send_read_repairs(Op& op) {
 void Coordinator::answer_read(Op& op) {
     assert(!op.answered);
     op.answered = true;
+#ifdef KV_MUTANTS
+    // Planted (node/mutant.h): one replica's answer is left out of the merge
+    // (counted as failed, so not repaired either); read-your-writes must catch it.
+    if (KV_MUTANT(read_ignores_one_replica) && op.versions.size() >= 2) {
+        op.failed.insert(op.versions.begin()->first);
+        op.versions.erase(op.versions.begin());
+    }
+#endif
     const Object merged = merge_versions(op.versions);
     // Never more values than the sibling limit, never a context that covers
     // one held back (object.h, read_view).

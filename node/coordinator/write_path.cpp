@@ -4,6 +4,7 @@
 #include <cassert>
 
 #include "node/coordinator/op.h"
+#include "node/mutant.h"
 
 namespace kv::node {
 
@@ -171,13 +172,13 @@ void Coordinator::on_merge_reply(Op& op, const std::string& replica, const Statu
                      "replica " + replica + " refused a write: " + status.to_string());
         }
     }
-#ifdef KV_PLANTED_FAULT_EARLY_ACK
-    // Test-only bug (sim/CMakeLists.txt, kv_core_planted): acknowledge once the
-    // minting replica has the write, whatever w asked for.
-    if (!op.answered && !op.acked.empty()) {
-#else
-    if (!op.answered && op.acked.size() >= op.required) {
+    size_t required = op.required;
+#ifdef KV_MUTANTS
+    // Planted (node/mutant.h); read-your-writes must catch both.
+    if (KV_MUTANT(early_ack)) required = 1;
+    if (KV_MUTANT(ack_at_w_minus_1)) required = std::max<size_t>(1, required - 1);
 #endif
+    if (!op.answered && op.acked.size() >= required) {
         op.answered = true;
         env_.reply(op.client,
                    proto::WriteResponse{op.client_request_id,

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <msgpack.hpp>
+#include <tuple>
 
 #include "client/protocol.h"
+#include "node/mutant.h"
 
 namespace kv::node {
 
@@ -139,6 +141,14 @@ bool holds_dot(const Object& o, const Dot& dot) {
 // Siblings of `from` that `other` has not seen superseded.
 void keep_survivors(const Object& from, const Object& other, std::vector<Sibling>& out) {
     for (const auto& s : from.siblings) {
+#ifdef KV_MUTANTS
+        // Planted (node/mutant.h): superseded siblings survive a merge;
+        // no-resurrection must catch it.
+        if (KV_MUTANT(merge_ignores_context)) {
+            out.push_back(s);
+            continue;
+        }
+#endif
         if (!other.context.covers(s.dot) || holds_dot(other, s.dot)) out.push_back(s);
     }
 }
@@ -161,6 +171,17 @@ Object merge(const Object& a, const Object& b) {
     keep_survivors(a, b, out.siblings);
     keep_survivors(b, a, out.siblings);
     sort_unique(out.siblings);
+#ifdef KV_MUTANTS
+    // Planted (node/mutant.h): last write wins, by the largest counter; the
+    // concurrent siblings are dropped and no-lost-write must catch it.
+    if (KV_MUTANT(lww_merge) && out.siblings.size() > 1) {
+        auto last = std::max_element(
+            out.siblings.begin(), out.siblings.end(), [](const Sibling& x, const Sibling& y) {
+                return std::tie(x.dot.counter, x.dot.actor) < std::tie(y.dot.counter, y.dot.actor);
+            });
+        out.siblings = {*last};
+    }
+#endif
     return out;
 }
 
@@ -181,7 +202,13 @@ Result<Object> update(const Object& local, const VersionVector& seen, const std:
                       "the context's counter for this replica is at its limit; pass back the "
                       "context a get returned");
     }
-    const uint64_t counter = highest + 1;
+    uint64_t counter = highest + 1;
+#ifdef KV_MUTANTS
+    // Planted (node/mutant.h): the dot of the previous write is minted again, so
+    // two writes share it and merges keep either; no-lost-write and convergence
+    // must catch it.
+    if (KV_MUTANT(dot_reused) && highest > 0) counter = highest;
+#endif
     out.context.add(Dot{actor, counter});
     out.siblings.push_back(Sibling{Dot{actor, counter}, std::move(value)});
     sort_unique(out.siblings);

@@ -2,6 +2,8 @@
 
 #include <cassert>
 
+#include "node/mutant.h"
+
 namespace kv::node {
 
 namespace {
@@ -42,7 +44,13 @@ Result<Replica::Minted> Replica::mint(const std::string& key, std::optional<std:
     if (!loaded) return loaded.status();
     Object local = std::move(loaded.value());
     VersionVector seen;
-    if (context && !context->empty()) {
+    bool use_context = context && !context->empty();
+#ifdef KV_MUTANTS
+    // Planted (node/mutant.h): every put is minted blind, so what the writer
+    // superseded stays as a sibling; no-resurrection must catch it.
+    if (KV_MUTANT(context_ignored_on_put) && value) use_context = false;
+#endif
+    if (use_context) {
         auto decoded = decode_context(*context);
         if (!decoded) return decoded.status();
         seen = std::move(decoded.value());
@@ -73,6 +81,15 @@ Status Replica::merge(const std::string& key, std::string_view object_bytes) {
     if (!loaded) return loaded.status();
     Object local = std::move(loaded.value());
     Object merged = node::merge(local, incoming.value());
+#ifdef KV_MUTANTS
+    // Planted (node/mutant.h): a tombstone-only object is erased, context and
+    // all, so an older copy merged later brings its values back; no-resurrection
+    // and convergence must catch it.
+    if (KV_MUTANT(tombstone_gc_on_merge) && !merged.siblings.empty() && merged.live_count() == 0) {
+        env_.stage_write(StoreWrite{Space::data, key, std::nullopt});
+        return {};
+    }
+#endif
     if (!(merged == local)) stage(key, encode_object(merged));
     return {};
 }
@@ -151,7 +168,13 @@ void Replica::handle(const ReplyTo& from, const ReplicaWriteRequest& req,
                           ReplicaWriteResponse{req.id, budget.code(), budget.message(), {}, {}});
     }
     auto request = std::make_pair(from.route, req.id);
-    if (minted_.count(request)) {
+    bool duplicate = minted_.count(request) != 0;
+#ifdef KV_MUTANTS
+    // Planted (node/mutant.h): a duplicated request mints again; no lost write
+    // and read-your-writes must catch it (docs/SIMULATOR.md, seed 2819789231).
+    if (KV_MUTANT(duplicate_suppression_off)) duplicate = false;
+#endif
+    if (duplicate) {
         // A duplicate: answer with what the replica holds now, which includes
         // the first copy's version or what superseded it. No writer context:
         // what the first copy's writer saw is no longer known, and the whole
@@ -197,6 +220,17 @@ void Replica::handle(const ReplyTo& from, const ReplicaMergeRequest& req,
                      std::optional<uint64_t> received_ms) {
     Status s = check_budget(req.budget_ms, received_ms);
     if (s.ok()) s = check_owner(req.key, true, req.targets);
+#ifdef KV_MUTANTS
+    // Planted (node/mutant.h): ok without storing, every merge or only a
+    // delete's (no live value); read-your-writes, no-resurrection and
+    // convergence must catch them.
+    bool drop = KV_MUTANT(merge_acked_not_stored);
+    if (KV_MUTANT(delete_not_replicated)) {
+        auto incoming = decode_object(req.object);
+        drop = incoming && incoming->live_count() == 0;
+    }
+    if (drop) return env_.reply(from, ReplicaMergeResponse{req.id, s.code(), s.message()});
+#endif
     if (s.ok()) s = merge(req.key, req.object);
     env_.reply(from, ReplicaMergeResponse{req.id, s.code(), s.message()});
 }

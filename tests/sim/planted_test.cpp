@@ -1,14 +1,17 @@
-// Linked against kv_sim_planted: the real node sources built with
-// KV_PLANTED_FAULT_EARLY_ACK (a coordinator that acknowledges a write once the
-// minting replica has it, whatever w asked). The simulator must catch it, and
-// name it: a read that the levels promised would see the write did not.
+// Linked against kv_sim_mutants: the real node sources built with KV_MUTANTS
+// (node/mutant.h), with the planted bug early_ack switched on (a coordinator
+// that acknowledges a write once the minting replica has it, whatever w asked).
+// The simulator must catch it, and name it: a read that the levels promised
+// would see the write did not. `ctest -L mutants` runs the whole catalogue.
 #include <catch2/catch.hpp>
 
+#include "node/mutant.h"
 #include "sim/simulation.h"
 
 using namespace kv;
 
 TEST_CASE("the simulator catches a coordinator that acknowledges writes early") {
+    mutant::active = mutant::Mutant::early_ack;
     int flagged = 0;
     const int seeds = 8;
     std::string first_summary;
@@ -24,6 +27,7 @@ TEST_CASE("the simulator catches a coordinator that acknowledges writes early") 
         if (stale) ++flagged;
         if (seed == 1) first_summary = sim::summary(o, r);
     }
+    mutant::active = mutant::Mutant::none;
     INFO(first_summary);
     INFO(flagged << " of " << seeds << " seeds flagged a stale read");
     CHECK(flagged >= seeds / 2);
