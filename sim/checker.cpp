@@ -51,6 +51,8 @@ constexpr const char* kBySureSuperseder =
     "a write that surely supersedes it started before the get ended";
 constexpr const char* kByMaybeSuperseder =
     "a write that may supersede it started before the get ended";
+constexpr const char* kResentOnly =
+    "what it superseded was sent more than once (a retry or a duplicated request)";
 constexpr const char* kUnbound = "read again only where r + w <= n";
 constexpr const char* kRepairOnlyByReads = "replicas differ; only reads repair them today";
 
@@ -70,6 +72,7 @@ class Bits {
     Bits() = default;
     explicit Bits(size_t size) : words_((size + 63) / 64, 0) {}
     void set(size_t i) { words_[i / 64] |= uint64_t{1} << (i % 64); }
+    void reset(size_t i) { words_[i / 64] &= ~(uint64_t{1} << (i % 64)); }
     bool test(size_t i) const { return (words_[i / 64] >> (i % 64)) & 1; }
     void unite(const Bits& o) {
         for (size_t w = 0; w < words_.size(); ++w) words_[w] |= o.words_[w];
@@ -144,6 +147,9 @@ struct KeyModel {
     std::vector<uint64_t> gets;           // history indexes of gets
     std::vector<Bits> may_past;
     std::vector<Bits> must_past;
+    // Per write: its must past held a put whose value was sent more than once
+    // (a client retry or a duplicated request), which the must past then drops.
+    std::vector<bool> saw_resent;
 };
 
 class Model {
@@ -157,9 +163,17 @@ class Model {
             }
             k.position[e.index] = k.writes.size();
             k.writes.push_back(e.index);
-            if (e.kind == OpKind::put) put_of_value_[e.value] = e.index;
+            if (e.kind == OpKind::put) {
+                put_of_value_[e.value] = e.index;
+                if (e.retry_of != kNoOp || e.also_sent_to) {
+                    resent_values_.insert(e.value);
+                }
+            }
         }
-        for (auto& [key, k] : keys_) build(k);
+        for (auto& [key, k] : keys_) {
+            build(k);
+            drop_resent_from_must_pasts(k);
+        }
     }
 
     // The latest time a write may have taken effect at a replica: its
@@ -258,10 +272,32 @@ class Model {
         }
     }
 
+    // A value sent more than once (a retry, or one request sent to two
+    // coordinators) may have been minted as several versions, each its own
+    // sibling. A get that returned the value shows that at least one of them
+    // existed, not which: a write with its context surely superseded only the
+    // versions that get saw, and another may surface later, legitimately. So
+    // no write surely saw such a put: it stays in may pasts (excusing a loss
+    // is sound) and leaves the must pasts (no resurrection is claimed for it).
+    // The resurrection rule counts the writes this spared (docs/SIMULATOR.md).
+    void drop_resent_from_must_pasts(KeyModel& k) const {
+        k.saw_resent.assign(k.writes.size(), false);
+        for (size_t p = 0; p < k.writes.size(); ++p) {
+            const HistoryEntry& e = h_.entries[k.writes[p]];
+            if (e.kind != OpKind::put || !resent_values_.count(e.value)) continue;
+            for (size_t i = 0; i < k.writes.size(); ++i) {
+                if (!k.must_past[i].test(p)) continue;
+                k.must_past[i].reset(p);
+                k.saw_resent[i] = true;
+            }
+        }
+    }
+
     const History& h_;
     uint64_t window_ms_;
     std::map<std::string, KeyModel> keys_;
-    std::map<std::string, uint64_t> put_of_value_;  // value -> history index
+    std::map<std::string, uint64_t> put_of_value_;  // value -> history index (its last attempt)
+    std::set<std::string> resent_values_;           // values of puts sent more than once
 };
 
 std::string object_text(const std::optional<node::Object>& object) {
@@ -494,9 +530,15 @@ class Checker {
             bool supersedes_value = false;
             k.must_past[ki].each(
                 [&](size_t p) { supersedes_value |= h_.entries[k.writes[p]].kind == OpKind::put; });
-            if (!supersedes_value) continue;
             RuleStats& stats =
                 report_.stats[w.kind == OpKind::put ? kResurrectionPuts : kResurrectionDeletes];
+            if (!supersedes_value) {
+                if (k.saw_resent[ki]) {
+                    ++stats.checked;
+                    ++stats.excused[kResentOnly];
+                }
+                continue;
+            }
             ++stats.checked;
             const uint32_t writes = replicas(w.level, n);
             bool violated = false;

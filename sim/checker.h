@@ -35,10 +35,13 @@
 //  - unsettled (found by the simulation, not here).
 // Contract with the workload: every put writes a value no other put of the run
 // writes (sim/history.h), and a write's effect window starts when its client
-// first sent it. A client retry or a duplicated client request that re-sends a
-// put is the same write sent again; the model does not cover that yet (its
-// window would run from the last send, and a resend may re-mint a value after
-// its superseder).
+// first sent it. A client retry is a history entry of its own (retry_of) with
+// the first attempt's value, and its own effect window; a request sent to two
+// coordinators (also_sent_to) is one entry. Either may mint the value as
+// several versions, so a read of the value shows one of them existed, not
+// which: such a value is never in a must past (no write surely superseded
+// every version of it), only in may pasts; resurrection is not claimed for it
+// and the writes spared are counted.
 // Pure: the same inputs give the same violations and counts in the same order.
 #pragma once
 

@@ -301,6 +301,43 @@ TEST_CASE("checker: a value superseded by an acknowledged write must not come ba
     CHECK(of_kind(check(history(e), history_only()), ViolationKind::resurrection).empty());
 }
 
+TEST_CASE("checker: a value sent more than once may come back; its loss is still judged") {
+    // v1 first timed out, then its retry was acknowledged: two versions of v1
+    // may exist. The get saw v1 (one version or both); v2 with that context
+    // was acknowledged at quorum; a later quorum read returning v1 may show the
+    // version the get never saw, so it is no resurrection, but it is counted.
+    std::vector<HistoryEntry> e = {
+        put("v1", Level::one, 0, 2500, kNoOp, Outcome::indeterminate),
+        put("v1", Level::one, 2600, 2610), get({"v1"}, Level::one, 2620, 2630),
+        put("v2", Level::quorum, 2640, 2650, 2), get({"v1", "v2"}, Level::quorum, 2660, 2670)};
+    e[1].retry_of = 0;
+    CheckReport r = check(history(e), history_only());
+    CHECK(of_kind(r, ViolationKind::resurrection).empty());
+    CHECK(r.stats.at("resurrection (puts)")
+              .excused.at("what it superseded was sent more than once (a retry or a duplicated "
+                          "request)") == 1);
+    // Without the retry (two distinct puts of one value cannot happen in a
+    // run, so: the same history as one put) it is a resurrection.
+    std::vector<HistoryEntry> once = {e[1], e[2], e[3], e[4]};
+    once[0].retry_of = kNoOp;
+    once[2].context_from = 1;
+    CHECK(of_kind(check(history(once), history_only()), ViolationKind::resurrection).size() == 1);
+    // A request sent to two coordinators is two sends too.
+    once[0].also_sent_to = 2;
+    CHECK(of_kind(check(history(once), history_only()), ViolationKind::resurrection).empty());
+    // A resent value's loss is judged as any other's: excused only by a write
+    // known to have taken effect that may have seen it. Here v2 did: excused.
+    r = check(history(e), settled(object_with({"v2"})));
+    CHECK(of_kind(r, ViolationKind::lost_write).empty());
+    // Without v2's acknowledgement (and no read of v2) nothing excuses losing
+    // the acknowledged retry.
+    e[3].outcome = Outcome::failed;
+    e[3].code = ErrorCode::unavailable;
+    e[4].values = {"v1"};
+    r = check(history(e), settled(object_with({})));
+    CHECK(of_kind(r, ViolationKind::lost_write).size() >= 1);
+}
+
 TEST_CASE("checker: a value an acknowledged delete superseded must not come back") {
     // Deletes are checked like puts: one with the context of a get that saw v1.
     std::vector<HistoryEntry> e = {put("v1", Level::one, 0, 10), get({"v1"}, Level::one, 20, 30),

@@ -301,8 +301,9 @@ inline std::vector<proto::Message> client_sample_messages() {
         LeaveRequest{33},
         AdminResponse{34, ErrorCode::ok, "leaving"},
         AdminResponse{35, ErrorCode::invalid_argument, "already leaving"},
-        StatusResponse{44, "n1", 3, {}, 9, {{"n2", "in", "streaming", 12, 3456}}, ""},
-        StatusResponse{45, "n2", 3, {}, 9, {}, "queued: waiting for acknowledgement from n1, n4"},
+        StatusResponse{44, "n1", 3, {}, 9, {{"n2", "in", "streaming", 12, 3456}}, 3, ""},
+        StatusResponse{
+            45, "n2", 3, {}, 9, {}, 2, "queued: waiting for acknowledgement from n1, n4"},
     };
 }
 
