@@ -186,7 +186,7 @@ TEST_CASE("two leaves at once with n=3 on 4 nodes: one leaves, the other is refu
     form_and_write(c);
     Watch w;
     auto replies = leave_at_once(c, w, {1, 2});
-    for (auto& [i, r] : replies) INFO(c.node_id(i) << ": " << r.message);
+    for (auto& [i, r] : replies) UNSCOPED_INFO(c.node_id(i) << ": " << r.message);
     // Give the cluster time to act on both, then to settle.
     run_watched(
         c, w, [] { return false; }, 5000);
