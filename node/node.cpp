@@ -96,8 +96,31 @@ Status Node::start() {
 
 // ---- dispatch ----------------------------------------------------------------
 
-void Node::on_request(const ReplyTo& from, Message message, std::optional<uint64_t> received_ms) {
+namespace {
+// Messages only cluster members send (node/peer_protocol.h); responses are
+// refused later as bad requests whoever sends them.
+bool is_peer_request(const Message& m) {
+    return std::holds_alternative<ReplicaReadRequest>(m) ||
+           std::holds_alternative<ReplicaWriteRequest>(m) ||
+           std::holds_alternative<ReplicaMergeRequest>(m) ||
+           std::holds_alternative<PingRequest>(m) || std::holds_alternative<GossipRequest>(m) ||
+           std::holds_alternative<StreamRequest>(m) || std::holds_alternative<HandoffRequest>(m);
+}
+}  // namespace
+
+void Node::on_request(const ReplyTo& from, Message message, std::optional<uint64_t> received_ms,
+                      const Principal& who) {
     ++stats_.requests;
+    if (who.kind == Principal::Kind::user && is_peer_request(message)) {
+        // A client key must never reach a replica, gossip or transfer handler:
+        // each trusts its sender to be a member (docs/SECURITY.md).
+        ++stats_.unauthorized;
+        env_.reply(from, proto::ErrorResponse{
+                             node::request_id(message), ErrorCode::unauthorized,
+                             "'" + std::string(node::type_name(message)) +
+                                 "' is a node-to-node message; only cluster members may send it"});
+        return;
+    }
     refresh_placement();
     const uint64_t received = received_ms.value_or(env_.now_ms());
     std::visit(
@@ -261,6 +284,9 @@ bool Node::transfers_pending() const {
 }
 std::string Node::leave_refusal() const {
     return rebalancer_->leave_refusal();
+}
+std::optional<std::string> Node::user_of_key(std::string_view) const {
+    return std::nullopt;  // no user catalog yet: only the cluster key passes the handshake
 }
 size_t Node::in_flight() const {
     return coordinator_->in_flight();

@@ -22,6 +22,7 @@
 
 #include "gossip/gossip.h"
 #include "gossip/membership.h"
+#include "node/access/principal.h"
 #include "node/env.h"
 #include "node/node_config.h"
 #include "node/peer_protocol.h"
@@ -57,9 +58,12 @@ class Node {
     // A frame that arrived at the node's ROUTER: a client's request or a peer's.
     // `received_ms`: this node's clock when the frame arrived, when the runtime
     // handles it later than that (the simulator's paused node); nullopt: now.
-    // Deadlines and replica budgets count from it.
+    // Deadlines and replica budgets count from it. `who`: the sender as the
+    // transport authenticated it; a user may send only client requests its
+    // grants allow (docs/SECURITY.md), anything else is refused unauthorized.
     void on_request(const ReplyTo& from, Message message,
-                    std::optional<uint64_t> received_ms = std::nullopt);
+                    std::optional<uint64_t> received_ms = std::nullopt,
+                    const Principal& who = Principal::local());
     // A frame that could not be decoded; answered with an ErrorResponse.
     void on_bad_frame(const ReplyTo& from, uint64_t request_id, const Status& why);
     // A reply from a peer to a request this node sent it.
@@ -85,6 +89,9 @@ class Node {
     // Why a leave this node queued was refused later (empty when none).
     std::string leave_refusal() const;
     const NodeStats& stats() const { return stats_; }
+    // The user a CURVE public key (Z85) belongs to, nullopt when none: the
+    // runtime's ZAP handler admits a client key at the handshake only then.
+    std::optional<std::string> user_of_key(std::string_view public_key_z85) const;
     size_t in_flight() const;
 
   private:
