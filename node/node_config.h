@@ -12,6 +12,14 @@
 
 namespace kv::node {
 
+// A user made at start when the replicated catalog has no record of its name
+// (kvnode --bootstrap-admin NAME=KEY): the first administrator of a cluster.
+struct BootstrapUser {
+    std::string name;
+    std::string public_key_z85;
+    bool operator==(const BootstrapUser&) const = default;
+};
+
 struct NodeConfig {
     std::string node_id;
     uint32_t n_replicas = 3;
@@ -45,6 +53,10 @@ struct NodeConfig {
     uint64_t transfer_retry_ms = 500;
     uint32_t stream_keys_per_page = 256;
     size_t stream_page_bytes_max = 4 << 20;
+
+    // Users given an admin grant on the whole keyspace at start, unless the
+    // catalog already knows their name (docs/SECURITY.md, "Bootstrap").
+    std::vector<BootstrapUser> bootstrap_admins;
 };
 
 // Counters, each written by one component (named beside it).
