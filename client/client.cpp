@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <chrono>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <set>
@@ -11,6 +12,9 @@
 #include <utility>
 #include <variant>
 #include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "client/z85.h"
 
 namespace kv::client {
 
@@ -84,7 +88,9 @@ struct AsyncClient::Impl {
     struct Endpoint {
         std::string address;
         std::optional<zmq::socket_t> socket;  // connected lazily
-        std::deque<uint64_t> unsent;          // FIFO, so pipelined order is kept
+        // PAIR reading the socket's failed handshakes (libzmq's socket monitor).
+        std::optional<zmq::socket_t> monitor;
+        std::deque<uint64_t> unsent;  // FIFO, so pipelined order is kept
     };
 
     zmq::context_t context{1};
@@ -113,12 +119,80 @@ struct AsyncClient::Impl {
             s.set(zmq::sockopt::reconnect_ivl, options.reconnect_ivl_ms);
             s.set(zmq::sockopt::reconnect_ivl_max, options.reconnect_ivl_ms);
             s.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(proto::kFrameBytesMax));
+            if (options.curve) {
+                s.set(zmq::sockopt::curve_serverkey, options.curve->server_public_z85);
+                s.set(zmq::sockopt::curve_publickey, options.curve->client_public_z85);
+                s.set(zmq::sockopt::curve_secretkey, options.curve->client_secret_z85);
+            }
+            // Watched before connecting, so even the first handshake is seen.
+            zmq::socket_t monitor = watch_handshakes(s, index);
             s.connect(e.address);
             e.socket = std::move(s);
+            e.monitor = std::move(monitor);
             return true;
         } catch (const zmq::error_t&) {
             return false;
         }
+    }
+
+    // A refused handshake is otherwise silent: with ZMQ_IMMEDIATE the
+    // requests would wait for a connection that never completes and fail as
+    // timeouts. The monitor turns the refusal into an error at once.
+    zmq::socket_t watch_handshakes(zmq::socket_t& s, size_t index) {
+        const std::string address = "inproc://kv-client-monitor-" + std::to_string(index);
+        constexpr int kEvents = ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
+        if (zmq_socket_monitor(s.handle(), address.c_str(), kEvents) != 0) throw zmq::error_t();
+        zmq::socket_t monitor(context, zmq::socket_type::pair);
+        monitor.set(zmq::sockopt::linger, 0);
+        monitor.connect(address);
+        return monitor;
+    }
+
+    // Reads the monitor's events (two frames: 6 bytes of event number and
+    // value, then the endpoint) and fails every request of the endpoint on a
+    // failed handshake: no retry or failover would help, as every node of a
+    // cluster admits the same keys.
+    void read_handshake_events(size_t index) {
+        Endpoint& e = endpoints[index];
+        for (size_t i = 0; i < kReceiveBatchMax; ++i) {
+            std::vector<zmq::message_t> event;
+            try {
+                if (!zmq::recv_multipart(*e.monitor, std::back_inserter(event),
+                                         zmq::recv_flags::dontwait)) {
+                    return;
+                }
+            } catch (const zmq::error_t&) {
+                return;
+            }
+            if (event.empty() || event[0].size() < 6) continue;
+            uint16_t number = 0;
+            uint32_t value = 0;
+            std::memcpy(&number, event[0].data(), sizeof number);
+            std::memcpy(&value, static_cast<const char*>(event[0].data()) + 2, sizeof value);
+            std::string why;
+            if (number == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+                why = "the node refused this client key at the handshake (" + e.address +
+                      ", ZAP status " + std::to_string(value) +
+                      "): the key is not a user of the cluster, or not the cluster key";
+            } else {
+                why = "the security handshake with " + e.address + " failed: " +
+                      (options.curve ? "this client offers CURVE keys"
+                                     : "this client offers no CURVE key") +
+                      ", which the node does not accept (is it started with" +
+                      (options.curve ? "out" : "") + " --cluster-key? kvctl --key FILE)";
+            }
+            fail_endpoint(index, Status(ErrorCode::unauthorized, why));
+        }
+    }
+
+    void fail_endpoint(size_t index, const Status& why) {
+        std::vector<uint64_t> doomed;
+        for (const auto& [id, p] : pending) {
+            if (p.endpoint == index) doomed.push_back(id);
+        }
+        for (uint64_t id : doomed) complete(id, why);
     }
 
     // ---- bookkeeping -------------------------------------------------------
@@ -313,6 +387,10 @@ struct AsyncClient::Impl {
             items.push_back({endpoints[i].socket->handle(), 0, events, 0});
             item_endpoint.push_back(i);
         }
+        const size_t sockets = items.size();
+        for (size_t k = 0; k < sockets; ++k) {
+            items.push_back({endpoints[item_endpoint[k]].monitor->handle(), 0, ZMQ_POLLIN, 0});
+        }
         if (items.empty()) {
             // No socket could be created: wait out the connect timeout.
             std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms(timeout_ms)));
@@ -323,9 +401,10 @@ struct AsyncClient::Impl {
         } catch (const zmq::error_t&) {
             return;  // EINTR and the like: expiry below still runs
         }
-        for (size_t k = 0; k < items.size(); ++k) {
+        for (size_t k = 0; k < sockets; ++k) {
             Endpoint& e = endpoints[item_endpoint[k]];
             if (items[k].revents & ZMQ_POLLIN) receive_all(e);
+            if (items[sockets + k].revents & ZMQ_POLLIN) read_handshake_events(item_endpoint[k]);
             if (!e.unsent.empty()) flush(item_endpoint[k]);
         }
     }
@@ -365,6 +444,16 @@ Result<AsyncClient> AsyncClient::connect(std::vector<std::string> endpoints,
             return Status(ErrorCode::invalid_argument, "malformed endpoint '" + e + "'");
         }
     }
+    if (options.curve) {
+        for (const std::string* key :
+             {&options.curve->client_public_z85, &options.curve->client_secret_z85,
+              &options.curve->server_public_z85}) {
+            if (!is_curve_key_z85(*key)) {
+                return Status(ErrorCode::invalid_argument,
+                              "CURVE credentials: a key is not 40 characters of Z85");
+            }
+        }
+    }
     std::unique_ptr<Impl> impl;
     try {
         impl = std::make_unique<Impl>();
@@ -372,7 +461,8 @@ Result<AsyncClient> AsyncClient::connect(std::vector<std::string> endpoints,
         return connection_error(std::string("zmq context: ") + err.what());
     }
     impl->options = options;
-    for (auto& e : endpoints) impl->endpoints.push_back({std::move(e), std::nullopt, {}});
+    for (auto& e : endpoints)
+        impl->endpoints.push_back({std::move(e), std::nullopt, std::nullopt, {}});
     if (!impl->ensure_socket(0)) {
         return Status(ErrorCode::invalid_argument,
                       "cannot connect to '" + impl->endpoints[0].address + "'");

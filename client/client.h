@@ -20,7 +20,9 @@
 // Errors are values: every outcome is a Result whose Status carries an
 // ErrorCode. Node-reported codes are passed through; a key without a live value
 // is ErrorCode::not_found; no answer in time is ErrorCode::timeout; a ZeroMQ
-// failure or no reachable endpoint is ErrorCode::connection. Nothing throws.
+// failure or no reachable endpoint is ErrorCode::connection; a node that refuses
+// the security handshake (ClientOptions::curve) is ErrorCode::unauthorized,
+// reported as soon as the handshake fails. Nothing throws.
 //
 // Thread-safety: none. Each AsyncClient / Client object must be used by one
 // thread at a time (ZeroMQ sockets are not thread-safe); use one object per
@@ -49,6 +51,15 @@ struct RequestOptions {
     uint64_t deadline_ms = 5000;
 };
 
+// CURVE credentials (docs/SECURITY.md): this client's key pair and the
+// cluster's public key, each 40 characters of Z85 (client/keys.h reads them
+// from a credentials file).
+struct CurveCredentials {
+    std::string client_public_z85;
+    std::string client_secret_z85;
+    std::string server_public_z85;
+};
+
 struct ClientOptions {
     RequestOptions defaults;  // used when a call passes no RequestOptions
     // Extra local wait beyond the node deadline, for the reply's trip back.
@@ -64,6 +75,11 @@ struct ClientOptions {
     size_t in_flight_max = 65536;
     int send_hwm_messages = 10000;  // ZMQ_SNDHWM per socket
     int reconnect_ivl_ms = 100;     // ZMQ_RECONNECT_IVL (and _MAX)
+    // Set on every socket before it connects. Without it the client speaks
+    // plain ZMTP, which only a node without --cluster-key accepts. A node that
+    // refuses the handshake (an unknown key, or CURVE on one side only) fails
+    // the requests waiting on it with ErrorCode::unauthorized at once.
+    std::optional<CurveCredentials> curve;
 };
 
 // A successful get: the live siblings (at least one; at most the node's sibling

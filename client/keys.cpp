@@ -6,6 +6,7 @@
 
 #include <zmq.h>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -204,6 +205,39 @@ Status save_credentials(const std::string& path, const Credentials& credentials,
         ::close(dir);
     }
     return {};
+}
+
+std::optional<std::string> default_credentials_path() {
+    if (const char* env = std::getenv("KV_KEY_FILE"); env != nullptr && *env != '\0') {
+        return std::string(env);
+    }
+    std::string dir;
+    if (const char* xdg = std::getenv("XDG_CONFIG_HOME"); xdg != nullptr && *xdg != '\0') {
+        dir = xdg;
+    } else if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+        dir = std::string(home) + "/.config";
+    } else {
+        return std::nullopt;
+    }
+    std::string path = dir + "/kvstore/credentials";
+    if (::access(path.c_str(), F_OK) != 0) return std::nullopt;
+    return path;
+}
+
+Result<CurveCredentials> to_curve_credentials(const Credentials& credentials,
+                                              const std::optional<std::string>& server_override,
+                                              std::string_view origin) {
+    std::optional<std::string> server =
+        server_override ? server_override : credentials.server_public_z85;
+    if (!server) {
+        return bad(std::string(origin) +
+                   " has no 'server = ...' line: give the cluster's public key with "
+                   "--server-key");
+    }
+    if (!is_curve_key_z85(*server)) {
+        return bad("the server key is not a CURVE public key (40 characters of Z85)");
+    }
+    return CurveCredentials{credentials.pair.public_z85, credentials.pair.secret_z85, *server};
 }
 
 }  // namespace kv::client

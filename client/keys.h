@@ -23,6 +23,7 @@
 #include <string>
 #include <string_view>
 
+#include "client/client.h"
 #include "client/status.h"
 
 namespace kv::client {
@@ -61,5 +62,17 @@ Result<Credentials> load_credentials(const std::string& path);
 // (invalid_argument) when `path` exists, and never replaces it.
 Status save_credentials(const std::string& path, const Credentials& credentials,
                         std::string_view comment = {}, bool overwrite = false);
+
+// The credentials file a tool uses when given none: $KV_KEY_FILE if set, else
+// $XDG_CONFIG_HOME/kvstore/credentials (XDG_CONFIG_HOME defaulting to
+// ~/.config) when that file exists; nullopt when there is none.
+std::optional<std::string> default_credentials_path();
+
+// The client options' form of `credentials`; the server key is
+// `server_override` when given, else the file's `server` line. Fails
+// (invalid_argument) when neither names the cluster's key.
+Result<CurveCredentials> to_curve_credentials(const Credentials& credentials,
+                                              const std::optional<std::string>& server_override,
+                                              std::string_view origin);
 
 }  // namespace kv::client

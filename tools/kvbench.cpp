@@ -16,6 +16,7 @@
 
 #include "client/client.h"
 #include "client/json_util.h"
+#include "client/keys.h"
 
 namespace po = boost::program_options;
 using kv::ErrorCode;
@@ -96,6 +97,9 @@ struct Config {
     uint64_t seed = 1;
     bool load = false;
     bool json = false;
+    std::optional<std::string> key_file;    // --key, else the default credentials file
+    std::optional<std::string> server_key;  // --server-key, else the file's server line
+    bool no_key = false;
 };
 
 struct Stats {
@@ -339,7 +343,13 @@ std::optional<Config> parse(int argc, char** argv) {
         "client connections, one thread each")("seed", po::value<uint64_t>()->default_value(1),
                                                "generator seed")(
         "load", po::bool_switch(), "write every key once before measuring")(
-        "json", po::bool_switch(), "one JSON object on stdout");
+        "json", po::bool_switch(), "one JSON object on stdout")(
+        "key", po::value<std::string>(),
+        "credentials file, as kvctl --key (default: $KV_KEY_FILE, else "
+        "~/.config/kvstore/credentials if it exists)")(
+        "server-key", po::value<std::string>(),
+        "the cluster's public key in Z85 (default: the key file's 'server' line)")(
+        "no-key", po::bool_switch(), "use no key file, even a default one");
     po::variables_map vm;
     po::store(po::parse_command_line(argc, argv, d), vm);
     po::notify(vm);
@@ -367,6 +377,9 @@ std::optional<Config> parse(int argc, char** argv) {
     c.json = vm["json"].as<bool>();
     c.request.deadline_ms = vm["timeout-ms"].as<uint64_t>();
     c.request.consistency.strict = vm["strict"].as<bool>();
+    if (vm.count("key")) c.key_file = vm["key"].as<std::string>();
+    if (vm.count("server-key")) c.server_key = vm["server-key"].as<std::string>();
+    c.no_key = vm["no-key"].as<bool>();
     return c;
 }
 
@@ -408,6 +421,17 @@ int main(int argc, char** argv) {
     kv::client::ClientOptions options;
     options.defaults = c.request;
     options.in_flight_max = c.pipeline * 2;  // a load step keeps a get and a put per slot
+    const std::optional<std::string> key_file = c.no_key ? std::nullopt
+                                                : c.key_file
+                                                    ? c.key_file
+                                                    : kv::client::default_credentials_path();
+    if (key_file) {
+        auto loaded = kv::client::load_credentials(*key_file);
+        if (!loaded) return fail(loaded.status().code(), loaded.status().message());
+        auto curve = kv::client::to_curve_credentials(loaded.value(), c.server_key, *key_file);
+        if (!curve) return fail(curve.status().code(), curve.status().message());
+        options.curve = std::move(curve.value());
+    }
     std::vector<Worker> workers;
     workers.reserve(c.connections);
     for (uint32_t i = 0; i < c.connections; ++i) {

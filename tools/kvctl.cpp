@@ -9,6 +9,8 @@
 
 #include "client/client.h"
 #include "client/json_util.h"
+#include "client/keys.h"
+#include "client/z85.h"
 
 namespace po = boost::program_options;
 using kv::ErrorCode;
@@ -31,6 +33,7 @@ constexpr const char* kUsage =
     "       kvctl [options] status\n"
     "       kvctl [options] members\n"
     "       kvctl [options] leave\n"
+    "       kvctl [--server-key Z85] [--force] keygen FILE\n"
     "\n"
     "Commands:\n"
     "  get KEY          read KEY at the requested consistency; prints the value and a\n"
@@ -56,6 +59,16 @@ constexpr const char* kUsage =
     "                   leaves the ring (status 'left'). Refused when fewer than n\n"
     "                   members would remain. Returns at once; watch it with\n"
     "                   'kvctl --node ENDPOINT status'; stop the node once it is left.\n"
+    "  keygen FILE      make a CURVE key pair, write it to FILE (mode 0600; with\n"
+    "                   --server-key also the 'server' line) and print the public key\n"
+    "                   in Z85. Refuses to replace an existing FILE unless --force.\n"
+    "\n"
+    "Keys (docs/SECURITY.md): a node started with --cluster-key admits only known keys.\n"
+    "kvctl uses the credentials file given by --key, else $KV_KEY_FILE, else\n"
+    "$XDG_CONFIG_HOME/kvstore/credentials (default ~/.config/kvstore/credentials) when it\n"
+    "exists; the cluster's public key comes from --server-key or the file's 'server'\n"
+    "line. --no-key talks plain ZMTP (a node without --cluster-key). A node that\n"
+    "refuses the key fails the command with 'unauthorized' at once.\n"
     "\n"
     "JSON output (--json): get prints\n"
     "  {\"key\":..,\"encoding\":\"utf8\",\"values\":[..],\"context\":\"<base64>\",\"info\":{..}}\n"
@@ -81,6 +94,10 @@ struct Args {
     bool json = false;
     std::optional<std::string> context_b64;
     std::vector<std::string> positional;
+    std::optional<std::string> key_file;
+    std::optional<std::string> server_key;
+    bool no_key = false;
+    bool force = false;  // keygen: replace an existing file
 };
 
 int fail(const Status& status) {
@@ -271,7 +288,15 @@ po::options_description option_descriptions() {
         "node-side deadline in ms; kvctl gives up 1000 ms after it")(
         "json", po::bool_switch(), "machine-readable output (see below)")(
         "context", po::value<std::string>(),
-        "base64 context from a previous 'get --json' (put, del): supersede what that get saw");
+        "base64 context from a previous 'get --json' (put, del): supersede what that get saw")(
+        "key", po::value<std::string>(),
+        "credentials file (public, secret and server lines) to talk to the cluster with "
+        "(default: $KV_KEY_FILE, else ~/.config/kvstore/credentials if it exists)")(
+        "server-key", po::value<std::string>(),
+        "the cluster's public key in Z85 (default: the key file's 'server' line); with "
+        "keygen, written as the new file's 'server' line")(
+        "no-key", po::bool_switch(), "use no key file, even a default one (plain ZMTP)")(
+        "force", po::bool_switch(), "keygen: replace FILE if it exists");
     return d;
 }
 
@@ -301,14 +326,18 @@ std::optional<Args> parse_args(int argc, char** argv) {
     a.json = vm["json"].as<bool>();
     if (vm.count("context")) a.context_b64 = vm["context"].as<std::string>();
     if (vm.count("args")) a.positional = vm["args"].as<std::vector<std::string>>();
+    if (vm.count("key")) a.key_file = vm["key"].as<std::string>();
+    if (vm.count("server-key")) a.server_key = vm["server-key"].as<std::string>();
+    a.no_key = vm["no-key"].as<bool>();
+    a.force = vm["force"].as<bool>();
     return a;
 }
 
 // Checks the option combination for `command`; returns the problem, if any.
 std::optional<std::string> check_args(const std::string& command, const Args& a) {
     static const std::vector<std::pair<std::string, size_t>> kArity = {
-        {"get", 2},    {"local-get", 2}, {"put", 3},  {"del", 2},
-        {"status", 1}, {"members", 1},   {"leave", 1}};
+        {"get", 2},    {"local-get", 2}, {"put", 3},   {"del", 2},
+        {"status", 1}, {"members", 1},   {"leave", 1}, {"keygen", 2}};
     bool known = false;
     for (const auto& [name, count] : kArity) {
         if (name != command) continue;
@@ -317,18 +346,58 @@ std::optional<std::string> check_args(const std::string& command, const Args& a)
     }
     if (!known)
         return "unknown command '" + command +
-               "' (get, put, del, status, members, leave, local-get)";
+               "' (get, put, del, status, members, leave, local-get, keygen)";
     bool is_write = command == "put" || command == "del";
     if (a.r && command != "get") return "--r applies to get only";
     if (a.w && !is_write) return "--w applies to put and del only";
     if (a.context_b64 && !is_write) return "--context applies to put and del only";
     if (a.timeout_ms > kv::proto::kDeadlineMsMax) return "--timeout-ms is above 600000";
+    if (a.force && command != "keygen") return "--force applies to keygen only";
+    if (a.no_key && a.key_file) return "--no-key and --key are exclusive";
+    if (a.server_key && !kv::is_curve_key_z85(*a.server_key)) {
+        return "--server-key is not a CURVE public key (40 characters of Z85)";
+    }
     return std::nullopt;
+}
+
+// keygen FILE: the pair goes to FILE, the public key to stdout (for
+// --bootstrap-admin or 'user add'); the secret key is never printed.
+int keygen(const Args& a) {
+    auto pair = kv::client::generate_key_pair();
+    if (!pair) return fail(pair.status());
+    const std::string& path = a.positional[1];
+    Status saved = kv::client::save_credentials(
+        path, kv::client::Credentials{pair.value(), a.server_key},
+        "CURVE key pair made by kvctl keygen; keep this file secret (mode 0600)", a.force);
+    if (!saved.ok()) return fail(saved);
+    std::printf("%s\n", pair->public_z85.c_str());
+    return kExitOk;
+}
+
+// The CURVE settings of the command: from --key, $KV_KEY_FILE or the default
+// file; none with --no-key or when there is no file at all.
+kv::Result<std::optional<kv::client::CurveCredentials>> credentials_of(const Args& a) {
+    if (a.no_key) return std::optional<kv::client::CurveCredentials>();
+    std::optional<std::string> path =
+        a.key_file ? a.key_file : kv::client::default_credentials_path();
+    if (!path) {
+        if (a.server_key) {
+            return Status(ErrorCode::invalid_argument,
+                          "--server-key needs a key file (--key FILE; kvctl keygen makes one)");
+        }
+        return std::optional<kv::client::CurveCredentials>();
+    }
+    auto loaded = kv::client::load_credentials(*path);
+    if (!loaded) return loaded.status();
+    auto curve = kv::client::to_curve_credentials(loaded.value(), a.server_key, *path);
+    if (!curve) return curve.status();
+    return std::optional<kv::client::CurveCredentials>(std::move(curve.value()));
 }
 
 int run(const Args& a) {
     const std::string& command = a.positional.front();
     if (auto problem = check_args(command, a)) return fail(ErrorCode::invalid_argument, *problem);
+    if (command == "keygen") return keygen(a);
     auto level = kv::proto::level_from_name(a.consistency);
     if (!level) return fail(ErrorCode::invalid_argument, "unknown level '" + a.consistency + "'");
 
@@ -336,6 +405,9 @@ int run(const Args& a) {
     options.defaults.consistency = {*level, a.r.value_or(a.w.value_or(0)), a.strict};
     options.defaults.deadline_ms = a.timeout_ms;
     options.admin_timeout_ms = a.timeout_ms;
+    auto curve = credentials_of(a);
+    if (!curve) return fail(curve.status());
+    options.curve = std::move(curve.value());
 
     std::optional<std::string> context;
     if (a.context_b64) {

@@ -1,5 +1,7 @@
 #include "node/runtime/config.h"
 
+#include "client/z85.h"
+
 #include <algorithm>
 #include <boost/program_options.hpp>
 #include <fstream>
@@ -11,8 +13,16 @@ namespace po = boost::program_options;
 
 namespace {
 
+// Flags of transport security, parsed by describe() into these.
+struct SecurityFlags {
+    std::string cluster_key_file;
+    bool insecure = false;
+    std::vector<std::string> bootstrap_admins;  // NAME=PUBLIC_KEY_Z85
+};
+
 po::options_description describe(RuntimeConfig& c, std::string& peers, std::string& seeds,
-                                 std::string& config_file, std::string& log_level) {
+                                 std::string& config_file, std::string& log_level,
+                                 SecurityFlags& security) {
     po::options_description d(
         "kvnode options (each may also be set in --config FILE as name = value)");
     d.add_options()("help,h", "print this reference and exit")(
@@ -57,23 +67,145 @@ po::options_description describe(RuntimeConfig& c, std::string& peers, std::stri
         "LMDB map size: the most data the store can hold (address space, not disk)")(
         "batch-max", po::value(&c.batch_messages_max)->default_value(512),
         "messages handled per store commit (group commit)")(
-        "log-level", po::value(&log_level)->default_value("info"), "debug, info, warn or error");
+        "log-level", po::value(&log_level)->default_value("info"), "debug, info, warn or error")(
+        "cluster-key", po::value(&security.cluster_key_file),
+        "credentials file (public and secret lines, mode 0600; kvctl keygen makes one) of the "
+        "cluster key pair every node holds: the node then speaks CURVE on every socket and "
+        "admits at the handshake only this key (other nodes) and keys of catalog users. "
+        "Without it the node runs in protected mode (loopback endpoints only)")(
+        "insecure", po::bool_switch(&security.insecure),
+        "without --cluster-key, allow a --listen endpoint other hosts can reach; everything "
+        "is then served to anyone who can connect, unauthenticated and unencrypted")(
+        "bootstrap-admin", po::value(&security.bootstrap_admins)->composing(),
+        "NAME=PUBLIC_KEY_Z85 (repeatable): make this user an administrator at start unless "
+        "the catalog already has the name (needs --cluster-key)");
     return d;
 }
 
+// Fills the transport settings from the flags; the error says what to change.
+Status apply_security(RuntimeConfig& c, const SecurityFlags& security) {
+    c.insecure = security.insecure;
+    if (!security.cluster_key_file.empty()) {
+        if (security.insecure) {
+            return Status(ErrorCode::invalid_argument,
+                          "--insecure and --cluster-key are exclusive: with a cluster key every "
+                          "connection is authenticated");
+        }
+        auto key = client::load_credentials(security.cluster_key_file);
+        if (!key) {
+            return Status(ErrorCode::invalid_argument, "--cluster-key: " + key.status().message());
+        }
+        c.cluster_key = std::move(key.value());
+        c.cluster_key_file = security.cluster_key_file;
+    } else if (!security.insecure && !is_loopback_endpoint(c.listen)) {
+        return Status(ErrorCode::invalid_argument,
+                      "--listen " + c.listen +
+                          " is reachable from other hosts, and without --cluster-key nothing "
+                          "authenticates who connects (protected mode binds loopback only: "
+                          "tcp://127.0.0.1:PORT, tcp://[::1]:PORT, tcp://localhost:PORT, "
+                          "ipc://PATH). Give --cluster-key FILE, or --insecure to serve "
+                          "anyone who can connect");
+    }
+    for (const auto& item : security.bootstrap_admins) {
+        const size_t eq = item.find('=');  // names have no '='; Z85 keys may
+        if (eq == std::string::npos || eq == 0) {
+            return Status(ErrorCode::invalid_argument,
+                          "--bootstrap-admin must be NAME=PUBLIC_KEY_Z85, got '" + item + "'");
+        }
+        BootstrapUser user{item.substr(0, eq), item.substr(eq + 1)};
+        if (user.name.size() > proto::kIdBytesMax ||
+            user.name.find_first_of(" \t,") != std::string::npos) {
+            return Status(ErrorCode::invalid_argument,
+                          "--bootstrap-admin: the name '" + user.name +
+                              "' must be at most 256 bytes without blanks or commas");
+        }
+        if (!is_curve_key_z85(user.public_key_z85)) {
+            return Status(ErrorCode::invalid_argument,
+                          "--bootstrap-admin " + user.name +
+                              ": the key is not a CURVE public key (40 characters of Z85, as "
+                              "kvctl keygen prints)");
+        }
+        c.node.bootstrap_admins.push_back(std::move(user));
+    }
+    if (!c.node.bootstrap_admins.empty() && !c.cluster_key) {
+        return Status(ErrorCode::invalid_argument,
+                      "--bootstrap-admin needs --cluster-key: without it no client key is "
+                      "checked, so a user would be meaningless");
+    }
+    return {};
+}
+
 }  // namespace
+
+TransportMode transport_mode(const RuntimeConfig& config) {
+    if (config.cluster_key) return TransportMode::authenticated;
+    return config.insecure ? TransportMode::insecure : TransportMode::protected_loopback;
+}
+
+std::string describe_transport(const RuntimeConfig& config) {
+    switch (transport_mode(config)) {
+        case TransportMode::authenticated:
+            return "mode authenticated: CURVE on every socket, cluster key " +
+                   config.cluster_key->pair.public_z85 + " from " + config.cluster_key_file +
+                   "; the handshake admits only the cluster key and catalog users";
+        case TransportMode::protected_loopback:
+            return "mode protected: no --cluster-key, so loopback endpoints only and no "
+                   "authentication (anyone on this host may do anything)";
+        case TransportMode::insecure:
+            return "mode INSECURE: no --cluster-key and --insecure given: anyone who can reach " +
+                   config.listen +
+                   " may read, write, join and remove members, unauthenticated and unencrypted";
+    }
+    return "mode ?";
+}
+
+bool is_loopback_endpoint(std::string_view endpoint) {
+    for (std::string_view local : {"ipc://", "inproc://"}) {
+        if (endpoint.substr(0, local.size()) == local) return true;
+    }
+    constexpr std::string_view kTcp = "tcp://";
+    if (endpoint.substr(0, kTcp.size()) != kTcp) return false;
+    std::string_view rest = endpoint.substr(kTcp.size());
+    const size_t colon = rest.rfind(':');
+    if (colon == std::string_view::npos) return false;
+    const std::string_view host = rest.substr(0, colon);
+    if (host == "localhost" || host == "[::1]") return true;
+    // 127.0.0.0/8: four dot-separated decimal parts, the first 127.
+    if (host.substr(0, 4) != "127.") return false;
+    int dots = 0, digits = 0, value = 0;
+    for (char ch : host) {
+        if (ch == '.') {
+            if (digits == 0) return false;
+            ++dots;
+            digits = value = 0;
+        } else if (ch >= '0' && ch <= '9') {
+            value = value * 10 + (ch - '0');
+            if (++digits > 3 || value > 255) return false;
+        } else {
+            return false;
+        }
+    }
+    return dots == 3 && digits > 0;
+}
 
 Result<RuntimeConfig> parse_config(int argc, const char* const* argv, std::ostream& help,
                                    bool* help_shown) {
     RuntimeConfig c;
     std::string peers, seeds, config_file, log_level;
+    SecurityFlags security;
     *help_shown = false;
-    auto desc = describe(c, peers, seeds, config_file, log_level);
+    auto desc = describe(c, peers, seeds, config_file, log_level, security);
     try {
         po::variables_map vm;
         po::store(po::parse_command_line(argc, argv, desc), vm);
         if (vm.count("help")) {
-            help << "kvnode: one node of the key-value store\n\n" << desc << "\n";
+            help << "kvnode: one node of the key-value store\n\n"
+                 << "Transport modes (docs/SECURITY.md, docs/OPERATIONS.md):\n"
+                 << "  authenticated  --cluster-key FILE: CURVE on every socket; the handshake\n"
+                 << "                 admits the cluster key (nodes) and catalog users' keys\n"
+                 << "  protected      no --cluster-key: --listen must be a loopback endpoint\n"
+                 << "  INSECURE       no --cluster-key, --insecure: any --listen, no checks\n\n"
+                 << desc << "\n";
             *help_shown = true;
             return c;
         }
@@ -151,6 +283,7 @@ Result<RuntimeConfig> parse_config(int argc, const char* const* argv, std::ostre
         return Status(ErrorCode::invalid_argument, "--siblings-max must be >= 1");
     if (c.batch_messages_max < 1)
         return Status(ErrorCode::invalid_argument, "--batch-max must be >= 1");
+    if (Status secured = apply_security(c, security); !secured.ok()) return secured;
     if (log_level == "debug") {
         c.log_level = LogLevel::debug;
     } else if (log_level == "info") {

@@ -4,9 +4,12 @@
 #pragma once
 
 #include <iosfwd>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "client/keys.h"
 #include "client/status.h"
 #include "gossip/membership.h"
 #include "node/env.h"
@@ -23,7 +26,30 @@ struct RuntimeConfig {
     uint64_t map_size_mb = 65536;
     LogLevel log_level = LogLevel::info;
     uint32_t batch_messages_max = 512;  // messages handled per commit (group commit)
+
+    // Transport security (docs/SECURITY.md). With a cluster key the ROUTER is
+    // a CURVE server and every DEALER a CURVE client with that key pair;
+    // without one the node is in protected mode (loopback only) unless
+    // `insecure` says the operator wants it reachable without authentication.
+    std::optional<client::Credentials> cluster_key;  // from --cluster-key FILE
+    std::string cluster_key_file;
+    bool insecure = false;
 };
+
+enum class TransportMode {
+    authenticated,       // --cluster-key: CURVE on every socket, ZAP admits keys
+    protected_loopback,  // no key: binds loopback endpoints only
+    insecure,            // no key, --insecure: any endpoint, nothing authenticated
+};
+TransportMode transport_mode(const RuntimeConfig& config);
+// The start log's description of the mode.
+std::string describe_transport(const RuntimeConfig& config);
+
+// True for endpoints only this machine can reach: tcp://127.x.x.x:PORT,
+// tcp://[::1]:PORT, tcp://localhost:PORT, ipc://..., inproc://... Wildcards
+// (tcp://*:PORT, tcp://0.0.0.0:PORT), other addresses, interface names and
+// other transports are not.
+bool is_loopback_endpoint(std::string_view endpoint);
 
 // Parses argv. Returns the configuration, or an error; with --help writes the
 // option reference to `help` and returns ErrorCode::ok in *help_shown.

@@ -1,9 +1,11 @@
 #include "node/runtime/zmq_runtime.h"
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <deque>
 #include <iostream>
@@ -12,6 +14,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "client/z85.h"
 #include "node/buffered_env.h"
 
 namespace kv::node {
@@ -99,7 +102,8 @@ constexpr size_t kUnsentMax = 10000;
 // Gossip messages to one endpoint queued while it is not connected: few, since
 // each round repeats the news and stale rounds are worth nothing.
 constexpr int kGossipHighWaterMark = 16;
-constexpr size_t kGossipEndpointsMax = 4096;  // dialled endpoints kept (seeds + members)
+constexpr size_t kGossipEndpointsMax = 4096;       // dialled endpoints kept (seeds + members)
+constexpr uint64_t kRefusalLogIntervalMs = 10000;  // refused handshakes: one log line per 10 s
 
 class Runtime {
   public:
@@ -124,12 +128,16 @@ class Runtime {
             env_.write_log(LogLevel::error, "cannot start: " + started.to_string());
             return 1;
         }
-        env_.write_log(LogLevel::info,
-                       "listening on " + config_.listen + ", data in " + config_.data_dir);
+        // An insecure node says so as a warning, so log filters keep it.
+        env_.write_log(
+            transport_mode(config_) == TransportMode::insecure ? LogLevel::warn : LogLevel::info,
+            "listening on " + config_.listen + ", data in " + config_.data_dir + "; " +
+                describe_transport(config_));
         uint64_t next_tick_ms = 0;
         while (!g_stop.load()) {
             sync_peers();
             poll_once(kTickIntervalMs);
+            serve_transport_events();
             handle_batch();
             const uint64_t now = env_.now_ms();
             if (now >= next_tick_ms) {
@@ -149,12 +157,161 @@ class Runtime {
 
   private:
     void open_sockets() {
+        // The ZAP handler exists before the ROUTER binds, so no connection is
+        // ever accepted without being asked about (libzmq admits every key
+        // when no handler is bound at inproc://zeromq.zap.01).
+        if (config_.cluster_key) open_transport_security();
         router_.set(zmq::sockopt::maxmsgsize, kMaxMsgSizeBytes);
         router_.set(zmq::sockopt::sndhwm, kHighWaterMark);
         router_.set(zmq::sockopt::rcvhwm, kHighWaterMark);
         router_.set(zmq::sockopt::linger, 0);
         router_.bind(config_.listen);
-        items_.push_back(zmq::pollitem_t{router_.handle(), 0, ZMQ_POLLIN, 0});
+        items_.insert(items_.begin(), zmq::pollitem_t{router_.handle(), 0, ZMQ_POLLIN, 0});
+        fixed_poll_items_ = items_.size();
+    }
+
+    // ---- transport security (docs/SECURITY.md) -------------------------------
+
+    // Binds the ZAP handler and a monitor of the ROUTER's failed handshakes,
+    // and makes the ROUTER a CURVE server with the cluster key. Both sockets
+    // are polled with the others; libzmq holds each handshake until the ZAP
+    // reply comes, so answering in the loop is enough.
+    void open_transport_security() {
+        zap_.emplace(ctx_, zmq::socket_type::rep);
+        zap_->set(zmq::sockopt::linger, 0);
+        zap_->bind("inproc://zeromq.zap.01");
+        items_.push_back(zmq::pollitem_t{zap_->handle(), 0, ZMQ_POLLIN, 0});
+        router_.set(zmq::sockopt::curve_server, 1);
+        router_.set(zmq::sockopt::curve_secretkey, config_.cluster_key->pair.secret_z85);
+        router_.set(zmq::sockopt::zap_domain, "kv");
+        // Handshakes that fail before ZAP is asked (no CURVE, another
+        // mechanism, garbage) are seen only by a monitor.
+        constexpr int kFailedEvents =
+            ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL;
+        const char* monitor_endpoint = "inproc://kv-router-monitor";
+        if (zmq_socket_monitor(router_.handle(), monitor_endpoint, kFailedEvents) != 0) {
+            throw zmq::error_t();
+        }
+        router_monitor_.emplace(ctx_, zmq::socket_type::pair);
+        router_monitor_->set(zmq::sockopt::linger, 0);
+        router_monitor_->connect(monitor_endpoint);
+        items_.push_back(zmq::pollitem_t{router_monitor_->handle(), 0, ZMQ_POLLIN, 0});
+    }
+
+    // Every DEALER dials a member, which proves at the handshake that it holds
+    // the cluster secret key; this node proves the same with the same pair.
+    void make_curve_client(zmq::socket_t& dealer) {
+        if (!config_.cluster_key) return;
+        dealer.set(zmq::sockopt::curve_serverkey, config_.cluster_key->pair.public_z85);
+        dealer.set(zmq::sockopt::curve_publickey, config_.cluster_key->pair.public_z85);
+        dealer.set(zmq::sockopt::curve_secretkey, config_.cluster_key->pair.secret_z85);
+    }
+
+    // Answers pending ZAP requests and reads the handshake monitor (bounded
+    // per call, like every other receive of the loop).
+    void serve_transport_events() {
+        if (!zap_) return;
+        for (uint32_t i = 0; i < config_.batch_messages_max; ++i) {
+            if (!answer_zap_request()) break;
+        }
+        for (uint32_t i = 0; i < config_.batch_messages_max; ++i) {
+            if (!read_router_monitor()) break;
+        }
+        report_refusals();
+    }
+
+    // ZAP (ZeroMQ RFC 27): version, request id, domain, address, routing id,
+    // mechanism, then one credential frame for CURVE: the client's public key.
+    bool answer_zap_request() {
+        std::vector<zmq::message_t> request;
+        try {
+            if (!zmq::recv_multipart(*zap_, std::back_inserter(request),
+                                     zmq::recv_flags::dontwait)) {
+                return false;
+            }
+        } catch (const zmq::error_t& e) {
+            env_.write_log(LogLevel::warn, std::string("zap receive: ") + e.what());
+            return false;
+        }
+        const std::string request_id = request.size() > 1 ? request[1].to_string() : "";
+        const std::string address = request.size() > 3 ? request[3].to_string() : "?";
+        std::string status = "400", text = "unknown key", user_id;
+        std::optional<std::string> key;
+        if (request.size() == 7 && request[0].to_string_view() == "1.0" &&
+            request[5].to_string_view() == "CURVE" && request[6].size() == kCurveKeyBytes) {
+            key = z85_encode(request[6].to_string_view());
+        }
+        if (!key) {
+            text = "not a CURVE handshake";
+        } else if (*key == config_.cluster_key->pair.public_z85) {
+            status = "200", text = "cluster member", user_id = *key;
+        } else if (node_.user_of_key(*key)) {
+            status = "200", text = "user", user_id = *key;
+        }
+        if (status != "200") note_refusal(address, key.value_or("?"), text);
+        std::array<zmq::const_buffer, 6> reply = {zmq::str_buffer("1.0"), zmq::buffer(request_id),
+                                                  zmq::buffer(status),    zmq::buffer(text),
+                                                  zmq::buffer(user_id),   zmq::const_buffer()};
+        try {
+            zmq::send_multipart(*zap_, reply);
+        } catch (const zmq::error_t& e) {
+            env_.write_log(LogLevel::warn, std::string("zap reply: ") + e.what());
+        }
+        return true;
+    }
+
+    // A monitor event is two frames: 6 bytes (event number, value), endpoint.
+    bool read_router_monitor() {
+        std::vector<zmq::message_t> event;
+        try {
+            if (!zmq::recv_multipart(*router_monitor_, std::back_inserter(event),
+                                     zmq::recv_flags::dontwait)) {
+                return false;
+            }
+        } catch (const zmq::error_t&) {
+            return false;
+        }
+        if (!event.empty() && event[0].size() >= 2) {
+            uint16_t number = 0;
+            std::memcpy(&number, event[0].data(), sizeof number);
+            if (number == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+                number == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+                note_refusal("?", "none",
+                             "the handshake failed before any key was offered (no CURVE?)");
+            }
+        }
+        return true;
+    }
+
+    // Counts a refused handshake; logs the first at once and then at most one
+    // line per kRefusalLogIntervalMs, so a flood of attempts cannot flood the log.
+    void note_refusal(const std::string& address, const std::string& key, const std::string& why) {
+        ++handshakes_refused_;
+        ++refusals_unlogged_;
+        last_refusal_ = "from " + address + " key " + key + ": " + why;
+        report_refusals();
+    }
+
+    void report_refusals() {
+        if (refusals_unlogged_ == 0) return;
+        const uint64_t now = env_.now_ms();
+        if (last_refusal_log_ms_ != 0 && now - last_refusal_log_ms_ < kRefusalLogIntervalMs) return;
+        env_.write_log(LogLevel::warn, "refused " + std::to_string(refusals_unlogged_) +
+                                           " handshake(s) since the last report (" +
+                                           std::to_string(handshakes_refused_) +
+                                           " since start); last " + last_refusal_);
+        refusals_unlogged_ = 0;
+        last_refusal_log_ms_ = now;
+    }
+
+    // Who sent a message the ROUTER received: libzmq attaches the User-Id
+    // the ZAP handler gave its connection to every message of it.
+    Principal principal_of(zmq::message_t& message) const {
+        if (!config_.cluster_key) return Principal::local();
+        const char* user_id = zmq_msg_gets(message.handle(), "User-Id");
+        if (user_id == nullptr) return Principal::user("");  // never: every key passed ZAP
+        if (config_.cluster_key->pair.public_z85 == user_id) return Principal::peer();
+        return Principal::user(user_id);
     }
 
     zmq::socket_t make_dealer(const std::string& endpoint, bool immediate, int high_water_mark) {
@@ -166,6 +323,7 @@ class Runtime {
         dealer.set(zmq::sockopt::maxmsgsize, kMaxMsgSizeBytes);
         dealer.set(zmq::sockopt::reconnect_ivl, 100);
         dealer.set(zmq::sockopt::reconnect_ivl_max, 1000);
+        make_curve_client(dealer);
         dealer.connect(endpoint);
         return dealer;
     }
@@ -219,7 +377,7 @@ class Runtime {
     }
 
     void rebuild_poll_items() {
-        items_.resize(1);  // the ROUTER stays first
+        items_.resize(fixed_poll_items_);  // the ROUTER and the security sockets stay first
         for (const auto& id : peer_ids_) {
             items_.push_back(zmq::pollitem_t{dealers_.at(id).handle(), 0, ZMQ_POLLIN, 0});
         }
@@ -282,7 +440,8 @@ class Runtime {
         if (!decoded) {
             node_.on_bad_frame(from, id, decoded.status());
         } else {
-            node_.on_request(from, std::move(decoded.value()));
+            node_.on_request(from, std::move(decoded.value()), std::nullopt,
+                             principal_of(parts_[1]));
         }
         return true;
     }
@@ -418,6 +577,13 @@ class Runtime {
     std::vector<std::string> gossip_endpoints_;            // gossip_dealers_ in poll order
     uint64_t synced_version_ = 0;
     std::vector<zmq::pollitem_t> items_;
+    size_t fixed_poll_items_ = 1;       // items_ before the DEALERs: ROUTER, ZAP, monitor
+    std::optional<zmq::socket_t> zap_;  // with a cluster key only
+    std::optional<zmq::socket_t> router_monitor_;  // with a cluster key only
+    uint64_t handshakes_refused_ = 0;
+    uint64_t refusals_unlogged_ = 0;
+    uint64_t last_refusal_log_ms_ = 0;
+    std::string last_refusal_;
     std::vector<zmq::message_t> parts_;
 
     struct Unsent {
