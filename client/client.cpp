@@ -99,6 +99,7 @@ struct AsyncClient::Impl {
     size_t current = 0;
     uint64_t next_id = 1;
     uint64_t stale_replies = 0;
+    uint64_t monitors_made = 0;
     std::map<uint64_t, Pending> pending;
     std::set<std::pair<Clock::time_point, uint64_t>> expiries;
     // Completed requests whose callbacks run at the end of the next poll().
@@ -139,7 +140,10 @@ struct AsyncClient::Impl {
     // requests would wait for a connection that never completes and fail as
     // timeouts. The monitor turns the refusal into an error at once.
     zmq::socket_t watch_handshakes(zmq::socket_t& s, size_t index) {
-        const std::string address = "inproc://kv-client-monitor-" + std::to_string(index);
+        // A fresh name per socket: a closed socket's monitor endpoint is
+        // released asynchronously, so reusing its name could fail.
+        const std::string address = "inproc://kv-client-monitor-" + std::to_string(index) + "-" +
+                                    std::to_string(monitors_made++);
         constexpr int kEvents = ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
                                 ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
                                 ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
@@ -153,7 +157,9 @@ struct AsyncClient::Impl {
     // Reads the monitor's events (two frames: 6 bytes of event number and
     // value, then the endpoint) and fails every request of the endpoint on a
     // failed handshake: no retry or failover would help, as every node of a
-    // cluster admits the same keys.
+    // cluster admits the same keys. libzmq does not reconnect a socket whose
+    // handshake failed, so the socket is dropped too: the next request makes a
+    // new one, which tries again (the key may have been added since).
     void read_handshake_events(size_t index) {
         Endpoint& e = endpoints[index];
         for (size_t i = 0; i < kReceiveBatchMax; ++i) {
@@ -184,6 +190,9 @@ struct AsyncClient::Impl {
                       (options.curve ? "out" : "") + " --cluster-key? kvctl --key FILE)";
             }
             fail_endpoint(index, Status(ErrorCode::unauthorized, why));
+            e.monitor.reset();
+            e.socket.reset();
+            return;
         }
     }
 

@@ -220,19 +220,22 @@ class Runtime {
         report_refusals();
     }
 
+    // One whole message of an inproc socket (ZAP or monitor), if one is ready.
+    bool receive_security_event(zmq::socket_t& socket, std::vector<zmq::message_t>& parts) {
+        try {
+            return zmq::recv_multipart(socket, std::back_inserter(parts), zmq::recv_flags::dontwait)
+                .has_value();
+        } catch (const zmq::error_t& e) {
+            env_.write_log(LogLevel::warn, std::string("security socket receive: ") + e.what());
+            return false;
+        }
+    }
+
     // ZAP (ZeroMQ RFC 27): version, request id, domain, address, routing id,
     // mechanism, then one credential frame for CURVE: the client's public key.
     bool answer_zap_request() {
         std::vector<zmq::message_t> request;
-        try {
-            if (!zmq::recv_multipart(*zap_, std::back_inserter(request),
-                                     zmq::recv_flags::dontwait)) {
-                return false;
-            }
-        } catch (const zmq::error_t& e) {
-            env_.write_log(LogLevel::warn, std::string("zap receive: ") + e.what());
-            return false;
-        }
+        if (!receive_security_event(*zap_, request)) return false;
         const std::string request_id = request.size() > 1 ? request[1].to_string() : "";
         const std::string address = request.size() > 3 ? request[3].to_string() : "?";
         std::string status = "400", text = "unknown key", user_id;
@@ -263,14 +266,7 @@ class Runtime {
     // A monitor event is two frames: 6 bytes (event number, value), endpoint.
     bool read_router_monitor() {
         std::vector<zmq::message_t> event;
-        try {
-            if (!zmq::recv_multipart(*router_monitor_, std::back_inserter(event),
-                                     zmq::recv_flags::dontwait)) {
-                return false;
-            }
-        } catch (const zmq::error_t&) {
-            return false;
-        }
+        if (!receive_security_event(*router_monitor_, event)) return false;
         if (!event.empty() && event[0].size() >= 2) {
             uint16_t number = 0;
             std::memcpy(&number, event[0].data(), sizeof number);

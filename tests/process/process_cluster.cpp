@@ -1,5 +1,7 @@
 #include "tests/process/process_cluster.h"
 
+#include "client/keys.h"
+
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -233,10 +235,12 @@ void ProcessCluster::use_gossip(std::vector<std::string> extra_flags) {
 }
 
 std::vector<std::string> ProcessCluster::node_args(const Node& node) const {
-    std::vector<std::string> args = {binary_,       "--id",        node.id,
-                                     "--listen",    node.endpoint, "--data-dir",
-                                     node.data_dir, "--n",         std::to_string(n_replicas_),
+    const std::string& listen = node.listen.empty() ? node.endpoint : node.listen;
+    std::vector<std::string> args = {binary_,       "--id", node.id,
+                                     "--listen",    listen, "--data-dir",
+                                     node.data_dir, "--n",  std::to_string(n_replicas_),
                                      "--log-level", "info"};
+    if (cluster_curve_) args.insert(args.end(), {"--cluster-key", cluster_key_file_});
     args.insert(args.end(), node.extra_flags.begin(), node.extra_flags.end());
     if (!gossip_) {
         args.insert(args.end(), {"--peers", peers_arg()});
@@ -278,7 +282,7 @@ Status ProcessCluster::wait_ready(size_t i, int timeout_ms) {
     const Node& node = nodes_.at(i);
     const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
     const auto resend_every = std::chrono::milliseconds(500);
-    RawClient client(node.endpoint);
+    RawClient client(node.endpoint, cluster_curve_);
     auto next_send = Clock::now();
     std::string last_problem = "no reply";
     while (Clock::now() < deadline) {
@@ -380,6 +384,23 @@ Result<int> ProcessCluster::terminate(size_t i, int timeout_ms) {
                                           log_tail(i)};
 }
 
+Result<int> ProcessCluster::wait_exit(size_t i, int timeout_ms) {
+    Node& node = nodes_.at(i);
+    if (node.pid <= 0) return Status{ErrorCode::invalid_argument, node.id + " is not running"};
+    return reap(node, timeout_ms);
+}
+
+Status ProcessCluster::use_cluster_key() {
+    auto pair = client::generate_key_pair();
+    if (!pair) return pair.status();
+    cluster_key_file_ = root_dir_ + "/cluster.key";
+    Status saved = client::save_credentials(cluster_key_file_,
+                                            client::Credentials{pair.value(), std::nullopt});
+    if (!saved.ok()) return saved;
+    cluster_curve_ = client::CurveCredentials{pair->public_z85, pair->secret_z85, pair->public_z85};
+    return {};
+}
+
 Status ProcessCluster::restart(size_t i) {
     if (alive(i)) {
         Status killed = kill_hard(i);
@@ -403,9 +424,15 @@ std::string ProcessCluster::all_log_tails(size_t lines) const {
 
 // ---- RawClient --------------------------------------------------------------------
 
-RawClient::RawClient(const std::string& endpoint)
+RawClient::RawClient(const std::string& endpoint,
+                     const std::optional<client::CurveCredentials>& curve)
     : socket_(zmq_context(), zmq::socket_type::dealer) {
     socket_.set(zmq::sockopt::linger, 0);
+    if (curve) {
+        socket_.set(zmq::sockopt::curve_serverkey, curve->server_public_z85);
+        socket_.set(zmq::sockopt::curve_publickey, curve->client_public_z85);
+        socket_.set(zmq::sockopt::curve_secretkey, curve->client_secret_z85);
+    }
     // Unbounded queues: a test pipelines thousands of frames before reading replies,
     // and a full queue would block the send or make the node's ROUTER drop replies.
     socket_.set(zmq::sockopt::sndhwm, 0);

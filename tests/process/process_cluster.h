@@ -24,6 +24,7 @@
 
 #include <zmq.hpp>
 
+#include "client/client.h"
 #include "client/protocol.h"
 #include "client/status.h"
 
@@ -50,6 +51,16 @@ class ProcessCluster {
     // small --gossip-interval-ms / --suspect-to-down-ms). Call before start.
     void use_gossip(std::vector<std::string> extra_flags);
 
+    // Makes a cluster key pair (root dir/cluster.key) that every node started
+    // from now on gets with --cluster-key; wait_ready then talks CURVE with it.
+    Status use_cluster_key();
+    // The cluster key as client credentials (its own pair, its public key as
+    // the server's); nullopt before use_cluster_key().
+    const std::optional<client::CurveCredentials>& cluster_credentials() const {
+        return cluster_curve_;
+    }
+    const std::string& cluster_key_file() const { return cluster_key_file_; }
+
     size_t size() const { return nodes_.size(); }
     const std::string& node_id(size_t i) const { return nodes_.at(i).id; }
     const std::string& endpoint(size_t i) const { return nodes_.at(i).endpoint; }
@@ -67,6 +78,12 @@ class ProcessCluster {
     void set_seeds(size_t i, std::vector<std::string> endpoints) {
         nodes_.at(i).seeds = std::move(endpoints);
     }
+    // Node i binds this endpoint (e.g. tcp://*:PORT with its own port) instead
+    // of its loopback endpoint from its next start on; clients still dial the latter.
+    void set_listen(size_t i, std::string bind_endpoint) {
+        nodes_.at(i).listen = std::move(bind_endpoint);
+    }
+    uint16_t port(size_t i) const { return nodes_.at(i).port; }
     // Forks and execs node i (not running) on its data dir; does not wait.
     Status start(size_t i);
     // Bounded wait until node i answers a StatusRequest with its own id; fails
@@ -82,6 +99,8 @@ class ProcessCluster {
     // SIGTERM, bounded wait, SIGKILL if it overran. The exit code on a normal
     // exit, 128 + signal when killed by one; an error Status when it overran.
     Result<int> terminate(size_t i, int timeout_ms = kExitTimeoutMs);
+    // Bounded wait for node i to exit by itself; its exit code.
+    Result<int> wait_exit(size_t i, int timeout_ms = kExitTimeoutMs);
     // kill_hard (if running), then start_and_wait on the same port and data dir.
     Status restart(size_t i);
 
@@ -100,6 +119,7 @@ class ProcessCluster {
         int starts = 0;
         std::vector<std::string> extra_flags;
         std::vector<std::string> seeds;  // empty: node 0's endpoint
+        std::string listen;              // empty: `endpoint`
     };
     std::vector<std::string> node_args(const Node& node) const;
     std::string peers_arg() const;
@@ -112,13 +132,17 @@ class ProcessCluster {
     std::vector<std::string> gossip_flags_;
     std::vector<Node> nodes_;
     uint64_t failures_at_start_ = 0;
+    std::optional<client::CurveCredentials> cluster_curve_;
+    std::string cluster_key_file_;
 };
 
 // One DEALER socket connected to a node. Frames go out as they are (so tests can
 // send garbage); replies come back decoded with proto::decode.
 class RawClient {
   public:
-    explicit RawClient(const std::string& endpoint);
+    // With `curve`, a CURVE client with those keys; else plain ZMTP.
+    explicit RawClient(const std::string& endpoint,
+                       const std::optional<client::CurveCredentials>& curve = std::nullopt);
 
     Status send_frame(std::string_view frame);
     // One ZeroMQ message of several frames (a protocol violation on purpose).

@@ -1,0 +1,293 @@
+// Transport security with real kvnode processes (docs/SECURITY.md): a cluster
+// key makes every socket CURVE, the handshake admits only known keys, and a
+// node without a key binds loopback only unless --insecure.
+#include <chrono>
+#include <cstdint>
+#include <limits>
+#include <set>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "client/client.h"
+#include "client/keys.h"
+#include "client/protocol.h"
+#include "gossip/gossip_codec.h"
+#include "node/data/object.h"
+#include "node/peer_protocol.h"
+#include "tests/process/process_cluster.h"
+
+using namespace kv;
+using namespace kv::test;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+const proto::Consistency kAll{proto::Level::all, 0, false};
+
+// Long enough for a handshake and a reply on a loaded machine, short enough
+// to wait once per attack.
+constexpr int kNothingServedWaitMs = 1500;
+
+int64_t ms_since(Clock::time_point start) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+}
+
+client::CurveCredentials stranger_credentials(const client::CurveCredentials& cluster) {
+    auto pair = client::generate_key_pair();
+    REQUIRE(pair);
+    return {pair->public_z85, pair->secret_z85, cluster.server_public_z85};
+}
+
+client::Client connect_client(const std::string& endpoint,
+                              std::optional<client::CurveCredentials> curve) {
+    client::ClientOptions options;
+    options.curve = std::move(curve);
+    options.defaults.consistency = kAll;
+    options.defaults.deadline_ms = 5000;
+    // A refused handshake must not look like these: it has to be faster.
+    options.connect_timeout_ms = 3000;
+    options.admin_timeout_ms = 3000;
+    auto connected = client::Client::connect({endpoint}, options);
+    KV_REQUIRE_OK(connected.status());
+    return std::move(connected).value();
+}
+
+std::optional<proto::StatusResponse> status_of(ProcessCluster& cluster, size_t i) {
+    RawClient client(cluster.endpoint(i), cluster.cluster_credentials());
+    auto reply = client.request(proto::StatusRequest{next_request_id()}, 2000);
+    if (!reply) return std::nullopt;
+    if (auto* s = std::get_if<proto::StatusResponse>(&reply.value())) return *s;
+    return std::nullopt;
+}
+
+std::set<std::string> member_ids(const proto::StatusResponse& s) {
+    std::set<std::string> ids;
+    for (const auto& m : s.members) ids.insert(m.node_id);
+    return ids;
+}
+
+bool all_up(const proto::StatusResponse& s, const std::set<std::string>& ids) {
+    if (member_ids(s) != ids) return false;
+    for (const auto& m : s.members) {
+        if (m.state != "up" && m.state != "self") return false;
+    }
+    return true;
+}
+
+// Bounded wait until every node lists exactly `ids`, all up.
+bool wait_all_up(ProcessCluster& cluster, const std::set<std::string>& ids, int timeout_ms) {
+    const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (Clock::now() < deadline) {
+        bool all = true;
+        for (size_t i = 0; i < cluster.size(); ++i) {
+            auto s = status_of(cluster, i);
+            all = all && s && all_up(*s, ids);
+        }
+        if (all) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+}
+
+// Every node-to-node request an attacker could send, each with the content
+// that harmed the cluster before transport security (issue 11).
+std::vector<std::pair<std::string, std::string>> forged_peer_frames(ProcessCluster& cluster) {
+    auto forged = node::update(node::Object{}, node::VersionVector{}, "evil.0000000000000001",
+                               std::string("forged"), 100, 1 << 20);
+    REQUIRE(forged);
+    const std::string object = node::encode_object(forged.value());
+
+    gossip::MemberState fake;
+    fake.id = "evil";
+    fake.endpoint = "tcp://127.0.0.1:1";
+    fake.declared = gossip::MemberStatus::up;
+    fake.incarnation = 1;
+    fake.heartbeat = 1;
+    fake.tokens = {1, 2, 3};
+    gossip::MemberState evict;
+    evict.id = cluster.node_id(1);
+    evict.endpoint = cluster.endpoint(1);
+    evict.declared = gossip::MemberStatus::left;
+    evict.incarnation = std::numeric_limits<uint64_t>::max();
+    evict.heartbeat = std::numeric_limits<uint64_t>::max();
+    auto gossip_about = [](gossip::MemberState entry) {
+        return gossip::encode(
+            gossip::GossipAck{"evil", "tcp://127.0.0.1:1", {std::move(entry)}, {}});
+    };
+
+    std::vector<std::pair<std::string, std::string>> frames;
+    auto add = [&](std::string name, node::Message m) {
+        frames.emplace_back(std::move(name), node::encode(m));
+    };
+    add("r_merge of a forged object",
+        node::ReplicaMergeRequest{next_request_id(), "k0", object, {}, 0});
+    node::ReplicaWriteRequest write;
+    write.id = next_request_id();
+    write.key = "k1";
+    write.value = "forged";
+    write.siblings_max = 100;
+    add("r_write", write);
+    add("r_read", node::ReplicaReadRequest{next_request_id(), "k2"});
+    add("leave", proto::LeaveRequest{next_request_id()});
+    add("gossip naming a fake member",
+        node::GossipRequest{next_request_id(), "evil", gossip_about(fake)});
+    add("gossip claiming incarnation 2^64-1",
+        node::GossipRequest{next_request_id(), "evil", gossip_about(evict)});
+    add("ping", node::PingRequest{next_request_id(), "evil"});
+    add("stream", node::StreamRequest{next_request_id(), "evil", 0, {{0, 100}}, {}, 16});
+    add("handoff", node::HandoffRequest{next_request_id(), "evil", 0, {{0, 100}}});
+    return frames;
+}
+
+}  // namespace
+
+TEST_CASE("security: a cluster key serves its holders; other keys are refused at the handshake") {
+    ProcessCluster cluster("security-curve");
+    KV_REQUIRE_OK(cluster.add_nodes(3, 3));
+    KV_REQUIRE_OK(cluster.use_cluster_key());
+    KV_REQUIRE_OK(cluster.start_all());
+    const client::CurveCredentials key = *cluster.cluster_credentials();
+
+    // Replication between nodes runs over CURVE: a write at `all` needs
+    // every replica, and each then holds the value itself.
+    auto member = connect_client(cluster.endpoint(0), key);
+    KV_REQUIRE_OK(member.put("k", "v").status());
+    auto read = member.get("k");
+    KV_REQUIRE_OK(read.status());
+    CHECK(read->values == std::vector<std::string>{"v"});
+    for (size_t i = 0; i < cluster.size(); ++i) {
+        RawClient raw(cluster.endpoint(i), key);
+        auto local = raw.request(proto::LocalGetRequest{next_request_id(), "k"});
+        KV_REQUIRE_OK(local.status());
+        const auto* got = std::get_if<proto::GetResponse>(&local.value());
+        REQUIRE(got != nullptr);
+        CHECK(got->values == std::vector<std::string>{"v"});
+    }
+
+    SECTION("an unknown key fails with unauthorized at the handshake, not by a timeout") {
+        auto stranger = connect_client(cluster.endpoint(0), stranger_credentials(key));
+        const auto start = Clock::now();
+        auto put = stranger.put("k", "stranger");
+        const int64_t took_ms = ms_since(start);
+        REQUIRE_FALSE(put);
+        CHECK(put.status().code() == ErrorCode::unauthorized);
+        CHECK(put.status().message().find("the node refused this client key at the handshake") ==
+              0);
+        INFO("took " << took_ms << " ms");
+        CHECK(took_ms < 1000);  // connect_timeout_ms is 3000, the deadline 5000
+        auto status = stranger.status();
+        CHECK(status.status().code() == ErrorCode::unauthorized);
+        CHECK(cluster.log_tail(0).find("refused") != std::string::npos);
+    }
+    SECTION("a client without CURVE gets nothing served") {
+        RawClient plain(cluster.endpoint(0));
+        KV_REQUIRE_OK(plain.send(proto::StatusRequest{next_request_id()}));
+        KV_REQUIRE_OK(plain.send(proto::GetRequest{next_request_id(), "k", kAll, 1000}));
+        auto reply = plain.recv(kNothingServedWaitMs);
+        REQUIRE_FALSE(reply);
+        CHECK(reply.status().code() == ErrorCode::timeout);
+
+        auto library = connect_client(cluster.endpoint(0), std::nullopt);
+        const auto start = Clock::now();
+        auto get = library.get("k");
+        CHECK(get.status().code() == ErrorCode::unauthorized);
+        CHECK(ms_since(start) < 1000);
+    }
+    SECTION("a client key with the wrong server key gets nothing served") {
+        client::CurveCredentials wrong = key;
+        wrong.server_public_z85 = stranger_credentials(key).client_public_z85;
+        RawClient raw(cluster.endpoint(0), wrong);
+        KV_REQUIRE_OK(raw.send(proto::StatusRequest{next_request_id()}));
+        CHECK(raw.recv(kNothingServedWaitMs).status().code() == ErrorCode::timeout);
+    }
+    // The value is intact whatever each section tried.
+    auto after = member.get("k");
+    KV_REQUIRE_OK(after.status());
+    CHECK(after->values == std::vector<std::string>{"v"});
+}
+
+TEST_CASE("security: protected mode refuses a wildcard --listen unless --insecure") {
+    ProcessCluster cluster("security-protected");
+    KV_REQUIRE_OK(cluster.add_nodes(1, 1));
+    const std::string port = std::to_string(cluster.port(0));
+    for (const std::string& listen : {"tcp://*:" + port, "tcp://0.0.0.0:" + port}) {
+        INFO(listen);
+        cluster.set_listen(0, listen);
+        KV_REQUIRE_OK(cluster.start(0));
+        auto exited = cluster.wait_exit(0);
+        KV_REQUIRE_OK(exited.status());
+        CHECK(exited.value() == 2);
+        const std::string log = cluster.log_tail(0, 5);
+        CHECK(log.find("--listen " + listen + " is reachable from other hosts") !=
+              std::string::npos);
+        CHECK(log.find("--insecure") != std::string::npos);
+    }
+
+    cluster.set_extra_flags(0, {"--insecure"});
+    KV_REQUIRE_OK(cluster.start_and_wait(0));  // dials 127.0.0.1, which * includes
+    CHECK(cluster.log_tail(0, 5).find("mode INSECURE") != std::string::npos);
+    auto stopped = cluster.terminate(0);
+    KV_REQUIRE_OK(stopped.status());
+    CHECK(stopped.value() == 0);
+
+    cluster.set_extra_flags(0, {});
+    cluster.set_listen(0, "");  // the loopback endpoint: protected mode serves it
+    KV_REQUIRE_OK(cluster.start_and_wait(0));
+    CHECK(cluster.log_tail(0, 5).find("mode protected") != std::string::npos);
+}
+
+TEST_CASE(
+    "security: node-to-node messages without the cluster key are refused at the "
+    "handshake and harm nothing") {
+    ProcessCluster cluster("security-attacks");
+    KV_REQUIRE_OK(cluster.add_nodes(3, 3));
+    cluster.use_gossip({"--gossip-interval-ms", "100", "--join-wait-ms", "3000", "--vnodes", "64"});
+    KV_REQUIRE_OK(cluster.use_cluster_key());
+    KV_REQUIRE_OK(cluster.start_all());
+    const client::CurveCredentials key = *cluster.cluster_credentials();
+    const std::set<std::string> ids = {cluster.node_id(0), cluster.node_id(1), cluster.node_id(2)};
+    // Gossip between members runs over CURVE too: they find each other.
+    REQUIRE(wait_all_up(cluster, ids, 30'000));
+
+    auto member = connect_client(cluster.endpoint(0), key);
+    for (const char* k : {"k0", "k1", "k2"}) KV_REQUIRE_OK(member.put(k, "v").status());
+
+    const auto frames = forged_peer_frames(cluster);
+    const std::vector<std::pair<std::string, std::optional<client::CurveCredentials>>> attackers = {
+        {"anonymous (no CURVE)", std::nullopt},
+        {"an unknown CURVE key", stranger_credentials(key)}};
+    for (const auto& [who, curve] : attackers) {
+        for (size_t i = 0; i < cluster.size(); ++i) {
+            RawClient attacker(cluster.endpoint(i), curve);
+            for (const auto& [name, frame] : frames) {
+                INFO(who << " sends " << name << " to " << cluster.node_id(i));
+                KV_REQUIRE_OK(attacker.send_frame(frame));
+            }
+            // Not one reply: nothing got past the handshake to be answered.
+            INFO(who << " to " << cluster.node_id(i));
+            CHECK(attacker.recv(kNothingServedWaitMs).status().code() == ErrorCode::timeout);
+        }
+    }
+
+    // A few gossip rounds for any forged news to have spread, had it been taken.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+    for (const char* k : {"k0", "k1", "k2"}) {
+        INFO(k);
+        auto read = member.get(k);
+        KV_REQUIRE_OK(read.status());
+        CHECK(read->values == std::vector<std::string>{"v"});
+    }
+    for (size_t i = 0; i < cluster.size(); ++i) {
+        auto s = status_of(cluster, i);
+        REQUIRE(s);
+        INFO(cluster.node_id(i));
+        CHECK(all_up(*s, ids));
+        CHECK(s->leave.empty());
+        CHECK(cluster.log_tail(i, 200).find("refused") != std::string::npos);
+    }
+}
