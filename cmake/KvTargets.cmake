@@ -77,7 +77,9 @@ function(kv_test name)
       list(APPEND labels asan)
     endif()
     add_test(NAME ${name}${sfx} COMMAND ${name}${sfx})
+    # XDG_CONFIG_HOME and KV_KEY_FILE: the kvctl a test runs must not pick up
+    # the developer's default credentials (tools/dev up installs some).
     set_tests_properties(${name}${sfx} PROPERTIES LABELS "${labels}" TIMEOUT ${A_TIMEOUT}
-      ENVIRONMENT "KV_BIN_DIR=${CMAKE_BINARY_DIR}/bin;KV_VARIANT_SUFFIX=${sfx}")
+      ENVIRONMENT "KV_BIN_DIR=${CMAKE_BINARY_DIR}/bin;KV_VARIANT_SUFFIX=${sfx};XDG_CONFIG_HOME=${CMAKE_BINARY_DIR}/test-config;KV_KEY_FILE=")
   endforeach()
 endfunction()
