@@ -74,16 +74,16 @@ struct NodeConfig {
 
 // Counters, each written by one component (named beside it).
 struct NodeStats {
-    uint64_t requests = 0;          // Node
-    uint64_t bad_frames = 0;        // Node
-    uint64_t unauthorized = 0;      // Node: requests refused for want of a grant or the cluster key
-    uint64_t read_repairs = 0;      // Coordinator
-    uint64_t timeouts = 0;          // Coordinator
-    uint64_t unavailable = 0;       // Coordinator
-    uint64_t overloaded = 0;        // Coordinator: requests refused by an admission limit
+    uint64_t requests = 0;      // Node
+    uint64_t bad_frames = 0;    // Node
+    uint64_t unauthorized = 0;  // Node: requests refused for want of a grant or the cluster key
+    uint64_t read_repairs = 0;  // Coordinator
+    uint64_t timeouts = 0;      // Coordinator
+    uint64_t unavailable = 0;   // Coordinator
+    uint64_t overloaded = 0;    // Coordinator: requests refused by an admission limit
     uint64_t background_dropped = 0;  // Coordinator: answered ops whose follow-up was dropped
-    uint64_t keys_streamed_in = 0;  // Rebalancer
-    uint64_t keys_streamed_out = 0;  // Rebalancer
+    uint64_t keys_streamed_in = 0;    // Rebalancer
+    uint64_t keys_streamed_out = 0;   // Rebalancer
 };
 
 // Ids of the requests this node sends (peer calls, pings, gossip, transfers)

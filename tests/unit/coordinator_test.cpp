@@ -218,11 +218,10 @@ namespace {
 struct ReadCalls {
     std::vector<Sent> calls;
     void answer(Fixture& f, size_t i) const {
-        f.coordinator.on_reply(calls.at(i).to,
-                               ReplicaReadResponse{node::request_id(calls.at(i).message),
-                                                   ErrorCode::ok,
-                                                   {},
-                                                   std::nullopt});
+        f.coordinator.on_reply(
+            calls.at(i).to,
+            ReplicaReadResponse{
+                node::request_id(calls.at(i).message), ErrorCode::ok, {}, std::nullopt});
     }
 };
 
@@ -282,11 +281,11 @@ TEST_CASE("requests in flight are limited per connection, in number and in bytes
     CHECK(other.calls.size() == 3);
 
     // Bytes: one write of 2,000 bytes fits c3's budget, a second does not.
-    f.coordinator.handle_write(ReplyTo{"c3"}, 5, key, std::string(2000, 'v'), std::nullopt,
-                               kQuorum, 0);
+    f.coordinator.handle_write(ReplyTo{"c3"}, 5, key, std::string(2000, 'v'), std::nullopt, kQuorum,
+                               0);
     CHECK(f.sent().size() == 1);  // the mint request
-    f.coordinator.handle_write(ReplyTo{"c3"}, 6, key, std::string(2000, 'v'), std::nullopt,
-                               kQuorum, 0);
+    f.coordinator.handle_write(ReplyTo{"c3"}, 6, key, std::string(2000, 'v'), std::nullopt, kQuorum,
+                               0);
     auto out = f.sent();
     REQUIRE(out.size() == 1);
     const auto& write_refused = std::get<proto::WriteResponse>(out[0].message);
@@ -301,14 +300,14 @@ TEST_CASE("requests in flight are limited in total, in number and in bytes") {
     config.request_bytes_in_flight_max = 3 * Coordinator::kOpOverheadBytes + 5000;
     Fixture f(config);
     const std::string key = f.remote_key();
-    f.coordinator.handle_write(ReplyTo{"w1"}, 1, key, std::string(2000, 'v'), std::nullopt,
-                               kQuorum, 0);
-    f.coordinator.handle_write(ReplyTo{"w2"}, 2, key, std::string(2000, 'v'), std::nullopt,
-                               kQuorum, 0);
+    f.coordinator.handle_write(ReplyTo{"w1"}, 1, key, std::string(2000, 'v'), std::nullopt, kQuorum,
+                               0);
+    f.coordinator.handle_write(ReplyTo{"w2"}, 2, key, std::string(2000, 'v'), std::nullopt, kQuorum,
+                               0);
     CHECK(f.sent().size() == 2);
     CHECK(f.coordinator.client_bytes() == 2 * (key.size() + 2000 + Coordinator::kOpOverheadBytes));
-    f.coordinator.handle_write(ReplyTo{"w3"}, 3, key, std::string(2000, 'v'), std::nullopt,
-                               kQuorum, 0);
+    f.coordinator.handle_write(ReplyTo{"w3"}, 3, key, std::string(2000, 'v'), std::nullopt, kQuorum,
+                               0);
     auto out = f.sent();
     REQUIRE(out.size() == 1);
     CHECK(std::get<proto::WriteResponse>(out[0].message).code == ErrorCode::overloaded);
