@@ -135,11 +135,18 @@ std::vector<NodeTokens> ClusterView::future_ring_input() const {
 
 MergeOutcome ClusterView::merge(const MemberState& heard_in) {
     assert(!heard_in.id.empty());
+    if (heard_in.incarnation > kCounterMax || heard_in.heartbeat > kCounterMax ||
+        heard_in.change_ticket > kCounterMax) {
+        return MergeOutcome{.rejected = true};
+    }
     MemberState heard = heard_in;
     normalize_tokens(heard.tokens);
+    auto it = states_.find(heard.id);
+    if (it != states_.end() && implausible_jump(it->second, heard)) {
+        return MergeOutcome{.rejected = true};
+    }
     if (heard.id == self_id_) return refute(heard);
 
-    auto it = states_.find(heard.id);
     if (it == states_.end()) {
         if (states_.size() >= members_max_) return MergeOutcome{.rejected = true};
         MemberState empty;
@@ -157,14 +164,25 @@ MergeOutcome ClusterView::merge(const MemberState& heard_in) {
     return MergeOutcome{.changed = true, .heard_from = advanced};
 }
 
+bool ClusterView::implausible_jump(const MemberState& mine, const MemberState& heard) {
+    if (heard.incarnation > mine.incarnation) {
+        return heard.incarnation - mine.incarnation > kCounterJumpMax;
+    }
+    return heard.incarnation == mine.incarnation && heard.heartbeat > mine.heartbeat &&
+           heard.heartbeat - mine.heartbeat > kCounterJumpMax;
+}
+
 // SWIM §4.2: only the member can clear suspicion about itself, by speaking
 // with an incarnation above anything said of it.
 MergeOutcome ClusterView::refute(const MemberState& heard) {
     MemberState& mine = states_.find(self_id_)->second;
     if (!supersedes(heard, mine)) return {};
     const MemberState before = mine;
-    mine.incarnation = std::max(mine.incarnation, heard.incarnation) + 1;
-    mine.heartbeat += 1;
+    // Never above kCounterMax, so that peers' codecs accept this node's
+    // entry: a claim already at the bound (2^30 lies in a row, see
+    // kCounterJumpMax) is then matched, not outbid.
+    mine.incarnation = std::min(std::max(mine.incarnation, heard.incarnation) + 1, kCounterMax);
+    mine.heartbeat = std::min(mine.heartbeat + 1, kCounterMax);
     changed(before, mine);
     return MergeOutcome{.changed = true, .refuted = true};
 }
@@ -209,7 +227,7 @@ void ClusterView::set_change_ticket(uint64_t ticket) {
 uint64_t ClusterView::next_change_ticket() const {
     uint64_t highest = 0;
     for (const auto& [id, s] : states_) highest = std::max(highest, s.change_ticket);
-    return highest + 1;
+    return std::min(highest + 1, kCounterMax);  // merge refuses tickets above it
 }
 
 void ClusterView::set_tokens(std::vector<uint64_t> tokens) {

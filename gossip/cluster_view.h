@@ -28,6 +28,18 @@
 
 namespace kv::gossip {
 
+// Bounds on the counters of an entry (issue 11). An incarnation, heartbeat or
+// change ticket above kCounterMax is refused by the codec and by merge: with
+// 2^64-1 a forged entry would win over every life of its member for good, and
+// a member refuting it would wrap to 0. A known member's incarnation, or its
+// heartbeat within one incarnation, may rise by at most kCounterJumpMax per
+// entry heard, so even a member that lies would need 2^30 messages to walk a
+// counter to the bound. Honest counters stay far below both: one incarnation
+// per start or refutation, one heartbeat per round (2^32 rounds of 10 ms are
+// 16 months without a restart, during which every round raises it by one).
+constexpr uint64_t kCounterMax = uint64_t{1} << 62;
+constexpr uint64_t kCounterJumpMax = uint64_t{1} << 32;
+
 // The six states of the design; suspect and down are peers' judgements, the
 // others are declared by the member itself.
 enum class MemberStatus : uint8_t {
@@ -133,6 +145,8 @@ class ClusterView final : public Membership {
 
     // Merges one entry heard from a peer.
     MergeOutcome merge(const MemberState& heard);
+    // A counter of `heard` rises more than kCounterJumpMax above `mine`.
+    static bool implausible_jump(const MemberState& mine, const MemberState& heard);
     // Raises a peer's liveness at its current version (never self, never a
     // left member, never lowers). Returns whether the view changed.
     bool raise_liveness(std::string_view id, Liveness liveness);

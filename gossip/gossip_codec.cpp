@@ -81,6 +81,12 @@ class Reader {
         }
         return o.via.u64;
     }
+    // An incarnation, heartbeat or ticket: at most kCounterMax (cluster_view.h).
+    uint64_t counter(const msgpack::object& o, std::string_view what) {
+        const uint64_t v = uint(o, what);
+        if (v > kCounterMax) fail_with(what, "is beyond 2^62");
+        return v;
+    }
     MemberStatus declared(const msgpack::object& o) {
         const uint64_t v = uint(o, "declared status");
         if (ok() && (v > static_cast<uint64_t>(MemberStatus::left) ||
@@ -121,8 +127,8 @@ std::vector<DigestEntry> read_digests(Reader& r, const msgpack::object& o) {
         if (f == nullptr) break;
         DigestEntry d;
         d.id = r.str(f->ptr[0], "digest id", false);
-        d.incarnation = r.uint(f->ptr[1], "incarnation");
-        d.heartbeat = r.uint(f->ptr[2], "heartbeat");
+        d.incarnation = r.counter(f->ptr[1], "incarnation");
+        d.heartbeat = r.counter(f->ptr[2], "heartbeat");
         d.declared = r.declared(f->ptr[3]);
         d.liveness = r.liveness(f->ptr[4]);
         out.push_back(std::move(d));
@@ -159,10 +165,10 @@ std::vector<MemberState> read_entries(Reader& r, const msgpack::object& o) {
         e.endpoint = r.str(f->ptr[1], "endpoint", true);
         e.declared = r.declared(f->ptr[2]);
         e.liveness = r.liveness(f->ptr[3]);
-        e.incarnation = r.uint(f->ptr[4], "incarnation");
-        e.heartbeat = r.uint(f->ptr[5], "heartbeat");
+        e.incarnation = r.counter(f->ptr[4], "incarnation");
+        e.heartbeat = r.counter(f->ptr[5], "heartbeat");
         e.tokens = read_tokens(r, f->ptr[6]);
-        if (f->size == 8) e.change_ticket = r.uint(f->ptr[7], "change ticket");
+        if (f->size == 8) e.change_ticket = r.counter(f->ptr[7], "change ticket");
         out.push_back(std::move(e));
     }
     return out;

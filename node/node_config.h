@@ -31,7 +31,20 @@ struct NodeConfig {
     // A peer not heard from for this long is unreachable: requests that need
     // it fail fast instead of waiting for their deadline.
     uint64_t peer_down_after_ms = 3000;
+    // Admission limits of the coordinator (docs/PROTOCOL.md, "Limits"): client
+    // requests not answered yet, in total and per connection (a ReplyTo route),
+    // in number and in bytes (key + value + context + kOpOverheadBytes each).
+    // Beyond any of them a request is answered `overloaded`, naming the limit.
     size_t requests_in_flight_max = 20000;
+    size_t request_bytes_in_flight_max = size_t{256} << 20;
+    size_t connection_requests_max = 1000;
+    size_t connection_bytes_max = size_t{32} << 20;
+    // Answered ops the coordinator keeps for follow-up work (read repair, the
+    // replication of a write beyond w): a separate budget, so answered ops
+    // never hold a client's slots. Beyond it the follow-up is dropped (counted
+    // in NodeStats::background_dropped); anti-entropy repairs what it skipped.
+    size_t background_ops_max = 20000;
+    size_t background_bytes_max = size_t{128} << 20;
     size_t minted_requests_remembered = 65536;  // duplicate suppression window
 
     // Gossip membership (gossip/gossip.h), on when `seeds` is non-empty: the
@@ -61,14 +74,16 @@ struct NodeConfig {
 
 // Counters, each written by one component (named beside it).
 struct NodeStats {
-    uint64_t requests = 0;          // Node
-    uint64_t bad_frames = 0;        // Node
-    uint64_t unauthorized = 0;      // Node: requests refused for want of a grant or the cluster key
-    uint64_t read_repairs = 0;      // Coordinator
-    uint64_t timeouts = 0;          // Coordinator
-    uint64_t unavailable = 0;       // Coordinator
-    uint64_t keys_streamed_in = 0;  // Rebalancer
-    uint64_t keys_streamed_out = 0;  // Rebalancer
+    uint64_t requests = 0;      // Node
+    uint64_t bad_frames = 0;    // Node
+    uint64_t unauthorized = 0;  // Node: requests refused for want of a grant or the cluster key
+    uint64_t read_repairs = 0;  // Coordinator
+    uint64_t timeouts = 0;      // Coordinator
+    uint64_t unavailable = 0;   // Coordinator
+    uint64_t overloaded = 0;    // Coordinator: requests refused by an admission limit
+    uint64_t background_dropped = 0;  // Coordinator: answered ops whose follow-up was dropped
+    uint64_t keys_streamed_in = 0;    // Rebalancer
+    uint64_t keys_streamed_out = 0;   // Rebalancer
 };
 
 // Ids of the requests this node sends (peer calls, pings, gossip, transfers)

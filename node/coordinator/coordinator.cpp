@@ -47,9 +47,88 @@ std::string Coordinator::late_request_message(uint64_t deadline_at_ms, uint64_t 
            " ms) before it could be handled; nothing was done";
 }
 
+std::optional<std::string> Coordinator::refuse_admission(const ReplyTo& from, size_t bytes) {
+    auto over = [&](const char* what, size_t limit, const char* flag) {
+        ++stats_.overloaded;
+        return std::optional<std::string>(std::string(what) + " (" + std::to_string(limit) + ", " +
+                                          flag + "); retry later");
+    };
+    if (client_total_.ops >= config_.requests_in_flight_max) {
+        return over("too many requests in flight at this node", config_.requests_in_flight_max,
+                    "--max-in-flight");
+    }
+    if (client_total_.bytes + bytes > config_.request_bytes_in_flight_max) {
+        return over("too many bytes of requests in flight at this node",
+                    config_.request_bytes_in_flight_max, "--max-in-flight-bytes");
+    }
+    auto it = by_connection_.find(from.route);
+    if (it == by_connection_.end()) return std::nullopt;
+    if (it->second.ops >= config_.connection_requests_max) {
+        return over("too many requests in flight from this connection",
+                    config_.connection_requests_max, "--connection-max-in-flight");
+    }
+    if (it->second.bytes + bytes > config_.connection_bytes_max) {
+        return over("too many bytes of requests in flight from this connection",
+                    config_.connection_bytes_max, "--connection-max-in-flight-bytes");
+    }
+    return std::nullopt;
+}
+
+void Coordinator::charge_client(Op& op) {
+    op.budget = Op::Budget::client;
+    client_total_.ops += 1;
+    client_total_.bytes += op.charged_bytes;
+    Usage& mine = by_connection_[op.client.route];
+    mine.ops += 1;
+    mine.bytes += op.charged_bytes;
+}
+
+void Coordinator::charge_more(Op& op, size_t bytes) {
+    op.charged_bytes += bytes;
+    if (op.budget == Op::Budget::client) {
+        client_total_.bytes += bytes;
+        by_connection_[op.client.route].bytes += bytes;
+    } else if (op.budget == Op::Budget::background) {
+        background_.bytes += bytes;
+    }
+}
+
+void Coordinator::release(const Op& op) {
+    if (op.budget == Op::Budget::client) {
+        client_total_.ops -= 1;
+        client_total_.bytes -= op.charged_bytes;
+        auto it = by_connection_.find(op.client.route);
+        assert(it != by_connection_.end());
+        it->second.ops -= 1;
+        it->second.bytes -= op.charged_bytes;
+        if (it->second.ops == 0) by_connection_.erase(it);
+    } else if (op.budget == Op::Budget::background) {
+        background_.ops -= 1;
+        background_.bytes -= op.charged_bytes;
+    }
+}
+
+void Coordinator::on_answered(Op& op) {
+    release(op);
+    op.budget = Op::Budget::none;
+    if (op.finished) return;
+    if (background_.ops >= config_.background_ops_max ||
+        background_.bytes + op.charged_bytes > config_.background_bytes_max) {
+        // The client has its answer; what is left (read repair, replicas
+        // beyond w) is best effort, which anti-entropy completes later.
+        ++stats_.background_dropped;
+        op.finished = true;
+        return;
+    }
+    op.budget = Op::Budget::background;
+    background_.ops += 1;
+    background_.bytes += op.charged_bytes;
+}
+
 Coordinator::Op& Coordinator::add_op(std::unique_ptr<Op> op, uint64_t deadline_at_ms) {
     op->deadline_at_ms = deadline_at_ms;
     deadlines_.emplace(op->deadline_at_ms, op->id);
+    charge_client(*op);
     Op& ref = *op;
     ops_.emplace(op->id, std::move(op));
     return ref;
@@ -179,6 +258,7 @@ void Coordinator::fail(Op& op, ErrorCode code, const std::string& why) {
     op.finished = true;
     if (op.answered) return;
     op.answered = true;
+    on_answered(op);
     const auto asked = static_cast<uint32_t>(op.replicas.size());
     if (op.kind == OpKind::read) {
         env_.reply(op.client, proto::GetResponse{
@@ -230,6 +310,7 @@ void Coordinator::finish(uint64_t op_id) {
     Op& op = *it->second;
     for (uint64_t call : op.peer_calls) pending_.erase(call);
     deadlines_.erase({op.deadline_at_ms, op.id});
+    release(op);
     ops_.erase(it);
 }
 

@@ -15,7 +15,10 @@
 //
 // Owns the request slab: every op in flight, its deadline and its peer calls.
 // An op lives until every replica answered or its deadline passed; its client
-// is answered at most once.
+// is answered at most once. Two budgets bound the slab (NodeConfig): an op
+// counts against its client's and the total admission budget until its client
+// is answered, then against the background budget (read repair, replication
+// beyond w) until it finishes; when that is full its follow-up is dropped.
 #pragma once
 
 #include <cstdint>
@@ -58,7 +61,17 @@ class Coordinator {
     // Fails or finishes every op whose deadline passed.
     void expire_due(uint64_t now_ms);
 
+    // Ops in the slab: answered or not.
     size_t in_flight() const { return ops_.size(); }
+    // Ops whose client is not answered yet, and their bytes.
+    size_t client_ops() const { return client_total_.ops; }
+    size_t client_bytes() const { return client_total_.bytes; }
+    // Answered ops kept for follow-up work, and their bytes.
+    size_t background_ops() const { return background_.ops; }
+    size_t background_bytes() const { return background_.bytes; }
+    // Memory an op is charged on top of its key, value and context: the op,
+    // its maps and its peer calls, measured as an upper bound for n <= 5.
+    static constexpr size_t kOpOverheadBytes = 2048;
 
   private:
     enum class OpKind : uint8_t { read, write };
@@ -67,6 +80,23 @@ class Coordinator {
         uint64_t op_id = 0;
         std::string peer;
     };
+
+    struct Usage {
+        size_t ops = 0;
+        size_t bytes = 0;
+    };
+
+    // Admission: nullopt when a request of `bytes` from `from` fits every
+    // limit, else why not (the limit and its flag), counted as overloaded.
+    std::optional<std::string> refuse_admission(const ReplyTo& from, size_t bytes);
+    // Charges an admitted op to its client's and the total budgets.
+    void charge_client(Op& op);
+    // The op's client was just answered: its slots are freed at once, and it
+    // moves to the background budget, or finishes when that is full.
+    void on_answered(Op& op);
+    // Adds bytes the op holds now (a replica's version) to whichever budget it is in.
+    void charge_more(Op& op, size_t bytes);
+    void release(const Op& op);
 
     // Slab.
     Op& add_op(std::unique_ptr<Op> op, uint64_t deadline_at_ms);
@@ -111,6 +141,9 @@ class Coordinator {
     std::map<uint64_t, std::unique_ptr<Op>> ops_;
     std::set<std::pair<uint64_t, uint64_t>> deadlines_;  // (deadline_ms, op id)
     std::map<uint64_t, PendingPeerCall> pending_;        // peer request id -> op
+    Usage client_total_;                                 // ops not answered yet
+    std::map<std::string, Usage> by_connection_;         // the same, by ReplyTo route
+    Usage background_;                                   // answered, not finished
 };
 
 }  // namespace kv::node

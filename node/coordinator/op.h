@@ -22,6 +22,11 @@ struct Coordinator::Op {
     uint64_t deadline_at_ms = 0;
     bool answered = false;
     bool finished = false;
+    // What the op is charged in the admission budgets (until answered), then
+    // in the background budget (coordinator.h); zero before it is admitted.
+    enum class Budget : uint8_t { none, client, background };
+    size_t charged_bytes = 0;
+    Budget budget = Budget::none;
     std::vector<uint64_t> peer_calls;
 
     // Reads: what each replica answered (nullopt: it holds nothing).

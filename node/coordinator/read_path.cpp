@@ -35,8 +35,9 @@ void Coordinator::handle(const ReplyTo& from, proto::GetRequest req,
                            "consistency " + level_text(req.consistency, "r") +
                                " needs more replicas than n=" + std::to_string(n));
     }
-    if (ops_.size() >= config_.requests_in_flight_max) {
-        return reply_error(ErrorCode::overloaded, "too many requests in flight; retry later");
+    const size_t bytes = req.key.size() + kOpOverheadBytes;
+    if (auto why = refuse_admission(from, bytes)) {
+        return reply_error(ErrorCode::overloaded, std::move(*why));
     }
     const uint64_t due_ms = deadline_at(received_ms, req.deadline_ms);
     if (env_.now_ms() >= due_ms) {
@@ -50,6 +51,7 @@ void Coordinator::handle(const ReplyTo& from, proto::GetRequest req,
     op->key = std::move(req.key);
     op->replicas = placement_.replicas(op->key);
     op->required = required;
+    op->charged_bytes = bytes;
     if (required > op->replicas.size()) {
         ++stats_.unavailable;
         return reply_error(
@@ -98,6 +100,8 @@ void Coordinator::on_read_reply(Op& op, const std::string& replica, const Status
     } else {
         auto decoded = decode_object(*object);
         if (decoded) {
+            // Held until the op finishes (read repair): charged to its budget.
+            charge_more(op, object->size());
             op.versions.emplace(replica, std::move(decoded.value()));
         } else {
             env_.log(LogLevel::warn, "replica " + replica + " sent an undecodable object");
@@ -121,15 +125,18 @@ void Coordinator::on_read_reply(Op& op, const std::string& replica, const Status
 }
 
 void Coordinator::maybe_finish_read(Op& op) {
-    if (op.responded() < op.replicas.size()) return;
+    // Finished already: failed, or answered with no room left for its repair.
+    if (op.finished || op.responded() < op.replicas.size()) return;
     if (!op.repairs_sent) send_read_repairs(op);
     if (!op.repairs_waiting.empty()) return;
     if (!op.answered && op.repair_failed) {
         // At `all` the answer promises every replica holds it; one does not.
         return fail(op, ErrorCode::unavailable, op.last_failure);
     }
-    if (!op.answered) answer_read(op);
+    // Finished before the answer, so the answer does not move it to the
+    // background budget for follow-up work there is none of.
     op.finished = true;
+    if (!op.answered) answer_read(op);
 }
 
 void Coordinator::on_repair_reply(Op& op, const std::string& replica, const Status& status) {
@@ -195,6 +202,7 @@ void Coordinator::answer_read(Op& op) {
                                  static_cast<uint32_t>(op.versions.size()), false,
                                  static_cast<uint32_t>(view.live)};
     env_.reply(op.client, std::move(resp));
+    on_answered(op);
 }
 
 }  // namespace kv::node

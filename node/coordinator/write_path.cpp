@@ -29,8 +29,10 @@ void Coordinator::handle_write(const ReplyTo& from, uint64_t client_id, std::str
                            "consistency " + level_text(consistency, "w") +
                                " needs more replicas than n=" + std::to_string(n));
     }
-    if (ops_.size() >= config_.requests_in_flight_max) {
-        return reply_error(ErrorCode::overloaded, "too many requests in flight; retry later");
+    const size_t bytes = key.size() + (value ? value->size() : 0) +
+                         (context ? context->size() : 0) + kOpOverheadBytes;
+    if (auto why = refuse_admission(from, bytes)) {
+        return reply_error(ErrorCode::overloaded, std::move(*why));
     }
     // A request that waited past its deadline (a stalled node) must not be
     // applied now: nothing may take effect after the deadline's window.
@@ -73,6 +75,7 @@ void Coordinator::handle_write(const ReplyTo& from, uint64_t client_id, std::str
     op->key = std::move(key);
     op->replicas = std::move(replicas);
     op->required = required_all;
+    op->charged_bytes = bytes;
     // The version is minted by one replica: this node when it is one (no extra
     // hop), else the first reachable replica in preference order; a replica
     // that answers not_owner (its range moved on), or that the request could not
@@ -172,6 +175,9 @@ void Coordinator::on_merge_reply(Op& op, const std::string& replica, const Statu
                      "replica " + replica + " refused a write: " + status.to_string());
         }
     }
+    // Every replica done: finished before the answer, so the answer does not
+    // move it to the background budget for follow-up work there is none of.
+    if (op.acked.size() + op.failed.size() == op.replicas.size()) op.finished = true;
     size_t required = op.required;
 #ifdef KV_MUTANTS
     // Planted (node/mutant.h); read-your-writes must catch both.
@@ -188,6 +194,7 @@ void Coordinator::on_merge_reply(Op& op, const std::string& replica, const Statu
                                         proto::ReplyInfo{static_cast<uint32_t>(op.replicas.size()),
                                                          static_cast<uint32_t>(op.acked.size()),
                                                          false, op.sibling_count}});
+        on_answered(op);
     }
     if (!status.ok()) op.last_failure = status.message();
     if (!op.answered && op.replicas.size() - op.failed.size() < op.required &&

@@ -21,10 +21,18 @@ Status GossipDriver::start(uint64_t started_ms) {
     uint64_t incarnation = 1;
     if (stored.value()) {
         auto previous = meta::decode_u64_text(*stored.value());
-        if (!previous || *previous == UINT64_MAX) {
+        if (!previous) {
             return Status(ErrorCode::storage_error, "corrupt incarnation in the meta space");
         }
-        incarnation = *previous + 1;
+        // At the bound (a forged claim about this node refuted by a build
+        // before the bound, or 2^62 lives): start at the bound, which the
+        // cluster accepts, rather than refuse to start (gossip/cluster_view.h).
+        incarnation = std::min(*previous, gossip::kCounterMax - 1) + 1;
+        if (*previous >= gossip::kCounterMax) {
+            env_.log(LogLevel::error, "gossip: the stored incarnation " +
+                                          std::to_string(*previous) +
+                                          " is at or beyond 2^62; starting at 2^62");
+        }
     }
     persist_incarnation(incarnation);
     gossip::MemberState self;

@@ -60,7 +60,31 @@ po::options_description describe(RuntimeConfig& c, std::string& peers, std::stri
         "peer-down-after-ms", po::value(&c.node.peer_down_after_ms)->default_value(3000),
         "a peer silent this long is unreachable: requests needing it fail fast")(
         "max-in-flight", po::value(&c.node.requests_in_flight_max)->default_value(20000),
-        "coordinated requests in flight before new ones get 'overloaded'")(
+        "client requests in flight (not answered yet) before new ones get 'overloaded'")(
+        "max-in-flight-bytes",
+        po::value(&c.node.request_bytes_in_flight_max)->default_value(size_t{256} << 20),
+        "bytes of client requests in flight (key + value + context + 2 KiB each)")(
+        "connection-max-in-flight", po::value(&c.node.connection_requests_max)->default_value(1000),
+        "client requests in flight from one connection")(
+        "connection-max-in-flight-bytes",
+        po::value(&c.node.connection_bytes_max)->default_value(size_t{32} << 20),
+        "bytes of client requests in flight from one connection")(
+        "background-max", po::value(&c.node.background_ops_max)->default_value(20000),
+        "answered requests kept for read repair or replication beyond w; more are dropped")(
+        "background-max-bytes",
+        po::value(&c.node.background_bytes_max)->default_value(size_t{128} << 20),
+        "bytes of answered requests kept for read repair or replication beyond w")(
+        "frame-bytes-max", po::value(&c.frame_bytes_max)->default_value(uint64_t{64} << 20),
+        "largest frame accepted; a bigger one closes its connection")(
+        "reply-queue-max", po::value(&c.reply_queue_max)->default_value(1000),
+        "replies queued for one connection; a connection past it loses replies and its "
+        "requests are dropped for --slow-reader-ms")(
+        "slow-reader-ms", po::value(&c.slow_reader_ms)->default_value(2000),
+        "how long the requests of a connection that does not read its replies are dropped")(
+        "gossip-endpoints-max", po::value(&c.gossip_endpoints_max)->default_value(64),
+        "endpoints dialled for gossip at once (seeds, joiners); least recently used closed first")(
+        "memory-max-mb", po::value(&c.memory_max_mb)->default_value(4096),
+        "anonymous memory (RssAnon) past which every connection is reset; 0: never")(
         "sync", po::value(&c.sync)->default_value(true),
         "fsync every commit (false: faster, but a machine crash may lose acknowledged writes)")(
         "map-size-mb", po::value(&c.map_size_mb)->default_value(65536),
@@ -281,6 +305,29 @@ Result<RuntimeConfig> parse_config(int argc, const char* const* argv, std::ostre
     }
     if (c.node.siblings_max < 1)
         return Status(ErrorCode::invalid_argument, "--siblings-max must be >= 1");
+    // One request of the largest size (key, value and context limits) must
+    // always fit, or a client could never send it.
+    constexpr size_t kRequestBytesMin = size_t{2} << 20;
+    if (c.node.request_bytes_in_flight_max < kRequestBytesMin ||
+        c.node.connection_bytes_max < kRequestBytesMin ||
+        c.node.background_bytes_max < kRequestBytesMin) {
+        return Status(ErrorCode::invalid_argument,
+                      "--max-in-flight-bytes, --connection-max-in-flight-bytes and "
+                      "--background-max-bytes must be at least 2 MiB (one request of the "
+                      "largest size)");
+    }
+    if (c.node.requests_in_flight_max < 1 || c.node.connection_requests_max < 1) {
+        return Status(ErrorCode::invalid_argument,
+                      "--max-in-flight and --connection-max-in-flight must be >= 1");
+    }
+    // A client frame of the largest request must pass (client/protocol.h).
+    if (c.frame_bytes_max < proto::kFrameBytesMax) {
+        return Status(ErrorCode::invalid_argument, "--frame-bytes-max must be at least 20 MiB");
+    }
+    if (c.reply_queue_max < 1 || c.gossip_endpoints_max < 1) {
+        return Status(ErrorCode::invalid_argument,
+                      "--reply-queue-max and --gossip-endpoints-max must be >= 1");
+    }
     if (c.batch_messages_max < 1)
         return Status(ErrorCode::invalid_argument, "--batch-max must be >= 1");
     if (Status secured = apply_security(c, security); !secured.ok()) return secured;

@@ -34,6 +34,22 @@ struct RuntimeConfig {
     std::optional<client::Credentials> cluster_key;  // from --cluster-key FILE
     std::string cluster_key_file;
     bool insecure = false;
+
+    // Transport limits (docs/PROTOCOL.md, "Limits"; node/runtime/limits.h).
+    // Largest frame a socket accepts (ZMQ_MAXMSGSIZE): a bigger one closes
+    // the connection it came on.
+    uint64_t frame_bytes_max = uint64_t{64} << 20;
+    // Replies queued for one connection (the ROUTER's send high-water mark per
+    // pipe). A connection that lets this many pile up loses the reply that did
+    // not fit and its requests are dropped for slow_reader_ms.
+    int reply_queue_max = 1000;
+    uint64_t slow_reader_ms = 2000;
+    // Endpoints dialled for gossip (not ring members: seeds and joiners),
+    // least recently used first out.
+    size_t gossip_endpoints_max = 64;
+    // Anonymous memory (RssAnon) past which every client connection is reset
+    // (the ROUTER endpoint is unbound and bound again); 0: never.
+    uint64_t memory_max_mb = 4096;
 };
 
 enum class TransportMode {

@@ -1,5 +1,6 @@
 #include "node/runtime/zmq_runtime.h"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -16,6 +17,7 @@
 
 #include "client/z85.h"
 #include "node/buffered_env.h"
+#include "node/runtime/limits.h"
 
 namespace kv::node {
 
@@ -102,8 +104,14 @@ constexpr size_t kUnsentMax = 10000;
 // Gossip messages to one endpoint queued while it is not connected: few, since
 // each round repeats the news and stale rounds are worth nothing.
 constexpr int kGossipHighWaterMark = 16;
-constexpr size_t kGossipEndpointsMax = 4096;       // dialled endpoints kept (seeds + members)
 constexpr uint64_t kRefusalLogIntervalMs = 10000;  // refused handshakes: one log line per 10 s
+// The memory watchdog reads RssAnon this often (a read costs tens of
+// microseconds), and resets connections at most once per kMemoryResetGapMs
+// (the I/O thread frees the queues of closed connections a moment later).
+constexpr uint64_t kMemoryCheckIntervalMs = 10;
+constexpr uint64_t kMemoryResetGapMs = 1000;
+constexpr size_t kSlowReadersMax = 65536;  // connections remembered as slow readers
+constexpr uint64_t kLimitsLogIntervalMs = 10000;
 
 class Runtime {
   public:
@@ -113,7 +121,8 @@ class Runtime {
           membership_(config.members),
           node_(config.node.seeds.empty() ? Node(config.node, env_, membership_)
                                           : Node(config.node, env_)),
-          router_(ctx_, zmq::socket_type::router) {}
+          router_(ctx_, zmq::socket_type::router),
+          slow_readers_(config.slow_reader_ms, kSlowReadersMax) {}
 
     int run() {
         try {
@@ -146,6 +155,8 @@ class Runtime {
             }
             if (flush()) retry_unsent();
             if (commit_failed_) return fail_stop();
+            watch_memory(now);
+            log_limits(now);
         }
         env_.write_log(LogLevel::info, "stopping: signal received");
         flush();
@@ -161,8 +172,9 @@ class Runtime {
         // ever accepted without being asked about (libzmq admits every key
         // when no handler is bound at inproc://zeromq.zap.01).
         if (config_.cluster_key) open_transport_security();
-        router_.set(zmq::sockopt::maxmsgsize, kMaxMsgSizeBytes);
-        router_.set(zmq::sockopt::sndhwm, kHighWaterMark);
+        router_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(config_.frame_bytes_max));
+        router_.set(zmq::sockopt::sndhwm, config_.reply_queue_max);
+        router_.set(zmq::sockopt::router_mandatory, 1);  // a full reply queue fails the send
         router_.set(zmq::sockopt::rcvhwm, kHighWaterMark);
         router_.set(zmq::sockopt::linger, 0);
         router_.bind(config_.listen);
@@ -356,8 +368,15 @@ class Runtime {
     // cannot be made or too many are open.
     zmq::socket_t* gossip_dealer(const std::string& endpoint) {
         auto it = gossip_dealers_.find(endpoint);
-        if (it != gossip_dealers_.end()) return &it->second;
-        if (gossip_dealers_.size() >= kGossipEndpointsMax) return nullptr;
+        if (it != gossip_dealers_.end()) {
+            // Most recently used last: the first is the one to close next.
+            auto pos = std::find(gossip_endpoints_.begin(), gossip_endpoints_.end(), endpoint);
+            std::rotate(pos, pos + 1, gossip_endpoints_.end());
+            return &it->second;
+        }
+        // Bounded (--gossip-endpoints-max): endpoints come from gossip messages,
+        // so a flood of them must not open a socket each.
+        if (gossip_dealers_.size() >= config_.gossip_endpoints_max) evict_gossip_dealer();
         try {
             // Queued while connecting (a few rounds at most): a seed's first
             // syn must not be lost just because the connection is new.
@@ -370,6 +389,14 @@ class Runtime {
             env_.write_log(LogLevel::warn, "cannot dial " + endpoint + ": " + e.what());
             return nullptr;
         }
+    }
+
+    void evict_gossip_dealer() {
+        const std::string oldest = gossip_endpoints_.front();
+        gossip_endpoints_.erase(gossip_endpoints_.begin());
+        gossip_dealers_.erase(oldest);
+        ++transport_stats_.gossip_evicted;
+        rebuild_poll_items();
     }
 
     void rebuild_poll_items() {
@@ -412,32 +439,54 @@ class Runtime {
         }
     }
 
+    // One message from the ROUTER, read part by part: the routing id, the
+    // request frame, and any further parts counted and dropped as they are
+    // read, so that at most two parts are held whatever a sender puts in one
+    // message (libzmq itself queues a message's parts until its last arrives:
+    // see the memory watchdog).
     bool recv_from_router() {
-        parts_.clear();
-        std::optional<size_t> got;
+        zmq::message_t route;
+        zmq::message_t frame;
+        size_t frames = 0;
         try {
-            got =
-                zmq::recv_multipart(router_, std::back_inserter(parts_), zmq::recv_flags::dontwait);
+            if (!router_.recv(route, zmq::recv_flags::dontwait)) return false;
+            // The parts of a message are delivered together: the rest is there.
+            bool more = route.more();
+            if (more && router_.recv(frame, zmq::recv_flags::dontwait)) {
+                frames = 1;
+                more = frame.more();
+            }
+            while (more) {
+                zmq::message_t rest;
+                if (!router_.recv(rest, zmq::recv_flags::dontwait)) break;
+                ++frames;
+                more = rest.more();
+            }
         } catch (const zmq::error_t& e) {
             env_.write_log(LogLevel::warn, std::string("receive: ") + e.what());
             return false;
         }
-        if (!got || parts_.empty()) return false;
-        ReplyTo from{parts_[0].to_string()};
-        if (parts_.size() != 2) {
+        ReplyTo from{route.to_string()};
+        if (slow_readers_.blocked(from.route, env_.now_ms())) {
+            // Its replies would be dropped too: its queue was full moments ago.
+            ++transport_stats_.requests_shed;
+            return true;
+        }
+        if (frames != 1) {
+            ++transport_stats_.messages_too_long;
             node_.on_bad_frame(
                 from, 0,
-                Status(ErrorCode::bad_request, "a request must be exactly one frame, got " +
-                                                   std::to_string(parts_.size() - 1)));
+                Status(ErrorCode::bad_request,
+                       "a request must be exactly one frame, got " + std::to_string(frames)));
             return true;
         }
         uint64_t id = 0;
-        auto decoded = node::decode(parts_[1].to_string_view(), &id);
+        auto decoded = node::decode(frame.to_string_view(), &id);
         if (!decoded) {
             node_.on_bad_frame(from, id, decoded.status());
         } else {
             node_.on_request(from, std::move(decoded.value()), std::nullopt,
-                             principal_of(parts_[1]));
+                             principal_of(frame));
         }
         return true;
     }
@@ -549,15 +598,104 @@ class Runtime {
                 if (it == dealers_.end()) return false;
                 return it->second.send(zmq::buffer(payload), zmq::send_flags::dontwait).has_value();
             }
-            if (!router_.send(zmq::buffer(o.reply_to.route),
-                              zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
-                return false;
-            }
-            return router_.send(zmq::buffer(payload), zmq::send_flags::dontwait).has_value();
+            return send_reply(o.reply_to, payload);
         } catch (const zmq::error_t& e) {
             env_.write_log(LogLevel::warn, std::string("send: ") + e.what());
             return false;
         }
+    }
+
+    // A reply through the ROUTER. With ZMQ_ROUTER_MANDATORY a connection whose
+    // queue holds --reply-queue-max replies fails the send (EAGAIN) instead of
+    // growing: the reply is dropped and the connection marked a slow reader.
+    // libzmq 4.3 cannot close one accepted connection, so its requests are
+    // dropped for --slow-reader-ms instead (docs/PROTOCOL.md, "Limits"). A
+    // connection gone (EHOSTUNREACH) just loses the reply, as before.
+    bool send_reply(const ReplyTo& to, const std::string& payload) {
+        try {
+            if (!router_.send(zmq::buffer(to.route),
+                              zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+                ++transport_stats_.replies_dropped;
+                slow_readers_.mark(to.route, env_.now_ms());
+                return false;
+            }
+        } catch (const zmq::error_t& e) {
+            if (e.num() == EHOSTUNREACH) return false;
+            throw;
+        }
+        // The routing id went in, so the pipe has room for the message's end.
+        return router_.send(zmq::buffer(payload), zmq::send_flags::dontwait).has_value();
+    }
+
+    // The backstop for what no limit of ours can see: libzmq queues the parts
+    // of an unfinished message in its pipe, unbounded, until the last part
+    // arrives. Past --memory-max-mb of anonymous memory, the ROUTER endpoint is
+    // unbound, which closes every connection accepted through it and frees
+    // their queues, and bound again; peers and clients reconnect by themselves.
+    void watch_memory(uint64_t now_ms) {
+        if (rebind_pending_) return rebind(now_ms);
+        if (config_.memory_max_mb == 0 || now_ms < next_memory_check_ms_) return;
+        next_memory_check_ms_ = now_ms + kMemoryCheckIntervalMs;
+        std::optional<uint64_t> kib = rss_anon_kib();
+        if (!kib || *kib <= (config_.memory_max_mb << 10)) return;
+        // Pages freed but kept by the allocator count too (a burst that is
+        // over, or the queues of the last reset, freed by ZeroMQ's I/O thread).
+        release_free_memory();
+        kib = rss_anon_kib();
+        if (!kib || *kib <= (config_.memory_max_mb << 10)) return;
+        ++transport_stats_.connection_resets;
+        env_.write_log(LogLevel::warn,
+                       "memory: anonymous memory " + std::to_string(*kib >> 10) +
+                           " MiB is past --memory-max-mb " + std::to_string(config_.memory_max_mb) +
+                           ": resetting every connection (reset " +
+                           std::to_string(transport_stats_.connection_resets) + ")");
+        try {
+            router_.unbind(router_.get(zmq::sockopt::last_endpoint));
+        } catch (const zmq::error_t& e) {
+            env_.write_log(LogLevel::error, std::string("memory: unbind: ") + e.what());
+        }
+        rebind_pending_ = true;
+        next_memory_check_ms_ = now_ms + kMemoryResetGapMs;
+        rebind(now_ms);
+    }
+
+    // The unbound listener is closed by ZeroMQ's I/O thread: until then the
+    // port is busy, so the bind is retried each turn of the loop.
+    void rebind(uint64_t now_ms) {
+        try {
+            router_.bind(config_.listen);
+        } catch (const zmq::error_t& e) {
+            if (e.num() != EADDRINUSE) {
+                env_.write_log(LogLevel::error, std::string("memory: bind again: ") + e.what());
+            }
+            return;
+        }
+        rebind_pending_ = false;
+        release_free_memory();
+        const std::optional<uint64_t> kib = rss_anon_kib();
+        env_.write_log(LogLevel::warn,
+                       "memory: listening again on " + config_.listen +
+                           (kib ? ", anonymous memory " + std::to_string(*kib >> 10) + " MiB"
+                                : std::string()));
+        next_memory_check_ms_ = std::max(next_memory_check_ms_, now_ms + kMemoryCheckIntervalMs);
+    }
+
+    // The limits' counters, logged when they changed, at most every 10 s.
+    void log_limits(uint64_t now_ms) {
+        const NodeStats& node = node_.stats();
+        if (now_ms < next_limits_log_ms_ ||
+            (transport_stats_ == logged_stats_ && node.overloaded == logged_overloaded_ &&
+             node.background_dropped == logged_background_dropped_)) {
+            return;
+        }
+        next_limits_log_ms_ = now_ms + kLimitsLogIntervalMs;
+        logged_stats_ = transport_stats_;
+        logged_overloaded_ = node.overloaded;
+        logged_background_dropped_ = node.background_dropped;
+        env_.write_log(LogLevel::warn,
+                       "limits: requests refused overloaded " + std::to_string(node.overloaded) +
+                           ", background work dropped " + std::to_string(node.background_dropped) +
+                           ", " + describe(transport_stats_));
     }
 
     const RuntimeConfig& config_;
@@ -580,7 +718,14 @@ class Runtime {
     uint64_t refusals_unlogged_ = 0;
     uint64_t last_refusal_log_ms_ = 0;
     std::string last_refusal_;
-    std::vector<zmq::message_t> parts_;
+    SlowReaders slow_readers_;
+    TransportStats transport_stats_;
+    TransportStats logged_stats_;
+    uint64_t logged_overloaded_ = 0;
+    uint64_t logged_background_dropped_ = 0;
+    uint64_t next_limits_log_ms_ = 0;
+    uint64_t next_memory_check_ms_ = 0;
+    bool rebind_pending_ = false;  // the watchdog unbound the ROUTER; bind it again
 
     struct Unsent {
         Outgoing out;

@@ -18,13 +18,14 @@ struct Sent {
 };
 
 struct Fixture {
-    Fixture()
-        : membership({{"a", "tcp://a"}, {"b", "tcp://b"}, {"c", "tcp://c"}, {"d", "tcp://d"}}),
+    explicit Fixture(NodeConfig node_config = config())
+        : node(std::move(node_config)),
+          membership({{"a", "tcp://a"}, {"b", "tcp://b"}, {"c", "tcp://c"}, {"d", "tcp://d"}}),
           placement("a", 3, 64),
           handoffs(env),
-          replica(config(), env, placement, handoffs),
-          peers(config(), env, ids),
-          coordinator(config(), env, ids, stats, placement, peers, replica) {
+          replica(node, env, placement, handoffs),
+          peers(node, env, ids),
+          coordinator(node, env, ids, stats, placement, peers, replica) {
         placement.refresh(membership, nullptr);
         replica.set_actor("a.1");
         ids.start(2);
@@ -55,6 +56,7 @@ struct Fixture {
         }
     }
 
+    NodeConfig node;
     ComponentEnv env;
     gossip::StaticMembership membership;
     Placement placement;
@@ -208,4 +210,142 @@ TEST_CASE("a read returns at most siblings_max values and a context that keeps t
         update(merged, context.value(), "a.1", std::string("r"), limit, proto::kObjectBytesMax);
     REQUIRE(resolved.ok());
     CHECK(resolved->live_count() == 2);
+}
+
+namespace {
+
+// The replica calls sent for one client read, and how to answer them.
+struct ReadCalls {
+    std::vector<Sent> calls;
+    void answer(Fixture& f, size_t i) const {
+        f.coordinator.on_reply(
+            calls.at(i).to,
+            ReplicaReadResponse{
+                node::request_id(calls.at(i).message), ErrorCode::ok, {}, std::nullopt});
+    }
+};
+
+ReadCalls start_read(Fixture& f, const std::string& client, uint64_t id, const std::string& key) {
+    f.coordinator.handle(ReplyTo{client}, proto::GetRequest{id, key, kQuorum, 0});
+    ReadCalls r{f.sent()};
+    return r;
+}
+
+const proto::GetResponse* reply_to(const std::vector<Sent>& out, const std::string& client) {
+    for (const auto& m : out) {
+        if (m.to == client) return &std::get<proto::GetResponse>(m.message);
+    }
+    return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("an answered read frees its client's slot at once, before every replica answered") {
+    NodeConfig config = Fixture::config();
+    config.requests_in_flight_max = 1;
+    Fixture f(config);
+    const std::string key = f.remote_key();
+    ReadCalls first = start_read(f, "client", 60, key);
+    REQUIRE(first.calls.size() == 3);
+    first.answer(f, 0);
+    first.answer(f, 1);  // quorum: answered; the third replica is still out
+    const proto::GetResponse* reply = reply_to(f.sent(), "client");
+    REQUIRE(reply != nullptr);
+    CHECK(reply->code == ErrorCode::not_found);
+
+    // The slot is free although the op waits for the third replica (read repair).
+    ReadCalls second = start_read(f, "client", 61, key);
+    CHECK(reply_to(second.calls, "client") == nullptr);
+    CHECK(second.calls.size() == 3);
+    CHECK(f.stats.overloaded == 0);
+}
+
+TEST_CASE("requests in flight are limited per connection, in number and in bytes") {
+    NodeConfig config = Fixture::config();
+    config.connection_requests_max = 2;
+    config.connection_bytes_max = 2 * Coordinator::kOpOverheadBytes + 3000;
+    Fixture f(config);
+    const std::string key = f.remote_key();
+    start_read(f, "c1", 1, key);
+    start_read(f, "c1", 2, key);
+    CHECK(f.coordinator.client_ops() == 2);
+    ReadCalls third = start_read(f, "c1", 3, key);
+    const proto::GetResponse* refused = reply_to(third.calls, "c1");
+    REQUIRE(refused != nullptr);
+    CHECK(refused->code == ErrorCode::overloaded);
+    CHECK(refused->message.find("from this connection") != std::string::npos);
+    CHECK(refused->message.find("--connection-max-in-flight)") != std::string::npos);
+    // Another connection is served meanwhile.
+    ReadCalls other = start_read(f, "c2", 4, key);
+    CHECK(reply_to(other.calls, "c2") == nullptr);
+    CHECK(other.calls.size() == 3);
+
+    // Bytes: one write of 2,000 bytes fits c3's budget, a second does not.
+    f.coordinator.handle_write(ReplyTo{"c3"}, 5, key, std::string(2000, 'v'), std::nullopt, kQuorum,
+                               0);
+    CHECK(f.sent().size() == 1);  // the mint request
+    f.coordinator.handle_write(ReplyTo{"c3"}, 6, key, std::string(2000, 'v'), std::nullopt, kQuorum,
+                               0);
+    auto out = f.sent();
+    REQUIRE(out.size() == 1);
+    const auto& write_refused = std::get<proto::WriteResponse>(out[0].message);
+    CHECK(write_refused.code == ErrorCode::overloaded);
+    CHECK(write_refused.message.find("--connection-max-in-flight-bytes") != std::string::npos);
+    CHECK(f.stats.overloaded == 2);
+}
+
+TEST_CASE("requests in flight are limited in total, in number and in bytes") {
+    NodeConfig config = Fixture::config();
+    config.requests_in_flight_max = 3;
+    config.request_bytes_in_flight_max = 3 * Coordinator::kOpOverheadBytes + 5000;
+    Fixture f(config);
+    const std::string key = f.remote_key();
+    f.coordinator.handle_write(ReplyTo{"w1"}, 1, key, std::string(2000, 'v'), std::nullopt, kQuorum,
+                               0);
+    f.coordinator.handle_write(ReplyTo{"w2"}, 2, key, std::string(2000, 'v'), std::nullopt, kQuorum,
+                               0);
+    CHECK(f.sent().size() == 2);
+    CHECK(f.coordinator.client_bytes() == 2 * (key.size() + 2000 + Coordinator::kOpOverheadBytes));
+    f.coordinator.handle_write(ReplyTo{"w3"}, 3, key, std::string(2000, 'v'), std::nullopt, kQuorum,
+                               0);
+    auto out = f.sent();
+    REQUIRE(out.size() == 1);
+    CHECK(std::get<proto::WriteResponse>(out[0].message).code == ErrorCode::overloaded);
+    CHECK(std::get<proto::WriteResponse>(out[0].message).message.find("--max-in-flight-bytes") !=
+          std::string::npos);
+    // A small read still fits the bytes; then the count is full for everyone.
+    ReadCalls read = start_read(f, "r1", 4, key);
+    CHECK(read.calls.size() == 3);
+    ReadCalls refused = start_read(f, "r2", 5, key);
+    const proto::GetResponse* reply = reply_to(refused.calls, "r2");
+    REQUIRE(reply != nullptr);
+    CHECK(reply->code == ErrorCode::overloaded);
+    CHECK(reply->message.find("at this node (3, --max-in-flight)") != std::string::npos);
+}
+
+TEST_CASE("answered ops wait for their follow-up in a bounded background budget") {
+    NodeConfig config = Fixture::config();
+    config.background_ops_max = 1;
+    Fixture f(config);
+    const std::string key = f.remote_key();
+    ReadCalls first = start_read(f, "c", 1, key);
+    ReadCalls second = start_read(f, "c", 2, key);
+    first.answer(f, 0);
+    first.answer(f, 1);
+    second.answer(f, 0);
+    second.answer(f, 1);
+    auto out = f.sent();
+    REQUIRE(out.size() == 2);  // both clients answered
+    CHECK(f.coordinator.client_ops() == 0);
+    CHECK(f.coordinator.client_bytes() == 0);
+    // The first waits for its third replica; the second's follow-up was dropped.
+    CHECK(f.coordinator.background_ops() == 1);
+    CHECK(f.coordinator.in_flight() == 1);
+    CHECK(f.stats.background_dropped == 1);
+    // The third replica's answer to the first finishes it; to the second it is ignored.
+    first.answer(f, 2);
+    second.answer(f, 2);
+    CHECK(f.coordinator.in_flight() == 0);
+    CHECK(f.coordinator.background_ops() == 0);
+    CHECK(f.coordinator.background_bytes() == 0);
 }

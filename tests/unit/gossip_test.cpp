@@ -795,3 +795,44 @@ TEST_CASE("a change waits for the acknowledgement of a silent token holder") {
     for (int r = 0; r < 10; ++r) c.round();
     CHECK(c.node(0).view().find(c.id(1))->change_ticket == 0);
 }
+
+// ---- counter overflow (issue 11) ------------------------------------------------
+
+TEST_CASE("a claim about a node itself at the top of the counter range cannot wrap it") {
+    ClusterView self(member("me", 7, 3), 64);
+    self.merge(member("me", UINT64_MAX - 1, 0, MemberStatus::left));
+    self.merge(member("me", UINT64_MAX, UINT64_MAX, MemberStatus::left));
+    // Its incarnation never wrapped, never reached a value its next start
+    // cannot raise, and it still says it is up.
+    CHECK(self.self().incarnation >= 7);
+    CHECK(self.self().incarnation < UINT64_MAX - 1);
+    CHECK(self.self().heartbeat < UINT64_MAX);
+    CHECK(self.self().declared == MemberStatus::up);
+    // A sane claim of a later life is still refuted.
+    CHECK(self.merge(member("me", 20, 0, MemberStatus::left)).refuted);
+    CHECK(self.self().incarnation == 21);
+}
+
+TEST_CASE("an entry with an absurd incarnation or heartbeat cannot evict a member") {
+    ClusterView view = observer();
+    REQUIRE(view.merge(member("x", 5, 9)).changed);
+    CHECK_FALSE(view.merge(member("x", UINT64_MAX, 0, MemberStatus::left)).changed);
+    CHECK_FALSE(view.merge(member("x", 5, UINT64_MAX, MemberStatus::left)).changed);
+    // A jump far above what is known is refused too, so the top of the range
+    // cannot be reached a step at a time either.
+    CHECK_FALSE(view.merge(member("x", 5 + (uint64_t{1} << 40), 0, MemberStatus::left)).changed);
+    CHECK(view.find("x")->declared == MemberStatus::up);
+    CHECK(view.find("x")->incarnation == 5);
+    // A member's real next life still gets in.
+    CHECK(view.merge(member("x", 6, 0, MemberStatus::left)).changed);
+}
+
+TEST_CASE("codec refuses counters beyond the sane bound") {
+    GossipAck2 ack{"n1", {member("x", UINT64_MAX, 0, MemberStatus::left)}};
+    CHECK_FALSE(decode(encode(GossipMessage{ack})).ok());
+    GossipSyn syn{
+        "n1", "tcp://n1", {DigestEntry{"x", 1, UINT64_MAX, MemberStatus::up, Liveness::alive}}};
+    CHECK_FALSE(decode(encode(GossipMessage{syn})).ok());
+    ack.entries[0].incarnation = 3;
+    CHECK(decode(encode(GossipMessage{ack})).ok());
+}
