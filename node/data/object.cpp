@@ -276,25 +276,60 @@ void pack_vv(msgpack::packer<msgpack::sbuffer>& pk, const VersionVector& vv) {
     }
 }
 
-// Limits for decoding node-made encodings, which still arrive over the network.
-constexpr size_t kActorsMax = 1024;
+// Limits for decoding node-made encodings, which still arrive over the network
+// (object.h, "The decode budget").
+constexpr size_t kActorsMax = kDecodeActorsMax;
 constexpr size_t kActorBytesMax = proto::kIdBytesMax;
+constexpr size_t kSiblingsDecodeMax = kDecodeSiblingsMax;
+constexpr size_t kExceptionsDecodeMax = kDecodeExceptionsMax;
 
-// Merge has no sibling cap (refusing a merge would leave replicas diverged), so
-// the decoder must take any sibling count merges can build: up to n (<= 16)
-// replicas' worth of siblings_max each, far below this bound on what one decode
-// may allocate.
-constexpr size_t kSiblingsDecodeMax = 64 * 1024;
+// Deepest legal nesting: object -> context -> entry -> unseen counters.
+constexpr size_t kDepthMax = 4;
+// The msgpack objects (array items) of the largest object the limits allow:
+// the root's 2, per actor its entry and the entry's 3 items, the unseen
+// counters, per sibling its array and 3 items.
+constexpr size_t kObjectsDecodeMax =
+    2 + kActorsMax * 4 + kExceptionsDecodeMax + kSiblingsDecodeMax * 4;
 
-// Unseen counters (exceptions) in one context: a writer's context has at most
-// one per sibling of the key, and an object's only those it merged in from such
-// contexts; the bound keeps a hostile frame from allocating a set node per byte.
-constexpr size_t kExceptionsDecodeMax = 64 * 1024;
+// The allocation-free pre-pass (as client/wire_codec.cpp's FrameScan): msgpack
+// allocates an array's items when it reads the array's header, before the
+// items arrive, so without it a few header bytes claim megabytes (a 16 MiB
+// object of nested empty arrays cost 536 MB). The walk checks the input is
+// whole, counts every array item against kObjectsDecodeMax and refuses maps
+// (objects and contexts have none); only then does unpack allocate.
+class BudgetScan : public msgpack::null_visitor {
+  public:
+    bool start_array(uint32_t items) {
+        if (++depth_ > kDepthMax) return false;
+        objects_ += items;
+        return objects_ <= kObjectsDecodeMax;
+    }
+    bool end_array() {
+        --depth_;
+        return true;
+    }
+    bool start_map(uint32_t) { return false; }
+    bool visit_str(const char*, uint32_t size) { return size <= kActorBytesMax; }
+    bool visit_bin(const char*, uint32_t size) { return size <= proto::kValueBytesMax; }
+    bool visit_ext(const char*, uint32_t) { return false; }
+    void parse_error(size_t, size_t) {}
+    void insufficient_bytes(size_t, size_t) {}
+
+  private:
+    size_t depth_ = 0;
+    size_t objects_ = 0;
+};
 
 msgpack::unpack_limit decode_limits() {
-    return msgpack::unpack_limit(/*array=*/kSiblingsDecodeMax, /*map=*/16,
+    return msgpack::unpack_limit(/*array=*/kSiblingsDecodeMax, /*map=*/0,
                                  /*str=*/kActorBytesMax, /*bin=*/proto::kValueBytesMax,
-                                 /*ext=*/0, /*depth=*/5);
+                                 /*ext=*/0, /*depth=*/kDepthMax);
+}
+
+// Zero-copy: str and bin objects point into the input, which outlives the
+// handle (decode_object and decode_context copy what they keep).
+bool reference_input(msgpack::type::object_type, size_t, void*) {
+    return true;
 }
 
 bool read_str(const msgpack::object& o, std::string& out) {
@@ -340,9 +375,15 @@ bool read_vv(const msgpack::object& o, VersionVector& vv) {
 
 Result<msgpack::object_handle> unpack_all(std::string_view bytes) {
     try {
+        BudgetScan scan;
+        size_t scanned = 0;
+        if (!msgpack::parse(bytes.data(), bytes.size(), scanned, scan)) {
+            return Status(ErrorCode::bad_request, "malformed, or beyond the decode budget");
+        }
+        if (scanned != bytes.size()) return Status(ErrorCode::bad_request, "trailing bytes");
         std::size_t offset = 0;
-        auto handle =
-            msgpack::unpack(bytes.data(), bytes.size(), offset, nullptr, nullptr, decode_limits());
+        auto handle = msgpack::unpack(bytes.data(), bytes.size(), offset, &reference_input, nullptr,
+                                      decode_limits());
         if (offset != bytes.size()) return Status(ErrorCode::bad_request, "trailing bytes");
         return handle;
     } catch (const std::exception& e) {
@@ -351,6 +392,24 @@ Result<msgpack::object_handle> unpack_all(std::string_view bytes) {
 }
 
 }  // namespace
+
+size_t object_decode_bytes_max(size_t input_bytes) {
+    // Fixed costs, each above what the allocator hands out for it: a
+    // msgpack::object; a Sibling (its actor and value bytes are counted with
+    // the input); a std::set node of an unseen counter; a std::map node of an
+    // actor (twice: entries and exceptions). The smallest encodings of each: 1
+    // byte per object, 5 per sibling ([str, uint, nil] with a 1-byte actor), 1
+    // per unseen counter and 4 per actor.
+    constexpr size_t kPerObject = sizeof(msgpack::object);
+    constexpr size_t kPerSibling = sizeof(Sibling) + 16;
+    constexpr size_t kPerException = 64;
+    constexpr size_t kPerActor = 256;
+    const size_t s = input_bytes;
+    return 2 * s + kPerObject * std::min(s, kObjectsDecodeMax) +
+           kPerSibling * std::min(s / 5, kSiblingsDecodeMax) +
+           kPerException * std::min(s, kExceptionsDecodeMax) +
+           kPerActor * std::min(s / 4, kActorsMax) + 64 * 1024;
+}
 
 std::string encode_object(const Object& object) {
     msgpack::sbuffer buf;
@@ -386,6 +445,8 @@ Result<Object> decode_object(std::string_view bytes) {
     if (!read_vv(root.via.array.ptr[0], out.context)) return bad;
     const auto& sibs = root.via.array.ptr[1];
     if (sibs.type != msgpack::type::ARRAY) return bad;
+    // Exact: the pre-pass found every item in the input (no doubling growth).
+    out.siblings.reserve(sibs.via.array.size);
     for (uint32_t i = 0; i < sibs.via.array.size; ++i) {
         const auto& e = sibs.via.array.ptr[i];
         if (e.type != msgpack::type::ARRAY || e.via.array.size != 3) return bad;

@@ -1,0 +1,167 @@
+#include "tests/fuzz/decoders.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <utility>
+
+#include "client/protocol.h"
+#include "client/z85.h"
+#include "gossip/gossip.h"
+#include "gossip/gossip_codec.h"
+#include "node/data/object.h"
+#include "node/peer_protocol.h"
+#include "node/storage/meta_codec.h"
+
+namespace kv::fuzz {
+
+namespace {
+
+// A broken promise of a codec: abort, so that libFuzzer keeps the input and
+// the regression test fails (abort is not an exception a caller can swallow).
+void require(bool holds, const char* target, const char* what) {
+    if (holds) return;
+    std::fprintf(stderr, "fuzz target %s: %s\n", target, what);
+    std::abort();
+}
+
+// decode(encode(m)) must give m back: the codecs promise that every message
+// they accept survives a trip through the encoder unchanged (normalised
+// forms, such as sorted tokens, are what decode returns in the first place).
+template <typename Decode, typename T>
+void require_round_trip(const char* target, const T& decoded, const std::string& encoded,
+                        Decode decode) {
+    auto again = decode(encoded);
+    require(again.ok(), target, "re-encoding of a decoded input does not decode");
+    require(again.value() == decoded, target, "decode(encode(decode(x))) != decode(x)");
+}
+
+}  // namespace
+
+void client_frame(std::string_view input) {
+    uint64_t id = 0;
+    auto m = proto::decode(input, &id);
+    if (!m.ok()) return;
+    require(id == proto::request_id(m.value()), "client_frame",
+            "id_out differs from the message id");
+    require_round_trip("client_frame", m.value(), proto::encode(m.value()),
+                       [](std::string_view f) { return proto::decode(f); });
+}
+
+void node_frame(std::string_view input) {
+    uint64_t id = 0;
+    auto m = node::decode(input, &id);
+    if (!m.ok()) return;
+    require(id == node::request_id(m.value()), "node_frame", "id_out differs from the message id");
+    require_round_trip("node_frame", m.value(), node::encode(m.value()),
+                       [](std::string_view f) { return node::decode(f); });
+    // A client message reads the same through both decoders.
+    auto as_client = proto::decode(input);
+    require(as_client.ok() == (m.value().index() < std::variant_size_v<proto::Message>),
+            "node_frame", "node::decode and proto::decode disagree on a client message");
+}
+
+void gossip_payload(std::string_view input) {
+    auto m = gossip::decode(input);
+    if (!m.ok()) return;
+    require_round_trip("gossip_payload", m.value(), gossip::encode(m.value()),
+                       [](std::string_view f) { return gossip::decode(f); });
+}
+
+void stored_object(std::string_view input) {
+    auto object = node::decode_object(input);
+    if (!object.ok()) return;
+    const std::string encoded = node::encode_object(object.value());
+    require(encoded.size() <= object.value().encoded_size_bound(), "stored_object",
+            "encoded_size_bound() is below the encoded size");
+    require_round_trip("stored_object", object.value(), encoded,
+                       [](std::string_view f) { return node::decode_object(f); });
+    // Merge is idempotent: a replica merging what it already holds keeps it.
+    require(node::merge(object.value(), object.value()) == object.value(), "stored_object",
+            "merge(x, x) != x");
+    // An object's context passes through the context codec too (read replies
+    // hand it to clients, whose next write sends it back).
+    if (encoded.size() <= proto::kContextBytesMax) {
+        const std::string context = node::encode_context(object.value().context);
+        if (context.size() <= proto::kContextBytesMax) {
+            auto back = node::decode_context(context);
+            require(back.ok() && back.value() == object.value().context, "stored_object",
+                    "an object's context does not survive the context codec");
+        }
+    }
+}
+
+void causal_context(std::string_view input) {
+    auto vv = node::decode_context(input);
+    if (!vv.ok()) return;
+    require_round_trip("causal_context", vv.value(), node::encode_context(vv.value()),
+                       [](std::string_view f) { return node::decode_context(f); });
+}
+
+// The first byte picks the record, the rest is its stored value: one target
+// for the few small decoders of the meta space.
+void meta_record(std::string_view input) {
+    if (input.empty()) return;
+    const char kind = input[0];
+    input.remove_prefix(1);
+    switch (kind % 4) {
+        case 0: {
+            auto tokens = node::meta::decode_tokens(input, gossip::kGossipTokensPerMemberMax);
+            if (!tokens) return;
+            require(std::is_sorted(tokens->begin(), tokens->end()) &&
+                        std::adjacent_find(tokens->begin(), tokens->end()) == tokens->end(),
+                    "meta_record", "decoded tokens are not sorted and distinct");
+            auto again = node::meta::decode_tokens(node::meta::encode_tokens(*tokens),
+                                                   gossip::kGossipTokensPerMemberMax);
+            require(again && *again == *tokens, "meta_record", "tokens round trip");
+            return;
+        }
+        case 1: {
+            auto handoffs = node::meta::decode_handoffs(input);
+            if (!handoffs) return;
+            auto again = node::meta::decode_handoffs(node::meta::encode_handoffs(*handoffs));
+            require(again && *again == *handoffs, "meta_record", "handoffs round trip");
+            return;
+        }
+        case 2: {
+            auto v = node::meta::decode_u64_text(input);
+            if (!v) return;
+            // Decimal text has one spelling per value, but leading zeros also read.
+            auto again = node::meta::decode_u64_text(node::meta::encode_u64_text(*v));
+            require(again && *again == *v, "meta_record", "u64 text round trip");
+            return;
+        }
+        default:
+            (void)node::meta::check_format(std::string(input));
+            return;
+    }
+}
+
+void z85(std::string_view input) {
+    auto bytes = z85_decode(input);
+    if (is_curve_key_z85(input)) {
+        require(bytes && bytes->size() == kCurveKeyBytes, "z85",
+                "a curve key that does not decode");
+    }
+    if (!bytes) return;
+    require(bytes->size() * 5 == input.size() * 4, "z85", "decoded size is not 4/5 of the text");
+    // Z85 is canonical: each group of 5 characters is one number below 2^32.
+    auto text = z85_encode(*bytes);
+    require(text && *text == input, "z85", "z85_encode(z85_decode(x)) != x");
+}
+
+const std::vector<Target>& targets() {
+    static const std::vector<Target> all = {
+        {"client_frame", &client_frame},
+        {"node_frame", &node_frame},
+        {"gossip_payload", &gossip_payload},
+        {"stored_object", &stored_object},
+        {"causal_context", &causal_context},
+        {"meta_record", &meta_record},
+        {"z85", &z85},
+    };
+    return all;
+}
+
+}  // namespace kv::fuzz

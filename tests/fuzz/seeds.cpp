@@ -1,0 +1,160 @@
+#include <set>
+
+#include "client/protocol.h"
+#include "client/z85.h"
+#include "gossip/gossip.h"
+#include "gossip/gossip_codec.h"
+#include "node/data/object.h"
+#include "node/peer_protocol.h"
+#include "node/storage/meta_codec.h"
+#include "tests/fuzz/decoders.h"
+#include "tests/unit/wire_frames.h"
+
+namespace kv::fuzz {
+
+namespace {
+
+// One sample of each client message type: the seed needs the shapes, not
+// every variation (the fuzzer makes those).
+std::vector<Seed> client_seeds() {
+    std::vector<Seed> out;
+    std::set<size_t> seen;
+    for (const proto::Message& m : test::client_sample_messages()) {
+        if (!seen.insert(m.index()).second) continue;
+        out.push_back({std::string(proto::type_name(m)), proto::encode(m)});
+    }
+    return out;
+}
+
+node::Object sample_object() {
+    node::Object o;
+    o.context.set("n1.00000000000000a1", 3);
+    o.context.set("n2.00000000000000b2", 7);
+    o.context.remove(node::Dot{"n2.00000000000000b2", 5});
+    o.siblings.push_back({node::Dot{"n1.00000000000000a1", 3}, std::string("value one")});
+    o.siblings.push_back({node::Dot{"n2.00000000000000b2", 6}, std::nullopt});
+    o.siblings.push_back({node::Dot{"n2.00000000000000b2", 7}, std::string("v\0two", 5)});
+    return o;
+}
+
+std::vector<Seed> node_seeds() {
+    using namespace kv::node;
+    const std::string object = encode_object(sample_object());
+    const std::vector<TokenRange> ranges = {{1, 2}, {UINT64_MAX - 5, 3}};
+    const std::vector<Message> messages = {
+        ReplicaReadRequest{19, "key"},
+        ReplicaReadResponse{20, ErrorCode::ok, "", object},
+        ReplicaWriteRequest{24,
+                            "key",
+                            std::string("value"),
+                            encode_context(sample_object().context),
+                            64,
+                            {"n1", "n2"},
+                            2500},
+        ReplicaWriteResponse{26, ErrorCode::ok, "", object, std::string("ctx")},
+        ReplicaMergeRequest{28, "key", object, {"n1"}, 1},
+        ReplicaMergeResponse{29, ErrorCode::storage_error, "commit failed"},
+        PingRequest{31, "node-a"},
+        PingResponse{0, "node-b"},
+        GossipRequest{32, "node-a", gossip::encode(gossip::GossipSyn{"node-a", "tcp://h:1", {}})},
+        StreamRequest{36, "n4", 0xfeedULL, ranges, std::string("after"), 128},
+        StreamResponse{38, ErrorCode::ok, "", {"k1", "k2"}, {object, object}, "k2", false},
+        HandoffRequest{40, "n4", 99, {{10, 20}}},
+        HandoffResponse{41, ErrorCode::not_owner, "ring differs"},
+        proto::GetRequest{1, "k", proto::Consistency{proto::Level::two, 0, true}, 2500},
+    };
+    std::vector<Seed> out;
+    for (const Message& m : messages) out.push_back({std::string(type_name(m)), encode(m)});
+    return out;
+}
+
+std::vector<Seed> gossip_seeds() {
+    using namespace kv::gossip;
+    MemberState a{"n1",
+                  "tcp://127.0.0.1:7001",
+                  MemberStatus::up,
+                  Liveness::alive,
+                  3,
+                  99,
+                  {5, 1u << 20, UINT64_MAX},
+                  0};
+    MemberState b{"n2", "tcp://127.0.0.1:7002", MemberStatus::joining, Liveness::suspect, 1, 4, {7},
+                  12};
+    return {
+        {"gsyn", encode(GossipSyn{"n1",
+                                  "tcp://127.0.0.1:7001",
+                                  {{"n1", 3, 99, MemberStatus::up, Liveness::alive},
+                                   {"n2", 1, 4, MemberStatus::leaving, Liveness::down}}})},
+        {"gack", encode(GossipAck{"n2", "tcp://127.0.0.1:7002", {a}, {"n3"}})},
+        {"gack2", encode(GossipAck2{"n1", {a, b}})},
+    };
+}
+
+std::vector<Seed> object_seeds() {
+    node::Object tombstone;
+    tombstone.context.set("n1.0000000000000001", 1);
+    tombstone.siblings.push_back({node::Dot{"n1.0000000000000001", 1}, std::nullopt});
+    node::Object superseded;  // everything seen, nothing left: a context alone
+    superseded.context.set("n3.0000000000000003", 9);
+    return {
+        {"empty", node::encode_object(node::Object{})},
+        {"siblings", node::encode_object(sample_object())},
+        {"tombstone", node::encode_object(tombstone)},
+        {"context_only", node::encode_object(superseded)},
+        // [[], [[...]]]: a sibling whose dot the context does not cover.
+        {"uncovered_dot", std::string("\x92\x90\x91\x93\xa2n1\x01\xc0", 9)},
+    };
+}
+
+std::vector<Seed> context_seeds() {
+    node::VersionVector gaps;
+    gaps.set("n1.0000000000000001", 10);
+    gaps.remove(node::Dot{"n1.0000000000000001", 4});
+    gaps.remove(node::Dot{"n1.0000000000000001", 9});
+    gaps.set("n2.0000000000000002", 1);
+    return {
+        {"empty", node::encode_context(node::VersionVector{})},
+        {"object_context", node::encode_context(sample_object().context)},
+        {"exceptions", node::encode_context(gaps)},
+        // A counter above kCounterMax: refused.
+        {"counter_max", std::string("\x91\x92\xa2n1\xcf\xff\xff\xff\xff\xff\xff\xff\xff", 14)},
+    };
+}
+
+std::vector<Seed> meta_seeds() {
+    // The first byte picks the decoder (decoders.cpp, meta_record).
+    node::meta::HandoffRecord handoffs;
+    handoffs["n2"] = {{1, 5}, {9, 9}};
+    handoffs["n3"] = {};
+    return {
+        {"tokens", '\0' + node::meta::encode_tokens({9, 3, 3, UINT64_MAX})},
+        {"handoffs", '\1' + node::meta::encode_handoffs(handoffs)},
+        {"u64_text", '\2' + node::meta::encode_u64_text(18446744073709551615u)},
+        {"format", '\3' + node::meta::encode_u64_text(node::meta::kMetaFormat)},
+    };
+}
+
+std::vector<Seed> z85_seeds() {
+    // ZeroMQ RFC 32's test vector and a curve key.
+    return {
+        {"rfc32", "HelloWorld"},
+        {"curve_key", *z85_encode(std::string(kCurveKeyBytes, '\x5a'))},
+        {"above_2_32", "%%%%%"},
+        {"empty", ""},
+    };
+}
+
+}  // namespace
+
+std::vector<Seed> seeds(std::string_view target) {
+    if (target == "client_frame") return client_seeds();
+    if (target == "node_frame") return node_seeds();
+    if (target == "gossip_payload") return gossip_seeds();
+    if (target == "stored_object") return object_seeds();
+    if (target == "causal_context") return context_seeds();
+    if (target == "meta_record") return meta_seeds();
+    if (target == "z85") return z85_seeds();
+    return {};
+}
+
+}  // namespace kv::fuzz
