@@ -49,6 +49,15 @@ bool old_binary() {
     return v != nullptr && std::string(v) == "1";
 }
 
+// False for the sanitizer variants (kvnode_asan): ASan's shadow memory and
+// its quarantine of freed blocks (256 MiB) make RSS no measure of what the
+// node holds, so those variants replay the attacks and check that the node
+// survives and serves, without the memory bounds.
+bool rss_is_meaningful() {
+    const char* suffix = std::getenv("KV_VARIANT_SUFFIX");
+    return suffix == nullptr || std::string(suffix).empty();
+}
+
 // Flags of the limits, left out when the binary predates them.
 std::vector<std::string> limit_flags(std::vector<std::string> flags) {
     if (old_binary()) return {};
@@ -212,6 +221,11 @@ TEST_CASE("a message whose parts never end is bounded by the memory watchdog") {
     constexpr uint64_t kMemoryMaxMb = 192;
     constexpr size_t kPartBytes = 64 * 1024;
     constexpr uint64_t kAttackBytes = uint64_t{1} << 30;  // 1 GiB in one never-ending message
+    if (!rss_is_meaningful()) {
+        // The watchdog acts on RSS, which ASan inflates and never gives back.
+        WARN("skipped in the sanitizer variant: the watchdog acts on RSS");
+        return;
+    }
     ProcessCluster cluster("limits-parts");
     KV_REQUIRE_OK(cluster.add_nodes(1, 1));
     cluster.set_extra_flags(0, limit_flags({"--memory-max-mb", std::to_string(kMemoryMaxMb)}));
@@ -293,7 +307,10 @@ TEST_CASE("a client that never reads its replies is bounded by the reply queue")
                              << mib(during));
         CHECK(good_served);
         // Bound: --reply-queue-max replies of this size queued for the connection.
-        CHECK(sampler.peak_anon() <= before + kReplyQueueMax * (kValueBytes + 1024) + kSlackBytes);
+        if (rss_is_meaningful()) {
+            CHECK(sampler.peak_anon() <=
+                  before + kReplyQueueMax * (kValueBytes + 1024) + kSlackBytes);
+        }
         CHECK(log_contains(cluster, 0, "limits:"));
     }
     CHECK(cluster.alive(0));
@@ -370,7 +387,9 @@ TEST_CASE("requests with long deadlines are bounded per connection and do not st
     CHECK(refused >= refused_min);
     // Bound: each admitted write is held by its op and queued once per other
     // replica: n x (--max-in-flight-bytes + --background-max-bytes).
-    CHECK(sampler.peak_anon() <= before + 2 * (kTotalBytes + kBackgroundBytes) + kSlackBytes);
+    if (rss_is_meaningful()) {
+        CHECK(sampler.peak_anon() <= before + 2 * (kTotalBytes + kBackgroundBytes) + kSlackBytes);
+    }
 }
 
 TEST_CASE("gossip naming many reply endpoints opens a bounded number of sockets") {
