@@ -5,7 +5,8 @@
 include(ExternalProject)
 
 set(KV_FUZZ_SECONDS 10 CACHE STRING "How long each fuzz target runs in ctest (label fuzz)")
-set(KV_FUZZ_TARGETS client_frame node_frame gossip_payload stored_object causal_context
+set(KV_FUZZ_TARGETS client_frame node_frame gossip_payload stored_object object_merge
+    causal_context
     meta_record z85)
 set(KV_FUZZ_BUILD_DIR ${CMAKE_BINARY_DIR}/fuzz)
 

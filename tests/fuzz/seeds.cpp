@@ -106,6 +106,33 @@ std::vector<Seed> object_seeds() {
     };
 }
 
+// A 2-byte little-endian length of the first object, then both (decoders.cpp).
+std::string object_pair(const node::Object& a, const node::Object& b) {
+    const std::string first = node::encode_object(a);
+    std::string out;
+    out.push_back(static_cast<char>(first.size() & 0xff));
+    out.push_back(static_cast<char>(first.size() >> 8));
+    return out + first + node::encode_object(b);
+}
+
+std::vector<Seed> merge_seeds() {
+    // Two replicas of a key: one wrote over the sample's first sibling, the
+    // other saw a concurrent write; and an object against an empty one.
+    const node::Object sample = sample_object();
+    node::Object overwritten = sample;
+    overwritten.context.set("n1.00000000000000a1", 4);
+    overwritten.siblings.erase(overwritten.siblings.begin());
+    overwritten.siblings.insert(overwritten.siblings.begin(),
+                                {node::Dot{"n1.00000000000000a1", 4}, std::string("newer")});
+    node::Object concurrent = sample;
+    concurrent.context.set("n3.00000000000000c3", 1);
+    concurrent.siblings.push_back({node::Dot{"n3.00000000000000c3", 1}, std::string("other")});
+    return {
+        {"overwrite_vs_concurrent", object_pair(overwritten, concurrent)},
+        {"with_empty", object_pair(sample, node::Object{})},
+    };
+}
+
 std::vector<Seed> context_seeds() {
     node::VersionVector gaps;
     gaps.set("n1.0000000000000001", 10);
@@ -151,6 +178,7 @@ std::vector<Seed> seeds(std::string_view target) {
     if (target == "node_frame") return node_seeds();
     if (target == "gossip_payload") return gossip_seeds();
     if (target == "stored_object") return object_seeds();
+    if (target == "object_merge") return merge_seeds();
     if (target == "causal_context") return context_seeds();
     if (target == "meta_record") return meta_seeds();
     if (target == "z85") return z85_seeds();
