@@ -37,7 +37,8 @@ void z85(std::string_view input);             // kv::z85_decode
 
 // Small valid encodings and edge cases of each target's input, by target
 // name: the seed corpus (written to tests/fuzz/corpus/ by
-// `KV_FUZZ_WRITE_CORPUS=DIR fuzz_regression_test`).
+// `KV_FUZZ_WRITE_CORPUS=DIR fuzz_regression_test`). Defined in seeds.cpp,
+// which only fuzz_regression_test compiles (it borrows the unit tests' samples).
 struct Seed {
     std::string name;
     std::string bytes;
