@@ -23,6 +23,20 @@ std::vector<Seed> client_seeds() {
         if (!seen.insert(m.index()).second) continue;
         out.push_back({std::string(proto::type_name(m)), proto::encode(m)});
     }
+    // Frames other encoders write: byte strings as str, an id in a signed
+    // format, fields this version does not know (ignored), nested deeper.
+    using namespace kv::test;
+    out.push_back({"put_str_bytes",
+                   build(with(with(header("put"), str_field("key", "k")), str_field("val", "v")))});
+    out.push_back({"get_signed_id",
+                   build(with(with(header("get"), int_field("id", 7)), bin_field("key", "k")))});
+    out.push_back(
+        {"status_unknown_fields", build(with(with(header("status"), bool_field("future", true)),
+                                             raw_field("nested", [](Packer& p) {
+                                                 p.pack_array(1).pack_map(1);
+                                                 p.pack_str(1).pack_str_body("x", 1);
+                                                 p.pack_nil();
+                                             })))});
     return out;
 }
 
