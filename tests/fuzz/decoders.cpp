@@ -92,6 +92,41 @@ void stored_object(std::string_view input) {
     }
 }
 
+// Two objects (a 2-byte little-endian length, that many bytes of the first,
+// the rest the second), merged as replicas merge them: merge is commutative,
+// associative and idempotent (object.h), and its result is a well-formed
+// object that covers what both sides saw.
+void object_merge(std::string_view input) {
+    if (input.size() < 2) return;
+    const size_t first_bytes = (static_cast<unsigned char>(input[0]) |
+                                static_cast<size_t>(static_cast<unsigned char>(input[1])) << 8) %
+                               (input.size() - 1);
+    input.remove_prefix(2);
+    auto a = node::decode_object(input.substr(0, first_bytes));
+    auto b = node::decode_object(input.substr(first_bytes));
+    if (!a.ok() || !b.ok()) return;
+    // The promises hold for histories where a dot names one write (only its
+    // replica mints it); two objects that disagree on a dot's value are not
+    // such a history.
+    for (const auto& s : a.value().siblings) {
+        for (const auto& t : b.value().siblings) {
+            if (s.dot == t.dot && s.value != t.value) return;
+        }
+    }
+    const node::Object ab = node::merge(a.value(), b.value());
+    require(ab == node::merge(b.value(), a.value()), "object_merge", "merge(a, b) != merge(b, a)");
+    require(node::merge(ab, a.value()) == ab && node::merge(ab, b.value()) == ab, "object_merge",
+            "merging a side again changes merge(a, b)");
+    require(ab.context.descends(a.value().context) && ab.context.descends(b.value().context),
+            "object_merge", "merge(a, b) does not descend from a and b");
+    const std::string encoded = node::encode_object(ab);
+    if (encoded.size() <= proto::kObjectBytesMax) {
+        auto back = node::decode_object(encoded);
+        require(back.ok() && back.value() == ab, "object_merge",
+                "merge(a, b) is not a well-formed object");
+    }
+}
+
 void causal_context(std::string_view input) {
     auto vv = node::decode_context(input);
     if (!vv.ok()) return;
@@ -153,13 +188,10 @@ void z85(std::string_view input) {
 
 const std::vector<Target>& targets() {
     static const std::vector<Target> all = {
-        {"client_frame", &client_frame},
-        {"node_frame", &node_frame},
-        {"gossip_payload", &gossip_payload},
-        {"stored_object", &stored_object},
-        {"causal_context", &causal_context},
-        {"meta_record", &meta_record},
-        {"z85", &z85},
+        {"client_frame", &client_frame},     {"node_frame", &node_frame},
+        {"gossip_payload", &gossip_payload}, {"stored_object", &stored_object},
+        {"object_merge", &object_merge},     {"causal_context", &causal_context},
+        {"meta_record", &meta_record},       {"z85", &z85},
     };
     return all;
 }

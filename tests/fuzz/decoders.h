@@ -30,13 +30,15 @@ void client_frame(std::string_view input);    // kv::proto::decode
 void node_frame(std::string_view input);      // kv::node::decode (every node-to-node message)
 void gossip_payload(std::string_view input);  // kv::gossip::decode
 void stored_object(std::string_view input);   // kv::node::decode_object
+void object_merge(std::string_view input);    // two stored objects, then kv::node::merge
 void causal_context(std::string_view input);  // kv::node::decode_context
 void meta_record(std::string_view input);     // node/storage/meta_codec.h decoders
 void z85(std::string_view input);             // kv::z85_decode
 
 // Small valid encodings and edge cases of each target's input, by target
 // name: the seed corpus (written to tests/fuzz/corpus/ by
-// `KV_FUZZ_WRITE_CORPUS=DIR fuzz_regression_test`).
+// `KV_FUZZ_WRITE_CORPUS=DIR fuzz_regression_test`). Defined in seeds.cpp,
+// which only fuzz_regression_test compiles (it borrows the unit tests' samples).
 struct Seed {
     std::string name;
     std::string bytes;

@@ -4,8 +4,14 @@
 # that fuzzes for KV_FUZZ_SECONDS over the committed corpus.
 include(ExternalProject)
 
+if(NOT KV_CLANGXX OR NOT KV_CLANG_FUZZER_RT)
+  message(FATAL_ERROR "KV_FUZZ needs clang++ and its libFuzzer runtime (Debian: apt-get install "
+                      "clang libclang-rt-dev), or configure with -DKV_FUZZ=OFF")
+endif()
+
 set(KV_FUZZ_SECONDS 10 CACHE STRING "How long each fuzz target runs in ctest (label fuzz)")
-set(KV_FUZZ_TARGETS client_frame node_frame gossip_payload stored_object causal_context
+set(KV_FUZZ_TARGETS client_frame node_frame gossip_payload stored_object object_merge
+    causal_context
     meta_record z85)
 set(KV_FUZZ_BUILD_DIR ${CMAKE_BINARY_DIR}/fuzz)
 

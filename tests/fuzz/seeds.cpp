@@ -23,6 +23,20 @@ std::vector<Seed> client_seeds() {
         if (!seen.insert(m.index()).second) continue;
         out.push_back({std::string(proto::type_name(m)), proto::encode(m)});
     }
+    // Frames other encoders write: byte strings as str, an id in a signed
+    // format, fields this version does not know (ignored), nested deeper.
+    using namespace kv::test;
+    out.push_back({"put_str_bytes",
+                   build(with(with(header("put"), str_field("key", "k")), str_field("val", "v")))});
+    out.push_back({"get_signed_id",
+                   build(with(with(header("get"), int_field("id", 7)), bin_field("key", "k")))});
+    out.push_back(
+        {"status_unknown_fields", build(with(with(header("status"), bool_field("future", true)),
+                                             raw_field("nested", [](Packer& p) {
+                                                 p.pack_array(1).pack_map(1);
+                                                 p.pack_str(1).pack_str_body("x", 1);
+                                                 p.pack_nil();
+                                             })))});
     return out;
 }
 
@@ -106,6 +120,33 @@ std::vector<Seed> object_seeds() {
     };
 }
 
+// A 2-byte little-endian length of the first object, then both (decoders.cpp).
+std::string object_pair(const node::Object& a, const node::Object& b) {
+    const std::string first = node::encode_object(a);
+    std::string out;
+    out.push_back(static_cast<char>(first.size() & 0xff));
+    out.push_back(static_cast<char>(first.size() >> 8));
+    return out + first + node::encode_object(b);
+}
+
+std::vector<Seed> merge_seeds() {
+    // Two replicas of a key: one wrote over the sample's first sibling, the
+    // other saw a concurrent write; and an object against an empty one.
+    const node::Object sample = sample_object();
+    node::Object overwritten = sample;
+    overwritten.context.set("n1.00000000000000a1", 4);
+    overwritten.siblings.erase(overwritten.siblings.begin());
+    overwritten.siblings.insert(overwritten.siblings.begin(),
+                                {node::Dot{"n1.00000000000000a1", 4}, std::string("newer")});
+    node::Object concurrent = sample;
+    concurrent.context.set("n3.00000000000000c3", 1);
+    concurrent.siblings.push_back({node::Dot{"n3.00000000000000c3", 1}, std::string("other")});
+    return {
+        {"overwrite_vs_concurrent", object_pair(overwritten, concurrent)},
+        {"with_empty", object_pair(sample, node::Object{})},
+    };
+}
+
 std::vector<Seed> context_seeds() {
     node::VersionVector gaps;
     gaps.set("n1.0000000000000001", 10);
@@ -151,6 +192,7 @@ std::vector<Seed> seeds(std::string_view target) {
     if (target == "node_frame") return node_seeds();
     if (target == "gossip_payload") return gossip_seeds();
     if (target == "stored_object") return object_seeds();
+    if (target == "object_merge") return merge_seeds();
     if (target == "causal_context") return context_seeds();
     if (target == "meta_record") return meta_seeds();
     if (target == "z85") return z85_seeds();

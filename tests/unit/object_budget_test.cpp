@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -26,6 +27,7 @@ extern "C" void* __libc_malloc(size_t);
 extern "C" void* __libc_calloc(size_t, size_t);
 extern "C" void* __libc_realloc(void*, size_t);
 extern "C" void __libc_free(void*);
+extern "C" void* __libc_memalign(size_t, size_t);
 
 namespace {
 std::atomic<size_t> g_live_bytes{0};
@@ -58,6 +60,21 @@ extern "C" void* realloc(void* old, size_t size) {
     void* p = __libc_realloc(old, size);
     count_alloc(p != nullptr || size == 0 ? p : old);
     return p;
+}
+// The aligned forms too, so that free() never subtracts what was not counted.
+extern "C" void* memalign(size_t alignment, size_t size) {
+    void* p = __libc_memalign(alignment, size);
+    count_alloc(p);
+    return p;
+}
+extern "C" void* aligned_alloc(size_t alignment, size_t size) {
+    return memalign(alignment, size);
+}
+extern "C" int posix_memalign(void** out, size_t alignment, size_t size) {
+    void* p = memalign(alignment, size);
+    if (p == nullptr) return ENOMEM;
+    *out = p;
+    return 0;
 }
 extern "C" void free(void* p) {
     count_free(p);
