@@ -157,9 +157,10 @@ struct AsyncClient::Impl {
     // Reads the monitor's events (two frames: 6 bytes of event number and
     // value, then the endpoint) and fails every request of the endpoint on a
     // failed handshake: no retry or failover would help, as every node of a
-    // cluster admits the same keys. libzmq does not reconnect a socket whose
-    // handshake failed, so the socket is dropped too: the next request makes a
-    // new one, which tries again (the key may have been added since).
+    // cluster admits the same keys. libzmq does not redial after a ZAP
+    // refusal (it does after other handshake failures), so the socket is
+    // dropped too: the next request makes a new one, which tries again (the
+    // key may have been added since).
     void read_handshake_events(size_t index) {
         Endpoint& e = endpoints[index];
         for (size_t i = 0; i < kReceiveBatchMax; ++i) {

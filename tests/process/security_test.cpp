@@ -291,3 +291,38 @@ TEST_CASE(
         CHECK(cluster.log_tail(i, 200).find("refused") != std::string::npos);
     }
 }
+
+TEST_CASE("security: a member refused at the handshake is dialled again once it has the key") {
+    // A member with another cluster key cannot decrypt n1's hello and drops
+    // the connection, which n1's DEALER then keeps redialling (libzmq stops
+    // redialling only after a ZAP refusal, which a member's key never gets):
+    // once n2 has the right key, n1 reaches it without a restart.
+    ProcessCluster cluster("security-redial");
+    KV_REQUIRE_OK(cluster.add_nodes(2, 2));
+    KV_REQUIRE_OK(cluster.use_cluster_key());
+    const std::string wrong_key = cluster.data_dir(1) + ".wrong.key";
+    auto wrong = client::generate_key_pair();
+    REQUIRE(wrong);
+    KV_REQUIRE_OK(client::save_credentials(wrong_key, client::Credentials{wrong.value(), {}}));
+    cluster.set_cluster_key_file(1, wrong_key);
+    KV_REQUIRE_OK(cluster.start_and_wait(0));
+    KV_REQUIRE_OK(cluster.start(1));
+    // n1 pings n2 every second: let its DEALER try, and fail, the handshake.
+    std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+    REQUIRE(cluster.log_tail(1).find("refused") != std::string::npos);
+    KV_REQUIRE_OK(cluster.terminate(1).status());
+    cluster.set_cluster_key_file(1, "");
+    KV_REQUIRE_OK(cluster.start_and_wait(1));
+
+    // A write at `all` needs n1 to reach n2; bounded retries while n1 redials.
+    auto member = connect_client(cluster.endpoint(0), *cluster.cluster_credentials());
+    const auto deadline = Clock::now() + std::chrono::seconds(20);
+    Status last;
+    while (Clock::now() < deadline) {
+        last = member.put("k", "v").status();
+        if (last.ok()) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    INFO(last.to_string());
+    CHECK(last.ok());
+}
