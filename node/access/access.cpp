@@ -142,7 +142,29 @@ void Access::handle(const ReplyTo& from, const proto::UserDelRequest& req,
 }
 
 void Access::handle(const ReplyTo& from, const proto::UserListRequest& req) {
-    env_.reply(from, proto::UserListResponse{req.id, ErrorCode::ok, {}, catalog_.list()});
+    proto::UserListResponse resp{req.id, ErrorCode::ok, {}, catalog_.list()};
+    // The admin limits keep a list far inside one frame, but merges of
+    // changes made at once on several nodes may exceed them: the list is then
+    // cut where a frame's object budget (client/protocol.h) would be reached.
+    constexpr size_t kObjectsPerUser = 8, kObjectsPerGrant = 4;
+    const size_t total = resp.users.size();
+    size_t objects = 16, bytes = 1024, kept = 0;
+    for (; kept < total; ++kept) {
+        const auto& u = resp.users[kept];
+        objects += kObjectsPerUser + kObjectsPerGrant * u.grants.size();
+        bytes += 128 + u.name.size() + u.public_key.size();
+        for (const auto& g : u.grants) bytes += 16 + g.prefix.size();
+        if (objects > proto::kFrameObjectsMax || bytes > proto::kFrameBytesMax ||
+            kept >= proto::kArrayItemsMax) {
+            break;
+        }
+    }
+    if (kept < total) {
+        resp.users.resize(kept);
+        resp.message = "the first " + std::to_string(kept) + " of " + std::to_string(total) +
+                       " users: the rest do not fit one reply";
+    }
+    env_.reply(from, std::move(resp));
 }
 
 void Access::handle(const ReplyTo& from, const proto::GrantRequest& req,

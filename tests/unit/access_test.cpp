@@ -423,3 +423,39 @@ TEST_CASE("a bootstrap admin is made once, and not again after an admin deleted 
     CHECK(outcome(call(c, 0, proto::UserListRequest{}, 20000, as(9))).first ==
           ErrorCode::unauthorized);
 }
+
+TEST_CASE("a user list beyond one frame is cut and says so", "[access]") {
+    // Only merges can grow the catalog past the admin limits (changes made at
+    // once on several nodes); pushes from a member stand in for them here.
+    sim::Cluster c(access_options(1));
+    // 400 users x (7 + 64 grants x 3) msgpack objects: more than a frame's 65536.
+    const size_t users = 400, grants = node::kCatalogGrantsPerUserWireMax;
+    std::vector<node::UserRecord> batch;
+    for (size_t i = 0; i < users; ++i) {
+        node::UserRecord u{"u" + std::to_string(i),
+                           *z85_encode(std::string(28, 'k') + std::to_string(1000 + i)),
+                           true,
+                           {1, "n9"},
+                           {}};
+        for (size_t g = 0; g < grants; ++g) {
+            u.grants.push_back(node::GrantRecord{
+                Permission::read, "p" + std::to_string(g), true, {2, "n9"}, u.version});
+        }
+        batch.push_back(std::move(u));
+        if (batch.size() == node::kCatalogUsersPerMessageMax || i + 1 == users) {
+            c.node(0).on_request(node::ReplyTo{"peer:n9"},
+                                 node::CatalogPushRequest{0, "n9", std::move(batch)}, std::nullopt,
+                                 node::Principal::peer());
+            batch.clear();
+        }
+    }
+    REQUIRE(catalog(c, 0).live_users() == users);
+    auto m = call(c, 0, proto::UserListRequest{});  // the reply decoded: it fits a frame
+    REQUIRE(std::holds_alternative<proto::UserListResponse>(m));
+    const auto& list = std::get<proto::UserListResponse>(m);
+    CHECK(list.code == ErrorCode::ok);
+    CHECK(list.users.size() < users);
+    CHECK(list.users.size() > 200);
+    CHECK(list.message == "the first " + std::to_string(list.users.size()) +
+                              " of 400 users: the rest do not fit one reply");
+}
