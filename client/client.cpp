@@ -64,6 +64,14 @@ Result<proto::StatusResponse> to_status_result(Result<proto::Message> r) {
     return std::move(*s);
 }
 
+Result<std::string> to_admin_result(Result<proto::Message> r) {
+    if (!r) return r.status();
+    auto* a = std::get_if<proto::AdminResponse>(&r.value());
+    if (a == nullptr) return unexpected_reply(r.value());
+    if (a->code != ErrorCode::ok) return Status(a->code, a->message);
+    return std::move(a->message);
+}
+
 bool looks_like_endpoint(const std::string& endpoint) {
     auto scheme_end = endpoint.find("://");
     return scheme_end != std::string::npos && scheme_end > 0 && scheme_end + 3 < endpoint.size() &&
@@ -157,9 +165,10 @@ struct AsyncClient::Impl {
     // Reads the monitor's events (two frames: 6 bytes of event number and
     // value, then the endpoint) and fails every request of the endpoint on a
     // failed handshake: no retry or failover would help, as every node of a
-    // cluster admits the same keys. libzmq does not reconnect a socket whose
-    // handshake failed, so the socket is dropped too: the next request makes a
-    // new one, which tries again (the key may have been added since).
+    // cluster admits the same keys. libzmq does not redial after a ZAP
+    // refusal (it does after other handshake failures), so the socket is
+    // dropped too: the next request makes a new one, which tries again (the
+    // key may have been added since).
     void read_handshake_events(size_t index) {
         Endpoint& e = endpoints[index];
         for (size_t i = 0; i < kReceiveBatchMax; ++i) {
@@ -544,6 +553,58 @@ uint64_t AsyncClient::submit_leave(std::function<void(Result<std::string>)> done
                          });
 }
 
+uint64_t AsyncClient::submit_user_add(std::string name, std::string public_key_z85,
+                                      AdminCallback done) {
+    uint64_t id = impl_->next_id++;
+    proto::UserAddRequest r{id, std::move(name), std::move(public_key_z85)};
+    return impl_->submit(r, id, impl_->options.admin_timeout_ms, false, true,
+                         [done = std::move(done)](Result<proto::Message> m) {
+                             done(to_admin_result(std::move(m)));
+                         });
+}
+
+uint64_t AsyncClient::submit_user_del(std::string name, AdminCallback done) {
+    uint64_t id = impl_->next_id++;
+    proto::UserDelRequest r{id, std::move(name)};
+    return impl_->submit(r, id, impl_->options.admin_timeout_ms, false, true,
+                         [done = std::move(done)](Result<proto::Message> m) {
+                             done(to_admin_result(std::move(m)));
+                         });
+}
+
+uint64_t AsyncClient::submit_user_list(UserListCallback done) {
+    uint64_t id = impl_->next_id++;
+    proto::UserListRequest r{id};
+    return impl_->submit(r, id, impl_->options.admin_timeout_ms, true, true,
+                         [done = std::move(done)](Result<proto::Message> m) {
+                             if (!m) return done(m.status());
+                             auto* l = std::get_if<proto::UserListResponse>(&m.value());
+                             if (l == nullptr) return done(unexpected_reply(m.value()));
+                             if (l->code != ErrorCode::ok) return done(Status(l->code, l->message));
+                             done(std::move(l->users));
+                         });
+}
+
+uint64_t AsyncClient::submit_grant(std::string name, proto::Permission permission,
+                                   std::string prefix, AdminCallback done) {
+    uint64_t id = impl_->next_id++;
+    proto::GrantRequest r{id, std::move(name), permission, std::move(prefix)};
+    return impl_->submit(r, id, impl_->options.admin_timeout_ms, false, true,
+                         [done = std::move(done)](Result<proto::Message> m) {
+                             done(to_admin_result(std::move(m)));
+                         });
+}
+
+uint64_t AsyncClient::submit_revoke(std::string name, proto::Permission permission,
+                                    std::string prefix, AdminCallback done) {
+    uint64_t id = impl_->next_id++;
+    proto::RevokeRequest r{id, std::move(name), permission, std::move(prefix)};
+    return impl_->submit(r, id, impl_->options.admin_timeout_ms, false, true,
+                         [done = std::move(done)](Result<proto::Message> m) {
+                             done(to_admin_result(std::move(m)));
+                         });
+}
+
 size_t AsyncClient::poll(int timeout_ms) {
     return impl_->poll(timeout_ms);
 }
@@ -617,6 +678,43 @@ Result<proto::StatusResponse> Client::status() {
 Result<std::string> Client::leave() {
     std::optional<Result<std::string>> slot;
     async_.submit_leave([&slot](Result<std::string> r) { slot.emplace(std::move(r)); });
+    return wait_for(slot);
+}
+
+Result<std::string> Client::user_add(std::string name, std::string public_key_z85) {
+    std::optional<Result<std::string>> slot;
+    async_.submit_user_add(std::move(name), std::move(public_key_z85),
+                           [&slot](Result<std::string> r) { slot.emplace(std::move(r)); });
+    return wait_for(slot);
+}
+
+Result<std::string> Client::user_del(std::string name) {
+    std::optional<Result<std::string>> slot;
+    async_.submit_user_del(std::move(name),
+                           [&slot](Result<std::string> r) { slot.emplace(std::move(r)); });
+    return wait_for(slot);
+}
+
+Result<std::vector<proto::UserInfo>> Client::user_list() {
+    std::optional<Result<std::vector<proto::UserInfo>>> slot;
+    async_.submit_user_list(
+        [&slot](Result<std::vector<proto::UserInfo>> r) { slot.emplace(std::move(r)); });
+    return wait_for(slot);
+}
+
+Result<std::string> Client::grant(std::string name, proto::Permission permission,
+                                  std::string prefix) {
+    std::optional<Result<std::string>> slot;
+    async_.submit_grant(std::move(name), permission, std::move(prefix),
+                        [&slot](Result<std::string> r) { slot.emplace(std::move(r)); });
+    return wait_for(slot);
+}
+
+Result<std::string> Client::revoke(std::string name, proto::Permission permission,
+                                   std::string prefix) {
+    std::optional<Result<std::string>> slot;
+    async_.submit_revoke(std::move(name), permission, std::move(prefix),
+                         [&slot](Result<std::string> r) { slot.emplace(std::move(r)); });
     return wait_for(slot);
 }
 

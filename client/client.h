@@ -99,6 +99,9 @@ struct WriteResult {
 using GetCallback = std::function<void(Result<GetResult>)>;
 using WriteCallback = std::function<void(Result<WriteResult>)>;
 using StatusCallback = std::function<void(Result<proto::StatusResponse>)>;
+// An admin change's outcome: the node's message, or why not.
+using AdminCallback = std::function<void(Result<std::string>)>;
+using UserListCallback = std::function<void(Result<std::vector<proto::UserInfo>>)>;
 
 // Many requests in flight over one connection. submit_* never block and never
 // run a callback; callbacks run only inside poll(), on the polling thread, each
@@ -127,6 +130,17 @@ class AsyncClient {
     // Asks the node to leave the ring (kvctl leave); idempotent, never moved to
     // another node. Completes with the node's message once it started leaving.
     uint64_t submit_leave(std::function<void(Result<std::string>)> done);
+    // Users and grants (docs/SECURITY.md, "Users and grants"); each needs the
+    // admin grant when credentials are in use. A change is made on the node it
+    // reaches and spreads from there; like a write, one that got no answer is
+    // not retried (it fails with timeout and may have happened).
+    uint64_t submit_user_add(std::string name, std::string public_key_z85, AdminCallback done);
+    uint64_t submit_user_del(std::string name, AdminCallback done);
+    uint64_t submit_user_list(UserListCallback done);
+    uint64_t submit_grant(std::string name, proto::Permission permission, std::string prefix,
+                          AdminCallback done);
+    uint64_t submit_revoke(std::string name, proto::Permission permission, std::string prefix,
+                           AdminCallback done);
 
     // Waits up to timeout_ms (0: do not wait) for replies, sends what could not
     // be sent yet, expires requests whose local deadline passed, then runs the
@@ -166,6 +180,12 @@ class Client {
     // The node this client is connected to hands its ranges over and leaves
     // the ring; returns at once with the node's message (progress: status()).
     Result<std::string> leave();
+    // Users and grants: see AsyncClient. An empty prefix is the whole keyspace.
+    Result<std::string> user_add(std::string name, std::string public_key_z85);
+    Result<std::string> user_del(std::string name);
+    Result<std::vector<proto::UserInfo>> user_list();
+    Result<std::string> grant(std::string name, proto::Permission permission, std::string prefix);
+    Result<std::string> revoke(std::string name, proto::Permission permission, std::string prefix);
 
     const std::string& current_endpoint() const { return async_.current_endpoint(); }
     // The underlying pipelined client, e.g. to mix in async requests.

@@ -17,6 +17,7 @@ using wire::Packer;
 using wire::quoted;
 
 constexpr std::array<std::string_view, 5> kLevelNames = {"one", "two", "three", "quorum", "all"};
+constexpr std::array<std::string_view, 3> kPermissionNames = {"read", "write", "admin"};
 
 // ---- fields of the client messages' own shapes -------------------------------------
 
@@ -193,6 +194,90 @@ void read_transfers(FieldReader& f, std::vector<TransferStatus>& out) {
     }
 }
 
+void read_permission(FieldReader& f, Permission& out) {
+    const msgpack::object* o = f.lookup("perm", Need::required);
+    if (o == nullptr) return;
+    if (o->type != msgpack::type::STR) {
+        return f.fail(ErrorCode::bad_request, quoted("perm") + " must be str");
+    }
+    auto p = permission_from_name(FieldReader::view(*o));
+    if (!p) {
+        return f.fail(ErrorCode::invalid_argument,
+                      quoted("perm") + " must be \"read\", \"write\" or \"admin\"");
+    }
+    out = *p;
+}
+
+// Names are checked by the node (invalid_argument, with the rule); the codec
+// only bounds their size.
+void read_user_name(FieldReader& f, std::string& out) {
+    f.text("name", out, Need::required, kUserNameBytesMax);
+}
+
+void read_prefix(FieldReader& f, std::string& out) {
+    f.bytes("prefix", out, Need::optional, kKeyBytesMax, ErrorCode::key_too_large);
+}
+
+// Users as an array of maps {name, key, grants: [[perm, prefix], ...]}.
+void write_users(FieldWriter& w, const std::vector<UserInfo>& users) {
+    size_t total = 0;
+    for (const auto& u : users) {
+        total += u.name.size() + u.public_key.size() + 32;
+        for (const auto& g : u.grants) total += g.prefix.size() + 16;
+    }
+    w.custom("users", total, [&](Packer& p) {
+        p.pack_array(static_cast<uint32_t>(users.size()));
+        for (const auto& u : users) {
+            p.pack_map(3);
+            pack_text(p, "name");
+            pack_text(p, u.name);
+            pack_text(p, "key");
+            pack_text(p, u.public_key);
+            pack_text(p, "grants");
+            p.pack_array(static_cast<uint32_t>(u.grants.size()));
+            for (const auto& g : u.grants) {
+                p.pack_array(2);
+                pack_text(p, permission_name(g.permission));
+                p.pack_bin(static_cast<uint32_t>(g.prefix.size()));
+                p.pack_bin_body(g.prefix.data(), static_cast<uint32_t>(g.prefix.size()));
+            }
+        }
+    });
+}
+
+void read_grant_pair(FieldReader& f, const msgpack::object& item, GrantInfo& out) {
+    if (item.type != msgpack::type::ARRAY || item.via.array.size != 2 ||
+        item.via.array.ptr[0].type != msgpack::type::STR ||
+        (item.via.array.ptr[1].type != msgpack::type::BIN &&
+         item.via.array.ptr[1].type != msgpack::type::STR)) {
+        return f.fail(ErrorCode::bad_request, "a grant must be [perm, prefix]");
+    }
+    auto p = permission_from_name(FieldReader::view(item.via.array.ptr[0]));
+    std::string_view prefix = FieldReader::view(item.via.array.ptr[1]);
+    if (!p) return f.fail(ErrorCode::bad_request, "unknown permission in a grant");
+    if (prefix.size() > kKeyBytesMax) {
+        return f.fail(ErrorCode::key_too_large, "a grant's prefix is longer than a key");
+    }
+    out.permission = *p;
+    out.prefix.assign(prefix);
+}
+
+void read_users(FieldReader& f, std::vector<UserInfo>& out) {
+    f.map_list("users", kArrayItemsMax, [&](FieldReader& sub, uint32_t) {
+        UserInfo& u = out.emplace_back();
+        sub.text("name", u.name, Need::required, kUserNameBytesMax);
+        sub.text("key", u.public_key, Need::required, kIdBytesMax);
+        const msgpack::object* grants = sub.lookup("grants", Need::optional);
+        if (grants == nullptr) return;
+        if (grants->type != msgpack::type::ARRAY) {
+            return sub.fail(ErrorCode::bad_request, quoted("grants") + " must be an array");
+        }
+        for (uint32_t j = 0; j < grants->via.array.size && sub.ok(); ++j) {
+            read_grant_pair(sub, grants->via.array.ptr[j], u.grants.emplace_back());
+        }
+    });
+}
+
 }  // namespace
 
 // One overload per alternative, found by argument-dependent lookup from
@@ -251,6 +336,30 @@ void write_fields(const AdminResponse& m, FieldWriter& w) {
     w.text_if_nonempty("msg", m.message);
 }
 
+void write_fields(const UserAddRequest& m, FieldWriter& w) {
+    w.text("name", m.name);
+    w.text("key", m.public_key);
+}
+void write_fields(const UserDelRequest& m, FieldWriter& w) {
+    w.text("name", m.name);
+}
+void write_fields(const UserListRequest&, FieldWriter&) {}
+void write_fields(const UserListResponse& m, FieldWriter& w) {
+    w.code(m.code);
+    w.text_if_nonempty("msg", m.message);
+    write_users(w, m.users);
+}
+void write_fields(const GrantRequest& m, FieldWriter& w) {
+    w.text("name", m.name);
+    w.text("perm", permission_name(m.permission));
+    w.bytes("prefix", m.prefix);
+}
+void write_fields(const RevokeRequest& m, FieldWriter& w) {
+    w.text("name", m.name);
+    w.text("perm", permission_name(m.permission));
+    w.bytes("prefix", m.prefix);
+}
+
 // One overload per alternative; the decoder table of wire::decode_message
 // instantiates all of them, so a missing one fails to compile.
 void read_fields(FieldReader& f, GetRequest& m) {
@@ -305,6 +414,53 @@ void read_fields(FieldReader&, LeaveRequest&) {}
 void read_fields(FieldReader& f, AdminResponse& m) {
     f.code(m.code);
     f.message(m.message);
+}
+
+void read_fields(FieldReader& f, UserAddRequest& m) {
+    read_user_name(f, m.name);
+    f.text("key", m.public_key, Need::required, kIdBytesMax);
+}
+void read_fields(FieldReader& f, UserDelRequest& m) {
+    read_user_name(f, m.name);
+}
+void read_fields(FieldReader&, UserListRequest&) {}
+void read_fields(FieldReader& f, UserListResponse& m) {
+    f.code(m.code);
+    f.message(m.message);
+    read_users(f, m.users);
+}
+void read_fields(FieldReader& f, GrantRequest& m) {
+    read_user_name(f, m.name);
+    read_permission(f, m.permission);
+    read_prefix(f, m.prefix);
+}
+void read_fields(FieldReader& f, RevokeRequest& m) {
+    read_user_name(f, m.name);
+    read_permission(f, m.permission);
+    read_prefix(f, m.prefix);
+}
+
+std::string_view permission_name(Permission p) {
+    auto i = static_cast<size_t>(p);
+    assert(i < kPermissionNames.size());
+    return kPermissionNames[i];
+}
+
+std::optional<Permission> permission_from_name(std::string_view name) {
+    for (size_t i = 0; i < kPermissionNames.size(); ++i) {
+        if (kPermissionNames[i] == name) return static_cast<Permission>(i);
+    }
+    return std::nullopt;
+}
+
+bool is_valid_user_name(std::string_view name) {
+    if (name.empty() || name.size() > kUserNameBytesMax) return false;
+    for (char c : name) {
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                        (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+        if (!ok) return false;
+    }
+    return true;
 }
 
 std::string_view level_name(Level level) {

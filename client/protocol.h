@@ -119,6 +119,64 @@ struct LeaveRequest {
     bool operator==(const LeaveRequest&) const = default;
 };
 
+// ---- users and grants (admin; docs/PROTOCOL.md section 5.9) ----------------
+
+// What a grant allows on the keys under its prefix: read (get, local_get),
+// write (put, del), or admin (users, grants and leave; only on the empty
+// prefix, and it includes read and write everywhere).
+enum class Permission : uint8_t { read, write, admin };
+std::string_view permission_name(Permission p);
+std::optional<Permission> permission_from_name(std::string_view name);
+
+// Limits of the user catalog (docs/PROTOCOL.md, "Limits").
+constexpr size_t kUserNameBytesMax = 64;
+// User records a node accepts an add for: live and deleted ones (a deleted
+// name's record must outlive every stale copy of the user, so it stays until
+// the name is added again).
+constexpr size_t kUsersMax = 256;
+// Grant records of one user (granted and revoked ones) a node accepts a grant for.
+constexpr size_t kGrantsPerUserMax = 16;
+
+// A name of 1..kUserNameBytesMax bytes of [A-Za-z0-9._-].
+bool is_valid_user_name(std::string_view name);
+
+// Adds a user: `name` owns the CURVE public key `public_key` (Z85, 40
+// characters). Refused (invalid_argument) when the name or the key belongs to a
+// user already. Answered with AdminResponse.
+struct UserAddRequest {
+    uint64_t id = 0;
+    std::string name;
+    std::string public_key;
+    bool operator==(const UserAddRequest&) const = default;
+};
+// Deletes a user and its grants. Answered with AdminResponse.
+struct UserDelRequest {
+    uint64_t id = 0;
+    std::string name;
+    bool operator==(const UserDelRequest&) const = default;
+};
+// Lists the users and their grants. Answered with UserListResponse.
+struct UserListRequest {
+    uint64_t id = 0;
+    bool operator==(const UserListRequest&) const = default;
+};
+// Gives (grant) or takes back (revoke) `permission` on the keys that start
+// with `prefix` (empty: every key). Answered with AdminResponse.
+struct GrantRequest {
+    uint64_t id = 0;
+    std::string name;
+    Permission permission = Permission::read;
+    std::string prefix;
+    bool operator==(const GrantRequest&) const = default;
+};
+struct RevokeRequest {
+    uint64_t id = 0;
+    std::string name;
+    Permission permission = Permission::read;
+    std::string prefix;
+    bool operator==(const RevokeRequest&) const = default;
+};
+
 // ---- node -> client --------------------------------------------------------
 
 // code ok: `values` holds every live sibling (at least one); code not_found:
@@ -194,6 +252,27 @@ struct AdminResponse {
     bool operator==(const AdminResponse&) const = default;
 };
 
+struct GrantInfo {
+    Permission permission = Permission::read;
+    std::string prefix;
+    bool operator==(const GrantInfo&) const = default;
+};
+struct UserInfo {
+    std::string name;
+    std::string public_key;
+    std::vector<GrantInfo> grants;
+    bool operator==(const UserInfo&) const = default;
+};
+// Answer to user_list: the users the answering node knows, by name, each
+// with its grants in (permission, prefix) order.
+struct UserListResponse {
+    uint64_t id = 0;
+    ErrorCode code = ErrorCode::ok;
+    std::string message;
+    std::vector<UserInfo> users;
+    bool operator==(const UserListResponse&) const = default;
+};
+
 // For a frame that could not be understood; `id` is the request id when it
 // could be read, else 0.
 struct ErrorResponse {
@@ -205,9 +284,10 @@ struct ErrorResponse {
 
 // Every message a client sends or receives. Adding an alternative without
 // handling it in a std::visit with an exhaustive overload set fails to compile.
-using Message =
-    std::variant<GetRequest, PutRequest, DelRequest, LocalGetRequest, StatusRequest, GetResponse,
-                 WriteResponse, StatusResponse, ErrorResponse, LeaveRequest, AdminResponse>;
+using Message = std::variant<GetRequest, PutRequest, DelRequest, LocalGetRequest, StatusRequest,
+                             GetResponse, WriteResponse, StatusResponse, ErrorResponse,
+                             LeaveRequest, AdminResponse, UserAddRequest, UserDelRequest,
+                             UserListRequest, UserListResponse, GrantRequest, RevokeRequest>;
 
 // The "t" string of a message type.
 std::string_view type_name(const Message& m);

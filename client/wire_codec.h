@@ -190,6 +190,27 @@ class FieldReader {
 
     void flag(std::string_view name, bool& out);
 
+    // An optional array of at most items_max maps: `read(item_reader, index)`
+    // for each, a failure of one taken over with its index in the path.
+    template <typename Read>
+    void map_list(std::string_view name, size_t items_max, Read&& read) {
+        const msgpack::object* o = lookup(name, Need::optional);
+        if (o == nullptr) return;
+        if (o->type != msgpack::type::ARRAY || o->via.array.size > items_max) {
+            return fail(ErrorCode::bad_request, quoted(name) + " must be an array of at most " +
+                                                    std::to_string(items_max) + " maps");
+        }
+        for (uint32_t i = 0; i < o->via.array.size && ok(); ++i) {
+            const msgpack::object& item = o->via.array.ptr[i];
+            if (item.type != msgpack::type::MAP) {
+                return fail(ErrorCode::bad_request, "items of " + quoted(name) + " must be maps");
+            }
+            FieldReader sub(item.via.map);
+            read(sub, i);
+            adopt(sub, std::string(name) + "[" + std::to_string(i) + "]");
+        }
+    }
+
     // A code this build does not know (sent by a newer peer) reads as internal,
     // keeping the rest of the response (its id, its message) usable.
     void code(ErrorCode& out);
@@ -267,8 +288,10 @@ namespace kv::proto {
 // that a message set embedding them (node/peer_protocol.h) encodes and decodes
 // them exactly as the client contract does.
 inline constexpr wire::TypeNames<Message> kMessageTypeNames = {
-    "get",         "put",          "del",   "local_get", "status",      "get_reply",
-    "write_reply", "status_reply", "error", "leave",     "admin_reply",
+    "get",         "put",         "del",          "local_get", "status",
+    "get_reply",   "write_reply", "status_reply", "error",     "leave",
+    "admin_reply", "user_add",    "user_del",     "user_list", "user_list_reply",
+    "grant",       "revoke",
 };
 
 void write_fields(const GetRequest& m, wire::FieldWriter& w);
@@ -282,6 +305,12 @@ void write_fields(const StatusResponse& m, wire::FieldWriter& w);
 void write_fields(const ErrorResponse& m, wire::FieldWriter& w);
 void write_fields(const LeaveRequest& m, wire::FieldWriter& w);
 void write_fields(const AdminResponse& m, wire::FieldWriter& w);
+void write_fields(const UserAddRequest& m, wire::FieldWriter& w);
+void write_fields(const UserDelRequest& m, wire::FieldWriter& w);
+void write_fields(const UserListRequest& m, wire::FieldWriter& w);
+void write_fields(const UserListResponse& m, wire::FieldWriter& w);
+void write_fields(const GrantRequest& m, wire::FieldWriter& w);
+void write_fields(const RevokeRequest& m, wire::FieldWriter& w);
 
 void read_fields(wire::FieldReader& f, GetRequest& m);
 void read_fields(wire::FieldReader& f, PutRequest& m);
@@ -294,5 +323,11 @@ void read_fields(wire::FieldReader& f, StatusResponse& m);
 void read_fields(wire::FieldReader& f, ErrorResponse& m);
 void read_fields(wire::FieldReader& f, LeaveRequest& m);
 void read_fields(wire::FieldReader& f, AdminResponse& m);
+void read_fields(wire::FieldReader& f, UserAddRequest& m);
+void read_fields(wire::FieldReader& f, UserDelRequest& m);
+void read_fields(wire::FieldReader& f, UserListRequest& m);
+void read_fields(wire::FieldReader& f, UserListResponse& m);
+void read_fields(wire::FieldReader& f, GrantRequest& m);
+void read_fields(wire::FieldReader& f, RevokeRequest& m);
 
 }  // namespace kv::proto

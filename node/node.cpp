@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <type_traits>
 
+#include "node/access/access.h"
 #include "node/coordinator/coordinator.h"
 #include "node/membership/gossip_driver.h"
 #include "node/membership/peers.h"
@@ -57,6 +58,7 @@ void Node::construct_components() {
                                                *replica_, *handoffs_, gossip_.get());
     coordinator_ =
         std::make_unique<Coordinator>(config_, env_, ids_, stats_, *placement_, *peers_, *replica_);
+    access_ = std::make_unique<Access>(config_, env_, ids_);
 }
 
 Node::~Node() = default;
@@ -79,6 +81,7 @@ Status Node::start() {
         replica_->set_actor(config_.node_id + "." + hex64(env_.random_u64()));
         env_.stage_write(StoreWrite{Space::meta, std::string(meta::kActorKey), replica_->actor()});
     }
+    if (Status loaded = access_->start(replica_->actor()); !loaded.ok()) return loaded;
     if (gossip_) {
         Status gossip_started = gossip_->start(started_ms);
         if (!gossip_started.ok()) return gossip_started;
@@ -104,7 +107,9 @@ bool is_peer_request(const Message& m) {
            std::holds_alternative<ReplicaWriteRequest>(m) ||
            std::holds_alternative<ReplicaMergeRequest>(m) ||
            std::holds_alternative<PingRequest>(m) || std::holds_alternative<GossipRequest>(m) ||
-           std::holds_alternative<StreamRequest>(m) || std::holds_alternative<HandoffRequest>(m);
+           std::holds_alternative<StreamRequest>(m) || std::holds_alternative<HandoffRequest>(m) ||
+           std::holds_alternative<CatalogSyncRequest>(m) ||
+           std::holds_alternative<CatalogPushRequest>(m);
 }
 }  // namespace
 
@@ -119,6 +124,12 @@ void Node::on_request(const ReplyTo& from, Message message, std::optional<uint64
                              node::request_id(message), ErrorCode::unauthorized,
                              "'" + std::string(node::type_name(message)) +
                                  "' is a node-to-node message; only cluster members may send it"});
+        return;
+    }
+    if (auto why = access_->refusal(who, message)) {
+        ++stats_.unauthorized;
+        env_.reply(from,
+                   proto::ErrorResponse{node::request_id(message), ErrorCode::unauthorized, *why});
         return;
     }
     refresh_placement();
@@ -151,6 +162,16 @@ void Node::on_request(const ReplyTo& from, Message message, std::optional<uint64
             } else if constexpr (std::is_same_v<T, proto::StatusRequest> ||
                                  std::is_same_v<T, GossipRequest>) {
                 handle(from, m);
+            } else if constexpr (std::is_same_v<T, proto::UserAddRequest> ||
+                                 std::is_same_v<T, proto::UserDelRequest> ||
+                                 std::is_same_v<T, proto::GrantRequest> ||
+                                 std::is_same_v<T, proto::RevokeRequest>) {
+                access_->handle(from, m, *membership_);
+            } else if constexpr (std::is_same_v<T, proto::UserListRequest> ||
+                                 std::is_same_v<T, CatalogSyncRequest>) {
+                access_->handle(from, m);
+            } else if constexpr (std::is_same_v<T, CatalogPushRequest>) {
+                access_->handle(m);
             } else if constexpr (std::is_same_v<T, proto::GetResponse> ||
                                  std::is_same_v<T, proto::WriteResponse> ||
                                  std::is_same_v<T, proto::StatusResponse> ||
@@ -161,7 +182,9 @@ void Node::on_request(const ReplyTo& from, Message message, std::optional<uint64
                                  std::is_same_v<T, ReplicaMergeResponse> ||
                                  std::is_same_v<T, PingResponse> ||
                                  std::is_same_v<T, StreamResponse> ||
-                                 std::is_same_v<T, HandoffResponse>) {
+                                 std::is_same_v<T, HandoffResponse> ||
+                                 std::is_same_v<T, proto::UserListResponse> ||
+                                 std::is_same_v<T, CatalogSyncResponse>) {
                 on_bad_frame(from, m.id,
                              Status(ErrorCode::bad_request,
                                     "'" + std::string(node::type_name(message)) +
@@ -180,6 +203,7 @@ void Node::on_bad_frame(const ReplyTo& from, uint64_t request_id, const Status& 
 
 void Node::on_peer_reply(const std::string& peer_id, Message message) {
     peers_->heard_from(peer_id);
+    if (access_->on_reply(peer_id, message)) return;
     if (rebalancer_->on_reply(peer_id, message)) return;
     coordinator_->on_reply(peer_id, message);
 }
@@ -197,6 +221,7 @@ void Node::tick() {
         rebalancer_->tick(now);
     }
     peers_->tick(*membership_);
+    access_->tick(now, *membership_);
 }
 
 void Node::refresh_placement() {
@@ -285,8 +310,8 @@ bool Node::transfers_pending() const {
 std::string Node::leave_refusal() const {
     return rebalancer_->leave_refusal();
 }
-std::optional<std::string> Node::user_of_key(std::string_view) const {
-    return std::nullopt;  // no user catalog yet: only the cluster key passes the handshake
+std::optional<std::string> Node::user_of_key(std::string_view public_key_z85) const {
+    return access_->user_of_key(public_key_z85);
 }
 size_t Node::in_flight() const {
     return coordinator_->in_flight();

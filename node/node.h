@@ -10,6 +10,7 @@
 //   Placement     (membership/)  rings, n, preference lists, new owners of moving ranges
 //   Peers         (membership/)  liveness of the other members, pings
 //   GossipDriver  (membership/)  gossip rounds, token claims, persisted membership facts
+//   Access        (access/)      users and grants: the replicated catalog, the checks
 //
 // The facade dispatches each message to the component that owns it, fans out
 // tick(), rebuilds placement when the membership changed, and answers status.
@@ -30,6 +31,7 @@
 
 namespace kv::node {
 
+class Access;
 class Coordinator;
 class GossipDriver;
 class Handoffs;
@@ -93,6 +95,8 @@ class Node {
     // runtime's ZAP handler admits a client key at the handshake only then.
     std::optional<std::string> user_of_key(std::string_view public_key_z85) const;
     size_t in_flight() const;
+    // The user catalog as this node holds it.
+    const Access& access() const { return *access_; }
 
   private:
     void construct_components();
@@ -115,6 +119,7 @@ class Node {
     std::unique_ptr<Replica> replica_;
     std::unique_ptr<Rebalancer> rebalancer_;
     std::unique_ptr<Coordinator> coordinator_;
+    std::unique_ptr<Access> access_;
 };
 
 }  // namespace kv::node

@@ -27,9 +27,11 @@ constexpr size_t kClientTypes = std::variant_size_v<proto::Message>;
 
 // Indexed like the node-to-node alternatives of Message; docs/PROTOCOL.md
 // lists the same strings.
-constexpr std::array<std::string_view, 13> kPeerTypeNames = {
-    "r_read", "r_read_reply", "r_write", "r_write_reply", "r_merge", "r_merge_reply", "ping",
-    "pong",   "gossip",       "stream",  "stream_reply",  "handoff", "handoff_reply",
+constexpr std::array<std::string_view, 16> kPeerTypeNames = {
+    "r_read",        "r_read_reply", "r_write",       "r_write_reply", "r_merge",
+    "r_merge_reply", "ping",         "pong",          "gossip",        "stream",
+    "stream_reply",  "handoff",      "handoff_reply", "catalog_sync",  "catalog_sync_reply",
+    "catalog_push",
 };
 static_assert(std::variant_size_v<Message> == kClientTypes + kPeerTypeNames.size());
 
@@ -79,6 +81,136 @@ void read_ranges(FieldReader& f, std::vector<TokenRange>& out) {
                           "items of " + quoted("ranges") + " must be unsigned integers");
         }
         out.push_back(TokenRange{a.via.u64, b.via.u64});
+    }
+}
+
+// A user record: {name, key, live, vc, vo, grants: [[perm, prefix, live, vc,
+// vo, uvc, uvo], ...]} (v: version, uv: the user version a grant belongs to;
+// c: counter, o: origin).
+void pack_bin(Packer& p, std::string_view b) {
+    p.pack_bin(static_cast<uint32_t>(b.size()));
+    p.pack_bin_body(b.data(), static_cast<uint32_t>(b.size()));
+}
+
+void write_users(FieldWriter& w, const std::vector<UserRecord>& users) {
+    size_t total = 0;
+    for (const auto& u : users) {
+        total += u.name.size() + u.public_key_z85.size() + u.version.origin.size() + 64;
+        for (const auto& g : u.grants) {
+            total += g.prefix.size() + g.version.origin.size() + g.user_version.origin.size() + 48;
+        }
+    }
+    w.custom("users", total, [&](Packer& p) {
+        p.pack_array(static_cast<uint32_t>(users.size()));
+        for (const auto& u : users) {
+            p.pack_map(6);
+            proto::wire::pack_text(p, "name");
+            proto::wire::pack_text(p, u.name);
+            proto::wire::pack_text(p, "key");
+            proto::wire::pack_text(p, u.public_key_z85);
+            proto::wire::pack_text(p, "live");
+            u.live ? p.pack_true() : p.pack_false();
+            proto::wire::pack_text(p, "vc");
+            p.pack_uint64(u.version.counter);
+            proto::wire::pack_text(p, "vo");
+            proto::wire::pack_text(p, u.version.origin);
+            proto::wire::pack_text(p, "grants");
+            p.pack_array(static_cast<uint32_t>(u.grants.size()));
+            for (const auto& g : u.grants) {
+                p.pack_array(7);
+                proto::wire::pack_text(p, proto::permission_name(g.permission));
+                pack_bin(p, g.prefix);
+                g.live ? p.pack_true() : p.pack_false();
+                p.pack_uint64(g.version.counter);
+                proto::wire::pack_text(p, g.version.origin);
+                p.pack_uint64(g.user_version.counter);
+                proto::wire::pack_text(p, g.user_version.origin);
+            }
+        }
+    });
+}
+
+bool read_grant(const msgpack::object& o, GrantRecord& g) {
+    if (o.type != msgpack::type::ARRAY || o.via.array.size != 7) return false;
+    const msgpack::object* a = o.via.array.ptr;
+    if (a[0].type != msgpack::type::STR) return false;
+    auto perm = proto::permission_from_name(FieldReader::view(a[0]));
+    if (!perm) return false;
+    if (a[1].type != msgpack::type::BIN && a[1].type != msgpack::type::STR) return false;
+    if (a[1].via.bin.size > kKeyBytesMax) return false;
+    if (a[2].type != msgpack::type::BOOLEAN) return false;
+    for (int i : {3, 5}) {
+        if (a[i].type != msgpack::type::POSITIVE_INTEGER) return false;
+    }
+    for (int i : {4, 6}) {
+        if (a[i].type != msgpack::type::STR || a[i].via.str.size > kIdBytesMax) return false;
+    }
+    g.permission = *perm;
+    g.prefix.assign(FieldReader::view(a[1]));
+    g.live = a[2].via.boolean;
+    g.version = CatalogVersion{a[3].via.u64, std::string(FieldReader::view(a[4]))};
+    g.user_version = CatalogVersion{a[5].via.u64, std::string(FieldReader::view(a[6]))};
+    return true;
+}
+
+void read_users(FieldReader& f, std::vector<UserRecord>& out) {
+    f.map_list("users", kCatalogUsersPerMessageMax, [&](FieldReader& sub, uint32_t) {
+        UserRecord& u = out.emplace_back();
+        sub.text("name", u.name, Need::required, proto::kUserNameBytesMax);
+        sub.text("key", u.public_key_z85, Need::optional, kIdBytesMax);
+        u.live = false;
+        sub.flag("live", u.live);
+        sub.uint("vc", u.version.counter, Need::required);
+        sub.text("vo", u.version.origin, Need::required, kIdBytesMax);
+        const msgpack::object* grants = sub.lookup("grants", Need::optional);
+        if (grants == nullptr) return;
+        if (grants->type != msgpack::type::ARRAY ||
+            grants->via.array.size > kCatalogGrantsPerUserWireMax) {
+            return sub.fail(ErrorCode::bad_request,
+                            quoted("grants") + " must be an array of at most " +
+                                std::to_string(kCatalogGrantsPerUserWireMax));
+        }
+        u.grants.resize(grants->via.array.size);
+        for (uint32_t j = 0; j < grants->via.array.size && sub.ok(); ++j) {
+            if (!read_grant(grants->via.array.ptr[j], u.grants[j])) {
+                sub.fail(ErrorCode::bad_request,
+                         "a grant must be [perm, prefix, live, vc, vo, uvc, uvo]");
+            }
+        }
+    });
+}
+
+// Digests as one flat array: name, hash, name, hash, ...
+void write_digests(FieldWriter& w, const std::vector<CatalogDigest>& digests) {
+    size_t total = 0;
+    for (const auto& d : digests) total += d.name.size() + 12;
+    w.custom("digests", total, [&](Packer& p) {
+        p.pack_array(static_cast<uint32_t>(digests.size() * 2));
+        for (const auto& d : digests) {
+            proto::wire::pack_text(p, d.name);
+            p.pack_uint64(d.hash);
+        }
+    });
+}
+
+void read_digests(FieldReader& f, std::vector<CatalogDigest>& out) {
+    const msgpack::object* o = f.lookup("digests", Need::optional);
+    if (o == nullptr) return;
+    if (o->type != msgpack::type::ARRAY || o->via.array.size % 2 != 0 ||
+        o->via.array.size > 2 * kCatalogDigestsMax) {
+        return f.fail(ErrorCode::bad_request,
+                      quoted("digests") + " must be an array of name, hash pairs, at most " +
+                          std::to_string(kCatalogDigestsMax));
+    }
+    for (uint32_t i = 0; i < o->via.array.size; i += 2) {
+        const msgpack::object& a = o->via.array.ptr[i];
+        const msgpack::object& b = o->via.array.ptr[i + 1];
+        if (a.type != msgpack::type::STR || a.via.str.size > proto::kUserNameBytesMax ||
+            b.type != msgpack::type::POSITIVE_INTEGER) {
+            return f.fail(ErrorCode::bad_request,
+                          "items of " + quoted("digests") + " must be name, hash pairs");
+        }
+        out.push_back(CatalogDigest{std::string(FieldReader::view(a)), b.via.u64});
     }
 }
 
@@ -155,6 +287,21 @@ void write_fields(const HandoffResponse& m, FieldWriter& w) {
     w.text_if_nonempty("msg", m.message);
 }
 
+void write_fields(const CatalogSyncRequest& m, FieldWriter& w) {
+    w.text("from", m.from_node);
+    write_digests(w, m.digests);
+}
+void write_fields(const CatalogSyncResponse& m, FieldWriter& w) {
+    w.code(m.code);
+    w.text_if_nonempty("msg", m.message);
+    write_users(w, m.users);
+    w.text_list("wants", m.wants);
+}
+void write_fields(const CatalogPushRequest& m, FieldWriter& w) {
+    w.text("from", m.from_node);
+    write_users(w, m.users);
+}
+
 // One overload per node-to-node alternative; the decoder table of
 // proto::wire::decode_message instantiates all of them, so a missing one fails
 // to compile.
@@ -227,6 +374,21 @@ void read_fields(FieldReader& f, HandoffRequest& m) {
 void read_fields(FieldReader& f, HandoffResponse& m) {
     f.code(m.code);
     f.message(m.message);
+}
+
+void read_fields(FieldReader& f, CatalogSyncRequest& m) {
+    f.text("from", m.from_node, Need::required, kIdBytesMax);
+    read_digests(f, m.digests);
+}
+void read_fields(FieldReader& f, CatalogSyncResponse& m) {
+    f.code(m.code);
+    f.message(m.message);
+    read_users(f, m.users);
+    f.text_list("wants", m.wants, kCatalogUsersPerMessageMax);
+}
+void read_fields(FieldReader& f, CatalogPushRequest& m) {
+    f.text("from", m.from_node, Need::required, kIdBytesMax);
+    read_users(f, m.users);
 }
 
 std::string_view type_name(const Message& m) {

@@ -16,6 +16,7 @@
 
 #include "client/protocol.h"
 #include "client/status.h"
+#include "node/access/catalog_record.h"
 
 namespace kv::node {
 
@@ -165,6 +166,48 @@ struct HandoffResponse {
     bool operator==(const HandoffResponse&) const = default;
 };
 
+// ---- user catalog (docs/SECURITY.md, "Users and grants") ----------------------
+// Only members send these (Node refuses them from a user key). Every handler
+// is a merge, so lost, duplicated or reordered messages are harmless.
+
+// Users per catalog message: a sync answer carries at most this many, the rest
+// travel in the next round.
+constexpr size_t kCatalogUsersPerMessageMax = 64;
+// Grant records of one user in a catalog message. Above the admin limit
+// (proto::kGrantsPerUserMax): grants made at once on several nodes may
+// together exceed it.
+constexpr size_t kCatalogGrantsPerUserWireMax = 64;
+// Digests in one sync request; also the most user records a node keeps
+// (twice the admin limit, proto::kUsersMax, for the same reason).
+constexpr size_t kCatalogDigestsMax = 512;
+
+// Round step 1 (one member per gossip interval, round robin): the sender's
+// digest of every user record it holds.
+struct CatalogSyncRequest {
+    uint64_t id = 0;
+    std::string from_node;
+    std::vector<CatalogDigest> digests;
+    bool operator==(const CatalogSyncRequest&) const = default;
+};
+// Step 2: the records whose digest differs or which the sender lacks, and the
+// names the answering node lacks or holds differently (`wants`).
+struct CatalogSyncResponse {
+    uint64_t id = 0;
+    ErrorCode code = ErrorCode::ok;
+    std::string message;
+    std::vector<UserRecord> users;
+    std::vector<std::string> wants;
+    bool operator==(const CatalogSyncResponse&) const = default;
+};
+// Records to merge: step 3 (the wanted ones), and the fast path (a change
+// pushed to every member as it is made). One-way: never answered.
+struct CatalogPushRequest {
+    uint64_t id = 0;
+    std::string from_node;
+    std::vector<UserRecord> users;
+    bool operator==(const CatalogPushRequest&) const = default;
+};
+
 // Every message on the wire: the client messages in the order of
 // proto::Message, then the node-to-node ones. Adding an alternative without
 // handling it in a std::visit with an exhaustive overload set fails to compile.
@@ -172,10 +215,12 @@ using Message =
     std::variant<proto::GetRequest, proto::PutRequest, proto::DelRequest, proto::LocalGetRequest,
                  proto::StatusRequest, proto::GetResponse, proto::WriteResponse,
                  proto::StatusResponse, proto::ErrorResponse, proto::LeaveRequest,
-                 proto::AdminResponse, ReplicaReadRequest, ReplicaReadResponse, ReplicaWriteRequest,
+                 proto::AdminResponse, proto::UserAddRequest, proto::UserDelRequest,
+                 proto::UserListRequest, proto::UserListResponse, proto::GrantRequest,
+                 proto::RevokeRequest, ReplicaReadRequest, ReplicaReadResponse, ReplicaWriteRequest,
                  ReplicaWriteResponse, ReplicaMergeRequest, ReplicaMergeResponse, PingRequest,
                  PingResponse, GossipRequest, StreamRequest, StreamResponse, HandoffRequest,
-                 HandoffResponse>;
+                 HandoffResponse, CatalogSyncRequest, CatalogSyncResponse, CatalogPushRequest>;
 
 // The "t" string of a message type.
 std::string_view type_name(const Message& m);

@@ -313,7 +313,8 @@ void Cluster::heal() {
     blocked_.clear();
 }
 
-void Cluster::client_send(size_t i, const std::string& client, node::Message request) {
+void Cluster::client_send(size_t i, const std::string& client, node::Message request,
+                          const node::Principal& who) {
     ++net_.messages_sent;
     if (chance(loss_probability_)) {
         ++net_.messages_lost;
@@ -321,17 +322,17 @@ void Cluster::client_send(size_t i, const std::string& client, node::Message req
     }
     std::string bytes = node::encode(request);
     const uint64_t life = nodes_.at(i)->incarnation;
-    schedule(latency(), [this, i, life, client, bytes = std::move(bytes)] {
+    schedule(latency(), [this, i, life, client, who, bytes = std::move(bytes)] {
         // The node's clock at arrival: a paused node handles the request later,
         // and its deadline counts from here (node/node.h, on_request).
         const uint64_t received_ms = node_clock_ms(i);
-        on_node(i, life, [cluster = this, i, client, bytes, received_ms](node::Node& n) {
+        on_node(i, life, [cluster = this, i, client, who, bytes, received_ms](node::Node& n) {
             uint64_t id = 0;
             auto decoded = node::decode(bytes, &id);
             const node::ReplyTo from{kClientPrefix + client};
             if (decoded) {
                 cluster->trace(client + "->" + cluster->node_id(i), decoded.value());
-                n.on_request(from, std::move(decoded.value()), received_ms);
+                n.on_request(from, std::move(decoded.value()), received_ms, who);
             } else {
                 n.on_bad_frame(from, id, decoded.status());
             }

@@ -105,8 +105,10 @@ class Cluster {
     const ClusterOptions& options() const { return options_; }
     const gossip::Membership& membership() const { return *membership_; }
 
-    // A client request to node i; its replies collect under `client`.
-    void client_send(size_t node, const std::string& client, node::Message request);
+    // A client request to node i; its replies collect under `client`. `who`:
+    // the sender as the transport would have authenticated it.
+    void client_send(size_t node, const std::string& client, node::Message request,
+                     const node::Principal& who = node::Principal::local());
     // Replies received so far by a client, oldest first (and forgets them).
     std::vector<node::Message> take_replies(const std::string& client);
     // Called for every reply to a client as it arrives, after it is queued.

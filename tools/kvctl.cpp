@@ -14,6 +14,7 @@
 
 namespace po = boost::program_options;
 using kv::ErrorCode;
+using kv::Result;
 using kv::Status;
 using kv::client::base64_decode;
 using kv::client::base64_encode;
@@ -34,6 +35,8 @@ constexpr const char* kUsage =
     "       kvctl [options] members\n"
     "       kvctl [options] leave\n"
     "       kvctl [--server-key Z85] [--force] keygen FILE\n"
+    "       kvctl [options] user add NAME PUBLIC_KEY | user del NAME | user list\n"
+    "       kvctl [options] grant|revoke NAME read|write|admin PREFIX\n"
     "\n"
     "Commands:\n"
     "  get KEY          read KEY at the requested consistency; prints the value and a\n"
@@ -59,6 +62,19 @@ constexpr const char* kUsage =
     "                   leaves the ring (status 'left'). Refused when fewer than n\n"
     "                   members would remain. Returns at once; watch it with\n"
     "                   'kvctl --node ENDPOINT status'; stop the node once it is left.\n"
+    "  user add NAME PUBLIC_KEY\n"
+    "                   add a user: NAME (1-64 of A-Z a-z 0-9 . _ -) owns the CURVE\n"
+    "                   public key PUBLIC_KEY (40 Z85 characters, as keygen prints).\n"
+    "  user del NAME    delete a user and its grants.\n"
+    "  user list        the users, their public keys and grants (--json: a document).\n"
+    "  grant NAME read|write|admin PREFIX\n"
+    "                   let NAME read (get, local-get) or write (put, del) the keys that\n"
+    "                   start with PREFIX ('' for every key); admin (users, grants,\n"
+    "                   leave; includes read and write) only with PREFIX ''.\n"
+    "  revoke NAME read|write|admin PREFIX\n"
+    "                   take such a grant back. The user and grant commands need the\n"
+    "                   admin grant; a change spreads to every node within seconds\n"
+    "                   (docs/SECURITY.md).\n"
     "  keygen FILE      make a CURVE key pair, write it to FILE (mode 0600; with\n"
     "                   --server-key also the 'server' line) and print the public key\n"
     "                   in Z85. Refuses to replace an existing FILE unless --force.\n"
@@ -333,8 +349,102 @@ std::optional<Args> parse_args(int argc, char** argv) {
     return a;
 }
 
+// ---- users and grants (docs/SECURITY.md, "Users and grants") --------------------
+
+bool is_access_command(const std::string& command) {
+    return command == "user" || command == "grant" || command == "revoke";
+}
+
+std::optional<std::string> check_access_args(const Args& a) {
+    const std::string& command = a.positional.front();
+    if (a.r || a.w || a.context_b64) return "--r, --w and --context apply to data commands only";
+    if (command != "user") {
+        if (a.positional.size() != 4) return command + " takes NAME read|write|admin PREFIX";
+        if (!kv::proto::permission_from_name(a.positional[2])) {
+            return "the permission is read, write or admin, not '" + a.positional[2] + "'";
+        }
+        return std::nullopt;
+    }
+    const std::string sub = a.positional.size() > 1 ? a.positional[1] : "";
+    const size_t want = sub == "add" ? 4 : sub == "del" ? 3 : sub == "list" ? 2 : 0;
+    if (want == 0) return "user takes add NAME PUBLIC_KEY, del NAME or list";
+    if (a.positional.size() != want) return "wrong number of arguments for user " + sub;
+    return std::nullopt;
+}
+
+// Prefixes are bytes: shown as text when UTF-8, else as base64 (marked so).
+std::string json_prefix(const std::string& prefix) {
+    if (is_valid_utf8(prefix)) return "\"prefix\":" + json_quote(prefix);
+    return "\"prefix_base64\":" + json_quote(base64_encode(prefix));
+}
+
+int print_users(const std::vector<kv::proto::UserInfo>& users, bool json) {
+    if (json) {
+        std::string out = "{\"users\":[";
+        for (size_t i = 0; i < users.size(); ++i) {
+            const auto& u = users[i];
+            if (i > 0) out += ',';
+            out += "{\"name\":" + json_quote(u.name) +
+                   ",\"public_key\":" + json_quote(u.public_key) + ",\"grants\":[";
+            for (size_t j = 0; j < u.grants.size(); ++j) {
+                if (j > 0) out += ',';
+                out += "{\"permission\":" +
+                       json_quote(std::string(kv::proto::permission_name(u.grants[j].permission))) +
+                       "," + json_prefix(u.grants[j].prefix) + "}";
+            }
+            out += "]}";
+        }
+        write_raw_line(out + "]}");
+        return kExitOk;
+    }
+    std::printf("%-20s %-40s %s\n", "NAME", "PUBLIC_KEY", "GRANTS");
+    for (const auto& u : users) {
+        std::string grants;
+        for (const auto& g : u.grants) {
+            if (!grants.empty()) grants += ", ";
+            grants += std::string(kv::proto::permission_name(g.permission)) + " ";
+            grants += is_valid_utf8(g.prefix) ? "'" + g.prefix + "'"
+                                              : "base64:" + base64_encode(g.prefix);
+        }
+        std::printf("%-20s %-40s %s\n", u.name.c_str(), u.public_key.c_str(),
+                    grants.empty() ? "(none)" : grants.c_str());
+    }
+    return kExitOk;
+}
+
+int run_access(kv::client::Client& client, const Args& a) {
+    const auto& p = a.positional;
+    Result<std::string> done = Status(ErrorCode::internal, "no access command ran");
+    if (p[0] == "user" && p[1] == "list") {
+        auto users = client.user_list();
+        return users ? print_users(users.value(), a.json) : fail(users.status());
+    }
+    if (p[0] == "user") {
+        done = p[1] == "add" ? client.user_add(p[2], p[3]) : client.user_del(p[2]);
+    } else {
+        const auto permission = *kv::proto::permission_from_name(p[2]);
+        done = p[0] == "grant" ? client.grant(p[1], permission, p[3])
+                               : client.revoke(p[1], permission, p[3]);
+    }
+    if (!done) return fail(done.status());
+    std::printf("%s: %s\n", client.current_endpoint().c_str(), done.value().c_str());
+    return kExitOk;
+}
+
+// The key options, for every command.
+std::optional<std::string> check_key_args(const std::string& command, const Args& a) {
+    if (a.force && command != "keygen") return "--force applies to keygen only";
+    if (a.no_key && a.key_file) return "--no-key and --key are exclusive";
+    if (a.server_key && !kv::is_curve_key_z85(*a.server_key)) {
+        return "--server-key is not a CURVE public key (40 characters of Z85)";
+    }
+    return std::nullopt;
+}
+
 // Checks the option combination for `command`; returns the problem, if any.
 std::optional<std::string> check_args(const std::string& command, const Args& a) {
+    if (auto problem = check_key_args(command, a)) return problem;
+    if (is_access_command(command)) return check_access_args(a);
     static const std::vector<std::pair<std::string, size_t>> kArity = {
         {"get", 2},    {"local-get", 2}, {"put", 3},   {"del", 2},
         {"status", 1}, {"members", 1},   {"leave", 1}, {"keygen", 2}};
@@ -346,17 +456,13 @@ std::optional<std::string> check_args(const std::string& command, const Args& a)
     }
     if (!known)
         return "unknown command '" + command +
-               "' (get, put, del, status, members, leave, local-get, keygen)";
+               "' (get, put, del, status, members, leave, local-get, user, grant, revoke, "
+               "keygen)";
     bool is_write = command == "put" || command == "del";
     if (a.r && command != "get") return "--r applies to get only";
     if (a.w && !is_write) return "--w applies to put and del only";
     if (a.context_b64 && !is_write) return "--context applies to put and del only";
     if (a.timeout_ms > kv::proto::kDeadlineMsMax) return "--timeout-ms is above 600000";
-    if (a.force && command != "keygen") return "--force applies to keygen only";
-    if (a.no_key && a.key_file) return "--no-key and --key are exclusive";
-    if (a.server_key && !kv::is_curve_key_z85(*a.server_key)) {
-        return "--server-key is not a CURVE public key (40 characters of Z85)";
-    }
     return std::nullopt;
 }
 
@@ -418,6 +524,7 @@ int run(const Args& a) {
     auto connected = kv::client::Client::connect(a.nodes, options);
     if (!connected) return fail(connected.status());
     auto& client = connected.value();
+    if (is_access_command(command)) return run_access(client, a);
 
     if (command == "status") {
         auto s = client.status();

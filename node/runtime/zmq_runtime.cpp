@@ -284,7 +284,7 @@ class Runtime {
             std::memcpy(&number, event[0].data(), sizeof number);
             if (number == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
                 number == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
-                note_refusal("?", "none",
+                note_refusal("an address the monitor does not report", "none",
                              "the handshake failed before any key was offered (no CURVE?)");
             }
         }

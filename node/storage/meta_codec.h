@@ -48,6 +48,10 @@ constexpr std::string_view kViewKey = "view";
 constexpr std::string_view kLeaveKey = "leave";
 // Every handoff this node accepted: by new owner, the ranges it stopped serving.
 constexpr std::string_view kHandoffsKey = "handoffs";
+// The user catalog (node/access/catalog.h): one record per user name under
+// this prefix and the name, each a catalog_push frame holding that one user
+// record with its grant records (node/peer_protocol.h).
+constexpr std::string_view kUserKeyPrefix = "user:";
 
 void put_u64(std::string& out, uint64_t v);
 // Reads 8 bytes from the front of `in` and drops them; false when fewer remain.

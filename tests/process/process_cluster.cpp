@@ -240,7 +240,11 @@ std::vector<std::string> ProcessCluster::node_args(const Node& node) const {
                                      "--listen",    listen, "--data-dir",
                                      node.data_dir, "--n",  std::to_string(n_replicas_),
                                      "--log-level", "info"};
-    if (cluster_curve_) args.insert(args.end(), {"--cluster-key", cluster_key_file_});
+    if (!node.cluster_key_file.empty()) {
+        args.insert(args.end(), {"--cluster-key", node.cluster_key_file});
+    } else if (cluster_curve_) {
+        args.insert(args.end(), {"--cluster-key", cluster_key_file_});
+    }
     args.insert(args.end(), node.extra_flags.begin(), node.extra_flags.end());
     if (!gossip_) {
         args.insert(args.end(), {"--peers", peers_arg()});

@@ -84,6 +84,11 @@ class ProcessCluster {
         nodes_.at(i).listen = std::move(bind_endpoint);
     }
     uint16_t port(size_t i) const { return nodes_.at(i).port; }
+    // Node i gets this --cluster-key from its next start on instead of the
+    // cluster's (empty: the cluster's again).
+    void set_cluster_key_file(size_t i, std::string path) {
+        nodes_.at(i).cluster_key_file = std::move(path);
+    }
     // Forks and execs node i (not running) on its data dir; does not wait.
     Status start(size_t i);
     // Bounded wait until node i answers a StatusRequest with its own id; fails
@@ -120,6 +125,7 @@ class ProcessCluster {
         std::vector<std::string> extra_flags;
         std::vector<std::string> seeds;  // empty: node 0's endpoint
         std::string listen;              // empty: `endpoint`
+        std::string cluster_key_file;    // empty: the cluster's, if any
     };
     std::vector<std::string> node_args(const Node& node) const;
     std::string peers_arg() const;

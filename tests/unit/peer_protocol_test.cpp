@@ -37,6 +37,14 @@ Message to_node(const proto::Message& m) {
     return std::visit([](const auto& alternative) { return Message(alternative); }, m);
 }
 
+UserRecord sample_user() {
+    UserRecord u{"alice", "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7", true, {7, "n1.00ff"}, {}};
+    u.grants.push_back(GrantRecord{proto::Permission::admin, "", true, {8, "n1.00ff"}, u.version});
+    u.grants.push_back(
+        GrantRecord{proto::Permission::read, bytes_with_nuls("p"), false, {12, "n2.1"}, u.version});
+    return u;
+}
+
 // Every node-to-node alternative with every field set to something
 // non-default, and the variations of its optional fields.
 std::vector<Message> peer_sample_messages() {
@@ -78,6 +86,12 @@ std::vector<Message> peer_sample_messages() {
         HandoffResponse{41, ErrorCode::ok, ""},
         ReplicaWriteRequest{42, "k", std::string("v"), std::nullopt, 0, {"n1", "n2", "n4"}},
         ReplicaMergeRequest{43, "k", bytes_with_nuls("object"), {"n2"}},
+        CatalogSyncRequest{44, "n1", {{"alice", 0x1234}, {"bob", UINT64_MAX}}},
+        CatalogSyncRequest{45, "n1", {}},
+        CatalogSyncResponse{46, ErrorCode::ok, "", {sample_user()}, {"carol"}},
+        CatalogSyncResponse{47, ErrorCode::ok, "", {}, {}},
+        CatalogPushRequest{
+            48, "n2", {sample_user(), UserRecord{"gone", "", false, {9, "n3.ab"}, {}}}},
     };
 }
 
@@ -111,6 +125,9 @@ TEST_CASE("peer type names are the documented strings", "[peer_protocol]") {
         {StreamResponse{}, "stream_reply"},
         {HandoffRequest{}, "handoff"},
         {HandoffResponse{}, "handoff_reply"},
+        {CatalogSyncRequest{}, "catalog_sync"},
+        {CatalogSyncResponse{}, "catalog_sync_reply"},
+        {CatalogPushRequest{}, "catalog_push"},
     };
     table.insert(table.end(), peer_table.begin(), peer_table.end());
     check_type_names(kCodec, table);
@@ -255,4 +272,27 @@ TEST_CASE("random garbage and mutated node frames never crash", "[peer_protocol]
     std::vector<std::string> seeds;
     for (const Message& m : sample_messages()) seeds.push_back(encode(m));
     check_garbage_and_mutations(kCodec, seeds);
+}
+
+TEST_CASE("catalog messages keep within their limits", "[peer_protocol][hostile]") {
+    CatalogPushRequest push{kId, "n1", {}};
+    for (size_t i = 0; i <= kCatalogUsersPerMessageMax; ++i) push.users.push_back(sample_user());
+    CHECK(decode_error(encode(push)).code() == ErrorCode::bad_request);
+    push.users.pop_back();
+    CHECK(std::get<CatalogPushRequest>(decode_ok(encode(push))).users.size() ==
+          kCatalogUsersPerMessageMax);
+
+    UserRecord many = sample_user();
+    many.grants.assign(kCatalogGrantsPerUserWireMax + 1, many.grants.front());
+    CHECK(decode_error(encode(CatalogPushRequest{kId, "n1", {many}})).code() ==
+          ErrorCode::bad_request);
+
+    CatalogSyncRequest sync{kId, "n1", {}};
+    for (size_t i = 0; i <= kCatalogDigestsMax; ++i) sync.digests.push_back({"u", i});
+    CHECK(decode_error(encode(sync)).code() == ErrorCode::bad_request);
+
+    UserRecord bad_grant = sample_user();
+    bad_grant.grants.front().prefix.assign(proto::kKeyBytesMax + 1, 'p');
+    CHECK(decode_error(encode(CatalogPushRequest{kId, "n1", {bad_grant}})).code() ==
+          ErrorCode::bad_request);
 }

@@ -662,3 +662,46 @@ TEST_CASE("random garbage and mutated frames never crash", "[protocol][hostile]"
     for (const Message& m : client_sample_messages()) seeds.push_back(encode(m));
     check_garbage_and_mutations(kCodec, seeds);
 }
+
+// ---- users and grants ----------------------------------------------------------------
+
+TEST_CASE("permission names round-trip and user names follow the documented rule", "[protocol]") {
+    for (auto p : {Permission::read, Permission::write, Permission::admin}) {
+        CHECK(permission_from_name(permission_name(p)) == p);
+    }
+    CHECK_FALSE(permission_from_name("owner"));
+    CHECK_FALSE(permission_from_name(""));
+    CHECK(is_valid_user_name("a"));
+    CHECK(is_valid_user_name("Bob.smith_2-x"));
+    CHECK(is_valid_user_name(std::string(kUserNameBytesMax, 'n')));
+    CHECK_FALSE(is_valid_user_name(""));
+    CHECK_FALSE(is_valid_user_name(std::string(kUserNameBytesMax + 1, 'n')));
+    for (const std::string& bad :
+         std::vector<std::string>{"a b", "a/b", "a:b", "é", std::string("a\0b", 3)}) {
+        INFO(bad);
+        CHECK_FALSE(is_valid_user_name(bad));
+    }
+}
+
+TEST_CASE("user and grant requests refuse bad fields with their own codes", "[protocol][hostile]") {
+    auto grant = [](Field perm, std::string prefix) {
+        return build(with(with(with(header("grant"), str_field("name", "bob")), std::move(perm)),
+                          bin_field("prefix", std::move(prefix))));
+    };
+    CHECK(decode_error(grant(str_field("perm", "owner"), "")).code() ==
+          ErrorCode::invalid_argument);
+    CHECK(decode_error(grant(uint_field("perm", 1), "")).code() == ErrorCode::bad_request);
+    CHECK(
+        decode_error(grant(str_field("perm", "read"), std::string(kKeyBytesMax + 1, 'p'))).code() ==
+        ErrorCode::key_too_large);
+    auto ok = decode_ok(grant(str_field("perm", "read"), std::string(kKeyBytesMax, 'p')));
+    CHECK(std::get<GrantRequest>(ok).prefix.size() == kKeyBytesMax);
+    // The prefix may be left out: the whole keyspace.
+    auto whole = decode_ok(
+        build(with(with(header("revoke"), str_field("name", "bob")), str_field("perm", "write"))));
+    CHECK(std::get<RevokeRequest>(whole).prefix.empty());
+    CHECK(decode_error(build(with(header("user_del"), str_field("name", std::string(65, 'n')))))
+              .code() == ErrorCode::bad_request);
+    CHECK(decode_error(build(with(header("user_add"), str_field("name", "bob")))).message() ==
+          "missing field \"key\"");
+}

@@ -13,11 +13,13 @@ inline proto::Consistency level(proto::Level l) {
 }
 
 // Sends one request to node `i` and runs virtual time until its reply arrives.
-inline node::Message call(sim::Cluster& c, size_t i, node::Message req, uint64_t ms_max = 20000) {
+// `who`: the sender as the transport authenticated it (node/access/principal.h).
+inline node::Message call(sim::Cluster& c, size_t i, node::Message req, uint64_t ms_max = 20000,
+                          const node::Principal& who = node::Principal::local()) {
     static uint64_t next_id = 1000;
     const uint64_t id = next_id++;
     std::visit([id](auto& m) { m.id = id; }, req);
-    c.client_send(i, "tester", std::move(req));
+    c.client_send(i, "tester", std::move(req), who);
     std::vector<node::Message> got;
     bool done = c.run_until(
         [&] {

@@ -304,6 +304,20 @@ inline std::vector<proto::Message> client_sample_messages() {
         StatusResponse{44, "n1", 3, {}, 9, {{"n2", "in", "streaming", 12, 3456}}, 3, ""},
         StatusResponse{
             45, "n2", 3, {}, 9, {}, 2, "queued: waiting for acknowledgement from n1, n4"},
+        UserAddRequest{46, "bob", "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"},
+        UserDelRequest{47, "bob.smith-2_x"},
+        UserListRequest{48},
+        UserListResponse{49,
+                         ErrorCode::ok,
+                         "",
+                         {{"alice",
+                           "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7",
+                           {{Permission::admin, ""}, {Permission::read, bytes_with_nuls("a")}}},
+                          {"bob", "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID", {}}}},
+        UserListResponse{50, ErrorCode::unauthorized, "no admin grant", {}},
+        GrantRequest{51, "bob", Permission::write, bytes_with_nuls("pre")},
+        GrantRequest{52, "bob", Permission::admin, ""},
+        RevokeRequest{53, "bob", Permission::read, ""},
     };
 }
 
@@ -322,6 +336,12 @@ inline std::vector<std::pair<proto::Message, std::string_view>> client_type_name
         {ErrorResponse{}, "error"},
         {LeaveRequest{}, "leave"},
         {AdminResponse{}, "admin_reply"},
+        {UserAddRequest{}, "user_add"},
+        {UserDelRequest{}, "user_del"},
+        {UserListRequest{}, "user_list"},
+        {UserListResponse{}, "user_list_reply"},
+        {GrantRequest{}, "grant"},
+        {RevokeRequest{}, "revoke"},
     };
 }
 
