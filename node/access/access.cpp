@@ -76,14 +76,12 @@ Status Access::start(const std::string& origin) {
         // Any record of the name, a deletion included, wins over the flag:
         // an admin who deleted the bootstrap user meant it.
         if (catalog_.find(admin.name) != nullptr) continue;
-        auto added = catalog_.add_user(admin.name, admin.public_key_z85, origin_);
+        auto added = catalog_.add_bootstrap_admin(admin.name, admin.public_key_z85);
         if (!added) {
             return Status(added.status().code(),
                           "bootstrap admin '" + admin.name + "': " + added.status().message());
         }
-        auto granted = catalog_.set_grant(admin.name, Permission::admin, "", true, origin_);
-        if (!granted) return granted.status();
-        persist(granted.value());
+        persist(added.value());
         env_.log(LogLevel::info, "access: bootstrap admin '" + admin.name + "' added");
     }
     return {};

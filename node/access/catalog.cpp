@@ -102,6 +102,20 @@ Result<UserRecord> Catalog::add_user(std::string_view name, std::string_view pub
     return u;
 }
 
+Result<UserRecord> Catalog::add_bootstrap_admin(std::string_view name,
+                                                std::string_view public_key_z85) {
+    if (users_.count(name) != 0) {
+        return Status(ErrorCode::invalid_argument,
+                      "the catalog already has a record of '" + std::string(name) + "'");
+    }
+    auto made = add_user(name, public_key_z85, "");
+    if (!made) return made.status();
+    UserRecord& u = users_.at(made->name);
+    u.version = CatalogVersion{};
+    u.grants = {GrantRecord{Permission::admin, "", true, CatalogVersion{}, CatalogVersion{}}};
+    return u;
+}
+
 Result<UserRecord> Catalog::delete_user(std::string_view name, const std::string& origin) {
     auto it = users_.find(name);
     if (it == users_.end() || !it->second.live) {

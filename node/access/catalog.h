@@ -42,6 +42,13 @@ class Catalog {
     Result<UserRecord> set_grant(std::string_view name, proto::Permission permission,
                                  std::string_view prefix, bool live, const std::string& origin);
 
+    // A bootstrap admin (NodeConfig::bootstrap_admins): the user with admin on
+    // "", both at version (0, ""), so every node started with the same flag
+    // makes the very same record whenever it starts, and any change an admin
+    // makes later (counter 1 or more) wins over it. Errors as add_user's, and
+    // invalid_argument when the catalog has any record of the name.
+    Result<UserRecord> add_bootstrap_admin(std::string_view name, std::string_view public_key_z85);
+
     // Merges a record from a peer or the store; true when anything changed.
     bool merge(const UserRecord& incoming);
 

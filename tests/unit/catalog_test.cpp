@@ -193,3 +193,26 @@ TEST_CASE("catalog: two live users claiming one key admit neither", "[catalog]")
     REQUIRE(n1.delete_user("robert", "n1").ok());
     CHECK(n1.user_of_key(kKeyA) == "bob");
 }
+
+TEST_CASE("catalog: bootstrap admins made apart are one record, and any change wins over it",
+          "[catalog]") {
+    Catalog n1, n2;
+    REQUIRE(n1.add_bootstrap_admin("root", kKeyA).ok());
+    REQUIRE(n2.add_user("bob", kKeyB, "n2").ok());  // n2's clock has moved on
+    REQUIRE(n2.add_bootstrap_admin("root", kKeyA).ok());
+    CHECK(*n1.find("root") == *n2.find("root"));
+    CHECK(n1.allows("root", Permission::admin, ""));
+    CHECK(n1.add_bootstrap_admin("root", kKeyA).status().code() == ErrorCode::invalid_argument);
+    // An admin deletes it on n1; n2 merges it; a node starting afresh makes it
+    // again, and loses to the deletion as soon as they meet.
+    REQUIRE(n1.delete_user("root", "n1").ok());
+    sync(n1, n2);
+    CHECK_FALSE(n2.user_of_key(kKeyA));
+    Catalog fresh;
+    REQUIRE(fresh.add_bootstrap_admin("root", kKeyA).ok());
+    sync(n1, fresh);
+    CHECK_FALSE(fresh.user_of_key(kKeyA));
+    CHECK_FALSE(fresh.allows("root", Permission::admin, ""));
+    sync(fresh, n1);
+    CHECK(same(n1, fresh));
+}
