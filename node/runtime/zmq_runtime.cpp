@@ -12,6 +12,7 @@
 #include <iostream>
 #include <map>
 #include <random>
+#include <unordered_set>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
@@ -110,7 +111,9 @@ constexpr uint64_t kRefusalLogIntervalMs = 10000;  // refused handshakes: one lo
 // (the I/O thread frees the queues of closed connections a moment later).
 constexpr uint64_t kMemoryCheckIntervalMs = 10;
 constexpr uint64_t kMemoryResetGapMs = 1000;
-constexpr size_t kSlowReadersMax = 65536;  // connections remembered as slow readers
+constexpr size_t kSlowReadersMax = 65536;
+constexpr size_t kPeerRoutesMax =
+    4096;  // connections remembered as members  // connections remembered as slow readers
 constexpr uint64_t kLimitsLogIntervalMs = 10000;
 
 class Runtime {
@@ -314,6 +317,16 @@ class Runtime {
 
     // Who sent a message the ROUTER received: libzmq attaches the User-Id
     // the ZAP handler gave its connection to every message of it.
+    // Connections that proved the cluster key (only with --cluster-key: without
+    // it nothing tells a peer from a client). Bounded: forgotten wholesale when
+    // full, as reconnecting members make new routing ids.
+    void note_peer_route(const std::string& route) {
+        if (peer_routes_.size() >= kPeerRoutesMax && !peer_routes_.contains(route)) {
+            peer_routes_.clear();
+        }
+        peer_routes_.insert(route);
+    }
+
     Principal principal_of(zmq::message_t& message) const {
         if (!config_.cluster_key) return Principal::local();
         const char* user_id = zmq_msg_gets(message.handle(), "User-Id");
@@ -467,7 +480,9 @@ class Runtime {
             return false;
         }
         ReplyTo from{route.to_string()};
-        if (slow_readers_.blocked(from.route, env_.now_ms())) {
+        const Principal who = principal_of(frame);
+        if (who.kind == Principal::Kind::peer) note_peer_route(from.route);
+        if (who.kind != Principal::Kind::peer && slow_readers_.blocked(from.route, env_.now_ms())) {
             // Its replies would be dropped too: its queue was full moments ago.
             ++transport_stats_.requests_shed;
             return true;
@@ -485,8 +500,7 @@ class Runtime {
         if (!decoded) {
             node_.on_bad_frame(from, id, decoded.status());
         } else {
-            node_.on_request(from, std::move(decoded.value()), std::nullopt,
-                             principal_of(frame));
+            node_.on_request(from, std::move(decoded.value()), std::nullopt, who);
         }
         return true;
     }
@@ -616,7 +630,9 @@ class Runtime {
             if (!router_.send(zmq::buffer(to.route),
                               zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
                 ++transport_stats_.replies_dropped;
-                slow_readers_.mark(to.route, env_.now_ms());
+                // A member is never shed: its calls have deadlines of their own,
+                // and shedding a busy peer would fail writes cluster-wide.
+                if (!peer_routes_.contains(to.route)) slow_readers_.mark(to.route, env_.now_ms());
                 return false;
             }
         } catch (const zmq::error_t& e) {
@@ -719,6 +735,7 @@ class Runtime {
     uint64_t last_refusal_log_ms_ = 0;
     std::string last_refusal_;
     SlowReaders slow_readers_;
+    std::unordered_set<std::string> peer_routes_;  // see note_peer_route
     TransportStats transport_stats_;
     TransportStats logged_stats_;
     uint64_t logged_overloaded_ = 0;
