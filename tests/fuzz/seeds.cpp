@@ -51,6 +51,17 @@ node::Object sample_object() {
     return o;
 }
 
+node::UserRecord sample_user() {
+    node::UserRecord u;
+    u.name = "alice";
+    u.public_key_z85 = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID";
+    u.version = {3, "n1.00000000000000a1"};
+    u.grants.push_back({proto::Permission::read, "", true, {4, "n1.00000000000000a1"}, u.version});
+    u.grants.push_back(
+        {proto::Permission::write, "app/", false, {5, "n2.00000000000000b2"}, u.version});
+    return u;
+}
+
 std::vector<Seed> node_seeds() {
     using namespace kv::node;
     const std::string object = encode_object(sample_object());
@@ -75,6 +86,11 @@ std::vector<Seed> node_seeds() {
         StreamResponse{38, ErrorCode::ok, "", {"k1", "k2"}, {object, object}, "k2", false},
         HandoffRequest{40, "n4", 99, {{10, 20}}},
         HandoffResponse{41, ErrorCode::not_owner, "ring differs"},
+        CatalogSyncRequest{
+            42, "n1", {CatalogDigest{"alice", 0x1234abcdULL}, CatalogDigest{"bob", 7}}},
+        CatalogSyncResponse{43, ErrorCode::ok, "", {sample_user()}, {"bob"}},
+        CatalogPushRequest{
+            44, "n2", {sample_user(), UserRecord{"gone", "", false, {9, "n1.ab"}, {}}}},
         proto::GetRequest{1, "k", proto::Consistency{proto::Level::two, 0, true}, 2500},
     };
     std::vector<Seed> out;
