@@ -3,10 +3,14 @@
 // node without a key binds loopback only unless --insecure.
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <iostream>
 #include <limits>
+#include <map>
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -92,6 +96,24 @@ bool wait_all_up(ProcessCluster& cluster, const std::set<std::string>& ids, int 
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     return false;
+}
+
+// Starts a 3-node gossip cluster (n=3) with a cluster key and a bootstrap
+// admin "admin" on every node, and waits until all are up; the admin's
+// credentials.
+client::CurveCredentials start_users_cluster(ProcessCluster& cluster,
+                                             std::vector<std::string> gossip_flags) {
+    KV_REQUIRE_OK(cluster.add_nodes(3, 3));
+    cluster.use_gossip(std::move(gossip_flags));
+    KV_REQUIRE_OK(cluster.use_cluster_key());
+    const client::CurveCredentials admin = stranger_credentials(*cluster.cluster_credentials());
+    for (size_t i = 0; i < cluster.size(); ++i) {
+        cluster.set_extra_flags(i, {"--bootstrap-admin", "admin=" + admin.client_public_z85});
+    }
+    KV_REQUIRE_OK(cluster.start_all());
+    const std::set<std::string> ids = {cluster.node_id(0), cluster.node_id(1), cluster.node_id(2)};
+    REQUIRE(wait_all_up(cluster, ids, 30'000));
+    return admin;
 }
 
 // Every node-to-node request an attacker could send, each with the content
@@ -331,17 +353,10 @@ TEST_CASE(
     "security: a user key passes the handshake but every node-to-node message it sends is "
     "refused unauthorized, and harms nothing") {
     ProcessCluster cluster("security-user");
-    KV_REQUIRE_OK(cluster.add_nodes(3, 3));
-    cluster.use_gossip({"--gossip-interval-ms", "100", "--join-wait-ms", "3000", "--vnodes", "64"});
-    KV_REQUIRE_OK(cluster.use_cluster_key());
+    const client::CurveCredentials admin = start_users_cluster(
+        cluster, {"--gossip-interval-ms", "100", "--join-wait-ms", "3000", "--vnodes", "64"});
     const client::CurveCredentials cluster_key = *cluster.cluster_credentials();
-    const client::CurveCredentials admin = stranger_credentials(cluster_key);
-    for (size_t i = 0; i < cluster.size(); ++i) {
-        cluster.set_extra_flags(i, {"--bootstrap-admin", "admin=" + admin.client_public_z85});
-    }
-    KV_REQUIRE_OK(cluster.start_all());
     const std::set<std::string> ids = {cluster.node_id(0), cluster.node_id(1), cluster.node_id(2)};
-    REQUIRE(wait_all_up(cluster, ids, 30'000));
 
     // The bootstrap admin is a user: admitted at the handshake, allowed to write.
     auto as_admin = connect_client(cluster.endpoint(0), admin);
@@ -393,4 +408,269 @@ TEST_CASE(
         CHECK(all_up(*s, ids));
         CHECK(s->leave.empty());
     }
+}
+
+namespace {
+
+// One grant as the test itself models it, independently of node/access.
+struct ModelGrant {
+    std::string user;
+    proto::Permission permission;
+    std::string prefix;
+};
+
+enum class Op { get, put, del };
+
+const char* op_name(Op op) {
+    switch (op) {
+        case Op::get:
+            return "get";
+        case Op::put:
+            return "put";
+        case Op::del:
+            return "del";
+    }
+    return "?";
+}
+
+// docs/SECURITY.md "Users and grants": get needs read on a prefix of the key,
+// put/del need write; admin implies both; a deleted user has no grants.
+bool model_allows(const std::vector<ModelGrant>& grants, const std::string& user, Op op,
+                  const std::string& key) {
+    const proto::Permission needed =
+        op == Op::get ? proto::Permission::read : proto::Permission::write;
+    for (const auto& g : grants) {
+        if (g.user != user) continue;
+        if (g.permission != needed && g.permission != proto::Permission::admin) continue;
+        if (key.compare(0, g.prefix.size(), g.prefix) == 0) return true;
+    }
+    return false;
+}
+
+// The documented spread bound (docs/SECURITY.md "Replication"): (members - 1)
+// intervals of the default 1 s gossip, plus a round trip, for which this
+// allows 500 ms (the probe's own request included) on a shared machine.
+constexpr int64_t kSpreadBoundMs = (3 - 1) * 1000 + 500;
+constexpr int kSpreadPollMs = 20;
+constexpr int kSpreadWaitMs = 10'000;
+
+// Per effect, the milliseconds from `start` until it first holds, polling all
+// of them every kSpreadPollMs (so no node's figure includes another's wait)
+// for at most kSpreadWaitMs; -1 for one that never did.
+std::vector<int64_t> spread_ms(Clock::time_point start,
+                               const std::vector<std::function<bool()>>& effects) {
+    std::vector<int64_t> ms(effects.size(), -1);
+    const auto deadline = start + std::chrono::milliseconds(kSpreadWaitMs);
+    size_t pending = effects.size();
+    while (pending > 0 && Clock::now() < deadline) {
+        for (size_t i = 0; i < effects.size(); ++i) {
+            if (ms[i] < 0 && effects[i]()) {
+                ms[i] = ms_since(start);
+                --pending;
+            }
+        }
+        if (pending > 0) std::this_thread::sleep_for(std::chrono::milliseconds(kSpreadPollMs));
+    }
+    return ms;
+}
+
+bool refused(const Status& s) {
+    return s.code() == ErrorCode::unauthorized;
+}
+
+// The outcome of one operation: its status, and the value a put sent.
+Status run_op(client::Client& c, Op op, const std::string& key, const std::string& value) {
+    switch (op) {
+        case Op::get:
+            return c.get(key).status();
+        case Op::put:
+            return c.put(key, value).status();
+        case Op::del:
+            return c.del(key).status();
+    }
+    return Status(ErrorCode::internal, "unknown op");
+}
+
+}  // namespace
+
+TEST_CASE(
+    "security: every (user x prefix x get/put/del) is allowed exactly when a grant says so, "
+    "on every node, also after a revoke and a user deletion; grants spread within the bound",
+    "[grants]") {
+    ProcessCluster cluster("security-grants");
+    // The default gossip interval (1 s): the spread bound is documented for it.
+    const client::CurveCredentials admin =
+        start_users_cluster(cluster, {"--join-wait-ms", "3000", "--vnodes", "64"});
+    const client::CurveCredentials cluster_key = *cluster.cluster_credentials();
+
+    std::vector<client::Client> admins;
+    for (size_t i = 0; i < cluster.size(); ++i) {
+        admins.push_back(connect_client(cluster.endpoint(i), admin));
+    }
+    client::Client& n1_admin = admins[0];
+
+    const std::vector<std::string> users = {"u1", "u2", "u3"};
+    std::map<std::string, client::CurveCredentials> creds;
+    for (const auto& u : users) {
+        creds[u] = stranger_credentials(cluster_key);
+        KV_REQUIRE_OK(n1_admin.user_add(u, creds[u].client_public_z85).status());
+    }
+    // Each user through n2 and n3 (index 1, 2); the changes are made on n1.
+    // Bounded wait until each node admits each user (status: any known user).
+    std::map<std::pair<std::string, size_t>, client::Client> conn;
+    for (const auto& u : users) {
+        for (size_t i = 1; i < cluster.size(); ++i) {
+            const auto deadline = Clock::now() + std::chrono::seconds(10);
+            Status last(ErrorCode::internal, "not tried");
+            while (Clock::now() < deadline) {
+                // A fresh client each try: libzmq stops redialling after a refusal.
+                auto c = connect_client(cluster.endpoint(i), creds[u]);
+                last = c.status().status();
+                if (last.ok()) {
+                    conn.emplace(std::make_pair(u, i), std::move(c));
+                    break;
+                }
+                std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            }
+            INFO(u << " on " << cluster.node_id(i) << ": " << last.to_string());
+            REQUIRE(last.ok());
+        }
+    }
+
+    // Overlapping grants, each made on n1; its spread to n2 and n3 measured by
+    // a probe (outside the matrix keys) refused before and allowed after.
+    struct Probe {
+        ModelGrant grant;
+        Op op;
+        std::string key;
+    };
+    const std::vector<Probe> probes = {
+        {{"u1", proto::Permission::read, ""}, Op::get, "x-probe"},
+        {{"u1", proto::Permission::write, "a"}, Op::put, "a-probe"},
+        {{"u2", proto::Permission::read, "a"}, Op::get, "a-probe"},
+        {{"u2", proto::Permission::write, "ab"}, Op::put, "ab-probe"},
+        {{"u3", proto::Permission::write, "b"}, Op::put, "b-probe"},
+    };
+    std::vector<ModelGrant> grants;
+    std::vector<int64_t> spreads;
+    // How long after `start` (an admin's reply on n1) `effect(i)` holds on n3
+    // and on n2 (index 2, 1), both polled in one loop; printed and bounded.
+    auto measure = [&](const std::string& what, Clock::time_point start,
+                       const std::function<bool(size_t)>& effect) {
+        const std::vector<size_t> nodes = {2, 1};
+        std::vector<std::function<bool()>> effects;
+        for (size_t i : nodes) effects.push_back([&effect, i] { return effect(i); });
+        const std::vector<int64_t> ms = spread_ms(start, effects);
+        for (size_t j = 0; j < nodes.size(); ++j) {
+            std::cout << what << " spread ms: " << ms[j] << " (to " << cluster.node_id(nodes[j])
+                      << ")\n";
+            INFO(what << " to " << cluster.node_id(nodes[j]) << ": " << ms[j] << " ms");
+            CHECK(ms[j] >= 0);
+            CHECK(ms[j] <= kSpreadBoundMs);
+            spreads.push_back(ms[j]);
+        }
+    };
+    for (const auto& p : probes) {
+        INFO("grant " << p.grant.user << " " << proto::permission_name(p.grant.permission) << " '"
+                      << p.grant.prefix << "'");
+        for (size_t i = 1; i < cluster.size(); ++i) {
+            REQUIRE(refused(run_op(conn.at({p.grant.user, i}), p.op, p.key, "probe")));
+        }
+        KV_REQUIRE_OK(n1_admin.grant(p.grant.user, p.grant.permission, p.grant.prefix).status());
+        const auto granted = Clock::now();
+        grants.push_back(p.grant);
+        measure("grant", granted, [&](size_t i) {
+            return !refused(run_op(conn.at({p.grant.user, i}), p.op, p.key, "probe"));
+        });
+    }
+
+    const std::vector<std::string> keys = {"x1", "a1", "ab1", "b1"};
+    int round = 0;
+    // The whole matrix through n2 and n3, puts first: each node's replica then
+    // holds exactly the values of the allowed puts (and `exact` asks for no
+    // other); a refused request is `unauthorized` without the value or key.
+    auto check_matrix = [&](bool exact) {
+        ++round;
+        std::map<std::string, std::set<std::string>> allowed_values, refused_values;
+        for (Op op : {Op::put, Op::get, Op::del}) {
+            for (const auto& u : users) {
+                for (size_t i = 1; i < cluster.size(); ++i) {
+                    for (const auto& key : keys) {
+                        const std::string value = "VALUE-" + std::to_string(round) + "-" + u + "-" +
+                                                  key + "-" + cluster.node_id(i) + "-Zq7";
+                        const bool expect = model_allows(grants, u, op, key);
+                        const Status s = run_op(conn.at({u, i}), op, key, value);
+                        INFO(u << " " << op_name(op) << " " << key << " via " << cluster.node_id(i)
+                               << " round " << round << ": " << s.to_string() << " (expected "
+                               << (expect ? "allowed" : "refused") << ")");
+                        if (expect) {
+                            CHECK((s.ok() || s.code() == ErrorCode::not_found));
+                        } else {
+                            CHECK(s.code() == ErrorCode::unauthorized);
+                            CHECK(s.message().find("VALUE-") == std::string::npos);
+                            CHECK(s.message().find(key) == std::string::npos);
+                        }
+                        if (op == Op::put)
+                            (expect ? allowed_values : refused_values)[key].insert(value);
+                    }
+                }
+            }
+            if (op != Op::put) continue;
+            for (size_t n = 0; n < cluster.size(); ++n) {
+                for (const auto& key : keys) {
+                    auto local = admins[n].local_get(key);
+                    std::set<std::string> held;
+                    if (local) held.insert(local->values.begin(), local->values.end());
+                    INFO("local_get " << key << " on " << cluster.node_id(n) << ": "
+                                      << local.status().to_string());
+                    CHECK((local.ok() || local.status().code() == ErrorCode::not_found));
+                    for (const auto& v : refused_values[key]) CHECK(held.count(v) == 0);
+                    for (const auto& v : allowed_values[key]) CHECK(held.count(v) == 1);
+                    if (exact) CHECK(held == allowed_values[key]);
+                }
+            }
+        }
+    };
+    check_matrix(true);
+
+    // Revoke one grant and delete one user, on n1; measure the spread to n3 and n2.
+    KV_REQUIRE_OK(n1_admin.revoke("u1", proto::Permission::write, "a").status());
+    const auto revoked = Clock::now();
+    std::erase_if(grants, [](const ModelGrant& g) {
+        return g.user == "u1" && g.permission == proto::Permission::write && g.prefix == "a";
+    });
+    measure("revoke", revoked, [&](size_t i) {
+        return refused(run_op(conn.at({"u1", i}), Op::put, "a-probe", "p"));
+    });
+    KV_REQUIRE_OK(n1_admin.user_del("u2").status());
+    const auto deleted = Clock::now();
+    std::erase_if(grants, [](const ModelGrant& g) { return g.user == "u2"; });
+    // u2's connections from before its deletion: refused everything.
+    measure("user_del", deleted, [&](size_t i) {
+        return refused(run_op(conn.at({"u2", i}), Op::get, "a-probe", ""));
+    });
+    check_matrix(false);
+
+    // u2's status too: no longer a known user.
+    for (size_t i = 1; i < cluster.size(); ++i) {
+        CHECK(conn.at({"u2", i}).status().status().code() == ErrorCode::unauthorized);
+    }
+    // A deleted user's new connection, and a key never added, fail at the handshake.
+    const client::CurveCredentials never_added = stranger_credentials(cluster_key);
+    for (size_t i = 0; i < cluster.size(); ++i) {
+        for (const auto& [who, curve] :
+             std::vector<std::pair<std::string, client::CurveCredentials>>{
+                 {"deleted u2", creds["u2"]}, {"unknown key", never_added}}) {
+            auto c = connect_client(cluster.endpoint(i), curve);
+            const auto get = c.get("a1");
+            INFO(who << " on " << cluster.node_id(i) << ": " << get.status().to_string());
+            CHECK(get.status().code() == ErrorCode::unauthorized);
+            CHECK(get.status().message().find(
+                      "the node refused this client key at the handshake") == 0);
+        }
+    }
+
+    std::cout << "spread ms (grant x5 to n3,n2; revoke to n3,n2; user_del to n3,n2):";
+    for (int64_t ms : spreads) std::cout << " " << ms;
+    std::cout << "\n";
 }
