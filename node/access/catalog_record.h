@@ -12,6 +12,7 @@
 #include <compare>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "client/protocol.h"
@@ -19,6 +20,11 @@
 namespace kv::node {
 
 struct CatalogVersion {
+    // A constructor rather than an aggregate: GCC 12 at -O3 takes the string of
+    // an aggregate temporary inside another one for uninitialized
+    // (-Wmaybe-uninitialized) wherever a record is brace-built and copied.
+    CatalogVersion(uint64_t counter_ = 0, std::string origin_ = {})
+        : counter(counter_), origin(std::move(origin_)) {}
     uint64_t counter = 0;
     std::string origin;
     auto operator<=>(const CatalogVersion&) const = default;
