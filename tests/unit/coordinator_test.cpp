@@ -248,8 +248,9 @@ TEST_CASE("an answered read frees its client's slot at once, before every replic
     ReadCalls first = start_read(f, "client", 60, key);
     REQUIRE(first.calls.size() == 3);
     first.answer(f, 0);
-    first.answer(f, 1);  // quorum: answered; the third replica is still out
-    const proto::GetResponse* reply = reply_to(f.sent(), "client");
+    first.answer(f, 1);                       // quorum: answered; the third replica is still out
+    const std::vector<Sent> sent = f.sent();  // reply_to points into it
+    const proto::GetResponse* reply = reply_to(sent, "client");
     REQUIRE(reply != nullptr);
     CHECK(reply->code == ErrorCode::not_found);
 

@@ -95,7 +95,8 @@ TEST_CASE("a node whose store holds an incarnation at the top of the range still
     ComponentEnv env;
     put_meta(env, meta::kIncarnationKey, meta::encode_u64_text(UINT64_MAX));
     RequestIds ids;
-    GossipDriver driver(config(), env, ids, [] {});
+    const NodeConfig c = config();  // the driver keeps a reference to it
+    GossipDriver driver(c, env, ids, [] {});
     REQUIRE(driver.start(env.now_ms()).ok());
     CHECK(driver.view().self().incarnation == gossip::kCounterMax);
 }
