@@ -99,33 +99,9 @@ Status Node::start() {
 
 // ---- dispatch ----------------------------------------------------------------
 
-namespace {
-// Messages only cluster members send (node/peer_protocol.h); responses are
-// refused later as bad requests whoever sends them.
-bool is_peer_request(const Message& m) {
-    return std::holds_alternative<ReplicaReadRequest>(m) ||
-           std::holds_alternative<ReplicaWriteRequest>(m) ||
-           std::holds_alternative<ReplicaMergeRequest>(m) ||
-           std::holds_alternative<PingRequest>(m) || std::holds_alternative<GossipRequest>(m) ||
-           std::holds_alternative<StreamRequest>(m) || std::holds_alternative<HandoffRequest>(m) ||
-           std::holds_alternative<CatalogSyncRequest>(m) ||
-           std::holds_alternative<CatalogPushRequest>(m);
-}
-}  // namespace
-
 void Node::on_request(const ReplyTo& from, Message message, std::optional<uint64_t> received_ms,
                       const Principal& who) {
     ++stats_.requests;
-    if (who.kind == Principal::Kind::user && is_peer_request(message)) {
-        // A client key must never reach a replica, gossip or transfer handler:
-        // each trusts its sender to be a member (docs/SECURITY.md).
-        ++stats_.unauthorized;
-        env_.reply(from, proto::ErrorResponse{
-                             node::request_id(message), ErrorCode::unauthorized,
-                             "'" + std::string(node::type_name(message)) +
-                                 "' is a node-to-node message; only cluster members may send it"});
-        return;
-    }
     if (auto why = access_->refusal(who, message)) {
         ++stats_.unauthorized;
         env_.reply(from,

@@ -42,7 +42,8 @@ struct NodeConfig {
     // Answered ops the coordinator keeps for follow-up work (read repair, the
     // replication of a write beyond w): a separate budget, so answered ops
     // never hold a client's slots. Beyond it the follow-up is dropped (counted
-    // in NodeStats::background_dropped); anti-entropy repairs what it skipped.
+    // in NodeStats::background_dropped): a write's merges are already sent,
+    // a read skips its read repair (a later read of the key repairs it).
     size_t background_ops_max = 20000;
     size_t background_bytes_max = size_t{128} << 20;
     size_t minted_requests_remembered = 65536;  // duplicate suppression window

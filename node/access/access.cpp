@@ -39,12 +39,24 @@ std::optional<Need> need_of(const Message& m) {
                                  std::is_same_v<T, proto::RevokeRequest>) {
                 return Need{Permission::admin, {}};
             } else {
-                // status (any known user), responses (refused as such by the
-                // node) and peer-only messages (refused before this).
+                // status (any known user) and responses (refused as such by
+                // the node); node-to-node requests are refused before this.
                 return std::nullopt;
             }
         },
         m);
+}
+
+// Messages only cluster members send (node/peer_protocol.h): each handler
+// trusts its sender to be a member (docs/SECURITY.md).
+bool is_peer_request(const Message& m) {
+    return std::holds_alternative<ReplicaReadRequest>(m) ||
+           std::holds_alternative<ReplicaWriteRequest>(m) ||
+           std::holds_alternative<ReplicaMergeRequest>(m) ||
+           std::holds_alternative<PingRequest>(m) || std::holds_alternative<GossipRequest>(m) ||
+           std::holds_alternative<StreamRequest>(m) || std::holds_alternative<HandoffRequest>(m) ||
+           std::holds_alternative<CatalogSyncRequest>(m) ||
+           std::holds_alternative<CatalogPushRequest>(m);
 }
 
 }  // namespace
@@ -89,6 +101,10 @@ Status Access::start(const std::string& origin) {
 
 std::optional<std::string> Access::refusal(const Principal& who, const Message& message) const {
     if (who.kind != Principal::Kind::user) return std::nullopt;
+    if (is_peer_request(message)) {
+        return "'" + std::string(type_name(message)) +
+               "' is a node-to-node message; only cluster members may send it";
+    }
     auto name = catalog_.user_of_key(who.public_key_z85);
     if (!name) return "this client key belongs to no user (deleted since it connected?)";
     auto need = need_of(message);

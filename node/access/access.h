@@ -39,8 +39,8 @@ class Access {
     Status start(const std::string& origin);
 
     // Why `who` may not send `message`; nullopt when it may. Local and peer
-    // principals may send everything (peer-only messages from users are
-    // refused before this, in Node::on_request).
+    // principals may send everything; a user never a node-to-node message,
+    // and a client request only as its grants allow.
     std::optional<std::string> refusal(const Principal& who, const Message& message) const;
 
     void handle(const ReplyTo& from, const proto::UserAddRequest& req,

@@ -115,7 +115,8 @@ void Coordinator::on_answered(Op& op) {
     if (background_.ops >= config_.background_ops_max ||
         background_.bytes + op.charged_bytes > config_.background_bytes_max) {
         // The client has its answer; what is left (read repair, replicas
-        // beyond w) is best effort, which anti-entropy completes later.
+        // beyond w) is best effort: a write's merges are already sent; a read
+        // skips its repair, which a later read of the key makes.
         ++stats_.background_dropped;
         op.finished = true;
         return;
