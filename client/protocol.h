@@ -226,6 +226,19 @@ struct TransferStatus {
     bool operator==(const TransferStatus&) const = default;
 };
 
+// Hints the answering node holds as a stand-in for one target (the home
+// replica they are meant for), and their replay (docs/PROTOCOL.md, "status").
+struct HintStatus {
+    std::string target;
+    uint64_t keys = 0;
+    uint64_t bytes = 0;      // of the stored objects
+    uint64_t oldest_ms = 0;  // age of the oldest hint held (since this node started, at most)
+    uint64_t replayed = 0;   // hints the target made durable, since this node started
+    uint64_t refused = 0;    // hints refused for it (its hint store full), since start
+    bool replaying = false;  // a replay batch is in flight to it now
+    bool operator==(const HintStatus&) const = default;
+};
+
 struct StatusResponse {
     uint64_t id = 0;
     std::string node_id;
@@ -241,6 +254,10 @@ struct StatusResponse {
     // This node's leave, when one was asked: "queued: <what it waits for>",
     // "leaving", "left" or "refused: <why>"; empty when none (PROTOCOL.md 5.8).
     std::string leave;
+    // Hints held, by target (empty when none), and the token ranges this node
+    // marked under-replicated because a hint for them was refused.
+    std::vector<HintStatus> hints;
+    uint64_t under_replicated_ranges = 0;
     bool operator==(const StatusResponse&) const = default;
 };
 

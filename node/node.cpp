@@ -6,6 +6,7 @@
 
 #include "node/access/access.h"
 #include "node/coordinator/coordinator.h"
+#include "node/hints/hint_store.h"
 #include "node/membership/gossip_driver.h"
 #include "node/membership/peers.h"
 #include "node/membership/placement.h"
@@ -48,6 +49,7 @@ Node::Node(NodeConfig config, Env& env) : config_(std::move(config)), env_(env) 
 void Node::construct_components() {
     placement_ = std::make_unique<Placement>(config_.node_id, config_.n_replicas, config_.vnodes);
     handoffs_ = std::make_unique<Handoffs>(env_);
+    hints_ = std::make_unique<HintStore>(config_, env_, stats_);
     peers_ = std::make_unique<Peers>(config_, env_, ids_);
     if (!config_.seeds.empty()) {
         gossip_ =
@@ -88,6 +90,7 @@ Status Node::start() {
         membership_ = &gossip_->view();
     }
     if (Status loaded = handoffs_->load(); !loaded.ok()) return loaded;
+    if (Status loaded = hints_->load(); !loaded.ok()) return loaded;
     peers_->start(started_ms, gossip_ ? &gossip_->view() : nullptr);
     refresh_placement();
     env_.log(LogLevel::info, "node " + config_.node_id + " started with actor " +
@@ -291,6 +294,9 @@ std::optional<std::string> Node::user_of_key(std::string_view public_key_z85) co
 }
 size_t Node::in_flight() const {
     return coordinator_->in_flight();
+}
+HintSummary Node::hints_held() const {
+    return hints_->summary();
 }
 
 }  // namespace kv::node

@@ -7,6 +7,7 @@
 //   Rebalancer    (rebalance/)   range transfers on join and leave, kvctl leave
 //   Replica       (replica/)     this node as a replica: the only writer of the data space
 //   Handoffs      (replica/)     the ranges handed to new owners, which the replica refuses
+//   HintStore     (hints/)       hints kept as a stand-in for a home replica that was down
 //   Placement     (membership/)  rings, n, preference lists, new owners of moving ranges
 //   Peers         (membership/)  liveness of the other members, pings
 //   GossipDriver  (membership/)  gossip rounds, token claims, persisted membership facts
@@ -25,6 +26,7 @@
 #include "gossip/membership.h"
 #include "node/access/principal.h"
 #include "node/env.h"
+#include "node/hints/hint_store.h"
 #include "node/node_config.h"
 #include "node/peer_protocol.h"
 #include "ring/ring.h"
@@ -35,6 +37,7 @@ class Access;
 class Coordinator;
 class GossipDriver;
 class Handoffs;
+class HintStore;
 class Peers;
 class Placement;
 class Rebalancer;
@@ -95,6 +98,9 @@ class Node {
     // runtime's ZAP handler admits a client key at the handshake only then.
     std::optional<std::string> user_of_key(std::string_view public_key_z85) const;
     size_t in_flight() const;
+    // Hints this node holds as a stand-in, over all targets (the simulator's
+    // quiet phase waits for every node's to drain).
+    HintSummary hints_held() const;
     // The user catalog as this node holds it.
     const Access& access() const { return *access_; }
 
@@ -114,6 +120,7 @@ class Node {
     // Components, in dependency order (each may use those above it).
     std::unique_ptr<Placement> placement_;
     std::unique_ptr<Handoffs> handoffs_;
+    std::unique_ptr<HintStore> hints_;
     std::unique_ptr<Peers> peers_;
     std::unique_ptr<GossipDriver> gossip_;  // null with a static member list
     std::unique_ptr<Replica> replica_;

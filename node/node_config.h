@@ -48,6 +48,21 @@ struct NodeConfig {
     size_t background_bytes_max = size_t{128} << 20;
     size_t minted_requests_remembered = 65536;  // duplicate suppression window
 
+    // Sloppy quorums and hinted handoff (docs/ARCHITECTURE.md, "Hinted handoff").
+    // Off: every request counts only home replicas, as with `strict`, and no
+    // hint is kept (kvnode --hinted-handoff false; to test repair alone).
+    bool hinted_handoff = true;
+    // Hints this node keeps as a stand-in, per target (intended owner): in
+    // keys and in bytes of stored objects. Beyond either a hinted write is
+    // refused as a hint and the key's range is marked under-replicated.
+    size_t hints_per_target_max = 100000;
+    size_t hint_bytes_per_target_max = size_t{256} << 20;
+    // Replay to a target that is back: at most this many keys per second, in
+    // batches of at most hint_replay_batch_keys keys (one batch in flight per
+    // target; an unanswered batch is resent after transfer_timeout_ms).
+    uint32_t hint_replay_keys_per_s = 5000;
+    uint32_t hint_replay_batch_keys = 256;
+
     // Gossip membership (gossip/gossip.h), on when `seeds` is non-empty: the
     // node then owns its view of the cluster instead of reading a static list.
     // `endpoint` is this node's ROUTER address as peers dial it; seeds equal
@@ -85,6 +100,10 @@ struct NodeStats {
     uint64_t background_dropped = 0;  // Coordinator: answered ops whose follow-up was dropped
     uint64_t keys_streamed_in = 0;    // Rebalancer
     uint64_t keys_streamed_out = 0;   // Rebalancer
+    uint64_t stand_in_writes = 0;     // Coordinator: writes a stand-in acknowledged
+    uint64_t hints_stored = 0;        // HintStore: hints added or merged as a stand-in
+    uint64_t hints_refused = 0;       // HintStore: hints refused (a target's store full)
+    uint64_t hints_replayed = 0;      // HintReplay: hints the owner made durable
 };
 
 // Ids of the requests this node sends (peer calls, pings, gossip, transfers)

@@ -83,6 +83,53 @@ std::vector<std::string> Placement::pending_replicas(std::string_view key) const
     return out;
 }
 
+ReplicaTargets Placement::targets(std::string_view key,
+                                  const std::function<bool(const std::string&)>& reachable,
+                                  bool sloppy) const {
+    ReplicaTargets out;
+    const uint64_t hash = ring::hash64(key);
+    out.homes = replicas_for_hash(hash);
+    std::vector<std::string> down;
+    for (const auto& h : out.homes) {
+        if (reachable(h)) {
+            out.homes_up.push_back(h);
+        } else {
+            down.push_back(h);
+        }
+    }
+    if (down.empty()) return out;
+    if (!sloppy) {
+        out.homes_uncovered = std::move(down);
+        return out;
+    }
+    // Every member in ring order from the key: the first n are its homes.
+    const std::vector<std::string> walk =
+        ring_.preference_list_for_hash(hash, static_cast<uint32_t>(ring_.nodes().size()));
+    size_t next = out.homes.size();
+    for (auto& home : down) {
+        while (next < walk.size() && !reachable(walk[next])) ++next;
+        if (next >= walk.size()) {
+            out.homes_uncovered.push_back(std::move(home));
+            continue;
+        }
+        out.stand_ins.push_back(StandIn{walk[next], std::move(home)});
+        ++next;
+    }
+    return out;
+}
+
+ring::Range Placement::range_of(uint64_t hash) const {
+    const auto& tokens = ring_.tokens();
+    if (tokens.size() <= 1) return ring::Range{0, 0};
+    auto it = std::lower_bound(tokens.begin(), tokens.end(), hash,
+                               [](const ring::Token& t, uint64_t h) { return t.position < h; });
+    if (it == tokens.end()) it = tokens.begin();  // wraps: owned by the first token
+    const auto prev = it == tokens.begin() ? tokens.end() - 1 : it - 1;
+    // Two members' tokens at one position: (p, p] would mean the whole ring.
+    if (prev->position == it->position) return ring::Range{hash - 1, hash};
+    return ring::Range{prev->position, it->position};
+}
+
 bool Placement::self_in_future() const {
     const auto& nodes = future_ring_.nodes();
     return std::find(nodes.begin(), nodes.end(), self_) != nodes.end();

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,6 +26,24 @@ bool has_id(const std::vector<std::string>& ids, std::string_view id);
 // Equal on two nodes exactly when both their current and their future rings
 // are (up to 64-bit hash collisions): the precondition of a range transfer.
 uint64_t ring_digest(const ring::Ring& current, const ring::Ring& future);
+
+// The replicas a request for a key uses now (Dynamo §4.6, sloppy quorum):
+// its home replicas, and for each home replica that is down a stand-in, the
+// next reachable member clockwise past the home replicas that is neither one
+// of them nor another home's stand-in. The stand-in keeps what it receives as
+// a hint for that home and replays it once the home is back.
+struct StandIn {
+    std::string node;
+    std::string for_home;  // the home replica it stands in for (the hint's target)
+    bool operator==(const StandIn&) const = default;
+};
+struct ReplicaTargets {
+    std::vector<std::string> homes;     // the key's preference list, in order
+    std::vector<std::string> homes_up;  // those reachable now, in the same order
+    std::vector<StandIn> stand_ins;     // for homes down, in the homes' order
+    // Homes down with no reachable member left to stand in for them.
+    std::vector<std::string> homes_uncovered;
+};
 
 class Placement {
   public:
@@ -58,6 +77,14 @@ class Placement {
     // The key's new owners while its range moves: in its future preference
     // list but not in its current one (empty when it does not move).
     std::vector<std::string> pending_replicas(std::string_view key) const;
+    // The key's home replicas and, when `sloppy`, a stand-in for each that
+    // `reachable` says is down (ReplicaTargets above).
+    ReplicaTargets targets(std::string_view key,
+                           const std::function<bool(const std::string&)>& reachable,
+                           bool sloppy) const;
+    // The token range of the current ring holding the hash (the whole ring
+    // when the ring has one token or none).
+    ring::Range range_of(uint64_t hash) const;
     // Whether the future ring includes this node.
     bool self_in_future() const;
     // Ranges whose replicas differ between the current and the future ring.

@@ -48,6 +48,10 @@ constexpr std::string_view kViewKey = "view";
 constexpr std::string_view kLeaveKey = "leave";
 // Every handoff this node accepted: by new owner, the ranges it stopped serving.
 constexpr std::string_view kHandoffsKey = "handoffs";
+// Hinted handoff (node/hints/hint_store.h): by target, the token ranges in
+// which a hint was refused because the target's hints were full (the handoffs
+// codec); anti-entropy takes them over.
+constexpr std::string_view kUnderReplicatedKey = "under_replicated";
 // The user catalog (node/access/catalog.h): one record per user name under
 // this prefix and the name, each a catalog_push frame holding that one user
 // record with its grant records (node/peer_protocol.h).
