@@ -21,6 +21,10 @@ std::string_view violation_name(ViolationKind kind) {
             return "divergence";
         case ViolationKind::unsettled:
             return "unsettled";
+        case ViolationKind::dot_reuse:
+            return "dot_reuse";
+        case ViolationKind::hints_not_drained:
+            return "hints_not_drained";
     }
     return "?";
 }
@@ -37,6 +41,7 @@ constexpr const char* kResurrectionPuts = "resurrection (puts)";
 constexpr const char* kResurrectionDeletes = "resurrection (deletes)";
 constexpr const char* kFinalReads = "final_read_failed";
 constexpr const char* kConvergence = "divergence";
+constexpr const char* kDotReuse = "dot_reuse";
 // Judged only with CheckInput::convergence_before_reads; else differing keys
 // are counted as excused.
 constexpr const char* kConvergenceBeforeReads = "divergence (before reads)";
@@ -54,7 +59,12 @@ constexpr const char* kByMaybeSuperseder =
 constexpr const char* kResentOnly =
     "what it superseded was sent more than once (a retry or a duplicated request)";
 constexpr const char* kUnbound = "read again only where r + w <= n";
-constexpr const char* kRepairOnlyByReads = "replicas differ; only reads repair them today";
+constexpr const char* kUnboundSloppy =
+    "read again only by a get or after a write that was not strict (stand-ins may have served)";
+constexpr const char* kSloppyPair =
+    "the get or the put was not strict (the put may sit on stand-ins the get did not ask)";
+constexpr const char* kNotJudgeable =
+    "replicas differ; the run does not make convergence before reads judgeable";
 
 bool answered(const HistoryEntry& e) {
     return e.outcome == Outcome::ok || e.outcome == Outcome::not_found;
@@ -251,10 +261,13 @@ class Model {
                     if (j != i && h_.entries[k.writes[j]].start_ms < until) may.set(j);
                 }
                 // The minting replica surely held (or had seen superseded) every
-                // put acknowledged by all n replicas before the delete began.
-                for (size_t j = 0; j < i; ++j) {
+                // put acknowledged by all n home replicas before the delete
+                // began. Only when both were strict: a sloppy put's w acks may
+                // be stand-ins', and a sloppy delete may be minted by a stand-in
+                // (no home up) that holds nothing of the key.
+                for (size_t j = 0; j < i && w.strict; ++j) {
                     const HistoryEntry& p = h_.entries[k.writes[j]];
-                    if (p.kind != OpKind::put || p.outcome != Outcome::ok) continue;
+                    if (p.kind != OpKind::put || p.outcome != Outcome::ok || !p.strict) continue;
                     if (replicas(p.level, h_.n_replicas) < h_.n_replicas) continue;
                     if (p.end_ms >= w.start_ms) continue;
                     must.set(j);
@@ -336,7 +349,7 @@ class Checker {
                 for (const auto& v : r.values) obs_.values_seen.insert(v);
             }
         }
-        for (const char* rule : {kStaleRead, kResurrectionPuts, kResurrectionDeletes})
+        for (const char* rule : {kStaleRead, kResurrectionPuts, kResurrectionDeletes, kDotReuse})
             report_.stats[rule];
         if (in.settled) {
             for (const char* rule : {kLostBeforeReads, kLostFinalReads, kFinalReads, kConvergence})
@@ -350,6 +363,7 @@ class Checker {
         }
         for (const auto& [key, k] : model_.keys()) stale_reads(k);
         for (const auto& [key, k] : model_.keys()) resurrections(key, k);
+        dot_reuse();
         if (in_.settled) {
             final_reads_failed();
             convergence(in_.stores_after_reads, "after the final reads", kConvergence, true);
@@ -478,6 +492,13 @@ class Checker {
                 const uint32_t writes = replicas(put.level, n);
                 if (reads + writes <= n) continue;
                 ++stats.checked;
+                if (!put.strict || !r.strict) {
+                    // Quorums intersect only among home replicas: a sloppy put
+                    // may be held by stand-ins alone, and a sloppy get may count
+                    // stand-ins that hold no hint of the key.
+                    ++stats.excused[kSloppyPair];
+                    continue;
+                }
                 if (contains(r.values, put.value)) {
                     ++stats.passed;
                     continue;
@@ -547,6 +568,7 @@ class Checker {
             const uint32_t writes = replicas(w.level, n);
             bool violated = false;
             bool unbound = false;
+            bool sloppy = false;
             k.must_past[ki].each([&](size_t p) {
                 const HistoryEntry& old = h_.entries[k.writes[p]];
                 if (old.kind != OpKind::put) return;
@@ -556,6 +578,13 @@ class Checker {
                     const uint32_t reads = replicas(r.level, n);
                     if (reads + writes <= n) {
                         unbound = true;
+                        continue;
+                    }
+                    if (!r.strict || !w.strict) {
+                        // As for stale_read: quorums intersect among home
+                        // replicas only. The final reads below are strict at
+                        // `all` after every hint was replayed, so they bind.
+                        sloppy = true;
                         continue;
                     }
                     violated = true;
@@ -598,6 +627,8 @@ class Checker {
                 ++stats.violated;
             } else if (unbound) {
                 ++stats.excused[kUnbound];
+            } else if (sloppy) {
+                ++stats.excused[kUnboundSloppy];
             } else {
                 ++stats.passed;
             }
@@ -622,6 +653,57 @@ class Checker {
         }
     }
 
+    // A dot names one mint: no two different values, or a value and a
+    // tombstone, of one key may carry it, anywhere (any node's data or hints,
+    // before or after the final reads). A stand-in that minted with an actor
+    // id another life of it used, a replay that re-minted, a replica that
+    // reused its counter: each shows here however the versions later merge.
+    void dot_reuse() {
+        RuleStats& stats = report_.stats[kDotReuse];
+        struct Seen {
+            std::optional<std::string> value;
+            const StoredCopy* where = nullptr;
+            const char* when = "";
+            bool reported = false;
+        };
+        std::map<std::pair<std::string, node::Dot>, Seen> seen;
+        auto where = [](const StoredCopy& c, const char* when) {
+            return c.node_id + (c.hint_for ? "'s hint for " + *c.hint_for : "'s data") + " (" +
+                   when + ")";
+        };
+        auto sibling_text = [](const std::optional<std::string>& v) {
+            return v ? *v : std::string("<tombstone>");
+        };
+        for (const auto& [copies, when] :
+             {std::pair{&in_.copies_before_reads, "before the final reads"},
+              std::pair{&in_.copies_after_reads, "after the final reads"}}) {
+            for (const StoredCopy& c : *copies) {
+                for (const auto& sib : c.object.siblings) {
+                    auto [it, fresh] =
+                        seen.try_emplace({c.key, sib.dot}, Seen{sib.value, &c, when});
+                    if (fresh) {
+                        ++stats.checked;
+                        ++stats.passed;
+                        continue;
+                    }
+                    Seen& first = it->second;
+                    if (first.value == sib.value || first.reported) continue;
+                    first.reported = true;
+                    --stats.passed;
+                    ++stats.violated;
+                    report_.violations.push_back(
+                        Violation{ViolationKind::dot_reuse,
+                                  c.key,
+                                  {},
+                                  "dot " + sib.dot.actor + ":" + std::to_string(sib.dot.counter) +
+                                      " carries " + sibling_text(first.value) + " in " +
+                                      where(*first.where, first.when) + " and " +
+                                      sibling_text(sib.value) + " in " + where(c, when)});
+                }
+            }
+        }
+    }
+
     // `judged` false: only counts (as excused) the keys whose replicas differ.
     void convergence(const FinalState& stores, const std::string& when, const char* rule,
                      bool judged) {
@@ -640,7 +722,7 @@ class Checker {
                 continue;
             }
             if (!judged) {
-                ++stats.excused[kRepairOnlyByReads];
+                ++stats.excused[kNotJudgeable];
                 continue;
             }
             ++stats.violated;

@@ -69,6 +69,16 @@ struct ReplicaState {
 };
 using FinalState = std::map<std::string, std::vector<ReplicaState>>;
 
+// One object a node stores for a key: in its data space, or in its hints space
+// as a stand-in (hint_for: the target the hint is kept for). Every copy of
+// every node, whether or not the node is a home replica of the key.
+struct StoredCopy {
+    std::string node_id;
+    std::string key;
+    std::optional<std::string> hint_for;  // nullopt: the data space
+    node::Object object;
+};
+
 // One of the simulator's final reads: a key at `all` through one node, after
 // the stores were collected. outcome ok / not_found with the values, or
 // failed when no attempt succeeded.
@@ -86,7 +96,9 @@ enum class ViolationKind : uint8_t {
     resurrection,
     final_read_failed,
     divergence,
-    unsettled
+    unsettled,
+    dot_reuse,
+    hints_not_drained
 };
 std::string_view violation_name(ViolationKind kind);
 
@@ -109,9 +121,15 @@ struct CheckInput {
     FinalState stores_before_reads;
     std::vector<FinalRead> final_reads;
     FinalState stores_after_reads;
-    // Off today: read repair is the only repair mechanism, so replicas may
-    // legitimately differ until something reads. Hinted handoff and
-    // anti-entropy will turn it on (docs/SIMULATOR.md, "Convergence").
+    // Every node's stored objects, data and hints, before and after the final
+    // reads (judged by dot_reuse whether or not `settled`).
+    std::vector<StoredCopy> copies_before_reads;
+    std::vector<StoredCopy> copies_after_reads;
+    // Judge full convergence of the stores before the reads. Only where the
+    // run makes it sound (sim/simulation.h, convergence_judgeable): in general
+    // a replica may miss a version no hint covers (a coordinator crashed
+    // before keeping its hints, a message lost to a replica that was up) until
+    // something reads the key (docs/SIMULATOR.md, "Convergence").
     bool convergence_before_reads = false;
 };
 

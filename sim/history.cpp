@@ -63,13 +63,15 @@ std::string describe(const HistoryEntry& e) {
     }
     if (e.retry_of != kNoOp) out += " retry-of #" + std::to_string(e.retry_of);
     if (e.also_sent_to) out += " also@n" + std::to_string(*e.also_sent_to + 1);
-    out += " " + std::string(proto::level_name(e.level)) + " [" + std::to_string(e.start_ms) +
-           ".." + std::to_string(e.end_ms) + " ms] -> " + std::string(outcome_name(e.outcome));
+    out += " " + std::string(proto::level_name(e.level)) + (e.strict ? " strict" : "") + " [" +
+           std::to_string(e.start_ms) + ".." + std::to_string(e.end_ms) + " ms] -> " +
+           std::string(outcome_name(e.outcome));
     if (e.outcome == Outcome::failed) out += " (" + std::string(error_name(e.code)) + ")";
     if (e.kind == OpKind::get && e.outcome != Outcome::failed &&
         e.outcome != Outcome::indeterminate) {
         out += " " + values_text(e.values);
     }
+    if (e.stand_in_used) out += " (stand-in)";
     return out;
 }
 
@@ -87,6 +89,8 @@ std::string serialize(const History& history) {
         // Only when set, so histories without retries or duplicates keep their digests.
         if (e.retry_of != kNoOp) out += " retry-of " + std::to_string(e.retry_of);
         if (e.also_sent_to) out += " also " + std::to_string(*e.also_sent_to);
+        if (e.strict) out += " strict";
+        if (e.stand_in_used) out += " stand-in";
         out += "\n";
     }
     return out;

@@ -47,12 +47,19 @@ struct HistoryEntry {
     // as two writes of one value. The outcome is the first reply's.
     std::optional<uint32_t> also_sent_to;
     proto::Level level = proto::Level::quorum;
+    // Sent with Consistency::strict: only the key's home replicas counted
+    // toward r or w, never stand-ins. The quorum-intersection rules of the
+    // checker bind only pairs where both sides were strict.
+    bool strict = false;
     uint64_t start_ms = 0;
     uint64_t end_ms = 0;  // when the answer arrived; for indeterminate, when the client gave up
     Outcome outcome = Outcome::indeterminate;
     ErrorCode code = ErrorCode::ok;
     std::vector<std::string> values;  // get: the values read
     std::string context_returned;     // get and write responses
+    // The answer's info.stand_in_used: a stand-in's answer or acknowledgement
+    // counted toward r or w (a sloppy quorum served it).
+    bool stand_in_used = false;
 };
 
 struct History {

@@ -47,8 +47,8 @@ int main(int argc, char** argv) {
         ("duration", po::value<uint64_t>(),
          "simulated seconds of workload under faults (default 20)")  //
         ("faults", po::value<std::string>(),
-         "all, none, or a list of partition,crash,loss,dup,pause,skew,diskfail,unsynced "
-         "(default all)")                                                   //
+         "all, none, or a list of partition,crash,loss,dup,pause,skew,diskfail,unsynced,"
+         "outage (default all: every one but outage)")                      //
         ("keys", po::value<uint32_t>(), "size of the key set (default 6)")  //
         ("hot-keys", po::value<uint32_t>(),
          "the first H keys are hot, the others cold (default 0: all alike)")  //
@@ -59,10 +59,16 @@ int main(int argc, char** argv) {
         ("retry-permille", po::value<uint32_t>(),
          "failed or unanswered writes retried (same value and context), per mille")  //
         ("duplicate-permille", po::value<uint32_t>(),
-         "requests also sent, same id, to a second coordinator, per mille")           //
-        ("replicas", po::value<uint32_t>(), "n, replicas per key (default 3)")        //
-        ("no-blind-deletes", "the workload always deletes with a context")            //
-        ("gossip", "gossip membership through the seed n1 instead of a static list")  //
+         "requests also sent, same id, to a second coordinator, per mille")  //
+        ("strict-permille", po::value<uint32_t>(),
+         "gets, puts and deletes sent strict (home replicas only), per mille")  //
+        ("hinted-handoff", po::value<std::string>(),
+         "true (default) or false: sloppy quorums and hints on every node")  //
+        ("steady-nodes", po::value<uint32_t>(),
+         "n1..nS are never crashed and the only nodes clients send to (default 0: none)")  //
+        ("replicas", po::value<uint32_t>(), "n, replicas per key (default 3)")             //
+        ("no-blind-deletes", "the workload always deletes with a context")                 //
+        ("gossip", "gossip membership through the seed n1 instead of a static list")       //
         ("seed-nodes", po::value<uint32_t>(),
          "with --gossip, n1..nS are the seeds every node lists (default 1)")  //
         ("joins", po::value<uint32_t>(),
@@ -142,6 +148,16 @@ int main(int argc, char** argv) {
     if (vm.count("duplicate-permille"))
         options.duplicate_permille = vm["duplicate-permille"].as<uint32_t>();
     if (vm.count("replicas")) options.n_replicas = vm["replicas"].as<uint32_t>();
+    if (vm.count("strict-permille")) options.strict_permille = vm["strict-permille"].as<uint32_t>();
+    if (vm.count("steady-nodes")) options.steady_nodes = vm["steady-nodes"].as<uint32_t>();
+    if (vm.count("hinted-handoff")) {
+        const std::string on = vm["hinted-handoff"].as<std::string>();
+        if (on != "true" && on != "false") {
+            std::cerr << "kvsim: --hinted-handoff takes true or false\n";
+            return 2;
+        }
+        options.hinted_handoff = on == "true";
+    }
     if (vm.count("faults")) {
         auto faults = sim::parse_faults(vm["faults"].as<std::string>());
         if (!faults) {

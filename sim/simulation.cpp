@@ -4,6 +4,7 @@
 #include <cassert>
 #include <chrono>
 #include <cstdio>
+#include <limits>
 #include <optional>
 #include <set>
 
@@ -18,12 +19,20 @@ namespace {
 struct FaultName {
     std::string_view name;
     bool FaultSet::*flag;
+    bool in_all = true;  // part of "all"
 };
 constexpr FaultName kFaultNames[] = {
-    {"partition", &FaultSet::partition}, {"crash", &FaultSet::crash},
-    {"loss", &FaultSet::loss},           {"dup", &FaultSet::dup},
-    {"pause", &FaultSet::pause},         {"skew", &FaultSet::skew},
-    {"diskfail", &FaultSet::diskfail},   {"unsynced", &FaultSet::unsynced},
+    {"partition", &FaultSet::partition},
+    {"crash", &FaultSet::crash},
+    {"loss", &FaultSet::loss},
+    {"dup", &FaultSet::dup},
+    {"pause", &FaultSet::pause},
+    {"skew", &FaultSet::skew},
+    {"diskfail", &FaultSet::diskfail},
+    {"unsynced", &FaultSet::unsynced},
+    // Not in "all": it changes the cluster's shape for most of the run, which
+    // the presets of "all" and their recorded digests predate.
+    {"outage", &FaultSet::outage, false},
 };
 }  // namespace
 
@@ -31,20 +40,24 @@ Result<FaultSet> parse_faults(std::string_view list) {
     FaultSet out;
     if (list == "none" || list.empty()) return out;
     if (list == "all") {
-        for (const auto& f : kFaultNames) out.*f.flag = true;
+        for (const auto& f : kFaultNames) out.*f.flag = f.in_all;
         return out;
     }
     while (!list.empty()) {
         const size_t comma = list.find(',');
         const std::string_view name = list.substr(0, comma);
         list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+        if (name == "all") {
+            for (const auto& f : kFaultNames) out.*f.flag = out.*f.flag || f.in_all;
+            continue;
+        }
         auto it = std::find_if(std::begin(kFaultNames), std::end(kFaultNames),
                                [&](const FaultName& f) { return f.name == name; });
         if (it == std::end(kFaultNames)) {
             return Status(ErrorCode::invalid_argument,
                           "unknown fault '" + std::string(name) +
                               "' (known: partition, crash, loss, dup, pause, skew, diskfail, "
-                              "unsynced, all, none)");
+                              "unsynced, outage, all, none)");
         }
         out.*it->flag = true;
     }
@@ -59,13 +72,21 @@ std::string faults_text(const FaultSet& faults) {
         out += f.name;
     }
     if (out.empty()) return "none";
-    return out == "partition,crash,loss,dup,pause,skew,diskfail,unsynced" ? "all" : out;
+    if (out == "partition,crash,loss,dup,pause,skew,diskfail,unsynced") return "all";
+    if (out == "partition,crash,loss,dup,pause,skew,diskfail,unsynced,outage") return "all,outage";
+    return out;
 }
 
 namespace {
+// The share of strict requests in every preset: the checker's quorum-
+// intersection rules (stale_read, resurrection's reads) bind only pairs of a
+// strict write and a strict read, a quarter of the pairs at 500; the mutants
+// they catch are still caught (docs/SIMULATOR.md, "Mutants").
+constexpr uint32_t kStrictPermille = 500;
 SimOptions preset_options(uint32_t nodes, uint32_t clients, uint64_t duration_s, const char* faults,
                           uint32_t keys = 6) {
     SimOptions o;
+    o.strict_permille = kStrictPermille;
     o.nodes = nodes;
     o.clients = clients;
     o.duration_s = duration_s;
@@ -91,6 +112,15 @@ SimOptions hot_cold_options(uint64_t duration_s, const char* faults) {
     SimOptions o = preset_options(5, 8, duration_s, faults, 1006);
     o.hot_keys = 6;
     o.hot_permille = 900;
+    return o;
+}
+// Long outages of home replicas, a mixed strict and sloppy workload, and
+// enough cold keys that hints pile up for many keys.
+SimOptions outage_options(const char* faults, uint32_t steady_nodes) {
+    SimOptions o = preset_options(5, 8, 30, faults, 100);
+    o.hot_keys = 6;
+    o.hot_permille = 800;
+    o.steady_nodes = steady_nodes;
     return o;
 }
 }  // namespace
@@ -144,6 +174,16 @@ const std::vector<Preset>& presets() {
                  o.seeds = 3;
                  return o;
              }()},
+            {"outage",
+             "home replicas down for long stretches (1-2 of 5 nodes crashed for 5-15 s at a "
+             "time) under partitions, loss and duplication; half the requests strict, half "
+             "sloppy; hot and 94 cold keys",
+             outage_options("outage,partition,loss,dup", 0)},
+            {"outage-replay",
+             "outages of n3-n5 only (1-2 at a time, 5-15 s), clients on n1 and n2, no other "
+             "fault: the home replicas must converge from hint replay alone, judged before "
+             "any read of the simulator's",
+             outage_options("outage", 2)},
         };
         for (auto& preset : p) preset.options.preset = preset.name;
         return p;
@@ -173,6 +213,9 @@ std::string replay_command(const SimOptions& o) {
            permille("--rewrite-permille", o.rewrite_permille) +
            permille("--retry-permille", o.retry_permille) +
            permille("--duplicate-permille", o.duplicate_permille) +
+           permille("--strict-permille", o.strict_permille) +
+           (o.hinted_handoff ? "" : " --hinted-handoff false") +
+           (o.steady_nodes == 0 ? "" : " --steady-nodes " + std::to_string(o.steady_nodes)) +
            (o.blind_deletes ? "" : " --no-blind-deletes") +
            (o.gossip ? " --gossip --joins " + std::to_string(o.joins) + " --leaves " +
                            std::to_string(o.leaves) +
@@ -196,8 +239,11 @@ Status validate(const SimOptions& o) {
                       "seeds must be 1..nodes - joins (the seeds start first)");
     if (o.seeds > 1 && !o.gossip)
         return Status(ErrorCode::invalid_argument, "seeds need gossip membership (--gossip)");
+    if (o.steady_nodes >= o.nodes - o.joins)
+        return Status(ErrorCode::invalid_argument,
+                      "steady nodes must be fewer than the nodes that start first");
     if (o.hot_permille > 1000 || o.rewrite_permille > 1000 || o.retry_permille > 1000 ||
-        o.duplicate_permille > 1000)
+        o.duplicate_permille > 1000 || o.strict_permille > 1000)
         return Status(ErrorCode::invalid_argument, "a permille is at most 1000");
     return {};
 }
@@ -224,6 +270,20 @@ constexpr uint64_t kCommitBatchMsMax = 20;
 // diskfail: how long a store's commits keep failing.
 constexpr uint64_t kDiskFailMsMin = 20;
 constexpr uint64_t kDiskFailMsMax = 1000;
+// outage: how long a node stays down, the gap before the next outage begins,
+// and how many nodes may be down at once (one or two: of 5 nodes with n = 3,
+// both may be home replicas of a key, which then has one home up).
+constexpr uint64_t kOutageMsMin = 5000;
+constexpr uint64_t kOutageMsMax = 15000;
+constexpr uint64_t kOutageGapMsMin = 500;
+constexpr uint64_t kOutageGapMsMax = 4000;
+constexpr size_t kOutageDownMax = 2;
+// Quiet phase: every node's hints must drain (replayed to their targets and
+// confirmed durable) within this long after the faults stop and the membership
+// settles; far above the replay's own pace (a batch per target in flight, at
+// thousands of keys a second), so missing it means stuck, not slow.
+constexpr uint64_t kHintDrainMsMax = 60'000;
+constexpr uint64_t kHintCheckMs = 100;
 // After the faults stop: peers must be heard again (peer_down_after_ms) before
 // the repair reads at `all` can reach every replica.
 constexpr uint64_t kSettleMs = 5000;
@@ -313,6 +373,11 @@ class Run {
     void inject_loss();
     void inject_dup();
     void inject_diskfail();
+    // outage: takes one or two nodes down for a long stretch, then schedules the next.
+    void outage_step();
+    bool crashable(size_t node) const { return node >= options_.steady_nodes; }
+    // A random started node a client sends to (only steady nodes when there are any).
+    uint32_t pick_coordinator();
     void apply_partitions();
     void stop_faults();
 
@@ -321,6 +386,11 @@ class Run {
     void record_membership();
     // Every key's home replicas' stored objects, straight from their stores.
     FinalState collect_stores();
+    // Every object every node stores, data and hints (for the dot_reuse rule).
+    std::vector<StoredCopy> collect_copies();
+    // Waits, bounded, until no node holds a hint; empty if so, else which
+    // nodes still hold how many.
+    std::string wait_for_hints(uint64_t ms_max);
 
     SimOptions options_;
     Cluster cluster_;
@@ -332,6 +402,7 @@ class Run {
     std::map<uint64_t, std::vector<std::pair<size_t, size_t>>> partitions_;
     uint32_t loss_periods_active_ = 0;
     uint32_t dup_periods_active_ = 0;
+    std::set<size_t> out_;       // nodes an outage holds down
     std::vector<bool> started_;  // false for a late node not started yet
     std::vector<size_t> started_list_;
     // Members sent a LeaveRequest (counted as leaving from then on), and those
@@ -352,6 +423,7 @@ ClusterOptions cluster_options(const SimOptions& o) {
     c.seed = o.seed;
     c.nodes = o.nodes;
     c.node_config.n_replicas = o.n_replicas;
+    c.node_config.hinted_handoff = o.hinted_handoff;
     c.trace_to_stderr = o.trace;
     if (o.gossip) {
         for (uint32_t s = 1; s <= o.seeds; ++s)
@@ -445,13 +517,14 @@ void Run::issue(Client& c, OpKind kind, const std::string& key, std::optional<st
     e.client = c.id;
     // Any started node coordinates, left ones included (a left node keeps
     // running and still coordinates; it only stops being a replica).
-    e.node = static_cast<uint32_t>(started_list_[uniform(0, started_list_.size() - 1)]);
+    e.node = pick_coordinator();
     e.kind = kind;
     e.key = key;
     e.context = std::move(context);
     e.context_from = context_from;
     e.retry_of = retry_of;
     e.level = random_level();
+    e.strict = chance_permille(options_.strict_permille);
     e.start_ms = cluster_.now_ms();
     ++c.seq;
     // Unique across the run, so the checker can tell every write apart.
@@ -461,7 +534,7 @@ void Run::issue(Client& c, OpKind kind, const std::string& key, std::optional<st
     }
     c.request_id = (uint64_t{c.id} << 32) | c.seq;
     c.entry = static_cast<int64_t>(e.index);
-    const proto::Consistency cl{e.level, 0, false};
+    const proto::Consistency cl{e.level, 0, e.strict};
     node::Message request;
     switch (kind) {
         case OpKind::get:
@@ -480,7 +553,7 @@ void Run::issue(Client& c, OpKind kind, const std::string& key, std::optional<st
         // The same request, same id, to a second coordinator at the same time:
         // a client library that fails over without waiting, or a proxy that
         // resends. The client takes the first reply.
-        e.also_sent_to = static_cast<uint32_t>(started_list_[uniform(0, started_list_.size() - 1)]);
+        e.also_sent_to = pick_coordinator();
         cluster_.client_send(*e.also_sent_to, c.name, request);
     }
     result_.history.entries.push_back(std::move(e));
@@ -491,6 +564,13 @@ void Run::issue(Client& c, OpKind kind, const std::string& key, std::optional<st
         Client& cl = clients_[ci];
         if (cl.request_id == request_id) complete(cl, nullptr);
     });
+}
+
+uint32_t Run::pick_coordinator() {
+    if (options_.steady_nodes == 0)
+        return static_cast<uint32_t>(started_list_[uniform(0, started_list_.size() - 1)]);
+    // Steady nodes start first (validate), so they are the list's first entries.
+    return static_cast<uint32_t>(started_list_[uniform(0, options_.steady_nodes - 1)]);
 }
 
 void Run::on_reply(const std::string& client, const node::Message& m) {
@@ -525,12 +605,14 @@ void Run::complete(Client& c, const node::Message* reply) {
         e.code = g->code;
         e.values = g->values;
         e.context_returned = g->context;
+        e.stand_in_used = g->info.stand_in_used;
         e.outcome = g->code == ErrorCode::ok          ? Outcome::ok
                     : g->code == ErrorCode::not_found ? Outcome::not_found
                                                       : Outcome::failed;
     } else if (const auto* w = std::get_if<proto::WriteResponse>(reply)) {
         e.code = w->code;
         e.context_returned = w->context;
+        e.stand_in_used = w->info.stand_in_used;
         e.outcome = w->code == ErrorCode::ok ? Outcome::ok : Outcome::failed;
     } else if (const auto* err = std::get_if<proto::ErrorResponse>(reply)) {
         e.code = err->code;
@@ -651,16 +733,22 @@ void Run::apply_partitions() {
 void Run::inject_crash() {
     // Joining and leaving members too: their transfers must survive a crash.
     std::vector<size_t> up;
+    size_t up_count = 0;
     for (size_t i : started_list_) {
-        if (cluster_.is_up(i)) up.push_back(i);
+        if (!cluster_.is_up(i)) continue;
+        ++up_count;
+        if (crashable(i)) up.push_back(i);
     }
     // Keep a majority of the started nodes up, or most requests would only fail.
     const size_t started = started_list_.size();
-    if (up.size() * 2 <= started + 1 && up.size() < started) return;
+    if (up.empty() || (up_count * 2 <= started + 1 && up_count < started)) return;
     const size_t victim = up[uniform(0, up.size() - 1)];
     cluster_.crash(victim);
     ++result_.faults.crashes;
-    cluster_.at(uniform(kFaultMsMin, kFaultMsMax), [this, victim] { cluster_.restart(victim); });
+    cluster_.at(uniform(kFaultMsMin, kFaultMsMax), [this, victim] {
+        // An outage that took the node down since holds it down.
+        if (!out_.count(victim)) cluster_.restart(victim);
+    });
 }
 
 void Run::inject_pause() {
@@ -687,6 +775,38 @@ void Run::inject_dup() {
     });
 }
 
+void Run::outage_step() {
+    if (stopping_) return;
+    std::vector<size_t> candidates;
+    size_t up_count = 0;
+    for (size_t i : started_list_) {
+        if (!cluster_.is_up(i)) continue;
+        ++up_count;
+        if (crashable(i) && !out_.count(i)) candidates.push_back(i);
+    }
+    // At most kOutageDownMax down at once, and a majority of the started nodes up.
+    const size_t started = started_list_.size();
+    size_t room = std::min(kOutageDownMax - std::min(kOutageDownMax, out_.size()),
+                           up_count > started / 2 + 1 ? up_count - (started / 2 + 1) : 0);
+    room = std::min(room, candidates.size());
+    if (room > 0) {
+        const size_t victims = uniform(1, room);
+        for (size_t v = 0; v < victims; ++v) {
+            const size_t pick = uniform(0, candidates.size() - 1);
+            const size_t victim = candidates[pick];
+            candidates.erase(candidates.begin() + static_cast<std::ptrdiff_t>(pick));
+            cluster_.crash(victim);
+            out_.insert(victim);
+            ++result_.faults.outages;
+            cluster_.at(uniform(kOutageMsMin, kOutageMsMax), [this, victim] {
+                out_.erase(victim);
+                cluster_.restart(victim);
+            });
+        }
+    }
+    cluster_.at(uniform(kOutageGapMsMin, kOutageGapMsMax), [this] { outage_step(); });
+}
+
 void Run::inject_diskfail() {
     std::vector<size_t> up;
     for (size_t i : started_list_) {
@@ -708,6 +828,7 @@ void Run::stop_faults() {
     dup_periods_active_ = 0;
     cluster_.unpause_all();
     for (size_t i = 0; i < cluster_.size(); ++i) cluster_.fail_commits(i, 0);
+    out_.clear();
     for (size_t i : started_list_) cluster_.restart(i);
 }
 
@@ -894,7 +1015,7 @@ void Run::repair_reads() {
                 cluster_.client_send(
                     node, kRepairClient,
                     proto::GetRequest{repair_request_id_, key,
-                                      proto::Consistency{proto::Level::all, 0, false},
+                                      proto::Consistency{proto::Level::all, 0, true},
                                       kRepairDeadlineMs});
                 cluster_.run_until([&] { return repair_reply_.has_value(); },
                                    kRepairDeadlineMs + 1000);
@@ -959,6 +1080,61 @@ FinalState Run::collect_stores() {
     return out;
 }
 
+std::vector<StoredCopy> Run::collect_copies() {
+    std::vector<StoredCopy> out;
+    for (size_t i = 0; i < cluster_.size(); ++i) {
+        for (node::Space space : {node::Space::data, node::Space::hints}) {
+            Status scanned = cluster_.store(i).scan(
+                space, "", std::numeric_limits<size_t>::max(),
+                [&](std::string_view stored_key, std::string_view value) {
+                    StoredCopy copy;
+                    copy.node_id = cluster_.node_id(i);
+                    if (space == node::Space::data) {
+                        copy.key = std::string(stored_key);
+                    } else {
+                        auto split = node::split_hint_key(stored_key);
+                        assert(split && "a node stored a malformed hint key");
+                        if (!split) return true;
+                        copy.hint_for = std::move(split->first);
+                        copy.key = std::move(split->second);
+                    }
+                    auto object = node::decode_object(value);
+                    assert(object.ok() && "a node stored an undecodable object");
+                    if (!object.ok()) return true;
+                    copy.object = std::move(object.value());
+                    out.push_back(std::move(copy));
+                    return true;
+                });
+            assert(scanned.ok());
+            (void)scanned;
+        }
+    }
+    return out;
+}
+
+std::string Run::wait_for_hints(uint64_t ms_max) {
+    auto held = [this] {
+        uint64_t keys = 0;
+        for (size_t i : started_list_) {
+            if (cluster_.is_up(i)) keys += cluster_.node(i).hints_held().keys;
+        }
+        return keys;
+    };
+    result_.hints_at_quiet = held();
+    const uint64_t from_ms = cluster_.now_ms();
+    while (held() > 0 && cluster_.now_ms() < from_ms + ms_max) cluster_.run_for(kHintCheckMs);
+    result_.hint_drain_ms = cluster_.now_ms() - from_ms;
+    std::string out;
+    for (size_t i : started_list_) {
+        if (!cluster_.is_up(i)) continue;  // the membership wait names it
+        const node::HintSummary h = cluster_.node(i).hints_held();
+        if (h.keys == 0) continue;
+        out += (out.empty() ? "" : ", ") + cluster_.node_id(i) + " holds " +
+               std::to_string(h.keys) + " hints (" + std::to_string(h.bytes) + " bytes)";
+    }
+    return out;
+}
+
 SimResult Run::go() {
     const auto real_start = std::chrono::steady_clock::now();
     if (options_.gossip) {
@@ -972,6 +1148,8 @@ SimResult Run::go() {
         cluster_.at(uniform(0, 50), [this, ci] { start_next(clients_[ci]); });
     }
     cluster_.at(uniform(kFaultGapMsMin, kFaultGapMsMax), [this] { nemesis_step(); });
+    if (options_.faults.outage)
+        cluster_.at(uniform(kOutageGapMsMin, kOutageGapMsMax), [this] { outage_step(); });
     if (options_.gossip) schedule_membership();
     cluster_.run_for(options_.duration_s * 1000);
     stopping_ = true;
@@ -987,12 +1165,19 @@ SimResult Run::go() {
         if (!result_.membership.settled) unsettled = membership_problem();
     }
     record_membership();
+    // Hints are the node's own repair: the stores are judged once every node
+    // has replayed what it holds (a hinted copy is durable, but on a node that
+    // is not a home replica of its key).
+    const std::string hints_left = wait_for_hints(kHintDrainMsMax);
+    result_.hints_drained = hints_left.empty();
     // The stores are judged as the node left them: before any read of the
     // simulator's own repairs what the node failed to replicate.
     result_.final_state = collect_stores();
+    result_.copies_before_reads = collect_copies();
     repair_reads();
     cluster_.run_for(1000);
     result_.stores_after_reads = collect_stores();
+    result_.copies_after_reads = collect_copies();
     result_.simulated_ms = cluster_.now_ms();
     result_.network = cluster_.network_stats();
     result_.digest = digest(result_.history);
@@ -1011,15 +1196,25 @@ SimResult Run::go() {
                                                    std::to_string(kMembershipSettleMsMax / 1000) +
                                                    " s: " + unsettled});
     }
+    if (!hints_left.empty()) {
+        result_.violations.push_back(Violation{ViolationKind::hints_not_drained,
+                                               "",
+                                               {},
+                                               "hints not replayed within " +
+                                                   std::to_string(kHintDrainMsMax / 1000) +
+                                                   " s of quiet: " + hints_left});
+    }
     CheckInput input;
     input.write_effect_window_ms = result_.write_effect_window_ms;
     input.settled = unsettled.empty();
     input.stores_before_reads = result_.final_state;
     input.final_reads = result_.final_reads;
     input.stores_after_reads = result_.stores_after_reads;
-    // Left off: read repair is the node's only repair, so replicas may differ
-    // until something reads. Hinted handoff and anti-entropy turn it on.
-    input.convergence_before_reads = false;
+    input.copies_before_reads = result_.copies_before_reads;
+    input.copies_after_reads = result_.copies_after_reads;
+    // Only where sound: in general a replica may miss a version no hint covers
+    // until a read repairs it (convergence_judgeable).
+    input.convergence_before_reads = convergence_judgeable(options_);
     CheckReport report = check(result_.history, input);
     for (auto& v : report.violations) result_.violations.push_back(std::move(v));
     result_.check_stats = std::move(report.stats);
@@ -1029,6 +1224,26 @@ SimResult Run::go() {
 }
 
 }  // namespace
+
+bool convergence_judgeable(const SimOptions& o) {
+    // Why each condition (docs/SIMULATOR.md, "Convergence"):
+    //  - hinted handoff: without it nothing but reads repairs a replica;
+    //  - clients only on steady nodes: a coordinator keeps a hint for every home
+    //    replica that did not acknowledge when its write finishes; one that
+    //    crashes first loses them, and the version stays on fewer homes;
+    //  - crash and outage faults only: a crash drops messages in flight *to* the
+    //    node (the coordinator then keeps a hint), never a reply it already
+    //    sent, and every step commits at once, so a minting replica's reply
+    //    always reaches the (living) coordinator. Loss and partitions can drop
+    //    that reply (a version no coordinator learns of, hinted nowhere);
+    //    pauses and skew can delay it past the coordinator's deadline; unsynced
+    //    commits and failing disks lose or stop a step after its mint;
+    //  - static membership: a range moving under a write is not hinted.
+    FaultSet allowed;
+    allowed.crash = o.faults.crash;
+    allowed.outage = o.faults.outage;
+    return o.hinted_handoff && o.steady_nodes > 0 && !o.gossip && o.faults == allowed;
+}
 
 uint64_t write_effect_window_ms(const ClusterOptions& c, uint64_t longest_pause_ms) {
     const uint64_t latency_ms = std::max(c.latency_ms_max, c.latency_tail_ms_max);
@@ -1071,7 +1286,7 @@ std::string summary(const SimOptions& o, const SimResult& r, size_t violations_s
     const auto& f = r.faults;
     out += "faults: partitions=" + std::to_string(f.partitions) + " (one-way " +
            std::to_string(f.one_way_partitions) + ") crashes=" + std::to_string(f.crashes) +
-           " pauses=" + std::to_string(f.pauses) +
+           " outages=" + std::to_string(f.outages) + " pauses=" + std::to_string(f.pauses) +
            " loss-periods=" + std::to_string(f.loss_periods) +
            " dup-periods=" + std::to_string(f.dup_periods) +
            " disk-failures=" + std::to_string(f.disk_failures) + " (fail-stops " +
@@ -1097,6 +1312,9 @@ std::string summary(const SimOptions& o, const SimResult& r, size_t violations_s
            " duplicated=" + std::to_string(n.messages_duplicated) +
            " to-dead=" + std::to_string(n.messages_to_dead) +
            " commit-batches-lost-in-crashes=" + std::to_string(n.commits_lost) + "\n";
+    out += "hints: " + std::to_string(r.hints_at_quiet) + " held when the faults stopped, " +
+           (r.hints_drained ? "drained" : "NOT drained") + " in " +
+           std::to_string(r.hint_drain_ms) + " ms\n";
     out += "final reads failed: " + std::to_string(r.final_reads_failed) + "\n";
     out += "checker (write effect window " + std::to_string(r.write_effect_window_ms) +
            " ms, longest pause " + std::to_string(n.longest_pause_ms) + " ms):\n";

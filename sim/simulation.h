@@ -36,9 +36,14 @@ struct FaultSet {
     // Commits are batched over up to kCommitBatchMsMax, so a crash loses the
     // steps staged since the last commit (and the replies they held back).
     bool unsynced = false;
+    // Long outages (not in "all"): one or two nodes at a time, never a steady
+    // node (SimOptions::steady_nodes), are crashed for kOutageMsMin-kOutageMsMax
+    // and then restarted, so home replicas stay down for long stretches and
+    // sloppy quorums and hint replay carry the writes meant for them.
+    bool outage = false;
     bool operator==(const FaultSet&) const = default;
 };
-// "all", "none", or a comma-separated list of the names above.
+// "all" (every fault but outage), "none", or a comma-separated list of the names above.
 Result<FaultSet> parse_faults(std::string_view list);
 std::string faults_text(const FaultSet& faults);
 
@@ -65,6 +70,19 @@ struct SimOptions {
     // at random (possibly the same node again) with this chance.
     uint32_t duplicate_permille = 0;
     uint32_t n_replicas = 3;
+    // Share of gets, puts and deletes sent with Consistency::strict (counting
+    // home replicas only), per mille; recorded in each history entry. The
+    // simulator's final reads are always strict.
+    uint32_t strict_permille = 0;
+    // NodeConfig::hinted_handoff of every node: off, every request is strict
+    // and no node keeps hints.
+    bool hinted_handoff = true;
+    // The first steady_nodes nodes are never crashed (by crash or outage) and,
+    // when non-zero, the only ones clients send to: every coordinator lives
+    // through the run, so none loses the hints it keeps for replicas that did
+    // not acknowledge (what makes convergence from hint replay alone checkable:
+    // convergence_judgeable below).
+    uint32_t steady_nodes = 0;
     // Deletes without a context (4% of operations). Off works around the known
     // node bug in docs/SIMULATOR.md ("Known bugs"): a duplicated replica write of
     // such a delete re-applies after the acknowledgement.
@@ -99,6 +117,7 @@ struct FaultCounts {
     uint64_t partitions = 0;
     uint64_t one_way_partitions = 0;
     uint64_t crashes = 0;
+    uint64_t outages = 0;  // nodes taken down by an outage
     uint64_t pauses = 0;
     uint64_t loss_periods = 0;
     uint64_t dup_periods = 0;
@@ -127,6 +146,16 @@ struct SimResult {
     // The final reads (every key at `all` through every node), and the stores after them.
     std::vector<FinalRead> final_reads;
     FinalState stores_after_reads;
+    // Every object every node stored, data and hints, before and after the
+    // final reads (the dot_reuse rule).
+    std::vector<StoredCopy> copies_before_reads;
+    std::vector<StoredCopy> copies_after_reads;
+    // The quiet phase's wait for every node's hints to drain: how long it took
+    // (hints_drained false: it gave up after kHintDrainMsMax), and the hints
+    // held when the faults stopped, over all nodes.
+    bool hints_drained = true;
+    uint64_t hint_drain_ms = 0;
+    uint64_t hints_at_quiet = 0;
     // How late a write that was not acknowledged may still take effect
     // (write_effect_window_ms below), and the longest pause it was computed from.
     uint64_t write_effect_window_ms = 0;
@@ -160,6 +189,14 @@ SimResult run_simulation(const SimOptions& options);
 // overlap extend each other, so the run's longest unbroken pause is measured
 // (NetworkStats::longest_pause_ms) rather than taken from the nemesis's limit.
 uint64_t write_effect_window_ms(const ClusterOptions& cluster, uint64_t longest_pause_ms);
+// Whether the run's options make full convergence of the home replicas
+// checkable before any read of the simulator's (CheckInput::
+// convergence_before_reads): hinted handoff on, static membership, only crash
+// and outage faults, and clients that talk only to steady nodes. Under them
+// every version a coordinator learns of reaches every home replica through a
+// merge or a durable hint, and no version is minted that no coordinator
+// learns of (docs/SIMULATOR.md, "Convergence").
+bool convergence_judgeable(const SimOptions& options);
 // The kvsim command line that replays `options` exactly.
 std::string replay_command(const SimOptions& options);
 // A human-readable summary (what kvsim prints).

@@ -22,6 +22,9 @@ HistoryEntry op(OpKind kind, const std::string& key, proto::Level level, uint64_
     e.start_ms = start_ms;
     e.end_ms = end_ms;
     e.outcome = outcome;
+    // Strict unless a case says otherwise: the quorum-intersection rules bind
+    // only strict pairs (the cases below on sloppy requests turn it off).
+    e.strict = true;
     if (outcome == Outcome::failed || outcome == Outcome::indeterminate)
         e.code = ErrorCode::timeout;
     return e;
@@ -486,8 +489,10 @@ TEST_CASE(
     CHECK(counted.stats.at("divergence (before reads)").checked == 1);
     CHECK(counted.stats.at("divergence (before reads)").violated == 0);
     CHECK(counted.stats.at("divergence (before reads)")
-              .excused.at("replicas differ; only reads repair them today") == 1);
-    // ... and must not once hinted handoff and anti-entropy switch the check on.
+              .excused.at(
+                  "replicas differ; the run does not make convergence before reads judgeable") ==
+          1);
+    // ... and must not where the run makes it judgeable (hint replay alone).
     in.convergence_before_reads = true;
     CHECK(of_kind(check(h, in), ViolationKind::divergence).size() == 1);
     // A replica holding nothing differs from one holding a tombstone.
@@ -505,4 +510,111 @@ TEST_CASE("history digests differ when any recorded detail differs") {
     b = a;
     b.entries[1].values = {"v2"};
     CHECK(digest(a) != digest(b));
+    b = a;
+    b.entries[0].strict = !b.entries[0].strict;
+    CHECK(digest(a) != digest(b));
+    b = a;
+    b.entries[1].stand_in_used = true;
+    CHECK(digest(a) != digest(b));
+}
+
+TEST_CASE("checker: quorums bind a read to a write only when both were strict") {
+    // A quorum get after a quorum put that misses it: stale when both were strict.
+    std::vector<HistoryEntry> e = {put("v1", Level::quorum, 0, 10), get({}, Level::quorum, 20, 30)};
+    REQUIRE(of_kind(check(history(e), history_only()), ViolationKind::stale_read).size() == 1);
+    // A sloppy put may sit on stand-ins a strict get never asks; a sloppy get
+    // may count stand-ins that hold no hint of the key. Counted, excused.
+    const std::string reason =
+        "the get or the put was not strict (the put may sit on stand-ins the get did not ask)";
+    for (size_t sloppy : {0, 1}) {
+        std::vector<HistoryEntry> s = e;
+        s[sloppy].strict = false;
+        const CheckReport r = check(history(s), history_only());
+        CHECK(r.violations.empty());
+        CHECK(r.stats.at("stale_read").checked == 1);
+        CHECK(r.stats.at("stale_read").excused.at(reason) == 1);
+    }
+    // Resurrection through a get: v2 (context of a get that saw v1) at quorum,
+    // then a quorum get returning v1 again.
+    std::vector<HistoryEntry> res = {put("v1", Level::one, 0, 10), get({"v1"}, Level::one, 20, 30),
+                                     put("v2", Level::quorum, 40, 50, 1),
+                                     get({"v1"}, Level::quorum, 60, 70)};
+    REQUIRE(of_kind(check(history(res), history_only()), ViolationKind::resurrection).size() == 1);
+    for (size_t sloppy : {2, 3}) {
+        std::vector<HistoryEntry> s = res;
+        s[sloppy].strict = false;
+        const CheckReport r = check(history(s), history_only());
+        CHECK(r.violations.empty());
+        CHECK(r.stats.at("resurrection (puts)")
+                  .excused.at("read again only by a get or after a write that was not strict "
+                              "(stand-ins may have served)") == 1);
+    }
+    // The final reads (strict, at all, after every hint was replayed) still
+    // bind a sloppy write: one returning v1 is a resurrection.
+    res[2].strict = false;
+    res.pop_back();
+    CheckInput in = settled(object_with({"v2"}));
+    in.final_reads[1] = final_read(1, {"v1", "v2"});
+    CHECK(of_kind(check(history(res), in), ViolationKind::resurrection).size() == 1);
+}
+
+TEST_CASE("checker: a blind delete surely removed a put at all only when both were strict") {
+    const History strict = history(
+        {put("v1", Level::all, 0, 10), del(kNoOp, 20, 30), get({"v1"}, Level::quorum, 40, 50)});
+    REQUIRE(of_kind(check(strict, history_only()), ViolationKind::resurrection).size() == 1);
+    // A sloppy put at all may be held by stand-ins, not by the delete's minting
+    // home; a sloppy delete may be minted by a stand-in that held nothing of it.
+    for (size_t sloppy : {0, 1}) {
+        History h = strict;
+        h.entries[sloppy].strict = false;
+        CHECK(check(h, history_only()).violations.empty());
+    }
+}
+
+namespace {
+StoredCopy copy_of(const std::string& node_id, std::optional<std::string> hint_for,
+                   node::Object object) {
+    return StoredCopy{node_id, "k", std::move(hint_for), std::move(object)};
+}
+}  // namespace
+
+TEST_CASE("checker: no two different values of a key ever carry the same dot") {
+    const History h = history({put("v1", Level::one, 0, 10), put("v2", Level::one, 20, 30)});
+    // Clean: one dot per value, the same version in a home's data and in a
+    // stand-in's hint for another home, before and after the reads.
+    node::Object both = object_with({"v1", "v2"});
+    CheckInput in = settled(both);
+    in.copies_before_reads = {copy_of("n1", std::nullopt, both),
+                              copy_of("n4", "n2", object_with({"v1"}))};
+    in.copies_after_reads = {copy_of("n1", std::nullopt, both), copy_of("n2", std::nullopt, both)};
+    CheckReport r = check(h, in);
+    CHECK(r.violations.empty());
+    CHECK(r.stats.at("dot_reuse").checked == 2);  // (k, a:1) and (k, a:2)
+    CHECK(r.stats.at("dot_reuse").passed == 2);
+    // Forged: a stand-in's hint carries v2 under the dot a:1 that n1's data
+    // gives v1 (a mint that reused a dot). Flagged once, naming both copies.
+    node::Object forged;
+    forged.siblings.push_back(node::Sibling{node::Dot{"a", 1}, "v2"});
+    forged.context.set("a", 1);
+    in.copies_before_reads[1] = copy_of("n4", "n2", forged);
+    r = check(h, in);
+    auto v = of_kind(r, ViolationKind::dot_reuse);
+    REQUIRE(v.size() == 1);
+    CHECK(v[0].key == "k");
+    CHECK(v[0].what.find("a:1") != std::string::npos);
+    CHECK(v[0].what.find("n4's hint for n2") != std::string::npos);
+    CHECK(r.stats.at("dot_reuse").violated == 1);
+    // A value and a tombstone under one dot, across the two collections.
+    in.copies_before_reads[1] = copy_of("n4", "n2", object_with({"v1"}));
+    in.copies_after_reads[1] = copy_of("n2", std::nullopt, object_with({std::nullopt}));
+    v = of_kind(check(h, in), ViolationKind::dot_reuse);
+    REQUIRE(v.size() == 1);
+    CHECK(v[0].what.find("<tombstone>") != std::string::npos);
+    CHECK(v[0].what.find("after the final reads") != std::string::npos);
+    // Different keys may carry the same dot (a dot is per key's history).
+    in = settled(both);
+    StoredCopy other = copy_of("n1", std::nullopt, object_with({"v9"}));
+    other.key = "k2";
+    in.copies_before_reads = {copy_of("n1", std::nullopt, both), other};
+    CHECK(of_kind(check(h, in), ViolationKind::dot_reuse).empty());
 }
