@@ -24,15 +24,21 @@
 //    in the may past of a write known to have taken effect (acknowledged ok,
 //    its value read or stored, or, for a delete, a tombstone is stored);
 //  - resurrection: a value in the must past of a write acknowledged at level w
-//    returned by a get at level r (r + w > n) that started after that
-//    acknowledgement, by any final read, or held by a store after the reads;
+//    returned by a get at level r (r + w > n, both strict) that started after
+//    that acknowledgement, by any final read (strict, at all, after the hints
+//    drained), or held by a store after the reads;
 //  - stale_read: a get answered at level r that started after a put was
-//    acknowledged at level w, r + w > n, returns neither that put's value nor
-//    follows a write (started before the get ended) whose may past holds it;
+//    acknowledged at level w, r + w > n, both strict, returns neither that
+//    put's value nor follows a write (started before the get ended) whose may
+//    past holds it. Quorums intersect only among home replicas: a sloppy write
+//    may sit on stand-ins a strict read never asks;
+//  - dot_reuse: two different values (or a value and a tombstone) of one key
+//    carry the same dot anywhere: any node's data or hints, before or after
+//    the final reads;
 //  - final_read_failed: a final read at `all` that never succeeded;
 //  - divergence: the home replicas of a key hold different objects after the
 //    final reads (and before them too when convergence_before_reads is on);
-//  - unsettled (found by the simulation, not here).
+//  - unsettled, hints_not_drained (found by the simulation, not here).
 // Contract with the workload: every put writes a value no other put of the run
 // writes (sim/history.h), and a write's effect window starts when its client
 // first sent it. A client retry is a history entry of its own (retry_of) with

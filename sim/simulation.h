@@ -1,7 +1,8 @@
 // One simulator run: a cluster (sim/cluster.h) of the real Node, a workload of
 // simulated clients recording a history (sim/history.h), a nemesis injecting the
 // chosen faults for `duration_s`, then a quiet phase (faults undone, network
-// healed, every crashed node restarted; the home replicas' stores collected;
+// healed, every crashed node restarted; a bounded wait until every node's
+// hints are replayed; the home replicas' stores collected;
 // then every key read at `all` through every node, which read-repairs the
 // replicas, and the stores collected again) and the checker (sim/checker.h).
 // With gossip membership the nemesis also changes the membership (nodes join

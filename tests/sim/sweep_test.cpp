@@ -1,26 +1,44 @@
 // The larger sweep (label "sweep"): fresh seeds of 5 nodes under every fault,
-// each run twice with the digests compared. KV_SIM_SWEEP_SEEDS overrides the count.
+// and fixed plus fresh seeds of the outage presets (sloppy quorums, hint
+// replay), each run twice with the digests compared. KV_SIM_SWEEP_SEEDS
+// overrides the count of `default` seeds; the outage presets run a twentieth
+// and a fortieth of it (a run of theirs costs 5-15 of `default`'s: they do
+// thousands of operations where `default`'s faults leave a few hundred).
 #include <catch2/catch.hpp>
 
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <vector>
 
 #include "sim/simulation.h"
 
 using namespace kv;
 
-TEST_CASE("a sweep of fresh seeds under every fault passes, each replaying to the same digest") {
+namespace {
+
+int default_count() {
     const char* sfx = std::getenv("KV_VARIANT_SUFFIX");
     const bool sanitized = sfx != nullptr && std::string(sfx) == "_asan";
     int count = sanitized ? 20 : 200;
     if (const char* env = std::getenv("KV_SIM_SWEEP_SEEDS")) count = std::atoi(env);
+    return count;
+}
+
+// Runs the fixed seeds, then `fresh` seeds from std::random_device, each twice;
+// prints the replay command and summary of every failing seed. Returns failures.
+int sweep(const std::string& preset, const std::vector<uint64_t>& fixed, int fresh) {
+    const sim::Preset* p = sim::find_preset(preset);
+    REQUIRE(p != nullptr);
+    std::vector<uint64_t> seeds = fixed;
     const uint64_t base = std::random_device{}();
-    std::printf("sweep: %d fresh seeds from %llu\n", count, static_cast<unsigned long long>(base));
+    for (int i = 0; i < fresh; ++i) seeds.push_back(base + static_cast<uint64_t>(i));
+    std::printf("sweep %s: %zu fixed seeds, %d fresh seeds from %llu\n", preset.c_str(),
+                fixed.size(), fresh, static_cast<unsigned long long>(base));
     int failed = 0;
-    for (int i = 0; i < count; ++i) {
-        sim::SimOptions o = sim::find_preset("default")->options;
-        o.seed = base + static_cast<uint64_t>(i);
+    for (uint64_t seed : seeds) {
+        sim::SimOptions o = p->options;
+        o.seed = seed;
         const sim::SimResult first = sim::run_simulation(o);
         const sim::SimResult second = sim::run_simulation(o);
         if (first.violations.empty() && first.digest == second.digest &&
@@ -31,5 +49,17 @@ TEST_CASE("a sweep of fresh seeds under every fault passes, each replaying to th
                     sim::summary(o, first).c_str());
         if (first.digest != second.digest) std::printf("  nondeterministic: digests differ\n");
     }
-    CHECK(failed == 0);
+    return failed;
+}
+
+}  // namespace
+
+TEST_CASE("a sweep of fresh seeds under every fault passes, each replaying to the same digest") {
+    CHECK(sweep("default", {}, default_count()) == 0);
+}
+
+TEST_CASE("sweeps of the outage presets pass, each seed replaying to the same digest") {
+    const int count = default_count();
+    CHECK(sweep("outage", {1, 2}, count / 20) == 0);
+    CHECK(sweep("outage-replay", {1}, count / 40) == 0);
 }
