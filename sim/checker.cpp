@@ -25,6 +25,8 @@ std::string_view violation_name(ViolationKind kind) {
             return "dot_reuse";
         case ViolationKind::hints_not_drained:
             return "hints_not_drained";
+        case ViolationKind::ack_copies:
+            return "ack_copies";
     }
     return "?";
 }
@@ -42,6 +44,7 @@ constexpr const char* kResurrectionDeletes = "resurrection (deletes)";
 constexpr const char* kFinalReads = "final_read_failed";
 constexpr const char* kConvergence = "divergence";
 constexpr const char* kDotReuse = "dot_reuse";
+constexpr const char* kAckCopies = "ack_copies";
 // Judged only with CheckInput::convergence_before_reads; else differing keys
 // are counted as excused.
 constexpr const char* kConvergenceBeforeReads = "divergence (before reads)";
@@ -349,7 +352,8 @@ class Checker {
                 for (const auto& v : r.values) obs_.values_seen.insert(v);
             }
         }
-        for (const char* rule : {kStaleRead, kResurrectionPuts, kResurrectionDeletes, kDotReuse})
+        for (const char* rule :
+             {kStaleRead, kResurrectionPuts, kResurrectionDeletes, kDotReuse, kAckCopies})
             report_.stats[rule];
         if (in.settled) {
             for (const char* rule : {kLostBeforeReads, kLostFinalReads, kFinalReads, kConvergence})
@@ -364,6 +368,7 @@ class Checker {
         for (const auto& [key, k] : model_.keys()) stale_reads(k);
         for (const auto& [key, k] : model_.keys()) resurrections(key, k);
         dot_reuse();
+        ack_copies();
         if (in_.settled) {
             final_reads_failed();
             convergence(in_.stores_after_reads, "after the final reads", kConvergence, true);
@@ -701,6 +706,37 @@ class Checker {
                                       sibling_text(sib.value) + " in " + where(c, when)});
                 }
             }
+        }
+    }
+
+    // An acknowledgement at w promises w replicas (home replicas, or stand-ins
+    // with a hint, when not strict) made the version durable before it was
+    // sent. Counted by the simulator when the client got it: nodes whose data
+    // or hints hold the value or a context covering its dot (a later write
+    // may already have superseded it there; a replay may have moved a hint to
+    // its target, which then holds it). Catches a coordinator that counts an
+    // acknowledgement it did not get, or one twice: sloppy writes promise no
+    // read-your-writes, so no read-side rule sees that.
+    void ack_copies() {
+        RuleStats& stats = report_.stats[kAckCopies];
+        for (const auto& [index, copies] : in_.copies_at_ack) {
+            const HistoryEntry& e = h_.entries[index];
+            if (e.kind != OpKind::put || e.outcome != Outcome::ok) continue;
+            ++stats.checked;
+            const uint32_t w = replicas(e.level, h_.n_replicas);
+            if (copies >= w) {
+                ++stats.passed;
+                continue;
+            }
+            ++stats.violated;
+            report_.violations.push_back(Violation{
+                ViolationKind::ack_copies,
+                e.key,
+                {e.index},
+                "put of " + e.value + " acknowledged at " +
+                    std::string(proto::level_name(e.level)) + " (w=" + std::to_string(w) +
+                    (e.strict ? ", strict" : ", sloppy") + ") but " + std::to_string(copies) +
+                    " node(s) held it when the acknowledgement arrived"});
         }
     }
 

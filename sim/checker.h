@@ -38,6 +38,8 @@
 //  - final_read_failed: a final read at `all` that never succeeded;
 //  - divergence: the home replicas of a key hold different objects after the
 //    final reads (and before them too when convergence_before_reads is on);
+//  - ack_copies: a put acknowledged at level w whose version fewer than w
+//    nodes durably held (live or covered) when the acknowledgement arrived;
 //  - unsettled, hints_not_drained (found by the simulation, not here).
 // Contract with the workload: every put writes a value no other put of the run
 // writes (sim/history.h), and a write's effect window starts when its client
@@ -104,7 +106,8 @@ enum class ViolationKind : uint8_t {
     divergence,
     unsettled,
     dot_reuse,
-    hints_not_drained
+    hints_not_drained,
+    ack_copies
 };
 std::string_view violation_name(ViolationKind kind);
 
@@ -131,6 +134,11 @@ struct CheckInput {
     // reads (judged by dot_reuse whether or not `settled`).
     std::vector<StoredCopy> copies_before_reads;
     std::vector<StoredCopy> copies_after_reads;
+    // For acknowledged puts (history index), how many distinct nodes durably
+    // held the put's version, in data or hints, live or covered by a context,
+    // when the acknowledgement reached the client (puts whose value no node
+    // held then are absent). Judged by ack_copies: at least w.
+    std::map<uint64_t, uint32_t> copies_at_ack;
     // Judge full convergence of the stores before the reads. Only where the
     // run makes it sound (sim/simulation.h, convergence_judgeable): in general
     // a replica may miss a version no hint covers (a coordinator crashed

@@ -391,6 +391,10 @@ class Run {
     void record_membership();
     // Every key's home replicas' stored objects, straight from their stores.
     FinalState collect_stores();
+    // How many nodes durably hold the put of `value` (live, or superseded: their
+    // data or a hint covers its dot), in data or hints, now; nullopt when no
+    // node holds the value (its dot cannot be known).
+    std::optional<uint32_t> copies_of(const std::string& key, const std::string& value);
     // Every object every node stores, data and hints (for the dot_reuse rule).
     std::vector<StoredCopy> collect_copies();
     // Waits, bounded, until no node holds a hint; empty if so, else which
@@ -627,6 +631,11 @@ void Run::complete(Client& c, const node::Message* reply) {
         e.outcome = Outcome::failed;
     }
     ++result_.ops[{e.kind, e.outcome}];
+    if (e.kind == OpKind::put && e.outcome == Outcome::ok) {
+        // What the acknowledgement promised: w replicas (home or stand-in) made
+        // the version durable before it was sent (the ack_copies rule).
+        if (auto copies = copies_of(e.key, e.value)) result_.copies_at_ack[e.index] = *copies;
+    }
     after(c);
 }
 
@@ -1085,6 +1094,42 @@ FinalState Run::collect_stores() {
     return out;
 }
 
+std::optional<uint32_t> Run::copies_of(const std::string& key, const std::string& value) {
+    // Each node's stored objects for the key: its data and its hints for any target.
+    std::vector<std::vector<node::Object>> held(cluster_.size());
+    std::optional<node::Dot> dot;
+    for (size_t i = 0; i < cluster_.size(); ++i) {
+        std::vector<std::string> stored_keys = {key};
+        std::vector<node::Space> spaces = {node::Space::data};
+        for (size_t t = 0; t < cluster_.size(); ++t) {
+            stored_keys.push_back(node::hint_key(cluster_.node_id(t), key));
+            spaces.push_back(node::Space::hints);
+        }
+        for (size_t s = 0; s < stored_keys.size(); ++s) {
+            auto stored = cluster_.store(i).get(spaces[s], stored_keys[s]);
+            if (!stored.ok() || !stored.value()) continue;
+            auto object = node::decode_object(*stored.value());
+            if (!object.ok()) continue;
+            for (const auto& sibling : object.value().siblings) {
+                if (sibling.value && *sibling.value == value && !dot) dot = sibling.dot;
+            }
+            held[i].push_back(std::move(object.value()));
+        }
+    }
+    if (!dot) return std::nullopt;
+    uint32_t copies = 0;
+    for (const auto& objects : held) {
+        const bool has = std::any_of(objects.begin(), objects.end(), [&](const node::Object& o) {
+            if (o.context.covers(*dot)) return true;
+            return std::any_of(o.siblings.begin(), o.siblings.end(), [&](const node::Sibling& s) {
+                return s.value && *s.value == value;
+            });
+        });
+        copies += has;
+    }
+    return copies;
+}
+
 std::vector<StoredCopy> Run::collect_copies() {
     std::vector<StoredCopy> out;
     for (size_t i = 0; i < cluster_.size(); ++i) {
@@ -1217,6 +1262,7 @@ SimResult Run::go() {
     input.stores_after_reads = result_.stores_after_reads;
     input.copies_before_reads = result_.copies_before_reads;
     input.copies_after_reads = result_.copies_after_reads;
+    input.copies_at_ack = result_.copies_at_ack;
     // Only where sound: in general a replica may miss a version no hint covers
     // until a read repairs it (convergence_judgeable).
     input.convergence_before_reads = convergence_judgeable(options_);

@@ -618,3 +618,27 @@ TEST_CASE("checker: no two different values of a key ever carry the same dot") {
     in.copies_before_reads = {copy_of("n1", std::nullopt, both), other};
     CHECK(of_kind(check(h, in), ViolationKind::dot_reuse).empty());
 }
+
+TEST_CASE("checker: an acknowledged put must be durable on w nodes when its ack arrives") {
+    const History h = history({put("v1", Level::quorum, 0, 10), put("v2", Level::all, 20, 30),
+                               put("v3", Level::quorum, 40, 50, kNoOp, Outcome::failed)});
+    CheckInput in = history_only();
+    in.copies_at_ack = {{0, 2}, {1, 3}};
+    CheckReport r = check(h, in);
+    CHECK(r.violations.empty());
+    CHECK(r.stats.at("ack_copies").checked == 2);
+    CHECK(r.stats.at("ack_copies").passed == 2);
+    // A sloppy put counts stand-ins, but each node once: two acknowledgements
+    // at quorum from one stand-in leave one copy.
+    History sloppy = h;
+    sloppy.entries[0].strict = false;
+    in.copies_at_ack = {{0, 1}, {1, 3}};
+    r = check(sloppy, in);
+    auto v = of_kind(r, ViolationKind::ack_copies);
+    REQUIRE(v.size() == 1);
+    CHECK(v[0].ops == std::vector<uint64_t>{0});
+    CHECK(v[0].what.find("w=2, sloppy") != std::string::npos);
+    // An unacknowledged put promises nothing.
+    in.copies_at_ack = {{2, 0}};
+    CHECK(check(h, in).violations.empty());
+}
