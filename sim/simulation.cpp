@@ -631,9 +631,13 @@ void Run::complete(Client& c, const node::Message* reply) {
         e.outcome = Outcome::failed;
     }
     ++result_.ops[{e.kind, e.outcome}];
-    if (e.kind == OpKind::put && e.outcome == Outcome::ok) {
+    if (e.kind == OpKind::put && e.outcome == Outcome::ok && e.retry_of == kNoOp &&
+        !e.also_sent_to) {
         // What the acknowledgement promised: w replicas (home or stand-in) made
-        // the version durable before it was sent (the ack_copies rule).
+        // the version durable before it was sent (the ack_copies rule). Not for
+        // a value sent more than once: its versions carry different dots, and
+        // the one acknowledged may survive only as a dot some context covers,
+        // while a live copy shows another (seed 9034 of `retries`).
         if (auto copies = copies_of(e.key, e.value)) result_.copies_at_ack[e.index] = *copies;
     }
     after(c);
@@ -1097,7 +1101,9 @@ FinalState Run::collect_stores() {
 std::optional<uint32_t> Run::copies_of(const std::string& key, const std::string& value) {
     // Each node's stored objects for the key: its data and its hints for any target.
     std::vector<std::vector<node::Object>> held(cluster_.size());
-    std::optional<node::Dot> dot;
+    // The dots carrying the value (one, as the caller asks only about values
+    // sent once, minted once; a duplicated replica write is not minted twice).
+    std::set<node::Dot> dots;
     for (size_t i = 0; i < cluster_.size(); ++i) {
         std::vector<std::string> stored_keys = {key};
         std::vector<node::Space> spaces = {node::Space::data};
@@ -1111,16 +1117,18 @@ std::optional<uint32_t> Run::copies_of(const std::string& key, const std::string
             auto object = node::decode_object(*stored.value());
             if (!object.ok()) continue;
             for (const auto& sibling : object.value().siblings) {
-                if (sibling.value && *sibling.value == value && !dot) dot = sibling.dot;
+                if (sibling.value && *sibling.value == value) dots.insert(sibling.dot);
             }
             held[i].push_back(std::move(object.value()));
         }
     }
-    if (!dot) return std::nullopt;
+    if (dots.empty()) return std::nullopt;
     uint32_t copies = 0;
     for (const auto& objects : held) {
         const bool has = std::any_of(objects.begin(), objects.end(), [&](const node::Object& o) {
-            if (o.context.covers(*dot)) return true;
+            for (const auto& dot : dots) {
+                if (o.context.covers(dot)) return true;
+            }
             return std::any_of(o.siblings.begin(), o.siblings.end(), [&](const node::Sibling& s) {
                 return s.value && *s.value == value;
             });
