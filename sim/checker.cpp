@@ -711,7 +711,7 @@ class Checker {
 
     // An acknowledgement at w promises w replicas (home replicas, or stand-ins
     // with a hint, when not strict) made the version durable before it was
-    // sent. Counted by the simulator when the client got it: nodes whose data
+    // sent. Counted by the simulator when the coordinator sent it: nodes whose data
     // or hints hold the value or a context covering its dot (a later write
     // may already have superseded it there; a replay may have moved a hint to
     // its target, which then holds it). Catches a coordinator that counts an
@@ -736,7 +736,7 @@ class Checker {
                 "put of " + e.value + " acknowledged at " +
                     std::string(proto::level_name(e.level)) + " (w=" + std::to_string(w) +
                     (e.strict ? ", strict" : ", sloppy") + ") but " + std::to_string(copies) +
-                    " node(s) held it when the acknowledgement arrived"});
+                    " node(s) held it when the acknowledgement was sent"});
         }
     }
 

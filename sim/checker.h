@@ -39,7 +39,7 @@
 //  - divergence: the home replicas of a key hold different objects after the
 //    final reads (and before them too when convergence_before_reads is on);
 //  - ack_copies: a put acknowledged at level w whose version fewer than w
-//    nodes durably held (live or covered) when the acknowledgement arrived;
+//    nodes durably held (live or covered) when the acknowledgement was sent;
 //  - unsettled, hints_not_drained (found by the simulation, not here).
 // Contract with the workload: every put writes a value no other put of the run
 // writes (sim/history.h), and a write's effect window starts when its client
@@ -136,8 +136,9 @@ struct CheckInput {
     std::vector<StoredCopy> copies_after_reads;
     // For acknowledged puts (history index), how many distinct nodes durably
     // held the put's version, in data or hints, live or covered by a context,
-    // when the acknowledgement reached the client (puts whose value no node
-    // held then are absent). Judged by ack_copies: at least w.
+    // when the coordinator sent the acknowledgement (puts whose value no node
+    // held then, or sent more than once, are absent). Judged by ack_copies:
+    // at least w.
     std::map<uint64_t, uint32_t> copies_at_ack;
     // Judge full convergence of the stores before the reads. Only where the
     // run makes it sound (sim/simulation.h, convergence_judgeable): in general

@@ -388,6 +388,8 @@ void Cluster::commit(size_t i) {
 
 void Cluster::deliver_from(size_t from, node::Outgoing out) {
     ++net_.messages_sent;
+    if (client_reply_sent_hook_ && !out.to_peer && out.reply_to.route.rfind(kClientPrefix, 0) == 0)
+        client_reply_sent_hook_(out.reply_to.route.substr(kClientPrefix.size()), out.message);
     if (chance(loss_probability_)) {
         ++net_.messages_lost;
         return;

@@ -115,6 +115,13 @@ class Cluster {
     void on_client_reply(std::function<void(const std::string& client, const node::Message&)> fn) {
         client_reply_hook_ = std::move(fn);
     }
+    // Called for every reply to a client as its node sends it (after the step's
+    // commit, before the network may lose it): what the node's stores hold at
+    // the moment a coordinator answers.
+    void on_client_reply_sent(
+        std::function<void(const std::string& client, const node::Message&)> fn) {
+        client_reply_sent_hook_ = std::move(fn);
+    }
 
     // Runs `fn` after `delay_ms` of virtual time (workloads and fault schedules).
     void at(uint64_t delay_ms, std::function<void()> fn) { schedule(delay_ms, std::move(fn)); }
@@ -191,6 +198,7 @@ class Cluster {
     std::set<std::pair<size_t, size_t>> blocked_;
     std::map<std::string, std::vector<node::Message>> client_inbox_;
     std::function<void(const std::string&, const node::Message&)> client_reply_hook_;
+    std::function<void(const std::string&, const node::Message&)> client_reply_sent_hook_;
     std::function<void(size_t)> fail_stop_hook_;
 };
 

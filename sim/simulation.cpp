@@ -323,6 +323,8 @@ struct Client {
     int64_t entry = kNoOp;    // its history entry
     FollowUp follow_up = FollowUp::none;
     uint32_t retries = 0;  // of the write in flight
+    // The nodes holding the put in flight when its coordinator sent ok (copies_of).
+    std::optional<uint32_t> copies_at_ack;
 };
 
 class Run {
@@ -478,6 +480,17 @@ Run::Run(const SimOptions& options) : options_(options), cluster_(cluster_option
     }
     cluster_.on_client_reply(
         [this](const std::string& client, const node::Message& m) { on_reply(client, m); });
+    // Counted when the coordinator answers, not when the answer arrives: by then
+    // further replicas may have caught up and hidden an early acknowledgement.
+    cluster_.on_client_reply_sent([this](const std::string& client, const node::Message& m) {
+        auto it = client_index_.find(client);
+        const auto* w = std::get_if<proto::WriteResponse>(&m);
+        if (it == client_index_.end() || w == nullptr || w->code != ErrorCode::ok) return;
+        Client& c = clients_[it->second];
+        if (c.request_id == 0 || w->id != c.request_id || c.copies_at_ack) return;
+        const HistoryEntry& e = result_.history.entries[static_cast<size_t>(c.entry)];
+        if (e.kind == OpKind::put) c.copies_at_ack = copies_of(e.key, e.value);
+    });
     // A node stopped by a failed commit is restarted later, as an operator (or
     // systemd) would; stop_faults() restarts it at the latest.
     cluster_.on_fail_stop([this](size_t i) {
@@ -632,14 +645,15 @@ void Run::complete(Client& c, const node::Message* reply) {
     }
     ++result_.ops[{e.kind, e.outcome}];
     if (e.kind == OpKind::put && e.outcome == Outcome::ok && e.retry_of == kNoOp &&
-        !e.also_sent_to) {
+        !e.also_sent_to && c.copies_at_ack) {
         // What the acknowledgement promised: w replicas (home or stand-in) made
         // the version durable before it was sent (the ack_copies rule). Not for
         // a value sent more than once: its versions carry different dots, and
         // the one acknowledged may survive only as a dot some context covers,
         // while a live copy shows another (seed 9034 of `retries`).
-        if (auto copies = copies_of(e.key, e.value)) result_.copies_at_ack[e.index] = *copies;
+        result_.copies_at_ack[e.index] = *c.copies_at_ack;
     }
+    c.copies_at_ack.reset();
     after(c);
 }
 

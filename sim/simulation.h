@@ -152,7 +152,7 @@ struct SimResult {
     std::vector<StoredCopy> copies_before_reads;
     std::vector<StoredCopy> copies_after_reads;
     // For each acknowledged put (history index), how many nodes durably held
-    // its version when the acknowledgement reached the client (CheckInput).
+    // its version when the coordinator sent the acknowledgement (CheckInput).
     std::map<uint64_t, uint32_t> copies_at_ack;
     // The quiet phase's wait for every node's hints to drain: how long it took
     // (hints_drained false: it gave up after kHintDrainMsMax), and the hints
