@@ -34,6 +34,9 @@ enum class Mutant : uint8_t {
     dot_reused,
     joiner_up_early,
     serve_after_failed_commit,
+    hint_deleted_before_synced,
+    stand_in_counted_twice,
+    replay_remints,
 };
 
 struct Info {
@@ -85,6 +88,16 @@ inline constexpr Info kCatalogue[] = {
     {Mutant::serve_after_failed_commit, "serve_after_failed_commit",
      "the simulated runtime keeps a node serving after a failed commit (kvnode fail-stops)",
      "no lost write; no resurrection (memory ahead of the store)"},
+    {Mutant::hint_deleted_before_synced, "hint_deleted_before_synced",
+     "a stand-in deletes a hint when it sends it to the home replica, not once the home "
+     "answered that it is durable",
+     "convergence from hint replay (divergence); no lost write"},
+    {Mutant::stand_in_counted_twice, "stand_in_counted_twice",
+     "a stand-in's acknowledgement counts twice toward w",
+     "acknowledged copies (a write acknowledged with fewer than w durable copies)"},
+    {Mutant::replay_remints, "replay_remints",
+     "the home replica mints a replayed hint's live values as new writes instead of merging it",
+     "no resurrection; convergence"},
 };
 
 // The planted bug of this process (none: the real node). Set once before a

@@ -6,12 +6,13 @@
 
 #include "node/access/access.h"
 #include "node/coordinator/coordinator.h"
-#include "node/hints/hint_store.h"
+#include "node/hints/hint_replay.h"
 #include "node/membership/gossip_driver.h"
 #include "node/membership/peers.h"
 #include "node/membership/placement.h"
 #include "node/rebalance/rebalancer.h"
 #include "node/replica/handoffs.h"
+#include "node/replica/hint_store.h"
 #include "node/replica/replica.h"
 #include "node/storage/meta_codec.h"
 
@@ -55,12 +56,14 @@ void Node::construct_components() {
         gossip_ =
             std::make_unique<GossipDriver>(config_, env_, ids_, [this] { refresh_placement(); });
     }
-    replica_ = std::make_unique<Replica>(config_, env_, *placement_, *handoffs_);
+    replica_ = std::make_unique<Replica>(config_, env_, *placement_, *handoffs_, *hints_);
     rebalancer_ = std::make_unique<Rebalancer>(config_, env_, ids_, stats_, *placement_, *peers_,
                                                *replica_, *handoffs_, gossip_.get());
     coordinator_ =
         std::make_unique<Coordinator>(config_, env_, ids_, stats_, *placement_, *peers_, *replica_);
     access_ = std::make_unique<Access>(config_, env_, ids_);
+    hint_replay_ = std::make_unique<HintReplay>(config_, env_, ids_, stats_, *placement_, *peers_,
+                                                *replica_, *hints_);
 }
 
 Node::~Node() = default;
@@ -77,6 +80,7 @@ Status Node::start() {
     }
     auto stored = env_.read(Space::meta, meta::kActorKey);
     if (!stored) return stored.status();
+    replica_->set_lifetime(env_.random_u64());
     if (stored.value()) {
         replica_->set_actor(*stored.value());
     } else {
@@ -130,7 +134,8 @@ void Node::on_request(const ReplyTo& from, Message message, std::optional<uint64
                                  std::is_same_v<T, ReplicaMergeRequest>) {
                 replica_->handle(from, m, received);
             } else if constexpr (std::is_same_v<T, proto::LocalGetRequest> ||
-                                 std::is_same_v<T, ReplicaReadRequest>) {
+                                 std::is_same_v<T, ReplicaReadRequest> ||
+                                 std::is_same_v<T, HintReplayRequest>) {
                 replica_->handle(from, m);
             } else if constexpr (std::is_same_v<T, PingRequest>) {
                 peers_->handle(from, m, *membership_);
@@ -163,7 +168,8 @@ void Node::on_request(const ReplyTo& from, Message message, std::optional<uint64
                                  std::is_same_v<T, StreamResponse> ||
                                  std::is_same_v<T, HandoffResponse> ||
                                  std::is_same_v<T, proto::UserListResponse> ||
-                                 std::is_same_v<T, CatalogSyncResponse>) {
+                                 std::is_same_v<T, CatalogSyncResponse> ||
+                                 std::is_same_v<T, HintReplayResponse>) {
                 on_bad_frame(from, m.id,
                              Status(ErrorCode::bad_request,
                                     "'" + std::string(node::type_name(message)) +
@@ -184,11 +190,13 @@ void Node::on_peer_reply(const std::string& peer_id, Message message) {
     peers_->heard_from(peer_id);
     if (access_->on_reply(peer_id, message)) return;
     if (rebalancer_->on_reply(peer_id, message)) return;
+    if (hint_replay_->on_reply(peer_id, message)) return;
     coordinator_->on_reply(peer_id, message);
 }
 
 void Node::on_send_failed(const std::string& peer_id, uint64_t request_id) {
     if (rebalancer_->on_send_failed(peer_id, request_id)) return;
+    if (hint_replay_->on_send_failed(peer_id, request_id)) return;
     coordinator_->on_send_failed(peer_id, request_id);
 }
 
@@ -201,6 +209,7 @@ void Node::tick() {
     }
     peers_->tick(*membership_);
     access_->tick(now, *membership_);
+    if (config_.hinted_handoff) hint_replay_->tick(now);
 }
 
 void Node::refresh_placement() {

@@ -7,11 +7,12 @@
 //   Rebalancer    (rebalance/)   range transfers on join and leave, kvctl leave
 //   Replica       (replica/)     this node as a replica: the only writer of the data space
 //   Handoffs      (replica/)     the ranges handed to new owners, which the replica refuses
-//   HintStore     (hints/)       hints kept as a stand-in for a home replica that was down
+//   HintStore     (replica/)     hints kept as a stand-in for a home replica that was down
 //   Placement     (membership/)  rings, n, preference lists, new owners of moving ranges
 //   Peers         (membership/)  liveness of the other members, pings
 //   GossipDriver  (membership/)  gossip rounds, token claims, persisted membership facts
 //   Access        (access/)      users and grants: the replicated catalog, the checks
+//   HintReplay    (hints/)       replays held hints to their targets once they are back
 //
 // The facade dispatches each message to the component that owns it, fans out
 // tick(), rebuilds placement when the membership changed, and answers status.
@@ -26,9 +27,9 @@
 #include "gossip/membership.h"
 #include "node/access/principal.h"
 #include "node/env.h"
-#include "node/hints/hint_store.h"
 #include "node/node_config.h"
 #include "node/peer_protocol.h"
+#include "node/replica/hint_store.h"
 #include "ring/ring.h"
 
 namespace kv::node {
@@ -37,6 +38,7 @@ class Access;
 class Coordinator;
 class GossipDriver;
 class Handoffs;
+class HintReplay;
 class HintStore;
 class Peers;
 class Placement;
@@ -127,6 +129,7 @@ class Node {
     std::unique_ptr<Rebalancer> rebalancer_;
     std::unique_ptr<Coordinator> coordinator_;
     std::unique_ptr<Access> access_;
+    std::unique_ptr<HintReplay> hint_replay_;
 };
 
 }  // namespace kv::node

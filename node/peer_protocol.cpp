@@ -27,11 +27,13 @@ constexpr size_t kClientTypes = std::variant_size_v<proto::Message>;
 
 // Indexed like the node-to-node alternatives of Message; docs/PROTOCOL.md
 // lists the same strings.
-constexpr std::array<std::string_view, 16> kPeerTypeNames = {
-    "r_read",        "r_read_reply", "r_write",       "r_write_reply", "r_merge",
-    "r_merge_reply", "ping",         "pong",          "gossip",        "stream",
-    "stream_reply",  "handoff",      "handoff_reply", "catalog_sync",  "catalog_sync_reply",
-    "catalog_push",
+constexpr std::array<std::string_view, 18> kPeerTypeNames = {
+    "r_read",        "r_read_reply", "r_write",
+    "r_write_reply", "r_merge",      "r_merge_reply",
+    "ping",          "pong",         "gossip",
+    "stream",        "stream_reply", "handoff",
+    "handoff_reply", "catalog_sync", "catalog_sync_reply",
+    "catalog_push",  "hint_replay",  "hint_replay_reply",
 };
 static_assert(std::variant_size_v<Message> == kClientTypes + kPeerTypeNames.size());
 
@@ -222,6 +224,7 @@ void read_digests(FieldReader& f, std::vector<CatalogDigest>& out) {
 // missing.
 void write_fields(const ReplicaReadRequest& m, FieldWriter& w) {
     w.bytes("key", m.key);
+    w.flag_if_true("stand_in", m.stand_in);
 }
 void write_fields(const ReplicaReadResponse& m, FieldWriter& w) {
     w.code(m.code);
@@ -235,6 +238,7 @@ void write_fields(const ReplicaWriteRequest& m, FieldWriter& w) {
     w.uint_if_nonzero("siblings_max", m.siblings_max);
     w.text_list("targets", m.targets);
     w.uint_if_nonzero("budget_ms", m.budget_ms);
+    w.text_if_nonempty("hint_for", m.hint_for);
 }
 void write_fields(const ReplicaWriteResponse& m, FieldWriter& w) {
     w.code(m.code);
@@ -247,6 +251,7 @@ void write_fields(const ReplicaMergeRequest& m, FieldWriter& w) {
     w.bytes("obj", m.object);
     w.text_list("targets", m.targets);
     w.uint_if_nonzero("budget_ms", m.budget_ms);
+    w.text_if_nonempty("hint_for", m.hint_for);
 }
 void write_fields(const ReplicaMergeResponse& m, FieldWriter& w) {
     w.code(m.code);
@@ -301,12 +306,23 @@ void write_fields(const CatalogPushRequest& m, FieldWriter& w) {
     w.text("from", m.from_node);
     write_users(w, m.users);
 }
+void write_fields(const HintReplayRequest& m, FieldWriter& w) {
+    w.text("from", m.from_node);
+    w.bytes_list("keys", m.keys);
+    w.bytes_list("objs", m.objects);
+}
+void write_fields(const HintReplayResponse& m, FieldWriter& w) {
+    w.code(m.code);
+    w.text_if_nonempty("msg", m.message);
+    w.bytes_list("not_owned", m.not_owned);
+}
 
 // One overload per node-to-node alternative; the decoder table of
 // proto::wire::decode_message instantiates all of them, so a missing one fails
 // to compile.
 void read_fields(FieldReader& f, ReplicaReadRequest& m) {
     f.key(m.key);
+    f.flag("stand_in", m.stand_in);
 }
 void read_fields(FieldReader& f, ReplicaReadResponse& m) {
     f.code(m.code);
@@ -320,6 +336,7 @@ void read_fields(FieldReader& f, ReplicaWriteRequest& m) {
     f.uint("siblings_max", m.siblings_max, Need::optional);
     f.text_list("targets", m.targets, 2 * kReplicasMax);
     f.uint("budget_ms", m.budget_ms, Need::optional, kDeadlineMsMax, ErrorCode::invalid_argument);
+    f.text("hint_for", m.hint_for, Need::optional, kIdBytesMax);
 }
 void read_fields(FieldReader& f, ReplicaWriteResponse& m) {
     f.code(m.code);
@@ -332,6 +349,7 @@ void read_fields(FieldReader& f, ReplicaMergeRequest& m) {
     f.bytes("obj", m.object, Need::required, kObjectBytesMax, ErrorCode::object_too_large);
     f.text_list("targets", m.targets, 2 * kReplicasMax);
     f.uint("budget_ms", m.budget_ms, Need::optional, kDeadlineMsMax, ErrorCode::invalid_argument);
+    f.text("hint_for", m.hint_for, Need::optional, kIdBytesMax);
 }
 void read_fields(FieldReader& f, ReplicaMergeResponse& m) {
     f.code(m.code);
@@ -389,6 +407,23 @@ void read_fields(FieldReader& f, CatalogSyncResponse& m) {
 void read_fields(FieldReader& f, CatalogPushRequest& m) {
     f.text("from", m.from_node, Need::required, kIdBytesMax);
     read_users(f, m.users);
+}
+void read_fields(FieldReader& f, HintReplayRequest& m) {
+    f.text("from", m.from_node, Need::required, kIdBytesMax);
+    f.bytes_list("keys", m.keys, kKeyBytesMax, ErrorCode::key_too_large);
+    f.bytes_list("objs", m.objects, kObjectBytesMax, ErrorCode::object_too_large);
+    if (f.ok() && m.keys.size() != m.objects.size()) {
+        f.fail(ErrorCode::bad_request, "\"keys\" and \"objs\" differ in length");
+    }
+    if (f.ok() && m.keys.size() > kHintBatchKeysMax) {
+        f.fail(ErrorCode::bad_request,
+               "a hint batch holds at most " + std::to_string(kHintBatchKeysMax) + " keys");
+    }
+}
+void read_fields(FieldReader& f, HintReplayResponse& m) {
+    f.code(m.code);
+    f.message(m.message);
+    f.bytes_list("not_owned", m.not_owned, kKeyBytesMax, ErrorCode::key_too_large);
 }
 
 std::string_view type_name(const Message& m) {

@@ -30,6 +30,9 @@ constexpr size_t kGossipPayloadBytesMax = 1024 * 1024;
 struct ReplicaReadRequest {
     uint64_t id = 0;
     std::string key;
+    // The receiver is asked as a stand-in (sloppy quorum): it answers with the
+    // hints it holds for the key, merged, instead of checking it owns the key.
+    bool stand_in = false;
     bool operator==(const ReplicaReadRequest&) const = default;
 };
 struct ReplicaReadResponse {
@@ -59,6 +62,11 @@ struct ReplicaWriteRequest {
     // timeout), so a write that timed out takes effect only within a bounded
     // window (docs/ARCHITECTURE.md, "Deadlines and replica budgets").
     uint64_t budget_ms = 0;
+    // Non-empty: no home replica is reachable, and the receiver, a stand-in
+    // for this home replica, mints the version with a single-use actor id (it
+    // does not hold the key's history: docs/ARCHITECTURE.md, "Dots stay
+    // unique") and keeps the result as a hint for it.
+    std::string hint_for;
     bool operator==(const ReplicaWriteRequest&) const = default;
 };
 struct ReplicaWriteResponse {
@@ -82,6 +90,9 @@ struct ReplicaMergeRequest {
     // As in ReplicaWriteRequest for a write's replication; 0 for read repair,
     // which only spreads versions some replica already holds.
     uint64_t budget_ms = 0;
+    // Non-empty: the receiver is a stand-in for this home replica and keeps
+    // the version as a hint for it (node/replica/hint_store.h), not as its own.
+    std::string hint_for;
     bool operator==(const ReplicaMergeRequest&) const = default;
 };
 struct ReplicaMergeResponse {
@@ -166,6 +177,28 @@ struct HandoffResponse {
     bool operator==(const HandoffResponse&) const = default;
 };
 
+// ---- hinted handoff (docs/ARCHITECTURE.md, "Hinted handoff") ------------------
+// A stand-in replays the hints it holds for a home replica that is back: the
+// home merges each version (never mints it again) and answers once they are
+// durable; the stand-in then deletes them. Keys the receiver does not own now
+// (its ranges moved) are named in `not_owned`, and the stand-in sends those
+// to the key's current home replicas instead.
+constexpr size_t kHintBatchKeysMax = 1024;
+struct HintReplayRequest {
+    uint64_t id = 0;
+    std::string from_node;
+    std::vector<std::string> keys;
+    std::vector<std::string> objects;  // objects[i]: the hint for keys[i]
+    bool operator==(const HintReplayRequest&) const = default;
+};
+struct HintReplayResponse {
+    uint64_t id = 0;
+    ErrorCode code = ErrorCode::ok;  // not ok: nothing may be taken as durable
+    std::string message;
+    std::vector<std::string> not_owned;
+    bool operator==(const HintReplayResponse&) const = default;
+};
+
 // ---- user catalog (docs/SECURITY.md, "Users and grants") ----------------------
 // Only members send these (Node refuses them from a user key). Every handler
 // is a merge, so lost, duplicated or reordered messages are harmless.
@@ -220,7 +253,8 @@ using Message =
                  proto::RevokeRequest, ReplicaReadRequest, ReplicaReadResponse, ReplicaWriteRequest,
                  ReplicaWriteResponse, ReplicaMergeRequest, ReplicaMergeResponse, PingRequest,
                  PingResponse, GossipRequest, StreamRequest, StreamResponse, HandoffRequest,
-                 HandoffResponse, CatalogSyncRequest, CatalogSyncResponse, CatalogPushRequest>;
+                 HandoffResponse, CatalogSyncRequest, CatalogSyncResponse, CatalogPushRequest,
+                 HintReplayRequest, HintReplayResponse>;
 
 // The "t" string of a message type.
 std::string_view type_name(const Message& m);

@@ -56,7 +56,8 @@ bool is_peer_request(const Message& m) {
            std::holds_alternative<PingRequest>(m) || std::holds_alternative<GossipRequest>(m) ||
            std::holds_alternative<StreamRequest>(m) || std::holds_alternative<HandoffRequest>(m) ||
            std::holds_alternative<CatalogSyncRequest>(m) ||
-           std::holds_alternative<CatalogPushRequest>(m);
+           std::holds_alternative<CatalogPushRequest>(m) ||
+           std::holds_alternative<HintReplayRequest>(m);
 }
 
 }  // namespace

@@ -10,8 +10,9 @@
 namespace kv::node {
 
 std::string level_text(const proto::Consistency& c, const char* which) {
-    if (c.count != 0) return std::string(which) + "=" + std::to_string(c.count);
-    return std::string(proto::level_name(c.level));
+    const std::string strict = c.strict ? "strict " : "";
+    if (c.count != 0) return strict + which + "=" + std::to_string(c.count);
+    return strict + std::string(proto::level_name(c.level));
 }
 
 std::string fewer_members_than_n(uint32_t required, const proto::Consistency& c, const char* which,
@@ -119,6 +120,7 @@ void Coordinator::on_answered(Op& op) {
         // skips its repair, which a later read of the key makes.
         ++stats_.background_dropped;
         op.finished = true;
+        op.follow_up_dropped = true;
         return;
     }
     op.budget = Op::Budget::background;
@@ -309,6 +311,7 @@ void Coordinator::finish(uint64_t op_id) {
     auto it = ops_.find(op_id);
     if (it == ops_.end()) return;
     Op& op = *it->second;
+    keep_fallback_hints(op);
     for (uint64_t call : op.peer_calls) pending_.erase(call);
     deadlines_.erase({op.deadline_at_ms, op.id});
     release(op);

@@ -128,6 +128,15 @@ class Coordinator {
     void on_write_reply(Op& op, const std::string& replica, const Status& status,
                         const std::string& object, const std::string* writer_context);
     void start_replication(Op& op, const std::string& object_bytes);
+    // A replica merge, or for a stand-in a merge kept as a hint for its home.
+    void send_merge(Op& op, const std::string& replica, const std::string& object_bytes);
+    // A home replica failed a sloppy write: the version goes to the next
+    // reachable member past the homes that the op does not use yet, as a
+    // stand-in for it; false when there is none.
+    bool replace_failed_home(Op& op, const std::string& home);
+    // The op finishes: hints, kept by this node, for the home replicas that
+    // did not acknowledge and that no acknowledging stand-in covers.
+    void keep_fallback_hints(const Op& op);
     void on_merge_reply(Op& op, const std::string& replica, const Status& status);
 
     const NodeConfig& config_;

@@ -17,8 +17,13 @@ struct Coordinator::Op {
     ReplyTo client;
     uint64_t client_request_id = 0;
     std::string key;
-    std::vector<std::string> replicas;  // the key's preference list
+    std::vector<std::string> replicas;  // the replicas asked: home replicas (and stand-ins)
     uint32_t required = 0;              // r or w
+    // Sloppy quorum (not strict, hinted handoff on): the stand-ins among
+    // `replicas`, each with the home replica it stands in for.
+    std::map<std::string, std::string> stand_in_for;
+    bool sloppy = false;
+    bool is_stand_in(const std::string& replica) const { return stand_in_for.count(replica) != 0; }
     uint64_t deadline_at_ms = 0;
     bool answered = false;
     bool finished = false;
@@ -49,6 +54,18 @@ struct Coordinator::Op {
     std::optional<std::string> written_context;
     uint32_t sibling_count = 0;
     bool replicating = false;
+    // The key's home replicas, and the minted object (kept while hinted
+    // handoff is on): when the op finishes, every home replica that did not
+    // acknowledge and that no acknowledging stand-in covers gets a hint kept
+    // by this node (Coordinator::keep_fallback_hints).
+    std::vector<std::string> homes;
+    std::string object;
+    // Acknowledgements counted toward w on top of `acked` (only a planted bug
+    // ever adds any: node/mutant.h, stand_in_counted_twice).
+    size_t extra_acks = 0;
+    // The op's follow-up was dropped (background budget full): its merges
+    // are out, and no fallback hints are kept for it.
+    bool follow_up_dropped = false;
 
     size_t responded() const { return versions.size() + failed.size(); }
     bool wants_all() const { return required == replicas.size(); }

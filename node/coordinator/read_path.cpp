@@ -49,24 +49,38 @@ void Coordinator::handle(const ReplyTo& from, proto::GetRequest req,
     op->client = from;
     op->client_request_id = req.id;
     op->key = std::move(req.key);
-    op->replicas = placement_.replicas(op->key);
+    const std::vector<std::string> homes = placement_.replicas(op->key);
     op->required = required;
     op->charged_bytes = bytes;
-    if (required > op->replicas.size()) {
-        ++stats_.unavailable;
-        return reply_error(
-            ErrorCode::unavailable,
-            fewer_members_than_n(required, req.consistency, "r", n, op->replicas.size()));
-    }
-    const size_t up = std::count_if(op->replicas.begin(), op->replicas.end(),
-                                    [&](const std::string& r) { return peers_.reachable(r); });
-    if (up < required) {
+    if (required > homes.size()) {
         ++stats_.unavailable;
         return reply_error(ErrorCode::unavailable,
-                           std::to_string(required) + " replicas required (" +
-                               level_text(req.consistency, "r") + " of n=" + std::to_string(n) +
-                               "), only " + std::to_string(up) + " of " +
-                               std::to_string(op->replicas.size()) + " reachable");
+                           fewer_members_than_n(required, req.consistency, "r", n, homes.size()));
+    }
+    // Sloppy quorum (write_path.cpp): a stand-in answers for a home replica
+    // that is down, with the hints it holds for the key.
+    const bool sloppy = config_.hinted_handoff && !req.consistency.strict;
+    const ReplicaTargets targets = placement_.targets(
+        op->key, [this](const std::string& id) { return peers_.reachable(id); }, sloppy);
+    if (sloppy) {
+        op->replicas = targets.homes_up;
+        for (const auto& s : targets.stand_ins) {
+            op->replicas.push_back(s.node);
+            op->stand_in_for.emplace(s.node, s.for_home);
+        }
+    } else {
+        op->replicas = homes;
+    }
+    op->sloppy = sloppy;
+    const size_t up = targets.homes_up.size() + targets.stand_ins.size();
+    if (up < required) {
+        ++stats_.unavailable;
+        std::string why = std::to_string(required) + " replicas required (" +
+                          level_text(req.consistency, "r") + " of n=" + std::to_string(n) +
+                          "), only " + std::to_string(targets.homes_up.size()) + " of " +
+                          std::to_string(homes.size()) + " home replicas reachable";
+        if (sloppy) why += " and " + std::to_string(targets.stand_ins.size()) + " stand-in(s)";
+        return reply_error(ErrorCode::unavailable, why);
     }
     Op& ref = add_op(std::move(op), due_ms);
     bool local = false;
@@ -74,10 +88,14 @@ void Coordinator::handle(const ReplyTo& from, proto::GetRequest req,
         if (replica == config_.node_id) {
             local = true;
         } else {
-            call_peer(ref, replica, ReplicaReadRequest{0, ref.key});
+            call_peer(ref, replica, ReplicaReadRequest{0, ref.key, ref.is_stand_in(replica)});
         }
     }
-    if (local) {
+    if (local && ref.is_stand_in(config_.node_id)) {
+        auto held = replica_.read_hints(ref.key);
+        on_read_reply(ref, config_.node_id, held.status(),
+                      held ? held.value() : std::optional<std::string>());
+    } else if (local) {
         Status owner = replica_.check_local_owner(ref.key, false, {});
         if (!owner.ok()) {
             on_read_reply(ref, config_.node_id, owner, std::nullopt);
@@ -160,6 +178,8 @@ void Coordinator::send_read_repairs(Op& op) {
     std::string bytes;
     for (const auto& [replica, version] : op.versions) {
         if (version && *version == merged) continue;
+        // A stand-in's hints are not its own data: only home replicas are repaired.
+        if (op.is_stand_in(replica)) continue;
         if (bytes.empty()) bytes = encode_object(merged);
         ++stats_.read_repairs;
         if (replica == config_.node_id) {
@@ -168,7 +188,7 @@ void Coordinator::send_read_repairs(Op& op) {
             if (!s.ok()) env_.log(LogLevel::warn, "local read repair failed: " + s.to_string());
         } else {
             op.repairs_waiting.insert(replica);
-            call_peer(op, replica, ReplicaMergeRequest{0, op.key, bytes, {}});
+            call_peer(op, replica, ReplicaMergeRequest{0, op.key, bytes, {}, 0, {}});
         }
     }
 }
@@ -198,8 +218,12 @@ void Coordinator::answer_read(Op& op) {
         env_.log(LogLevel::warn, "a read held back siblings: " + view.held_back);
     }
     if (!view.context.empty()) resp.context = encode_context(view.context);
+    bool stand_in_used = false;
+    for (const auto& [replica, version] : op.versions) {
+        stand_in_used = stand_in_used || op.is_stand_in(replica);
+    }
     resp.info = proto::ReplyInfo{static_cast<uint32_t>(op.replicas.size()),
-                                 static_cast<uint32_t>(op.versions.size()), false,
+                                 static_cast<uint32_t>(op.versions.size()), stand_in_used,
                                  static_cast<uint32_t>(view.live)};
     env_.reply(op.client, std::move(resp));
     on_answered(op);

@@ -43,16 +43,33 @@ void Coordinator::handle_write(const ReplyTo& from, uint64_t client_id, std::str
     // While the key's range moves, its new owners are written too and must
     // acknowledge on top of w (Cassandra's pending ranges), so that once the
     // move completes w of the key's new replicas hold every acknowledged write.
-    std::vector<std::string> replicas = placement_.replicas(key);
-    const size_t current_count = replicas.size();
+    std::vector<std::string> homes = placement_.replicas(key);
+    const size_t current_count = homes.size();
     if (required > current_count) {
         ++stats_.unavailable;
         return reply_error(ErrorCode::unavailable,
                            fewer_members_than_n(required, consistency, "w", n, current_count));
     }
     const std::vector<std::string> pending = placement_.pending_replicas(key);
-    replicas.insert(replicas.end(), pending.begin(), pending.end());
     const uint32_t required_all = required + static_cast<uint32_t>(pending.size());
+    // Sloppy quorum (Dynamo §4.6): a home replica that is down is replaced by
+    // a stand-in that keeps a hint for it. Not while the key's range moves:
+    // its new owners must acknowledge themselves.
+    const bool sloppy = config_.hinted_handoff && !consistency.strict && pending.empty();
+    const ReplicaTargets targets = placement_.targets(
+        key, [this](const std::string& id) { return peers_.reachable(id); }, sloppy);
+    std::vector<std::string> replicas;
+    std::map<std::string, std::string> stand_in_for;
+    if (sloppy) {
+        replicas = targets.homes_up;
+        for (const auto& s : targets.stand_ins) {
+            replicas.push_back(s.node);
+            stand_in_for.emplace(s.node, s.for_home);
+        }
+    } else {
+        replicas = homes;
+    }
+    replicas.insert(replicas.end(), pending.begin(), pending.end());
     std::vector<std::string> up;
     for (const auto& r : replicas) {
         if (peers_.reachable(r)) up.push_back(r);
@@ -63,9 +80,15 @@ void Coordinator::handle_write(const ReplyTo& from, uint64_t client_id, std::str
                           level_text(consistency, "w") + " of n=" + std::to_string(n);
         if (!pending.empty())
             why += ", plus " + std::to_string(pending.size()) + " new owner(s) of a moving range";
-        return reply_error(ErrorCode::unavailable, why + "), only " + std::to_string(up.size()) +
-                                                       " of " + std::to_string(replicas.size()) +
-                                                       " reachable");
+        why += "), only " + std::to_string(targets.homes_up.size()) + " of " +
+               std::to_string(homes.size()) + " home replicas reachable";
+        if (sloppy) {
+            why += " and " + std::to_string(targets.stand_ins.size()) + " stand-in(s)";
+        } else if (!pending.empty()) {
+            why += " and " + std::to_string(up.size() - targets.homes_up.size()) + " of " +
+                   std::to_string(pending.size()) + " new owner(s)";
+        }
+        return reply_error(ErrorCode::unavailable, why);
     }
     auto op = std::make_unique<Op>();
     op->id = ids_.next();
@@ -74,17 +97,24 @@ void Coordinator::handle_write(const ReplyTo& from, uint64_t client_id, std::str
     op->client_request_id = client_id;
     op->key = std::move(key);
     op->replicas = std::move(replicas);
+    op->stand_in_for = std::move(stand_in_for);
+    op->sloppy = sloppy;
+    op->homes = std::move(homes);
     op->required = required_all;
     op->charged_bytes = bytes;
-    // The version is minted by one replica: this node when it is one (no extra
-    // hop), else the first reachable replica in preference order; a replica
-    // that answers not_owner (its range moved on), or that the request could not
-    // reach (no connection), passes the turn to the next.
-    const auto current_end = op->replicas.begin() + static_cast<std::ptrdiff_t>(current_count);
-    if (std::find(op->replicas.begin(), current_end, config_.node_id) != current_end)
+    // The version is minted by one replica that holds the key's history: this
+    // node when it is a home replica (no extra hop), else the first reachable
+    // one in preference order; a replica that answers not_owner (its range
+    // moved on), or that the request could not reach (no connection), passes
+    // the turn to the next. Stand-ins mint only when no home replica is
+    // reachable (Replica::mint_as_stand_in).
+    if (has_id(op->homes, config_.node_id) && !op->is_stand_in(config_.node_id))
         op->mint_candidates.push_back(config_.node_id);
     for (const auto& r : up) {
-        if (r != config_.node_id) op->mint_candidates.push_back(r);
+        if (r != config_.node_id && !op->is_stand_in(r)) op->mint_candidates.push_back(r);
+    }
+    if (op->mint_candidates.empty()) {
+        for (const auto& r : up) op->mint_candidates.push_back(r);
     }
     Op& ref = add_op(std::move(op), due_ms);
     ref.value = std::move(value);
@@ -98,16 +128,22 @@ void Coordinator::send_mint(Op& op) {
     const std::string& minter = op.mint_candidates[op.mint_index];
     // Past the deadline nothing more is minted (the op expires at the next tick).
     if (env_.now_ms() >= op.deadline_at_ms) return;
+    auto stand_in = op.stand_in_for.find(minter);
+    const std::string hint_for = stand_in == op.stand_in_for.end() ? "" : stand_in->second;
     if (minter == config_.node_id) {
-        Status owner = replica_.check_local_owner(op.key, true, op.replicas);
-        if (!owner.ok()) return on_write_reply(op, minter, owner, "", nullptr);
-        auto written = replica_.mint(op.key, op.value, op.context);
+        if (hint_for.empty()) {
+            Status owner = replica_.check_local_owner(op.key, true, op.replicas);
+            if (!owner.ok()) return on_write_reply(op, minter, owner, "", nullptr);
+        }
+        auto written = hint_for.empty()
+                           ? replica_.mint(op.key, op.value, op.context)
+                           : replica_.mint_as_stand_in(hint_for, op.key, op.value, op.context);
         if (!written) return on_write_reply(op, minter, written.status(), "", nullptr);
         on_write_reply(op, minter, Status{}, written->object, &written->writer_context);
     } else {
         call_peer(op, minter,
                   ReplicaWriteRequest{0, op.key, op.value, op.context, config_.siblings_max,
-                                      op.replicas});
+                                      op.replicas, 0, hint_for});
     }
 }
 
@@ -137,6 +173,11 @@ void Coordinator::on_write_reply(Op& op, const std::string& replica, const Statu
     if (writer_context != nullptr) op.written_context = *writer_context;
     op.sibling_count = static_cast<uint32_t>(decoded->live_count());
     op.acked.insert(replica);
+    if (config_.hinted_handoff) {
+        // Kept for fallback hints and for stand-ins that replace a failed home.
+        op.object = object;
+        charge_more(op, object.size());
+    }
     op.value.reset();
     op.context.reset();
     // A mint answered after the deadline (this node stalled) is not spread:
@@ -148,20 +189,77 @@ void Coordinator::on_write_reply(Op& op, const std::string& replica, const Statu
 void Coordinator::start_replication(Op& op, const std::string& object_bytes) {
     op.replicating = true;
     bool local = false;
-    for (const auto& replica : op.replicas) {
+    // Indexed: a replacement stand-in may be appended while replies come in.
+    const std::vector<std::string> replicas = op.replicas;
+    for (const auto& replica : replicas) {
         if (op.acked.count(replica)) continue;
         if (replica == config_.node_id) {
             local = true;
         } else {
-            call_peer(op, replica, ReplicaMergeRequest{0, op.key, object_bytes, op.replicas});
+            send_merge(op, replica, object_bytes);
         }
     }
     if (local) {
-        Status owner = replica_.check_local_owner(op.key, true, op.replicas);
-        on_merge_reply(op, config_.node_id,
-                       owner.ok() ? replica_.merge(op.key, object_bytes) : owner);
+        auto stand_in = op.stand_in_for.find(config_.node_id);
+        Status s;
+        if (stand_in != op.stand_in_for.end()) {
+            s = replica_.keep_hint(stand_in->second, op.key, object_bytes);
+        } else {
+            s = replica_.check_local_owner(op.key, true, op.replicas);
+            if (s.ok()) s = replica_.merge(op.key, object_bytes);
+        }
+        on_merge_reply(op, config_.node_id, s);
     } else {
         on_merge_reply(op, {}, Status(ErrorCode::ok, ""));  // re-check: w may be 1
+    }
+}
+
+void Coordinator::send_merge(Op& op, const std::string& replica, const std::string& object_bytes) {
+    auto stand_in = op.stand_in_for.find(replica);
+    call_peer(op, replica,
+              ReplicaMergeRequest{0, op.key, object_bytes, op.replicas, 0,
+                                  stand_in == op.stand_in_for.end() ? "" : stand_in->second});
+}
+
+bool Coordinator::replace_failed_home(Op& op, const std::string& home) {
+    // Only for a home replica of a sloppy write, once the version exists.
+    if (!op.sloppy || op.object.empty() || !has_id(op.homes, home) || op.is_stand_in(home))
+        return false;
+    const ring::Ring& ring = placement_.ring();
+    const std::vector<std::string> walk = ring.preference_list_for_hash(
+        ring::hash64(op.key), static_cast<uint32_t>(ring.nodes().size()));
+    for (size_t i = op.homes.size(); i < walk.size(); ++i) {
+        const std::string& candidate = walk[i];
+        if (has_id(op.replicas, candidate) || !peers_.reachable(candidate)) continue;
+        op.replicas.push_back(candidate);
+        op.stand_in_for.emplace(candidate, home);
+        if (candidate == config_.node_id) {
+            on_merge_reply(op, candidate, replica_.keep_hint(home, op.key, op.object));
+        } else {
+            send_merge(op, candidate, op.object);
+        }
+        return true;
+    }
+    return false;
+}
+
+void Coordinator::keep_fallback_hints(const Op& op) {
+    if (op.kind != OpKind::write || !config_.hinted_handoff || op.object.empty() ||
+        op.follow_up_dropped) {
+        return;
+    }
+    for (const auto& home : op.homes) {
+        if (home == config_.node_id || op.acked.count(home)) continue;
+        bool covered = false;
+        for (const auto& [stand_in, for_home] : op.stand_in_for) {
+            if (for_home == home && op.acked.count(stand_in)) covered = true;
+        }
+        if (covered) continue;
+        Status kept = replica_.keep_hint(home, op.key, op.object);
+        if (!kept.ok()) {
+            env_.log(LogLevel::warn,
+                     "no hint kept for " + home + " after a write it missed: " + kept.to_string());
+        }
     }
 }
 
@@ -169,23 +267,36 @@ void Coordinator::on_merge_reply(Op& op, const std::string& replica, const Statu
     if (!replica.empty()) {
         if (status.ok()) {
             op.acked.insert(replica);
+#ifdef KV_MUTANTS
+            // Planted (node/mutant.h): a stand-in's acknowledgement counts twice.
+            if (KV_MUTANT(stand_in_counted_twice) && op.is_stand_in(replica)) ++op.extra_acks;
+#endif
         } else {
             op.failed.insert(replica);
+            op.last_failure = status.message();
             env_.log(LogLevel::warn,
                      "replica " + replica + " refused a write: " + status.to_string());
+            // A sloppy write sends the version to a further stand-in instead,
+            // whose answer then counts.
+            if (replace_failed_home(op, replica)) return;
         }
     }
+    const bool all_done = op.acked.size() + op.failed.size() == op.replicas.size();
     // Every replica done: finished before the answer, so the answer does not
     // move it to the background budget for follow-up work there is none of.
-    if (op.acked.size() + op.failed.size() == op.replicas.size()) op.finished = true;
+    if (all_done) op.finished = true;
+    const size_t acks = op.acked.size() + op.extra_acks;
     size_t required = op.required;
 #ifdef KV_MUTANTS
     // Planted (node/mutant.h); read-your-writes must catch both.
     if (KV_MUTANT(early_ack)) required = 1;
     if (KV_MUTANT(ack_at_w_minus_1)) required = std::max<size_t>(1, required - 1);
 #endif
-    if (!op.answered && op.acked.size() >= required) {
+    if (!op.answered && acks >= required) {
         op.answered = true;
+        bool stand_in_used = false;
+        for (const auto& r : op.acked) stand_in_used = stand_in_used || op.is_stand_in(r);
+        if (stand_in_used) ++stats_.stand_in_writes;
         env_.reply(op.client,
                    proto::WriteResponse{op.client_request_id,
                                         ErrorCode::ok,
@@ -193,15 +304,13 @@ void Coordinator::on_merge_reply(Op& op, const std::string& replica, const Statu
                                         op.written_context.value_or(std::string()),
                                         proto::ReplyInfo{static_cast<uint32_t>(op.replicas.size()),
                                                          static_cast<uint32_t>(op.acked.size()),
-                                                         false, op.sibling_count}});
+                                                         stand_in_used, op.sibling_count}});
         on_answered(op);
     }
-    if (!status.ok()) op.last_failure = status.message();
-    if (!op.answered && op.replicas.size() - op.failed.size() < op.required &&
-        op.acked.size() + op.failed.size() == op.replicas.size()) {
+    if (!op.answered && op.replicas.size() - op.failed.size() < op.required && all_done) {
         return fail_unavailable(op, op.acked.size(), "acknowledged");
     }
-    if (op.acked.size() + op.failed.size() == op.replicas.size()) op.finished = true;
+    if (all_done) op.finished = true;
 }
 
 }  // namespace kv::node

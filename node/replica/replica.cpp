@@ -1,6 +1,7 @@
 #include "node/replica/replica.h"
 
 #include <cassert>
+#include <cstdio>
 
 #include "node/mutant.h"
 
@@ -15,8 +16,8 @@ std::string join(const std::vector<std::string>& ids) {
 }  // namespace
 
 Replica::Replica(const NodeConfig& config, Env& env, const Placement& placement,
-                 const Handoffs& handoffs)
-    : config_(config), env_(env), placement_(placement), handoffs_(handoffs) {}
+                 const Handoffs& handoffs, HintStore& hints)
+    : config_(config), env_(env), placement_(placement), handoffs_(handoffs), hints_(hints) {}
 
 Result<std::optional<std::string>> Replica::read(const std::string& key) {
     auto stored = env_.read(Space::data, key);
@@ -72,6 +73,46 @@ Result<Replica::Minted> Replica::mint(const std::string& key, std::optional<std:
                encode_context(writer_context(updated.value(), seen, minted))};
     stage(key, out.object);
     return out;
+}
+
+Result<Replica::Minted> Replica::mint_as_stand_in(const std::string& home, const std::string& key,
+                                                  std::optional<std::string> value,
+                                                  const std::optional<std::string>& context) {
+    auto held = hints_.merged_for_key(key);
+    if (!held) return held.status();
+    VersionVector seen;
+    if (context && !context->empty()) {
+        auto decoded = decode_context(*context);
+        if (!decoded) return decoded.status();
+        seen = std::move(decoded.value());
+    } else if (!value) {
+        seen = held->context;  // a delete without context removes every hint held for the key
+    }
+    char bits[17];
+    std::snprintf(bits, sizeof bits, "%016llx", static_cast<unsigned long long>(lifetime_bits_));
+    const std::string actor =
+        config_.node_id + "~" + bits + "." + std::to_string(++stand_in_mints_);
+    auto updated = update(held.value(), seen, actor, std::move(value), config_.siblings_max,
+                          proto::kObjectBytesMax);
+    if (!updated) return updated.status();
+    const Dot minted{actor, updated->context.get(actor)};
+    Minted out{encode_object(updated.value()),
+               encode_context(writer_context(updated.value(), seen, minted))};
+    Status kept = keep_hint(home, key, out.object);
+    if (!kept.ok()) return kept;
+    return out;
+}
+
+Result<std::optional<std::string>> Replica::read_hints(const std::string& key) {
+    auto held = hints_.merged_for_key(key);
+    if (!held) return held.status();
+    if (held->empty()) return std::optional<std::string>();
+    return std::optional<std::string>(encode_object(held.value()));
+}
+
+Status Replica::keep_hint(const std::string& home, const std::string& key,
+                          std::string_view object_bytes) {
+    return hints_.add(home, key, object_bytes, placement_.range_of(ring::hash64(key)));
 }
 
 Status Replica::merge(const std::string& key, std::string_view object_bytes) {
@@ -139,6 +180,13 @@ Status Replica::check_owner(const std::string& key, bool is_write,
 // ---- peer requests --------------------------------------------------------------
 
 void Replica::handle(const ReplyTo& from, const ReplicaReadRequest& req) {
+    if (req.stand_in) {
+        // Asked as a stand-in: what it holds of the key are its hints.
+        auto held = read_hints(req.key);
+        return env_.reply(from,
+                          ReplicaReadResponse{req.id, held.status().code(), held.status().message(),
+                                              held ? held.value() : std::nullopt});
+    }
     Status owner = check_owner(req.key, false, {});
     if (!owner.ok()) {
         return env_.reply(from,
@@ -179,21 +227,35 @@ void Replica::handle(const ReplyTo& from, const ReplicaWriteRequest& req,
         // the first copy's version or what superseded it. No writer context:
         // what the first copy's writer saw is no longer known, and the whole
         // object's context would cover siblings the writer never saw.
-        auto stored = read(req.key);
-        const bool ok = stored.ok() && stored.value().has_value();
+        std::optional<std::string> held;
+        bool ok = false;
+        if (!req.hint_for.empty() && req.hint_for != config_.node_id) {
+            auto hinted = hints_.merged_for_key(req.key);  // a stand-in mint's duplicate
+            ok = hinted.ok() && !hinted->empty();
+            if (ok) held = encode_object(hinted.value());
+        } else {
+            auto stored = read(req.key);
+            ok = stored.ok() && stored.value().has_value();
+            if (ok) held = std::move(*stored.value());
+        }
         env_.reply(from, ReplicaWriteResponse{
                              req.id, ok ? ErrorCode::ok : ErrorCode::storage_error,
                              ok ? std::string() : "duplicate write request and no stored version",
-                             ok ? *stored.value() : std::string(), std::nullopt});
+                             ok ? std::move(*held) : std::string(), std::nullopt});
         return;
     }
-    Status owner = check_owner(req.key, true, req.targets);
-    if (!owner.ok()) {
-        return env_.reply(from,
-                          ReplicaWriteResponse{req.id, owner.code(), owner.message(), {}, {}});
+    // A stand-in mint (no home replica reachable): this node need not own the key.
+    const bool stand_in = !req.hint_for.empty() && req.hint_for != config_.node_id;
+    if (!stand_in) {
+        Status owner = check_owner(req.key, true, req.targets);
+        if (!owner.ok()) {
+            return env_.reply(from,
+                              ReplicaWriteResponse{req.id, owner.code(), owner.message(), {}, {}});
+        }
     }
     // The coordinator's limit is not trusted beyond this node's own.
-    auto written = mint(req.key, req.value, req.context);
+    auto written = stand_in ? mint_as_stand_in(req.hint_for, req.key, req.value, req.context)
+                            : mint(req.key, req.value, req.context);
     if (!written.ok()) {
         return env_.reply(from,
                           ReplicaWriteResponse{
@@ -219,6 +281,11 @@ void Replica::remember_minted(std::pair<std::string, uint64_t> request) {
 void Replica::handle(const ReplyTo& from, const ReplicaMergeRequest& req,
                      std::optional<uint64_t> received_ms) {
     Status s = check_budget(req.budget_ms, received_ms);
+    // Sent to this node as a stand-in: kept as a hint, whatever it owns.
+    if (s.ok() && !req.hint_for.empty() && req.hint_for != config_.node_id) {
+        s = keep_hint(req.hint_for, req.key, req.object);
+        return env_.reply(from, ReplicaMergeResponse{req.id, s.code(), s.message()});
+    }
     if (s.ok()) s = check_owner(req.key, true, req.targets);
 #ifdef KV_MUTANTS
     // Planted (node/mutant.h): ok without storing, every merge or only a
@@ -233,6 +300,44 @@ void Replica::handle(const ReplyTo& from, const ReplicaMergeRequest& req,
 #endif
     if (s.ok()) s = merge(req.key, req.object);
     env_.reply(from, ReplicaMergeResponse{req.id, s.code(), s.message()});
+}
+
+void Replica::handle(const ReplyTo& from, const HintReplayRequest& req) {
+    HintReplayResponse resp;
+    resp.id = req.id;
+    for (size_t i = 0; i < req.keys.size(); ++i) {
+        const std::string& key = req.keys[i];
+        if (!check_owner(key, true, {}).ok()) {
+            resp.not_owned.push_back(key);
+            continue;
+        }
+        Status merged;
+#ifdef KV_MUTANTS
+        // Planted (node/mutant.h): the hint's live values are written again
+        // as new versions (blind puts) instead of merged, so what superseded
+        // them since is ignored; no-resurrection and convergence must catch it.
+        if (KV_MUTANT(replay_remints)) {
+            auto decoded = decode_object(req.objects[i]);
+            if (decoded) {
+                for (auto& v : decoded->live_values()) {
+                    auto m = mint(key, std::move(v), std::nullopt);
+                    if (!m) merged = m.status();
+                }
+                if (merged.ok()) continue;
+            }
+        }
+#endif
+        merged = merge(key, req.objects[i]);
+        if (!merged.ok()) {
+            // Nothing of this batch may be taken as durable: it is sent again,
+            // and merging what was merged already changes nothing.
+            resp.code = merged.code();
+            resp.message = "hint for a key not merged: " + merged.message();
+            resp.not_owned.clear();
+            break;
+        }
+    }
+    env_.reply(from, std::move(resp));
 }
 
 void Replica::handle(const ReplyTo& from, const proto::LocalGetRequest& req) {

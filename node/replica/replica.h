@@ -26,6 +26,7 @@
 #include "node/node_config.h"
 #include "node/peer_protocol.h"
 #include "node/replica/handoffs.h"
+#include "node/replica/hint_store.h"
 
 namespace kv::node {
 
@@ -35,10 +36,13 @@ class Replica {
     using Observer = std::function<void(const std::string& key, const std::string& object)>;
 
     Replica(const NodeConfig& config, Env& env, const Placement& placement,
-            const Handoffs& handoffs);
+            const Handoffs& handoffs, HintStore& hints);
 
     // The actor id this node mints dots with (node/node.h, start()).
     void set_actor(std::string actor) { actor_ = std::move(actor); }
+    // Random bits drawn once per start: the single-use actor ids of stand-in
+    // mints (mint_as_stand_in) are unique to this life of the node.
+    void set_lifetime(uint64_t lifetime_bits) { lifetime_bits_ = lifetime_bits; }
     const std::string& actor() const { return actor_; }
     void add_observer(Observer observer) { observers_.push_back(std::move(observer)); }
 
@@ -57,6 +61,23 @@ class Replica {
                         const std::optional<std::string>& context);
     // Merges an encoded version into the stored one (staged only when it changes).
     Status merge(const std::string& key, std::string_view object_bytes);
+    // A write no home replica could mint (all unreachable), minted here as a
+    // stand-in for `home` and kept as a hint for it. This node does not hold
+    // the key's history, so it cannot know which counters its own actor used
+    // for the key: the version gets a single-use actor id (this node's id,
+    // its life's random bits and a sequence number), so its dot is new
+    // whatever happened before (docs/ARCHITECTURE.md, "Dots stay unique").
+    // What it supersedes: the client's context, or for a delete without one,
+    // every hint this node holds for the key.
+    Result<Minted> mint_as_stand_in(const std::string& home, const std::string& key,
+                                    std::optional<std::string> value,
+                                    const std::optional<std::string>& context);
+    // Every hint this node holds for the key, merged and encoded (nullopt:
+    // none): what it answers as a stand-in.
+    Result<std::optional<std::string>> read_hints(const std::string& key);
+    // Keeps a version sent to this node as a stand-in for `home`.
+    Status keep_hint(const std::string& home, const std::string& key,
+                     std::string_view object_bytes);
 
     // Whether this node may serve the key as a replica now: ok, or not_owner
     // when the key's range is not its own or was handed off. For writes,
@@ -82,6 +103,9 @@ class Replica {
                 std::optional<uint64_t> received_ms = std::nullopt);
     // A client's look at this replica alone (debugging, tests).
     void handle(const ReplyTo& from, const proto::LocalGetRequest& req);
+    // A stand-in replays hints to this node: each key it owns is merged
+    // (never minted again); the others are named back as not owned.
+    void handle(const ReplyTo& from, const HintReplayRequest& req);
 
   private:
     // ok, or timeout when a request with `budget_ms` waited longer than that here.
@@ -93,7 +117,10 @@ class Replica {
     Env& env_;
     const Placement& placement_;
     const Handoffs& handoffs_;
+    HintStore& hints_;
     std::string actor_;
+    uint64_t lifetime_bits_ = 0;
+    uint64_t stand_in_mints_ = 0;
     std::vector<Observer> observers_;
     // Minting requests already applied, by (requester route, request id): a
     // duplicated ReplicaWriteRequest must not mint a second version (it would

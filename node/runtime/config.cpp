@@ -74,6 +74,18 @@ po::options_description describe(RuntimeConfig& c, std::string& peers, std::stri
         "background-max-bytes",
         po::value(&c.node.background_bytes_max)->default_value(size_t{128} << 20),
         "bytes of answered requests kept for read repair or replication beyond w")(
+        "hinted-handoff", po::value(&c.node.hinted_handoff)->default_value(true),
+        "sloppy quorums: a home replica that is down is replaced by a stand-in that keeps a "
+        "hint for it and replays it once it is back (false: every request counts home "
+        "replicas only, as with --strict, and no hint is kept)")(
+        "hints-max-per-target", po::value(&c.node.hints_per_target_max)->default_value(100000),
+        "hints kept for one home replica; past it a hinted write is refused as a hint and "
+        "the key's range is marked under-replicated")(
+        "hint-bytes-max-per-target",
+        po::value(&c.node.hint_bytes_per_target_max)->default_value(size_t{256} << 20),
+        "bytes of hints kept for one home replica")(
+        "hint-replay-rate", po::value(&c.node.hint_replay_keys_per_s)->default_value(5000),
+        "hints replayed per second to one home replica that is back")(
         "frame-bytes-max", po::value(&c.frame_bytes_max)->default_value(uint64_t{64} << 20),
         "largest frame accepted; a bigger one closes its connection")(
         "reply-queue-max", po::value(&c.reply_queue_max)->default_value(1000),
@@ -323,6 +335,9 @@ Result<RuntimeConfig> parse_config(int argc, const char* const* argv, std::ostre
     // A client frame of the largest request must pass (client/protocol.h).
     if (c.frame_bytes_max < proto::kFrameBytesMax) {
         return Status(ErrorCode::invalid_argument, "--frame-bytes-max must be at least 20 MiB");
+    }
+    if (c.node.hint_replay_keys_per_s < 1) {
+        return Status(ErrorCode::invalid_argument, "--hint-replay-rate must be >= 1");
     }
     if (c.reply_queue_max < 1 || c.gossip_endpoints_max < 1) {
         return Status(ErrorCode::invalid_argument,

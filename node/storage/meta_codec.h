@@ -48,7 +48,7 @@ constexpr std::string_view kViewKey = "view";
 constexpr std::string_view kLeaveKey = "leave";
 // Every handoff this node accepted: by new owner, the ranges it stopped serving.
 constexpr std::string_view kHandoffsKey = "handoffs";
-// Hinted handoff (node/hints/hint_store.h): by target, the token ranges in
+// Hinted handoff (node/replica/hint_store.h): by target, the token ranges in
 // which a hint was refused because the target's hints were full (the handoffs
 // codec); anti-entropy takes them over.
 constexpr std::string_view kUnderReplicatedKey = "under_replicated";

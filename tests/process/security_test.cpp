@@ -169,7 +169,7 @@ std::vector<std::pair<std::string, std::string>> forged_peer_frames(ProcessClust
         frames.emplace_back(std::move(name), node::encode(m));
     };
     add("r_merge of a forged object",
-        node::ReplicaMergeRequest{next_request_id(), "k0", object, {}, 0});
+        node::ReplicaMergeRequest{next_request_id(), "k0", object, {}, 0, ""});
     node::ReplicaWriteRequest write;
     write.id = next_request_id();
     write.key = "k1";
@@ -185,6 +185,10 @@ std::vector<std::pair<std::string, std::string>> forged_peer_frames(ProcessClust
     add("ping", node::PingRequest{next_request_id(), "evil"});
     add("stream", node::StreamRequest{next_request_id(), "evil", 0, {{0, 100}}, {}, 16});
     add("handoff", node::HandoffRequest{next_request_id(), "evil", 0, {{0, 100}}});
+    add("hint_replay of a forged object",
+        node::HintReplayRequest{next_request_id(), "evil", {"k3"}, {object}});
+    add("r_merge kept as a hint",
+        node::ReplicaMergeRequest{next_request_id(), "k4", object, {}, 0, "n2"});
     return frames;
 }
 

@@ -267,8 +267,8 @@ TEST_CASE("node-to-node messages from a user are refused and change nothing", "[
     forged.grants.push_back(
         node::GrantRecord{Permission::admin, "", true, {1001, "x"}, forged.version});
     const std::vector<node::Message> peer_only = {
-        node::ReplicaWriteRequest{0, "k", std::string("forged"), std::nullopt, 0, {}, 0},
-        node::ReplicaMergeRequest{0, "k", "forged object", {}, 0},
+        node::ReplicaWriteRequest{0, "k", std::string("forged"), std::nullopt, 0, {}, 0, ""},
+        node::ReplicaMergeRequest{0, "k", "forged object", {}, 0, ""},
         node::ReplicaReadRequest{0, "k"},
         node::PingRequest{0, "n9"},
         node::GossipRequest{0, "n9", "payload"},
@@ -276,6 +276,7 @@ TEST_CASE("node-to-node messages from a user are refused and change nothing", "[
         node::HandoffRequest{0, "n9", 1, {{0, 0}}},
         node::CatalogSyncRequest{0, "n9", {}},
         node::CatalogPushRequest{0, "n9", {forged}},
+        node::HintReplayRequest{0, "n9", {"k"}, {"forged object"}},
     };
     const uint64_t before = unauthorized(c);
     for (const auto& m : peer_only) {

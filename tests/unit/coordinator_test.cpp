@@ -23,7 +23,8 @@ struct Fixture {
           membership({{"a", "tcp://a"}, {"b", "tcp://b"}, {"c", "tcp://c"}, {"d", "tcp://d"}}),
           placement("a", 3, 64),
           handoffs(env),
-          replica(node, env, placement, handoffs),
+          hints(node, env, stats),
+          replica(node, env, placement, handoffs, hints),
           peers(node, env, ids),
           coordinator(node, env, ids, stats, placement, peers, replica) {
         placement.refresh(membership, nullptr);
@@ -60,10 +61,11 @@ struct Fixture {
     ComponentEnv env;
     gossip::StaticMembership membership;
     Placement placement;
+    NodeStats stats;
     Handoffs handoffs;
+    HintStore hints;
     Replica replica;
     RequestIds ids;
-    NodeStats stats;
     Peers peers;
     Coordinator coordinator;
 };

@@ -60,13 +60,14 @@ std::vector<Message> peer_sample_messages() {
                             bytes_with_nuls("ctx"),
                             64,
                             {},
-                            proto::kDeadlineMsMax},
-        ReplicaWriteRequest{25, "k", std::nullopt, std::nullopt, 0, {}, 0},
+                            proto::kDeadlineMsMax,
+                            ""},
+        ReplicaWriteRequest{25, "k", std::nullopt, std::nullopt, 0, {}, 0, "n2"},
         ReplicaWriteResponse{26, ErrorCode::ok, "", bytes_with_nuls("object"),
                              bytes_with_nuls("ctx")},
         ReplicaWriteResponse{27, ErrorCode::sibling_limit, "too many siblings", "", std::nullopt},
-        ReplicaMergeRequest{28, bytes_with_nuls("key"), bytes_with_nuls("object"), {}, 0},
-        ReplicaMergeRequest{33, "k", bytes_with_nuls("object"), {"n1"}, 1},
+        ReplicaMergeRequest{28, bytes_with_nuls("key"), bytes_with_nuls("object"), {}, 0, ""},
+        ReplicaMergeRequest{33, "k", bytes_with_nuls("object"), {"n1"}, 1, "n3"},
         ReplicaMergeResponse{29, ErrorCode::ok, ""},
         ReplicaMergeResponse{30, ErrorCode::storage_error, "commit failed"},
         PingRequest{31, "node-a"},
@@ -84,14 +85,19 @@ std::vector<Message> peer_sample_messages() {
         StreamResponse{39, ErrorCode::not_owner, "ring differs", {}, {}, std::nullopt, true},
         HandoffRequest{40, "n4", 99, {{10, 20}}},
         HandoffResponse{41, ErrorCode::ok, ""},
-        ReplicaWriteRequest{42, "k", std::string("v"), std::nullopt, 0, {"n1", "n2", "n4"}},
-        ReplicaMergeRequest{43, "k", bytes_with_nuls("object"), {"n2"}},
+        ReplicaWriteRequest{42, "k", std::string("v"), std::nullopt, 0, {"n1", "n2", "n4"}, 0, ""},
+        ReplicaMergeRequest{43, "k", bytes_with_nuls("object"), {"n2"}, 0, ""},
         CatalogSyncRequest{44, "n1", {{"alice", 0x1234}, {"bob", UINT64_MAX}}},
         CatalogSyncRequest{45, "n1", {}},
         CatalogSyncResponse{46, ErrorCode::ok, "", {sample_user()}, {"carol"}},
         CatalogSyncResponse{47, ErrorCode::ok, "", {}, {}},
         CatalogPushRequest{
             48, "n2", {sample_user(), UserRecord{"gone", "", false, {9, "n3.ab"}, {}}}},
+        ReplicaReadRequest{49, "k", true},
+        HintReplayRequest{50, "n1", {bytes_with_nuls("k1"), "k2"}, {bytes_with_nuls("o1"), "o2"}},
+        HintReplayRequest{51, "n1", {}, {}},
+        HintReplayResponse{52, ErrorCode::ok, "", {"k2"}},
+        HintReplayResponse{53, ErrorCode::storage_error, "commit failed", {}},
     };
 }
 
@@ -128,6 +134,8 @@ TEST_CASE("peer type names are the documented strings", "[peer_protocol]") {
         {CatalogSyncRequest{}, "catalog_sync"},
         {CatalogSyncResponse{}, "catalog_sync_reply"},
         {CatalogPushRequest{}, "catalog_push"},
+        {HintReplayRequest{}, "hint_replay"},
+        {HintReplayResponse{}, "hint_replay_reply"},
     };
     table.insert(table.end(), peer_table.begin(), peer_table.end());
     check_type_names(kCodec, table);
@@ -142,7 +150,8 @@ TEST_CASE("every node message alternative round-trips", "[peer_protocol]") {
 }
 
 TEST_CASE("peer values at exactly the limits round-trip", "[peer_protocol]") {
-    Message merge = ReplicaMergeRequest{2, "k", std::string(proto::kObjectBytesMax, 'o'), {}};
+    Message merge =
+        ReplicaMergeRequest{2, "k", std::string(proto::kObjectBytesMax, 'o'), {}, 0, ""};
     CHECK(decode_ok(encode(merge)) == merge);
 
     Message pong = PingResponse{4, std::string(proto::kIdBytesMax, 'n')};

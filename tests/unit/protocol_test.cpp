@@ -650,7 +650,7 @@ TEST_CASE("every truncation of a valid frame is an error, never a crash", "[prot
     CHECK(decode_ok(frame) == put);
 
     Message status =
-        StatusResponse{5, "node-a", 3, {{"node-a", "tcp://h:1", "self", 0}}, 9, {}, 1, ""};
+        StatusResponse{5, "node-a", 3, {{"node-a", "tcp://h:1", "self", 0}}, 9, {}, 1, "", {}, 0};
     std::string status_frame = encode(status);
     for (size_t length = 0; length < status_frame.size(); ++length) {
         CHECK_FALSE(decode(std::string_view(status_frame).substr(0, length)).ok());

@@ -20,7 +20,7 @@ struct Fixture {
         : membership(std::move(members)),
           placement("a", 3, 64),
           handoffs(env),
-          replica(config(), env, placement, handoffs) {
+          replica(config(), env, placement, handoffs, hints) {
         placement.refresh(membership, nullptr);
         replica.set_actor("a.0001");
         replica.add_observer([this](const std::string& key, const std::string& object) {
@@ -50,6 +50,8 @@ struct Fixture {
     gossip::StaticMembership membership;
     Placement placement;
     Handoffs handoffs;
+    NodeStats stats;
+    HintStore hints{config(), env, stats};
     Replica replica;
     std::vector<std::pair<std::string, std::string>> changes;
 };
@@ -112,7 +114,7 @@ TEST_CASE("merge stages and reports only real changes, and refuses undecodable o
 TEST_CASE("a duplicated minting request is answered without minting again") {
     Fixture f;
     const ReplyTo coordinator{"route-1"};
-    ReplicaWriteRequest req{7, "k", std::string("v"), std::nullopt, 0, {}};
+    ReplicaWriteRequest req{7, "k", std::string("v"), std::nullopt, 0, {}, 0, ""};
     f.replica.handle(coordinator, req);
     f.replica.handle(coordinator, req);  // the network duplicated it
     auto replies = f.replies();
@@ -128,7 +130,7 @@ TEST_CASE("a duplicated minting request is answered without minting again") {
     CHECK(f.changes.size() == 2);
     // The window is bounded (2 here): the oldest request is forgotten.
     // (A delete without a context: it keeps the sibling count under the limit of 3.)
-    f.replica.handle(coordinator, ReplicaWriteRequest{8, "k", std::nullopt, {}, 0, {}});
+    f.replica.handle(coordinator, ReplicaWriteRequest{8, "k", std::nullopt, {}, 0, {}, 0, ""});
     f.replica.handle(coordinator, req);
     CHECK(f.changes.size() == 4);
 }
@@ -138,7 +140,7 @@ TEST_CASE("read and merge requests are answered from the store") {
     f.replica.handle(ReplyTo{"c"}, ReplicaReadRequest{1, "k"});
     REQUIRE(f.replica.mint("k", std::string("v"), std::nullopt).ok());
     f.replica.handle(ReplyTo{"c"}, ReplicaReadRequest{2, "k"});
-    f.replica.handle(ReplyTo{"c"}, ReplicaMergeRequest{3, "k", "junk", {}});
+    f.replica.handle(ReplyTo{"c"}, ReplicaMergeRequest{3, "k", "junk", {}, 0, ""});
     auto replies = f.replies();
     REQUIRE(replies.size() == 3);
     CHECK_FALSE(std::get<ReplicaReadResponse>(replies[0]).object.has_value());
@@ -173,7 +175,9 @@ TEST_CASE("with gossip placement a replica serves only its keys and not what it 
     REQUIRE(placement.dynamic());
     REQUIRE_FALSE(placement.moving());
     Handoffs handoffs(env);
-    Replica replica(config, env, placement, handoffs);
+    NodeStats stats;
+    HintStore hints(config, env, stats);
+    Replica replica(config, env, placement, handoffs, hints);
     size_t owned = 0;
     size_t refused = 0;
     for (int i = 0; i < 200; ++i) {

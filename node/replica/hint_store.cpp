@@ -1,4 +1,4 @@
-#include "node/hints/hint_store.h"
+#include "node/replica/hint_store.h"
 
 #include <algorithm>
 
