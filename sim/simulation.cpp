@@ -402,6 +402,8 @@ class Run {
     // Waits, bounded, until no node holds a hint; empty if so, else which
     // nodes still hold how many.
     std::string wait_for_hints(uint64_t ms_max);
+    // Hints held over every node that is up, in keys.
+    uint64_t hints_held();
 
     SimOptions options_;
     Cluster cluster_;
@@ -589,6 +591,18 @@ void Run::issue(Client& c, OpKind kind, const std::string& key, std::optional<st
 }
 
 uint32_t Run::pick_coordinator() {
+    if (options_.faults.outage && options_.steady_nodes == 0) {
+        // A client whose connection to a node in a long outage is refused uses
+        // another at once (a node crashed by `crash` still swallows requests
+        // until the client's timeout). Without this, clients spent most of an
+        // `outage` run waiting on dead coordinators, and few requests met an
+        // outage of home replicas at a live coordinator.
+        std::vector<size_t> live;
+        for (size_t i : started_list_) {
+            if (!out_.count(i)) live.push_back(i);
+        }
+        return static_cast<uint32_t>(live[uniform(0, live.size() - 1)]);
+    }
     if (options_.steady_nodes == 0)
         return static_cast<uint32_t>(started_list_[uniform(0, started_list_.size() - 1)]);
     // Steady nodes start first (validate), so they are the list's first entries.
@@ -1184,15 +1198,16 @@ std::vector<StoredCopy> Run::collect_copies() {
     return out;
 }
 
+uint64_t Run::hints_held() {
+    uint64_t keys = 0;
+    for (size_t i : started_list_) {
+        if (cluster_.is_up(i)) keys += cluster_.node(i).hints_held().keys;
+    }
+    return keys;
+}
+
 std::string Run::wait_for_hints(uint64_t ms_max) {
-    auto held = [this] {
-        uint64_t keys = 0;
-        for (size_t i : started_list_) {
-            if (cluster_.is_up(i)) keys += cluster_.node(i).hints_held().keys;
-        }
-        return keys;
-    };
-    result_.hints_at_quiet = held();
+    auto held = [this] { return hints_held(); };
     const uint64_t from_ms = cluster_.now_ms();
     while (held() > 0 && cluster_.now_ms() < from_ms + ms_max) cluster_.run_for(kHintCheckMs);
     result_.hint_drain_ms = cluster_.now_ms() - from_ms;
@@ -1228,6 +1243,8 @@ SimResult Run::go() {
     // Let requests in flight finish or time out under the same faults.
     cluster_.run_for(kClientTimeoutMs + 100);
     stop_faults();
+    // Every node is up again, its hints loaded from its store: what replay must deliver.
+    result_.hints_at_quiet = hints_held();
     cluster_.run_for(kSettleMs);
     std::string unsettled;
     if (options_.gossip) {

@@ -156,7 +156,7 @@ struct SimResult {
     std::map<uint64_t, uint32_t> copies_at_ack;
     // The quiet phase's wait for every node's hints to drain: how long it took
     // (hints_drained false: it gave up after kHintDrainMsMax), and the hints
-    // held when the faults stopped, over all nodes.
+    // held, over all nodes, when the faults stopped and every node restarted.
     bool hints_drained = true;
     uint64_t hint_drain_ms = 0;
     uint64_t hints_at_quiet = 0;
