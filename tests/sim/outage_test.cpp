@@ -76,7 +76,10 @@ TEST_CASE("outage: sloppy puts stay available where strict ones do not; strict r
         static_cast<unsigned long long>(strict_pairs));
     CHECK(strict.sent > 100);
     CHECK(sloppy.sent > 100);
-    CHECK(sloppy_share > strict_share);
+    // By a margin: with hinted handoff off (every request strict) the two
+    // shares differ by chance only (70.3% and 71.8% over these seeds); with
+    // it, by 13 points (67.3% and 80.5%).
+    CHECK(sloppy_share > strict_share + 0.05);
     CHECK(sloppy.acked_with_stand_in > 0);
     CHECK(strict_pairs > 100);
 }
