@@ -14,7 +14,8 @@
 //   Access        (access/)      users and grants: the replicated catalog, the checks
 //
 // The facade dispatches each message to the component that owns it, fans out
-// tick(), rebuilds placement when the membership changed, and answers status.
+// tick(), rebuilds placement when the membership changed, and answers status
+// and owners.
 #pragma once
 
 #include <cstdint>
@@ -110,6 +111,7 @@ class Node {
     // saves the view (gossip) when it did.
     void refresh_placement();
     void handle(const ReplyTo& from, const proto::StatusRequest& req);
+    void handle(const ReplyTo& from, const proto::OwnersRequest& req);
     void handle(const ReplyTo& from, const GossipRequest& req);
 
     NodeConfig config_;
