@@ -211,7 +211,9 @@ void Node::tick() {
     }
     peers_->tick(*membership_);
     access_->tick(now, *membership_);
-    if (config_.hinted_handoff) hint_replay_->tick(now);
+    // Even with --hinted-handoff false: hints taken before, or from peers that
+    // have it on, are data to deliver.
+    hint_replay_->tick(now);
 }
 
 void Node::refresh_placement() {
