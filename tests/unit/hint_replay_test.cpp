@@ -12,14 +12,9 @@
 using namespace kv;
 using namespace kv::node;
 using kv::test::ComponentEnv;
+using kv::test::minted_object;
 
 namespace {
-
-std::string object_of(const std::string& actor, const std::string& value) {
-    auto o = update(Object{}, {}, actor, value, 100, proto::kObjectBytesMax);
-    REQUIRE(o.ok());
-    return encode_object(o.value());
-}
 
 struct Fixture {
     Fixture()
@@ -60,7 +55,7 @@ struct Fixture {
         return batches;
     }
     void add(const std::string& target, const std::string& key, const std::string& value) {
-        REQUIRE(hints.add(target, key, object_of("x.1", value), ring::Range{0, 0}).ok());
+        REQUIRE(hints.add(target, key, minted_object("x.1", value), ring::Range{0, 0}).ok());
     }
 
     ComponentEnv env;
