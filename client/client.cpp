@@ -64,6 +64,13 @@ Result<proto::StatusResponse> to_status_result(Result<proto::Message> r) {
     return std::move(*s);
 }
 
+Result<proto::OwnersResponse> to_owners_result(Result<proto::Message> r) {
+    if (!r) return r.status();
+    auto* o = std::get_if<proto::OwnersResponse>(&r.value());
+    if (o == nullptr) return unexpected_reply(r.value());
+    return std::move(*o);
+}
+
 Result<std::string> to_admin_result(Result<proto::Message> r) {
     if (!r) return r.status();
     auto* a = std::get_if<proto::AdminResponse>(&r.value());
@@ -540,6 +547,15 @@ uint64_t AsyncClient::submit_status(StatusCallback done) {
                          });
 }
 
+uint64_t AsyncClient::submit_owners(std::string key, OwnersCallback done) {
+    uint64_t id = impl_->next_id++;
+    proto::OwnersRequest r{id, std::move(key)};
+    return impl_->submit(r, id, impl_->options.admin_timeout_ms, true, true,
+                         [done = std::move(done)](Result<proto::Message> m) {
+                             done(to_owners_result(std::move(m)));
+                         });
+}
+
 uint64_t AsyncClient::submit_leave(std::function<void(Result<std::string>)> done) {
     uint64_t id = impl_->next_id++;
     proto::LeaveRequest r{id};
@@ -672,6 +688,13 @@ Result<GetResult> Client::local_get(std::string key) {
 Result<proto::StatusResponse> Client::status() {
     std::optional<Result<proto::StatusResponse>> slot;
     async_.submit_status([&slot](Result<proto::StatusResponse> r) { slot.emplace(std::move(r)); });
+    return wait_for(slot);
+}
+
+Result<proto::OwnersResponse> Client::owners(std::string key) {
+    std::optional<Result<proto::OwnersResponse>> slot;
+    async_.submit_owners(std::move(key),
+                         [&slot](Result<proto::OwnersResponse> r) { slot.emplace(std::move(r)); });
     return wait_for(slot);
 }
 

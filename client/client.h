@@ -9,7 +9,7 @@
 //
 // Failover (docs/CLIENT.md): when the current node does not answer in time (or
 // cannot be reached), the client makes the next endpoint current for later
-// requests. A read (get, status) that got no answer is retried on the next
+// requests. A read (get, status, owners) that got no answer is retried on the next
 // endpoint, each endpoint at most once per request. A write (put, del) that was
 // handed to a node is NEVER retried: a second blind write could leave a
 // duplicate sibling; it fails with ErrorCode::timeout and the caller decides. A
@@ -102,6 +102,7 @@ using StatusCallback = std::function<void(Result<proto::StatusResponse>)>;
 // An admin change's outcome: the node's message, or why not.
 using AdminCallback = std::function<void(Result<std::string>)>;
 using UserListCallback = std::function<void(Result<std::vector<proto::UserInfo>>)>;
+using OwnersCallback = std::function<void(Result<proto::OwnersResponse>)>;
 
 // Many requests in flight over one connection. submit_* never block and never
 // run a callback; callbacks run only inside poll(), on the polling thread, each
@@ -127,6 +128,11 @@ class AsyncClient {
     // Served by the node the request is sent to; never moved to another node.
     uint64_t submit_local_get(std::string key, GetCallback done);
     uint64_t submit_status(StatusCallback done);
+    // Where `key` lives as the answering node sees it: its home replicas in
+    // preference order (up or down), the stand-ins a write would use now, and
+    // the new owners while its range moves. A read: retried like status.
+    // Needs a read grant covering the key when credentials are in use.
+    uint64_t submit_owners(std::string key, OwnersCallback done);
     // Asks the node to leave the ring (kvctl leave); idempotent, never moved to
     // another node. Completes with the node's message once it started leaving.
     uint64_t submit_leave(std::function<void(Result<std::string>)> done);
@@ -177,6 +183,7 @@ class Client {
                             std::optional<RequestOptions> options = std::nullopt);
     Result<GetResult> local_get(std::string key);
     Result<proto::StatusResponse> status();
+    Result<proto::OwnersResponse> owners(std::string key);
     // The node this client is connected to hands its ranges over and leaves
     // the ring; returns at once with the node's message (progress: status()).
     Result<std::string> leave();

@@ -194,6 +194,80 @@ void read_transfers(FieldReader& f, std::vector<TransferStatus>& out) {
     }
 }
 
+// Hints held, by target: nothing when there are none (and a node that
+// predates the field sends none), so older peers' frames still decode.
+void write_hints(FieldWriter& w, const std::vector<HintStatus>& hints) {
+    if (hints.empty()) return;
+    size_t total = 0;
+    for (const auto& h : hints) total += h.target.size() + 96;
+    w.custom("hints", total, [&](Packer& p) {
+        p.pack_array(static_cast<uint32_t>(hints.size()));
+        for (const auto& h : hints) {
+            p.pack_map(7);
+            pack_text(p, "target");
+            pack_text(p, h.target);
+            pack_text(p, "keys");
+            p.pack_uint64(h.keys);
+            pack_text(p, "bytes");
+            p.pack_uint64(h.bytes);
+            pack_text(p, "oldest_ms");
+            p.pack_uint64(h.oldest_ms);
+            pack_text(p, "replayed");
+            p.pack_uint64(h.replayed);
+            pack_text(p, "refused");
+            p.pack_uint64(h.refused);
+            pack_text(p, "replaying");
+            h.replaying ? p.pack_true() : p.pack_false();
+        }
+    });
+}
+
+void read_hints(FieldReader& f, std::vector<HintStatus>& out) {
+    f.map_list("hints", kArrayItemsMax, [&](FieldReader& sub, uint32_t) {
+        HintStatus& h = out.emplace_back();
+        sub.text("target", h.target, Need::required, kIdBytesMax);
+        sub.uint("keys", h.keys, Need::optional);
+        sub.uint("bytes", h.bytes, Need::optional);
+        sub.uint("oldest_ms", h.oldest_ms, Need::optional);
+        sub.uint("replayed", h.replayed, Need::optional);
+        sub.uint("refused", h.refused, Need::optional);
+        sub.flag("replaying", h.replaying);
+    });
+}
+
+// Homes as [{node, state}], stand-ins as [{node, for}]; each list holds at
+// most one item per replica, so at most kReplicasMax.
+void write_homes(FieldWriter& w, const std::vector<HomeReplica>& homes) {
+    size_t total = 0;
+    for (const auto& h : homes) total += h.node_id.size() + h.state.size() + 24;
+    w.custom("homes", total, [&](Packer& p) {
+        p.pack_array(static_cast<uint32_t>(homes.size()));
+        for (const auto& h : homes) {
+            p.pack_map(2);
+            pack_text(p, "node");
+            pack_text(p, h.node_id);
+            pack_text(p, "state");
+            pack_text(p, h.state);
+        }
+    });
+}
+
+void write_stand_ins(FieldWriter& w, const std::vector<StandInReplica>& stand_ins) {
+    if (stand_ins.empty()) return;
+    size_t total = 0;
+    for (const auto& s : stand_ins) total += s.node_id.size() + s.for_home.size() + 24;
+    w.custom("stand_ins", total, [&](Packer& p) {
+        p.pack_array(static_cast<uint32_t>(stand_ins.size()));
+        for (const auto& s : stand_ins) {
+            p.pack_map(2);
+            pack_text(p, "node");
+            pack_text(p, s.node_id);
+            pack_text(p, "for");
+            pack_text(p, s.for_home);
+        }
+    });
+}
+
 void read_permission(FieldReader& f, Permission& out) {
     const msgpack::object* o = f.lookup("perm", Need::required);
     if (o == nullptr) return;
@@ -325,6 +399,8 @@ void write_fields(const StatusResponse& m, FieldWriter& w) {
     w.uint("keys_stored", m.keys_stored);
     write_transfers(w, m.transfers);
     w.text_if_nonempty("leave", m.leave);
+    write_hints(w, m.hints);
+    w.uint_if_nonzero("under_replicated", m.under_replicated_ranges);
 }
 void write_fields(const ErrorResponse& m, FieldWriter& w) {
     w.code(m.code);
@@ -358,6 +434,16 @@ void write_fields(const RevokeRequest& m, FieldWriter& w) {
     w.text("name", m.name);
     w.text("perm", permission_name(m.permission));
     w.bytes("prefix", m.prefix);
+}
+void write_fields(const OwnersRequest& m, FieldWriter& w) {
+    w.bytes("key", m.key);
+}
+void write_fields(const OwnersResponse& m, FieldWriter& w) {
+    write_homes(w, m.homes);
+    write_stand_ins(w, m.stand_ins);
+    w.text_list("new_owners", m.new_owners);
+    w.uint("n", m.n_replicas);
+    w.flag_if_true("sloppy", m.sloppy);
 }
 
 // One overload per alternative; the decoder table of wire::decode_message
@@ -405,6 +491,8 @@ void read_fields(FieldReader& f, StatusResponse& m) {
     f.uint("keys_stored", m.keys_stored, Need::optional);
     read_transfers(f, m.transfers);
     f.text("leave", m.leave, Need::optional, kMessageTextBytesMax);
+    read_hints(f, m.hints);
+    f.uint("under_replicated", m.under_replicated_ranges, Need::optional);
 }
 void read_fields(FieldReader& f, ErrorResponse& m) {
     f.code(m.code);
@@ -438,6 +526,24 @@ void read_fields(FieldReader& f, RevokeRequest& m) {
     read_user_name(f, m.name);
     read_permission(f, m.permission);
     read_prefix(f, m.prefix);
+}
+void read_fields(FieldReader& f, OwnersRequest& m) {
+    f.key(m.key);
+}
+void read_fields(FieldReader& f, OwnersResponse& m) {
+    f.map_list("homes", kReplicasMax, [&](FieldReader& sub, uint32_t) {
+        HomeReplica& h = m.homes.emplace_back();
+        sub.text("node", h.node_id, Need::required, kIdBytesMax);
+        sub.text("state", h.state, Need::optional, kIdBytesMax);
+    });
+    f.map_list("stand_ins", kReplicasMax, [&](FieldReader& sub, uint32_t) {
+        StandInReplica& s = m.stand_ins.emplace_back();
+        sub.text("node", s.node_id, Need::required, kIdBytesMax);
+        sub.text("for", s.for_home, Need::required, kIdBytesMax);
+    });
+    f.text_list("new_owners", m.new_owners, kReplicasMax);
+    f.uint("n", m.n_replicas, Need::required);
+    f.flag("sloppy", m.sloppy);
 }
 
 std::string_view permission_name(Permission p) {

@@ -119,9 +119,18 @@ struct LeaveRequest {
     bool operator==(const LeaveRequest&) const = default;
 };
 
+// Where a key lives as the answering node sees it now (kvctl owners, like
+// Cassandra's nodetool getendpoints): answered with OwnersResponse. Reveals
+// placement only, so a read grant covering the key allows it.
+struct OwnersRequest {
+    uint64_t id = 0;
+    std::string key;
+    bool operator==(const OwnersRequest&) const = default;
+};
+
 // ---- users and grants (admin; docs/PROTOCOL.md section 5.9) ----------------
 
-// What a grant allows on the keys under its prefix: read (get, local_get),
+// What a grant allows on the keys under its prefix: read (get, local_get, owners),
 // write (put, del), or admin (users, grants and leave; only on the empty
 // prefix, and it includes read and write everywhere).
 enum class Permission : uint8_t { read, write, admin };
@@ -261,6 +270,38 @@ struct StatusResponse {
     bool operator==(const StatusResponse&) const = default;
 };
 
+// A home replica of a key and whether the answering node's failure detector
+// has it reachable now ("up") or not ("down"; the node itself is always up).
+struct HomeReplica {
+    std::string node_id;
+    std::string state;
+    bool operator==(const HomeReplica&) const = default;
+};
+// A member that would stand in for a home replica that is down (Dynamo §4.6:
+// it keeps what it receives as a hint for that home).
+struct StandInReplica {
+    std::string node_id;
+    std::string for_home;
+    bool operator==(const StandInReplica&) const = default;
+};
+// Answer to owners: computed from the answering node's current ring and its
+// own view of which members are reachable, so two nodes may answer differently
+// while their views differ (docs/PROTOCOL.md, "owners").
+struct OwnersResponse {
+    uint64_t id = 0;
+    std::vector<HomeReplica> homes;  // the key's preference list, in order
+    // One per home that is down and has a reachable member to stand in for
+    // it, in the homes' order; empty when the node uses no stand-ins.
+    std::vector<StandInReplica> stand_ins;
+    // Members that are taking the key's range over while it moves (a join or
+    // a leave under way); writes go to them as well.
+    std::vector<std::string> new_owners;
+    uint32_t n_replicas = 0;  // the configured n
+    // The answering node coordinates with stand-ins (--hinted-handoff).
+    bool sloppy = false;
+    bool operator==(const OwnersResponse&) const = default;
+};
+
 // Answer to an admin request (leave): ok, or why not.
 struct AdminResponse {
     uint64_t id = 0;
@@ -301,10 +342,11 @@ struct ErrorResponse {
 
 // Every message a client sends or receives. Adding an alternative without
 // handling it in a std::visit with an exhaustive overload set fails to compile.
-using Message = std::variant<GetRequest, PutRequest, DelRequest, LocalGetRequest, StatusRequest,
-                             GetResponse, WriteResponse, StatusResponse, ErrorResponse,
-                             LeaveRequest, AdminResponse, UserAddRequest, UserDelRequest,
-                             UserListRequest, UserListResponse, GrantRequest, RevokeRequest>;
+using Message =
+    std::variant<GetRequest, PutRequest, DelRequest, LocalGetRequest, StatusRequest, GetResponse,
+                 WriteResponse, StatusResponse, ErrorResponse, LeaveRequest, AdminResponse,
+                 UserAddRequest, UserDelRequest, UserListRequest, UserListResponse, GrantRequest,
+                 RevokeRequest, OwnersRequest, OwnersResponse>;
 
 // The "t" string of a message type.
 std::string_view type_name(const Message& m);

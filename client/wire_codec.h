@@ -288,10 +288,10 @@ namespace kv::proto {
 // that a message set embedding them (node/peer_protocol.h) encodes and decodes
 // them exactly as the client contract does.
 inline constexpr wire::TypeNames<Message> kMessageTypeNames = {
-    "get",         "put",         "del",          "local_get", "status",
-    "get_reply",   "write_reply", "status_reply", "error",     "leave",
-    "admin_reply", "user_add",    "user_del",     "user_list", "user_list_reply",
-    "grant",       "revoke",
+    "get",         "put",         "del",          "local_get",    "status",
+    "get_reply",   "write_reply", "status_reply", "error",        "leave",
+    "admin_reply", "user_add",    "user_del",     "user_list",    "user_list_reply",
+    "grant",       "revoke",      "owners",       "owners_reply",
 };
 
 void write_fields(const GetRequest& m, wire::FieldWriter& w);
@@ -311,6 +311,8 @@ void write_fields(const UserListRequest& m, wire::FieldWriter& w);
 void write_fields(const UserListResponse& m, wire::FieldWriter& w);
 void write_fields(const GrantRequest& m, wire::FieldWriter& w);
 void write_fields(const RevokeRequest& m, wire::FieldWriter& w);
+void write_fields(const OwnersRequest& m, wire::FieldWriter& w);
+void write_fields(const OwnersResponse& m, wire::FieldWriter& w);
 
 void read_fields(wire::FieldReader& f, GetRequest& m);
 void read_fields(wire::FieldReader& f, PutRequest& m);
@@ -329,5 +331,7 @@ void read_fields(wire::FieldReader& f, UserListRequest& m);
 void read_fields(wire::FieldReader& f, UserListResponse& m);
 void read_fields(wire::FieldReader& f, GrantRequest& m);
 void read_fields(wire::FieldReader& f, RevokeRequest& m);
+void read_fields(wire::FieldReader& f, OwnersRequest& m);
+void read_fields(wire::FieldReader& f, OwnersResponse& m);
 
 }  // namespace kv::proto

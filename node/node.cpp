@@ -144,6 +144,7 @@ void Node::on_request(const ReplyTo& from, Message message, std::optional<uint64
                                  std::is_same_v<T, HandoffRequest>) {
                 rebalancer_->handle(from, m);
             } else if constexpr (std::is_same_v<T, proto::StatusRequest> ||
+                                 std::is_same_v<T, proto::OwnersRequest> ||
                                  std::is_same_v<T, GossipRequest>) {
                 handle(from, m);
             } else if constexpr (std::is_same_v<T, proto::UserAddRequest> ||
@@ -168,6 +169,7 @@ void Node::on_request(const ReplyTo& from, Message message, std::optional<uint64
                                  std::is_same_v<T, StreamResponse> ||
                                  std::is_same_v<T, HandoffResponse> ||
                                  std::is_same_v<T, proto::UserListResponse> ||
+                                 std::is_same_v<T, proto::OwnersResponse> ||
                                  std::is_same_v<T, CatalogSyncResponse> ||
                                  std::is_same_v<T, HintReplayResponse>) {
                 on_bad_frame(from, m.id,
@@ -209,7 +211,9 @@ void Node::tick() {
     }
     peers_->tick(*membership_);
     access_->tick(now, *membership_);
-    if (config_.hinted_handoff) hint_replay_->tick(now);
+    // Even with --hinted-handoff false: hints taken before, or from peers that
+    // have it on, are data to deliver.
+    hint_replay_->tick(now);
 }
 
 void Node::refresh_placement() {
@@ -275,6 +279,29 @@ void Node::handle(const ReplyTo& from, const proto::StatusRequest& req) {
     resp.keys_stored = keys ? keys.value() : 0;
     resp.transfers = rebalancer_->status();
     resp.leave = rebalancer_->leave_status();
+    resp.hints = hints_->status();
+    for (auto& h : resp.hints) h.replaying = hint_replay_->replaying(h.target);
+    resp.under_replicated_ranges = hints_->under_replicated_ranges();
+    env_.reply(from, std::move(resp));
+}
+
+// ---- owners --------------------------------------------------------------------
+
+// What a request for the key would use now: the same Placement::targets call
+// and reachability verdicts the coordinator acts on, so the answer is this
+// node's view, not the cluster's.
+void Node::handle(const ReplyTo& from, const proto::OwnersRequest& req) {
+    const auto reachable = [this](const std::string& id) { return peers_->reachable(id); };
+    const ReplicaTargets targets = placement_->targets(req.key, reachable, config_.hinted_handoff);
+    proto::OwnersResponse resp;
+    resp.id = req.id;
+    resp.n_replicas = config_.n_replicas;
+    resp.sloppy = config_.hinted_handoff;
+    for (const auto& home : targets.homes) {
+        resp.homes.push_back({home, has_id(targets.homes_up, home) ? "up" : "down"});
+    }
+    for (const auto& s : targets.stand_ins) resp.stand_ins.push_back({s.node, s.for_home});
+    resp.new_owners = placement_->pending_replicas(req.key);
     env_.reply(from, std::move(resp));
 }
 

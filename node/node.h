@@ -15,7 +15,8 @@
 //   HintReplay    (hints/)       replays held hints to their targets once they are back
 //
 // The facade dispatches each message to the component that owns it, fans out
-// tick(), rebuilds placement when the membership changed, and answers status.
+// tick(), rebuilds placement when the membership changed, and answers status
+// and owners.
 #pragma once
 
 #include <cstdint>
@@ -112,6 +113,7 @@ class Node {
     // saves the view (gossip) when it did.
     void refresh_placement();
     void handle(const ReplyTo& from, const proto::StatusRequest& req);
+    void handle(const ReplyTo& from, const proto::OwnersRequest& req);
     void handle(const ReplyTo& from, const GossipRequest& req);
 
     NodeConfig config_;

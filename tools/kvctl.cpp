@@ -32,6 +32,7 @@ constexpr const char* kUsage =
     "       kvctl [options] put KEY VALUE|-\n"
     "       kvctl [options] del KEY\n"
     "       kvctl [options] status\n"
+    "       kvctl [options] owners KEY\n"
     "       kvctl [options] members\n"
     "       kvctl [options] leave\n"
     "       kvctl [--server-key Z85] [--force] keygen FILE\n"
@@ -52,7 +53,17 @@ constexpr const char* kUsage =
     "                   each answers; then the range transfers under way (joins, leaves):\n"
     "                   peer, direction (in/out), state, ranges, keys moved so far;\n"
     "                   'leave:' when this node was asked to leave (queued, leaving,\n"
-    "                   left, or refused and why).\n"
+    "                   left, or refused and why); the hints it holds as a stand-in,\n"
+    "                   per target (the home replica they are for): keys, bytes, age\n"
+    "                   of the oldest in ms, hints the target made durable and hints\n"
+    "                   refused (store full) since the node started, and whether a\n"
+    "                   replay is in flight; and how many token ranges it marked\n"
+    "                   under-replicated because a hint for them was refused.\n"
+    "  owners KEY       where KEY lives as the first --node sees it now: its home\n"
+    "                   replicas in preference order, each up or down (that node's\n"
+    "                   failure detector), then the stand-ins a write would use for\n"
+    "                   the homes down, and the new owners while its range moves.\n"
+    "                   Needs a read grant covering KEY.\n"
     "  members          each member the node knows: id, address, status (joining, up,\n"
     "                   suspect, down, leaving, left; or up/unreachable with --peers),\n"
     "                   tokens (virtual nodes) and share of the ring it owns.\n"
@@ -68,9 +79,9 @@ constexpr const char* kUsage =
     "  user del NAME    delete a user and its grants.\n"
     "  user list        the users, their public keys and grants (--json: a document).\n"
     "  grant NAME read|write|admin PREFIX\n"
-    "                   let NAME read (get, local-get) or write (put, del) the keys that\n"
-    "                   start with PREFIX ('' for every key); admin (users, grants,\n"
-    "                   leave; includes read and write) only with PREFIX ''.\n"
+    "                   let NAME read (get, local-get, owners) or write (put, del) the keys\n"
+    "                   that start with PREFIX ('' for every key); admin (users,\n"
+    "                   grants, leave; includes read and write) only with PREFIX ''.\n"
     "  revoke NAME read|write|admin PREFIX\n"
     "                   take such a grant back. The user and grant commands need the\n"
     "                   admin grant; a change spreads to every node within seconds\n"
@@ -223,6 +234,18 @@ int print_status(const std::string& endpoint, const kv::proto::StatusResponse& s
         }
         out += "]";
         if (!s.leave.empty()) out += ",\"leave\":" + json_quote(s.leave);
+        out += ",\"hints\":[";
+        for (size_t i = 0; i < s.hints.size(); ++i) {
+            const auto& h = s.hints[i];
+            if (i > 0) out += ',';
+            out += "{\"target\":" + json_quote(h.target) + ",\"keys\":" + std::to_string(h.keys) +
+                   ",\"bytes\":" + std::to_string(h.bytes) +
+                   ",\"oldest_ms\":" + std::to_string(h.oldest_ms) +
+                   ",\"replayed\":" + std::to_string(h.replayed) +
+                   ",\"refused\":" + std::to_string(h.refused) +
+                   ",\"replaying\":" + (h.replaying ? "true" : "false") + "}";
+        }
+        out += "],\"under_replicated_ranges\":" + std::to_string(s.under_replicated_ranges);
         write_raw_line(out + "}");
         return kExitOk;
     }
@@ -242,12 +265,93 @@ int print_status(const std::string& endpoint, const kv::proto::StatusResponse& s
     }
     if (s.transfers.empty()) {
         std::printf("transfers: none\n");
+    } else {
+        std::printf("transfers:\n%-20s %-4s %-12s %-8s %s\n", "PEER", "DIR", "STATE", "RANGES",
+                    "KEYS");
+        for (const auto& t : s.transfers) {
+            std::printf("%-20s %-4s %-12s %-8u %llu\n", t.peer.c_str(), t.direction.c_str(),
+                        t.state.c_str(), t.ranges, static_cast<unsigned long long>(t.keys));
+        }
+    }
+    if (s.hints.empty()) {
+        std::printf("hints: none\n");
+    } else {
+        std::printf("hints:\n%-20s %10s %12s %12s %10s %10s %s\n", "TARGET", "KEYS", "BYTES",
+                    "OLDEST_MS", "REPLAYED", "REFUSED", "REPLAYING");
+        for (const auto& h : s.hints) {
+            std::printf("%-20s %10llu %12llu %12llu %10llu %10llu %s\n", h.target.c_str(),
+                        static_cast<unsigned long long>(h.keys),
+                        static_cast<unsigned long long>(h.bytes),
+                        static_cast<unsigned long long>(h.oldest_ms),
+                        static_cast<unsigned long long>(h.replayed),
+                        static_cast<unsigned long long>(h.refused), h.replaying ? "yes" : "no");
+        }
+    }
+    if (s.under_replicated_ranges != 0) {
+        std::printf("under-replicated ranges: %llu (a hint for them was refused)\n",
+                    static_cast<unsigned long long>(s.under_replicated_ranges));
+    }
+    return kExitOk;
+}
+
+int print_owners(const std::string& endpoint, const std::string& key,
+                 const kv::proto::OwnersResponse& o, bool json) {
+    if (json) {
+        std::string out = json_key_head(key, is_valid_utf8(key)) +
+                          ",\"endpoint\":" + json_quote(endpoint) +
+                          ",\"n_replicas\":" + std::to_string(o.n_replicas) +
+                          ",\"sloppy\":" + (o.sloppy ? "true" : "false") + ",\"homes\":[";
+        for (size_t i = 0; i < o.homes.size(); ++i) {
+            if (i > 0) out += ',';
+            out += "{\"node_id\":" + json_quote(o.homes[i].node_id) +
+                   ",\"state\":" + json_quote(o.homes[i].state) + "}";
+        }
+        out += "],\"stand_ins\":[";
+        for (size_t i = 0; i < o.stand_ins.size(); ++i) {
+            if (i > 0) out += ',';
+            out += "{\"node_id\":" + json_quote(o.stand_ins[i].node_id) +
+                   ",\"for_home\":" + json_quote(o.stand_ins[i].for_home) + "}";
+        }
+        out += "],\"new_owners\":[";
+        for (size_t i = 0; i < o.new_owners.size(); ++i) {
+            if (i > 0) out += ',';
+            out += json_quote(o.new_owners[i]);
+        }
+        write_raw_line(out + "]}");
         return kExitOk;
     }
-    std::printf("transfers:\n%-20s %-4s %-12s %-8s %s\n", "PEER", "DIR", "STATE", "RANGES", "KEYS");
-    for (const auto& t : s.transfers) {
-        std::printf("%-20s %-4s %-12s %-8u %llu\n", t.peer.c_str(), t.direction.c_str(),
-                    t.state.c_str(), t.ranges, static_cast<unsigned long long>(t.keys));
+    const std::string shown = is_valid_utf8(key) ? "'" + key + "'" : "base64:" + base64_encode(key);
+    std::printf("key %s, n=%u, as %s sees it now\n", shown.c_str(), o.n_replicas, endpoint.c_str());
+    std::printf("%-4s %-20s %s\n", "#", "HOME", "STATE");
+    for (size_t i = 0; i < o.homes.size(); ++i) {
+        std::printf("%-4zu %-20s %s\n", i + 1, o.homes[i].node_id.c_str(),
+                    o.homes[i].state.c_str());
+    }
+    // Homes down that no stand-in covers: a write counts one replica fewer.
+    std::vector<std::string> uncovered;
+    for (const auto& h : o.homes) {
+        if (h.state == "up") continue;
+        bool covered = false;
+        for (const auto& s : o.stand_ins) covered = covered || s.for_home == h.node_id;
+        if (!covered) uncovered.push_back(h.node_id);
+    }
+    if (o.stand_ins.empty()) {
+        std::printf("stand-ins: none%s\n", o.sloppy ? "" : " (hinted handoff is off on this node)");
+    } else {
+        std::printf("%-4s %-20s %s\n", "", "STAND-IN", "FOR");
+        for (const auto& s : o.stand_ins) {
+            std::printf("%-4s %-20s %s\n", "", s.node_id.c_str(), s.for_home.c_str());
+        }
+    }
+    if (o.sloppy && !uncovered.empty()) {
+        std::string ids;
+        for (const auto& id : uncovered) ids += (ids.empty() ? "" : ", ") + id;
+        std::printf("no member left to stand in for: %s\n", ids.c_str());
+    }
+    if (!o.new_owners.empty()) {
+        std::string ids;
+        for (const auto& id : o.new_owners) ids += (ids.empty() ? "" : ", ") + id;
+        std::printf("new owners (range moving): %s\n", ids.c_str());
     }
     return kExitOk;
 }
@@ -446,8 +550,8 @@ std::optional<std::string> check_args(const std::string& command, const Args& a)
     if (auto problem = check_key_args(command, a)) return problem;
     if (is_access_command(command)) return check_access_args(a);
     static const std::vector<std::pair<std::string, size_t>> kArity = {
-        {"get", 2},    {"local-get", 2}, {"put", 3},   {"del", 2},
-        {"status", 1}, {"members", 1},   {"leave", 1}, {"keygen", 2}};
+        {"get", 2},     {"local-get", 2}, {"put", 3},    {"del", 2},   {"status", 1},
+        {"members", 1}, {"leave", 1},     {"keygen", 2}, {"owners", 2}};
     bool known = false;
     for (const auto& [name, count] : kArity) {
         if (name != command) continue;
@@ -456,8 +560,8 @@ std::optional<std::string> check_args(const std::string& command, const Args& a)
     }
     if (!known)
         return "unknown command '" + command +
-               "' (get, put, del, status, members, leave, local-get, user, grant, revoke, "
-               "keygen)";
+               "' (get, put, del, status, owners, members, leave, local-get, user, grant, "
+               "revoke, keygen)";
     bool is_write = command == "put" || command == "del";
     if (a.r && command != "get") return "--r applies to get only";
     if (a.w && !is_write) return "--w applies to put and del only";
@@ -541,6 +645,11 @@ int run(const Args& a) {
         return s ? print_members(s.value(), a.json) : fail(s.status());
     }
     const std::string& key = a.positional[1];
+    if (command == "owners") {
+        auto o = client.owners(key);
+        return o ? print_owners(client.current_endpoint(), key, o.value(), a.json)
+                 : fail(o.status());
+    }
     if (command == "get" || command == "local-get") {
         auto r = command == "get" ? client.get(key) : client.local_get(key);
         return r ? print_get(key, r.value(), a.json) : fail(r.status());

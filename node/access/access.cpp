@@ -26,7 +26,10 @@ std::optional<Need> need_of(const Message& m) {
         [](const auto& r) -> std::optional<Need> {
             using T = std::decay_t<decltype(r)>;
             if constexpr (std::is_same_v<T, proto::GetRequest> ||
-                          std::is_same_v<T, proto::LocalGetRequest>) {
+                          std::is_same_v<T, proto::LocalGetRequest> ||
+                          std::is_same_v<T, proto::OwnersRequest>) {
+                // owners reveals only where the key lives, which a reader of
+                // the key may know (its reads go there).
                 return Need{Permission::read, r.key};
             } else if constexpr (std::is_same_v<T, proto::PutRequest> ||
                                  std::is_same_v<T, proto::DelRequest>) {

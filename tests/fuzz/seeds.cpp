@@ -26,6 +26,11 @@ std::vector<Seed> client_seeds() {
     // Frames other encoders write: byte strings as str, an id in a signed
     // format, fields this version does not know (ignored), nested deeper.
     using namespace kv::test;
+    // The status fields a node before issue 12 did not send (the first status
+    // sample above has none).
+    out.push_back({"status_reply_hints",
+                   proto::encode(proto::StatusResponse{
+                       9, "n1", 3, {}, 4, {}, 3, "", {{"n2", 2, 300, 1500, 1, 1, true}}, 2})});
     out.push_back({"put_str_bytes",
                    build(with(with(header("put"), str_field("key", "k")), str_field("val", "v")))});
     out.push_back({"get_signed_id",
@@ -95,6 +100,7 @@ std::vector<Seed> node_seeds() {
         CatalogPushRequest{
             44, "n2", {sample_user(), UserRecord{"gone", "", false, {9, "n1.ab"}, {}}}},
         proto::GetRequest{1, "k", proto::Consistency{proto::Level::two, 0, true}, 2500},
+        proto::OwnersRequest{2, "k"},
     };
     std::vector<Seed> out;
     for (const Message& m : messages) out.push_back({std::string(type_name(m)), encode(m)});

@@ -7,8 +7,6 @@
 // leaves at once, of which only one may happen (n=3 on 4 nodes).
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
-#include <memory>
 #include <string>
 #include <thread>
 #include <variant>
@@ -98,18 +96,6 @@ proto::Message request(ProcessCluster& cluster, size_t i, proto::Message message
     auto reply = client.request(message);
     KV_REQUIRE_OK(reply.status());
     return reply.value();
-}
-
-// Runs kvctl (next to the kvnode under test) and returns what it printed.
-std::string kvctl(ProcessCluster& cluster, const std::string& args) {
-    const auto bin = std::filesystem::path(cluster.node_binary()).parent_path() / "kvctl";
-    const std::string command = bin.string() + " " + args + " 2>&1";
-    std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), pclose);
-    REQUIRE(pipe != nullptr);
-    std::string out;
-    char buf[4096];
-    while (size_t n = fread(buf, 1, sizeof buf, pipe.get())) out.append(buf, n);
-    return out;
 }
 
 // How many of the keys node i holds itself (local_get: no coordination, no repair).
@@ -301,14 +287,14 @@ void check_three_hold_every_key(ProcessCluster& cluster, const std::vector<size_
 TEST_CASE("gossip: kvctl leave hands a member's ranges over, then it is left") {
     ProcessCluster cluster("leave");
     start_four_with_keys(cluster);
-    const std::string said = kvctl(cluster, "--node " + cluster.endpoint(1) + " leave");
+    const std::string said = run_kvctl(cluster, "--node " + cluster.endpoint(1) + " leave");
     INFO(said);
     REQUIRE(said.find("leave queued") != std::string::npos);
     REQUIRE(wait_for(cluster, {0, 2, 3}, 20000, [](const auto& s) {
         const proto::MemberStatus* m = find_member(s, "n2");
         return m != nullptr && m->state == "left" && m->tokens == 0;
     }));
-    const std::string status = kvctl(cluster, "--node " + cluster.endpoint(1) + " status");
+    const std::string status = run_kvctl(cluster, "--node " + cluster.endpoint(1) + " status");
     INFO(status);
     CHECK(status.find("left") != std::string::npos);
     check_three_hold_every_key(cluster, {0, 2, 3});

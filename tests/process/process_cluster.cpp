@@ -20,6 +20,7 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <set>
 #include <thread>
 
@@ -576,6 +577,17 @@ std::string describe(const proto::Message& message) {
         },
         message);
     return text + "}";
+}
+
+std::string run_kvctl(const ProcessCluster& cluster, const std::string& args) {
+    const auto bin = std::filesystem::path(cluster.node_binary()).parent_path() / "kvctl";
+    const std::string command = bin.string() + " " + args + " 2>&1";
+    std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), pclose);
+    REQUIRE(pipe != nullptr);
+    std::string out;
+    char buf[4096];
+    while (size_t n = fread(buf, 1, sizeof buf, pipe.get())) out.append(buf, n);
+    return out;
 }
 
 }  // namespace kv::test

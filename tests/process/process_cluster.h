@@ -179,6 +179,10 @@ std::optional<ErrorCode> reply_code(const proto::Message& reply);
 // "ErrorResponse{id=3 code=bad_request message=...}" style text for failure messages.
 std::string describe(const proto::Message& message);
 
+// Runs kvctl (next to the kvnode under test) with `args` and returns what it
+// printed, stdout and stderr together.
+std::string run_kvctl(const ProcessCluster& cluster, const std::string& args);
+
 }  // namespace kv::test
 
 // REQUIRE that a Status is ok, showing its text when it is not.

@@ -1,9 +1,12 @@
 // Replication across real kvnode processes (3 nodes, n = 3): quorum survives a
 // kill -9, `all` fails naming how many replicas answered, a restarted node is
-// brought up to date by a read at `all` (hinted handoff off), and concurrent blind writes through
-// two nodes become siblings that a write with the context resolves.
+// brought up to date by a read at `all` (hinted handoff off), and concurrent
+// blind writes through two nodes become siblings that a write with the context
+// resolves. With 5 nodes, `kvctl owners` names a key's homes, the two killed as
+// down, and their stand-ins.
 #include <algorithm>
 #include <chrono>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <variant>
@@ -11,6 +14,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "client/client.h"
 #include "client/protocol.h"
 #include "tests/process/process_cluster.h"
 
@@ -51,6 +55,18 @@ proto::GetResponse local_get(RawClient& c, const std::string& key) {
 std::vector<std::string> sorted(std::vector<std::string> v) {
     std::sort(v.begin(), v.end());
     return v;
+}
+
+// The lines of `text`, each split at whitespace.
+std::vector<std::vector<std::string>> words_by_line(const std::string& text) {
+    std::vector<std::vector<std::string>> out;
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);) {
+        std::istringstream in(line);
+        auto& words = out.emplace_back();
+        for (std::string w; in >> w;) words.push_back(w);
+    }
+    return out;
 }
 
 }  // namespace
@@ -144,6 +160,93 @@ TEST_CASE(
     CHECK(resolved.info.sibling_count == 1);
     for (RawClient* c : {&n1, &n2, &n3})
         CHECK(get(*c, "doc", kAll).values == std::vector<std::string>{"merged"});
+}
+
+TEST_CASE(
+    "5 nodes, n=3: kvctl owners names the homes in order, two killed as down, and a "
+    "stand-in for each") {
+    ProcessCluster cluster("owners");
+    KV_REQUIRE_OK(cluster.add_nodes(5, 3));
+    KV_REQUIRE_OK(cluster.start_all());
+    const std::string key = "owners:42";
+    auto owners_from = [&](size_t i) {
+        auto c = client::Client::connect({cluster.endpoint(i)});
+        KV_REQUIRE_OK(c.status());
+        auto o = c.value().owners(key);
+        KV_REQUIRE_OK(o.status());
+        return o.value();
+    };
+    const proto::OwnersResponse before = owners_from(0);
+    REQUIRE(before.homes.size() == 3);
+    CHECK(before.n_replicas == 3);
+    CHECK(before.stand_ins.empty());
+    std::vector<std::string> homes, others;
+    for (const auto& h : before.homes) {
+        CHECK(h.state == "up");
+        homes.push_back(h.node_id);
+    }
+    size_t asked = cluster.size();  // a member that is no home: it names the others
+    for (size_t i = 0; i < cluster.size(); ++i) {
+        if (std::find(homes.begin(), homes.end(), cluster.node_id(i)) != homes.end()) continue;
+        others.push_back(cluster.node_id(i));
+        if (asked == cluster.size()) asked = i;
+    }
+    REQUIRE(others.size() == 2);
+
+    for (size_t i = 0; i < cluster.size(); ++i) {
+        if (cluster.node_id(i) == homes[1] || cluster.node_id(i) == homes[2]) {
+            KV_REQUIRE_OK(cluster.kill_hard(i));
+        }
+    }
+    // Until the asked node's failure detector gives up on them (--peer-down-after-ms).
+    proto::OwnersResponse after;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+    do {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        after = owners_from(asked);
+    } while (after.stand_ins.size() < 2 && std::chrono::steady_clock::now() < deadline);
+    CHECK(after.homes == std::vector<proto::HomeReplica>{
+                             {homes[0], "up"}, {homes[1], "down"}, {homes[2], "down"}});
+    REQUIRE(after.stand_ins.size() == 2);
+    CHECK(after.stand_ins[0].for_home == homes[1]);
+    CHECK(after.stand_ins[1].for_home == homes[2]);
+    CHECK(sorted({after.stand_ins[0].node_id, after.stand_ins[1].node_id}) == sorted(others));
+    CHECK(after.sloppy);
+
+    // kvctl prints what the reply says: in text, homes in order, then the stand-ins.
+    const std::string node = "--no-key --node " + cluster.endpoint(asked) + " ";
+    const std::string text = run_kvctl(cluster, node + "owners " + key);
+    INFO(text);
+    const auto lines = words_by_line(text);
+    using Words = std::vector<std::string>;
+    auto at = [&](const Words& words) {
+        return std::find(lines.begin(), lines.end(), words) - lines.begin();
+    };
+    const auto first = at({"1", homes[0], "up"});
+    CHECK(first < static_cast<long>(lines.size()));
+    CHECK(at({"2", homes[1], "down"}) == first + 1);
+    CHECK(at({"3", homes[2], "down"}) == first + 2);
+    CHECK(at({"STAND-IN", "FOR"}) == first + 3);
+    CHECK(at({after.stand_ins[0].node_id, homes[1]}) == first + 4);
+    CHECK(at({after.stand_ins[1].node_id, homes[2]}) == first + 5);
+
+    // And in JSON.
+    const std::string json = run_kvctl(cluster, node + "--json owners " + key);
+    INFO(json);
+    CHECK(json.find("{\"key\":\"" + key + "\",\"encoding\":\"utf8\"") == 0);
+    CHECK(json.find(",\"n_replicas\":3,\"sloppy\":true,\"homes\":[{\"node_id\":\"" + homes[0] +
+                    "\",\"state\":\"up\"},{\"node_id\":\"" + homes[1] +
+                    "\",\"state\":\"down\"},{\"node_id\":\"" + homes[2] +
+                    "\",\"state\":\"down\"}],\"stand_ins\":[{\"node_id\":\"" +
+                    after.stand_ins[0].node_id + "\",\"for_home\":\"" + homes[1] +
+                    "\"},{\"node_id\":\"" + after.stand_ins[1].node_id + "\",\"for_home\":\"" +
+                    homes[2] + "\"}],\"new_owners\":[]}") != std::string::npos);
+
+    // status shows the hint fields (none held: no write went to a stand-in).
+    const std::string status = run_kvctl(cluster, node + "--json status");
+    INFO(status);
+    CHECK(status.find(",\"hints\":[],\"under_replicated_ranges\":0}") != std::string::npos);
+    CHECK(words_by_line(run_kvctl(cluster, node + "status")).back() == Words{"hints:", "none"});
 }
 
 }  // namespace kv::test

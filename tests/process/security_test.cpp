@@ -421,7 +421,7 @@ struct ModelGrant {
     std::string prefix;
 };
 
-enum class Op { get, put, del };
+enum class Op { get, put, del, owners };
 
 const char* op_name(Op op) {
     switch (op) {
@@ -431,16 +431,18 @@ const char* op_name(Op op) {
             return "put";
         case Op::del:
             return "del";
+        case Op::owners:
+            return "owners";
     }
     return "?";
 }
 
-// docs/SECURITY.md "Users and grants": get needs read on a prefix of the key,
-// put/del need write; admin implies both; a deleted user has no grants.
+// docs/SECURITY.md "Users and grants": get and owners need read on a prefix of
+// the key, put/del need write; admin implies both; a deleted user has no grants.
 bool model_allows(const std::vector<ModelGrant>& grants, const std::string& user, Op op,
                   const std::string& key) {
     const proto::Permission needed =
-        op == Op::get ? proto::Permission::read : proto::Permission::write;
+        op == Op::get || op == Op::owners ? proto::Permission::read : proto::Permission::write;
     for (const auto& g : grants) {
         if (g.user != user) continue;
         if (g.permission != needed && g.permission != proto::Permission::admin) continue;
@@ -489,6 +491,8 @@ Status run_op(client::Client& c, Op op, const std::string& key, const std::strin
             return c.put(key, value).status();
         case Op::del:
             return c.del(key).status();
+        case Op::owners:
+            return c.owners(key).status();
     }
     return Status(ErrorCode::internal, "unknown op");
 }
@@ -496,7 +500,7 @@ Status run_op(client::Client& c, Op op, const std::string& key, const std::strin
 }  // namespace
 
 TEST_CASE(
-    "security: every (user x prefix x get/put/del) is allowed exactly when a grant says so, "
+    "security: every (user x prefix x get/put/del/owners) is allowed exactly when a grant says so, "
     "on every node, also after a revoke and a user deletion; grants spread within the bound",
     "[grants]") {
     ProcessCluster cluster("security-grants");
@@ -595,7 +599,7 @@ TEST_CASE(
     auto check_matrix = [&](bool exact) {
         ++round;
         std::map<std::string, std::set<std::string>> allowed_values, refused_values;
-        for (Op op : {Op::put, Op::get, Op::del}) {
+        for (Op op : {Op::put, Op::get, Op::del, Op::owners}) {
             for (const auto& u : users) {
                 for (size_t i = 1; i < cluster.size(); ++i) {
                     for (const auto& key : keys) {
@@ -614,11 +618,12 @@ TEST_CASE(
                             CHECK(s.message().find(key) == std::string::npos);
                             // The access check's refusal (docs/SECURITY.md), naming the
                             // user and the missing grant, not some other failure.
-                            const std::string why = live.count(u) == 0
-                                                        ? std::string("belongs to no user")
-                                                        : "user '" + u + "' has no " +
-                                                              (op == Op::get ? "read" : "write") +
-                                                              " grant on a prefix of this key";
+                            const std::string why =
+                                live.count(u) == 0
+                                    ? std::string("belongs to no user")
+                                    : "user '" + u + "' has no " +
+                                          (op == Op::put || op == Op::del ? "write" : "read") +
+                                          " grant on a prefix of this key";
                             CHECK(s.message().find(why) != std::string::npos);
                         }
                         if (op == Op::put)

@@ -127,8 +127,9 @@ TEST_CASE("every user x prefix x operation is allowed exactly when a grant cover
     size_t allowed = 0, refused = 0;
     for (int u = 0; u < 3; ++u) {
         for (const auto& key : keys) {
-            for (int op = 0; op < 4; ++op) {
-                const Permission p = op < 2 ? Permission::read : Permission::write;
+            for (int op = 0; op < 5; ++op) {
+                // owners (op 4) reveals placement only: a read grant allows it.
+                const Permission p = op < 2 || op == 4 ? Permission::read : Permission::write;
                 node::Message req;
                 switch (op) {
                     case 0:
@@ -140,17 +141,22 @@ TEST_CASE("every user x prefix x operation is allowed exactly when a grant cover
                     case 2:
                         req = proto::PutRequest{0, key, "VAL#v", {}, level(proto::Level::one), 0};
                         break;
+                    case 4:
+                        req = proto::OwnersRequest{0, key};
+                        break;
                     default:
                         req = proto::DelRequest{0, key, {}, level(proto::Level::one), 0};
                         break;
                 }
                 const std::string name = std::string(node::type_name(req));
                 const uint64_t before = unauthorized(c);
-                auto [code, message] = outcome(call(c, static_cast<size_t>(u), req, 20000, as(u)));
+                const node::Message reply = call(c, static_cast<size_t>(u), req, 20000, as(u));
+                auto [code, message] = outcome(reply);
                 INFO("user" << u << " " << name << " " << key << ": " << message);
                 if (expected(u, p, key)) {
                     ++allowed;
                     CHECK(code != ErrorCode::unauthorized);
+                    if (op == 4) CHECK(std::holds_alternative<proto::OwnersResponse>(reply));
                     CHECK(unauthorized(c) == before);
                 } else {
                     ++refused;

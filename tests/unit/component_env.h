@@ -3,9 +3,12 @@
 // inspection (commit() hands them out), logs dropped.
 #pragma once
 
+#include <catch2/catch.hpp>
 #include <memory>
+#include <string>
 
 #include "node/buffered_env.h"
+#include "node/data/object.h"
 
 namespace kv::test {
 
@@ -24,5 +27,12 @@ class ComponentEnv final : public node::BufferedEnv {
         : BufferedEnv(*store), store_(std::move(store)) {}
     std::unique_ptr<node::Store> store_;
 };
+
+// The encoding of an object holding one value, minted by `actor` with no context.
+inline std::string minted_object(const std::string& actor, const std::string& value) {
+    auto object = node::update(node::Object{}, {}, actor, value, 100, proto::kObjectBytesMax);
+    REQUIRE(object.ok());
+    return node::encode_object(object.value());
+}
 
 }  // namespace kv::test

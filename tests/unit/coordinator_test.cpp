@@ -9,6 +9,7 @@
 using namespace kv;
 using namespace kv::node;
 using kv::test::ComponentEnv;
+using kv::test::minted_object;
 
 namespace {
 
@@ -71,12 +72,6 @@ struct Fixture {
 };
 
 const proto::Consistency kQuorum{proto::Level::quorum, 0, false};
-
-std::string minted_object(const std::string& actor, const std::string& value) {
-    auto object = update(Object{}, {}, actor, value, 100, proto::kObjectBytesMax);
-    REQUIRE(object.ok());
-    return encode_object(object.value());
-}
 
 }  // namespace
 

@@ -10,14 +10,9 @@
 using namespace kv;
 using namespace kv::node;
 using kv::test::ComponentEnv;
+using kv::test::minted_object;
 
 namespace {
-
-std::string object_of(const std::string& actor, const std::string& value) {
-    auto o = update(Object{}, {}, actor, value, 100, proto::kObjectBytesMax);
-    REQUIRE(o.ok());
-    return encode_object(o.value());
-}
 
 NodeConfig config(size_t keys_max, size_t bytes_max) {
     NodeConfig c;
@@ -62,9 +57,9 @@ TEST_CASE("hint keys split back into target and key, whatever bytes either holds
 TEST_CASE("hints for one target and key merge into one record") {
     Fixture f;
     auto& [env, stats, c, hints] = f;
-    REQUIRE(hints.add("h1", "k", object_of("x.1", "a"), kRange).ok());
-    REQUIRE(hints.add("h1", "k", object_of("y.1", "b"), kRange).ok());
-    REQUIRE(hints.add("h2", "k", object_of("z.1", "c"), kRange).ok());
+    REQUIRE(hints.add("h1", "k", minted_object("x.1", "a"), kRange).ok());
+    REQUIRE(hints.add("h1", "k", minted_object("y.1", "b"), kRange).ok());
+    REQUIRE(hints.add("h2", "k", minted_object("z.1", "c"), kRange).ok());
     commit(env);
     CHECK(hints.summary().keys == 2);
     CHECK(hints.targets() == std::vector<std::string>{"h1", "h2"});
@@ -83,12 +78,12 @@ TEST_CASE("hints for one target and key merge into one record") {
 TEST_CASE("a hint is deleted only if it did not change since it was sent") {
     Fixture f;
     auto& [env, stats, c, hints] = f;
-    REQUIRE(hints.add("h1", "k", object_of("x.1", "a"), kRange).ok());
+    REQUIRE(hints.add("h1", "k", minted_object("x.1", "a"), kRange).ok());
     auto sent = hints.batch("h1", 10, 1 << 20);
     REQUIRE(sent.ok());
     REQUIRE(sent->size() == 1);
     // A newer version arrives while the batch is out.
-    REQUIRE(hints.add("h1", "k", object_of("y.1", "b"), kRange).ok());
+    REQUIRE(hints.add("h1", "k", minted_object("y.1", "b"), kRange).ok());
     CHECK_FALSE(hints.remove_if_unchanged("h1", "k", sent->front().generation));
     CHECK(hints.summary().keys == 1);
     auto again = hints.batch("h1", 10, 1 << 20);
@@ -104,17 +99,17 @@ TEST_CASE("a hint is deleted only if it did not change since it was sent") {
 TEST_CASE("a full target refuses hints and marks their range under-replicated, durably") {
     Fixture f(2);
     auto& [env, stats, c, hints] = f;
-    REQUIRE(hints.add("h1", "k1", object_of("x.1", "a"), kRange).ok());
-    REQUIRE(hints.add("h1", "k2", object_of("x.1", "a"), kRange).ok());
-    Status full = hints.add("h1", "k3", object_of("x.1", "a"), ring::Range{30, 40});
+    REQUIRE(hints.add("h1", "k1", minted_object("x.1", "a"), kRange).ok());
+    REQUIRE(hints.add("h1", "k2", minted_object("x.1", "a"), kRange).ok());
+    Status full = hints.add("h1", "k3", minted_object("x.1", "a"), ring::Range{30, 40});
     CHECK(full.code() == ErrorCode::overloaded);
     CHECK_THAT(full.message(), Catch::Contains("--hints-max-per-target"));
     // A key already held still merges: it takes no new slot.
-    CHECK(hints.add("h1", "k1", object_of("y.1", "b"), kRange).ok());
+    CHECK(hints.add("h1", "k1", minted_object("y.1", "b"), kRange).ok());
     // Another target has its own bound.
-    CHECK(hints.add("h2", "k3", object_of("x.1", "a"), kRange).ok());
+    CHECK(hints.add("h2", "k3", minted_object("x.1", "a"), kRange).ok());
     // A hint moved from a target that no longer owns the key is taken past the bound.
-    CHECK(hints.add("h1", "k4", object_of("x.1", "a"), kRange, true).ok());
+    CHECK(hints.add("h1", "k4", minted_object("x.1", "a"), kRange, true).ok());
     commit(env);
     CHECK(stats.hints_refused == 1);
     CHECK(hints.under_replicated_ranges() == 1);
@@ -133,8 +128,8 @@ TEST_CASE("a target's hints are bounded in bytes too") {
     const std::string big(1000, 'v');
     Fixture f(100, 1500);
     auto& hints = f.hints;
-    REQUIRE(hints.add("h1", "k1", object_of("x.1", big), kRange).ok());
-    Status full = hints.add("h1", "k2", object_of("x.1", big), kRange);
+    REQUIRE(hints.add("h1", "k1", minted_object("x.1", big), kRange).ok());
+    Status full = hints.add("h1", "k2", minted_object("x.1", big), kRange);
     CHECK(full.code() == ErrorCode::overloaded);
     CHECK_THAT(full.message(), Catch::Contains("--hint-bytes-max-per-target"));
     CHECK(hints.summary().keys == 1);

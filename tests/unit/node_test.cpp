@@ -504,3 +504,60 @@ TEST_CASE("gossip runs are deterministic: the same seed gives the same views and
     CHECK(first == run(5));
     CHECK(first != run(6));  // the seed matters: the check can fail
 }
+
+// ---- owners (kvctl owners) ---------------------------------------------------------------
+
+namespace {
+proto::OwnersResponse owners(sim::Cluster& c, size_t i, const std::string& key) {
+    auto m = call(c, i, proto::OwnersRequest{0, key});
+    REQUIRE(std::holds_alternative<proto::OwnersResponse>(m));
+    return std::get<proto::OwnersResponse>(m);
+}
+}  // namespace
+
+TEST_CASE("owners: the homes in preference order, up or down, and a stand-in for each one down") {
+    sim::Cluster c(options(5));
+    const std::string key = "owners-key";
+    // Every member in ring order from the key: the first 3 are its homes, the
+    // next two the members a sloppy write would fall back to, in that order.
+    const std::vector<std::string> walk = c.node(0).ring().preference_list(key, 5);
+    REQUIRE(walk.size() == 5);
+
+    auto all_up = owners(c, 0, key);
+    CHECK(all_up.n_replicas == 3);
+    CHECK(all_up.sloppy);
+    CHECK(all_up.homes ==
+          std::vector<proto::HomeReplica>{{walk[0], "up"}, {walk[1], "up"}, {walk[2], "up"}});
+    CHECK(all_up.stand_ins.empty());
+    CHECK(all_up.new_owners.empty());  // a static member list never moves
+
+    // Two homes die; ask a member that is not a home, once its failure
+    // detector has given up on them.
+    c.crash(index_of(c, walk[1]));
+    c.crash(index_of(c, walk[2]));
+    const size_t asked = index_of(c, walk[4]);
+    c.run_for(4000);  // past peer_down_after_ms
+    auto two_down = owners(c, asked, key);
+    CHECK(two_down.homes ==
+          std::vector<proto::HomeReplica>{{walk[0], "up"}, {walk[1], "down"}, {walk[2], "down"}});
+    // The next reachable members clockwise past the homes, one per home down,
+    // in the homes' order.
+    CHECK(two_down.stand_ins ==
+          std::vector<proto::StandInReplica>{{walk[3], walk[1]}, {walk[4], walk[2]}});
+    // The first home, whose detector agrees, gives the same answer.
+    auto from_home = owners(c, index_of(c, walk[0]), key);
+    CHECK(from_home.homes == two_down.homes);
+    CHECK(from_home.stand_ins == two_down.stand_ins);
+
+    // With --hinted-handoff false the node names no stand-in.
+    auto o = options(5);
+    o.node_config.hinted_handoff = false;
+    sim::Cluster strict(o);
+    strict.crash(index_of(strict, walk[1]));
+    strict.crash(index_of(strict, walk[2]));
+    strict.run_for(4000);
+    auto no_stand_ins = owners(strict, index_of(strict, walk[4]), key);
+    CHECK_FALSE(no_stand_ins.sloppy);
+    CHECK(no_stand_ins.homes == two_down.homes);
+    CHECK(no_stand_ins.stand_ins.empty());
+}

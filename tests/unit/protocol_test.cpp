@@ -493,6 +493,8 @@ TEST_CASE("missing required fields name the field", "[protocol][hostile]") {
         {header("error"), "code"},
         {with(header("status_reply"), uint_field("n", 3)), "node"},
         {with(header("status_reply"), str_field("node", "a")), "n"},
+        {header("owners"), "key"},
+        {header("owners_reply"), "n"},
     };
     for (const Case& c : cases) check_names_field(kCodec, build(c.fields), c.missing);
     // The minimal forms decode.
@@ -704,4 +706,93 @@ TEST_CASE("user and grant requests refuse bad fields with their own codes", "[pr
               .code() == ErrorCode::bad_request);
     CHECK(decode_error(build(with(header("user_add"), str_field("name", "bob")))).message() ==
           "missing field \"key\"");
+}
+
+// ---- status hints and owners (issue 12) ------------------------------------------------
+
+namespace {
+std::vector<Field> status_fields() {
+    return with(with(header("status_reply"), str_field("node", "n1")), uint_field("n", 3));
+}
+// A map {target: "n2", ...} with one field left out or changed.
+PackFn hint_item(const std::string& target_field, Field extra) {
+    return [=](Packer& p) {
+        p.pack_array(1).pack_map(2);
+        p.pack_str(static_cast<uint32_t>(target_field.size()))
+            .pack_str_body(target_field.data(), target_field.size());
+        p.pack_str(2).pack_str_body("n2", 2);
+        p.pack_str(static_cast<uint32_t>(extra.key.size()))
+            .pack_str_body(extra.key.data(), extra.key.size());
+        extra.pack(p);
+    };
+}
+}  // namespace
+
+TEST_CASE("status hints: an older node's frame decodes without them", "[protocol]") {
+    // What a node from before issue 12 sends: no "hints", no "under_replicated".
+    auto s = std::get<StatusResponse>(decode_ok(build(status_fields())));
+    CHECK(s.hints.empty());
+    CHECK(s.under_replicated_ranges == 0);
+    // And a reply without hints sends neither field (an older client ignores them anyway).
+    Message none = StatusResponse{kId, "n1", 3, {}, 0, {}, 3, "", {}, 0};
+    const std::string frame = encode(none);
+    CHECK(frame.find("hints") == std::string::npos);
+    CHECK(frame.find("under_replicated") == std::string::npos);
+    // Every field of a hint but the target is optional.
+    auto minimal = std::get<StatusResponse>(
+        decode_ok(build(with(status_fields(), raw_field("hints", [](Packer& p) {
+                                 p.pack_array(1).pack_map(1).pack_str(6).pack_str_body("target", 6);
+                                 p.pack_str(2).pack_str_body("n2", 2);
+                             })))));
+    REQUIRE(minimal.hints.size() == 1);
+    CHECK(minimal.hints[0] == HintStatus{"n2", 0, 0, 0, 0, 0, false});
+}
+
+TEST_CASE("status hints and owners replies refuse malformed fields", "[protocol][hostile]") {
+    const std::vector<std::pair<std::vector<Field>, std::string>> cases = {
+        {with(status_fields(), uint_field("hints", 1)), "hints"},
+        {with(status_fields(), raw_field("hints", hint_item("node", uint_field("keys", 1)))),
+         "target"},
+        {with(status_fields(), raw_field("hints", hint_item("target", str_field("keys", "1")))),
+         "keys"},
+        {with(status_fields(), raw_field("hints", hint_item("target", uint_field("replaying", 1)))),
+         "replaying"},
+        {with(status_fields(), str_field("under_replicated", "2")), "under_replicated"},
+        {with(with(header("owners_reply"), uint_field("n", 3)),
+              raw_field("homes",
+                        [](Packer& p) { p.pack_array(1).pack_str(2).pack_str_body("n1", 2); })),
+         "homes"},
+        {with(with(header("owners_reply"), uint_field("n", 3)),
+              raw_field("stand_ins",
+                        [](Packer& p) {
+                            p.pack_array(1).pack_map(1).pack_str(4).pack_str_body("node", 4);
+                            p.pack_str(2).pack_str_body("n1", 2);
+                        })),
+         "for"},
+        {with(with(header("owners_reply"), uint_field("n", 3)), bin_field("new_owners", "n6")),
+         "new_owners"},
+        {with(with(header("owners_reply"), uint_field("n", 3)), str_field("sloppy", "yes")),
+         "sloppy"},
+    };
+    for (const auto& [fields, name] : cases) check_names_field(kCodec, build(fields), name);
+
+    // A key is a key: the limits of get apply to owners.
+    CHECK(decode_error(build(with(header("owners"), bin_field("key", "")))).code() ==
+          ErrorCode::invalid_argument);
+    CHECK(decode_error(
+              build(with(header("owners"), bin_field("key", std::string(kKeyBytesMax + 1, 'k')))))
+              .code() == ErrorCode::key_too_large);
+    // A key has at most kReplicasMax homes: longer lists are refused before they are read.
+    auto homes = [](uint32_t count) {
+        return build(with(with(header("owners_reply"), uint_field("n", 3)),
+                          raw_field("homes", [count](Packer& p) {
+                              p.pack_array(count);
+                              for (uint32_t i = 0; i < count; ++i) {
+                                  p.pack_map(1).pack_str(4).pack_str_body("node", 4);
+                                  p.pack_str(1).pack_str_body("n", 1);
+                              }
+                          })));
+    };
+    CHECK(std::get<OwnersResponse>(decode_ok(homes(kReplicasMax))).homes.size() == kReplicasMax);
+    check_names_field(kCodec, homes(kReplicasMax + 1), "homes");
 }

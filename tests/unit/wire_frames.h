@@ -320,6 +320,25 @@ inline std::vector<proto::Message> client_sample_messages() {
         GrantRequest{51, "bob", Permission::write, bytes_with_nuls("pre")},
         GrantRequest{52, "bob", Permission::admin, ""},
         RevokeRequest{53, "bob", Permission::read, ""},
+        StatusResponse{54,
+                       "n1",
+                       3,
+                       {},
+                       9,
+                       {},
+                       3,
+                       "",
+                       {{"n2", 120, 65536, 4200, 17, 3, true}, {"n4", 1, 0, 0, 0, 0, false}},
+                       5},
+        StatusResponse{55, "n1", 3, {}, 0, {}, 3, "", {}, 1},
+        OwnersRequest{56, bytes_with_nuls("key")},
+        OwnersResponse{57,
+                       {{"n2", "up"}, {"n4", "down"}, {"n5", "down"}},
+                       {{"n1", "n4"}, {"n3", "n5"}},
+                       {"n6"},
+                       3,
+                       true},
+        OwnersResponse{58, {}, {}, {}, 1, false},
     };
 }
 
@@ -344,6 +363,8 @@ inline std::vector<std::pair<proto::Message, std::string_view>> client_type_name
         {UserListResponse{}, "user_list_reply"},
         {GrantRequest{}, "grant"},
         {RevokeRequest{}, "revoke"},
+        {OwnersRequest{}, "owners"},
+        {OwnersResponse{}, "owners_reply"},
     };
 }
 
