@@ -28,8 +28,9 @@ OPS=${OPS:-20000}
 HINTS_MIN=${HINTS_MIN:-10000}
 HIGH_RATE=${HIGH_RATE:-100000}
 SAMPLE=${SAMPLE:-200}
-# Keys whose home replicas are counted with kvctl owners (both n4 and n5 homes?), to
-# compare strict availability with 2 down against the share it should have; 0 skips.
+# How many keys kvctl owners is asked about (once, in round 1) to count those with both
+# n4 and n5 among their homes: strict quorum puts to them fail while both are down, so
+# strict availability with 2 down should be 1 minus that share; 0 skips the count.
 SHARE_KEYS=${SHARE_KEYS:-$KEYS}
 
 for b in kvnode kvctl kvbench; do
@@ -41,6 +42,7 @@ work=$(mktemp -d /tmp/hinted-handoff-bench.XXXXXX)
 declare -a pids=()   # kvnode processes by node number
 declare -a polls=()  # kvctl status processes of a catch-up poll in flight
 results=$work/results
+data=""  # the current cluster's directory (start_cluster)
 
 stop_all() {
     local p
@@ -67,14 +69,14 @@ trap 'exit 130' INT TERM
 ep() { echo "tcp://127.0.0.1:$((PORT_BASE + $1))"; }
 PEERS=""
 for i in 1 2 3 4 5; do PEERS+="${PEERS:+,}n$i=$(ep "$i")"; done
-now_ms() {  # no fork: the catch-up poll calls it in its loop
+now_ms() {  # no date process: the catch-up poll calls it in its loop
     local t=${EPOCHREALTIME/./}
     echo $((t / 1000))
 }
 fail() {
     echo "FAILED: $*" >&2
     for i in 1 2 3 4 5; do
-        [[ -f $data/n$i.log ]] && { echo "--- n$i.log (tail)" >&2; tail -5 "$data/n$i.log" >&2; }
+        [[ -n $data && -f $data/n$i.log ]] && { echo "--- n$i.log (tail)" >&2; tail -5 "$data/n$i.log" >&2; }
     done
     exit 1
 }
