@@ -274,7 +274,10 @@ void Coordinator::on_merge_reply(Op& op, const std::string& replica, const Statu
         } else {
             op.failed.insert(replica);
             op.last_failure = status.message();
-            env_.log(LogLevel::warn,
+            // A replica that could not be reached is a fact the failure
+            // detector already reports (and a strict write with a home down
+            // meets it on every request): debug, not a warning per write.
+            env_.log(status.code() == ErrorCode::unavailable ? LogLevel::debug : LogLevel::warn,
                      "replica " + replica + " refused a write: " + status.to_string());
             // A sloppy write sends the version to a further stand-in instead,
             // whose answer then counts.
