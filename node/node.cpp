@@ -292,16 +292,19 @@ void Node::handle(const ReplyTo& from, const proto::StatusRequest& req) {
 // node's view, not the cluster's.
 void Node::handle(const ReplyTo& from, const proto::OwnersRequest& req) {
     const auto reachable = [this](const std::string& id) { return peers_->reachable(id); };
-    const ReplicaTargets targets = placement_->targets(req.key, reachable, config_.hinted_handoff);
+    // As the coordinator does: while the key's range moves, writes are strict.
+    std::vector<std::string> new_owners = placement_->pending_replicas(req.key);
+    const bool sloppy = config_.hinted_handoff && new_owners.empty();
+    const ReplicaTargets targets = placement_->targets(req.key, reachable, sloppy);
     proto::OwnersResponse resp;
     resp.id = req.id;
     resp.n_replicas = config_.n_replicas;
-    resp.sloppy = config_.hinted_handoff;
+    resp.sloppy = sloppy;
     for (const auto& home : targets.homes) {
         resp.homes.push_back({home, has_id(targets.homes_up, home) ? "up" : "down"});
     }
     for (const auto& s : targets.stand_ins) resp.stand_ins.push_back({s.node, s.for_home});
-    resp.new_owners = placement_->pending_replicas(req.key);
+    resp.new_owners = std::move(new_owners);
     env_.reply(from, std::move(resp));
 }
 

@@ -63,7 +63,7 @@ struct ReplicaWriteRequest {
     // window (docs/ARCHITECTURE.md, "Deadlines and replica budgets").
     uint64_t budget_ms = 0;
     // Non-empty: no home replica is reachable, and the receiver, a stand-in
-    // for this home replica, mints the version with a single-use actor id (it
+    // for this home replica, mints the version with its stand-in actor (it
     // does not hold the key's history: docs/ARCHITECTURE.md, "Dots stay
     // unique") and keeps the result as a hint for it.
     std::string hint_for;

@@ -336,7 +336,10 @@ int print_owners(const std::string& endpoint, const std::string& key,
         if (!covered) uncovered.push_back(h.node_id);
     }
     if (o.stand_ins.empty()) {
-        std::printf("stand-ins: none%s\n", o.sloppy ? "" : " (hinted handoff is off on this node)");
+        const char* why = !o.sloppy && !o.new_owners.empty()
+                              ? " (writes are strict while the key's range moves)"
+                              : " (hinted handoff is off on this node)";
+        std::printf("stand-ins: none%s\n", o.sloppy ? "" : why);
     } else {
         std::printf("%-4s %-20s %s\n", "", "STAND-IN", "FOR");
         for (const auto& s : o.stand_ins) {

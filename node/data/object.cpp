@@ -187,7 +187,7 @@ Object merge(const Object& a, const Object& b) {
 
 Result<Object> update(const Object& local, const VersionVector& seen, const std::string& actor,
                       std::optional<std::string> value, size_t siblings_max,
-                      size_t object_bytes_max) {
+                      size_t object_bytes_max, uint64_t counter_floor) {
     Object out;
     for (const auto& s : local.siblings) {
         if (!seen.covers(s.dot)) out.siblings.push_back(s);
@@ -196,7 +196,7 @@ Result<Object> update(const Object& local, const VersionVector& seen, const std:
     out.context.merge(seen);
     // One past anything this actor ever minted for the key, even if `seen`
     // claims more: dots must stay unique per actor.
-    const uint64_t highest = std::max(local.context.get(actor), seen.get(actor));
+    const uint64_t highest = std::max({local.context.get(actor), seen.get(actor), counter_floor});
     if (highest >= kCounterMax) {
         return Status(ErrorCode::bad_context,
                       "the context's counter for this replica is at its limit; pass back the "

@@ -101,9 +101,12 @@ Object merge(const Object& a, const Object& b);
 // sibling_limit when more than `siblings_max` siblings would remain, with
 // object_too_large when the object would exceed `object_bytes_max`, and with
 // bad_context when the new dot's counter would pass kCounterMax.
+// `counter_floor`: the new dot's counter is also above it (a stand-in's
+// per-key counter of this life, Replica::mint_as_stand_in); counters between
+// what the context saw and the new one stay unseen (exceptions).
 Result<Object> update(const Object& local, const VersionVector& seen, const std::string& actor,
                       std::optional<std::string> value, size_t siblings_max,
-                      size_t object_bytes_max);
+                      size_t object_bytes_max, uint64_t counter_floor = 0);
 
 // The context a writer gets back for the write that produced `written` (the
 // object update() returned from a write whose context was `seen` and whose new

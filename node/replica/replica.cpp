@@ -88,13 +88,22 @@ Result<Replica::Minted> Replica::mint_as_stand_in(const std::string& home, const
     } else if (!value) {
         seen = held->context;  // a delete without context removes every hint held for the key
     }
+    // This life's stand-in actor and its counter for the key: new dots
+    // whatever this node minted for the key before (in an earlier life, or in
+    // hints since replayed and deleted). Past kStandInKeysMax keys the actor
+    // is renewed, which bounds the counters kept.
+    if (stand_in_counters_.size() >= kStandInKeysMax && !stand_in_counters_.count(key)) {
+        stand_in_counters_.clear();
+        lifetime_bits_ = env_.random_u64();
+    }
     char bits[17];
     std::snprintf(bits, sizeof bits, "%016llx", static_cast<unsigned long long>(lifetime_bits_));
-    const std::string actor =
-        config_.node_id + "~" + bits + "." + std::to_string(++stand_in_mints_);
+    const std::string actor = config_.node_id + "~" + bits;
+    uint64_t& counter = stand_in_counters_[key];
     auto updated = update(held.value(), seen, actor, std::move(value), config_.siblings_max,
-                          proto::kObjectBytesMax);
+                          proto::kObjectBytesMax, counter);
     if (!updated) return updated.status();
+    counter = updated->context.get(actor);
     const Dot minted{actor, updated->context.get(actor)};
     Minted out{encode_object(updated.value()),
                encode_context(writer_context(updated.value(), seen, minted))};

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -40,8 +41,8 @@ class Replica {
 
     // The actor id this node mints dots with (node/node.h, start()).
     void set_actor(std::string actor) { actor_ = std::move(actor); }
-    // Random bits drawn once per start: the single-use actor ids of stand-in
-    // mints (mint_as_stand_in) are unique to this life of the node.
+    // Random bits drawn once per start: they make the actor of stand-in mints
+    // (mint_as_stand_in) unique to this life of the node.
     void set_lifetime(uint64_t lifetime_bits) { lifetime_bits_ = lifetime_bits; }
     const std::string& actor() const { return actor_; }
     void add_observer(Observer observer) { observers_.push_back(std::move(observer)); }
@@ -64,9 +65,10 @@ class Replica {
     // A write no home replica could mint (all unreachable), minted here as a
     // stand-in for `home` and kept as a hint for it. This node does not hold
     // the key's history, so it cannot know which counters its own actor used
-    // for the key: the version gets a single-use actor id (this node's id,
-    // its life's random bits and a sequence number), so its dot is new
-    // whatever happened before (docs/ARCHITECTURE.md, "Dots stay unique").
+    // for the key: the version gets the actor of this life as a stand-in
+    // (this node's id and random bits drawn at start) and a counter past the
+    // last this life minted for the key, so its dot is new whatever happened
+    // before (docs/ARCHITECTURE.md, "Dots stay unique").
     // What it supersedes: the client's context, or for a delete without one,
     // every hint this node holds for the key.
     Result<Minted> mint_as_stand_in(const std::string& home, const std::string& key,
@@ -120,7 +122,10 @@ class Replica {
     HintStore& hints_;
     std::string actor_;
     uint64_t lifetime_bits_ = 0;
-    uint64_t stand_in_mints_ = 0;
+    // Per key, the last counter this life's stand-in actor minted; renewed
+    // (with the actor) past this many keys.
+    static constexpr size_t kStandInKeysMax = 65536;
+    std::map<std::string, uint64_t> stand_in_counters_;
     std::vector<Observer> observers_;
     // Minting requests already applied, by (requester route, request id): a
     // duplicated ReplicaWriteRequest must not mint a second version (it would

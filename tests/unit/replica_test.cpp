@@ -229,3 +229,30 @@ TEST_CASE("handoffs persist, fence their ranges and reload; a corrupt record sto
     Handoffs corrupt(env);
     CHECK(corrupt.load().code() == ErrorCode::storage_error);
 }
+
+TEST_CASE("a stand-in mints a new dot for a key even after its earlier hint was replayed") {
+    Fixture f;
+    f.replica.set_lifetime(7);
+    auto first = f.replica.mint_as_stand_in("h", "k", std::string("v1"), std::nullopt);
+    REQUIRE(first.ok());
+    // The home made the hint durable: it is deleted here, and with it the
+    // only record of the dot this node minted for the key.
+    auto sent = f.hints.batch("h", 10, 1 << 20);
+    REQUIRE(sent.ok());
+    REQUIRE(f.hints.remove_if_unchanged("h", "k", sent->front().generation));
+    auto second = f.replica.mint_as_stand_in("h", "k", std::string("v2"), std::nullopt);
+    REQUIRE(second.ok());
+    auto o1 = decode_object(first->object);
+    auto o2 = decode_object(second->object);
+    REQUIRE(o1.ok());
+    REQUIRE(o2.ok());
+    const Dot d1 = o1->siblings.front().dot;
+    const Dot d2 = o2->siblings.front().dot;
+    CHECK(d1.actor == d2.actor);
+    CHECK(d1.actor.find("a~") == 0);
+    CHECK(d2.counter == d1.counter + 1);
+    // The second write did not see the first: a home merging both keeps both,
+    // and the second's context does not claim the first's dot.
+    CHECK(merge(o1.value(), o2.value()).live_values() == std::vector<std::string>{"v1", "v2"});
+    CHECK_FALSE(o2->context.covers(d1));
+}
