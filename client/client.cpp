@@ -556,16 +556,22 @@ uint64_t AsyncClient::submit_owners(std::string key, OwnersCallback done) {
                          });
 }
 
+uint64_t AsyncClient::submit_repair(proto::RepairRequest request,
+                                    std::function<void(Result<std::string>)> done) {
+    uint64_t id = impl_->next_id++;
+    request.id = id;
+    return impl_->submit(request, id, impl_->options.admin_timeout_ms, true, false,
+                         [done = std::move(done)](Result<proto::Message> m) {
+                             done(to_admin_result(std::move(m)));
+                         });
+}
+
 uint64_t AsyncClient::submit_leave(std::function<void(Result<std::string>)> done) {
     uint64_t id = impl_->next_id++;
     proto::LeaveRequest r{id};
     return impl_->submit(r, id, impl_->options.admin_timeout_ms, true, false,
                          [done = std::move(done)](Result<proto::Message> m) {
-                             if (!m) return done(m.status());
-                             auto* a = std::get_if<proto::AdminResponse>(&m.value());
-                             if (a == nullptr) return done(unexpected_reply(m.value()));
-                             if (a->code != ErrorCode::ok) return done(Status(a->code, a->message));
-                             done(a->message);
+                             done(to_admin_result(std::move(m)));
                          });
 }
 
@@ -695,6 +701,13 @@ Result<proto::OwnersResponse> Client::owners(std::string key) {
     std::optional<Result<proto::OwnersResponse>> slot;
     async_.submit_owners(std::move(key),
                          [&slot](Result<proto::OwnersResponse> r) { slot.emplace(std::move(r)); });
+    return wait_for(slot);
+}
+
+Result<std::string> Client::repair(proto::RepairRequest request) {
+    std::optional<Result<std::string>> slot;
+    async_.submit_repair(std::move(request),
+                         [&slot](Result<std::string> r) { slot.emplace(std::move(r)); });
     return wait_for(slot);
 }
 

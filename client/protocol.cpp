@@ -235,6 +235,78 @@ void read_hints(FieldReader& f, std::vector<HintStatus>& out) {
     });
 }
 
+// {tree_ready, keys, tombstones, ..., peers: [{peer, verified, ago}]}.
+void write_anti_entropy(FieldWriter& w, const std::optional<AntiEntropyStatus>& ae) {
+    if (!ae) return;
+    size_t total = 256;
+    for (const auto& p : ae->peers) total += p.peer.size() + 40;
+    w.custom("anti_entropy", total, [&](Packer& p) {
+        p.pack_map(15);
+        pack_text(p, "tree_ready");
+        ae->tree_ready ? p.pack_true() : p.pack_false();
+        const std::pair<const char*, uint64_t> counters[] = {
+            {"keys", ae->keys_indexed},           {"tombstones", ae->tombstones},
+            {"purged", ae->tombstones_purged},    {"exchanges", ae->exchanges},
+            {"failed", ae->exchanges_failed},     {"keys_received", ae->keys_received},
+            {"keys_sent", ae->keys_sent},         {"messages", ae->messages},
+            {"bytes_sent", ae->bytes_sent},       {"bytes_received", ae->bytes_received},
+            {"repair_total", ae->repair_total},   {"repair_done", ae->repair_done},
+            {"repair_failed", ae->repair_failed},
+        };
+        for (const auto& [name, value] : counters) {
+            pack_text(p, name);
+            p.pack_uint64(value);
+        }
+        pack_text(p, "peers");
+        p.pack_array(static_cast<uint32_t>(ae->peers.size()));
+        for (const auto& v : ae->peers) {
+            p.pack_map(v.verified ? 3 : 2);
+            pack_text(p, "peer");
+            pack_text(p, v.peer);
+            pack_text(p, "verified");
+            v.verified ? p.pack_true() : p.pack_false();
+            if (v.verified) {
+                pack_text(p, "ago_ms");
+                p.pack_uint64(v.verified_ms_ago);
+            }
+        }
+    });
+}
+
+void read_anti_entropy(FieldReader& f, std::optional<AntiEntropyStatus>& out) {
+    bool present = false;
+    AntiEntropyStatus ae;
+    const msgpack::object* o = f.lookup("anti_entropy", Need::optional);
+    if (o == nullptr) return;
+    if (o->type != msgpack::type::MAP) {
+        return f.fail(ErrorCode::bad_request, "\"anti_entropy\" must be a map");
+    }
+    present = true;
+    FieldReader sub(o->via.map);
+    sub.flag("tree_ready", ae.tree_ready);
+    sub.uint("keys", ae.keys_indexed, Need::optional);
+    sub.uint("tombstones", ae.tombstones, Need::optional);
+    sub.uint("purged", ae.tombstones_purged, Need::optional);
+    sub.uint("exchanges", ae.exchanges, Need::optional);
+    sub.uint("failed", ae.exchanges_failed, Need::optional);
+    sub.uint("keys_received", ae.keys_received, Need::optional);
+    sub.uint("keys_sent", ae.keys_sent, Need::optional);
+    sub.uint("messages", ae.messages, Need::optional);
+    sub.uint("bytes_sent", ae.bytes_sent, Need::optional);
+    sub.uint("bytes_received", ae.bytes_received, Need::optional);
+    sub.uint("repair_total", ae.repair_total, Need::optional);
+    sub.uint("repair_done", ae.repair_done, Need::optional);
+    sub.uint("repair_failed", ae.repair_failed, Need::optional);
+    sub.map_list("peers", kArrayItemsMax, [&](FieldReader& item, uint32_t) {
+        PeerVerified& v = ae.peers.emplace_back();
+        item.text("peer", v.peer, Need::required, kIdBytesMax);
+        item.flag("verified", v.verified);
+        item.uint("ago_ms", v.verified_ms_ago, Need::optional);
+    });
+    f.adopt(sub, "anti_entropy");
+    if (f.ok() && present) out = std::move(ae);
+}
+
 // Homes as [{node, state}], stand-ins as [{node, for}]; each list holds at
 // most one item per replica, so at most kReplicasMax.
 void write_homes(FieldWriter& w, const std::vector<HomeReplica>& homes) {
@@ -401,6 +473,7 @@ void write_fields(const StatusResponse& m, FieldWriter& w) {
     w.text_if_nonempty("leave", m.leave);
     write_hints(w, m.hints);
     w.uint_if_nonzero("under_replicated", m.under_replicated_ranges);
+    write_anti_entropy(w, m.anti_entropy);
 }
 void write_fields(const ErrorResponse& m, FieldWriter& w) {
     w.code(m.code);
@@ -437,6 +510,11 @@ void write_fields(const RevokeRequest& m, FieldWriter& w) {
 }
 void write_fields(const OwnersRequest& m, FieldWriter& w) {
     w.bytes("key", m.key);
+}
+void write_fields(const RepairRequest& m, FieldWriter& w) {
+    if (m.whole_ring) return;
+    w.uint("start", m.start);
+    w.uint("end", m.end);
 }
 void write_fields(const OwnersResponse& m, FieldWriter& w) {
     write_homes(w, m.homes);
@@ -493,6 +571,7 @@ void read_fields(FieldReader& f, StatusResponse& m) {
     f.text("leave", m.leave, Need::optional, kMessageTextBytesMax);
     read_hints(f, m.hints);
     f.uint("under_replicated", m.under_replicated_ranges, Need::optional);
+    read_anti_entropy(f, m.anti_entropy);
 }
 void read_fields(FieldReader& f, ErrorResponse& m) {
     f.code(m.code);
@@ -526,6 +605,15 @@ void read_fields(FieldReader& f, RevokeRequest& m) {
     read_user_name(f, m.name);
     read_permission(f, m.permission);
     read_prefix(f, m.prefix);
+}
+void read_fields(FieldReader& f, RepairRequest& m) {
+    const bool ranged =
+        f.lookup("start", Need::optional) != nullptr || f.lookup("end", Need::optional) != nullptr;
+    m.whole_ring = !ranged;
+    if (ranged) {
+        f.uint("start", m.start, Need::required);
+        f.uint("end", m.end, Need::required);
+    }
 }
 void read_fields(FieldReader& f, OwnersRequest& m) {
     f.key(m.key);

@@ -119,6 +119,18 @@ struct LeaveRequest {
     bool operator==(const LeaveRequest&) const = default;
 };
 
+// kvctl repair: the answering node starts an anti-entropy exchange with every
+// other ring member now, over every range it shares with each, or only the
+// ring range (start, end] when !whole_ring. Answered with AdminResponse;
+// progress shows in status (AntiEntropyStatus::repair_*). Admin grant.
+struct RepairRequest {
+    uint64_t id = 0;
+    bool whole_ring = true;
+    uint64_t start = 0;
+    uint64_t end = 0;
+    bool operator==(const RepairRequest&) const = default;
+};
+
 // Where a key lives as the answering node sees it now (kvctl owners, like
 // Cassandra's nodetool getendpoints): answered with OwnersResponse. Reveals
 // placement only, so a read grant covering the key allows it.
@@ -248,6 +260,33 @@ struct HintStatus {
     bool operator==(const HintStatus&) const = default;
 };
 
+// Anti-entropy and tombstone GC as the answering node sees them (since it
+// started, for the counters).
+struct PeerVerified {
+    std::string peer;
+    bool verified = false;         // an exchange with it completed since start
+    uint64_t verified_ms_ago = 0;  // since the last one started
+    bool operator==(const PeerVerified&) const = default;
+};
+struct AntiEntropyStatus {
+    bool tree_ready = false;
+    uint64_t keys_indexed = 0;
+    uint64_t tombstones = 0;  // keys held whose siblings are all tombstones
+    uint64_t tombstones_purged = 0;
+    uint64_t exchanges = 0;
+    uint64_t exchanges_failed = 0;
+    uint64_t keys_received = 0;  // merged here from peers
+    uint64_t keys_sent = 0;
+    uint64_t messages = 0;
+    uint64_t bytes_sent = 0;
+    uint64_t bytes_received = 0;
+    uint64_t repair_total = 0;  // exchanges the last kvctl repair queued
+    uint64_t repair_done = 0;
+    uint64_t repair_failed = 0;
+    std::vector<PeerVerified> peers;  // every other ring member
+    bool operator==(const AntiEntropyStatus&) const = default;
+};
+
 struct StatusResponse {
     uint64_t id = 0;
     std::string node_id;
@@ -267,6 +306,7 @@ struct StatusResponse {
     // marked under-replicated because a hint for them was refused.
     std::vector<HintStatus> hints;
     uint64_t under_replicated_ranges = 0;
+    std::optional<AntiEntropyStatus> anti_entropy;  // absent from nodes before issue 13
     bool operator==(const StatusResponse&) const = default;
 };
 
@@ -346,7 +386,7 @@ using Message =
     std::variant<GetRequest, PutRequest, DelRequest, LocalGetRequest, StatusRequest, GetResponse,
                  WriteResponse, StatusResponse, ErrorResponse, LeaveRequest, AdminResponse,
                  UserAddRequest, UserDelRequest, UserListRequest, UserListResponse, GrantRequest,
-                 RevokeRequest, OwnersRequest, OwnersResponse>;
+                 RevokeRequest, OwnersRequest, OwnersResponse, RepairRequest>;
 
 // The "t" string of a message type.
 std::string_view type_name(const Message& m);

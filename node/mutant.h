@@ -37,6 +37,7 @@ enum class Mutant : uint8_t {
     hint_deleted_before_synced,
     stand_in_counted_twice,
     replay_remints,
+    purge_unconfirmed,
 };
 
 struct Info {
@@ -98,6 +99,9 @@ inline constexpr Info kCatalogue[] = {
     {Mutant::replay_remints, "replay_remints",
      "the home replica mints a replayed hint's live values as new writes instead of merging it",
      "no resurrection; convergence"},
+    {Mutant::purge_unconfirmed, "purge_unconfirmed",
+     "tombstone GC purges a tombstone once its grace passed, without anti-entropy's confirmation",
+     "no resurrection"},
 };
 
 // The planted bug of this process (none: the real node). Set once before a

@@ -5,6 +5,9 @@
 #include <type_traits>
 
 #include "node/access/access.h"
+#include "node/antientropy/anti_entropy.h"
+#include "node/antientropy/key_index.h"
+#include "node/antientropy/tombstone_gc.h"
 #include "node/coordinator/coordinator.h"
 #include "node/hints/hint_replay.h"
 #include "node/membership/gossip_driver.h"
@@ -64,6 +67,16 @@ void Node::construct_components() {
     access_ = std::make_unique<Access>(config_, env_, ids_);
     hint_replay_ = std::make_unique<HintReplay>(config_, env_, ids_, stats_, *placement_, *peers_,
                                                 *replica_, *hints_);
+    key_index_ = std::make_unique<KeyIndex>(env_);
+    replica_->add_observer([index = key_index_.get()](const std::string& key,
+                                                      const std::optional<std::string>& object,
+                                                      bool tombstones_only) {
+        index->on_change(key, object, tombstones_only);
+    });
+    anti_entropy_ = std::make_unique<AntiEntropy>(config_, env_, ids_, stats_, *placement_, *peers_,
+                                                  *replica_, *key_index_, *hints_);
+    tombstone_gc_ = std::make_unique<TombstoneGc>(config_, env_, stats_, *placement_, *replica_,
+                                                  *key_index_, *anti_entropy_, *hints_);
 }
 
 Node::~Node() = default;
@@ -95,6 +108,8 @@ Status Node::start() {
     }
     if (Status loaded = handoffs_->load(); !loaded.ok()) return loaded;
     if (Status loaded = hints_->load(); !loaded.ok()) return loaded;
+    if (Status indexed = key_index_->start(); !indexed.ok()) return indexed;
+    if (Status floor = replica_->load_purge_floor(); !floor.ok()) return floor;
     peers_->start(started_ms, gossip_ ? &gossip_->view() : nullptr);
     refresh_placement();
     env_.log(LogLevel::info, "node " + config_.node_id + " started with actor " +
@@ -137,6 +152,11 @@ void Node::on_request(const ReplyTo& from, Message message, std::optional<uint64
                                  std::is_same_v<T, ReplicaReadRequest> ||
                                  std::is_same_v<T, HintReplayRequest>) {
                 replica_->handle(from, m);
+            } else if constexpr (std::is_same_v<T, AeCompareRequest> ||
+                                 std::is_same_v<T, AeKeysRequest> ||
+                                 std::is_same_v<T, AePushRequest> ||
+                                 std::is_same_v<T, proto::RepairRequest>) {
+                anti_entropy_->handle(from, m);
             } else if constexpr (std::is_same_v<T, PingRequest>) {
                 peers_->handle(from, m, *membership_);
             } else if constexpr (std::is_same_v<T, proto::LeaveRequest> ||
@@ -171,7 +191,10 @@ void Node::on_request(const ReplyTo& from, Message message, std::optional<uint64
                                  std::is_same_v<T, proto::UserListResponse> ||
                                  std::is_same_v<T, proto::OwnersResponse> ||
                                  std::is_same_v<T, CatalogSyncResponse> ||
-                                 std::is_same_v<T, HintReplayResponse>) {
+                                 std::is_same_v<T, HintReplayResponse> ||
+                                 std::is_same_v<T, AeCompareResponse> ||
+                                 std::is_same_v<T, AeKeysResponse> ||
+                                 std::is_same_v<T, AePushResponse>) {
                 on_bad_frame(from, m.id,
                              Status(ErrorCode::bad_request,
                                     "'" + std::string(node::type_name(message)) +
@@ -193,12 +216,14 @@ void Node::on_peer_reply(const std::string& peer_id, Message message) {
     if (access_->on_reply(peer_id, message)) return;
     if (rebalancer_->on_reply(peer_id, message)) return;
     if (hint_replay_->on_reply(peer_id, message)) return;
+    if (anti_entropy_->on_reply(peer_id, message)) return;
     coordinator_->on_reply(peer_id, message);
 }
 
 void Node::on_send_failed(const std::string& peer_id, uint64_t request_id) {
     if (rebalancer_->on_send_failed(peer_id, request_id)) return;
     if (hint_replay_->on_send_failed(peer_id, request_id)) return;
+    if (anti_entropy_->on_send_failed(peer_id, request_id)) return;
     coordinator_->on_send_failed(peer_id, request_id);
 }
 
@@ -214,6 +239,9 @@ void Node::tick() {
     // Even with --hinted-handoff false: hints taken before, or from peers that
     // have it on, are data to deliver.
     hint_replay_->tick(now);
+    key_index_->tick();
+    anti_entropy_->tick(now);
+    tombstone_gc_->tick(now);
 }
 
 void Node::refresh_placement() {
@@ -282,6 +310,7 @@ void Node::handle(const ReplyTo& from, const proto::StatusRequest& req) {
     resp.hints = hints_->status();
     for (auto& h : resp.hints) h.replaying = hint_replay_->replaying(h.target);
     resp.under_replicated_ranges = hints_->under_replicated_ranges();
+    resp.anti_entropy = anti_entropy_->status();
     env_.reply(from, std::move(resp));
 }
 

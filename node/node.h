@@ -13,6 +13,9 @@
 //   GossipDriver  (membership/)  gossip rounds, token claims, persisted membership facts
 //   Access        (access/)      users and grants: the replicated catalog, the checks
 //   HintReplay    (hints/)       replays held hints to their targets once they are back
+//   KeyIndex      (antientropy/) the token-ordered index of stored keys and its hash tree
+//   AntiEntropy   (antientropy/) Merkle exchanges with the other replicas, kvctl repair
+//   TombstoneGc   (antientropy/) purges tombstones anti-entropy confirmed on every replica
 //
 // The facade dispatches each message to the component that owns it, fans out
 // tick(), rebuilds placement when the membership changed, and answers status
@@ -36,6 +39,9 @@
 namespace kv::node {
 
 class Access;
+class AntiEntropy;
+class KeyIndex;
+class TombstoneGc;
 class Coordinator;
 class GossipDriver;
 class Handoffs;
@@ -132,6 +138,9 @@ class Node {
     std::unique_ptr<Coordinator> coordinator_;
     std::unique_ptr<Access> access_;
     std::unique_ptr<HintReplay> hint_replay_;
+    std::unique_ptr<KeyIndex> key_index_;
+    std::unique_ptr<AntiEntropy> anti_entropy_;
+    std::unique_ptr<TombstoneGc> tombstone_gc_;
 };
 
 }  // namespace kv::node

@@ -63,6 +63,19 @@ struct NodeConfig {
     uint32_t hint_replay_keys_per_s = 5000;
     uint32_t hint_replay_batch_keys = 256;
 
+    // Read repair (docs/ARCHITECTURE.md, "Read repair"): off only to test
+    // the other repairs alone (kvnode --read-repair false).
+    bool read_repair = true;
+    // Anti-entropy (node/antientropy/anti_entropy.h): an exchange with the
+    // next ring member starts every this many ms, so each pair of replicas is
+    // compared within (members - 1) x this (each side starts its own).
+    bool anti_entropy = true;
+    uint64_t anti_entropy_interval_ms = 2000;
+    // Tombstone GC (node/antientropy/tombstone_gc.h): a tombstone confirmed
+    // on every replica by anti-entropy is purged once it is also this old.
+    bool tombstone_gc = true;
+    uint64_t tombstone_grace_ms = 60000;
+
     // Gossip membership (gossip/gossip.h), on when `seeds` is non-empty: the
     // node then owns its view of the cluster instead of reading a static list.
     // `endpoint` is this node's ROUTER address as peers dial it; seeds equal
@@ -104,6 +117,17 @@ struct NodeStats {
     uint64_t hints_stored = 0;        // HintStore: hints added or merged as a stand-in
     uint64_t hints_refused = 0;       // HintStore: hints refused (a target's store full)
     uint64_t hints_replayed = 0;      // HintReplay: hints the owner made durable
+    // AntiEntropy: exchanges completed and given up; keys merged here from
+    // peers and objects sent to them; messages and payload bytes (keys,
+    // objects, hashes and bounds; not frame overhead) both ways.
+    uint64_t ae_exchanges = 0;
+    uint64_t ae_exchanges_failed = 0;
+    uint64_t ae_keys_received = 0;
+    uint64_t ae_keys_sent = 0;
+    uint64_t ae_messages = 0;
+    uint64_t ae_bytes_sent = 0;
+    uint64_t ae_bytes_received = 0;
+    uint64_t tombstones_purged = 0;  // TombstoneGc
 };
 
 // Ids of the requests this node sends (peer calls, pings, gossip, transfers)

@@ -27,13 +27,31 @@ constexpr size_t kClientTypes = std::variant_size_v<proto::Message>;
 
 // Indexed like the node-to-node alternatives of Message; docs/PROTOCOL.md
 // lists the same strings.
-constexpr std::array<std::string_view, 18> kPeerTypeNames = {
-    "r_read",        "r_read_reply", "r_write",
-    "r_write_reply", "r_merge",      "r_merge_reply",
-    "ping",          "pong",         "gossip",
-    "stream",        "stream_reply", "handoff",
-    "handoff_reply", "catalog_sync", "catalog_sync_reply",
-    "catalog_push",  "hint_replay",  "hint_replay_reply",
+constexpr std::array<std::string_view, 24> kPeerTypeNames = {
+    "r_read",
+    "r_read_reply",
+    "r_write",
+    "r_write_reply",
+    "r_merge",
+    "r_merge_reply",
+    "ping",
+    "pong",
+    "gossip",
+    "stream",
+    "stream_reply",
+    "handoff",
+    "handoff_reply",
+    "catalog_sync",
+    "catalog_sync_reply",
+    "catalog_push",
+    "hint_replay",
+    "hint_replay_reply",
+    "ae_compare",
+    "ae_compare_reply",
+    "ae_keys",
+    "ae_keys_reply",
+    "ae_push",
+    "ae_push_reply",
 };
 static_assert(std::variant_size_v<Message> == kClientTypes + kPeerTypeNames.size());
 
@@ -83,6 +101,45 @@ void read_ranges(FieldReader& f, std::vector<TokenRange>& out) {
                           "items of " + quoted("ranges") + " must be unsigned integers");
         }
         out.push_back(TokenRange{a.via.u64, b.via.u64});
+    }
+}
+
+void write_u64s(FieldWriter& w, std::string_view name, const std::vector<uint64_t>& values) {
+    w.custom(name, values.size() * 9 + 5, [&](Packer& p) {
+        p.pack_array(static_cast<uint32_t>(values.size()));
+        for (uint64_t v : values) p.pack_uint64(v);
+    });
+}
+
+void read_u64s(FieldReader& f, std::string_view name, std::vector<uint64_t>& out,
+               size_t items_max) {
+    const msgpack::object* o = f.lookup(name, Need::optional);
+    if (o == nullptr) return;
+    if (o->type != msgpack::type::ARRAY || o->via.array.size > items_max) {
+        return f.fail(ErrorCode::bad_request, quoted(name) + " must be an array of at most " +
+                                                  std::to_string(items_max) + " unsigned integers");
+    }
+    out.reserve(o->via.array.size);
+    for (uint32_t i = 0; i < o->via.array.size; ++i) {
+        const msgpack::object& v = o->via.array.ptr[i];
+        if (v.type != msgpack::type::POSITIVE_INTEGER) {
+            return f.fail(ErrorCode::bad_request,
+                          "items of " + quoted(name) + " must be unsigned integers");
+        }
+        out.push_back(v.via.u64);
+    }
+}
+
+// Interval bounds: lo, hi pairs with lo <= hi.
+void read_bounds(FieldReader& f, std::vector<uint64_t>& out) {
+    read_u64s(f, "bounds", out, 2 * kAeIntervalsMax);
+    if (!f.ok()) return;
+    if (out.size() % 2 != 0)
+        return f.fail(ErrorCode::bad_request, "\"bounds\" must be lo, hi pairs");
+    for (size_t i = 0; i < out.size(); i += 2) {
+        if (out[i] > out[i + 1]) {
+            return f.fail(ErrorCode::bad_request, "\"bounds\": an interval ends before it starts");
+        }
     }
 }
 
@@ -317,6 +374,43 @@ void write_fields(const HintReplayResponse& m, FieldWriter& w) {
     w.bytes_list("not_owned", m.not_owned);
 }
 
+void write_fields(const AeCompareRequest& m, FieldWriter& w) {
+    w.text("from", m.from_node);
+    w.uint("ring", m.ring_digest);
+    write_u64s(w, "bounds", m.bounds);
+    write_u64s(w, "hashes", m.hashes);
+}
+void write_fields(const AeCompareResponse& m, FieldWriter& w) {
+    w.code(m.code);
+    w.text_if_nonempty("msg", m.message);
+    write_u64s(w, "differ", m.differ);
+    w.uint_if_nonzero("hints", m.hints_held);
+}
+void write_fields(const AeKeysRequest& m, FieldWriter& w) {
+    w.text("from", m.from_node);
+    w.uint("ring", m.ring_digest);
+    write_u64s(w, "bounds", m.bounds);
+    w.bytes_list("keys", m.keys);
+    write_u64s(w, "hashes", m.hashes);
+}
+void write_fields(const AeKeysResponse& m, FieldWriter& w) {
+    w.code(m.code);
+    w.text_if_nonempty("msg", m.message);
+    w.bytes_list("keys", m.keys);
+    w.bytes_list("objs", m.objects);
+    w.bytes_list("wants", m.wants);
+    w.flag_if_true("truncated", m.truncated);
+}
+void write_fields(const AePushRequest& m, FieldWriter& w) {
+    w.text("from", m.from_node);
+    w.bytes_list("keys", m.keys);
+    w.bytes_list("objs", m.objects);
+}
+void write_fields(const AePushResponse& m, FieldWriter& w) {
+    w.code(m.code);
+    w.text_if_nonempty("msg", m.message);
+}
+
 // One overload per node-to-node alternative; the decoder table of
 // proto::wire::decode_message instantiates all of them, so a missing one fails
 // to compile.
@@ -424,6 +518,57 @@ void read_fields(FieldReader& f, HintReplayResponse& m) {
     f.code(m.code);
     f.message(m.message);
     f.bytes_list("not_owned", m.not_owned, kKeyBytesMax, ErrorCode::key_too_large);
+}
+
+void read_fields(FieldReader& f, AeCompareRequest& m) {
+    f.text("from", m.from_node, Need::required, kIdBytesMax);
+    f.uint("ring", m.ring_digest, Need::required);
+    read_bounds(f, m.bounds);
+    read_u64s(f, "hashes", m.hashes, kAeIntervalsMax);
+    if (f.ok() && m.hashes.size() * 2 != m.bounds.size()) {
+        f.fail(ErrorCode::bad_request, "\"hashes\" must hold one hash per interval");
+    }
+}
+void read_fields(FieldReader& f, AeCompareResponse& m) {
+    f.code(m.code);
+    f.message(m.message);
+    read_u64s(f, "differ", m.differ, kAeIntervalsMax);
+    f.uint("hints", m.hints_held, Need::optional);
+}
+void read_fields(FieldReader& f, AeKeysRequest& m) {
+    f.text("from", m.from_node, Need::required, kIdBytesMax);
+    f.uint("ring", m.ring_digest, Need::required);
+    read_bounds(f, m.bounds);
+    f.bytes_list("keys", m.keys, kKeyBytesMax, ErrorCode::key_too_large);
+    read_u64s(f, "hashes", m.hashes, kAeEntriesMax);
+    if (f.ok() && (m.keys.size() != m.hashes.size() || m.keys.size() > kAeEntriesMax)) {
+        f.fail(ErrorCode::bad_request, "\"keys\" and \"hashes\" differ in length or exceed " +
+                                           std::to_string(kAeEntriesMax));
+    }
+}
+void read_fields(FieldReader& f, AeKeysResponse& m) {
+    f.code(m.code);
+    f.message(m.message);
+    f.bytes_list("keys", m.keys, kKeyBytesMax, ErrorCode::key_too_large);
+    f.bytes_list("objs", m.objects, kObjectBytesMax, ErrorCode::object_too_large);
+    f.bytes_list("wants", m.wants, kKeyBytesMax, ErrorCode::key_too_large);
+    f.flag("truncated", m.truncated);
+    if (f.ok() && m.keys.size() != m.objects.size()) {
+        f.fail(ErrorCode::bad_request, "\"keys\" and \"objs\" differ in length");
+    }
+}
+void read_fields(FieldReader& f, AePushRequest& m) {
+    f.text("from", m.from_node, Need::required, kIdBytesMax);
+    f.bytes_list("keys", m.keys, kKeyBytesMax, ErrorCode::key_too_large);
+    f.bytes_list("objs", m.objects, kObjectBytesMax, ErrorCode::object_too_large);
+    if (f.ok() && (m.keys.size() != m.objects.size() || m.keys.size() > kAeObjectsMax)) {
+        f.fail(ErrorCode::bad_request,
+               "\"keys\" and \"objs\" differ in length or exceed " + std::to_string(kAeObjectsMax));
+    }
+}
+void read_fields(FieldReader& f, AePushResponse& m) {
+    f.code(m.code);
+    f.message(m.message);
 }
 
 std::string_view type_name(const Message& m) {

@@ -199,6 +199,71 @@ struct HintReplayResponse {
     bool operator==(const HintReplayResponse&) const = default;
 };
 
+// ---- anti-entropy (docs/ARCHITECTURE.md, "Anti-entropy") ----------------------
+// An exchange between two replicas (node/antientropy/exchange.h): the
+// initiator sends the hashes of token intervals both replicate (ae_compare);
+// the peer names those whose hash differs from its own, and the initiator
+// descends into them. Intervals within one leaf of the tree are compared key
+// by key (ae_keys): the peer answers with its objects the initiator lacks or
+// holds differently, and the keys it wants; the initiator merges them and
+// pushes what was wanted (ae_push). Both sides only merge (never mint). Both
+// rings must be equal (`ring_digest`), else the peer answers not_owner.
+// Intervals are flat [lo, hi] pairs of tokens, lo <= hi.
+// Within the codec's 1,024 items per array (a bound is two items).
+constexpr size_t kAeIntervalsMax = 512;  // per ae_compare and ae_keys
+constexpr size_t kAeEntriesMax = 1024;   // key entries per ae_keys
+constexpr size_t kAeObjectsMax = 1024;   // objects per ae_keys_reply and ae_push
+struct AeCompareRequest {
+    uint64_t id = 0;
+    std::string from_node;
+    uint64_t ring_digest = 0;
+    std::vector<uint64_t> bounds;  // lo, hi, lo, hi, ...
+    std::vector<uint64_t> hashes;  // hashes[i]: the initiator's for interval i
+    bool operator==(const AeCompareRequest&) const = default;
+};
+struct AeCompareResponse {
+    uint64_t id = 0;
+    ErrorCode code = ErrorCode::ok;
+    std::string message;
+    std::vector<uint64_t> differ;  // indices of the intervals whose hash differs
+    uint64_t hints_held = 0;       // hints the peer holds as a stand-in (tombstone GC)
+    bool operator==(const AeCompareResponse&) const = default;
+};
+// The initiator's entries (key, entry hash) in intervals within one leaf each.
+struct AeKeysRequest {
+    uint64_t id = 0;
+    std::string from_node;
+    uint64_t ring_digest = 0;
+    std::vector<uint64_t> bounds;
+    std::vector<std::string> keys;
+    std::vector<uint64_t> hashes;  // hashes[i]: of keys[i]; lowest bit: tombstones only
+    bool operator==(const AeKeysRequest&) const = default;
+};
+struct AeKeysResponse {
+    uint64_t id = 0;
+    ErrorCode code = ErrorCode::ok;
+    std::string message;
+    std::vector<std::string> keys;  // the peer's objects the initiator lacks or differs on
+    std::vector<std::string> objects;
+    std::vector<std::string> wants;  // keys whose initiator's object the peer wants
+    // Objects were left out to bound the reply: the initiator asks again.
+    bool truncated = false;
+    bool operator==(const AeKeysResponse&) const = default;
+};
+struct AePushRequest {
+    uint64_t id = 0;
+    std::string from_node;
+    std::vector<std::string> keys;
+    std::vector<std::string> objects;
+    bool operator==(const AePushRequest&) const = default;
+};
+struct AePushResponse {
+    uint64_t id = 0;
+    ErrorCode code = ErrorCode::ok;  // ok: every object is merged and durable
+    std::string message;
+    bool operator==(const AePushResponse&) const = default;
+};
+
 // ---- user catalog (docs/SECURITY.md, "Users and grants") ----------------------
 // Only members send these (Node refuses them from a user key). Every handler
 // is a merge, so lost, duplicated or reordered messages are harmless.
@@ -244,16 +309,19 @@ struct CatalogPushRequest {
 // Every message on the wire: the client messages in the order of
 // proto::Message, then the node-to-node ones. Adding an alternative without
 // handling it in a std::visit with an exhaustive overload set fails to compile.
-using Message = std::variant<
-    proto::GetRequest, proto::PutRequest, proto::DelRequest, proto::LocalGetRequest,
-    proto::StatusRequest, proto::GetResponse, proto::WriteResponse, proto::StatusResponse,
-    proto::ErrorResponse, proto::LeaveRequest, proto::AdminResponse, proto::UserAddRequest,
-    proto::UserDelRequest, proto::UserListRequest, proto::UserListResponse, proto::GrantRequest,
-    proto::RevokeRequest, proto::OwnersRequest, proto::OwnersResponse, ReplicaReadRequest,
-    ReplicaReadResponse, ReplicaWriteRequest, ReplicaWriteResponse, ReplicaMergeRequest,
-    ReplicaMergeResponse, PingRequest, PingResponse, GossipRequest, StreamRequest, StreamResponse,
-    HandoffRequest, HandoffResponse, CatalogSyncRequest, CatalogSyncResponse, CatalogPushRequest,
-    HintReplayRequest, HintReplayResponse>;
+using Message =
+    std::variant<proto::GetRequest, proto::PutRequest, proto::DelRequest, proto::LocalGetRequest,
+                 proto::StatusRequest, proto::GetResponse, proto::WriteResponse,
+                 proto::StatusResponse, proto::ErrorResponse, proto::LeaveRequest,
+                 proto::AdminResponse, proto::UserAddRequest, proto::UserDelRequest,
+                 proto::UserListRequest, proto::UserListResponse, proto::GrantRequest,
+                 proto::RevokeRequest, proto::OwnersRequest, proto::OwnersResponse,
+                 proto::RepairRequest, ReplicaReadRequest, ReplicaReadResponse, ReplicaWriteRequest,
+                 ReplicaWriteResponse, ReplicaMergeRequest, ReplicaMergeResponse, PingRequest,
+                 PingResponse, GossipRequest, StreamRequest, StreamResponse, HandoffRequest,
+                 HandoffResponse, CatalogSyncRequest, CatalogSyncResponse, CatalogPushRequest,
+                 HintReplayRequest, HintReplayResponse, AeCompareRequest, AeCompareResponse,
+                 AeKeysRequest, AeKeysResponse, AePushRequest, AePushResponse>;
 
 // The "t" string of a message type.
 std::string_view type_name(const Message& m);

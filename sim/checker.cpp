@@ -346,6 +346,19 @@ class Checker {
         if (in.settled) {
             observe_stores(in.stores_before_reads, obs_);
             observe_stores(in.stores_after_reads, obs_);
+            // Tombstone GC erases a key once it holds only tombstones: a key
+            // that some acknowledged put stored (durably, on w >= 1 nodes) and
+            // that no node holds at all any more, in data or hints, was purged,
+            // so a delete of it took effect, as a stored tombstone would show.
+            std::set<std::string> held;
+            for (const auto* copies : {&in.copies_before_reads, &in.copies_after_reads}) {
+                for (const auto& c : *copies) held.insert(c.key);
+            }
+            for (const auto& e : h.entries) {
+                if (in.copies_complete && e.kind == OpKind::put && e.outcome == Outcome::ok &&
+                    held.count(e.key) == 0)
+                    obs_.tombstone_keys.insert(e.key);
+            }
             for (const auto& r : in.final_reads) {
                 if (!answered_final(r)) continue;
                 obs_.final_reads_ok[r.key].push_back(&r);
@@ -747,8 +760,12 @@ class Checker {
         for (const auto& [key, replicas] : stores) {
             if (replicas.empty()) continue;
             ++stats.checked;
+            // Tombstones only equal nothing: tombstone GC purges them replica
+            // by replica, and for every reader a purged key and a deleted one
+            // are the same (docs/SIMULATOR.md, "Convergence").
             const auto normal = [](const std::optional<node::Object>& o) {
-                return o ? *o : node::Object{};
+                if (!o || (!o->siblings.empty() && o->live_count() == 0)) return node::Object{};
+                return *o;
             };
             const node::Object first = normal(replicas.front().object);
             bool same = true;

@@ -134,6 +134,10 @@ struct CheckInput {
     // reads (judged by dot_reuse whether or not `settled`).
     std::vector<StoredCopy> copies_before_reads;
     std::vector<StoredCopy> copies_after_reads;
+    // The copies above are every object of every node (the simulator's runs):
+    // a key with an acknowledged put that none holds was purged by tombstone
+    // GC, evidence that a delete of it took effect.
+    bool copies_complete = false;
     // For acknowledged puts (history index), how many distinct nodes durably
     // held the put's version, in data or hints, live or covered by a context,
     // when the coordinator sent the acknowledgement (puts whose value no node

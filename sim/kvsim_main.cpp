@@ -64,6 +64,12 @@ int main(int argc, char** argv) {
          "gets, puts and deletes sent strict (home replicas only), per mille")  //
         ("hinted-handoff", po::value<std::string>(),
          "true (default) or false: sloppy quorums and hints on every node")  //
+        ("read-repair", po::value<std::string>(),
+         "true (default) or false: read repair on every node")  //
+        ("anti-entropy", po::value<std::string>(),
+         "true (default) or false: anti-entropy exchanges on every node")  //
+        ("tombstone-grace-ms", po::value<uint64_t>(),
+         "tombstone GC's minimum age of a tombstone (default 60000)")  //
         ("steady-nodes", po::value<uint32_t>(),
          "n1..nS are never crashed and the only nodes clients send to (default 0: none)")  //
         ("replicas", po::value<uint32_t>(), "n, replicas per key (default 3)")             //
@@ -158,6 +164,18 @@ int main(int argc, char** argv) {
         }
         options.hinted_handoff = on == "true";
     }
+    for (const char* flag : {"read-repair", "anti-entropy"}) {
+        if (!vm.count(flag)) continue;
+        const std::string on = vm[flag].as<std::string>();
+        if (on != "true" && on != "false") {
+            std::cerr << "kvsim: --" << flag << " takes true or false\n";
+            return 2;
+        }
+        (std::string(flag) == "read-repair" ? options.read_repair : options.anti_entropy) =
+            on == "true";
+    }
+    if (vm.count("tombstone-grace-ms"))
+        options.tombstone_grace_ms = vm["tombstone-grace-ms"].as<uint64_t>();
     if (vm.count("faults")) {
         auto faults = sim::parse_faults(vm["faults"].as<std::string>());
         if (!faults) {

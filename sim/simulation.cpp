@@ -189,6 +189,28 @@ const std::vector<Preset>& presets() {
              "fault: the home replicas must converge from hint replay alone, judged before "
              "any read of the simulator's",
              outage_options("outage", 2)},
+            {"anti-entropy",
+             "read repair and hinted handoff off: replicas converge from anti-entropy alone, "
+             "under partitions, crashes, loss and duplication; hot and 94 cold keys",
+             [] {
+                 SimOptions o = preset_options(5, 8, 30, "partition,crash,loss,dup", 100);
+                 o.hot_keys = 6;
+                 o.hot_permille = 800;
+                 o.read_repair = false;
+                 o.hinted_handoff = false;
+                 return o;
+             }()},
+            {"tombstone-gc",
+             "deletes purged by tombstone GC (2 s grace) while partitions and crashes keep "
+             "replicas from seeing them; 40 s; hot and 94 cold keys",
+             [] {
+                 SimOptions o = preset_options(5, 8, 40, "partition,crash,loss,dup", 100);
+                 o.hot_keys = 6;
+                 o.hot_permille = 800;
+                 o.strict_permille = 700;
+                 o.tombstone_grace_ms = 2000;
+                 return o;
+             }()},
         };
         for (auto& preset : p) preset.options.preset = preset.name;
         return p;
@@ -220,6 +242,11 @@ std::string replay_command(const SimOptions& o) {
            permille("--duplicate-permille", o.duplicate_permille) +
            permille("--strict-permille", o.strict_permille) +
            (o.hinted_handoff ? "" : " --hinted-handoff false") +
+           (o.read_repair ? "" : " --read-repair false") +
+           (o.anti_entropy ? "" : " --anti-entropy false") +
+           (o.tombstone_grace_ms == 60000
+                ? ""
+                : " --tombstone-grace-ms " + std::to_string(o.tombstone_grace_ms)) +
            (o.steady_nodes == 0 ? "" : " --steady-nodes " + std::to_string(o.steady_nodes)) +
            (o.blind_deletes ? "" : " --no-blind-deletes") +
            (o.gossip ? " --gossip --joins " + std::to_string(o.joins) + " --leaves " +
@@ -437,6 +464,9 @@ ClusterOptions cluster_options(const SimOptions& o) {
     c.nodes = o.nodes;
     c.node_config.n_replicas = o.n_replicas;
     c.node_config.hinted_handoff = o.hinted_handoff;
+    c.node_config.read_repair = o.read_repair;
+    c.node_config.anti_entropy = o.anti_entropy;
+    c.node_config.tombstone_grace_ms = o.tombstone_grace_ms;
     c.trace_to_stderr = o.trace;
     if (o.gossip) {
         for (uint32_t s = 1; s <= o.seeds; ++s)
@@ -1268,6 +1298,13 @@ SimResult Run::go() {
     result_.stores_after_reads = collect_stores();
     result_.copies_after_reads = collect_copies();
     result_.simulated_ms = cluster_.now_ms();
+    for (size_t i = 0; i < cluster_.size(); ++i) {
+        if (!cluster_.is_up(i)) continue;
+        const auto& stats = cluster_.node(i).stats();
+        result_.ae_exchanges += stats.ae_exchanges;
+        result_.ae_keys_received += stats.ae_keys_received;
+        result_.tombstones_purged += stats.tombstones_purged;
+    }
     result_.network = cluster_.network_stats();
     result_.digest = digest(result_.history);
     result_.write_effect_window_ms =
@@ -1301,6 +1338,7 @@ SimResult Run::go() {
     input.stores_after_reads = result_.stores_after_reads;
     input.copies_before_reads = result_.copies_before_reads;
     input.copies_after_reads = result_.copies_after_reads;
+    input.copies_complete = true;
     input.copies_at_ack = result_.copies_at_ack;
     // Only where sound: in general a replica may miss a version no hint covers
     // until a read repairs it (convergence_judgeable).
@@ -1405,6 +1443,9 @@ std::string summary(const SimOptions& o, const SimResult& r, size_t violations_s
     out += "hints: " + std::to_string(r.hints_at_quiet) + " held when the faults stopped, " +
            (r.hints_drained ? "drained" : "NOT drained") + " in " +
            std::to_string(r.hint_drain_ms) + " ms\n";
+    out += "anti-entropy (nodes since their last start): " + std::to_string(r.ae_exchanges) +
+           " exchanges, " + std::to_string(r.ae_keys_received) + " keys repaired, " +
+           std::to_string(r.tombstones_purged) + " tombstones purged\n";
     out += "final reads failed: " + std::to_string(r.final_reads_failed) + "\n";
     out += "checker (write effect window " + std::to_string(r.write_effect_window_ms) +
            " ms, longest pause " + std::to_string(n.longest_pause_ms) + " ms):\n";

@@ -78,6 +78,12 @@ struct SimOptions {
     // NodeConfig::hinted_handoff of every node: off, every request is strict
     // and no node keeps hints.
     bool hinted_handoff = true;
+    // NodeConfig::read_repair, anti_entropy and tombstone_grace_ms of every
+    // node: with read repair and hints off, convergence comes from
+    // anti-entropy alone (preset anti-entropy).
+    bool read_repair = true;
+    bool anti_entropy = true;
+    uint64_t tombstone_grace_ms = 60000;
     // The first steady_nodes nodes are never crashed (by crash or outage) and,
     // when non-zero, the only ones clients send to: every coordinator lives
     // through the run, so none loses the hints it keeps for replicas that did
@@ -160,6 +166,12 @@ struct SimResult {
     bool hints_drained = true;
     uint64_t hint_drain_ms = 0;
     uint64_t hints_at_quiet = 0;
+    // Anti-entropy and tombstone GC at the end of the run, summed over the
+    // nodes (each since its last start): exchanges completed, keys merged
+    // from them, tombstones purged.
+    uint64_t ae_exchanges = 0;
+    uint64_t ae_keys_received = 0;
+    uint64_t tombstones_purged = 0;
     // How late a write that was not acknowledged may still take effect
     // (write_effect_window_ms below), and the longest pause it was computed from.
     uint64_t write_effect_window_ms = 0;

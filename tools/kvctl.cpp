@@ -1,10 +1,15 @@
 // kvctl: command-line data and admin client (docs/CLIENT.md).
 // Exit codes: 0 done, 1 key not found, 2 any other error (one line on stderr).
+#include <algorithm>
 #include <boost/program_options.hpp>
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "client/client.h"
@@ -73,6 +78,10 @@ constexpr const char* kUsage =
     "                   leaves the ring (status 'left'). Refused when fewer than n\n"
     "                   members would remain. Returns at once; watch it with\n"
     "                   'kvctl --node ENDPOINT status'; stop the node once it is left.\n"
+    "  repair           the first --node starts an anti-entropy exchange with every\n"
+    "                   other ring member now (--range START:END: only that ring range),\n"
+    "                   then prints progress until all are done (--no-wait: at once).\n"
+    "                   Needs an admin grant.\n"
     "  user add NAME PUBLIC_KEY\n"
     "                   add a user: NAME (1-64 of A-Z a-z 0-9 . _ -) owns the CURVE\n"
     "                   public key PUBLIC_KEY (40 Z85 characters, as keygen prints).\n"
@@ -124,7 +133,9 @@ struct Args {
     std::optional<std::string> key_file;
     std::optional<std::string> server_key;
     bool no_key = false;
-    bool force = false;  // keygen: replace an existing file
+    bool force = false;                // keygen: replace an existing file
+    std::optional<std::string> range;  // repair: START:END
+    bool no_wait = false;              // repair: return once started
 };
 
 int fail(const Status& status) {
@@ -246,6 +257,31 @@ int print_status(const std::string& endpoint, const kv::proto::StatusResponse& s
                    ",\"replaying\":" + (h.replaying ? "true" : "false") + "}";
         }
         out += "],\"under_replicated_ranges\":" + std::to_string(s.under_replicated_ranges);
+        if (s.anti_entropy) {
+            const auto& ae = *s.anti_entropy;
+            out += ",\"anti_entropy\":{\"tree_ready\":" +
+                   std::string(ae.tree_ready ? "true" : "false") +
+                   ",\"keys\":" + std::to_string(ae.keys_indexed) +
+                   ",\"tombstones\":" + std::to_string(ae.tombstones) +
+                   ",\"tombstones_purged\":" + std::to_string(ae.tombstones_purged) +
+                   ",\"exchanges\":" + std::to_string(ae.exchanges) +
+                   ",\"exchanges_failed\":" + std::to_string(ae.exchanges_failed) +
+                   ",\"keys_received\":" + std::to_string(ae.keys_received) +
+                   ",\"keys_sent\":" + std::to_string(ae.keys_sent) +
+                   ",\"messages\":" + std::to_string(ae.messages) +
+                   ",\"bytes_sent\":" + std::to_string(ae.bytes_sent) +
+                   ",\"bytes_received\":" + std::to_string(ae.bytes_received) +
+                   ",\"repair\":{\"total\":" + std::to_string(ae.repair_total) +
+                   ",\"done\":" + std::to_string(ae.repair_done) +
+                   ",\"failed\":" + std::to_string(ae.repair_failed) + "},\"peers\":[";
+            for (size_t i = 0; i < ae.peers.size(); ++i) {
+                const auto& v = ae.peers[i];
+                if (i > 0) out += ',';
+                out += "{\"peer\":" + json_quote(v.peer) + ",\"verified_ms_ago\":" +
+                       (v.verified ? std::to_string(v.verified_ms_ago) : std::string("null")) + "}";
+            }
+            out += "]}";
+        }
         write_raw_line(out + "}");
         return kExitOk;
     }
@@ -291,6 +327,89 @@ int print_status(const std::string& endpoint, const kv::proto::StatusResponse& s
         std::printf("under-replicated ranges: %llu (a hint for them was refused)\n",
                     static_cast<unsigned long long>(s.under_replicated_ranges));
     }
+    if (s.anti_entropy) {
+        const auto& ae = *s.anti_entropy;
+        auto u = [](uint64_t v) { return static_cast<unsigned long long>(v); };
+        std::printf(
+            "anti-entropy: tree %s, %llu keys indexed; %llu exchanges (%llu failed), "
+            "%llu keys received, %llu sent, %llu messages, %llu bytes sent, %llu "
+            "received\n",
+            ae.tree_ready ? "ready" : "building", u(ae.keys_indexed), u(ae.exchanges),
+            u(ae.exchanges_failed), u(ae.keys_received), u(ae.keys_sent), u(ae.messages),
+            u(ae.bytes_sent), u(ae.bytes_received));
+        std::printf("tombstones: %llu held, %llu purged\n", u(ae.tombstones),
+                    u(ae.tombstones_purged));
+        uint64_t oldest = 0;
+        bool all_verified = !ae.peers.empty();
+        for (const auto& v : ae.peers) {
+            if (!v.verified) all_verified = false;
+            oldest = std::max(oldest, v.verified_ms_ago);
+        }
+        if (ae.peers.empty()) {
+            std::printf("verified: no other ring member\n");
+        } else if (all_verified) {
+            std::printf("verified: every range with every peer, the oldest %llu ms ago\n",
+                        u(oldest));
+        } else {
+            std::printf("verified:");
+            for (const auto& v : ae.peers) {
+                if (v.verified) {
+                    std::printf(" %s %llu ms ago;", v.peer.c_str(), u(v.verified_ms_ago));
+                } else {
+                    std::printf(" %s never;", v.peer.c_str());
+                }
+            }
+            std::printf("\n");
+        }
+        if (ae.repair_total != 0) {
+            std::printf("repair: %llu of %llu exchanges done, %llu failed\n", u(ae.repair_done),
+                        u(ae.repair_total), u(ae.repair_failed));
+        }
+    }
+    return kExitOk;
+}
+
+int run_repair(kv::client::Client& client, const Args& a) {
+    kv::proto::RepairRequest req;
+    if (a.range) {
+        const auto colon = a.range->find(':');
+        char* end = nullptr;
+        const std::string lo = a.range->substr(0, colon);
+        const std::string hi = colon == std::string::npos ? "" : a.range->substr(colon + 1);
+        errno = 0;
+        req.start = std::strtoull(lo.c_str(), &end, 10);
+        bool ok = colon != std::string::npos && !lo.empty() && *end == '\0' && errno == 0;
+        req.end = std::strtoull(hi.c_str(), &end, 10);
+        ok = ok && !hi.empty() && *end == '\0' && errno == 0;
+        if (!ok)
+            return fail(ErrorCode::invalid_argument, "--range takes START:END (decimal tokens)");
+        req.whole_ring = false;
+    }
+    auto started = client.repair(req);
+    if (!started) return fail(started.status());
+    std::printf("%s: %s\n", client.current_endpoint().c_str(), started.value().c_str());
+    if (a.no_wait) return kExitOk;
+    // Progress until every queued exchange is done or failed, bounded by 10
+    // minutes (a repair of a large store may take longer: check status).
+    for (int polls = 0; polls < 1200; ++polls) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        auto s = client.status();
+        if (!s) return fail(s.status());
+        if (!s->anti_entropy)
+            return fail(ErrorCode::unavailable, "the node reports no anti-entropy");
+        const auto& ae = *s->anti_entropy;
+        std::printf(
+            "repair: %llu of %llu exchanges done, %llu failed; %llu keys received, %llu sent\n",
+            static_cast<unsigned long long>(ae.repair_done),
+            static_cast<unsigned long long>(ae.repair_total),
+            static_cast<unsigned long long>(ae.repair_failed),
+            static_cast<unsigned long long>(ae.keys_received),
+            static_cast<unsigned long long>(ae.keys_sent));
+        if (ae.repair_done + ae.repair_failed >= ae.repair_total) {
+            return ae.repair_failed == 0 ? kExitOk : kExitError;
+        }
+    }
+    std::printf("repair: still running; see kvctl status\n");
     return kExitOk;
 }
 
@@ -419,7 +538,10 @@ po::options_description option_descriptions() {
         "the cluster's public key in Z85 (default: the key file's 'server' line); with "
         "keygen, written as the new file's 'server' line")(
         "no-key", po::bool_switch(), "use no key file, even a default one (plain ZMTP)")(
-        "force", po::bool_switch(), "keygen: replace FILE if it exists");
+        "force", po::bool_switch(), "keygen: replace FILE if it exists")(
+        "range", po::value<std::string>(),
+        "repair: only the ring range (START, END], tokens as decimal integers: START:END")(
+        "no-wait", po::bool_switch(), "repair: return once the repair started");
     return d;
 }
 
@@ -453,6 +575,8 @@ std::optional<Args> parse_args(int argc, char** argv) {
     if (vm.count("server-key")) a.server_key = vm["server-key"].as<std::string>();
     a.no_key = vm["no-key"].as<bool>();
     a.force = vm["force"].as<bool>();
+    if (vm.count("range")) a.range = vm["range"].as<std::string>();
+    a.no_wait = vm["no-wait"].as<bool>();
     return a;
 }
 
@@ -553,8 +677,8 @@ std::optional<std::string> check_args(const std::string& command, const Args& a)
     if (auto problem = check_key_args(command, a)) return problem;
     if (is_access_command(command)) return check_access_args(a);
     static const std::vector<std::pair<std::string, size_t>> kArity = {
-        {"get", 2},     {"local-get", 2}, {"put", 3},    {"del", 2},   {"status", 1},
-        {"members", 1}, {"leave", 1},     {"keygen", 2}, {"owners", 2}};
+        {"get", 2},     {"local-get", 2}, {"put", 3},    {"del", 2},    {"status", 1},
+        {"members", 1}, {"leave", 1},     {"keygen", 2}, {"owners", 2}, {"repair", 1}};
     bool known = false;
     for (const auto& [name, count] : kArity) {
         if (name != command) continue;
@@ -563,8 +687,10 @@ std::optional<std::string> check_args(const std::string& command, const Args& a)
     }
     if (!known)
         return "unknown command '" + command +
-               "' (get, put, del, status, owners, members, leave, local-get, user, grant, "
-               "revoke, keygen)";
+               "' (get, put, del, status, owners, members, leave, repair, local-get, user, "
+               "grant, revoke, keygen)";
+    if ((a.range || a.no_wait) && command != "repair")
+        return "--range and --no-wait apply to repair only";
     bool is_write = command == "put" || command == "del";
     if (a.r && command != "get") return "--r applies to get only";
     if (a.w && !is_write) return "--w applies to put and del only";
@@ -643,6 +769,7 @@ int run(const Args& a) {
         std::printf("%s: %s\n", client.current_endpoint().c_str(), r.value().c_str());
         return kExitOk;
     }
+    if (command == "repair") return run_repair(client, a);
     if (command == "members") {
         auto s = client.status();
         return s ? print_members(s.value(), a.json) : fail(s.status());

@@ -35,6 +35,7 @@ std::optional<Need> need_of(const Message& m) {
                                  std::is_same_v<T, proto::DelRequest>) {
                 return Need{Permission::write, r.key};
             } else if constexpr (std::is_same_v<T, proto::LeaveRequest> ||
+                                 std::is_same_v<T, proto::RepairRequest> ||
                                  std::is_same_v<T, proto::UserAddRequest> ||
                                  std::is_same_v<T, proto::UserDelRequest> ||
                                  std::is_same_v<T, proto::UserListRequest> ||
@@ -60,7 +61,9 @@ bool is_peer_request(const Message& m) {
            std::holds_alternative<StreamRequest>(m) || std::holds_alternative<HandoffRequest>(m) ||
            std::holds_alternative<CatalogSyncRequest>(m) ||
            std::holds_alternative<CatalogPushRequest>(m) ||
-           std::holds_alternative<HintReplayRequest>(m);
+           std::holds_alternative<HintReplayRequest>(m) ||
+           std::holds_alternative<AeCompareRequest>(m) ||
+           std::holds_alternative<AeKeysRequest>(m) || std::holds_alternative<AePushRequest>(m);
 }
 
 }  // namespace

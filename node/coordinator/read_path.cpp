@@ -171,6 +171,7 @@ void Coordinator::send_read_repairs(Op& op) {
     op.repairs_sent = true;
 #ifdef KV_MUTANTS
     if (KV_MUTANT(read_repair_off)) return;  // planted (node/mutant.h); convergence catches it
+    if (!config_.read_repair) return;
 #endif
     if (op.versions.size() < 2) return;
     const Object merged = merge_versions(op.versions);

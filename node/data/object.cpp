@@ -14,6 +14,10 @@ uint64_t VersionVector::get(const std::string& actor) const {
     return it == entries_.end() ? 0 : it->second;
 }
 
+void VersionVector::raise(const std::string& actor, uint64_t counter) {
+    if (counter > get(actor)) entries_[actor] = counter;
+}
+
 void VersionVector::set(const std::string& actor, uint64_t counter) {
     exceptions_.erase(actor);
     if (counter == 0) {

@@ -51,6 +51,9 @@ class VersionVector {
     void set(const std::string& actor, uint64_t counter);
     // Sees `dot` too; the counters between the highest seen and the dot become exceptions.
     void add(const Dot& dot);
+    // Sees every counter of `actor` up to `counter` that is above its highest
+    // seen (keeping the exceptions below it); nothing when it is not above.
+    void raise(const std::string& actor, uint64_t counter);
     // No longer sees `dot` (it becomes an exception, or lowers the highest).
     void remove(const Dot& dot);
     bool covers(const Dot& dot) const;

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "node/mutant.h"
+#include "node/storage/meta_codec.h"
 
 namespace kv::node {
 
@@ -44,6 +45,9 @@ Result<Replica::Minted> Replica::mint(const std::string& key, std::optional<std:
     auto loaded = load(key);
     if (!loaded) return loaded.status();
     Object local = std::move(loaded.value());
+    // Above every counter of a purged history (purge()): the counters skipped
+    // were superseded there or never minted for this key, so seeing them is true.
+    local.context.raise(actor_, purge_floor_);
     VersionVector seen;
     bool use_context = context && !context->empty();
 #ifdef KV_MUTANTS
@@ -71,7 +75,7 @@ Result<Replica::Minted> Replica::mint(const std::string& key, std::optional<std:
     const Dot minted{actor_, updated->context.get(actor_)};
     Minted out{encode_object(updated.value()),
                encode_context(writer_context(updated.value(), seen, minted))};
-    stage(key, out.object);
+    stage(key, updated.value(), out.object);
     return out;
 }
 
@@ -136,17 +140,51 @@ Status Replica::merge(const std::string& key, std::string_view object_bytes) {
     // all, so an older copy merged later brings its values back; no-resurrection
     // and convergence must catch it.
     if (KV_MUTANT(tombstone_gc_on_merge) && !merged.siblings.empty() && merged.live_count() == 0) {
-        env_.stage_write(StoreWrite{Space::data, key, std::nullopt});
+        stage_erase(key);
         return {};
     }
 #endif
-    if (!(merged == local)) stage(key, encode_object(merged));
+    if (!(merged == local)) stage(key, merged, encode_object(merged));
     return {};
 }
 
-void Replica::stage(const std::string& key, std::string bytes) {
-    env_.stage_write(StoreWrite{Space::data, key, bytes});
-    for (const auto& observer : observers_) observer(key, bytes);
+Status Replica::load_purge_floor() {
+    auto stored = env_.read(Space::meta, meta::kPurgeFloorKey);
+    if (!stored) return stored.status();
+    if (!stored.value()) return {};
+    auto floor = meta::decode_u64_text(*stored.value());
+    if (!floor) return Status(ErrorCode::storage_error, "the purge_floor meta record is corrupt");
+    purge_floor_ = *floor;
+    return {};
+}
+
+Result<bool> Replica::purge(const std::string& key, std::string_view expected) {
+    auto held = read(key);
+    if (!held) return held.status();
+    if (!held.value() || *held.value() != expected) return false;
+    auto object = decode_object(*held.value());
+    if (!object) return object.status();
+    if (object->siblings.empty() || object->live_count() != 0) return false;
+    const uint64_t own = object->context.get(actor_);
+    if (own > purge_floor_) {
+        purge_floor_ = own;
+        env_.stage_write(StoreWrite{Space::meta, std::string(meta::kPurgeFloorKey),
+                                    meta::encode_u64_text(purge_floor_)});
+    }
+    stage_erase(key);
+    return true;
+}
+
+void Replica::stage(const std::string& key, const Object& object, std::string bytes) {
+    const bool tombstones_only = !object.siblings.empty() && object.live_count() == 0;
+    std::optional<std::string> staged(std::move(bytes));
+    env_.stage_write(StoreWrite{Space::data, key, staged});
+    for (const auto& observer : observers_) observer(key, staged, tombstones_only);
+}
+
+void Replica::stage_erase(const std::string& key) {
+    env_.stage_write(StoreWrite{Space::data, key, std::nullopt});
+    for (const auto& observer : observers_) observer(key, std::nullopt, false);
 }
 
 Status Replica::check_owner(const std::string& key, bool is_write,

@@ -33,8 +33,10 @@ namespace kv::node {
 
 class Replica {
   public:
-    // Called after each change is staged, with the key and its new encoded object.
-    using Observer = std::function<void(const std::string& key, const std::string& object)>;
+    // Called after each change is staged, with the key, its new encoded object
+    // (nullopt: erased) and whether every sibling of it is a tombstone.
+    using Observer = std::function<void(
+        const std::string& key, const std::optional<std::string>& object, bool tombstones_only)>;
 
     Replica(const NodeConfig& config, Env& env, const Placement& placement,
             const Handoffs& handoffs, HintStore& hints);
@@ -45,6 +47,8 @@ class Replica {
     // (mint_as_stand_in) unique to this life of the node.
     void set_lifetime(uint64_t lifetime_bits) { lifetime_bits_ = lifetime_bits; }
     const std::string& actor() const { return actor_; }
+    // Reads the purge floor (meta::kPurgeFloorKey); storage_error when corrupt.
+    Status load_purge_floor();
     void add_observer(Observer observer) { observers_.push_back(std::move(observer)); }
 
     // The stored object's bytes (nullopt: none); storage_error when the store fails.
@@ -62,6 +66,13 @@ class Replica {
                         const std::optional<std::string>& context);
     // Merges an encoded version into the stored one (staged only when it changes).
     Status merge(const std::string& key, std::string_view object_bytes);
+    // Tombstone GC (node/antientropy/tombstone_gc.h): erases the key if its
+    // stored object is still exactly `expected` (encoded) and holds only
+    // tombstones; false when it changed since (nothing staged). The purged
+    // context held this node's counters for the key: the purge floor rises to
+    // the highest, and every later mint starts above it (mint), so no dot a
+    // client's old context or a lagging replica covers is minted again.
+    Result<bool> purge(const std::string& key, std::string_view expected);
     // A write no home replica could mint (all unreachable), minted here as a
     // stand-in for `home` and kept as a hint for it. This node does not hold
     // the key's history, so it cannot know which counters its own actor used
@@ -112,7 +123,8 @@ class Replica {
   private:
     // ok, or timeout when a request with `budget_ms` waited longer than that here.
     Status check_budget(uint64_t budget_ms, std::optional<uint64_t> received_ms);
-    void stage(const std::string& key, std::string bytes);
+    void stage(const std::string& key, const Object& object, std::string bytes);
+    void stage_erase(const std::string& key);
     void remember_minted(std::pair<std::string, uint64_t> request);
 
     const NodeConfig& config_;
@@ -122,6 +134,7 @@ class Replica {
     HintStore& hints_;
     std::string actor_;
     uint64_t lifetime_bits_ = 0;
+    uint64_t purge_floor_ = 0;  // see purge()
     // Per key, the last counter this life's stand-in actor minted; renewed
     // (with the actor) past this many keys.
     static constexpr size_t kStandInKeysMax = 65536;

@@ -86,6 +86,20 @@ po::options_description describe(RuntimeConfig& c, std::string& peers, std::stri
         "bytes of hints kept for one home replica")(
         "hint-replay-rate", po::value(&c.node.hint_replay_keys_per_s)->default_value(5000),
         "hints replayed per second to one home replica that is back")(
+        "read-repair", po::value(&c.node.read_repair)->default_value(true),
+        "reads repair the replicas they find stale (false: only to test the other repairs)")(
+        "anti-entropy", po::value(&c.node.anti_entropy)->default_value(true),
+        "Merkle-tree exchanges with the other replicas in the background (false: only "
+        "kvctl repair starts them; tombstone GC then waits for one)")(
+        "anti-entropy-interval-ms",
+        po::value(&c.node.anti_entropy_interval_ms)->default_value(2000),
+        "one exchange starts every this many ms, with the next ring member in turn: each "
+        "member is verified within (members - 1) times this")(
+        "tombstone-gc", po::value(&c.node.tombstone_gc)->default_value(true),
+        "purge tombstones anti-entropy confirmed on every replica")(
+        "tombstone-grace-ms", po::value(&c.node.tombstone_grace_ms)->default_value(60000),
+        "a tombstone is purged no sooner than this after this node stored it, and only once "
+        "anti-entropy confirmed it")(
         "frame-bytes-max", po::value(&c.frame_bytes_max)->default_value(uint64_t{64} << 20),
         "largest frame accepted; a bigger one closes its connection")(
         "reply-queue-max", po::value(&c.reply_queue_max)->default_value(1000),
@@ -335,6 +349,9 @@ Result<RuntimeConfig> parse_config(int argc, const char* const* argv, std::ostre
     // A client frame of the largest request must pass (client/protocol.h).
     if (c.frame_bytes_max < proto::kFrameBytesMax) {
         return Status(ErrorCode::invalid_argument, "--frame-bytes-max must be at least 20 MiB");
+    }
+    if (c.node.anti_entropy_interval_ms < 10) {
+        return Status(ErrorCode::invalid_argument, "--anti-entropy-interval-ms must be >= 10");
     }
     if (c.node.hint_replay_keys_per_s < 1) {
         return Status(ErrorCode::invalid_argument, "--hint-replay-rate must be >= 1");

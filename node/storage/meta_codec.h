@@ -52,6 +52,12 @@ constexpr std::string_view kHandoffsKey = "handoffs";
 // which a hint was refused because the target's hints were full (the handoffs
 // codec); anti-entropy takes them over.
 constexpr std::string_view kUnderReplicatedKey = "under_replicated";
+// Tombstone GC (node/replica/replica.h, purge): the highest counter of this
+// node's actor in any object it purged (encode_u64_text), so that no later
+// mint reuses a dot the purged history held.
+constexpr std::string_view kPurgeFloorKey = "purge_floor";
+// Anti-entropy's index of the data space is complete (node/antientropy/key_index.h).
+constexpr std::string_view kKeyHashesBuiltKey = "key_hashes";
 // The user catalog (node/access/catalog.h): one record per user name under
 // this prefix and the name, each a catalog_push frame holding that one user
 // record with its grant records (node/peer_protocol.h).

@@ -22,8 +22,10 @@
 namespace kv::node {
 
 // Separate keyspaces, so user keys never collide with the node's own records.
-enum class Space : uint8_t { data = 0, meta = 1, hints = 2 };
-constexpr size_t kSpaceCount = 3;
+// key_hashes: anti-entropy's index of the data space by token
+// (node/antientropy/key_index.h).
+enum class Space : uint8_t { data = 0, meta = 1, hints = 2, key_hashes = 3 };
+constexpr size_t kSpaceCount = 4;
 
 struct StoreWrite {
     Space space = Space::data;

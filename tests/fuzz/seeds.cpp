@@ -30,7 +30,18 @@ std::vector<Seed> client_seeds() {
     // sample above has none).
     out.push_back({"status_reply_hints",
                    proto::encode(proto::StatusResponse{
-                       9, "n1", 3, {}, 4, {}, 3, "", {{"n2", 2, 300, 1500, 1, 1, true}}, 2})});
+                       9,
+                       "n1",
+                       3,
+                       {},
+                       4,
+                       {},
+                       3,
+                       "",
+                       {{"n2", 2, 300, 1500, 1, 1, true}},
+                       2,
+                       proto::AntiEntropyStatus{
+                           true, 10, 1, 2, 3, 0, 4, 5, 6, 7, 8, 1, 1, 0, {{"n2", true, 900}}}})});
     out.push_back({"put_str_bytes",
                    build(with(with(header("put"), str_field("key", "k")), str_field("val", "v")))});
     out.push_back({"get_signed_id",
@@ -87,6 +98,12 @@ std::vector<Seed> node_seeds() {
         ReplicaMergeResponse{29, ErrorCode::storage_error, "commit failed"},
         HintReplayRequest{30, "n1", {"key"}, {object}},
         HintReplayResponse{32, ErrorCode::ok, "", {"key"}},
+        AeCompareRequest{33, "n1", 9, {0, 100, 200, 300}, {1, 2}},
+        AeCompareResponse{34, ErrorCode::ok, "", {1}, 3},
+        AeKeysRequest{35, "n1", 9, {0, 100}, {"key"}, {5}},
+        AeKeysResponse{36, ErrorCode::ok, "", {"key"}, {object}, {"key2"}, false},
+        AePushRequest{37, "n1", {"key"}, {object}},
+        AePushResponse{38, ErrorCode::ok, ""},
         PingRequest{31, "node-a"},
         PingResponse{0, "node-b"},
         GossipRequest{32, "node-a", gossip::encode(gossip::GossipSyn{"node-a", "tcp://h:1", {}})},

@@ -189,6 +189,11 @@ std::vector<std::pair<std::string, std::string>> forged_peer_frames(ProcessClust
         node::HintReplayRequest{next_request_id(), "evil", {"k3"}, {object}});
     add("r_merge kept as a hint",
         node::ReplicaMergeRequest{next_request_id(), "k4", object, {}, 0, "n2"});
+    add("ae_compare", node::AeCompareRequest{next_request_id(), "evil", 0, {0, 100}, {7}});
+    add("ae_keys", node::AeKeysRequest{next_request_id(), "evil", 0, {0, 100}, {"k5"}, {8}});
+    add("ae_push of a forged object",
+        node::AePushRequest{next_request_id(), "evil", {"k6"}, {object}});
+    add("repair", proto::RepairRequest{next_request_id(), true, 0, 0});
     return frames;
 }
 

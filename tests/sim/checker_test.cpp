@@ -495,10 +495,28 @@ TEST_CASE(
     // ... and must not where the run makes it judgeable (hint replay alone).
     in.convergence_before_reads = true;
     CHECK(of_kind(check(h, in), ViolationKind::divergence).size() == 1);
-    // A replica holding nothing differs from one holding a tombstone.
+    // A replica holding nothing equals one holding only tombstones (tombstone
+    // GC purges replica by replica), but not one holding a value.
     in = settled(object_with({std::nullopt}));
     in.stores_after_reads["k"][1].object = std::nullopt;
+    CHECK(of_kind(check(history({}), in), ViolationKind::divergence).empty());
+    in = settled(object_with({"v1"}));
+    in.stores_after_reads["k"][1].object = std::nullopt;
     CHECK(of_kind(check(history({}), in), ViolationKind::divergence).size() == 1);
+}
+
+TEST_CASE("checker: a key no node holds any more was purged, which excuses its puts' loss") {
+    // v1 acknowledged, then an unacknowledged blind delete: with the key gone
+    // from every node (tombstone GC), the delete took effect.
+    const History h =
+        history({put("v1", Level::one, 0, 10), del(kNoOp, 20, 30, Outcome::indeterminate)});
+    CheckInput in = settled(object_with({}));
+    CHECK(of_kind(check(h, in), ViolationKind::lost_write).size() == 2);  // copies unknown
+    in.copies_complete = true;
+    CHECK(of_kind(check(h, in), ViolationKind::lost_write).empty());
+    // Some node still holds the key (a live copy elsewhere): no such evidence.
+    in.copies_before_reads.push_back(StoredCopy{"n4", "k", std::nullopt, object_with({"v0"})});
+    CHECK(of_kind(check(h, in), ViolationKind::lost_write).size() == 2);
 }
 
 TEST_CASE("history digests differ when any recorded detail differs") {

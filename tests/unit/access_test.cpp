@@ -230,6 +230,7 @@ TEST_CASE("admin messages are refused to users without the admin grant", "[acces
         proto::GrantRequest{0, "bob", Permission::admin, ""},
         proto::RevokeRequest{0, "bob", Permission::read, ""},
         proto::LeaveRequest{0},
+        proto::RepairRequest{0, true, 0, 0},
     };
     for (const auto& m : admin_only) {
         auto [code, message] = outcome(call(c, 0, m, 20000, as(0)));
@@ -283,6 +284,9 @@ TEST_CASE("node-to-node messages from a user are refused and change nothing", "[
         node::CatalogSyncRequest{0, "n9", {}},
         node::CatalogPushRequest{0, "n9", {forged}},
         node::HintReplayRequest{0, "n9", {"k"}, {"forged object"}},
+        node::AeCompareRequest{0, "n9", 1, {0, 5}, {1}},
+        node::AeKeysRequest{0, "n9", 1, {0, 5}, {"k"}, {2}},
+        node::AePushRequest{0, "n9", {"k"}, {"forged object"}},
     };
     const uint64_t before = unauthorized(c);
     for (const auto& m : peer_only) {

@@ -212,9 +212,11 @@ TEST_CASE("a replica request that waited past its budget is not applied") {
 }
 
 TEST_CASE("with one replica down, quorum works, all fails naming 2 of 3, and heals after restart") {
-    // Read repair alone (hinted_handoff_test has the hint that would heal it first).
+    // Read repair alone (hinted_handoff_test has the hint that would heal it
+    // first; anti_entropy_test the exchange that would).
     auto o = options(3);
     o.node_config.hinted_handoff = false;
+    o.node_config.anti_entropy = false;
     sim::Cluster c(o);
     REQUIRE(put(c, 0, "k", "v1").code == ErrorCode::ok);
     c.crash(2);
@@ -253,6 +255,7 @@ TEST_CASE("a write that cannot reach its level before the deadline times out, na
 TEST_CASE("read repair brings a stale replica up to date after a quorum read") {
     auto o = options(3);
     o.node_config.hinted_handoff = false;  // read repair alone
+    o.node_config.anti_entropy = false;
     sim::Cluster c(o);
     c.crash(1);
     c.run_for(4000);

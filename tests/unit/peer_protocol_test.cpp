@@ -98,6 +98,14 @@ std::vector<Message> peer_sample_messages() {
         HintReplayRequest{51, "n1", {}, {}},
         HintReplayResponse{52, ErrorCode::ok, "", {"k2"}},
         HintReplayResponse{53, ErrorCode::storage_error, "commit failed", {}},
+        AeCompareRequest{60, "n1", 77, {0, 5, 6, ~uint64_t{0}}, {1, 2}},
+        AeCompareRequest{61, "n1", 77, {}, {}},
+        AeCompareResponse{62, ErrorCode::ok, "", {0, 3}, 12},
+        AeCompareResponse{63, ErrorCode::not_owner, "rings differ", {}, 0},
+        AeKeysRequest{64, "n1", 77, {4, 9}, {bytes_with_nuls("k1"), "k2"}, {11, 12}},
+        AeKeysResponse{65, ErrorCode::ok, "", {bytes_with_nuls("k1")}, {"o1"}, {"k2"}, true},
+        AePushRequest{66, "n1", {"k2"}, {bytes_with_nuls("o2")}},
+        AePushResponse{67, ErrorCode::ok, ""},
     };
 }
 
@@ -136,6 +144,12 @@ TEST_CASE("peer type names are the documented strings", "[peer_protocol]") {
         {CatalogPushRequest{}, "catalog_push"},
         {HintReplayRequest{}, "hint_replay"},
         {HintReplayResponse{}, "hint_replay_reply"},
+        {AeCompareRequest{}, "ae_compare"},
+        {AeCompareResponse{}, "ae_compare_reply"},
+        {AeKeysRequest{}, "ae_keys"},
+        {AeKeysResponse{}, "ae_keys_reply"},
+        {AePushRequest{}, "ae_push"},
+        {AePushResponse{}, "ae_push_reply"},
     };
     table.insert(table.end(), peer_table.begin(), peer_table.end());
     check_type_names(kCodec, table);

@@ -23,9 +23,9 @@ struct Fixture {
           replica(config(), env, placement, handoffs, hints) {
         placement.refresh(membership, nullptr);
         replica.set_actor("a.0001");
-        replica.add_observer([this](const std::string& key, const std::string& object) {
-            changes.emplace_back(key, object);
-        });
+        replica.add_observer([this](const std::string& key,
+                                    const std::optional<std::string>& object,
+                                    bool) { changes.emplace_back(key, object.value_or("")); });
     }
     static const NodeConfig& config() {
         static const NodeConfig c = [] {

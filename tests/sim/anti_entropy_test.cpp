@@ -1,0 +1,212 @@
+// Anti-entropy and tombstone GC (node/antientropy/) on the simulated cluster,
+// with read repair and hinted handoff off so that nothing else repairs:
+//  - a replica that missed writes converges with no read of the keys;
+//  - tombstones are purged on every replica once anti-entropy confirmed them,
+//    not while a replica that missed the delete is down, and deleted keys stay
+//    deleted through a restart;
+//  - the cost of an exchange grows with the difference, not the keyspace
+//    (prints the figures of docs/BENCHMARKS.md, "Anti-entropy").
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+
+#include "node/data/object.h"
+#include "sim/cluster.h"
+
+using namespace kv;
+
+namespace {
+
+sim::ClusterOptions options(uint32_t nodes, uint64_t seed = 5) {
+    sim::ClusterOptions o;
+    o.nodes = nodes;
+    o.seed = seed;
+    o.node_config.n_replicas = std::min<uint32_t>(nodes, 3);
+    o.node_config.read_repair = false;
+    o.node_config.hinted_handoff = false;
+    o.node_config.anti_entropy_interval_ms = 500;
+    o.node_config.tombstone_grace_ms = 1000;
+    return o;
+}
+
+proto::Consistency quorum() {
+    return proto::Consistency{proto::Level::quorum, 0, false};
+}
+
+// Sends each request to node 0 and waits for every reply; returns how many were ok.
+size_t send_all(sim::Cluster& c, std::vector<node::Message> requests) {
+    static uint64_t next_id = 1;
+    std::set<uint64_t> waiting;
+    for (auto& r : requests) {
+        const uint64_t id = next_id++;
+        std::visit([id](auto& m) { m.id = id; }, r);
+        waiting.insert(id);
+        c.client_send(0, "t", std::move(r));
+    }
+    size_t ok = 0;
+    c.run_until(
+        [&] {
+            for (auto& m : c.take_replies("t")) {
+                if (waiting.erase(node::request_id(m)) == 0) continue;
+                if (auto* w = std::get_if<proto::WriteResponse>(&m)) {
+                    ok += w->code == ErrorCode::ok;
+                }
+            }
+            return waiting.empty();
+        },
+        60000);
+    return ok;
+}
+
+std::string test_object(const std::string& actor, const std::string& value) {
+    auto object = node::update(node::Object{}, {}, actor, value, 100, proto::kObjectBytesMax);
+    REQUIRE(object.ok());
+    return node::encode_object(object.value());
+}
+
+std::string key_of(int i) {
+    return "key" + std::to_string(i);
+}
+
+uint64_t data_keys(sim::Cluster& c, size_t node) {
+    auto n = c.store(node).count(node::Space::data);
+    return n.ok() ? n.value() : ~uint64_t{0};
+}
+
+}  // namespace
+
+TEST_CASE("a replica that missed writes gets every key from anti-entropy, with no read") {
+    sim::Cluster c(options(3));
+    c.run_for(3000);
+    c.crash(2);
+    std::vector<node::Message> puts;
+    for (int i = 0; i < 300; ++i) {
+        puts.push_back(
+            proto::PutRequest{0, key_of(i), "v" + std::to_string(i), std::nullopt, quorum(), 0});
+    }
+    REQUIRE(send_all(c, std::move(puts)) == 300);
+    CHECK(data_keys(c, 2) == 0);
+    c.restart(2);
+    const uint64_t restarted = c.now_ms();
+    const bool converged = c.run_until([&] { return data_keys(c, 2) == 300; }, 30000);
+    CHECK(converged);
+    INFO("converged after " << c.now_ms() - restarted << " ms");
+    uint64_t received = 0;
+    for (size_t i = 0; i < 3; ++i) received += c.node(i).stats().ae_keys_received;
+    CHECK(received >= 300);
+    for (size_t i = 0; i < 3; ++i) CHECK(c.node(i).stats().read_repairs == 0);
+}
+
+TEST_CASE("tombstones are purged once every replica is confirmed, and stay deleted") {
+    sim::Cluster c(options(3));
+    c.run_for(3000);
+    std::vector<node::Message> puts;
+    for (int i = 0; i < 100; ++i) {
+        puts.push_back(proto::PutRequest{0, key_of(i), "v", std::nullopt, quorum(), 0});
+    }
+    REQUIRE(send_all(c, std::move(puts)) == 100);
+    // Every replica holds every key before the deletes.
+    REQUIRE(c.run_until([&] { return data_keys(c, 2) == 100; }, 30000));
+    c.crash(2);
+    std::vector<node::Message> dels;
+    for (int i = 0; i < 100; ++i) {
+        dels.push_back(proto::DelRequest{0, key_of(i), std::nullopt, quorum(), 0});
+    }
+    REQUIRE(send_all(c, std::move(dels)) == 100);
+    // n3 holds the live values and is down: nothing may be purged meanwhile,
+    // however long, or its values would come back once it returns.
+    c.run_for(20000);
+    CHECK(data_keys(c, 0) == 100);
+    CHECK(data_keys(c, 1) == 100);
+    CHECK(c.node(0).stats().tombstones_purged == 0);
+    c.restart(2);
+    const bool purged = c.run_until(
+        [&] { return data_keys(c, 0) == 0 && data_keys(c, 1) == 0 && data_keys(c, 2) == 0; },
+        60000);
+    CHECK(purged);
+    uint64_t purged_total = 0;
+    for (size_t i = 0; i < 3; ++i) purged_total += c.node(i).stats().tombstones_purged;
+    CHECK(purged_total == 300);
+    // Through a restart and further exchanges, nothing comes back.
+    c.crash(1);
+    c.restart(1);
+    c.run_for(10000);
+    for (size_t i = 0; i < 3; ++i) CHECK(data_keys(c, i) == 0);
+    std::vector<node::Message> gets;
+    for (int i = 0; i < 100; ++i) gets.push_back(proto::GetRequest{0, key_of(i), quorum(), 0});
+    static uint64_t id = 1000000;
+    size_t not_found = 0;
+    for (auto& g : gets) {
+        std::visit([](auto& m) { m.id = ++id; }, g);
+        c.client_send(0, "r", std::move(g));
+    }
+    c.run_for(5000);
+    for (auto& m : c.take_replies("r")) {
+        if (auto* r = std::get_if<proto::GetResponse>(&m)) {
+            not_found +=
+                r->code == ErrorCode::not_found || (r->code == ErrorCode::ok && r->values.empty());
+        }
+    }
+    CHECK(not_found == 100);
+}
+
+TEST_CASE("an exchange costs the difference, not the keyspace") {
+    const uint32_t keys = 100000;
+    for (uint32_t differing : {10u, 1000u, 10000u}) {
+        auto o = options(2, 9);
+        o.node_config.n_replicas = 2;
+        o.node_config.anti_entropy = false;  // only the exchange measured below
+        o.trace_to_stderr = getenv("AE_TRACE") != nullptr;
+        sim::Cluster c(o);
+        c.run_for(2000);
+        // The same objects on both nodes, then `differing` of them changed on
+        // n2 (a newer version) and as many more present on n1 only; stored
+        // while the nodes are down, so each indexes its store at restart.
+        const std::string same = test_object("a.1", "value");
+        for (size_t n = 0; n < 2; ++n) c.crash(n);
+        for (size_t n = 0; n < 2; ++n) {
+            std::vector<node::StoreWrite> batch;
+            for (uint32_t k = 0; k < keys; ++k) {
+                std::string object = same;
+                if (n == 1 && k < differing / 2) object = test_object("b.1", "newer");
+                if (n == 0 && k >= keys - differing / 2) continue;  // n1 lacks these
+                batch.push_back({node::Space::data, "k" + std::to_string(k), object});
+            }
+            batch.push_back({node::Space::meta, "key_hashes", std::nullopt});
+            REQUIRE(c.store(n).write(batch).ok());
+        }
+        for (size_t n = 0; n < 2; ++n) c.restart(n);
+        c.run_for(5000);  // the index and tree builds
+        static uint64_t id = 5000000;
+        c.client_send(0, "r", proto::RepairRequest{++id, true, 0, 0});
+        const bool done = c.run_until(
+            [&] {
+                const auto& s = c.node(0).stats();
+                return s.ae_exchanges + s.ae_exchanges_failed >= 1;
+            },
+            120000);
+        REQUIRE(done);
+        const auto& s = c.node(0).stats();
+        CHECK(s.ae_exchanges == 1);
+        std::printf(
+            "figure: anti-entropy, %u keys, %u differing: %llu messages, %llu bytes sent, "
+            "%llu bytes received, %llu keys received, %llu sent\n",
+            keys, differing, static_cast<unsigned long long>(s.ae_messages),
+            static_cast<unsigned long long>(s.ae_bytes_sent),
+            static_cast<unsigned long long>(s.ae_bytes_received),
+            static_cast<unsigned long long>(s.ae_keys_received),
+            static_cast<unsigned long long>(s.ae_keys_sent));
+        CHECK(s.ae_keys_received == differing);
+        CHECK(s.ae_keys_sent == differing / 2);
+        // Both stores now hold the same objects.
+        for (uint32_t k = 0; k < keys; k += 997) {
+            CHECK(c.store(0).get(node::Space::data, "k" + std::to_string(k)).value() ==
+                  c.store(1).get(node::Space::data, "k" + std::to_string(k)).value());
+        }
+        // Cost follows the difference: well under one key's worth of bytes
+        // per stored key for the small differences.
+        const uint64_t bytes = s.ae_bytes_sent + s.ae_bytes_received;
+        if (differing == 10) CHECK(bytes < 20 * 1024);
+        if (differing == 1000) CHECK(bytes < 2 * 1024 * 1024);
+    }
+}
