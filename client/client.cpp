@@ -561,11 +561,17 @@ uint64_t AsyncClient::submit_leave(std::function<void(Result<std::string>)> done
     proto::LeaveRequest r{id};
     return impl_->submit(r, id, impl_->options.admin_timeout_ms, true, false,
                          [done = std::move(done)](Result<proto::Message> m) {
-                             if (!m) return done(m.status());
-                             auto* a = std::get_if<proto::AdminResponse>(&m.value());
-                             if (a == nullptr) return done(unexpected_reply(m.value()));
-                             if (a->code != ErrorCode::ok) return done(Status(a->code, a->message));
-                             done(a->message);
+                             done(to_admin_result(std::move(m)));
+                         });
+}
+
+uint64_t AsyncClient::submit_removenode(std::string node_id,
+                                        std::function<void(Result<std::string>)> done) {
+    uint64_t id = impl_->next_id++;
+    proto::RemoveNodeRequest r{id, std::move(node_id)};
+    return impl_->submit(r, id, impl_->options.admin_timeout_ms, true, false,
+                         [done = std::move(done)](Result<proto::Message> m) {
+                             done(to_admin_result(std::move(m)));
                          });
 }
 
@@ -701,6 +707,13 @@ Result<proto::OwnersResponse> Client::owners(std::string key) {
 Result<std::string> Client::leave() {
     std::optional<Result<std::string>> slot;
     async_.submit_leave([&slot](Result<std::string> r) { slot.emplace(std::move(r)); });
+    return wait_for(slot);
+}
+
+Result<std::string> Client::removenode(std::string node_id) {
+    std::optional<Result<std::string>> slot;
+    async_.submit_removenode(std::move(node_id),
+                             [&slot](Result<std::string> r) { slot.emplace(std::move(r)); });
     return wait_for(slot);
 }
 

@@ -399,6 +399,7 @@ void write_fields(const StatusResponse& m, FieldWriter& w) {
     w.uint("keys_stored", m.keys_stored);
     write_transfers(w, m.transfers);
     w.text_if_nonempty("leave", m.leave);
+    w.text_if_nonempty("removal", m.removal);
     write_hints(w, m.hints);
     w.uint_if_nonzero("under_replicated", m.under_replicated_ranges);
 }
@@ -434,6 +435,9 @@ void write_fields(const RevokeRequest& m, FieldWriter& w) {
     w.text("name", m.name);
     w.text("perm", permission_name(m.permission));
     w.bytes("prefix", m.prefix);
+}
+void write_fields(const RemoveNodeRequest& m, FieldWriter& w) {
+    w.text("node", m.node_id);
 }
 void write_fields(const OwnersRequest& m, FieldWriter& w) {
     w.bytes("key", m.key);
@@ -491,6 +495,7 @@ void read_fields(FieldReader& f, StatusResponse& m) {
     f.uint("keys_stored", m.keys_stored, Need::optional);
     read_transfers(f, m.transfers);
     f.text("leave", m.leave, Need::optional, kMessageTextBytesMax);
+    f.text("removal", m.removal, Need::optional, kMessageTextBytesMax);
     read_hints(f, m.hints);
     f.uint("under_replicated", m.under_replicated_ranges, Need::optional);
 }
@@ -526,6 +531,9 @@ void read_fields(FieldReader& f, RevokeRequest& m) {
     read_user_name(f, m.name);
     read_permission(f, m.permission);
     read_prefix(f, m.prefix);
+}
+void read_fields(FieldReader& f, RemoveNodeRequest& m) {
+    f.text("node", m.node_id, Need::required, kIdBytesMax);
 }
 void read_fields(FieldReader& f, OwnersRequest& m) {
     f.key(m.key);

@@ -119,6 +119,15 @@ struct LeaveRequest {
     bool operator==(const LeaveRequest&) const = default;
 };
 
+// Asks the node to remove member `node_id`, which is down for good (kvctl
+// removenode): its ranges are re-replicated from the surviving replicas, then
+// it is left. Answered with AdminResponse.
+struct RemoveNodeRequest {
+    uint64_t id = 0;
+    std::string node_id;
+    bool operator==(const RemoveNodeRequest&) const = default;
+};
+
 // Where a key lives as the answering node sees it now (kvctl owners, like
 // Cassandra's nodetool getendpoints): answered with OwnersResponse. Reveals
 // placement only, so a read grant covering the key allows it.
@@ -267,6 +276,10 @@ struct StatusResponse {
     // marked under-replicated because a hint for them was refused.
     std::vector<HintStatus> hints;
     uint64_t under_replicated_ranges = 0;
+    // A removal (kvctl removenode) this node was asked for or knows to be under
+    // way: "queued: ...", "removing X: ...", "X removed", "refused: ..." or
+    // "X is being removed by Y"; empty when none (PROTOCOL.md 5.8).
+    std::string removal;
     bool operator==(const StatusResponse&) const = default;
 };
 
@@ -346,7 +359,7 @@ using Message =
     std::variant<GetRequest, PutRequest, DelRequest, LocalGetRequest, StatusRequest, GetResponse,
                  WriteResponse, StatusResponse, ErrorResponse, LeaveRequest, AdminResponse,
                  UserAddRequest, UserDelRequest, UserListRequest, UserListResponse, GrantRequest,
-                 RevokeRequest, OwnersRequest, OwnersResponse>;
+                 RevokeRequest, OwnersRequest, OwnersResponse, RemoveNodeRequest>;
 
 // The "t" string of a message type.
 std::string_view type_name(const Message& m);

@@ -291,7 +291,7 @@ inline constexpr wire::TypeNames<Message> kMessageTypeNames = {
     "get",         "put",         "del",          "local_get",    "status",
     "get_reply",   "write_reply", "status_reply", "error",        "leave",
     "admin_reply", "user_add",    "user_del",     "user_list",    "user_list_reply",
-    "grant",       "revoke",      "owners",       "owners_reply",
+    "grant",       "revoke",      "owners",       "owners_reply", "removenode",
 };
 
 void write_fields(const GetRequest& m, wire::FieldWriter& w);
@@ -313,6 +313,7 @@ void write_fields(const GrantRequest& m, wire::FieldWriter& w);
 void write_fields(const RevokeRequest& m, wire::FieldWriter& w);
 void write_fields(const OwnersRequest& m, wire::FieldWriter& w);
 void write_fields(const OwnersResponse& m, wire::FieldWriter& w);
+void write_fields(const RemoveNodeRequest& m, wire::FieldWriter& w);
 
 void read_fields(wire::FieldReader& f, GetRequest& m);
 void read_fields(wire::FieldReader& f, PutRequest& m);
@@ -333,5 +334,6 @@ void read_fields(wire::FieldReader& f, GrantRequest& m);
 void read_fields(wire::FieldReader& f, RevokeRequest& m);
 void read_fields(wire::FieldReader& f, OwnersRequest& m);
 void read_fields(wire::FieldReader& f, OwnersResponse& m);
+void read_fields(wire::FieldReader& f, RemoveNodeRequest& m);
 
 }  // namespace kv::proto

@@ -249,11 +249,11 @@ using Message = std::variant<
     proto::StatusRequest, proto::GetResponse, proto::WriteResponse, proto::StatusResponse,
     proto::ErrorResponse, proto::LeaveRequest, proto::AdminResponse, proto::UserAddRequest,
     proto::UserDelRequest, proto::UserListRequest, proto::UserListResponse, proto::GrantRequest,
-    proto::RevokeRequest, proto::OwnersRequest, proto::OwnersResponse, ReplicaReadRequest,
-    ReplicaReadResponse, ReplicaWriteRequest, ReplicaWriteResponse, ReplicaMergeRequest,
-    ReplicaMergeResponse, PingRequest, PingResponse, GossipRequest, StreamRequest, StreamResponse,
-    HandoffRequest, HandoffResponse, CatalogSyncRequest, CatalogSyncResponse, CatalogPushRequest,
-    HintReplayRequest, HintReplayResponse>;
+    proto::RevokeRequest, proto::OwnersRequest, proto::OwnersResponse, proto::RemoveNodeRequest,
+    ReplicaReadRequest, ReplicaReadResponse, ReplicaWriteRequest, ReplicaWriteResponse,
+    ReplicaMergeRequest, ReplicaMergeResponse, PingRequest, PingResponse, GossipRequest,
+    StreamRequest, StreamResponse, HandoffRequest, HandoffResponse, CatalogSyncRequest,
+    CatalogSyncResponse, CatalogPushRequest, HintReplayRequest, HintReplayResponse>;
 
 // The "t" string of a message type.
 std::string_view type_name(const Message& m);

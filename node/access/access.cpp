@@ -35,6 +35,7 @@ std::optional<Need> need_of(const Message& m) {
                                  std::is_same_v<T, proto::DelRequest>) {
                 return Need{Permission::write, r.key};
             } else if constexpr (std::is_same_v<T, proto::LeaveRequest> ||
+                                 std::is_same_v<T, proto::RemoveNodeRequest> ||
                                  std::is_same_v<T, proto::UserAddRequest> ||
                                  std::is_same_v<T, proto::UserDelRequest> ||
                                  std::is_same_v<T, proto::UserListRequest> ||

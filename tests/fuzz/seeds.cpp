@@ -30,7 +30,7 @@ std::vector<Seed> client_seeds() {
     // sample above has none).
     out.push_back({"status_reply_hints",
                    proto::encode(proto::StatusResponse{
-                       9, "n1", 3, {}, 4, {}, 3, "", {{"n2", 2, 300, 1500, 1, 1, true}}, 2})});
+                       9, "n1", 3, {}, 4, {}, 3, "", {{"n2", 2, 300, 1500, 1, 1, true}}, 2, ""})});
     out.push_back({"put_str_bytes",
                    build(with(with(header("put"), str_field("key", "k")), str_field("val", "v")))});
     out.push_back({"get_signed_id",
