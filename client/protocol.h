@@ -140,7 +140,7 @@ struct OwnersRequest {
 // ---- users and grants (admin; docs/PROTOCOL.md section 5.9) ----------------
 
 // What a grant allows on the keys under its prefix: read (get, local_get, owners),
-// write (put, del), or admin (users, grants and leave; only on the empty
+// write (put, del), or admin (users, grants, leave and removenode; only on the empty
 // prefix, and it includes read and write everywhere).
 enum class Permission : uint8_t { read, write, admin };
 std::string_view permission_name(Permission p);

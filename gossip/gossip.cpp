@@ -275,6 +275,17 @@ void Gossiper::announce_removal(std::string id) {
     removal_target_ = std::move(id);
 }
 
+std::string Gossiper::change_needs_down_member() const {
+    for (const auto& [id, s] : view_.states()) {
+        if (id == view_.self_id() || s.declared == MemberStatus::left || id == removal_target_) {
+            continue;
+        }
+        const bool required = s.holds_tokens() || s.change_ticket != 0;
+        if (required && s.liveness == Liveness::down && !change_acked_by(s)) return id;
+    }
+    return {};
+}
+
 bool Gossiper::start_removal() {
     return !removal_target_.empty() && view_.remove_member(removal_target_);
 }

@@ -171,6 +171,14 @@ class Gossiper {
     // (ClusterView::remove_member); the ticket stays until the removal
     // completes (ClusterView::complete_removal, then withdraw_change).
     void announce_removal(std::string id);
+    // A member whose acknowledgement this node's change needs (rule 2) and
+    // has not got, and which this node's failure detector reports down; empty
+    // when none. Such a change does not hold its place in line: its ticket
+    // would hold back the removal of that member (rule 3) while it waits
+    // for that member, so joins and leaves withdraw it and announce again
+    // once no such member is left (node/membership/gossip_driver.cpp,
+    // node/rebalance/rebalancer.cpp).
+    std::string change_needs_down_member() const;
     const std::string& removal_target() const { return removal_target_; }
     bool start_removal();
     bool complete_removal(std::string_view id) { return view_.complete_removal(id); }

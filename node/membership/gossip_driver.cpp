@@ -265,6 +265,13 @@ void GossipDriver::maybe_claim_tokens(uint64_t now_ms) {
         // Claiming tokens starts a join, a membership change like a leave:
         // announced first, claimed only in its turn (gossip.h, change_turn),
         // so no leave or other join can be under way unseen.
+        // Waiting for a member that is down, the join does not hold its place
+        // in line (gossip.h, change_needs_down_member): it announces again
+        // once that member is back or removed.
+        if (!gossiper_->change_needs_down_member().empty()) {
+            if (view.self().change_ticket != 0) gossiper_->withdraw_change();
+            return;
+        }
         if (view.self().change_ticket == 0) gossiper_->announce_change();
         if (gossiper_->change_turn().state != gossip::ChangeTurn::State::go) return;
     }

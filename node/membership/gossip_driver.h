@@ -44,6 +44,15 @@ class GossipDriver {
     // A queued leave that will not happen: withdrawn, and the reason recorded
     // (status shows it, across restarts too, until another leave is asked).
     void refuse_leave(const std::string& why);
+    // A leave is queued (asked, not started, not refused).
+    bool leave_queued() const { return leave_record_ == kLeaveQueued; }
+    // A queued leave waiting for a member that is down withdraws its ticket
+    // (gossip.h, change_needs_down_member) and announces it again later; it
+    // stays queued (the meta record is unchanged).
+    void suspend_leave() { gossiper_->withdraw_change(); }
+    void resume_leave() { gossiper_->announce_change(); }
+    // Whose acknowledgement, missing, a change would wait for while it is down.
+    std::string change_needs_down_member() const { return gossiper_->change_needs_down_member(); }
     // Why the last leave asked of this node was refused after it was queued;
     // empty when it was not.
     std::string leave_refusal() const;

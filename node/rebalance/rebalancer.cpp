@@ -350,10 +350,9 @@ void Rebalancer::handle(const ReplyTo& from, const proto::LeaveRequest& req) {
                       "refused: this node's removal of " + gossip_->removal_target() +
                           " is under way; retry once it completes (kvctl status)");
     }
-    if (self.change_ticket != 0) {
-        return answer(ErrorCode::ok, "leave already queued, waiting for " +
-                                         gossip_->change_turn().waiting_for +
-                                         "; kvctl status shows its progress");
+    if (gossip_->leave_queued()) {
+        return answer(ErrorCode::ok,
+                      "leave already " + leave_status() + "; kvctl status shows its progress");
     }
     bool others = false;
     for (const auto& n : view.ring_input()) others |= n.id != config_.node_id;
@@ -405,9 +404,8 @@ void Rebalancer::refuse_queued_leave(const std::string& why) {
 // concurrently is visible here, and no other member is in transition.
 void Rebalancer::maybe_start_leave() {
     const gossip::MemberState& self = gossip_->view().self();
-    // The ticket may be a removal's (maybe_start_removal), not a leave's.
-    if (self.declared != gossip::MemberStatus::up || self.change_ticket == 0 ||
-        self.tokens.empty() || !gossip_->removal_target().empty()) {
+    if (self.declared != gossip::MemberStatus::up || !gossip_->leave_queued() ||
+        self.tokens.empty()) {
         return;
     }
     // Another leave started meanwhile and leaves too few: refused now rather
@@ -415,6 +413,14 @@ void Rebalancer::maybe_start_leave() {
     if (std::string why = below_n(/*with_queued=*/false); !why.empty()) {
         return refuse_queued_leave(why);
     }
+    // Waiting for a member that is down, it does not hold its place in line
+    // (it would hold back that member's removal): withdrawn, announced again
+    // once the member is back or removed.
+    if (!gossip_->change_needs_down_member().empty()) {
+        if (self.change_ticket != 0) gossip_->suspend_leave();
+        return;
+    }
+    if (self.change_ticket == 0) return gossip_->resume_leave();
     if (gossip_->change_turn().state != gossip::ChangeTurn::State::go) return;
     env_.log(LogLevel::info, "the leave's turn came: every member acknowledged it; leaving");
     gossip_->declare(gossip::MemberStatus::leaving);
@@ -435,8 +441,11 @@ std::string Rebalancer::leave_status() const {
                std::to_string(outbound_needs_.size()) + " ranges handed to " +
                std::to_string(targets.size()) + " new owners";
     }
-    if (self.declared == gossip::MemberStatus::up && self.change_ticket != 0 &&
-        gossip_->removal_target().empty()) {
+    if (self.declared == gossip::MemberStatus::up && gossip_->leave_queued()) {
+        if (self.change_ticket == 0) {
+            return "queued: waiting for " + gossip_->change_needs_down_member() +
+                   ", which is down, to return or be removed (kvctl removenode)";
+        }
         return "queued: waiting for " + gossip_->change_turn().waiting_for;
     }
     if (std::string why = gossip_->leave_refusal(); !why.empty()) return "refused: " + why;

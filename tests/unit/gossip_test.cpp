@@ -966,6 +966,28 @@ TEST_CASE("a removal goes without the removed member's acknowledgement, one chan
     }
 }
 
+TEST_CASE(
+    "a change that lacks the acknowledgement of a member down says so; its removal does not") {
+    SimCluster c(13);
+    for (int i = 0; i < 4; ++i) c.add(i == 0 ? "" : "sim://n1000");
+    c.converge_directly();
+    c.node(2).announce_change();
+    CHECK(c.node(2).change_needs_down_member().empty());  // all alive
+    c.crash(3);
+    int rounds = 0;
+    while (c.node(2).view().find(c.id(3))->status() != MemberStatus::down && rounds < 200) {
+        c.round();
+        ++rounds;
+    }
+    REQUIRE(c.node(2).view().find(c.id(3))->status() == MemberStatus::down);
+    // Acknowledged by n1000 and n1001 by now, not by the dead n1003.
+    CHECK(c.node(2).change_needs_down_member() == c.id(3));
+    c.node(2).withdraw_change();
+    CHECK(c.node(2).change_needs_down_member() == c.id(3));  // before announcing, too
+    c.node(1).announce_removal(c.id(3));
+    CHECK(c.node(1).change_needs_down_member().empty());
+}
+
 // ---- counter overflow (issue 11) ------------------------------------------------
 
 TEST_CASE("a claim about a node itself at the top of the counter range cannot wrap it") {
