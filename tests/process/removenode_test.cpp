@@ -101,38 +101,70 @@ std::string admin(ProcessCluster& cluster, size_t i, const std::string& args) {
     return run_kvctl(cluster, "--node " + cluster.endpoint(i) + " " + args);
 }
 
+auto all_up(std::vector<std::string> ids) {
+    return [ids](const proto::StatusResponse& s) {
+        for (const auto& id : ids) {
+            if (state_of(s, id) != "up") return false;
+        }
+        return true;
+    };
+}
+
+// n1..n4 up (of `count` declared), and kKeys keys written at `all` through n1:
+// each on its 3 replicas.
+void start_four_and_write(ProcessCluster& cluster, size_t count) {
+    cluster.use_gossip(gossip_flags());
+    KV_REQUIRE_OK(cluster.add_nodes(count, 3));
+    for (size_t i = 0; i < 4; ++i) KV_REQUIRE_OK(cluster.start_and_wait(i));
+    REQUIRE(wait_for(cluster, {0, 1, 2, 3}, 20000, all_up({"n1", "n2", "n3", "n4"})));
+    RawClient writer(cluster.endpoint(0));
+    for (int k = 0; k < kKeys; ++k) {
+        KV_REQUIRE_OK(writer.send(proto::PutRequest{
+            static_cast<uint64_t>(k + 1), key_of(k), "v" + key_of(k), {}, kAll, 0}));
+    }
+    auto acks = writer.collect(kKeys, 20000);
+    KV_REQUIRE_OK(acks.status());
+    for (const auto& ack : acks.value()) {
+        INFO(describe(ack));
+        REQUIRE(reply_code(ack) == ErrorCode::ok);
+    }
+}
+
+// How many keys are held by all 3 of their home replicas, as n1 sees the homes
+// (the owners request), and of how many `id` is a home. Nodes are n1..n<count>.
+std::pair<int, int> homes_holding(ProcessCluster& cluster, size_t count, const std::string& id) {
+    std::vector<std::vector<bool>> held_by;
+    for (size_t i = 0; i < count; ++i) held_by.push_back(keys_held(cluster, i));
+    RawClient asker(cluster.endpoint(0));
+    for (int k = 0; k < kKeys; ++k) {
+        KV_REQUIRE_OK(asker.send(proto::OwnersRequest{static_cast<uint64_t>(k + 1), key_of(k)}));
+    }
+    auto owners = asker.collect(kKeys, 20000);
+    KV_REQUIRE_OK(owners.status());
+    int all_three = 0;
+    int homed = 0;
+    for (const auto& reply : owners.value()) {
+        const auto* o = std::get_if<proto::OwnersResponse>(&reply);
+        REQUIRE(o != nullptr);
+        REQUIRE(o->homes.size() == 3);
+        const int k = static_cast<int>(o->id - 1);
+        int holding = 0;
+        for (const auto& home : o->homes) {
+            const size_t i = static_cast<size_t>(std::stoi(home.node_id.substr(1)) - 1);
+            holding += held_by.at(i)[k] ? 1 : 0;
+            homed += home.node_id == id ? 1 : 0;
+        }
+        all_three += holding == 3 ? 1 : 0;
+    }
+    return {all_three, homed};
+}
+
 }  // namespace
 
 TEST_CASE(
     "removenode: a member killed with its data is removed, its keys back at n=3, a node joins") {
     ProcessCluster cluster("removenode");
-    cluster.use_gossip(gossip_flags());
-    KV_REQUIRE_OK(cluster.add_nodes(5, 3));  // n5 starts at the end
-    for (size_t i = 0; i < 4; ++i) KV_REQUIRE_OK(cluster.start_and_wait(i));
-    const auto all_up = [](const std::vector<std::string>& ids) {
-        return [ids](const proto::StatusResponse& s) {
-            for (const auto& id : ids) {
-                if (state_of(s, id) != "up") return false;
-            }
-            return true;
-        };
-    };
-    REQUIRE(wait_for(cluster, {0, 1, 2, 3}, 20000, all_up({"n1", "n2", "n3", "n4"})));
-
-    // 1,000 keys at `all`: each on its 3 replicas before the kill.
-    {
-        RawClient writer(cluster.endpoint(0));
-        for (int k = 0; k < kKeys; ++k) {
-            KV_REQUIRE_OK(writer.send(proto::PutRequest{
-                static_cast<uint64_t>(k + 1), key_of(k), "v" + key_of(k), {}, kAll, 0}));
-        }
-        auto acks = writer.collect(kKeys, 20000);
-        KV_REQUIRE_OK(acks.status());
-        for (const auto& ack : acks.value()) {
-            INFO(describe(ack));
-            REQUIRE(reply_code(ack) == ErrorCode::ok);
-        }
-    }
+    start_four_and_write(cluster, 5);  // n5 starts at the end
     std::vector<int> copies_before(kKeys, 0);
     int n4_held = 0;
     for (size_t i = 0; i < 4; ++i) {
@@ -239,29 +271,7 @@ TEST_CASE(
     fs::remove_all(cluster.data_dir(3));
     KV_REQUIRE_OK(cluster.start_and_wait(3));
     REQUIRE(wait_for(cluster, {0, 1, 2, 3, 4}, 20000, all_up({"n1", "n2", "n3", "n4", "n5"})));
-    std::vector<std::vector<bool>> held_by;
-    for (size_t i = 0; i < 5; ++i) held_by.push_back(keys_held(cluster, i));
-    RawClient asker(cluster.endpoint(0));
-    for (int k = 0; k < kKeys; ++k) {
-        KV_REQUIRE_OK(asker.send(proto::OwnersRequest{static_cast<uint64_t>(k + 1), key_of(k)}));
-    }
-    auto owners = asker.collect(kKeys, 20000);
-    KV_REQUIRE_OK(owners.status());
-    int homes_hold = 0;
-    int on_n4 = 0;
-    for (const auto& reply : owners.value()) {
-        const auto* o = std::get_if<proto::OwnersResponse>(&reply);
-        REQUIRE(o != nullptr);
-        REQUIRE(o->homes.size() == 3);
-        const int k = static_cast<int>(o->id - 1);
-        int holding = 0;
-        for (const auto& home : o->homes) {
-            const size_t i = static_cast<size_t>(std::stoi(home.node_id.substr(1)) - 1);
-            holding += held_by.at(i)[k] ? 1 : 0;
-            on_n4 += home.node_id == "n4" ? 1 : 0;
-        }
-        homes_hold += holding == 3 ? 1 : 0;
-    }
+    const auto [homes_hold, on_n4] = homes_holding(cluster, 5, "n4");
     std::printf(
         "removenode process test: n4 rejoined with an empty directory, a home of %d keys; "
         "%d of %d keys on all 3 homes\n",
@@ -273,6 +283,39 @@ TEST_CASE(
         auto done = cluster.terminate(i);
         KV_REQUIRE_OK(done.status());
     }
+}
+
+TEST_CASE("removenode: a member back with an empty directory waits for its removal, then rejoins") {
+    ProcessCluster cluster("removenode-fresh");
+    start_four_and_write(cluster, 4);
+    KV_REQUIRE_OK(cluster.kill_hard(3));
+    fs::remove_all(cluster.data_dir(3));
+    KV_REQUIRE_OK(cluster.start_and_wait(3));  // same id, empty directory
+    // It does not take its old place (that dropped its old ranges from the
+    // ring uncopied): it waits, reported down, and says why.
+    REQUIRE(wait_for(cluster, {3}, 10000, [](const proto::StatusResponse& s) {
+        return s.removal.find("waiting: n4 is a ring member holding tokens") == 0;
+    }));
+    REQUIRE(wait_for(cluster, {0, 1, 2}, 10000,
+                     [](const auto& s) { return state_of(s, "n4") == "down"; }));
+    auto fresh = status_of(cluster, 3);
+    REQUIRE(fresh);
+    CHECK(fresh->keys_stored == 0);
+    // Removed, it joins as a new node by itself and streams its ranges in.
+    const std::string said = admin(cluster, 0, "removenode n4");
+    INFO(said);
+    REQUIRE(said.find("removal of n4 queued") != std::string::npos);
+    REQUIRE(wait_for(cluster, {0}, 20000,
+                     [](const proto::StatusResponse& s) { return s.removal == "n4 removed"; }));
+    REQUIRE(wait_for(cluster, {0, 1, 2, 3}, 20000, all_up({"n1", "n2", "n3", "n4"})));
+    const auto [homes_hold, on_n4] = homes_holding(cluster, 4, "n4");
+    std::printf(
+        "removenode process test: n4 back with an empty directory, rejoined after its removal: "
+        "a home of %d keys; %d of %d keys on all 3 homes\n",
+        on_n4, homes_hold, kKeys);
+    CHECK(homes_hold == kKeys);
+    CHECK(on_n4 > 0);
+    for (size_t i = 0; i < 4; ++i) KV_REQUIRE_OK(cluster.terminate(i).status());
 }
 
 }  // namespace kv::test
