@@ -24,8 +24,7 @@ Result<std::vector<Member>> parse_member_list(std::string_view text) {
         Member m{std::string(entry.substr(0, eq)), std::string(entry.substr(eq + 1))};
         for (const auto& other : members) {
             if (other.id == m.id) {
-                return Status(ErrorCode::invalid_argument,
-                              "member id '" + m.id + "' appears twice");
+                return Status(ErrorCode::invalid_argument, "member id '" + m.id + "' appears twice");
             }
         }
         members.push_back(std::move(m));

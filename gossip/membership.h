@@ -19,7 +19,7 @@ struct Member {
 };
 
 class Membership {
-  public:
+public:
     virtual ~Membership() = default;
     // Members sorted by id, including this node.
     virtual const std::vector<Member>& members() const = 0;
@@ -28,12 +28,12 @@ class Membership {
 };
 
 class StaticMembership final : public Membership {
-  public:
+public:
     explicit StaticMembership(std::vector<Member> members);
     const std::vector<Member>& members() const override { return members_; }
     uint64_t version() const override { return 1; }
 
-  private:
+private:
     std::vector<Member> members_;
 };
 
