@@ -575,6 +575,16 @@ uint64_t AsyncClient::submit_leave(std::function<void(Result<std::string>)> done
                          });
 }
 
+uint64_t AsyncClient::submit_removenode(std::string node_id,
+                                        std::function<void(Result<std::string>)> done) {
+    uint64_t id = impl_->next_id++;
+    proto::RemoveNodeRequest r{id, std::move(node_id)};
+    return impl_->submit(r, id, impl_->options.admin_timeout_ms, true, false,
+                         [done = std::move(done)](Result<proto::Message> m) {
+                             done(to_admin_result(std::move(m)));
+                         });
+}
+
 uint64_t AsyncClient::submit_user_add(std::string name, std::string public_key_z85,
                                       AdminCallback done) {
     uint64_t id = impl_->next_id++;
@@ -714,6 +724,13 @@ Result<std::string> Client::repair(proto::RepairRequest request) {
 Result<std::string> Client::leave() {
     std::optional<Result<std::string>> slot;
     async_.submit_leave([&slot](Result<std::string> r) { slot.emplace(std::move(r)); });
+    return wait_for(slot);
+}
+
+Result<std::string> Client::removenode(std::string node_id) {
+    std::optional<Result<std::string>> slot;
+    async_.submit_removenode(std::move(node_id),
+                             [&slot](Result<std::string> r) { slot.emplace(std::move(r)); });
     return wait_for(slot);
 }
 

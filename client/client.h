@@ -140,6 +140,10 @@ class AsyncClient {
     // member (proto::RepairRequest); the admin reply's message on success.
     uint64_t submit_repair(proto::RepairRequest request,
                            std::function<void(Result<std::string>)> done);
+    // Asks the node to remove member `node_id`, down for good (kvctl
+    // removenode); idempotent, never moved to another node. Completes with the
+    // node's message once the removal is queued.
+    uint64_t submit_removenode(std::string node_id, std::function<void(Result<std::string>)> done);
     // Users and grants (docs/SECURITY.md, "Users and grants"); each needs the
     // admin grant when credentials are in use. A change is made on the node it
     // reaches and spreads from there; like a write, one that got no answer is
@@ -192,6 +196,9 @@ class Client {
     // the ring; returns at once with the node's message (progress: status()).
     Result<std::string> leave();
     Result<std::string> repair(proto::RepairRequest request);
+    // The node this client is connected to removes member `node_id` (down for
+    // good); returns at once with the node's message (progress: status()).
+    Result<std::string> removenode(std::string node_id);
     // Users and grants: see AsyncClient. An empty prefix is the whole keyspace.
     Result<std::string> user_add(std::string name, std::string public_key_z85);
     Result<std::string> user_del(std::string name);

@@ -471,6 +471,7 @@ void write_fields(const StatusResponse& m, FieldWriter& w) {
     w.uint("keys_stored", m.keys_stored);
     write_transfers(w, m.transfers);
     w.text_if_nonempty("leave", m.leave);
+    w.text_if_nonempty("removal", m.removal);
     write_hints(w, m.hints);
     w.uint_if_nonzero("under_replicated", m.under_replicated_ranges);
     write_anti_entropy(w, m.anti_entropy);
@@ -507,6 +508,9 @@ void write_fields(const RevokeRequest& m, FieldWriter& w) {
     w.text("name", m.name);
     w.text("perm", permission_name(m.permission));
     w.bytes("prefix", m.prefix);
+}
+void write_fields(const RemoveNodeRequest& m, FieldWriter& w) {
+    w.text("node", m.node_id);
 }
 void write_fields(const OwnersRequest& m, FieldWriter& w) {
     w.bytes("key", m.key);
@@ -569,6 +573,7 @@ void read_fields(FieldReader& f, StatusResponse& m) {
     f.uint("keys_stored", m.keys_stored, Need::optional);
     read_transfers(f, m.transfers);
     f.text("leave", m.leave, Need::optional, kMessageTextBytesMax);
+    f.text("removal", m.removal, Need::optional, kMessageTextBytesMax);
     read_hints(f, m.hints);
     f.uint("under_replicated", m.under_replicated_ranges, Need::optional);
     read_anti_entropy(f, m.anti_entropy);
@@ -614,6 +619,9 @@ void read_fields(FieldReader& f, RepairRequest& m) {
         f.uint("start", m.start, Need::required);
         f.uint("end", m.end, Need::required);
     }
+}
+void read_fields(FieldReader& f, RemoveNodeRequest& m) {
+    f.text("node", m.node_id, Need::required, kIdBytesMax);
 }
 void read_fields(FieldReader& f, OwnersRequest& m) {
     f.key(m.key);

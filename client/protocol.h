@@ -131,6 +131,15 @@ struct RepairRequest {
     bool operator==(const RepairRequest&) const = default;
 };
 
+// Asks the node to remove member `node_id`, which is down for good (kvctl
+// removenode): its ranges are re-replicated from the surviving replicas, then
+// it is left. Answered with AdminResponse.
+struct RemoveNodeRequest {
+    uint64_t id = 0;
+    std::string node_id;
+    bool operator==(const RemoveNodeRequest&) const = default;
+};
+
 // Where a key lives as the answering node sees it now (kvctl owners, like
 // Cassandra's nodetool getendpoints): answered with OwnersResponse. Reveals
 // placement only, so a read grant covering the key allows it.
@@ -143,7 +152,7 @@ struct OwnersRequest {
 // ---- users and grants (admin; docs/PROTOCOL.md section 5.9) ----------------
 
 // What a grant allows on the keys under its prefix: read (get, local_get, owners),
-// write (put, del), or admin (users, grants and leave; only on the empty
+// write (put, del), or admin (users, grants, leave and removenode; only on the empty
 // prefix, and it includes read and write everywhere).
 enum class Permission : uint8_t { read, write, admin };
 std::string_view permission_name(Permission p);
@@ -306,6 +315,10 @@ struct StatusResponse {
     // marked under-replicated because a hint for them was refused.
     std::vector<HintStatus> hints;
     uint64_t under_replicated_ranges = 0;
+    // A removal (kvctl removenode) this node was asked for or knows to be under
+    // way: "queued: ...", "removing X: ...", "X removed", "refused: ..." or
+    // "X is being removed by Y"; empty when none (PROTOCOL.md 5.8).
+    std::string removal;
     std::optional<AntiEntropyStatus> anti_entropy;  // absent from nodes before issue 13
     bool operator==(const StatusResponse&) const = default;
 };
@@ -386,7 +399,7 @@ using Message =
     std::variant<GetRequest, PutRequest, DelRequest, LocalGetRequest, StatusRequest, GetResponse,
                  WriteResponse, StatusResponse, ErrorResponse, LeaveRequest, AdminResponse,
                  UserAddRequest, UserDelRequest, UserListRequest, UserListResponse, GrantRequest,
-                 RevokeRequest, OwnersRequest, OwnersResponse, RepairRequest>;
+                 RevokeRequest, OwnersRequest, OwnersResponse, RepairRequest, RemoveNodeRequest>;
 
 // The "t" string of a message type.
 std::string_view type_name(const Message& m);

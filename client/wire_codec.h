@@ -292,6 +292,7 @@ inline constexpr wire::TypeNames<Message> kMessageTypeNames = {
     "get_reply",   "write_reply", "status_reply", "error",        "leave",
     "admin_reply", "user_add",    "user_del",     "user_list",    "user_list_reply",
     "grant",       "revoke",      "owners",       "owners_reply", "repair",
+    "removenode",
 };
 
 void write_fields(const GetRequest& m, wire::FieldWriter& w);
@@ -314,6 +315,7 @@ void write_fields(const RevokeRequest& m, wire::FieldWriter& w);
 void write_fields(const OwnersRequest& m, wire::FieldWriter& w);
 void write_fields(const OwnersResponse& m, wire::FieldWriter& w);
 void write_fields(const RepairRequest& m, wire::FieldWriter& w);
+void write_fields(const RemoveNodeRequest& m, wire::FieldWriter& w);
 
 void read_fields(wire::FieldReader& f, GetRequest& m);
 void read_fields(wire::FieldReader& f, PutRequest& m);
@@ -335,5 +337,6 @@ void read_fields(wire::FieldReader& f, RevokeRequest& m);
 void read_fields(wire::FieldReader& f, OwnersRequest& m);
 void read_fields(wire::FieldReader& f, OwnersResponse& m);
 void read_fields(wire::FieldReader& f, RepairRequest& m);
+void read_fields(wire::FieldReader& f, RemoveNodeRequest& m);
 
 }  // namespace kv::proto

@@ -17,7 +17,9 @@ void normalize_tokens(std::vector<uint64_t>& tokens) {
 bool ring_fields_differ(const MemberState& a, const MemberState& b) {
     if (a.holds_tokens() != b.holds_tokens()) return true;
     if (!a.holds_tokens()) return false;
-    return a.declared != b.declared || a.endpoint != b.endpoint || a.tokens != b.tokens;
+    // removed_by decides where re-replicated ranges are handed off.
+    return a.declared != b.declared || a.endpoint != b.endpoint || a.tokens != b.tokens ||
+           a.removed_by != b.removed_by;
 }
 
 }  // namespace
@@ -82,8 +84,8 @@ bool supersedes(const MemberState& a, const MemberState& b) {
     // Same version, different content only if a member reused a version (a
     // bug or a restart that kept its incarnation): any fixed order keeps merge
     // commutative; the member refutes as soon as it hears of it.
-    return std::tie(a.declared, a.endpoint, a.tokens, a.change_ticket) >
-           std::tie(b.declared, b.endpoint, b.tokens, b.change_ticket);
+    return std::tie(a.declared, a.endpoint, a.tokens, a.change_ticket, a.removed_by) >
+           std::tie(b.declared, b.endpoint, b.tokens, b.change_ticket, b.removed_by);
 }
 
 ClusterView::ClusterView(MemberState self, uint32_t members_max)
@@ -177,6 +179,19 @@ bool ClusterView::implausible_jump(const MemberState& mine, const MemberState& h
 MergeOutcome ClusterView::refute(const MemberState& heard) {
     MemberState& mine = states_.find(self_id_)->second;
     if (!supersedes(heard, mine)) return {};
+    if (!heard.removed_by.empty()) {
+        // Removed by an operator as dead for good. With tokens this node is
+        // an old life holding stale data: refuting would put it back in the
+        // ring as a replica of ranges others now hold. Without tokens (a
+        // fresh data directory) it must not cut the re-replication short
+        // either: it joins as a new node only once the removal is left.
+        if (!mine.tokens.empty()) return MergeOutcome{.removed = true};
+        if (heard.declared != MemberStatus::left) return {};
+    } else if (mine.tokens.empty() && heard.holds_tokens()) {
+        // A fresh data directory under the id of a member that holds ranges:
+        // refuting would drop those ranges from the ring uncopied.
+        return MergeOutcome{.earlier_life_holds_tokens = true};
+    }
     const MemberState before = mine;
     // Never above kCounterMax, so that peers' codecs accept this node's
     // entry: a claim already at the bound (2^30 lies in a row, see
@@ -228,6 +243,40 @@ uint64_t ClusterView::next_change_ticket() const {
     uint64_t highest = 0;
     for (const auto& [id, s] : states_) highest = std::max(highest, s.change_ticket);
     return std::min(highest + 1, kCounterMax);  // merge refuses tickets above it
+}
+
+bool ClusterView::remove_member(std::string_view id) {
+    auto it = states_.find(id);
+    if (id == self_id_ || it == states_.end() || it->second.declared == MemberStatus::left) {
+        return false;
+    }
+    MemberState& s = it->second;
+    const MemberState before = s;
+    // A ring member's ranges must be re-replicated first: it stays in the
+    // current ring as a leaver (out of the future ring) until then. A member
+    // not in the ring (a joiner) holds nothing anyone counts on.
+    s.declared = s.in_ring() ? MemberStatus::leaving : MemberStatus::left;
+    s.liveness = Liveness::down;
+    s.incarnation = std::min(s.incarnation + kRemovalIncarnationStep, kCounterMax);
+    s.heartbeat = 0;
+    s.change_ticket = 0;
+    s.removed_by = self_id_;
+    changed(before, s);
+    return true;
+}
+
+bool ClusterView::complete_removal(std::string_view id) {
+    auto it = states_.find(id);
+    if (it == states_.end() || it->second.removed_by != self_id_ ||
+        it->second.declared == MemberStatus::left) {
+        return false;
+    }
+    MemberState& s = it->second;
+    const MemberState before = s;
+    s.declared = MemberStatus::left;
+    s.heartbeat += 1;
+    changed(before, s);
+    return true;
 }
 
 void ClusterView::set_tokens(std::vector<uint64_t> tokens) {

@@ -14,7 +14,23 @@
 //  - liveness: peers' failure detectors raise it (alive < suspect < down) at
 //    the member's current version; any newer version from the member resets it.
 // Only the member itself writes its endpoint, declared status, tokens and
-// change ticket.
+// change ticket, with one exception: removal (kvctl removenode) of a member
+// that is down for good. The removing node R writes the member's entry for it
+// (remove_member): declared leaving (left when it held no ring ranges), at the
+// member's highest known incarnation + kRemovalIncarnationStep, with
+// removed_by = R and liveness down; once the member's ranges are re-replicated
+// R declares that entry left (complete_removal). Being at a higher
+// incarnation, it overrides everything the member said of that life and of
+// the lives it could start without being heard (each start adds one). A
+// member that hears it was removed does not refute it (refute below): one
+// that holds tokens (restarted with its old data) reports `removed` and stops
+// serving (the node refuses to run with that data); one without tokens (a
+// fresh data directory under the old id) waits until the removal is left,
+// then refutes it as usual and joins again as a new node. Such a fresh node
+// does not refute an entry of its earlier life that holds tokens either:
+// that would take the old tokens out of the ring with no transfer, leaving
+// their ranges to members that never received them; it waits, reported down,
+// until the operator removes the earlier life (kvctl removenode).
 #pragma once
 
 #include <cstdint>
@@ -39,6 +55,11 @@ namespace kv::gossip {
 // 16 months without a restart, during which every round raises it by one).
 constexpr uint64_t kCounterMax = uint64_t{1} << 62;
 constexpr uint64_t kCounterJumpMax = uint64_t{1} << 32;
+// How far above a member's highest known incarnation its removal is written:
+// the member would need that many starts that no peer heard (each persists a
+// higher incarnation) to outbid its removal with its old data. Far below
+// kCounterJumpMax, so peers accept the removal entry.
+constexpr uint64_t kRemovalIncarnationStep = uint64_t{1} << 16;
 
 // The six states of the design; suspect and down are peers' judgements, the
 // others are declared by the member itself.
@@ -73,6 +94,9 @@ struct MemberState {
     // change is under way, cleared when it completes (up, left) or is refused.
     // See Gossiper::change_turn() for how it serializes changes.
     uint64_t change_ticket = 0;
+    // The member that removed this one (kvctl removenode) and wrote this entry
+    // for it; empty in every entry a member writes of itself.
+    std::string removed_by;
 
     // left > down > suspect > declared.
     MemberStatus status() const;
@@ -107,6 +131,13 @@ struct MergeOutcome {
     bool heard_from = false;  // the member's (incarnation, heartbeat) advanced or it is new
     bool refuted = false;     // news about this node itself, answered with a new incarnation
     bool rejected = false;    // an unknown member while the view is full
+    // News that this node was removed (removed_by set) while it holds tokens:
+    // not merged; the node holds data of a life the cluster removed.
+    bool removed = false;
+    // News that this node, holding no tokens, is a ring member with tokens
+    // from an earlier life (its data directory was lost): not refuted, see
+    // ClusterView::refute.
+    bool earlier_life_holds_tokens = false;
 };
 
 // The view is the Membership the node reads: members() lists the ring members.
@@ -160,6 +191,14 @@ class ClusterView final : public Membership {
     // One above every change ticket in the view (Lamport): a change announced
     // after another was seen orders after it.
     uint64_t next_change_ticket() const;
+
+    // Removal (kvctl removenode) of member `id`, written by this node: the
+    // entry described at the top of this file. Returns false (and changes
+    // nothing) for this node itself or an unknown or left member.
+    bool remove_member(std::string_view id);
+    // The removal this node wrote completed (the member's ranges were
+    // re-replicated): the entry becomes left. False when it is not one.
+    bool complete_removal(std::string_view id);
 
   private:
     void changed(const MemberState& before, const MemberState& after);

@@ -41,7 +41,7 @@ Priority priority(const MemberState& mine, const DigestEntry* theirs) {
 }
 
 size_t estimated_bytes(const MemberState& s) {
-    return 48 + s.id.size() + s.endpoint.size() + 9 * s.tokens.size();
+    return 48 + s.id.size() + s.endpoint.size() + s.removed_by.size() + 9 * s.tokens.size();
 }
 
 }  // namespace
@@ -228,6 +228,9 @@ void Gossiper::merge_entries(const std::vector<MemberState>& entries, uint64_t n
             ticket_news_.push_back(e.id);
         }
         if (outcome.heard_from) detector_.heard(e.id, now_ms);
+        if (outcome.removed && removed_by_.empty()) removed_by_ = e.removed_by;
+        if (outcome.earlier_life_holds_tokens) earlier_life_holds_tokens_ = true;
+        if (outcome.refuted) earlier_life_holds_tokens_ = false;
         if (outcome.refuted) ++stats_.refutations;
         if (outcome.rejected) ++stats_.members_rejected;
     }
@@ -264,6 +267,27 @@ void Gossiper::announce_change() {
 void Gossiper::withdraw_change() {
     if (view_.self().change_ticket != 0) view_.set_change_ticket(0);
     change_acks_.clear();
+    removal_target_.clear();
+}
+
+void Gossiper::announce_removal(std::string id) {
+    announce_change();
+    removal_target_ = std::move(id);
+}
+
+std::string Gossiper::change_needs_down_member() const {
+    for (const auto& [id, s] : view_.states()) {
+        if (id == view_.self_id() || s.declared == MemberStatus::left || id == removal_target_) {
+            continue;
+        }
+        const bool required = s.holds_tokens() || s.change_ticket != 0;
+        if (required && s.liveness == Liveness::down && !change_acked_by(s)) return id;
+    }
+    return {};
+}
+
+bool Gossiper::start_removal() {
+    return !removal_target_.empty() && view_.remove_member(removal_target_);
 }
 
 void Gossiper::note_change_ack(const GossipSyn& syn) {
@@ -338,6 +362,10 @@ ChangeTurn Gossiper::change_turn() const {
     const MemberState* earlier = nullptr;
     for (const auto& [id, s] : view_.states()) {
         if (id == view_.self_id() || s.declared == MemberStatus::left) continue;
+        // The member this node removes is down for good: it acknowledges
+        // nothing, and a change of its own (a join or leave it died in) is
+        // what the removal ends.
+        if (id == removal_target_) continue;
         if (s.in_transition()) {
             return ChangeTurn{ChangeTurn::State::waiting, id + "'s " + kind(s) + " (under way)"};
         }

@@ -160,8 +160,35 @@ class Gossiper {
     // Costs: a member that is down and holds tokens (or shows a ticket)
     // blocks every change until it returns, as a down source blocks a join.
     void announce_change();
+    // Also forgets a removal announced here.
     void withdraw_change();
     ChangeTurn change_turn() const;
+
+    // Removal (kvctl removenode) of a member down for good, a change like a
+    // leave: announced with this node's ticket, started in its turn, where
+    // the member itself is not asked to acknowledge (nor waited for, if it
+    // died in a change of its own). Starting writes its removal entry
+    // (ClusterView::remove_member); the ticket stays until the removal
+    // completes (ClusterView::complete_removal, then withdraw_change).
+    void announce_removal(std::string id);
+    // A member whose acknowledgement this node's change needs (rule 2) and
+    // has not got, and which this node's failure detector reports down; empty
+    // when none. Such a change does not hold its place in line: its ticket
+    // would hold back the removal of that member (rule 3) while it waits
+    // for that member, so joins and leaves withdraw it and announce again
+    // once no such member is left (node/membership/gossip_driver.cpp,
+    // node/rebalance/rebalancer.cpp).
+    std::string change_needs_down_member() const;
+    const std::string& removal_target() const { return removal_target_; }
+    bool start_removal();
+    bool complete_removal(std::string_view id) { return view_.complete_removal(id); }
+    // Who removed this node, when news of its removal came while it holds
+    // tokens (ClusterView::refute): it must not serve; empty otherwise.
+    const std::string& removed_by() const { return removed_by_; }
+    // This node holds no tokens and heard that its id is a ring member holding
+    // tokens (an earlier life whose data is lost): it waits for that member's
+    // removal before it joins again (ClusterView::refute).
+    bool earlier_life_holds_tokens() const { return earlier_life_holds_tokens_; }
     // Members that acknowledged the current announcement (tests, status).
     std::vector<std::string> change_acknowledged_by() const;
 
@@ -208,6 +235,9 @@ class Gossiper {
     // once, so an announcement collects its acknowledgements within a round
     // trip instead of waiting for random rounds to pick its sender.
     std::vector<std::string> ticket_news_;
+    std::string removal_target_;  // the member this node's announced change removes
+    std::string removed_by_;      // see removed_by()
+    bool earlier_life_holds_tokens_ = false;
 };
 
 }  // namespace kv::gossip

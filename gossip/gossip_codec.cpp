@@ -37,7 +37,9 @@ void pack_digests(Packer& pk, const std::vector<DigestEntry>& digests) {
 void pack_entries(Packer& pk, const std::vector<MemberState>& entries) {
     pk.pack_array(static_cast<uint32_t>(entries.size()));
     for (const auto& e : entries) {
-        pk.pack_array(8);
+        // The 9th field only on removal entries: other entries stay readable
+        // by builds that know 8.
+        pk.pack_array(e.removed_by.empty() ? 8 : 9);
         pack_str(pk, e.id);
         pack_str(pk, e.endpoint);
         pk.pack_uint8(static_cast<uint8_t>(e.declared));
@@ -47,6 +49,7 @@ void pack_entries(Packer& pk, const std::vector<MemberState>& entries) {
         pk.pack_array(static_cast<uint32_t>(e.tokens.size()));
         for (uint64_t t : e.tokens) pk.pack_uint64(t);
         pk.pack_uint64(e.change_ticket);
+        if (!e.removed_by.empty()) pack_str(pk, e.removed_by);
     }
 }
 
@@ -154,9 +157,9 @@ std::vector<MemberState> read_entries(Reader& r, const msgpack::object& o) {
     const auto* items = r.array(o, "entries", kGossipItemsMax);
     for (uint32_t i = 0; items != nullptr && i < items->size && r.ok(); ++i) {
         // 7 fields as written before change tickets existed (a view saved by
-        // an older build), 8 since.
-        const auto* f = r.array(items->ptr[i], "entry", 8);
-        if (f != nullptr && f->size != 7 && f->size != 8) {
+        // an older build), 8 since, 9 for a removal (removed_by).
+        const auto* f = r.array(items->ptr[i], "entry", 9);
+        if (f != nullptr && (f->size < 7 || f->size > 9)) {
             r.fail("entry has the wrong number of fields");
         }
         if (f == nullptr || !r.ok()) break;
@@ -168,7 +171,8 @@ std::vector<MemberState> read_entries(Reader& r, const msgpack::object& o) {
         e.incarnation = r.counter(f->ptr[4], "incarnation");
         e.heartbeat = r.counter(f->ptr[5], "heartbeat");
         e.tokens = read_tokens(r, f->ptr[6]);
-        if (f->size == 8) e.change_ticket = r.counter(f->ptr[7], "change ticket");
+        if (f->size >= 8) e.change_ticket = r.counter(f->ptr[7], "change ticket");
+        if (f->size == 9) e.removed_by = r.str(f->ptr[8], "removed by", false);
         out.push_back(std::move(e));
     }
     return out;

@@ -130,6 +130,15 @@ void Node::on_request(const ReplyTo& from, Message message, std::optional<uint64
                    proto::ErrorResponse{node::request_id(message), ErrorCode::unauthorized, *why});
         return;
     }
+    if (gossip_ && gossip_->gossiper() != nullptr && !gossip_->removed_by().empty() &&
+        !std::holds_alternative<proto::StatusRequest>(message)) {
+        // Its data is of a life the cluster removed (GossipDriver::note_removed);
+        // status still answers, saying so.
+        env_.reply(from, proto::ErrorResponse{node::request_id(message), ErrorCode::unavailable,
+                                              "this node was removed from the cluster by " +
+                                                  gossip_->removed_by() + " (kvctl removenode)"});
+        return;
+    }
     refresh_placement();
     const uint64_t received = received_ms.value_or(env_.now_ms());
     std::visit(
@@ -160,6 +169,7 @@ void Node::on_request(const ReplyTo& from, Message message, std::optional<uint64
             } else if constexpr (std::is_same_v<T, PingRequest>) {
                 peers_->handle(from, m, *membership_);
             } else if constexpr (std::is_same_v<T, proto::LeaveRequest> ||
+                                 std::is_same_v<T, proto::RemoveNodeRequest> ||
                                  std::is_same_v<T, StreamRequest> ||
                                  std::is_same_v<T, HandoffRequest>) {
                 rebalancer_->handle(from, m);
@@ -307,6 +317,7 @@ void Node::handle(const ReplyTo& from, const proto::StatusRequest& req) {
     resp.keys_stored = keys ? keys.value() : 0;
     resp.transfers = rebalancer_->status();
     resp.leave = rebalancer_->leave_status();
+    resp.removal = rebalancer_->removal_status();
     resp.hints = hints_->status();
     for (auto& h : resp.hints) h.replaying = hint_replay_->replaying(h.target);
     resp.under_replicated_ranges = hints_->under_replicated_ranges();

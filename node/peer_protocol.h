@@ -309,19 +309,18 @@ struct CatalogPushRequest {
 // Every message on the wire: the client messages in the order of
 // proto::Message, then the node-to-node ones. Adding an alternative without
 // handling it in a std::visit with an exhaustive overload set fails to compile.
-using Message =
-    std::variant<proto::GetRequest, proto::PutRequest, proto::DelRequest, proto::LocalGetRequest,
-                 proto::StatusRequest, proto::GetResponse, proto::WriteResponse,
-                 proto::StatusResponse, proto::ErrorResponse, proto::LeaveRequest,
-                 proto::AdminResponse, proto::UserAddRequest, proto::UserDelRequest,
-                 proto::UserListRequest, proto::UserListResponse, proto::GrantRequest,
-                 proto::RevokeRequest, proto::OwnersRequest, proto::OwnersResponse,
-                 proto::RepairRequest, ReplicaReadRequest, ReplicaReadResponse, ReplicaWriteRequest,
-                 ReplicaWriteResponse, ReplicaMergeRequest, ReplicaMergeResponse, PingRequest,
-                 PingResponse, GossipRequest, StreamRequest, StreamResponse, HandoffRequest,
-                 HandoffResponse, CatalogSyncRequest, CatalogSyncResponse, CatalogPushRequest,
-                 HintReplayRequest, HintReplayResponse, AeCompareRequest, AeCompareResponse,
-                 AeKeysRequest, AeKeysResponse, AePushRequest, AePushResponse>;
+using Message = std::variant<
+    proto::GetRequest, proto::PutRequest, proto::DelRequest, proto::LocalGetRequest,
+    proto::StatusRequest, proto::GetResponse, proto::WriteResponse, proto::StatusResponse,
+    proto::ErrorResponse, proto::LeaveRequest, proto::AdminResponse, proto::UserAddRequest,
+    proto::UserDelRequest, proto::UserListRequest, proto::UserListResponse, proto::GrantRequest,
+    proto::RevokeRequest, proto::OwnersRequest, proto::OwnersResponse, proto::RepairRequest,
+    proto::RemoveNodeRequest, ReplicaReadRequest, ReplicaReadResponse, ReplicaWriteRequest,
+    ReplicaWriteResponse, ReplicaMergeRequest, ReplicaMergeResponse, PingRequest, PingResponse,
+    GossipRequest, StreamRequest, StreamResponse, HandoffRequest, HandoffResponse,
+    CatalogSyncRequest, CatalogSyncResponse, CatalogPushRequest, HintReplayRequest,
+    HintReplayResponse, AeCompareRequest, AeCompareResponse, AeKeysRequest, AeKeysResponse,
+    AePushRequest, AePushResponse>;
 
 // The "t" string of a message type.
 std::string_view type_name(const Message& m);

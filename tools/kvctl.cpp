@@ -40,6 +40,7 @@ constexpr const char* kUsage =
     "       kvctl [options] owners KEY\n"
     "       kvctl [options] members\n"
     "       kvctl [options] leave\n"
+    "       kvctl [options] removenode ID\n"
     "       kvctl [--server-key Z85] [--force] keygen FILE\n"
     "       kvctl [options] user add NAME PUBLIC_KEY | user del NAME | user list\n"
     "       kvctl [options] grant|revoke NAME read|write|admin PREFIX\n"
@@ -58,7 +59,9 @@ constexpr const char* kUsage =
     "                   each answers; then the range transfers under way (joins, leaves):\n"
     "                   peer, direction (in/out), state, ranges, keys moved so far;\n"
     "                   'leave:' when this node was asked to leave (queued, leaving,\n"
-    "                   left, or refused and why); the hints it holds as a stand-in,\n"
+    "                   left, or refused and why); 'removal:' for a removenode it was\n"
+    "                   asked for (queued, progress, done, refused) or one under way;\n"
+    "                   the hints it holds as a stand-in,\n"
     "                   per target (the home replica they are for): keys, bytes, age\n"
     "                   of the oldest in ms, hints the target made durable and hints\n"
     "                   refused (store full) since the node started, and whether a\n"
@@ -82,6 +85,13 @@ constexpr const char* kUsage =
     "                   other ring member now (--range START:END: only that ring range),\n"
     "                   then prints progress until all are done (--no-wait: at once).\n"
     "                   Needs an admin grant.\n"
+    "  removenode ID    the first --node removes member ID, down for good (killed, its\n"
+    "                   data gone): in its turn (as leave), ID's ranges are copied from\n"
+    "                   their surviving replicas to their new owners, then ID is left.\n"
+    "                   Refused when ID is not a member, is the node itself, is not\n"
+    "                   reported down by the failure detector, when fewer than n members\n"
+    "                   would remain, or while another change is under way. Needs the\n"
+    "                   admin grant. Watch it with 'kvctl status' ('removal:').\n"
     "  user add NAME PUBLIC_KEY\n"
     "                   add a user: NAME (1-64 of A-Z a-z 0-9 . _ -) owns the CURVE\n"
     "                   public key PUBLIC_KEY (40 Z85 characters, as keygen prints).\n"
@@ -90,7 +100,8 @@ constexpr const char* kUsage =
     "  grant NAME read|write|admin PREFIX\n"
     "                   let NAME read (get, local-get, owners) or write (put, del) the keys\n"
     "                   that start with PREFIX ('' for every key); admin (users,\n"
-    "                   grants, leave; includes read and write) only with PREFIX ''.\n"
+    "                   grants, leave, removenode; includes read and write) only with\n"
+    "                   PREFIX ''.\n"
     "  revoke NAME read|write|admin PREFIX\n"
     "                   take such a grant back. The user and grant commands need the\n"
     "                   admin grant; a change spreads to every node within seconds\n"
@@ -245,6 +256,7 @@ int print_status(const std::string& endpoint, const kv::proto::StatusResponse& s
         }
         out += "]";
         if (!s.leave.empty()) out += ",\"leave\":" + json_quote(s.leave);
+        if (!s.removal.empty()) out += ",\"removal\":" + json_quote(s.removal);
         out += ",\"hints\":[";
         for (size_t i = 0; i < s.hints.size(); ++i) {
             const auto& h = s.hints[i];
@@ -294,6 +306,7 @@ int print_status(const std::string& endpoint, const kv::proto::StatusResponse& s
     std::printf("node %s (answered at %s), %s, keys stored: %llu\n", s.node_id.c_str(),
                 endpoint.c_str(), n_text.c_str(), static_cast<unsigned long long>(s.keys_stored));
     if (!s.leave.empty()) std::printf("leave: %s\n", s.leave.c_str());
+    if (!s.removal.empty()) std::printf("removal: %s\n", s.removal.c_str());
     std::printf("%-20s %-32s %-12s %s\n", "NODE", "ENDPOINT", "STATE", "LAST_SEEN_MS_AGO");
     for (const auto& m : s.members) {
         std::printf("%-20s %-32s %-12s %llu\n", m.node_id.c_str(), m.endpoint.c_str(),
@@ -677,8 +690,9 @@ std::optional<std::string> check_args(const std::string& command, const Args& a)
     if (auto problem = check_key_args(command, a)) return problem;
     if (is_access_command(command)) return check_access_args(a);
     static const std::vector<std::pair<std::string, size_t>> kArity = {
-        {"get", 2},     {"local-get", 2}, {"put", 3},    {"del", 2},    {"status", 1},
-        {"members", 1}, {"leave", 1},     {"keygen", 2}, {"owners", 2}, {"repair", 1}};
+        {"get", 2},    {"local-get", 2}, {"put", 3},       {"del", 2},
+        {"status", 1}, {"members", 1},   {"leave", 1},     {"keygen", 2},
+        {"owners", 2}, {"repair", 1},    {"removenode", 2}};
     bool known = false;
     for (const auto& [name, count] : kArity) {
         if (name != command) continue;
@@ -687,8 +701,8 @@ std::optional<std::string> check_args(const std::string& command, const Args& a)
     }
     if (!known)
         return "unknown command '" + command +
-               "' (get, put, del, status, owners, members, leave, repair, local-get, user, "
-               "grant, revoke, keygen)";
+               "' (get, put, del, status, owners, members, leave, repair, removenode, "
+               "local-get, user, grant, revoke, keygen)";
     if ((a.range || a.no_wait) && command != "repair")
         return "--range and --no-wait apply to repair only";
     bool is_write = command == "put" || command == "del";
@@ -770,6 +784,12 @@ int run(const Args& a) {
         return kExitOk;
     }
     if (command == "repair") return run_repair(client, a);
+    if (command == "removenode") {
+        auto r = client.removenode(a.positional[1]);
+        if (!r) return fail(r.status());
+        std::printf("%s: %s\n", client.current_endpoint().c_str(), r.value().c_str());
+        return kExitOk;
+    }
     if (command == "members") {
         auto s = client.status();
         return s ? print_members(s.value(), a.json) : fail(s.status());

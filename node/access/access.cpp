@@ -36,6 +36,7 @@ std::optional<Need> need_of(const Message& m) {
                 return Need{Permission::write, r.key};
             } else if constexpr (std::is_same_v<T, proto::LeaveRequest> ||
                                  std::is_same_v<T, proto::RepairRequest> ||
+                                 std::is_same_v<T, proto::RemoveNodeRequest> ||
                                  std::is_same_v<T, proto::UserAddRequest> ||
                                  std::is_same_v<T, proto::UserDelRequest> ||
                                  std::is_same_v<T, proto::UserListRequest> ||

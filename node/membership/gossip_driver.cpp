@@ -34,6 +34,14 @@ Status GossipDriver::start(uint64_t started_ms) {
                                           " is at or beyond 2^62; starting at 2^62");
         }
     }
+    auto removed = env_.read(Space::meta, meta::kRemovedKey);
+    if (!removed) return removed.status();
+    if (removed.value()) {
+        return Status(ErrorCode::invalid_argument,
+                      "this node was removed from the cluster by " + *removed.value() +
+                          " (kvctl removenode) and its data is stale: delete its data "
+                          "directory to join again as a new node");
+    }
     persist_incarnation(incarnation);
     gossip::MemberState self;
     self.id = config_.node_id;
@@ -121,6 +129,7 @@ Status GossipDriver::start(uint64_t started_ms) {
 }
 
 void GossipDriver::tick(uint64_t now_ms) {
+    if (note_removed()) return;  // silent: this life is over for the cluster
     maybe_claim_tokens(now_ms);
     send(gossiper_->tick(now_ms, rng_));
     on_view_change_();
@@ -129,9 +138,54 @@ void GossipDriver::tick(uint64_t now_ms) {
 Status GossipDriver::handle(const GossipRequest& req) {
     auto decoded = gossip::decode(req.payload);
     if (!decoded) return decoded.status();
-    send(gossiper_->handle(decoded.value(), env_.now_ms()));
+    if (!gossiper_->removed_by().empty()) return {};
+    auto replies = gossiper_->handle(decoded.value(), env_.now_ms());
+    if (note_removed()) return {};
+    if (gossiper_->earlier_life_holds_tokens() && !earlier_life_warned_) {
+        earlier_life_warned_ = true;
+        env_.log(LogLevel::warn, "gossip: " + config_.node_id +
+                                     " is still a ring member holding tokens from an earlier "
+                                     "life whose data this node does not have; it joins again "
+                                     "as a new node once that member is removed (kvctl "
+                                     "removenode " +
+                                     config_.node_id + " on a live member)");
+    }
+    send(std::move(replies));
     on_view_change_();
     return {};
+}
+
+bool GossipDriver::note_removed() {
+    const std::string& by = gossiper_->removed_by();
+    if (by.empty()) return false;
+    if (!removed_recorded_) {
+        removed_recorded_ = true;
+        env_.stage_write(StoreWrite{Space::meta, std::string(meta::kRemovedKey), by});
+        env_.log(LogLevel::error,
+                 "gossip: this node was removed from the cluster by " + by +
+                     " (kvctl removenode) while it was down; its data is stale, so it stops "
+                     "taking part and refuses requests. Delete its data directory to join "
+                     "again as a new node");
+    }
+    return true;
+}
+
+void GossipDriver::queue_removal(const std::string& id) {
+    removal_refusal_.clear();
+    gossiper_->announce_removal(id);
+}
+
+void GossipDriver::start_removal() {
+    if (gossiper_->start_removal()) on_view_change_();
+}
+
+void GossipDriver::complete_removal(const std::string& id) {
+    if (gossiper_->complete_removal(id)) on_view_change_();
+}
+
+void GossipDriver::end_removal(const std::string& why) {
+    removal_refusal_ = why;
+    gossiper_->withdraw_change();
 }
 
 // A refutation raises the incarnation in memory; the next life must start
@@ -178,6 +232,9 @@ void GossipDriver::send(std::vector<gossip::Outgoing> out) {
 void GossipDriver::maybe_claim_tokens(uint64_t now_ms) {
     const gossip::ClusterView& view = gossiper_->view();
     if (!view.self().tokens.empty()) return;
+    // Claiming now would put new tokens in place of the earlier life's with no
+    // transfer of its ranges: wait for its removal (ClusterView::refute).
+    if (gossiper_->earlier_life_holds_tokens()) return;
     bool ring_known = false;
     bool earlier_joiner = false;
     bool change_under_way = false;
@@ -208,6 +265,13 @@ void GossipDriver::maybe_claim_tokens(uint64_t now_ms) {
         // Claiming tokens starts a join, a membership change like a leave:
         // announced first, claimed only in its turn (gossip.h, change_turn),
         // so no leave or other join can be under way unseen.
+        // Waiting for a member that is down, the join does not hold its place
+        // in line (gossip.h, change_needs_down_member): it announces again
+        // once that member is back or removed.
+        if (!gossiper_->change_needs_down_member().empty()) {
+            if (view.self().change_ticket != 0) gossiper_->withdraw_change();
+            return;
+        }
         if (view.self().change_ticket == 0) gossiper_->announce_change();
         if (gossiper_->change_turn().state != gossip::ChangeTurn::State::go) return;
     }

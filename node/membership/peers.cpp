@@ -66,7 +66,8 @@ uint64_t Peers::last_seen_ms_ago(const std::string& id) const {
 bool Peers::gossip_says_down(const std::string& id) const {
     if (view_ == nullptr) return false;
     const gossip::MemberState* s = view_->find(id);
-    return s != nullptr && s->liveness == gossip::Liveness::down;
+    // A removed member (kvctl removenode) is down for good, whatever it says.
+    return s != nullptr && (s->liveness == gossip::Liveness::down || !s->removed_by.empty());
 }
 
 }  // namespace kv::node

@@ -58,6 +58,7 @@ void Rebalancer::refresh() {
         calls_.clear();
         outbound_needs_.clear();
         keys_sent_to_.clear();
+        removal_needs_.clear();
         // The move completed everywhere this node can see: the ranges it
         // handed off are no longer its own in its ring, so nothing is fenced.
         handoffs_.clear();
@@ -65,8 +66,12 @@ void Rebalancer::refresh() {
     }
     const auto diff = placement_.diff();
     outbound_needs_ = plan_outbound(diff, config_.node_id);
+    const std::optional<RemovalPlan> removal = active_removal();
+    removal_needs_.clear();
+    if (removal && removal->by == config_.node_id) removal_needs_ = plan_removal(diff, *removal);
     std::vector<InboundTransfer> next;
-    for (auto& plan : plan_inbound(diff, config_.node_id, kTransferRangesMax)) {
+    for (auto& plan :
+         plan_inbound(diff, config_.node_id, kTransferRangesMax, removal ? &*removal : nullptr)) {
         auto same = std::find_if(inbound_.begin(), inbound_.end(),
                                  [&](const InboundTransfer& t) { return t.plan == plan; });
         if (same != inbound_.end()) {
@@ -97,12 +102,28 @@ void Rebalancer::tick(uint64_t now_ms) {
         send_call(t, now_ms);
     }
     maybe_start_leave();
+    maybe_start_removal();
     maybe_finish_membership_change();
+}
+
+const std::string& Rebalancer::peer_of(const InboundTransfer& t) const {
+    const bool handing_off = t.phase == InboundTransfer::Phase::handing_off;
+    return handing_off && !t.plan.handoff_to.empty() ? t.plan.handoff_to : t.plan.source;
 }
 
 void Rebalancer::send_call(InboundTransfer& t, uint64_t now_ms) {
     assert(t.call_id == 0);
-    if (!peers_.reachable(t.plan.source)) {
+    const std::string& peer = peer_of(t);
+    if (peer == config_.node_id) {
+        // The handoff of a removal this node runs, for ranges it took over
+        // itself: recorded as a handoff from a peer would be.
+        handoffs_.record(config_.node_id, t.plan.ranges);
+        t.phase = InboundTransfer::Phase::done;
+        env_.log(LogLevel::info, "received " + std::to_string(t.plan.ranges.size()) + " ranges (" +
+                                     std::to_string(t.keys) + " keys) from " + t.plan.source);
+        return maybe_finish_membership_change();
+    }
+    if (!peers_.reachable(peer)) {
         t.retry_at_ms = now_ms + config_.transfer_retry_ms;
         return;
     }
@@ -115,7 +136,7 @@ void Rebalancer::send_call(InboundTransfer& t, uint64_t now_ms) {
                   StreamRequest{id, config_.node_id, placement_.digest(), to_wire(t.plan.ranges),
                                 t.after_key, config_.stream_keys_per_page});
     } else {
-        env_.send(t.plan.source,
+        env_.send(peer,
                   HandoffRequest{id, config_.node_id, placement_.digest(), to_wire(t.plan.ranges)});
     }
 }
@@ -131,7 +152,7 @@ bool Rebalancer::on_send_failed(const std::string& peer_id, uint64_t request_id)
     if (call == calls_.end()) return false;
     InboundTransfer& t = inbound_[call->second];
     calls_.erase(call);
-    if (t.plan.source == peer_id) call_failed(t, "source " + peer_id + " is not connected");
+    if (peer_of(t) == peer_id) call_failed(t, "peer " + peer_id + " is not connected");
     return true;
 }
 
@@ -140,7 +161,7 @@ bool Rebalancer::on_reply(const std::string& peer_id, const Message& message) {
     if (call == calls_.end()) return false;
     InboundTransfer& t = inbound_[call->second];
     calls_.erase(call);
-    if (t.plan.source != peer_id || t.call_id != request_id(message)) return true;
+    if (peer_of(t) != peer_id || t.call_id != request_id(message)) return true;
     t.call_id = 0;
     if (const auto* page = std::get_if<StreamResponse>(&message)) {
         on_page(t, *page);
@@ -183,6 +204,7 @@ void Rebalancer::on_page(InboundTransfer& t, const StreamResponse& page) {
 }
 
 void Rebalancer::maybe_finish_membership_change() {
+    maybe_finish_removal();
     const gossip::MemberState& self = gossip_->view().self();
     // A joiner that restarted knows only itself until gossip answers: with no
     // ring to take ranges from it has nothing planned yet, not nothing to do.
@@ -323,10 +345,14 @@ void Rebalancer::handle(const ReplyTo& from, const proto::LeaveRequest& req) {
                       "only a member that is up can leave (this one is " +
                           std::string(gossip::status_name(self.declared)) + ")");
     }
-    if (self.change_ticket != 0) {
-        return answer(ErrorCode::ok, "leave already queued, waiting for " +
-                                         gossip_->change_turn().waiting_for +
-                                         "; kvctl status shows its progress");
+    if (!gossip_->removal_target().empty()) {
+        return answer(ErrorCode::invalid_argument,
+                      "refused: this node's removal of " + gossip_->removal_target() +
+                          " is under way; retry once it completes (kvctl status)");
+    }
+    if (gossip_->leave_queued()) {
+        return answer(ErrorCode::ok,
+                      "leave already " + leave_status() + "; kvctl status shows its progress");
     }
     bool others = false;
     for (const auto& n : view.ring_input()) others |= n.id != config_.node_id;
@@ -378,7 +404,7 @@ void Rebalancer::refuse_queued_leave(const std::string& why) {
 // concurrently is visible here, and no other member is in transition.
 void Rebalancer::maybe_start_leave() {
     const gossip::MemberState& self = gossip_->view().self();
-    if (self.declared != gossip::MemberStatus::up || self.change_ticket == 0 ||
+    if (self.declared != gossip::MemberStatus::up || !gossip_->leave_queued() ||
         self.tokens.empty()) {
         return;
     }
@@ -387,6 +413,14 @@ void Rebalancer::maybe_start_leave() {
     if (std::string why = below_n(/*with_queued=*/false); !why.empty()) {
         return refuse_queued_leave(why);
     }
+    // Waiting for a member that is down, it does not hold its place in line
+    // (it would hold back that member's removal): withdrawn, announced again
+    // once the member is back or removed.
+    if (!gossip_->change_needs_down_member().empty()) {
+        if (self.change_ticket != 0) gossip_->suspend_leave();
+        return;
+    }
+    if (self.change_ticket == 0) return gossip_->resume_leave();
     if (gossip_->change_turn().state != gossip::ChangeTurn::State::go) return;
     env_.log(LogLevel::info, "the leave's turn came: every member acknowledged it; leaving");
     gossip_->declare(gossip::MemberStatus::leaving);
@@ -407,7 +441,11 @@ std::string Rebalancer::leave_status() const {
                std::to_string(outbound_needs_.size()) + " ranges handed to " +
                std::to_string(targets.size()) + " new owners";
     }
-    if (self.declared == gossip::MemberStatus::up && self.change_ticket != 0) {
+    if (self.declared == gossip::MemberStatus::up && gossip_->leave_queued()) {
+        if (self.change_ticket == 0) {
+            return "queued: waiting for " + gossip_->change_needs_down_member() +
+                   ", which is down, to return or be removed (kvctl removenode)";
+        }
         return "queued: waiting for " + gossip_->change_turn().waiting_for;
     }
     if (std::string why = gossip_->leave_refusal(); !why.empty()) return "refused: " + why;
@@ -416,6 +454,167 @@ std::string Rebalancer::leave_status() const {
 
 std::string Rebalancer::leave_refusal() const {
     return gossip_ == nullptr ? std::string() : gossip_->leave_refusal();
+}
+
+// ---- removal of a member down for good (kvctl removenode) ---------------------
+
+std::optional<RemovalPlan> Rebalancer::active_removal() const {
+    const gossip::ClusterView& view = gossip_->view();
+    const std::string active = view.active_change();
+    if (active.empty()) return std::nullopt;
+    const gossip::MemberState* s = view.find(active);
+    if (s == nullptr || s->removed_by.empty()) return std::nullopt;
+    return RemovalPlan{active, s->removed_by};
+}
+
+std::string Rebalancer::removal_refused(const std::string& id, bool queued) const {
+    const gossip::ClusterView& view = gossip_->view();
+    if (id == config_.node_id)
+        return "a node cannot remove itself; a live member leaves with kvctl leave";
+    const gossip::MemberState* s = view.find(id);
+    if (s == nullptr || s->declared == gossip::MemberStatus::left) {
+        return id + " is not a member (kvctl members lists them)";
+    }
+    // Only the failure detector's verdict: removing a live member would
+    // drop a replica that holds data (and it would stop serving when it hears).
+    if (s->liveness != gossip::Liveness::down) {
+        return id + " is " + std::string(gossip::status_name(s->status())) +
+               ", not down: only a member the failure detector reports down can be removed "
+               "(a live member leaves with kvctl leave)";
+    }
+    if (s->in_ring()) {
+        uint32_t staying = 0;
+        for (const auto& [other, state] : view.states()) {
+            if (other != id && state.in_ring() && state.declared != gossip::MemberStatus::leaving) {
+                ++staying;
+            }
+        }
+        if (staying < config_.n_replicas) {
+            return "removing " + id + " would keep " + std::to_string(staying) +
+                   " ring members for n=" + std::to_string(config_.n_replicas) + " replicas";
+        }
+    }
+    if (queued) return {};
+    if (view.self().change_ticket != 0) {
+        return "this node has a membership change queued already (kvctl status shows it)";
+    }
+    // A join or leave the member died in is what its removal ends; any
+    // other change must complete first (one change at a time).
+    if (const std::string active = view.active_change(); !active.empty() && active != id) {
+        return "another membership change is under way (" + active + "); retry once it completes";
+    }
+    return {};
+}
+
+void Rebalancer::handle(const ReplyTo& from, const proto::RemoveNodeRequest& req) {
+    auto answer = [&](ErrorCode code, std::string message) {
+        env_.reply(from, proto::AdminResponse{req.id, code, std::move(message)});
+    };
+    if (gossip_ == nullptr) {
+        return answer(ErrorCode::invalid_argument,
+                      "this node runs with a static member list (--peers); removing a member "
+                      "needs gossip membership (--seeds)");
+    }
+    const std::string& id = req.node_id;
+    const gossip::MemberState* s = gossip_->view().find(id);
+    if (s != nullptr && !s->removed_by.empty()) {
+        return answer(ErrorCode::ok, s->declared == gossip::MemberStatus::left
+                                         ? id + " was removed by " + s->removed_by
+                                         : id + " is being removed by " + s->removed_by +
+                                               "; kvctl status shows the transfers");
+    }
+    if (gossip_->removal_target() == id) {
+        return answer(ErrorCode::ok, "removal of " + id + " already queued, waiting for " +
+                                         gossip_->change_turn().waiting_for);
+    }
+    if (std::string why = removal_refused(id, /*queued=*/false); !why.empty()) {
+        return answer(ErrorCode::invalid_argument, "refused: " + why);
+    }
+    gossip_->queue_removal(id);
+    env_.log(LogLevel::info, "removal of " + id + " queued");
+    answer(ErrorCode::ok,
+           "removal of " + id +
+               " queued: it starts once every other member has acknowledged it and no other "
+               "join or leave is under way or asked earlier; its ranges are then copied from "
+               "their surviving replicas to their new owners; kvctl status shows its progress");
+}
+
+// In its turn (gossip.h, change_turn), judged again with the cluster-wide
+// state: the member still down, and enough members staying.
+void Rebalancer::maybe_start_removal() {
+    const std::string target = gossip_->removal_target();
+    if (target.empty()) return;
+    const gossip::MemberState* s = gossip_->view().find(target);
+    if (s != nullptr && !s->removed_by.empty()) {
+        if (s->removed_by != config_.node_id) {
+            gossip_->end_removal(target + " was removed by " + s->removed_by);
+        }
+        return;  // started: maybe_finish_removal ends it
+    }
+    if (std::string why = removal_refused(target, /*queued=*/true); !why.empty()) {
+        env_.log(LogLevel::warn, "the queued removal of " + target + " is refused: " + why);
+        return gossip_->end_removal(why);
+    }
+    if (gossip_->change_turn().state != gossip::ChangeTurn::State::go) return;
+    env_.log(LogLevel::info, "the removal's turn came: removing " + target +
+                                 "; its ranges are copied from their surviving replicas");
+    gossip_->start_removal();
+}
+
+void Rebalancer::maybe_finish_removal() {
+    const std::optional<RemovalPlan> removal = active_removal();
+    if (removal && removal->by == config_.node_id && placement_.moving()) {
+        for (const auto& need : removal_needs_) {
+            if (!handed_off(need)) return;
+        }
+        env_.log(LogLevel::info, "every range of " + removal->member +
+                                     " is back on its new owners; it is removed (left)");
+        last_removed_ = removal->member;
+        gossip_->complete_removal(removal->member);
+    }
+    // This node's ticket ends with the removal (as a leaver's with its leave).
+    const std::string target = gossip_->removal_target();
+    if (target.empty()) return;
+    const gossip::MemberState* s = gossip_->view().find(target);
+    if (s != nullptr && s->removed_by == config_.node_id &&
+        s->declared == gossip::MemberStatus::left) {
+        last_removed_ = target;
+        gossip_->end_removal({});
+    }
+}
+
+std::string Rebalancer::removal_status() const {
+    if (gossip_ == nullptr) return {};
+    if (!gossip_->removed_by().empty()) {
+        return "this node was removed by " + gossip_->removed_by() +
+               " (kvctl removenode); its data is stale and it serves nothing: delete its data "
+               "directory to join again as a new node";
+    }
+    if (gossip_->earlier_life_holds_tokens()) {
+        return "waiting: " + config_.node_id +
+               " is a ring member holding tokens from an earlier life whose data is gone; this "
+               "node joins as a new node once that member is removed (kvctl removenode " +
+               config_.node_id + " on a live member)";
+    }
+    const std::optional<RemovalPlan> removal = active_removal();
+    if (removal && removal->by == config_.node_id) {
+        std::set<std::string> targets;
+        size_t done = 0;
+        for (const auto& need : removal_needs_) {
+            targets.insert(need.target);
+            done += handed_off(need) ? 1 : 0;
+        }
+        return "removing " + removal->member + ": " + std::to_string(done) + " of " +
+               std::to_string(removal_needs_.size()) + " ranges copied to " +
+               std::to_string(targets.size()) + " new owners";
+    }
+    if (removal) return removal->member + " is being removed by " + removal->by;
+    if (const std::string target = gossip_->removal_target(); !target.empty()) {
+        return "queued: removal of " + target + " waits for " + gossip_->change_turn().waiting_for;
+    }
+    if (!gossip_->removal_refusal().empty()) return "refused: " + gossip_->removal_refusal();
+    if (!last_removed_.empty()) return last_removed_ + " removed";
+    return {};
 }
 
 }  // namespace kv::node

@@ -54,6 +54,9 @@ class Rebalancer {
     // kvctl leave: refused when it cannot work, else queued; the leave starts
     // (this node declares itself leaving) in its turn (maybe_start_leave).
     void handle(const ReplyTo& from, const proto::LeaveRequest& req);
+    // kvctl removenode: refused when it cannot work, else queued; the removal
+    // starts in its turn (maybe_start_removal).
+    void handle(const ReplyTo& from, const proto::RemoveNodeRequest& req);
 
     // Ranges this node still has to receive before the change completes.
     bool transfers_pending() const;
@@ -63,6 +66,9 @@ class Rebalancer {
     std::string leave_status() const;
     // Why a leave this node accepted (queued) was refused later; empty if not.
     std::string leave_refusal() const;
+    // The removal this node was asked for or knows of, for kvctl status
+    // (proto::StatusResponse::removal).
+    std::string removal_status() const;
 
   private:
     struct InboundTransfer {
@@ -80,6 +86,15 @@ class Rebalancer {
     void on_page(InboundTransfer& t, const StreamResponse& page);
     void maybe_finish_membership_change();
     void maybe_start_leave();
+    void maybe_start_removal();
+    void maybe_finish_removal();
+    // The removal under way (the active change is a removed member), if any.
+    std::optional<RemovalPlan> active_removal() const;
+    // Why removing `id` now cannot work; empty when it can. `queued`: judged
+    // again in its turn (this node's own ticket is then expected).
+    std::string removal_refused(const std::string& id, bool queued) const;
+    // Where a transfer's current call goes: its source, or where it hands off.
+    const std::string& peer_of(const InboundTransfer& t) const;
     // Why leaving now would take the ring below n_replicas members, counting
     // only the members that stay: empty when it would not. `with_queued`
     // also counts out the members whose leaves are queued (announced).
@@ -103,6 +118,10 @@ class Rebalancer {
     std::map<uint64_t, size_t> calls_;              // request id -> index in inbound_
     std::vector<OutboundNeed> outbound_needs_;      // ranges this node gives up, and to whom
     std::map<std::string, uint64_t> keys_sent_to_;  // progress of outbound streams
+    // The removal this node runs: the ranges the removed member gives up, and
+    // to whom (handed off here in its place).
+    std::vector<OutboundNeed> removal_needs_;
+    std::string last_removed_;  // the member this node removed last, for status
 };
 
 }  // namespace kv::node

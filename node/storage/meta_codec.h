@@ -46,6 +46,11 @@ constexpr std::string_view kViewKey = "view";
 // a leave the operator was told is queued; "refused: " and the reason once it
 // was refused in its turn (status keeps showing why). Absent once leaving.
 constexpr std::string_view kLeaveKey = "leave";
+// The member that removed this node (kvctl removenode), written when this node
+// heard of its removal while holding tokens: its data is of a life the cluster
+// removed, so the node refuses to start with it (delete the directory to join
+// again as a new node).
+constexpr std::string_view kRemovedKey = "removed";
 // Every handoff this node accepted: by new owner, the ranges it stopped serving.
 constexpr std::string_view kHandoffsKey = "handoffs";
 // Hinted handoff (node/replica/hint_store.h): by target, the token ranges in

@@ -40,6 +40,7 @@ std::vector<Seed> client_seeds() {
                        "",
                        {{"n2", 2, 300, 1500, 1, 1, true}},
                        2,
+                       "",
                        proto::AntiEntropyStatus{
                            true, 10, 1, 2, 3, 0, 4, 5, 6, 7, 8, 1, 1, 0, {{"n2", true, 900}}}})});
     out.push_back({"put_str_bytes",
@@ -133,9 +134,15 @@ std::vector<Seed> gossip_seeds() {
                   3,
                   99,
                   {5, 1u << 20, UINT64_MAX},
-                  0};
-    MemberState b{"n2", "tcp://127.0.0.1:7002", MemberStatus::joining, Liveness::suspect, 1, 4, {7},
-                  12};
+                  0,
+                  ""};
+    MemberState b{
+        "n2", "tcp://127.0.0.1:7002", MemberStatus::joining, Liveness::suspect, 1, 4, {7}, 12, ""};
+    MemberState removal = a;  // an entry written by the member that removed n1
+    removal.declared = MemberStatus::leaving;
+    removal.liveness = Liveness::down;
+    removal.incarnation += kRemovalIncarnationStep;
+    removal.removed_by = "n2";
     return {
         {"gsyn", encode(GossipSyn{"n1",
                                   "tcp://127.0.0.1:7001",
@@ -143,6 +150,7 @@ std::vector<Seed> gossip_seeds() {
                                    {"n2", 1, 4, MemberStatus::leaving, Liveness::down}}})},
         {"gack", encode(GossipAck{"n2", "tcp://127.0.0.1:7002", {a}, {"n3"}})},
         {"gack2", encode(GossipAck2{"n1", {a, b}})},
+        {"gack2_removal", encode(GossipAck2{"n1", {removal}})},
     };
 }
 

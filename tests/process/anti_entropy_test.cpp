@@ -86,13 +86,19 @@ TEST_CASE("3 nodes, n=3: anti-entropy refills a restarted node; tombstones are p
             write(client, proto::PutRequest{next_request_id(), key_of(i), "v" + std::to_string(i),
                                             std::nullopt, kQuorum, 5000}) == ErrorCode::ok);
     }
+    const auto restart_began = Clock::now();
     KV_REQUIRE_OK(cluster.restart(2));
     RawClient restarted(cluster.endpoint(2));
-    const long long refill_ms =
+    const long long waited_ms =
         wait_ms(kRepairBoundMs, [&] { return status(restarted).keys_stored == kKeys; });
-    std::printf("anti-entropy: the restarted node holds all %d keys %lld ms after its restart\n",
-                kKeys, refill_ms);
-    REQUIRE(refill_ms >= 0);
+    REQUIRE(waited_ms >= 0);
+    std::printf(
+        "anti-entropy: the restarted node holds all %d keys %lld ms after its restart "
+        "began\n",
+        kKeys,
+        static_cast<long long>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - restart_began)
+                .count()));
     // Each key, read from that replica alone.
     for (int i = 0; i < kKeys; ++i) {
         auto reply = restarted.request(proto::LocalGetRequest{next_request_id(), key_of(i)});

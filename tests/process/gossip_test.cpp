@@ -49,11 +49,7 @@ std::vector<std::string> gossip_flags() {
 }
 
 std::optional<proto::StatusResponse> members_of(ProcessCluster& cluster, size_t i) {
-    RawClient client(cluster.endpoint(i));
-    auto reply = client.request(proto::StatusRequest{next_request_id()}, 2000);
-    if (!reply) return std::nullopt;
-    if (auto* s = std::get_if<proto::StatusResponse>(&reply.value())) return *s;
-    return std::nullopt;
+    return status_of(cluster, i);
 }
 
 const proto::MemberStatus* find_member(const proto::StatusResponse& s, const std::string& id) {
@@ -67,17 +63,7 @@ const proto::MemberStatus* find_member(const proto::StatusResponse& s, const std
 template <typename Pred>
 bool wait_for(ProcessCluster& cluster, const std::vector<size_t>& observers, int timeout_ms,
               Pred holds) {
-    const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-    while (Clock::now() < deadline) {
-        bool all = true;
-        for (size_t i : observers) {
-            auto s = members_of(cluster, i);
-            all = all && s && holds(*s);
-        }
-        if (all) return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return false;
+    return wait_for_status(cluster, observers, timeout_ms, holds);
 }
 
 // Every node in `ids` is listed up with its tokens.

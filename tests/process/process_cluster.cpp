@@ -579,6 +579,30 @@ std::string describe(const proto::Message& message) {
     return text + "}";
 }
 
+std::optional<proto::StatusResponse> status_of(const ProcessCluster& cluster, size_t i) {
+    RawClient client(cluster.endpoint(i));
+    auto reply = client.request(proto::StatusRequest{next_request_id()}, 2000);
+    if (!reply) return std::nullopt;
+    if (auto* s = std::get_if<proto::StatusResponse>(&reply.value())) return *s;
+    return std::nullopt;
+}
+
+bool wait_for_status(const ProcessCluster& cluster, const std::vector<size_t>& observers,
+                     int timeout_ms,
+                     const std::function<bool(const proto::StatusResponse&)>& holds) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (std::chrono::steady_clock::now() < deadline) {
+        bool all = true;
+        for (size_t i : observers) {
+            auto s = status_of(cluster, i);
+            all = all && s && holds(*s);
+        }
+        if (all) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+}
+
 std::string run_kvctl(const ProcessCluster& cluster, const std::string& args) {
     const auto bin = std::filesystem::path(cluster.node_binary()).parent_path() / "kvctl";
     const std::string command = bin.string() + " " + args + " 2>&1";

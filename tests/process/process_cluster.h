@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -178,6 +179,15 @@ std::optional<ErrorCode> reply_code(const proto::Message& reply);
 
 // "ErrorResponse{id=3 code=bad_request message=...}" style text for failure messages.
 std::string describe(const proto::Message& message);
+
+// Node i's status reply, or nullopt when it does not give one within 2 s.
+std::optional<proto::StatusResponse> status_of(const ProcessCluster& cluster, size_t i);
+
+// Polls the status of every node in `observers` every 50 ms until `holds` is
+// true of each reply; false when timeout_ms passes first.
+bool wait_for_status(const ProcessCluster& cluster, const std::vector<size_t>& observers,
+                     int timeout_ms,
+                     const std::function<bool(const proto::StatusResponse&)>& holds);
 
 // Runs kvctl (next to the kvnode under test) with `args` and returns what it
 // printed, stdout and stderr together.

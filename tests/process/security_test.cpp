@@ -178,6 +178,7 @@ std::vector<std::pair<std::string, std::string>> forged_peer_frames(ProcessClust
     add("r_write", write);
     add("r_read", node::ReplicaReadRequest{next_request_id(), "k2"});
     add("leave", proto::LeaveRequest{next_request_id()});
+    add("removenode", proto::RemoveNodeRequest{next_request_id(), "n2"});
     add("gossip naming a fake member",
         node::GossipRequest{next_request_id(), "evil", gossip_about(fake)});
     add("gossip claiming incarnation 2^64-1",

@@ -285,7 +285,11 @@ TEST_CASE("a queued leave waits for a cut-off member, survives a restart, then h
         c, w, [] { return false; }, 5000);
     CHECK(declared(c, 1) == gossip::MemberStatus::up);
     auto status = std::get<proto::StatusResponse>(call(c, 1, proto::StatusRequest{}));
-    CHECK(status.leave == "queued: waiting for acknowledgement from n4");
+    // n4 is down by now: the leave does not hold its place in line while it
+    // waits for n4 (it would hold back n4's removal), and says what it waits for.
+    CHECK(status.leave ==
+          "queued: waiting for n4, which is down, to return or be removed "
+          "(kvctl removenode)");
     auto again = std::get<proto::AdminResponse>(call(c, 1, proto::LeaveRequest{}));
     CHECK(again.code == ErrorCode::ok);
     CHECK(again.message.find("leave already queued") == 0);
@@ -300,4 +304,51 @@ TEST_CASE("a queued leave waits for a cut-off member, survives a restart, then h
                           {"n1", "n3", "n4"});
     status = std::get<proto::StatusResponse>(call(c, 1, proto::StatusRequest{}));
     CHECK(status.leave == "left");
+}
+
+TEST_CASE("a member down for good is removed; a leave queued while it was down goes after",
+          "[membership]") {
+    for (uint64_t seed : {61, 62, 63}) {
+        INFO("seed " << seed);
+        sim::Cluster c(cluster_of(5, seed));
+        form_and_write(c);
+        Watch w;
+        c.crash(4);  // n5, for good
+        REQUIRE(c.run_until(
+            [&] {
+                const auto* s = c.node(0).gossiper()->view().find("n5");
+                return s != nullptr && s->status() == gossip::MemberStatus::down;
+            },
+            20000));
+        auto leave = leave_at_once(c, w, {1});
+        REQUIRE(leave[1].code == ErrorCode::ok);
+        // Long enough for every member to see n2's ticket: the removal's
+        // ticket orders after it.
+        run_watched(
+            c, w, [] { return false; }, 3000);
+        auto waiting = std::get<proto::StatusResponse>(call(c, 1, proto::StatusRequest{}));
+        CHECK(waiting.leave ==
+              "queued: waiting for n5, which is down, to return or be removed (kvctl removenode)");
+        // A live member cannot be removed; a dead one can.
+        auto live = std::get<proto::AdminResponse>(call(c, 0, proto::RemoveNodeRequest{0, "n3"}));
+        CHECK(live.code == ErrorCode::invalid_argument);
+        CHECK(live.message.find("n3 is up, not down") != std::string::npos);
+        auto removal =
+            std::get<proto::AdminResponse>(call(c, 0, proto::RemoveNodeRequest{0, "n5"}));
+        INFO(removal.message);
+        REQUIRE(removal.code == ErrorCode::ok);
+        CHECK(removal.message.find("removal of n5 queued") == 0);
+        // Both happen, one at a time: n5's ranges come back from the
+        // survivors, then n2 hands its own over.
+        settles_one_at_a_time(c, w,
+                              [&] {
+                                  const auto* s = c.node(0).gossiper()->view().find("n5");
+                                  return s != nullptr &&
+                                         s->declared == gossip::MemberStatus::left &&
+                                         declared(c, 1) == gossip::MemberStatus::left;
+                              },
+                              {"n1", "n3", "n4"});
+        auto status = std::get<proto::StatusResponse>(call(c, 0, proto::StatusRequest{}));
+        CHECK(status.removal == "n5 removed");
+    }
 }

@@ -231,6 +231,7 @@ TEST_CASE("admin messages are refused to users without the admin grant", "[acces
         proto::RevokeRequest{0, "bob", Permission::read, ""},
         proto::LeaveRequest{0},
         proto::RepairRequest{0, true, 0, 0},
+        proto::RemoveNodeRequest{0, "n2"},
     };
     for (const auto& m : admin_only) {
         auto [code, message] = outcome(call(c, 0, m, 20000, as(0)));

@@ -141,6 +141,122 @@ TEST_CASE("a node refutes suspicion about itself with a higher incarnation") {
     CHECK(self.self().declared == MemberStatus::up);
 }
 
+TEST_CASE(
+    "removal: the remover's entry overrides all the member said of its life, and left is final") {
+    ClusterView remover(member("r", 1, 0), 64);
+    remover.merge(member("a", 5, 100));
+    ClusterView stale = observer();  // heard more of a's life than the remover did
+    stale.merge(member("a", 5, 250));
+    REQUIRE(remover.remove_member("a"));
+    const MemberState removal = *remover.find("a");
+    CHECK(removal.declared == MemberStatus::leaving);  // in the ring until re-replicated
+    CHECK(removal.removed_by == "r");
+    CHECK(removal.incarnation == 5 + kRemovalIncarnationStep);
+    CHECK(removal.liveness == Liveness::down);
+    CHECK(removal.tokens == std::vector<uint64_t>{1, 2, 3});
+    CHECK(stale.merge(removal).changed);
+    CHECK(stale.active_change() == "a");
+    // Nothing a's own lives said, or could say without being heard by anyone
+    // for kRemovalIncarnationStep starts, overrides it.
+    for (const MemberState& own :
+         {member("a", 5, 1'000'000), member("a", 6, 0), member("a", 5, 9, MemberStatus::left),
+          member("a", 5 + kRemovalIncarnationStep - 1, 3)}) {
+        CHECK_FALSE(stale.merge(own).changed);
+    }
+    CHECK(*stale.find("a") == removal);
+    // Only the remover completes it; left is final for that incarnation.
+    CHECK_FALSE(stale.complete_removal("a"));
+    REQUIRE(remover.complete_removal("a"));
+    const MemberState done = *remover.find("a");
+    CHECK(done.declared == MemberStatus::left);
+    CHECK(stale.merge(done).changed);
+    CHECK_FALSE(stale.merge(removal).changed);
+    CHECK(stale.find("a")->status() == MemberStatus::left);
+    CHECK(stale.ring_input().size() == 1);  // the observer alone: a is out of the ring
+    // Merge stays a max over a total order with removal entries in the mix.
+    std::mt19937_64 rng(7);
+    std::vector<MemberState> entries = {member("a", 5, 100), member("a", 5, 250), removal, done,
+                                        member("a", 6, 0)};
+    for (int order = 0; order < 20; ++order) {
+        std::shuffle(entries.begin(), entries.end(), rng);
+        ClusterView view = observer();
+        for (const auto& e : entries) view.merge(e);
+        CHECK(*view.find("a") == done);
+    }
+    // Not removable: itself, unknown or left members.
+    CHECK_FALSE(remover.remove_member("r"));
+    CHECK_FALSE(remover.remove_member("zz"));
+    CHECK_FALSE(remover.remove_member("a"));
+}
+
+TEST_CASE("removal of a member outside the ring is left at once") {
+    ClusterView remover(member("r", 1, 0), 64);
+    remover.merge(member("j", 2, 7, MemberStatus::joining));  // claimed tokens, died joining
+    REQUIRE(remover.remove_member("j"));
+    CHECK(remover.find("j")->declared == MemberStatus::left);
+    CHECK(remover.active_change().empty());
+}
+
+TEST_CASE(
+    "a removed member restarted with its data stops; with a fresh directory it rejoins later") {
+    ClusterView remover(member("r", 1, 0), 64);
+    remover.merge(member("a", 5, 100));
+    REQUIRE(remover.remove_member("a"));
+    const MemberState removal = *remover.find("a");
+    // Restarted with its old data: incarnation 6, up with its tokens. It does
+    // not refute (that would put it back in the ring holding stale data).
+    ClusterView old_life(member("a", 6, 0), 64);
+    const MergeOutcome heard = old_life.merge(removal);
+    CHECK(heard.removed);
+    CHECK_FALSE(heard.changed);
+    CHECK_FALSE(heard.refuted);
+    CHECK(old_life.self().incarnation == 6);
+    // And its own entry loses everywhere.
+    ClusterView other = observer();
+    other.merge(removal);
+    CHECK_FALSE(other.merge(old_life.self()).changed);
+    // A fresh data directory under the old id (incarnation 1, no tokens):
+    // waits while the removal re-replicates (a refutation would take a out of
+    // the ring before its ranges are copied) ...
+    MemberState fresh = member("a", 1, 0, MemberStatus::joining);
+    fresh.tokens.clear();
+    ClusterView new_life(fresh, 64);
+    const MergeOutcome during = new_life.merge(removal);
+    CHECK_FALSE(during.removed);
+    CHECK_FALSE(during.refuted);
+    CHECK(new_life.self().incarnation == 1);
+    // ... then, once it is left, refutes it and joins as a new node.
+    REQUIRE(remover.complete_removal("a"));
+    const MergeOutcome after = new_life.merge(*remover.find("a"));
+    CHECK(after.refuted);
+    CHECK(new_life.self().incarnation == removal.incarnation + 1);
+    CHECK(new_life.self().declared == MemberStatus::joining);
+    CHECK(new_life.self().removed_by.empty());
+    CHECK(other.merge(*remover.find("a")).changed);
+    CHECK(other.merge(new_life.self()).changed);
+    CHECK(other.find("a")->declared == MemberStatus::joining);
+    CHECK_FALSE(other.find("a")->holds_tokens());
+}
+
+TEST_CASE("a fresh data directory under the id of a ring member waits for its removal") {
+    // Refuting would replace the entry holding tokens with a tokenless one:
+    // the ring would drop those ranges with no transfer to their new owners.
+    MemberState fresh = member("a", 1, 0, MemberStatus::joining);
+    fresh.tokens.clear();
+    ClusterView new_life(fresh, 64);
+    const MergeOutcome heard = new_life.merge(member("a", 5, 100));
+    CHECK(heard.earlier_life_holds_tokens);
+    CHECK_FALSE(heard.refuted);
+    CHECK(new_life.self().incarnation == 1);
+    // An earlier life without tokens (it never claimed, or left) is refuted
+    // as before.
+    CHECK(new_life.merge(member("a", 5, 100, MemberStatus::left)).refuted);
+    ClusterView other(fresh, 64);
+    MemberState never_claimed = member("a", 3, 4, MemberStatus::joining);
+    never_claimed.tokens.clear();
+    CHECK(other.merge(never_claimed).refuted);
+}
+
 TEST_CASE("members() lists token holders sorted by id; version() tracks them") {
     ClusterView view(member("m", 1, 0, MemberStatus::joining), 64);
     // A joiner with tokens takes writes (it is a member) but owns nothing yet.
@@ -205,6 +321,9 @@ TEST_CASE("codec round-trips every message") {
     MemberState e = member("node-a", 12, 34, MemberStatus::leaving, Liveness::suspect);
     e.tokens = {0, 5, UINT64_MAX};
     e.change_ticket = 7;
+    MemberState removed =
+        member("gone", 9 + kRemovalIncarnationStep, 0, MemberStatus::leaving, Liveness::down);
+    removed.removed_by = "node-a";  // a 9th field
     const std::vector<GossipMessage> messages = {
         GossipSyn{"a",
                   "tcp://a:1",
@@ -212,6 +331,7 @@ TEST_CASE("codec round-trips every message") {
                    DigestEntry{"b", 3, 4, MemberStatus::left, Liveness::down}}},
         GossipAck{"b", "tcp://b:1", {e}, {"c", "d"}},
         GossipAck2{"a", {e, member("z", 0, 0, MemberStatus::joining)}},
+        GossipAck2{"a", {removed}},
         GossipSyn{"a", "tcp://a:1", {}},
     };
     for (const auto& m : messages) {
@@ -794,6 +914,78 @@ TEST_CASE("a change waits for the acknowledgement of a silent token holder") {
     c.node(1).withdraw_change();
     for (int r = 0; r < 10; ++r) c.round();
     CHECK(c.node(0).view().find(c.id(1))->change_ticket == 0);
+}
+
+TEST_CASE("a removal goes without the removed member's acknowledgement, one change at a time") {
+    SimCluster c(9);
+    for (int i = 0; i < 4; ++i) c.add(i == 0 ? "" : "sim://n1000");
+    c.converge_directly();
+    c.crash(3);
+    for (int r = 0; r < 5; ++r) c.round();
+    // A leave waits for the dead member's acknowledgement forever ...
+    c.node(2).announce_change();
+    // ... the removal of that member does not.
+    c.node(1).announce_removal(c.id(3));
+    CHECK(c.node(1).removal_target() == c.id(3));
+    int rounds = 0;
+    while (c.node(1).change_turn().state != ChangeTurn::State::go && rounds < 50) {
+        c.round();
+        ++rounds;
+    }
+    REQUIRE(c.node(1).change_turn().state == ChangeTurn::State::go);
+    CHECK(c.node(2).change_turn().state == ChangeTurn::State::waiting);
+    REQUIRE(c.node(1).start_removal());
+    for (int r = 0; r < 10; ++r) c.round();
+    for (size_t i : {0, 1, 2}) {
+        const MemberState* s = c.node(i).view().find(c.id(3));
+        CHECK(s->declared == MemberStatus::leaving);
+        CHECK(s->removed_by == c.id(1));
+        CHECK(c.node(i).view().active_change() == c.id(3));
+    }
+    CHECK(c.node(2).change_turn().waiting_for == c.id(3) + "'s leave (under way)");
+    // The dead member comes back with its old state: it hears it was removed,
+    // and its old life does not override the removal anywhere.
+    c.revive(3);
+    for (int r = 0; r < 10; ++r) c.round();
+    CHECK(c.node(3).removed_by() == c.id(1));
+    for (size_t i : {0, 1, 2}) CHECK(c.node(i).view().find(c.id(3))->removed_by == c.id(1));
+    c.crash(3);
+    // Completed, the member is left; the ticket goes and the leave's turn comes.
+    REQUIRE(c.node(1).complete_removal(c.id(3)));
+    c.node(1).withdraw_change();
+    CHECK(c.node(1).removal_target().empty());
+    rounds = 0;
+    while (c.node(2).change_turn().state != ChangeTurn::State::go && rounds < 50) {
+        c.round();
+        ++rounds;
+    }
+    CHECK(c.node(2).change_turn().state == ChangeTurn::State::go);
+    for (int r = 0; r < 10; ++r) c.round();
+    for (size_t i : {0, 1, 2}) {
+        CHECK(c.node(i).view().find(c.id(3))->status() == MemberStatus::left);
+    }
+}
+
+TEST_CASE(
+    "a change that lacks the acknowledgement of a member down says so; its removal does not") {
+    SimCluster c(13);
+    for (int i = 0; i < 4; ++i) c.add(i == 0 ? "" : "sim://n1000");
+    c.converge_directly();
+    c.node(2).announce_change();
+    CHECK(c.node(2).change_needs_down_member().empty());  // all alive
+    c.crash(3);
+    int rounds = 0;
+    while (c.node(2).view().find(c.id(3))->status() != MemberStatus::down && rounds < 200) {
+        c.round();
+        ++rounds;
+    }
+    REQUIRE(c.node(2).view().find(c.id(3))->status() == MemberStatus::down);
+    // Acknowledged by n1000 and n1001 by now, not by the dead n1003.
+    CHECK(c.node(2).change_needs_down_member() == c.id(3));
+    c.node(2).withdraw_change();
+    CHECK(c.node(2).change_needs_down_member() == c.id(3));  // before announcing, too
+    c.node(1).announce_removal(c.id(3));
+    CHECK(c.node(1).change_needs_down_member().empty());
 }
 
 // ---- counter overflow (issue 11) ------------------------------------------------

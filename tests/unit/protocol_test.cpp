@@ -651,8 +651,9 @@ TEST_CASE("every truncation of a valid frame is an error, never a crash", "[prot
     }
     CHECK(decode_ok(frame) == put);
 
-    Message status = StatusResponse{
-        5, "node-a", 3, {{"node-a", "tcp://h:1", "self", 0}}, 9, {}, 1, "", {}, 0, std::nullopt};
+    Message status = StatusResponse{5,  "node-a", 3,  {{"node-a", "tcp://h:1", "self", 0}},
+                                    9,  {},       1,  "",
+                                    {}, 0,        "", std::nullopt};
     std::string status_frame = encode(status);
     for (size_t length = 0; length < status_frame.size(); ++length) {
         CHECK_FALSE(decode(std::string_view(status_frame).substr(0, length)).ok());
@@ -734,7 +735,7 @@ TEST_CASE("status hints: an older node's frame decodes without them", "[protocol
     CHECK(s.hints.empty());
     CHECK(s.under_replicated_ranges == 0);
     // And a reply without hints sends neither field (an older client ignores them anyway).
-    Message none = StatusResponse{kId, "n1", 3, {}, 0, {}, 3, "", {}, 0, std::nullopt};
+    Message none = StatusResponse{kId, "n1", 3, {}, 0, {}, 3, "", {}, 0, "", std::nullopt};
     const std::string frame = encode(none);
     CHECK(frame.find("hints") == std::string::npos);
     CHECK(frame.find("under_replicated") == std::string::npos);

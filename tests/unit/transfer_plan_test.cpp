@@ -101,6 +101,76 @@ TEST_CASE("a leaver's ranges are pulled from it by their new owners, and only fr
     CHECK(plan_outbound(diff, "a").empty());
 }
 
+TEST_CASE(
+    "a removed member's ranges are pulled from surviving replicas and handed to the remover") {
+    // d is down for good and removed by a: the future ring is the ring
+    // without d, as for a leave, but d cannot serve its ranges.
+    const ring::Ring before = claimed_ring({"a", "b", "c", "d", "e"}, 32);
+    const ring::Ring after = without(before, "d");
+    const auto diff = ring::ownership_diff(before, after, 3);
+    const RemovalPlan removal{"d", "a"};
+    std::map<std::string, RangeSet> pulled_by;  // new owner -> ranges it pulls
+    for (const std::string id : {"a", "b", "c", "e"}) {
+        for (const auto& p : plan_inbound(diff, id, 7, &removal)) {
+            CHECK(p.ranges.size() <= 7);
+            CHECK(p.source != "d");
+            CHECK(p.handoff_to == "a");
+            for (const auto& r : p.ranges) {
+                // The source held the range and keeps it: a surviving replica.
+                CHECK(has(before.preference_list_for_hash(r.end, 3), p.source));
+                CHECK(has(after.preference_list_for_hash(r.end, 3), p.source));
+                pulled_by[id].add(r);
+            }
+        }
+    }
+    // Every key d replicated is pulled by exactly its new owner (the member
+    // that takes d's place in its list), and by no one else.
+    size_t moved = 0;
+    for (int k = 0; k < 20000; ++k) {
+        const std::string key = "k" + std::to_string(k);
+        const auto old_list = before.preference_list(key, 3);
+        const auto new_list = after.preference_list(key, 3);
+        const uint64_t h = ring::hash64(key);
+        for (const std::string id : {"a", "b", "c", "e"}) {
+            const bool new_owner = has(new_list, id) && !has(old_list, id);
+            CHECK(pulled_by[id].contains(h) == new_owner);
+            CHECK(new_owner == (has(old_list, "d") && has(new_list, id) && !has(old_list, id)));
+        }
+        moved += has(old_list, "d");
+    }
+    CHECK(moved > 20000 / 4);
+    // The remover waits for exactly those handoffs: the needs name every
+    // range each new owner pulls, and no other.
+    std::map<std::string, RangeSet> needed;
+    for (const auto& need : plan_removal(diff, removal)) {
+        CHECK(need.target != "d");
+        needed[need.target].add(need.range);
+    }
+    for (int k = 0; k < 20000; ++k) {
+        const uint64_t h = ring::hash64("k" + std::to_string(k));
+        for (const std::string id : {"a", "b", "c", "e"}) {
+            CHECK(needed[id].contains(h) == pulled_by[id].contains(h));
+        }
+    }
+    // Without the removal, the same diff is a leave: every pull is from d.
+    for (const auto& p : plan_inbound(diff, "b", 7)) {
+        CHECK(p.source == "d");
+        CHECK(p.handoff_to.empty());
+    }
+}
+
+TEST_CASE("a removal plans no pull of a range no survivor holds") {
+    // n = 1: d's ranges had no other replica; nothing can be copied and the
+    // remover waits for no handoff of them.
+    const ring::Ring before = claimed_ring({"a", "b", "d"}, 8);
+    const ring::Ring after = without(before, "d");
+    const auto diff = ring::ownership_diff(before, after, 1);
+    const RemovalPlan removal{"d", "a"};
+    REQUIRE_FALSE(diff.empty());
+    for (const std::string id : {"a", "b"}) CHECK(plan_inbound(diff, id, 7, &removal).empty());
+    CHECK(plan_removal(diff, removal).empty());
+}
+
 TEST_CASE("a ring growing below n pulls from a current replica for placement") {
     const ring::Ring before = claimed_ring({"a", "b"}, 8);
     const ring::Ring after = claimed_ring({"a", "b", "c"}, 8);
