@@ -348,11 +348,22 @@ class Checker {
             observe_stores(in.stores_after_reads, obs_);
             // Tombstone GC erases a key once it holds only tombstones: a key
             // that some acknowledged put stored (durably, on w >= 1 nodes) and
-            // that no node holds at all any more, in data or hints, was purged,
-            // so a delete of it took effect, as a stored tombstone would show.
+            // that no home replica of the final ring holds any more, nor any
+            // hint, was purged, so a delete of it took effect, as a stored
+            // tombstone would show. (Nodes that gave the key's range away, or
+            // left, keep their old copies; nothing reads them.)
             std::set<std::string> held;
             for (const auto* copies : {&in.copies_before_reads, &in.copies_after_reads}) {
-                for (const auto& c : *copies) held.insert(c.key);
+                for (const auto& c : *copies) {
+                    if (c.hint_for) held.insert(c.key);
+                }
+            }
+            for (const auto* stores : {&in.stores_before_reads, &in.stores_after_reads}) {
+                for (const auto& [key, replicas] : *stores) {
+                    for (const auto& r : replicas) {
+                        if (r.object && !r.object->empty()) held.insert(key);
+                    }
+                }
             }
             for (const auto& e : h.entries) {
                 if (in.copies_complete && e.kind == OpKind::put && e.outcome == Outcome::ok &&

@@ -514,8 +514,12 @@ TEST_CASE("checker: a key no node holds any more was purged, which excuses its p
     CHECK(of_kind(check(h, in), ViolationKind::lost_write).size() == 2);  // copies unknown
     in.copies_complete = true;
     CHECK(of_kind(check(h, in), ViolationKind::lost_write).empty());
-    // Some node still holds the key (a live copy elsewhere): no such evidence.
+    // A copy on a node that is not a home replica (it gave the range away, or
+    // left) is not read by anything: still evidence.
     in.copies_before_reads.push_back(StoredCopy{"n4", "k", std::nullopt, object_with({"v0"})});
+    CHECK(of_kind(check(h, in), ViolationKind::lost_write).empty());
+    // A hint for the key somewhere: no such evidence.
+    in.copies_before_reads.push_back(StoredCopy{"n5", "k", std::string("n1"), object_with({"v0"})});
     CHECK(of_kind(check(h, in), ViolationKind::lost_write).size() == 2);
 }
 
