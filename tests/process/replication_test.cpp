@@ -76,10 +76,11 @@ TEST_CASE(
     "all") {
     ProcessCluster cluster("replication");
     KV_REQUIRE_OK(cluster.add_nodes(3, 3));
-    // Read repair alone: hinted handoff would bring the restarted node up to
-    // date on its own (process_hinted_handoff_test).
+    // Read repair alone: hinted handoff and anti-entropy would bring the
+    // restarted node up to date on their own (process_hinted_handoff_test,
+    // process_anti_entropy_test).
     for (size_t i = 0; i < cluster.size(); ++i)
-        cluster.set_extra_flags(i, {"--hinted-handoff", "false"});
+        cluster.set_extra_flags(i, {"--hinted-handoff", "false", "--anti-entropy", "false"});
     KV_REQUIRE_OK(cluster.start_all());
     RawClient n1(cluster.endpoint(0));
     RawClient n2(cluster.endpoint(1));
@@ -245,8 +246,15 @@ TEST_CASE(
     // status shows the hint fields (none held: no write went to a stand-in).
     const std::string status = run_kvctl(cluster, node + "--json status");
     INFO(status);
-    CHECK(status.find(",\"hints\":[],\"under_replicated_ranges\":0}") != std::string::npos);
-    CHECK(words_by_line(run_kvctl(cluster, node + "status")).back() == Words{"hints:", "none"});
+    CHECK(status.find(",\"hints\":[],\"under_replicated_ranges\":0,\"anti_entropy\":{"
+                      "\"tree_ready\":true,") != std::string::npos);
+    // And anti-entropy's lines after them (ARCHITECTURE.md, "Anti-entropy").
+    const auto status_lines = words_by_line(run_kvctl(cluster, node + "status"));
+    REQUIRE(status_lines.size() >= 4);
+    CHECK(status_lines[status_lines.size() - 4] == Words{"hints:", "none"});
+    CHECK(status_lines[status_lines.size() - 3].at(0) == "anti-entropy:");
+    CHECK(status_lines[status_lines.size() - 2].at(0) == "tombstones:");
+    CHECK(status_lines.back().at(0) == "verified:");
 }
 
 }  // namespace kv::test
