@@ -256,3 +256,41 @@ TEST_CASE("a stand-in mints a new dot for a key even after its earlier hint was 
     CHECK(merge(o1.value(), o2.value()).live_values() == std::vector<std::string>{"v1", "v2"});
     CHECK_FALSE(o2->context.covers(d1));
 }
+
+TEST_CASE("a purge erases only the tombstones judged, and no later mint reuses their dots") {
+    Fixture f;
+    REQUIRE(f.replica.mint("k", std::string("v1"), std::nullopt).ok());  // (a.0001, 1)
+    const std::string before_delete = *f.replica.read("k").value();
+    // A client read v1 and keeps its context.
+    const std::string old_context = encode_context(f.replica.load("k")->context);
+    // A live value is never purged.
+    CHECK_FALSE(f.replica.purge("k", before_delete).value());
+    REQUIRE(f.replica.mint("k", std::nullopt, std::nullopt).ok());  // tombstone (a.0001, 2)
+    const std::string tombstone = *f.replica.read("k").value();
+    // Only the object judged: after a change, nothing is purged.
+    CHECK_FALSE(f.replica.purge("k", before_delete).value());
+    REQUIRE(f.replica.purge("k", tombstone).value());
+    CHECK_FALSE(f.replica.read("k").value().has_value());
+    CHECK(f.changes.back() == std::make_pair(std::string("k"), std::string()));  // erased
+    // The floor is durable (meta purge_floor) ...
+    REQUIRE(f.replies().empty());
+    CHECK(f.env.read(Space::meta, "purge_floor").value() == std::optional<std::string>("2"));
+    // ... and a blind write after the purge mints above every purged counter:
+    // (a.0001, 1) again would be superseded by the old client's context.
+    auto again = f.replica.mint("k", std::string("v3"), std::nullopt);
+    REQUIRE(again.ok());
+    auto held = f.replica.load("k");
+    REQUIRE(held->siblings.size() == 1);
+    CHECK(held->siblings.front().dot == Dot{"a.0001", 3});
+    CHECK(held->context.exception_count() == 0);
+    auto old = decode_context(old_context);
+    REQUIRE(old.ok());
+    CHECK_FALSE(old->covers(held->siblings.front().dot));
+    // A fresh replica over the same store reads the floor back.
+    Replica restarted(Fixture::config(), f.env, f.placement, f.handoffs, f.hints);
+    restarted.set_actor("a.0001");
+    REQUIRE(restarted.load_purge_floor().ok());
+    auto other = restarted.mint("k2", std::string("x"), std::nullopt);
+    REQUIRE(other.ok());
+    CHECK(restarted.load("k2")->siblings.front().dot == Dot{"a.0001", 3});
+}
