@@ -2,6 +2,8 @@
 
 #include <array>
 #include <cassert>
+#include <iterator>
+#include <utility>
 
 #include "client/wire_codec.h"
 
@@ -235,27 +237,35 @@ void read_hints(FieldReader& f, std::vector<HintStatus>& out) {
     });
 }
 
-// {tree_ready, keys, tombstones, ..., peers: [{peer, verified, ago}]}.
+// {tree_ready, keys, tombstones, ..., peers: [{peer, verified, ago}]}. The
+// counters by wire name, for both directions.
+constexpr std::pair<const char*, uint64_t AntiEntropyStatus::*> kAeCounters[] = {
+    {"keys", &AntiEntropyStatus::keys_indexed},
+    {"tombstones", &AntiEntropyStatus::tombstones},
+    {"purged", &AntiEntropyStatus::tombstones_purged},
+    {"exchanges", &AntiEntropyStatus::exchanges},
+    {"failed", &AntiEntropyStatus::exchanges_failed},
+    {"keys_received", &AntiEntropyStatus::keys_received},
+    {"keys_sent", &AntiEntropyStatus::keys_sent},
+    {"messages", &AntiEntropyStatus::messages},
+    {"bytes_sent", &AntiEntropyStatus::bytes_sent},
+    {"bytes_received", &AntiEntropyStatus::bytes_received},
+    {"repair_total", &AntiEntropyStatus::repair_total},
+    {"repair_done", &AntiEntropyStatus::repair_done},
+    {"repair_failed", &AntiEntropyStatus::repair_failed},
+};
+
 void write_anti_entropy(FieldWriter& w, const std::optional<AntiEntropyStatus>& ae) {
     if (!ae) return;
     size_t total = 256;
     for (const auto& p : ae->peers) total += p.peer.size() + 40;
     w.custom("anti_entropy", total, [&](Packer& p) {
-        p.pack_map(15);
+        p.pack_map(static_cast<uint32_t>(std::size(kAeCounters)) + 2);
         pack_text(p, "tree_ready");
         ae->tree_ready ? p.pack_true() : p.pack_false();
-        const std::pair<const char*, uint64_t> counters[] = {
-            {"keys", ae->keys_indexed},           {"tombstones", ae->tombstones},
-            {"purged", ae->tombstones_purged},    {"exchanges", ae->exchanges},
-            {"failed", ae->exchanges_failed},     {"keys_received", ae->keys_received},
-            {"keys_sent", ae->keys_sent},         {"messages", ae->messages},
-            {"bytes_sent", ae->bytes_sent},       {"bytes_received", ae->bytes_received},
-            {"repair_total", ae->repair_total},   {"repair_done", ae->repair_done},
-            {"repair_failed", ae->repair_failed},
-        };
-        for (const auto& [name, value] : counters) {
+        for (const auto& [name, member] : kAeCounters) {
             pack_text(p, name);
-            p.pack_uint64(value);
+            p.pack_uint64((*ae).*member);
         }
         pack_text(p, "peers");
         p.pack_array(static_cast<uint32_t>(ae->peers.size()));
@@ -284,19 +294,7 @@ void read_anti_entropy(FieldReader& f, std::optional<AntiEntropyStatus>& out) {
     present = true;
     FieldReader sub(o->via.map);
     sub.flag("tree_ready", ae.tree_ready);
-    sub.uint("keys", ae.keys_indexed, Need::optional);
-    sub.uint("tombstones", ae.tombstones, Need::optional);
-    sub.uint("purged", ae.tombstones_purged, Need::optional);
-    sub.uint("exchanges", ae.exchanges, Need::optional);
-    sub.uint("failed", ae.exchanges_failed, Need::optional);
-    sub.uint("keys_received", ae.keys_received, Need::optional);
-    sub.uint("keys_sent", ae.keys_sent, Need::optional);
-    sub.uint("messages", ae.messages, Need::optional);
-    sub.uint("bytes_sent", ae.bytes_sent, Need::optional);
-    sub.uint("bytes_received", ae.bytes_received, Need::optional);
-    sub.uint("repair_total", ae.repair_total, Need::optional);
-    sub.uint("repair_done", ae.repair_done, Need::optional);
-    sub.uint("repair_failed", ae.repair_failed, Need::optional);
+    for (const auto& [name, member] : kAeCounters) sub.uint(name, ae.*member, Need::optional);
     sub.map_list("peers", kArrayItemsMax, [&](FieldReader& item, uint32_t) {
         PeerVerified& v = ae.peers.emplace_back();
         item.text("peer", v.peer, Need::required, kIdBytesMax);

@@ -1,5 +1,7 @@
 #include "node/antientropy/key_index.h"
 
+#include <xxhash.h>
+
 #include <cassert>
 
 #include "node/data/object.h"
@@ -48,12 +50,9 @@ std::optional<KeyEntry> decode_entry(std::string_view stored_key, std::string_vi
 }  // namespace
 
 uint64_t entry_hash(std::string_view key, std::string_view object, bool tombstones_only) {
-    std::string bytes;
-    bytes.reserve(key.size() + object.size() + 9);
-    put_u64(bytes, key.size());
-    bytes.append(key);
-    bytes.append(object);
-    const uint64_t h = ring::hash64(bytes);
+    // The key's hash seeds the object's: every change of a stored object
+    // passes here, so the value is hashed where it lies, never copied.
+    const uint64_t h = XXH3_64bits_withSeed(object.data(), object.size(), ring::hash64(key));
     return (h & ~uint64_t{1}) | (tombstones_only ? 1 : 0);
 }
 
