@@ -260,9 +260,11 @@ void write_anti_entropy(FieldWriter& w, const std::optional<AntiEntropyStatus>& 
     size_t total = 256;
     for (const auto& p : ae->peers) total += p.peer.size() + 40;
     w.custom("anti_entropy", total, [&](Packer& p) {
-        p.pack_map(static_cast<uint32_t>(std::size(kAeCounters)) + 2);
+        p.pack_map(static_cast<uint32_t>(std::size(kAeCounters)) + 3);
         pack_text(p, "tree_ready");
         ae->tree_ready ? p.pack_true() : p.pack_false();
+        pack_text(p, "refilling");
+        ae->refilling ? p.pack_true() : p.pack_false();
         for (const auto& [name, member] : kAeCounters) {
             pack_text(p, name);
             p.pack_uint64((*ae).*member);
@@ -270,7 +272,7 @@ void write_anti_entropy(FieldWriter& w, const std::optional<AntiEntropyStatus>& 
         pack_text(p, "peers");
         p.pack_array(static_cast<uint32_t>(ae->peers.size()));
         for (const auto& v : ae->peers) {
-            p.pack_map(v.verified ? 3 : 2);
+            p.pack_map(2 + (v.verified ? 1 : 0) + (v.refill_pending ? 1 : 0));
             pack_text(p, "peer");
             pack_text(p, v.peer);
             pack_text(p, "verified");
@@ -278,6 +280,10 @@ void write_anti_entropy(FieldWriter& w, const std::optional<AntiEntropyStatus>& 
             if (v.verified) {
                 pack_text(p, "ago_ms");
                 p.pack_uint64(v.verified_ms_ago);
+            }
+            if (v.refill_pending) {
+                pack_text(p, "refill_pending");
+                p.pack_true();
             }
         }
     });
@@ -294,12 +300,14 @@ void read_anti_entropy(FieldReader& f, std::optional<AntiEntropyStatus>& out) {
     present = true;
     FieldReader sub(o->via.map);
     sub.flag("tree_ready", ae.tree_ready);
+    sub.flag("refilling", ae.refilling);
     for (const auto& [name, member] : kAeCounters) sub.uint(name, ae.*member, Need::optional);
     sub.map_list("peers", kArrayItemsMax, [&](FieldReader& item, uint32_t) {
         PeerVerified& v = ae.peers.emplace_back();
         item.text("peer", v.peer, Need::required, kIdBytesMax);
         item.flag("verified", v.verified);
         item.uint("ago_ms", v.verified_ms_ago, Need::optional);
+        item.flag("refill_pending", v.refill_pending);
     });
     f.adopt(sub, "anti_entropy");
     if (f.ok() && present) out = std::move(ae);

@@ -275,6 +275,7 @@ struct PeerVerified {
     std::string peer;
     bool verified = false;         // an exchange with it completed since start
     uint64_t verified_ms_ago = 0;  // since the last one started
+    bool refill_pending = false;   // the answering node's refill waits for it
     bool operator==(const PeerVerified&) const = default;
 };
 struct AntiEntropyStatus {
@@ -293,6 +294,9 @@ struct AntiEntropyStatus {
     uint64_t repair_done = 0;
     uint64_t repair_failed = 0;
     std::vector<PeerVerified> peers;  // every other ring member
+    // Started on an empty data directory (static member list), its replica
+    // reads wait for an exchange with each peer marked refill_pending.
+    bool refilling = false;
     bool operator==(const AntiEntropyStatus&) const = default;
 };
 

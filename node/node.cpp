@@ -94,7 +94,8 @@ Status Node::start() {
     auto stored = env_.read(Space::meta, meta::kActorKey);
     if (!stored) return stored.status();
     replica_->set_lifetime(env_.random_u64());
-    if (stored.value()) {
+    const bool fresh = !stored.value();
+    if (!fresh) {
         replica_->set_actor(*stored.value());
     } else {
         replica_->set_actor(config_.node_id + "." + hex64(env_.random_u64()));
@@ -112,6 +113,10 @@ Status Node::start() {
     if (Status floor = replica_->load_purge_floor(); !floor.ok()) return floor;
     peers_->start(started_ms, gossip_ ? &gossip_->view() : nullptr);
     refresh_placement();
+    // With gossip a node that lost its data cannot come back under its old id
+    // until that life is removed; it then joins anew and streams its ranges
+    // before it counts (rebalance/). A static list has no such step.
+    if (fresh && !gossip_) anti_entropy_->begin_refill();
     env_.log(LogLevel::info, "node " + config_.node_id + " started with actor " +
                                  replica_->actor() + ", " +
                                  std::to_string(membership_->members().size()) +
@@ -376,6 +381,10 @@ size_t Node::in_flight() const {
 }
 HintSummary Node::hints_held() const {
     return hints_->summary();
+}
+
+bool Node::refilling() const {
+    return anti_entropy_->refilling();
 }
 
 }  // namespace kv::node

@@ -110,6 +110,10 @@ class Node {
     // Hints this node holds as a stand-in, over all targets (the simulator's
     // quiet phase waits for every node's to drain).
     HintSummary hints_held() const;
+    // Started on an empty data directory under a static member list, it has
+    // not yet exchanged with every other member that is up, so its replica
+    // reads answer unavailable (anti_entropy.h, begin_refill).
+    bool refilling() const;
     // The user catalog as this node holds it.
     const Access& access() const { return *access_; }
 

@@ -15,6 +15,9 @@ const std::string kPeerPrefix = "peer:";
 const std::string kEndpointPrefix = "sim://";
 // Every node clock starts this far above zero: the node treats 0 as "never".
 constexpr uint64_t kClockBaseMs = 1000;
+// The start's refill ends well within this: one round trip per peer, or a
+// peer judged down (peer_down_after_ms, 3 s by default).
+constexpr uint64_t kRefillAtStartMsMax = 10000;
 }  // namespace
 
 // The Env of one simulated node: its own skewed, drifting view of the cluster's
@@ -110,6 +113,20 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)), rng_(op
         nodes_.push_back(std::move(n));
     }
     for (size_t i = 0; i < nodes_.size(); ++i) restart(i);
+    // Every node starts on an empty store, so under a static list each first
+    // refills (an exchange with each peer, node/antientropy/anti_entropy.h)
+    // before its replica reads count. A run starts once they have, as a real
+    // cluster is in use once its nodes are: a few simulated ms.
+    if (options_.seeds_per_node.empty()) {
+        run_until(
+            [this] {
+                for (const auto& n : nodes_) {
+                    if (n->node && n->node->refilling()) return false;
+                }
+                return true;
+            },
+            kRefillAtStartMsMax);
+    }
 }
 
 Cluster::~Cluster() = default;

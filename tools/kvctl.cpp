@@ -273,6 +273,7 @@ int print_status(const std::string& endpoint, const kv::proto::StatusResponse& s
             const auto& ae = *s.anti_entropy;
             out += ",\"anti_entropy\":{\"tree_ready\":" +
                    std::string(ae.tree_ready ? "true" : "false") +
+                   ",\"refilling\":" + std::string(ae.refilling ? "true" : "false") +
                    ",\"keys\":" + std::to_string(ae.keys_indexed) +
                    ",\"tombstones\":" + std::to_string(ae.tombstones) +
                    ",\"tombstones_purged\":" + std::to_string(ae.tombstones_purged) +
@@ -290,7 +291,8 @@ int print_status(const std::string& endpoint, const kv::proto::StatusResponse& s
                 const auto& v = ae.peers[i];
                 if (i > 0) out += ',';
                 out += "{\"peer\":" + json_quote(v.peer) + ",\"verified_ms_ago\":" +
-                       (v.verified ? std::to_string(v.verified_ms_ago) : std::string("null")) + "}";
+                       (v.verified ? std::to_string(v.verified_ms_ago) : std::string("null")) +
+                       ",\"refill_pending\":" + (v.refill_pending ? "true" : "false") + "}";
             }
             out += "]}";
         }
@@ -373,6 +375,15 @@ int print_status(const std::string& endpoint, const kv::proto::StatusResponse& s
                 }
             }
             std::printf("\n");
+        }
+        if (ae.refilling) {
+            std::printf(
+                "refilling: started on an empty data directory; replica reads answer "
+                "unavailable until an exchange with");
+            for (const auto& v : ae.peers) {
+                if (v.refill_pending) std::printf(" %s", v.peer.c_str());
+            }
+            std::printf(" completes\n");
         }
         if (ae.repair_total != 0) {
             std::printf("repair: %llu of %llu exchanges done, %llu failed\n", u(ae.repair_done),

@@ -1,6 +1,7 @@
 #include "node/antientropy/anti_entropy.h"
 
 #include <algorithm>
+#include <iterator>
 #include <map>
 
 namespace kv::node {
@@ -11,6 +12,9 @@ namespace {
 constexpr size_t kObjectBytesPerStepMax = size_t{4} << 20;
 // Steps of one exchange before it is given up (a peer that never converges).
 constexpr size_t kStepsMax = 100000;
+// A refill exchange that failed (a peer not ready or unreachable) is retried
+// after this; the member stops being waited for once judged down.
+constexpr uint64_t kRefillRetryMs = 100;
 
 size_t payload_bytes(const std::vector<std::string>& items) {
     size_t n = 0;
@@ -86,6 +90,7 @@ void AntiEntropy::tick(uint64_t now_ms) {
         return;
     }
     if (!index_.ready() || placement_.moving()) return;
+    if (tick_refill(now_ms)) return;
     if (!repair_queue_.empty()) {
         const std::string peer = repair_queue_.front();
         repair_queue_.pop_front();
@@ -108,6 +113,59 @@ void AntiEntropy::tick(uint64_t now_ms) {
         const std::string& peer = peers[next_peer_++ % peers.size()];
         if (peers_.reachable(peer)) return start_exchange(peer, now_ms, std::nullopt);
     }
+}
+
+void AntiEntropy::begin_refill() {
+    for (const auto& peer : ring_peers()) refill_waiting_.insert(peer);
+    if (refill_waiting_.empty()) return;
+    env_.log(LogLevel::info,
+             "refill: started on an empty data directory; replica reads wait "
+             "for an exchange with each of " +
+                 std::to_string(refill_waiting_.size()) + " other members");
+    publish_refill();
+}
+
+void AntiEntropy::publish_refill() {
+    if (refill_waiting_.empty()) {
+        replica_.set_refilling(std::nullopt);
+        return;
+    }
+    std::string names;
+    for (const auto& peer : refill_waiting_) names += (names.empty() ? "" : ", ") + peer;
+    replica_.set_refilling(config_.node_id +
+                           " is refilling: it started on an empty data directory and has not "
+                           "yet exchanged with " +
+                           names);
+}
+
+bool AntiEntropy::tick_refill(uint64_t now_ms) {
+    if (refill_waiting_.empty()) return false;
+    const auto& nodes = placement_.ring().nodes();
+    bool dropped = false;
+    for (auto it = refill_waiting_.begin(); it != refill_waiting_.end();) {
+        // A member that is down cannot be waited for: what only it and this
+        // node's lost data held is unavailable until it is back, and its
+        // scheduled exchange then brings it here.
+        if (!has_id(nodes, *it) || !peers_.reachable(*it)) {
+            env_.log(LogLevel::warn, "refill: " + *it + " is down or gone; not waited for");
+            it = refill_waiting_.erase(it);
+            dropped = true;
+        } else {
+            ++it;
+        }
+    }
+    if (dropped) publish_refill();
+    if (refill_waiting_.empty()) {
+        env_.log(LogLevel::info, "refill: done; replica reads are served");
+        return false;
+    }
+    if (now_ms < refill_retry_ms_) return true;
+    // Round robin, so one member that keeps refusing does not hold up the rest.
+    auto it = refill_waiting_.begin();
+    std::advance(it, refill_next_++ % refill_waiting_.size());
+    start_exchange(*it, now_ms, std::nullopt);
+    if (current_) current_->for_refill = true;
+    return true;
 }
 
 void AntiEntropy::start_exchange(const std::string& peer, uint64_t now_ms,
@@ -227,7 +285,15 @@ void AntiEntropy::finish(bool completed, const std::string& why) {
             if (ex.peer_clean) mark.clean_through_ms = ex.started_ms;
         }
         if (from_repair) ++repair_done_;
+        if (ex.whole && refill_waiting_.erase(ex.peer) != 0) {
+            publish_refill();
+            if (refill_waiting_.empty()) {
+                env_.log(LogLevel::info, "refill: done; replica reads are served");
+            }
+        }
     } else {
+        // Retried after a pause, not in a loop against a peer that refuses.
+        if (ex.for_refill) refill_retry_ms_ = env_.now_ms() + kRefillRetryMs;
         ++stats_.ae_exchanges_failed;
         if (from_repair) ++repair_failed_;
         env_.log(LogLevel::info, "anti-entropy exchange with " + ex.peer + " stopped: " + why);
@@ -447,6 +513,7 @@ proto::AntiEntropyStatus AntiEntropy::status() const {
     s.repair_total = repair_total_;
     s.repair_done = repair_done_;
     s.repair_failed = repair_failed_;
+    s.refilling = !refill_waiting_.empty();
     for (const auto& peer : ring_peers()) {
         proto::PeerVerified v;
         v.peer = peer;
@@ -455,6 +522,7 @@ proto::AntiEntropyStatus AntiEntropy::status() const {
             v.verified = true;
             v.verified_ms_ago = now - *it->second.verified_ms;
         }
+        v.refill_pending = refill_waiting_.contains(peer);
         s.peers.push_back(std::move(v));
     }
     return s;

@@ -34,6 +34,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -77,6 +78,16 @@ class AntiEntropy {
     // the range when one is given.
     void handle(const ReplyTo& from, const proto::RepairRequest& req);
 
+    // Static member lists: this node started on an empty data directory (its
+    // actor was created at this start), so it cannot tell a wipe from a new
+    // cluster and may lack writes acknowledged before. Until a whole exchange
+    // it started with each other member completes, or that member is judged
+    // down, the replica answers reads unavailable (Replica::set_refilling).
+    // These exchanges start at once, one after another, ahead of the schedule
+    // and of kvctl repair; on a new cluster each is one round trip.
+    void begin_refill();
+    bool refilling() const { return !refill_waiting_.empty(); }
+
     // The time (this node's clock) through which every other member of the
     // ring is confirmed: each completed a whole exchange with this node that
     // started at or after it, holding no hints then. nullopt while some
@@ -90,6 +101,7 @@ class AntiEntropy {
         uint64_t started_ms = 0;
         bool whole = true;  // every shared interval (not a kvctl repair --range)
         bool for_repair = false;
+        bool for_refill = false;
         bool peer_clean = false;
         bool first_reply = true;
         std::deque<TokenInterval> to_compare;
@@ -113,6 +125,11 @@ class AntiEntropy {
                              bool is_compare);
     Message not_ready_reply(uint64_t id, ErrorCode code, std::string why, bool is_compare) const;
     std::vector<std::string> ring_peers() const;
+    // Drops waiting members that left the ring or are down, ends the refill
+    // when none is left, else starts an exchange with the next one when due.
+    // True when the refill holds the schedule (an exchange started or due).
+    bool tick_refill(uint64_t now_ms);
+    void publish_refill();
 
     const NodeConfig& config_;
     Env& env_;
@@ -134,6 +151,11 @@ class AntiEntropy {
     uint64_t repair_total_ = 0;
     uint64_t repair_done_ = 0;
     uint64_t repair_failed_ = 0;
+    // Refill: the members still to exchange with, whose turn is next, and
+    // when a failed one may be retried.
+    std::set<std::string> refill_waiting_;
+    size_t refill_next_ = 0;
+    uint64_t refill_retry_ms_ = 0;
 };
 
 }  // namespace kv::node

@@ -97,6 +97,7 @@ void Coordinator::handle(const ReplyTo& from, proto::GetRequest req,
                       held ? held.value() : std::optional<std::string>());
     } else if (local) {
         Status owner = replica_.check_local_owner(ref.key, false, {});
+        if (owner.ok()) owner = replica_.check_readable();
         if (!owner.ok()) {
             on_read_reply(ref, config_.node_id, owner, std::nullopt);
         } else {

@@ -235,6 +235,7 @@ void Replica::handle(const ReplyTo& from, const ReplicaReadRequest& req) {
                                               held ? held.value() : std::nullopt});
     }
     Status owner = check_owner(req.key, false, {});
+    if (owner.ok()) owner = check_readable();
     if (!owner.ok()) {
         return env_.reply(from,
                           ReplicaReadResponse{req.id, owner.code(), owner.message(), std::nullopt});
@@ -242,6 +243,11 @@ void Replica::handle(const ReplyTo& from, const ReplicaReadRequest& req) {
     auto stored = read(req.key);
     env_.reply(from, ReplicaReadResponse{req.id, stored.status().code(), stored.status().message(),
                                          stored ? stored.value() : std::nullopt});
+}
+
+Status Replica::check_readable() const {
+    if (!refilling_) return {};
+    return Status(ErrorCode::unavailable, *refilling_);
 }
 
 Status Replica::check_budget(uint64_t budget_ms, std::optional<uint64_t> received_ms) {

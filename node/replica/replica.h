@@ -50,6 +50,16 @@ class Replica {
     // Reads the purge floor (meta::kPurgeFloorKey); storage_error when corrupt.
     Status load_purge_floor();
     void add_observer(Observer observer) { observers_.push_back(std::move(observer)); }
+    // Refill (AntiEntropy::begin_refill): set while this node, started on an
+    // empty data directory under a static member list, may still lack writes
+    // the other replicas acknowledged. Its replica reads then answer
+    // unavailable with `why` (writes and merges still count): a read quorum
+    // that counted it could miss a write. nullopt ends it.
+    void set_refilling(std::optional<std::string> why) { refilling_ = std::move(why); }
+    bool refilling() const { return refilling_.has_value(); }
+    // ok, or unavailable while refilling: whether a read may count this
+    // replica's answer (not a stand-in's hints, which are not its own data).
+    Status check_readable() const;
 
     // The stored object's bytes (nullopt: none); storage_error when the store fails.
     Result<std::optional<std::string>> read(const std::string& key);
@@ -135,6 +145,7 @@ class Replica {
     std::string actor_;
     uint64_t lifetime_bits_ = 0;
     uint64_t purge_floor_ = 0;  // see purge()
+    std::optional<std::string> refilling_;
     // Per key, the last counter this life's stand-in actor minted; renewed
     // (with the actor) past this many keys.
     static constexpr size_t kStandInKeysMax = 65536;

@@ -1,6 +1,7 @@
 #include "node/runtime/config.h"
 
 #include "client/z85.h"
+#include "node/runtime/limits.h"
 
 #include <algorithm>
 #include <boost/program_options.hpp>
@@ -328,6 +329,14 @@ Result<RuntimeConfig> parse_config(int argc, const char* const* argv, std::ostre
     }
     if (c.node.vnodes < 1 || c.node.vnodes > 4096) {
         return Status(ErrorCode::invalid_argument, "--vnodes must be between 1 and 4096");
+    }
+    if (c.node.tombstone_gc && c.node.tombstone_grace_ms < kTombstoneGraceMinMs) {
+        return Status(ErrorCode::invalid_argument,
+                      "--tombstone-grace-ms must be at least " +
+                          std::to_string(kTombstoneGraceMinMs) +
+                          ": it bounds how late a version sent before a delete may still "
+                          "arrive (a peer connection silent for " +
+                          std::to_string(kPeerHeartbeatTimeoutMs) + " ms is closed)");
     }
     if (c.node.siblings_max < 1)
         return Status(ErrorCode::invalid_argument, "--siblings-max must be >= 1");

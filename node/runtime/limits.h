@@ -11,6 +11,18 @@
 
 namespace kv::node {
 
+// How late a request to a peer can still arrive, which tombstone GC's grace
+// must exceed (docs/ARCHITECTURE.md, "Tombstone GC"): a send to a peer with
+// no connection waits at most kPeerConnectGraceMs for one, then fails (and
+// ZMQ_IMMEDIATE drops what was queued for a connection once it breaks); a
+// peer connection silent for kPeerHeartbeatTimeoutMs is closed from both
+// ends (ZMTP heartbeats, with that TTL), so a partition cannot hold old
+// requests in TCP's retransmission queue and deliver them when it heals.
+constexpr uint64_t kPeerConnectGraceMs = 500;  // ZeroMQ reconnects every 100 ms
+constexpr int kPeerHeartbeatIntervalMs = 1000;
+constexpr int kPeerHeartbeatTimeoutMs = 3000;
+constexpr uint64_t kTombstoneGraceMinMs = 5000;
+
 // This process's resident anonymous memory (RssAnon in /proc/self/status), in
 // KiB: the heap and the ZeroMQ queues, but not LMDB's map, which is a file
 // mapping the kernel may drop at will. nullopt where /proc is not readable.

@@ -100,7 +100,6 @@ constexpr int64_t kMaxMsgSizeBytes =
     int64_t{64} * 1024 * 1024;  // beyond this ZeroMQ drops the connection
 constexpr int kHighWaterMark = 100000;
 constexpr uint64_t kTickIntervalMs = 10;
-constexpr uint64_t kConnectGraceMs = 500;  // ZeroMQ reconnects every 100 ms
 constexpr size_t kUnsentMax = 10000;
 // Gossip messages to one endpoint queued while it is not connected: few, since
 // each round repeats the news and stale rounds are worth nothing.
@@ -344,6 +343,12 @@ class Runtime {
         dealer.set(zmq::sockopt::maxmsgsize, kMaxMsgSizeBytes);
         dealer.set(zmq::sockopt::reconnect_ivl, 100);
         dealer.set(zmq::sockopt::reconnect_ivl_max, 1000);
+        if (immediate) {
+            // A silent connection is closed, and what it held dropped (limits.h).
+            dealer.set(zmq::sockopt::heartbeat_ivl, kPeerHeartbeatIntervalMs);
+            dealer.set(zmq::sockopt::heartbeat_timeout, kPeerHeartbeatTimeoutMs);
+            dealer.set(zmq::sockopt::heartbeat_ttl, kPeerHeartbeatTimeoutMs);
+        }
         make_curve_client(dealer);
         dealer.connect(endpoint);
         return dealer;
@@ -577,7 +582,7 @@ class Runtime {
     }
 
     // Retries peer messages that found no connection. A connection may just be
-    // (re)connecting: only after kConnectGraceMs is the call failed, so a peer
+    // (re)connecting: only after kPeerConnectGraceMs is the call failed, so a peer
     // that is really gone costs its callers that long instead of their deadline.
     void retry_unsent() {
         if (unsent_.empty()) return;
@@ -586,7 +591,7 @@ class Runtime {
         bool failed_any = false;
         for (auto& u : unsent_) {
             if (deliver(u.out)) continue;
-            if (now - u.first_try_ms < kConnectGraceMs) {
+            if (now - u.first_try_ms < kPeerConnectGraceMs) {
                 still.push_back(std::move(u));
             } else {
                 node_.on_send_failed(u.out.peer_id, node::request_id(u.out.message));

@@ -28,21 +28,22 @@ std::vector<Seed> client_seeds() {
     using namespace kv::test;
     // The status fields a node before issue 12 did not send (the first status
     // sample above has none).
-    out.push_back({"status_reply_hints",
-                   proto::encode(proto::StatusResponse{
-                       9,
-                       "n1",
-                       3,
-                       {},
-                       4,
-                       {},
-                       3,
-                       "",
-                       {{"n2", 2, 300, 1500, 1, 1, true}},
-                       2,
-                       "",
-                       proto::AntiEntropyStatus{
-                           true, 10, 1, 2, 3, 0, 4, 5, 6, 7, 8, 1, 1, 0, {{"n2", true, 900}}}})});
+    out.push_back(
+        {"status_reply_hints",
+         proto::encode(proto::StatusResponse{
+             9,
+             "n1",
+             3,
+             {},
+             4,
+             {},
+             3,
+             "",
+             {{"n2", 2, 300, 1500, 1, 1, true}},
+             2,
+             "",
+             proto::AntiEntropyStatus{
+                 true, 10, 1, 2, 3, 0, 4, 5, 6, 7, 8, 1, 1, 0, {{"n2", true, 900, true}}, true}})});
     out.push_back({"put_str_bytes",
                    build(with(with(header("put"), str_field("key", "k")), str_field("val", "v")))});
     out.push_back({"get_signed_id",

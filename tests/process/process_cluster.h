@@ -96,7 +96,11 @@ class ProcessCluster {
     // early, with the log tail, when the process exits.
     Status wait_ready(size_t i, int timeout_ms = kReadyTimeoutMs);
     Status start_and_wait(size_t i);
+    // Starts every node, waits for each to answer, then for each to end the
+    // refill a node started on an empty data directory does (static lists).
     Status start_all();
+    // Bounded wait until node i's status no longer reports it refilling.
+    Status wait_refilled(size_t i, int timeout_ms = kReadyTimeoutMs);
 
     // True while node i's process has not exited (reaps it when it has).
     bool alive(size_t i);
