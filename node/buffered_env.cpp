@@ -1,20 +1,48 @@
 #include "node/buffered_env.h"
 
+#include <algorithm>
+#include <cassert>
+#include <iterator>
+
 namespace kv::node {
 
 Result<std::optional<std::string>> BufferedEnv::read(Space space, std::string_view key) {
-    auto it = staged_.find(std::make_pair(space, std::string(key)));
+    if (staged_.empty() && committing_.empty()) return store_.get(space, key);
+    const auto where = std::make_pair(space, std::string(key));
+    auto it = staged_.find(where);
     if (it != staged_.end()) return it->second;
+    auto in_batch = committing_.find(where);
+    if (in_batch != committing_.end()) return committing_writes_[in_batch->second].value;
     return store_.get(space, key);
+}
+
+Status BufferedEnv::scan(Space space, std::string_view from, size_t limit,
+                         const std::function<bool(std::string_view, std::string_view)>& visit) {
+    if (committing_.empty()) return scan_over(staged_, space, from, limit, visit);
+    // The batch in flight may or may not be in the store yet: overlay it, and
+    // the writes staged since over it. A copy of the batch's part of the
+    // space from `from` on: scans (anti-entropy, GC, hints, transfers) are
+    // rare next to requests.
+    Overlay merged;
+    for (auto it = committing_.lower_bound(std::make_pair(space, std::string(from)));
+         it != committing_.end() && it->first.first == space; ++it) {
+        merged.emplace(it->first, committing_writes_[it->second].value);
+    }
+    for (auto it = staged_.lower_bound(std::make_pair(space, std::string(from)));
+         it != staged_.end() && it->first.first == space; ++it) {
+        merged.insert_or_assign(it->first, it->second);
+    }
+    return scan_over(merged, space, from, limit, visit);
 }
 
 // Merges the store's order with the staged keys, a chunk of stored keys at a
 // time: staged keys are merged up to the last stored key of the chunk (all of
 // them once the store has no more), so the merged order never skips a key, and
 // staged erases that hide stored keys do not end the scan early.
-Status BufferedEnv::scan(Space space, std::string_view from, size_t limit,
-                         const std::function<bool(std::string_view, std::string_view)>& visit) {
-    auto staged = staged_.lower_bound(std::make_pair(space, std::string(from)));
+Status BufferedEnv::scan_over(
+    const Overlay& overlay, Space space, std::string_view from, size_t limit,
+    const std::function<bool(std::string_view, std::string_view)>& visit) {
+    auto staged = overlay.lower_bound(std::make_pair(space, std::string(from)));
     std::string cursor(from);
     bool first_chunk = true;
     size_t visited = 0;
@@ -31,7 +59,7 @@ Status BufferedEnv::scan(Space space, std::string_view from, size_t limit,
             stored.erase(stored.begin());  // visited in the previous chunk
         first_chunk = false;
         auto staged_in_reach = [&] {
-            if (staged == staged_.end() || staged->first.first != space) return false;
+            if (staged == overlay.end() || staged->first.first != space) return false;
             return store_exhausted ||
                    (!stored.empty() && staged->first.second <= stored.back().first);
         };
@@ -63,6 +91,7 @@ Status BufferedEnv::scan(Space space, std::string_view from, size_t limit,
 }
 
 void BufferedEnv::stage_write(StoreWrite write) {
+    if (!first_write_at_) first_write_at_ = std::min(handler_start_, outgoing_.size());
     staged_[std::make_pair(write.space, std::move(write.key))] = std::move(write.value);
 }
 
@@ -86,6 +115,7 @@ Result<std::vector<Outgoing>> BufferedEnv::commit() {
             batch.push_back(StoreWrite{where.first, where.second, std::move(value)});
         }
         staged_.clear();
+        first_write_at_.reset();
         Status s = store_.write(batch);
         if (!s.ok()) {
             outgoing_.clear();
@@ -97,9 +127,44 @@ Result<std::vector<Outgoing>> BufferedEnv::commit() {
     return out;
 }
 
+BufferedEnv::Batch BufferedEnv::begin_commit() {
+    assert(committing_writes_.empty());
+    committing_writes_.reserve(staged_.size());
+    while (!staged_.empty()) {
+        auto node = staged_.extract(staged_.begin());
+        committing_.emplace(node.key(), committing_writes_.size());
+        committing_writes_.push_back(
+            StoreWrite{node.key().first, std::move(node.key().second), std::move(node.mapped())});
+    }
+    Batch batch;
+    batch.writes = &committing_writes_;
+    batch.out.swap(outgoing_);
+    first_write_at_.reset();
+    handler_start_ = 0;
+    return batch;
+}
+
+std::vector<Outgoing> BufferedEnv::take_sendable() {
+    assert(committing_writes_.empty());
+    std::vector<Outgoing> out;
+    if (!first_write_at_) {
+        out.swap(outgoing_);
+        handler_start_ = 0;
+        return out;
+    }
+    const auto split = outgoing_.begin() + static_cast<std::ptrdiff_t>(*first_write_at_);
+    out.assign(std::make_move_iterator(outgoing_.begin()), std::make_move_iterator(split));
+    outgoing_.erase(outgoing_.begin(), split);
+    first_write_at_ = 0;
+    handler_start_ = 0;
+    return out;
+}
+
 void BufferedEnv::discard() {
     staged_.clear();
+    end_commit();
     outgoing_.clear();
+    first_write_at_.reset();
 }
 
 }  // namespace kv::node

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -39,11 +40,54 @@ class BufferedEnv : public Env {
     // Forgets staged writes and messages (a simulated crash).
     void discard();
 
+    // Pipelined commits (the ZeroMQ runtime's writer thread): begin_commit()
+    // takes the staged writes and every message sent so far as one batch; the
+    // caller writes them to the store, on another thread, while the node goes
+    // on, and delivers the messages only once that write is durable. Until
+    // end_commit() the batch's writes stay readable here (read and scan look
+    // at the writes staged since, then the batch, then the store), so the node
+    // sees its own writes whatever the writer has reached. One batch at a time;
+    // messages sent meanwhile wait for the next batch, as they may reveal what
+    // the batch in flight wrote.
+    // The batch's writes stay owned here (not copied); the writer thread only
+    // reads them, as does this thread, until end_commit().
+    struct Batch {
+        const std::vector<StoreWrite>* writes = nullptr;
+        std::vector<Outgoing> out;
+    };
+    Batch begin_commit();
+    // Once no batch is in flight: the messages of the handlers that ran
+    // before the first one that staged a write since the last batch began.
+    // They depend on nothing staged, only on what is durable now, so they may
+    // go before the next commit. Handlers are told apart by begin_handler(),
+    // which the runtime calls before it hands the node a message or a tick; a
+    // handler may reply first and stage after, so a message is held with the
+    // writes of its own handler.
+    std::vector<Outgoing> take_sendable();
+    void begin_handler() { handler_start_ = outgoing_.size(); }
+    void end_commit() {
+        committing_.clear();
+        committing_writes_.clear();
+    }
+    bool committing() const { return !committing_writes_.empty(); }
+
   private:
+    using Overlay = std::map<std::pair<Space, std::string>, std::optional<std::string>>;
+    Status scan_over(const Overlay& overlay, Space space, std::string_view from, size_t limit,
+                     const std::function<bool(std::string_view, std::string_view)>& visit);
+
     Store& store_;
     // Latest staged value per (space, key); std::map keeps commit order deterministic.
-    std::map<std::pair<Space, std::string>, std::optional<std::string>> staged_;
+    Overlay staged_;
+    // The batch begin_commit() handed out, until end_commit(), and where each
+    // of its keys is in it.
+    std::vector<StoreWrite> committing_writes_;
+    std::map<std::pair<Space, std::string>, size_t> committing_;
     std::vector<Outgoing> outgoing_;
+    // handler_start_ when the first write was staged since the last batch
+    // began (nullopt: none staged since).
+    std::optional<size_t> first_write_at_;
+    size_t handler_start_ = 0;  // outgoing_.size() when the running handler began
 };
 
 }  // namespace kv::node

@@ -114,6 +114,9 @@ po::options_description describe(RuntimeConfig& c, std::string& peers, std::stri
         "anonymous memory (RssAnon) past which every connection is reset; 0: never")(
         "sync", po::value(&c.sync)->default_value(true),
         "fsync every commit (false: faster, but a machine crash may lose acknowledged writes)")(
+        "commit-thread", po::value(&c.commit_thread)->default_value(true),
+        "commit on a writer thread while requests go on being handled (false: the event loop "
+        "waits for each commit)")(
         "map-size-mb", po::value(&c.map_size_mb)->default_value(65536),
         "LMDB map size: the most data the store can hold (address space, not disk)")(
         "batch-max", po::value(&c.batch_messages_max)->default_value(512),

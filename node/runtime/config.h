@@ -23,6 +23,9 @@ struct RuntimeConfig {
     std::string data_dir;                 // LMDB environment
     std::vector<gossip::Member> members;  // static membership (unused with node.seeds)
     bool sync = true;                     // fsync every commit
+    // Commits on a writer thread while the loop handles the next requests
+    // (false: the loop commits itself, waiting for each sync).
+    bool commit_thread = true;
     uint64_t map_size_mb = 65536;
     LogLevel log_level = LogLevel::info;
     uint32_t batch_messages_max = 512;  // messages handled per commit (group commit)

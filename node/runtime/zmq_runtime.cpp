@@ -18,6 +18,7 @@
 
 #include "client/z85.h"
 #include "node/buffered_env.h"
+#include "node/runtime/commit_thread.h"
 #include "node/runtime/limits.h"
 
 namespace kv::node {
@@ -119,6 +120,7 @@ class Runtime {
   public:
     Runtime(const RuntimeConfig& config, Store& store)
         : config_(config),
+          writer_(config.commit_thread ? std::make_unique<CommitThread>(store) : nullptr),
           env_(store, config.node.node_id, config.log_level),
           membership_(config.members),
           node_(config.node.seeds.empty() ? Node(config.node, env_, membership_)
@@ -135,7 +137,7 @@ class Runtime {
             return 1;
         }
         Status started = node_.start();
-        if (!started.ok() || !flush()) {
+        if (!started.ok() || !flush_all()) {
             env_.write_log(LogLevel::error, "cannot start: " + started.to_string());
             return 1;
         }
@@ -152,6 +154,7 @@ class Runtime {
             handle_batch();
             const uint64_t now = env_.now_ms();
             if (now >= next_tick_ms) {
+                env_.begin_handler();
                 node_.tick();
                 next_tick_ms = now + kTickIntervalMs;
             }
@@ -161,7 +164,7 @@ class Runtime {
             log_limits(now);
         }
         env_.write_log(LogLevel::info, "stopping: signal received");
-        flush();
+        flush_all();
         if (commit_failed_) return fail_stop();
         router_.set(zmq::sockopt::linger, 200);
         env_.write_log(LogLevel::info, "stopped");
@@ -181,6 +184,8 @@ class Runtime {
         router_.set(zmq::sockopt::linger, 0);
         router_.bind(config_.listen);
         items_.insert(items_.begin(), zmq::pollitem_t{router_.handle(), 0, ZMQ_POLLIN, 0});
+        // The writer's eventfd wakes the loop when a commit is durable.
+        if (writer_) items_.push_back(zmq::pollitem_t{nullptr, writer_->done_fd(), ZMQ_POLLIN, 0});
         fixed_poll_items_ = items_.size();
     }
 
@@ -494,6 +499,7 @@ class Runtime {
         }
         if (frames != 1) {
             ++transport_stats_.messages_too_long;
+            env_.begin_handler();
             node_.on_bad_frame(
                 from, 0,
                 Status(ErrorCode::bad_request,
@@ -503,8 +509,10 @@ class Runtime {
         uint64_t id = 0;
         auto decoded = node::decode(frame.to_string_view(), &id);
         if (!decoded) {
+            env_.begin_handler();
             node_.on_bad_frame(from, id, decoded.status());
         } else {
+            env_.begin_handler();
             node_.on_request(from, std::move(decoded.value()), std::nullopt, who);
         }
         return true;
@@ -530,6 +538,7 @@ class Runtime {
                                                decoded.status().to_string());
             return true;
         }
+        env_.begin_handler();
         node_.on_peer_reply(peer_id, std::move(decoded.value()));
         return true;
     }
@@ -545,28 +554,69 @@ class Runtime {
         }
     }
 
-    // Commits staged writes, then sends what depended on them. False when the
-    // commit failed: its messages are dropped and the node must stop.
+    // Commits staged writes, then sends what depended on them. With the
+    // writer thread (--commit-thread) the commit runs there while the loop
+    // goes on: this collects a finished one (its messages go now), sends what
+    // depends on nothing staged, and starts the next. False when a commit
+    // failed: its messages are dropped and the node must stop.
     bool flush() {
+        if (!writer_) return commit_here();
+        if (writer_->busy()) {
+            std::optional<Status> written = writer_->take_result();
+            if (!written) return true;  // still syncing
+            if (!end_commit(*written)) return false;
+        }
+        deliver_all(env_.take_sendable());
+        if (!env_.has_pending()) return true;
+        BufferedEnv::Batch batch = env_.begin_commit();
+        in_flight_.swap(batch.out);
+        writer_->start(batch.writes);
+        return true;
+    }
+
+    // Everything staged and sent so far made durable and delivered, waiting
+    // for it (start and stop).
+    bool flush_all() {
+        if (writer_ && writer_->busy() && !end_commit(writer_->wait())) return false;
+        return commit_here();
+    }
+
+    bool end_commit(const Status& written) {
+        env_.end_commit();
+        std::vector<Outgoing> out;
+        out.swap(in_flight_);
+        if (!written.ok()) return commit_failed(written);
+        deliver_all(std::move(out));
+        return true;
+    }
+
+    bool commit_failed(const Status& why) {
+        env_.write_log(LogLevel::error,
+                       "store commit failed, dropping the batch's replies: " + why.to_string());
+        commit_failed_ = true;
+        return false;
+    }
+
+    bool commit_here() {
         if (!env_.has_pending()) return true;
         auto out = env_.commit();
-        if (!out) {
-            env_.write_log(LogLevel::error, "store commit failed, dropping the batch's replies: " +
-                                                out.status().to_string());
-            commit_failed_ = true;
-            return false;
-        }
+        if (!out) return commit_failed(out.status());
+        deliver_all(std::move(out.value()));
+        return true;
+    }
+
+    void deliver_all(std::vector<Outgoing> out) {
         const uint64_t now = env_.now_ms();
-        for (auto& o : out.value()) {
+        for (auto& o : out) {
             // Gossip (addressed by endpoint) is not retried: the next round repeats it.
             if (deliver(o) || !o.to_peer || !o.endpoint.empty()) continue;
             if (unsent_.size() < kUnsentMax) {
                 unsent_.push_back(Unsent{std::move(o), now});
             } else {
+                env_.begin_handler();
                 node_.on_send_failed(o.peer_id, node::request_id(o.message));
             }
         }
-        return true;
     }
 
     // Fail-stop (LevelDB's bg_error_): after a failed commit the node's memory
@@ -594,6 +644,7 @@ class Runtime {
             if (now - u.first_try_ms < kPeerConnectGraceMs) {
                 still.push_back(std::move(u));
             } else {
+                env_.begin_handler();
                 node_.on_send_failed(u.out.peer_id, node::request_id(u.out.message));
                 failed_any = true;
             }
@@ -720,6 +771,7 @@ class Runtime {
     }
 
     const RuntimeConfig& config_;
+    std::unique_ptr<CommitThread> writer_;  // null with --commit-thread false
     ProcessEnv env_;
     gossip::StaticMembership membership_;
     Node node_;
@@ -754,6 +806,8 @@ class Runtime {
         uint64_t first_try_ms = 0;
     };
     std::deque<Unsent> unsent_;
+    // The messages of the batch the writer is committing.
+    std::vector<Outgoing> in_flight_;
     bool commit_failed_ = false;  // set by flush(); the run loop then stops the node
 };
 

@@ -4,7 +4,11 @@
 // 1 or more bytes (the protocol caps user keys at 1024; the store has no cap of
 // its own); a value may be empty.
 //
-// Thread-safety: a Store is used by one thread (the node's event loop).
+// Thread-safety: a Store is used by one thread (the node's event loop), except
+// that LmdbStore::write may run on one other thread (the runtime's writer,
+// node/runtime/commit_thread.h) while the loop reads: write touches no state
+// of the object but the LMDB environment, whose write transaction may coexist
+// with the loop's read transactions (MDB_NOTLS).
 // Durability: when write() returns ok, the whole batch survives a crash of the
 // process (and, with sync on, of the machine); when it fails, none of it is applied.
 #pragma once

@@ -1,0 +1,165 @@
+// Pipelined commits (node/buffered_env.h, node/runtime/commit_thread.h): a
+// batch in flight stays readable until it ends, messages wait for the writes
+// they may depend on, and the writer thread commits to LMDB while this thread
+// reads it.
+#include <catch2/catch.hpp>
+
+#include <poll.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "node/buffered_env.h"
+#include "node/runtime/commit_thread.h"
+
+using namespace kv;
+using namespace kv::node;
+
+namespace {
+
+struct TestEnv final : BufferedEnv {
+    using BufferedEnv::BufferedEnv;
+    uint64_t now_ms() override { return 0; }
+    uint64_t random_u64() override { return 4; }
+    void log(LogLevel, std::string_view) override {}
+};
+
+std::optional<std::string> read(TestEnv& env, std::string_view key) {
+    auto r = env.read(Space::data, key);
+    REQUIRE(r.ok());
+    return r.value();
+}
+
+std::vector<std::string> scan_all(TestEnv& env) {
+    std::vector<std::string> seen;
+    REQUIRE(env.scan(Space::data, "", 100,
+                     [&](std::string_view k, std::string_view v) {
+                         seen.push_back(std::string(k) + "=" + std::string(v));
+                         return true;
+                     })
+                .ok());
+    return seen;
+}
+
+std::vector<uint64_t> ping_ids(const std::vector<Outgoing>& out) {
+    std::vector<uint64_t> ids;
+    for (const auto& o : out) ids.push_back(std::get<PingRequest>(o.message).id);
+    return ids;
+}
+
+}  // namespace
+
+TEST_CASE("a batch in flight stays readable, under what was staged since") {
+    auto store = make_memory_store();
+    REQUIRE(store
+                ->write({{Space::data, "a", std::string("stored-a")},
+                         {Space::data, "c", std::string("stored-c")}})
+                .ok());
+    TestEnv env(*store);
+    env.stage_write({Space::data, "b", std::string("batch-b")});
+    env.stage_write({Space::data, "c", std::nullopt});
+    env.stage_write({Space::data, "d", std::string("batch-d")});
+    BufferedEnv::Batch batch = env.begin_commit();
+    REQUIRE(batch.writes != nullptr);
+    CHECK(batch.writes->size() == 3);
+    CHECK(env.committing());
+    // Not written yet: the overlay answers.
+    CHECK(read(env, "b") == std::optional<std::string>("batch-b"));
+    CHECK(read(env, "c") == std::nullopt);
+    CHECK(scan_all(env) == std::vector<std::string>{"a=stored-a", "b=batch-b", "d=batch-d"});
+    // Staged after the batch began: wins over it.
+    env.stage_write({Space::data, "d", std::string("staged-d")});
+    env.stage_write({Space::data, "a", std::nullopt});
+    CHECK(read(env, "d") == std::optional<std::string>("staged-d"));
+    CHECK(scan_all(env) == std::vector<std::string>{"b=batch-b", "d=staged-d"});
+    // Written (as the writer thread would), then ended: the store answers.
+    REQUIRE(store->write(*batch.writes).ok());
+    env.end_commit();
+    CHECK(!env.committing());
+    CHECK(read(env, "b") == std::optional<std::string>("batch-b"));
+    CHECK(read(env, "c") == std::nullopt);
+    CHECK(scan_all(env) == std::vector<std::string>{"b=batch-b", "d=staged-d"});
+}
+
+TEST_CASE("messages go with the writes of their handler, and before later ones") {
+    auto store = make_memory_store();
+    TestEnv env(*store);
+    env.begin_handler();
+    env.send("n2", PingRequest{1, "n1"});  // reads only
+    env.begin_handler();
+    env.send("n2", PingRequest{2, "n1"});  // replies, then stages: held with the write
+    env.stage_write({Space::data, "k", std::string("v")});
+    env.begin_handler();
+    env.send("n2", PingRequest{3, "n1"});
+    CHECK(ping_ids(env.take_sendable()) == std::vector<uint64_t>{1});
+    BufferedEnv::Batch batch = env.begin_commit();
+    CHECK(ping_ids(batch.out) == std::vector<uint64_t>{2, 3});
+    // While the batch is in flight, nothing more goes with it.
+    env.begin_handler();
+    env.send("n2", PingRequest{4, "n1"});
+    env.begin_handler();
+    env.stage_write({Space::data, "k2", std::string("v")});
+    env.send("n2", PingRequest{5, "n1"});
+    REQUIRE(store->write(*batch.writes).ok());
+    env.end_commit();
+    // 4 depended at most on the batch, now durable; 5 waits for its own write.
+    CHECK(ping_ids(env.take_sendable()) == std::vector<uint64_t>{4});
+    CHECK(ping_ids(env.begin_commit().out) == std::vector<uint64_t>{5});
+    env.end_commit();
+    // Nothing staged: everything may go.
+    env.begin_handler();
+    env.send("n2", PingRequest{6, "n1"});
+    CHECK(ping_ids(env.take_sendable()) == std::vector<uint64_t>{6});
+    CHECK(!env.has_pending());
+}
+
+TEST_CASE("the writer thread commits to LMDB while the loop reads it") {
+    const std::string dir =
+        std::filesystem::temp_directory_path() / ("kv-commit-thread-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    {
+        auto opened = open_lmdb_store(LmdbOptions{dir, uint64_t{1} << 30, true});
+        REQUIRE(opened.ok());
+        Store& store = *opened.value();
+        TestEnv env(store);
+        CommitThread writer(store);
+        for (int round = 0; round < 20; ++round) {
+            for (int i = 0; i < 200; ++i) {
+                env.stage_write({Space::data, "r" + std::to_string(round) + "-" + std::to_string(i),
+                                 std::string(100, 'x')});
+            }
+            env.send("n2", PingRequest{static_cast<uint64_t>(round), "n1"});
+            BufferedEnv::Batch batch = env.begin_commit();
+            writer.start(batch.writes);
+            CHECK(writer.busy());
+            // Reads of this and the earlier rounds meanwhile, whatever the writer reached.
+            for (int i = 0; i < 200; i += 20) {
+                for (int r = 0; r <= round; ++r) {
+                    CHECK(read(env, "r" + std::to_string(r) + "-" + std::to_string(i)).has_value());
+                }
+            }
+            // Readable once written, then taken.
+            pollfd p{writer.done_fd(), POLLIN, 0};
+            REQUIRE(::poll(&p, 1, 10'000) == 1);
+            std::optional<Status> written = writer.take_result();
+            REQUIRE(written.has_value());
+            CHECK(written->ok());
+            CHECK(!writer.busy());
+            env.end_commit();
+            CHECK(ping_ids(batch.out) == std::vector<uint64_t>{static_cast<uint64_t>(round)});
+        }
+        auto count = store.count(Space::data);
+        REQUIRE(count.ok());
+        CHECK(count.value() == 20 * 200);
+        // wait() blocks until written.
+        env.stage_write({Space::data, "last", std::string("v")});
+        BufferedEnv::Batch batch = env.begin_commit();
+        writer.start(batch.writes);
+        CHECK(writer.wait().ok());
+        env.end_commit();
+        CHECK(store.get(Space::data, "last").value() == std::optional<std::string>("v"));
+    }
+    std::filesystem::remove_all(dir);
+}
