@@ -128,6 +128,7 @@ void AntiEntropy::begin_refill() {
 void AntiEntropy::publish_refill() {
     if (refill_waiting_.empty()) {
         replica_.set_refilling(std::nullopt);
+        env_.log(LogLevel::info, "refill: done; replica reads are served");
         return;
     }
     std::string names;
@@ -155,10 +156,7 @@ bool AntiEntropy::tick_refill(uint64_t now_ms) {
         }
     }
     if (dropped) publish_refill();
-    if (refill_waiting_.empty()) {
-        env_.log(LogLevel::info, "refill: done; replica reads are served");
-        return false;
-    }
+    if (refill_waiting_.empty()) return false;
     if (now_ms < refill_retry_ms_) return true;
     // Round robin, so one member that keeps refusing does not hold up the rest.
     auto it = refill_waiting_.begin();
@@ -285,12 +283,7 @@ void AntiEntropy::finish(bool completed, const std::string& why) {
             if (ex.peer_clean) mark.clean_through_ms = ex.started_ms;
         }
         if (from_repair) ++repair_done_;
-        if (ex.whole && refill_waiting_.erase(ex.peer) != 0) {
-            publish_refill();
-            if (refill_waiting_.empty()) {
-                env_.log(LogLevel::info, "refill: done; replica reads are served");
-            }
-        }
+        if (ex.whole && refill_waiting_.erase(ex.peer) != 0) publish_refill();
     } else {
         // Retried after a pause, not in a loop against a peer that refuses.
         if (ex.for_refill) refill_retry_ms_ = env_.now_ms() + kRefillRetryMs;

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -351,7 +352,10 @@ Status ProcessCluster::wait_refilled(size_t i, int timeout_ms) {
     RawClient client(node.endpoint, cluster_curve_);
     std::string last_problem = "no reply";
     while (Clock::now() < deadline) {
-        auto reply = client.request(proto::StatusRequest{next_request_id()});
+        const auto left_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        auto reply = client.request(proto::StatusRequest{next_request_id()},
+                                    static_cast<int>(std::max<long long>(left_ms, 1)));
         if (!reply.ok()) {
             last_problem = reply.status().to_string();
         } else if (const auto* status = std::get_if<proto::StatusResponse>(&reply.value())) {
