@@ -3,9 +3,12 @@
 # alternating, ROUNDS rounds (default 3), then the medians and our ratios to
 # Dynomite (docs/BENCHMARKS.md, issue 14).
 #
-# VARIANT is LABEL or LABEL=FLAGS: a kvnode configuration to measure, FLAGS
-# (comma-separated) added to every node's command line, e.g.
+# VARIANT is LABEL[@NODE_BIN_DIR][=FLAGS]: a kvnode configuration to measure,
+# FLAGS (comma-separated) added to every node's command line, the kvnode of
+# NODE_BIN_DIR (default BIN_DIR) run instead, e.g.
 #   tools/bench/vs_dynomite.sh build/bin thread=--commit-thread,true loop=--commit-thread,false
+#   tools/bench/vs_dynomite.sh build/bin new before@/tmp/old-bin
+# (kvctl and kvbench always come from BIN_DIR).
 # Default: one variant, "durable" (the defaults: --sync true).
 #
 # The same shape for both systems: 3 nodes on 127.0.0.1, 3 replicas, quorum
@@ -42,7 +45,7 @@ kv_start() {  # kv_start FLAG...
   rm -rf "$KVD"; mkdir -p "$KVD"
   local seed=tcp://$HOST:${KV_PORTS[0]} i t
   for i in 0 1 2; do
-    "$BIN/kvnode" --id "n$((i+1))" --listen "tcp://$HOST:${KV_PORTS[$i]}" --data-dir "$KVD/n$((i+1))" \
+    "$NODE_BIN/kvnode" --id "n$((i+1))" --listen "tcp://$HOST:${KV_PORTS[$i]}" --data-dir "$KVD/n$((i+1))" \
       --seeds "$seed" --log-level warn "$@" >"$KVD/n$((i+1)).log" 2>&1 &
     KV_PIDS+=($!); sleep 0.3
   done
@@ -81,6 +84,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
   "$PEERS/dynomite_stop.sh" >/dev/null 2>&1
   for v in "${VARIANTS[@]}"; do
     label=${v%%=*}; flags=(); [[ $v == *=* ]] && IFS=, read -ra flags <<<"${v#*=}"
+    NODE_BIN=$BIN; [[ $label == *@* ]] && NODE_BIN=${label#*@} && label=${label%%@*}
     kv_start "${flags[@]}" || exit 1
     "$BIN/kvbench" --node "$(kv_eps)" --keys "$KEYS" --mix put-only --load --ops 1 --connections 2 --pipeline 64 >/dev/null 2>&1
     for shape in $SHAPES; do
