@@ -114,6 +114,11 @@ po::options_description describe(RuntimeConfig& c, std::string& peers, std::stri
         "anonymous memory (RssAnon) past which every connection is reset; 0: never")(
         "sync", po::value(&c.sync)->default_value(true),
         "fsync every commit (false: faster, but a machine crash may lose acknowledged writes)")(
+        "wal", po::value(&c.write_ahead_log)->default_value(true),
+        "commit each batch as one appended record of a write-ahead log and apply batches to "
+        "LMDB in background checkpoints (false: each commit is an LMDB transaction; a log left by "
+        "an earlier "
+        "start is applied first)")(
         "commit-thread", po::value(&c.commit_thread)->default_value(true),
         "commit on a writer thread while requests go on being handled (false: the event loop "
         "waits for each commit)")(

@@ -23,6 +23,7 @@ struct RuntimeConfig {
     std::string data_dir;                 // LMDB environment
     std::vector<gossip::Member> members;  // static membership (unused with node.seeds)
     bool sync = true;                     // fsync every commit
+    bool write_ahead_log = true;          // commit to a log; LMDB in background checkpoints
     // Commits on a writer thread while the loop handles the next requests
     // (false: the loop commits itself, waiting for each sync).
     bool commit_thread = true;

@@ -837,6 +837,7 @@ int run_node(const RuntimeConfig& config) {
     LmdbOptions options;
     options.dir = config.data_dir;
     options.sync = config.sync;
+    options.write_ahead_log = config.write_ahead_log;
     options.map_size_bytes = config.map_size_mb << 20;
     auto store = open_lmdb_store(options);
     if (!store) {

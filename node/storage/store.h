@@ -5,10 +5,11 @@
 // its own); a value may be empty.
 //
 // Thread-safety: a Store is used by one thread (the node's event loop), except
-// that LmdbStore::write may run on one other thread (the runtime's writer,
-// node/runtime/commit_thread.h) while the loop reads: write touches no state
-// of the object but the LMDB environment, whose write transaction may coexist
-// with the loop's read transactions (MDB_NOTLS).
+// that the LMDB stores' write may run on one other thread (the runtime's writer,
+// node/runtime/commit_thread.h) while the loop reads: LmdbStore::write touches
+// no state of the object but the LMDB environment, whose write transaction may
+// coexist with the loop's read transactions (MDB_NOTLS); the logged store
+// guards its memory with a mutex.
 // Durability: when write() returns ok, the whole batch survives a crash of the
 // process (and, with sync on, of the machine); when it fails, none of it is applied.
 #pragma once
@@ -27,9 +28,10 @@ namespace kv::node {
 
 // Separate keyspaces, so user keys never collide with the node's own records.
 // key_hashes: anti-entropy's index of the data space by token
-// (node/antientropy/key_index.h).
-enum class Space : uint8_t { data = 0, meta = 1, hints = 2, key_hashes = 3 };
-constexpr size_t kSpaceCount = 4;
+// (node/antientropy/key_index.h). store: the store's own records (the
+// write-ahead log's applied number); the node never uses it.
+enum class Space : uint8_t { data = 0, meta = 1, hints = 2, key_hashes = 3, store = 4 };
+constexpr size_t kSpaceCount = 5;
 
 struct StoreWrite {
     Space space = Space::data;
@@ -83,9 +85,18 @@ struct LmdbOptions {
     std::string dir;                        // created if missing
     uint64_t map_size_bytes = 64ULL << 30;  // address space reserved, not disk used
     bool sync = true;                       // fsync on every commit (MDB_NOSYNC off)
+    // A write-ahead log in front of LMDB (node/storage/store_logged.cpp): a
+    // commit is one appended, synced record; batches reach LMDB in background
+    // checkpoints of about wal_checkpoint_bytes of log each. Up to about twice
+    // that of written keys and values is held in memory meanwhile.
+    bool write_ahead_log = false;
+    uint64_t wal_checkpoint_bytes = uint64_t{4} << 20;
 };
 
-// Opens (creating if needed) an LMDB environment in options.dir.
+// Opens (creating if needed) an LMDB environment in options.dir, with its
+// write-ahead log when options.write_ahead_log (replaying what the log holds
+// beyond LMDB first). Opened without the log, a directory last written with it
+// has the log applied to LMDB and removed first, so either may follow the other.
 Result<std::unique_ptr<Store>> open_lmdb_store(const LmdbOptions& options);
 
 }  // namespace kv::node

@@ -43,7 +43,8 @@ constexpr size_t kHashBytes = 8;
 constexpr size_t kProbeBytes = 1;
 constexpr size_t kProbesMax = 256;
 constexpr size_t kKeyLengthBytes = 4;  // u32 prefix of a hashed record's value
-constexpr std::array<const char*, kSpaceCount> kDbNames = {"data", "meta", "hints", "key_hashes"};
+constexpr std::array<const char*, kSpaceCount> kDbNames = {"data", "meta", "hints", "key_hashes",
+                                                           "store"};
 
 Status lmdb_error(std::string_view what, int rc) {
     return {ErrorCode::storage_error, std::string(what) + ": " + mdb_strerror(rc)};
@@ -396,12 +397,12 @@ Result<std::array<MDB_dbi, kSpaceCount>> open_dbis(MDB_env* env) {
     return dbis;
 }
 
+}  // namespace
+
 // The persisted hash of long keys: XXH3-64 (stable since xxHash 0.8) must never change.
-uint64_t xxh3_hash(std::string_view key) {
+uint64_t lmdb_long_key_hash(std::string_view key) {
     return XXH3_64bits(key.data(), key.size());
 }
-
-}  // namespace
 
 Result<std::unique_ptr<Store>> open_lmdb_store_with_hash(const LmdbOptions& options,
                                                          LongKeyHash hash) {
@@ -421,7 +422,10 @@ Result<std::unique_ptr<Store>> open_lmdb_store_with_hash(const LmdbOptions& opti
 }
 
 Result<std::unique_ptr<Store>> open_lmdb_store(const LmdbOptions& options) {
-    return open_lmdb_store_with_hash(options, xxh3_hash);
+    if (options.write_ahead_log) return open_logged_lmdb_store(options, lmdb_long_key_hash);
+    // A store last opened with its log gets what the log holds first.
+    if (Status s = retire_write_ahead_log(options, lmdb_long_key_hash); !s.ok()) return s;
+    return open_lmdb_store_with_hash(options, lmdb_long_key_hash);
 }
 
 }  // namespace kv::node

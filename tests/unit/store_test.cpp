@@ -14,6 +14,7 @@
 
 #include "node/storage/store.h"
 #include "node/storage/store_lmdb_testing.h"
+#include "tests/unit/temp_dir.h"
 
 namespace {
 
@@ -25,25 +26,7 @@ using kv::node::Store;
 using kv::node::StoreWrite;
 using Entries = std::vector<std::pair<std::string, std::string>>;
 
-// A fresh directory under /tmp, removed with everything in it.
-class TempDir {
-  public:
-    TempDir() {
-        std::string pattern = "/tmp/kv_store_test_XXXXXX";
-        REQUIRE(mkdtemp(pattern.data()) != nullptr);
-        path_ = pattern;
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    const std::string& path() const { return path_; }
-
-  private:
-    std::string path_;
-};
+using kv::test::TempDir;
 
 std::unique_ptr<Store> open_lmdb(const LmdbOptions& options) {
     auto store = kv::node::open_lmdb_store(options);
@@ -59,6 +42,16 @@ struct MemoryStoreKind {
 struct LmdbStoreKind {
     TempDir dir;
     std::unique_ptr<Store> open() { return open_lmdb({.dir = dir.path() + "/db"}); }
+};
+
+// With the write-ahead log, checkpointing every few hundred bytes of log, so
+// the suite reads across the memtables, checkpoints in flight and LMDB.
+struct LoggedStoreKind {
+    TempDir dir;
+    std::unique_ptr<Store> open() {
+        return open_lmdb(
+            {.dir = dir.path() + "/db", .write_ahead_log = true, .wal_checkpoint_bytes = 300});
+    }
 };
 
 void put(Store& store, Space space, const std::string& key, const std::string& value) {
@@ -132,7 +125,8 @@ std::string pattern(size_t bytes, uint32_t seed) {
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("store: get of a missing key", "[store]", MemoryStoreKind, LmdbStoreKind) {
+TEMPLATE_TEST_CASE("store: get of a missing key", "[store]", MemoryStoreKind, LmdbStoreKind,
+                   LoggedStoreKind) {
     TestType kind;
     auto store = kind.open();
     CHECK(get(*store, Space::data, "absent") == std::nullopt);
@@ -144,7 +138,8 @@ TEMPLATE_TEST_CASE("store: get of a missing key", "[store]", MemoryStoreKind, Lm
     CHECK(get(*store, Space::meta, "b") == std::nullopt);
 }
 
-TEMPLATE_TEST_CASE("store: put, get, overwrite, erase", "[store]", MemoryStoreKind, LmdbStoreKind) {
+TEMPLATE_TEST_CASE("store: put, get, overwrite, erase", "[store]", MemoryStoreKind, LmdbStoreKind,
+                   LoggedStoreKind) {
     TestType kind;
     auto store = kind.open();
     put(*store, Space::data, "k", "v1");
@@ -159,7 +154,8 @@ TEMPLATE_TEST_CASE("store: put, get, overwrite, erase", "[store]", MemoryStoreKi
     CHECK(count(*store, Space::data) == 1);
 }
 
-TEMPLATE_TEST_CASE("store: spaces are separate", "[store]", MemoryStoreKind, LmdbStoreKind) {
+TEMPLATE_TEST_CASE("store: spaces are separate", "[store]", MemoryStoreKind, LmdbStoreKind,
+                   LoggedStoreKind) {
     TestType kind;
     auto store = kind.open();
     put(*store, Space::data, "k", "data");
@@ -178,7 +174,7 @@ TEMPLATE_TEST_CASE("store: spaces are separate", "[store]", MemoryStoreKind, Lmd
 }
 
 TEMPLATE_TEST_CASE("store: a batch applies in order and all or nothing", "[store]", MemoryStoreKind,
-                   LmdbStoreKind) {
+                   LmdbStoreKind, LoggedStoreKind) {
     TestType kind;
     auto store = kind.open();
     put(*store, Space::data, "gone", "x");
@@ -213,7 +209,7 @@ TEMPLATE_TEST_CASE("store: a batch applies in order and all or nothing", "[store
 }
 
 TEMPLATE_TEST_CASE("store: scan order, from, limit and early stop", "[store]", MemoryStoreKind,
-                   LmdbStoreKind) {
+                   LmdbStoreKind, LoggedStoreKind) {
     TestType kind;
     auto store = kind.open();
     // Written out of order; bytes >= 0x80 must sort after ASCII (unsigned order).
@@ -245,7 +241,7 @@ TEMPLATE_TEST_CASE("store: scan order, from, limit and early stop", "[store]", M
     CHECK(visited == std::vector<std::string>(sorted.begin(), sorted.begin() + 3));
 }
 
-TEMPLATE_TEST_CASE("store: count", "[store]", MemoryStoreKind, LmdbStoreKind) {
+TEMPLATE_TEST_CASE("store: count", "[store]", MemoryStoreKind, LmdbStoreKind, LoggedStoreKind) {
     TestType kind;
     auto store = kind.open();
     CHECK(count(*store, Space::data) == 0);
@@ -264,7 +260,7 @@ TEMPLATE_TEST_CASE("store: count", "[store]", MemoryStoreKind, LmdbStoreKind) {
 }
 
 TEMPLATE_TEST_CASE("store: binary keys and values with NUL bytes", "[store]", MemoryStoreKind,
-                   LmdbStoreKind) {
+                   LmdbStoreKind, LoggedStoreKind) {
     TestType kind;
     auto store = kind.open();
     const std::string nul(1, '\0');
@@ -285,7 +281,7 @@ TEMPLATE_TEST_CASE("store: binary keys and values with NUL bytes", "[store]", Me
 }
 
 TEMPLATE_TEST_CASE("store: 1024-byte keys and 1 MiB values", "[store]", MemoryStoreKind,
-                   LmdbStoreKind) {
+                   LmdbStoreKind, LoggedStoreKind) {
     TestType kind;
     auto store = kind.open();
     const std::string key = pattern(1024, 1);
@@ -307,7 +303,7 @@ TEMPLATE_TEST_CASE("store: 1024-byte keys and 1 MiB values", "[store]", MemorySt
 }
 
 TEMPLATE_TEST_CASE("store: long keys sharing a long prefix stay distinct", "[store]",
-                   MemoryStoreKind, LmdbStoreKind) {
+                   MemoryStoreKind, LmdbStoreKind, LoggedStoreKind) {
     TestType kind;
     auto store = kind.open();
     const std::string prefix = pattern(1000, 7);
@@ -368,7 +364,7 @@ TEMPLATE_TEST_CASE("store: long keys sharing a long prefix stay distinct", "[sto
 }
 
 TEMPLATE_TEST_CASE("store: keys differing within the ordered prefix scan in byte order", "[store]",
-                   MemoryStoreKind, LmdbStoreKind) {
+                   MemoryStoreKind, LmdbStoreKind, LoggedStoreKind) {
     TestType kind;
     auto store = kind.open();
     std::vector<std::string> keys;

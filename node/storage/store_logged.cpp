@@ -1,0 +1,584 @@
+// LoggedStore: a write-ahead log in front of an LMDB store (LmdbOptions::
+// write_ahead_log, kvnode --wal).
+//
+// Why. An LMDB commit writes every B-tree page the batch touched (the data
+// record, the anti-entropy index record, their branch pages) at scattered
+// offsets and syncs twice (pages, then the meta page). Under load that costs
+// milliseconds per commit on the request path. Here a commit appends one record
+// to a log and syncs it (one sequential write); the writes are then served from
+// memory until a background checkpoint applies many batches to LMDB in one
+// ordinary, synced LMDB transaction. LMDB itself is never run without sync, so
+// it is always a consistent snapshot: the log only adds what came after it.
+//
+// Files, in the store's directory: wal-0 and wal-1, used in turn. A record is
+//   u32 payload length | u64 sequence number | u64 XXH3-64 of the payload,
+//   seeded with the sequence number | payload (the batch: per write u8 space,
+//   u8 has value, u32 key length, key, and with a value u32 length, value),
+// little-endian. Sequence numbers rise by one from record to record, across
+// files. Each file is written from offset 0 when it becomes the active one, so
+// what follows the last record written is an older cycle's (lower numbers) or
+// a torn record (its hash fails): reading a file stops at the first record that
+// does not continue the sequence.
+//
+// Memory. Writes appended to the active file are also kept in `active_`. When
+// the active file passes checkpoint_bytes, the writes become `frozen_` (the
+// other file becomes active, from offset 0) and the checkpointer thread applies
+// them to LMDB together with the highest sequence number they hold (Space::store
+// key kWalAppliedKey); then frozen_ is dropped. The next freeze waits for that, so
+// at most about 2 x checkpoint_bytes of writes are held. Reads look at active_,
+// then frozen_, then LMDB.
+//
+// Recovery (open): the records of both files numbered above the applied
+// number, in order and without a gap, are applied to LMDB in one transaction.
+// A file is read up to its first record that is torn or does not follow: this
+// is point-in-time recovery, as a torn last record (the one being written at a
+// crash, never acknowledged) cannot be told from one damaged later. A gap
+// between LMDB's number and the log's records (both files damaged, or LMDB
+// older than its log) is refused with storage_error.
+//
+// Threads: write() on one thread at a time (the runtime's writer); get, scan
+// and count on another (the event loop); the checkpointer on its own. mu_
+// guards active_, frozen_ and the counters; frozen_ changes only while no
+// checkpoint is pending (freeze) or by the checkpointer (clear).
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+#include "node/storage/store.h"
+#include "node/storage/store_lmdb_testing.h"
+
+namespace kv::node {
+namespace {
+
+constexpr std::string_view kWalAppliedKey = "wal_applied_seq";  // in Space::store
+constexpr size_t kHeaderBytes = 4 + 8 + 8;
+constexpr std::array<const char*, 2> kWalFiles = {"wal-0", "wal-1"};
+
+Status io_error(const std::string& what, int err) {
+    return {ErrorCode::storage_error, "wal: " + what + ": " + std::strerror(err)};
+}
+
+void put_u32(std::string& out, uint32_t v) {
+    for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+void put_u64(std::string& out, uint64_t v) {
+    for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+uint32_t get_u32(const char* p) {
+    uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) v |= uint32_t{static_cast<uint8_t>(p[i])} << (8 * i);
+    return v;
+}
+uint64_t get_u64(const char* p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v |= uint64_t{static_cast<uint8_t>(p[i])} << (8 * i);
+    return v;
+}
+
+std::string encode_seq(uint64_t seq) {
+    std::string out;
+    put_u64(out, seq);
+    return out;
+}
+
+// Appends one record for `batch` to `out`.
+void encode_record(uint64_t seq, const std::vector<StoreWrite>& batch, std::string& out) {
+    const size_t start = out.size();
+    out.append(kHeaderBytes, '\0');
+    for (const StoreWrite& w : batch) {
+        out.push_back(static_cast<char>(w.space));
+        out.push_back(w.value ? 1 : 0);
+        put_u32(out, static_cast<uint32_t>(w.key.size()));
+        out.append(w.key);
+        if (w.value) {
+            put_u32(out, static_cast<uint32_t>(w.value->size()));
+            out.append(*w.value);
+        }
+    }
+    const size_t payload_bytes = out.size() - start - kHeaderBytes;
+    const uint64_t hash =
+        XXH3_64bits_withSeed(out.data() + start + kHeaderBytes, payload_bytes, seq);
+    std::string header;
+    put_u32(header, static_cast<uint32_t>(payload_bytes));
+    put_u64(header, seq);
+    put_u64(header, hash);
+    std::memcpy(out.data() + start, header.data(), kHeaderBytes);
+}
+
+Result<std::vector<StoreWrite>> decode_payload(std::string_view p) {
+    std::vector<StoreWrite> batch;
+    auto corrupt = [] { return Status{ErrorCode::storage_error, "wal: corrupt record payload"}; };
+    while (!p.empty()) {
+        if (p.size() < 6) return corrupt();
+        const auto space = static_cast<uint8_t>(p[0]);
+        const bool has_value = p[1] != 0;
+        const uint32_t key_bytes = get_u32(p.data() + 2);
+        p.remove_prefix(6);
+        if (space >= kSpaceCount || p.size() < key_bytes) return corrupt();
+        StoreWrite w{static_cast<Space>(space), std::string(p.substr(0, key_bytes)), std::nullopt};
+        p.remove_prefix(key_bytes);
+        if (has_value) {
+            if (p.size() < 4) return corrupt();
+            const uint32_t value_bytes = get_u32(p.data());
+            p.remove_prefix(4);
+            if (p.size() < value_bytes) return corrupt();
+            w.value = std::string(p.substr(0, value_bytes));
+            p.remove_prefix(value_bytes);
+        }
+        batch.push_back(std::move(w));
+    }
+    return batch;
+}
+
+struct LoggedRecord {
+    uint64_t seq = 0;
+    std::string_view payload;
+};
+
+// The records at the head of a file that continue each other's numbers.
+std::vector<LoggedRecord> parse_file(std::string_view bytes) {
+    std::vector<LoggedRecord> records;
+    size_t at = 0;
+    while (bytes.size() - at >= kHeaderBytes) {
+        const uint32_t payload_bytes = get_u32(bytes.data() + at);
+        const uint64_t seq = get_u64(bytes.data() + at + 4);
+        const uint64_t hash = get_u64(bytes.data() + at + 12);
+        if (bytes.size() - at - kHeaderBytes < payload_bytes) break;
+        if (!records.empty() && seq != records.back().seq + 1) break;
+        const std::string_view payload = bytes.substr(at + kHeaderBytes, payload_bytes);
+        if (seq == 0 || XXH3_64bits_withSeed(payload.data(), payload.size(), seq) != hash) break;
+        records.push_back(LoggedRecord{seq, payload});
+        at += kHeaderBytes + payload_bytes;
+    }
+    return records;
+}
+
+Result<std::string> read_file(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) return std::string();
+        return io_error("open " + path, errno);
+    }
+    std::string bytes;
+    char buffer[1 << 16];
+    for (;;) {
+        const ssize_t n = ::read(fd, buffer, sizeof buffer);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            const int err = errno;
+            ::close(fd);
+            return io_error("read " + path, err);
+        }
+        if (n == 0) break;
+        bytes.append(buffer, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    return bytes;
+}
+
+Status sync_directory(const std::string& dir) {
+    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return io_error("open " + dir, errno);
+    const int rc = ::fsync(fd);
+    const int err = errno;
+    ::close(fd);
+    return rc == 0 ? Status{} : io_error("fsync " + dir, err);
+}
+
+// Memtable keys, looked up by (space, view) without building a string.
+struct MemKey {
+    Space space;
+    std::string key;
+};
+struct MemKeyLess {
+    using is_transparent = void;
+    static std::pair<Space, std::string_view> view(const MemKey& k) { return {k.space, k.key}; }
+    static std::pair<Space, std::string_view> view(const std::pair<Space, std::string_view>& k) {
+        return k;
+    }
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+        return view(a) < view(b);
+    }
+};
+using Memtable = std::map<MemKey, std::optional<std::string>, MemKeyLess>;
+
+class LoggedStore final : public Store {
+  public:
+    LoggedStore(std::unique_ptr<Store> base, std::string dir, const LmdbOptions& options)
+        : base_(std::move(base)),
+          dir_(std::move(dir)),
+          sync_(options.sync),
+          checkpoint_bytes_(options.wal_checkpoint_bytes) {}
+
+    LoggedStore(const LoggedStore&) = delete;
+    LoggedStore& operator=(const LoggedStore&) = delete;
+
+    ~LoggedStore() override {
+        if (checkpointer_.joinable()) {
+            {
+                std::lock_guard lock(mu_);
+                stopping_ = true;
+            }
+            cv_.notify_all();
+            checkpointer_.join();  // after any pending checkpoint
+        }
+        // A clean close leaves nothing to replay (best effort: the log still
+        // holds whatever this fails to apply).
+        if (checkpoint_error_.ok() && !active_.empty()) {
+            (void)base_->write(checkpoint_batch(active_, next_seq_ - 1));
+        }
+        for (int fd : fds_) {
+            if (fd >= 0) ::close(fd);
+        }
+    }
+
+    // Replays the log into the base, opens the files, starts the checkpointer.
+    Status start() {
+        Result<std::optional<std::string>> applied_value = base_->get(Space::store, kWalAppliedKey);
+        if (!applied_value) return applied_value.status();
+        uint64_t applied = 0;
+        if (applied_value->has_value()) {
+            if (applied_value->value().size() != 8) {
+                return {ErrorCode::storage_error, "wal: corrupt applied sequence number"};
+            }
+            applied = get_u64(applied_value->value().data());
+        }
+        std::array<std::string, 2> contents;
+        std::vector<LoggedRecord> pending;
+        for (size_t i = 0; i < kWalFiles.size(); ++i) {
+            Result<std::string> bytes = read_file(path(i));
+            if (!bytes) return bytes.status();
+            contents[i] = std::move(bytes.value());
+            for (const LoggedRecord& r : parse_file(contents[i])) {
+                if (r.seq > applied) pending.push_back(r);
+            }
+        }
+        std::sort(pending.begin(), pending.end(),
+                  [](const LoggedRecord& a, const LoggedRecord& b) { return a.seq < b.seq; });
+        uint64_t last = applied;
+        Memtable replayed;
+        for (const LoggedRecord& r : pending) {
+            if (r.seq != last + 1) {
+                return {ErrorCode::storage_error, "wal: records " + std::to_string(last + 1) +
+                                                      " to " + std::to_string(r.seq - 1) +
+                                                      " are missing from " + dir_};
+            }
+            Result<std::vector<StoreWrite>> batch = decode_payload(r.payload);
+            if (!batch) return batch.status();
+            for (StoreWrite& w : batch.value()) {
+                replayed.insert_or_assign(MemKey{w.space, std::move(w.key)}, std::move(w.value));
+            }
+            last = r.seq;
+        }
+        if (last > applied) {
+            Status s = base_->write(checkpoint_batch(replayed, last));
+            if (!s.ok()) return s;
+        }
+        next_seq_ = last + 1;
+        bool created = false;
+        for (size_t i = 0; i < kWalFiles.size(); ++i) {
+            created |= !std::filesystem::exists(path(i));
+            fds_[i] = ::open(path(i).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+            if (fds_[i] < 0) return io_error("open " + path(i), errno);
+        }
+        if (created && sync_) {
+            // The files' names must survive a machine crash with what they hold.
+            Status s = sync_directory(dir_);
+            if (!s.ok()) return s;
+        }
+        checkpointer_ = std::thread([this] { checkpoint_loop(); });
+        return {};
+    }
+
+    Result<std::optional<std::string>> get(Space space, std::string_view key) const override {
+        {
+            std::lock_guard lock(mu_);
+            for (const Memtable* table : {&active_, &frozen_}) {
+                auto it = table->find(std::make_pair(space, key));
+                if (it != table->end()) return it->second;
+            }
+        }
+        return base_->get(space, key);
+    }
+
+    Status write(const std::vector<StoreWrite>& batch) override {
+        for (const StoreWrite& w : batch) {
+            if (w.key.empty()) return {ErrorCode::invalid_argument, "store: empty key"};
+            if (w.key.size() > UINT32_MAX || (w.value && w.value->size() > UINT32_MAX)) {
+                return {ErrorCode::invalid_argument, "store: key or value too long"};
+            }
+        }
+        {
+            std::lock_guard lock(mu_);
+            if (!checkpoint_error_.ok()) return checkpoint_error_;
+        }
+        if (batch.empty()) return {};
+        // Freezing first, so a failed checkpoint fails this write before any of it is logged.
+        if (offset_ >= checkpoint_bytes_) {
+            if (Status s = freeze(); !s.ok()) return s;
+        }
+        record_.clear();
+        encode_record(next_seq_, batch, record_);
+        if (Status s = append(record_); !s.ok()) return s;  // offset_ and next_seq_ unchanged
+        offset_ += record_.size();
+        ++next_seq_;
+        {
+            std::lock_guard lock(mu_);
+            for (const StoreWrite& w : batch) {
+                active_.insert_or_assign(MemKey{w.space, w.key}, w.value);
+            }
+        }
+        return {};
+    }
+
+    Status scan(
+        Space space, std::string_view from, size_t limit,
+        const std::function<bool(std::string_view, std::string_view)>& visit) const override {
+        // As BufferedEnv::scan_over: the base's keys a chunk at a time, merged
+        // with the memtables' keys up to the chunk's last key. A checkpoint that
+        // drops frozen_ between the chunk's base scan and the memtables' copy
+        // could hide keys from both, so the chunk is then read again.
+        std::string cursor(from);
+        std::optional<std::string> overlay_after;  // memtable keys > this (none: >= from)
+        bool first_chunk = true;
+        size_t visited = 0;
+        while (visited < limit) {
+            const size_t wanted = limit - visited + (first_chunk ? 0 : 1);
+            std::vector<std::pair<std::string, std::string>> stored;
+            std::vector<std::pair<std::string, std::optional<std::string>>> overlay;
+            bool store_exhausted = false;
+            for (;;) {
+                const uint64_t cleared = checkpoints_cleared();
+                stored.clear();
+                Status s =
+                    base_->scan(space, cursor, wanted, [&](std::string_view k, std::string_view v) {
+                        stored.emplace_back(k, v);
+                        return true;
+                    });
+                if (!s.ok()) return s;
+                store_exhausted = stored.size() < wanted;
+                std::lock_guard lock(mu_);
+                if (cleared != checkpoints_cleared_) continue;
+                overlay = overlay_range(space, from, overlay_after,
+                                        store_exhausted ? nullptr : &stored.back().first);
+                break;
+            }
+            if (!first_chunk && !stored.empty() && stored.front().first == cursor) {
+                stored.erase(stored.begin());  // visited in the previous chunk
+            }
+            first_chunk = false;
+            size_t i = 0, j = 0;
+            while (visited < limit && (i < stored.size() || j < overlay.size())) {
+                std::string_view key;
+                std::optional<std::string_view> value;
+                if (j < overlay.size() &&
+                    (i == stored.size() || overlay[j].first <= stored[i].first)) {
+                    if (i < stored.size() && overlay[j].first == stored[i].first) ++i;
+                    key = overlay[j].first;
+                    if (overlay[j].second) value = *overlay[j].second;
+                    ++j;
+                } else {
+                    key = stored[i].first;
+                    value = stored[i].second;
+                    ++i;
+                }
+                if (!value) continue;  // erased in the log
+                ++visited;
+                if (!visit(key, *value)) return {};
+            }
+            if (store_exhausted || stored.empty()) break;
+            overlay_after = stored.back().first;
+            cursor = stored.back().first;
+        }
+        return {};
+    }
+
+    Result<uint64_t> count(Space space) const override {
+        for (;;) {
+            std::vector<std::pair<std::string, bool>> logged;  // key, present
+            uint64_t cleared = 0;
+            {
+                std::unique_lock lock(mu_);
+                // The base's count and lookups must see the same snapshot: not
+                // across a checkpoint's commit.
+                cv_.wait(lock, [&] { return !checkpointing_; });
+                cleared = checkpoints_cleared_;
+                for (auto& [key, value] : overlay_range(space, "", std::nullopt, nullptr)) {
+                    logged.emplace_back(std::move(key), value.has_value());
+                }
+            }
+            Result<uint64_t> n = base_->count(space);
+            if (!n) return n;
+            int64_t delta = 0;
+            for (const auto& [key, present] : logged) {
+                Result<std::optional<std::string>> stored = base_->get(space, key);
+                if (!stored) return stored.status();
+                if (present && !stored->has_value()) ++delta;
+                if (!present && stored->has_value()) --delta;
+            }
+            std::lock_guard lock(mu_);
+            if (cleared == checkpoints_cleared_ && !checkpointing_) {
+                return static_cast<uint64_t>(static_cast<int64_t>(n.value()) + delta);
+            }
+        }
+    }
+
+  private:
+    std::string path(size_t i) const { return dir_ + "/" + kWalFiles[i]; }
+
+    uint64_t checkpoints_cleared() const {
+        std::lock_guard lock(mu_);
+        return checkpoints_cleared_;
+    }
+
+    // The memtables' entries of `space` from `from` (or after `after`) up to
+    // `last` (null: all), frozen_ overridden by active_. Under mu_.
+    std::vector<std::pair<std::string, std::optional<std::string>>> overlay_range(
+        Space space, std::string_view from, const std::optional<std::string>& after,
+        const std::string* last) const {
+        std::map<std::string, std::optional<std::string>, std::less<>> merged;
+        for (const Memtable* table : {&frozen_, &active_}) {
+            auto it = after ? table->upper_bound(std::make_pair(space, std::string_view(*after)))
+                            : table->lower_bound(std::make_pair(space, from));
+            for (; it != table->end() && it->first.space == space; ++it) {
+                if (last != nullptr && it->first.key > *last) break;
+                merged.insert_or_assign(it->first.key, it->second);
+            }
+        }
+        return {std::make_move_iterator(merged.begin()), std::make_move_iterator(merged.end())};
+    }
+
+    static std::vector<StoreWrite> checkpoint_batch(const Memtable& table, uint64_t last_seq) {
+        std::vector<StoreWrite> batch;
+        batch.reserve(table.size() + 1);
+        for (const auto& [key, value] : table)
+            batch.push_back(StoreWrite{key.space, key.key, value});
+        batch.push_back(
+            StoreWrite{Space::store, std::string(kWalAppliedKey), encode_seq(last_seq)});
+        return batch;
+    }
+
+    Status append(const std::string& bytes) {
+        const int fd = fds_[active_file_];
+        size_t done = 0;
+        while (done < bytes.size()) {
+            const ssize_t n = ::pwrite(fd, bytes.data() + done, bytes.size() - done,
+                                       static_cast<off_t>(offset_ + done));
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) return io_error("write " + path(active_file_), errno);
+            done += static_cast<size_t>(n);
+        }
+        if (sync_ && ::fdatasync(fd) != 0)
+            return io_error("fdatasync " + path(active_file_), errno);
+        return {};
+    }
+
+    // The active writes become frozen_ for the checkpointer; the other file,
+    // whose writes the last checkpoint applied, becomes active from offset 0.
+    Status freeze() {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return !frozen_pending_ || !checkpoint_error_.ok(); });
+        if (!checkpoint_error_.ok()) return checkpoint_error_;
+        frozen_ = std::move(active_);
+        active_.clear();
+        frozen_last_seq_ = next_seq_ - 1;
+        frozen_pending_ = true;
+        lock.unlock();
+        cv_.notify_all();
+        active_file_ ^= 1;
+        offset_ = 0;
+        return {};
+    }
+
+    void checkpoint_loop() {
+        std::unique_lock lock(mu_);
+        for (;;) {
+            cv_.wait(lock, [&] { return frozen_pending_ || stopping_; });
+            if (!frozen_pending_) return;
+            checkpointing_ = true;
+            lock.unlock();
+            // frozen_ does not change while pending: read without the lock.
+            Status s = base_->write(checkpoint_batch(frozen_, frozen_last_seq_));
+            lock.lock();
+            checkpointing_ = false;
+            if (!s.ok()) {
+                checkpoint_error_ = Status(s.code(), "wal checkpoint: " + s.message());
+                cv_.notify_all();
+                return;  // frozen_ stays readable; write() now fails
+            }
+            frozen_.clear();
+            frozen_pending_ = false;
+            ++checkpoints_cleared_;
+            cv_.notify_all();
+        }
+    }
+
+    std::unique_ptr<Store> base_;
+    std::string dir_;
+    bool sync_;
+    uint64_t checkpoint_bytes_;
+    std::array<int, 2> fds_{-1, -1};
+
+    // The writing thread's (write() and freeze()).
+    size_t active_file_ = 0;
+    uint64_t offset_ = 0;
+    uint64_t next_seq_ = 1;
+    std::string record_;  // reused
+
+    // Under mu_.
+    mutable std::mutex mu_;
+    mutable std::condition_variable cv_;
+    Memtable active_;
+    Memtable frozen_;
+    uint64_t frozen_last_seq_ = 0;
+    bool frozen_pending_ = false;
+    bool checkpointing_ = false;  // the checkpointer is writing frozen_ to the base
+    uint64_t checkpoints_cleared_ = 0;
+    bool stopping_ = false;
+    Status checkpoint_error_;
+    std::thread checkpointer_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> open_logged_lmdb_store(const LmdbOptions& options,
+                                                      LongKeyHash hash) {
+    Result<std::unique_ptr<Store>> base = open_lmdb_store_with_hash(options, hash);
+    if (!base) return base.status();
+    auto store = std::make_unique<LoggedStore>(std::move(base.value()), options.dir, options);
+    if (Status s = store->start(); !s.ok()) return s;
+    return std::unique_ptr<Store>(std::move(store));
+}
+
+Status retire_write_ahead_log(const LmdbOptions& options, LongKeyHash hash) {
+    std::vector<std::string> paths;
+    for (const char* name : kWalFiles) {
+        std::string path = options.dir + "/" + name;
+        if (std::filesystem::exists(path)) paths.push_back(std::move(path));
+    }
+    if (paths.empty()) return {};
+    {
+        // Replays the log; closing it applies the rest.
+        Result<std::unique_ptr<Store>> logged = open_logged_lmdb_store(options, hash);
+        if (!logged) return logged.status();
+    }
+    for (const std::string& path : paths) {
+        if (::unlink(path.c_str()) != 0) return io_error("remove " + path, errno);
+    }
+    return options.sync ? sync_directory(options.dir) : Status{};
+}
+
+}  // namespace kv::node

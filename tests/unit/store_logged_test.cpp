@@ -1,0 +1,268 @@
+// The write-ahead log in front of LMDB (node/storage/store_logged.cpp): what a
+// process killed at any point leaves is every write acknowledged before, and
+// nothing else; torn records are dropped; checkpoints and reads interleave; a
+// directory may switch between the logged and the plain store. (The Store
+// contract itself runs against the logged store in store_test.cpp.)
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "node/storage/store.h"
+#include "node/storage/store_lmdb_testing.h"
+#include "tests/unit/temp_dir.h"
+
+namespace {
+
+using kv::ErrorCode;
+using kv::node::LmdbOptions;
+using kv::node::Space;
+using kv::node::Store;
+using kv::node::StoreWrite;
+
+using kv::test::TempDir;
+
+LmdbOptions logged(const std::string& dir, uint64_t checkpoint_bytes) {
+    return {.dir = dir, .write_ahead_log = true, .wal_checkpoint_bytes = checkpoint_bytes};
+}
+
+std::unique_ptr<Store> open_store(const LmdbOptions& options) {
+    auto store = kv::node::open_lmdb_store(options);
+    INFO(store.status().to_string());
+    REQUIRE(store.ok());
+    return std::move(store).value();
+}
+
+std::string key_of(int i) {
+    return "key/" + std::to_string(i);
+}
+std::string value_of(int i, int round) {
+    return std::string(static_cast<size_t>(20 + (i * 7 + round) % 200),
+                       static_cast<char>('a' + round % 26));
+}
+
+// Writes round after round of `keys` keys (each round overwrites every key and
+// erases every fifth), then dies without closing the store, as kill -9 would,
+// after `rounds` rounds. What a child acknowledged is exactly rounds x keys.
+void write_then_die(const LmdbOptions& options, int keys, int rounds) {
+    const pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        auto store = kv::node::open_lmdb_store(options);
+        if (!store) _exit(3);
+        for (int round = 0; round < rounds; ++round) {
+            for (int first = 0; first < keys; first += 10) {
+                std::vector<StoreWrite> batch;
+                for (int i = first; i < std::min(keys, first + 10); ++i) {
+                    if (i % 5 == round % 5) {
+                        batch.push_back({Space::data, key_of(i), std::nullopt});
+                    } else {
+                        batch.push_back({Space::data, key_of(i), value_of(i, round)});
+                    }
+                }
+                if (!store.value()->write(batch).ok()) _exit(4);
+            }
+        }
+        _exit(0);  // no destructor: the log is not checkpointed at close
+    }
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 0);
+}
+
+// Every key as the last round left it.
+void check_round(const Store& store, int keys, int round) {
+    int wrong = 0;
+    for (int i = 0; i < keys; ++i) {
+        auto got = store.get(Space::data, key_of(i));
+        REQUIRE(got.ok());
+        const std::optional<std::string> want =
+            i % 5 == round % 5 ? std::nullopt : std::optional<std::string>(value_of(i, round));
+        if (got.value() != want) ++wrong;
+    }
+    CHECK(wrong == 0);
+    auto n = store.count(Space::data);
+    REQUIRE(n.ok());
+    CHECK(n.value() == static_cast<uint64_t>(keys - keys / 5));
+}
+
+uint64_t file_bytes(const std::string& path) {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(path, ec);
+    return ec ? 0 : size;
+}
+
+}  // namespace
+
+TEST_CASE("wal: a process killed without closing keeps every acknowledged write", "[store][wal]") {
+    // Checkpoint sizes: never (everything from the log), often (most in LMDB,
+    // the rest in either file, a checkpoint possibly in flight at the kill).
+    for (uint64_t checkpoint_bytes : {uint64_t{1} << 30, uint64_t{2000}}) {
+        TempDir dir;
+        write_then_die(logged(dir.path(), checkpoint_bytes), 200, 7);
+        auto store = open_store(logged(dir.path(), checkpoint_bytes));
+        check_round(*store, 200, 6);
+        // Replayed once: reopening again finds the same, and writes go on.
+        store.reset();
+        store = open_store(logged(dir.path(), checkpoint_bytes));
+        check_round(*store, 200, 6);
+        REQUIRE(store->write({{Space::data, "after", "1"}}).ok());
+        store.reset();
+        CHECK(open_store(logged(dir.path(), checkpoint_bytes))->get(Space::data, "after").value() ==
+              "1");
+    }
+}
+
+TEST_CASE("wal: a torn last record is dropped, the records before it kept", "[store][wal]") {
+    TempDir dir;
+    write_then_die(logged(dir.path(), uint64_t{1} << 30), 50, 2);
+    const std::string wal = dir.path() + "/wal-0";
+    const uint64_t whole = file_bytes(wal);
+    REQUIRE(whole > 100);
+    SECTION("cut short") {
+        std::filesystem::resize_file(wal, whole - 7);
+    }
+    SECTION("a byte of the last record changed") {
+        std::fstream f(wal, std::ios::in | std::ios::out | std::ios::binary);
+        f.seekp(static_cast<std::streamoff>(whole - 3));
+        f.put('\xff');
+    }
+    auto store = open_store(logged(dir.path(), uint64_t{1} << 30));
+    // The last batch (keys 40-49 of round 1) is lost; keys 0-39 hold round 1.
+    for (int i = 0; i < 40; ++i) {
+        const std::optional<std::string> want =
+            i % 5 == 1 ? std::nullopt : std::optional<std::string>(value_of(i, 1));
+        CHECK(store->get(Space::data, key_of(i)).value() == want);
+    }
+    for (int i = 40; i < 50; ++i) {
+        const std::optional<std::string> want =
+            i % 5 == 0 ? std::nullopt : std::optional<std::string>(value_of(i, 0));
+        CHECK(store->get(Space::data, key_of(i)).value() == want);
+    }
+}
+
+TEST_CASE("wal: a gap between LMDB and the log is an error, not a silent loss", "[store][wal]") {
+    TempDir dir;
+    // Small checkpoints: the files have been reused, so neither starts at record 1.
+    write_then_die(logged(dir.path(), 1500), 100, 6);
+    {
+        // LMDB as if restored from before every checkpoint: applied number 0.
+        auto raw =
+            kv::node::open_lmdb_store_with_hash({.dir = dir.path()}, kv::node::lmdb_long_key_hash);
+        REQUIRE(raw.ok());
+        REQUIRE(raw.value()->write({{Space::store, "wal_applied_seq", std::nullopt}}).ok());
+    }
+    auto store = kv::node::open_lmdb_store(logged(dir.path(), 1500));
+    REQUIRE_FALSE(store.ok());
+    CHECK(store.status().code() == ErrorCode::storage_error);
+    CHECK_THAT(store.status().message(), Catch::Contains("records 1 to"));
+    CHECK_THAT(store.status().message(), Catch::Contains("are missing"));
+}
+
+TEST_CASE("wal: reads and scans stay exact while checkpoints run", "[store][wal]") {
+    TempDir dir;
+    auto store = open_store(logged(dir.path(), 4000));
+    constexpr int kKeys = 300;
+    std::vector<StoreWrite> first;
+    for (int i = 0; i < kKeys; ++i) first.push_back({Space::data, key_of(i), "v0"});
+    REQUIRE(store->write(first).ok());
+    // One thread overwrites every key round after round (forcing checkpoints);
+    // this one scans and reads: every key is always there, with a value of a
+    // round not older than the last one this thread saw complete.
+    std::atomic<int> rounds_done{0};
+    std::atomic<bool> failed{false};
+    std::thread writer([&] {
+        for (int round = 1; round <= 60 && !failed; ++round) {
+            for (int firstkey = 0; firstkey < kKeys; firstkey += 30) {
+                std::vector<StoreWrite> batch;
+                for (int i = firstkey; i < firstkey + 30; ++i) {
+                    batch.push_back({Space::data, key_of(i), "v" + std::to_string(round)});
+                }
+                if (!store->write(batch).ok()) failed = true;
+            }
+            rounds_done = round;
+        }
+    });
+    int scans = 0, short_scans = 0, stale = 0;
+    while (rounds_done < 60 && !failed) {
+        const int done = rounds_done;
+        size_t seen = 0;
+        REQUIRE(store
+                    ->scan(Space::data, "", SIZE_MAX,
+                           [&](std::string_view, std::string_view v) {
+                               ++seen;
+                               if (std::stoi(std::string(v.substr(1))) < done) ++stale;
+                               return true;
+                           })
+                    .ok());
+        ++scans;
+        if (seen != kKeys) ++short_scans;
+        auto got = store->get(Space::data, key_of(scans % kKeys));
+        REQUIRE(got.ok());
+        REQUIRE(got.value().has_value());
+        if (std::stoi(got.value()->substr(1)) < done) ++stale;
+    }
+    writer.join();
+    CHECK_FALSE(failed);
+    CHECK(scans > 0);
+    CHECK(short_scans == 0);
+    CHECK(stale == 0);
+    CHECK(store->count(Space::data).value() == kKeys);
+}
+
+TEST_CASE("wal: a directory switches between the logged and the plain store", "[store][wal]") {
+    TempDir dir;
+    write_then_die(logged(dir.path(), uint64_t{1} << 30), 100, 4);
+    REQUIRE(file_bytes(dir.path() + "/wal-0") > 0);
+    {
+        // Without the log: the log is applied, then removed.
+        auto plain = open_store({.dir = dir.path()});
+        check_round(*plain, 100, 3);
+        CHECK_FALSE(std::filesystem::exists(dir.path() + "/wal-0"));
+        CHECK_FALSE(std::filesystem::exists(dir.path() + "/wal-1"));
+        REQUIRE(plain->write({{Space::hints, "plain", "1"}}).ok());
+    }
+    auto again = open_store(logged(dir.path(), uint64_t{1} << 30));
+    check_round(*again, 100, 3);
+    CHECK(again->get(Space::hints, "plain").value() == "1");
+}
+
+TEST_CASE("wal: a checkpoint that fails makes later writes fail, losing nothing logged",
+          "[store][wal]") {
+    TempDir dir;
+    LmdbOptions small = logged(dir.path(), 64 << 10);
+    small.map_size_bytes = 1 << 20;
+    std::map<std::string, std::string> acknowledged;
+    {
+        auto store = open_store(small);
+        kv::Status last;
+        for (int i = 0; i < 400 && last.ok(); ++i) {
+            const std::string value(8000, static_cast<char>('a' + i % 26));
+            last = store->write({{Space::data, key_of(i), value}});
+            if (last.ok()) acknowledged[key_of(i)] = value;
+        }
+        // The map (1 MiB) cannot hold 400 x 8 KB: a checkpoint failed.
+        CHECK(last.code() == ErrorCode::storage_error);
+        CHECK_THAT(last.message(), Catch::Contains("MDB_MAP_FULL"));
+        REQUIRE(acknowledged.size() > 64);
+    }
+    // With room, everything acknowledged is there.
+    LmdbOptions roomy = small;
+    roomy.map_size_bytes = 64 << 20;
+    auto store = open_store(roomy);
+    int wrong = 0;
+    for (const auto& [key, value] : acknowledged) {
+        if (store->get(Space::data, key).value() != value) ++wrong;
+    }
+    CHECK(wrong == 0);
+    CHECK(store->count(Space::data).value() == acknowledged.size());
+}
