@@ -19,6 +19,7 @@
 #include "client/z85.h"
 #include "node/buffered_env.h"
 #include "node/runtime/commit_thread.h"
+#include "node/runtime/frame_batch.h"
 #include "node/runtime/limits.h"
 
 namespace kv::node {
@@ -524,6 +525,7 @@ class Runtime {
                        "a request must be exactly one frame, got " + std::to_string(frames)));
             return true;
         }
+        if (is_batch_frame(frame.to_string_view())) return handle_batch_request(from, frame, who);
         uint64_t id = 0;
         auto decoded = node::decode(frame.to_string_view(), &id);
         if (!decoded) {
@@ -534,6 +536,54 @@ class Runtime {
             node_.on_request(from, std::move(decoded.value()), std::nullopt, who);
         }
         return true;
+    }
+
+    // A batch frame on the ROUTER: the requests of one member's loop
+    // iteration. A client may not send one (frame_batch.h).
+    bool handle_batch_request(const ReplyTo& from, const zmq::message_t& frame,
+                              const Principal& who) {
+        env_.begin_handler();
+        if (who.kind == Principal::Kind::user) {
+            node_.on_bad_frame(
+                from, 0, Status(ErrorCode::unauthorized, "batch frames are for members only"));
+            return true;
+        }
+        if (!split_batch_frame(frame.to_string_view(), batch_parts_)) {
+            node_.on_bad_frame(from, 0, Status(ErrorCode::bad_request, "malformed batch frame"));
+            return true;
+        }
+        note_batch_route(from.route);
+        for (std::string_view part : batch_parts_) {
+            uint64_t id = 0;
+            auto decoded = node::decode(part, &id);
+            env_.begin_handler();
+            if (!decoded) {
+                node_.on_bad_frame(from, id, decoded.status());
+            } else {
+                node_.on_request(from, std::move(decoded.value()), std::nullopt, who);
+            }
+        }
+        return true;
+    }
+
+    // Connections that sent a batch frame: members of this version, which
+    // read batch frames too, so their replies are batched. Bounded as peer_routes_.
+    void note_batch_route(const std::string& route) {
+        if (batch_routes_.size() >= kPeerRoutesMax && !batch_routes_.contains(route)) {
+            batch_routes_.clear();
+        }
+        batch_routes_.insert(route);
+    }
+
+    void on_peer_frame(const std::string& peer_id, std::string_view frame) {
+        auto decoded = node::decode(frame);
+        if (!decoded) {
+            env_.write_log(LogLevel::warn, "undecodable reply from " + peer_id + ": " +
+                                               decoded.status().to_string());
+            return;
+        }
+        env_.begin_handler();
+        node_.on_peer_reply(peer_id, std::move(decoded.value()));
     }
 
     bool recv_from_peer(const std::string& peer_id) {
@@ -550,14 +600,15 @@ class Runtime {
             if (!dealers_.at(peer_id).recv(rest, zmq::recv_flags::dontwait)) break;
             if (!rest.more()) return true;
         }
-        auto decoded = node::decode(frame.to_string_view());
-        if (!decoded) {
-            env_.write_log(LogLevel::warn, "undecodable reply from " + peer_id + ": " +
-                                               decoded.status().to_string());
+        if (!is_batch_frame(frame.to_string_view())) {
+            on_peer_frame(peer_id, frame.to_string_view());
             return true;
         }
-        env_.begin_handler();
-        node_.on_peer_reply(peer_id, std::move(decoded.value()));
+        if (!split_batch_frame(frame.to_string_view(), batch_parts_)) {
+            env_.write_log(LogLevel::warn, "malformed batch frame from " + peer_id);
+            return true;
+        }
+        for (std::string_view part : batch_parts_) on_peer_frame(peer_id, part);
         return true;
     }
 
@@ -623,17 +674,63 @@ class Runtime {
         return true;
     }
 
+    // Messages bound for one member (its DEALER) or for a member's connection
+    // (replies through the ROUTER to a connection that sent a batch frame) go
+    // as batch frames, in the order they were sent; the rest one by one.
     void deliver_all(std::vector<Outgoing> out) {
         const uint64_t now = env_.now_ms();
+        std::map<std::string, std::vector<Outgoing*>> to_peer, to_route;
         for (auto& o : out) {
-            // Gossip (addressed by endpoint) is not retried: the next round repeats it.
-            if (deliver(o) || !o.to_peer || !o.endpoint.empty()) continue;
-            if (unsent_.size() < kUnsentMax) {
-                unsent_.push_back(Unsent{std::move(o), now});
-            } else {
-                env_.begin_handler();
-                node_.on_send_failed(o.peer_id, node::request_id(o.message));
+            if (o.to_peer && o.endpoint.empty()) {
+                to_peer[o.peer_id].push_back(&o);
+            } else if (!o.to_peer && batch_routes_.contains(o.reply_to.route)) {
+                to_route[o.reply_to.route].push_back(&o);
+            } else if (!deliver(o)) {
+                hold_or_fail(o, now);
             }
+        }
+        for (auto& [peer, group] : to_peer) deliver_batched(group, now);
+        for (auto& [route, group] : to_route) deliver_batched(group, now);
+    }
+
+    // One destination's messages, as few frames as kBatchFrameBytesMax allows.
+    void deliver_batched(const std::vector<Outgoing*>& group, uint64_t now) {
+        size_t first = 0;
+        while (first < group.size()) {
+            BatchFrame frame;
+            size_t end = first;
+            std::string payload;
+            for (; end < group.size(); ++end) {
+                payload = node::encode(group[end]->message);
+                if (!frame.fits(payload.size())) break;
+                frame.add(payload);
+            }
+            bool sent = false;
+            if (frame.count() == 1) {
+                sent = send_payload(*group[first], payload_of(frame));
+            } else {
+                sent = send_payload(*group[first], frame.bytes());
+            }
+            if (!sent) {
+                for (size_t i = first; i < end; ++i) hold_or_fail(*group[i], now);
+            }
+            first = end;
+        }
+    }
+
+    // The single message of a one-message batch, as its own frame.
+    static std::string payload_of(const BatchFrame& frame) { return frame.bytes().substr(5); }
+
+    // A peer message that found no connection waits for one (retry_unsent);
+    // anything else not sent is lost, as a reply to a gone client is.
+    void hold_or_fail(Outgoing& o, uint64_t now) {
+        // Gossip (addressed by endpoint) is not retried: the next round repeats it.
+        if (!o.to_peer || !o.endpoint.empty()) return;
+        if (unsent_.size() < kUnsentMax) {
+            unsent_.push_back(Unsent{std::move(o), now});
+        } else {
+            env_.begin_handler();
+            node_.on_send_failed(o.peer_id, node::request_id(o.message));
         }
     }
 
@@ -673,8 +770,10 @@ class Runtime {
 
     // False when the message could not be handed to ZeroMQ (a peer with no
     // live connection: ZMQ_IMMEDIATE makes the send fail instead of queueing).
-    bool deliver(Outgoing& o) {
-        const std::string payload = node::encode(o.message);
+    bool deliver(Outgoing& o) { return send_payload(o, node::encode(o.message)); }
+
+    // Sends a frame (one message's, or a batch) to where `o` is bound.
+    bool send_payload(const Outgoing& o, const std::string& payload) {
         try {
             if (o.to_peer && !o.endpoint.empty()) {
                 zmq::socket_t* dealer = gossip_dealer(o.endpoint);
@@ -811,7 +910,9 @@ class Runtime {
     uint64_t last_refusal_log_ms_ = 0;
     std::string last_refusal_;
     SlowReaders slow_readers_;
-    std::unordered_set<std::string> peer_routes_;  // see note_peer_route
+    std::unordered_set<std::string> peer_routes_;   // see note_peer_route
+    std::unordered_set<std::string> batch_routes_;  // see note_batch_route
+    std::vector<std::string_view> batch_parts_;     // split_batch_frame's, reused
     TransportStats transport_stats_;
     TransportStats logged_stats_;
     uint64_t logged_overloaded_ = 0;

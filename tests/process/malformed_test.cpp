@@ -313,6 +313,18 @@ Batch oversized_frame_batch() {
     return batch;
 }
 
+// Batch frames (node/runtime/frame_batch.h) whose lengths run past their end
+// or that hold nothing. (This node runs without a cluster key, so the sender
+// counts as a member and may send batches at all.)
+Batch malformed_batch_frame_batch() {
+    Batch batch{"malformed batch frames", ErrorCode::bad_request};
+    batch.add(std::string(1, '\xc1'));
+    batch.add(std::string("\xc1\x05\x00\x00", 4));
+    batch.add(std::string("\xc1\xff\xff\xff\x7f", 5) + "abc");
+    batch.add(std::string("\xc1\x01\x00\x00\x00\x80\x09\x00\x00\x00", 10) + "short");
+    return batch;
+}
+
 std::string bytes_of(std::initializer_list<int> bytes) {
     std::string out;
     for (int b : bytes) out.push_back(static_cast<char>(b));
@@ -473,10 +485,17 @@ TEST_CASE("a node answers every malformed frame with an error and keeps serving"
     size_t frames_sent = 0;
     auto [wrong_fields, wrong_header] = wrong_type_batches();
     const std::vector<Batch> batches = {
-        garbage_batch(),         truncated_batch(),       unknown_type_batch(),
-        wrong_version_batch(),   std::move(wrong_fields), std::move(wrong_header),
-        oversized_key_batch(),   oversized_value_batch(), hostile_batch(),
+        garbage_batch(),
+        truncated_batch(),
+        unknown_type_batch(),
+        wrong_version_batch(),
+        std::move(wrong_fields),
+        std::move(wrong_header),
+        oversized_key_batch(),
+        oversized_value_batch(),
+        hostile_batch(),
         oversized_frame_batch(),
+        malformed_batch_frame_batch(),
     };
     for (const auto& batch : batches) {
         REQUIRE(!batch.frames.empty());

@@ -22,6 +22,7 @@
 #include "gossip/gossip_codec.h"
 #include "node/data/object.h"
 #include "node/peer_protocol.h"
+#include "node/runtime/frame_batch.h"
 #include "tests/process/process_cluster.h"
 
 using namespace kv;
@@ -195,6 +196,11 @@ std::vector<std::pair<std::string, std::string>> forged_peer_frames(ProcessClust
     add("ae_push of a forged object",
         node::AePushRequest{next_request_id(), "evil", {"k6"}, {object}});
     add("repair", proto::RepairRequest{next_request_id(), true, 0, 0});
+    // A batch frame (node/runtime/frame_batch.h) of a forged write and a read.
+    node::BatchFrame batch;
+    batch.add(node::encode(write));
+    batch.add(node::encode(node::ReplicaReadRequest{next_request_id(), "k1"}));
+    frames.emplace_back("batch frame of r_write and r_read", batch.bytes());
     return frames;
 }
 
