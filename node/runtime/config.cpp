@@ -119,6 +119,9 @@ po::options_description describe(RuntimeConfig& c, std::string& peers, std::stri
         "LMDB in background checkpoints (false: each commit is an LMDB transaction; a log left by "
         "an earlier "
         "start is applied first)")(
+        "wal-checkpoint-mb", po::value(&c.wal_checkpoint_mb)->default_value(16),
+        "log written between two checkpoints into LMDB; up to about twice this of written data "
+        "is held in memory")(
         "commit-thread", po::value(&c.commit_thread)->default_value(true),
         "commit on a writer thread while requests go on being handled (false: the event loop "
         "waits for each commit)")(
@@ -379,6 +382,8 @@ Result<RuntimeConfig> parse_config(int argc, const char* const* argv, std::ostre
     }
     if (c.batch_messages_max < 1)
         return Status(ErrorCode::invalid_argument, "--batch-max must be >= 1");
+    if (c.wal_checkpoint_mb < 1 || c.wal_checkpoint_mb > 4096)
+        return Status(ErrorCode::invalid_argument, "--wal-checkpoint-mb must be 1 to 4096");
     if (Status secured = apply_security(c, security); !secured.ok()) return secured;
     if (log_level == "debug") {
         c.log_level = LogLevel::debug;

@@ -939,6 +939,7 @@ int run_node(const RuntimeConfig& config) {
     options.dir = config.data_dir;
     options.sync = config.sync;
     options.write_ahead_log = config.write_ahead_log;
+    options.wal_checkpoint_bytes = config.wal_checkpoint_mb << 20;
     options.map_size_bytes = config.map_size_mb << 20;
     auto store = open_lmdb_store(options);
     if (!store) {

@@ -90,7 +90,7 @@ struct LmdbOptions {
     // checkpoints of about wal_checkpoint_bytes of log each. Up to about twice
     // that of written keys and values is held in memory meanwhile.
     bool write_ahead_log = false;
-    uint64_t wal_checkpoint_bytes = uint64_t{4} << 20;
+    uint64_t wal_checkpoint_bytes = uint64_t{16} << 20;
 };
 
 // Opens (creating if needed) an LMDB environment in options.dir, with its

@@ -210,7 +210,7 @@ TEST_CASE("a failed commit stops the node, and what it acknowledged survives",
     INFO("--wal " << wal);
     ProcessCluster cluster("failstop");
     KV_REQUIRE_OK(cluster.add_nodes(1, 1));
-    cluster.set_extra_flags(0, {"--map-size-mb", "1", "--wal", wal});
+    cluster.set_extra_flags(0, {"--map-size-mb", "1", "--wal", wal, "--wal-checkpoint-mb", "1"});
     KV_REQUIRE_OK(cluster.start_all());
     const std::string value(64 * 1024, 'f');
     std::vector<std::string> acked;
@@ -218,8 +218,8 @@ TEST_CASE("a failed commit stops the node, and what it acknowledged survives",
     {
         RawClient client(cluster.endpoint(0));
         // 64 KiB values cannot fit a 1 MiB map for long. With the write-ahead
-        // log (the default) the failure comes at its first checkpoint into
-        // LMDB, after about 4 MiB of log: a write after it is refused.
+        // log (the default) the failure comes at a checkpoint into LMDB (one
+        // per MiB of log here): a write after it is refused.
         for (int i = 0; i < 160 && !refused; ++i) {
             const std::string key = "full-" + std::to_string(i);
             auto reply =
