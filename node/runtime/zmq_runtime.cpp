@@ -693,33 +693,29 @@ class Runtime {
         for (auto& [route, group] : to_route) deliver_batched(group, now);
     }
 
-    // One destination's messages, as few frames as kBatchFrameBytesMax allows.
+    // One destination's messages, as few frames as kBatchFrameBytesMax allows;
+    // a message alone in its frame goes as its own frame. Each is encoded once.
     void deliver_batched(const std::vector<Outgoing*>& group, uint64_t now) {
+        if (group.size() == 1) {
+            if (!deliver(*group.front())) hold_or_fail(*group.front(), now);
+            return;
+        }
+        std::vector<std::string> payloads;
+        payloads.reserve(group.size());
+        for (const Outgoing* o : group) payloads.push_back(node::encode(o->message));
         size_t first = 0;
         while (first < group.size()) {
             BatchFrame frame;
             size_t end = first;
-            std::string payload;
-            for (; end < group.size(); ++end) {
-                payload = node::encode(group[end]->message);
-                if (!frame.fits(payload.size())) break;
-                frame.add(payload);
-            }
-            bool sent = false;
-            if (frame.count() == 1) {
-                sent = send_payload(*group[first], payload_of(frame));
-            } else {
-                sent = send_payload(*group[first], frame.bytes());
-            }
-            if (!sent) {
+            while (end < group.size() && frame.fits(payloads[end].size()))
+                frame.add(payloads[end++]);
+            const bool alone = end - first == 1;
+            if (!send_payload(*group[first], alone ? payloads[first] : frame.bytes())) {
                 for (size_t i = first; i < end; ++i) hold_or_fail(*group[i], now);
             }
             first = end;
         }
     }
-
-    // The single message of a one-message batch, as its own frame.
-    static std::string payload_of(const BatchFrame& frame) { return frame.bytes().substr(5); }
 
     // A peer message that found no connection waits for one (retry_unsent);
     // anything else not sent is lost, as a reply to a gone client is.
