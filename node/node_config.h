@@ -66,6 +66,14 @@ struct NodeConfig {
     // Read repair (docs/ARCHITECTURE.md, "Read repair"): off only to test
     // the other repairs alone (kvnode --read-repair false).
     bool read_repair = true;
+    // Read fan-out (docs/ARCHITECTURE.md, "Requests and consistency"): a get
+    // asks only the r replicas its level needs (this node first when it is
+    // one); the others, its spares, are asked when an asked one fails, when
+    // the asked ones disagree (so the read repairs every replica), or when
+    // the read is still unanswered read_spares_after_ms after it started
+    // (checked each tick, 10 ms). read_all_replicas asks every replica at once.
+    bool read_all_replicas = false;
+    uint64_t read_spares_after_ms = 10;
     // Anti-entropy (node/antientropy/anti_entropy.h): an exchange with the
     // next ring member starts every this many ms, so each pair of replicas is
     // compared within (members - 1) x this (each side starts its own).
@@ -107,9 +115,12 @@ struct NodeStats {
     uint64_t bad_frames = 0;    // Node
     uint64_t unauthorized = 0;  // Node: requests refused for want of a grant or the cluster key
     uint64_t read_repairs = 0;  // Coordinator
-    uint64_t timeouts = 0;      // Coordinator
-    uint64_t unavailable = 0;   // Coordinator
-    uint64_t overloaded = 0;    // Coordinator: requests refused by an admission limit
+    // Times a read asked replicas beyond the r they needed (a replica failed,
+    // the asked ones disagreed, or the read was slow).
+    uint64_t read_spares_asked = 0;   // Coordinator
+    uint64_t timeouts = 0;            // Coordinator
+    uint64_t unavailable = 0;         // Coordinator
+    uint64_t overloaded = 0;          // Coordinator: requests refused by an admission limit
     uint64_t background_dropped = 0;  // Coordinator: answered ops whose follow-up was dropped
     uint64_t keys_streamed_in = 0;    // Rebalancer
     uint64_t keys_streamed_out = 0;   // Rebalancer

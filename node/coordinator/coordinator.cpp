@@ -239,6 +239,15 @@ void Coordinator::peer_call_failed(Op& op, const std::string& peer_id, const Sta
 }
 
 void Coordinator::expire_due(uint64_t now_ms) {
+    while (!spares_due_.empty() && spares_due_.begin()->first <= now_ms) {
+        const uint64_t op_id = spares_due_.begin()->second;
+        spares_due_.erase(spares_due_.begin());
+        auto it = ops_.find(op_id);
+        if (it == ops_.end() || it->second->answered) continue;
+        Op& op = *it->second;
+        ask_spares(op, op.spares.size());
+        if (op.finished) finish(op_id);
+    }
     while (!deadlines_.empty() && deadlines_.begin()->first <= now_ms) {
         const uint64_t op_id = deadlines_.begin()->second;
         deadlines_.erase(deadlines_.begin());
@@ -314,6 +323,7 @@ void Coordinator::finish(uint64_t op_id) {
     keep_fallback_hints(op);
     for (uint64_t call : op.peer_calls) pending_.erase(call);
     deadlines_.erase({op.deadline_at_ms, op.id});
+    if (op.spares_due_ms != 0) spares_due_.erase({op.spares_due_ms, op.id});
     release(op);
     ops_.erase(it);
 }

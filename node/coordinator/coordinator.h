@@ -1,8 +1,10 @@
 // The coordinator of client requests (Dynamo §4.5): any node coordinates any
 // key. For a key, the replicas come from Placement.
-//  - get (read_path.cpp): read every replica, answer once r agree to answer,
-//    merge their versions; after all answered (or the deadline), read-repair
-//    the ones that were stale. At r = n the answer waits for the repair.
+//  - get (read_path.cpp): ask the r replicas the level needs (this node
+//    first), answer once r answered, merging their versions; ask the others
+//    when one fails, when they disagree, or when the read is slow; after all
+//    asked answered (or the deadline), read-repair the ones that were stale.
+//    At r = n the answer waits for the repair.
 //  - put/del (write_path.cpp): one replica (this node when it is one) mints
 //    the new version from the value and the client's context, then the
 //    coordinator merges that version into every other replica; success once w
@@ -58,7 +60,8 @@ class Coordinator {
     void on_reply(const std::string& peer_id, const Message& message);
     // The runtime could not hand a call to a peer: that replica fails now.
     void on_send_failed(const std::string& peer_id, uint64_t request_id);
-    // Fails or finishes every op whose deadline passed.
+    // Fails or finishes every op whose deadline passed; asks the spares of
+    // every read still unanswered past its spares_due_ms.
     void expire_due(uint64_t now_ms);
 
     // Ops in the slab: answered or not.
@@ -113,6 +116,11 @@ class Coordinator {
     void finish(uint64_t op_id);
 
     // Reads (read_path.cpp).
+    // Asks one replica for the key: a peer call, or this node's read (whose
+    // answer is handled before it returns).
+    void ask_replica(Op& op, const std::string& replica);
+    // Asks up to `count` of the op's spares (never this node: it is asked first).
+    void ask_spares(Op& op, size_t count);
     void on_read_reply(Op& op, const std::string& replica, const Status& status,
                        const std::optional<std::string>& object);
     void on_repair_reply(Op& op, const std::string& replica, const Status& status);
@@ -148,11 +156,13 @@ class Coordinator {
     Replica& replica_;
 
     std::map<uint64_t, std::unique_ptr<Op>> ops_;
-    std::set<std::pair<uint64_t, uint64_t>> deadlines_;  // (deadline_ms, op id)
-    std::map<uint64_t, PendingPeerCall> pending_;        // peer request id -> op
-    Usage client_total_;                                 // ops not answered yet
-    std::map<std::string, Usage> by_connection_;         // the same, by ReplyTo route
-    Usage background_;                                   // answered, not finished
+    std::set<std::pair<uint64_t, uint64_t>> deadlines_;   // (deadline_ms, op id)
+    std::set<std::pair<uint64_t, uint64_t>> spares_due_;  // (spares_due_ms, op id): reads
+    uint64_t reads_rotated_ = 0;                   // turns the first remote replica a read asks
+    std::map<uint64_t, PendingPeerCall> pending_;  // peer request id -> op
+    Usage client_total_;                           // ops not answered yet
+    std::map<std::string, Usage> by_connection_;   // the same, by ReplyTo route
+    Usage background_;                             // answered, not finished
 };
 
 }  // namespace kv::node

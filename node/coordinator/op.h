@@ -34,6 +34,10 @@ struct Coordinator::Op {
     Budget budget = Budget::none;
     std::vector<uint64_t> peer_calls;
 
+    // Reads: the replicas not asked yet, in the order to ask them (`replicas`
+    // holds the ones asked), and when to ask them all if still unanswered.
+    std::vector<std::string> spares;
+    uint64_t spares_due_ms = 0;
     // Reads: what each replica answered (nullopt: it holds nothing).
     std::map<std::string, std::optional<Object>> versions;
     std::set<std::string> failed;
@@ -68,7 +72,7 @@ struct Coordinator::Op {
     bool follow_up_dropped = false;
 
     size_t responded() const { return versions.size() + failed.size(); }
-    bool wants_all() const { return required == replicas.size(); }
+    bool wants_all() const { return required == replicas.size() + spares.size(); }
 };
 
 // "quorum", or "r=2" / "w=2" for an explicit count.

@@ -1,4 +1,5 @@
-// Reads: every replica is asked, the client is answered once r answered, and
+// Reads: the r replicas a level needs are asked (the others on a failure, a
+// disagreement or a slow read), the client is answered once r answered, and
 // replicas found stale are read-repaired (coordinator.h).
 #include <algorithm>
 #include <cassert>
@@ -15,6 +16,18 @@ Object merge_versions(const std::map<std::string, std::optional<Object>>& versio
         if (version) merged = merge(merged, *version);
     }
     return merged;
+}
+
+bool versions_agree(const std::map<std::string, std::optional<Object>>& versions) {
+    const std::optional<Object>* first = nullptr;
+    for (const auto& [replica, version] : versions) {
+        if (first == nullptr) {
+            first = &version;
+        } else if (version != *first) {
+            return false;
+        }
+    }
+    return true;
 }
 }  // namespace
 
@@ -82,31 +95,73 @@ void Coordinator::handle(const ReplyTo& from, proto::GetRequest req,
         if (sloppy) why += " and " + std::to_string(targets.stand_ins.size()) + " stand-in(s)";
         return reply_error(ErrorCode::unavailable, why);
     }
-    Op& ref = add_op(std::move(op), due_ms);
-    bool local = false;
-    for (const auto& replica : ref.replicas) {
-        if (replica == config_.node_id) {
-            local = true;
-        } else {
-            call_peer(ref, replica, ReplicaReadRequest{0, ref.key, ref.is_stand_in(replica)});
-        }
+    // Fan-out: this node first when it is a replica (its read costs no
+    // message), then the other home replicas from a rotating start, so remote
+    // reads spread over them, then the stand-ins; only the first r are asked now.
+    std::vector<std::string>& candidates = op->replicas;
+    auto self = std::find(candidates.begin(), candidates.end(), config_.node_id);
+    if (self != candidates.end()) std::rotate(candidates.begin(), self, self + 1);
+    const size_t first_remote = self != candidates.end() ? 1 : 0;
+    const auto homes_end =
+        std::partition_point(candidates.begin() + first_remote, candidates.end(),
+                             [&](const std::string& r) { return !op->is_stand_in(r); });
+    const auto remote_homes = homes_end - (candidates.begin() + first_remote);
+    if (remote_homes > 1) {
+        std::rotate(
+            candidates.begin() + first_remote,
+            candidates.begin() + first_remote +
+                static_cast<std::ptrdiff_t>(reads_rotated_++ % static_cast<uint64_t>(remote_homes)),
+            homes_end);
     }
-    if (local && ref.is_stand_in(config_.node_id)) {
-        auto held = replica_.read_hints(ref.key);
-        on_read_reply(ref, config_.node_id, held.status(),
+    if (!config_.read_all_replicas && candidates.size() > required) {
+        op->spares.assign(candidates.begin() + required, candidates.end());
+        candidates.resize(required);
+        op->spares_due_ms = env_.now_ms() + config_.read_spares_after_ms;
+    }
+    Op& ref = add_op(std::move(op), due_ms);
+    if (ref.spares_due_ms != 0) spares_due_.emplace(ref.spares_due_ms, ref.id);
+    // Remote calls first: this node's read may answer (and finish) the op.
+    const std::vector<std::string> asked = ref.replicas;
+    for (const auto& replica : asked) {
+        if (replica != config_.node_id) ask_replica(ref, replica);
+    }
+    if (first_remote == 1) ask_replica(ref, config_.node_id);
+    if (ref.finished) finish(ref.id);
+}
+
+void Coordinator::ask_replica(Op& op, const std::string& replica) {
+    if (replica != config_.node_id) {
+        call_peer(op, replica, ReplicaReadRequest{0, op.key, op.is_stand_in(replica)});
+    } else if (op.is_stand_in(config_.node_id)) {
+        auto held = replica_.read_hints(op.key);
+        on_read_reply(op, config_.node_id, held.status(),
                       held ? held.value() : std::optional<std::string>());
-    } else if (local) {
-        Status owner = replica_.check_local_owner(ref.key, false, {});
+    } else {
+        Status owner = replica_.check_local_owner(op.key, false, {});
         if (owner.ok()) owner = replica_.check_readable();
         if (!owner.ok()) {
-            on_read_reply(ref, config_.node_id, owner, std::nullopt);
+            on_read_reply(op, config_.node_id, owner, std::nullopt);
         } else {
-            auto stored = replica_.read(ref.key);
-            on_read_reply(ref, config_.node_id, stored.status(),
+            auto stored = replica_.read(op.key);
+            on_read_reply(op, config_.node_id, stored.status(),
                           stored ? stored.value() : std::optional<std::string>());
         }
     }
-    if (ref.finished) finish(ref.id);
+}
+
+void Coordinator::ask_spares(Op& op, size_t count) {
+    count = std::min(count, op.spares.size());
+    if (count == 0) return;
+    ++stats_.read_spares_asked;
+    // Moved to `replicas` before any call: a call that fails at once counts
+    // against an asked replica.
+    std::vector<std::string> asking(op.spares.begin(), op.spares.begin() + count);
+    op.spares.erase(op.spares.begin(), op.spares.begin() + count);
+    op.replicas.insert(op.replicas.end(), asking.begin(), asking.end());
+    for (const auto& replica : asking) {
+        assert(replica != config_.node_id);  // this node is always asked first
+        ask_replica(op, replica);
+    }
 }
 
 void Coordinator::on_read_reply(Op& op, const std::string& replica, const Status& status,
@@ -134,6 +189,8 @@ void Coordinator::on_read_reply(Op& op, const std::string& replica, const Status
 #endif
     if (!op.answered && op.versions.size() >= required && !op.wants_all()) answer_read(op);
     if (!status.ok()) op.last_failure = status.message();
+    // A failed replica is replaced by a spare while the answer still needs one.
+    if (!status.ok() && !op.answered && !op.spares.empty()) ask_spares(op, 1);
     // Once the level cannot be met, wait for the replicas still out so the
     // error reports what really happened, then fail.
     if (!op.answered && op.replicas.size() - op.failed.size() < op.required &&
@@ -146,6 +203,11 @@ void Coordinator::on_read_reply(Op& op, const std::string& replica, const Status
 void Coordinator::maybe_finish_read(Op& op) {
     // Finished already: failed, or answered with no room left for its repair.
     if (op.finished || op.responded() < op.replicas.size()) return;
+    // The asked replicas disagree: a write has not reached them all, and
+    // may have missed the spares too, so they are read and repaired as well.
+    if (!op.repairs_sent && !op.spares.empty() && !versions_agree(op.versions)) {
+        return ask_spares(op, op.spares.size());
+    }
     if (!op.repairs_sent) send_read_repairs(op);
     if (!op.repairs_waiting.empty()) return;
     if (!op.answered && op.repair_failed) {

@@ -89,6 +89,12 @@ po::options_description describe(RuntimeConfig& c, std::string& peers, std::stri
         "hints replayed per second to one home replica that is back")(
         "read-repair", po::value(&c.node.read_repair)->default_value(true),
         "reads repair the replicas they find stale (false: only to test the other repairs)")(
+        "read-all-replicas", po::value(&c.node.read_all_replicas)->default_value(false),
+        "a get asks every replica at once (false: only the r its level needs; the others "
+        "when one fails, when they disagree, or after --read-spares-after-ms)")(
+        "read-spares-after-ms", po::value(&c.node.read_spares_after_ms)->default_value(10),
+        "a get still unanswered this long after it started asks the replicas it did not "
+        "ask yet (checked every 10 ms)")(
         "anti-entropy", po::value(&c.node.anti_entropy)->default_value(true),
         "Merkle-tree exchanges with the other replicas in the background (false: only "
         "kvctl repair starts them; tombstone GC then waits for one)")(

@@ -38,6 +38,9 @@ struct Fixture {
             NodeConfig c;
             c.node_id = "a";
             c.n_replicas = 3;
+            // The cases here count a read's calls to every replica (budgets,
+            // sibling limits); asking only r is node_test's.
+            c.read_all_replicas = true;
             return c;
         }();
         return c;

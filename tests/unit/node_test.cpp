@@ -256,6 +256,8 @@ TEST_CASE("read repair brings a stale replica up to date after a quorum read") {
     auto o = options(3);
     o.node_config.hinted_handoff = false;  // read repair alone
     o.node_config.anti_entropy = false;
+    // Every replica asked: the read meets the stale one whichever two it needs.
+    o.node_config.read_all_replicas = true;
     sim::Cluster c(o);
     c.crash(1);
     c.run_for(4000);
@@ -263,10 +265,80 @@ TEST_CASE("read repair brings a stale replica up to date after a quorum read") {
     c.restart(1);
     c.run_for(2000);
     CHECK(local_get(c, 1, "k").code == ErrorCode::not_found);
-    CHECK(get(c, 0, "k").values == Values{"v"});
+    auto r = get(c, 0, "k");
+    CHECK(r.values == Values{"v"});
+    CHECK(r.info.replicas_asked == 3);
     c.run_for(200);
     CHECK(local_get(c, 1, "k").values == Values{"v"});
     CHECK(c.node(0).stats().read_repairs >= 1);
+}
+
+uint64_t spares_asked(sim::Cluster& c) {
+    uint64_t sum = 0;
+    for (size_t i = 0; i < 3; ++i) sum += c.node(i).stats().read_spares_asked;
+    return sum;
+}
+
+TEST_CASE("a read asks only the replicas its level needs while they agree") {
+    sim::Cluster c(options(3));
+    REQUIRE(put(c, 0, "k", "v", level(proto::Level::all)).code == ErrorCode::ok);
+    for (size_t i = 0; i < 6; ++i) {
+        auto r = get(c, i % 3, "k");
+        CHECK(r.values == Values{"v"});
+        CHECK(r.info.replicas_asked == 2);
+        CHECK(r.info.replicas_answered == 2);
+        CHECK(get(c, i % 3, "k", level(proto::Level::one)).info.replicas_asked == 1);
+        CHECK(get(c, i % 3, "k", level(proto::Level::all)).info.replicas_asked == 3);
+    }
+    CHECK(spares_asked(c) == 0);
+}
+
+TEST_CASE("a read whose replicas disagree asks the others too and repairs every one") {
+    auto o = options(3);
+    o.node_config.hinted_handoff = false;  // read repair alone
+    o.node_config.anti_entropy = false;
+    sim::Cluster c(o);
+    c.crash(1);
+    c.run_for(4000);
+    REQUIRE(put(c, 0, "k", "v").code == ErrorCode::ok);
+    c.restart(1);
+    c.run_for(2000);
+    // n2 coordinates: it asks itself (nothing) and one other (v), which disagree.
+    // The answer does not wait for the third; the repair does.
+    auto r = get(c, 1, "k");
+    CHECK(r.values == Values{"v"});
+    CHECK(r.info.replicas_asked == 2);
+    CHECK(c.node(1).stats().read_spares_asked == 1);
+    c.run_for(200);
+    CHECK(local_get(c, 1, "k").values == Values{"v"});
+}
+
+TEST_CASE("a replica that does not answer a read is replaced long before the deadline") {
+    auto o = options(3);
+    o.node_config.read_spares_after_ms = 10;
+    sim::Cluster c(o);
+    REQUIRE(put(c, 0, "k", "v", level(proto::Level::all)).code == ErrorCode::ok);
+    c.crash(2);  // not detected yet: the coordinator asks it and hears nothing
+    // The reads turn through n2 and n3 as the remote replica they ask first.
+    for (int i = 0; i < 4; ++i) {
+        const uint64_t start_ms = c.now_ms();
+        auto r = get(c, 0, "k");
+        CHECK(r.values == Values{"v"});
+        // The spare is asked at the first tick (10 ms) past 10 ms.
+        CHECK(c.now_ms() - start_ms <= 100);
+    }
+    // Two of the four asked n3 first.
+    CHECK(c.node(0).stats().read_spares_asked == 2);
+}
+
+TEST_CASE("with read_all_replicas every read asks every replica") {
+    auto o = options(3);
+    o.node_config.read_all_replicas = true;
+    sim::Cluster c(o);
+    REQUIRE(put(c, 0, "k", "v").code == ErrorCode::ok);
+    auto r = get(c, 2, "k", level(proto::Level::one));
+    CHECK(r.values == Values{"v"});
+    CHECK(r.info.replicas_asked == 3);
 }
 
 TEST_CASE("deletes win over what they saw and lose to what they did not") {
