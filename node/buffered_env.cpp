@@ -103,6 +103,16 @@ void BufferedEnv::send_to_endpoint(const std::string& endpoint, node::Message me
     outgoing_.push_back(Outgoing{true, {}, endpoint, {}, std::move(message)});
 }
 
+void BufferedEnv::send_ahead(const std::string& peer_id, node::Message message) {
+    ahead_.push_back(Outgoing{true, peer_id, {}, {}, std::move(message)});
+}
+
+std::vector<Outgoing> BufferedEnv::take_ahead() {
+    std::vector<Outgoing> out;
+    out.swap(ahead_);
+    return out;
+}
+
 void BufferedEnv::reply(const ReplyTo& to, node::Message message) {
     outgoing_.push_back(Outgoing{false, {}, {}, to, std::move(message)});
 }
@@ -119,11 +129,14 @@ Result<std::vector<Outgoing>> BufferedEnv::commit() {
         Status s = store_.write(batch);
         if (!s.ok()) {
             outgoing_.clear();
+            ahead_.clear();
             return s;
         }
     }
-    std::vector<Outgoing> out;
-    out.swap(outgoing_);
+    std::vector<Outgoing> out = take_ahead();
+    out.insert(out.end(), std::make_move_iterator(outgoing_.begin()),
+               std::make_move_iterator(outgoing_.end()));
+    outgoing_.clear();
     return out;
 }
 
@@ -138,7 +151,10 @@ BufferedEnv::Batch BufferedEnv::begin_commit() {
     }
     Batch batch;
     batch.writes = &committing_writes_;
-    batch.out.swap(outgoing_);
+    batch.out = take_ahead();
+    batch.out.insert(batch.out.end(), std::make_move_iterator(outgoing_.begin()),
+                     std::make_move_iterator(outgoing_.end()));
+    outgoing_.clear();
     first_write_at_.reset();
     handler_start_ = 0;
     return batch;
@@ -164,6 +180,7 @@ void BufferedEnv::discard() {
     staged_.clear();
     end_commit();
     outgoing_.clear();
+    ahead_.clear();
     first_write_at_.reset();
 }
 

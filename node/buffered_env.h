@@ -31,17 +31,23 @@ class BufferedEnv : public Env {
                 const std::function<bool(std::string_view, std::string_view)>& visit) override;
     void send(const std::string& peer_id, node::Message message) override;
     void send_to_endpoint(const std::string& endpoint, node::Message message) override;
+    void send_ahead(const std::string& peer_id, node::Message message) override;
     void reply(const ReplyTo& to, node::Message message) override;
 
+    // The messages sent with send_ahead() since the last call: the runtime
+    // delivers them at once, before it commits what was staged with them.
+    std::vector<Outgoing> take_ahead();
     // Commits every staged write in one transaction. On success returns the
-    // messages to deliver, in the order they were sent; on failure drops both.
+    // messages to deliver, in the order they were sent (those sent ahead and
+    // not yet taken first); on failure drops them all.
     Result<std::vector<Outgoing>> commit();
-    bool has_pending() const { return !staged_.empty() || !outgoing_.empty(); }
+    bool has_pending() const { return !staged_.empty() || !outgoing_.empty() || !ahead_.empty(); }
     // Forgets staged writes and messages (a simulated crash).
     void discard();
 
     // Pipelined commits (the ZeroMQ runtime's writer thread): begin_commit()
-    // takes the staged writes and every message sent so far as one batch; the
+    // takes the staged writes and every message sent so far (those sent ahead
+    // and not yet taken included) as one batch; the
     // caller writes them to the store, on another thread, while the node goes
     // on, and delivers the messages only once that write is durable. Until
     // end_commit() the batch's writes stay readable here (read and scan look
@@ -84,6 +90,7 @@ class BufferedEnv : public Env {
     std::vector<StoreWrite> committing_writes_;
     std::map<std::pair<Space, std::string>, size_t> committing_;
     std::vector<Outgoing> outgoing_;
+    std::vector<Outgoing> ahead_;  // send_ahead(), until take_ahead()
     // handler_start_ when the first write was staged since the last batch
     // began (nullopt: none staged since).
     std::optional<size_t> first_write_at_;

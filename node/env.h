@@ -8,6 +8,7 @@
 // transaction per batch of steps, BEFORE any message sent in those steps
 // leaves the node; a failed commit drops those messages, since they may
 // acknowledge writes that did not happen. Reads see writes staged earlier.
+// The one exception is send_ahead(), for replica merges (see there).
 #pragma once
 
 #include <cstdint>
@@ -57,6 +58,15 @@ class Env {
     // whose id is not a ring member yet), arriving there as a request. One-way:
     // used for gossip only, whose steps are never answered.
     virtual void send_to_endpoint(const std::string& endpoint, node::Message message) = 0;
+    // To a peer like send(), but it may leave before the writes staged so far
+    // are durable. Only for a replica merge (a version for the receiver to
+    // make durable itself before it answers): it takes the coordinator's own
+    // sync off a write's critical path, the merges travelling while it syncs.
+    // Should this node lose those writes in a crash, nothing acknowledged
+    // depended on them (acknowledgements still wait), and the node comes back
+    // with a new actor (Node::start), so it never mints again a dot such a
+    // message revealed (docs/ARCHITECTURE.md, "Dots stay unique").
+    virtual void send_ahead(const std::string& peer_id, node::Message message) = 0;
     // To whoever sent a request (client or peer).
     virtual void reply(const ReplyTo& to, node::Message message) = 0;
 

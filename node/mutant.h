@@ -38,6 +38,7 @@ enum class Mutant : uint8_t {
     stand_in_counted_twice,
     replay_remints,
     purge_unconfirmed,
+    actor_kept_after_crash,
 };
 
 struct Info {
@@ -99,6 +100,10 @@ inline constexpr Info kCatalogue[] = {
     {Mutant::replay_remints, "replay_remints",
      "the home replica mints a replayed hint's live values as new writes instead of merging it",
      "no resurrection; convergence"},
+    {Mutant::actor_kept_after_crash, "actor_kept_after_crash",
+     "a node restarted after a crash mints with its old actor, though versions it sent ahead "
+     "of a lost commit hold dots its store no longer knows",
+     "dot uniqueness (dot_reuse)"},
     {Mutant::purge_unconfirmed, "purge_unconfirmed",
      "tombstone GC purges a tombstone once its grace passed, without anti-entropy's confirmation",
      "no resurrection"},

@@ -13,6 +13,7 @@
 #include "node/membership/gossip_driver.h"
 #include "node/membership/peers.h"
 #include "node/membership/placement.h"
+#include "node/mutant.h"
 #include "node/rebalance/rebalancer.h"
 #include "node/replica/handoffs.h"
 #include "node/replica/hint_store.h"
@@ -95,12 +96,28 @@ Status Node::start() {
     if (!stored) return stored.status();
     replica_->set_lifetime(env_.random_u64());
     const bool fresh = !stored.value();
-    if (!fresh) {
+    auto running = env_.read(Space::meta, meta::kRunningKey);
+    if (!running) return running.status();
+    bool renew = fresh || running.value().has_value();
+#ifdef KV_MUTANTS
+    // Planted (node/mutant.h): the actor survives a crash; the dot of a
+    // version that left ahead of the lost commit may be minted again.
+    if (KV_MUTANT(actor_kept_after_crash) && !fresh) renew = false;
+#endif
+    if (!renew) {
         replica_->set_actor(*stored.value());
     } else {
         replica_->set_actor(config_.node_id + "." + hex64(env_.random_u64()));
         env_.stage_write(StoreWrite{Space::meta, std::string(meta::kActorKey), replica_->actor()});
+        if (!fresh) {
+            env_.log(LogLevel::info, "the last life of " + config_.node_id +
+                                         " did not stop cleanly: minting as " + replica_->actor() +
+                                         " instead of " + *stored.value());
+        }
     }
+    // Durable before anything is sent (the runtime commits start()'s writes
+    // before it serves), so a crash from here on is seen by the next start.
+    env_.stage_write(StoreWrite{Space::meta, std::string(meta::kRunningKey), std::string("1")});
     if (Status loaded = access_->start(replica_->actor()); !loaded.ok()) return loaded;
     if (gossip_) {
         Status gossip_started = gossip_->start(started_ms);
@@ -122,6 +139,10 @@ Status Node::start() {
                                  std::to_string(membership_->members().size()) +
                                  " members, n=" + std::to_string(config_.n_replicas));
     return {};
+}
+
+void Node::stop() {
+    env_.stage_write(StoreWrite{Space::meta, std::string(meta::kRunningKey), std::nullopt});
 }
 
 // ---- dispatch ----------------------------------------------------------------

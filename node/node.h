@@ -63,11 +63,17 @@ class Node {
 
     // Loads (or on first start creates and stages) this node's actor id: a
     // fresh one per data directory, so a node that lost its data never mints
-    // a dot it minted before. With gossip, also bumps the persisted incarnation
-    // (so news of this life overrides all said of earlier ones) and reloads the
-    // tokens claimed in an earlier life. Fails (the node must stop) when the
-    // meta records are corrupt or of a format this build does not read.
+    // a dot it minted before, and a fresh one again when the last life did not
+    // stop() (it may have sent ahead of its commits versions it then lost, so
+    // its counters here may be behind dots its actor minted). With gossip, also bumps the persisted
+    // incarnation (so news of this life overrides all said of earlier ones) and reloads the tokens
+    // claimed in an earlier life. Fails (the node must stop) when the meta records are corrupt or
+    // of a format this build does not read.
     Status start();
+    // A clean stop: stages the record that lets the next start keep the actor.
+    // The runtime then commits what is staged before it exits; call nothing
+    // else on the node afterwards.
+    void stop();
 
     // A frame that arrived at the node's ROUTER: a client's request or a peer's.
     // `received_ms`: this node's clock when the frame arrived, when the runtime

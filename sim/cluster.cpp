@@ -245,6 +245,23 @@ void Cluster::crash(size_t i) {
     ++n.incarnation;
 }
 
+void Cluster::stop(size_t i) {
+    SimNode& n = *nodes_.at(i);
+    if (!n.node) return;
+    n.node->stop();
+    for (auto& o : n.env->take_ahead()) deliver_from(i, std::move(o));
+    commit(i);  // a failed commit fail-stops it (crash) instead
+    if (!n.node) return;
+    if (options_.trace_to_stderr)
+        std::fprintf(stderr, "%8llu STOP %s\n", static_cast<unsigned long long>(now_ms_),
+                     n.id.c_str());
+    n.node.reset();
+    n.env.reset();
+    n.paused_until_ms = 0;
+    n.commit_scheduled = false;
+    ++n.incarnation;
+}
+
 void Cluster::restart(size_t i) {
     SimNode& n = *nodes_.at(i);
     if (n.node) return;
@@ -366,6 +383,9 @@ std::vector<node::Message> Cluster::take_replies(const std::string& client) {
 void Cluster::flush(size_t i) {
     SimNode& n = *nodes_[i];
     if (!n.node) return;
+    // Replica merges leave at once, as kvnode sends them (Env::send_ahead):
+    // a crash before the commit leaves them with peers and not here.
+    for (auto& o : n.env->take_ahead()) deliver_from(i, std::move(o));
     if (options_.commit_batch_ms_max == 0) return commit(i);
     if (n.commit_scheduled || !n.env->has_pending()) return;
     n.commit_scheduled = true;

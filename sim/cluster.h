@@ -134,6 +134,9 @@ class Cluster {
     // Faults.
     void crash(size_t node);    // loses all the node's memory and uncommitted effects
     void restart(size_t node);  // a new Node over the same durable store
+    // A clean stop, as kvnode's on SIGTERM: Node::stop, everything staged
+    // committed and sent, then down (with its memory) until restart.
+    void stop(size_t node);
     bool is_up(size_t node) const;
     // The node handles nothing until `ms` from now (extends a running pause).
     void pause(size_t node, uint64_t ms);

@@ -137,7 +137,7 @@ Coordinator::Op& Coordinator::add_op(std::unique_ptr<Op> op, uint64_t deadline_a
     return ref;
 }
 
-uint64_t Coordinator::call_peer(Op& op, const std::string& peer, Message request) {
+uint64_t Coordinator::call_peer(Op& op, const std::string& peer, Message request, bool ahead) {
     // A write's replica requests carry what is left of its deadline, and none
     // is sent once it passed (the op then expires at the next tick), so a
     // write that times out takes effect only within a bounded window
@@ -161,7 +161,11 @@ uint64_t Coordinator::call_peer(Op& op, const std::string& peer, Message request
         request);
     pending_.emplace(id, PendingPeerCall{op.id, peer});
     op.peer_calls.push_back(id);
-    env_.send(peer, std::move(request));
+    if (ahead) {
+        env_.send_ahead(peer, std::move(request));
+    } else {
+        env_.send(peer, std::move(request));
+    }
     return id;
 }
 

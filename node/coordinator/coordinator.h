@@ -108,7 +108,9 @@ class Coordinator {
     // The timeout answer of a request that was past its deadline before it was handled.
     std::string late_request_message(uint64_t deadline_at_ms, uint64_t deadline_ms);
     Op* find_call(uint64_t request_id, const std::string& peer_id);
-    uint64_t call_peer(Op& op, const std::string& peer, Message request);
+    // `ahead`: a write's replica merge, which may leave before this node's own
+    // copy is durable (Env::send_ahead).
+    uint64_t call_peer(Op& op, const std::string& peer, Message request, bool ahead = false);
     void peer_call_failed(Op& op, const std::string& peer_id, const Status& failed);
     void fail(Op& op, ErrorCode code, const std::string& why);
     void fail_unavailable(Op& op, size_t succeeded, const char* verb);

@@ -216,9 +216,13 @@ void Coordinator::start_replication(Op& op, const std::string& object_bytes) {
 
 void Coordinator::send_merge(Op& op, const std::string& replica, const std::string& object_bytes) {
     auto stand_in = op.stand_in_for.find(replica);
+    // Ahead of this node's commit: the merge travels while the local copy
+    // syncs, so a write waits for one sync on its critical path, not two
+    // (Env::send_ahead says why that is safe).
     call_peer(op, replica,
               ReplicaMergeRequest{0, op.key, object_bytes, op.replicas, 0,
-                                  stand_in == op.stand_in_for.end() ? "" : stand_in->second});
+                                  stand_in == op.stand_in_for.end() ? "" : stand_in->second},
+              /*ahead=*/true);
 }
 
 bool Coordinator::replace_failed_home(Op& op, const std::string& home) {

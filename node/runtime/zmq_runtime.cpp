@@ -165,6 +165,7 @@ class Runtime {
             log_limits(now);
         }
         env_.write_log(LogLevel::info, "stopping: signal received");
+        node_.stop();
         flush_all();
         if (commit_failed_) return fail_stop();
         router_.set(zmq::sockopt::linger, 200);
@@ -629,6 +630,9 @@ class Runtime {
     // depends on nothing staged, and starts the next. False when a commit
     // failed: its messages are dropped and the node must stop.
     bool flush() {
+        // Replica merges first, before the commit they need not wait for
+        // (Env::send_ahead): they travel while this node syncs.
+        deliver_all(env_.take_ahead());
         if (!writer_) return commit_here();
         if (writer_->busy()) {
             std::optional<Status> written = writer_->take_result();

@@ -27,8 +27,13 @@ constexpr uint32_t kMetaFormat = 1;
 
 // The format of this directory's meta records (decimal).
 constexpr std::string_view kFormatKey = "format";
-// This data directory's actor id: node id "." 16 hex digits, fresh per directory.
+// The actor id this node mints with: node id "." 16 hex digits, fresh per
+// directory and again after every start that follows an unclean stop.
 constexpr std::string_view kActorKey = "actor";
+// Present while a life of the node runs, erased by a clean stop (Node::stop):
+// found at start, the last life crashed, and the versions it had sent ahead
+// of its commits (Env::send_ahead) may be held by peers but not here.
+constexpr std::string_view kRunningKey = "running";
 // Gossip: the incarnation of this node's latest life (decimal), and the ring
 // positions it claimed (tokens), kept across restarts so that the ring does
 // not move when a member comes back.

@@ -140,6 +140,8 @@ TEST_CASE("acknowledged puts survive kill -9 and restart", "[process][durability
     KV_REQUIRE_OK(cluster.start_and_wait(0));
     RawClient client(cluster.endpoint(0));
     expect_all_values(client, entries);
+    // It may have sent versions ahead of a commit it lost: a new actor now.
+    CHECK_THAT(cluster.log_tail(0, 10000), Catch::Contains("did not stop cleanly: minting as n"));
 
     // A second crash right after the restart must not lose anything either
     // (recovery itself must not leave the store in a fragile state).
@@ -198,6 +200,8 @@ TEST_CASE("SIGTERM stops a node cleanly and loses nothing", "[process][durabilit
     KV_REQUIRE_OK(cluster.start_and_wait(0));
     RawClient client(cluster.endpoint(0));
     expect_all_values(client, entries);
+    // A clean stop keeps the actor.
+    CHECK_THAT(cluster.log_tail(0, 10000), !Catch::Contains("did not stop cleanly"));
 }
 
 // Fail-stop: a commit that fails (here the LMDB map is full, found by a

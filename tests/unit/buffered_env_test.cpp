@@ -115,6 +115,39 @@ TEST_CASE("messages go with the writes of their handler, and before later ones")
     CHECK(!env.has_pending());
 }
 
+TEST_CASE("messages sent ahead leave at once; the rest still wait for their writes") {
+    auto store = make_memory_store();
+    TestEnv env(*store);
+    env.begin_handler();
+    env.stage_write({Space::data, "k", std::string("v")});
+    env.send("n2", PingRequest{1, "n1"});
+    env.send_ahead("n2", PingRequest{2, "n1"});
+    CHECK(ping_ids(env.take_ahead()) == std::vector<uint64_t>{2});
+    CHECK(env.take_ahead().empty());
+    CHECK(env.take_sendable().empty());  // 1 waits for k
+    BufferedEnv::Batch batch = env.begin_commit();
+    CHECK(ping_ids(batch.out) == std::vector<uint64_t>{1});
+    // Sent ahead while a batch is in flight: still at once.
+    env.begin_handler();
+    env.send_ahead("n2", PingRequest{3, "n1"});
+    CHECK(ping_ids(env.take_ahead()) == std::vector<uint64_t>{3});
+    REQUIRE(store->write(*batch.writes).ok());
+    env.end_commit();
+    // Not taken before a commit: they go with it, first.
+    env.begin_handler();
+    env.send("n2", PingRequest{4, "n1"});
+    env.send_ahead("n2", PingRequest{5, "n1"});
+    CHECK(env.has_pending());
+    auto out = env.commit();
+    REQUIRE(out.ok());
+    CHECK(ping_ids(out.value()) == std::vector<uint64_t>{5, 4});
+    // A crash (discard) drops those not yet taken.
+    env.send_ahead("n2", PingRequest{6, "n1"});
+    env.discard();
+    CHECK(env.take_ahead().empty());
+    CHECK(!env.has_pending());
+}
+
 TEST_CASE("the writer thread commits to LMDB while the loop reads it") {
     const std::string dir =
         std::filesystem::temp_directory_path() / ("kv-commit-thread-" + std::to_string(::getpid()));

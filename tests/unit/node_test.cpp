@@ -279,6 +279,52 @@ uint64_t spares_asked(sim::Cluster& c) {
     return sum;
 }
 
+TEST_CASE("a node keeps its actor across a clean stop and mints as a new one after a crash") {
+    sim::Cluster c(options(3));
+    const std::string first = c.node(0).actor();
+    c.stop(0);
+    c.restart(0);
+    CHECK(c.node(0).actor() == first);
+    c.crash(0);
+    c.restart(0);
+    const std::string second = c.node(0).actor();
+    CHECK(second != first);
+    CHECK(second.rfind("n1.", 0) == 0);
+    c.crash(0);
+    c.restart(0);
+    CHECK(c.node(0).actor() != second);
+    CHECK(c.node(0).actor() != first);
+}
+
+TEST_CASE(
+    "a write's merges leave before its coordinator's commit, and a crash then reuses no dot") {
+    auto o = options(3);
+    o.node_config.anti_entropy = false;  // the versions stay where the writes left them
+    sim::Cluster c(o);
+    // n1's commit fails, so it stops; the merges it sent ahead of that commit
+    // reach n2 and n3, which make v1 durable although n1 never held it.
+    c.fail_commits(0, 60000);
+    c.client_send(0, "lost",
+                  proto::PutRequest{1, "k", "v1", std::nullopt, level(proto::Level::quorum), 0});
+    REQUIRE(c.run_until([&] { return !c.is_up(0); }, 1000));
+    c.run_for(500);
+    CHECK(local_get(c, 1, "k").values == Values{"v1"});
+    CHECK(local_get(c, 2, "k").values == Values{"v1"});
+    CHECK(c.take_replies("lost").empty());  // never acknowledged
+    c.fail_commits(0, 0);
+    c.restart(0);
+    c.run_for(2000);  // pings find n1 again
+    CHECK(local_get(c, 0, "k").values.empty());
+    // n1 mints the next blind write of k; with the same actor and no record of
+    // v1 it would give v2 v1's dot, and merging would keep only one of them.
+    REQUIRE(put(c, 0, "k", "v2").code == ErrorCode::ok);
+    auto r = get(c, 1, "k", level(proto::Level::all));
+    REQUIRE(r.code == ErrorCode::ok);
+    Values values = r.values;
+    std::sort(values.begin(), values.end());
+    CHECK(values == Values{"v1", "v2"});
+}
+
 TEST_CASE("a read asks only the replicas its level needs while they agree") {
     sim::Cluster c(options(3));
     REQUIRE(put(c, 0, "k", "v", level(proto::Level::all)).code == ErrorCode::ok);
