@@ -51,9 +51,11 @@
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 
 #include "node/storage/store.h"
@@ -213,7 +215,58 @@ struct MemKeyLess {
         return view(a) < view(b);
     }
 };
-using Memtable = std::map<MemKey, std::optional<std::string>, MemKeyLess>;
+
+// A memtable: ordered, for scans and checkpoints, plus a hash index for point
+// reads. Every put reads its key's record and its anti-entropy index record
+// before writing them, on each replica; walking a std::map of some 100,000
+// string keys for each read was about 13% of a node's CPU under puts
+// (docs/BENCHMARKS.md, "Issue 14, fourth step"). The index is only looked up,
+// never iterated, so its order cannot leak into anything. Its entries point
+// into the map's nodes, which neither move nor die before clear(): a map
+// keeps its nodes when moved, and entries are only ever added or replaced.
+class Memtable {
+  public:
+    using Map = std::map<MemKey, std::optional<std::string>, MemKeyLess>;
+
+    // The value held for the key (nullopt: erased here), or null if none is.
+    const std::optional<std::string>* find(Space space, std::string_view key) const {
+        auto it = index_.find(View{space, key});
+        return it == index_.end() ? nullptr : &it->second->second;
+    }
+    // A key held already is found through the index, without walking the map.
+    void insert_or_assign(Space space, std::string_view key, std::optional<std::string> value) {
+        if (auto held = index_.find(View{space, key}); held != index_.end()) {
+            held->second->second = std::move(value);
+            return;
+        }
+        auto [it, inserted] =
+            map_.insert_or_assign(MemKey{space, std::string(key)}, std::move(value));
+        assert(inserted);
+        index_.emplace(View{space, it->first.key}, it);
+    }
+    const Map& ordered() const { return map_; }
+    bool empty() const { return map_.empty(); }
+    size_t size() const { return map_.size(); }
+    void clear() {
+        index_.clear();
+        map_.clear();
+    }
+
+  private:
+    struct View {
+        Space space;
+        std::string_view key;
+        bool operator==(const View&) const = default;
+    };
+    struct ViewHash {
+        size_t operator()(const View& v) const {
+            return std::hash<std::string_view>{}(v.key) ^
+                   (static_cast<size_t>(v.space) * 0x9e3779b97f4a7c15ULL);
+        }
+    };
+    Map map_;
+    std::unordered_map<View, Map::iterator, ViewHash> index_;
+};
 
 class LoggedStore final : public Store {
   public:
@@ -279,7 +332,7 @@ class LoggedStore final : public Store {
             Result<std::vector<StoreWrite>> batch = decode_payload(r.payload);
             if (!batch) return batch.status();
             for (StoreWrite& w : batch.value()) {
-                replayed.insert_or_assign(MemKey{w.space, std::move(w.key)}, std::move(w.value));
+                replayed.insert_or_assign(w.space, w.key, std::move(w.value));
             }
             last = r.seq;
         }
@@ -307,8 +360,7 @@ class LoggedStore final : public Store {
         {
             std::lock_guard lock(mu_);
             for (const Memtable* table : {&active_, &frozen_}) {
-                auto it = table->find(std::make_pair(space, key));
-                if (it != table->end()) return it->second;
+                if (const std::optional<std::string>* held = table->find(space, key)) return *held;
             }
         }
         return base_->get(space, key);
@@ -338,7 +390,7 @@ class LoggedStore final : public Store {
         {
             std::lock_guard lock(mu_);
             for (const StoreWrite& w : batch) {
-                active_.insert_or_assign(MemKey{w.space, w.key}, w.value);
+                active_.insert_or_assign(w.space, w.key, w.value);
             }
         }
         return {};
@@ -450,7 +502,8 @@ class LoggedStore final : public Store {
         Space space, std::string_view from, const std::optional<std::string>& after,
         const std::string* last) const {
         std::map<std::string, std::optional<std::string>, std::less<>> merged;
-        for (const Memtable* table : {&frozen_, &active_}) {
+        for (const Memtable* memtable : {&frozen_, &active_}) {
+            const Memtable::Map* table = &memtable->ordered();
             auto it = after ? table->upper_bound(std::make_pair(space, std::string_view(*after)))
                             : table->lower_bound(std::make_pair(space, from));
             for (; it != table->end() && it->first.space == space; ++it) {
@@ -464,7 +517,7 @@ class LoggedStore final : public Store {
     static std::vector<StoreWrite> checkpoint_batch(const Memtable& table, uint64_t last_seq) {
         std::vector<StoreWrite> batch;
         batch.reserve(table.size() + 1);
-        for (const auto& [key, value] : table)
+        for (const auto& [key, value] : table.ordered())
             batch.push_back(StoreWrite{key.space, key.key, value});
         batch.push_back(
             StoreWrite{Space::store, std::string(kWalAppliedKey), encode_seq(last_seq)});
