@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# profile_node.sh BIN_DIR MIX [FLAG ...] -- a CPU profile of node 1 of the
+# vs_dynomite.sh cluster under one load (docs/BENCHMARKS.md, issue 14).
+#
+# Starts 3 kvnode on 127.0.0.1:17301-17303 (3 replicas, gossip, FLAGs added to
+# each, e.g. --sync false), loads KEYS (default 100,000) keys, then runs kvbench
+# MIX (put-only, get-only, ycsb-a, ...) at quorum, 2 connections x 25 in flight,
+# for DUR s (default 12) while `perf record` samples node 1 for PERF_S s
+# (default 6) from 3 s in. Prints kvbench's figures, then the busiest symbols
+# (self time, TOP rows, default 30) and the share of samples in the kernel.
+# Needs perf (apt-get install -y linux-perf). Every process is stopped by pid.
+set -uo pipefail
+BIN=$(cd "${1:?usage: $0 BIN_DIR MIX [FLAG ...]}" && pwd)
+MIX=${2:?usage: $0 BIN_DIR MIX [FLAG ...]}
+shift 2
+command -v perf >/dev/null || { echo "needs perf (apt-get install -y linux-perf)" >&2; exit 2; }
+KEYS=${KEYS:-100000}; DUR=${DUR:-12}; PERF_S=${PERF_S:-6}; TOP=${TOP:-30}
+WORK=${WORK:-/tmp/kv-profile}
+rm -rf "$WORK"; mkdir -p "$WORK"
+export XDG_CONFIG_HOME=$WORK/xdg; mkdir -p "$XDG_CONFIG_HOME"
+PORTS=(17301 17302 17303); PIDS=()
+stop_all() { for p in "${PIDS[@]:-}"; do [[ -n $p ]] && kill "$p" 2>/dev/null; done
+             for p in "${PIDS[@]:-}"; do [[ -n $p ]] && wait "$p" 2>/dev/null; done; PIDS=(); }
+trap stop_all EXIT
+seed=tcp://127.0.0.1:${PORTS[0]}
+for i in 0 1 2; do
+  "$BIN/kvnode" --id "n$((i+1))" --listen "tcp://127.0.0.1:${PORTS[$i]}" --data-dir "$WORK/n$((i+1))" \
+    --seeds "$seed" --log-level warn "$@" >"$WORK/n$((i+1)).log" 2>&1 &
+  PIDS+=($!); sleep 0.3
+done
+formed=0
+for ((t = 0; t < 120; t++)); do
+  "$BIN/kvctl" --node "$seed" --consistency all put ready 1 >/dev/null 2>&1 &&
+    [[ $("$BIN/kvctl" --node "$seed" members 2>/dev/null | grep -c ' up ') == 3 ]] && { formed=1; break; }
+  sleep 0.5
+done
+((formed)) || { echo "the cluster did not form (logs in $WORK)" >&2; exit 1; }
+NODES=tcp://127.0.0.1:17301,tcp://127.0.0.1:17302,tcp://127.0.0.1:17303
+"$BIN/kvbench" --node "$NODES" --keys "$KEYS" --mix put-only --load --ops 1 --connections 2 \
+  --pipeline 64 >/dev/null 2>&1
+"$BIN/kvbench" --node "$NODES" --keys "$KEYS" --mix "$MIX" --consistency quorum \
+  --duration-s "$DUR" --connections 2 --pipeline 25 >"$WORK/bench.txt" 2>&1 &
+bench=$!
+sleep 3
+perf record -q -g -F 999 -p "${PIDS[0]}" -o "$WORK/perf.data" -- sleep "$PERF_S" >/dev/null 2>&1
+wait "$bench"
+cat "$WORK/bench.txt"
+echo
+echo "node 1, $PERF_S s of $MIX: the busiest symbols (self time)"
+perf report -q -i "$WORK/perf.data" --no-children -g none --sort dso,sym --percent-limit 0.5 2>/dev/null |
+  grep -v '^$' | grep -v '^ *|' | grep -v '^ *-' | head -n "$TOP"
+echo
+perf report -q -i "$WORK/perf.data" --no-children -g none --sort dso 2>/dev/null |
+  awk '/kernel/ {k += $1} {t += $1} END {printf "kernel share of samples: %.1f%%\n", k}'
