@@ -113,6 +113,19 @@ std::vector<Outgoing> BufferedEnv::take_ahead() {
     return out;
 }
 
+std::vector<Outgoing> BufferedEnv::take_all_messages() {
+    std::vector<Outgoing> out;
+    out.swap(ahead_);  // empty when the runtime took them: then a plain swap
+    if (out.empty()) {
+        out.swap(outgoing_);
+    } else {
+        out.insert(out.end(), std::make_move_iterator(outgoing_.begin()),
+                   std::make_move_iterator(outgoing_.end()));
+        outgoing_.clear();
+    }
+    return out;
+}
+
 void BufferedEnv::reply(const ReplyTo& to, node::Message message) {
     outgoing_.push_back(Outgoing{false, {}, {}, to, std::move(message)});
 }
@@ -133,11 +146,7 @@ Result<std::vector<Outgoing>> BufferedEnv::commit() {
             return s;
         }
     }
-    std::vector<Outgoing> out = take_ahead();
-    out.insert(out.end(), std::make_move_iterator(outgoing_.begin()),
-               std::make_move_iterator(outgoing_.end()));
-    outgoing_.clear();
-    return out;
+    return take_all_messages();
 }
 
 BufferedEnv::Batch BufferedEnv::begin_commit() {
@@ -151,10 +160,7 @@ BufferedEnv::Batch BufferedEnv::begin_commit() {
     }
     Batch batch;
     batch.writes = &committing_writes_;
-    batch.out = take_ahead();
-    batch.out.insert(batch.out.end(), std::make_move_iterator(outgoing_.begin()),
-                     std::make_move_iterator(outgoing_.end()));
-    outgoing_.clear();
+    batch.out = take_all_messages();
     first_write_at_.reset();
     handler_start_ = 0;
     return batch;

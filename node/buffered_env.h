@@ -78,6 +78,8 @@ class BufferedEnv : public Env {
     bool committing() const { return !committing_writes_.empty(); }
 
   private:
+    // Every message not yet taken: those sent ahead first, then the others.
+    std::vector<Outgoing> take_all_messages();
     using Overlay = std::map<std::pair<Space, std::string>, std::optional<std::string>>;
     Status scan_over(const Overlay& overlay, Space space, std::string_view from, size_t limit,
                      const std::function<bool(std::string_view, std::string_view)>& visit);

@@ -120,11 +120,9 @@ void Coordinator::handle(const ReplyTo& from, proto::GetRequest req,
     }
     Op& ref = add_op(std::move(op), due_ms);
     if (ref.spares_due_ms != 0) spares_due_.emplace(ref.spares_due_ms, ref.id);
-    // Remote calls first: this node's read may answer (and finish) the op.
-    const std::vector<std::string> asked = ref.replicas;
-    for (const auto& replica : asked) {
-        if (replica != config_.node_id) ask_replica(ref, replica);
-    }
+    // Remote calls first: this node's read may answer (and finish) the op,
+    // or ask spares (which grows `replicas`); a peer call only queues a message.
+    for (size_t i = first_remote; i < ref.replicas.size(); ++i) ask_replica(ref, ref.replicas[i]);
     if (first_remote == 1) ask_replica(ref, config_.node_id);
     if (ref.finished) finish(ref.id);
 }

@@ -239,9 +239,7 @@ class Memtable {
             held->second->second = std::move(value);
             return;
         }
-        auto [it, inserted] =
-            map_.insert_or_assign(MemKey{space, std::string(key)}, std::move(value));
-        assert(inserted);
+        auto it = map_.emplace(MemKey{space, std::string(key)}, std::move(value)).first;
         index_.emplace(View{space, it->first.key}, it);
     }
     const Map& ordered() const { return map_; }
