@@ -100,13 +100,13 @@ inline constexpr Info kCatalogue[] = {
     {Mutant::replay_remints, "replay_remints",
      "the home replica mints a replayed hint's live values as new writes instead of merging it",
      "no resurrection; convergence"},
+    {Mutant::purge_unconfirmed, "purge_unconfirmed",
+     "tombstone GC purges a tombstone once its grace passed, without anti-entropy's confirmation",
+     "no resurrection"},
     {Mutant::actor_kept_after_crash, "actor_kept_after_crash",
      "a node restarted after a crash mints with its old actor, though versions it sent ahead "
      "of a lost commit hold dots its store no longer knows",
      "dot uniqueness (dot_reuse)"},
-    {Mutant::purge_unconfirmed, "purge_unconfirmed",
-     "tombstone GC purges a tombstone once its grace passed, without anti-entropy's confirmation",
-     "no resurrection"},
 };
 
 // The planted bug of this process (none: the real node). Set once before a

@@ -238,6 +238,11 @@ void Cluster::crash(size_t i) {
     if (!n.node) return;
     if (n.env->has_pending()) ++net_.commits_lost;
     n.env->discard();
+    take_down(i);
+}
+
+void Cluster::take_down(size_t i) {
+    SimNode& n = *nodes_.at(i);
     n.node.reset();
     n.env.reset();
     n.paused_until_ms = 0;
@@ -249,17 +254,12 @@ void Cluster::stop(size_t i) {
     SimNode& n = *nodes_.at(i);
     if (!n.node) return;
     n.node->stop();
-    for (auto& o : n.env->take_ahead()) deliver_from(i, std::move(o));
-    commit(i);  // a failed commit fail-stops it (crash) instead
+    commit(i);  // everything staged and sent; a failed commit fail-stops it (crash) instead
     if (!n.node) return;
     if (options_.trace_to_stderr)
         std::fprintf(stderr, "%8llu STOP %s\n", static_cast<unsigned long long>(now_ms_),
                      n.id.c_str());
-    n.node.reset();
-    n.env.reset();
-    n.paused_until_ms = 0;
-    n.commit_scheduled = false;
-    ++n.incarnation;
+    take_down(i);
 }
 
 void Cluster::restart(size_t i) {

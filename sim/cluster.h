@@ -181,6 +181,8 @@ class Cluster {
     bool chance(double probability);
     // After a step: commits now, or schedules the batch's commit.
     void flush(size_t node);
+    // Drops the node and its memory (crash and stop): down until restart.
+    void take_down(size_t node);
     void commit(size_t node);
     void deliver_from(size_t from, node::Outgoing out);
     size_t index_of(const std::string& node_id) const;

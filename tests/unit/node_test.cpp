@@ -252,18 +252,31 @@ TEST_CASE("a write that cannot reach its level before the deadline times out, na
     CHECK(w.info.replicas_answered == 2);
 }
 
-TEST_CASE("read repair brings a stale replica up to date after a quorum read") {
+namespace {
+// 3 nodes repaired by read repair alone (no hints, no anti-entropy).
+sim::ClusterOptions read_repair_only() {
     auto o = options(3);
-    o.node_config.hinted_handoff = false;  // read repair alone
+    o.node_config.hinted_handoff = false;
     o.node_config.anti_entropy = false;
+    return o;
+}
+
+// n2 misses the quorum write of k = v: down while it is made, back up after.
+void n2_misses_a_write(sim::Cluster& c) {
+    c.crash(1);
+    c.run_for(4000);  // past peer_down_after_ms: n2 is known unreachable
+    REQUIRE(put(c, 0, "k", "v").code == ErrorCode::ok);
+    c.restart(1);
+    c.run_for(2000);  // pings find n2 again
+}
+}  // namespace
+
+TEST_CASE("read repair brings a stale replica up to date after a quorum read") {
+    auto o = read_repair_only();
     // Every replica asked: the read meets the stale one whichever two it needs.
     o.node_config.read_all_replicas = true;
     sim::Cluster c(o);
-    c.crash(1);
-    c.run_for(4000);
-    REQUIRE(put(c, 0, "k", "v").code == ErrorCode::ok);
-    c.restart(1);
-    c.run_for(2000);
+    n2_misses_a_write(c);
     CHECK(local_get(c, 1, "k").code == ErrorCode::not_found);
     auto r = get(c, 0, "k");
     CHECK(r.values == Values{"v"});
@@ -340,15 +353,8 @@ TEST_CASE("a read asks only the replicas its level needs while they agree") {
 }
 
 TEST_CASE("a read whose replicas disagree asks the others too and repairs every one") {
-    auto o = options(3);
-    o.node_config.hinted_handoff = false;  // read repair alone
-    o.node_config.anti_entropy = false;
-    sim::Cluster c(o);
-    c.crash(1);
-    c.run_for(4000);
-    REQUIRE(put(c, 0, "k", "v").code == ErrorCode::ok);
-    c.restart(1);
-    c.run_for(2000);
+    sim::Cluster c(read_repair_only());
+    n2_misses_a_write(c);
     // n2 coordinates: it asks itself (nothing) and one other (v), which disagree.
     // The answer does not wait for the third; the repair does.
     auto r = get(c, 1, "k");
