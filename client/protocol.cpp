@@ -443,6 +443,7 @@ void write_fields(const PutRequest& m, FieldWriter& w) {
     w.bytes("key", m.key);
     w.bytes("val", m.value);
     w.bytes_if("ctx", m.context);
+    w.flag_if_true("replace", m.replace);
     write_consistency("w", m.consistency, w);
     w.uint_if_nonzero("deadline_ms", m.deadline_ms);
 }
@@ -545,6 +546,7 @@ void read_fields(FieldReader& f, PutRequest& m) {
     f.key(m.key);
     f.bytes("val", m.value, Need::required, kValueBytesMax, ErrorCode::value_too_large);
     f.optional_bytes("ctx", m.context, kContextBytesMax, ErrorCode::bad_context);
+    f.flag("replace", m.replace);
     read_consistency(f, "w", m.consistency);
     read_deadline(f, m.deadline_ms);
 }

@@ -79,6 +79,9 @@ struct GetRequest {
 
 // Create or update. Without a context it is a blind write (becomes a sibling of
 // whatever is there); with the context of a get it supersedes what that get saw.
+// `replace` without a context: supersedes everything the minting replica holds
+// for the key, as a delete without a context does (what other replicas hold and
+// it has not seen yet stays a sibling); the RESP gateway's SET.
 struct PutRequest {
     uint64_t id = 0;
     std::string key;
@@ -86,6 +89,7 @@ struct PutRequest {
     std::optional<std::string> context;
     Consistency consistency;
     uint64_t deadline_ms = 0;
+    bool replace = false;
     bool operator==(const PutRequest&) const = default;
 };
 

@@ -174,12 +174,12 @@ void Node::on_request(const ReplyTo& from, Message message, std::optional<uint64
                 coordinator_->handle(from, std::move(m), received);
             } else if constexpr (std::is_same_v<T, proto::PutRequest>) {
                 coordinator_->handle_write(from, m.id, std::move(m.key), std::move(m.value),
-                                           std::move(m.context), m.consistency, m.deadline_ms,
-                                           received);
+                                           std::move(m.context), m.replace, m.consistency,
+                                           m.deadline_ms, received);
             } else if constexpr (std::is_same_v<T, proto::DelRequest>) {
                 coordinator_->handle_write(from, m.id, std::move(m.key), std::nullopt,
-                                           std::move(m.context), m.consistency, m.deadline_ms,
-                                           received);
+                                           std::move(m.context), false, m.consistency,
+                                           m.deadline_ms, received);
             } else if constexpr (std::is_same_v<T, ReplicaWriteRequest> ||
                                  std::is_same_v<T, ReplicaMergeRequest>) {
                 replica_->handle(from, m, received);

@@ -296,6 +296,7 @@ void write_fields(const ReplicaWriteRequest& m, FieldWriter& w) {
     w.text_list("targets", m.targets);
     w.uint_if_nonzero("budget_ms", m.budget_ms);
     w.text_if_nonempty("hint_for", m.hint_for);
+    w.flag_if_true("replace", m.replace);
 }
 void write_fields(const ReplicaWriteResponse& m, FieldWriter& w) {
     w.code(m.code);
@@ -431,6 +432,7 @@ void read_fields(FieldReader& f, ReplicaWriteRequest& m) {
     f.text_list("targets", m.targets, 2 * kReplicasMax);
     f.uint("budget_ms", m.budget_ms, Need::optional, kDeadlineMsMax, ErrorCode::invalid_argument);
     f.text("hint_for", m.hint_for, Need::optional, kIdBytesMax);
+    f.flag("replace", m.replace);
 }
 void read_fields(FieldReader& f, ReplicaWriteResponse& m) {
     f.code(m.code);

@@ -67,6 +67,9 @@ struct ReplicaWriteRequest {
     // does not hold the key's history: docs/ARCHITECTURE.md, "Dots stay
     // unique") and keeps the result as a hint for it.
     std::string hint_for;
+    // A put without a context that supersedes all the minting replica holds
+    // (proto::PutRequest::replace).
+    bool replace = false;
     bool operator==(const ReplicaWriteRequest&) const = default;
 };
 struct ReplicaWriteResponse {

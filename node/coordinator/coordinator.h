@@ -52,9 +52,11 @@ class Coordinator {
     // timeout without touching any replica.
     void handle(const ReplyTo& from, proto::GetRequest req,
                 std::optional<uint64_t> received_ms = std::nullopt);
+    // `replace`: a put without a context supersedes all the minting replica
+    // holds (proto::PutRequest::replace).
     void handle_write(const ReplyTo& from, uint64_t client_id, std::string key,
                       std::optional<std::string> value, std::optional<std::string> context,
-                      const proto::Consistency& consistency, uint64_t deadline_ms,
+                      bool replace, const proto::Consistency& consistency, uint64_t deadline_ms,
                       std::optional<uint64_t> received_ms = std::nullopt);
     // A peer's reply to one of the ops' calls; late or unknown replies are dropped.
     void on_reply(const std::string& peer_id, const Message& message);

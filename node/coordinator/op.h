@@ -52,6 +52,7 @@ struct Coordinator::Op {
     size_t mint_index = 0;
     std::optional<std::string> value;  // kept until minted, to try another replica
     std::optional<std::string> context;
+    bool replace = false;  // proto::PutRequest::replace
     std::set<std::string> acked;
     // The writer's context the minting replica returned (absent: it answered
     // a duplicate request), for write_reply.

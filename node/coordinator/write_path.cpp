@@ -10,8 +10,8 @@ namespace kv::node {
 
 void Coordinator::handle_write(const ReplyTo& from, uint64_t client_id, std::string key,
                                std::optional<std::string> value, std::optional<std::string> context,
-                               const proto::Consistency& consistency, uint64_t deadline_ms,
-                               std::optional<uint64_t> received_ms) {
+                               bool replace, const proto::Consistency& consistency,
+                               uint64_t deadline_ms, std::optional<uint64_t> received_ms) {
     // Levels count against the configured n, never against how many members
     // the ring has now: a ring still forming (or shrunk) must not acknowledge
     // a quorum write with fewer copies than a quorum of n (issue 10).
@@ -119,6 +119,7 @@ void Coordinator::handle_write(const ReplyTo& from, uint64_t client_id, std::str
     Op& ref = add_op(std::move(op), due_ms);
     ref.value = std::move(value);
     ref.context = std::move(context);
+    ref.replace = replace;
     send_mint(ref);
     if (ref.finished) finish(ref.id);
 }
@@ -135,15 +136,15 @@ void Coordinator::send_mint(Op& op) {
             Status owner = replica_.check_local_owner(op.key, true, op.replicas);
             if (!owner.ok()) return on_write_reply(op, minter, owner, "", nullptr);
         }
-        auto written = hint_for.empty()
-                           ? replica_.mint(op.key, op.value, op.context)
-                           : replica_.mint_as_stand_in(hint_for, op.key, op.value, op.context);
+        auto written = hint_for.empty() ? replica_.mint(op.key, op.value, op.context, op.replace)
+                                        : replica_.mint_as_stand_in(hint_for, op.key, op.value,
+                                                                    op.context, op.replace);
         if (!written) return on_write_reply(op, minter, written.status(), "", nullptr);
         on_write_reply(op, minter, Status{}, written->object, &written->writer_context);
     } else {
         call_peer(op, minter,
                   ReplicaWriteRequest{0, op.key, op.value, op.context, config_.siblings_max,
-                                      op.replicas, 0, hint_for});
+                                      op.replicas, 0, hint_for, op.replace});
     }
 }
 

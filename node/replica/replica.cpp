@@ -40,7 +40,7 @@ Result<Object> Replica::load(const std::string& key) {
 }
 
 Result<Replica::Minted> Replica::mint(const std::string& key, std::optional<std::string> value,
-                                      const std::optional<std::string>& context) {
+                                      const std::optional<std::string>& context, bool replace) {
     assert(!actor_.empty());
     auto loaded = load(key);
     if (!loaded) return loaded.status();
@@ -59,8 +59,9 @@ Result<Replica::Minted> Replica::mint(const std::string& key, std::optional<std:
         auto decoded = decode_context(*context);
         if (!decoded) return decoded.status();
         seen = std::move(decoded.value());
-    } else if (!value) {
-        seen = local.context;  // a delete without context removes all this replica holds
+    } else if (!value || replace) {
+        seen =
+            local.context;  // a delete (or replace) without context removes all this replica holds
     }
     const bool is_delete = !value.has_value();
     auto updated =
@@ -81,7 +82,8 @@ Result<Replica::Minted> Replica::mint(const std::string& key, std::optional<std:
 
 Result<Replica::Minted> Replica::mint_as_stand_in(const std::string& home, const std::string& key,
                                                   std::optional<std::string> value,
-                                                  const std::optional<std::string>& context) {
+                                                  const std::optional<std::string>& context,
+                                                  bool replace) {
     auto held = hints_.merged_for_key(key);
     if (!held) return held.status();
     VersionVector seen;
@@ -89,8 +91,8 @@ Result<Replica::Minted> Replica::mint_as_stand_in(const std::string& home, const
         auto decoded = decode_context(*context);
         if (!decoded) return decoded.status();
         seen = std::move(decoded.value());
-    } else if (!value) {
-        seen = held->context;  // a delete without context removes every hint held for the key
+    } else if (!value || replace) {
+        seen = held->context;  // a delete (or replace) without context removes every hint held
     }
     // This life's stand-in actor and its counter for the key: new dots
     // whatever this node minted for the key before (in an earlier life, or in
@@ -307,8 +309,9 @@ void Replica::handle(const ReplyTo& from, const ReplicaWriteRequest& req,
         }
     }
     // The coordinator's limit is not trusted beyond this node's own.
-    auto written = stand_in ? mint_as_stand_in(req.hint_for, req.key, req.value, req.context)
-                            : mint(req.key, req.value, req.context);
+    auto written =
+        stand_in ? mint_as_stand_in(req.hint_for, req.key, req.value, req.context, req.replace)
+                 : mint(req.key, req.value, req.context, req.replace);
     if (!written.ok()) {
         return env_.reply(from,
                           ReplicaWriteResponse{

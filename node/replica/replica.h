@@ -71,9 +71,10 @@ class Replica {
     };
     // A write: a new version minted with this replica's actor from the value
     // (nullopt: a tombstone) and the client's context. A delete without a
-    // context supersedes all the replica holds (and its writer context covers it).
+    // context supersedes all the replica holds (and its writer context covers
+    // it), and so does a put without a context when `replace` is set.
     Result<Minted> mint(const std::string& key, std::optional<std::string> value,
-                        const std::optional<std::string>& context);
+                        const std::optional<std::string>& context, bool replace = false);
     // Merges an encoded version into the stored one (staged only when it changes).
     Status merge(const std::string& key, std::string_view object_bytes);
     // Tombstone GC (node/antientropy/tombstone_gc.h): erases the key if its
@@ -90,11 +91,12 @@ class Replica {
     // (this node's id and random bits drawn at start) and a counter past the
     // last this life minted for the key, so its dot is new whatever happened
     // before (docs/ARCHITECTURE.md, "Dots stay unique").
-    // What it supersedes: the client's context, or for a delete without one,
-    // every hint this node holds for the key.
+    // What it supersedes: the client's context, or for a delete (or a
+    // `replace` put) without one, every hint this node holds for the key.
     Result<Minted> mint_as_stand_in(const std::string& home, const std::string& key,
                                     std::optional<std::string> value,
-                                    const std::optional<std::string>& context);
+                                    const std::optional<std::string>& context,
+                                    bool replace = false);
     // Every hint this node holds for the key, merged and encoded (nullopt:
     // none): what it answers as a stand-in.
     Result<std::optional<std::string>> read_hints(const std::string& key);

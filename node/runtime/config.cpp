@@ -16,6 +16,7 @@ namespace {
 
 // Flags of transport security, parsed by describe() into these.
 struct SecurityFlags {
+    std::string resp_consistency = "quorum";
     std::string cluster_key_file;
     bool insecure = false;
     std::vector<std::string> bootstrap_admins;  // NAME=PUBLIC_KEY_Z85
@@ -146,8 +147,54 @@ po::options_description describe(RuntimeConfig& c, std::string& peers, std::stri
         "is then served to anyone who can connect, unauthenticated and unencrypted")(
         "bootstrap-admin", po::value(&security.bootstrap_admins)->composing(),
         "NAME=PUBLIC_KEY_Z85 (repeatable): make this user an administrator at start unless "
-        "the catalog already has the name (needs --cluster-key)");
+        "the catalog already has the name (needs --cluster-key)")(
+        "resp-listen", po::value(&c.resp_listen),
+        "also serve the Redis protocol (RESP2/RESP3) on this TCP endpoint, e.g. "
+        "tcp://127.0.0.1:6379 (docs/REDIS.md); plain TCP, so loopback unless the network is "
+        "trusted")(
+        "resp-default-user", po::value(&c.resp_default_user),
+        "with --cluster-key: the user a Redis connection acts as until it AUTHs (default: "
+        "none, AUTH first)")(
+        "resp-consistency", po::value(&security.resp_consistency)->default_value("quorum"),
+        "a Redis connection's level until KV.CONSISTENCY changes it: one, two, three, quorum, "
+        "all, or LEVEL-strict (e.g. quorum-strict)");
     return d;
+}
+
+// The Redis gateway's settings; the error says what to change.
+Status apply_resp(RuntimeConfig& c, const SecurityFlags& flags) {
+    std::string level = flags.resp_consistency;
+    bool strict = false;
+    if (level.size() > 7 && level.ends_with("-strict")) {
+        strict = true;
+        level.resize(level.size() - 7);
+    }
+    auto parsed = proto::level_from_name(level);
+    if (!parsed) {
+        return Status(ErrorCode::invalid_argument,
+                      "--resp-consistency must be one, two, three, quorum or all, optionally "
+                      "with -strict, got '" +
+                          flags.resp_consistency + "'");
+    }
+    c.resp_consistency = proto::Consistency{*parsed, 0, strict};
+    if (c.resp_listen.empty()) return {};
+    if (!c.resp_listen.starts_with("tcp://")) {
+        return Status(ErrorCode::invalid_argument,
+                      "--resp-listen must be a TCP endpoint, e.g. tcp://127.0.0.1:6379");
+    }
+    if (!c.cluster_key && !c.insecure && !is_loopback_endpoint(c.resp_listen)) {
+        return Status(ErrorCode::invalid_argument,
+                      "--resp-listen " + c.resp_listen +
+                          " is reachable from other hosts, and without --cluster-key nothing "
+                          "authenticates who connects: bind a loopback address, or give "
+                          "--cluster-key FILE (then Redis clients AUTH), or --insecure");
+    }
+    if (!c.resp_default_user.empty() && !c.cluster_key) {
+        return Status(ErrorCode::invalid_argument,
+                      "--resp-default-user needs --cluster-key: without it there are no users "
+                      "and every connection may do everything");
+    }
+    return {};
 }
 
 // Fills the transport settings from the flags; the error says what to change.
@@ -391,6 +438,7 @@ Result<RuntimeConfig> parse_config(int argc, const char* const* argv, std::ostre
     if (c.wal_checkpoint_mb < 1 || c.wal_checkpoint_mb > 4096)
         return Status(ErrorCode::invalid_argument, "--wal-checkpoint-mb must be 1 to 4096");
     if (Status secured = apply_security(c, security); !secured.ok()) return secured;
+    if (Status resp = apply_resp(c, security); !resp.ok()) return resp;
     if (log_level == "debug") {
         c.log_level = LogLevel::debug;
     } else if (log_level == "info") {

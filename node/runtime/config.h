@@ -55,6 +55,13 @@ struct RuntimeConfig {
     // Anonymous memory (RssAnon) past which every client connection is reset
     // (the ROUTER endpoint is unbound and bound again); 0: never.
     uint64_t memory_max_mb = 4096;
+
+    // The Redis protocol gateway (docs/REDIS.md): the endpoint it listens on
+    // (empty: none), the user a connection that did not AUTH acts as (empty:
+    // AUTH first; only with --cluster-key), and a new connection's level.
+    std::string resp_listen;
+    std::string resp_default_user;
+    proto::Consistency resp_consistency;
 };
 
 enum class TransportMode {

@@ -1,5 +1,6 @@
 #include "node/runtime/zmq_runtime.h"
 
+#include <unistd.h>
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -12,12 +13,15 @@
 #include <iostream>
 #include <map>
 #include <random>
+#include <set>
 #include <unordered_set>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
 #include "client/z85.h"
+#include "node/access/access.h"
 #include "node/buffered_env.h"
+#include "node/resp/gateway.h"
 #include "node/runtime/commit_thread.h"
 #include "node/runtime/frame_batch.h"
 #include "node/runtime/limits.h"
@@ -129,6 +133,43 @@ class Runtime {
           router_(ctx_, zmq::socket_type::router),
           slow_readers_(config.slow_reader_ms, kSlowReadersMax) {}
 
+    // The node as the Redis gateway sees it (node/resp/gateway.h).
+    class GatewayHostImpl final : public resp::GatewayHost {
+      public:
+        explicit GatewayHostImpl(Runtime& r) : r_(r) {}
+        void submit(const ReplyTo& to, Message request, const Principal& who) override {
+            r_.env_.begin_handler();
+            r_.node_.on_request(to, std::move(request), std::nullopt, who);
+            r_.resp_submitted_ = true;
+        }
+        std::optional<std::string> public_key_of_user(std::string_view name) const override {
+            const UserRecord* user = r_.node_.access().catalog().find(name);
+            if (user == nullptr || !user->live) return std::nullopt;
+            // A key two live users claim admits neither (Catalog::user_of_key).
+            if (r_.node_.user_of_key(user->public_key_z85) != std::string(name))
+                return std::nullopt;
+            return user->public_key_z85;
+        }
+        std::optional<std::pair<std::string, std::string>> user_of_secret_key(
+            std::string_view secret_z85) const override {
+            std::optional<std::string> key = client::public_key_of(secret_z85);
+            if (!key) return std::nullopt;
+            std::optional<std::string> user = r_.node_.user_of_key(*key);
+            if (!user) return std::nullopt;
+            return std::make_pair(*user, *key);
+        }
+        std::string server_info() const override {
+            return "kvstore_node:" + r_.config_.node.node_id +
+                   "\r\nprocess_id:" + std::to_string(::getpid()) +
+                   "\r\nuptime_in_seconds:" + std::to_string(r_.env_.now_ms() / 1000) +
+                   "\r\nresp_listen:" + r_.config_.resp_listen + "\r\nlisten:" + r_.config_.listen +
+                   "\r\n";
+        }
+
+      private:
+        Runtime& r_;
+    };
+
     int run() {
         try {
             open_sockets();
@@ -147,10 +188,22 @@ class Runtime {
             transport_mode(config_) == TransportMode::insecure ? LogLevel::warn : LogLevel::info,
             "listening on " + config_.listen + ", data in " + config_.data_dir + "; " +
                 describe_transport(config_));
+        if (resp_) {
+            env_.write_log(LogLevel::info,
+                           "serving the Redis protocol on " + config_.resp_listen +
+                               (config_.cluster_key
+                                    ? (config_.resp_default_user.empty()
+                                           ? std::string("; clients AUTH with a user's secret key")
+                                           : "; clients act as " + config_.resp_default_user +
+                                                 " until they AUTH")
+                                    : std::string("; no credentials (protected mode)")));
+        }
         uint64_t next_tick_ms = 0;
         while (!g_stop.load()) {
             sync_peers();
-            poll_once(kTickIntervalMs);
+            // Gateway work left from the last turn (replies that arrived in
+            // the last commit) must not wait for the poll's timeout.
+            poll_once(resp_replies_.empty() ? kTickIntervalMs : 0);
             serve_transport_events();
             handle_batch();
             const uint64_t now = env_.now_ms();
@@ -160,6 +213,7 @@ class Runtime {
                 next_tick_ms = now + kTickIntervalMs;
             }
             if (flush()) retry_unsent();
+            serve_resp();
             if (commit_failed_) return fail_stop();
             watch_memory(now);
             log_limits(now);
@@ -188,6 +242,7 @@ class Runtime {
         items_.insert(items_.begin(), zmq::pollitem_t{router_.handle(), 0, ZMQ_POLLIN, 0});
         // The writer's eventfd wakes the loop when a commit is durable.
         if (writer_) items_.push_back(zmq::pollitem_t{nullptr, writer_->done_fd(), ZMQ_POLLIN, 0});
+        if (!config_.resp_listen.empty()) open_resp();
         fixed_poll_items_ = items_.size();
     }
 
@@ -460,6 +515,7 @@ class Runtime {
             ready_.assign(ready_.size(), 1);  // the items were rebuilt since the poll
         }
         uint32_t handled = 0;
+        if (resp_ && (items_[resp_item_].revents & ZMQ_POLLIN) != 0) handled += recv_resp();
         bool progress = true;
         while (progress && handled < config_.batch_messages_max) {
             progress = false;
@@ -685,7 +741,9 @@ class Runtime {
         const uint64_t now = env_.now_ms();
         std::map<std::string, std::vector<Outgoing*>> to_peer, to_route;
         for (auto& o : out) {
-            if (o.to_peer && o.endpoint.empty()) {
+            if (!o.to_peer && resp_ && resp::Gateway::owns_route(o.reply_to.route)) {
+                resp_replies_.push_back(std::move(o));
+            } else if (o.to_peer && o.endpoint.empty()) {
                 to_peer[o.peer_id].push_back(&o);
             } else if (!o.to_peer && batch_routes_.contains(o.reply_to.route)) {
                 to_route[o.reply_to.route].push_back(&o);
@@ -887,6 +945,127 @@ class Runtime {
                            ", " + describe(transport_stats_));
     }
 
+    // ---- the Redis protocol gateway (node/resp/gateway.h) -------------------
+
+    // A ZMQ_STREAM socket: raw TCP, each connection a routing id; an empty
+    // message says a connection opened or closed, and sending one closes it.
+    void open_resp() {
+        resp::GatewayConfig gateway;
+        gateway.credentials = config_.cluster_key.has_value();
+        gateway.default_user = config_.resp_default_user;
+        gateway.consistency = config_.resp_consistency;
+        gateway.requests_in_flight_max = config_.node.connection_requests_max;
+        gateway.limits.command_bytes_max = proto::kFrameBytesMax;
+        resp_host_ = std::make_unique<GatewayHostImpl>(*this);
+        resp_ = std::make_unique<resp::Gateway>(gateway, *resp_host_);
+        resp_socket_.emplace(ctx_, zmq::socket_type::stream);
+        resp_socket_->set(zmq::sockopt::linger, 0);
+        resp_socket_->set(zmq::sockopt::sndhwm, kHighWaterMark);
+        resp_socket_->set(zmq::sockopt::rcvhwm, kHighWaterMark);
+        resp_socket_->bind(config_.resp_listen);
+        resp_item_ = items_.size();
+        items_.push_back(zmq::pollitem_t{resp_socket_->handle(), 0, ZMQ_POLLIN, 0});
+    }
+
+    // Reads what the Redis connections sent, up to batch_messages_max messages.
+    uint32_t recv_resp() {
+        uint32_t handled = 0;
+        while (handled < config_.batch_messages_max) {
+            zmq::message_t route;
+            zmq::message_t data;
+            try {
+                if (!resp_socket_->recv(route, zmq::recv_flags::dontwait)) break;
+                if (!route.more() || !resp_socket_->recv(data, zmq::recv_flags::dontwait)) continue;
+            } catch (const zmq::error_t& e) {
+                env_.write_log(LogLevel::warn, std::string("redis receive: ") + e.what());
+                break;
+            }
+            ++handled;
+            std::string id = route.to_string();
+            auto known = resp_conns_.find(id);
+            if (data.size() == 0) {
+                if (resp_closed_.erase(id) != 0) continue;  // one this node closed
+                if (known == resp_conns_.end()) {           // a new connection
+                    const uint64_t conn = next_resp_conn_++;
+                    resp_conns_.emplace(id, conn);
+                    resp_routes_.emplace(conn, std::move(id));
+                    resp_->open(conn);
+                } else {  // the client closed it
+                    resp_->close(known->second);
+                    resp_routes_.erase(known->second);
+                    resp_conns_.erase(known);
+                }
+                continue;
+            }
+            if (known == resp_conns_.end()) continue;  // closed by us, data still in flight
+            resp_->receive(known->second, data.to_string_view());
+        }
+        return handled;
+    }
+
+    // Hands the node's replies to the gateway (which may send the next
+    // pipelined commands to the node) and sends what it has to say; the node
+    // work it started is flushed at once rather than after the next poll.
+    void serve_resp() {
+        if (!resp_) return;
+        for (int round = 0; round < 2; ++round) {
+            std::vector<Outgoing> replies;
+            replies.swap(resp_replies_);
+            for (auto& o : replies) resp_->on_reply(o.reply_to, std::move(o.message));
+            send_resp_output();
+            if (!resp_submitted_) break;
+            resp_submitted_ = false;
+            flush();
+        }
+    }
+
+    void send_resp_output() {
+        resp_output_.clear();
+        resp_->take_output(resp_output_);
+        for (auto& o : resp_output_) {
+            auto route = resp_routes_.find(o.conn);
+            if (route == resp_routes_.end()) continue;
+            bool sent = false;
+            try {
+                sent =
+                    resp_socket_
+                        ->send(zmq::buffer(route->second),
+                               zmq::send_flags::sndmore | zmq::send_flags::dontwait)
+                        .has_value() &&
+                    resp_socket_->send(zmq::buffer(o.bytes), zmq::send_flags::dontwait).has_value();
+            } catch (const zmq::error_t& e) {
+                if (e.num() != EHOSTUNREACH) {
+                    env_.write_log(LogLevel::warn, std::string("redis send: ") + e.what());
+                }
+            }
+            // A client that does not read its replies is closed, as Redis closes
+            // one past its output buffer limit.
+            if (!sent && !o.close_after) {
+                ++transport_stats_.replies_dropped;
+                resp_->close(o.conn);
+                o.close_after = true;
+            }
+            if (o.close_after) close_resp(route->second);
+        }
+    }
+
+    void close_resp(const std::string& id) {
+        try {
+            resp_socket_->send(zmq::buffer(id),
+                               zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+            resp_socket_->send(zmq::const_buffer(), zmq::send_flags::dontwait);
+        } catch (const zmq::error_t&) {
+            // Gone already.
+        }
+        // Its disconnect notice may still come: it must not read as a new one.
+        if (resp_closed_.size() >= kPeerRoutesMax) resp_closed_.clear();
+        resp_closed_.insert(id);
+        auto conn = resp_conns_.find(id);
+        if (conn == resp_conns_.end()) return;
+        resp_routes_.erase(conn->second);
+        resp_conns_.erase(conn);
+    }
+
     const RuntimeConfig& config_;
     std::unique_ptr<CommitThread> writer_;  // null with --commit-thread false
     ProcessEnv env_;
@@ -929,6 +1108,19 @@ class Runtime {
     // The messages of the batch the writer is committing.
     std::vector<Outgoing> in_flight_;
     bool commit_failed_ = false;  // set by flush(); the run loop then stops the node
+
+    // The Redis gateway (with --resp-listen only).
+    std::unique_ptr<GatewayHostImpl> resp_host_;
+    std::unique_ptr<resp::Gateway> resp_;
+    std::optional<zmq::socket_t> resp_socket_;
+    size_t resp_item_ = 0;                         // its poll item
+    std::map<std::string, uint64_t> resp_conns_;   // ZMQ_STREAM routing id -> connection
+    std::map<uint64_t, std::string> resp_routes_;  // and back
+    std::set<std::string> resp_closed_;            // routing ids this node closed
+    uint64_t next_resp_conn_ = 1;
+    std::vector<Outgoing> resp_replies_;  // the node's replies, for the gateway
+    std::vector<resp::Gateway::Output> resp_output_;
+    bool resp_submitted_ = false;  // the gateway gave the node work
 };
 
 }  // namespace

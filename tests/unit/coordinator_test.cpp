@@ -82,8 +82,8 @@ TEST_CASE("a minting replica the request cannot reach passes the turn to the nex
     Fixture f;
     const std::string key = f.remote_key();
     const std::vector<std::string> replicas = f.placement.replicas(key);
-    f.coordinator.handle_write(ReplyTo{"client"}, 42, key, std::string("v"), std::nullopt, kQuorum,
-                               0);
+    f.coordinator.handle_write(ReplyTo{"client"}, 42, key, std::string("v"), std::nullopt, false,
+                               kQuorum, 0);
     auto first = f.sent();
     REQUIRE(first.size() == 1);
     CHECK(first[0].to == replicas[0]);
@@ -123,8 +123,8 @@ TEST_CASE("a minting replica the request cannot reach passes the turn to the nex
 TEST_CASE("when no replica can be reached to mint, the write fails as unavailable") {
     Fixture f;
     const std::string key = f.remote_key();
-    f.coordinator.handle_write(ReplyTo{"client"}, 43, key, std::string("v"), std::nullopt, kQuorum,
-                               0);
+    f.coordinator.handle_write(ReplyTo{"client"}, 43, key, std::string("v"), std::nullopt, false,
+                               kQuorum, 0);
     std::vector<Sent> replies;
     for (int call = 0; call < 3; ++call) {
         auto out = f.sent();
@@ -146,8 +146,8 @@ TEST_CASE("when no replica can be reached to mint, the write fails as unavailabl
 TEST_CASE("a minting replica that answered with an error is not replaced: it may have minted") {
     Fixture f;
     const std::string key = f.remote_key();
-    f.coordinator.handle_write(ReplyTo{"client"}, 44, key, std::string("v"), std::nullopt, kQuorum,
-                               0);
+    f.coordinator.handle_write(ReplyTo{"client"}, 44, key, std::string("v"), std::nullopt, false,
+                               kQuorum, 0);
     auto first = f.sent();
     REQUIRE(first.size() == 1);
     f.coordinator.on_reply(
@@ -282,11 +282,11 @@ TEST_CASE("requests in flight are limited per connection, in number and in bytes
     CHECK(other.calls.size() == 3);
 
     // Bytes: one write of 2,000 bytes fits c3's budget, a second does not.
-    f.coordinator.handle_write(ReplyTo{"c3"}, 5, key, std::string(2000, 'v'), std::nullopt, kQuorum,
-                               0);
+    f.coordinator.handle_write(ReplyTo{"c3"}, 5, key, std::string(2000, 'v'), std::nullopt, false,
+                               kQuorum, 0);
     CHECK(f.sent().size() == 1);  // the mint request
-    f.coordinator.handle_write(ReplyTo{"c3"}, 6, key, std::string(2000, 'v'), std::nullopt, kQuorum,
-                               0);
+    f.coordinator.handle_write(ReplyTo{"c3"}, 6, key, std::string(2000, 'v'), std::nullopt, false,
+                               kQuorum, 0);
     auto out = f.sent();
     REQUIRE(out.size() == 1);
     const auto& write_refused = std::get<proto::WriteResponse>(out[0].message);
@@ -301,14 +301,14 @@ TEST_CASE("requests in flight are limited in total, in number and in bytes") {
     config.request_bytes_in_flight_max = 3 * Coordinator::kOpOverheadBytes + 5000;
     Fixture f(config);
     const std::string key = f.remote_key();
-    f.coordinator.handle_write(ReplyTo{"w1"}, 1, key, std::string(2000, 'v'), std::nullopt, kQuorum,
-                               0);
-    f.coordinator.handle_write(ReplyTo{"w2"}, 2, key, std::string(2000, 'v'), std::nullopt, kQuorum,
-                               0);
+    f.coordinator.handle_write(ReplyTo{"w1"}, 1, key, std::string(2000, 'v'), std::nullopt, false,
+                               kQuorum, 0);
+    f.coordinator.handle_write(ReplyTo{"w2"}, 2, key, std::string(2000, 'v'), std::nullopt, false,
+                               kQuorum, 0);
     CHECK(f.sent().size() == 2);
     CHECK(f.coordinator.client_bytes() == 2 * (key.size() + 2000 + Coordinator::kOpOverheadBytes));
-    f.coordinator.handle_write(ReplyTo{"w3"}, 3, key, std::string(2000, 'v'), std::nullopt, kQuorum,
-                               0);
+    f.coordinator.handle_write(ReplyTo{"w3"}, 3, key, std::string(2000, 'v'), std::nullopt, false,
+                               kQuorum, 0);
     auto out = f.sent();
     REQUIRE(out.size() == 1);
     CHECK(std::get<proto::WriteResponse>(out[0].message).code == ErrorCode::overloaded);

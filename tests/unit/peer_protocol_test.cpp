@@ -63,6 +63,7 @@ std::vector<Message> peer_sample_messages() {
                             proto::kDeadlineMsMax,
                             ""},
         ReplicaWriteRequest{25, "k", std::nullopt, std::nullopt, 0, {}, 0, "n2"},
+        ReplicaWriteRequest{34, "k", std::string("v"), std::nullopt, 0, {}, 0, "", true},
         ReplicaWriteResponse{26, ErrorCode::ok, "", bytes_with_nuls("object"),
                              bytes_with_nuls("ctx")},
         ReplicaWriteResponse{27, ErrorCode::sibling_limit, "too many siblings", "", std::nullopt},

@@ -173,6 +173,8 @@ TEST_CASE("values at exactly the limits round-trip", "[protocol]") {
     Message put = PutRequest{
         1, key, value, context, Consistency{Level::one, kReplicasMax, true}, kDeadlineMsMax};
     CHECK(decode_ok(encode(put)) == put);
+    Message replace = PutRequest{2, key, value, std::nullopt, Consistency{}, 0, true};
+    CHECK(decode_ok(encode(replace)) == replace);
 
     std::vector<std::string> values(kArrayItemsMax, "v");
     Message reply =

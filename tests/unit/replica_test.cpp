@@ -89,6 +89,16 @@ TEST_CASE("mint versions a write with the replica's actor and reports the change
     CHECK(f.replica.mint("k", std::string("v5"), std::nullopt).status().code() ==
           ErrorCode::sibling_limit);
     CHECK(f.changes.size() == 4);  // the refused write changed nothing
+    // A replacing put without a context supersedes everything the replica
+    // holds (the Redis gateway's SET), and its writer context covers it all.
+    auto replaced = f.replica.mint("k", std::string("r"), std::nullopt, true);
+    REQUIRE(replaced.ok());
+    CHECK(f.replica.load("k")->live_values() == std::vector<std::string>{"r"});
+    auto replaced_context = decode_context(replaced->writer_context);
+    REQUIRE(replaced_context.ok());
+    for (const auto& s : after_v4->siblings) CHECK(replaced_context->covers(s.dot));
+    REQUIRE(f.replica.mint("k", std::string("v3"), std::nullopt).ok());
+    REQUIRE(f.replica.mint("k", std::string("v4"), std::nullopt).ok());
     // A delete without a context removes everything the replica holds.
     REQUIRE(f.replica.mint("k", std::nullopt, std::nullopt).ok());
     CHECK(f.replica.load("k")->live_values().empty());
