@@ -319,12 +319,12 @@ void report(const Config& c, const Stats& s, double elapsed_s, double load_s) {
     std::printf("\n");
 }
 
-// Throws po::error on bad input; nullopt after printing help.
+// Throws po::error on bad input; nullopt after printing help or the version.
 std::optional<Config> parse(int argc, char** argv) {
     po::options_description d(
         "usage: kvbench [options]\nCloses the loop on --pipeline requests in flight per "
         "connection; stops after --ops or --duration-s, whichever comes first.\nOptions");
-    d.add_options()("help,h", "show this help")(
+    d.add_options()("help,h", "show this help")("version", "print the version and exit")(
         "node,n", po::value<std::vector<std::string>>()->composing(),
         "node endpoint, may repeat or be comma-separated (default tcp://127.0.0.1:7001)")(
         "ops", po::value<uint64_t>(),
@@ -357,6 +357,10 @@ std::optional<Config> parse(int argc, char** argv) {
         std::cout << d
                   << "\nLatencies are in microseconds, for replies (ok or not_found); "
                      "other errors are counted by code.\n";
+        return std::nullopt;
+    }
+    if (vm.count("version")) {
+        std::cout << "kvbench (kvstore) " << KV_VERSION << "\n";
         return std::nullopt;
     }
     Config c;

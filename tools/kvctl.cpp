@@ -541,7 +541,7 @@ std::optional<std::string> read_stdin_value() {
 
 po::options_description option_descriptions() {
     po::options_description d("Options");
-    d.add_options()("help,h", "show this help")(
+    d.add_options()("help,h", "show this help")("version", "print the version and exit")(
         "node,n", po::value<std::vector<std::string>>()->composing(),
         "node endpoint, may repeat or be a comma-separated list; the first is used until it "
         "stops answering (default tcp://127.0.0.1:7001)")(
@@ -569,7 +569,7 @@ po::options_description option_descriptions() {
     return d;
 }
 
-// Parses argv; nullopt after printing help (exit 0). Throws po::error on bad input.
+// Parses argv; nullopt after printing help or the version (exit 0). Throws po::error on bad input.
 std::optional<Args> parse_args(int argc, char** argv) {
     auto visible = option_descriptions();
     po::options_description all;
@@ -581,6 +581,10 @@ std::optional<Args> parse_args(int argc, char** argv) {
     po::notify(vm);
     if (vm.count("help") || argc == 1) {
         std::cout << kUsage << "\n" << visible << "\n";
+        return std::nullopt;
+    }
+    if (vm.count("version")) {
+        std::cout << "kvctl (kvstore) " << KV_VERSION << "\n";
         return std::nullopt;
     }
     Args a;

@@ -28,7 +28,8 @@ po::options_description describe(RuntimeConfig& c, std::string& peers, std::stri
     po::options_description d(
         "kvnode options (each may also be set in --config FILE as name = value)");
     d.add_options()("help,h", "print this reference and exit")(
-        "config", po::value(&config_file), "read options from this file (INI: name = value)")(
+        "version", "print the version and exit")("config", po::value(&config_file),
+                                                 "read options from this file (INI: name = value)")(
         "id", po::value(&c.node.node_id), "this node's unique id, e.g. n1 (required)")(
         "listen", po::value(&c.listen),
         "ZeroMQ endpoint to bind for clients and peers, e.g. tcp://127.0.0.1:7001 (required)")(
@@ -321,6 +322,11 @@ Result<RuntimeConfig> parse_config(int argc, const char* const* argv, std::ostre
                  << "  protected      no --cluster-key: --listen must be a loopback endpoint\n"
                  << "  INSECURE       no --cluster-key, --insecure: any --listen, no checks\n\n"
                  << desc << "\n";
+            *help_shown = true;
+            return c;
+        }
+        if (vm.count("version")) {
+            help << "kvnode (kvstore) " << KV_VERSION << "\n";
             *help_shown = true;
             return c;
         }

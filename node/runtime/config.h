@@ -80,7 +80,7 @@ std::string describe_transport(const RuntimeConfig& config);
 bool is_loopback_endpoint(std::string_view endpoint);
 
 // Parses argv. Returns the configuration, or an error; with --help writes the
-// option reference to `help` and returns ErrorCode::ok in *help_shown.
+// option reference (with --version, the version) to `help` and sets *help_shown.
 Result<RuntimeConfig> parse_config(int argc, const char* const* argv, std::ostream& help,
                                    bool* help_shown);
 
