@@ -636,6 +636,21 @@ bool wait_for_status(const ProcessCluster& cluster, const std::vector<size_t>& o
     return false;
 }
 
+uint16_t free_loopback_port() {
+    return pick_free_port();
+}
+
+CommandResult run_command(const std::string& command) {
+    std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen((command + " 2>&1").c_str(), "r"), pclose);
+    REQUIRE(pipe != nullptr);
+    CommandResult result;
+    char buf[4096];
+    while (size_t n = fread(buf, 1, sizeof buf, pipe.get())) result.output.append(buf, n);
+    const int status = pclose(pipe.release());
+    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return result;
+}
+
 std::string run_kvctl(const ProcessCluster& cluster, const std::string& args) {
     const auto bin = std::filesystem::path(cluster.node_binary()).parent_path() / "kvctl";
     const std::string command = bin.string() + " " + args + " 2>&1";

@@ -193,6 +193,17 @@ bool wait_for_status(const ProcessCluster& cluster, const std::vector<size_t>& o
                      int timeout_ms,
                      const std::function<bool(const proto::StatusResponse&)>& holds);
 
+// A loopback port nothing listens on, never handed out before in this process.
+uint16_t free_loopback_port();
+
+// Runs a shell command; its exit code and what it printed (stdout and stderr).
+// The command itself must bound its run time (e.g. with timeout(1)).
+struct CommandResult {
+    int exit_code = -1;
+    std::string output;
+};
+CommandResult run_command(const std::string& command);
+
 // Runs kvctl (next to the kvnode under test) with `args` and returns what it
 // printed, stdout and stderr together.
 std::string run_kvctl(const ProcessCluster& cluster, const std::string& args);
