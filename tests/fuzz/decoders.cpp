@@ -12,11 +12,18 @@
 #include "gossip/gossip_codec.h"
 #include "node/data/object.h"
 #include "node/peer_protocol.h"
+#include "node/resp/resp_parser.h"
 #include "node/storage/meta_codec.h"
 
 namespace kv::fuzz {
 
 namespace {
+
+size_t pieces_size(const std::vector<std::string_view>& pieces) {
+    size_t total = 0;
+    for (auto p : pieces) total += p.size();
+    return total;
+}
 
 // A broken promise of a codec: abort, so that libFuzzer keeps the input and
 // the regression test fails (abort is not an exception a caller can swallow).
@@ -186,12 +193,65 @@ void z85(std::string_view input) {
     require(text && *text == input, "z85", "z85_encode(z85_decode(x)) != x");
 }
 
+namespace {
+
+// Every command the parser takes from `pieces` fed one after another, and
+// whether it ended in a protocol error. Small limits, so inputs reach them.
+std::pair<std::vector<std::vector<std::string>>, bool> parse_resp(
+    const std::vector<std::string_view>& pieces) {
+    node::resp::ParserLimits limits;
+    limits.args_max = 8;
+    limits.bulk_bytes_max = 64;
+    limits.command_bytes_max = 256;
+    limits.inline_bytes_max = 128;
+    node::resp::CommandParser parser(limits);
+    std::vector<std::vector<std::string>> commands;
+    std::vector<std::string> args;
+    std::string error;
+    for (std::string_view piece : pieces) {
+        parser.feed(piece);
+        for (;;) {
+            const auto outcome = parser.next(args, error);
+            if (outcome == node::resp::CommandParser::Outcome::error) return {commands, true};
+            if (outcome == node::resp::CommandParser::Outcome::need_more) break;
+            require(!args.empty() && args.size() <= limits.args_max, "resp_command",
+                    "a command with no or too many arguments");
+            commands.push_back(args);
+        }
+    }
+    require(parser.buffered_bytes() <= pieces_size(pieces), "resp_command",
+            "more bytes buffered than were fed");
+    return {commands, false};
+}
+
+}  // namespace
+
+// The parser reads the same commands however the bytes are cut (the network
+// cuts them anywhere), and each command it takes, sent again as a RESP array,
+// reads back unchanged.
+void resp_command(std::string_view input) {
+    const auto whole = parse_resp({input});
+    const size_t cut = input.empty() ? 0 : static_cast<unsigned char>(input[0]) % input.size();
+    const auto cut_in_two = parse_resp({input.substr(0, cut), input.substr(cut)});
+    require(whole == cut_in_two, "resp_command", "a cut in the input changed what was parsed");
+    for (const auto& command : whole.first) {
+        std::string encoded = "*" + std::to_string(command.size()) + "\r\n";
+        for (const auto& arg : command) {
+            encoded += "$" + std::to_string(arg.size()) + "\r\n" + arg + "\r\n";
+        }
+        const auto again = parse_resp({encoded});
+        require(!again.second && again.first.size() == 1 && again.first[0] == command,
+                "resp_command", "a parsed command does not survive re-encoding");
+    }
+}
+
 const std::vector<Target>& targets() {
     static const std::vector<Target> all = {
         {"client_frame", &client_frame},     {"node_frame", &node_frame},
         {"gossip_payload", &gossip_payload}, {"stored_object", &stored_object},
         {"object_merge", &object_merge},     {"causal_context", &causal_context},
         {"meta_record", &meta_record},       {"z85", &z85},
+        {"resp_command", &resp_command},
     };
     return all;
 }

@@ -226,6 +226,18 @@ std::vector<Seed> meta_seeds() {
     };
 }
 
+std::vector<Seed> resp_seeds() {
+    return {
+        {"get", "*2\r\n$3\r\nGET\r\n$1\r\na\r\n"},
+        {"set_binary", std::string("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\n\0\r\n\xff\r\n", 30)},
+        {"pipeline", "*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nECHO\r\n$2\r\nhi\r\n"},
+        {"inline", "SET a 1\r\nGET a\n\r\n"},
+        {"empty_arrays", "*0\r\n*-1\r\nPING\r\n"},
+        {"bad_length", "*1\r\n$x\r\n"},
+        {"unterminated", "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$60\r\nabc"},
+    };
+}
+
 std::vector<Seed> z85_seeds() {
     // ZeroMQ RFC 32's test vector and a curve key.
     return {
@@ -247,6 +259,7 @@ std::vector<Seed> seeds(std::string_view target) {
     if (target == "causal_context") return context_seeds();
     if (target == "meta_record") return meta_seeds();
     if (target == "z85") return z85_seeds();
+    if (target == "resp_command") return resp_seeds();
     return {};
 }
 
