@@ -147,6 +147,10 @@ CommandParser::Outcome CommandParser::parse_inline(std::vector<std::string>& arg
             if (args.size() >= limits_.args_max) {
                 return fail(error, "Protocol error: too many arguments in an inline request");
             }
+            if (i - start > limits_.bulk_bytes_max) {  // the limit of an argument, however sent
+                return fail(error, "Protocol error: an inline argument is longer than " +
+                                       std::to_string(limits_.bulk_bytes_max) + " bytes");
+            }
             args.emplace_back(line.substr(start, i - start));
         }
     }
