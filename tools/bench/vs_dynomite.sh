@@ -19,7 +19,12 @@
 #    Not durable: its redis keeps nothing on disk.
 #  - Ours: 3 kvnode joined by gossip on 127.0.0.1:17301-17303, 100,000 keys
 #    loaded, kvbench put-only then get-only at quorum for DUR s (default 10),
-#    50 in flight shaped as SHAPES (default "2x25 50x1": connections x pipeline).
+#    50 in flight shaped as SHAPES (default "2x25 50x1": connections x pipeline);
+#    then, with RESP=1 (the default), the very redis-benchmark run Dynomite gets,
+#    through node 1's Redis gateway (--resp-listen, docs/REDIS.md), keys prefilled
+#    the same way: both systems driven by one client program ("-resp-c50xP1" rows).
+#  - Redis alone (one in-memory redis-server, no replication), the same
+#    redis-benchmark run, as the floor of what the client and loopback cost.
 # Needs redis-server and redis-tools (apt-get install -y redis-server redis-tools).
 # Rows: $RESULTS_DIR/vs.csv (system,config,op,run,ops_s,p50_ms,p99_ms); every
 # process runs on loopback and is stopped by pid.
@@ -37,16 +42,18 @@ source "$PEERS/common.sh"
 export XDG_CONFIG_HOME=$RESULTS_DIR/xdg; mkdir -p "$XDG_CONFIG_HOME"
 ROUNDS=${ROUNDS:-3}; DUR=${DUR:-10}; KEYS=${KEYS:-100000}; SHAPES=${SHAPES:-"2x25 50x1"}
 OUT=$RESULTS_DIR/vs.csv; : >"$OUT"; : >"$RESULTS_DIR/raw.csv"
-KV_PORTS=(17301 17302 17303); KVD=$PEERS_DIR/kv; KV_PIDS=()
+KV_PORTS=(17301 17302 17303); RESP_PORTS=(17311 17312 17313); KVD=$PEERS_DIR/kv; KV_PIDS=()
+RESP=${RESP:-1}
 kv_stop() { for p in "${KV_PIDS[@]:-}"; do [[ -n $p ]] && kill "$p" 2>/dev/null; done
             for p in "${KV_PIDS[@]:-}"; do [[ -n $p ]] && wait "$p" 2>/dev/null; done; KV_PIDS=(); }
-trap 'kv_stop; "$PEERS/dynomite_stop.sh" >/dev/null 2>&1' EXIT
+trap 'kv_stop; "$PEERS/dynomite_stop.sh" >/dev/null 2>&1; stop_pidfile "$RUN_DIR/redis-alone.pid" redis-server >/dev/null 2>&1' EXIT
 kv_start() {  # kv_start FLAG...
   rm -rf "$KVD"; mkdir -p "$KVD"
   local seed=tcp://$HOST:${KV_PORTS[0]} i t
   for i in 0 1 2; do
     "$NODE_BIN/kvnode" --id "n$((i+1))" --listen "tcp://$HOST:${KV_PORTS[$i]}" --data-dir "$KVD/n$((i+1))" \
-      --seeds "$seed" --log-level warn "$@" >"$KVD/n$((i+1)).log" 2>&1 &
+      --seeds "$seed" --resp-listen "tcp://$HOST:${RESP_PORTS[$i]}" --log-level warn "$@" \
+      >"$KVD/n$((i+1)).log" 2>&1 &
     KV_PIDS+=($!); sleep 0.3
   done
   for ((t = 0; t < 120; t++)); do
@@ -82,6 +89,13 @@ for ((r = 1; r <= ROUNDS; r++)); do
     tail -1 "$RESULTS_DIR/raw.csv" | awk -F, '{print $1",c50xP1,"tolower($3)","$6","$7","$9","$11}' >>"$OUT"
   done
   "$PEERS/dynomite_stop.sh" >/dev/null 2>&1
+  start_redis redis-alone "$REDIS_MEM_PORT" "$PEERS_DIR/redis-alone" --save '' --appendonly no >/dev/null || exit 1
+  prefill_keys "$REDIS_MEM_PORT" "$KEYS" 100
+  for op in set get; do
+    rb_run redis in-memory "$REDIS_MEM_PORT" "$op" 50 1 "$r" 2>/dev/null
+    tail -1 "$RESULTS_DIR/raw.csv" | awk -F, '{print $1",c50xP1,"tolower($3)","$6","$7","$9","$11}' >>"$OUT"
+  done
+  stop_pidfile "$RUN_DIR/redis-alone.pid" redis-server >/dev/null 2>&1
   for v in "${VARIANTS[@]}"; do
     label=${v%%=*}; flags=(); [[ $v == *=* ]] && IFS=, read -ra flags <<<"${v#*=}"
     NODE_BIN=$BIN; [[ $label == *@* ]] && NODE_BIN=${label#*@} && label=${label%%@*}
@@ -91,6 +105,13 @@ for ((r = 1; r <= ROUNDS; r++)); do
       kv_run "$label-c${shape%x*}xP${shape#*x}" put-only "${shape%x*}" "${shape#*x}" "$r"
       kv_run "$label-c${shape%x*}xP${shape#*x}" get-only "${shape%x*}" "${shape#*x}" "$r"
     done
+    if ((RESP)); then
+      prefill_keys "${RESP_PORTS[0]}" "$KEYS" 100
+      for op in set get; do
+        rb_run ours "$label-resp" "${RESP_PORTS[0]}" "$op" 50 1 "$r" 2>/dev/null
+        tail -1 "$RESULTS_DIR/raw.csv" | awk -F, '{print $1","$2"-c50xP1,"tolower($3)","$6","$7","$9","$11}' >>"$OUT"
+      done
+    fi
     kv_stop
   done
 done
