@@ -44,6 +44,8 @@ ROUNDS=${ROUNDS:-3}; DUR=${DUR:-10}; KEYS=${KEYS:-100000}; SHAPES=${SHAPES:-"2x2
 OUT=$RESULTS_DIR/vs.csv; : >"$OUT"; : >"$RESULTS_DIR/raw.csv"
 KV_PORTS=(17301 17302 17303); RESP_PORTS=(17311 17312 17313); KVD=$PEERS_DIR/kv; KV_PIDS=()
 RESP=${RESP:-1}
+# With RESP=0 the nodes get no --resp-listen (a kvnode from before the gateway runs too).
+RESP_FLAG=(); ((RESP)) && RESP_FLAG=("tcp://$HOST:${RESP_PORTS[0]}" "tcp://$HOST:${RESP_PORTS[1]}" "tcp://$HOST:${RESP_PORTS[2]}")
 kv_stop() { for p in "${KV_PIDS[@]:-}"; do [[ -n $p ]] && kill "$p" 2>/dev/null; done
             for p in "${KV_PIDS[@]:-}"; do [[ -n $p ]] && wait "$p" 2>/dev/null; done; KV_PIDS=(); }
 trap 'kv_stop; "$PEERS/dynomite_stop.sh" >/dev/null 2>&1; stop_pidfile "$RUN_DIR/redis-alone.pid" redis-server >/dev/null 2>&1' EXIT
@@ -52,7 +54,7 @@ kv_start() {  # kv_start FLAG...
   local seed=tcp://$HOST:${KV_PORTS[0]} i t
   for i in 0 1 2; do
     "$NODE_BIN/kvnode" --id "n$((i+1))" --listen "tcp://$HOST:${KV_PORTS[$i]}" --data-dir "$KVD/n$((i+1))" \
-      --seeds "$seed" --resp-listen "tcp://$HOST:${RESP_PORTS[$i]}" --log-level warn "$@" \
+      --seeds "$seed" ${RESP_FLAG[$i]:+--resp-listen "${RESP_FLAG[$i]}"} --log-level warn "$@" \
       >"$KVD/n$((i+1)).log" 2>&1 &
     KV_PIDS+=($!); sleep 0.3
   done
