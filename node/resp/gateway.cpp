@@ -183,6 +183,17 @@ void Gateway::receive(uint64_t conn, std::string_view bytes) {
     if (s.closing) return;
     s.parser.feed(bytes);
     pump(conn, s);
+    if (!s.closing && s.parser.buffered_bytes() > config_.input_bytes_max) {
+        ++stats_.protocol_errors;
+        ++stats_.errors;
+        answer_now(s, error_text("ERR the connection sent more than " +
+                                 std::to_string(config_.input_bytes_max) +
+                                 " bytes the node could not take yet (pipelined past " +
+                                 std::to_string(config_.requests_in_flight_max) +
+                                 " requests in flight); closing it"));
+        s.closing = true;
+        finish_ready(conn, s);
+    }
 }
 
 // Parses and runs commands while the connection has room for their requests.

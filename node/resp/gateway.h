@@ -9,10 +9,10 @@
 // whatever order the node answers in (pipelining).
 //
 // Bounds: a connection's input is parsed only while its requests in flight
-// are fewer than GatewayConfig::requests_in_flight_max, so a client that
-// pipelines faster than the node answers holds at most one unparsed command
-// (ParserLimits) plus what it keeps sending, which the runtime bounds; its
-// output is the runtime's to bound (a connection that does not read is closed).
+// are fewer than GatewayConfig::requests_in_flight_max; what a client sends
+// beyond that waits unparsed, up to GatewayConfig::input_bytes_max, past which
+// the connection is closed. Its output is the runtime's to bound (a connection
+// that does not read is closed).
 #pragma once
 
 #include <cstdint>
@@ -56,6 +56,10 @@ struct GatewayConfig {
     std::string default_user;              // empty: AUTH first
     proto::Consistency consistency;        // a new connection's level (KV.CONSISTENCY)
     size_t requests_in_flight_max = 1000;  // per connection (--connection-max-in-flight)
+    // Bytes a connection may have sent and not had parsed (it pipelines past
+    // its requests in flight); past it the connection is closed, as Redis
+    // closes a client past its query buffer limit.
+    size_t input_bytes_max = size_t{64} << 20;
     ParserLimits limits;
 };
 

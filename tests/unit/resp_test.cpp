@@ -267,6 +267,24 @@ TEST_CASE("gateway: a connection stops reading past its requests in flight") {
     CHECK(f.say("PING\r\n") == "+PONG\r\n");
 }
 
+TEST_CASE("gateway: input past its bound while requests are in flight closes the connection") {
+    resp::GatewayConfig config;
+    config.requests_in_flight_max = 1;
+    config.input_bytes_max = 64;
+    Fixture f(config);
+    f.say("GET a\r\n");
+    std::string pipelined;
+    for (int i = 0; i < 10; ++i) pipelined += "GET b\r\n";  // 70 bytes, none parsed yet
+    CHECK(f.say(pipelined).empty());
+    f.gateway.receive(1, "GET c\r\n");
+    CHECK(f.host.sent.size() == 1);
+    f.found(0, {"A"});
+    bool closed = false;
+    const std::string out = f.output(1, &closed);
+    CHECK(out.starts_with("$1\r\nA\r\n-ERR the connection sent more than 64 bytes"));
+    CHECK(closed);
+}
+
 TEST_CASE("gateway: KV.GETALL and KV.PUT carry siblings and the context") {
     Fixture f;
     f.say("KV.GETALL k\r\n");
