@@ -218,7 +218,10 @@ bool Gateway::next_command(Session& s, std::vector<std::string>& args, std::stri
         s.held.clear();
         return true;
     }
-    if (s.requests_in_flight >= config_.requests_in_flight_max) return false;
+    if (s.requests_in_flight >= config_.requests_in_flight_max ||
+        s.pending.size() >= config_.commands_waiting_max) {
+        return false;
+    }
     switch (s.parser.next(args, error)) {
         case CommandParser::Outcome::need_more:
             return false;

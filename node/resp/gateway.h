@@ -60,6 +60,10 @@ struct GatewayConfig {
     // its requests in flight); past it the connection is closed, as Redis
     // closes a client past its query buffer limit.
     size_t input_bytes_max = size_t{64} << 20;
+    // Commands of a connection waiting for their turn to answer (behind one
+    // still waiting for the node): PINGs pipelined behind a slow GET cost no
+    // request but would each hold an answer.
+    size_t commands_waiting_max = 10000;
     ParserLimits limits;
 };
 

@@ -285,6 +285,25 @@ TEST_CASE("gateway: input past its bound while requests are in flight closes the
     CHECK(closed);
 }
 
+TEST_CASE("gateway: answers waiting behind a slow command are bounded too") {
+    resp::GatewayConfig config;
+    config.commands_waiting_max = 3;
+    config.input_bytes_max = 64;
+    Fixture f(config);
+    f.say("GET a\r\nPING\r\nPING\r\nPING\r\nPING\r\n");  // the fourth PING waits unparsed
+    f.found(0, {"A"});
+    CHECK(f.output() == "$1\r\nA\r\n+PONG\r\n+PONG\r\n+PONG\r\n+PONG\r\n");
+    f.say("GET b\r\n");
+    bool closed = false;
+    std::string pings;
+    for (int i = 0; i < 20; ++i) pings += "PING\r\n";  // two parsed, 108 bytes left unparsed
+    f.gateway.receive(1, pings);
+    f.found(1, {"B"});
+    const std::string out = f.output(1, &closed);
+    CHECK(out.starts_with("$1\r\nB\r\n+PONG\r\n+PONG\r\n-ERR the connection sent more than 64"));
+    CHECK(closed);
+}
+
 TEST_CASE("gateway: KV.GETALL and KV.PUT carry siblings and the context") {
     Fixture f;
     f.say("KV.GETALL k\r\n");
