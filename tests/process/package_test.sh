@@ -18,7 +18,7 @@ man_pages=${2:?usage: package_test.sh BUILD_DIR MAN_PAGES}
 build_dir=$(cd "$build_dir" && pwd)
 
 # Ports 18400..18499: no other test or script uses them (process tests take
-# 20000..31999, tools/dev 7001.., tools/bench 7100.., 7600.. and 17xxx).
+# 20000..31999, tools/dev 7001.. and 7101.., tools/bench 7200.., 7600.. and 17xxx).
 PORT_FIRST=18400
 PORT_COUNT=100
 START_ATTEMPTS=5

@@ -2,14 +2,14 @@
 # Side-by-side kvbench of several builds, alternating, in one run (docs/BENCHMARKS.md):
 #   tools/bench/side_by_side.sh ROUNDS LABEL=BINDIR[:secure] ...
 # Each round starts, for each variant in turn, a fresh 3-node cluster (n = 3) on
-# 127.0.0.1:PORT_BASE+1..3 (PORT_BASE default 7100) with data under /tmp, loads
+# 127.0.0.1:PORT_BASE+1..3 (PORT_BASE default 7200: tools/dev up takes 7001.. and 7101..) with data under /tmp, loads
 # 10,000 keys, runs 8 s of quorum gets then 8 s of quorum puts (3 connections x
 # 32 in flight), prints kvbench's summary and stops the cluster. A ":secure"
 # variant runs the nodes with a cluster key (CurveZMQ) and drives them as a
 # user holding read and write grants on ''; the others run without keys.
 set -u
 rounds=$1; shift
-PORT_BASE=${PORT_BASE:-7100}
+PORT_BASE=${PORT_BASE:-7200}
 export XDG_CONFIG_HOME=/tmp/bench-xdg; mkdir -p $XDG_CONFIG_HOME
 pub() { sed -n 's/^public *= *//p' "$1"; }
 run_variant() {
