@@ -307,6 +307,8 @@ void read_anti_entropy(FieldReader& f, std::optional<AntiEntropyStatus>& out) {
         item.text("peer", v.peer, Need::required, kIdBytesMax);
         item.flag("verified", v.verified);
         item.uint("ago_ms", v.verified_ms_ago, Need::optional);
+        // Only a verified peer has an age (the encoder writes none otherwise).
+        if (!v.verified) v.verified_ms_ago = 0;
         item.flag("refill_pending", v.refill_pending);
     });
     f.adopt(sub, "anti_entropy");
