@@ -547,6 +547,18 @@ uint64_t AsyncClient::submit_status(StatusCallback done) {
                          });
 }
 
+uint64_t AsyncClient::submit_stats(std::function<void(Result<std::string>)> done) {
+    uint64_t id = impl_->next_id++;
+    proto::StatsRequest r{id};
+    return impl_->submit(r, id, impl_->options.admin_timeout_ms, true, true,
+                         [done = std::move(done)](Result<proto::Message> m) {
+                             if (!m) return done(m.status());
+                             auto* s = std::get_if<proto::StatsResponse>(&m.value());
+                             if (s == nullptr) return done(unexpected_reply(m.value()));
+                             done(std::move(s->text));
+                         });
+}
+
 uint64_t AsyncClient::submit_owners(std::string key, OwnersCallback done) {
     uint64_t id = impl_->next_id++;
     proto::OwnersRequest r{id, std::move(key)};
@@ -704,6 +716,12 @@ Result<GetResult> Client::local_get(std::string key) {
 Result<proto::StatusResponse> Client::status() {
     std::optional<Result<proto::StatusResponse>> slot;
     async_.submit_status([&slot](Result<proto::StatusResponse> r) { slot.emplace(std::move(r)); });
+    return wait_for(slot);
+}
+
+Result<std::string> Client::stats() {
+    std::optional<Result<std::string>> slot;
+    async_.submit_stats([&slot](Result<std::string> r) { slot.emplace(std::move(r)); });
     return wait_for(slot);
 }
 

@@ -128,6 +128,9 @@ class AsyncClient {
     // Served by the node the request is sent to; never moved to another node.
     uint64_t submit_local_get(std::string key, GetCallback done);
     uint64_t submit_status(StatusCallback done);
+    // The node's metrics as Prometheus text (kvctl stats; client/metrics.h
+    // parses it). A read: retried like status.
+    uint64_t submit_stats(std::function<void(Result<std::string>)> done);
     // Where `key` lives as the answering node sees it: its home replicas in
     // preference order (up or down), the stand-ins a write would use now, and
     // the new owners while its range moves. A read: retried like status.
@@ -191,6 +194,7 @@ class Client {
                             std::optional<RequestOptions> options = std::nullopt);
     Result<GetResult> local_get(std::string key);
     Result<proto::StatusResponse> status();
+    Result<std::string> stats();
     Result<proto::OwnersResponse> owners(std::string key);
     // The node this client is connected to hands its ranges over and leaves
     // the ring; returns at once with the node's message (progress: status()).

@@ -521,6 +521,10 @@ void write_fields(const RevokeRequest& m, FieldWriter& w) {
 void write_fields(const RemoveNodeRequest& m, FieldWriter& w) {
     w.text("node", m.node_id);
 }
+void write_fields(const StatsRequest&, FieldWriter&) {}
+void write_fields(const StatsResponse& m, FieldWriter& w) {
+    w.bytes("text", m.text);
+}
 void write_fields(const OwnersRequest& m, FieldWriter& w) {
     w.bytes("key", m.key);
 }
@@ -632,6 +636,10 @@ void read_fields(FieldReader& f, RepairRequest& m) {
 }
 void read_fields(FieldReader& f, RemoveNodeRequest& m) {
     f.text("node", m.node_id, Need::required, kIdBytesMax);
+}
+void read_fields(FieldReader&, StatsRequest&) {}
+void read_fields(FieldReader& f, StatsResponse& m) {
+    f.bytes("text", m.text, Need::required, kFrameBytesMax, ErrorCode::bad_request);
 }
 void read_fields(FieldReader& f, OwnersRequest& m) {
     f.key(m.key);

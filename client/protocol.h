@@ -144,6 +144,18 @@ struct RemoveNodeRequest {
     bool operator==(const RemoveNodeRequest&) const = default;
 };
 
+// kvctl stats: the answering node's metrics, as its --metrics-listen page
+// serves them (client/metrics.h). Like status, any known user may ask.
+struct StatsRequest {
+    uint64_t id = 0;
+    bool operator==(const StatsRequest&) const = default;
+};
+struct StatsResponse {
+    uint64_t id = 0;
+    std::string text;  // Prometheus text exposition, format 0.0.4
+    bool operator==(const StatsResponse&) const = default;
+};
+
 // Where a key lives as the answering node sees it now (kvctl owners, like
 // Cassandra's nodetool getendpoints): answered with OwnersResponse. Reveals
 // placement only, so a read grant covering the key allows it.
@@ -407,7 +419,8 @@ using Message =
     std::variant<GetRequest, PutRequest, DelRequest, LocalGetRequest, StatusRequest, GetResponse,
                  WriteResponse, StatusResponse, ErrorResponse, LeaveRequest, AdminResponse,
                  UserAddRequest, UserDelRequest, UserListRequest, UserListResponse, GrantRequest,
-                 RevokeRequest, OwnersRequest, OwnersResponse, RepairRequest, RemoveNodeRequest>;
+                 RevokeRequest, OwnersRequest, OwnersResponse, RepairRequest, RemoveNodeRequest,
+                 StatsRequest, StatsResponse>;
 
 // The "t" string of a message type.
 std::string_view type_name(const Message& m);

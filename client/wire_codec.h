@@ -292,7 +292,7 @@ inline constexpr wire::TypeNames<Message> kMessageTypeNames = {
     "get_reply",   "write_reply", "status_reply", "error",        "leave",
     "admin_reply", "user_add",    "user_del",     "user_list",    "user_list_reply",
     "grant",       "revoke",      "owners",       "owners_reply", "repair",
-    "removenode",
+    "removenode",  "stats",       "stats_reply",
 };
 
 void write_fields(const GetRequest& m, wire::FieldWriter& w);
@@ -316,6 +316,8 @@ void write_fields(const OwnersRequest& m, wire::FieldWriter& w);
 void write_fields(const OwnersResponse& m, wire::FieldWriter& w);
 void write_fields(const RepairRequest& m, wire::FieldWriter& w);
 void write_fields(const RemoveNodeRequest& m, wire::FieldWriter& w);
+void write_fields(const StatsRequest& m, wire::FieldWriter& w);
+void write_fields(const StatsResponse& m, wire::FieldWriter& w);
 
 void read_fields(wire::FieldReader& f, GetRequest& m);
 void read_fields(wire::FieldReader& f, PutRequest& m);
@@ -338,5 +340,7 @@ void read_fields(wire::FieldReader& f, OwnersRequest& m);
 void read_fields(wire::FieldReader& f, OwnersResponse& m);
 void read_fields(wire::FieldReader& f, RepairRequest& m);
 void read_fields(wire::FieldReader& f, RemoveNodeRequest& m);
+void read_fields(wire::FieldReader& f, StatsRequest& m);
+void read_fields(wire::FieldReader& f, StatsResponse& m);
 
 }  // namespace kv::proto

@@ -42,6 +42,7 @@ class BufferedEnv : public Env {
     // not yet taken first); on failure drops them all.
     Result<std::vector<Outgoing>> commit();
     bool has_pending() const { return !staged_.empty() || !outgoing_.empty() || !ahead_.empty(); }
+    size_t staged_writes() const { return staged_.size(); }
     // Forgets staged writes and messages (a simulated crash).
     void discard();
 

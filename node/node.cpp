@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <type_traits>
 
+#include "client/metrics.h"
 #include "node/access/access.h"
 #include "node/antientropy/anti_entropy.h"
 #include "node/antientropy/key_index.h"
@@ -200,6 +201,7 @@ void Node::on_request(const ReplyTo& from, Message message, std::optional<uint64
                                  std::is_same_v<T, HandoffRequest>) {
                 rebalancer_->handle(from, m);
             } else if constexpr (std::is_same_v<T, proto::StatusRequest> ||
+                                 std::is_same_v<T, proto::StatsRequest> ||
                                  std::is_same_v<T, proto::OwnersRequest> ||
                                  std::is_same_v<T, GossipRequest>) {
                 handle(from, m);
@@ -216,6 +218,7 @@ void Node::on_request(const ReplyTo& from, Message message, std::optional<uint64
             } else if constexpr (std::is_same_v<T, proto::GetResponse> ||
                                  std::is_same_v<T, proto::WriteResponse> ||
                                  std::is_same_v<T, proto::StatusResponse> ||
+                                 std::is_same_v<T, proto::StatsResponse> ||
                                  std::is_same_v<T, proto::ErrorResponse> ||
                                  std::is_same_v<T, proto::AdminResponse> ||
                                  std::is_same_v<T, ReplicaReadResponse> ||
@@ -349,6 +352,134 @@ void Node::handle(const ReplyTo& from, const proto::StatusRequest& req) {
     resp.under_replicated_ranges = hints_->under_replicated_ranges();
     resp.anti_entropy = anti_entropy_->status();
     env_.reply(from, std::move(resp));
+}
+
+// ---- metrics -------------------------------------------------------------------
+
+void Node::handle(const ReplyTo& from, const proto::StatsRequest& req) {
+    kv::metrics::Exposition out;
+    write_metrics(out);
+    env_.reply(from, proto::StatsResponse{req.id, out.take()});
+}
+
+void Node::write_metrics(kv::metrics::Exposition& out) {
+    using kv::metrics::Type;
+    out.family("kv_node_info", Type::gauge, "This node: its member id and its current actor.");
+    out.sample("kv_node_info", {{"node_id", config_.node_id}, {"actor", actor()}}, uint64_t{1});
+    out.counter("kv_node_messages_total",
+                "Requests this node handled, from clients and from members.", stats_.requests);
+    out.family("kv_requests_refused_total", Type::counter,
+               "Requests refused before any work: no grant or no cluster key (unauthorized), "
+               "an admission limit (overloaded), a frame that did not decode (bad_frame).");
+    out.sample("kv_requests_refused_total", {{"reason", "unauthorized"}}, stats_.unauthorized);
+    out.sample("kv_requests_refused_total", {{"reason", "overloaded"}}, stats_.overloaded);
+    out.sample("kv_requests_refused_total", {{"reason", "bad_frame"}}, stats_.bad_frames);
+    out.gauge("kv_requests_in_flight",
+              "Client requests this node is coordinating (waiting for replicas).",
+              static_cast<double>(coordinator_->in_flight()));
+    out.family("kv_coordinator_failures_total", Type::counter,
+               "Coordinated requests that failed: too few replicas reachable (unavailable) "
+               "or answering in time (timeout).");
+    out.sample("kv_coordinator_failures_total", {{"reason", "unavailable"}}, stats_.unavailable);
+    out.sample("kv_coordinator_failures_total", {{"reason", "timeout"}}, stats_.timeouts);
+    out.counter("kv_read_repairs_total",
+                "Replicas a read found behind and sent the merged version to.",
+                stats_.read_repairs);
+    out.counter("kv_read_spares_asked_total",
+                "Reads that asked replicas beyond the r they needed (a replica failed, "
+                "disagreed or was slow).",
+                stats_.read_spares_asked);
+    out.counter("kv_background_dropped_total",
+                "Answered requests whose follow-up work (read repair, late replicas) was "
+                "dropped at a limit.",
+                stats_.background_dropped);
+
+    // Hinted handoff.
+    const HintSummary held = hints_->summary();
+    out.counter("kv_stand_in_writes_total",
+                "Writes acknowledged with a stand-in replica in place of a home replica.",
+                stats_.stand_in_writes);
+    out.counter("kv_hints_stored_total", "Hints this node added or merged as a stand-in.",
+                stats_.hints_stored);
+    out.counter("kv_hints_refused_total", "Hints refused because a target's hints were full.",
+                stats_.hints_refused);
+    out.counter("kv_hints_replayed_total", "Hints their home replica made durable.",
+                stats_.hints_replayed);
+    out.gauge("kv_hints_held_keys", "Hints this node holds for other replicas.",
+              static_cast<double>(held.keys));
+    out.gauge("kv_hints_held_bytes", "Bytes of the objects in the hints this node holds.",
+              static_cast<double>(held.bytes));
+    out.gauge("kv_under_replicated_ranges",
+              "Token ranges marked under-replicated because a hint for them was refused.",
+              static_cast<double>(hints_->under_replicated_ranges()));
+
+    // Anti-entropy and the store.
+    const proto::AntiEntropyStatus ae = anti_entropy_->status();
+    out.family("kv_anti_entropy_exchanges_total", Type::counter,
+               "Merkle-tree exchanges with other replicas, by result.");
+    out.sample("kv_anti_entropy_exchanges_total", {{"result", "completed"}}, stats_.ae_exchanges);
+    out.sample("kv_anti_entropy_exchanges_total", {{"result", "failed"}},
+               stats_.ae_exchanges_failed);
+    out.family("kv_anti_entropy_keys_total", Type::counter,
+               "Objects anti-entropy merged here from peers (received) or sent to them (sent).");
+    out.sample("kv_anti_entropy_keys_total", {{"direction", "received"}}, stats_.ae_keys_received);
+    out.sample("kv_anti_entropy_keys_total", {{"direction", "sent"}}, stats_.ae_keys_sent);
+    out.counter("kv_anti_entropy_messages_total", "Anti-entropy messages, both ways.",
+                stats_.ae_messages);
+    out.family("kv_anti_entropy_bytes_total", Type::counter,
+               "Anti-entropy payload bytes (keys, objects, hashes, bounds), by direction.");
+    out.sample("kv_anti_entropy_bytes_total", {{"direction", "sent"}}, stats_.ae_bytes_sent);
+    out.sample("kv_anti_entropy_bytes_total", {{"direction", "received"}},
+               stats_.ae_bytes_received);
+    out.gauge("kv_anti_entropy_tree_ready", "1 once the hash tree over this node's keys is built.",
+              ae.tree_ready ? 1.0 : 0.0);
+    out.gauge("kv_refilling",
+              "1 while a node started on an empty data directory waits for its first exchanges "
+              "(its replica reads answer unavailable).",
+              ae.refilling ? 1.0 : 0.0);
+    out.counter("kv_tombstones_purged_total",
+                "Tombstones purged once anti-entropy confirmed them on every replica.",
+                stats_.tombstones_purged);
+    out.gauge("kv_store_keys",
+              "Keys in this node's data space (its key index), tombstones included.",
+              static_cast<double>(ae.keys_indexed));
+    out.gauge("kv_store_tombstones", "Keys held whose versions are all tombstones.",
+              static_cast<double>(ae.tombstones));
+
+    // Rebalancing.
+    out.family("kv_transfer_keys_total", Type::counter,
+               "Keys streamed in from or out to other nodes by range transfers.");
+    out.sample("kv_transfer_keys_total", {{"direction", "in"}}, stats_.keys_streamed_in);
+    out.sample("kv_transfer_keys_total", {{"direction", "out"}}, stats_.keys_streamed_out);
+    std::map<std::pair<std::string, std::string>, uint64_t> transfers;
+    for (const auto& t : rebalancer_->status()) ++transfers[{t.direction, t.state}];
+    out.family("kv_transfers", Type::gauge,
+               "Range transfers of a membership change under way, by direction and state.");
+    for (const auto& [key, count] : transfers) {
+        out.sample("kv_transfers", {{"direction", key.first}, {"state", key.second}}, count);
+    }
+
+    // Membership.
+    std::map<std::string, uint64_t> members;
+    if (gossip_) {
+        for (const auto& [id, state] : gossip_->view().states()) {
+            ++members[std::string(gossip::status_name(state.status()))];
+        }
+    } else {
+        for (const auto& m : membership_->members()) {
+            const bool up = m.id == config_.node_id || peers_->reachable(m.id);
+            ++members[up ? "up" : "unreachable"];
+        }
+    }
+    out.family("kv_members", Type::gauge,
+               "Members this node knows, by status (gossip: joining, up, suspect, down, "
+               "leaving, left; a static member list: up or unreachable).");
+    for (const auto& [status, count] : members)
+        out.sample("kv_members", {{"status", status}}, count);
+    out.gauge("kv_ring_members", "Members owning tokens in the ring this node routes by.",
+              static_cast<double>(placement_->ring().nodes().size()));
+    out.gauge("kv_replicas_effective", "Replicas a key has in that ring: min(n, ring members).",
+              static_cast<double>(placement_->n()));
 }
 
 // ---- owners --------------------------------------------------------------------

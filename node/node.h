@@ -36,6 +36,10 @@
 #include "node/replica/hint_store.h"
 #include "ring/ring.h"
 
+namespace kv::metrics {
+class Exposition;
+}
+
 namespace kv::node {
 
 class Access;
@@ -122,6 +126,11 @@ class Node {
     bool refilling() const;
     // The user catalog as this node holds it.
     const Access& access() const { return *access_; }
+    // This node's own metrics (docs/OPERATIONS.md, "Metrics"): what its
+    // components count and hold. The runtime adds the request latencies,
+    // commits, connections and process figures it alone sees; a StatsRequest
+    // the node answers itself (the simulator) carries only these.
+    void write_metrics(kv::metrics::Exposition& out);
 
   private:
     void construct_components();
@@ -130,6 +139,7 @@ class Node {
     void refresh_placement();
     void handle(const ReplyTo& from, const proto::StatusRequest& req);
     void handle(const ReplyTo& from, const proto::OwnersRequest& req);
+    void handle(const ReplyTo& from, const proto::StatsRequest& req);
     void handle(const ReplyTo& from, const GossipRequest& req);
 
     NodeConfig config_;

@@ -318,12 +318,12 @@ using Message = std::variant<
     proto::ErrorResponse, proto::LeaveRequest, proto::AdminResponse, proto::UserAddRequest,
     proto::UserDelRequest, proto::UserListRequest, proto::UserListResponse, proto::GrantRequest,
     proto::RevokeRequest, proto::OwnersRequest, proto::OwnersResponse, proto::RepairRequest,
-    proto::RemoveNodeRequest, ReplicaReadRequest, ReplicaReadResponse, ReplicaWriteRequest,
-    ReplicaWriteResponse, ReplicaMergeRequest, ReplicaMergeResponse, PingRequest, PingResponse,
-    GossipRequest, StreamRequest, StreamResponse, HandoffRequest, HandoffResponse,
-    CatalogSyncRequest, CatalogSyncResponse, CatalogPushRequest, HintReplayRequest,
-    HintReplayResponse, AeCompareRequest, AeCompareResponse, AeKeysRequest, AeKeysResponse,
-    AePushRequest, AePushResponse>;
+    proto::RemoveNodeRequest, proto::StatsRequest, proto::StatsResponse, ReplicaReadRequest,
+    ReplicaReadResponse, ReplicaWriteRequest, ReplicaWriteResponse, ReplicaMergeRequest,
+    ReplicaMergeResponse, PingRequest, PingResponse, GossipRequest, StreamRequest, StreamResponse,
+    HandoffRequest, HandoffResponse, CatalogSyncRequest, CatalogSyncResponse, CatalogPushRequest,
+    HintReplayRequest, HintReplayResponse, AeCompareRequest, AeCompareResponse, AeKeysRequest,
+    AeKeysResponse, AePushRequest, AePushResponse>;
 
 // The "t" string of a message type.
 std::string_view type_name(const Message& m);

@@ -15,6 +15,7 @@
 #include "client/client.h"
 #include "client/json_util.h"
 #include "client/keys.h"
+#include "client/metrics.h"
 #include "client/z85.h"
 
 namespace po = boost::program_options;
@@ -37,6 +38,7 @@ constexpr const char* kUsage =
     "       kvctl [options] put KEY VALUE|-\n"
     "       kvctl [options] del KEY\n"
     "       kvctl [options] status\n"
+    "       kvctl [options] stats\n"
     "       kvctl [options] owners KEY\n"
     "       kvctl [options] members\n"
     "       kvctl [options] leave\n"
@@ -67,6 +69,12 @@ constexpr const char* kUsage =
     "                   refused (store full) since the node started, and whether a\n"
     "                   replay is in flight; and how many token ranges it marked\n"
     "                   under-replicated because a hint for them was refused.\n"
+    "  stats            the first --node's metrics, exactly as its --metrics-listen page\n"
+    "                   serves them (Prometheus text: request counts and latencies by\n"
+    "                   operation and level, errors by code, commits, connections,\n"
+    "                   hints, anti-entropy, transfers, members by status;\n"
+    "                   docs/OPERATIONS.md). --json: {\"families\":[{\"name\",\"type\",\n"
+    "                   \"help\",\"samples\":[{\"name\",\"labels\",\"value\"}]}]}.\n"
     "  owners KEY       where KEY lives as the first --node sees it now: its home\n"
     "                   replicas in preference order, each up or down (that node's\n"
     "                   failure detector), then the stand-ins a write would use for\n"
@@ -705,9 +713,9 @@ std::optional<std::string> check_args(const std::string& command, const Args& a)
     if (auto problem = check_key_args(command, a)) return problem;
     if (is_access_command(command)) return check_access_args(a);
     static const std::vector<std::pair<std::string, size_t>> kArity = {
-        {"get", 2},    {"local-get", 2}, {"put", 3},       {"del", 2},
-        {"status", 1}, {"members", 1},   {"leave", 1},     {"keygen", 2},
-        {"owners", 2}, {"repair", 1},    {"removenode", 2}};
+        {"get", 2},    {"local-get", 2}, {"put", 3},        {"del", 2},
+        {"status", 1}, {"members", 1},   {"leave", 1},      {"keygen", 2},
+        {"owners", 2}, {"repair", 1},    {"removenode", 2}, {"stats", 1}};
     bool known = false;
     for (const auto& [name, count] : kArity) {
         if (name != command) continue;
@@ -716,7 +724,7 @@ std::optional<std::string> check_args(const std::string& command, const Args& a)
     }
     if (!known)
         return "unknown command '" + command +
-               "' (get, put, del, status, owners, members, leave, repair, removenode, "
+               "' (get, put, del, status, stats, owners, members, leave, repair, removenode, "
                "local-get, user, grant, revoke, keygen)";
     if ((a.range || a.no_wait) && command != "repair")
         return "--range and --no-wait apply to repair only";
@@ -791,6 +799,18 @@ int run(const Args& a) {
     if (command == "status") {
         auto s = client.status();
         return s ? print_status(client.current_endpoint(), s.value(), a.json) : fail(s.status());
+    }
+    if (command == "stats") {
+        auto text = client.stats();
+        if (!text) return fail(text.status());
+        if (!a.json) {
+            std::fwrite(text.value().data(), 1, text.value().size(), stdout);
+            return kExitOk;
+        }
+        auto families = kv::metrics::parse(text.value());
+        if (!families) return fail(families.status());
+        std::printf("%s\n", kv::metrics::to_json(families.value()).c_str());
+        return kExitOk;
     }
     if (command == "leave") {
         auto r = client.leave();

@@ -158,7 +158,10 @@ po::options_description describe(RuntimeConfig& c, std::string& peers, std::stri
         "none, AUTH first)")(
         "resp-consistency", po::value(&security.resp_consistency)->default_value("quorum"),
         "a Redis connection's level until KV.CONSISTENCY changes it: one, two, three, quorum, "
-        "all, or LEVEL-strict (e.g. quorum-strict)");
+        "all, or LEVEL-strict (e.g. quorum-strict)")(
+        "metrics-listen", po::value(&c.metrics_listen),
+        "serve Prometheus metrics over HTTP at http://HOST:PORT/metrics, e.g. 127.0.0.1:9100 "
+        "(docs/OPERATIONS.md); unauthenticated, counters only (no keys or values)");
     return d;
 }
 
@@ -195,6 +198,24 @@ Status apply_resp(RuntimeConfig& c, const SecurityFlags& flags) {
                       "--resp-default-user needs --cluster-key: without it there are no users "
                       "and every connection may do everything");
     }
+    return {};
+}
+
+// The metrics endpoint: HOST:PORT (or tcp://HOST:PORT) made a ZeroMQ endpoint.
+Status apply_metrics(RuntimeConfig& c) {
+    if (c.metrics_listen.empty()) return {};
+    std::string endpoint = c.metrics_listen;
+    if (!endpoint.starts_with("tcp://")) endpoint = "tcp://" + endpoint;
+    const size_t colon = endpoint.rfind(':');
+    const std::string port = colon == std::string::npos ? "" : endpoint.substr(colon + 1);
+    const bool numeric = !port.empty() && port.size() <= 5 &&
+                         port.find_first_not_of("0123456789") == std::string::npos;
+    if (colon <= 6 || !numeric || std::stoul(port) == 0 || std::stoul(port) > 65535) {
+        return Status(ErrorCode::invalid_argument,
+                      "--metrics-listen must be HOST:PORT, e.g. 127.0.0.1:9100, got '" +
+                          c.metrics_listen + "'");
+    }
+    c.metrics_listen = endpoint;
     return {};
 }
 
@@ -445,6 +466,7 @@ Result<RuntimeConfig> parse_config(int argc, const char* const* argv, std::ostre
         return Status(ErrorCode::invalid_argument, "--wal-checkpoint-mb must be 1 to 4096");
     if (Status secured = apply_security(c, security); !secured.ok()) return secured;
     if (Status resp = apply_resp(c, security); !resp.ok()) return resp;
+    if (Status metrics = apply_metrics(c); !metrics.ok()) return metrics;
     if (log_level == "debug") {
         c.log_level = LogLevel::debug;
     } else if (log_level == "info") {
@@ -458,6 +480,10 @@ Result<RuntimeConfig> parse_config(int argc, const char* const* argv, std::ostre
                       "--log-level must be debug, info, warn or error");
     }
     return c;
+}
+
+std::string_view kv_version() {
+    return KV_VERSION;
 }
 
 }  // namespace kv::node

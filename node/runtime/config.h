@@ -62,7 +62,14 @@ struct RuntimeConfig {
     std::string resp_listen;
     std::string resp_default_user;
     proto::Consistency resp_consistency;
+
+    // The Prometheus metrics page (docs/OPERATIONS.md, "Metrics"): the TCP
+    // endpoint it is served on, tcp://HOST:PORT (empty: none).
+    std::string metrics_listen;
 };
+
+// This build's version (the project's, as the package's).
+std::string_view kv_version();
 
 enum class TransportMode {
     authenticated,       // --cluster-key: CURVE on every socket, ZAP admits keys

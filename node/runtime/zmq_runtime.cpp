@@ -1,5 +1,7 @@
 #include "node/runtime/zmq_runtime.h"
 
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <algorithm>
 #include <array>
@@ -10,6 +12,7 @@
 #include <cstring>
 #include <ctime>
 #include <deque>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <random>
@@ -18,13 +21,18 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "client/metrics.h"
 #include "client/z85.h"
 #include "node/access/access.h"
 #include "node/buffered_env.h"
+#include "node/metrics/histogram.h"
+#include "node/metrics/http_server.h"
+#include "node/metrics/request_metrics.h"
 #include "node/resp/gateway.h"
 #include "node/runtime/commit_thread.h"
 #include "node/runtime/frame_batch.h"
 #include "node/runtime/limits.h"
+#include "node/runtime/stream_socket.h"
 
 namespace kv::node {
 
@@ -138,6 +146,7 @@ class Runtime {
       public:
         explicit GatewayHostImpl(Runtime& r) : r_(r) {}
         void submit(const ReplyTo& to, Message request, const Principal& who) override {
+            r_.request_metrics_.on_request(to, request, now_us());
             r_.env_.begin_handler();
             r_.node_.on_request(to, std::move(request), std::nullopt, who);
             r_.resp_submitted_ = true;
@@ -205,6 +214,7 @@ class Runtime {
             // the last commit) must not wait for the poll's timeout.
             poll_once(resp_replies_.empty() ? kTickIntervalMs : 0);
             serve_transport_events();
+            serve_metrics();
             handle_batch();
             const uint64_t now = env_.now_ms();
             if (now >= next_tick_ms) {
@@ -229,29 +239,32 @@ class Runtime {
 
   private:
     void open_sockets() {
+        // The ROUTER is the first poll item (handle_batch reads items_[0]);
+        // the others record their own index as they are added.
+        items_.push_back(zmq::pollitem_t{router_.handle(), 0, ZMQ_POLLIN, 0});
         // The ZAP handler exists before the ROUTER binds, so no connection is
         // ever accepted without being asked about (libzmq admits every key
         // when no handler is bound at inproc://zeromq.zap.01).
         if (config_.cluster_key) open_transport_security();
+        open_router_monitor();
         router_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(config_.frame_bytes_max));
         router_.set(zmq::sockopt::sndhwm, config_.reply_queue_max);
         router_.set(zmq::sockopt::router_mandatory, 1);  // a full reply queue fails the send
         router_.set(zmq::sockopt::rcvhwm, kHighWaterMark);
         router_.set(zmq::sockopt::linger, 0);
         router_.bind(config_.listen);
-        items_.insert(items_.begin(), zmq::pollitem_t{router_.handle(), 0, ZMQ_POLLIN, 0});
         // The writer's eventfd wakes the loop when a commit is durable.
         if (writer_) items_.push_back(zmq::pollitem_t{nullptr, writer_->done_fd(), ZMQ_POLLIN, 0});
         if (!config_.resp_listen.empty()) open_resp();
+        if (!config_.metrics_listen.empty()) open_metrics();
         fixed_poll_items_ = items_.size();
     }
 
     // ---- transport security (docs/SECURITY.md) -------------------------------
 
-    // Binds the ZAP handler and a monitor of the ROUTER's failed handshakes,
-    // and makes the ROUTER a CURVE server with the cluster key. Both sockets
-    // are polled with the others; libzmq holds each handshake until the ZAP
-    // reply comes, so answering in the loop is enough.
+    // Binds the ZAP handler and makes the ROUTER a CURVE server with the
+    // cluster key. The handler is polled with the others; libzmq holds each
+    // handshake until the ZAP reply comes, so answering in the loop is enough.
     void open_transport_security() {
         zap_.emplace(ctx_, zmq::socket_type::rep);
         zap_->set(zmq::sockopt::linger, 0);
@@ -260,17 +273,25 @@ class Runtime {
         router_.set(zmq::sockopt::curve_server, 1);
         router_.set(zmq::sockopt::curve_secretkey, config_.cluster_key->pair.secret_z85);
         router_.set(zmq::sockopt::zap_domain, "kv");
-        // Handshakes that fail before ZAP is asked (no CURVE, another
-        // mechanism, garbage) are seen only by a monitor.
-        constexpr int kFailedEvents =
-            ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL;
+    }
+
+    // A monitor of the ROUTER: connections accepted and closed (the
+    // kv_connections metric) and, with a cluster key, the handshakes that fail
+    // before ZAP is asked (no CURVE, another mechanism, garbage), which only a
+    // monitor sees. Polled with the others.
+    void open_router_monitor() {
+        int events = ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED;
+        if (config_.cluster_key) {
+            events |= ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL;
+        }
         const char* monitor_endpoint = "inproc://kv-router-monitor";
-        if (zmq_socket_monitor(router_.handle(), monitor_endpoint, kFailedEvents) != 0) {
+        if (zmq_socket_monitor(router_.handle(), monitor_endpoint, events) != 0) {
             throw zmq::error_t();
         }
         router_monitor_.emplace(ctx_, zmq::socket_type::pair);
         router_monitor_->set(zmq::sockopt::linger, 0);
         router_monitor_->connect(monitor_endpoint);
+        monitor_item_ = items_.size();
         items_.push_back(zmq::pollitem_t{router_monitor_->handle(), 0, ZMQ_POLLIN, 0});
     }
 
@@ -286,11 +307,12 @@ class Runtime {
     // Answers pending ZAP requests and reads the handshake monitor (bounded
     // per call, like every other receive of the loop).
     void serve_transport_events() {
-        if (!zap_) return;
-        for (uint32_t i = 0; i < config_.batch_messages_max; ++i) {
+        for (uint32_t i = 0; zap_ && i < config_.batch_messages_max; ++i) {
             if (!answer_zap_request()) break;
         }
-        for (uint32_t i = 0; i < config_.batch_messages_max; ++i) {
+        // Only when the poll saw an event: an empty receive costs system calls.
+        const bool events = (items_[monitor_item_].revents & ZMQ_POLLIN) != 0;
+        for (uint32_t i = 0; events && i < config_.batch_messages_max; ++i) {
             if (!read_router_monitor()) break;
         }
         report_refusals();
@@ -346,8 +368,12 @@ class Runtime {
         if (!event.empty() && event[0].size() >= 2) {
             uint16_t number = 0;
             std::memcpy(&number, event[0].data(), sizeof number);
-            if (number == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
-                number == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+            if (number == ZMQ_EVENT_ACCEPTED) {
+                ++native_accepted_;
+            } else if (number == ZMQ_EVENT_DISCONNECTED) {
+                ++native_disconnected_;
+            } else if (number == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+                       number == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
                 note_refusal("an address the monitor does not report", "none",
                              "the handshake failed before any key was offered (no CURVE?)");
             }
@@ -585,13 +611,19 @@ class Runtime {
         if (is_batch_frame(frame.to_string_view())) return handle_batch_request(from, frame, who);
         uint64_t id = 0;
         auto decoded = node::decode(frame.to_string_view(), &id);
+        env_.begin_handler();
         if (!decoded) {
-            env_.begin_handler();
             node_.on_bad_frame(from, id, decoded.status());
-        } else {
-            env_.begin_handler();
-            node_.on_request(from, std::move(decoded.value()), std::nullopt, who);
+            return true;
         }
+        request_metrics_.on_request(from, decoded.value(), now_us());
+        if (const auto* stats = std::get_if<proto::StatsRequest>(&decoded.value());
+            stats != nullptr && !node_.access().refusal(who, decoded.value())) {
+            // The runtime's figures with the node's: the node alone knows only its own.
+            env_.reply(from, proto::StatsResponse{stats->id, render_metrics()});
+            return true;
+        }
+        node_.on_request(from, std::move(decoded.value()), std::nullopt, who);
         return true;
     }
 
@@ -699,6 +731,9 @@ class Runtime {
         if (!env_.has_pending()) return true;
         BufferedEnv::Batch batch = env_.begin_commit();
         in_flight_.swap(batch.out);
+        // Only commits that write are timed: a batch of messages alone costs no sync.
+        commit_started_us_ = batch.writes->empty() ? 0 : now_us();
+        commit_writes_ += batch.writes->size();
         writer_->start(batch.writes);
         return true;
     }
@@ -711,6 +746,7 @@ class Runtime {
     }
 
     bool end_commit(const Status& written) {
+        if (commit_started_us_ != 0) commit_latency_.observe(now_us() - commit_started_us_);
         env_.end_commit();
         std::vector<Outgoing> out;
         out.swap(in_flight_);
@@ -728,7 +764,11 @@ class Runtime {
 
     bool commit_here() {
         if (!env_.has_pending()) return true;
+        const size_t writes = env_.staged_writes();
+        const uint64_t started_us = writes == 0 ? 0 : now_us();
         auto out = env_.commit();
+        if (writes != 0) commit_latency_.observe(now_us() - started_us);
+        commit_writes_ += writes;
         if (!out) return commit_failed(out.status());
         deliver_all(std::move(out.value()));
         return true;
@@ -739,8 +779,10 @@ class Runtime {
     // as batch frames, in the order they were sent; the rest one by one.
     void deliver_all(std::vector<Outgoing> out) {
         const uint64_t now = env_.now_ms();
+        const uint64_t leaving_us = now_us();
         std::map<std::string, std::vector<Outgoing*>> to_peer, to_route;
         for (auto& o : out) {
+            if (!o.to_peer) request_metrics_.on_reply(o.reply_to, o.message, leaving_us);
             if (!o.to_peer && resp_ && resp::Gateway::owns_route(o.reply_to.route)) {
                 resp_replies_.push_back(std::move(o));
             } else if (o.to_peer && o.endpoint.empty()) {
@@ -947,8 +989,6 @@ class Runtime {
 
     // ---- the Redis protocol gateway (node/resp/gateway.h) -------------------
 
-    // A ZMQ_STREAM socket: raw TCP, each connection a routing id; an empty
-    // message says a connection opened or closed, and sending one closes it.
     void open_resp() {
         resp::GatewayConfig gateway;
         gateway.credentials = config_.cluster_key.has_value();
@@ -958,48 +998,20 @@ class Runtime {
         gateway.limits.command_bytes_max = proto::kFrameBytesMax;
         resp_host_ = std::make_unique<GatewayHostImpl>(*this);
         resp_ = std::make_unique<resp::Gateway>(gateway, *resp_host_);
-        resp_socket_.emplace(ctx_, zmq::socket_type::stream);
-        resp_socket_->set(zmq::sockopt::linger, 0);
-        resp_socket_->set(zmq::sockopt::sndhwm, kHighWaterMark);
-        resp_socket_->set(zmq::sockopt::rcvhwm, kHighWaterMark);
-        resp_socket_->bind(config_.resp_listen);
+        resp_socket_.emplace(ctx_, config_.resp_listen, kHighWaterMark);
         resp_item_ = items_.size();
         items_.push_back(zmq::pollitem_t{resp_socket_->handle(), 0, ZMQ_POLLIN, 0});
     }
 
     // Reads what the Redis connections sent, up to batch_messages_max messages.
     uint32_t recv_resp() {
-        uint32_t handled = 0;
-        while (handled < config_.batch_messages_max) {
-            zmq::message_t route;
-            zmq::message_t data;
-            try {
-                if (!resp_socket_->recv(route, zmq::recv_flags::dontwait)) break;
-                if (!route.more() || !resp_socket_->recv(data, zmq::recv_flags::dontwait)) continue;
-            } catch (const zmq::error_t& e) {
-                env_.write_log(LogLevel::warn, std::string("redis receive: ") + e.what());
-                break;
-            }
-            ++handled;
-            std::string id = route.to_string();
-            auto known = resp_conns_.find(id);
-            if (data.size() == 0) {
-                if (resp_closed_.erase(id) != 0) continue;  // one this node closed
-                if (known == resp_conns_.end()) {           // a new connection
-                    const uint64_t conn = next_resp_conn_++;
-                    resp_conns_.emplace(id, conn);
-                    resp_routes_.emplace(conn, std::move(id));
-                    resp_->open(conn);
-                } else {  // the client closed it
-                    resp_->close(known->second);
-                    resp_routes_.erase(known->second);
-                    resp_conns_.erase(known);
-                }
-                continue;
-            }
-            if (known == resp_conns_.end()) continue;  // closed by us, data still in flight
-            resp_->receive(known->second, data.to_string_view());
-        }
+        const StreamSocket::Handler handler{
+            [this](uint64_t conn) { resp_->open(conn); },
+            [this](uint64_t conn, std::string_view bytes) { resp_->receive(conn, bytes); },
+            [this](uint64_t conn) { resp_->close(conn); }};
+        std::string error;
+        const uint32_t handled = resp_socket_->receive(config_.batch_messages_max, handler, error);
+        if (!error.empty()) env_.write_log(LogLevel::warn, "redis receive: " + error);
         return handled;
     }
 
@@ -1023,21 +1035,9 @@ class Runtime {
         resp_output_.clear();
         resp_->take_output(resp_output_);
         for (auto& o : resp_output_) {
-            auto route = resp_routes_.find(o.conn);
-            if (route == resp_routes_.end()) continue;
-            bool sent = false;
-            try {
-                sent =
-                    resp_socket_
-                        ->send(zmq::buffer(route->second),
-                               zmq::send_flags::sndmore | zmq::send_flags::dontwait)
-                        .has_value() &&
-                    resp_socket_->send(zmq::buffer(o.bytes), zmq::send_flags::dontwait).has_value();
-            } catch (const zmq::error_t& e) {
-                if (e.num() != EHOSTUNREACH) {
-                    env_.write_log(LogLevel::warn, std::string("redis send: ") + e.what());
-                }
-            }
+            std::string error;
+            const bool sent = resp_socket_->send(o.conn, o.bytes, error);
+            if (!error.empty()) env_.write_log(LogLevel::warn, "redis send: " + error);
             // A client that does not read its replies is closed, as Redis closes
             // one past its output buffer limit.
             if (!sent && !o.close_after) {
@@ -1045,25 +1045,132 @@ class Runtime {
                 resp_->close(o.conn);
                 o.close_after = true;
             }
-            if (o.close_after) close_resp(route->second);
+            if (o.close_after) resp_socket_->close(o.conn);
         }
     }
 
-    void close_resp(const std::string& id) {
-        try {
-            resp_socket_->send(zmq::buffer(id),
-                               zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-            resp_socket_->send(zmq::const_buffer(), zmq::send_flags::dontwait);
-        } catch (const zmq::error_t&) {
-            // Gone already.
+    // ---- the metrics page (node/metrics/http_server.h) ------------------------
+
+    void open_metrics() {
+        metrics_http_.emplace([this] { return render_metrics(); });
+        metrics_socket_.emplace(ctx_, config_.metrics_listen, kHighWaterMark);
+        metrics_item_ = items_.size();
+        items_.push_back(zmq::pollitem_t{metrics_socket_->handle(), 0, ZMQ_POLLIN, 0});
+    }
+
+    void serve_metrics() {
+        if (!metrics_socket_ || (items_[metrics_item_].revents & ZMQ_POLLIN) == 0) return;
+        const StreamSocket::Handler handler{
+            [this](uint64_t conn) { metrics_http_->open(conn); },
+            [this](uint64_t conn, std::string_view bytes) { metrics_http_->receive(conn, bytes); },
+            [this](uint64_t conn) { metrics_http_->close(conn); }};
+        std::string error;
+        metrics_socket_->receive(config_.batch_messages_max, handler, error);
+        if (!error.empty()) env_.write_log(LogLevel::warn, "metrics receive: " + error);
+        std::vector<metrics::HttpServer::Output> output;
+        metrics_http_->take_output(output);
+        for (auto& o : output) {
+            const bool sent = metrics_socket_->send(o.conn, o.bytes, error);
+            if (!sent) metrics_http_->close(o.conn);
+            if (!sent || o.close_after) metrics_socket_->close(o.conn);
         }
-        // Its disconnect notice may still come: it must not read as a new one.
-        if (resp_closed_.size() >= kPeerRoutesMax) resp_closed_.clear();
-        resp_closed_.insert(id);
-        auto conn = resp_conns_.find(id);
-        if (conn == resp_conns_.end()) return;
-        resp_routes_.erase(conn->second);
-        resp_conns_.erase(conn);
+    }
+
+    static uint64_t now_us() {
+        return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                         std::chrono::steady_clock::now().time_since_epoch())
+                                         .count());
+    }
+
+    // The whole page: what the runtime sees, then the node's own figures.
+    std::string render_metrics() {
+        using kv::metrics::Type;
+        kv::metrics::Exposition out;
+        out.family("kv_build_info", Type::gauge, "The kvnode build serving: its version.");
+        out.sample("kv_build_info", {{"version", kv_version()}}, uint64_t{1});
+        request_metrics_.write(out);
+        out.family("kv_commit_duration_seconds", Type::histogram,
+                   "Store commits (one transaction, synced, per batch of the loop's steps), from "
+                   "start to durable.");
+        commit_latency_.write(out, "kv_commit_duration_seconds", {});
+        out.counter("kv_commit_writes_total", "Store writes made durable by those commits.",
+                    commit_writes_);
+        out.family("kv_connections", Type::gauge,
+                   "Open connections, by protocol (native: clients and members on --listen).");
+        out.sample("kv_connections", {{"protocol", "native"}},
+                   native_accepted_ - std::min(native_accepted_, native_disconnected_));
+        if (resp_socket_) {
+            out.sample("kv_connections", {{"protocol", "redis"}},
+                       static_cast<uint64_t>(resp_socket_->connections()));
+        }
+        out.sample("kv_connections", {{"protocol", "http"}},
+                   static_cast<uint64_t>(metrics_socket_ ? metrics_socket_->connections() : 0));
+        out.family("kv_connections_opened_total", Type::counter,
+                   "Connections accepted since start, by protocol.");
+        out.sample("kv_connections_opened_total", {{"protocol", "native"}}, native_accepted_);
+        if (resp_socket_) {
+            out.sample("kv_connections_opened_total", {{"protocol", "redis"}},
+                       resp_socket_->opened());
+        }
+        out.counter("kv_handshakes_refused_total",
+                    "Connections refused at the CURVE handshake (unknown key, no CURVE).",
+                    handshakes_refused_);
+        out.family("kv_transport_dropped_total", Type::counter,
+                   "Messages the transport dropped: replies to a connection whose queue was full "
+                   "(reply_queue_full), requests from a connection marked slow (slow_reader), "
+                   "requests of more than one frame (too_many_frames).");
+        out.sample("kv_transport_dropped_total", {{"reason", "reply_queue_full"}},
+                   transport_stats_.replies_dropped);
+        out.sample("kv_transport_dropped_total", {{"reason", "slow_reader"}},
+                   transport_stats_.requests_shed);
+        out.sample("kv_transport_dropped_total", {{"reason", "too_many_frames"}},
+                   transport_stats_.messages_too_long);
+        out.counter("kv_memory_resets_total",
+                    "Times the memory watchdog reset every connection (--memory-max-mb).",
+                    transport_stats_.connection_resets);
+        if (resp_) {
+            const resp::GatewayStats& g = resp_->stats();
+            out.counter("kv_redis_commands_total", "Redis protocol commands received.", g.commands);
+            out.counter("kv_redis_errors_total",
+                        "Redis protocol error replies, protocol errors included.", g.errors);
+            out.counter("kv_redis_protocol_errors_total",
+                        "Redis connections closed for malformed input.", g.protocol_errors);
+        }
+        write_process_metrics(out);
+        node_.write_metrics(out);
+        return out.take();
+    }
+
+    void write_process_metrics(kv::metrics::Exposition& out) {
+        rusage usage{};
+        if (getrusage(RUSAGE_SELF, &usage) == 0) {
+            const double cpu =
+                static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+                static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+            out.family("process_cpu_seconds_total", kv::metrics::Type::counter,
+                       "User and system CPU time of the kvnode process.");
+            out.sample("process_cpu_seconds_total", {}, cpu);
+        }
+        if (std::optional<uint64_t> kib = rss_anon_kib()) {
+            out.gauge("kv_memory_anon_bytes",
+                      "Anonymous resident memory (RssAnon), what --memory-max-mb bounds.",
+                      static_cast<double>(*kib) * 1024);
+        }
+        out.gauge("process_start_time_seconds", "Start time of the process, Unix seconds.",
+                  static_cast<double>(started_unix_s_));
+        // What the data directory takes on disk (allocated blocks: LMDB's
+        // file is sparse), walked at each scrape: a handful of files.
+        uint64_t bytes = 0;
+        std::error_code ec;
+        for (auto it = std::filesystem::recursive_directory_iterator(config_.data_dir, ec);
+             !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+            struct stat st {};
+            if (it->is_regular_file(ec) && ::stat(it->path().c_str(), &st) == 0) {
+                bytes += static_cast<uint64_t>(st.st_blocks) * 512;
+            }
+        }
+        out.gauge("kv_store_disk_bytes", "Disk space the data directory takes.",
+                  static_cast<double>(bytes));
     }
 
     const RuntimeConfig& config_;
@@ -1081,9 +1188,10 @@ class Runtime {
     uint64_t synced_version_ = 0;
     std::vector<zmq::pollitem_t> items_;
     std::vector<char> ready_;      // handle_batch: ROUTER, DEALERs, gossip DEALERs still to read
-    size_t fixed_poll_items_ = 1;  // items_ before the DEALERs: ROUTER, ZAP, monitor
-    std::optional<zmq::socket_t> zap_;             // with a cluster key only
-    std::optional<zmq::socket_t> router_monitor_;  // with a cluster key only
+    size_t fixed_poll_items_ = 1;  // items_ before the DEALERs: ROUTER, ZAP, monitor, ...
+    std::optional<zmq::socket_t> zap_;  // with a cluster key only
+    std::optional<zmq::socket_t> router_monitor_;
+    size_t monitor_item_ = 0;  // its poll item
     uint64_t handshakes_refused_ = 0;
     uint64_t refusals_unlogged_ = 0;
     uint64_t last_refusal_log_ms_ = 0;
@@ -1112,15 +1220,23 @@ class Runtime {
     // The Redis gateway (with --resp-listen only).
     std::unique_ptr<GatewayHostImpl> resp_host_;
     std::unique_ptr<resp::Gateway> resp_;
-    std::optional<zmq::socket_t> resp_socket_;
-    size_t resp_item_ = 0;                         // its poll item
-    std::map<std::string, uint64_t> resp_conns_;   // ZMQ_STREAM routing id -> connection
-    std::map<uint64_t, std::string> resp_routes_;  // and back
-    std::set<std::string> resp_closed_;            // routing ids this node closed
-    uint64_t next_resp_conn_ = 1;
+    std::optional<StreamSocket> resp_socket_;
+    size_t resp_item_ = 0;                // its poll item
     std::vector<Outgoing> resp_replies_;  // the node's replies, for the gateway
     std::vector<resp::Gateway::Output> resp_output_;
     bool resp_submitted_ = false;  // the gateway gave the node work
+
+    // Metrics (with --metrics-listen the page is served; kvctl stats always).
+    std::optional<metrics::HttpServer> metrics_http_;
+    std::optional<StreamSocket> metrics_socket_;
+    size_t metrics_item_ = 0;
+    metrics::RequestMetrics request_metrics_;
+    metrics::LatencyHistogram commit_latency_;
+    uint64_t commit_started_us_ = 0;
+    uint64_t commit_writes_ = 0;
+    uint64_t native_accepted_ = 0;  // from the ROUTER's monitor
+    uint64_t native_disconnected_ = 0;
+    uint64_t started_unix_s_ = static_cast<uint64_t>(std::time(nullptr));
 };
 
 }  // namespace

@@ -1,10 +1,6 @@
 // The Redis gateway (docs/REDIS.md) with real kvnode processes and real Redis
 // clients: redis-cli, redis-benchmark and python3-redis (Debian's redis-tools
 // and python3-redis), and raw TCP for input no client library would send.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -19,6 +15,7 @@
 #include "client/keys.h"
 #include "client/protocol.h"
 #include "tests/process/process_cluster.h"
+#include "tests/process/tcp_client.h"
 
 using namespace kv;
 using namespace kv::test;
@@ -26,51 +23,6 @@ using namespace kv::test;
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// A raw TCP connection to a gateway; every wait bounded.
-class Tcp {
-  public:
-    explicit Tcp(uint16_t port) {
-        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        REQUIRE(fd_ >= 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_port = htons(port);
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    }
-    ~Tcp() { ::close(fd_); }
-    Tcp(const Tcp&) = delete;
-    Tcp& operator=(const Tcp&) = delete;
-
-    void send(std::string_view bytes) {
-        while (!bytes.empty()) {
-            const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-            REQUIRE(n > 0);
-            bytes.remove_prefix(static_cast<size_t>(n));
-        }
-    }
-    // What arrives until `want` bytes came, the peer closed, or timeout_ms passed.
-    std::string receive(size_t want, int timeout_ms, bool* closed = nullptr) {
-        std::string got;
-        const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-        while (got.size() < want && Clock::now() < deadline) {
-            pollfd p{fd_, POLLIN, 0};
-            if (::poll(&p, 1, 50) <= 0) continue;
-            char buf[65536];
-            const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-            if (n <= 0) {
-                if (closed) *closed = true;
-                break;
-            }
-            got.append(buf, static_cast<size_t>(n));
-        }
-        return got;
-    }
-
-  private:
-    int fd_ = -1;
-};
 
 // RssAnon of a process in KiB (0 when unreadable).
 uint64_t rss_anon_kib(pid_t pid) {

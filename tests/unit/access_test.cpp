@@ -9,6 +9,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "client/metrics.h"
 #include "client/z85.h"
 #include "node/access/access.h"
 #include "sim/cluster.h"
@@ -199,9 +200,22 @@ TEST_CASE("a revoke and a user delete take effect on every node", "[access]") {
     for (size_t i = 0; i < c.size(); ++i) {
         CHECK(outcome(call(c, i, proto::GetRequest{0, "a1", {}, 0}, 20000, as(0))).first ==
               ErrorCode::unauthorized);
-        // status needs no grant, only a known user
+        // status and stats need no grant, only a known user
         CHECK(std::holds_alternative<proto::StatusResponse>(
             call(c, i, proto::StatusRequest{}, 20000, as(0))));
+        const node::Message stats = call(c, i, proto::StatsRequest{}, 20000, as(0));
+        REQUIRE(std::holds_alternative<proto::StatsResponse>(stats));
+        // A node answering alone (no runtime) gives its own figures.
+        auto families = kv::metrics::parse(std::get<proto::StatsResponse>(stats).text);
+        REQUIRE(families);
+        bool named = false;
+        for (const auto& f : families.value()) {
+            for (const auto& sample : f.samples) {
+                named |= sample.name == "kv_node_info" && !sample.labels.empty() &&
+                         sample.labels[0].value == c.node_id(i);
+            }
+        }
+        CHECK(named);
     }
     must(admin(c, 2, proto::UserDelRequest{0, "bob"}));
     REQUIRE(c.run_until([&] { return same_everywhere(c); }, 5000));
@@ -210,6 +224,8 @@ TEST_CASE("a revoke and a user delete take effect on every node", "[access]") {
         auto [code, message] = outcome(call(c, i, proto::StatusRequest{}, 20000, as(0)));
         CHECK(code == ErrorCode::unauthorized);  // a deleted user is refused everything
         CHECK(message.find("no user") != std::string::npos);
+        CHECK(outcome(call(c, i, proto::StatsRequest{}, 20000, as(0))).first ==
+              ErrorCode::unauthorized);
     }
     // The name can be added again, and starts with no grants.
     must(admin(c, 0, proto::UserAddRequest{0, "bob", key_of(1)}));

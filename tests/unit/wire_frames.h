@@ -304,6 +304,8 @@ inline std::vector<proto::Message> client_sample_messages() {
         ErrorResponse{std::numeric_limits<uint64_t>::max(), ErrorCode::object_too_large, ""},
         LeaveRequest{33},
         RemoveNodeRequest{36, "n4"},
+        StatsRequest{37},
+        StatsResponse{38, "# HELP kv_up 1 when up.\n# TYPE kv_up gauge\nkv_up{node_id=\"n1\"} 1\n"},
         AdminResponse{34, ErrorCode::ok, "leaving"},
         AdminResponse{35, ErrorCode::invalid_argument, "already leaving"},
         StatusResponse{44,
@@ -434,6 +436,8 @@ inline std::vector<std::pair<proto::Message, std::string_view>> client_type_name
         {OwnersResponse{}, "owners_reply"},
         {RepairRequest{}, "repair"},
         {RemoveNodeRequest{}, "removenode"},
+        {StatsRequest{}, "stats"},
+        {StatsResponse{}, "stats_reply"},
     };
 }
 
