@@ -1,16 +1,19 @@
 #include "tests/fuzz/decoders.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
 #include <utility>
 
+#include "client/metrics.h"
 #include "client/protocol.h"
 #include "client/z85.h"
 #include "gossip/gossip.h"
 #include "gossip/gossip_codec.h"
 #include "node/data/object.h"
+#include "node/metrics/http_server.h"
 #include "node/peer_protocol.h"
 #include "node/resp/resp_parser.h"
 #include "node/storage/meta_codec.h"
@@ -245,13 +248,96 @@ void resp_command(std::string_view input) {
     }
 }
 
+namespace {
+
+// What the metrics page answers to `pieces` of one connection's input, in
+// order, with whether it closed after each.
+std::vector<std::pair<std::string, bool>> serve_http(const std::vector<std::string_view>& pieces) {
+    node::metrics::HttpServer server([] { return std::string("kv_x_total 1\n"); });
+    server.open(1);
+    std::vector<std::pair<std::string, bool>> answers;
+    std::vector<node::metrics::HttpServer::Output> out;
+    for (auto piece : pieces) {
+        server.receive(1, piece);
+        server.take_output(out);
+        for (auto& o : out) answers.emplace_back(std::move(o.bytes), o.close_after);
+    }
+    return answers;
+}
+
+bool same_value(double a, double b) {
+    return (std::isnan(a) && std::isnan(b)) || a == b;
+}
+
+bool same_families(const std::vector<kv::metrics::Family>& a,
+                   const std::vector<kv::metrics::Family>& b) {
+    if (a.size() != b.size()) return false;
+    for (size_t f = 0; f < a.size(); ++f) {
+        if (a[f].name != b[f].name || a[f].type != b[f].type || a[f].help != b[f].help ||
+            a[f].samples.size() != b[f].samples.size()) {
+            return false;
+        }
+        for (size_t i = 0; i < a[f].samples.size(); ++i) {
+            const auto& x = a[f].samples[i];
+            const auto& y = b[f].samples[i];
+            if (x.name != y.name || x.labels != y.labels || !same_value(x.value, y.value)) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+}  // namespace
+
+// The metrics page answers the same however the bytes are cut; every answer
+// is a whole HTTP/1.1 response, and nothing follows one that closes.
+void http_request(std::string_view input) {
+    const auto whole = serve_http({input});
+    const size_t cut = input.empty() ? 0 : static_cast<unsigned char>(input[0]) % input.size();
+    const auto cut_in_two = serve_http({input.substr(0, cut), input.substr(cut)});
+    require(whole == cut_in_two, "http_request", "a cut in the input changed the answers");
+    for (size_t i = 0; i < whole.size(); ++i) {
+        const std::string& bytes = whole[i].first;
+        require(bytes.rfind("HTTP/1.1 ", 0) == 0, "http_request",
+                "an answer without a status line");
+        const size_t head_end = bytes.find("\r\n\r\n");
+        require(head_end != std::string::npos, "http_request", "an answer without a whole head");
+        require(bytes.find("Content-Length: ") < head_end, "http_request",
+                "an answer without Content-Length");
+        require(!whole[i].second || i + 1 == whole.size(), "http_request",
+                "an answer after the one that closed the connection");
+    }
+}
+
+// Text the parser accepts, written again by the writer, parses to the same
+// families (kvctl stats --json shows what the node wrote).
+void metrics_text(std::string_view input) {
+    auto parsed = kv::metrics::parse(input);
+    if (!parsed) return;
+    kv::metrics::Exposition out;
+    for (const auto& family : parsed.value()) {
+        out.family(family.name, family.type, family.help);
+        for (const auto& sample : family.samples) {
+            std::vector<kv::metrics::LabelPair> labels;
+            for (const auto& l : sample.labels) labels.emplace_back(l.name, l.value);
+            out.sample_with(sample.name, labels, sample.value);
+        }
+    }
+    auto again = kv::metrics::parse(out.text());
+    require(again.ok(), "metrics_text", "written text does not parse");
+    require(same_families(parsed.value(), again.value()), "metrics_text",
+            "families changed through the writer");
+}
+
 const std::vector<Target>& targets() {
     static const std::vector<Target> all = {
         {"client_frame", &client_frame},     {"node_frame", &node_frame},
         {"gossip_payload", &gossip_payload}, {"stored_object", &stored_object},
         {"object_merge", &object_merge},     {"causal_context", &causal_context},
         {"meta_record", &meta_record},       {"z85", &z85},
-        {"resp_command", &resp_command},
+        {"resp_command", &resp_command},     {"http_request", &http_request},
+        {"metrics_text", &metrics_text},
     };
     return all;
 }

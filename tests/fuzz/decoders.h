@@ -35,6 +35,8 @@ void causal_context(std::string_view input);  // kv::node::decode_context
 void meta_record(std::string_view input);     // node/storage/meta_codec.h decoders
 void z85(std::string_view input);             // kv::z85_decode
 void resp_command(std::string_view input);    // node/resp/resp_parser.h (Redis commands)
+void http_request(std::string_view input);    // node/metrics/http_server.h (the metrics page)
+void metrics_text(std::string_view input);    // client/metrics.h parse (kvctl stats)
 
 // Small valid encodings and edge cases of each target's input, by target
 // name: the seed corpus (written to tests/fuzz/corpus/ by

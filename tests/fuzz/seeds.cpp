@@ -238,6 +238,31 @@ std::vector<Seed> resp_seeds() {
     };
 }
 
+std::vector<Seed> http_seeds() {
+    return {
+        {"scrape", "GET /metrics HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\n\r\n"},
+        {"pipelined",
+         "HEAD /metrics HTTP/1.1\r\n\r\nGET / HTTP/1.0\r\n\r\nGET /x HTTP/1.1\r\n\r\n"},
+        {"close", "GET /metrics HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n"},
+        {"body", "POST /metrics HTTP/1.1\r\nContent-Length: 2\r\n\r\nab"},
+        {"bad", "GET\r\n\r\nGET / HTTP/9\r\n\r\n"},
+        {"unfinished", "GET /metrics HTTP/1.1\r\nHost: "},
+    };
+}
+
+std::vector<Seed> metrics_text_seeds() {
+    return {
+        {"counter",
+         "# HELP kv_a_total A \\ counter\\n.\n# TYPE kv_a_total counter\n"
+         "kv_a_total{op=\"get\",code=\"a\\\"b\\\\c\\n\"} 3\n"},
+        {"histogram",
+         "# TYPE h histogram\nh_bucket{le=\"0.1\"} 1\nh_bucket{le=\"+Inf\"} 2\n"
+         "h_sum 0.25\nh_count 2\n"},
+        {"special", "g NaN\ng2 -Inf 1700000000000\n# free comment\nuntyped{a=\"\",} 1e-9\n"},
+        {"bad", "m{a=1} 1\n"},
+    };
+}
+
 std::vector<Seed> z85_seeds() {
     // ZeroMQ RFC 32's test vector and a curve key.
     return {
@@ -260,6 +285,8 @@ std::vector<Seed> seeds(std::string_view target) {
     if (target == "meta_record") return meta_seeds();
     if (target == "z85") return z85_seeds();
     if (target == "resp_command") return resp_seeds();
+    if (target == "http_request") return http_seeds();
+    if (target == "metrics_text") return metrics_text_seeds();
     return {};
 }
 
