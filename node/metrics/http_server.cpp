@@ -36,6 +36,11 @@ constexpr std::string_view kExpositionType = "text/plain; version=0.0.4; charset
 }  // namespace
 
 void HttpServer::open(uint64_t conn) {
+    if (input_.size() >= kConnectionsMax) {
+        answer(conn, 503, "Service Unavailable", "text/plain",
+               "too many connections to the metrics page\n", false, true);
+        return;
+    }
     input_[conn];
 }
 

@@ -7,7 +7,9 @@
 // Bounds: a request's head (request line and headers) is at most
 // kHeadBytesMax; a request with a body, a malformed one or a longer head is
 // answered 4xx and the connection closed. Keep-alive as HTTP/1.1 defines it
-// (HTTP/1.0: closed after the answer unless it asked to keep it).
+// (HTTP/1.0: closed after the answer unless it asked to keep it). At most
+// kConnectionsMax connections are served at once (a scraper needs one); one
+// more is answered 503 and closed, so the page's memory stays bounded.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +24,7 @@ namespace kv::node::metrics {
 class HttpServer {
   public:
     static constexpr size_t kHeadBytesMax = 16 * 1024;
+    static constexpr size_t kConnectionsMax = 64;
 
     // Renders the /metrics page (Prometheus text exposition).
     using Render = std::function<std::string()>;

@@ -36,15 +36,12 @@ class RequestMetrics {
     void on_reply(const ReplyTo& to, const Message& reply, uint64_t now_us);
 
     // kv_requests_total{op}, kv_request_duration_seconds{op,level} and
-    // kv_request_errors_total{op,code}.
+    // kv_request_errors_total{op,code}. The level label: "one", "two",
+    // "three", "quorum" or "all", "count" for an explicit replica count, with
+    // "_strict" appended for a strict request.
     void write(kv::metrics::Exposition& out) const;
 
     size_t timed() const { return timed_.size(); }
-
-    // The level label of a consistency: "one", "two", "three", "quorum" or
-    // "all", "count" for an explicit replica count, with "_strict" appended
-    // for a strict request.
-    static std::string level_label(const proto::Consistency& c);
 
   private:
     enum Op : uint8_t { get, put, del, kOps };

@@ -98,9 +98,13 @@ TEST_CASE("request metrics time client requests from arrival to reply", "[metric
     m.on_request(bob, proto::GetRequest{1, "k", strict, 0}, 1000);  // same id, other client
     m.on_request(alice, proto::PutRequest{2, "k", "v", std::nullopt, {}, 0, false}, 1000);
     m.on_request(alice, proto::StatusRequest{3}, 1000);
-    // A member's message is no client request: ignored both ways.
+    // An explicit count, strict: level "count_strict".
+    m.on_request(alice, proto::DelRequest{5, "k", std::nullopt, {proto::Level::all, 2, true}, 0},
+                 1000);
+    // A member's message is no client request, nor is a reply: ignored.
     m.on_request(alice, node::ReplicaReadRequest{4, "k"}, 1000);
-    CHECK(m.timed() == 4);
+    m.on_request(alice, proto::ErrorResponse{6, ErrorCode::timeout, ""}, 1000);
+    CHECK(m.timed() == 5);
 
     m.on_reply(alice, proto::GetResponse{1, ErrorCode::ok, "", {"v"}, "", {}}, 1300);
     m.on_reply(bob, proto::ErrorResponse{1, ErrorCode::timeout, "late"}, 6000000);
@@ -108,6 +112,7 @@ TEST_CASE("request metrics time client requests from arrival to reply", "[metric
     proto::StatusResponse status;
     status.id = 3;
     m.on_reply(alice, status, 2000);
+    m.on_reply(alice, proto::WriteResponse{5, ErrorCode::ok, "", "", {}}, 1050);
     m.on_reply(alice, proto::GetResponse{99, ErrorCode::ok, "", {}, "", {}}, 2000);  // unknown id
     CHECK(m.timed() == 0);
 
@@ -119,6 +124,9 @@ TEST_CASE("request metrics time client requests from arrival to reply", "[metric
     CHECK(find(f, "kv_requests_total", {{"op", "get"}})->value == 2);
     CHECK(find(f, "kv_requests_total", {{"op", "status"}})->value == 1);
     CHECK(find(f, "kv_requests_total", {{"op", "r_read"}}) == nullptr);
+    CHECK(find(f, "kv_requests_total", {{"op", "error"}}) == nullptr);
+    CHECK(find(f, "kv_request_duration_seconds_count", {{"op", "del"}, {"level", "count_strict"}})
+              ->value == 1);
     CHECK(find(f, "kv_request_duration_seconds_bucket",
                {{"op", "get"}, {"level", "one"}, {"le", "0.0005"}})
               ->value == 1);
@@ -136,8 +144,6 @@ TEST_CASE("request metrics time client requests from arrival to reply", "[metric
         1);
     CHECK(find(f, "kv_request_errors_total", {{"op", "get"}, {"code", "timeout"}})->value == 1);
     CHECK(find(f, "kv_request_errors_total", {{"op", "put"}, {"code", "not_found"}})->value == 1);
-    CHECK(node::metrics::RequestMetrics::level_label({proto::Level::all, 2, true}) ==
-          "count_strict");
 }
 
 TEST_CASE("request metrics stay bounded when replies never come", "[metrics]") {
@@ -257,4 +263,23 @@ TEST_CASE("the metrics page refuses what it does not serve, bounded", "[metrics]
     h.server.open(1);
     h.server.receive(1, std::string(node::metrics::HttpServer::kHeadBytesMax, 'a'));
     CHECK(h.take().empty());
+
+    // Connections past the bound are answered 503 and closed; one closing makes room.
+    for (uint64_t conn = 2; conn <= node::metrics::HttpServer::kConnectionsMax; ++conn) {
+        h.server.open(conn);
+    }
+    CHECK(h.take().empty());
+    CHECK(h.server.connections() == node::metrics::HttpServer::kConnectionsMax);
+    h.server.open(1000);
+    auto out = h.take();
+    REQUIRE(out.size() == 1);
+    CHECK(out[0].conn == 1000);
+    CHECK(out[0].bytes.rfind("HTTP/1.1 503 ", 0) == 0);
+    CHECK(out[0].close_after);
+    h.server.receive(1000, "GET /metrics HTTP/1.1\r\n\r\n");  // never registered: ignored
+    CHECK(h.take().empty());
+    h.server.close(2);
+    h.server.open(1001);
+    CHECK(h.take().empty());
+    CHECK(h.server.connections() == node::metrics::HttpServer::kConnectionsMax);
 }
