@@ -16,8 +16,9 @@
 //   u8 has value, u32 key length, key, and with a value u32 length, value),
 // little-endian. Sequence numbers rise by one from record to record, across
 // files. Each file is written from offset 0 when it becomes the active one, so
-// what follows the last record written is an older cycle's (lower numbers) or
-// a torn record (its hash fails): reading a file stops at the first record that
+// what follows the last record written is an older cycle's (lower numbers), a
+// torn record (its hash fails) or the zeros written ahead of the records
+// (append(): sequence number 0): reading a file stops at the first record that
 // does not continue the sequence.
 //
 // Memory. Writes appended to the active file are also kept in `active_`. When
@@ -46,16 +47,17 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <bit>
 #include <cassert>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <thread>
-#include <unordered_map>
 #include <utility>
 
 #include "node/storage/store.h"
@@ -66,6 +68,8 @@ namespace {
 
 constexpr std::string_view kWalAppliedKey = "wal_applied_seq";  // in Space::store
 constexpr size_t kHeaderBytes = 4 + 8 + 8;
+// How far past its last record a log file is written with zeros (append()).
+constexpr uint64_t kZeroFillBytes = uint64_t{1} << 20;
 constexpr std::array<const char*, 2> kWalFiles = {"wal-0", "wal-1"};
 
 Status io_error(const std::string& what, int err) {
@@ -199,71 +203,156 @@ Status sync_directory(const std::string& dir) {
     return rc == 0 ? Status{} : io_error("fsync " + dir, err);
 }
 
-// Memtable keys, looked up by (space, view) without building a string.
-struct MemKey {
-    Space space;
-    std::string key;
-};
-struct MemKeyLess {
-    using is_transparent = void;
-    static std::pair<Space, std::string_view> view(const MemKey& k) { return {k.space, k.key}; }
-    static std::pair<Space, std::string_view> view(const std::pair<Space, std::string_view>& k) {
-        return k;
-    }
-    template <typename A, typename B>
-    bool operator()(const A& a, const B& b) const {
-        return view(a) < view(b);
-    }
-};
-
-// A memtable: ordered, for scans and checkpoints, plus a hash index for point
-// reads. Every put reads its key's record and its anti-entropy index record
-// before writing them, on each replica; walking a std::map of some 100,000
-// string keys for each read was about 13% of a node's CPU under puts
-// (docs/BENCHMARKS.md, "Issue 14, fourth step"). The index is only looked up,
-// never iterated, so its order cannot leak into anything. Its entries point
-// into the map's nodes, which neither move nor die before clear(): a map
-// keeps its nodes when moved, and entries are only ever added or replaced.
+// A memtable: the writes of one log file. Every put reads its key's record and
+// its anti-entropy index record before writing them, on each replica, so point
+// reads and writes go through an open-addressing hash index over entries that
+// are only ever appended (a key written again is assigned in place, reusing
+// its value's buffer). Key order is built only when asked for: scans sort what
+// was appended since the last scan and merge it into the order they keep
+// (under the store's mutex); a checkpoint sorts its own copy. The std::map
+// plus hash index this replaces cost three allocations and a ~17-level tree
+// walk of string compares per new key (docs/BENCHMARKS.md, "Issue 14, fifth
+// step"). The index is never iterated, so its order cannot leak into anything.
 class Memtable {
   public:
-    using Map = std::map<MemKey, std::optional<std::string>, MemKeyLess>;
+    struct Entry {
+        Space space;
+        std::string key;
+        std::optional<std::string> value;  // nullopt: erased here
+        uint64_t hash;
+    };
 
     // The value held for the key (nullopt: erased here), or null if none is.
     const std::optional<std::string>* find(Space space, std::string_view key) const {
-        auto it = index_.find(View{space, key});
-        return it == index_.end() ? nullptr : &it->second->second;
+        const uint32_t at = slot_of(space, key, hash_of(space, key));
+        return slots_.empty() || slots_[at] == 0 ? nullptr : &entries_[slots_[at] - 1].value;
     }
-    // A key held already is found through the index, without walking the map.
-    void insert_or_assign(Space space, std::string_view key, std::optional<std::string> value) {
-        if (auto held = index_.find(View{space, key}); held != index_.end()) {
-            held->second->second = std::move(value);
+
+    template <typename Value>
+    void insert_or_assign(Space space, std::string_view key, Value&& value) {
+        if ((entries_.size() + 1) * 2 > slots_.size()) grow();
+        const uint64_t hash = hash_of(space, key);
+        const uint32_t at = slot_of(space, key, hash);
+        if (slots_[at] != 0) {
+            entries_[slots_[at] - 1].value = std::forward<Value>(value);
             return;
         }
-        auto it = map_.emplace(MemKey{space, std::string(key)}, std::move(value)).first;
-        index_.emplace(View{space, it->first.key}, it);
+        entries_.push_back(Entry{space, std::string(key), std::forward<Value>(value), hash});
+        slots_[at] = static_cast<uint32_t>(entries_.size());
     }
-    const Map& ordered() const { return map_; }
-    bool empty() const { return map_.empty(); }
-    size_t size() const { return map_.size(); }
+
+    bool empty() const { return entries_.empty(); }
+    size_t size() const { return entries_.size(); }
     void clear() {
-        index_.clear();
-        map_.clear();
+        entries_.clear();
+        slots_.clear();
+        order_.clear();
+    }
+
+    // Visits the entries of `space` from `from` (or after it, with
+    // `exclusive`) in key order while `visit` returns true. Updates the kept
+    // order, so callers hold the store's mutex.
+    template <typename Visit>
+    void visit_in_order(Space space, std::string_view from, bool exclusive, Visit&& visit) const {
+        if (order_.size() < entries_.size()) extend_order();
+        const std::pair<Space, std::string_view> bound{space, from};
+        auto it = exclusive
+                      ? std::upper_bound(
+                            order_.begin(), order_.end(), bound,
+                            [this](const auto& b, uint32_t e) { return b < view(entries_[e]); })
+                      : std::lower_bound(
+                            order_.begin(), order_.end(), bound,
+                            [this](uint32_t e, const auto& b) { return view(entries_[e]) < b; });
+        for (; it != order_.end() && entries_[*it].space == space; ++it) {
+            if (!visit(entries_[*it])) return;
+        }
+    }
+
+    // Every entry, in key order, without touching the kept order: for the
+    // checkpointer, which reads a frozen memtable without the mutex while
+    // scans may update that order under it.
+    std::vector<const Entry*> sorted_entries() const {
+        std::vector<const Entry*> out;
+        out.reserve(entries_.size());
+        for (const Entry& e : entries_) out.push_back(&e);
+        std::sort(out.begin(), out.end(),
+                  [](const Entry* a, const Entry* b) { return before(*a, *b); });
+        return out;
     }
 
   private:
-    struct View {
-        Space space;
-        std::string_view key;
-        bool operator==(const View&) const = default;
-    };
-    struct ViewHash {
-        size_t operator()(const View& v) const {
-            return std::hash<std::string_view>{}(v.key) ^
-                   (static_cast<size_t>(v.space) * 0x9e3779b97f4a7c15ULL);
+    // Puts the entries added since the last call into order_. Scans come a page
+    // at a time (2,048 keys for anti-entropy) while puts go on, so a call
+    // usually has a few new entries against a long order: each is then placed
+    // by binary search, moving the order's tail once (memmove of 4-byte
+    // indexes), not merged by comparing every key.
+    void extend_order() const {
+        const size_t sorted = order_.size();
+        const auto less = [this](uint32_t a, uint32_t b) {
+            return before(entries_[a], entries_[b]);
+        };
+        std::vector<uint32_t> added;
+        added.reserve(entries_.size() - sorted);
+        for (size_t i = sorted; i < entries_.size(); ++i) added.push_back(static_cast<uint32_t>(i));
+        std::sort(added.begin(), added.end(), less);
+        order_.resize(entries_.size());
+        size_t unplaced = sorted;    // order_[0, unplaced) not yet moved
+        size_t out = order_.size();  // order_[out, size) final
+        const bool search = added.size() * std::bit_width(sorted) < sorted;
+        for (size_t k = added.size(); k-- > 0;) {
+            // The old entries after added[k] go right of it.
+            size_t from = unplaced;
+            if (search) {
+                from = static_cast<size_t>(
+                    std::upper_bound(order_.begin(),
+                                     order_.begin() + static_cast<std::ptrdiff_t>(unplaced),
+                                     added[k], less) -
+                    order_.begin());
+            } else {
+                while (from > 0 && less(added[k], order_[from - 1])) --from;
+            }
+            const size_t moved = unplaced - from;
+            std::copy_backward(order_.begin() + static_cast<std::ptrdiff_t>(from),
+                               order_.begin() + static_cast<std::ptrdiff_t>(unplaced),
+                               order_.begin() + static_cast<std::ptrdiff_t>(out));
+            out -= moved;
+            unplaced = from;
+            order_[--out] = added[k];
         }
-    };
-    Map map_;
-    std::unordered_map<View, Map::iterator, ViewHash> index_;
+    }
+
+    static std::pair<Space, std::string_view> view(const Entry& e) { return {e.space, e.key}; }
+    static bool before(const Entry& a, const Entry& b) { return view(a) < view(b); }
+    static uint64_t hash_of(Space space, std::string_view key) {
+        return XXH3_64bits_withSeed(key.data(), key.size(), static_cast<uint64_t>(space));
+    }
+    // The slot holding the key, or the empty slot where it would go (linear
+    // probing; slots_ is a power of two, at most half full).
+    uint32_t slot_of(Space space, std::string_view key, uint64_t hash) const {
+        if (slots_.empty()) return 0;
+        const size_t mask = slots_.size() - 1;
+        for (size_t at = hash & mask;; at = (at + 1) & mask) {
+            const uint32_t held = slots_[at];
+            if (held == 0) return static_cast<uint32_t>(at);
+            const Entry& e = entries_[held - 1];
+            if (e.hash == hash && e.space == space && e.key == key)
+                return static_cast<uint32_t>(at);
+        }
+    }
+    void grow() {
+        std::vector<uint32_t> slots(std::max<size_t>(64, slots_.size() * 2), 0);
+        const size_t mask = slots.size() - 1;
+        for (size_t i = 0; i < entries_.size(); ++i) {
+            size_t at = entries_[i].hash & mask;
+            while (slots[at] != 0) at = (at + 1) & mask;
+            slots[at] = static_cast<uint32_t>(i + 1);
+        }
+        slots_ = std::move(slots);
+    }
+
+    std::deque<Entry> entries_;            // in order of first write; never removed
+    std::vector<uint32_t> slots_;          // 1 + index into entries_, 0: empty
+    mutable std::vector<uint32_t> order_;  // indexes of entries_ in key order (a prefix of them)
 };
 
 class LoggedStore final : public Store {
@@ -344,6 +433,9 @@ class LoggedStore final : public Store {
             created |= !std::filesystem::exists(path(i));
             fds_[i] = ::open(path(i).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
             if (fds_[i] < 0) return io_error("open " + path(i), errno);
+            struct stat st {};
+            if (::fstat(fds_[i], &st) != 0) return io_error("stat " + path(i), errno);
+            written_bytes_[i] = static_cast<uint64_t>(st.st_size);
         }
         if (created && sync_) {
             // The files' names must survive a machine crash with what they hold.
@@ -501,13 +593,12 @@ class LoggedStore final : public Store {
         const std::string* last) const {
         std::map<std::string, std::optional<std::string>, std::less<>> merged;
         for (const Memtable* memtable : {&frozen_, &active_}) {
-            const Memtable::Map* table = &memtable->ordered();
-            auto it = after ? table->upper_bound(std::make_pair(space, std::string_view(*after)))
-                            : table->lower_bound(std::make_pair(space, from));
-            for (; it != table->end() && it->first.space == space; ++it) {
-                if (last != nullptr && it->first.key > *last) break;
-                merged.insert_or_assign(it->first.key, it->second);
-            }
+            memtable->visit_in_order(space, after ? std::string_view(*after) : from,
+                                     after.has_value(), [&](const Memtable::Entry& e) {
+                                         if (last != nullptr && e.key > *last) return false;
+                                         merged.insert_or_assign(e.key, e.value);
+                                         return true;
+                                     });
         }
         return {std::make_move_iterator(merged.begin()), std::make_move_iterator(merged.end())};
     }
@@ -515,22 +606,46 @@ class LoggedStore final : public Store {
     static std::vector<StoreWrite> checkpoint_batch(const Memtable& table, uint64_t last_seq) {
         std::vector<StoreWrite> batch;
         batch.reserve(table.size() + 1);
-        for (const auto& [key, value] : table.ordered())
-            batch.push_back(StoreWrite{key.space, key.key, value});
+        for (const Memtable::Entry* e : table.sorted_entries())
+            batch.push_back(StoreWrite{e->space, e->key, e->value});
         batch.push_back(
             StoreWrite{Space::store, std::string(kWalAppliedKey), encode_seq(last_seq)});
         return batch;
     }
 
-    Status append(const std::string& bytes) {
-        const int fd = fds_[active_file_];
+    Status write_at(int fd, const char* bytes, size_t size, uint64_t at) {
         size_t done = 0;
-        while (done < bytes.size()) {
-            const ssize_t n = ::pwrite(fd, bytes.data() + done, bytes.size() - done,
-                                       static_cast<off_t>(offset_ + done));
+        while (done < size) {
+            const ssize_t n =
+                ::pwrite(fd, bytes + done, size - done, static_cast<off_t>(at + done));
             if (n < 0 && errno == EINTR) continue;
             if (n < 0) return io_error("write " + path(active_file_), errno);
             done += static_cast<size_t>(n);
+        }
+        return {};
+    }
+
+    // Writes `bytes` at offset_ and syncs them. A record that would pass the
+    // file's written end first extends the file with zeros, kZeroFillBytes
+    // beyond the record, in the same sync: fdatasync after an append must also
+    // commit the file's new size (on ext4 a journal commit, about 3x the
+    // sync's cost, docs/BENCHMARKS.md), while over blocks already written it
+    // only writes the data. Zeros read as the end of the log (a zero sequence
+    // number), so recovery is unchanged.
+    Status append(const std::string& bytes) {
+        const int fd = fds_[active_file_];
+        const uint64_t end = offset_ + bytes.size();
+        if (Status s = write_at(fd, bytes.data(), bytes.size(), offset_); !s.ok()) return s;
+        uint64_t& written_end = written_bytes_[active_file_];
+        if (end > written_end) {
+            const uint64_t from = end;
+            const uint64_t to = end + kZeroFillBytes;
+            static const std::string zeros(64 * 1024, '\0');
+            for (uint64_t at = from; at < to; at += zeros.size()) {
+                const size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), to - at));
+                if (Status s = write_at(fd, zeros.data(), n, at); !s.ok()) return s;
+            }
+            written_end = to;
         }
         if (sync_ && ::fdatasync(fd) != 0)
             return io_error("fdatasync " + path(active_file_), errno);
@@ -586,6 +701,7 @@ class LoggedStore final : public Store {
     // The writing thread's (write() and freeze()).
     size_t active_file_ = 0;
     uint64_t offset_ = 0;
+    std::array<uint64_t, 2> written_bytes_{0, 0};  // each file's size
     uint64_t next_seq_ = 1;
     std::string record_;  // reused
 

@@ -6,8 +6,10 @@
 # each, e.g. --sync false), loads KEYS (default 100,000) keys, then runs kvbench
 # MIX (put-only, get-only, ycsb-a, ...) at quorum, 2 connections x 25 in flight,
 # for DUR s (default 12) while `perf record` samples node 1 for PERF_S s
-# (default 6) from 3 s in. Prints kvbench's figures, then the busiest symbols
-# (self time, TOP rows, default 30) and the share of samples in the kernel.
+# (default 6) from 3 s in. Prints kvbench's figures, the CPU time an operation
+# cost in the 3 nodes and in kvbench (user + system over the whole run: steadier
+# than ops/s on a shared machine), then the busiest symbols (self time, TOP
+# rows, default 30) and the share of samples in the kernel.
 # Needs perf (apt-get install -y linux-perf). Every process is stopped by pid.
 set -uo pipefail
 BIN=$(cd "${1:?usage: $0 BIN_DIR MIX [FLAG ...]}" && pwd)
@@ -38,13 +40,28 @@ done
 NODES=tcp://127.0.0.1:17301,tcp://127.0.0.1:17302,tcp://127.0.0.1:17303
 "$BIN/kvbench" --node "$NODES" --keys "$KEYS" --mix put-only --load --ops 1 --connections 2 \
   --pipeline 64 >/dev/null 2>&1
-"$BIN/kvbench" --node "$NODES" --keys "$KEYS" --mix "$MIX" --consistency quorum \
-  --duration-s "$DUR" --connections 2 --pipeline 25 >"$WORK/bench.txt" 2>&1 &
+# CPU time (user + system) of the nodes over the run, from /proc/PID/stat, and
+# of kvbench (the subshell's `times`): what an operation costs, apart from how
+# busy the shared machine was.
+node_ticks() { local t=0 p; for p in "${PIDS[@]}"; do
+                 t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+before=$(node_ticks)
+("$BIN/kvbench" --node "$NODES" --keys "$KEYS" --mix "$MIX" --consistency quorum \
+   --duration-s "$DUR" --connections 2 --pipeline 25; times >"$WORK/bench.times") \
+  >"$WORK/bench.txt" 2>&1 &
 bench=$!
 sleep 3
 perf record -q -g -F 999 -p "${PIDS[0]}" -o "$WORK/perf.data" -- sleep "$PERF_S" >/dev/null 2>&1
 wait "$bench"
+ticks=$(( $(node_ticks) - before ))
 cat "$WORK/bench.txt"
+ops=$(awk '/ ops in / {print $1}' "$WORK/bench.txt")
+# `times`, second line: the children's user and system time, as 0m1.234s.
+bench_s=$(awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] }
+                         print t }' "$WORK/bench.times")
+awk -v n="$ticks" -v hz="$(getconf CLK_TCK)" -v b="${bench_s:-0}" -v ops="${ops:-0}" 'BEGIN {
+  if (ops > 0) printf "CPU per operation: %.1f us in the 3 nodes, %.1f us in kvbench\n",
+                      n * 1e6 / hz / ops, b * 1e6 / ops }'
 echo
 echo "node 1, $PERF_S s of $MIX: the busiest symbols (self time)"
 perf report -q -i "$WORK/perf.data" --no-children -g none --sort dso,sym --percent-limit 0.5 2>/dev/null |
