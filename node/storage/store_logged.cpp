@@ -628,8 +628,8 @@ class LoggedStore final : public Store {
     // Writes `bytes` at offset_ and syncs them. A record that would pass the
     // file's written end first extends the file with zeros, kZeroFillBytes
     // beyond the record, in the same sync: fdatasync after an append must also
-    // commit the file's new size (on ext4 a journal commit, about 3x the
-    // sync's cost, docs/BENCHMARKS.md), while over blocks already written it
+    // write the file's new size (the inode, or a journal commit; 2-4x the
+    // sync's cost, docs/ARCHITECTURE.md), while over blocks already written it
     // only writes the data. Zeros read as the end of the log (a zero sequence
     // number), so recovery is unchanged.
     Status append(const std::string& bytes) {

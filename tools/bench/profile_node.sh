@@ -4,9 +4,10 @@
 #
 # Starts 3 kvnode on 127.0.0.1:17301-17303 (3 replicas, gossip, FLAGs added to
 # each, e.g. --sync false), loads KEYS (default 100,000) keys, then runs kvbench
-# MIX (put-only, get-only, ycsb-a, ...) at quorum, 2 connections x 25 in flight,
-# for DUR s (default 12) while `perf record` samples node 1 for PERF_S s
-# (default 6) from 3 s in. Prints kvbench's figures, the CPU time an operation
+# MIX (put-only, get-only, ycsb-a, ...) at quorum, CONNS connections x PIPE in
+# flight (default 2 x 25; CONNS=1 PIPE=1 for a lone request's latency), for DUR
+# s (default 12) while `perf record` samples node 1 for PERF_S s (default 6)
+# from 3 s in. Prints kvbench's figures, the CPU time an operation
 # cost in the 3 nodes and in kvbench (user + system over the whole run: steadier
 # than ops/s on a shared machine), then the busiest symbols (self time, TOP
 # rows, default 30) and the share of samples in the kernel.
@@ -16,7 +17,7 @@ BIN=$(cd "${1:?usage: $0 BIN_DIR MIX [FLAG ...]}" && pwd)
 MIX=${2:?usage: $0 BIN_DIR MIX [FLAG ...]}
 shift 2
 command -v perf >/dev/null || { echo "needs perf (apt-get install -y linux-perf)" >&2; exit 2; }
-KEYS=${KEYS:-100000}; DUR=${DUR:-12}; PERF_S=${PERF_S:-6}; TOP=${TOP:-30}
+KEYS=${KEYS:-100000}; DUR=${DUR:-12}; CONNS=${CONNS:-2}; PIPE=${PIPE:-25}; PERF_S=${PERF_S:-6}; TOP=${TOP:-30}
 WORK=${WORK:-/tmp/kv-profile}
 rm -rf "$WORK"; mkdir -p "$WORK"
 export XDG_CONFIG_HOME=$WORK/xdg; mkdir -p "$XDG_CONFIG_HOME"
@@ -47,7 +48,7 @@ node_ticks() { local t=0 p; for p in "${PIDS[@]}"; do
                  t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
 before=$(node_ticks)
 ("$BIN/kvbench" --node "$NODES" --keys "$KEYS" --mix "$MIX" --consistency quorum \
-   --duration-s "$DUR" --connections 2 --pipeline 25; times >"$WORK/bench.times") \
+   --duration-s "$DUR" --connections "$CONNS" --pipeline "$PIPE"; times >"$WORK/bench.times") \
   >"$WORK/bench.txt" 2>&1 &
 bench=$!
 sleep 3
