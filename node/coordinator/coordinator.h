@@ -131,6 +131,8 @@ class Coordinator {
     void maybe_finish_read(Op& op);
     void send_read_repairs(Op& op);
     void answer_read(Op& op);
+    // The merge of the versions the op's replicas answered, made once per change of them.
+    const Object& merged_versions(Op& op);
 
     // Writes (write_path.cpp).
     void send_mint(Op& op);

@@ -40,6 +40,15 @@ struct Coordinator::Op {
     uint64_t spares_due_ms = 0;
     // Reads: what each replica answered (nullopt: it holds nothing).
     std::map<std::string, std::optional<Object>> versions;
+    // The merge of `versions`, made at most once per change of them (the
+    // answer and the read repairs both need it): reset whenever one is added
+    // or removed.
+    std::optional<Object> merged;
+    // The encoded object the first replica to answer with one sent, and who
+    // that was: a later answer with the same bytes (the usual case: replicas
+    // agree) reuses its decoded version instead of decoding again.
+    std::string first_object_bytes;
+    std::string first_object_replica;
     std::set<std::string> failed;
     std::string last_failure;  // why the latest replica failed, for the client's error
     bool repairs_sent = false;

@@ -10,10 +10,19 @@
 namespace kv::node {
 
 namespace {
+// The union of every version a replica answered. A version equal to one
+// already merged in adds nothing (merge is idempotent, commutative and
+// associative: object.h), so replicas that agree cost one merge, not one each.
 Object merge_versions(const std::map<std::string, std::optional<Object>>& versions) {
     Object merged;
+    std::vector<const Object*> merged_in;
     for (const auto& [replica, version] : versions) {
-        if (version) merged = merge(merged, *version);
+        if (!version) continue;
+        const bool seen = std::any_of(merged_in.begin(), merged_in.end(),
+                                      [&](const Object* o) { return *o == *version; });
+        if (seen) continue;
+        merged = merge(merged, *version);
+        merged_in.push_back(&*version);
     }
     return merged;
 }
@@ -169,12 +178,24 @@ void Coordinator::on_read_reply(Op& op, const std::string& replica, const Status
         op.failed.insert(replica);
     } else if (!object) {
         op.versions.emplace(replica, std::nullopt);
+        op.merged.reset();
+    } else if (!op.first_object_replica.empty() && *object == op.first_object_bytes &&
+               op.versions.count(op.first_object_replica)) {
+        // The same bytes as an answer already decoded: the same version.
+        charge_more(op, object->size());
+        op.versions.emplace(replica, op.versions.at(op.first_object_replica));
+        op.merged.reset();
     } else {
         auto decoded = decode_object(*object);
         if (decoded) {
             // Held until the op finishes (read repair): charged to its budget.
             charge_more(op, object->size());
             op.versions.emplace(replica, std::move(decoded.value()));
+            op.merged.reset();
+            if (op.first_object_replica.empty()) {
+                op.first_object_replica = replica;
+                op.first_object_bytes = *object;
+            }
         } else {
             env_.log(LogLevel::warn, "replica " + replica + " sent an undecodable object");
             op.failed.insert(replica);
@@ -235,7 +256,7 @@ void Coordinator::send_read_repairs(Op& op) {
     if (!config_.read_repair) return;
 #endif
     if (op.versions.size() < 2) return;
-    const Object merged = merge_versions(op.versions);
+    const Object& merged = merged_versions(op);
     if (merged.empty()) return;
     std::string bytes;
     for (const auto& [replica, version] : op.versions) {
@@ -255,6 +276,11 @@ void Coordinator::send_read_repairs(Op& op) {
     }
 }
 
+const Object& Coordinator::merged_versions(Op& op) {
+    if (!op.merged) op.merged = merge_versions(op.versions);
+    return *op.merged;
+}
+
 void Coordinator::answer_read(Op& op) {
     assert(!op.answered);
     op.answered = true;
@@ -264,9 +290,10 @@ void Coordinator::answer_read(Op& op) {
     if (KV_MUTANT(read_ignores_one_replica) && op.versions.size() >= 2) {
         op.failed.insert(op.versions.begin()->first);
         op.versions.erase(op.versions.begin());
+        op.merged.reset();
     }
 #endif
-    const Object merged = merge_versions(op.versions);
+    const Object& merged = merged_versions(op);
     // Never more values than the sibling limit, never a context that covers
     // one held back (object.h, read_view).
     ReadView view = read_view(merged, config_.siblings_max);
