@@ -7,7 +7,8 @@
 # MIX (put-only, get-only, ycsb-a, ...) at quorum, CONNS connections x PIPE in
 # flight (default 2 x 25; CONNS=1 PIPE=1 for a lone request's latency), for DUR
 # s (default 12) while `perf record` samples node 1 for PERF_S s (default 6)
-# from 3 s in. Prints kvbench's figures, the CPU time an operation
+# from 3 s in. Prints kvbench's figures, each node's store commits (writes per
+# commit, time per commit), the CPU time an operation
 # cost in the 3 nodes and in kvbench (user + system over the whole run: steadier
 # than ops/s on a shared machine), then the busiest symbols (self time, TOP
 # rows, default 30) and the share of samples in the kernel.
@@ -56,6 +57,16 @@ perf record -q -g -F 999 -p "${PIDS[0]}" -o "$WORK/perf.data" -- sleep "$PERF_S"
 wait "$bench"
 ticks=$(( $(node_ticks) - before ))
 cat "$WORK/bench.txt"
+# Each node's store commits since it started (the load included), from its
+# metrics: how many writes one sync carried, and how long a commit took from
+# the loop's hand-off to the loop seeing it done.
+for port in "${PORTS[@]}"; do
+  "$BIN/kvctl" --node "tcp://127.0.0.1:$port" stats 2>/dev/null |
+    awk -v port="$port" '/^kv_commit_duration_seconds_sum / {s = $2}
+      /^kv_commit_duration_seconds_count / {c = $2} /^kv_commit_writes_total / {w = $2}
+      END { if (c > 0) printf "node :%s commits %d, %.1f writes per commit, %.3f ms per commit\n",
+                                port, c, w / c, s * 1000 / c }'
+done
 ops=$(awk '/ ops in / {print $1}' "$WORK/bench.txt")
 # `times`, second line: the children's user and system time, as 0m1.234s.
 bench_s=$(awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] }
