@@ -195,6 +195,7 @@ void Coordinator::on_read_reply(Op& op, const std::string& replica, const Status
             if (op.first_object_replica.empty()) {
                 op.first_object_replica = replica;
                 op.first_object_bytes = *object;
+                charge_more(op, object->size());  // the copy is held as well
             }
         } else {
             env_.log(LogLevel::warn, "replica " + replica + " sent an undecodable object");
@@ -277,7 +278,11 @@ void Coordinator::send_read_repairs(Op& op) {
 }
 
 const Object& Coordinator::merged_versions(Op& op) {
-    if (!op.merged) op.merged = merge_versions(op.versions);
+    if (!op.merged) {
+        op.merged = merge_versions(op.versions);
+        // Held until the versions change or the op ends, so charged like them.
+        charge_more(op, op.merged->encoded_size_bound());
+    }
     return *op.merged;
 }
 
