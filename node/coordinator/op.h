@@ -44,6 +44,7 @@ struct Coordinator::Op {
     // answer and the read repairs both need it): reset whenever one is added
     // or removed.
     std::optional<Object> merged;
+    size_t merged_charged_bytes = 0;  // what `merged` is charged (the largest it has been)
     // The encoded object the first replica to answer with one sent, and who
     // that was: a later answer with the same bytes (the usual case: replicas
     // agree) reuses its decoded version instead of decoding again.

@@ -10,19 +10,18 @@
 namespace kv::node {
 
 namespace {
-// The union of every version a replica answered. A version equal to one
-// already merged in adds nothing (merge is idempotent, commutative and
-// associative: object.h), so replicas that agree cost one merge, not one each.
+// The union of every version a replica answered. A version equal to an
+// earlier one adds nothing (merge is idempotent, commutative and associative:
+// object.h), so replicas that agree cost one merge, not one each.
 Object merge_versions(const std::map<std::string, std::optional<Object>>& versions) {
     Object merged;
-    std::vector<const Object*> merged_in;
-    for (const auto& [replica, version] : versions) {
+    for (auto it = versions.begin(); it != versions.end(); ++it) {
+        const std::optional<Object>& version = it->second;
         if (!version) continue;
-        const bool seen = std::any_of(merged_in.begin(), merged_in.end(),
-                                      [&](const Object* o) { return *o == *version; });
-        if (seen) continue;
-        merged = merge(merged, *version);
-        merged_in.push_back(&*version);
+        const bool seen = std::any_of(versions.begin(), it, [&](const auto& earlier) {
+            return earlier.second && *earlier.second == *version;
+        });
+        if (!seen) merged = merge(merged, *version);
     }
     return merged;
 }
@@ -280,8 +279,13 @@ void Coordinator::send_read_repairs(Op& op) {
 const Object& Coordinator::merged_versions(Op& op) {
     if (!op.merged) {
         op.merged = merge_versions(op.versions);
-        // Held until the versions change or the op ends, so charged like them.
-        charge_more(op, op.merged->encoded_size_bound());
+        // Held until the versions change or the op ends, so charged like
+        // them: the largest merge the op has held (charges only grow).
+        const size_t bytes = op.merged->encoded_size_bound();
+        if (bytes > op.merged_charged_bytes) {
+            charge_more(op, bytes - op.merged_charged_bytes);
+            op.merged_charged_bytes = bytes;
+        }
     }
     return *op.merged;
 }
