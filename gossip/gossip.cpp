@@ -75,7 +75,14 @@ std::vector<Outgoing> Gossiper::tick(uint64_t now_ms, std::mt19937_64& rng) {
     if (now_ms < next_round_ms_) return {};
     next_round_ms_ = now_ms + config_.interval_ms;
     ++stats_.rounds;
-    view_.beat();
+    // A fresh node whose earlier life still holds tokens under its id keeps
+    // its entry where it is. Both lives start at incarnation 1, so its beats
+    // would overtake the earlier life's heartbeat, and peers would then take
+    // the tokenless entry for the token holder's: the ring would drop those
+    // ranges uncopied, and the member would no longer count as down, so its
+    // removal would be refused. It stays silent (reported down) until that
+    // life is removed; its refutation then raises its incarnation.
+    if (!earlier_life_holds_tokens_) view_.beat();
     run_detector(now_ms);
     std::vector<Outgoing> out = choose_peers(rng);
     if (out.empty()) return out;

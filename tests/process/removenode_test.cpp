@@ -287,10 +287,14 @@ TEST_CASE(
 
 TEST_CASE("removenode: a member back with an empty directory waits for its removal, then rejoins") {
     ProcessCluster cluster("removenode-fresh");
+    const auto began = Clock::now();
     start_four_and_write(cluster, 4);
+    // At least as long as n4's earlier life ran (n1..n3 started first).
+    const auto earlier_life = Clock::now() - began;
     KV_REQUIRE_OK(cluster.kill_hard(3));
     fs::remove_all(cluster.data_dir(3));
     KV_REQUIRE_OK(cluster.start_and_wait(3));  // same id, empty directory
+    const auto fresh_since = Clock::now();
     // It does not take its old place (that dropped its old ranges from the
     // ring uncopied): it waits, reported down, and says why.
     REQUIRE(wait_for(cluster, {3}, 10000, [](const proto::StatusResponse& s) {
@@ -298,9 +302,22 @@ TEST_CASE("removenode: a member back with an empty directory waits for its remov
     }));
     REQUIRE(wait_for(cluster, {0, 1, 2}, 10000,
                      [](const auto& s) { return state_of(s, "n4") == "down"; }));
+    // And it stays down however long it waits. Both lives start at
+    // incarnation 1: a fresh node that kept beating overtook its earlier
+    // life's heartbeat once it had run longer than that life, and its peers
+    // took the tokenless entry, dropping n4's ranges from the ring uncopied
+    // (a CI run saw the removal refused then, with n4 "joining").
+    std::this_thread::sleep_until(fresh_since + earlier_life + std::chrono::seconds(1));
+    for (size_t i = 0; i < 3; ++i) {
+        auto s = status_of(cluster, i);
+        REQUIRE(s);
+        INFO("observer n" << i + 1);
+        CHECK(state_of(*s, "n4") == "down");
+    }
     auto fresh = status_of(cluster, 3);
     REQUIRE(fresh);
     CHECK(fresh->keys_stored == 0);
+    CHECK(fresh->removal.find("waiting: n4 is a ring member holding tokens") == 0);
     // Removed, it joins as a new node by itself and streams its ranges in.
     const std::string said = admin(cluster, 0, "removenode n4");
     INFO(said);

@@ -497,6 +497,20 @@ class SimCluster {
     Gossiper& node(size_t i) { return *nodes_[i]; }
     size_t size() const { return nodes_.size(); }
     void crash(size_t i) { crashed_[i] = true; }
+    // Node i starts again under its id with an empty data directory: the
+    // incarnation its earlier life started with, no tokens, joining, seeded
+    // with node `seed`.
+    void restart_fresh(size_t i, size_t seed) {
+        MemberState self = nodes_[i]->view().self();
+        self.incarnation = 1;
+        self.heartbeat = 0;
+        self.tokens.clear();
+        self.declared = MemberStatus::joining;
+        self.change_ticket = 0;
+        nodes_[i] = std::make_unique<Gossiper>(config_, self,
+                                               std::vector<std::string>{endpoint(seed)}, now_ms_);
+        crashed_[i] = false;
+    }
     void revive(size_t i) { crashed_[i] = false; }
     uint64_t now_ms() const { return now_ms_; }
     std::string endpoint(size_t i) const { return nodes_[i]->view().self().endpoint; }
@@ -755,6 +769,31 @@ TEST_CASE("a restarted node overrides its old entry through gossip") {
     for (size_t i = 1; i < sim.size(); ++i) {
         CHECK(sim.node(i).view().find(sim.id(0))->incarnation >= 2);
         CHECK(sim.node(i).view().find(sim.id(0))->status() != MemberStatus::left);
+    }
+}
+
+TEST_CASE("a fresh directory under a token holder's id never overtakes its earlier life") {
+    // The earlier life ran a few rounds only (a low heartbeat), as a node
+    // that dies soon after its join; the fresh one gossips far longer.
+    SimCluster sim(17);
+    for (int i = 0; i < 4; ++i) sim.add(i == 0 ? "" : sim.endpoint(0));
+    sim.converge_directly();
+    for (int r = 0; r < 5; ++r) sim.round();
+    const std::string id = sim.id(3);
+    const uint64_t earlier_heartbeat = sim.node(0).view().find(id)->heartbeat;
+    REQUIRE(sim.node(0).view().find(id)->holds_tokens());
+    sim.crash(3);
+    for (int r = 0; r < 3; ++r) sim.round();
+    sim.restart_fresh(3, 0);
+    for (int r = 0; r < static_cast<int>(earlier_heartbeat) + 40; ++r) sim.round();
+    // It heard of its earlier life and waits for its removal, silent.
+    CHECK(sim.node(3).earlier_life_holds_tokens());
+    CHECK(sim.node(3).view().self().heartbeat < earlier_heartbeat);
+    for (size_t i = 0; i < 3; ++i) {
+        const MemberState* seen = sim.node(i).view().find(id);
+        REQUIRE(seen != nullptr);
+        CHECK(seen->holds_tokens());                  // the ring keeps its ranges
+        CHECK(seen->status() == MemberStatus::down);  // so it can be removed
     }
 }
 
