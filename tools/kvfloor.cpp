@@ -21,6 +21,8 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "tools/forked_server.h"
+
 namespace po = boost::program_options;
 using Clock = std::chrono::steady_clock;
 
@@ -60,11 +62,7 @@ int serve(const std::string& endpoint, const std::string& dir, uint32_t keys, ui
     zmq::socket_t router(ctx, zmq::socket_type::router);
     router.set(zmq::sockopt::linger, 0);
     router.bind(endpoint);
-    const std::string bound = router.get(zmq::sockopt::last_endpoint) + "\n";
-    if (::write(ready_fd, bound.data(), bound.size()) != static_cast<ssize_t>(bound.size())) {
-        return 1;
-    }
-    ::close(ready_fd);
+    if (!kv::tools::announce_endpoint(ready_fd, router.get(zmq::sockopt::last_endpoint))) return 1;
     for (;;) {
         zmq::message_t route, request;
         if (!router.recv(route) || !router.recv(request)) continue;
@@ -108,55 +106,28 @@ int main(int argc, char** argv) {
         "value-bytes", po::value(&value_bytes)->default_value(100), "bytes per value")(
         "json", po::bool_switch(&json), "one JSON line instead of a table");
     po::variables_map vm;
-    try {
-        po::store(po::parse_command_line(argc, argv, opts), vm);
-        po::notify(vm);
-    } catch (const std::exception& e) {
-        std::cerr << "kvfloor: " << e.what() << "\n" << opts;
-        return 2;
-    }
-    if (vm.count("help")) {
-        std::cout << opts;
-        return 0;
-    }
+    if (auto code = kv::tools::parse_options("kvfloor", argc, argv, opts, vm)) return *code;
     if (keys == 0 || requests == 0) {
         std::cerr << "kvfloor: --keys and --requests must be at least 1\n";
         return 2;
     }
     const std::string endpoint =
         "tcp://127.0.0.1:" + (port == 0 ? std::string("*") : std::to_string(port));
-    int ready[2];
-    if (::pipe(ready) != 0) {
-        std::perror("kvfloor: pipe");
-        return 1;
-    }
     char dir_template[] = "/tmp/kvfloor-XXXXXX";
     if (::mkdtemp(dir_template) == nullptr) {
         std::perror("kvfloor: mkdtemp");
         return 1;
     }
     const std::string dir = dir_template;
-    const pid_t child = ::fork();
-    if (child < 0) {
-        std::perror("kvfloor: fork");
-        return 1;
-    }
-    if (child == 0) {
-        ::close(ready[0]);
-        ::_exit(serve(endpoint, dir, keys, value_bytes, ready[1]));
-    }
-    ::close(ready[1]);
-    // The server's endpoint, once it is filled and bound (EOF: it failed).
-    std::string bound;
-    char c = 0;
-    while (::read(ready[0], &c, 1) == 1 && c != '\n') bound.push_back(c);
-    ::close(ready[0]);
-    if (bound.empty()) {
-        ::waitpid(child, nullptr, 0);
+    // The server's endpoint, once it is filled and bound.
+    const auto server = kv::tools::fork_server(
+        "kvfloor", [&](int ready_fd) { return serve(endpoint, dir, keys, value_bytes, ready_fd); });
+    if (!server) {
         std::filesystem::remove_all(dir);
-        std::fprintf(stderr, "kvfloor: the server did not start\n");
         return 1;
     }
+    const pid_t child = server->pid;
+    const std::string& bound = server->endpoint;
 
     int rc = 0;
     std::vector<uint64_t> us;

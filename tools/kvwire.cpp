@@ -1,0 +1,433 @@
+// kvwire: what one message hop costs in CPU, over ZeroMQ as kvnode talks today
+// and over plain TCP driven by epoll from the thread that handles the
+// messages (issue 14, docs/BENCHMARKS.md). A forked server echoes every frame
+// back; the client keeps --inflight frames in flight on one connection for
+// --seconds, and both sides' user + system time is divided by the round trips.
+// No encoding and no node logic: only the transport, so the two modes differ
+// by what a transport owned by the node's event loop would save.
+//  - zmq: DEALER to ROUTER over TCP loopback, one I/O thread per context, the
+//    server draining its socket after each poll as kvnode's loop does.
+//  - tcp: 4-byte little-endian length, then the frame; each side reads what
+//    the kernel holds after epoll says so and writes every reply of that read
+//    with one write(2).
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/program_options.hpp>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+#include <zmq.hpp>
+
+#include "tools/forked_server.h"
+
+namespace po = boost::program_options;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Options {
+    std::string mode = "tcp";
+    uint32_t inflight = 1;
+    uint32_t frame_bytes = 200;
+    double seconds = 2.0;
+    uint64_t requests = 0;  // 0: run for `seconds`
+    bool curve = false;     // zmq: CurveZMQ on the connection, as with --cluster-key
+};
+
+// One CurveZMQ key pair per run, made before the fork so both sides know the
+// server's public key.
+struct CurveKeys {
+    char server_public[41] = {};
+    char server_secret[41] = {};
+    char client_public[41] = {};
+    char client_secret[41] = {};
+};
+
+struct Totals {
+    uint64_t round_trips = 0;
+    double wall_s = 0;
+    double client_cpu_s = 0;
+    double server_cpu_s = 0;
+    std::vector<uint32_t> latency_us;  // sampled: one per round trip when inflight is 1
+};
+
+double cpu_seconds(const rusage& u) {
+    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+double self_cpu_seconds() {
+    rusage u{};
+    ::getrusage(RUSAGE_SELF, &u);
+    return cpu_seconds(u);
+}
+
+bool done(const Options& o, const Clock::time_point& start, uint64_t sent) {
+    if (o.requests != 0) return sent >= o.requests;
+    return Clock::now() - start >= std::chrono::duration<double>(o.seconds);
+}
+
+// ---- ZeroMQ ------------------------------------------------------------------------
+
+int serve_zmq(int ready_fd, const CurveKeys* curve) {
+    zmq::context_t ctx(1);
+    zmq::socket_t router(ctx, zmq::socket_type::router);
+    router.set(zmq::sockopt::linger, 0);
+    if (curve != nullptr) {
+        router.set(zmq::sockopt::curve_server, true);
+        router.set(zmq::sockopt::curve_secretkey, std::string(curve->server_secret, 40));
+    }
+    router.bind("tcp://127.0.0.1:*");
+    if (!kv::tools::announce_endpoint(ready_fd, router.get(zmq::sockopt::last_endpoint))) return 1;
+    zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
+    for (;;) {
+        zmq::poll(&item, 1, std::chrono::milliseconds(-1));
+        for (;;) {
+            zmq::message_t route, frame;
+            if (!router.recv(route, zmq::recv_flags::dontwait)) break;
+            if (!router.recv(frame)) return 1;
+            if (frame.size() == 0) return 0;  // the client is done
+            router.send(route, zmq::send_flags::sndmore);
+            router.send(frame, zmq::send_flags::none);
+        }
+    }
+}
+
+bool run_zmq(const Options& o, const std::string& endpoint, const CurveKeys* curve, Totals& t) {
+    zmq::context_t ctx(1);
+    zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
+    dealer.set(zmq::sockopt::linger, 1000);
+    if (curve != nullptr) {
+        dealer.set(zmq::sockopt::curve_serverkey, std::string(curve->server_public, 40));
+        dealer.set(zmq::sockopt::curve_publickey, std::string(curve->client_public, 40));
+        dealer.set(zmq::sockopt::curve_secretkey, std::string(curve->client_secret, 40));
+    }
+    dealer.set(zmq::sockopt::rcvtimeo, 10'000);
+    dealer.connect(endpoint);
+    const std::string payload(o.frame_bytes, 'p');
+    std::vector<Clock::time_point> sent_at;
+    const auto start = Clock::now();
+    const double cpu_before = self_cpu_seconds();
+    uint64_t sent = 0, received = 0;
+    for (uint32_t i = 0; i < o.inflight; ++i, ++sent) {
+        dealer.send(zmq::buffer(payload), zmq::send_flags::none);
+        sent_at.push_back(Clock::now());
+    }
+    while (received < sent) {
+        zmq::message_t reply;
+        if (!dealer.recv(reply)) {
+            std::fprintf(stderr, "kvwire: no reply within 10 s\n");
+            return false;
+        }
+        if (reply.size() != o.frame_bytes) {
+            std::fprintf(stderr, "kvwire: a reply of %zu bytes, expected %u\n", reply.size(),
+                         o.frame_bytes);
+            return false;
+        }
+        ++received;
+        if (o.inflight == 1) {
+            t.latency_us.push_back(static_cast<uint32_t>(
+                std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - sent_at[0])
+                    .count()));
+        }
+        if (!done(o, start, sent)) {
+            if (o.inflight == 1) sent_at[0] = Clock::now();
+            dealer.send(zmq::buffer(payload), zmq::send_flags::none);
+            ++sent;
+        }
+    }
+    t.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
+    t.client_cpu_s = self_cpu_seconds() - cpu_before;
+    t.round_trips = received;
+    dealer.send(zmq::message_t(), zmq::send_flags::none);  // stop the server
+    return true;
+}
+
+// ---- plain TCP with epoll ---------------------------------------------------------
+
+void append_frame(std::string& out, const char* data, uint32_t size) {
+    char header[4];
+    for (int i = 0; i < 4; ++i) header[i] = static_cast<char>((size >> (8 * i)) & 0xff);
+    out.append(header, 4);
+    out.append(data, size);
+}
+
+// Consumes the whole frames at the front of `in`, calling on_frame for each.
+template <typename OnFrame>
+void take_frames(std::string& in, OnFrame on_frame) {
+    size_t at = 0;
+    while (in.size() - at >= 4) {
+        uint32_t size = 0;
+        for (int i = 0; i < 4; ++i) size |= uint32_t{static_cast<uint8_t>(in[at + i])} << (8 * i);
+        if (in.size() - at - 4 < size) break;
+        on_frame(in.data() + at + 4, size);
+        at += 4 + size;
+    }
+    in.erase(0, at);
+}
+
+bool write_all(int fd, const std::string& out) {
+    size_t at = 0;
+    while (at < out.size()) {
+        const ssize_t n = ::write(fd, out.data() + at, out.size() - at);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) {
+            // The peer reads slower than we write: wait until it drains.
+            pollfd p{fd, POLLOUT, 0};
+            ::poll(&p, 1, 10'000);
+            continue;
+        }
+        if (n <= 0) return false;
+        at += static_cast<size_t>(n);
+    }
+    return true;
+}
+
+// Reads what the kernel holds; false on EOF or error.
+bool read_available(int fd, std::string& in) {
+    char buf[64 * 1024];
+    for (;;) {
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n > 0) {
+            in.append(buf, static_cast<size_t>(n));
+            if (static_cast<size_t>(n) < sizeof buf) return true;
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return true;
+        return false;
+    }
+}
+
+void tune(int fd) {
+    const int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+int serve_tcp(int ready_fd) {
+    const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(listener, 4) != 0 ||
+        ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+        return 1;
+    }
+    if (!kv::tools::announce_endpoint(ready_fd,
+                                      "tcp://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)))) {
+        return 1;
+    }
+    const int fd = ::accept(listener, nullptr, nullptr);
+    if (fd < 0) return 1;
+    tune(fd);
+    const int ep = ::epoll_create1(0);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    std::string in, out;
+    for (;;) {
+        epoll_event got[4];
+        if (::epoll_wait(ep, got, 4, -1) < 0 && errno != EINTR) return 1;
+        if (!read_available(fd, in)) return 0;  // the client is done
+        bool stop = false;
+        take_frames(in, [&](const char* data, uint32_t size) {
+            if (size == 0) stop = true;
+            append_frame(out, data, size);
+        });
+        if (stop) return 0;
+        if (!out.empty() && !write_all(fd, out)) return 1;
+        out.clear();
+    }
+}
+
+int connect_tcp(const std::string& endpoint) {
+    const auto colon = endpoint.rfind(':');
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(std::stoi(endpoint.substr(colon + 1))));
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        ::close(fd);
+        return -1;
+    }
+    tune(fd);
+    return fd;
+}
+
+bool run_tcp(const Options& o, const std::string& endpoint, Totals& t) {
+    const int fd = connect_tcp(endpoint);
+    if (fd < 0) {
+        std::perror("kvwire: connect");
+        return false;
+    }
+    const int ep = ::epoll_create1(0);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    const std::string payload(o.frame_bytes, 'p');
+    std::string in, out;
+    Clock::time_point sent_at;
+    const auto start = Clock::now();
+    const double cpu_before = self_cpu_seconds();
+    uint64_t sent = 0, received = 0;
+    bool wrong_size = false;
+    for (uint32_t i = 0; i < o.inflight; ++i, ++sent)
+        append_frame(out, payload.data(), o.frame_bytes);
+    sent_at = Clock::now();
+    bool ok = write_all(fd, out);
+    out.clear();
+    while (ok && received < sent) {
+        epoll_event got[4];
+        const int n = ::epoll_wait(ep, got, 4, 10'000);
+        if (n == 0) {
+            std::fprintf(stderr, "kvwire: no reply within 10 s\n");
+            ok = false;
+            break;
+        }
+        if (n < 0) continue;
+        if (!read_available(fd, in)) {
+            std::fprintf(stderr, "kvwire: the server closed the connection\n");
+            ok = false;
+            break;
+        }
+        take_frames(in, [&](const char*, uint32_t size) {
+            if (size != o.frame_bytes) wrong_size = true;
+            ++received;
+            if (o.inflight == 1) {
+                t.latency_us.push_back(static_cast<uint32_t>(
+                    std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - sent_at)
+                        .count()));
+            }
+            if (!done(o, start, sent)) {
+                append_frame(out, payload.data(), o.frame_bytes);
+                ++sent;
+            }
+        });
+        if (wrong_size) {
+            std::fprintf(stderr, "kvwire: a reply of the wrong size\n");
+            ok = false;
+            break;
+        }
+        if (!out.empty()) {
+            sent_at = Clock::now();
+            ok = ok && write_all(fd, out);
+            out.clear();
+        }
+    }
+    t.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
+    t.client_cpu_s = self_cpu_seconds() - cpu_before;
+    t.round_trips = received;
+    append_frame(out, "", 0);  // stop the server
+    write_all(fd, out);
+    ::close(ep);
+    ::close(fd);
+    return ok;
+}
+
+uint32_t quantile(std::vector<uint32_t> v, double q) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    return v[static_cast<size_t>(q * static_cast<double>(v.size() - 1))];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Options o;
+    bool json = false;
+    po::options_description opts("kvwire: the CPU cost of a message hop, ZeroMQ against plain TCP");
+    opts.add_options()("help", "this text")("mode", po::value(&o.mode)->default_value(o.mode),
+                                            "zmq or tcp")(
+        "inflight", po::value(&o.inflight)->default_value(o.inflight),
+        "frames in flight on the one connection")(
+        "frame-bytes", po::value(&o.frame_bytes)->default_value(o.frame_bytes),
+        "bytes per frame, each way")("seconds", po::value(&o.seconds)->default_value(o.seconds),
+                                     "how long to run")(
+        "requests", po::value(&o.requests)->default_value(0),
+        "stop after this many round trips instead (0: run for --seconds)")(
+        "curve", po::bool_switch(&o.curve), "zmq: CurveZMQ on the connection")(
+        "json", po::bool_switch(&json), "one JSON line instead of text");
+    po::variables_map vm;
+    if (auto code = kv::tools::parse_options("kvwire", argc, argv, opts, vm)) return *code;
+    if ((o.mode != "zmq" && o.mode != "tcp") || o.inflight == 0 || o.frame_bytes == 0 ||
+        o.frame_bytes > (1u << 24) || o.seconds <= 0) {
+        std::cerr << "kvwire: --mode is zmq or tcp; --inflight and --frame-bytes (at most 16 MiB) "
+                     "at least 1; --seconds above 0\n";
+        return 2;
+    }
+    if (o.curve && o.mode != "zmq") {
+        std::cerr << "kvwire: --curve is for --mode zmq\n";
+        return 2;
+    }
+    CurveKeys keys;
+    if (o.curve && (zmq_curve_keypair(keys.server_public, keys.server_secret) != 0 ||
+                    zmq_curve_keypair(keys.client_public, keys.client_secret) != 0)) {
+        std::cerr << "kvwire: this libzmq has no CURVE support\n";
+        return 1;
+    }
+    const CurveKeys* curve = o.curve ? &keys : nullptr;
+    // A peer that died is reported by the read that sees it, not by a signal.
+    std::signal(SIGPIPE, SIG_IGN);
+    const auto server = kv::tools::fork_server("kvwire", [&](int ready_fd) {
+        return o.mode == "zmq" ? serve_zmq(ready_fd, curve) : serve_tcp(ready_fd);
+    });
+    if (!server) return 1;
+    const pid_t child = server->pid;
+    const std::string& bound = server->endpoint;
+    Totals t;
+    const bool ok = o.mode == "zmq" ? run_zmq(o, bound, curve, t) : run_tcp(o, bound, t);
+    if (!ok) ::kill(child, SIGKILL);
+    int status = 0;
+    rusage server_usage{};
+    ::wait4(child, &status, 0, &server_usage);
+    if (!ok) return 1;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        std::fprintf(stderr, "kvwire: the server failed\n");
+        return 1;
+    }
+    // The server's time includes its start, which is small beside a run.
+    t.server_cpu_s = cpu_seconds(server_usage);
+    const double per_rt = t.round_trips == 0 ? 0 : 1e6 / static_cast<double>(t.round_trips);
+    const double rate = t.wall_s > 0 ? static_cast<double>(t.round_trips) / t.wall_s : 0;
+    if (json) {
+        std::printf(
+            "{\"mode\":\"%s%s\",\"inflight\":%u,\"frame_bytes\":%u,\"round_trips\":%llu,"
+            "\"per_s\":%.0f,\"client_cpu_us\":%.2f,\"server_cpu_us\":%.2f,\"p50_us\":%u,"
+            "\"p99_us\":%u}\n",
+            o.mode.c_str(), o.curve ? "+curve" : "", o.inflight, o.frame_bytes,
+            static_cast<unsigned long long>(t.round_trips), rate, t.client_cpu_s * per_rt,
+            t.server_cpu_s * per_rt, quantile(t.latency_us, 0.5), quantile(t.latency_us, 0.99));
+    } else {
+        std::printf("%s%s, %u in flight, %u-byte frames: %llu round trips, %.0f per s\n",
+                    o.mode.c_str(), o.curve ? "+curve" : "", o.inflight, o.frame_bytes,
+                    static_cast<unsigned long long>(t.round_trips), rate);
+        std::printf("cpu per round trip: client %.2f us, server %.2f us\n", t.client_cpu_s * per_rt,
+                    t.server_cpu_s * per_rt);
+        if (!t.latency_us.empty()) {
+            std::printf("latency p50 %u us, p99 %u us\n", quantile(t.latency_us, 0.5),
+                        quantile(t.latency_us, 0.99));
+        }
+    }
+    return 0;
+}
