@@ -5,9 +5,11 @@
 // are ordered by (incarnation, left, heartbeat, liveness), then by content as a
 // tie-break, so merge is a max over a total order: commutative, associative and
 // idempotent, and any two views that saw the same entries agree.
-//  - incarnation: chosen by the member when it starts; a restarted member uses
-//    a higher one and so overrides everything said of its previous life. A
-//    member also bumps it to refute suspicion about itself (SWIM §4.2).
+//  - incarnation: chosen by the member when it starts; a restarted member
+//    holding tokens uses a higher one and so overrides everything said of its
+//    previous life (one without tokens starts at 1 and refutes what it hears,
+//    node/membership/gossip_driver.cpp). A member also bumps it to refute
+//    suspicion about itself (SWIM §4.2).
 //  - left: 'left' beats every other state of the same incarnation (final).
 //  - heartbeat: bumped by the member on every gossip round and on every change
 //    it makes to its own entry (status, tokens).

@@ -1,6 +1,7 @@
 #include "node/membership/gossip_driver.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "gossip/gossip_codec.h"
 #include "gossip/token_claim.h"
@@ -18,20 +19,11 @@ Status GossipDriver::start(uint64_t started_ms) {
     started_ms_ = started_ms;
     auto stored = env_.read(Space::meta, meta::kIncarnationKey);
     if (!stored) return stored.status();
-    uint64_t incarnation = 1;
+    std::optional<uint64_t> previous;
     if (stored.value()) {
-        auto previous = meta::decode_u64_text(*stored.value());
+        previous = meta::decode_u64_text(*stored.value());
         if (!previous) {
             return Status(ErrorCode::storage_error, "corrupt incarnation in the meta space");
-        }
-        // At the bound (a forged claim about this node refuted by a build
-        // before the bound, or 2^62 lives): start at the bound, which the
-        // cluster accepts, rather than refuse to start (gossip/cluster_view.h).
-        incarnation = std::min(*previous, gossip::kCounterMax - 1) + 1;
-        if (*previous >= gossip::kCounterMax) {
-            env_.log(LogLevel::error, "gossip: the stored incarnation " +
-                                          std::to_string(*previous) +
-                                          " is at or beyond 2^62; starting at 2^62");
         }
     }
     auto removed = env_.read(Space::meta, meta::kRemovedKey);
@@ -42,11 +34,9 @@ Status GossipDriver::start(uint64_t started_ms) {
                           " (kvctl removenode) and its data is stale: delete its data "
                           "directory to join again as a new node");
     }
-    persist_incarnation(incarnation);
     gossip::MemberState self;
     self.id = config_.node_id;
     self.endpoint = config_.endpoint;
-    self.incarnation = incarnation;
     auto tokens = env_.read(Space::meta, meta::kTokensKey);
     if (!tokens) return tokens.status();
     if (tokens.value()) {
@@ -72,6 +62,27 @@ Status GossipDriver::start(uint64_t started_ms) {
             if (!known) return Status(ErrorCode::storage_error, "corrupt status in the meta space");
         }
     }
+    // Only a life holding tokens starts above its earlier ones, to override
+    // what was said of them at once. A node without tokens starts at 1 and
+    // refutes what it hears of its earlier lives (ClusterView::refute), one
+    // round later: started higher, it would override an entry of its id that
+    // holds tokens (a directory lost, then this node restarted while it
+    // waited for that life's removal) and the ring would drop those ranges
+    // uncopied.
+    uint64_t incarnation = 1;
+    if (previous && !self.tokens.empty()) {
+        // At the bound (a forged claim about this node refuted by a build
+        // before the bound, or 2^62 lives): start at the bound, which the
+        // cluster accepts, rather than refuse to start (gossip/cluster_view.h).
+        incarnation = std::min(*previous, gossip::kCounterMax - 1) + 1;
+        if (*previous >= gossip::kCounterMax) {
+            env_.log(LogLevel::error, "gossip: the stored incarnation " +
+                                          std::to_string(*previous) +
+                                          " is at or beyond 2^62; starting at 2^62");
+        }
+    }
+    persist_incarnation(incarnation);
+    self.incarnation = incarnation;
     for (const auto& seed : config_.seeds) {
         seeds_elsewhere_ = seeds_elsewhere_ || seed != config_.endpoint;
         self_is_seed_ = self_is_seed_ || seed == config_.endpoint;

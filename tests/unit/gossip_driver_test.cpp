@@ -90,10 +90,32 @@ TEST_CASE("a view too large for one gossip frame is a known limit: the node wait
     CHECK(start_driver(env, config()).ok());
 }
 
+TEST_CASE("only a node holding tokens starts above the incarnation it stored") {
+    // Without tokens it may be a lost directory's new life under the id of a
+    // member that holds tokens: started above that life, its tokenless entry
+    // would replace the token holder's everywhere (gossip/cluster_view.h).
+    const NodeConfig c = config();
+    RequestIds ids;
+    ComponentEnv env;
+    put_meta(env, meta::kIncarnationKey, meta::encode_u64_text(7));
+    {
+        GossipDriver tokenless(c, env, ids, [] {});
+        REQUIRE(tokenless.start(env.now_ms()).ok());
+        CHECK(tokenless.view().self().incarnation == 1);
+        REQUIRE(env.commit().ok());
+    }
+    put_meta(env, meta::kIncarnationKey, meta::encode_u64_text(7));
+    put_meta(env, meta::kTokensKey, meta::encode_tokens({5, 9}));
+    GossipDriver holder(c, env, ids, [] {});
+    REQUIRE(holder.start(env.now_ms()).ok());
+    CHECK(holder.view().self().incarnation == 8);
+}
+
 TEST_CASE("a node whose store holds an incarnation at the top of the range still starts") {
     // What a claim about the node at 2^64-2, refuted by an earlier build, left behind.
     ComponentEnv env;
     put_meta(env, meta::kIncarnationKey, meta::encode_u64_text(UINT64_MAX));
+    put_meta(env, meta::kTokensKey, meta::encode_tokens({5}));
     RequestIds ids;
     const NodeConfig c = config();  // the driver keeps a reference to it
     GossipDriver driver(c, env, ids, [] {});
