@@ -45,8 +45,9 @@ struct Options {
     uint32_t inflight = 1;
     uint32_t frame_bytes = 200;
     double seconds = 2.0;
-    uint64_t requests = 0;  // 0: run for `seconds`
-    bool curve = false;     // zmq: CurveZMQ on the connection, as with --cluster-key
+    uint64_t requests = 0;      // 0: run for `seconds`
+    bool curve = false;         // zmq: CurveZMQ on the connection, as with --cluster-key
+    uint32_t idle_sockets = 0;  // the server also waits on this many sockets that stay silent
 };
 
 // One CurveZMQ key pair per run, made before the fork so both sides know the
@@ -84,7 +85,7 @@ bool done(const Options& o, const Clock::time_point& start, uint64_t sent) {
 
 // ---- ZeroMQ ------------------------------------------------------------------------
 
-int serve_zmq(int ready_fd, const CurveKeys* curve) {
+int serve_zmq(int ready_fd, const CurveKeys* curve, uint32_t idle_sockets) {
     zmq::context_t ctx(1);
     zmq::socket_t router(ctx, zmq::socket_type::router);
     router.set(zmq::sockopt::linger, 0);
@@ -94,9 +95,19 @@ int serve_zmq(int ready_fd, const CurveKeys* curve) {
     }
     router.bind("tcp://127.0.0.1:*");
     if (!kv::tools::announce_endpoint(ready_fd, router.get(zmq::sockopt::last_endpoint))) return 1;
-    zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
+    // kvnode's loop polls about ten: its ROUTER, a DEALER per peer and per
+    // gossip endpoint, the commit thread's fd, monitor, gateway, metrics. Each
+    // costs zmq_poll system calls whether it has news or not.
+    std::vector<zmq::socket_t> idle;
+    std::vector<zmq::pollitem_t> items{{router.handle(), 0, ZMQ_POLLIN, 0}};
+    for (uint32_t i = 0; i < idle_sockets; ++i) {
+        idle.emplace_back(ctx, zmq::socket_type::dealer);
+        idle.back().set(zmq::sockopt::linger, 0);
+        idle.back().bind("inproc://idle-" + std::to_string(i));
+        items.push_back(zmq::pollitem_t{idle.back().handle(), 0, ZMQ_POLLIN, 0});
+    }
     for (;;) {
-        zmq::poll(&item, 1, std::chrono::milliseconds(-1));
+        zmq::poll(items, std::chrono::milliseconds(-1));
         for (;;) {
             zmq::message_t route, frame;
             if (!router.recv(route, zmq::recv_flags::dontwait)) break;
@@ -220,7 +231,7 @@ void tune(int fd) {
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
 }
 
-int serve_tcp(int ready_fd) {
+int serve_tcp(int ready_fd, uint32_t idle_sockets) {
     const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -243,6 +254,17 @@ int serve_tcp(int ready_fd) {
     ev.events = EPOLLIN;
     ev.data.fd = fd;
     ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    // Silent sockets cost epoll nothing until they have news.
+    std::vector<int> idle;
+    for (uint32_t i = 0; i < idle_sockets; ++i) {
+        int pair[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM, 0, pair) != 0) return 1;
+        idle.insert(idle.end(), pair, pair + 2);
+        epoll_event quiet{};
+        quiet.events = EPOLLIN;
+        quiet.data.fd = pair[0];
+        ::epoll_ctl(ep, EPOLL_CTL_ADD, pair[0], &quiet);
+    }
     std::string in, out;
     for (;;) {
         epoll_event got[4];
@@ -367,13 +389,15 @@ int main(int argc, char** argv) {
         "requests", po::value(&o.requests)->default_value(0),
         "stop after this many round trips instead (0: run for --seconds)")(
         "curve", po::bool_switch(&o.curve), "zmq: CurveZMQ on the connection")(
+        "idle-sockets", po::value(&o.idle_sockets)->default_value(0),
+        "silent sockets the server also waits on (kvnode's loop polls about ten)")(
         "json", po::bool_switch(&json), "one JSON line instead of text");
     po::variables_map vm;
     if (auto code = kv::tools::parse_options("kvwire", argc, argv, opts, vm)) return *code;
     if ((o.mode != "zmq" && o.mode != "tcp") || o.inflight == 0 || o.frame_bytes == 0 ||
-        o.frame_bytes > (1u << 24) || o.seconds <= 0) {
+        o.frame_bytes > (1u << 24) || o.seconds <= 0 || o.idle_sockets > 1000) {
         std::cerr << "kvwire: --mode is zmq or tcp; --inflight and --frame-bytes (at most 16 MiB) "
-                     "at least 1; --seconds above 0\n";
+                     "at least 1; --seconds above 0; --idle-sockets at most 1000\n";
         return 2;
     }
     if (o.curve && o.mode != "zmq") {
@@ -390,7 +414,8 @@ int main(int argc, char** argv) {
     // A peer that died is reported by the read that sees it, not by a signal.
     std::signal(SIGPIPE, SIG_IGN);
     const auto server = kv::tools::fork_server("kvwire", [&](int ready_fd) {
-        return o.mode == "zmq" ? serve_zmq(ready_fd, curve) : serve_tcp(ready_fd);
+        return o.mode == "zmq" ? serve_zmq(ready_fd, curve, o.idle_sockets)
+                               : serve_tcp(ready_fd, o.idle_sockets);
     });
     if (!server) return 1;
     const pid_t child = server->pid;
@@ -412,16 +437,18 @@ int main(int argc, char** argv) {
     const double rate = t.wall_s > 0 ? static_cast<double>(t.round_trips) / t.wall_s : 0;
     if (json) {
         std::printf(
-            "{\"mode\":\"%s%s\",\"inflight\":%u,\"frame_bytes\":%u,\"round_trips\":%llu,"
+            "{\"mode\":\"%s%s\",\"idle_sockets\":%u,\"inflight\":%u,\"frame_bytes\":%u,\"round_"
+            "trips\":%llu,"
             "\"per_s\":%.0f,\"client_cpu_us\":%.2f,\"server_cpu_us\":%.2f,\"p50_us\":%u,"
             "\"p99_us\":%u}\n",
-            o.mode.c_str(), o.curve ? "+curve" : "", o.inflight, o.frame_bytes,
+            o.mode.c_str(), o.curve ? "+curve" : "", o.idle_sockets, o.inflight, o.frame_bytes,
             static_cast<unsigned long long>(t.round_trips), rate, t.client_cpu_s * per_rt,
             t.server_cpu_s * per_rt, quantile(t.latency_us, 0.5), quantile(t.latency_us, 0.99));
     } else {
-        std::printf("%s%s, %u in flight, %u-byte frames: %llu round trips, %.0f per s\n",
-                    o.mode.c_str(), o.curve ? "+curve" : "", o.inflight, o.frame_bytes,
-                    static_cast<unsigned long long>(t.round_trips), rate);
+        std::printf(
+            "%s%s, %u in flight, %u-byte frames, %u idle sockets: %llu round trips, %.0f per s\n",
+            o.mode.c_str(), o.curve ? "+curve" : "", o.inflight, o.frame_bytes, o.idle_sockets,
+            static_cast<unsigned long long>(t.round_trips), rate);
         std::printf("cpu per round trip: client %.2f us, server %.2f us\n", t.client_cpu_s * per_rt,
                     t.server_cpu_s * per_rt);
         if (!t.latency_us.empty()) {
