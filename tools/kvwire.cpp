@@ -131,13 +131,12 @@ bool run_zmq(const Options& o, const std::string& endpoint, const CurveKeys* cur
     dealer.set(zmq::sockopt::rcvtimeo, 10'000);
     dealer.connect(endpoint);
     const std::string payload(o.frame_bytes, 'p');
-    std::vector<Clock::time_point> sent_at;
     const auto start = Clock::now();
     const double cpu_before = self_cpu_seconds();
     uint64_t sent = 0, received = 0;
+    Clock::time_point sent_at = start;  // of the one in flight, with --inflight 1
     for (uint32_t i = 0; i < o.inflight; ++i, ++sent) {
         dealer.send(zmq::buffer(payload), zmq::send_flags::none);
-        sent_at.push_back(Clock::now());
     }
     while (received < sent) {
         zmq::message_t reply;
@@ -153,11 +152,11 @@ bool run_zmq(const Options& o, const std::string& endpoint, const CurveKeys* cur
         ++received;
         if (o.inflight == 1) {
             t.latency_us.push_back(static_cast<uint32_t>(
-                std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - sent_at[0])
+                std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - sent_at)
                     .count()));
         }
         if (!done(o, start, sent)) {
-            if (o.inflight == 1) sent_at[0] = Clock::now();
+            sent_at = Clock::now();
             dealer.send(zmq::buffer(payload), zmq::send_flags::none);
             ++sent;
         }
