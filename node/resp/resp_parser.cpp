@@ -7,6 +7,9 @@ namespace kv::node::resp {
 namespace {
 // "*<n>\r\n" and "$<n>\r\n" fit in this many bytes; a longer header is garbage.
 constexpr size_t kHeaderBytesMax = 32;
+// An argument at least this long gets room for all of it once its header has
+// arrived (as Redis does from the same size).
+constexpr size_t kLargeBulkBytes = 32 * 1024;
 }  // namespace
 
 void CommandParser::feed(std::string_view bytes) {
@@ -26,6 +29,22 @@ void CommandParser::compact() {
         buffer_.erase(0, pos_);
         pos_ = 0;
     }
+}
+
+// A large argument is still arriving: the buffer gets room for the command up
+// to the end of that argument now, so its bytes are copied in once. Left to
+// grow by doubling, the buffer would copy them about twice more and leave
+// allocations of up to twice the argument, counting the blocks it freed on the
+// way. The room is address space until the bytes arrive, and is never more
+// than what the connection sent plus one argument's limit (lengths are checked
+// before this).
+void CommandParser::make_room(size_t at, size_t length) {
+    if (pos_ > 0) {  // commands already taken need no room
+        buffer_.erase(0, pos_);
+        at -= pos_;
+        pos_ = 0;
+    }
+    buffer_.reserve(at + length + 2);
 }
 
 CommandParser::Outcome CommandParser::fail(std::string& error, std::string text) {
@@ -110,7 +129,10 @@ CommandParser::Outcome CommandParser::parse_array(std::vector<std::string>& args
             return fail(error, "Protocol error: command larger than " +
                                    std::to_string(limits_.command_bytes_max) + " bytes");
         }
-        if (buffer_.size() < at + static_cast<size_t>(length) + 2) return Outcome::need_more;
+        if (buffer_.size() < at + static_cast<size_t>(length) + 2) {
+            if (static_cast<size_t>(length) >= kLargeBulkBytes) make_room(at, length);
+            return Outcome::need_more;
+        }
         if (buffer_[at + length] != '\r' || buffer_[at + length + 1] != '\n') {
             return fail(error, "Protocol error: a bulk string does not end with CRLF");
         }

@@ -5,7 +5,8 @@
 //
 // Input is hostile: every length is checked against Limits before anything is
 // allocated for it, and a command is taken only once all of it has arrived,
-// so a half-sent command holds only its own bytes. After an error the stream
+// so a half-sent command holds its own bytes, plus room for the rest of one
+// large argument whose length has arrived. After an error the stream
 // cannot be resynchronised: the gateway answers the error and closes the
 // connection, as Redis does.
 #pragma once
@@ -40,6 +41,8 @@ class CommandParser {
 
     // Bytes received and not yet taken as commands.
     size_t buffered_bytes() const { return buffer_.size() - pos_; }
+    // Bytes allocated for them (and for commands taken, until compacted).
+    size_t capacity_bytes() const { return buffer_.capacity(); }
 
   private:
     Outcome parse_array(std::vector<std::string>& args, std::string& error);
@@ -47,6 +50,8 @@ class CommandParser {
     // The number after a type byte up to CRLF at `at`; need_more or error as next().
     Outcome read_length(size_t& at, char type, long long& length, std::string& error);
     Outcome fail(std::string& error, std::string text);
+    // Room for the command being read up to the end of its argument at `at`.
+    void make_room(size_t at, size_t length);
     void compact();
 
     ParserLimits limits_;

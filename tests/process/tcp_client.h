@@ -4,8 +4,10 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -57,6 +59,20 @@ class Tcp {
             got.append(buf, static_cast<size_t>(n));
         }
         return got;
+    }
+
+    // Whether everything sent was taken by the peer's kernel (none of it left
+    // unsent or unacknowledged) within timeout_ms.
+    bool wait_taken(int timeout_ms) {
+        const auto deadline =
+            std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+        for (;;) {
+            int unacknowledged = 0;
+            REQUIRE(::ioctl(fd_, SIOCOUTQ, &unacknowledged) == 0);
+            if (unacknowledged == 0) return true;
+            if (std::chrono::steady_clock::now() >= deadline) return false;
+            ::poll(nullptr, 0, 10);
+        }
     }
 
   private:

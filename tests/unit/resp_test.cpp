@@ -107,6 +107,40 @@ TEST_CASE("parser: arrays of bulk strings, in pieces, and inline commands") {
     CHECK(p.buffered_bytes() == 0);
 }
 
+TEST_CASE("parser: a large argument gets its room once, and holds only that") {
+    CommandParser p;
+    const std::string value(1 << 20, 'v');
+    // A command taken first, then the large one's headers and its first bytes.
+    p.feed("PING\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1048576\r\n" + value.substr(0, 4096));
+    CHECK(parse_all(p) == std::vector<std::string>{"PING"});
+    Outcome o;
+    CHECK(parse_all(p, &o).empty());
+    REQUIRE(o == Outcome::need_more);
+    const size_t room = p.capacity_bytes();
+    const size_t headers = "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1048576\r\n"s.size();
+    CHECK(room >= headers + value.size() + 2);
+    CHECK(room < headers + value.size() + 2 + 4096);  // the command, not what was taken before it
+    // The rest arrives as a socket delivers it: no reallocation on the way.
+    for (size_t at = 4096; at < value.size(); at += 8192) {
+        p.feed(std::string_view(value).substr(at, 8192));
+        REQUIRE(parse_all(p, &o).empty());
+        REQUIRE(o == Outcome::need_more);
+        REQUIRE(p.capacity_bytes() == room);
+    }
+    p.feed("\r\n");
+    const auto args = parse_all(p, &o);
+    REQUIRE(o == Outcome::command);
+    CHECK(args.size() == 3);
+    CHECK(args.back() == value);
+    CHECK(p.buffered_bytes() == 0);
+
+    // A small argument still arriving gets no room ahead of its bytes.
+    CommandParser q;
+    q.feed("*2\r\n$3\r\nGET\r\n$30000\r\nabc");
+    CHECK(parse_all(q, &o).empty());
+    CHECK(q.capacity_bytes() < 30000);
+}
+
 TEST_CASE("parser: malformed or oversized input is a protocol error, and stays one") {
     struct Case {
         std::string input;
