@@ -170,11 +170,45 @@ Status decode_map(const msgpack::object_map& map, uint64_t id, const FrameBody& 
                       "this node speaks protocol version " + std::to_string(kProtocolVersion));
     }
 
-    std::string type;
-    f.text("t", type, Need::required, kIdBytesMax);
-    if (!f.ok()) return f.status();
-    return body(type, id, f);
+    const std::optional<std::string_view> type = f.text_view("t", Need::required, kIdBytesMax);
+    if (!type) return f.status();
+    return body(*type, id, f);
 }
+
+// The zone a frame's objects are unpacked into. Each thread reuses one, so
+// unpacking a frame allocates nothing unless the frame outgrows the zone's
+// first chunk (the chunks past it are freed after the frame); a frame decoded
+// while another is (a body decoding a nested frame) gets a zone of its own.
+class ZoneLease {
+  public:
+    ZoneLease() {
+        if (!thread_zone_busy_) {
+            thread_zone_busy_ = true;
+            zone_ = &thread_zone();
+        } else {
+            zone_ = &own_.emplace();
+        }
+    }
+    ~ZoneLease() {
+        if (zone_ == &thread_zone()) {
+            zone_->clear();
+            thread_zone_busy_ = false;
+        }
+    }
+    ZoneLease(const ZoneLease&) = delete;
+    ZoneLease& operator=(const ZoneLease&) = delete;
+    msgpack::zone& zone() { return *zone_; }
+
+  private:
+    static msgpack::zone& thread_zone() {
+        thread_local msgpack::zone zone;
+        return zone;
+    }
+    static thread_local bool thread_zone_busy_;
+    msgpack::zone* zone_ = nullptr;
+    std::optional<msgpack::zone> own_;
+};
+thread_local bool ZoneLease::thread_zone_busy_ = false;
 
 Status decode_checked(std::string_view frame, uint64_t& id, const FrameBody& body) {
     if (frame.size() > kFrameBytesMax) {
@@ -195,12 +229,12 @@ Status decode_checked(std::string_view frame, uint64_t& id, const FrameBody& bod
     }
 
     size_t offset = 0;
-    msgpack::object_handle handle = msgpack::unpack(frame.data(), frame.size(), offset,
-                                                    &reference_frame, nullptr, kUnpackLimit);
+    ZoneLease lease;
+    const msgpack::object root = msgpack::unpack(lease.zone(), frame.data(), frame.size(), offset,
+                                                 &reference_frame, nullptr, kUnpackLimit);
     if (offset != frame.size()) {
         return Status(ErrorCode::bad_request, "trailing bytes after the message map");
     }
-    const msgpack::object& root = handle.get();
     if (root.type != msgpack::type::MAP) {
         return Status(ErrorCode::bad_request, "a message must be a msgpack map");
     }
@@ -358,17 +392,24 @@ void FieldReader::optional_bytes(std::string_view name, std::optional<std::strin
 }
 
 void FieldReader::text(std::string_view name, std::string& out, Need need, size_t bytes_max) {
+    if (auto v = text_view(name, need, bytes_max)) out.assign(*v);
+}
+
+std::optional<std::string_view> FieldReader::text_view(std::string_view name, Need need,
+                                                       size_t bytes_max) {
     const msgpack::object* o = lookup(name, need);
-    if (o == nullptr) return;
+    if (o == nullptr) return std::nullopt;
     if (o->type != msgpack::type::STR) {
-        return fail(ErrorCode::bad_request, quoted(name) + " must be str");
+        fail(ErrorCode::bad_request, quoted(name) + " must be str");
+        return std::nullopt;
     }
     std::string_view v = view(*o);
     if (v.size() > bytes_max) {
-        return fail(ErrorCode::bad_request,
-                    quoted(name) + " longer than " + std::to_string(bytes_max) + " bytes");
+        fail(ErrorCode::bad_request,
+             quoted(name) + " longer than " + std::to_string(bytes_max) + " bytes");
+        return std::nullopt;
     }
-    out.assign(v);
+    return v;
 }
 
 void FieldReader::flag(std::string_view name, bool& out) {

@@ -169,6 +169,9 @@ class FieldReader {
     void optional_bytes(std::string_view name, std::optional<std::string>& out, size_t bytes_max,
                         ErrorCode too_large);
     void text(std::string_view name, std::string& out, Need need, size_t bytes_max);
+    // The same checks as text(), without a copy: a view into the frame, valid
+    // while it is; nullopt when absent or failed.
+    std::optional<std::string_view> text_view(std::string_view name, Need need, size_t bytes_max);
 
     template <typename U>
     void uint(std::string_view name, U& out, Need need, uint64_t max, ErrorCode too_large) {

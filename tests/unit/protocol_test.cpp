@@ -18,6 +18,7 @@
 #include <msgpack.hpp>
 
 #include "client/protocol.h"
+#include "client/wire_codec.h"
 #include "tests/unit/wire_frames.h"
 
 // ---- allocation watch ----------------------------------------------------------
@@ -798,4 +799,41 @@ TEST_CASE("status hints and owners replies refuse malformed fields", "[protocol]
     };
     CHECK(std::get<OwnersResponse>(decode_ok(homes(kReplicasMax))).homes.size() == kReplicasMax);
     check_names_field(kCodec, homes(kReplicasMax + 1), "homes");
+}
+
+TEST_CASE("a frame decoded while another is decoding leaves the outer one intact", "[protocol]") {
+    // Frames unpack into a zone each thread reuses; a body that decodes other
+    // frames must not have the outer frame's objects overwritten under it.
+    proto::GetRequest outer;
+    outer.id = 11;
+    outer.key = "outer-key";
+    proto::PutRequest inner;
+    inner.id = 12;
+    inner.key = "inner-key-that-is-longer";
+    inner.value = std::string(300, 'v');
+    const std::string outer_frame = proto::encode(proto::Message{outer});
+    const std::string inner_frame = proto::encode(proto::Message{inner});
+    size_t inner_decodes = 0;
+    std::string outer_key_after;
+    const Status status = proto::wire::decode_frame(
+        outer_frame, nullptr,
+        [&](std::string_view type, uint64_t id, proto::wire::FieldReader& fields) {
+            CHECK(type == "get");
+            CHECK(id == 11);
+            for (int i = 0; i < 2; ++i) {
+                auto decoded = proto::decode(inner_frame);
+                REQUIRE(decoded.ok());
+                CHECK(std::get<proto::PutRequest>(decoded.value()) == inner);
+                ++inner_decodes;
+            }
+            fields.key(outer_key_after);
+            return fields.status();
+        });
+    CHECK(status.ok());
+    CHECK(inner_decodes == 2);
+    CHECK(outer_key_after == "outer-key");
+    // And the thread's zone serves the next frame as before.
+    auto again = proto::decode(outer_frame);
+    REQUIRE(again.ok());
+    CHECK(std::get<proto::GetRequest>(again.value()) == outer);
 }

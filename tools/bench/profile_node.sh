@@ -12,6 +12,8 @@
 # cost in the 3 nodes and in kvbench (user + system over the whole run: steadier
 # than ops/s on a shared machine), then the busiest symbols (self time, TOP
 # rows, default 30) and the share of samples in the kernel.
+# PERF_CALLGRAPH sets perf's call graphs (default --call-graph fp; use
+# "--call-graph dwarf,16384" to see callers through inlined code).
 # Needs perf (apt-get install -y linux-perf). Every process is stopped by pid.
 set -uo pipefail
 BIN=$(cd "${1:?usage: $0 BIN_DIR MIX [FLAG ...]}" && pwd)
@@ -53,7 +55,7 @@ before=$(node_ticks)
   >"$WORK/bench.txt" 2>&1 &
 bench=$!
 sleep 3
-perf record -q -g -F 999 -p "${PIDS[0]}" -o "$WORK/perf.data" -- sleep "$PERF_S" >/dev/null 2>&1
+perf record -q ${PERF_CALLGRAPH:---call-graph fp} -F 999 -p "${PIDS[0]}" -o "$WORK/perf.data" -- sleep "$PERF_S" >/dev/null 2>&1
 wait "$bench"
 ticks=$(( $(node_ticks) - before ))
 cat "$WORK/bench.txt"
