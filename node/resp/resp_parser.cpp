@@ -10,6 +10,10 @@ constexpr size_t kHeaderBytesMax = 32;
 // An argument at least this long gets room for all of it once its header has
 // arrived (as Redis does from the same size).
 constexpr size_t kLargeBulkBytes = 32 * 1024;
+// A buffer all taken keeps at most this much room for the next commands; a
+// larger one (a large argument's) is given back, so an idle connection holds
+// no more than this.
+constexpr size_t kIdleRoomBytesMax = 64 * 1024;
 }  // namespace
 
 void CommandParser::feed(std::string_view bytes) {
@@ -28,6 +32,17 @@ void CommandParser::compact() {
     } else if (pos_ >= buffer_.size() / 2) {
         buffer_.erase(0, pos_);
         pos_ = 0;
+    }
+}
+
+// Everything received was taken (the commands' arguments are copies): the
+// buffer starts over, giving back room past kIdleRoomBytesMax.
+void CommandParser::release() {
+    pos_ = 0;
+    if (buffer_.capacity() > kIdleRoomBytesMax) {
+        std::string().swap(buffer_);
+    } else {
+        buffer_.clear();
     }
 }
 
@@ -68,6 +83,7 @@ CommandParser::Outcome CommandParser::next(std::vector<std::string>& args, std::
             buffer_[pos_] == '*' ? parse_array(args, error) : parse_inline(args, error);
         // An empty array or a blank line is no command: Redis skips them too.
         if (outcome == Outcome::command && args.empty()) continue;
+        if (outcome == Outcome::command && pos_ == buffer_.size()) release();
         return outcome;
     }
     return Outcome::need_more;

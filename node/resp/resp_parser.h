@@ -6,7 +6,8 @@
 // Input is hostile: every length is checked against Limits before anything is
 // allocated for it, and a command is taken only once all of it has arrived,
 // so a half-sent command holds its own bytes, plus room for the rest of one
-// large argument whose length has arrived. After an error the stream
+// large argument whose length has arrived; once all is taken, the buffer keeps
+// at most 64 KiB of room. After an error the stream
 // cannot be resynchronised: the gateway answers the error and closes the
 // connection, as Redis does.
 #pragma once
@@ -41,7 +42,8 @@ class CommandParser {
 
     // Bytes received and not yet taken as commands.
     size_t buffered_bytes() const { return buffer_.size() - pos_; }
-    // Bytes allocated for them (and for commands taken, until compacted).
+    // Bytes allocated for them (and for commands taken, until compacted or
+    // released).
     size_t capacity_bytes() const { return buffer_.capacity(); }
 
   private:
@@ -53,6 +55,7 @@ class CommandParser {
     // Room for the command being read up to the end of its argument at `at`.
     void make_room(size_t at, size_t length);
     void compact();
+    void release();
 
     ParserLimits limits_;
     std::string buffer_;
