@@ -23,13 +23,10 @@ void CommandParser::feed(std::string_view bytes) {
 }
 
 // Drops the bytes of commands already taken, once they are most of the buffer
-// (so a pipeline of small commands does not move the rest after each one).
+// (so a pipeline of small commands does not move the rest after each one). A
+// buffer all taken was already released by next().
 void CommandParser::compact() {
-    if (pos_ == 0) return;
-    if (pos_ == buffer_.size()) {
-        buffer_.clear();
-        pos_ = 0;
-    } else if (pos_ >= buffer_.size() / 2) {
+    if (pos_ > 0 && pos_ >= buffer_.size() / 2) {
         buffer_.erase(0, pos_);
         pos_ = 0;
     }
@@ -86,6 +83,7 @@ CommandParser::Outcome CommandParser::next(std::vector<std::string>& args, std::
         if (outcome == Outcome::command && pos_ == buffer_.size()) release();
         return outcome;
     }
+    if (pos_ > 0) release();  // all taken, the last of it empty commands
     return Outcome::need_more;
 }
 

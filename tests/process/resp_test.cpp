@@ -150,8 +150,7 @@ TEST_CASE("malformed RESP gets an error and a closed connection; the node serves
     }
 
     // Unterminated arrays: each connection holds one unfinished 1 MiB
-    // argument, and nothing more: memory grows by what was sent, then falls
-    // back once they close.
+    // argument, and nothing more: memory grows by about what was sent.
     const uint64_t before_kib = rss_anon_kib(c.cluster.pid(0));
     {
         std::vector<std::unique_ptr<Tcp>> holders;

@@ -138,6 +138,16 @@ TEST_CASE("parser: a large argument gets its room once, and holds only that") {
     p.feed("PING\r\n");
     CHECK(parse_all(p) == std::vector<std::string>{"PING"});
 
+    // Nor when empty commands (skipped) came last, in the same read as it.
+    CommandParser r;
+    r.feed("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1048576\r\n" + value + "\r\n*0\r\n\r\n");
+    CHECK(parse_all(r).size() == 3);
+    CHECK(r.capacity_bytes() > 64 * 1024);  // the empty commands are not taken yet
+    CHECK(parse_all(r, &o).empty());
+    CHECK(o == Outcome::need_more);
+    CHECK(r.buffered_bytes() == 0);
+    CHECK(r.capacity_bytes() <= 64 * 1024);
+
     // A small argument still arriving gets no room ahead of its bytes.
     CommandParser q;
     q.feed("*2\r\n$3\r\nGET\r\n$30000\r\nabc");
