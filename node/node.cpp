@@ -70,10 +70,10 @@ void Node::construct_components() {
     hint_replay_ = std::make_unique<HintReplay>(config_, env_, ids_, stats_, *placement_, *peers_,
                                                 *replica_, *hints_);
     key_index_ = std::make_unique<KeyIndex>(env_);
-    replica_->add_observer([index = key_index_.get()](const std::string& key,
-                                                      const std::optional<std::string>& object,
-                                                      bool tombstones_only) {
-        index->on_change(key, object, tombstones_only);
+    replica_->add_observer([index = key_index_.get()](
+                               const std::string& key, const Replica::Previous& previous,
+                               const std::optional<std::string>& object, bool tombstones_only) {
+        index->on_change(key, previous.object, previous.tombstones_only, object, tombstones_only);
     });
     anti_entropy_ = std::make_unique<AntiEntropy>(config_, env_, ids_, stats_, *placement_, *peers_,
                                                   *replica_, *key_index_, *hints_);

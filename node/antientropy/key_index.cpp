@@ -199,27 +199,26 @@ bool KeyIndex::tree_covers(const std::string& index_key) const {
     }
 }
 
-void KeyIndex::on_change(const std::string& key, const std::optional<std::string>& object,
+void KeyIndex::on_change(const std::string& key, const std::string* previous,
+                         bool previous_tombstones_only, const std::optional<std::string>& object,
                          bool tombstones_only) {
     const uint64_t token = ring::hash64(key);
     std::string index_key = key_hashes_key(token, key);
-    std::optional<KeyEntry> old;
-    if (auto held = env_.read(Space::key_hashes, index_key); held && held.value()) {
-        old = decode_entry(index_key, *held.value());
-    }
+    const uint64_t old_hash =
+        previous ? entry_hash(key, *previous, previous_tombstones_only) : uint64_t{0};
     uint64_t new_hash = 0;
     if (object) {
         new_hash = entry_hash(key, *object, tombstones_only);
         env_.stage_write(
             StoreWrite{Space::key_hashes, index_key, encode_value(new_hash, env_.now_ms())});
-    } else if (old) {
+    } else if (previous) {
         env_.stage_write(StoreWrite{Space::key_hashes, index_key, std::nullopt});
     }
     if (!tree_covers(index_key)) return;
-    tree_.apply(token, (old ? old->hash : 0) ^ new_hash);
-    if (old) {
+    tree_.apply(token, old_hash ^ new_hash);
+    if (previous) {
         --keys_;
-        if (old->tombstones_only()) --tombstones_;
+        if (previous_tombstones_only) --tombstones_;
     }
     if (object) {
         ++keys_;

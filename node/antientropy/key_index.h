@@ -51,9 +51,13 @@ class KeyIndex {
     void tick();
     bool ready() const { return phase_ == Phase::ready; }
 
-    // The Replica's observer: `key`'s stored object is now `object` (nullopt:
-    // erased), staged in the current step.
-    void on_change(const std::string& key, const std::optional<std::string>& object,
+    // The Replica's observer: `key`'s stored object was `previous` (null:
+    // none) and is now `object` (nullopt: erased), staged in the current step.
+    // The previous entry's hash comes from `previous`, not from the index: the
+    // index holds exactly the stored objects' hashes, and the replica has read
+    // the object anyway, so a put costs the index a write and no read.
+    void on_change(const std::string& key, const std::string* previous,
+                   bool previous_tombstones_only, const std::optional<std::string>& object,
                    bool tombstones_only);
 
     // The hash of every entry in the interval (ready() only).

@@ -9,6 +9,14 @@
 namespace kv::node {
 
 namespace {
+bool tombstones_only(const Object& object) {
+    return !object.siblings.empty() && object.live_count() == 0;
+}
+
+Replica::Previous previous_of(const std::optional<std::string>& stored, const Object& object) {
+    return Replica::Previous{stored ? &*stored : nullptr, stored && tombstones_only(object)};
+}
+
 std::string join(const std::vector<std::string>& ids) {
     std::string out;
     for (const auto& id : ids) out += (out.empty() ? "" : ",") + id;
@@ -27,10 +35,16 @@ Result<std::optional<std::string>> Replica::read(const std::string& key) {
 }
 
 Result<Object> Replica::load(const std::string& key) {
+    std::optional<std::string> bytes;
+    return load(key, bytes);
+}
+
+Result<Object> Replica::load(const std::string& key, std::optional<std::string>& bytes) {
     auto stored = read(key);
     if (!stored) return stored.status();
-    if (!stored.value()) return Object{};
-    auto decoded = decode_object(*stored.value());
+    bytes = std::move(stored.value());
+    if (!bytes) return Object{};
+    auto decoded = decode_object(*bytes);
     if (!decoded) {
         env_.log(LogLevel::error,
                  "stored object of a key is corrupt: " + decoded.status().message());
@@ -42,9 +56,11 @@ Result<Object> Replica::load(const std::string& key) {
 Result<Replica::Minted> Replica::mint(const std::string& key, std::optional<std::string> value,
                                       const std::optional<std::string>& context, bool replace) {
     assert(!actor_.empty());
-    auto loaded = load(key);
+    std::optional<std::string> stored;
+    auto loaded = load(key, stored);
     if (!loaded) return loaded.status();
     Object local = std::move(loaded.value());
+    const Previous previous = previous_of(stored, local);
     // Above every counter of a purged history (purge()): the counters skipped
     // were superseded there or never minted for this key, so seeing them is true.
     local.context.raise(actor_, purge_floor_);
@@ -76,7 +92,7 @@ Result<Replica::Minted> Replica::mint(const std::string& key, std::optional<std:
     const Dot minted{actor_, updated->context.get(actor_)};
     Minted out{encode_object(updated.value()),
                encode_context(writer_context(updated.value(), seen, minted))};
-    stage(key, updated.value(), out.object);
+    stage(key, previous, updated.value(), out.object);
     return out;
 }
 
@@ -133,20 +149,22 @@ Status Replica::keep_hint(const std::string& home, const std::string& key,
 Status Replica::merge(const std::string& key, std::string_view object_bytes) {
     auto incoming = decode_object(object_bytes);
     if (!incoming) return incoming.status();
-    auto loaded = load(key);
+    std::optional<std::string> stored;
+    auto loaded = load(key, stored);
     if (!loaded) return loaded.status();
     Object local = std::move(loaded.value());
+    const Previous previous = previous_of(stored, local);
     Object merged = node::merge(local, incoming.value());
 #ifdef KV_MUTANTS
     // Planted (node/mutant.h): a tombstone-only object is erased, context and
     // all, so an older copy merged later brings its values back; no-resurrection
     // and convergence must catch it.
     if (KV_MUTANT(tombstone_gc_on_merge) && !merged.siblings.empty() && merged.live_count() == 0) {
-        stage_erase(key);
+        stage_erase(key, previous);
         return {};
     }
 #endif
-    if (!(merged == local)) stage(key, merged, encode_object(merged));
+    if (!(merged == local)) stage(key, previous, merged, encode_object(merged));
     return {};
 }
 
@@ -173,20 +191,21 @@ Result<bool> Replica::purge(const std::string& key, std::string_view expected) {
         env_.stage_write(StoreWrite{Space::meta, std::string(meta::kPurgeFloorKey),
                                     meta::encode_u64_text(purge_floor_)});
     }
-    stage_erase(key);
+    stage_erase(key, Previous{&*held.value(), true});
     return true;
 }
 
-void Replica::stage(const std::string& key, const Object& object, std::string bytes) {
-    const bool tombstones_only = !object.siblings.empty() && object.live_count() == 0;
+void Replica::stage(const std::string& key, const Previous& previous, const Object& object,
+                    std::string bytes) {
     std::optional<std::string> staged(std::move(bytes));
     env_.stage_write(StoreWrite{Space::data, key, staged});
-    for (const auto& observer : observers_) observer(key, staged, tombstones_only);
+    for (const auto& observer : observers_)
+        observer(key, previous, staged, tombstones_only(object));
 }
 
-void Replica::stage_erase(const std::string& key) {
+void Replica::stage_erase(const std::string& key, const Previous& previous) {
     env_.stage_write(StoreWrite{Space::data, key, std::nullopt});
-    for (const auto& observer : observers_) observer(key, std::nullopt, false);
+    for (const auto& observer : observers_) observer(key, previous, std::nullopt, false);
 }
 
 Status Replica::check_owner(const std::string& key, bool is_write,

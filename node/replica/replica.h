@@ -33,10 +33,19 @@ namespace kv::node {
 
 class Replica {
   public:
-    // Called after each change is staged, with the key, its new encoded object
-    // (nullopt: erased) and whether every sibling of it is a tombstone.
-    using Observer = std::function<void(
-        const std::string& key, const std::optional<std::string>& object, bool tombstones_only)>;
+    // What a key held before a change: its stored object's bytes (null: none)
+    // and whether every sibling of it was a tombstone. The replica read it to
+    // make the change, so an observer need not read it again.
+    struct Previous {
+        const std::string* object = nullptr;
+        bool tombstones_only = false;
+    };
+    // Called after each change is staged, with the key, what it held before,
+    // its new encoded object (nullopt: erased) and whether every sibling of
+    // that is a tombstone.
+    using Observer =
+        std::function<void(const std::string& key, const Previous& previous,
+                           const std::optional<std::string>& object, bool tombstones_only)>;
 
     Replica(const NodeConfig& config, Env& env, const Placement& placement,
             const Handoffs& handoffs, HintStore& hints);
@@ -135,8 +144,11 @@ class Replica {
   private:
     // ok, or timeout when a request with `budget_ms` waited longer than that here.
     Status check_budget(uint64_t budget_ms, std::optional<uint64_t> received_ms);
-    void stage(const std::string& key, const Object& object, std::string bytes);
-    void stage_erase(const std::string& key);
+    // load(), keeping the stored bytes it decoded (nullopt: none) in `bytes`.
+    Result<Object> load(const std::string& key, std::optional<std::string>& bytes);
+    void stage(const std::string& key, const Previous& previous, const Object& object,
+               std::string bytes);
+    void stage_erase(const std::string& key, const Previous& previous);
     void remember_minted(std::pair<std::string, uint64_t> request);
 
     const NodeConfig& config_;
