@@ -203,8 +203,8 @@ Status sync_directory(const std::string& dir) {
     return rc == 0 ? Status{} : io_error("fsync " + dir, err);
 }
 
-// A memtable: the writes of one log file. Every put reads its key's record and
-// its anti-entropy index record before writing them, on each replica, so point
+// A memtable: the writes of one log file. Every put reads its key's record
+// and writes it and its anti-entropy index record, on each replica, so point
 // reads and writes go through an open-addressing hash index over entries that
 // are only ever appended (a key written again is assigned in place, reusing
 // its value's buffer). Key order is built only when asked for: scans sort what
@@ -225,7 +225,7 @@ class Memtable {
     // The value held for the key (nullopt: erased here), or null if none is.
     const std::optional<std::string>* find(Space space, std::string_view key) const {
         const uint32_t at = slot_of(space, key, hash_of(space, key));
-        return slots_.empty() || slots_[at] == 0 ? nullptr : &entries_[slots_[at] - 1].value;
+        return slots_.empty() || slots_[at] == 0 ? nullptr : &entries_[entry_of(slots_[at])].value;
     }
 
     template <typename Value>
@@ -234,11 +234,11 @@ class Memtable {
         const uint64_t hash = hash_of(space, key);
         const uint32_t at = slot_of(space, key, hash);
         if (slots_[at] != 0) {
-            entries_[slots_[at] - 1].value = std::forward<Value>(value);
+            entries_[entry_of(slots_[at])].value = std::forward<Value>(value);
             return;
         }
         entries_.push_back(Entry{space, std::string(key), std::forward<Value>(value), hash});
-        slots_[at] = static_cast<uint32_t>(entries_.size());
+        slots_[at] = slot_value(entries_.size() - 1, hash);
     }
 
     bool empty() const { return entries_.empty(); }
@@ -326,32 +326,43 @@ class Memtable {
     static uint64_t hash_of(Space space, std::string_view key) {
         return XXH3_64bits_withSeed(key.data(), key.size(), static_cast<uint64_t>(space));
     }
+    // A slot holds 1 + the entry's index in its low 32 bits (0: empty) and
+    // the top 32 bits of the entry's hash above them, so a probe passes
+    // entries of other keys without touching them: each touch is a likely
+    // cache miss into entries_, and most probes are for keys absent from
+    // this memtable (every read and put looks in both memtables).
+    static uint64_t slot_value(size_t entry, uint64_t hash) {
+        return (hash & ~uint64_t{0xffffffff}) | static_cast<uint32_t>(entry + 1);
+    }
+    static size_t entry_of(uint64_t slot) { return static_cast<uint32_t>(slot) - size_t{1}; }
     // The slot holding the key, or the empty slot where it would go (linear
     // probing; slots_ is a power of two, at most half full).
     uint32_t slot_of(Space space, std::string_view key, uint64_t hash) const {
         if (slots_.empty()) return 0;
         const size_t mask = slots_.size() - 1;
+        const uint64_t tag = hash & ~uint64_t{0xffffffff};
         for (size_t at = hash & mask;; at = (at + 1) & mask) {
-            const uint32_t held = slots_[at];
+            const uint64_t held = slots_[at];
             if (held == 0) return static_cast<uint32_t>(at);
-            const Entry& e = entries_[held - 1];
+            if ((held & ~uint64_t{0xffffffff}) != tag) continue;
+            const Entry& e = entries_[entry_of(held)];
             if (e.hash == hash && e.space == space && e.key == key)
                 return static_cast<uint32_t>(at);
         }
     }
     void grow() {
-        std::vector<uint32_t> slots(std::max<size_t>(64, slots_.size() * 2), 0);
+        std::vector<uint64_t> slots(std::max<size_t>(64, slots_.size() * 2), 0);
         const size_t mask = slots.size() - 1;
         for (size_t i = 0; i < entries_.size(); ++i) {
             size_t at = entries_[i].hash & mask;
             while (slots[at] != 0) at = (at + 1) & mask;
-            slots[at] = static_cast<uint32_t>(i + 1);
+            slots[at] = slot_value(i, entries_[i].hash);
         }
         slots_ = std::move(slots);
     }
 
     std::deque<Entry> entries_;            // in order of first write; never removed
-    std::vector<uint32_t> slots_;          // 1 + index into entries_, 0: empty
+    std::vector<uint64_t> slots_;          // slot_value(), 0: empty
     mutable std::vector<uint32_t> order_;  // indexes of entries_ in key order (a prefix of them)
 };
 
