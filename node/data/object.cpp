@@ -9,21 +9,37 @@
 
 namespace kv::node {
 
+VersionVector::Entries::const_iterator VersionVector::lower(std::string_view actor) const {
+    return std::lower_bound(entries_.begin(), entries_.end(), actor,
+                            [](const auto& entry, std::string_view a) { return entry.first < a; });
+}
+
+uint64_t& VersionVector::counter_of(const std::string& actor) {
+    auto it = entries_.begin() + (lower(actor) - entries_.cbegin());
+    if (it == entries_.end() || it->first != actor) it = entries_.emplace(it, actor, 0);
+    return it->second;
+}
+
+void VersionVector::erase_entry(const std::string& actor) {
+    auto it = lower(actor);
+    if (it != entries_.cend() && it->first == actor) entries_.erase(it);
+}
+
 uint64_t VersionVector::get(const std::string& actor) const {
-    auto it = entries_.find(actor);
-    return it == entries_.end() ? 0 : it->second;
+    auto it = lower(actor);
+    return it == entries_.cend() || it->first != actor ? 0 : it->second;
 }
 
 void VersionVector::raise(const std::string& actor, uint64_t counter) {
-    if (counter > get(actor)) entries_[actor] = counter;
+    if (counter > get(actor)) counter_of(actor) = counter;
 }
 
 void VersionVector::set(const std::string& actor, uint64_t counter) {
     exceptions_.erase(actor);
     if (counter == 0) {
-        entries_.erase(actor);
+        erase_entry(actor);
     } else {
-        entries_[actor] = counter;
+        counter_of(actor) = counter;
     }
 }
 
@@ -34,7 +50,7 @@ void VersionVector::add(const Dot& dot) {
         // Callers add the next dot of an actor (update) or dots below its
         // highest (decoding), so this gap is empty or small.
         for (uint64_t c = highest + 1; c < dot.counter; ++c) exceptions_[dot.actor].insert(c);
-        entries_[dot.actor] = dot.counter;
+        counter_of(dot.actor) = dot.counter;
         return;
     }
     auto it = exceptions_.find(dot.actor);
@@ -45,7 +61,7 @@ void VersionVector::add(const Dot& dot) {
 
 void VersionVector::remove(const Dot& dot) {
     if (dot.counter == 0 || !covers(dot)) return;
-    uint64_t& highest = entries_[dot.actor];
+    uint64_t& highest = counter_of(dot.actor);
     if (dot.counter < highest) {
         exceptions_[dot.actor].insert(dot.counter);
         return;
@@ -58,7 +74,7 @@ void VersionVector::remove(const Dot& dot) {
         while (highest > 0 && it->second.erase(highest) == 1) --highest;
         if (it->second.empty()) exceptions_.erase(it);
     }
-    if (highest == 0) entries_.erase(dot.actor);
+    if (highest == 0) erase_entry(dot.actor);
 }
 
 bool VersionVector::covers(const Dot& dot) const {
@@ -87,6 +103,9 @@ bool VersionVector::descends(const VersionVector& other) const {
 }
 
 void VersionVector::merge(const VersionVector& other) {
+    // Adding entries below moves this vector's: other must be another one
+    // (a vector merged with itself is unchanged anyway).
+    if (&other == this) return;
     for (const auto& [actor, counter] : other.entries_) {
         // A dot stays unseen only when neither side has seen it.
         std::set<uint64_t> unseen;
@@ -102,7 +121,7 @@ void VersionVector::merge(const VersionVector& other) {
                 if (!covers(Dot{actor, e})) unseen.insert(e);
             }
         }
-        uint64_t& highest = entries_[actor];
+        uint64_t& highest = counter_of(actor);
         highest = std::max(highest, counter);
         if (unseen.empty()) {
             exceptions_.erase(actor);

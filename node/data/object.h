@@ -41,10 +41,16 @@ constexpr uint64_t kCounterMax = uint64_t{1} << 62;
 // "version vectors with exceptions"). An object's context is contiguous while
 // it only learns from other objects; exceptions come from a writer's context
 // (writer_context below), which covers a new dot but not the concurrent
-// siblings below it that the writer never saw. std::map keeps encoding and
-// iteration deterministic.
+// siblings below it that the writer never saw. Entries are kept sorted by
+// actor, which keeps encoding and iteration deterministic.
 class VersionVector {
   public:
+    // Per actor, the highest counter seen, sorted by actor. A flat vector: an
+    // object names a few actors (the replicas that minted its versions), and
+    // every object decoded on the request path builds one, so one allocation
+    // for all of them beats a std::map's one per actor.
+    using Entries = std::vector<std::pair<std::string, uint64_t>>;
+
     // The highest counter seen from `actor` (0: none).
     uint64_t get(const std::string& actor) const;
     // Sees every dot of `actor` up to `counter` (and none above), no exceptions.
@@ -61,7 +67,7 @@ class VersionVector {
     bool descends(const VersionVector& other) const;
     // Union of what both have seen.
     void merge(const VersionVector& other);
-    const std::map<std::string, uint64_t>& entries() const { return entries_; }
+    const Entries& entries() const { return entries_; }
     // Per actor, the counters below its entry that are not seen (never empty sets).
     const std::map<std::string, std::set<uint64_t>>& exceptions() const { return exceptions_; }
     size_t exception_count() const;
@@ -69,7 +75,14 @@ class VersionVector {
     bool operator==(const VersionVector&) const = default;
 
   private:
-    std::map<std::string, uint64_t> entries_;
+    // The first entry whose actor is not below `actor`.
+    Entries::const_iterator lower(std::string_view actor) const;
+    // The counter of `actor`, a new entry of 0 if it has none.
+    uint64_t& counter_of(const std::string& actor);
+    void erase_entry(const std::string& actor);
+
+    Entries entries_;
+    // Usually empty (an empty std::map allocates nothing).
     std::map<std::string, std::set<uint64_t>> exceptions_;
 };
 
