@@ -103,8 +103,9 @@ bool VersionVector::descends(const VersionVector& other) const {
 }
 
 void VersionVector::merge(const VersionVector& other) {
-    // Adding entries below moves this vector's: other must be another one
-    // (a vector merged with itself is unchanged anyway).
+    // counter_of() below may insert into entries_, which would invalidate
+    // the loop over other.entries_ were other this vector; merging a vector
+    // with itself changes nothing, so it returns at once.
     if (&other == this) return;
     for (const auto& [actor, counter] : other.entries_) {
         // A dot stays unseen only when neither side has seen it.
