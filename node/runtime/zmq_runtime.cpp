@@ -32,6 +32,7 @@
 #include "node/runtime/commit_thread.h"
 #include "node/runtime/frame_batch.h"
 #include "node/runtime/limits.h"
+#include "node/runtime/ready_waiter.h"
 #include "node/runtime/stream_socket.h"
 
 namespace kv::node {
@@ -239,6 +240,7 @@ class Runtime {
 
   private:
     void open_sockets() {
+        waiter_.emplace();
         // The ROUTER is the first poll item (handle_batch reads items_[0]);
         // the others record their own index as they are added.
         items_.push_back(zmq::pollitem_t{router_.handle(), 0, ZMQ_POLLIN, 0});
@@ -269,6 +271,7 @@ class Runtime {
         zap_.emplace(ctx_, zmq::socket_type::rep);
         zap_->set(zmq::sockopt::linger, 0);
         zap_->bind("inproc://zeromq.zap.01");
+        zap_item_ = items_.size();
         items_.push_back(zmq::pollitem_t{zap_->handle(), 0, ZMQ_POLLIN, 0});
         router_.set(zmq::sockopt::curve_server, 1);
         router_.set(zmq::sockopt::curve_secretkey, config_.cluster_key->pair.secret_z85);
@@ -307,13 +310,16 @@ class Runtime {
     // Answers pending ZAP requests and reads the handshake monitor (bounded
     // per call, like every other receive of the loop).
     void serve_transport_events() {
-        for (uint32_t i = 0; zap_ && i < config_.batch_messages_max; ++i) {
-            if (!answer_zap_request()) break;
-        }
         // Only when the poll saw an event: an empty receive costs system calls.
-        const bool events = (items_[monitor_item_].revents & ZMQ_POLLIN) != 0;
-        for (uint32_t i = 0; events && i < config_.batch_messages_max; ++i) {
-            if (!read_router_monitor()) break;
+        if (zap_ && (items_[zap_item_].revents & ZMQ_POLLIN) != 0) {
+            uint32_t answered = 0;
+            while (answered < config_.batch_messages_max && answer_zap_request()) ++answered;
+            if (answered != 0) waiter_->unsettle(zap_->handle());  // it sent the answers
+        }
+        if ((items_[monitor_item_].revents & ZMQ_POLLIN) != 0) {
+            uint32_t read = 0;
+            while (read < config_.batch_messages_max && read_router_monitor()) ++read;
+            if (read == config_.batch_messages_max) waiter_->unsettle(router_monitor_->handle());
         }
         report_refusals();
     }
@@ -506,6 +512,8 @@ class Runtime {
     }
 
     void rebuild_poll_items() {
+        // A socket closed and another made may share its address or descriptor.
+        waiter_->items_changed();
         items_.resize(fixed_poll_items_);  // the ROUTER and the security sockets stay first
         for (const auto& id : peer_ids_) {
             items_.push_back(zmq::pollitem_t{dealers_.at(id).handle(), 0, ZMQ_POLLIN, 0});
@@ -517,9 +525,9 @@ class Runtime {
 
     void poll_once(uint64_t timeout_ms) {
         try {
-            zmq::poll(items_, std::chrono::milliseconds(timeout_ms));
+            waiter_->wait(items_, timeout_ms, env_.now_ms());
         } catch (const zmq::error_t& e) {
-            if (e.num() != EINTR) env_.write_log(LogLevel::error, std::string("poll: ") + e.what());
+            env_.write_log(LogLevel::error, std::string("poll: ") + e.what());
         }
     }
 
@@ -541,7 +549,10 @@ class Runtime {
             ready_.assign(ready_.size(), 1);  // the items were rebuilt since the poll
         }
         uint32_t handled = 0;
-        if (resp_ && (items_[resp_item_].revents & ZMQ_POLLIN) != 0) handled += recv_resp();
+        if (resp_ && (items_[resp_item_].revents & ZMQ_POLLIN) != 0) {
+            handled += recv_resp();
+            if (handled == config_.batch_messages_max) waiter_->unsettle(resp_socket_->handle());
+        }
         bool progress = true;
         while (progress && handled < config_.batch_messages_max) {
             progress = false;
@@ -560,6 +571,17 @@ class Runtime {
                 if (!ready_[1 + peers + j]) continue;
                 ready_[1 + peers + j] = drain_gossip_dealer(gossip_endpoints_[j]);
                 progress |= ready_[1 + peers + j] != 0;
+            }
+        }
+        // A socket left before a receive found nothing may hold messages its
+        // descriptor will not signal again (ready_waiter.h).
+        if (ready_[0]) waiter_->unsettle(router_.handle());
+        for (size_t i = 0; i < peers; ++i) {
+            if (ready_[1 + i]) waiter_->unsettle(dealers_.at(peer_ids_[i]).handle());
+        }
+        for (size_t j = 0; j < gossips; ++j) {
+            if (ready_[1 + peers + j]) {
+                waiter_->unsettle(gossip_dealers_.at(gossip_endpoints_[j]).handle());
             }
         }
     }
@@ -877,12 +899,14 @@ class Runtime {
         try {
             if (o.to_peer && !o.endpoint.empty()) {
                 zmq::socket_t* dealer = gossip_dealer(o.endpoint);
-                return dealer != nullptr &&
-                       dealer->send(zmq::buffer(payload), zmq::send_flags::dontwait).has_value();
+                if (dealer == nullptr) return false;
+                waiter_->unsettle(dealer->handle());
+                return dealer->send(zmq::buffer(payload), zmq::send_flags::dontwait).has_value();
             }
             if (o.to_peer) {
                 auto it = dealers_.find(o.peer_id);
                 if (it == dealers_.end()) return false;
+                waiter_->unsettle(it->second.handle());
                 return it->second.send(zmq::buffer(payload), zmq::send_flags::dontwait).has_value();
             }
             return send_reply(o.reply_to, payload);
@@ -899,6 +923,7 @@ class Runtime {
     // dropped for --slow-reader-ms instead (docs/PROTOCOL.md, "Limits"). A
     // connection gone (EHOSTUNREACH) just loses the reply, as before.
     bool send_reply(const ReplyTo& to, const std::string& payload) {
+        waiter_->unsettle(router_.handle());
         try {
             if (!router_.send(zmq::buffer(to.route),
                               zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
@@ -938,6 +963,7 @@ class Runtime {
                            " MiB is past --memory-max-mb " + std::to_string(config_.memory_max_mb) +
                            ": resetting every connection (reset " +
                            std::to_string(transport_stats_.connection_resets) + ")");
+        waiter_->unsettle(router_.handle());
         try {
             router_.unbind(router_.get(zmq::sockopt::last_endpoint));
         } catch (const zmq::error_t& e) {
@@ -951,6 +977,7 @@ class Runtime {
     // The unbound listener is closed by ZeroMQ's I/O thread: until then the
     // port is busy, so the bind is retried each turn of the loop.
     void rebind(uint64_t now_ms) {
+        waiter_->unsettle(router_.handle());
         try {
             router_.bind(config_.listen);
         } catch (const zmq::error_t& e) {
@@ -1034,6 +1061,7 @@ class Runtime {
     void send_resp_output() {
         resp_output_.clear();
         resp_->take_output(resp_output_);
+        if (!resp_output_.empty()) waiter_->unsettle(resp_socket_->handle());
         for (auto& o : resp_output_) {
             std::string error;
             const bool sent = resp_socket_->send(o.conn, o.bytes, error);
@@ -1065,10 +1093,14 @@ class Runtime {
             [this](uint64_t conn, std::string_view bytes) { metrics_http_->receive(conn, bytes); },
             [this](uint64_t conn) { metrics_http_->close(conn); }};
         std::string error;
-        metrics_socket_->receive(config_.batch_messages_max, handler, error);
+        const uint32_t received =
+            metrics_socket_->receive(config_.batch_messages_max, handler, error);
         if (!error.empty()) env_.write_log(LogLevel::warn, "metrics receive: " + error);
         std::vector<metrics::HttpServer::Output> output;
         metrics_http_->take_output(output);
+        if (received == config_.batch_messages_max || !output.empty()) {
+            waiter_->unsettle(metrics_socket_->handle());
+        }
         for (auto& o : output) {
             const bool sent = metrics_socket_->send(o.conn, o.bytes, error);
             if (!sent) metrics_http_->close(o.conn);
@@ -1187,9 +1219,11 @@ class Runtime {
     std::vector<std::string> gossip_endpoints_;            // gossip_dealers_ in poll order
     uint64_t synced_version_ = 0;
     std::vector<zmq::pollitem_t> items_;
+    std::optional<ReadyWaiter> waiter_;  // waits on items_ (made in open_sockets)
     std::vector<char> ready_;      // handle_batch: ROUTER, DEALERs, gossip DEALERs still to read
     size_t fixed_poll_items_ = 1;  // items_ before the DEALERs: ROUTER, ZAP, monitor, ...
     std::optional<zmq::socket_t> zap_;  // with a cluster key only
+    size_t zap_item_ = 0;               // its poll item
     std::optional<zmq::socket_t> router_monitor_;
     size_t monitor_item_ = 0;  // its poll item
     uint64_t handshakes_refused_ = 0;

@@ -14,6 +14,9 @@
 # rows, default 30) and the share of samples in the kernel.
 # PERF_CALLGRAPH sets perf's call graphs (default --call-graph fp; use
 # "--call-graph dwarf,16384" to see callers through inlined code).
+# SYSCALLS=1 also counts the 3 nodes' system calls over the run (perf stat,
+# raw_syscalls:sys_enter) and prints them per operation: on a virtual machine
+# where one costs about 1 us, their number is a cost of its own.
 # Needs perf (apt-get install -y linux-perf). Every process is stopped by pid.
 set -uo pipefail
 BIN=$(cd "${1:?usage: $0 BIN_DIR MIX [FLAG ...]}" && pwd)
@@ -54,9 +57,15 @@ before=$(node_ticks)
    --duration-s "$DUR" --connections "$CONNS" --pipeline "$PIPE"; times >"$WORK/bench.times") \
   >"$WORK/bench.txt" 2>&1 &
 bench=$!
+if [[ ${SYSCALLS:-0} == 1 ]]; then
+  perf stat -x, -e raw_syscalls:sys_enter -p "$(IFS=,; echo "${PIDS[*]}")" -o "$WORK/syscalls.csv" \
+    -- sleep "$DUR" >/dev/null 2>&1 &
+  counting=$!
+fi
 sleep 3
 perf record -q ${PERF_CALLGRAPH:---call-graph fp} -F 999 -p "${PIDS[0]}" -o "$WORK/perf.data" -- sleep "$PERF_S" >/dev/null 2>&1
 wait "$bench"
+[[ -n ${counting:-} ]] && wait "$counting"
 ticks=$(( $(node_ticks) - before ))
 cat "$WORK/bench.txt"
 # Each node's store commits since it started (the load included), from its
@@ -76,6 +85,10 @@ bench_s=$(awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/);
 awk -v n="$ticks" -v hz="$(getconf CLK_TCK)" -v b="${bench_s:-0}" -v ops="${ops:-0}" 'BEGIN {
   if (ops > 0) printf "CPU per operation: %.1f us in the 3 nodes, %.1f us in kvbench\n",
                       n * 1e6 / hz / ops, b * 1e6 / ops }'
+if [[ -s $WORK/syscalls.csv ]]; then
+  awk -F, -v ops="${ops:-0}" '/raw_syscalls/ { if (ops > 0) printf "system calls per operation: %.1f in the 3 nodes\n", $1 / ops }' \
+    "$WORK/syscalls.csv"
+fi
 echo
 echo "node 1, $PERF_S s of $MIX: the busiest symbols (self time)"
 perf report -q -i "$WORK/perf.data" --no-children -g none --sort dso,sym --percent-limit 0.5 2>/dev/null |

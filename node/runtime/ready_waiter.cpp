@@ -1,0 +1,93 @@
+#include "node/runtime/ready_waiter.h"
+
+#include <sys/epoll.h>
+#include <unistd.h>
+#include <algorithm>
+#include <array>
+#include <cerrno>
+
+namespace kv::node {
+
+ReadyWaiter::ReadyWaiter() : epoll_fd_(::epoll_create1(EPOLL_CLOEXEC)) {
+    if (epoll_fd_ < 0) throw zmq::error_t();
+}
+
+ReadyWaiter::~ReadyWaiter() {
+    if (epoll_fd_ >= 0) ::close(epoll_fd_);
+}
+
+bool ReadyWaiter::same_items(const std::vector<zmq::pollitem_t>& items) const {
+    if (items.size() != registered_.size()) return false;
+    for (size_t i = 0; i < items.size(); ++i) {
+        if (items[i].socket != registered_[i].socket) return false;
+        if (items[i].socket == nullptr && items[i].fd != registered_[i].fd) return false;
+    }
+    return true;
+}
+
+// A fresh epoll set for the new items: they change only when members or
+// gossip endpoints do. Starting over, rather than adding and removing, keeps
+// no registration of a closed socket whose descriptor number was reused.
+void ReadyWaiter::register_items(const std::vector<zmq::pollitem_t>& items) {
+    const int fresh = ::epoll_create1(EPOLL_CLOEXEC);
+    if (fresh < 0) throw zmq::error_t();
+    ::close(epoll_fd_);
+    epoll_fd_ = fresh;
+    registered_.clear();
+    registered_.reserve(items.size());
+    for (size_t i = 0; i < items.size(); ++i) {
+        Registered r;
+        r.socket = items[i].socket;
+        if (r.socket != nullptr) {
+            size_t size = sizeof r.fd;
+            if (zmq_getsockopt(r.socket, ZMQ_FD, &r.fd, &size) != 0) throw zmq::error_t();
+        } else {
+            r.fd = items[i].fd;
+        }
+        epoll_event event{};
+        event.events = EPOLLIN;  // level-triggered: a signal not yet consumed fires again
+        event.data.u64 = i;
+        if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, r.fd, &event) != 0) throw zmq::error_t();
+        registered_.push_back(r);
+    }
+    ++counts_.registrations;
+}
+
+void ReadyWaiter::wait(std::vector<zmq::pollitem_t>& items, uint64_t timeout_ms, uint64_t now_ms) {
+    ++counts_.waits;
+    if (!same_items(items)) register_items(items);
+    const bool backstop = now_ms >= next_backstop_ms_;
+    if (backstop) next_backstop_ms_ = now_ms + kBackstopMs;
+    // An unsettled socket is reported as it is, not asked for ZMQ_EVENTS:
+    // its handler's receive asks as cheaply (two system calls when it finds
+    // nothing), and must be made anyway when something is there.
+    bool ready = false;
+    for (size_t i = 0; i < items.size(); ++i) {
+        items[i].revents = 0;
+        Registered& r = registered_[i];
+        if (r.socket == nullptr || !(r.unsettled || backstop)) continue;
+        r.unsettled = false;
+        items[i].revents = ZMQ_POLLIN;
+        ready = true;
+        ++counts_.sockets_unsettled;
+    }
+    std::array<epoll_event, 64> events;
+    const int timeout = ready ? 0 : static_cast<int>(std::min<uint64_t>(timeout_ms, 1000));
+    const int n = ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timeout);
+    for (int e = 0; e < n; ++e) {
+        const size_t i = events[static_cast<size_t>(e)].data.u64;
+        if (i < items.size()) items[i].revents = ZMQ_POLLIN;
+    }
+    // n < 0 is EINTR (a signal): the loop checks for a stop and waits again.
+}
+
+void ReadyWaiter::unsettle(void* socket) {
+    for (auto& r : registered_) {
+        if (r.socket == socket) {
+            r.unsettled = true;
+            return;
+        }
+    }
+}
+
+}  // namespace kv::node
