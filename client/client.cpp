@@ -14,6 +14,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "client/ready_waiter.h"
 #include "client/z85.h"
 
 namespace kv::client {
@@ -119,6 +120,10 @@ struct AsyncClient::Impl {
     std::set<std::pair<Clock::time_point, uint64_t>> expiries;
     // Completed requests whose callbacks run at the end of the next poll().
     std::deque<std::function<void()>> ready;
+    // poll() waits with it (fewer system calls than zmq_poll: ready_waiter.h).
+    ReadyWaiter waiter;
+    std::vector<zmq::pollitem_t> items;  // wait_and_receive's, reused
+    std::vector<size_t> item_endpoint;
 
     // ---- sockets ----------------------------------------------------------
 
@@ -145,6 +150,7 @@ struct AsyncClient::Impl {
             s.connect(e.address);
             e.socket = std::move(s);
             e.monitor = std::move(monitor);
+            waiter.items_changed();
             return true;
         } catch (const zmq::error_t&) {
             return false;
@@ -208,8 +214,10 @@ struct AsyncClient::Impl {
             fail_endpoint(index, Status(ErrorCode::unauthorized, why));
             e.monitor.reset();
             e.socket.reset();
+            waiter.items_changed();
             return;
         }
+        waiter.unsettle(e.monitor->handle());  // stopped before a receive found nothing
     }
 
     void fail_endpoint(size_t index, const Status& why) {
@@ -290,6 +298,8 @@ struct AsyncClient::Impl {
     void flush(size_t index) {
         Endpoint& e = endpoints[index];
         if (!e.socket) return;
+        // A send may process the socket's mailbox, consuming its descriptor's signal.
+        if (!e.unsent.empty()) waiter.unsettle(e.socket->handle());
         while (!e.unsent.empty()) {
             uint64_t id = e.unsent.front();
             Pending& p = pending.at(id);
@@ -354,6 +364,7 @@ struct AsyncClient::Impl {
             }
             on_frame(part.to_string_view());
         }
+        waiter.unsettle(e.socket->handle());  // stopped before a receive found nothing
     }
 
     // ---- expiry ------------------------------------------------------------
@@ -403,12 +414,16 @@ struct AsyncClient::Impl {
     }
 
     void wait_and_receive(int timeout_ms) {
-        std::vector<zmq::pollitem_t> items;
-        std::vector<size_t> item_endpoint;
+        items.clear();
+        item_endpoint.clear();
+        bool sending = false;
         for (size_t i = 0; i < endpoints.size(); ++i) {
             if (!endpoints[i].socket) continue;
             short events = ZMQ_POLLIN;
-            if (!endpoints[i].unsent.empty()) events |= ZMQ_POLLOUT;
+            if (!endpoints[i].unsent.empty()) {
+                events |= ZMQ_POLLOUT;
+                sending = true;
+            }
             items.push_back({endpoints[i].socket->handle(), 0, events, 0});
             item_endpoint.push_back(i);
         }
@@ -422,7 +437,19 @@ struct AsyncClient::Impl {
             return;
         }
         try {
-            zmq::poll(items, std::chrono::milliseconds(wait_ms(timeout_ms)));
+            if (sending) {
+                // Waiting for room to send (a node not connected yet, or a
+                // full queue) is zmq_poll's: the waiter watches input only.
+                zmq::poll(items, std::chrono::milliseconds(wait_ms(timeout_ms)));
+                // Its ZMQ_EVENTS queries consumed the descriptors' signals.
+                for (const auto& item : items) waiter.unsettle(item.socket);
+            } else {
+                const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        Clock::now().time_since_epoch())
+                                        .count();
+                waiter.wait(items, static_cast<uint64_t>(wait_ms(timeout_ms)),
+                            static_cast<uint64_t>(now_ms));
+            }
         } catch (const zmq::error_t&) {
             return;  // EINTR and the like: expiry below still runs
         }

@@ -22,6 +22,7 @@
 #include <zmq_addon.hpp>
 
 #include "client/metrics.h"
+#include "client/ready_waiter.h"
 #include "client/z85.h"
 #include "node/access/access.h"
 #include "node/buffered_env.h"
@@ -32,7 +33,6 @@
 #include "node/runtime/commit_thread.h"
 #include "node/runtime/frame_batch.h"
 #include "node/runtime/limits.h"
-#include "node/runtime/ready_waiter.h"
 #include "node/runtime/stream_socket.h"
 
 namespace kv::node {
@@ -1219,7 +1219,7 @@ class Runtime {
     std::vector<std::string> gossip_endpoints_;            // gossip_dealers_ in poll order
     uint64_t synced_version_ = 0;
     std::vector<zmq::pollitem_t> items_;
-    std::optional<ReadyWaiter> waiter_;  // waits on items_ (made in open_sockets)
+    std::optional<client::ReadyWaiter> waiter_;  // waits on items_ (made in open_sockets)
     std::vector<char> ready_;      // handle_batch: ROUTER, DEALERs, gossip DEALERs still to read
     size_t fixed_poll_items_ = 1;  // items_ before the DEALERs: ROUTER, ZAP, monitor, ...
     std::optional<zmq::socket_t> zap_;  // with a cluster key only

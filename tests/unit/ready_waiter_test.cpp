@@ -1,4 +1,4 @@
-// The event loop's waiter (node/runtime/ready_waiter.h): it reports what is
+// The event loop's waiter (client/ready_waiter.h): it reports what is
 // readable, sleeps when nothing is, and never leaves a socket's queued
 // messages unreported once the loop has said it used the socket.
 #include <sys/eventfd.h>
@@ -10,11 +10,11 @@
 #include <vector>
 #include <zmq.hpp>
 
-#include "node/runtime/ready_waiter.h"
+#include "client/ready_waiter.h"
 
 namespace {
 
-using kv::node::ReadyWaiter;
+using kv::client::ReadyWaiter;
 
 // Receives from a ROUTER until it has nothing (settling it); returns how
 // many messages (routing id and body) it read.

@@ -1,4 +1,4 @@
-#include "node/runtime/ready_waiter.h"
+#include "client/ready_waiter.h"
 
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -6,7 +6,7 @@
 #include <array>
 #include <cerrno>
 
-namespace kv::node {
+namespace kv::client {
 
 ReadyWaiter::ReadyWaiter() : epoll_fd_(::epoll_create1(EPOLL_CLOEXEC)) {
     if (epoll_fd_ < 0) throw zmq::error_t();
@@ -90,4 +90,4 @@ void ReadyWaiter::unsettle(void* socket) {
     }
 }
 
-}  // namespace kv::node
+}  // namespace kv::client

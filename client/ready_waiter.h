@@ -1,5 +1,6 @@
-// Waits for the event loop's ZeroMQ sockets and file descriptors with epoll,
-// in place of zmq_poll.
+// Waits for a loop's ZeroMQ sockets and file descriptors with epoll, in
+// place of zmq_poll: the node's event loop (node/runtime) and the client
+// library's poll() use it.
 //
 // Why: zmq_poll asks every socket for ZMQ_EVENTS on each pass, and an idle
 // socket answers with two system calls (its mailbox's getpid fork check and a
@@ -27,7 +28,7 @@
 
 #include <zmq.hpp>
 
-namespace kv::node {
+namespace kv::client {
 
 class ReadyWaiter {
   public:
@@ -79,4 +80,4 @@ class ReadyWaiter {
     Counts counts_;
 };
 
-}  // namespace kv::node
+}  // namespace kv::client
