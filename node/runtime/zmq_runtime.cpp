@@ -518,7 +518,9 @@ class Runtime {
         for (const auto& id : peer_ids_) {
             items_.push_back(zmq::pollitem_t{dealers_.at(id).handle(), 0, ZMQ_POLLIN, 0});
         }
-        for (const auto& ep : gossip_endpoints_) {
+        // Poll order is fixed here: gossip_endpoints_ reorders as it is used.
+        gossip_polled_ = gossip_endpoints_;
+        for (const auto& ep : gossip_polled_) {
             items_.push_back(zmq::pollitem_t{gossip_dealers_.at(ep).handle(), 0, ZMQ_POLLIN, 0});
         }
     }
@@ -538,7 +540,7 @@ class Runtime {
     // which sees whatever arrived since.
     void handle_batch() {
         const size_t peers = peer_ids_.size();
-        const size_t gossips = gossip_endpoints_.size();
+        const size_t gossips = gossip_polled_.size();
         ready_.assign(1 + peers + gossips, 0);
         if (items_.size() == fixed_poll_items_ + peers + gossips) {
             ready_[0] = (items_[0].revents & ZMQ_POLLIN) != 0;
@@ -569,7 +571,7 @@ class Runtime {
             }
             for (size_t j = 0; j < gossips; ++j) {
                 if (!ready_[1 + peers + j]) continue;
-                ready_[1 + peers + j] = drain_gossip_dealer(gossip_endpoints_[j]);
+                ready_[1 + peers + j] = drain_gossip_dealer(gossip_polled_[j]);
                 progress |= ready_[1 + peers + j] != 0;
             }
         }
@@ -581,7 +583,7 @@ class Runtime {
         }
         for (size_t j = 0; j < gossips; ++j) {
             if (ready_[1 + peers + j]) {
-                waiter_->unsettle(gossip_dealers_.at(gossip_endpoints_[j]).handle());
+                waiter_->unsettle(gossip_dealers_.at(gossip_polled_[j]).handle());
             }
         }
     }
@@ -1216,7 +1218,9 @@ class Runtime {
     std::map<std::string, std::string> peer_endpoints_;    // member id -> endpoint dialled
     std::vector<std::string> peer_ids_;                    // dealers_ in poll order
     std::map<std::string, zmq::socket_t> gossip_dealers_;  // by endpoint
-    std::vector<std::string> gossip_endpoints_;            // gossip_dealers_ in poll order
+    std::vector<std::string> gossip_endpoints_;  // gossip_dealers_, least recently used first
+    // gossip_dealers_ in poll order (items_ after the DEALERs), as of rebuild_poll_items.
+    std::vector<std::string> gossip_polled_;
     uint64_t synced_version_ = 0;
     std::vector<zmq::pollitem_t> items_;
     std::optional<client::ReadyWaiter> waiter_;  // waits on items_ (made in open_sockets)
