@@ -50,11 +50,10 @@ void ReadyWaiter::register_items(const std::vector<zmq::pollitem_t>& items) {
         if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, r.fd, &event) != 0) throw zmq::error_t();
         registered_.push_back(r);
     }
-    ++counts_.registrations;
+    ++registrations_;
 }
 
 void ReadyWaiter::wait(std::vector<zmq::pollitem_t>& items, uint64_t timeout_ms, uint64_t now_ms) {
-    ++counts_.waits;
     if (!same_items(items)) register_items(items);
     const bool backstop = now_ms >= next_backstop_ms_;
     if (backstop) next_backstop_ms_ = now_ms + kBackstopMs;
@@ -69,16 +68,17 @@ void ReadyWaiter::wait(std::vector<zmq::pollitem_t>& items, uint64_t timeout_ms,
         r.unsettled = false;
         items[i].revents = ZMQ_POLLIN;
         ready = true;
-        ++counts_.sockets_unsettled;
     }
     std::array<epoll_event, 64> events;
     const int timeout = ready ? 0 : static_cast<int>(std::min<uint64_t>(timeout_ms, 1000));
     const int n = ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timeout);
+    // EINTR (a signal): the caller checks for a stop and waits again. Any
+    // other error would recur at once, so it is thrown rather than spun on.
+    if (n < 0 && errno != EINTR) throw zmq::error_t();
     for (int e = 0; e < n; ++e) {
         const size_t i = events[static_cast<size_t>(e)].data.u64;
         if (i < items.size()) items[i].revents = ZMQ_POLLIN;
     }
-    // n < 0 is EINTR (a signal): the loop checks for a stop and waits again.
 }
 
 void ReadyWaiter::unsettle(void* socket) {

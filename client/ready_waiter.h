@@ -44,8 +44,9 @@ class ReadyWaiter {
     // items, as for zmq_poll) and sets each one's revents to ZMQ_POLLIN or 0.
     // Unlike zmq_poll, a socket may be reported with nothing to receive (it
     // was unsettled, or its descriptor signalled other commands): its handler
-    // must then try a receive, which settles it. `now_ms` is the caller's clock, for the backstop.
-    // A new socket starts unsettled.
+    // must then try a receive, which settles it. A new socket starts
+    // unsettled. `now_ms` is the caller's clock, for the backstop. Throws
+    // zmq::error_t when epoll fails other than by a signal.
     void wait(std::vector<zmq::pollitem_t>& items, uint64_t timeout_ms, uint64_t now_ms);
 
     // The items will differ at the next wait (sockets closed or made): a
@@ -56,13 +57,8 @@ class ReadyWaiter {
     // receive found nothing: the next wait reports it without sleeping.
     void unsettle(void* socket);
 
-    // System calls saved are the point; these count what the waits did.
-    struct Counts {
-        uint64_t waits = 0;
-        uint64_t sockets_unsettled = 0;  // reported because unsettled (or the backstop)
-        uint64_t registrations = 0;      // the epoll set rebuilt (the items changed)
-    };
-    const Counts& counts() const { return counts_; }
+    // How often the epoll set was rebuilt (the items changed).
+    uint64_t registrations() const { return registrations_; }
 
   private:
     struct Registered {
@@ -77,7 +73,7 @@ class ReadyWaiter {
     int epoll_fd_ = -1;
     std::vector<Registered> registered_;  // by item index
     uint64_t next_backstop_ms_ = 0;
-    Counts counts_;
+    uint64_t registrations_ = 0;
 };
 
 }  // namespace kv::client
