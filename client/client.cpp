@@ -14,6 +14,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "client/frame_batch.h"
 #include "client/ready_waiter.h"
 #include "client/z85.h"
 
@@ -22,6 +23,10 @@ namespace kv::client {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// What a node of an earlier version answered a client's batch frame with
+// under --cluster-key (id 0, unauthorized), reading nothing in it.
+constexpr std::string_view kBatchRefused = "batch frames are for members only";
 using Completion = std::function<void(Result<proto::Message>)>;
 
 // Bounds the work of one poll() so a flood of replies cannot starve expiry.
@@ -95,6 +100,7 @@ struct AsyncClient::Impl {
         size_t endpoint = 0;
         size_t endpoints_tried = 1;
         bool sent = false;
+        bool batched = false;   // sent in a batch frame (resent alone if that was refused)
         bool may_move = true;   // false for local_get (node-specific)
         bool retryable = true;  // a read: may be resent after no answer
         uint64_t reply_wait_ms = 0;
@@ -107,6 +113,7 @@ struct AsyncClient::Impl {
         // PAIR reading the socket's failed handshakes (libzmq's socket monitor).
         std::optional<zmq::socket_t> monitor;
         std::deque<uint64_t> unsent;  // FIFO, so pipelined order is kept
+        bool batching = true;         // until the node refuses a batch frame
     };
 
     zmq::context_t context{1};
@@ -124,6 +131,7 @@ struct AsyncClient::Impl {
     ReadyWaiter waiter;
     std::vector<zmq::pollitem_t> items;  // wait_and_receive's, reused
     std::vector<size_t> item_endpoint;
+    std::vector<std::string_view> batch_parts;  // on_frame's, reused
 
     // ---- sockets ----------------------------------------------------------
 
@@ -290,30 +298,96 @@ struct AsyncClient::Impl {
         schedule(id, p, Clock::now() + std::chrono::milliseconds(options.connect_timeout_ms));
         ensure_socket(index);  // on failure the request waits and then expires
         endpoints[index].unsent.push_back(id);
-        flush(index);
+        // Sent by the next poll(), with whatever else is queued by then.
     }
 
     // Hands queued frames to ZeroMQ until it pushes back (not connected, or
-    // the high-water mark is reached).
+    // the high-water mark is reached): several at once as batch frames when
+    // batching, else one by one.
     void flush(size_t index) {
         Endpoint& e = endpoints[index];
         if (!e.socket) return;
         // A send may process the socket's mailbox, consuming its descriptor's signal.
         if (!e.unsent.empty()) waiter.unsettle(e.socket->handle());
         while (!e.unsent.empty()) {
-            uint64_t id = e.unsent.front();
-            Pending& p = pending.at(id);
-            try {
-                auto sent = e.socket->send(zmq::buffer(p.frame), zmq::send_flags::dontwait);
-                if (!sent) return;
-            } catch (const zmq::error_t& err) {
-                complete(id, connection_error("send to " + e.address + ": " + err.what()));
-                continue;
-            }
-            e.unsent.pop_front();
-            p.sent = true;
-            schedule(id, p, Clock::now() + std::chrono::milliseconds(p.reply_wait_ms));
+            const bool batch = e.batching && options.batch_requests && e.unsent.size() > 1;
+            if (!(batch ? send_batch(e) : send_one(e))) return;
         }
+    }
+
+    // Sends the first queued request alone; false when ZeroMQ pushed back.
+    bool send_one(Endpoint& e) {
+        uint64_t id = e.unsent.front();
+        Pending& p = pending.at(id);
+        try {
+            auto sent = e.socket->send(zmq::buffer(p.frame), zmq::send_flags::dontwait);
+            if (!sent) return false;
+        } catch (const zmq::error_t& err) {
+            complete(id, connection_error("send to " + e.address + ": " + err.what()));
+            return true;
+        }
+        e.unsent.pop_front();
+        mark_sent(id, p, false);
+        return true;
+    }
+
+    // Sends the queued requests that fit in one batch frame (at least the
+    // first); false when ZeroMQ pushed back, and then none of them went.
+    bool send_batch(Endpoint& e) {
+        proto::BatchFrame frame;
+        size_t count = 0;
+        for (uint64_t id : e.unsent) {
+            const std::string& bytes = pending.at(id).frame;
+            if (!frame.fits(bytes.size())) break;
+            frame.add(bytes);
+            ++count;
+        }
+        if (count == 1) return send_one(e);
+        try {
+            if (!e.socket->send(zmq::buffer(frame.bytes()), zmq::send_flags::dontwait)) return false;
+        } catch (const zmq::error_t& err) {
+            for (size_t i = 0; i < count; ++i) {
+                uint64_t id = e.unsent.front();
+                e.unsent.pop_front();
+                complete(id, connection_error("send to " + e.address + ": " + err.what()));
+            }
+            return true;
+        }
+        for (size_t i = 0; i < count; ++i) {
+            uint64_t id = e.unsent.front();
+            e.unsent.pop_front();
+            mark_sent(id, pending.at(id), true);
+        }
+        return true;
+    }
+
+    void mark_sent(uint64_t id, Pending& p, bool batched) {
+        p.sent = true;
+        p.batched = batched;
+        schedule(id, p, Clock::now() + std::chrono::milliseconds(p.reply_wait_ms));
+    }
+
+    // A node of an earlier version refused a batch frame (with --cluster-key
+    // it answered every batch from a client so, reading nothing in it): this
+    // connection sends one by one from now on, starting with what it batched.
+    void stop_batching(size_t index) {
+        Endpoint& e = endpoints[index];
+        if (!e.batching) return;
+        e.batching = false;
+        std::vector<uint64_t> again;
+        for (auto& [id, p] : pending) {
+            if (p.endpoint == index && p.sent && p.batched) again.push_back(id);
+        }
+        // Ids grow with submission, so this is the order they were sent in.
+        for (auto it = again.rbegin(); it != again.rend(); ++it) {
+            Pending& p = pending.at(*it);
+            p.sent = false;
+            p.batched = false;
+            schedule(*it, p,
+                     Clock::now() + std::chrono::milliseconds(options.connect_timeout_ms));
+            e.unsent.push_front(*it);
+        }
+        flush(index);
     }
 
     // Later requests go to the next endpoint; a no-op when another failure
@@ -324,7 +398,20 @@ struct AsyncClient::Impl {
 
     // ---- replies -----------------------------------------------------------
 
-    void on_frame(std::string_view frame) {
+    void on_frame(size_t index, std::string_view frame) {
+        if (proto::is_batch_frame(frame)) {
+            // Completions only queue callbacks, so nothing reenters here meanwhile.
+            if (proto::split_batch_frame(frame, batch_parts)) {
+                for (std::string_view part : batch_parts) on_message(index, part);
+            } else {
+                ++stale_replies;  // a malformed batch: its requests time out
+            }
+            return;
+        }
+        on_message(index, frame);
+    }
+
+    void on_message(size_t index, std::string_view frame) {
         uint64_t id = 0;
         auto decoded = proto::decode(frame, &id);
         if (!decoded) {
@@ -337,6 +424,12 @@ struct AsyncClient::Impl {
             return;
         }
         id = proto::request_id(decoded.value());
+        if (const auto* e = std::get_if<proto::ErrorResponse>(&decoded.value());
+            e != nullptr && id == 0 && e->code == ErrorCode::unauthorized &&
+            e->message == kBatchRefused) {
+            stop_batching(index);
+            return;
+        }
         if (pending.count(id) == 0) {
             ++stale_replies;  // answered after a timeout or failover
             return;
@@ -348,7 +441,8 @@ struct AsyncClient::Impl {
         complete(id, std::move(decoded));
     }
 
-    void receive_all(Endpoint& e) {
+    void receive_all(size_t index) {
+        Endpoint& e = endpoints[index];
         for (size_t i = 0; i < kReceiveBatchMax; ++i) {
             zmq::message_t part;
             std::string last_part;
@@ -362,7 +456,7 @@ struct AsyncClient::Impl {
             } catch (const zmq::error_t&) {
                 return;
             }
-            on_frame(part.to_string_view());
+            on_frame(index, part.to_string_view());
         }
         waiter.unsettle(e.socket->handle());  // stopped before a receive found nothing
     }
@@ -455,7 +549,7 @@ struct AsyncClient::Impl {
         }
         for (size_t k = 0; k < sockets; ++k) {
             Endpoint& e = endpoints[item_endpoint[k]];
-            if (items[k].revents & ZMQ_POLLIN) receive_all(e);
+            if (items[k].revents & ZMQ_POLLIN) receive_all(item_endpoint[k]);
             if (items[sockets + k].revents & ZMQ_POLLIN) read_handshake_events(item_endpoint[k]);
             if (!e.unsent.empty()) flush(item_endpoint[k]);
         }
@@ -473,8 +567,16 @@ struct AsyncClient::Impl {
         return count;
     }
 
+    // Sends what was submitted since the last poll, together.
+    void flush_all() {
+        for (size_t i = 0; i < endpoints.size(); ++i) {
+            if (!endpoints[i].unsent.empty()) flush(i);
+        }
+    }
+
     size_t poll(int timeout_ms) {
         if (pending.empty() && ready.empty()) return 0;
+        flush_all();
         wait_and_receive(std::max(timeout_ms, 0));
         expire_due(Clock::now());
         return run_ready();

@@ -80,6 +80,14 @@ struct ClientOptions {
     // refuses the handshake (an unknown key, or CURVE on one side only) fails
     // the requests waiting on it with ErrorCode::unauthorized at once.
     std::optional<CurveCredentials> curve;
+    // AsyncClient: the requests one poll() sends to a node (all submitted
+    // since the last poll) go together, as batch frames (client/frame_batch.h),
+    // and the node answers them in batch frames: fewer ZeroMQ messages on both
+    // sides. A node
+    // of an earlier version that refuses a batch frame (it did so only with
+    // --cluster-key) gets that connection's batched requests again one by one,
+    // and no more batches.
+    bool batch_requests = true;
 };
 
 // A successful get: the live siblings (at least one; at most the node's sibling
@@ -104,11 +112,13 @@ using AdminCallback = std::function<void(Result<std::string>)>;
 using UserListCallback = std::function<void(Result<std::vector<proto::UserInfo>>)>;
 using OwnersCallback = std::function<void(Result<proto::OwnersResponse>)>;
 
-// Many requests in flight over one connection. submit_* never block and never
-// run a callback; callbacks run only inside poll(), on the polling thread, each
-// exactly once (with the reply, or an error such as timeout). A callback may
-// submit further requests. The returned id is the wire request id (unique among
-// this client's requests).
+// Many requests in flight over one connection. submit_* never block, never
+// send and never run a callback: a request is queued, and the next poll()
+// sends everything queued since the last one together (as batch frames, see
+// ClientOptions::batch_requests). Callbacks run only inside poll(), on the
+// polling thread, each exactly once (with the reply, or an error such as
+// timeout). A callback may submit further requests. The returned id is the
+// wire request id (unique among this client's requests).
 class AsyncClient {
   public:
     // Fails with invalid_argument for an empty list or a malformed endpoint
@@ -159,10 +169,11 @@ class AsyncClient {
     uint64_t submit_revoke(std::string name, proto::Permission permission, std::string prefix,
                            AdminCallback done);
 
-    // Waits up to timeout_ms (0: do not wait) for replies, sends what could not
-    // be sent yet, expires requests whose local deadline passed, then runs the
-    // callbacks of completed requests. Returns how many callbacks ran. Returns
-    // at once when nothing is in flight.
+    // Sends what was submitted since the last poll (and what could not be sent
+    // yet), waits up to timeout_ms (0: do not wait) for replies, expires
+    // requests whose local deadline passed, then runs the callbacks of
+    // completed requests. Returns how many callbacks ran. Returns at once when
+    // nothing is in flight.
     size_t poll(int timeout_ms);
 
     // Submitted requests whose callback has not run yet.

@@ -31,7 +31,7 @@
 #include "node/metrics/request_metrics.h"
 #include "node/resp/gateway.h"
 #include "node/runtime/commit_thread.h"
-#include "node/runtime/frame_batch.h"
+#include "client/frame_batch.h"
 #include "node/runtime/limits.h"
 #include "node/runtime/stream_socket.h"
 
@@ -126,6 +126,11 @@ constexpr uint64_t kRefusalLogIntervalMs = 10000;  // refused handshakes: one lo
 constexpr uint64_t kMemoryCheckIntervalMs = 10;
 constexpr uint64_t kMemoryResetGapMs = 1000;
 constexpr size_t kSlowReadersMax = 65536;
+// A client's replies are batched into frames of at most this, so that the
+// --reply-queue-max messages queued for a connection that does not read hold
+// at most that many times 64 KiB of small replies (a lone larger reply still
+// goes alone, as before); a member's, up to proto::kBatchFrameBytesMax.
+constexpr size_t kClientReplyBatchBytesMax = size_t{64} << 10;
 constexpr size_t kPeerRoutesMax =
     4096;  // connections remembered as members  // connections remembered as slow readers
 constexpr uint64_t kLimitsLogIntervalMs = 10000;
@@ -632,55 +637,49 @@ class Runtime {
                        "a request must be exactly one frame, got " + std::to_string(frames)));
             return true;
         }
-        if (is_batch_frame(frame.to_string_view())) return handle_batch_request(from, frame, who);
+        if (proto::is_batch_frame(frame.to_string_view())) return handle_batch_request(from, frame, who);
+        handle_request(from, frame.to_string_view(), who);
+        return true;
+    }
+
+    // One request frame, alone or from a batch: decoded, then answered by the
+    // node, which checks `who` may send it (node/access).
+    void handle_request(const ReplyTo& from, std::string_view frame, const Principal& who) {
         uint64_t id = 0;
-        auto decoded = node::decode(frame.to_string_view(), &id);
+        auto decoded = node::decode(frame, &id);
         env_.begin_handler();
         if (!decoded) {
             node_.on_bad_frame(from, id, decoded.status());
-            return true;
+            return;
         }
         request_metrics_.on_request(from, decoded.value(), now_us());
         if (const auto* stats = std::get_if<proto::StatsRequest>(&decoded.value());
             stats != nullptr && !node_.access().refusal(who, decoded.value())) {
             // The runtime's figures with the node's: the node alone knows only its own.
             env_.reply(from, proto::StatsResponse{stats->id, render_metrics()});
-            return true;
+            return;
         }
         node_.on_request(from, std::move(decoded.value()), std::nullopt, who);
-        return true;
     }
 
     // A batch frame on the ROUTER: the requests of one member's loop
-    // iteration. A client may not send one (frame_batch.h).
+    // iteration, or those a client's callbacks submitted together
+    // (client/frame_batch.h). Each is checked and answered as if it came alone.
     bool handle_batch_request(const ReplyTo& from, const zmq::message_t& frame,
                               const Principal& who) {
-        env_.begin_handler();
-        if (who.kind == Principal::Kind::user) {
-            node_.on_bad_frame(
-                from, 0, Status(ErrorCode::unauthorized, "batch frames are for members only"));
-            return true;
-        }
-        if (!split_batch_frame(frame.to_string_view(), batch_parts_)) {
+        if (!proto::split_batch_frame(frame.to_string_view(), batch_parts_)) {
+            env_.begin_handler();
             node_.on_bad_frame(from, 0, Status(ErrorCode::bad_request, "malformed batch frame"));
             return true;
         }
         note_batch_route(from.route);
-        for (std::string_view part : batch_parts_) {
-            uint64_t id = 0;
-            auto decoded = node::decode(part, &id);
-            env_.begin_handler();
-            if (!decoded) {
-                node_.on_bad_frame(from, id, decoded.status());
-            } else {
-                node_.on_request(from, std::move(decoded.value()), std::nullopt, who);
-            }
-        }
+        for (std::string_view part : batch_parts_) handle_request(from, part, who);
         return true;
     }
 
-    // Connections that sent a batch frame: members of this version, which
-    // read batch frames too, so their replies are batched. Bounded as peer_routes_.
+    // Connections that sent a batch frame (members and clients of this
+    // version, which read batch frames too), so their replies are batched.
+    // Bounded as peer_routes_.
     void note_batch_route(const std::string& route) {
         if (batch_routes_.size() >= kPeerRoutesMax && !batch_routes_.contains(route)) {
             batch_routes_.clear();
@@ -713,11 +712,11 @@ class Runtime {
             if (!dealers_.at(peer_id).recv(rest, zmq::recv_flags::dontwait)) break;
             if (!rest.more()) return true;
         }
-        if (!is_batch_frame(frame.to_string_view())) {
+        if (!proto::is_batch_frame(frame.to_string_view())) {
             on_peer_frame(peer_id, frame.to_string_view());
             return true;
         }
-        if (!split_batch_frame(frame.to_string_view(), batch_parts_)) {
+        if (!proto::split_batch_frame(frame.to_string_view(), batch_parts_)) {
             env_.write_log(LogLevel::warn, "malformed batch frame from " + peer_id);
             return true;
         }
@@ -817,13 +816,19 @@ class Runtime {
                 hold_or_fail(o, now);
             }
         }
-        for (auto& [peer, group] : to_peer) deliver_batched(group, now);
-        for (auto& [route, group] : to_route) deliver_batched(group, now);
+        for (auto& [peer, group] : to_peer) deliver_batched(group, now, proto::kBatchFrameBytesMax);
+        for (auto& [route, group] : to_route) {
+            deliver_batched(group, now,
+                            peer_routes_.contains(route) ? proto::kBatchFrameBytesMax
+                                                         : kClientReplyBatchBytesMax);
+        }
     }
 
-    // One destination's messages, as few frames as kBatchFrameBytesMax allows;
-    // a message alone in its frame goes as its own frame. Each is encoded once.
-    void deliver_batched(const std::vector<Outgoing*>& group, uint64_t now) {
+    // One destination's messages, as few frames of at most `frame_bytes_max`
+    // as that allows; a message alone in its frame goes as its own frame. Each
+    // is encoded once.
+    void deliver_batched(const std::vector<Outgoing*>& group, uint64_t now,
+                         size_t frame_bytes_max) {
         if (group.size() == 1) {
             if (!deliver(*group.front())) hold_or_fail(*group.front(), now);
             return;
@@ -833,7 +838,7 @@ class Runtime {
         for (const Outgoing* o : group) payloads.push_back(node::encode(o->message));
         size_t first = 0;
         while (first < group.size()) {
-            BatchFrame frame;
+            proto::BatchFrame frame(frame_bytes_max);
             size_t end = first;
             while (end < group.size() && frame.fits(payloads[end].size()))
                 frame.add(payloads[end++]);

@@ -313,9 +313,8 @@ Batch oversized_frame_batch() {
     return batch;
 }
 
-// Batch frames (node/runtime/frame_batch.h) whose lengths run past their end
-// or that hold nothing. (This node runs without a cluster key, so the sender
-// counts as a member and may send batches at all.)
+// Batch frames (client/frame_batch.h) whose lengths run past their end
+// or that hold nothing.
 Batch malformed_batch_frame_batch() {
     Batch batch{"malformed batch frames", ErrorCode::bad_request};
     batch.add(std::string(1, '\xc1'));

@@ -1,5 +1,6 @@
 #include "tests/process/process_cluster.h"
 
+#include "client/frame_batch.h"
 #include "client/keys.h"
 
 #include <fcntl.h>
@@ -509,6 +510,11 @@ Status RawClient::send(const proto::Message& message) {
 }
 
 Result<std::string> RawClient::recv_frame(int timeout_ms) {
+    if (!batched_.empty()) {
+        std::string next = std::move(batched_.front());
+        batched_.pop_front();
+        return next;
+    }
     try {
         socket_.set(zmq::sockopt::rcvtimeo, timeout_ms);
         zmq::message_t frame;
@@ -517,6 +523,11 @@ Result<std::string> RawClient::recv_frame(int timeout_ms) {
                           "no reply within " + std::to_string(timeout_ms) + " ms"};
         }
         std::string bytes = frame.to_string();
+        std::vector<std::string_view> messages;
+        if (!frame.more() && proto::split_batch_frame(bytes, messages)) {
+            for (size_t i = 1; i < messages.size(); ++i) batched_.emplace_back(messages[i]);
+            return std::string(messages.front());
+        }
         if (!frame.more()) return bytes;
         // Drain the rest so the next receive starts at a message boundary.
         size_t parts = 1;

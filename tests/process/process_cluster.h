@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <optional>
 #include <string>
@@ -148,7 +149,9 @@ class ProcessCluster {
 };
 
 // One DEALER socket connected to a node. Frames go out as they are (so tests can
-// send garbage); replies come back decoded with proto::decode.
+// send garbage); replies come back decoded with proto::decode. A node answers a
+// connection that sent a batch frame with batch frames (client/frame_batch.h):
+// their messages are returned one at a time, as if each had come alone.
 class RawClient {
   public:
     // With `curve`, a CURVE client with those keys; else plain ZMTP.
@@ -172,6 +175,7 @@ class RawClient {
 
   private:
     zmq::socket_t socket_;
+    std::deque<std::string> batched_;  // the rest of the last batch frame received
 };
 
 // A fresh request id, unique within the test process.

@@ -17,12 +17,12 @@
 #include <catch2/catch.hpp>
 
 #include "client/client.h"
+#include "client/frame_batch.h"
 #include "client/keys.h"
 #include "client/protocol.h"
 #include "gossip/gossip_codec.h"
 #include "node/data/object.h"
 #include "node/peer_protocol.h"
-#include "node/runtime/frame_batch.h"
 #include "tests/process/process_cluster.h"
 
 using namespace kv;
@@ -196,8 +196,8 @@ std::vector<std::pair<std::string, std::string>> forged_peer_frames(ProcessClust
     add("ae_push of a forged object",
         node::AePushRequest{next_request_id(), "evil", {"k6"}, {object}});
     add("repair", proto::RepairRequest{next_request_id(), true, 0, 0});
-    // A batch frame (node/runtime/frame_batch.h) of a forged write and a read.
-    node::BatchFrame batch;
+    // A batch frame (client/frame_batch.h) of a forged write and a read.
+    proto::BatchFrame batch;
     batch.add(node::encode(write));
     batch.add(node::encode(node::ReplicaReadRequest{next_request_id(), "k1"}));
     frames.emplace_back("batch frame of r_write and r_read", batch.bytes());
@@ -412,13 +412,51 @@ TEST_CASE(
         for (const auto& [name, frame] : frames) {
             INFO(name << " to " << cluster.node_id(i));
             KV_REQUIRE_OK(as_user.send_frame(frame));
-            auto reply = as_user.recv();
-            KV_REQUIRE_OK(reply.status());
-            const auto* error = std::get_if<proto::ErrorResponse>(&reply.value());
-            REQUIRE(error != nullptr);
-            CHECK(error->code == ErrorCode::unauthorized);
-            CHECK(error->message.find("forged") == std::string::npos);  // no value echoed
+            // A batch is answered message by message, each refused on its own.
+            std::vector<std::string_view> parts;
+            const size_t messages =
+                proto::split_batch_frame(frame, parts) ? parts.size() : size_t{1};
+            for (size_t m = 0; m < messages; ++m) {
+                auto reply = as_user.recv();
+                KV_REQUIRE_OK(reply.status());
+                const auto* error = std::get_if<proto::ErrorResponse>(&reply.value());
+                REQUIRE(error != nullptr);
+                CHECK(error->code == ErrorCode::unauthorized);
+                CHECK(error->message.find("forged") == std::string::npos);  // no value echoed
+            }
         }
+    }
+
+    // A user's batch frame is answered message by message, each checked as if
+    // it came alone: the read its grant covers is served, beside a forged
+    // member write and a put it has no grant for, both refused.
+    {
+        RawClient as_user(cluster.endpoint(0), user);
+        node::ReplicaWriteRequest forged;
+        forged.id = next_request_id();
+        forged.key = "k1";
+        forged.value = "forged";
+        forged.siblings_max = 100;
+        const proto::Consistency quorum{proto::Level::quorum, 0, false};
+        const proto::GetRequest get{next_request_id(), "k0", quorum, 5000};
+        const proto::PutRequest put{next_request_id(), "k2", "forged", {}, quorum, 5000, false};
+        proto::BatchFrame batch;
+        batch.add(node::encode(node::Message{forged}));
+        batch.add(proto::encode(get));
+        batch.add(proto::encode(put));
+        KV_REQUIRE_OK(as_user.send_frame(batch.bytes()));
+        auto replies = as_user.collect(3);
+        KV_REQUIRE_OK(replies.status());
+        std::map<uint64_t, proto::Message> by_id;
+        for (auto& r : replies.value()) by_id.emplace(proto::request_id(r), std::move(r));
+        REQUIRE(by_id.size() == 3);
+        for (uint64_t refused : {forged.id, put.id}) {
+            INFO(describe(by_id.at(refused)));
+            CHECK(reply_code(by_id.at(refused)) == ErrorCode::unauthorized);
+        }
+        const auto* got = std::get_if<proto::GetResponse>(&by_id.at(get.id));
+        REQUIRE(got != nullptr);
+        CHECK(got->values == std::vector<std::string>{"v"});
     }
 
     check_unharmed(cluster, as_admin, ids);

@@ -1,18 +1,18 @@
-// Batch frames (node/runtime/frame_batch.h): what is added comes back out, in
+// Batch frames (client/frame_batch.h): what is added comes back out, in
 // order; what is malformed is refused, never read past its end.
 #include <catch2/catch.hpp>
 #include <string>
 #include <vector>
 
-#include "node/peer_protocol.h"
-#include "node/runtime/frame_batch.h"
+#include "client/frame_batch.h"
+#include "client/protocol.h"
 
 namespace {
 
-using kv::node::BatchFrame;
-using kv::node::is_batch_frame;
-using kv::node::kBatchFrameBytesMax;
-using kv::node::split_batch_frame;
+using kv::proto::BatchFrame;
+using kv::proto::is_batch_frame;
+using kv::proto::kBatchFrameBytesMax;
+using kv::proto::split_batch_frame;
 
 }  // namespace
 
@@ -28,9 +28,9 @@ TEST_CASE("batch frame: messages come back in order, empty ones included", "[fra
     CHECK(std::vector<std::string>(parts.begin(), parts.end()) == messages);
 }
 
-TEST_CASE("batch frame: a peer message's own frame never looks like a batch", "[frame_batch]") {
+TEST_CASE("batch frame: a message's own frame never looks like a batch", "[frame_batch]") {
     // Every single message is a msgpack map, whose first byte is never 0xc1.
-    const std::string single = kv::node::encode(kv::node::PingRequest{});
+    const std::string single = kv::proto::encode(kv::proto::StatusRequest{});
     CHECK_FALSE(is_batch_frame(single));
     CHECK_FALSE(is_batch_frame(""));
 }
@@ -58,4 +58,12 @@ TEST_CASE("batch frame: fits keeps a frame under the cap, a first message always
     frame.add(std::string(kBatchFrameBytesMax / 2, 'a'));
     CHECK(frame.fits(kBatchFrameBytesMax / 2 - 10));
     CHECK_FALSE(frame.fits(kBatchFrameBytesMax / 2));
+}
+
+TEST_CASE("batch frame: a smaller cap is kept the same way", "[frame_batch]") {
+    BatchFrame frame(100);
+    CHECK(frame.fits(1000));  // a first message always fits
+    frame.add(std::string(50, 'a'));  // 1 + 4 + 50 bytes
+    CHECK(frame.fits(100 - 55 - 4));
+    CHECK_FALSE(frame.fits(100 - 55 - 4 + 1));
 }

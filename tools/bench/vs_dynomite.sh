@@ -8,7 +8,8 @@
 # NODE_BIN_DIR (default BIN_DIR) run instead, e.g.
 #   tools/bench/vs_dynomite.sh build/bin thread=--commit-thread,true loop=--commit-thread,false
 #   tools/bench/vs_dynomite.sh build/bin new before@/tmp/old-bin
-# (kvctl and kvbench always come from BIN_DIR).
+# (kvctl always comes from BIN_DIR, and kvbench too unless KVBENCH_FROM_VARIANT=1,
+# which runs each variant's own kvbench: for a change to the client library).
 # Default: one variant, "durable" (the defaults: --sync true).
 #
 # The same shape for both systems: 3 nodes on 127.0.0.1, 3 replicas, quorum
@@ -68,7 +69,8 @@ kv_start() {  # kv_start FLAG...
 kv_eps() { local e="" p; for p in "${KV_PORTS[@]}"; do e+="tcp://$HOST:$p,"; done; echo "${e%,}"; }
 kv_run() {  # kv_run CONFIG MIX CONNS PIPE RUN
   quiet_wait "kv/$1/$2/run$5"
-  local js; js=$("$BIN/kvbench" --node "$(kv_eps)" --keys "$KEYS" --mix "$2" --consistency quorum \
+  local bench=$BIN; ((${KVBENCH_FROM_VARIANT:-0})) && bench=$NODE_BIN
+  local js; js=$("$bench/kvbench" --node "$(kv_eps)" --keys "$KEYS" --mix "$2" --consistency quorum \
       --duration-s "$DUR" --connections "$3" --pipeline "$4" --json 2>>"$RESULTS_DIR/kv.stderr")
   python3 - "$1" "$2" "$5" "$js" >>"$OUT" <<'EOF'
 import json, sys

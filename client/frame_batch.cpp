@@ -1,6 +1,6 @@
-#include "node/runtime/frame_batch.h"
+#include "client/frame_batch.h"
 
-namespace kv::node {
+namespace kv::proto {
 
 bool split_batch_frame(std::string_view frame, std::vector<std::string_view>& messages) {
     messages.clear();
@@ -25,4 +25,4 @@ void BatchFrame::add(std::string_view message) {
     ++count_;
 }
 
-}  // namespace kv::node
+}  // namespace kv::proto
