@@ -27,10 +27,15 @@ void run_twice_and_check(const sim::SimOptions& o) {
     CHECK(first.digest == second.digest);
     CHECK(first.final_reads_failed == 0);
     // The run did something: a workload that never wrote would prove nothing.
+    // More than one acknowledged put per 2 simulated seconds: > 10 in the
+    // 20-s runs, > 4 in the 8-s runs under ASan. (Measured with the default
+    // preset at 8 s over 1,300 seeds: at least 8, 1% below 14, median 41; a
+    // fixed "> 10" failed 0.3% of those seeds, when crashes and disk failures
+    // left few puts to acknowledge.)
     uint64_t acked_puts = 0;
     for (const auto& e : first.history.entries)
         acked_puts += e.kind == sim::OpKind::put && e.outcome == sim::Outcome::ok;
-    CHECK(acked_puts > 10);
+    CHECK(acked_puts > o.duration_s / 2);
 }
 
 }  // namespace
