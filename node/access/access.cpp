@@ -52,8 +52,8 @@ std::optional<Need> need_of(const Message& m) {
         m);
 }
 
-// Messages only cluster members send (node/peer_protocol.h): each handler
-// trusts its sender to be a member (docs/SECURITY.md).
+}  // namespace
+
 bool is_peer_request(const Message& m) {
     return std::holds_alternative<ReplicaReadRequest>(m) ||
            std::holds_alternative<ReplicaWriteRequest>(m) ||
@@ -66,8 +66,6 @@ bool is_peer_request(const Message& m) {
            std::holds_alternative<AeCompareRequest>(m) ||
            std::holds_alternative<AeKeysRequest>(m) || std::holds_alternative<AePushRequest>(m);
 }
-
-}  // namespace
 
 Access::Access(const NodeConfig& config, Env& env, RequestIds& ids)
     : config_(config), env_(env), ids_(ids) {}

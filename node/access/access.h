@@ -29,6 +29,10 @@
 
 namespace kv::node {
 
+// Messages only cluster members send (node/peer_protocol.h): each handler
+// trusts its sender to be a member (docs/SECURITY.md).
+bool is_peer_request(const Message& m);
+
 class Access {
   public:
     Access(const NodeConfig& config, Env& env, RequestIds& ids);

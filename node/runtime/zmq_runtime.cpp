@@ -17,10 +17,12 @@
 #include <map>
 #include <random>
 #include <set>
+#include <unordered_map>
 #include <unordered_set>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "client/frame_batch.h"
 #include "client/metrics.h"
 #include "client/ready_waiter.h"
 #include "client/z85.h"
@@ -31,7 +33,6 @@
 #include "node/metrics/request_metrics.h"
 #include "node/resp/gateway.h"
 #include "node/runtime/commit_thread.h"
-#include "client/frame_batch.h"
 #include "node/runtime/limits.h"
 #include "node/runtime/stream_socket.h"
 
@@ -131,8 +132,7 @@ constexpr size_t kSlowReadersMax = 65536;
 // at most that many times 64 KiB of small replies (a lone larger reply still
 // goes alone, as before); a member's, up to proto::kBatchFrameBytesMax.
 constexpr size_t kClientReplyBatchBytesMax = size_t{64} << 10;
-constexpr size_t kPeerRoutesMax =
-    4096;  // connections remembered as members  // connections remembered as slow readers
+constexpr size_t kPeerRoutesMax = 4096;  // connections remembered as members or batching
 constexpr uint64_t kLimitsLogIntervalMs = 10000;
 
 class Runtime {
@@ -637,29 +637,33 @@ class Runtime {
                        "a request must be exactly one frame, got " + std::to_string(frames)));
             return true;
         }
-        if (proto::is_batch_frame(frame.to_string_view())) return handle_batch_request(from, frame, who);
+        if (proto::is_batch_frame(frame.to_string_view()))
+            return handle_batch_request(from, frame, who);
         handle_request(from, frame.to_string_view(), who);
         return true;
     }
 
     // One request frame, alone or from a batch: decoded, then answered by the
-    // node, which checks `who` may send it (node/access).
-    void handle_request(const ReplyTo& from, std::string_view frame, const Principal& who) {
+    // node, which checks `who` may send it (node/access). True when it was a
+    // node-to-node request (whether or not `who` may send one).
+    bool handle_request(const ReplyTo& from, std::string_view frame, const Principal& who) {
         uint64_t id = 0;
         auto decoded = node::decode(frame, &id);
         env_.begin_handler();
         if (!decoded) {
             node_.on_bad_frame(from, id, decoded.status());
-            return;
+            return false;
         }
+        const bool peer_request = is_peer_request(decoded.value());
         request_metrics_.on_request(from, decoded.value(), now_us());
         if (const auto* stats = std::get_if<proto::StatsRequest>(&decoded.value());
             stats != nullptr && !node_.access().refusal(who, decoded.value())) {
             // The runtime's figures with the node's: the node alone knows only its own.
             env_.reply(from, proto::StatsResponse{stats->id, render_metrics()});
-            return;
+            return false;
         }
         node_.on_request(from, std::move(decoded.value()), std::nullopt, who);
+        return peer_request;
     }
 
     // A batch frame on the ROUTER: the requests of one member's loop
@@ -672,19 +676,33 @@ class Runtime {
             node_.on_bad_frame(from, 0, Status(ErrorCode::bad_request, "malformed batch frame"));
             return true;
         }
-        note_batch_route(from.route);
-        for (std::string_view part : batch_parts_) handle_request(from, part, who);
+        bool peer_requests = false;
+        for (std::string_view part : batch_parts_) {
+            peer_requests = handle_request(from, part, who) || peer_requests;
+        }
+        // A member's replies go in frames as large as its requests may be; a
+        // client's are capped (kClientReplyBatchBytesMax). Without
+        // --cluster-key nothing proves who is a member, so a connection that
+        // sends node-to-node requests is taken for one: such a sender may do
+        // anything in that mode anyway.
+        const bool member = who.kind == Principal::Kind::peer ||
+                            (who.kind == Principal::Kind::local && peer_requests);
+        note_batch_route(from.route,
+                         member ? proto::kBatchFrameBytesMax : kClientReplyBatchBytesMax);
         return true;
     }
 
     // Connections that sent a batch frame (members and clients of this
-    // version, which read batch frames too), so their replies are batched.
-    // Bounded as peer_routes_.
-    void note_batch_route(const std::string& route) {
+    // version, which read batch frames too), so their replies are batched, in
+    // frames of at most the bytes kept here. Bounded as peer_routes_.
+    void note_batch_route(const std::string& route, size_t reply_frame_bytes_max) {
         if (batch_routes_.size() >= kPeerRoutesMax && !batch_routes_.contains(route)) {
             batch_routes_.clear();
         }
-        batch_routes_.insert(route);
+        size_t& kept = batch_routes_[route];
+        // A member's connection keeps its larger frames should one batch of it
+        // carry client requests alone.
+        kept = std::max(kept, reply_frame_bytes_max);
     }
 
     void on_peer_frame(const std::string& peer_id, std::string_view frame) {
@@ -817,11 +835,7 @@ class Runtime {
             }
         }
         for (auto& [peer, group] : to_peer) deliver_batched(group, now, proto::kBatchFrameBytesMax);
-        for (auto& [route, group] : to_route) {
-            deliver_batched(group, now,
-                            peer_routes_.contains(route) ? proto::kBatchFrameBytesMax
-                                                         : kClientReplyBatchBytesMax);
-        }
+        for (auto& [route, group] : to_route) deliver_batched(group, now, batch_routes_.at(route));
     }
 
     // One destination's messages, as few frames of at most `frame_bytes_max`
@@ -1240,9 +1254,9 @@ class Runtime {
     uint64_t last_refusal_log_ms_ = 0;
     std::string last_refusal_;
     SlowReaders slow_readers_;
-    std::unordered_set<std::string> peer_routes_;   // see note_peer_route
-    std::unordered_set<std::string> batch_routes_;  // see note_batch_route
-    std::vector<std::string_view> batch_parts_;     // split_batch_frame's, reused
+    std::unordered_set<std::string> peer_routes_;           // see note_peer_route
+    std::unordered_map<std::string, size_t> batch_routes_;  // see note_batch_route
+    std::vector<std::string_view> batch_parts_;             // split_batch_frame's, reused
     TransportStats transport_stats_;
     TransportStats logged_stats_;
     uint64_t logged_overloaded_ = 0;
