@@ -220,14 +220,32 @@ TEST_CASE(
     }
     int at_n = 0;
     for (int k = 0; k < kKeys; ++k) at_n += copies[k] == 3 ? 1 : 0;
-    uint64_t streamed = 0;
-    for (size_t i = 0; i < 3; ++i) streamed += keys_received(cluster.log_tail(i, 1000));
-    streamed -= received_before;
+    // A new owner logs what it received when the removing node answers its
+    // handoff, and that node may complete the removal (it recorded the
+    // handoff) before the answer arrives or after a lost one is retried: so
+    // the count is waited for, bounded.
+    const auto streamed_so_far = [&] {
+        uint64_t total = 0;
+        for (size_t i = 0; i < 3; ++i) total += keys_received(cluster.log_tail(i, 1000));
+        return total - received_before;
+    };
+    const auto counting_from = Clock::now();
+    uint64_t streamed = streamed_so_far();
+    const uint64_t streamed_at_first = streamed;
+    for (const auto deadline = counting_from + std::chrono::seconds(15);
+         streamed < static_cast<uint64_t>(n4_held) && Clock::now() < deadline;
+         streamed = streamed_so_far()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
     std::printf(
         "removenode process test: n4 removed %lld ms after removenode; %d of %d keys at 3 copies "
-        "on the 3 survivors; %llu keys streamed to new owners (n4 held %d)\n",
+        "on the 3 survivors; %llu keys streamed to new owners (n4 held %d; %llu logged at the "
+        "first count, %lld ms before the last)\n",
         static_cast<long long>(removed_ms), at_n, kKeys, static_cast<unsigned long long>(streamed),
-        n4_held);
+        n4_held, static_cast<unsigned long long>(streamed_at_first),
+        static_cast<long long>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - counting_from)
+                .count()));
     CHECK(at_n == kKeys);
     // Each key n4 held went to exactly one new owner (pages are not re-sent
     // unless a call is retried).
