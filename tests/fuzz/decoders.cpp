@@ -7,6 +7,7 @@
 #include <optional>
 #include <utility>
 
+#include "client/frame_batch.h"
 #include "client/metrics.h"
 #include "client/protocol.h"
 #include "client/z85.h"
@@ -57,6 +58,24 @@ void client_frame(std::string_view input) {
             "id_out differs from the message id");
     require_round_trip("client_frame", m.value(), proto::encode(m.value()),
                        [](std::string_view f) { return proto::decode(f); });
+}
+
+// A batch frame from a client or a member (the node splits it, then decodes
+// each message as node_frame does). What splits must be views into the input
+// that BatchFrame writes back byte for byte.
+void batch_frame(std::string_view input) {
+    std::vector<std::string_view> messages;
+    if (!proto::split_batch_frame(input, messages)) return;
+    require(!messages.empty(), "batch_frame", "a batch split into no message");
+    proto::BatchFrame again(input.size());
+    for (std::string_view m : messages) {
+        require(m.data() >= input.data() && m.data() + m.size() <= input.data() + input.size(),
+                "batch_frame", "a message lies outside the frame");
+        require(again.fits(m.size()), "batch_frame", "a split message does not fit back");
+        again.add(m);
+    }
+    require(again.bytes() == input, "batch_frame", "BatchFrame(split(x)) != x");
+    for (std::string_view m : messages) node_frame(m);
 }
 
 void node_frame(std::string_view input) {
@@ -337,7 +356,7 @@ const std::vector<Target>& targets() {
         {"object_merge", &object_merge},     {"causal_context", &causal_context},
         {"meta_record", &meta_record},       {"z85", &z85},
         {"resp_command", &resp_command},     {"http_request", &http_request},
-        {"metrics_text", &metrics_text},
+        {"metrics_text", &metrics_text},     {"batch_frame", &batch_frame},
     };
     return all;
 }

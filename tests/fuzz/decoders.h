@@ -27,6 +27,7 @@ struct Target {
 const std::vector<Target>& targets();
 
 void client_frame(std::string_view input);    // kv::proto::decode
+void batch_frame(std::string_view input);     // kv::proto::split_batch_frame, then each message
 void node_frame(std::string_view input);      // kv::node::decode (every node-to-node message)
 void gossip_payload(std::string_view input);  // kv::gossip::decode
 void stored_object(std::string_view input);   // kv::node::decode_object

@@ -1,5 +1,6 @@
 #include <set>
 
+#include "client/frame_batch.h"
 #include "client/protocol.h"
 #include "client/z85.h"
 #include "gossip/gossip.h"
@@ -273,9 +274,33 @@ std::vector<Seed> z85_seeds() {
     };
 }
 
+// Batches as the client library and members write them, and the malformed
+// shapes split_batch_frame refuses.
+std::vector<Seed> batch_seeds() {
+    const auto batch_of = [](const std::vector<Seed>& parts) {
+        proto::BatchFrame frame;
+        for (const Seed& part : parts) frame.add(part.bytes);
+        return frame.bytes();
+    };
+    const std::vector<Seed> client = client_seeds();
+    const std::vector<Seed> node = node_seeds();
+    std::string one_message = batch_of({client.front()});
+    std::string length_past_end = one_message;
+    length_past_end[1] = static_cast<char>(length_past_end[1] + 1);
+    return {
+        {"client_requests", batch_of({client.begin(), client.begin() + 4})},
+        {"node_messages", batch_of({node.begin(), node.begin() + 6})},
+        {"one_message", one_message},
+        {"empty_message", batch_of({Seed{"", ""}, client.front()})},
+        {"length_past_end", length_past_end},
+        {"marker_only", std::string(1, proto::kBatchFrameMarker)},
+    };
+}
+
 }  // namespace
 
 std::vector<Seed> seeds(std::string_view target) {
+    if (target == "batch_frame") return batch_seeds();
     if (target == "client_frame") return client_seeds();
     if (target == "node_frame") return node_seeds();
     if (target == "gossip_payload") return gossip_seeds();
