@@ -12,6 +12,7 @@
 # cost in the 3 nodes and in kvbench (user + system over the whole run: steadier
 # than ops/s on a shared machine), then the busiest symbols (self time, TOP
 # rows, default 30) and the share of samples in the kernel.
+# PERF_OF=kvbench samples kvbench (the client library) instead of node 1.
 # PERF_CALLGRAPH sets perf's call graphs (default --call-graph fp; use
 # "--call-graph dwarf,16384" to see callers through inlined code).
 # SYSCALLS=1 also counts the 3 nodes' system calls over the run (perf stat,
@@ -63,7 +64,13 @@ if [[ ${SYSCALLS:-0} == 1 ]]; then
   counting=$!
 fi
 sleep 3
-perf record -q ${PERF_CALLGRAPH:---call-graph fp} -F 999 -p "${PIDS[0]}" -o "$WORK/perf.data" -- sleep "$PERF_S" >/dev/null 2>&1
+sampled=${PIDS[0]}
+what="node 1"
+if [[ ${PERF_OF:-node} == kvbench ]]; then
+  sampled=$(pgrep -P "$bench" -x kvbench)
+  what=kvbench
+fi
+perf record -q ${PERF_CALLGRAPH:---call-graph fp} -F 999 -p "$sampled" -o "$WORK/perf.data" -- sleep "$PERF_S" >/dev/null 2>&1
 wait "$bench"
 [[ -n ${counting:-} ]] && wait "$counting"
 ticks=$(( $(node_ticks) - before ))
@@ -90,7 +97,7 @@ if [[ -s $WORK/syscalls.csv ]]; then
     "$WORK/syscalls.csv"
 fi
 echo
-echo "node 1, $PERF_S s of $MIX: the busiest symbols (self time)"
+echo "$what, $PERF_S s of $MIX: the busiest symbols (self time)"
 perf report -q -i "$WORK/perf.data" --no-children -g none --sort dso,sym --percent-limit 0.5 2>/dev/null |
   grep -v '^$' | grep -v '^ *|' | grep -v '^ *-' | head -n "$TOP"
 echo
