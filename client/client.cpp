@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <deque>
@@ -344,7 +345,8 @@ struct AsyncClient::Impl {
         }
         if (count == 1) return send_one(e);
         try {
-            if (!e.socket->send(zmq::buffer(frame.bytes()), zmq::send_flags::dontwait)) return false;
+            if (!e.socket->send(zmq::buffer(frame.bytes()), zmq::send_flags::dontwait))
+                return false;
         } catch (const zmq::error_t& err) {
             for (size_t i = 0; i < count; ++i) {
                 uint64_t id = e.unsent.front();
@@ -383,8 +385,7 @@ struct AsyncClient::Impl {
             Pending& p = pending.at(*it);
             p.sent = false;
             p.batched = false;
-            schedule(*it, p,
-                     Clock::now() + std::chrono::milliseconds(options.connect_timeout_ms));
+            schedule(*it, p, Clock::now() + std::chrono::milliseconds(options.connect_timeout_ms));
             e.unsent.push_front(*it);
         }
         flush(index);
@@ -544,8 +545,14 @@ struct AsyncClient::Impl {
                 waiter.wait(items, static_cast<uint64_t>(wait_ms(timeout_ms)),
                             static_cast<uint64_t>(now_ms));
             }
-        } catch (const zmq::error_t&) {
-            return;  // EINTR and the like: expiry below still runs
+        } catch (const zmq::error_t& err) {
+            // A signal ends the wait early; any other failure (ready_waiter.h:
+            // out of descriptors or memory, say) is waited out, not spun on.
+            // Either way the requests' deadlines still expire them.
+            if (err.num() != EINTR) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms(timeout_ms)));
+            }
+            return;
         }
         for (size_t k = 0; k < sockets; ++k) {
             Endpoint& e = endpoints[item_endpoint[k]];

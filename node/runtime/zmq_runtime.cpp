@@ -15,8 +15,10 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <zmq.hpp>
@@ -134,6 +136,7 @@ constexpr size_t kSlowReadersMax = 65536;
 constexpr size_t kClientReplyBatchBytesMax = size_t{64} << 10;
 constexpr size_t kPeerRoutesMax = 4096;  // connections remembered as members or batching
 constexpr uint64_t kLimitsLogIntervalMs = 10000;
+constexpr uint64_t kWaitFailingStopMs = 30000;  // see poll_once
 
 class Runtime {
   public:
@@ -219,6 +222,7 @@ class Runtime {
             // Gateway work left from the last turn (replies that arrived in
             // the last commit) must not wait for the poll's timeout.
             poll_once(resp_replies_.empty() ? kTickIntervalMs : 0);
+            if (waits_failing_too_long()) return stop_unable_to_wait();
             serve_transport_events();
             serve_metrics();
             handle_batch();
@@ -530,12 +534,46 @@ class Runtime {
         }
     }
 
+    // A failed wait (epoll failing other than by a signal: out of descriptors
+    // or memory, which may pass, or a broken descriptor, which recurs) is not
+    // spun on: the loop sleeps out the timeout, logs the first failure and
+    // then one line every kLimitsLogIntervalMs, and stops the node once waits
+    // have failed for kWaitFailingStopMs (it serves nothing meanwhile).
     void poll_once(uint64_t timeout_ms) {
         try {
             waiter_->wait(items_, timeout_ms, env_.now_ms());
+            wait_failing_since_ms_.reset();
+            return;
         } catch (const zmq::error_t& e) {
-            env_.write_log(LogLevel::error, std::string("poll: ") + e.what());
+            const uint64_t now = env_.now_ms();
+            if (!wait_failing_since_ms_) {
+                wait_failing_since_ms_ = now;
+                last_wait_failure_log_ms_.reset();
+            }
+            if (!last_wait_failure_log_ms_ ||
+                now - *last_wait_failure_log_ms_ >= kLimitsLogIntervalMs) {
+                env_.write_log(LogLevel::error, "the event loop cannot wait for its sockets (" +
+                                                    std::string(e.what()) + "), for " +
+                                                    std::to_string(now - *wait_failing_since_ms_) +
+                                                    " ms now");
+                last_wait_failure_log_ms_ = now;
+            }
         }
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::max<uint64_t>(timeout_ms, 1)));
+    }
+
+    bool waits_failing_too_long() {
+        return wait_failing_since_ms_ &&
+               env_.now_ms() - *wait_failing_since_ms_ >= kWaitFailingStopMs;
+    }
+
+    int stop_unable_to_wait() {
+        env_.write_log(LogLevel::error,
+                       "stopping: the event loop has not been able to wait for its sockets for " +
+                           std::to_string(kWaitFailingStopMs / 1000) +
+                           " s (see the errors above); nothing acknowledged is lost, restart it");
+        router_.set(zmq::sockopt::linger, 0);
+        return 1;
     }
 
     // Reads up to batch_messages_max messages, round robin over the sockets the
@@ -1273,6 +1311,8 @@ class Runtime {
     // The messages of the batch the writer is committing.
     std::vector<Outgoing> in_flight_;
     bool commit_failed_ = false;  // set by flush(); the run loop then stops the node
+    std::optional<uint64_t> wait_failing_since_ms_;     // see poll_once
+    std::optional<uint64_t> last_wait_failure_log_ms_;  // see poll_once
 
     // The Redis gateway (with --resp-listen only).
     std::unique_ptr<GatewayHostImpl> resp_host_;
