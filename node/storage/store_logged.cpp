@@ -6,9 +6,11 @@
 // offsets and syncs twice (pages, then the meta page). Under load that costs
 // milliseconds per commit on the request path. Here a commit appends one record
 // to a log and syncs it (one sequential write); the writes are then served from
-// memory until a background checkpoint applies many batches to LMDB in one
-// ordinary, synced LMDB transaction. LMDB itself is never run without sync, so
-// it is always a consistent snapshot: the log only adds what came after it.
+// memory until a background checkpoint applies many batches to LMDB in
+// ordinary, synced LMDB transactions (steps of wal_checkpoint_step_bytes, in
+// key order). LMDB itself is never run without sync, so it is always a
+// consistent snapshot, at most part of a checkpoint ahead of its applied
+// number: the log replays everything after that number over it.
 //
 // Files, in the store's directory: wal-0 and wal-1, used in turn. A record is
 //   u32 payload length | u64 sequence number | u64 XXH3-64 of the payload,
@@ -24,10 +26,10 @@
 // Memory. Writes appended to the active file are also kept in `active_`. When
 // the active file passes checkpoint_bytes, the writes become `frozen_` (the
 // other file becomes active, from offset 0) and the checkpointer thread applies
-// them to LMDB together with the highest sequence number they hold (Space::store
-// key kWalAppliedKey); then frozen_ is dropped. The next freeze waits for that, so
-// at most about 2 x checkpoint_bytes of writes are held. Reads look at active_,
-// then frozen_, then LMDB.
+// them to LMDB, in steps, the last step with the highest sequence number they
+// hold (Space::store key kWalAppliedKey); then frozen_ is dropped. The next freeze waits for that,
+// so at most about 2 x checkpoint_bytes of writes are held. Reads look at active_, then frozen_,
+// then LMDB.
 //
 // Recovery (open): the records of both files numbered above the applied
 // number, in order and without a gap, are applied to LMDB in one transaction.
@@ -35,7 +37,11 @@
 // is point-in-time recovery, as a torn last record (the one being written at a
 // crash, never acknowledged) cannot be told from one damaged later. A gap
 // between LMDB's number and the log's records (both files damaged, or LMDB
-// older than its log) is refused with storage_error.
+// older than its log) is refused with storage_error. A crash in the middle of
+// a checkpoint leaves LMDB holding some of the frozen writes (whole ones, in
+// key order) beyond its number; replay writes them again. Should the frozen
+// file also be damaged before them, those writes stay (each acknowledged),
+// where an all-or-nothing checkpoint would have dropped them with the rest.
 //
 // Threads: write() on one thread at a time (the runtime's writer); get, scan
 // and count on another (the event loop); the checkpointer on its own. mu_
@@ -372,7 +378,8 @@ class LoggedStore final : public Store {
         : base_(std::move(base)),
           dir_(std::move(dir)),
           sync_(options.sync),
-          checkpoint_bytes_(options.wal_checkpoint_bytes) {}
+          checkpoint_bytes_(options.wal_checkpoint_bytes),
+          checkpoint_step_bytes_(std::max<uint64_t>(options.wal_checkpoint_step_bytes, 1)) {}
 
     LoggedStore(const LoggedStore&) = delete;
     LoggedStore& operator=(const LoggedStore&) = delete;
@@ -688,7 +695,7 @@ class LoggedStore final : public Store {
             checkpointing_ = true;
             lock.unlock();
             // frozen_ does not change while pending: read without the lock.
-            Status s = base_->write(checkpoint_batch(frozen_, frozen_last_seq_));
+            Status s = apply_in_steps(checkpoint_batch(frozen_, frozen_last_seq_));
             lock.lock();
             checkpointing_ = false;
             if (!s.ok()) {
@@ -703,10 +710,39 @@ class LoggedStore final : public Store {
         }
     }
 
+    // A checkpoint rewrites much of LMDB's tree, and one transaction's sync of
+    // all of it (tens of MiB) held up the log syncs queued behind it on the
+    // disk: the puts' p99 and p999 (docs/BENCHMARKS.md, issue 14, twelfth
+    // step). So the sorted batch goes in steps of about checkpoint_step_bytes_,
+    // each its own transaction, and the applied sequence number (the batch's
+    // last write) with the last step only. A crash between steps leaves a
+    // prefix applied; the frozen file is kept until the checkpoint completes,
+    // so replay writes the same values again.
+    Status apply_in_steps(std::vector<StoreWrite> batch) {
+        size_t first = 0;
+        while (first < batch.size()) {
+            size_t end = first;
+            uint64_t bytes = 0;
+            while (end < batch.size() && (end == first || bytes < checkpoint_step_bytes_)) {
+                bytes += batch[end].key.size() + (batch[end].value ? batch[end].value->size() : 0);
+                ++end;
+            }
+            // The applied sequence number never goes alone: with the step before it.
+            if (end == batch.size() - 1) ++end;
+            std::vector<StoreWrite> step(
+                std::make_move_iterator(batch.begin() + static_cast<std::ptrdiff_t>(first)),
+                std::make_move_iterator(batch.begin() + static_cast<std::ptrdiff_t>(end)));
+            if (Status s = base_->write(step); !s.ok()) return s;
+            first = end;
+        }
+        return {};
+    }
+
     std::unique_ptr<Store> base_;
     std::string dir_;
     bool sync_;
     uint64_t checkpoint_bytes_;
+    uint64_t checkpoint_step_bytes_;
     std::array<int, 2> fds_{-1, -1};
 
     // The writing thread's (write() and freeze()).

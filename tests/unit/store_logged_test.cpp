@@ -32,8 +32,14 @@ using kv::node::StoreWrite;
 
 using kv::test::TempDir;
 
-LmdbOptions logged(const std::string& dir, uint64_t checkpoint_bytes) {
-    return {.dir = dir, .write_ahead_log = true, .wal_checkpoint_bytes = checkpoint_bytes};
+// Checkpoints go to LMDB in steps of a few hundred bytes here, so that one
+// checkpoint takes many transactions, and a kill or a failure can come
+// between two of them.
+LmdbOptions logged(const std::string& dir, uint64_t checkpoint_bytes, uint64_t step_bytes = 300) {
+    return {.dir = dir,
+            .write_ahead_log = true,
+            .wal_checkpoint_bytes = checkpoint_bytes,
+            .wal_checkpoint_step_bytes = step_bytes};
 }
 
 std::unique_ptr<Store> open_store(const LmdbOptions& options) {
@@ -326,7 +332,8 @@ TEST_CASE("wal: a directory switches between the logged and the plain store", "[
 TEST_CASE("wal: a checkpoint that fails makes later writes fail, losing nothing logged",
           "[store][wal]") {
     TempDir dir;
-    LmdbOptions small = logged(dir.path(), 64 << 10);
+    // 8 KB values in steps of 16 KB: the map fills in the middle of a checkpoint.
+    LmdbOptions small = logged(dir.path(), 64 << 10, 16 << 10);
     small.map_size_bytes = 1 << 20;
     std::map<std::string, std::string> acknowledged;
     {
