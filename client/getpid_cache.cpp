@@ -1,5 +1,6 @@
 // getpid() answered from memory, for the executables that link this file
-// (kvnode, kvbench): never the client library, whose users own their process.
+// (kvnode, kvbench, and kvfloor, whose floor must not pay what kvnode does not):
+// never the client library, whose users own their process.
 //
 // Why: libzmq checks getpid() against the pid it saw at start-up on every
 // mailbox operation (its fork check: each receive that finds nothing, each

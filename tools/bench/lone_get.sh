@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# lone_get.sh FLOOR_BIN_DIR name@BIN_DIR [name@BIN_DIR ...] -- issue 14's
+# lone-get target: a get at `one` on a single node against the floor, a bare
+# ZeroMQ round trip plus an LMDB read (kvfloor, from FLOOR_BIN_DIR).
+#
+# Per round (ROUNDS, default 3): kvfloor (REQUESTS round trips, default
+# 20,000), then for each variant a fresh `kvnode --n 1` on 127.0.0.1:PORT
+# (default 17401), loaded with KEYS keys (default 100,000), and kvbench get-only
+# at `one`, 1 connection x 1 in flight, for DUR s (default 5). Prints each
+# round's p50s, then the medians and each variant's ratio to the floor. Every
+# node is stopped by pid.
+set -uo pipefail
+FLOOR_BIN=$(cd "${1:?usage: $0 FLOOR_BIN_DIR name@BIN_DIR ...}" && pwd)
+shift
+(($# > 0)) || { echo "usage: $0 FLOOR_BIN_DIR name@BIN_DIR ..." >&2; exit 2; }
+ROUNDS=${ROUNDS:-3}; REQUESTS=${REQUESTS:-20000}; KEYS=${KEYS:-100000}; DUR=${DUR:-5}
+PORT=${PORT:-17401}
+WORK=${WORK:-/tmp/kv-lone-get}
+export XDG_CONFIG_HOME=$WORK/xdg KV_KEY_FILE=
+NODE=""
+stop_node() { [[ -n $NODE ]] && { kill "$NODE" 2>/dev/null; wait "$NODE" 2>/dev/null; }; NODE=""; }
+trap stop_node EXIT
+declare -A P50
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+for ((r = 1; r <= ROUNDS; r++)); do
+  floor=$("$FLOOR_BIN/kvfloor" --requests "$REQUESTS" --keys "$KEYS" --json |
+          sed -n 's/.*"p50_us":\([0-9]*\).*/\1/p')
+  [[ -n $floor ]] || { echo "kvfloor failed" >&2; exit 1; }
+  P50[floor]+="$floor "
+  line="round $r: floor $floor us"
+  for variant in "$@"; do
+    name=${variant%%@*}; bin=$(cd "${variant#*@}" && pwd)
+    rm -rf "$WORK"; mkdir -p "$XDG_CONFIG_HOME"
+    "$bin/kvnode" --id n1 --listen "tcp://127.0.0.1:$PORT" --data-dir "$WORK/n1" --n 1 \
+      --log-level warn >"$WORK/node.log" 2>&1 &
+    NODE=$!
+    up=0
+    for ((t = 0; t < 100; t++)); do
+      "$bin/kvctl" --node "tcp://127.0.0.1:$PORT" put ready 1 >/dev/null 2>&1 && { up=1; break; }
+      sleep 0.2
+    done
+    ((up)) || { echo "$name: the node did not start (log: $WORK/node.log)" >&2; exit 1; }
+    "$bin/kvbench" --node "tcp://127.0.0.1:$PORT" --keys "$KEYS" --mix put-only --load --ops 1 \
+      --connections 1 --pipeline 64 >/dev/null 2>&1
+    p50=$("$bin/kvbench" --node "tcp://127.0.0.1:$PORT" --keys "$KEYS" --mix get-only \
+            --consistency one --connections 1 --pipeline 1 --duration-s "$DUR" |
+          awk '$1 == "get" {print $3}')
+    stop_node
+    [[ -n $p50 ]] || { echo "$name: kvbench failed" >&2; exit 1; }
+    P50[$name]+="$p50 "
+    line+=", $name $p50 us"
+  done
+  echo "$line"
+done
+# shellcheck disable=SC2086
+f=$(median ${P50[floor]})
+echo "medians: floor p50 $f us"
+for variant in "$@"; do
+  name=${variant%%@*}
+  # shellcheck disable=SC2086
+  m=$(median ${P50[$name]})
+  awk -v n="$name" -v m="$m" -v f="$f" 'BEGIN {printf "  %s: lone get p50 %d us, %.2fx the floor\n", n, m, m / f}'
+done
