@@ -6,7 +6,7 @@
 // mailbox operation (its fork check: each receive that finds nothing, each
 // signal between a socket and its I/O thread), and glibc has made every
 // getpid() a system call since 2.25. Under quorum gets that was 6 of a node
-// loop's 10 system calls per turn and half of all a node made; a system call
+// loop's 13 system calls per turn and 45% of all a node made; a system call
 // costs about 1.1 us on the machines we run on (docs/BENCHMARKS.md, issue
 // 14, thirteenth step). glibc's own internal calls do not come here, but
 // every shared library's do: a definition in the executable takes precedence
