@@ -2,6 +2,8 @@
 
 #include <new>
 
+#include "client/zone_lease.h"
+
 namespace kv::proto::wire {
 
 namespace {
@@ -174,41 +176,6 @@ Status decode_map(const msgpack::object_map& map, uint64_t id, const FrameBody& 
     if (!type) return f.status();
     return body(*type, id, f);
 }
-
-// The zone a frame's objects are unpacked into. Each thread reuses one, so
-// unpacking a frame allocates nothing unless the frame outgrows the zone's
-// first chunk (the chunks past it are freed after the frame); a frame decoded
-// while another is (a body decoding a nested frame) gets a zone of its own.
-class ZoneLease {
-  public:
-    ZoneLease() {
-        if (!thread_zone_busy_) {
-            thread_zone_busy_ = true;
-            zone_ = &thread_zone();
-        } else {
-            zone_ = &own_.emplace();
-        }
-    }
-    ~ZoneLease() {
-        if (zone_ == &thread_zone()) {
-            zone_->clear();
-            thread_zone_busy_ = false;
-        }
-    }
-    ZoneLease(const ZoneLease&) = delete;
-    ZoneLease& operator=(const ZoneLease&) = delete;
-    msgpack::zone& zone() { return *zone_; }
-
-  private:
-    static msgpack::zone& thread_zone() {
-        thread_local msgpack::zone zone;
-        return zone;
-    }
-    static thread_local bool thread_zone_busy_;
-    msgpack::zone* zone_ = nullptr;
-    std::optional<msgpack::zone> own_;
-};
-thread_local bool ZoneLease::thread_zone_busy_ = false;
 
 Status decode_checked(std::string_view frame, uint64_t& id, const FrameBody& body) {
     if (frame.size() > kFrameBytesMax) {

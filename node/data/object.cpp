@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "client/protocol.h"
+#include "client/zone_lease.h"
 #include "node/mutant.h"
 
 namespace kv::node {
@@ -281,7 +282,8 @@ ReadView read_view(const Object& object, size_t values_max) {
 
 namespace {
 
-void pack_vv(msgpack::packer<msgpack::sbuffer>& pk, const VersionVector& vv) {
+template <class Stream>
+void pack_vv(msgpack::packer<Stream>& pk, const VersionVector& vv) {
     pk.pack_array(static_cast<uint32_t>(vv.entries().size()));
     for (const auto& [actor, counter] : vv.entries()) {
         // [actor, highest] or, with unseen counters below it, [actor, highest,
@@ -397,7 +399,8 @@ bool read_vv(const msgpack::object& o, VersionVector& vv) {
     return true;
 }
 
-Result<msgpack::object_handle> unpack_all(std::string_view bytes) {
+// Unpacks into `zone` (a ZoneLease's: the objects die with it).
+Result<msgpack::object> unpack_all(msgpack::zone& zone, std::string_view bytes) {
     try {
         BudgetScan scan;
         size_t scanned = 0;
@@ -406,13 +409,27 @@ Result<msgpack::object_handle> unpack_all(std::string_view bytes) {
         }
         if (scanned != bytes.size()) return Status(ErrorCode::bad_request, "trailing bytes");
         std::size_t offset = 0;
-        auto handle = msgpack::unpack(bytes.data(), bytes.size(), offset, &reference_input, nullptr,
-                                      decode_limits());
+        msgpack::object root = msgpack::unpack(zone, bytes.data(), bytes.size(), offset,
+                                               &reference_input, nullptr, decode_limits());
         if (offset != bytes.size()) return Status(ErrorCode::bad_request, "trailing bytes");
-        return handle;
+        return root;
     } catch (const std::exception& e) {
         return Status(ErrorCode::bad_request, std::string("undecodable: ") + e.what());
     }
+}
+
+// Encodings are packed into a buffer each thread reuses and then copied out at
+// their exact size: one allocation per encoding, where a fresh msgpack::sbuffer
+// allocated 8 KiB, and the copy out of it a second block.
+struct ScratchSink {
+    std::string& bytes;
+    void write(const char* data, size_t size) { bytes.append(data, size); }
+};
+
+std::string& encode_scratch() {
+    thread_local std::string scratch;
+    scratch.clear();
+    return scratch;
 }
 
 }  // namespace
@@ -436,8 +453,9 @@ size_t object_decode_bytes_max(size_t input_bytes) {
 }
 
 std::string encode_object(const Object& object) {
-    msgpack::sbuffer buf;
-    msgpack::packer<msgpack::sbuffer> pk(buf);
+    std::string& buf = encode_scratch();
+    ScratchSink sink{buf};
+    msgpack::packer<ScratchSink> pk(sink);
     pk.pack_array(2);
     pack_vv(pk, object.context);
     pk.pack_array(static_cast<uint32_t>(object.siblings.size()));
@@ -453,16 +471,17 @@ std::string encode_object(const Object& object) {
             pk.pack_nil();
         }
     }
-    return std::string(buf.data(), buf.size());
+    return buf;  // a copy at its size; the scratch keeps its capacity
 }
 
 Result<Object> decode_object(std::string_view bytes) {
     if (bytes.size() > proto::kObjectBytesMax) {
         return Status(ErrorCode::object_too_large, "object exceeds its size limit");
     }
-    auto handle = unpack_all(bytes);
-    if (!handle) return handle.status();
-    const msgpack::object& root = handle->get();
+    ZoneLease lease;
+    auto unpacked = unpack_all(lease.zone(), bytes);
+    if (!unpacked) return unpacked.status();
+    const msgpack::object& root = unpacked.value();
     const Status bad(ErrorCode::bad_request, "malformed object");
     if (root.type != msgpack::type::ARRAY || root.via.array.size != 2) return bad;
     Object out;
@@ -494,19 +513,21 @@ Result<Object> decode_object(std::string_view bytes) {
 }
 
 std::string encode_context(const VersionVector& context) {
-    msgpack::sbuffer buf;
-    msgpack::packer<msgpack::sbuffer> pk(buf);
+    std::string& buf = encode_scratch();
+    ScratchSink sink{buf};
+    msgpack::packer<ScratchSink> pk(sink);
     pack_vv(pk, context);
-    return std::string(buf.data(), buf.size());
+    return buf;
 }
 
 Result<VersionVector> decode_context(std::string_view bytes) {
     if (bytes.size() > proto::kContextBytesMax) {
         return Status(ErrorCode::bad_context, "context exceeds its size limit");
     }
-    auto handle = unpack_all(bytes);
+    ZoneLease lease;
+    auto unpacked = unpack_all(lease.zone(), bytes);
     VersionVector vv;
-    if (!handle || !read_vv(handle->get(), vv)) {
+    if (!unpacked || !read_vv(unpacked.value(), vv)) {
         return Status(
             ErrorCode::bad_context,
             "the context is not one this store issued; pass back the context a get returned");

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "client/protocol.h"
+#include "client/zone_lease.h"
 #include "node/data/object.h"
 
 using kv::ErrorCode;
@@ -1065,4 +1066,44 @@ TEST_CASE("contexts with exceptions reject non-canonical encodings", "[object][e
     require_bad_context(with_unseen({2, 2}, 5));  // repeated
     require_bad_context(with_unseen({5}, 5));     // the highest itself
     require_bad_context(with_unseen({0}, 5));     // counters start at 1
+}
+
+TEST_CASE("encodings and decodes reuse per-thread buffers without sharing results",
+          "[object][encoding]") {
+    // encode_object and encode_context pack into one scratch buffer per
+    // thread, and decodes unpack into one zone per thread: each result must
+    // stay its own, and a decode made while the thread's zone is leased (a
+    // decode inside a frame's decode) gets a zone of its own.
+    const Object small = write(Object{}, {}, "a", "x");
+    const Object big = write(write(Object{}, {}, "b", std::string(20000, 'v')), {}, "c", "y");
+    const std::string small_bytes = encode_object(small);
+    const std::string big_bytes = encode_object(big);
+    const std::string context_bytes = encode_context(big.context);
+    CHECK(small_bytes == raw_object({{"a", 1}}, {{"a", 1, "x"}}));
+    CHECK(small_bytes.size() < big_bytes.size());
+    CHECK(context_bytes == raw_context({{"b", 1}, {"c", 1}}));
+    CHECK(encode_object(small) == small_bytes);  // the scratch held the big one last
+    // A value larger than the zone's first chunk, then small ones again.
+    for (int i = 0; i < 3; ++i) {
+        auto b = decode_object(big_bytes);
+        REQUIRE(b.ok());
+        CHECK(b.value() == big);
+        auto s = decode_object(small_bytes);
+        REQUIRE(s.ok());
+        CHECK(s.value() == small);
+    }
+    {
+        kv::ZoneLease outer;  // the thread's zone, as a frame decode holds it
+        auto nested = decode_object(big_bytes);
+        REQUIRE(nested.ok());
+        CHECK(nested.value() == big);
+        auto context = decode_context(context_bytes);
+        REQUIRE(context.ok());
+        CHECK(context.value() == big.context);
+    }
+    // A failed decode leaves the zone usable for the next.
+    CHECK_FALSE(decode_object(big_bytes.substr(0, big_bytes.size() - 1)).ok());
+    auto again = decode_object(small_bytes);
+    REQUIRE(again.ok());
+    CHECK(again.value() == small);
 }
