@@ -420,7 +420,11 @@ Result<msgpack::object> unpack_all(msgpack::zone& zone, std::string_view bytes) 
 
 // Encodings are packed into a buffer each thread reuses and then copied out at
 // their exact size: one allocation per encoding, where a fresh msgpack::sbuffer
-// allocated 8 KiB, and the copy out of it a second block.
+// allocated 8 KiB, and the copy out of it a second block. The buffer keeps at
+// most kEncodeScratchKeptBytes between encodings: an object may encode to
+// kObjectBytesMax, which no thread should hold on to for the rare big one.
+constexpr size_t kEncodeScratchKeptBytes = 64 * 1024;
+
 struct ScratchSink {
     std::string& bytes;
     void write(const char* data, size_t size) { bytes.append(data, size); }
@@ -430,6 +434,13 @@ std::string& encode_scratch() {
     thread_local std::string scratch;
     scratch.clear();
     return scratch;
+}
+
+// The encoding at its size; the scratch is released if it grew past what it keeps.
+std::string take_encoding(std::string& scratch) {
+    std::string out = scratch;
+    if (scratch.capacity() > kEncodeScratchKeptBytes) std::string().swap(scratch);
+    return out;
 }
 
 }  // namespace
@@ -471,7 +482,7 @@ std::string encode_object(const Object& object) {
             pk.pack_nil();
         }
     }
-    return buf;  // a copy at its size; the scratch keeps its capacity
+    return take_encoding(buf);
 }
 
 Result<Object> decode_object(std::string_view bytes) {
@@ -517,7 +528,7 @@ std::string encode_context(const VersionVector& context) {
     ScratchSink sink{buf};
     msgpack::packer<ScratchSink> pk(sink);
     pack_vv(pk, context);
-    return buf;
+    return take_encoding(buf);
 }
 
 Result<VersionVector> decode_context(std::string_view bytes) {

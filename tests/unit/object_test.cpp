@@ -1075,15 +1075,18 @@ TEST_CASE("encodings and decodes reuse per-thread buffers without sharing result
     // stay its own, and a decode made while the thread's zone is leased (a
     // decode inside a frame's decode) gets a zone of its own.
     const Object small = write(Object{}, {}, "a", "x");
-    const Object big = write(write(Object{}, {}, "b", std::string(20000, 'v')), {}, "c", "y");
+    // Its encoding outgrows what the scratch buffer keeps between encodings.
+    const Object big =
+        write(write(Object{}, {}, "b", std::string(kv::proto::kValueBytesMax, 'v')), {}, "c", "y");
     const std::string small_bytes = encode_object(small);
     const std::string big_bytes = encode_object(big);
     const std::string context_bytes = encode_context(big.context);
     CHECK(small_bytes == raw_object({{"a", 1}}, {{"a", 1, "x"}}));
     CHECK(small_bytes.size() < big_bytes.size());
     CHECK(context_bytes == raw_context({{"b", 1}, {"c", 1}}));
-    CHECK(encode_object(small) == small_bytes);  // the scratch held the big one last
-    // A value larger than the zone's first chunk, then small ones again.
+    CHECK(encode_object(small) == small_bytes);  // after bigger encodings
+    CHECK(encode_object(big) == big_bytes);      // after the scratch was released
+    // A big object, then small ones again, each decoded into the same zone.
     for (int i = 0; i < 3; ++i) {
         auto b = decode_object(big_bytes);
         REQUIRE(b.ok());
