@@ -33,6 +33,8 @@ class SimEnv final : public node::BufferedEnv {
     uint64_t now_ms() override { return cluster_.node_clock_ms(index_); }
     uint64_t random_u64() override { return cluster_.rng()(); }
     void log(node::LogLevel level, std::string_view text) override {
+        const auto& on_log = cluster_.options().on_log;
+        if (on_log) on_log(index_, level, text);
         if (log_to_stderr_ && level >= node::LogLevel::info) {
             std::fprintf(stderr, "[%llu ms] %s: %.*s\n",
                          static_cast<unsigned long long>(cluster_.now_ms()), id_.c_str(),

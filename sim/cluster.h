@@ -38,6 +38,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gossip/membership.h"
@@ -74,6 +75,9 @@ struct ClusterOptions {
     uint64_t clock_offset_ms_max = 0;
     uint32_t clock_drift_ppm_max = 0;
     bool log_to_stderr = false;
+    // Called with every line a node logs, at any level (tests read what a node
+    // reported without parsing stderr).
+    std::function<void(size_t node, node::LogLevel level, std::string_view text)> on_log;
     // Prints every message as it is handled (time, route, type, id, key, code).
     bool trace_to_stderr = false;
 };

@@ -51,9 +51,29 @@ bool Rebalancer::transfers_pending() const {
     });
 }
 
+void Rebalancer::log_received(const InboundTransfer& t, const std::string& why) const {
+    env_.log(LogLevel::info, "received " + std::to_string(t.plan.ranges.size()) + " ranges (" +
+                                 std::to_string(t.keys) + " keys) from " + t.plan.source + why);
+}
+
+void Rebalancer::log_dropped(const InboundTransfer& t) const {
+    if (t.phase == InboundTransfer::Phase::done) return;
+    if (t.phase == InboundTransfer::Phase::handing_off) {
+        // Every page arrived; the source recorded the handoff and the move
+        // completed before its answer reached this node. Logged as received,
+        // so the log accounts for every key this node took in.
+        return log_received(t, "; the move completed before the handoff was answered");
+    }
+    if (t.keys == 0) return;
+    env_.log(LogLevel::info, "transfer of " + std::to_string(t.plan.ranges.size()) +
+                                 " ranges from " + t.plan.source + " stopped after " +
+                                 std::to_string(t.keys) + " keys: the ring changed");
+}
+
 void Rebalancer::refresh() {
     if (gossip_ == nullptr) return;
     if (!placement_.moving()) {
+        for (const auto& t : inbound_) log_dropped(t);
         inbound_.clear();
         calls_.clear();
         outbound_needs_.clear();
@@ -70,17 +90,22 @@ void Rebalancer::refresh() {
     removal_needs_.clear();
     if (removal && removal->by == config_.node_id) removal_needs_ = plan_removal(diff, *removal);
     std::vector<InboundTransfer> next;
+    std::vector<bool> carried(inbound_.size(), false);
     for (auto& plan :
          plan_inbound(diff, config_.node_id, kTransferRangesMax, removal ? &*removal : nullptr)) {
         auto same = std::find_if(inbound_.begin(), inbound_.end(),
                                  [&](const InboundTransfer& t) { return t.plan == plan; });
         if (same != inbound_.end()) {
+            carried[static_cast<size_t>(same - inbound_.begin())] = true;
             next.push_back(std::move(*same));  // its progress still holds
         } else {
             InboundTransfer t;
             t.plan = std::move(plan);
             next.push_back(std::move(t));
         }
+    }
+    for (size_t i = 0; i < inbound_.size(); ++i) {
+        if (!carried[i]) log_dropped(inbound_[i]);
     }
     inbound_ = std::move(next);
     calls_.clear();
@@ -119,8 +144,7 @@ void Rebalancer::send_call(InboundTransfer& t, uint64_t now_ms) {
         // itself: recorded as a handoff from a peer would be.
         handoffs_.record(config_.node_id, t.plan.ranges);
         t.phase = InboundTransfer::Phase::done;
-        env_.log(LogLevel::info, "received " + std::to_string(t.plan.ranges.size()) + " ranges (" +
-                                     std::to_string(t.keys) + " keys) from " + t.plan.source);
+        log_received(t, "");
         return maybe_finish_membership_change();
     }
     if (!peers_.reachable(peer)) {
@@ -171,8 +195,7 @@ bool Rebalancer::on_reply(const std::string& peer_id, const Message& message) {
             return true;
         }
         t.phase = InboundTransfer::Phase::done;
-        env_.log(LogLevel::info, "received " + std::to_string(t.plan.ranges.size()) + " ranges (" +
-                                     std::to_string(t.keys) + " keys) from " + t.plan.source);
+        log_received(t, "");
         maybe_finish_membership_change();
     } else if (const auto* error = std::get_if<proto::ErrorResponse>(&message)) {
         call_failed(t, error->message);

@@ -85,6 +85,11 @@ class Rebalancer {
     void call_failed(InboundTransfer& t, const std::string& why);
     void on_page(InboundTransfer& t, const StreamResponse& page);
     void maybe_finish_membership_change();
+    // "received R ranges (K keys) from X", then `why`: one line per transfer
+    // whose every page arrived, so the log accounts for the keys taken in.
+    void log_received(const InboundTransfer& t, const std::string& why) const;
+    // A transfer given up because the ring changed: what it had received.
+    void log_dropped(const InboundTransfer& t) const;
     void maybe_start_leave();
     void maybe_start_removal();
     void maybe_finish_removal();

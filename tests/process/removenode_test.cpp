@@ -221,9 +221,9 @@ TEST_CASE(
     int at_n = 0;
     for (int k = 0; k < kKeys; ++k) at_n += copies[k] == 3 ? 1 : 0;
     // A new owner logs what it received when the removing node answers its
-    // handoff, and that node may complete the removal (it recorded the
-    // handoff) before the answer arrives or after a lost one is retried: so
-    // the count is waited for, bounded.
+    // handoff, or when the removal completes first (that node recorded the
+    // handoff, and the answer was lost or is late): so the count is waited
+    // for, bounded.
     const auto streamed_so_far = [&] {
         uint64_t total = 0;
         for (size_t i = 0; i < 3; ++i) total += keys_received(cluster.log_tail(i, 1000));
