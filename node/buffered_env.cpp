@@ -6,29 +6,41 @@
 
 namespace kv::node {
 
+std::vector<StoreWrite>::const_iterator BufferedEnv::committing_from(Space space,
+                                                                     std::string_view key) const {
+    return std::lower_bound(committing_writes_.begin(), committing_writes_.end(),
+                            KeyRef{space, key}, [](const StoreWrite& w, const KeyRef& k) {
+                                return KeyRef{w.space, w.key} < k;
+                            });
+}
+
+const StoreWrite* BufferedEnv::committing_write(Space space, std::string_view key) const {
+    auto it = committing_from(space, key);
+    if (it == committing_writes_.end() || it->space != space || it->key != key) return nullptr;
+    return &*it;
+}
+
 Result<std::optional<std::string>> BufferedEnv::read(Space space, std::string_view key) {
-    if (staged_.empty() && committing_.empty()) return store_.get(space, key);
-    const auto where = std::make_pair(space, std::string(key));
-    auto it = staged_.find(where);
+    if (staged_.empty() && committing_writes_.empty()) return store_.get(space, key);
+    auto it = staged_.find(KeyRef{space, key});
     if (it != staged_.end()) return it->second;
-    auto in_batch = committing_.find(where);
-    if (in_batch != committing_.end()) return committing_writes_[in_batch->second].value;
+    if (const StoreWrite* in_batch = committing_write(space, key)) return in_batch->value;
     return store_.get(space, key);
 }
 
 Status BufferedEnv::scan(Space space, std::string_view from, size_t limit,
                          const std::function<bool(std::string_view, std::string_view)>& visit) {
-    if (committing_.empty()) return scan_over(staged_, space, from, limit, visit);
+    if (committing_writes_.empty()) return scan_over(staged_, space, from, limit, visit);
     // The batch in flight may or may not be in the store yet: overlay it, and
     // the writes staged since over it. A copy of the batch's part of the
     // space from `from` on: scans (anti-entropy, GC, hints, transfers) are
     // rare next to requests.
     Overlay merged;
-    for (auto it = committing_.lower_bound(std::make_pair(space, std::string(from)));
-         it != committing_.end() && it->first.first == space; ++it) {
-        merged.emplace(it->first, committing_writes_[it->second].value);
+    for (auto it = committing_from(space, from);
+         it != committing_writes_.end() && it->space == space; ++it) {
+        merged.emplace(std::make_pair(it->space, it->key), it->value);
     }
-    for (auto it = staged_.lower_bound(std::make_pair(space, std::string(from)));
+    for (auto it = staged_.lower_bound(KeyRef{space, from});
          it != staged_.end() && it->first.first == space; ++it) {
         merged.insert_or_assign(it->first, it->second);
     }
@@ -42,7 +54,7 @@ Status BufferedEnv::scan(Space space, std::string_view from, size_t limit,
 Status BufferedEnv::scan_over(
     const Overlay& overlay, Space space, std::string_view from, size_t limit,
     const std::function<bool(std::string_view, std::string_view)>& visit) {
-    auto staged = overlay.lower_bound(std::make_pair(space, std::string(from)));
+    auto staged = overlay.lower_bound(KeyRef{space, from});
     std::string cursor(from);
     bool first_chunk = true;
     size_t visited = 0;
@@ -154,7 +166,6 @@ BufferedEnv::Batch BufferedEnv::begin_commit() {
     committing_writes_.reserve(staged_.size());
     while (!staged_.empty()) {
         auto node = staged_.extract(staged_.begin());
-        committing_.emplace(node.key(), committing_writes_.size());
         committing_writes_.push_back(
             StoreWrite{node.key().first, std::move(node.key().second), std::move(node.mapped())});
     }

@@ -72,26 +72,39 @@ class BufferedEnv : public Env {
     // writes of its own handler.
     std::vector<Outgoing> take_sendable();
     void begin_handler() { handler_start_ = outgoing_.size(); }
-    void end_commit() {
-        committing_.clear();
-        committing_writes_.clear();
-    }
+    void end_commit() { committing_writes_.clear(); }
     bool committing() const { return !committing_writes_.empty(); }
 
   private:
     // Every message not yet taken: those sent ahead first, then the others.
     std::vector<Outgoing> take_all_messages();
-    using Overlay = std::map<std::pair<Space, std::string>, std::optional<std::string>>;
+    // Keys ordered by space, then bytes; looked up by (space, string_view)
+    // as well, so a read or scan copies no key to find it.
+    using KeyRef = std::pair<Space, std::string_view>;
+    struct KeyOrder {
+        using is_transparent = void;
+        static KeyRef ref(const std::pair<Space, std::string>& k) { return {k.first, k.second}; }
+        static KeyRef ref(const KeyRef& k) { return k; }
+        template <class A, class B>
+        bool operator()(const A& a, const B& b) const {
+            return ref(a) < ref(b);
+        }
+    };
+    using Overlay = std::map<std::pair<Space, std::string>, std::optional<std::string>, KeyOrder>;
+    // The write for (space, key) in the batch in flight, or null.
+    const StoreWrite* committing_write(Space space, std::string_view key) const;
+    // The first write of the batch in flight at or after (space, key).
+    std::vector<StoreWrite>::const_iterator committing_from(Space space,
+                                                            std::string_view key) const;
     Status scan_over(const Overlay& overlay, Space space, std::string_view from, size_t limit,
                      const std::function<bool(std::string_view, std::string_view)>& visit);
 
     Store& store_;
     // Latest staged value per (space, key); std::map keeps commit order deterministic.
     Overlay staged_;
-    // The batch begin_commit() handed out, until end_commit(), and where each
-    // of its keys is in it.
+    // The batch begin_commit() handed out, until end_commit(): in staged_'s
+    // order, so its keys are found by binary search.
     std::vector<StoreWrite> committing_writes_;
-    std::map<std::pair<Space, std::string>, size_t> committing_;
     std::vector<Outgoing> outgoing_;
     std::vector<Outgoing> ahead_;  // send_ahead(), until take_ahead()
     // handler_start_ when the first write was staged since the last batch

@@ -83,6 +83,45 @@ TEST_CASE("a batch in flight stays readable, under what was staged since") {
     CHECK(scan_all(env) == std::vector<std::string>{"b=batch-b", "d=staged-d"});
 }
 
+TEST_CASE("a batch in flight is found by space and exact key") {
+    auto store = make_memory_store();
+    REQUIRE(store->write({{Space::meta, "k", std::string("stored-meta-k")}}).ok());
+    TestEnv env(*store);
+    const std::string high("k\xff", 2);  // sorts after every "k" + ASCII key
+    env.stage_write({Space::meta, "k2", std::string("meta-k2")});
+    env.stage_write({Space::data, high, std::string("data-high")});
+    env.stage_write({Space::data, "k", std::string("data-k")});
+    env.stage_write({Space::data, "kk", std::string("data-kk")});
+    env.stage_write({Space::hints, "a", std::string("hints-a")});
+    BufferedEnv::Batch batch = env.begin_commit();
+    REQUIRE(batch.writes->size() == 5);
+    // In (space, key byte) order, as the store is given it.
+    std::vector<std::pair<Space, std::string>> order;
+    for (const auto& w : *batch.writes) order.emplace_back(w.space, w.key);
+    CHECK(order == std::vector<std::pair<Space, std::string>>{{Space::data, "k"},
+                                                              {Space::data, "kk"},
+                                                              {Space::data, high},
+                                                              {Space::meta, "k2"},
+                                                              {Space::hints, "a"}});
+    CHECK(read(env, "k") == std::optional<std::string>("data-k"));
+    CHECK(read(env, high) == std::optional<std::string>("data-high"));
+    CHECK(read(env, "k2") == std::nullopt);  // in the batch, but in another space
+    CHECK(read(env, "kkk") == std::nullopt);
+    auto meta = env.read(Space::meta, "k");
+    REQUIRE(meta.ok());
+    CHECK(meta.value() == std::optional<std::string>("stored-meta-k"));  // from the store
+    CHECK(scan_all(env) == std::vector<std::string>{"k=data-k", "kk=data-kk", high + "=data-high"});
+    std::vector<std::string> from_kk;
+    REQUIRE(env.scan(Space::data, "kk", 10,
+                     [&](std::string_view k, std::string_view) {
+                         from_kk.emplace_back(k);
+                         return true;
+                     })
+                .ok());
+    CHECK(from_kk == std::vector<std::string>{"kk", high});
+    env.end_commit();
+}
+
 TEST_CASE("messages go with the writes of their handler, and before later ones") {
     auto store = make_memory_store();
     TestEnv env(*store);
