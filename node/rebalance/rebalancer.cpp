@@ -56,24 +56,25 @@ void Rebalancer::log_received(const InboundTransfer& t, const std::string& why) 
                                  std::to_string(t.keys) + " keys) from " + t.plan.source + why);
 }
 
-void Rebalancer::log_dropped(const InboundTransfer& t) const {
+void Rebalancer::log_dropped(const InboundTransfer& t, bool move_completed) const {
     if (t.phase == InboundTransfer::Phase::done) return;
+    const std::string why = move_completed ? "the move completed" : "the ring changed";
     if (t.phase == InboundTransfer::Phase::handing_off) {
-        // Every page arrived; the source recorded the handoff and the move
-        // completed before its answer reached this node. Logged as received,
-        // so the log accounts for every key this node took in.
-        return log_received(t, "; the move completed before the handoff was answered");
+        // Every page arrived, and the handoff's answer did not (the source
+        // may have recorded it and completed the move first). Logged as
+        // received, so the log accounts for every key this node took in.
+        return log_received(t, "; " + why + " before the handoff was answered");
     }
     if (t.keys == 0) return;
     env_.log(LogLevel::info, "transfer of " + std::to_string(t.plan.ranges.size()) +
                                  " ranges from " + t.plan.source + " stopped after " +
-                                 std::to_string(t.keys) + " keys: the ring changed");
+                                 std::to_string(t.keys) + " keys: " + why);
 }
 
 void Rebalancer::refresh() {
     if (gossip_ == nullptr) return;
     if (!placement_.moving()) {
-        for (const auto& t : inbound_) log_dropped(t);
+        for (const auto& t : inbound_) log_dropped(t, true);
         inbound_.clear();
         calls_.clear();
         outbound_needs_.clear();
@@ -105,7 +106,7 @@ void Rebalancer::refresh() {
         }
     }
     for (size_t i = 0; i < inbound_.size(); ++i) {
-        if (!carried[i]) log_dropped(inbound_[i]);
+        if (!carried[i]) log_dropped(inbound_[i], false);
     }
     inbound_ = std::move(next);
     calls_.clear();

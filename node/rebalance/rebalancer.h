@@ -88,8 +88,9 @@ class Rebalancer {
     // "received R ranges (K keys) from X", then `why`: one line per transfer
     // whose every page arrived, so the log accounts for the keys taken in.
     void log_received(const InboundTransfer& t, const std::string& why) const;
-    // A transfer given up because the ring changed: what it had received.
-    void log_dropped(const InboundTransfer& t) const;
+    // A transfer given up because the ring changed (`move_completed`: to a
+    // ring with nothing moving): what it had received.
+    void log_dropped(const InboundTransfer& t, bool move_completed) const;
     void maybe_start_leave();
     void maybe_start_removal();
     void maybe_finish_removal();

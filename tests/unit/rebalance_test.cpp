@@ -294,7 +294,8 @@ TEST_CASE(
             CHECK(keys_logged_in(logs[i]) - logged_before[i] == in);
             for (const auto& line : logs[i])
                 completed_unanswered +=
-                    line.find("before the handoff was answered") != std::string::npos;
+                    line.find("the move completed before the handoff was answered") !=
+                    std::string::npos;
         }
         CHECK(streamed > 0);
     }
