@@ -8,10 +8,11 @@
 # flight (default 2 x 25; CONNS=1 PIPE=1 for a lone request's latency), for DUR
 # s (default 12) while `perf record` samples node 1 for PERF_S s (default 6)
 # from 3 s in. Prints kvbench's figures, each node's store commits (writes per
-# commit, time per commit), the CPU time an operation
-# cost in the 3 nodes and in kvbench (user + system over the whole run: steadier
-# than ops/s on a shared machine), then the busiest symbols (self time, TOP
-# rows, default 30) and the share of samples in the kernel.
+# commit, time per commit), the CPU time an operation cost in the 3 nodes and
+# in kvbench (user + system over the whole run: steadier than ops/s on a shared
+# machine), the nodes' share by thread (the event loop is "kvnode"), then the
+# busiest symbols (self time, TOP rows, default 30) and the share of samples in
+# the kernel.
 # PERF_OF=kvbench samples kvbench (the client library) instead of node 1.
 # PERF_CALLGRAPH sets perf's call graphs (default --call-graph fp; use
 # "--call-graph dwarf,16384" to see callers through inlined code).
@@ -53,6 +54,12 @@ NODES=tcp://127.0.0.1:17301,tcp://127.0.0.1:17302,tcp://127.0.0.1:17303
 # busy the shared machine was.
 node_ticks() { local t=0 p; for p in "${PIDS[@]}"; do
                  t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+# The same per thread, summed over the 3 nodes by thread name (the loop is
+# "kvnode"; ZeroMQ's I/O thread "ZMQbg/IO/0"; "kv-commit", "kv-checkpoint").
+thread_ticks() { local p t; for p in "${PIDS[@]}"; do for t in /proc/"$p"/task/*; do
+                   printf '%s\t%s\n' "$(cat "$t/comm")" "$(awk '{print $14 + $15}' "$t/stat")"
+                 done; done 2>/dev/null; }
+thread_ticks >"$WORK/threads.before"
 before=$(node_ticks)
 ("$BIN/kvbench" --node "$NODES" --keys "$KEYS" --mix "$MIX" --consistency quorum \
    --duration-s "$DUR" --connections "$CONNS" --pipeline "$PIPE"; times >"$WORK/bench.times") \
@@ -92,6 +99,13 @@ bench_s=$(awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/);
 awk -v n="$ticks" -v hz="$(getconf CLK_TCK)" -v b="${bench_s:-0}" -v ops="${ops:-0}" 'BEGIN {
   if (ops > 0) printf "CPU per operation: %.1f us in the 3 nodes, %.1f us in kvbench\n",
                       n * 1e6 / hz / ops, b * 1e6 / ops }'
+thread_ticks >"$WORK/threads.after"
+awk -F'\t' -v hz="$(getconf CLK_TCK)" -v ops="${ops:-0}" '
+  FNR == NR { before[$1] += $2; next } { after[$1] += $2 }
+  END { if (ops <= 0) exit; for (name in after) {
+          us = (after[name] - before[name]) * 1e6 / hz / ops
+          if (us >= 0.05) printf "  %-16s %.1f us per operation (3 nodes)\n", name, us } }' \
+  "$WORK/threads.before" "$WORK/threads.after" | sort -k2 -rn
 if [[ -s $WORK/syscalls.csv ]]; then
   awk -F, -v ops="${ops:-0}" '/raw_syscalls/ { if (ops > 0) printf "system calls per operation: %.1f in the 3 nodes\n", $1 / ops }' \
     "$WORK/syscalls.csv"
