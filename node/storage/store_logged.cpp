@@ -278,10 +278,11 @@ class Memtable {
 
     // Every entry, in key order, without touching the kept order: for the
     // checkpointer, which reads a frozen memtable without the mutex while
-    // scans may update that order under it. Each pointer is sorted by its entry's SortPrefix held
-    // beside it, and the entries are read only where those tie: sorting bare pointers read two
-    // entries a comparison, each a likely cache miss, and was a sixth of the
-    // checkpointer's time (docs/BENCHMARKS.md, issue 14, eighteenth step).
+    // scans may update that order under it. Each pointer is sorted by its
+    // entry's SortPrefix held beside it, and the entries are read only where
+    // those tie: sorting bare pointers read two entries a comparison, each a
+    // likely cache miss, and was a sixth of the checkpointer's time
+    // (docs/BENCHMARKS.md, issue 14, eighteenth step).
     std::vector<const Entry*> sorted_entries() const {
         struct Keyed {
             SortPrefix prefix;

@@ -81,6 +81,7 @@ perf record -q ${PERF_CALLGRAPH:---call-graph fp} -F 999 -p "$sampled" -o "$WORK
 wait "$bench"
 [[ -n ${counting:-} ]] && wait "$counting"
 ticks=$(( $(node_ticks) - before ))
+thread_ticks >"$WORK/threads.after"
 cat "$WORK/bench.txt"
 # Each node's store commits since it started (the load included), from its
 # metrics: how many writes one sync carried, and how long a commit took from
@@ -99,7 +100,6 @@ bench_s=$(awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/);
 awk -v n="$ticks" -v hz="$(getconf CLK_TCK)" -v b="${bench_s:-0}" -v ops="${ops:-0}" 'BEGIN {
   if (ops > 0) printf "CPU per operation: %.1f us in the 3 nodes, %.1f us in kvbench\n",
                       n * 1e6 / hz / ops, b * 1e6 / ops }'
-thread_ticks >"$WORK/threads.after"
 awk -F'\t' -v hz="$(getconf CLK_TCK)" -v ops="${ops:-0}" '
   FNR == NR { before[$1] += $2; next } { after[$1] += $2 }
   END { if (ops <= 0) exit; for (name in after) {
