@@ -5,7 +5,6 @@
 #include <tuple>
 
 #include "client/protocol.h"
-#include "client/zone_lease.h"
 #include "node/mutant.h"
 
 namespace kv::node {
@@ -309,113 +308,152 @@ constexpr size_t kActorBytesMax = proto::kIdBytesMax;
 constexpr size_t kSiblingsDecodeMax = kDecodeSiblingsMax;
 constexpr size_t kExceptionsDecodeMax = kDecodeExceptionsMax;
 
-// Deepest legal nesting: object -> context -> entry -> unseen counters.
-constexpr size_t kDepthMax = 4;
-// The msgpack objects (array items) of the largest object the limits allow:
-// the root's 2, per actor its entry and the entry's 3 items, the unseen
-// counters, per sibling its array and 3 items.
-constexpr size_t kObjectsDecodeMax =
-    2 + kActorsMax * 4 + kExceptionsDecodeMax + kSiblingsDecodeMax * 4;
-
-// The allocation-free pre-pass (as client/wire_codec.cpp's FrameScan): msgpack
-// allocates an array's items when it reads the array's header, before the
-// items arrive, so without it a few header bytes claim megabytes (a 16 MiB
-// object of nested empty arrays cost 536 MB). The walk checks the input is
-// whole, counts every array item against kObjectsDecodeMax and refuses maps
-// (objects and contexts have none); only then does unpack allocate.
-class BudgetScan : public msgpack::null_visitor {
+// Decoding reads the input once, in place, with a cursor that knows only the
+// msgpack types objects and contexts use (arrays, str, bin, nil, integers),
+// and builds the result as it goes: no msgpack::object tree, no zone, no
+// pre-pass. Every count is checked against the limits above, and against the
+// bytes left, before anything is reserved for it, so a few header bytes
+// cannot claim memory (a 16 MiB object of nested empty arrays once cost 536 MB
+// through msgpack::unpack). Accepts exactly what the msgpack-object decoder it
+// replaced accepted (tests/unit/object_test.cpp compares the two).
+class Reader {
   public:
-    bool start_array(uint32_t items) {
-        if (++depth_ > kDepthMax) return false;
-        objects_ += items;
-        return objects_ <= kObjectsDecodeMax;
+    explicit Reader(std::string_view in)
+        : at_(reinterpret_cast<const uint8_t*>(in.data())), end_(at_ + in.size()) {}
+
+    bool at_end() const { return at_ == end_; }
+    size_t left() const { return static_cast<size_t>(end_ - at_); }
+
+    // An array header; its item count in `items`.
+    bool array(uint32_t& items) {
+        if (at_ == end_) return false;
+        const uint8_t tag = *at_;
+        if (tag >= 0x90 && tag <= 0x9f) {
+            ++at_;
+            items = tag & 0x0f;
+            return true;
+        }
+        if (tag == 0xdc) return big_endian(1, 2, items);
+        if (tag == 0xdd) return big_endian(1, 4, items);
+        return false;
     }
-    bool end_array() {
-        --depth_;
+    // A str of at most `max` bytes, as a view into the input.
+    bool str(std::string_view& out, size_t max) {
+        if (at_ == end_) return false;
+        const uint8_t tag = *at_;
+        if (tag >= 0xa0 && tag <= 0xbf) {
+            ++at_;
+            return body(tag & 0x1f, max, out);
+        }
+        return sized_body(0xd9, max, out);  // str8, str16, str32
+    }
+    // A bin of at most `max` bytes (a view into the input), or nil (nullopt).
+    bool bin_or_nil(std::optional<std::string_view>& out, size_t max) {
+        if (at_ == end_) return false;
+        if (*at_ == 0xc0) {
+            ++at_;
+            out.reset();
+            return true;
+        }
+        std::string_view bytes;
+        if (!sized_body(0xc4, max, bytes)) return false;  // bin8, bin16, bin32
+        out = bytes;
         return true;
     }
-    bool start_map(uint32_t) { return false; }
-    bool visit_str(const char*, uint32_t size) { return size <= kActorBytesMax; }
-    bool visit_bin(const char*, uint32_t size) { return size <= proto::kValueBytesMax; }
-    bool visit_ext(const char*, uint32_t) { return false; }
-    void parse_error(size_t, size_t) {}
-    void insufficient_bytes(size_t, size_t) {}
+    // An integer of any msgpack width whose value is not negative (msgpack-c
+    // reads a signed format holding one as a positive integer too).
+    bool uint(uint64_t& out) {
+        if (at_ == end_) return false;
+        const uint8_t tag = *at_;
+        if (tag <= 0x7f) {
+            ++at_;
+            out = tag;
+            return true;
+        }
+        if (tag >= 0xcc && tag <= 0xcf) {
+            uint64_t v = 0;
+            if (!big_endian(1, size_t{1} << (tag - 0xcc), v)) return false;
+            out = v;
+            return true;
+        }
+        if (tag >= 0xd0 && tag <= 0xd3) {
+            const size_t width = size_t{1} << (tag - 0xd0);
+            if (left() < 1 + width || (at_[1] & 0x80) != 0) return false;  // negative
+            uint64_t v = 0;
+            if (!big_endian(1, width, v)) return false;
+            out = v;
+            return true;
+        }
+        return false;
+    }
 
   private:
-    size_t depth_ = 0;
-    size_t objects_ = 0;
+    // Reads a `width`-byte big-endian number after `skip` tag bytes.
+    template <typename T>
+    bool big_endian(size_t skip, size_t width, T& out) {
+        if (left() < skip + width) return false;
+        uint64_t v = 0;
+        for (size_t i = 0; i < width; ++i) v = (v << 8) | at_[skip + i];
+        at_ += skip + width;
+        out = static_cast<T>(v);
+        return true;
+    }
+    // A body whose length is 1, 2 or 4 bytes after a tag of `tag8`,
+    // `tag8 + 1` or `tag8 + 2` (msgpack's 8, 16 and 32-bit forms).
+    bool sized_body(uint8_t tag8, size_t max, std::string_view& out) {
+        const uint8_t tag = *at_;
+        if (tag < tag8 || tag > tag8 + 2) return false;
+        uint32_t size = 0;
+        return big_endian(1, size_t{1} << (tag - tag8), size) && body(size, max, out);
+    }
+    bool body(uint32_t size, size_t max, std::string_view& out) {
+        if (size > max || size > left()) return false;
+        out = std::string_view(reinterpret_cast<const char*>(at_), size);
+        at_ += size;
+        return true;
+    }
+
+    const uint8_t* at_;
+    const uint8_t* end_;
 };
 
-msgpack::unpack_limit decode_limits() {
-    return msgpack::unpack_limit(/*array=*/kSiblingsDecodeMax, /*map=*/0,
-                                 /*str=*/kActorBytesMax, /*bin=*/proto::kValueBytesMax,
-                                 /*ext=*/0, /*depth=*/kDepthMax);
-}
+// The smallest encoding of a sibling: [str, uint, nil] with a 1-byte actor.
+constexpr size_t kSiblingBytesMin = 5;
 
-// Zero-copy: str and bin objects point into the input, which outlives the
-// handle (decode_object and decode_context copy what they keep).
-bool reference_input(msgpack::type::object_type, size_t, void*) {
-    return true;
-}
-
-bool read_str(const msgpack::object& o, std::string& out) {
-    if (o.type != msgpack::type::STR) return false;
-    out.assign(o.via.str.ptr, o.via.str.size);
-    return true;
-}
-
-bool read_vv(const msgpack::object& o, VersionVector& vv) {
-    if (o.type != msgpack::type::ARRAY || o.via.array.size > kActorsMax) return false;
-    std::string prev;
+bool read_vv(Reader& in, VersionVector& vv) {
+    uint32_t actors = 0;
+    if (!in.array(actors) || actors > kActorsMax) return false;
+    std::string_view prev;
     size_t unseen_total = 0;
-    for (uint32_t i = 0; i < o.via.array.size; ++i) {
-        const auto& e = o.via.array.ptr[i];
-        if (e.type != msgpack::type::ARRAY || (e.via.array.size != 2 && e.via.array.size != 3))
-            return false;
-        std::string actor;
-        if (!read_str(e.via.array.ptr[0], actor) || actor.empty()) return false;
-        if (e.via.array.ptr[1].type != msgpack::type::POSITIVE_INTEGER) return false;
-        const uint64_t counter = e.via.array.ptr[1].via.u64;
+    for (uint32_t i = 0; i < actors; ++i) {
+        uint32_t items = 0;
+        if (!in.array(items) || (items != 2 && items != 3)) return false;
+        std::string_view actor_bytes;
+        if (!in.str(actor_bytes, kActorBytesMax) || actor_bytes.empty()) return false;
+        uint64_t counter = 0;
+        if (!in.uint(counter)) return false;
         if (counter == 0 || counter > kCounterMax) return false;
-        if (i > 0 && actor <= prev) return false;  // canonical: sorted, unique
+        if (i > 0 && actor_bytes <= prev) return false;  // canonical: sorted, unique
+        const std::string actor(actor_bytes);
         vv.set(actor, counter);
-        if (e.via.array.size == 3) {
+        if (items == 3) {
             // Canonical: non-empty, ascending, each below the highest.
-            const auto& unseen = e.via.array.ptr[2];
-            if (unseen.type != msgpack::type::ARRAY || unseen.via.array.size == 0) return false;
-            unseen_total += unseen.via.array.size;
-            if (unseen_total > kExceptionsDecodeMax) return false;
+            uint32_t unseen = 0;
+            if (!in.array(unseen) || unseen == 0) return false;
+            unseen_total += unseen;
+            if (unseen_total > kExceptionsDecodeMax || unseen > in.left()) return false;
             uint64_t last = 0;
-            for (uint32_t j = 0; j < unseen.via.array.size; ++j) {
-                const auto& c = unseen.via.array.ptr[j];
-                if (c.type != msgpack::type::POSITIVE_INTEGER) return false;
-                if (c.via.u64 <= last || c.via.u64 >= counter) return false;
-                last = c.via.u64;
+            for (uint32_t j = 0; j < unseen; ++j) {
+                uint64_t c = 0;
+                if (!in.uint(c)) return false;
+                if (c <= last || c >= counter) return false;
+                last = c;
                 vv.remove(Dot{actor, last});
             }
         }
-        prev = std::move(actor);
+        prev = actor_bytes;
     }
     return true;
-}
-
-// Unpacks into `zone` (a ZoneLease's: the objects die with it).
-Result<msgpack::object> unpack_all(msgpack::zone& zone, std::string_view bytes) {
-    try {
-        BudgetScan scan;
-        size_t scanned = 0;
-        if (!msgpack::parse(bytes.data(), bytes.size(), scanned, scan)) {
-            return Status(ErrorCode::bad_request, "malformed, or beyond the decode budget");
-        }
-        if (scanned != bytes.size()) return Status(ErrorCode::bad_request, "trailing bytes");
-        std::size_t offset = 0;
-        msgpack::object root = msgpack::unpack(zone, bytes.data(), bytes.size(), offset,
-                                               &reference_input, nullptr, decode_limits());
-        if (offset != bytes.size()) return Status(ErrorCode::bad_request, "trailing bytes");
-        return root;
-    } catch (const std::exception& e) {
-        return Status(ErrorCode::bad_request, std::string("undecodable: ") + e.what());
-    }
 }
 
 // Encodings are packed into a buffer each thread reuses and then copied out at
@@ -446,19 +484,18 @@ std::string take_encoding(std::string& scratch) {
 }  // namespace
 
 size_t object_decode_bytes_max(size_t input_bytes) {
-    // Fixed costs, each above what the allocator hands out for it: a
-    // msgpack::object; a Sibling (its actor and value bytes are counted with
-    // the input); a std::set node of an unseen counter; a std::map node of an
-    // actor (twice: entries and exceptions). The smallest encodings of each: 1
-    // byte per object, 5 per sibling ([str, uint, nil] with a 1-byte actor), 1
-    // per unseen counter and 4 per actor.
-    constexpr size_t kPerObject = sizeof(msgpack::object);
+    // The decoder reads the input in place and allocates only the Object:
+    // each byte string once (the input bounds them), and fixed costs, each
+    // above what the allocator hands out for it: a Sibling (its actor and
+    // value bytes are counted with the input); a std::set node of an unseen
+    // counter; a std::map node of an actor (twice: entries and exceptions).
+    // The smallest encodings of each: 5 bytes per sibling ([str, uint, nil]
+    // with a 1-byte actor), 1 per unseen counter and 4 per actor.
     constexpr size_t kPerSibling = sizeof(Sibling) + 16;
     constexpr size_t kPerException = 64;
     constexpr size_t kPerActor = 256;
     const size_t s = input_bytes;
-    return 2 * s + kPerObject * std::min(s, kObjectsDecodeMax) +
-           kPerSibling * std::min(s / 5, kSiblingsDecodeMax) +
+    return 2 * s + kPerSibling * std::min(s / kSiblingBytesMin, kSiblingsDecodeMax) +
            kPerException * std::min(s, kExceptionsDecodeMax) +
            kPerActor * std::min(s / 4, kActorsMax) + 64 * 1024;
 }
@@ -489,37 +526,36 @@ Result<Object> decode_object(std::string_view bytes) {
     if (bytes.size() > proto::kObjectBytesMax) {
         return Status(ErrorCode::object_too_large, "object exceeds its size limit");
     }
-    ZoneLease lease;
-    auto unpacked = unpack_all(lease.zone(), bytes);
-    if (!unpacked) return unpacked.status();
-    const msgpack::object& root = unpacked.value();
     const Status bad(ErrorCode::bad_request, "malformed object");
-    if (root.type != msgpack::type::ARRAY || root.via.array.size != 2) return bad;
+    Reader in(bytes);
+    uint32_t items = 0;
+    if (!in.array(items) || items != 2) return bad;
     Object out;
-    if (!read_vv(root.via.array.ptr[0], out.context)) return bad;
-    const auto& sibs = root.via.array.ptr[1];
-    if (sibs.type != msgpack::type::ARRAY) return bad;
-    // Exact: the pre-pass found every item in the input (no doubling growth).
-    out.siblings.reserve(sibs.via.array.size);
-    for (uint32_t i = 0; i < sibs.via.array.size; ++i) {
-        const auto& e = sibs.via.array.ptr[i];
-        if (e.type != msgpack::type::ARRAY || e.via.array.size != 3) return bad;
-        Sibling s;
-        if (!read_str(e.via.array.ptr[0], s.dot.actor) || s.dot.actor.empty()) return bad;
-        if (e.via.array.ptr[1].type != msgpack::type::POSITIVE_INTEGER) return bad;
-        s.dot.counter = e.via.array.ptr[1].via.u64;
-        const auto& v = e.via.array.ptr[2];
-        if (v.type == msgpack::type::BIN) {
-            s.value.emplace(v.via.bin.ptr, v.via.bin.size);
-        } else if (v.type != msgpack::type::NIL) {
+    if (!read_vv(in, out.context)) return bad;
+    uint32_t siblings = 0;
+    if (!in.array(siblings) || siblings > kSiblingsDecodeMax ||
+        siblings > in.left() / kSiblingBytesMin) {
+        return bad;
+    }
+    out.siblings.reserve(siblings);
+    for (uint32_t i = 0; i < siblings; ++i) {
+        if (!in.array(items) || items != 3) return bad;
+        std::string_view actor;
+        uint64_t counter = 0;
+        std::optional<std::string_view> value;
+        if (!in.str(actor, kActorBytesMax) || actor.empty() || !in.uint(counter) ||
+            !in.bin_or_nil(value, proto::kValueBytesMax)) {
             return bad;
         }
+        Sibling s{Dot{std::string(actor), counter}, std::nullopt};
+        if (value) s.value.emplace(*value);
         // Counters start at 1: a zero dot is "covered" by every context, so a
         // merge with any other object would silently drop it.
         if (s.dot.counter == 0 || !out.context.covers(s.dot)) return bad;
         if (!out.siblings.empty() && !(out.siblings.back().dot < s.dot)) return bad;
         out.siblings.push_back(std::move(s));
     }
+    if (!in.at_end()) return Status(ErrorCode::bad_request, "trailing bytes");
     return out;
 }
 
@@ -535,10 +571,9 @@ Result<VersionVector> decode_context(std::string_view bytes) {
     if (bytes.size() > proto::kContextBytesMax) {
         return Status(ErrorCode::bad_context, "context exceeds its size limit");
     }
-    ZoneLease lease;
-    auto unpacked = unpack_all(lease.zone(), bytes);
+    Reader in(bytes);
     VersionVector vv;
-    if (!unpacked || !read_vv(unpacked.value(), vv)) {
+    if (!read_vv(in, vv) || !in.at_end()) {
         return Status(
             ErrorCode::bad_context,
             "the context is not one this store issued; pass back the context a get returned");

@@ -156,14 +156,15 @@ ReadView read_view(const Object& object, size_t values_max);
 // to n (<= 16) replicas' worth of siblings_max siblings each, far below
 // kDecodeSiblingsMax. A context holds at most kDecodeActorsMax actors and
 // kDecodeExceptionsMax unseen counters (a writer's context has one per sibling
-// of the key). Beyond those, and beyond the msgpack objects such an object
-// needs, an input is refused before anything is allocated for it.
+// of the key). Beyond those an input is refused before anything is allocated
+// for it: decoding reads the input once, in place, and checks each count
+// before it reserves anything.
 constexpr size_t kDecodeActorsMax = 1024;
 constexpr size_t kDecodeSiblingsMax = 64 * 1024;
 constexpr size_t kDecodeExceptionsMax = 64 * 1024;
 // The most bytes decoding `input_bytes` bytes may allocate at once (the
 // decoded Object included): twice the input for the byte strings it copies,
-// plus per msgpack object, sibling, unseen counter and actor a fixed cost,
+// plus per sibling, unseen counter and actor a fixed cost,
 // each count bounded both by the input size and by the limits above. For a
 // 16 MiB input this is about 3 times the input, whatever its shape.
 size_t object_decode_bytes_max(size_t input_bytes);
