@@ -5,8 +5,8 @@
 //
 // A frame is one msgpack map: {"v": 1, "t": "<type>", "id": <u64>, ...fields}.
 // Decoding treats input as hostile: every size and nesting depth is checked
-// before anything is allocated, unknown fields are ignored, and every failure is
-// a Status (never an exception or a crash).
+// before anything is allocated for it, unknown fields are ignored, and every
+// failure is a Status (never an exception or a crash).
 #pragma once
 
 #include <cstddef>

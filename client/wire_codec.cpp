@@ -1,5 +1,6 @@
 #include "client/wire_codec.h"
 
+#include <cstring>
 #include <new>
 
 #include "client/zone_lease.h"
@@ -8,20 +9,17 @@ namespace kv::proto::wire {
 
 namespace {
 
-// Byte strings may be as large as a whole frame at the msgpack level so that
-// the per-field checks can answer with the precise code (value_too_large,
-// object_too_large, ...); they cost nothing more because decode references the
-// frame instead of copying (see reference_frame).
-const msgpack::unpack_limit kUnpackLimit(kArrayItemsMax, kMapItemsMax, kFrameBytesMax,
-                                         kFrameBytesMax, kIdBytesMax, kNestingDepthMax);
-
-// ---- decoding: the allocation-free pre-pass -----------------------------------
-
-// Walks the raw frame before anything is allocated: enforces nesting depth,
-// per-container sizes and the whole-frame object budget, and picks up the
-// top-level "id" so that even a frame rejected later (truncated, too deep, too
-// large) can be answered with its request id.
-class FrameScan : public msgpack::null_visitor {
+// Reads one msgpack value into msgpack::objects in a zone in a single pass,
+// enforcing as it goes what a frame may hold: nesting depth, per-container
+// sizes, the whole-frame object budget and str/bin/ext lengths. Each check is
+// made where msgpack's own parser would reach it (a container's at its
+// header, a string's once its bytes are known to be there), so the first
+// failure in the frame is the one reported. What it allocates before a
+// failure is bounded by the object budget (kFrameObjectsMax objects), never
+// by a declared length. str, bin and ext objects point into the frame. It
+// also picks up the top-level "id" so that even a frame refused later
+// (truncated, too deep, too large) can be answered with its request id.
+class FrameReader {
   public:
     enum class Failure {
         none,
@@ -33,128 +31,268 @@ class FrameScan : public msgpack::null_visitor {
         string_too_long
     };
 
-    // With stop_at_id the walk ends as soon as the id is known.
-    explicit FrameScan(bool stop_at_id) : stop_at_id_(stop_at_id) {}
+    // With stop_at_id the read ends (unfinished, no failure) once the id is known.
+    FrameReader(std::string_view frame, msgpack::zone& zone, bool stop_at_id)
+        : at_(frame.data()),
+          end_(frame.data() + frame.size()),
+          zone_(zone),
+          stop_at_id_(stop_at_id) {}
+
+    // True when one whole value was read into `root`.
+    bool read_root(msgpack::object& root) { return read(root, 0, Slot::other); }
 
     Failure failure() const { return failure_; }
     std::optional<uint64_t> id() const { return id_; }
+    // Bytes not yet read (after a successful read_root: trailing bytes).
+    size_t bytes_left() const { return static_cast<size_t>(end_ - at_); }
 
-    bool visit_positive_integer(uint64_t v) {
-        if (in_top_value() && value_is_id_ && !id_) {
+  private:
+    // Where a value sits: a top-level map's key, the value of its "id" key, or
+    // anywhere else.
+    enum class Slot { top_key, id_value, other };
+
+    bool fail(Failure f) {
+        failure_ = f;
+        return false;
+    }
+    bool have(size_t bytes) const { return bytes_left() >= bytes; }
+
+    template <typename U>
+    U load_be() {
+        U v;
+        std::memcpy(&v, at_, sizeof(U));
+        at_ += sizeof(U);
+        if constexpr (sizeof(U) == 2) v = __builtin_bswap16(v);
+        if constexpr (sizeof(U) == 4) v = __builtin_bswap32(v);
+        if constexpr (sizeof(U) == 8) v = __builtin_bswap64(v);
+        return v;
+    }
+    // A length of `width` bytes after the type byte; false (truncated) when
+    // the bytes are not there.
+    bool length(size_t width, uint32_t& out) {
+        if (!have(width)) return fail(Failure::truncated);
+        if (width == 1) out = load_be<uint8_t>();
+        if (width == 2) out = load_be<uint16_t>();
+        if (width == 4) out = load_be<uint32_t>();
+        return true;
+    }
+
+    bool unsigned_value(uint64_t v, Slot slot, msgpack::object& out) {
+        out.type = msgpack::type::POSITIVE_INTEGER;
+        out.via.u64 = v;
+        if (slot == Slot::id_value && !id_) {
             id_ = v;
             if (stop_at_id_) return false;
         }
         return true;
     }
-    // msgpack's signed formats (int 8..64) arrive here whatever their sign;
-    // encoders of languages without unsigned types (Java, JavaScript) write a
-    // non-negative id so, and it is the same id as in an unsigned format.
-    bool visit_negative_integer(int64_t v) {
-        if (v >= 0) return visit_positive_integer(static_cast<uint64_t>(v));
+    // msgpack's signed formats may hold a non-negative value: it reads as
+    // unsigned, as msgpack-c reads it (encoders of languages without unsigned
+    // types write ids so).
+    bool signed_value(int64_t v, Slot slot, msgpack::object& out) {
+        if (v >= 0) return unsigned_value(static_cast<uint64_t>(v), slot, out);
+        out.type = msgpack::type::NEGATIVE_INTEGER;
+        out.via.i64 = v;
         return true;
     }
-    bool visit_str(const char* bytes, uint32_t size) {
-        if (depth_ == 1 && at_top_key_) key_is_id_ = std::string_view(bytes, size) == "id";
-        return size <= kFrameBytesMax || fail(Failure::string_too_long);
+    template <typename U>
+    bool read_unsigned(Slot slot, msgpack::object& out) {
+        if (!have(sizeof(U))) return fail(Failure::truncated);
+        return unsigned_value(load_be<U>(), slot, out);
     }
-    bool visit_bin(const char*, uint32_t size) {
-        return size <= kFrameBytesMax || fail(Failure::string_too_long);
+    template <typename U>
+    bool read_signed(Slot slot, msgpack::object& out) {
+        if (!have(sizeof(U))) return fail(Failure::truncated);
+        using S = std::make_signed_t<U>;
+        return signed_value(static_cast<S>(load_be<U>()), slot, out);
     }
-    bool visit_ext(const char*, uint32_t size) {
-        return size <= kIdBytesMax || fail(Failure::string_too_long);
+
+    // The body of a str or bin of `size` bytes.
+    bool bytes(msgpack::type::object_type type, uint32_t size, Slot slot, msgpack::object& out) {
+        if (!have(size)) return fail(Failure::truncated);
+        if (size > kFrameBytesMax) return fail(Failure::string_too_long);
+        out.type = type;
+        out.via.str.ptr = at_;  // str and bin share one layout
+        out.via.str.size = size;
+        if (slot == Slot::top_key)
+            key_is_id_ = type == msgpack::type::STR && std::string_view(at_, size) == "id";
+        at_ += size;
+        return true;
     }
-    bool start_array(uint32_t items) {
+    // An ext of `size` data bytes after its type byte.
+    bool ext(uint32_t size, msgpack::object& out) {
+        const uint64_t with_type = uint64_t{size} + 1;
+        if (!have(with_type)) return fail(Failure::truncated);
+        if (with_type > kIdBytesMax) return fail(Failure::string_too_long);
+        out.type = msgpack::type::EXT;
+        out.via.ext.ptr = at_;
+        out.via.ext.size = size;
+        at_ += with_type;
+        return true;
+    }
+
+    bool enter(size_t objects, size_t depth) {
+        if (depth + 1 > kNestingDepthMax) return fail(Failure::too_deep);
+        objects_ += objects;
+        if (objects_ > kFrameObjectsMax) return fail(Failure::too_many_objects);
+        return true;
+    }
+    bool array(uint32_t items, size_t depth, msgpack::object& out) {
         if (items > kArrayItemsMax) return fail(Failure::container_too_long);
-        return enter(items);
-    }
-    bool end_array() {
-        --depth_;
-        return true;
-    }
-    bool start_map(uint32_t pairs) {
-        if (pairs > kMapItemsMax) return fail(Failure::container_too_long);
-        return enter(size_t{2} * pairs);
-    }
-    bool start_map_key() {
-        if (depth_ == 1) {
-            at_top_key_ = true;
-            key_is_id_ = false;
+        if (!enter(items, depth)) return false;
+        out.type = msgpack::type::ARRAY;
+        out.via.array.size = 0;
+        out.via.array.ptr =
+            items == 0
+                ? nullptr
+                : static_cast<msgpack::object*>(zone_.allocate_align(
+                      sizeof(msgpack::object) * items, MSGPACK_ZONE_ALIGNOF(msgpack::object)));
+        for (uint32_t i = 0; i < items; ++i) {
+            if (!read(out.via.array.ptr[i], depth + 1, Slot::other)) return false;
+            out.via.array.size = i + 1;
         }
         return true;
     }
-    bool end_map_key() {
-        if (depth_ == 1) at_top_key_ = false;
+    bool map(uint32_t pairs, size_t depth, msgpack::object& out) {
+        if (pairs > kMapItemsMax) return fail(Failure::container_too_long);
+        if (!enter(size_t{2} * pairs, depth)) return false;
+        out.type = msgpack::type::MAP;
+        out.via.map.size = 0;
+        out.via.map.ptr = pairs == 0 ? nullptr
+                                     : static_cast<msgpack::object_kv*>(zone_.allocate_align(
+                                           sizeof(msgpack::object_kv) * pairs,
+                                           MSGPACK_ZONE_ALIGNOF(msgpack::object_kv)));
+        const bool top = depth == 0;
+        for (uint32_t i = 0; i < pairs; ++i) {
+            msgpack::object_kv& kv = out.via.map.ptr[i];
+            key_is_id_ = false;
+            if (!read(kv.key, depth + 1, top ? Slot::top_key : Slot::other)) return false;
+            const Slot value_slot = top && key_is_id_ ? Slot::id_value : Slot::other;
+            if (!read(kv.val, depth + 1, value_slot)) return false;
+            out.via.map.size = i + 1;
+        }
         return true;
     }
-    bool start_map_value() {
-        if (depth_ == 1) value_is_id_ = key_is_id_;
-        return true;
-    }
-    bool end_map_value() {
-        if (depth_ == 1) value_is_id_ = false;
-        return true;
-    }
-    bool end_map() {
-        --depth_;
-        return true;
-    }
-    void parse_error(size_t, size_t) { failure_ = Failure::malformed; }
-    void insufficient_bytes(size_t, size_t) { failure_ = Failure::truncated; }
 
-  private:
-    bool enter(size_t objects) {
-        if (depth_ + 1 > kNestingDepthMax) return fail(Failure::too_deep);
-        objects_ += objects;
-        if (objects_ > kFrameObjectsMax) return fail(Failure::too_many_objects);
-        ++depth_;
-        return true;
+    // One value at `depth` (the number of containers around it).
+    bool read(msgpack::object& out, size_t depth, Slot slot) {
+        if (!have(1)) return fail(Failure::truncated);
+        const uint8_t head = static_cast<uint8_t>(*at_++);
+        if (head <= 0x7f) return unsigned_value(head, slot, out);
+        if (head >= 0xe0) return signed_value(static_cast<int8_t>(head), slot, out);
+        if (head >= 0xa0 && head <= 0xbf) return bytes(msgpack::type::STR, head & 0x1f, slot, out);
+        if (head >= 0x90 && head <= 0x9f) return array(head & 0x0f, depth, out);
+        if (head >= 0x80 && head <= 0x8f) return map(head & 0x0f, depth, out);
+        uint32_t n = 0;
+        switch (head) {
+            case 0xc0:
+                out.type = msgpack::type::NIL;
+                return true;
+            case 0xc2:
+            case 0xc3:
+                out.type = msgpack::type::BOOLEAN;
+                out.via.boolean = head == 0xc3;
+                return true;
+            case 0xc4:
+            case 0xc5:
+            case 0xc6:
+                return length(size_t{1} << (head - 0xc4), n) &&
+                       bytes(msgpack::type::BIN, n, slot, out);
+            case 0xc7:
+            case 0xc8:
+            case 0xc9:
+                return length(size_t{1} << (head - 0xc7), n) && ext(n, out);
+            case 0xca: {
+                if (!have(4)) return fail(Failure::truncated);
+                const uint32_t bits = load_be<uint32_t>();
+                float f;
+                std::memcpy(&f, &bits, sizeof f);
+                out.type = msgpack::type::FLOAT32;
+                out.via.f64 = f;
+                return true;
+            }
+            case 0xcb: {
+                if (!have(8)) return fail(Failure::truncated);
+                const uint64_t bits = load_be<uint64_t>();
+                double d;
+                std::memcpy(&d, &bits, sizeof d);
+                out.type = msgpack::type::FLOAT64;
+                out.via.f64 = d;
+                return true;
+            }
+            case 0xcc:
+                return read_unsigned<uint8_t>(slot, out);
+            case 0xcd:
+                return read_unsigned<uint16_t>(slot, out);
+            case 0xce:
+                return read_unsigned<uint32_t>(slot, out);
+            case 0xcf:
+                return read_unsigned<uint64_t>(slot, out);
+            case 0xd0:
+                return read_signed<uint8_t>(slot, out);
+            case 0xd1:
+                return read_signed<uint16_t>(slot, out);
+            case 0xd2:
+                return read_signed<uint32_t>(slot, out);
+            case 0xd3:
+                return read_signed<uint64_t>(slot, out);
+            case 0xd4:
+            case 0xd5:
+            case 0xd6:
+            case 0xd7:
+            case 0xd8:
+                return ext(uint32_t{1} << (head - 0xd4), out);
+            case 0xd9:
+            case 0xda:
+            case 0xdb:
+                return length(size_t{1} << (head - 0xd9), n) &&
+                       bytes(msgpack::type::STR, n, slot, out);
+            case 0xdc:
+            case 0xdd:
+                return length(size_t{2} << (head - 0xdc), n) && array(n, depth, out);
+            case 0xde:
+            case 0xdf:
+                return length(size_t{2} << (head - 0xde), n) && map(n, depth, out);
+            default:  // 0xc1, never used
+                return fail(Failure::malformed);
+        }
     }
-    bool fail(Failure f) {
-        failure_ = f;
-        return false;
-    }
-    bool in_top_value() const { return depth_ == 1 && !at_top_key_; }
 
+    const char* at_;
+    const char* end_;
+    msgpack::zone& zone_;
     bool stop_at_id_;
     Failure failure_ = Failure::none;
-    size_t depth_ = 0;
     size_t objects_ = 0;
-    bool at_top_key_ = false;
     bool key_is_id_ = false;
-    bool value_is_id_ = false;
     std::optional<uint64_t> id_;
 };
 
-Status scan_failure_status(FrameScan::Failure f) {
+Status read_failure_status(FrameReader::Failure f) {
     switch (f) {
-        case FrameScan::Failure::truncated:
+        case FrameReader::Failure::truncated:
             return {ErrorCode::bad_request, "truncated msgpack"};
-        case FrameScan::Failure::malformed:
-        case FrameScan::Failure::none:
+        case FrameReader::Failure::malformed:
+        case FrameReader::Failure::none:
             return {ErrorCode::bad_request, "malformed msgpack"};
-        case FrameScan::Failure::too_deep:
+        case FrameReader::Failure::too_deep:
             return {ErrorCode::bad_request,
                     "nesting deeper than " + std::to_string(kNestingDepthMax)};
-        case FrameScan::Failure::container_too_long:
+        case FrameReader::Failure::container_too_long:
             return {ErrorCode::bad_request, "array longer than " + std::to_string(kArrayItemsMax) +
                                                 " items or map longer than " +
                                                 std::to_string(kMapItemsMax) + " entries"};
-        case FrameScan::Failure::too_many_objects:
+        case FrameReader::Failure::too_many_objects:
             return {ErrorCode::bad_request,
                     "more than " + std::to_string(kFrameObjectsMax) + " objects in one frame"};
-        case FrameScan::Failure::string_too_long:
+        case FrameReader::Failure::string_too_long:
             return {ErrorCode::bad_request, "str, bin or ext longer than allowed"};
     }
-    return {ErrorCode::internal, "unhandled scan failure"};
-}
-
-// Zero-copy: str and bin objects point into the frame, which outlives them.
-bool reference_frame(msgpack::type::object_type, size_t, void*) {
-    return true;
+    return {ErrorCode::internal, "unhandled read failure"};
 }
 
 // The header fields, then the body of the type "t" names. `id` was already
-// taken from the pre-pass.
+// picked up by the read.
 Status decode_map(const msgpack::object_map& map, uint64_t id, const FrameBody& body) {
     FieldReader f(map);
     uint64_t parsed_id = 0;
@@ -178,30 +316,10 @@ Status decode_map(const msgpack::object_map& map, uint64_t id, const FrameBody& 
 }
 
 Status decode_checked(std::string_view frame, uint64_t& id, const FrameBody& body) {
-    if (frame.size() > kFrameBytesMax) {
-        FrameScan probe(/*stop_at_id=*/true);
-        msgpack::parse(frame.data(), frame.size(), probe);
-        id = probe.id().value_or(0);
-        return Status(ErrorCode::message_too_large,
-                      "frame larger than " + std::to_string(kFrameBytesMax) + " bytes");
-    }
-
-    FrameScan scan(/*stop_at_id=*/false);
-    size_t scanned_bytes = 0;
-    bool parsed = msgpack::parse(frame.data(), frame.size(), scanned_bytes, scan);
-    id = scan.id().value_or(0);
-    if (!parsed) return scan_failure_status(scan.failure());
-    if (scanned_bytes != frame.size()) {
-        return Status(ErrorCode::bad_request, "trailing bytes after the message map");
-    }
-
-    size_t offset = 0;
     ZoneLease lease;
-    const msgpack::object root = msgpack::unpack(lease.zone(), frame.data(), frame.size(), offset,
-                                                 &reference_frame, nullptr, kUnpackLimit);
-    if (offset != frame.size()) {
-        return Status(ErrorCode::bad_request, "trailing bytes after the message map");
-    }
+    msgpack::object root;
+    Status read = read_frame(frame, lease.zone(), root, id);
+    if (!read.ok()) return read;
     if (root.type != msgpack::type::MAP) {
         return Status(ErrorCode::bad_request, "a message must be a msgpack map");
     }
@@ -210,19 +328,32 @@ Status decode_checked(std::string_view frame, uint64_t& id, const FrameBody& bod
 
 }  // namespace
 
+Status read_frame(std::string_view frame, msgpack::zone& zone, msgpack::object& root,
+                  uint64_t& id) {
+    if (frame.size() > kFrameBytesMax) {
+        FrameReader probe(frame, zone, /*stop_at_id=*/true);
+        probe.read_root(root);
+        id = probe.id().value_or(0);
+        return Status(ErrorCode::message_too_large,
+                      "frame larger than " + std::to_string(kFrameBytesMax) + " bytes");
+    }
+    FrameReader reader(frame, zone, /*stop_at_id=*/false);
+    const bool read = reader.read_root(root);
+    id = reader.id().value_or(0);
+    if (!read) return read_failure_status(reader.failure());
+    if (reader.bytes_left() != 0) {
+        return Status(ErrorCode::bad_request, "trailing bytes after the message map");
+    }
+    return Status();
+}
+
 Status decode_frame(std::string_view frame, uint64_t* id_out, const FrameBody& body) {
     uint64_t id = 0;
     Status result(ErrorCode::internal, "decode did not finish");
-    // Nothing may escape: msgpack throws for limits and malformed input, and
-    // allocation can fail; each becomes a Status for the sender.
+    // Nothing may escape: allocation can fail, and a message's own reader
+    // may throw; each becomes a Status for the sender.
     try {
         result = decode_checked(frame, id, body);
-    } catch (const msgpack::insufficient_bytes&) {
-        result = Status(ErrorCode::bad_request, "truncated msgpack");
-    } catch (const msgpack::size_overflow& e) {
-        result = Status(ErrorCode::bad_request, std::string("msgpack limit exceeded: ") + e.what());
-    } catch (const msgpack::unpack_error& e) {
-        result = Status(ErrorCode::bad_request, std::string("malformed msgpack: ") + e.what());
     } catch (const std::bad_alloc&) {
         result = Status(ErrorCode::overloaded, "out of memory decoding a frame");
     } catch (const std::exception& e) {

@@ -10,9 +10,10 @@
 // pair per alternative. encode_message and decode_message instantiate both for
 // every alternative, so a missing overload fails to compile.
 //
-// Decoding treats input as hostile (client/protocol.h): decode_frame checks the
-// whole frame before anything is allocated and turns every failure, exceptions
-// included, into a Status.
+// Decoding treats input as hostile (client/protocol.h): decode_frame reads the
+// frame in one pass that checks every length and count before it allocates for
+// it (what it allocates is bounded by kFrameObjectsMax objects, whatever the
+// frame declares) and turns every failure, exceptions included, into a Status.
 #pragma once
 
 #include <array>
@@ -239,11 +240,18 @@ class FieldReader {
 // frame's outcome (unknown_type when the type is not the message set's).
 using FrameBody = std::function<Status(std::string_view type, uint64_t id, FieldReader& fields)>;
 
-// Checks one frame (size, the allocation-free pre-pass over nesting, lengths
-// and the object budget, trailing bytes, a top-level map, "id", "v", "t"),
-// then hands it to `body`. Nothing escapes: msgpack's exceptions and
-// allocation failures become a Status. *id_out, when given, holds the request
-// id if the "id" field could be read, else 0.
+// Reads one frame's msgpack into `root`, in `zone`, in one pass: its size
+// (message_too_large above kFrameBytesMax), nesting depth, container sizes, the
+// object budget, str/bin/ext lengths, and no trailing bytes. The first failure
+// in the frame is the one reported, as bad_request. str, bin and ext objects
+// point into `frame`. `id` is the top-level "id" if it was read before any
+// failure (an unsigned value, or a signed format holding one), else 0.
+Status read_frame(std::string_view frame, msgpack::zone& zone, msgpack::object& root, uint64_t& id);
+
+// Reads one frame (read_frame), checks for a top-level map with "id", "v" and
+// "t", then hands it to `body`. Nothing escapes: allocation failures and
+// exceptions become a Status. *id_out, when given, holds the request id if the
+// "id" field could be read, else 0.
 Status decode_frame(std::string_view frame, uint64_t* id_out, const FrameBody& body);
 
 template <typename Variant, size_t I>

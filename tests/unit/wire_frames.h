@@ -198,6 +198,31 @@ void check_round_trips(const Codec<Message>& codec, const std::vector<Message>& 
     CHECK(covered.size() == std::variant_size_v<Message>);
 }
 
+// Random edits of a frame: 1 to edits_max of a byte changed, up to 8 bytes
+// removed, a byte inserted, and with truncations the frame cut short.
+inline std::string edited(std::string frame, std::mt19937_64& rng, int edits_max,
+                          bool truncations) {
+    int edits = 1 + static_cast<int>(rng() % static_cast<uint64_t>(edits_max));
+    for (int e = 0; e < edits && !frame.empty(); ++e) {
+        size_t at = rng() % frame.size();
+        switch (rng() % (truncations ? 4 : 3)) {
+            case 0:
+                frame[at] = static_cast<char>(rng());
+                break;
+            case 1:
+                frame.erase(at, 1 + rng() % 8);
+                break;
+            case 2:
+                frame.insert(at, 1, static_cast<char>(rng()));
+                break;
+            default:
+                frame.resize(at);
+                break;
+        }
+    }
+    return frame;
+}
+
 // Random bytes and random edits of `seeds` (valid frames): every outcome is a
 // Status with a known code, or a message that survives a round trip unchanged.
 template <typename Message>
@@ -231,22 +256,7 @@ void check_garbage_and_mutations(const Codec<Message>& codec,
         check_outcome(frame);
     }
     for (int i = 0; i < 3000; ++i) {
-        std::string frame = seeds[rng() % seeds.size()];
-        int edits = 1 + static_cast<int>(rng() % 4);
-        for (int e = 0; e < edits && !frame.empty(); ++e) {
-            size_t at = rng() % frame.size();
-            switch (rng() % 3) {
-                case 0:
-                    frame[at] = static_cast<char>(rng());
-                    break;
-                case 1:
-                    frame.erase(at, 1 + rng() % 8);
-                    break;
-                default:
-                    frame.insert(at, 1, static_cast<char>(rng()));
-                    break;
-            }
-        }
+        std::string frame = edited(seeds[rng() % seeds.size()], rng, 4, /*truncations=*/false);
         accepted += check_outcome(frame) ? 1 : 0;
     }
     // Some single-byte edits land in payload bytes and stay valid; if none
