@@ -107,15 +107,19 @@ class FrameReader {
         return signed_value(static_cast<S>(load_be<U>()), slot, out);
     }
 
-    // The body of a str or bin of `size` bytes.
+    // The body of a str or bin of `size` bytes. Either may be as large as a
+    // whole frame here, so that each field's own check answers with its
+    // precise code (value_too_large, object_too_large, ...); that costs nothing
+    // more, as the object points into the frame instead of copying it.
     bool bytes(msgpack::type::object_type type, uint32_t size, Slot slot, msgpack::object& out) {
         if (!have(size)) return fail(Failure::truncated);
         if (size > kFrameBytesMax) return fail(Failure::string_too_long);
         out.type = type;
         out.via.str.ptr = at_;  // str and bin share one layout
         out.via.str.size = size;
-        if (slot == Slot::top_key)
+        if (slot == Slot::top_key) {
             key_is_id_ = type == msgpack::type::STR && std::string_view(at_, size) == "id";
+        }
         at_ += size;
         return true;
     }
