@@ -8,7 +8,8 @@
 # flight (default 2 x 25; CONNS=1 PIPE=1 for a lone request's latency), for DUR
 # s (default 12) while `perf record` samples node 1 for PERF_S s (default 6)
 # from 3 s in. Prints kvbench's figures, each node's store commits (writes per
-# commit, time per commit), the CPU time an operation cost in the 3 nodes and
+# commit, time per commit), each node's clients' requests during the run and
+# their mean time from arrival to the answer leaving, the CPU time an operation cost in the 3 nodes and
 # in kvbench (user + system over the whole run: steadier than ops/s on a shared
 # machine), the nodes' share by thread (the event loop is "kvnode"), then the
 # busiest symbols (self time, TOP rows, default 30) and the share of samples in
@@ -59,6 +60,14 @@ node_ticks() { local t=0 p; for p in "${PIDS[@]}"; do
 thread_ticks() { local p t; for p in "${PIDS[@]}"; do for t in /proc/"$p"/task/*; do
                    printf '%s\t%s\n' "$(cat "$t/comm")" "$(awk '{print $14 + $15}' "$t/stat")"
                  done; done 2>/dev/null; }
+# Each node's timing of its clients' requests (arrival to the answer leaving),
+# before and after the run: the run's share is the difference.
+request_times() { local port; for port in "${PORTS[@]}"; do
+                    "$BIN/kvctl" --node "tcp://127.0.0.1:$port" stats 2>/dev/null |
+                      awk -v port="$port" '/^kv_request_duration_seconds_(sum|count)\{/ {
+                        split($1, a, "{"); print port, a[1], $2 }'
+                  done; }
+request_times >"$WORK/requests.before"
 thread_ticks >"$WORK/threads.before"
 before=$(node_ticks)
 ("$BIN/kvbench" --node "$NODES" --keys "$KEYS" --mix "$MIX" --consistency quorum \
@@ -93,6 +102,12 @@ for port in "${PORTS[@]}"; do
       END { if (c > 0) printf "node :%s commits %d, %.1f writes per commit, %.3f ms per commit\n",
                                 port, c, w / c, s * 1000 / c }'
 done
+request_times >"$WORK/requests.after"
+awk 'FNR == NR { d[$1 " " $2] -= $3; next } { d[$1 " " $2] += $3 }
+  END { for (port = 17301; port <= 17303; port++) {
+          c = d[port " kv_request_duration_seconds_count"]; s = d[port " kv_request_duration_seconds_sum"]
+          if (c > 0) printf "node :%d answered %d requests, %.3f ms mean from arrival to the answer leaving\n",
+                            port, c, s * 1000 / c } }' "$WORK/requests.before" "$WORK/requests.after"
 ops=$(awk '/ ops in / {print $1}' "$WORK/bench.txt")
 # `times`, second line: the children's user and system time, as 0m1.234s.
 bench_s=$(awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] }
