@@ -90,6 +90,22 @@ Status Node::start() {
     if (!format) return format.status();
     if (Status known = meta::check_format(format.value()); !known.ok()) return known;
     if (!format.value()) {
+        // New, or format 1 (which had no record) with nothing to move. Format 1
+        // objects here mean the upgrade did not run: they would be invisible.
+        for (Space old : {Space::data, Space::key_hashes}) {
+            bool held = false;
+            Status scanned = env_.scan(old, "", 1, [&](std::string_view, std::string_view) {
+                held = true;
+                return false;
+            });
+            if (!scanned.ok()) return scanned;
+            if (held) {
+                return Status(ErrorCode::storage_error,
+                              "the data directory holds format 1 objects not moved to format " +
+                                  std::to_string(meta::kMetaFormat) +
+                                  " (kvnode moves them at start)");
+            }
+        }
         env_.stage_write(StoreWrite{Space::meta, std::string(meta::kFormatKey),
                                     meta::encode_u64_text(meta::kMetaFormat)});
     }
@@ -349,7 +365,7 @@ void Node::handle(const ReplyTo& from, const proto::StatusRequest& req) {
     if (key_index_->ready()) {
         resp.keys_stored = key_index_->keys();
     } else {
-        auto keys = env_.count(Space::data);
+        auto keys = env_.count(Space::objects);
         resp.keys_stored = keys ? keys.value() : 0;
     }
     resp.transfers = rebalancer_->status();

@@ -466,7 +466,7 @@ void read_fields(FieldReader& f, StreamRequest& m) {
     f.text("from", m.from_node, Need::required, kIdBytesMax);
     f.uint("ring", m.ring_digest, Need::required);
     read_ranges(f, m.ranges);
-    f.optional_bytes("after", m.after_key, kKeyBytesMax, ErrorCode::key_too_large);
+    f.optional_bytes("after", m.after_key, kStreamCursorBytesMax, ErrorCode::key_too_large);
     f.uint("keys_max", m.keys_max, Need::optional, kStreamKeysMax, ErrorCode::invalid_argument);
 }
 void read_fields(FieldReader& f, StreamResponse& m) {
@@ -474,7 +474,7 @@ void read_fields(FieldReader& f, StreamResponse& m) {
     f.message(m.message);
     f.bytes_list("keys", m.keys, kKeyBytesMax, ErrorCode::key_too_large);
     f.bytes_list("objs", m.objects, kObjectBytesMax, ErrorCode::object_too_large);
-    f.optional_bytes("last", m.last_key, kKeyBytesMax, ErrorCode::key_too_large);
+    f.optional_bytes("last", m.last_key, kStreamCursorBytesMax, ErrorCode::key_too_large);
     f.flag("done", m.done);
     if (f.ok() && m.keys.size() != m.objects.size()) {
         f.fail(ErrorCode::bad_request, "\"keys\" and \"objs\" differ in length");

@@ -142,8 +142,12 @@ struct TokenRange {
 constexpr size_t kTransferRangesMax = 256;  // per request
 constexpr uint32_t kStreamKeysMax = 512;    // per page
 
-// One page: stored keys after `after_key` (from the start when absent) whose
-// hash falls in one of `ranges`, in store order.
+// A stream's cursor: the stored key a page ended at (the token's 8 bytes and
+// the key, node/data/stored_record.h), opaque to the requester.
+constexpr size_t kStreamCursorBytesMax = proto::kKeyBytesMax + 8;
+
+// One page: the stored objects after the cursor `after_key` (from the start
+// when absent) whose token falls in one of `ranges`, in store (token) order.
 struct StreamRequest {
     uint64_t id = 0;
     std::string from_node;

@@ -5,7 +5,9 @@
 #include <cstdio>
 #include <type_traits>
 
+#include "node/data/stored_record.h"
 #include "node/mutant.h"
+#include "node/storage/upgrade.h"
 
 namespace kv::sim {
 
@@ -146,6 +148,15 @@ node::Store& Cluster::store(size_t i) {
     return *nodes_.at(i)->store;
 }
 
+Result<std::optional<std::string>> Cluster::stored_object(size_t i, const std::string& key) {
+    auto stored = store(i).get(node::Space::objects, node::stored_key(key));
+    if (!stored) return stored.status();
+    if (!stored.value()) return std::optional<std::string>();
+    auto record = node::read_stored_record(node::stored_key(key), *stored.value());
+    if (!record) return Status(ErrorCode::storage_error, "a stored record is malformed");
+    return std::optional<std::string>(std::string(record->object));
+}
+
 bool Cluster::is_up(size_t i) const {
     return nodes_.at(i)->node != nullptr;
 }
@@ -275,6 +286,12 @@ void Cluster::restart(size_t i) {
     config.endpoint = kEndpointPrefix + n.id;
     if (!options_.seeds_per_node.empty()) config.seeds = options_.seeds_per_node.at(i);
     n.env = std::make_unique<SimEnv>(*n.store, *this, i, n.id, options_.log_to_stderr);
+    // As kvnode does before it starts (a no-op on a store of this format).
+    auto upgraded = node::upgrade_store(*n.store, n.env->now_ms(), [&](const std::string& line) {
+        n.env->log(node::LogLevel::info, line);
+    });
+    assert(upgraded.ok());
+    (void)upgraded;
     // Seeds in the options: every node gossips (its own view), else all share
     // the static list.
     n.node = config.seeds.empty() ? std::make_unique<node::Node>(config, *n.env, *membership_)

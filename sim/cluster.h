@@ -166,6 +166,8 @@ class Cluster {
 
     node::Node& node(size_t i);
     node::Store& store(size_t i);
+    // Node i's stored object of a key, as its replica reads it (nullopt: none).
+    Result<std::optional<std::string>> stored_object(size_t i, const std::string& key);
 
   private:
     struct SimNode;

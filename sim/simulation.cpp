@@ -9,6 +9,7 @@
 #include <set>
 
 #include "gossip/cluster_view.h"
+#include "node/data/stored_record.h"
 #include "ring/ring.h"
 
 namespace kv::sim {
@@ -1143,7 +1144,7 @@ FinalState Run::collect_stores() {
             const size_t i =
                 static_cast<size_t>(std::find(ids.begin(), ids.end(), id) - ids.begin());
             ReplicaState state{id, std::nullopt};
-            auto stored = cluster_.store(i).get(node::Space::data, key);
+            auto stored = cluster_.stored_object(i, key);
             assert(stored.ok());
             if (stored.value()) {
                 auto object = node::decode_object(*stored.value());
@@ -1163,8 +1164,8 @@ std::optional<uint32_t> Run::copies_of(const std::string& key, const std::string
     // sent once, minted once; a duplicated replica write is not minted twice).
     std::set<node::Dot> dots;
     for (size_t i = 0; i < cluster_.size(); ++i) {
-        std::vector<std::string> stored_keys = {key};
-        std::vector<node::Space> spaces = {node::Space::data};
+        std::vector<std::string> stored_keys = {node::stored_key(key)};
+        std::vector<node::Space> spaces = {node::Space::objects};
         for (size_t t = 0; t < cluster_.size(); ++t) {
             stored_keys.push_back(node::hint_key(cluster_.node_id(t), key));
             spaces.push_back(node::Space::hints);
@@ -1172,7 +1173,13 @@ std::optional<uint32_t> Run::copies_of(const std::string& key, const std::string
         for (size_t s = 0; s < stored_keys.size(); ++s) {
             auto stored = cluster_.store(i).get(spaces[s], stored_keys[s]);
             if (!stored.ok() || !stored.value()) continue;
-            auto object = node::decode_object(*stored.value());
+            std::string_view bytes = *stored.value();
+            if (spaces[s] == node::Space::objects) {
+                auto record = node::read_stored_record(stored_keys[s], bytes);
+                if (!record) continue;
+                bytes = record->object;
+            }
+            auto object = node::decode_object(bytes);
             if (!object.ok()) continue;
             for (const auto& sibling : object.value().siblings) {
                 if (sibling.value && *sibling.value == value) dots.insert(sibling.dot);
@@ -1199,14 +1206,18 @@ std::optional<uint32_t> Run::copies_of(const std::string& key, const std::string
 std::vector<StoredCopy> Run::collect_copies() {
     std::vector<StoredCopy> out;
     for (size_t i = 0; i < cluster_.size(); ++i) {
-        for (node::Space space : {node::Space::data, node::Space::hints}) {
+        for (node::Space space : {node::Space::objects, node::Space::hints}) {
             Status scanned = cluster_.store(i).scan(
                 space, "", std::numeric_limits<size_t>::max(),
                 [&](std::string_view stored_key, std::string_view value) {
                     StoredCopy copy;
                     copy.node_id = cluster_.node_id(i);
-                    if (space == node::Space::data) {
-                        copy.key = std::string(stored_key);
+                    if (space == node::Space::objects) {
+                        auto record = node::read_stored_record(stored_key, value);
+                        assert(record && "a node stored a malformed record");
+                        if (!record) return true;
+                        copy.key = std::string(record->key);
+                        value = record->object;
                     } else {
                         auto split = node::split_hint_key(stored_key);
                         assert(split && "a node stored a malformed hint key");

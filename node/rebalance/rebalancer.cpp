@@ -4,6 +4,7 @@
 #include <cassert>
 #include <set>
 
+#include "node/data/stored_record.h"
 #include "node/mutant.h"
 #include "ring/range_set.h"
 
@@ -301,28 +302,29 @@ void Rebalancer::handle(const ReplyTo& from, const StreamRequest& req) {
     size_t visited = 0;
     bool stopped = false;
     std::optional<std::string> last = req.after_key;
-    Status scanned =
-        env_.scan(Space::data, req.after_key.value_or(std::string()), kStreamScanKeysMax,
-                  [&](std::string_view key, std::string_view object) {
-                      ++visited;
-                      if (req.after_key && key == *req.after_key) return true;
-                      if (ranges.contains(ring::hash64(key))) {
-                          if (!resp.keys.empty() &&
-                              bytes + key.size() + object.size() > config_.stream_page_bytes_max) {
-                              stopped = true;
-                              return false;
-                          }
-                          bytes += key.size() + object.size();
-                          resp.keys.emplace_back(key);
-                          resp.objects.emplace_back(object);
-                      }
-                      last = std::string(key);
-                      if (resp.keys.size() >= keys_max) {
-                          stopped = true;
-                          return false;
-                      }
-                      return true;
-                  });
+    Status scanned = env_.scan(
+        Space::objects, req.after_key.value_or(std::string()), kStreamScanKeysMax,
+        [&](std::string_view stored, std::string_view value) {
+            ++visited;
+            if (req.after_key && stored == *req.after_key) return true;
+            auto record = read_stored_record(stored, value);
+            if (record && ranges.contains(record->token)) {
+                const size_t record_bytes = record->key.size() + record->object.size();
+                if (!resp.keys.empty() && bytes + record_bytes > config_.stream_page_bytes_max) {
+                    stopped = true;
+                    return false;
+                }
+                bytes += record_bytes;
+                resp.keys.emplace_back(record->key);
+                resp.objects.emplace_back(record->object);
+            }
+            last = std::string(stored);
+            if (resp.keys.size() >= keys_max) {
+                stopped = true;
+                return false;
+            }
+            return true;
+        });
     if (!scanned.ok()) {
         resp = StreamResponse{};
         resp.id = req.id;

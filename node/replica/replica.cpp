@@ -3,6 +3,7 @@
 #include <cassert>
 #include <cstdio>
 
+#include "node/data/stored_record.h"
 #include "node/mutant.h"
 #include "node/storage/meta_codec.h"
 
@@ -29,8 +30,15 @@ Replica::Replica(const NodeConfig& config, Env& env, const Placement& placement,
     : config_(config), env_(env), placement_(placement), handoffs_(handoffs), hints_(hints) {}
 
 Result<std::optional<std::string>> Replica::read(const std::string& key) {
-    auto stored = env_.read(Space::data, key);
+    auto stored = env_.read(Space::objects, stored_key(key));
     if (!stored) return Status(ErrorCode::storage_error, stored.status().message());
+    if (stored.value()) {
+        if (stored.value()->size() < kStoredHeaderBytes) {
+            env_.log(LogLevel::error, "stored record of a key is shorter than its header");
+            return Status(ErrorCode::storage_error, "stored object is corrupt");
+        }
+        stored.value()->erase(0, kStoredHeaderBytes);
+    }
     return stored;
 }
 
@@ -197,14 +205,16 @@ Result<bool> Replica::purge(const std::string& key, std::string_view expected) {
 
 void Replica::stage(const std::string& key, const Previous& previous, const Object& object,
                     std::string bytes) {
-    std::optional<std::string> staged(std::move(bytes));
-    env_.stage_write(StoreWrite{Space::data, key, staged});
-    for (const auto& observer : observers_)
-        observer(key, previous, staged, tombstones_only(object));
+    const bool tombstones = tombstones_only(object);
+    env_.stage_write(
+        StoreWrite{Space::objects, stored_key(key),
+                   stored_value(entry_hash(key, bytes, tombstones), env_.now_ms(), bytes)});
+    const std::optional<std::string> staged(std::move(bytes));
+    for (const auto& observer : observers_) observer(key, previous, staged, tombstones);
 }
 
 void Replica::stage_erase(const std::string& key, const Previous& previous) {
-    env_.stage_write(StoreWrite{Space::data, key, std::nullopt});
+    env_.stage_write(StoreWrite{Space::objects, stored_key(key), std::nullopt});
     for (const auto& observer : observers_) observer(key, previous, std::nullopt, false);
 }
 

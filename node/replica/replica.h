@@ -1,4 +1,5 @@
-// This node as a replica: the only writer of the data space (Space::data).
+// This node as a replica: the only writer of its stored objects (Space::objects,
+// node/data/stored_record.h).
 // Every change to a key's stored object goes through mint() (a write this
 // replica versions) or merge() (a version from elsewhere: replication, read
 // repair, a streamed range), and every change is reported to the observers, so

@@ -37,6 +37,7 @@
 #include "node/runtime/commit_thread.h"
 #include "node/runtime/limits.h"
 #include "node/runtime/stream_socket.h"
+#include "node/storage/upgrade.h"
 
 namespace kv::node {
 
@@ -142,6 +143,7 @@ class Runtime {
   public:
     Runtime(const RuntimeConfig& config, Store& store)
         : config_(config),
+          store_(store),
           writer_(config.commit_thread ? std::make_unique<CommitThread>(store) : nullptr),
           env_(store, config.node.node_id, config.log_level),
           membership_(config.members),
@@ -189,6 +191,17 @@ class Runtime {
     };
 
     int run() {
+        // Before the sockets: a node moving an old directory is not yet one
+        // that peers or clients could reach and wait on.
+        auto upgraded = upgrade_store(store_, env_.now_ms(), [this](const std::string& line) {
+            env_.write_log(LogLevel::info, line);
+        });
+        if (!upgraded) {
+            env_.write_log(LogLevel::error,
+                           "cannot move the data directory to this build's format: " +
+                               upgraded.status().to_string());
+            return 1;
+        }
         try {
             open_sockets();
         } catch (const zmq::error_t& e) {
@@ -1265,6 +1278,7 @@ class Runtime {
     }
 
     const RuntimeConfig& config_;
+    Store& store_;  // read by the upgrade before start; then only through env_
     std::unique_ptr<CommitThread> writer_;  // null with --commit-thread false
     ProcessEnv env_;
     gossip::StaticMembership membership_;

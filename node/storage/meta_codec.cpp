@@ -87,6 +87,11 @@ Status check_format(const std::optional<std::string>& stored) {
     if (!stored) return {};  // format 1 predates the record
     auto format = decode_u64_text(*stored);
     if (!format) return Status(ErrorCode::storage_error, "corrupt meta format record");
+    if (*format == 1) {
+        return Status(ErrorCode::storage_error,
+                      "the data directory is format 1 and was not moved to format " +
+                          std::to_string(kMetaFormat) + " (kvnode moves it at start)");
+    }
     if (*format != kMetaFormat) {
         return Status(ErrorCode::storage_error,
                       "the data directory's meta records are format " + std::to_string(*format) +

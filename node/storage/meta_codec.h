@@ -3,9 +3,11 @@
 // a reader of a data directory finds its whole layout in one page.
 //
 // Versioned: the record `format` holds kMetaFormat. A directory without it was
-// written by a node of format 1, the first (its records read as format 1, and
-// start() records the format). A node that finds a format it does not know
-// stops instead of guessing (node/node.h, start()).
+// written by a node of format 1, the first, or is new. Format 2 moved the
+// stored objects and their anti-entropy entries into one space
+// (node/storage/upgrade.h, which kvnode runs before start). A node that finds
+// a format it does not know, or format 1 data not yet moved, stops instead of
+// guessing (node/node.h, start()).
 //
 // Integers inside binary records are 8-byte little-endian (put_u64/get_u64, the
 // only such codec of node/); counters are decimal text.
@@ -23,7 +25,7 @@
 
 namespace kv::node::meta {
 
-constexpr uint32_t kMetaFormat = 1;
+constexpr uint32_t kMetaFormat = 2;
 
 // The format of this directory's meta records (decimal).
 constexpr std::string_view kFormatKey = "format";
@@ -66,7 +68,8 @@ constexpr std::string_view kUnderReplicatedKey = "under_replicated";
 // node's actor in any object it purged (encode_u64_text), so that no later
 // mint reuses a dot the purged history held.
 constexpr std::string_view kPurgeFloorKey = "purge_floor";
-// Anti-entropy's index of the data space is complete (node/antientropy/key_index.h).
+// Format 1 only: anti-entropy's index (Space::key_hashes) was complete. The
+// upgrade to format 2 erases it.
 constexpr std::string_view kKeyHashesBuiltKey = "key_hashes";
 // The user catalog (node/access/catalog.h): one record per user name under
 // this prefix and the name, each a catalog_push frame holding that one user
@@ -91,7 +94,8 @@ using HandoffRecord = std::map<std::string, std::vector<ring::Range>>;
 std::string encode_handoffs(const HandoffRecord& handoffs);
 std::optional<HandoffRecord> decode_handoffs(std::string_view bytes);
 
-// Whether a stored format record (nullopt: none yet) is one this build reads.
+// Whether a stored format record (nullopt: none yet) is one this build reads:
+// none, or kMetaFormat (format 1 is read only by the upgrade).
 Status check_format(const std::optional<std::string>& stored);
 
 }  // namespace kv::node::meta

@@ -27,11 +27,22 @@
 namespace kv::node {
 
 // Separate keyspaces, so user keys never collide with the node's own records.
-// key_hashes: anti-entropy's index of the data space by token
-// (node/antientropy/key_index.h). store: the store's own records (the
+// objects: the replica's stored objects by token, each with its anti-entropy
+// entry (node/data/stored_record.h). store: the store's own records (the
 // write-ahead log's applied number); the node never uses it.
-enum class Space : uint8_t { data = 0, meta = 1, hints = 2, key_hashes = 3, store = 4 };
-constexpr size_t kSpaceCount = 5;
+// data and key_hashes are the layout before objects (a key's object in data,
+// keyed by the key, and its entry in key_hashes): a data directory that has
+// them is moved to objects at start (node/storage/upgrade.h), and nothing
+// else reads or writes them.
+enum class Space : uint8_t {
+    data = 0,
+    meta = 1,
+    hints = 2,
+    key_hashes = 3,
+    store = 4,
+    objects = 5
+};
+constexpr size_t kSpaceCount = 6;
 
 struct StoreWrite {
     Space space = Space::data;

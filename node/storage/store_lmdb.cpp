@@ -43,8 +43,8 @@ constexpr size_t kHashBytes = 8;
 constexpr size_t kProbeBytes = 1;
 constexpr size_t kProbesMax = 256;
 constexpr size_t kKeyLengthBytes = 4;  // u32 prefix of a hashed record's value
-constexpr std::array<const char*, kSpaceCount> kDbNames = {"data", "meta", "hints", "key_hashes",
-                                                           "store"};
+constexpr std::array<const char*, kSpaceCount> kDbNames = {"data",       "meta",  "hints",
+                                                           "key_hashes", "store", "objects"};
 
 Status lmdb_error(std::string_view what, int rc) {
     return {ErrorCode::storage_error, std::string(what) + ": " + mdb_strerror(rc)};

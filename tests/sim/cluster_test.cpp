@@ -118,7 +118,7 @@ TEST_CASE("a message in flight to a node that crashes is dropped; the store surv
     c.run_for(1000);
     CHECK(c.take_replies("t").empty());
     CHECK(c.network_stats().messages_to_dead >= 1);
-    auto stored = c.store(0).get(node::Space::data, "k");
+    auto stored = c.stored_object(0, "k");
     REQUIRE(stored.ok());
     CHECK(stored.value().has_value());
 }
@@ -135,7 +135,7 @@ TEST_CASE("a failed commit stops the node (fail-stop) and drops the replies it h
     CHECK_FALSE(c.is_up(0));
     CHECK(stopped == std::vector<size_t>{0});
     CHECK(c.network_stats().commits_failed == 1);
-    auto stored = c.store(0).get(node::Space::data, "k");
+    auto stored = c.stored_object(0, "k");
     REQUIRE(stored.ok());
     CHECK_FALSE(stored.value().has_value());
     // Restarted once the store commits again, it serves from what the store holds.
@@ -144,7 +144,7 @@ TEST_CASE("a failed commit stops the node (fail-stop) and drops the replies it h
     REQUIRE(c.is_up(0));
     ms = round_trip_ms(c, 0, proto::PutRequest{0, "k", "v2", std::nullopt, quorum(), 0}, 1000);
     CHECK(ms.has_value());
-    stored = c.store(0).get(node::Space::data, "k");
+    stored = c.stored_object(0, "k");
     REQUIRE(stored.ok());
     CHECK(stored.value().has_value());
 }
@@ -162,12 +162,12 @@ TEST_CASE("with batched commits a crash loses the unsynced steps and the replies
         c.client_send(0, "t", proto::PutRequest{1, "k", "v", std::nullopt, quorum(), 0});
         c.run_for(6);
         const bool replied = !c.take_replies("t").empty();
-        const bool stored = c.store(0).get(node::Space::data, "k").value().has_value();
+        const bool stored = c.stored_object(0, "k").value().has_value();
         // The effects contract: no reply before its write is committed.
         CHECK((!replied || stored));
         if (replied) continue;
         c.crash(0);
-        if (c.store(0).get(node::Space::data, "k").value().has_value()) continue;
+        if (c.stored_object(0, "k").value().has_value()) continue;
         lost = true;
         CHECK(c.network_stats().commits_lost == 1);
         c.restart(0);

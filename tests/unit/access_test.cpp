@@ -181,7 +181,7 @@ TEST_CASE("every user x prefix x operation is allowed exactly when a grant cover
         INFO(key);
         CHECK(get(c, 0, key, level(proto::Level::all)).code == ErrorCode::not_found);
         for (size_t i = 0; i < c.size(); ++i) {
-            CHECK(c.store(i).get(node::Space::data, key).value() == std::nullopt);
+            CHECK(c.stored_object(i, key).value() == std::nullopt);
         }
     }
 }
@@ -314,7 +314,7 @@ TEST_CASE("node-to-node messages from a user are refused and change nothing", "[
     CHECK(unauthorized(c) == before + peer_only.size());
     c.run_for(1000);
     for (size_t i = 0; i < c.size(); ++i) {
-        CHECK(c.store(i).get(node::Space::data, "k").value() == std::nullopt);
+        CHECK(c.stored_object(i, "k").value() == std::nullopt);
         CHECK(catalog(c, i).users() == users_before);
         CHECK_FALSE(c.node(i).user_of_key(key_of(7)));
     }

@@ -44,7 +44,7 @@ TEST_CASE("a cluster smaller than n answers unavailable for levels it cannot mee
         CHECK(get(one, 0, "k", level(l)).code == ErrorCode::unavailable);
         CHECK(del(one, 0, "k", std::nullopt, level(l)).code == ErrorCode::unavailable);
     }
-    CHECK(one.store(0).get(node::Space::data, "k").value() == std::nullopt);  // nothing written
+    CHECK(one.stored_object(0, "k").value() == std::nullopt);  // nothing written
     REQUIRE(put(one, 0, "k", "v", level(proto::Level::one)).code == ErrorCode::ok);
     CHECK(get(one, 0, "k", level(proto::Level::one)).values == Values{"v"});
     // More than n is still a bad request, not a matter of members.

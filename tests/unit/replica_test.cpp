@@ -5,9 +5,11 @@
 
 #include "gossip/token_claim.h"
 #include "node/antientropy/key_index.h"
+#include "node/data/stored_record.h"
 #include "node/membership/placement.h"
 #include "node/replica/handoffs.h"
 #include "node/replica/replica.h"
+#include "ring/ring.h"
 #include "tests/unit/component_env.h"
 
 using namespace kv;
@@ -105,6 +107,31 @@ TEST_CASE("mint versions a write with the replica's actor and reports the change
     CHECK(f.replica.load("k")->live_values().empty());
     CHECK(f.replica.mint("k", std::string("x"), std::string("garbage")).status().code() ==
           ErrorCode::bad_context);
+}
+
+TEST_CASE("a stored object's record holds its entry, and a short or corrupt one is an error") {
+    Fixture f;
+    f.env.now_ms_value = 4321;
+    auto minted = f.replica.mint("k", std::string("v"), std::nullopt);
+    REQUIRE(minted.ok());
+    REQUIRE(f.replies().empty());
+    const std::string stored = stored_key("k");
+    CHECK(stored.substr(8) == "k");
+    auto record_bytes = f.env.store().get(Space::objects, stored);
+    REQUIRE(record_bytes.ok());
+    REQUIRE(record_bytes.value().has_value());
+    auto record = read_stored_record(stored, *record_bytes.value());
+    REQUIRE(record.has_value());
+    CHECK(record->token == ring::hash64("k"));
+    CHECK(record->object == minted->object);
+    CHECK(record->hash == entry_hash("k", minted->object, false));
+    CHECK(record->since_ms == 4321);
+    CHECK(f.replica.read("k").value() == std::optional<std::string>(minted->object));
+    // Shorter than its header; then a header before bytes that are no object.
+    REQUIRE(f.env.store().write({{Space::objects, stored, std::string(15, 'x')}}).ok());
+    CHECK(f.replica.read("k").status().code() == ErrorCode::storage_error);
+    REQUIRE(f.env.store().write({{Space::objects, stored, std::string(16, 'x') + "\xc1"}}).ok());
+    CHECK(f.replica.load("k").status().code() == ErrorCode::storage_error);
 }
 
 TEST_CASE("merge stages and reports only real changes, and refuses undecodable objects") {
@@ -335,7 +362,7 @@ TEST_CASE("anti-entropy's index and tree follow every change the replica reports
         CHECK(rebuilt.root() == index.root());
         CHECK(rebuilt.keys() == index.keys());
         // Status answers `keys stored` from the index's count once it is ready.
-        CHECK(index.keys() == f.env.count(Space::data).value());
+        CHECK(index.keys() == f.env.count(Space::objects).value());
         CHECK(rebuilt.tombstones() == index.tombstones());
         for (const std::string key : {"k1", "k2", "k3"}) {
             auto stored = f.replica.read(key);

@@ -1,0 +1,44 @@
+// How a replica's stored objects lie in the store (Space::objects): one record
+// per key, ordered by token, carrying what anti-entropy needs beside the object.
+//
+//   key   = token (8 bytes, big endian: store order is token order) + the key
+//   value = entry hash (8 bytes) + since_ms (8 bytes), big endian, + the
+//           encoded object (node/data/object.h)
+//
+// The entry hash covers the key and its encoded object; its lowest bit says
+// whether every sibling is a tombstone (what the exchange and tombstone GC look
+// for). since_ms is this node's monotonic clock when it last changed the key.
+// Keeping both in the object's own record (they used to be a second record, in
+// an index space of their own) saves a store write per change, and the
+// token order lets anti-entropy and range streaming scan the objects directly.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace kv::node {
+
+constexpr size_t kStoredHeaderBytes = 16;  // entry hash + since_ms
+
+// The hash of a key's entry: `object` is its encoded stored object.
+uint64_t entry_hash(std::string_view key, std::string_view object, bool tombstones_only);
+// The record's key for a key; `token` is ring::hash64(key).
+std::string stored_key(uint64_t token, std::string_view key);
+std::string stored_key(std::string_view key);
+// The record's value.
+std::string stored_value(uint64_t hash, uint64_t since_ms, std::string_view object);
+
+struct StoredRecordView {
+    uint64_t token = 0;
+    std::string_view key;
+    uint64_t hash = 0;
+    uint64_t since_ms = 0;
+    std::string_view object;
+};
+// nullopt: not a well-formed record (a key under 9 bytes, a value under 16).
+std::optional<StoredRecordView> read_stored_record(std::string_view stored_key,
+                                                   std::string_view value);
+
+}  // namespace kv::node
