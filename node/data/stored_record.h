@@ -24,11 +24,40 @@ constexpr size_t kStoredHeaderBytes = 16;  // entry hash + since_ms
 
 // The hash of a key's entry: `object` is its encoded stored object.
 uint64_t entry_hash(std::string_view key, std::string_view object, bool tombstones_only);
-// The record's key for a key; `token` is ring::hash64(key).
-std::string stored_key(uint64_t token, std::string_view key);
+// The record's key for a key (its token is ring::hash64(key)).
 std::string stored_key(std::string_view key);
+
+// The codec itself is inline and calls nothing, so that the fuzz targets can
+// read records without the ring and xxHash.
+namespace stored_detail {
+inline void put_u64(std::string& out, uint64_t v) {
+    for (int i = 7; i >= 0; --i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+inline uint64_t get_u64(std::string_view in) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(in[i]);
+    return v;
+}
+}  // namespace stored_detail
+
+// The record's key for a key of token `token`.
+inline std::string stored_key(uint64_t token, std::string_view key) {
+    std::string out;
+    out.reserve(8 + key.size());
+    stored_detail::put_u64(out, token);
+    out.append(key);
+    return out;
+}
+
 // The record's value.
-std::string stored_value(uint64_t hash, uint64_t since_ms, std::string_view object);
+inline std::string stored_value(uint64_t hash, uint64_t since_ms, std::string_view object) {
+    std::string out;
+    out.reserve(kStoredHeaderBytes + object.size());
+    stored_detail::put_u64(out, hash);
+    stored_detail::put_u64(out, since_ms);
+    out.append(object);
+    return out;
+}
 
 struct StoredRecordView {
     uint64_t token = 0;
@@ -37,8 +66,18 @@ struct StoredRecordView {
     uint64_t since_ms = 0;
     std::string_view object;
 };
+
 // nullopt: not a well-formed record (a key under 9 bytes, a value under 16).
-std::optional<StoredRecordView> read_stored_record(std::string_view stored_key,
-                                                   std::string_view value);
+inline std::optional<StoredRecordView> read_stored_record(std::string_view key,
+                                                          std::string_view value) {
+    if (key.size() < 9 || value.size() < kStoredHeaderBytes) return std::nullopt;
+    StoredRecordView r;
+    r.token = stored_detail::get_u64(key);
+    r.key = key.substr(8);
+    r.hash = stored_detail::get_u64(value);
+    r.since_ms = stored_detail::get_u64(value.substr(8));
+    r.object = value.substr(kStoredHeaderBytes);
+    return r;
+}
 
 }  // namespace kv::node

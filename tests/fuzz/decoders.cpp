@@ -14,6 +14,7 @@
 #include "gossip/gossip.h"
 #include "gossip/gossip_codec.h"
 #include "node/data/object.h"
+#include "node/data/stored_record.h"
 #include "node/metrics/http_server.h"
 #include "node/peer_protocol.h"
 #include "node/resp/resp_parser.h"
@@ -99,6 +100,14 @@ void gossip_payload(std::string_view input) {
 }
 
 void stored_object(std::string_view input) {
+    // The same bytes as a stored record's value (node/data/stored_record.h):
+    // the header reads back as written, and the object after it decodes or
+    // fails cleanly.
+    if (auto record = node::read_stored_record(node::stored_key(0, "k"), input)) {
+        require(node::stored_value(record->hash, record->since_ms, record->object) == input,
+                "stored_object", "a stored record's value does not survive its codec");
+        (void)node::decode_object(record->object);
+    }
     auto object = node::decode_object(input);
     if (!object.ok()) return;
     const std::string encoded = node::encode_object(object.value());

@@ -30,7 +30,7 @@ void client_frame(std::string_view input);    // kv::proto::decode
 void batch_frame(std::string_view input);     // kv::proto::split_batch_frame, then each message
 void node_frame(std::string_view input);      // kv::node::decode (every node-to-node message)
 void gossip_payload(std::string_view input);  // kv::gossip::decode
-void stored_object(std::string_view input);   // kv::node::decode_object
+void stored_object(std::string_view input);   // kv::node::decode_object, read_stored_record
 void object_merge(std::string_view input);    // two stored objects, then kv::node::merge
 void causal_context(std::string_view input);  // kv::node::decode_context
 void meta_record(std::string_view input);     // node/storage/meta_codec.h decoders
