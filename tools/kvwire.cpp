@@ -7,9 +7,9 @@
 // by what a transport owned by the node's event loop would save.
 //  - zmq: DEALER to ROUTER over TCP loopback, one I/O thread per context, the
 //    server draining its socket after each poll as kvnode's loop does.
-//  - tcp: 4-byte little-endian length, then the frame; each side reads what
-//    the kernel holds after epoll says so and writes every reply of that read
-//    with one write(2).
+//  - tcp: FrameLink (client/frame_link.h: 4-byte little-endian length, then
+//    the frame); each side reads what the kernel holds after epoll says so and
+//    writes every reply of that read with one send(2).
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -33,12 +33,16 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "client/frame_link.h"
 #include "tools/forked_server.h"
 
 namespace po = boost::program_options;
 using Clock = std::chrono::steady_clock;
+using kv::client::FrameLink;
 
 namespace {
+
+constexpr size_t kFrameBytesMax = size_t{1} << 24;  // --frame-bytes' limit
 
 struct Options {
     std::string mode = "tcp";
@@ -168,66 +172,23 @@ bool run_zmq(const Options& o, const std::string& endpoint, const CurveKeys* cur
     return true;
 }
 
-// ---- plain TCP with epoll ---------------------------------------------------------
+// ---- plain TCP with epoll, through FrameLink (client/frame_link.h) ------------
 
-void append_frame(std::string& out, const char* data, uint32_t size) {
-    char header[4];
-    for (int i = 0; i < 4; ++i) header[i] = static_cast<char>((size >> (8 * i)) & 0xff);
-    out.append(header, 4);
-    out.append(data, size);
-}
-
-// Consumes the whole frames at the front of `in`, calling on_frame for each.
-template <typename OnFrame>
-void take_frames(std::string& in, OnFrame on_frame) {
-    size_t at = 0;
-    while (in.size() - at >= 4) {
-        uint32_t size = 0;
-        for (int i = 0; i < 4; ++i) size |= uint32_t{static_cast<uint8_t>(in[at + i])} << (8 * i);
-        if (in.size() - at - 4 < size) break;
-        on_frame(in.data() + at + 4, size);
-        at += 4 + size;
+// Writes what `link` has queued, waiting for the socket to drain when its
+// buffer is full (a benchmark's side may block; a loop would wait on EPOLLOUT).
+bool flush_all(FrameLink& link) {
+    for (int waits = 0; waits < 1000; ++waits) {
+        if (!link.flush().ok()) return false;
+        if (!link.wants_write()) return true;
+        pollfd p{link.fd(), POLLOUT, 0};
+        ::poll(&p, 1, 10'000);
     }
-    in.erase(0, at);
-}
-
-bool write_all(int fd, const std::string& out) {
-    size_t at = 0;
-    while (at < out.size()) {
-        const ssize_t n = ::write(fd, out.data() + at, out.size() - at);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && errno == EAGAIN) {
-            // The peer reads slower than we write: wait until it drains.
-            pollfd p{fd, POLLOUT, 0};
-            ::poll(&p, 1, 10'000);
-            continue;
-        }
-        if (n <= 0) return false;
-        at += static_cast<size_t>(n);
-    }
-    return true;
-}
-
-// Reads what the kernel holds; false on EOF or error.
-bool read_available(int fd, std::string& in) {
-    char buf[64 * 1024];
-    for (;;) {
-        const ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n > 0) {
-            in.append(buf, static_cast<size_t>(n));
-            if (static_cast<size_t>(n) < sizeof buf) return true;
-            continue;
-        }
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && errno == EAGAIN) return true;
-        return false;
-    }
+    return false;
 }
 
 void tune(int fd) {
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
 }
 
 int serve_tcp(int ready_fd, uint32_t idle_sockets) {
@@ -248,6 +209,7 @@ int serve_tcp(int ready_fd, uint32_t idle_sockets) {
     const int fd = ::accept(listener, nullptr, nullptr);
     if (fd < 0) return 1;
     tune(fd);
+    FrameLink link(fd, kFrameBytesMax);
     const int ep = ::epoll_create1(0);
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -264,19 +226,18 @@ int serve_tcp(int ready_fd, uint32_t idle_sockets) {
         quiet.data.fd = pair[0];
         ::epoll_ctl(ep, EPOLL_CTL_ADD, pair[0], &quiet);
     }
-    std::string in, out;
     for (;;) {
         epoll_event got[4];
         if (::epoll_wait(ep, got, 4, -1) < 0 && errno != EINTR) return 1;
-        if (!read_available(fd, in)) return 0;  // the client is done
         bool stop = false;
-        take_frames(in, [&](const char* data, uint32_t size) {
-            if (size == 0) stop = true;
-            append_frame(out, data, size);
+        bool sent = true;
+        const kv::Status read = link.receive([&](std::string_view frame) {
+            if (frame.empty()) stop = true;
+            sent = sent && link.send(frame).ok();
         });
         if (stop) return 0;
-        if (!out.empty() && !write_all(fd, out)) return 1;
-        out.clear();
+        if (!read.ok()) return 0;  // the client is done
+        if (!sent || !flush_all(link)) return 1;
     }
 }
 
@@ -301,23 +262,21 @@ bool run_tcp(const Options& o, const std::string& endpoint, Totals& t) {
         std::perror("kvwire: connect");
         return false;
     }
+    FrameLink link(fd, kFrameBytesMax);
     const int ep = ::epoll_create1(0);
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.fd = fd;
     ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
     const std::string payload(o.frame_bytes, 'p');
-    std::string in, out;
     Clock::time_point sent_at;
     const auto start = Clock::now();
     const double cpu_before = self_cpu_seconds();
     uint64_t sent = 0, received = 0;
     bool wrong_size = false;
-    for (uint32_t i = 0; i < o.inflight; ++i, ++sent)
-        append_frame(out, payload.data(), o.frame_bytes);
+    for (uint32_t i = 0; i < o.inflight; ++i, ++sent) (void)link.send(payload);
     sent_at = Clock::now();
-    bool ok = write_all(fd, out);
-    out.clear();
+    bool ok = flush_all(link);
     while (ok && received < sent) {
         epoll_event got[4];
         const int n = ::epoll_wait(ep, got, 4, 10'000);
@@ -327,13 +286,8 @@ bool run_tcp(const Options& o, const std::string& endpoint, Totals& t) {
             break;
         }
         if (n < 0) continue;
-        if (!read_available(fd, in)) {
-            std::fprintf(stderr, "kvwire: the server closed the connection\n");
-            ok = false;
-            break;
-        }
-        take_frames(in, [&](const char*, uint32_t size) {
-            if (size != o.frame_bytes) wrong_size = true;
+        const kv::Status read = link.receive([&](std::string_view frame) {
+            if (frame.size() != o.frame_bytes) wrong_size = true;
             ++received;
             if (o.inflight == 1) {
                 t.latency_us.push_back(static_cast<uint32_t>(
@@ -341,28 +295,31 @@ bool run_tcp(const Options& o, const std::string& endpoint, Totals& t) {
                         .count()));
             }
             if (!done(o, start, sent)) {
-                append_frame(out, payload.data(), o.frame_bytes);
+                (void)link.send(payload);
                 ++sent;
             }
         });
+        if (!read.ok()) {
+            std::fprintf(stderr, "kvwire: the connection ended: %s\n", read.to_string().c_str());
+            ok = false;
+            break;
+        }
         if (wrong_size) {
             std::fprintf(stderr, "kvwire: a reply of the wrong size\n");
             ok = false;
             break;
         }
-        if (!out.empty()) {
+        if (link.queued_bytes() > 0) {
             sent_at = Clock::now();
-            ok = ok && write_all(fd, out);
-            out.clear();
+            ok = ok && flush_all(link);
         }
     }
     t.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
     t.client_cpu_s = self_cpu_seconds() - cpu_before;
     t.round_trips = received;
-    append_frame(out, "", 0);  // stop the server
-    write_all(fd, out);
+    (void)link.send("");  // stop the server
+    flush_all(link);
     ::close(ep);
-    ::close(fd);
     return ok;
 }
 
@@ -394,7 +351,7 @@ int main(int argc, char** argv) {
     po::variables_map vm;
     if (auto code = kv::tools::parse_options("kvwire", argc, argv, opts, vm)) return *code;
     if ((o.mode != "zmq" && o.mode != "tcp") || o.inflight == 0 || o.frame_bytes == 0 ||
-        o.frame_bytes > (1u << 24) || o.seconds <= 0 || o.idle_sockets > 1000) {
+        o.frame_bytes > kFrameBytesMax || o.seconds <= 0 || o.idle_sockets > 1000) {
         std::cerr << "kvwire: --mode is zmq or tcp; --inflight and --frame-bytes (at most 16 MiB) "
                      "at least 1; --seconds above 0; --idle-sockets at most 1000\n";
         return 2;
