@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sodium.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -29,16 +30,21 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 #include <zmq.hpp>
 
 #include "client/frame_link.h"
+#include "client/frame_seal.h"
 #include "tools/forked_server.h"
 
 namespace po = boost::program_options;
 using Clock = std::chrono::steady_clock;
 using kv::client::FrameLink;
+using kv::client::FrameOpener;
+using kv::client::FrameSealer;
+using kv::client::SealKey;
 
 namespace {
 
@@ -51,6 +57,7 @@ struct Options {
     double seconds = 2.0;
     uint64_t requests = 0;      // 0: run for `seconds`
     bool curve = false;         // zmq: CurveZMQ on the connection, as with --cluster-key
+    bool seal = false;          // tcp: every frame sealed as CurveZMQ's MESSAGE (frame_seal.h)
     uint32_t idle_sockets = 0;  // the server also waits on this many sockets that stay silent
 };
 
@@ -186,12 +193,28 @@ bool flush_all(FrameLink& link) {
     return false;
 }
 
+// One end's sealer and opener when frames are sealed (`key` not null): the
+// client seals with the client-to-server prefix, the server with the other.
+struct SessionEnd {
+    std::optional<FrameSealer> sealer;
+    std::optional<FrameOpener> opener;
+    SessionEnd(const SealKey* key, bool client) {
+        if (key == nullptr) return;
+        const auto to_server = kv::client::kClientToServerPrefix;
+        const auto to_client = kv::client::kServerToClientPrefix;
+        sealer.emplace(*key, client ? to_server : to_client);
+        opener.emplace(*key, client ? to_client : to_server);
+    }
+};
+
 void tune(int fd) {
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-int serve_tcp(int ready_fd, uint32_t idle_sockets) {
+// With `key`, frames are opened on arrival and their echoes sealed, as a
+// session's MESSAGE frames would be (the handshake is not part of a run).
+int serve_tcp(int ready_fd, uint32_t idle_sockets, const SealKey* key) {
     const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -209,7 +232,9 @@ int serve_tcp(int ready_fd, uint32_t idle_sockets) {
     const int fd = ::accept(listener, nullptr, nullptr);
     if (fd < 0) return 1;
     tune(fd);
-    FrameLink link(fd, kFrameBytesMax);
+    FrameLink link(fd, kFrameBytesMax + kv::client::kSealOverheadBytes);
+    SessionEnd session(key, false);
+    std::string plain, sealed;
     const int ep = ::epoll_create1(0);
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -232,7 +257,19 @@ int serve_tcp(int ready_fd, uint32_t idle_sockets) {
         bool stop = false;
         bool sent = true;
         const kv::Status read = link.receive([&](std::string_view frame) {
+            if (key != nullptr) {
+                if (!session.opener->open(frame, plain).ok()) {
+                    sent = false;
+                    return;
+                }
+                frame = plain;
+            }
             if (frame.empty()) stop = true;
+            if (key != nullptr) {
+                sealed.clear();
+                sent = sent && session.sealer->seal(frame, sealed).ok();
+                frame = sealed;
+            }
             sent = sent && link.send(frame).ok();
         });
         if (stop) return 0;
@@ -256,13 +293,23 @@ int connect_tcp(const std::string& endpoint) {
     return fd;
 }
 
-bool run_tcp(const Options& o, const std::string& endpoint, Totals& t) {
+bool run_tcp(const Options& o, const std::string& endpoint, const SealKey* key, Totals& t) {
     const int fd = connect_tcp(endpoint);
     if (fd < 0) {
         std::perror("kvwire: connect");
         return false;
     }
-    FrameLink link(fd, kFrameBytesMax);
+    FrameLink link(fd, kFrameBytesMax + kv::client::kSealOverheadBytes);
+    SessionEnd session(key, true);
+    std::string sealed, plain;
+    bool sealed_ok = true;
+    // Sealed anew for every frame, as each carries its own counter.
+    auto send = [&](std::string_view frame) {
+        if (key == nullptr) return (void)link.send(frame);
+        sealed.clear();
+        sealed_ok = sealed_ok && session.sealer->seal(frame, sealed).ok();
+        (void)link.send(sealed);
+    };
     const int ep = ::epoll_create1(0);
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -274,7 +321,7 @@ bool run_tcp(const Options& o, const std::string& endpoint, Totals& t) {
     const double cpu_before = self_cpu_seconds();
     uint64_t sent = 0, received = 0;
     bool wrong_size = false;
-    for (uint32_t i = 0; i < o.inflight; ++i, ++sent) (void)link.send(payload);
+    for (uint32_t i = 0; i < o.inflight; ++i, ++sent) send(payload);
     sent_at = Clock::now();
     bool ok = flush_all(link);
     while (ok && received < sent) {
@@ -287,6 +334,13 @@ bool run_tcp(const Options& o, const std::string& endpoint, Totals& t) {
         }
         if (n < 0) continue;
         const kv::Status read = link.receive([&](std::string_view frame) {
+            if (key != nullptr) {
+                if (!session.opener->open(frame, plain).ok()) {
+                    sealed_ok = false;
+                    return;
+                }
+                frame = plain;
+            }
             if (frame.size() != o.frame_bytes) wrong_size = true;
             ++received;
             if (o.inflight == 1) {
@@ -295,12 +349,17 @@ bool run_tcp(const Options& o, const std::string& endpoint, Totals& t) {
                         .count()));
             }
             if (!done(o, start, sent)) {
-                (void)link.send(payload);
+                send(payload);
                 ++sent;
             }
         });
         if (!read.ok()) {
             std::fprintf(stderr, "kvwire: the connection ended: %s\n", read.to_string().c_str());
+            ok = false;
+            break;
+        }
+        if (!sealed_ok) {
+            std::fprintf(stderr, "kvwire: a sealed frame failed to seal or open\n");
             ok = false;
             break;
         }
@@ -317,7 +376,7 @@ bool run_tcp(const Options& o, const std::string& endpoint, Totals& t) {
     t.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
     t.client_cpu_s = self_cpu_seconds() - cpu_before;
     t.round_trips = received;
-    (void)link.send("");  // stop the server
+    send("");  // stop the server
     flush_all(link);
     ::close(ep);
     return ok;
@@ -345,6 +404,8 @@ int main(int argc, char** argv) {
         "requests", po::value(&o.requests)->default_value(0),
         "stop after this many round trips instead (0: run for --seconds)")(
         "curve", po::bool_switch(&o.curve), "zmq: CurveZMQ on the connection")(
+        "seal", po::bool_switch(&o.seal),
+        "tcp: every frame sealed and opened as CurveZMQ's MESSAGE (no handshake)")(
         "idle-sockets", po::value(&o.idle_sockets)->default_value(0),
         "silent sockets the server also waits on (kvnode's loop polls about ten)")(
         "json", po::bool_switch(&json), "one JSON line instead of text");
@@ -360,6 +421,30 @@ int main(int argc, char** argv) {
         std::cerr << "kvwire: --curve is for --mode zmq\n";
         return 2;
     }
+    if (o.seal && o.mode != "tcp") {
+        std::cerr << "kvwire: --seal is for --mode tcp\n";
+        return 2;
+    }
+    // A session key made before the fork, as a handshake would leave both
+    // ends with one.
+    SealKey seal_key{};
+    if (o.seal) {
+        std::array<unsigned char, 32> client_public{}, client_secret{}, server_public{},
+            server_secret{};
+        if (::sodium_init() < 0 ||
+            ::crypto_box_keypair(client_public.data(), client_secret.data()) != 0 ||
+            ::crypto_box_keypair(server_public.data(), server_secret.data()) != 0) {
+            std::cerr << "kvwire: libsodium could not make key pairs\n";
+            return 1;
+        }
+        auto made = kv::client::session_key(server_public, client_secret);
+        if (!made) {
+            std::cerr << "kvwire: " << made.status().to_string() << "\n";
+            return 1;
+        }
+        seal_key = made.value();
+    }
+    const SealKey* sealing = o.seal ? &seal_key : nullptr;
     CurveKeys keys;
     if (o.curve && (zmq_curve_keypair(keys.server_public, keys.server_secret) != 0 ||
                     zmq_curve_keypair(keys.client_public, keys.client_secret) != 0)) {
@@ -371,13 +456,13 @@ int main(int argc, char** argv) {
     std::signal(SIGPIPE, SIG_IGN);
     const auto server = kv::tools::fork_server("kvwire", [&](int ready_fd) {
         return o.mode == "zmq" ? serve_zmq(ready_fd, curve, o.idle_sockets)
-                               : serve_tcp(ready_fd, o.idle_sockets);
+                               : serve_tcp(ready_fd, o.idle_sockets, sealing);
     });
     if (!server) return 1;
     const pid_t child = server->pid;
     const std::string& bound = server->endpoint;
     Totals t;
-    const bool ok = o.mode == "zmq" ? run_zmq(o, bound, curve, t) : run_tcp(o, bound, t);
+    const bool ok = o.mode == "zmq" ? run_zmq(o, bound, curve, t) : run_tcp(o, bound, sealing, t);
     if (!ok) ::kill(child, SIGKILL);
     int status = 0;
     rusage server_usage{};
@@ -397,14 +482,15 @@ int main(int argc, char** argv) {
             "trips\":%llu,"
             "\"per_s\":%.0f,\"client_cpu_us\":%.2f,\"server_cpu_us\":%.2f,\"p50_us\":%u,"
             "\"p99_us\":%u}\n",
-            o.mode.c_str(), o.curve ? "+curve" : "", o.idle_sockets, o.inflight, o.frame_bytes,
-            static_cast<unsigned long long>(t.round_trips), rate, t.client_cpu_s * per_rt,
-            t.server_cpu_s * per_rt, quantile(t.latency_us, 0.5), quantile(t.latency_us, 0.99));
+            o.mode.c_str(), o.curve ? "+curve" : (o.seal ? "+seal" : ""), o.idle_sockets,
+            o.inflight, o.frame_bytes, static_cast<unsigned long long>(t.round_trips), rate,
+            t.client_cpu_s * per_rt, t.server_cpu_s * per_rt, quantile(t.latency_us, 0.5),
+            quantile(t.latency_us, 0.99));
     } else {
         std::printf(
             "%s%s, %u in flight, %u-byte frames, %u idle sockets: %llu round trips, %.0f per s\n",
-            o.mode.c_str(), o.curve ? "+curve" : "", o.inflight, o.frame_bytes, o.idle_sockets,
-            static_cast<unsigned long long>(t.round_trips), rate);
+            o.mode.c_str(), o.curve ? "+curve" : (o.seal ? "+seal" : ""), o.inflight, o.frame_bytes,
+            o.idle_sockets, static_cast<unsigned long long>(t.round_trips), rate);
         std::printf("cpu per round trip: client %.2f us, server %.2f us\n", t.client_cpu_s * per_rt,
                     t.server_cpu_s * per_rt);
         if (!t.latency_us.empty()) {
