@@ -205,6 +205,17 @@ struct SessionEnd {
         sealer.emplace(*key, client ? to_server : to_client);
         opener.emplace(*key, client ? to_client : to_server);
     }
+    // Points `frame` at its opened bytes (kept until the next call); false
+    // when it does not open. Without a key, `frame` stays as it is.
+    bool open(std::string_view& frame) {
+        if (!opener) return true;
+        if (!opener->open(frame, plain).ok()) return false;
+        frame = plain;
+        return true;
+    }
+
+  private:
+    std::string plain;
 };
 
 void tune(int fd) {
@@ -234,7 +245,7 @@ int serve_tcp(int ready_fd, uint32_t idle_sockets, const SealKey* key) {
     tune(fd);
     FrameLink link(fd, kFrameBytesMax + kv::client::kSealOverheadBytes);
     SessionEnd session(key, false);
-    std::string plain, sealed;
+    std::string sealed;
     const int ep = ::epoll_create1(0);
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -257,12 +268,9 @@ int serve_tcp(int ready_fd, uint32_t idle_sockets, const SealKey* key) {
         bool stop = false;
         bool sent = true;
         const kv::Status read = link.receive([&](std::string_view frame) {
-            if (key != nullptr) {
-                if (!session.opener->open(frame, plain).ok()) {
-                    sent = false;
-                    return;
-                }
-                frame = plain;
+            if (!session.open(frame)) {
+                sent = false;
+                return;
             }
             if (frame.empty()) stop = true;
             if (key != nullptr) {
@@ -301,7 +309,7 @@ bool run_tcp(const Options& o, const std::string& endpoint, const SealKey* key, 
     }
     FrameLink link(fd, kFrameBytesMax + kv::client::kSealOverheadBytes);
     SessionEnd session(key, true);
-    std::string sealed, plain;
+    std::string sealed;
     bool sealed_ok = true;
     // Sealed anew for every frame, as each carries its own counter.
     auto send = [&](std::string_view frame) {
@@ -334,12 +342,9 @@ bool run_tcp(const Options& o, const std::string& endpoint, const SealKey* key, 
         }
         if (n < 0) continue;
         const kv::Status read = link.receive([&](std::string_view frame) {
-            if (key != nullptr) {
-                if (!session.opener->open(frame, plain).ok()) {
-                    sealed_ok = false;
-                    return;
-                }
-                frame = plain;
+            if (!session.open(frame)) {
+                sealed_ok = false;
+                return;
             }
             if (frame.size() != o.frame_bytes) wrong_size = true;
             ++received;
