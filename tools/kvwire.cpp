@@ -30,11 +30,13 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 #include <zmq.hpp>
 
+#include "client/frame_handshake.h"
 #include "client/frame_link.h"
 #include "client/frame_seal.h"
 #include "tools/forked_server.h"
@@ -42,9 +44,9 @@
 namespace po = boost::program_options;
 using Clock = std::chrono::steady_clock;
 using kv::client::FrameLink;
-using kv::client::FrameOpener;
-using kv::client::FrameSealer;
-using kv::client::SealKey;
+using kv::client::HandshakeClient;
+using kv::client::HandshakeServer;
+using kv::client::HandshakeSession;
 
 namespace {
 
@@ -57,7 +59,8 @@ struct Options {
     double seconds = 2.0;
     uint64_t requests = 0;      // 0: run for `seconds`
     bool curve = false;         // zmq: CurveZMQ on the connection, as with --cluster-key
-    bool seal = false;          // tcp: every frame sealed as CurveZMQ's MESSAGE (frame_seal.h)
+    bool seal = false;          // tcp: a handshake, then every frame sealed (frame_handshake.h)
+    bool refused = false;       // tcp --seal: the server admits no client key
     uint32_t idle_sockets = 0;  // the server also waits on this many sockets that stay silent
 };
 
@@ -70,7 +73,15 @@ struct CurveKeys {
     char client_secret[41] = {};
 };
 
+// The long-term keys of a sealed run, made before the fork: the server
+// admits the client's key unless `refused`.
+struct SealKeys {
+    kv::client::CurveKeys server, client;
+    bool refused = false;
+};
+
 struct Totals {
+    uint64_t handshake_us = 0;  // tcp --seal: connect to established, at the client
     uint64_t round_trips = 0;
     double wall_s = 0;
     double client_cpu_s = 0;
@@ -193,29 +204,29 @@ bool flush_all(FrameLink& link) {
     return false;
 }
 
-// One end's sealer and opener when frames are sealed (`key` not null): the
-// client seals with the client-to-server prefix, the server with the other.
+// One end of a session when frames are sealed: the handshake's session, once
+// established. Without keys, frames pass as they are.
 struct SessionEnd {
-    std::optional<FrameSealer> sealer;
-    std::optional<FrameOpener> opener;
-    SessionEnd(const SealKey* key, bool client) {
-        if (key == nullptr) return;
-        const auto to_server = kv::client::kClientToServerPrefix;
-        const auto to_client = kv::client::kServerToClientPrefix;
-        sealer.emplace(*key, client ? to_server : to_client);
-        opener.emplace(*key, client ? to_client : to_server);
-    }
+    std::unique_ptr<HandshakeSession> session;
     // Points `frame` at its opened bytes (kept until the next call); false
-    // when it does not open. Without a key, `frame` stays as it is.
+    // when it does not open.
     bool open(std::string_view& frame) {
-        if (!opener) return true;
-        if (!opener->open(frame, plain).ok()) return false;
+        if (!session) return true;
+        if (!session->opener.open(frame, plain).ok()) return false;
         frame = plain;
+        return true;
+    }
+    // Points `frame` at its sealed bytes (kept until the next call).
+    bool seal(std::string_view& frame) {
+        if (!session) return true;
+        sealed.clear();
+        if (!session->sealer.seal(frame, sealed).ok()) return false;
+        frame = sealed;
         return true;
     }
 
   private:
-    std::string plain;
+    std::string plain, sealed;
 };
 
 void tune(int fd) {
@@ -223,9 +234,9 @@ void tune(int fd) {
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-// With `key`, frames are opened on arrival and their echoes sealed, as a
-// session's MESSAGE frames would be (the handshake is not part of a run).
-int serve_tcp(int ready_fd, uint32_t idle_sockets, const SealKey* key) {
+// With `keys`, the first frames are the client's side of the handshake; then
+// frames are opened on arrival and their echoes sealed.
+int serve_tcp(int ready_fd, uint32_t idle_sockets, const SealKeys* keys) {
     const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -244,8 +255,18 @@ int serve_tcp(int ready_fd, uint32_t idle_sockets, const SealKey* key) {
     if (fd < 0) return 1;
     tune(fd);
     FrameLink link(fd, kFrameBytesMax + kv::client::kSealOverheadBytes);
-    SessionEnd session(key, false);
-    std::string sealed;
+    SessionEnd session;
+    std::optional<HandshakeServer> handshake;
+    if (keys != nullptr) {
+        const kv::client::CurveKey admitted = keys->client.public_key;
+        const bool refused = keys->refused;
+        handshake.emplace(
+            keys->server,
+            [admitted, refused](const kv::client::CurveKey& key) {
+                return !refused && key == admitted;
+            },
+            "");
+    }
     const int ep = ::epoll_create1(0);
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -268,19 +289,22 @@ int serve_tcp(int ready_fd, uint32_t idle_sockets, const SealKey* key) {
         bool stop = false;
         bool sent = true;
         const kv::Status read = link.receive([&](std::string_view frame) {
+            if (stop) return;
+            if (handshake && !session.session) {
+                auto step = handshake->on_frame(frame);
+                if (!step.reply.empty()) sent = sent && link.send(step.reply).ok();
+                if (!step.status.ok()) stop = true;  // the client reads why from ERROR
+                if (step.established) session.session = handshake->take_session();
+                return;
+            }
             if (!session.open(frame)) {
                 sent = false;
                 return;
             }
             if (frame.empty()) stop = true;
-            if (key != nullptr) {
-                sealed.clear();
-                sent = sent && session.sealer->seal(frame, sealed).ok();
-                frame = sealed;
-            }
-            sent = sent && link.send(frame).ok();
+            sent = sent && session.seal(frame) && link.send(frame).ok();
         });
-        if (stop) return 0;
+        if (stop) return flush_all(link) ? 0 : 1;
         if (!read.ok()) return 0;  // the client is done
         if (!sent || !flush_all(link)) return 1;
     }
@@ -301,28 +325,73 @@ int connect_tcp(const std::string& endpoint) {
     return fd;
 }
 
-bool run_tcp(const Options& o, const std::string& endpoint, const SealKey* key, Totals& t) {
+// The client's side of the handshake, before the run; false (and why on
+// stderr) when it does not establish.
+bool client_handshake(FrameLink& link, int ep, const SealKeys& keys, SessionEnd& end) {
+    HandshakeClient handshake(keys.client, keys.server.public_key, "");
+    auto hello = handshake.hello();
+    if (!hello) {
+        std::fprintf(stderr, "kvwire: %s\n", hello.status().to_string().c_str());
+        return false;
+    }
+    bool sent = link.send(hello.value()).ok() && flush_all(link);
+    kv::Status failed;
+    while (sent && failed.ok() && !end.session) {
+        epoll_event got[1];
+        const int n = ::epoll_wait(ep, got, 1, 10'000);
+        if (n == 0) {
+            std::fprintf(stderr, "kvwire: no handshake reply within 10 s\n");
+            return false;
+        }
+        if (n < 0) continue;
+        const kv::Status read = link.receive([&](std::string_view frame) {
+            if (!failed.ok() || end.session) return;
+            auto step = handshake.on_frame(frame);
+            if (!step.reply.empty()) sent = sent && link.send(step.reply).ok();
+            failed = step.status;
+            if (step.established) end.session = handshake.take_session();
+        });
+        if (!failed.ok()) break;
+        if (!read.ok()) failed = read;
+        sent = sent && flush_all(link);
+    }
+    if (!failed.ok() || !sent) {
+        std::fprintf(stderr, "kvwire: the handshake failed: %s\n",
+                     failed.ok() ? "could not send" : failed.to_string().c_str());
+        return false;
+    }
+    return true;
+}
+
+bool run_tcp(const Options& o, const std::string& endpoint, const SealKeys* keys, Totals& t) {
+    const auto connect_at = Clock::now();
     const int fd = connect_tcp(endpoint);
     if (fd < 0) {
         std::perror("kvwire: connect");
         return false;
     }
     FrameLink link(fd, kFrameBytesMax + kv::client::kSealOverheadBytes);
-    SessionEnd session(key, true);
-    std::string sealed;
+    SessionEnd session;
     bool sealed_ok = true;
     // Sealed anew for every frame, as each carries its own counter.
     auto send = [&](std::string_view frame) {
-        if (key == nullptr) return (void)link.send(frame);
-        sealed.clear();
-        sealed_ok = sealed_ok && session.sealer->seal(frame, sealed).ok();
-        (void)link.send(sealed);
+        sealed_ok = sealed_ok && session.seal(frame);
+        (void)link.send(frame);
     };
     const int ep = ::epoll_create1(0);
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.fd = fd;
     ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    if (keys != nullptr) {
+        if (!client_handshake(link, ep, *keys, session)) {
+            ::close(ep);
+            return false;
+        }
+        t.handshake_us = static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - connect_at)
+                .count());
+    }
     const std::string payload(o.frame_bytes, 'p');
     Clock::time_point sent_at;
     const auto start = Clock::now();
@@ -410,7 +479,9 @@ int main(int argc, char** argv) {
         "stop after this many round trips instead (0: run for --seconds)")(
         "curve", po::bool_switch(&o.curve), "zmq: CurveZMQ on the connection")(
         "seal", po::bool_switch(&o.seal),
-        "tcp: every frame sealed and opened as CurveZMQ's MESSAGE (no handshake)")(
+        "tcp: a handshake (CurveZMQ's commands), then every frame sealed and opened as its "
+        "MESSAGE")("refused", po::bool_switch(&o.refused),
+                   "tcp --seal: the server admits no client key (the handshake must fail)")(
         "idle-sockets", po::value(&o.idle_sockets)->default_value(0),
         "silent sockets the server also waits on (kvnode's loop polls about ten)")(
         "json", po::bool_switch(&json), "one JSON line instead of text");
@@ -430,26 +501,21 @@ int main(int argc, char** argv) {
         std::cerr << "kvwire: --seal is for --mode tcp\n";
         return 2;
     }
-    // A session key made before the fork, as a handshake would leave both
-    // ends with one.
-    SealKey seal_key{};
-    if (o.seal) {
-        std::array<unsigned char, 32> client_public{}, client_secret{}, server_public{},
-            server_secret{};
-        if (::sodium_init() < 0 ||
-            ::crypto_box_keypair(client_public.data(), client_secret.data()) != 0 ||
-            ::crypto_box_keypair(server_public.data(), server_secret.data()) != 0) {
-            std::cerr << "kvwire: libsodium could not make key pairs\n";
-            return 1;
-        }
-        auto made = kv::client::session_key(server_public, client_secret);
-        if (!made) {
-            std::cerr << "kvwire: " << made.status().to_string() << "\n";
-            return 1;
-        }
-        seal_key = made.value();
+    if (o.refused && !o.seal) {
+        std::cerr << "kvwire: --refused is for --seal\n";
+        return 2;
     }
-    const SealKey* sealing = o.seal ? &seal_key : nullptr;
+    SealKeys seal_keys;
+    seal_keys.refused = o.refused;
+    if (o.seal && (::sodium_init() < 0 ||
+                   ::crypto_box_keypair(seal_keys.server.public_key.data(),
+                                        seal_keys.server.secret_key.data()) != 0 ||
+                   ::crypto_box_keypair(seal_keys.client.public_key.data(),
+                                        seal_keys.client.secret_key.data()) != 0)) {
+        std::cerr << "kvwire: libsodium could not make key pairs\n";
+        return 1;
+    }
+    const SealKeys* sealing = o.seal ? &seal_keys : nullptr;
     CurveKeys keys;
     if (o.curve && (zmq_curve_keypair(keys.server_public, keys.server_secret) != 0 ||
                     zmq_curve_keypair(keys.client_public, keys.client_secret) != 0)) {
@@ -486,11 +552,11 @@ int main(int argc, char** argv) {
             "{\"mode\":\"%s%s\",\"idle_sockets\":%u,\"inflight\":%u,\"frame_bytes\":%u,\"round_"
             "trips\":%llu,"
             "\"per_s\":%.0f,\"client_cpu_us\":%.2f,\"server_cpu_us\":%.2f,\"p50_us\":%u,"
-            "\"p99_us\":%u}\n",
+            "\"p99_us\":%u,\"handshake_us\":%llu}\n",
             o.mode.c_str(), o.curve ? "+curve" : (o.seal ? "+seal" : ""), o.idle_sockets,
             o.inflight, o.frame_bytes, static_cast<unsigned long long>(t.round_trips), rate,
             t.client_cpu_s * per_rt, t.server_cpu_s * per_rt, quantile(t.latency_us, 0.5),
-            quantile(t.latency_us, 0.99));
+            quantile(t.latency_us, 0.99), static_cast<unsigned long long>(t.handshake_us));
     } else {
         std::printf(
             "%s%s, %u in flight, %u-byte frames, %u idle sockets: %llu round trips, %.0f per s\n",
@@ -501,6 +567,10 @@ int main(int argc, char** argv) {
         if (!t.latency_us.empty()) {
             std::printf("latency p50 %u us, p99 %u us\n", quantile(t.latency_us, 0.5),
                         quantile(t.latency_us, 0.99));
+        }
+        if (o.seal) {
+            std::printf("handshake %llu us (connect to established, at the client)\n",
+                        static_cast<unsigned long long>(t.handshake_us));
         }
     }
     return 0;
