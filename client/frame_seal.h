@@ -12,8 +12,8 @@
 // frame replayed, dropped or reordered unnoticed. The opener accepts only the
 // next counter: the stream is ordered, so anything else is an attack or a bug,
 // and the session ends. Only the session's frames are here; the handshake
-// that authenticates the long-term keys and yields the short-term ones is
-// not built yet, so nothing but kvwire uses this so far.
+// that authenticates the long-term keys and makes the key is
+// client/frame_handshake.h, and client/secure_link.h puts the two on a link.
 #pragma once
 
 #include <array>

@@ -7,9 +7,10 @@
 // by what a transport owned by the node's event loop would save.
 //  - zmq: DEALER to ROUTER over TCP loopback, one I/O thread per context, the
 //    server draining its socket after each poll as kvnode's loop does.
-//  - tcp: FrameLink (client/frame_link.h: 4-byte little-endian length, then
-//    the frame); each side reads what the kernel holds after epoll says so and
-//    writes every reply of that read with one send(2).
+//  - tcp: SecureLink (client/secure_link.h) over a FrameLink (4-byte
+//    little-endian length, then the frame); each side reads what the kernel
+//    holds after epoll says so and writes every reply of that read with one
+//    send(2). With --seal, the handshake first, then every frame sealed.
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -36,17 +37,12 @@
 #include <vector>
 #include <zmq.hpp>
 
-#include "client/frame_handshake.h"
-#include "client/frame_link.h"
-#include "client/frame_seal.h"
+#include "client/secure_link.h"
 #include "tools/forked_server.h"
 
 namespace po = boost::program_options;
 using Clock = std::chrono::steady_clock;
-using kv::client::FrameLink;
-using kv::client::HandshakeClient;
-using kv::client::HandshakeServer;
-using kv::client::HandshakeSession;
+using kv::client::SecureLink;
 
 namespace {
 
@@ -190,11 +186,11 @@ bool run_zmq(const Options& o, const std::string& endpoint, const CurveKeys* cur
     return true;
 }
 
-// ---- plain TCP with epoll, through FrameLink (client/frame_link.h) ------------
+// ---- plain TCP with epoll, through SecureLink (client/secure_link.h) ---------
 
 // Writes what `link` has queued, waiting for the socket to drain when its
 // buffer is full (a benchmark's side may block; a loop would wait on EPOLLOUT).
-bool flush_all(FrameLink& link) {
+bool flush_all(SecureLink& link) {
     for (int waits = 0; waits < 1000; ++waits) {
         if (!link.flush().ok()) return false;
         if (!link.wants_write()) return true;
@@ -203,31 +199,6 @@ bool flush_all(FrameLink& link) {
     }
     return false;
 }
-
-// One end of a session when frames are sealed: the handshake's session, once
-// established. Without keys, frames pass as they are.
-struct SessionEnd {
-    std::unique_ptr<HandshakeSession> session;
-    // Points `frame` at its opened bytes (kept until the next call); false
-    // when it does not open.
-    bool open(std::string_view& frame) {
-        if (!session) return true;
-        if (!session->opener.open(frame, plain).ok()) return false;
-        frame = plain;
-        return true;
-    }
-    // Points `frame` at its sealed bytes (kept until the next call).
-    bool seal(std::string_view& frame) {
-        if (!session) return true;
-        sealed.clear();
-        if (!session->sealer.seal(frame, sealed).ok()) return false;
-        frame = sealed;
-        return true;
-    }
-
-  private:
-    std::string plain, sealed;
-};
 
 void tune(int fd) {
     const int one = 1;
@@ -254,14 +225,14 @@ int serve_tcp(int ready_fd, uint32_t idle_sockets, const SealKeys* keys) {
     const int fd = ::accept(listener, nullptr, nullptr);
     if (fd < 0) return 1;
     tune(fd);
-    FrameLink link(fd, kFrameBytesMax + kv::client::kSealOverheadBytes);
-    SessionEnd session;
-    std::optional<HandshakeServer> handshake;
-    if (keys != nullptr) {
+    std::unique_ptr<SecureLink> link;
+    if (keys == nullptr) {
+        link = SecureLink::plain(fd, kFrameBytesMax);
+    } else {
         const kv::client::CurveKey admitted = keys->client.public_key;
         const bool refused = keys->refused;
-        handshake.emplace(
-            keys->server,
+        link = SecureLink::server(
+            fd, kFrameBytesMax, keys->server,
             [admitted, refused](const kv::client::CurveKey& key) {
                 return !refused && key == admitted;
             },
@@ -288,25 +259,19 @@ int serve_tcp(int ready_fd, uint32_t idle_sockets, const SealKeys* keys) {
         if (::epoll_wait(ep, got, 4, -1) < 0 && errno != EINTR) return 1;
         bool stop = false;
         bool sent = true;
-        const kv::Status read = link.receive([&](std::string_view frame) {
+        const kv::Status read = link->receive([&](std::string_view frame) {
             if (stop) return;
-            if (handshake && !session.session) {
-                auto step = handshake->on_frame(frame);
-                if (!step.reply.empty()) sent = sent && link.send(step.reply).ok();
-                if (!step.status.ok()) stop = true;  // the client reads why from ERROR
-                if (step.established) session.session = handshake->take_session();
-                return;
-            }
-            if (!session.open(frame)) {
-                sent = false;
-                return;
-            }
             if (frame.empty()) stop = true;
-            sent = sent && session.seal(frame) && link.send(frame).ok();
+            sent = sent && link->send(frame).ok();
         });
-        if (stop) return flush_all(link) ? 0 : 1;
-        if (!read.ok()) return 0;  // the client is done
-        if (!sent || !flush_all(link)) return 1;
+        if (stop) return flush_all(*link) ? 0 : 1;
+        if (!read.ok()) {
+            // A failed handshake: the ERROR saying why goes to the client,
+            // which reports it. Otherwise the client is done.
+            (void)link->flush();
+            return 0;
+        }
+        if (!sent || !flush_all(*link)) return 1;
     }
 }
 
@@ -325,18 +290,15 @@ int connect_tcp(const std::string& endpoint) {
     return fd;
 }
 
-// The client's side of the handshake, before the run; false (and why on
-// stderr) when it does not establish.
-bool client_handshake(FrameLink& link, int ep, const SealKeys& keys, SessionEnd& end) {
-    HandshakeClient handshake(keys.client, keys.server.public_key, "");
-    auto hello = handshake.hello();
-    if (!hello) {
-        std::fprintf(stderr, "kvwire: %s\n", hello.status().to_string().c_str());
-        return false;
-    }
-    bool sent = link.send(hello.value()).ok() && flush_all(link);
+// Waits until `link` is established (its handshake done), flushing what it
+// queues; false (and why on stderr) when it fails.
+bool establish(SecureLink& link, int ep) {
     kv::Status failed;
-    while (sent && failed.ok() && !end.session) {
+    while (failed.ok() && !link.established()) {
+        if (!flush_all(link)) {
+            std::fprintf(stderr, "kvwire: the handshake could not send\n");
+            return false;
+        }
         epoll_event got[1];
         const int n = ::epoll_wait(ep, got, 1, 10'000);
         if (n == 0) {
@@ -344,20 +306,10 @@ bool client_handshake(FrameLink& link, int ep, const SealKeys& keys, SessionEnd&
             return false;
         }
         if (n < 0) continue;
-        const kv::Status read = link.receive([&](std::string_view frame) {
-            if (!failed.ok() || end.session) return;
-            auto step = handshake.on_frame(frame);
-            if (!step.reply.empty()) sent = sent && link.send(step.reply).ok();
-            failed = step.status;
-            if (step.established) end.session = handshake.take_session();
-        });
-        if (!failed.ok()) break;
-        if (!read.ok()) failed = read;
-        sent = sent && flush_all(link);
+        failed = link.receive([](std::string_view) {});
     }
-    if (!failed.ok() || !sent) {
-        std::fprintf(stderr, "kvwire: the handshake failed: %s\n",
-                     failed.ok() ? "could not send" : failed.to_string().c_str());
+    if (!failed.ok()) {
+        std::fprintf(stderr, "kvwire: the handshake failed: %s\n", failed.to_string().c_str());
         return false;
     }
     return true;
@@ -370,21 +322,20 @@ bool run_tcp(const Options& o, const std::string& endpoint, const SealKeys* keys
         std::perror("kvwire: connect");
         return false;
     }
-    FrameLink link(fd, kFrameBytesMax + kv::client::kSealOverheadBytes);
-    SessionEnd session;
-    bool sealed_ok = true;
-    // Sealed anew for every frame, as each carries its own counter.
-    auto send = [&](std::string_view frame) {
-        sealed_ok = sealed_ok && session.seal(frame);
-        (void)link.send(frame);
-    };
+    std::unique_ptr<SecureLink> secure =
+        keys == nullptr
+            ? SecureLink::plain(fd, kFrameBytesMax)
+            : SecureLink::client(fd, kFrameBytesMax, keys->client, keys->server.public_key, "");
+    SecureLink& link = *secure;
+    bool queued_ok = true;
+    auto send = [&](std::string_view frame) { queued_ok = link.send(frame).ok() && queued_ok; };
     const int ep = ::epoll_create1(0);
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.fd = fd;
     ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
     if (keys != nullptr) {
-        if (!client_handshake(link, ep, *keys, session)) {
+        if (!establish(link, ep)) {
             ::close(ep);
             return false;
         }
@@ -411,10 +362,6 @@ bool run_tcp(const Options& o, const std::string& endpoint, const SealKeys* keys
         }
         if (n < 0) continue;
         const kv::Status read = link.receive([&](std::string_view frame) {
-            if (!session.open(frame)) {
-                sealed_ok = false;
-                return;
-            }
             if (frame.size() != o.frame_bytes) wrong_size = true;
             ++received;
             if (o.inflight == 1) {
@@ -432,8 +379,8 @@ bool run_tcp(const Options& o, const std::string& endpoint, const SealKeys* keys
             ok = false;
             break;
         }
-        if (!sealed_ok) {
-            std::fprintf(stderr, "kvwire: a sealed frame failed to seal or open\n");
+        if (!queued_ok) {
+            std::fprintf(stderr, "kvwire: a frame could not be queued\n");
             ok = false;
             break;
         }

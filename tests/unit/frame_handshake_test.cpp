@@ -12,6 +12,7 @@
 
 #include "client/frame_handshake.h"
 #include "client/z85.h"
+#include "tests/unit/link_test_keys.h"
 
 namespace {
 
@@ -26,22 +27,9 @@ using kv::client::kHandshakeFrameBytesMax;
 using kv::client::kHandshakeMetadataBytesMax;
 using kv::client::kHelloBytes;
 
-CurveKeys fresh_keys() {
-    REQUIRE(::sodium_init() >= 0);
-    CurveKeys keys;
-    REQUIRE(::crypto_box_keypair(keys.public_key.data(), keys.secret_key.data()) == 0);
-    return keys;
-}
-
-const CurveKeys& server_keys() {
-    static const CurveKeys keys = fresh_keys();
-    return keys;
-}
-
-const CurveKeys& client_keys() {
-    static const CurveKeys keys = fresh_keys();
-    return keys;
-}
+using kv::test::client_keys;
+using kv::test::fresh_keys;
+using kv::test::server_keys;
 
 HandshakeServer::Admit admit_only(const CurveKey& key) {
     return [key](const CurveKey& proved) { return proved == key; };
