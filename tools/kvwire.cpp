@@ -37,6 +37,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "client/link_socket.h"
 #include "client/secure_link.h"
 #include "tools/forked_server.h"
 
@@ -200,31 +201,27 @@ bool flush_all(SecureLink& link) {
     return false;
 }
 
-void tune(int fd) {
-    const int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-}
-
 // With `keys`, the first frames are the client's side of the handshake; then
 // frames are opened on arrival and their echoes sealed.
 int serve_tcp(int ready_fd, uint32_t idle_sockets, const SealKeys* keys) {
-    const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::listen(listener, 4) != 0 ||
-        ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    auto listener = kv::client::LinkListener::listen({"127.0.0.1", 0});
+    if (!listener) {
+        std::fprintf(stderr, "kvwire: %s\n", listener.status().to_string().c_str());
         return 1;
     }
-    if (!kv::tools::announce_endpoint(ready_fd,
-                                      "tcp://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)))) {
+    if (!kv::tools::announce_endpoint(
+            ready_fd, "tcp://127.0.0.1:" + std::to_string(listener.value()->port()))) {
         return 1;
     }
-    const int fd = ::accept(listener, nullptr, nullptr);
-    if (fd < 0) return 1;
-    tune(fd);
+    int fd = -1;
+    for (int waits = 0; fd < 0 && waits < 100; ++waits) {
+        pollfd p{listener.value()->fd(), POLLIN, 0};
+        ::poll(&p, 1, 100);
+        auto accepted = listener.value()->accept_one();
+        if (!accepted) return 1;
+        fd = accepted.value();
+    }
+    if (fd < 0) return 1;  // no client within 10 s
     std::unique_ptr<SecureLink> link;
     if (keys == nullptr) {
         link = SecureLink::plain(fd, kFrameBytesMax);
@@ -275,19 +272,25 @@ int serve_tcp(int ready_fd, uint32_t idle_sockets, const SealKeys* keys) {
     }
 }
 
+// A connected socket to `endpoint` (link_socket.h), or -1 with why on stderr.
 int connect_tcp(const std::string& endpoint) {
-    const auto colon = endpoint.rfind(':');
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(static_cast<uint16_t>(std::stoi(endpoint.substr(colon + 1))));
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-        ::close(fd);
+    auto parsed = kv::client::parse_tcp_endpoint(endpoint);
+    kv::Result<int> started =
+        parsed ? kv::client::start_connect(parsed.value()) : kv::Result<int>(parsed.status());
+    if (!started) {
+        std::fprintf(stderr, "kvwire: %s\n", started.status().to_string().c_str());
         return -1;
     }
-    tune(fd);
-    return fd;
+    pollfd p{started.value(), POLLOUT, 0};
+    const kv::Status done = ::poll(&p, 1, 10'000) == 1
+                                ? kv::client::finish_connect(started.value())
+                                : kv::Status(kv::ErrorCode::connection, "no connection in 10 s");
+    if (!done.ok()) {
+        std::fprintf(stderr, "kvwire: %s\n", done.to_string().c_str());
+        ::close(started.value());
+        return -1;
+    }
+    return started.value();
 }
 
 // Waits until `link` is established (its handshake done), flushing what it
@@ -318,10 +321,7 @@ bool establish(SecureLink& link, int ep) {
 bool run_tcp(const Options& o, const std::string& endpoint, const SealKeys* keys, Totals& t) {
     const auto connect_at = Clock::now();
     const int fd = connect_tcp(endpoint);
-    if (fd < 0) {
-        std::perror("kvwire: connect");
-        return false;
-    }
+    if (fd < 0) return false;
     std::unique_ptr<SecureLink> secure =
         keys == nullptr
             ? SecureLink::plain(fd, kFrameBytesMax)

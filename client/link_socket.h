@@ -1,0 +1,107 @@
+// The sockets under a SecureLink (client/secure_link.h): listening, accepting
+// and connecting without blocking, for an owner that waits on epoll, and the
+// pace of reconnecting to an endpoint that refuses.
+//
+// Why not ZeroMQ's: the point of the links is that no I/O thread stands
+// between the loop and the kernel, so the loop itself accepts and connects.
+// What ZeroMQ did for us and this must still do:
+// - connections are TCP_NODELAY (frames are small and waited for);
+// - a connect in progress never blocks the loop: start_connect() returns at
+//   once, the owner waits for the socket to be writable, finish_connect()
+//   says how it went;
+// - an endpoint that refuses is retried with a growing delay (ReconnectPace,
+//   as ZMQ_RECONNECT_IVL and ZMQ_RECONNECT_IVL_MAX), not in a tight loop;
+// - running out of descriptors does not spin the loop: a listener that
+//   cannot accept (EMFILE, ENFILE) closes the waiting connection with a spare
+//   descriptor it keeps for that, so the listening socket stops being ready.
+//
+// Endpoints are ZeroMQ's TCP form, as --listen and the members' gossip
+// endpoints already are: tcp://HOST:PORT with HOST an IPv4 address, [IPv6],
+// a name, or * (listen on every address). A name is resolved by
+// getaddrinfo, which blocks: the loop resolves only when it connects, and
+// operators should give addresses where a resolver may stall.
+// Thread-safety: none; one owner per object.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "client/status.h"
+
+namespace kv::client {
+
+struct TcpEndpoint {
+    std::string host;  // as written, without brackets; "*" for any address
+    uint16_t port = 0;
+};
+
+// Parses tcp://HOST:PORT. Fails (invalid_argument) on another scheme, a
+// missing or out-of-range port, an empty host, or an unclosed '['.
+Result<TcpEndpoint> parse_tcp_endpoint(std::string_view endpoint);
+
+class LinkListener {
+  public:
+    // Binds and listens, non-blocking (port 0: the kernel picks one; see
+    // port()). Fails (connection) when the address cannot be bound or
+    // resolved.
+    static Result<std::unique_ptr<LinkListener>> listen(const TcpEndpoint& endpoint,
+                                                        int backlog = 128);
+    ~LinkListener();
+    LinkListener(const LinkListener&) = delete;
+    LinkListener& operator=(const LinkListener&) = delete;
+
+    int fd() const { return fd_; }
+    uint16_t port() const { return port_; }
+
+    // One waiting connection, non-blocking and TCP_NODELAY, or -1 when none
+    // waits. Not ok (connection) when one waited but could not be taken: out
+    // of descriptors (it was closed, and counted in refused()), or another
+    // error of accept; the owner logs it and goes on.
+    Result<int> accept_one();
+    uint64_t refused() const { return refused_; }
+
+  private:
+    LinkListener(int fd, uint16_t port);
+
+    int fd_;
+    uint16_t port_;
+    int spare_fd_;  // held open to take and close a connection when out of descriptors
+    uint64_t refused_ = 0;
+};
+
+// Starts connecting to `endpoint`: a non-blocking socket whose connect is
+// done or in progress. The owner waits for it to be writable, then calls
+// finish_connect(). Fails (connection) when the host does not resolve or no
+// socket can be made.
+Result<int> start_connect(const TcpEndpoint& endpoint);
+// After the socket became writable (or in error): ok when connected, else
+// connection with the reason (refused, unreachable, timed out).
+Status finish_connect(int fd);
+
+// When to try an endpoint again: at once the first time, then after a delay
+// that doubles with each failure in a row from initial_ms to max_ms, back to
+// at once after a success (a connection established, the handshake done).
+class ReconnectPace {
+  public:
+    ReconnectPace(uint64_t initial_ms, uint64_t max_ms)
+        : initial_ms_(initial_ms), max_ms_(max_ms) {}
+    bool may_try(uint64_t now_ms) const { return now_ms >= next_try_ms_; }
+    uint64_t next_try_ms() const { return next_try_ms_; }
+    void failed(uint64_t now_ms);
+    void succeeded() {
+        delay_ms_ = 0;
+        next_try_ms_ = 0;
+        failures_ = 0;
+    }
+    uint64_t failures_in_a_row() const { return failures_; }
+
+  private:
+    uint64_t initial_ms_, max_ms_;
+    uint64_t delay_ms_ = 0;
+    uint64_t next_try_ms_ = 0;
+    uint64_t failures_ = 0;
+};
+
+}  // namespace kv::client
