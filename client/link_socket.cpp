@@ -48,6 +48,29 @@ struct AddrinfoFree {
     void operator()(addrinfo* a) const { ::freeaddrinfo(a); }
 };
 
+// The first socket, non-blocking, over the addresses of `endpoint` that
+// use(fd, address) takes (returns ok for); the last failure when none does.
+template <typename Use>
+Result<int> first_socket(const TcpEndpoint& endpoint, bool passive, Use use) {
+    auto found = resolve(endpoint, passive);
+    if (!found) return found.status();
+    std::unique_ptr<addrinfo, AddrinfoFree> addrs(found.value());
+    Status last(ErrorCode::connection, "no address for " + endpoint.host);
+    for (addrinfo* a = addrs.get(); a != nullptr; a = a->ai_next) {
+        const int fd =
+            ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+        if (fd < 0) {
+            last = errno_status("socket", errno);
+            continue;
+        }
+        Status used = use(fd, *a);
+        if (used.ok()) return fd;
+        last = std::move(used);
+        ::close(fd);
+    }
+    return last;
+}
+
 uint16_t bound_port(int fd) {
     sockaddr_storage addr{};
     socklen_t len = sizeof addr;
@@ -103,29 +126,16 @@ LinkListener::~LinkListener() {
 
 Result<std::unique_ptr<LinkListener>> LinkListener::listen(const TcpEndpoint& endpoint,
                                                            int backlog) {
-    auto found = resolve(endpoint, true);
-    if (!found) return found.status();
-    std::unique_ptr<addrinfo, AddrinfoFree> addrs(found.value());
-    Status last(ErrorCode::connection, "no address to listen on");
-    for (addrinfo* a = addrs.get(); a != nullptr; a = a->ai_next) {
-        const int fd =
-            ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
-        if (fd < 0) {
-            last = errno_status("socket", errno);
-            continue;
-        }
+    auto fd = first_socket(endpoint, true, [&](int fd, const addrinfo& a) {
         const int one = 1;
         // A restarted node binds its port again at once, past TIME_WAIT.
         (void)::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (::bind(fd, a->ai_addr, a->ai_addrlen) != 0 || ::listen(fd, backlog) != 0) {
-            last = errno_status(
-                "cannot listen on " + endpoint.host + ":" + std::to_string(endpoint.port), errno);
-            ::close(fd);
-            continue;
-        }
-        return std::unique_ptr<LinkListener>(new LinkListener(fd, bound_port(fd)));
-    }
-    return last;
+        if (::bind(fd, a.ai_addr, a.ai_addrlen) == 0 && ::listen(fd, backlog) == 0) return Status();
+        return errno_status(
+            "cannot listen on " + endpoint.host + ":" + std::to_string(endpoint.port), errno);
+    });
+    if (!fd) return fd.status();
+    return std::unique_ptr<LinkListener>(new LinkListener(fd.value(), bound_port(fd.value())));
 }
 
 Result<int> LinkListener::accept_one() {
@@ -154,26 +164,14 @@ Result<int> LinkListener::accept_one() {
 // ---- connecting ----
 
 Result<int> start_connect(const TcpEndpoint& endpoint) {
-    auto found = resolve(endpoint, false);
-    if (!found) return found.status();
-    std::unique_ptr<addrinfo, AddrinfoFree> addrs(found.value());
-    Status last(ErrorCode::connection, "no address for " + endpoint.host);
-    // The first address whose connect starts (a refusal shows only later,
-    // in finish_connect; the next attempt resolves again).
-    for (addrinfo* a = addrs.get(); a != nullptr; a = a->ai_next) {
-        const int fd =
-            ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
-        if (fd < 0) {
-            last = errno_status("socket", errno);
-            continue;
-        }
+    // The first address whose connect starts (a refusal shows only later, in
+    // finish_connect; the next attempt resolves again).
+    return first_socket(endpoint, false, [&](int fd, const addrinfo& a) {
         set_nodelay(fd);
-        if (::connect(fd, a->ai_addr, a->ai_addrlen) == 0 || errno == EINPROGRESS) return fd;
-        last = errno_status("connect to " + endpoint.host + ":" + std::to_string(endpoint.port),
+        if (::connect(fd, a.ai_addr, a.ai_addrlen) == 0 || errno == EINPROGRESS) return Status();
+        return errno_status("connect to " + endpoint.host + ":" + std::to_string(endpoint.port),
                             errno);
-        ::close(fd);
-    }
-    return last;
+    });
 }
 
 Status finish_connect(int fd) {
