@@ -30,7 +30,8 @@ constexpr std::string_view kErrorCommand{
 constexpr size_t kHelloPaddingBytes = 72;
 constexpr size_t kHelloSignatureBytes = 64;  // the zeros HELLO's box holds
 constexpr size_t kVouchBytes = kKey + kKey + kMac;
-constexpr size_t kInitiateFixedBytes = kKey + 16 + kVouchBytes;  // before the metadata
+constexpr size_t kInitiateFixedBytes = kKey + 16 + kVouchBytes + 1;  // before the metadata
+constexpr size_t kReadyFixedBytes = 1;  // the cipher chosen, before the metadata
 constexpr size_t kWelcomeBytes = kWelcomeCommand.size() + 16 + kKey + kMac;
 
 static_assert(kHelloBytes == kHelloCommand.size() + 2 + kHelloPaddingBytes + kKey + 8 +
@@ -147,11 +148,23 @@ Status status_of_error(std::string_view frame) {
             "the server ended the handshake: " + *reason};
 }
 
+// Exactly one known cipher's bit.
+bool is_one_cipher(uint8_t bits) {
+    return bits == static_cast<uint8_t>(SealCipher::xsalsa20poly1305) ||
+           bits == static_cast<uint8_t>(SealCipher::aes256gcm);
+}
+
 bool starts_with(std::string_view frame, std::string_view command) {
     return frame.substr(0, command.size()) == command;
 }
 
 }  // namespace
+
+uint8_t ciphers_available() {
+    uint8_t bits = static_cast<uint8_t>(SealCipher::xsalsa20poly1305);
+    if (aes256gcm_available()) bits |= static_cast<uint8_t>(SealCipher::aes256gcm);
+    return bits;
+}
 
 CurveKeys::~CurveKeys() {
     ::sodium_memzero(secret_key.data(), secret_key.size());
@@ -197,10 +210,13 @@ std::optional<std::string> handshake_error_reason(std::string_view frame) {
     return reason;
 }
 
-HandshakeSession::HandshakeSession(const SealKey& key, bool client, const CurveKey& peer,
-                                   std::string metadata)
-    : sealer(key, client ? kClientToServerPrefix : kServerToClientPrefix),
-      opener(key, client ? kServerToClientPrefix : kClientToServerPrefix),
+HandshakeSession::HandshakeSession(SealCipher cipher_chosen, const SealKey& key, bool client,
+                                   const CurveKey& peer, std::string metadata)
+    : cipher(cipher_chosen),
+      sealer(cipher_chosen, key,
+             client ? SealDirection::client_to_server : SealDirection::server_to_client),
+      opener(cipher_chosen, key,
+             client ? SealDirection::server_to_client : SealDirection::client_to_server),
       peer_key(peer),
       peer_metadata(std::move(metadata)) {}
 
@@ -213,8 +229,11 @@ void HandshakeSecrets::wipe() {
 // ---- client ----
 
 HandshakeClient::HandshakeClient(const CurveKeys& ours, const CurveKey& server_key,
-                                 std::string metadata)
-    : ours_(ours), server_key_(server_key), metadata_(std::move(metadata)) {
+                                 std::string metadata, uint8_t ciphers)
+    : ours_(ours),
+      server_key_(server_key),
+      metadata_(std::move(metadata)),
+      ciphers_offered_(ciphers) {
     assert(metadata_.size() <= kHandshakeMetadataBytesMax);
 }
 
@@ -283,6 +302,7 @@ HandshakeStep HandshakeClient::on_frame(std::string_view frame) {
         append(inner, vouch_nonce.data(), vouch_nonce.size());
         append_box(inner, vouched, long_nonce("VOUCH---", vouch_nonce.data()), vouch_key);
         wipe(vouch_key);
+        inner.push_back(static_cast<char>(ciphers_offered_));
         inner.append(metadata_);
         const Nonce in = short_nonce("CurveZMQINITIATE", next_nonce_++);
         std::string reply(kInitiateCommand);
@@ -292,7 +312,7 @@ HandshakeStep HandshakeClient::on_frame(std::string_view frame) {
         return {Status(), std::move(reply), false};
     }
     // initiate_sent: READY
-    constexpr size_t kReadyMin = kReadyCommand.size() + 8 + kMac;
+    constexpr size_t kReadyMin = kReadyCommand.size() + 8 + kReadyFixedBytes + kMac;
     if (frame.size() < kReadyMin || !starts_with(frame, kReadyCommand) ||
         frame.size() > kReadyMin + kHandshakeMetadataBytesMax) {
         return fail({ErrorCode::connection, "expected READY from the server"});
@@ -302,8 +322,13 @@ HandshakeStep HandshakeClient::on_frame(std::string_view frame) {
     if (!open_box(frame.substr(kReadyCommand.size() + 8), n, secrets_.short_key, plain)) {
         return fail({ErrorCode::connection, "READY did not open (damaged or forged)"});
     }
+    const uint8_t chosen = static_cast<uint8_t>(plain[0]);
+    if (!is_one_cipher(chosen) || (chosen & ciphers_offered_) == 0) {
+        return fail({ErrorCode::connection, "the server chose a cipher this client did not offer"});
+    }
     session_ =
-        std::make_unique<HandshakeSession>(secrets_.short_key, true, server_key_, std::move(plain));
+        std::make_unique<HandshakeSession>(static_cast<SealCipher>(chosen), secrets_.short_key,
+                                           true, server_key_, plain.substr(kReadyFixedBytes));
     secrets_.wipe();
     stage_ = Stage::established;
     return {Status(), {}, true};
@@ -410,8 +435,7 @@ HandshakeStep HandshakeServer::on_initiate(std::string_view frame) {
                              open_box(std::string_view(inner).substr(kKey + 16, kVouchBytes),
                                       long_nonce("VOUCH---", vouch_nonce), vouch_key, vouched);
     wipe(vouch_key);
-    if (!vouch_opens ||
-        ::sodium_memcmp(bytes_of(vouched), client_short_.data(), kKey) != 0 ||
+    if (!vouch_opens || ::sodium_memcmp(bytes_of(vouched), client_short_.data(), kKey) != 0 ||
         ::sodium_memcmp(bytes_of(vouched) + kKey, ours_.public_key.data(), kKey) != 0) {
         return fail({ErrorCode::connection,
                      "the client's vouch does not hold (it does not own the key it names)"},
@@ -421,11 +445,22 @@ HandshakeStep HandshakeServer::on_initiate(std::string_view frame) {
         return fail({ErrorCode::unauthorized, "the client's key is not admitted"},
                     kRefusedClientKey);
     }
+    const uint8_t offered = static_cast<uint8_t>(inner[kInitiateFixedBytes - 1]);
+    const uint8_t common = offered & ciphers_available();
+    if (common == 0) {
+        return fail({ErrorCode::connection, "no cipher in common with the client"},
+                    "no cipher in common");
+    }
+    const SealCipher cipher = (common & static_cast<uint8_t>(SealCipher::aes256gcm)) != 0
+                                  ? SealCipher::aes256gcm
+                                  : SealCipher::xsalsa20poly1305;
+    std::string ready_inner(1, static_cast<char>(cipher));
+    ready_inner.append(metadata_);
     std::string reply(kReadyCommand);
     const Nonce rn = short_nonce("CurveZMQREADY---", 1);
     append(reply, rn.data() + 16, 8);
-    append_box(reply, metadata_, rn, secrets_.short_key);
-    session_ = std::make_unique<HandshakeSession>(secrets_.short_key, false, client_key,
+    append_box(reply, ready_inner, rn, secrets_.short_key);
+    session_ = std::make_unique<HandshakeSession>(cipher, secrets_.short_key, false, client_key,
                                                   inner.substr(kInitiateFixedBytes));
     secrets_.wipe();
     stage_ = Stage::established;

@@ -24,6 +24,10 @@
 //   as the end of the attempt.
 // - Metadata is opaque bytes (at most kHandshakeMetadataBytesMax), not
 //   RFC 23 properties: the runtime decides what it needs (a node's id).
+// - The session's cipher is agreed inside the boxes: the client offers in
+//   INITIATE, the server chooses in READY (AES-256-GCM when both have it, a
+//   third of XSalsa20-Poly1305's cost), so no one on the path can push a
+//   session to another cipher.
 //
 // Layouts (bytes; box[...](A->B) is crypto_box from A's secret to B's public
 // key; C, S are the long-term public keys, C', S' the short-term ones):
@@ -32,11 +36,11 @@
 //             under "CurveZMQHELLO---" + nonce: 200 bytes.
 //   WELCOME   "\x07WELCOME", nonce 16, box[S'](S->C') under "WELCOME-" + nonce:
 //             72 bytes.
-//   INITIATE  "\x08INITIATE", nonce 8, box[C, vouch nonce 16, vouch,
-//             metadata](C'->S') under "CurveZMQINITIATE" + nonce, where vouch
-//             is box[C', S](C->S') under "VOUCH---" + vouch nonce.
-//   READY     "\x05READY", nonce 8, box[metadata](S'->C') under
-//             "CurveZMQREADY---" + nonce.
+//   INITIATE  "\x08INITIATE", nonce 8, box[C, vouch nonce 16, vouch, ciphers
+//             offered 1, metadata](C'->S') under "CurveZMQINITIATE" + nonce,
+//             where vouch is box[C', S](C->S') under "VOUCH---" + vouch nonce.
+//   READY     "\x05READY", nonce 8, box[cipher chosen 1, metadata](S'->C')
+//             under "CurveZMQREADY---" + nonce.
 //   ERROR     "\x05ERROR", reason length 1, reason.
 //
 // Driving it: the owner moves frames between the link and these objects; they
@@ -84,13 +88,19 @@ inline constexpr size_t kHelloBytes = 200;
 // The largest handshake frame (an INITIATE with the most metadata): a
 // FrameLink that carries a handshake must accept frames this large.
 inline constexpr size_t kHandshakeFrameBytesMax =
-    9 + 8 + 16 + 32 + 16 + 80 + kHandshakeMetadataBytesMax;
+    9 + 8 + 16 + 32 + 16 + 80 + 1 + kHandshakeMetadataBytesMax;
+
+// The ciphers this end can seal with, as the bits of a handshake's offer:
+// AES-256-GCM where libsodium has it (AES-NI and PCLMULQDQ), and
+// XSalsa20-Poly1305 always.
+uint8_t ciphers_available();
 
 // An established session: what one end seals with and opens with, and who is
 // at the other end.
 struct HandshakeSession {
-    HandshakeSession(const SealKey& key, bool client, const CurveKey& peer_key,
+    HandshakeSession(SealCipher cipher, const SealKey& key, bool client, const CurveKey& peer_key,
                      std::string peer_metadata);
+    SealCipher cipher;
     FrameSealer sealer;
     FrameOpener opener;
     // The server's long-term key at the client (the one it expected), the
@@ -128,8 +138,10 @@ class HandshakeClient {
   public:
     // `ours` is the client's long-term pair; `server_key` the key the server
     // must prove; `metadata` (at most kHandshakeMetadataBytesMax, asserted)
-    // reaches the server once it has admitted us.
-    HandshakeClient(const CurveKeys& ours, const CurveKey& server_key, std::string metadata);
+    // reaches the server once it has admitted us. `ciphers` (SealCipher bits)
+    // is what the client offers; the server picks one, AES-256-GCM first.
+    HandshakeClient(const CurveKeys& ours, const CurveKey& server_key, std::string metadata,
+                    uint8_t ciphers = ciphers_available());
     HandshakeClient(const HandshakeClient&) = delete;
     HandshakeClient& operator=(const HandshakeClient&) = delete;
 
@@ -151,6 +163,7 @@ class HandshakeClient {
     std::string metadata_;
     HandshakeSecrets secrets_;
     CurveKey server_short_{};  // S'
+    uint8_t ciphers_offered_;
     uint64_t next_nonce_ = 1;
     std::unique_ptr<HandshakeSession> session_;
 };

@@ -23,9 +23,9 @@ SecureLink::SecureLink(int fd, size_t frame_bytes_max, bool plain)
 
 std::unique_ptr<SecureLink> SecureLink::client(int fd, size_t frame_bytes_max,
                                                const CurveKeys& ours, const CurveKey& server_key,
-                                               std::string metadata) {
+                                               std::string metadata, uint8_t ciphers) {
     std::unique_ptr<SecureLink> link(new SecureLink(fd, frame_bytes_max, false));
-    link->handshake_client_.emplace(ours, server_key, std::move(metadata));
+    link->handshake_client_.emplace(ours, server_key, std::move(metadata), ciphers);
     auto hello = link->handshake_client_->hello();
     link->failure_ = hello ? link->link_.send(hello.value()) : hello.status();
     return link;

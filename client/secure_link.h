@@ -35,9 +35,10 @@ namespace kv::client {
 class SecureLink {
   public:
     // The client end: queues HELLO at once (flush() sends it), and proves
-    // `ours` to a server that must prove `server_key`.
+    // `ours` to a server that must prove `server_key`, offering `ciphers`.
     static std::unique_ptr<SecureLink> client(int fd, size_t frame_bytes_max, const CurveKeys& ours,
-                                              const CurveKey& server_key, std::string metadata);
+                                              const CurveKey& server_key, std::string metadata,
+                                              uint8_t ciphers = ciphers_available());
     // The server end: proves `ours` and admits the client keys `admit` takes.
     static std::unique_ptr<SecureLink> server(int fd, size_t frame_bytes_max, const CurveKeys& ours,
                                               HandshakeServer::Admit admit, std::string metadata);
@@ -86,6 +87,10 @@ class SecureLink {
     // The other end's long-term key (the client's at a server, the expected
     // server key at a client) once established; null without keys.
     const CurveKey* peer_key() const { return session_ ? &session_->peer_key : nullptr; }
+    // The cipher the session seals with, once established with keys.
+    std::optional<SealCipher> cipher() const {
+        return session_ ? std::optional<SealCipher>(session_->cipher) : std::nullopt;
+    }
     std::string_view peer_metadata() const {
         return session_ ? std::string_view(session_->peer_metadata) : std::string_view();
     }

@@ -54,11 +54,12 @@ struct Options {
     uint32_t inflight = 1;
     uint32_t frame_bytes = 200;
     double seconds = 2.0;
-    uint64_t requests = 0;      // 0: run for `seconds`
-    bool curve = false;         // zmq: CurveZMQ on the connection, as with --cluster-key
-    bool seal = false;          // tcp: a handshake, then every frame sealed (frame_handshake.h)
-    bool refused = false;       // tcp --seal: the server admits no client key
-    uint32_t idle_sockets = 0;  // the server also waits on this many sockets that stay silent
+    uint64_t requests = 0;        // 0: run for `seconds`
+    bool curve = false;           // zmq: CurveZMQ on the connection, as with --cluster-key
+    bool seal = false;            // tcp: a handshake, then every frame sealed (frame_handshake.h)
+    bool refused = false;         // tcp --seal: the server admits no client key
+    std::string cipher = "auto";  // tcp --seal: what the client offers
+    uint32_t idle_sockets = 0;    // the server also waits on this many sockets that stay silent
 };
 
 // One CurveZMQ key pair per run, made before the fork so both sides know the
@@ -79,6 +80,7 @@ struct SealKeys {
 
 struct Totals {
     uint64_t handshake_us = 0;  // tcp --seal: connect to established, at the client
+    std::string cipher;         // tcp --seal: the cipher agreed
     uint64_t round_trips = 0;
     double wall_s = 0;
     double client_cpu_s = 0;
@@ -318,14 +320,22 @@ bool establish(SecureLink& link, int ep) {
     return true;
 }
 
+// The SealCipher bits `name` offers ("auto": every one this machine has).
+uint8_t ciphers_named(const std::string& name) {
+    if (name == "xsalsa20poly1305")
+        return static_cast<uint8_t>(kv::client::SealCipher::xsalsa20poly1305);
+    if (name == "aes256gcm") return static_cast<uint8_t>(kv::client::SealCipher::aes256gcm);
+    return kv::client::ciphers_available();
+}
+
 bool run_tcp(const Options& o, const std::string& endpoint, const SealKeys* keys, Totals& t) {
     const auto connect_at = Clock::now();
     const int fd = connect_tcp(endpoint);
     if (fd < 0) return false;
     std::unique_ptr<SecureLink> secure =
-        keys == nullptr
-            ? SecureLink::plain(fd, kFrameBytesMax)
-            : SecureLink::client(fd, kFrameBytesMax, keys->client, keys->server.public_key, "");
+        keys == nullptr ? SecureLink::plain(fd, kFrameBytesMax)
+                        : SecureLink::client(fd, kFrameBytesMax, keys->client,
+                                             keys->server.public_key, "", ciphers_named(o.cipher));
     SecureLink& link = *secure;
     bool queued_ok = true;
     auto send = [&](std::string_view frame) { queued_ok = link.send(frame).ok() && queued_ok; };
@@ -339,6 +349,7 @@ bool run_tcp(const Options& o, const std::string& endpoint, const SealKeys* keys
             ::close(ep);
             return false;
         }
+        t.cipher = std::string(kv::client::cipher_name(*link.cipher()));
         t.handshake_us = static_cast<uint64_t>(
             std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - connect_at)
                 .count());
@@ -429,6 +440,9 @@ int main(int argc, char** argv) {
         "tcp: a handshake (CurveZMQ's commands), then every frame sealed and opened as its "
         "MESSAGE")("refused", po::bool_switch(&o.refused),
                    "tcp --seal: the server admits no client key (the handshake must fail)")(
+        "cipher", po::value(&o.cipher)->default_value(o.cipher),
+        "tcp --seal: the cipher the client offers: auto (AES-256-GCM where the CPU has it), "
+        "aes256gcm or xsalsa20poly1305")(
         "idle-sockets", po::value(&o.idle_sockets)->default_value(0),
         "silent sockets the server also waits on (kvnode's loop polls about ten)")(
         "json", po::bool_switch(&json), "one JSON line instead of text");
@@ -450,6 +464,10 @@ int main(int argc, char** argv) {
     }
     if (o.refused && !o.seal) {
         std::cerr << "kvwire: --refused is for --seal\n";
+        return 2;
+    }
+    if (o.cipher != "auto" && o.cipher != "aes256gcm" && o.cipher != "xsalsa20poly1305") {
+        std::cerr << "kvwire: --cipher is auto, aes256gcm or xsalsa20poly1305\n";
         return 2;
     }
     SealKeys seal_keys;
@@ -493,6 +511,7 @@ int main(int argc, char** argv) {
     // The server's time includes its start, which is small beside a run.
     t.server_cpu_s = cpu_seconds(server_usage);
     const double per_rt = t.round_trips == 0 ? 0 : 1e6 / static_cast<double>(t.round_trips);
+    const std::string variant = o.curve ? "+curve" : (o.seal ? "+seal-" + t.cipher : "");
     const double rate = t.wall_s > 0 ? static_cast<double>(t.round_trips) / t.wall_s : 0;
     if (json) {
         std::printf(
@@ -500,15 +519,15 @@ int main(int argc, char** argv) {
             "trips\":%llu,"
             "\"per_s\":%.0f,\"client_cpu_us\":%.2f,\"server_cpu_us\":%.2f,\"p50_us\":%u,"
             "\"p99_us\":%u,\"handshake_us\":%llu}\n",
-            o.mode.c_str(), o.curve ? "+curve" : (o.seal ? "+seal" : ""), o.idle_sockets,
-            o.inflight, o.frame_bytes, static_cast<unsigned long long>(t.round_trips), rate,
-            t.client_cpu_s * per_rt, t.server_cpu_s * per_rt, quantile(t.latency_us, 0.5),
-            quantile(t.latency_us, 0.99), static_cast<unsigned long long>(t.handshake_us));
+            o.mode.c_str(), variant.c_str(), o.idle_sockets, o.inflight, o.frame_bytes,
+            static_cast<unsigned long long>(t.round_trips), rate, t.client_cpu_s * per_rt,
+            t.server_cpu_s * per_rt, quantile(t.latency_us, 0.5), quantile(t.latency_us, 0.99),
+            static_cast<unsigned long long>(t.handshake_us));
     } else {
         std::printf(
             "%s%s, %u in flight, %u-byte frames, %u idle sockets: %llu round trips, %.0f per s\n",
-            o.mode.c_str(), o.curve ? "+curve" : (o.seal ? "+seal" : ""), o.inflight, o.frame_bytes,
-            o.idle_sockets, static_cast<unsigned long long>(t.round_trips), rate);
+            o.mode.c_str(), variant.c_str(), o.inflight, o.frame_bytes, o.idle_sockets,
+            static_cast<unsigned long long>(t.round_trips), rate);
         std::printf("cpu per round trip: client %.2f us, server %.2f us\n", t.client_cpu_s * per_rt,
                     t.server_cpu_s * per_rt);
         if (!t.latency_us.empty()) {

@@ -26,6 +26,7 @@ using kv::client::HandshakeStep;
 using kv::client::kHandshakeFrameBytesMax;
 using kv::client::kHandshakeMetadataBytesMax;
 using kv::client::kHelloBytes;
+using kv::client::SealCipher;
 
 using kv::test::client_keys;
 using kv::test::fresh_keys;
@@ -120,6 +121,46 @@ TEST_CASE("a handshake gives both ends one session and each other's keys") {
     sealed.clear();
     REQUIRE(run.client_session->sealer.seal("reflected", sealed).ok());
     CHECK_FALSE(run.client_session->opener.open(sealed, plain).ok());
+}
+
+TEST_CASE("the cipher is agreed: AES-256-GCM where both ends have it") {
+    const bool aes = kv::client::aes256gcm_available();
+    const auto expected = aes ? SealCipher::aes256gcm : SealCipher::xsalsa20poly1305;
+    {
+        HandshakeClient client(client_keys(), server_keys().public_key, "");
+        HandshakeServer server(server_keys(), admit_only(client_keys().public_key), "");
+        Run run = handshake(client, server);
+        REQUIRE(run.client_session);
+        REQUIRE(run.server_session);
+        CHECK(run.client_session->cipher == expected);
+        CHECK(run.server_session->cipher == expected);
+    }
+    // A client that offers XSalsa20-Poly1305 alone gets it, and the frames open.
+    HandshakeClient client(client_keys(), server_keys().public_key, "",
+                           static_cast<uint8_t>(SealCipher::xsalsa20poly1305));
+    HandshakeServer server(server_keys(), admit_only(client_keys().public_key), "");
+    Run run = handshake(client, server);
+    REQUIRE(run.client_session);
+    REQUIRE(run.server_session);
+    CHECK(run.client_session->cipher == SealCipher::xsalsa20poly1305);
+    CHECK(run.server_session->cipher == SealCipher::xsalsa20poly1305);
+    std::string sealed, plain;
+    REQUIRE(run.client_session->sealer.seal("frame", sealed).ok());
+    REQUIRE(run.server_session->opener.open(sealed, plain).ok());
+    CHECK(plain == "frame");
+}
+
+TEST_CASE("a client offering no cipher the server has is refused with the reason") {
+    for (uint8_t offer : {uint8_t{0}, uint8_t{0x80}}) {
+        HandshakeClient client(client_keys(), server_keys().public_key, "", offer);
+        HandshakeServer server(server_keys(), admit_only(client_keys().public_key), "");
+        Run run = handshake(client, server);
+        CHECK(run.server_last.status.code() == ErrorCode::connection);
+        CHECK(run.client_last.status.code() == ErrorCode::bad_request);
+        CHECK_THAT(run.client_last.status.message(), Catch::Contains("no cipher in common"));
+        CHECK_FALSE(run.server_session);
+        CHECK_FALSE(run.client_session);
+    }
 }
 
 TEST_CASE("metadata up to its limit reaches the other end") {

@@ -15,9 +15,9 @@ namespace {
 using kv::ErrorCode;
 using kv::client::FrameOpener;
 using kv::client::FrameSealer;
-using kv::client::kClientToServerPrefix;
 using kv::client::kSealOverheadBytes;
-using kv::client::kServerToClientPrefix;
+using kv::client::SealCipher;
+using kv::client::SealDirection;
 using kv::client::SealKey;
 using kv::client::session_key;
 
@@ -44,6 +44,18 @@ SealKey shared_key() {
     return key;
 }
 
+constexpr SealDirection to_server = SealDirection::client_to_server;
+constexpr SealDirection to_client = SealDirection::server_to_client;
+
+// Each case runs for every cipher this machine has (AES-256-GCM needs AES-NI).
+SealCipher any_cipher() {
+    if (!kv::client::aes256gcm_available()) {
+        WARN("this CPU has no AES-256-GCM in libsodium: XSalsa20-Poly1305 only");
+        return SealCipher::xsalsa20poly1305;
+    }
+    return GENERATE(SealCipher::xsalsa20poly1305, SealCipher::aes256gcm);
+}
+
 std::string sealed(FrameSealer& sealer, const std::string& plain) {
     std::string out;
     REQUIRE(sealer.seal(plain, out).ok());
@@ -53,8 +65,10 @@ std::string sealed(FrameSealer& sealer, const std::string& plain) {
 }  // namespace
 
 TEST_CASE("frames sealed at one end open at the other, in order") {
-    FrameSealer sealer(shared_key(), kClientToServerPrefix);
-    FrameOpener opener(shared_key(), kClientToServerPrefix);
+    const SealCipher cipher = any_cipher();
+    CAPTURE(kv::client::cipher_name(cipher));
+    FrameSealer sealer(cipher, shared_key(), to_server);
+    FrameOpener opener(cipher, shared_key(), to_server);
     const std::vector<std::string> frames{"", "a", std::string(100, 'x'),
                                           std::string(1 << 20, 'y')};
     for (const auto& f : frames) {
@@ -71,14 +85,18 @@ TEST_CASE("frames sealed at one end open at the other, in order") {
 }
 
 TEST_CASE("the same frame sealed twice differs on the wire") {
-    FrameSealer sealer(shared_key(), kServerToClientPrefix);
+    const SealCipher cipher = any_cipher();
+    CAPTURE(kv::client::cipher_name(cipher));
+    FrameSealer sealer(cipher, shared_key(), to_client);
     CHECK(sealed(sealer, "same") != sealed(sealer, "same"));
 }
 
 TEST_CASE("a damaged byte anywhere ends the session") {
+    const SealCipher cipher = any_cipher();
+    CAPTURE(kv::client::cipher_name(cipher));
     for (size_t at = 0; at < kSealOverheadBytes + 5; ++at) {
-        FrameSealer sealer(shared_key(), kClientToServerPrefix);
-        FrameOpener opener(shared_key(), kClientToServerPrefix);
+        FrameSealer sealer(cipher, shared_key(), to_server);
+        FrameOpener opener(cipher, shared_key(), to_server);
         std::string first = sealed(sealer, "hello");
         const std::string second = sealed(sealer, "world");
         first[at] = static_cast<char>(first[at] ^ 0x01);
@@ -92,10 +110,12 @@ TEST_CASE("a damaged byte anywhere ends the session") {
 }
 
 TEST_CASE("a replayed, dropped or reordered frame ends the session") {
+    const SealCipher cipher = any_cipher();
+    CAPTURE(kv::client::cipher_name(cipher));
     std::string plain;
     SECTION("replayed") {
-        FrameSealer sealer(shared_key(), kClientToServerPrefix);
-        FrameOpener opener(shared_key(), kClientToServerPrefix);
+        FrameSealer sealer(cipher, shared_key(), to_server);
+        FrameOpener opener(cipher, shared_key(), to_server);
         const std::string one = sealed(sealer, "one");
         REQUIRE(opener.open(one, plain).ok());
         const kv::Status s = opener.open(one, plain);
@@ -103,14 +123,14 @@ TEST_CASE("a replayed, dropped or reordered frame ends the session") {
         CHECK(s.message().find("replayed, dropped or reordered") != std::string::npos);
     }
     SECTION("dropped") {
-        FrameSealer sealer(shared_key(), kClientToServerPrefix);
-        FrameOpener opener(shared_key(), kClientToServerPrefix);
+        FrameSealer sealer(cipher, shared_key(), to_server);
+        FrameOpener opener(cipher, shared_key(), to_server);
         (void)sealed(sealer, "one");
         CHECK(opener.open(sealed(sealer, "two"), plain).code() == ErrorCode::bad_request);
     }
     SECTION("reordered") {
-        FrameSealer sealer(shared_key(), kClientToServerPrefix);
-        FrameOpener opener(shared_key(), kClientToServerPrefix);
+        FrameSealer sealer(cipher, shared_key(), to_server);
+        FrameOpener opener(cipher, shared_key(), to_server);
         const std::string one = sealed(sealer, "one");
         const std::string two = sealed(sealer, "two");
         CHECK(opener.open(two, plain).code() == ErrorCode::bad_request);
@@ -119,22 +139,40 @@ TEST_CASE("a replayed, dropped or reordered frame ends the session") {
 }
 
 TEST_CASE("a frame sealed for the other direction, or under another key, does not open") {
+    const SealCipher cipher = any_cipher();
+    CAPTURE(kv::client::cipher_name(cipher));
     std::string plain;
-    FrameSealer from_server(shared_key(), kServerToClientPrefix);
-    FrameOpener client_to_server(shared_key(), kClientToServerPrefix);
+    FrameSealer from_server(cipher, shared_key(), to_client);
+    FrameOpener client_to_server(cipher, shared_key(), to_server);
     CHECK(client_to_server.open(sealed(from_server, "x"), plain).code() == ErrorCode::bad_request);
 
     KeyPair a, b;
     auto other = session_key(a.public_key, b.secret_key);
     REQUIRE(other.ok());
     REQUIRE(other.value() != shared_key());
-    FrameSealer stranger(other.value(), kClientToServerPrefix);
-    FrameOpener opener(shared_key(), kClientToServerPrefix);
+    FrameSealer stranger(cipher, other.value(), to_server);
+    FrameOpener opener(cipher, shared_key(), to_server);
     CHECK(opener.open(sealed(stranger, "x"), plain).code() == ErrorCode::bad_request);
 }
 
+TEST_CASE("a frame sealed with one cipher does not open with the other") {
+    if (!kv::client::aes256gcm_available()) {
+        WARN("this CPU has no AES-256-GCM in libsodium: nothing to compare");
+        return;
+    }
+    std::string plain;
+    FrameSealer aes(SealCipher::aes256gcm, shared_key(), to_server);
+    FrameOpener salsa(SealCipher::xsalsa20poly1305, shared_key(), to_server);
+    CHECK(salsa.open(sealed(aes, "x"), plain).code() == ErrorCode::bad_request);
+    FrameSealer salsa_sealer(SealCipher::xsalsa20poly1305, shared_key(), to_server);
+    FrameOpener aes_opener(SealCipher::aes256gcm, shared_key(), to_server);
+    CHECK(aes_opener.open(sealed(salsa_sealer, "x"), plain).code() == ErrorCode::bad_request);
+}
+
 TEST_CASE("a frame shorter than counter and tag is refused") {
-    FrameOpener opener(shared_key(), kClientToServerPrefix);
+    const SealCipher cipher = any_cipher();
+    CAPTURE(kv::client::cipher_name(cipher));
+    FrameOpener opener(cipher, shared_key(), to_server);
     std::string plain;
     CHECK(opener.open(std::string(kSealOverheadBytes - 1, '\0'), plain).code() ==
           ErrorCode::bad_request);

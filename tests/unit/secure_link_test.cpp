@@ -85,6 +85,11 @@ TEST_CASE("frames sent before the handshake ends go sealed, in order, once it ha
     CHECK(e.server->peer_metadata() == "client meta");
     CHECK(*e.client->peer_key() == server_keys().public_key);
     CHECK(e.client->peer_metadata() == "server meta");
+    REQUIRE(e.client->cipher().has_value());
+    CHECK(e.client->cipher() == e.server->cipher());
+    CHECK(e.client->cipher() == (kv::client::aes256gcm_available()
+                                     ? kv::client::SealCipher::aes256gcm
+                                     : kv::client::SealCipher::xsalsa20poly1305));
     // And back.
     REQUIRE(e.server->send("reply").ok());
     e.pump();

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # wire.sh BIN_DIR -- kvwire's matrix (docs/BENCHMARKS.md, issue 14): the CPU a
 # message hop costs over ZeroMQ (plain and CURVE) and over TCP with epoll
-# through FrameLink (plain, and every frame sealed as CURVE's are), at INFLIGHT frames in flight (default "1 8 50") of BYTES bytes
+# through SecureLink (plain; after a handshake, every frame sealed as CURVE's
+# are, XSalsa20-Poly1305; and with the cipher the handshake picks, AES-256-GCM
+# where the CPU has it), at INFLIGHT frames in flight (default "1 8 50") of BYTES bytes
 # (default 200), the server also waiting on IDLE silent sockets (default "0 9":
 # the transport alone, and as many sockets as kvnode's loop polls besides its
 # ROUTER), SECS s per run (default 3), ROUNDS rounds (default 3) that
@@ -17,7 +19,7 @@ trap 'rm -f "$OUT"' EXIT
 for ((r = 1; r <= ROUNDS; r++)); do
   for idle in $IDLE; do
     for n in $INFLIGHT; do
-      for mode in zmq "zmq --curve" tcp "tcp --seal"; do
+      for mode in zmq "zmq --curve" tcp "tcp --seal --cipher xsalsa20poly1305" "tcp --seal"; do
         # shellcheck disable=SC2086  # mode carries its flag
         "$BIN/kvwire" --mode $mode --inflight "$n" --frame-bytes "$BYTES" --seconds "$SECS" \
           --idle-sockets "$idle" --json | tee -a "$OUT"
