@@ -7,9 +7,14 @@
 #include <optional>
 #include <utility>
 
+#include <sodium.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "client/frame_batch.h"
 #include "client/metrics.h"
 #include "client/protocol.h"
+#include "client/secure_link.h"
 #include "client/z85.h"
 #include "gossip/gossip.h"
 #include "gossip/gossip_codec.h"
@@ -338,6 +343,55 @@ void http_request(std::string_view input) {
     }
 }
 
+namespace {
+
+// What a link's server end makes of `pieces` written one after another to the
+// other end of a socket pair (read after each): the status code of its last
+// receive (ok: waiting for more), and how many frames it handed over.
+std::pair<ErrorCode, size_t> serve_link(const std::vector<std::string_view>& pieces) {
+    // A fixed server key: the fuzzer cannot make boxes for it anyway.
+    static const client::CurveKeys server_keys = [] {
+        client::CurveKeys keys;
+        std::array<unsigned char, crypto_box_SEEDBYTES> seed{};
+        seed.fill(7);
+        require(::sodium_init() >= 0, "link_bytes", "libsodium cannot start");
+        ::crypto_box_seed_keypair(keys.public_key.data(), keys.secret_key.data(), seed.data());
+        return keys;
+    }();
+    int fds[2];
+    require(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0, "link_bytes", "no socket pair");
+    auto link = client::SecureLink::server(
+        fds[1], 1 << 16, server_keys, [](const client::CurveKey&) { return true; }, "");
+    size_t handed = 0;
+    Status last;
+    for (std::string_view piece : pieces) {
+        // Below the socket pair's buffer and one receive's budget (the
+        // caller bounds the input), so one write and one receive take it all.
+        require(::write(fds[0], piece.data(), piece.size()) == static_cast<ssize_t>(piece.size()),
+                "link_bytes", "cannot write the input to the socket pair");
+        if (last.ok()) last = link->receive([&](std::string_view) { ++handed; });
+    }
+    ::close(fds[0]);
+    return {last.code(), handed};
+}
+
+}  // namespace
+
+// Bytes anyone may send a node's link port before it is authenticated: the
+// framing (FrameLink) and the handshake's server end read them. Without the
+// server's keys no session can be made, so no frame is ever handed over; and
+// the outcome is the same whether the bytes come whole or cut in two.
+void link_bytes(std::string_view input) {
+    if (input.size() > 65536) return;  // beyond one write to a socket pair
+    const auto whole = serve_link({input});
+    const size_t cut = input.empty() ? 0 : static_cast<unsigned char>(input[0]) % input.size();
+    const auto cut_in_two = serve_link({input.substr(0, cut), input.substr(cut)});
+    require(whole.second == 0 && cut_in_two.second == 0, "link_bytes",
+            "a frame handed over without a session");
+    require(whole.first == cut_in_two.first, "link_bytes",
+            "a cut in the input changed the outcome");
+}
+
 // Text the parser accepts, written again by the writer, parses to the same
 // families (kvctl stats --json shows what the node wrote).
 void metrics_text(std::string_view input) {
@@ -366,6 +420,7 @@ const std::vector<Target>& targets() {
         {"meta_record", &meta_record},       {"z85", &z85},
         {"resp_command", &resp_command},     {"http_request", &http_request},
         {"metrics_text", &metrics_text},     {"batch_frame", &batch_frame},
+        {"link_bytes", &link_bytes},
     };
     return all;
 }

@@ -38,6 +38,7 @@ void z85(std::string_view input);             // kv::z85_decode
 void resp_command(std::string_view input);    // node/resp/resp_parser.h (Redis commands)
 void http_request(std::string_view input);    // node/metrics/http_server.h (the metrics page)
 void metrics_text(std::string_view input);    // client/metrics.h parse (kvctl stats)
+void link_bytes(std::string_view input);      // client/secure_link.h server end, before a session
 
 // Small valid encodings and edge cases of each target's input, by target
 // name: the seed corpus (written to tests/fuzz/corpus/ by

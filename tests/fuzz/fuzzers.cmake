@@ -12,7 +12,7 @@ endif()
 set(KV_FUZZ_SECONDS 10 CACHE STRING "How long each fuzz target runs in ctest (label fuzz)")
 set(KV_FUZZ_TARGETS client_frame node_frame gossip_payload stored_object object_merge
     causal_context
-    meta_record z85 resp_command http_request metrics_text batch_frame)
+    meta_record z85 resp_command http_request metrics_text batch_frame link_bytes)
 set(KV_FUZZ_BUILD_DIR ${CMAKE_BINARY_DIR}/fuzz)
 
 ExternalProject_Add(kv_fuzzers

@@ -297,9 +297,38 @@ std::vector<Seed> batch_seeds() {
     };
 }
 
+// Bytes on a link's port: frames (a 4-byte little-endian length, then the
+// bytes) shaped as the handshake's commands, whose boxes do not open.
+std::vector<Seed> link_seeds() {
+    const auto frame = [](const std::string& bytes) {
+        std::string out(4, '\0');
+        for (size_t i = 0; i < 4; ++i) out[i] = static_cast<char>((bytes.size() >> (8 * i)) & 0xff);
+        return out + bytes;
+    };
+    std::string hello("\x05HELLO\x01", 7);
+    hello.push_back('\0');
+    hello.append(72, '\0');
+    hello.append(32, 'C');     // a short-term key
+    hello.append(8, '\0');     // nonce
+    hello.append(80, '\x5a');  // a box that does not open
+    const std::string initiate = std::string("\x08INITIATE", 9) + std::string(300, 'i');
+    return {
+        {"hello_shape", frame(hello)},
+        {"initiate_first", frame(initiate)},
+        {"empty_then_hello", frame("") + frame(hello)},
+        {"length_too_large", std::string("\xff\xff\xff\x7f", 4)},
+        {"header_only", std::string("\xc8\0\0", 3)},
+        {"error_command", frame(std::string("\x05"
+                                            "ERROR\x03"
+                                            "bad",
+                                            10))},
+    };
+}
+
 }  // namespace
 
 std::vector<Seed> seeds(std::string_view target) {
+    if (target == "link_bytes") return link_seeds();
     if (target == "batch_frame") return batch_seeds();
     if (target == "client_frame") return client_seeds();
     if (target == "node_frame") return node_seeds();
