@@ -394,7 +394,7 @@ HandshakeStep HandshakeServer::on_hello(std::string_view frame) {
     std::string plain;
     if (!open_box(frame.substr(at), n, secrets_.hello_key, plain) ||
         ::sodium_is_zero(bytes_of(plain), plain.size()) != 1) {
-        return fail({ErrorCode::unauthorized,
+        return fail({ErrorCode::connection,
                      "HELLO did not open with this server's key (the client expects another "
                      "server key, or the frame was damaged)"},
                     kWrongServerKey);

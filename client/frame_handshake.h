@@ -124,8 +124,10 @@ struct HandshakeSecrets {
 // What one end makes of a frame it received.
 struct HandshakeStep {
     // Not ok: the attempt failed; send `reply` (an ERROR) if any, then close.
-    //   connection: a frame out of order, malformed, or whose box fails;
-    //   unauthorized: a wrong server key, or a client key refused;
+    //   connection: a frame out of order, malformed, or whose box fails
+    //     (at the server, a HELLO for another server key too);
+    //   unauthorized: at the server, a client key not admitted; at the
+    //     client, a server without the expected key, or a refusal;
     //   bad_request: an ERROR from the other end that is not about keys.
     Status status;
     // A frame to send now (before closing, when `status` is not ok).

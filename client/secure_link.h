@@ -84,6 +84,9 @@ class SecureLink {
     size_t queued_bytes() const { return link_.queued_bytes() + held_bytes_; }
 
     bool established() const { return plain_ || session_ != nullptr; }
+    // The link failed before its session was made (the handshake, or the
+    // connection during it).
+    bool failed_in_handshake() const { return !failure_.ok() && !established(); }
     // The other end's long-term key (the client's at a server, the expected
     // server key at a client) once established; null without keys.
     const CurveKey* peer_key() const { return session_ ? &session_->peer_key : nullptr; }

@@ -37,6 +37,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "client/link_server.h"
 #include "client/link_socket.h"
 #include "client/secure_link.h"
 #include "tools/forked_server.h"
@@ -59,6 +60,7 @@ struct Options {
     bool seal = false;            // tcp: a handshake, then every frame sealed (frame_handshake.h)
     bool refused = false;         // tcp --seal: the server admits no client key
     std::string cipher = "auto";  // tcp --seal: what the client offers
+    bool link_server = false;     // tcp: the server runs a LinkServer (link_server.h)
     uint32_t idle_sockets = 0;    // the server also waits on this many sockets that stay silent
 };
 
@@ -203,6 +205,21 @@ bool flush_all(SecureLink& link) {
     return false;
 }
 
+// Adds `count` sockets to `ep` that stay silent (socket pairs nobody writes,
+// left open until the process ends): they cost epoll nothing until they have
+// news, which is the point of measuring with them.
+bool add_idle_sockets(int ep, uint32_t count) {
+    for (uint32_t i = 0; i < count; ++i) {
+        int pair[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM, 0, pair) != 0) return false;
+        epoll_event quiet{};
+        quiet.events = EPOLLIN;
+        quiet.data.fd = pair[0];
+        ::epoll_ctl(ep, EPOLL_CTL_ADD, pair[0], &quiet);
+    }
+    return true;
+}
+
 // With `keys`, the first frames are the client's side of the handshake; then
 // frames are opened on arrival and their echoes sealed.
 int serve_tcp(int ready_fd, uint32_t idle_sockets, const SealKeys* keys) {
@@ -242,17 +259,7 @@ int serve_tcp(int ready_fd, uint32_t idle_sockets, const SealKeys* keys) {
     ev.events = EPOLLIN;
     ev.data.fd = fd;
     ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
-    // Silent sockets cost epoll nothing until they have news.
-    std::vector<int> idle;
-    for (uint32_t i = 0; i < idle_sockets; ++i) {
-        int pair[2];
-        if (::socketpair(AF_UNIX, SOCK_STREAM, 0, pair) != 0) return 1;
-        idle.insert(idle.end(), pair, pair + 2);
-        epoll_event quiet{};
-        quiet.events = EPOLLIN;
-        quiet.data.fd = pair[0];
-        ::epoll_ctl(ep, EPOLL_CTL_ADD, pair[0], &quiet);
-    }
+    if (!add_idle_sockets(ep, idle_sockets)) return 1;
     for (;;) {
         epoll_event got[4];
         if (::epoll_wait(ep, got, 4, -1) < 0 && errno != EINTR) return 1;
@@ -272,6 +279,60 @@ int serve_tcp(int ready_fd, uint32_t idle_sockets, const SealKeys* keys) {
         }
         if (!sent || !flush_all(*link)) return 1;
     }
+}
+
+// serve_tcp through a LinkServer (client/link_server.h), as a node's loop
+// would: the loop waits on the server's one descriptor (and the idle
+// sockets), then polls and flushes it. One client per run: its link closing
+// ends the server.
+int serve_link_server(int ready_fd, uint32_t idle_sockets, const SealKeys* keys) {
+    kv::client::LinkServerOptions options;
+    options.frame_bytes_max = kFrameBytesMax;
+    if (keys != nullptr) {
+        options.keys = keys->server;
+        const kv::client::CurveKey admitted = keys->client.public_key;
+        const bool refused = keys->refused;
+        options.admit = [admitted, refused](const kv::client::CurveKey& key) {
+            return !refused && key == admitted;
+        };
+    }
+    bool stop = false, failed = false;
+    kv::client::LinkServer* server = nullptr;
+    kv::client::LinkServer::Callbacks callbacks;
+    callbacks.on_frame = [&](uint64_t conn, std::string_view frame) {
+        if (frame.empty())
+            stop = true;
+        else if (!server->send(conn, frame).ok())
+            failed = true;
+    };
+    callbacks.on_closed = [&](uint64_t, kv::client::LinkClose, const kv::Status&) { stop = true; };
+    auto made =
+        kv::client::LinkServer::listen({"127.0.0.1", 0}, std::move(options), std::move(callbacks));
+    if (!made) {
+        std::fprintf(stderr, "kvwire: %s\n", made.status().to_string().c_str());
+        return 1;
+    }
+    server = made.value().get();
+    if (!kv::tools::announce_endpoint(ready_fd,
+                                      "tcp://127.0.0.1:" + std::to_string(server->port()))) {
+        return 1;
+    }
+    const int ep = ::epoll_create1(0);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = server->fd();
+    ::epoll_ctl(ep, EPOLL_CTL_ADD, server->fd(), &ev);
+    if (!add_idle_sockets(ep, idle_sockets)) return 1;
+    const auto start = Clock::now();
+    while (!stop && !failed) {
+        epoll_event got[4];
+        if (::epoll_wait(ep, got, 4, 10'000) < 0 && errno != EINTR) return 1;
+        const auto now_ms = static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count());
+        server->poll(now_ms);
+        server->flush();
+    }
+    return failed ? 1 : 0;
 }
 
 // A connected socket to `endpoint` (link_socket.h), or -1 with why on stderr.
@@ -440,6 +501,9 @@ int main(int argc, char** argv) {
         "tcp: a handshake (CurveZMQ's commands), then every frame sealed and opened as its "
         "MESSAGE")("refused", po::bool_switch(&o.refused),
                    "tcp --seal: the server admits no client key (the handshake must fail)")(
+        "link-server", po::bool_switch(&o.link_server),
+        "tcp: the server accepts through a LinkServer, as a node would, instead of driving "
+        "the one link itself")(
         "cipher", po::value(&o.cipher)->default_value(o.cipher),
         "tcp --seal: the cipher the client offers: auto (AES-256-GCM where the CPU has it), "
         "aes256gcm or xsalsa20poly1305")(
@@ -460,6 +524,10 @@ int main(int argc, char** argv) {
     }
     if (o.seal && o.mode != "tcp") {
         std::cerr << "kvwire: --seal is for --mode tcp\n";
+        return 2;
+    }
+    if (o.link_server && o.mode != "tcp") {
+        std::cerr << "kvwire: --link-server is for --mode tcp\n";
         return 2;
     }
     if (o.refused && !o.seal) {
@@ -492,6 +560,7 @@ int main(int argc, char** argv) {
     std::signal(SIGPIPE, SIG_IGN);
     const auto server = kv::tools::fork_server("kvwire", [&](int ready_fd) {
         return o.mode == "zmq" ? serve_zmq(ready_fd, curve, o.idle_sockets)
+               : o.link_server ? serve_link_server(ready_fd, o.idle_sockets, sealing)
                                : serve_tcp(ready_fd, o.idle_sockets, sealing);
     });
     if (!server) return 1;
@@ -511,7 +580,8 @@ int main(int argc, char** argv) {
     // The server's time includes its start, which is small beside a run.
     t.server_cpu_s = cpu_seconds(server_usage);
     const double per_rt = t.round_trips == 0 ? 0 : 1e6 / static_cast<double>(t.round_trips);
-    const std::string variant = o.curve ? "+curve" : (o.seal ? "+seal-" + t.cipher : "");
+    const std::string variant = std::string(o.link_server ? "+server" : "") +
+                                (o.curve ? "+curve" : (o.seal ? "+seal-" + t.cipher : ""));
     const double rate = t.wall_s > 0 ? static_cast<double>(t.round_trips) / t.wall_s : 0;
     if (json) {
         std::printf(

@@ -196,7 +196,7 @@ TEST_CASE("a server without the key the client expects is refused, and says so")
         HandshakeClient client(client_keys(), other.public_key, "");
         HandshakeServer server(server_keys(), admit_only(client_keys().public_key), "");
         Run run = handshake(client, server);
-        CHECK(run.server_last.status.code() == ErrorCode::unauthorized);
+        CHECK(run.server_last.status.code() == ErrorCode::connection);
         CHECK_FALSE(run.server_last.reply.empty());
         CHECK(run.client_last.status.code() == ErrorCode::unauthorized);
         CHECK_THAT(run.client_last.status.message(),

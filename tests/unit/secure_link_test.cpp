@@ -132,7 +132,7 @@ TEST_CASE("a server without the expected key is refused by the client") {
     const CurveKeys other = fresh_keys();
     Ends e = sealed_ends(client_keys(), other.public_key);
     e.pump();
-    CHECK(e.server_status.code() == ErrorCode::unauthorized);
+    CHECK(e.server_status.code() == ErrorCode::connection);
     CHECK(e.client_status.code() == ErrorCode::unauthorized);
     CHECK(e.at_server.empty());
 }

@@ -8,7 +8,8 @@
 # the transport alone, and as many sockets as kvnode's loop polls besides its
 # ROUTER), SECS s per run (default 3), ROUNDS rounds (default 3) that
 # alternate the modes, so that a noisy machine weighs on every mode alike.
-# Prints each run's JSON line, then the medians over the rounds: round trips
+# MODES (comma-separated kvwire flag sets, e.g. "tcp,tcp --link-server")
+# picks other modes. Prints each run's JSON line, then the medians over the rounds: round trips
 # per s, the client's and the server's user + system time per round trip, and
 # with 1 in flight the latency's p50 and p99.
 set -euo pipefail
@@ -16,10 +17,11 @@ BIN=$(cd "${1:?usage: $0 BIN_DIR}" && pwd)
 INFLIGHT=${INFLIGHT:-"1 8 50"}; IDLE=${IDLE:-"0 9"}; BYTES=${BYTES:-200}; SECS=${SECS:-3}; ROUNDS=${ROUNDS:-3}
 OUT=$(mktemp /tmp/kvwire-XXXXXX.jsonl)
 trap 'rm -f "$OUT"' EXIT
+IFS=, read -ra modes <<< "${MODES:-zmq,zmq --curve,tcp,tcp --seal --cipher xsalsa20poly1305,tcp --seal}"
 for ((r = 1; r <= ROUNDS; r++)); do
   for idle in $IDLE; do
     for n in $INFLIGHT; do
-      for mode in zmq "zmq --curve" tcp "tcp --seal --cipher xsalsa20poly1305" "tcp --seal"; do
+      for mode in "${modes[@]}"; do
         # shellcheck disable=SC2086  # mode carries its flag
         "$BIN/kvwire" --mode $mode --inflight "$n" --frame-bytes "$BYTES" --seconds "$SECS" \
           --idle-sockets "$idle" --json | tee -a "$OUT"
