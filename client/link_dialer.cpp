@@ -257,14 +257,18 @@ Status LinkDialer::send(const std::string& target, std::string_view frame) {
 }
 
 void LinkDialer::flush() {
-    std::vector<uint64_t> dirty;
-    dirty.swap(dirty_);
-    for (uint64_t id : dirty) {
+    // Swapped with a kept buffer, not a new one: this runs every turn of
+    // the loop. A failure reported from here may queue on other links.
+    // A callback that calls flush() again leaves its frames for the next.
+    if (!flushing_.empty()) return;
+    flushing_.swap(dirty_);
+    for (uint64_t id : flushing_) {
         auto it = targets_.find(id);
         if (it == targets_.end() || !it->second.link) continue;
         it->second.dirty = false;
         flush_target(id, it->second, last_now_ms_);
     }
+    flushing_.clear();
 }
 
 void LinkDialer::flush_target(uint64_t id, Target& t, uint64_t now_ms) {
@@ -275,10 +279,7 @@ void LinkDialer::flush_target(uint64_t id, Target& t, uint64_t now_ms) {
 
 void LinkDialer::watch(uint64_t id, int fd, bool want_output, Target& t) {
     if (want_output == t.waits_for_output) return;
-    epoll_event ev{};
-    ev.events = EPOLLIN | (want_output ? EPOLLOUT : 0u);
-    ev.data.u64 = id;
-    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) == 0) t.waits_for_output = want_output;
+    if (watch_link_output(epoll_fd_, fd, id, want_output)) t.waits_for_output = want_output;
 }
 
 void LinkDialer::fail(uint64_t id, Target& t, const Status& why, uint64_t now_ms) {

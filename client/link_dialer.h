@@ -150,9 +150,10 @@ class LinkDialer {
     std::map<uint64_t, Target> targets_;  // by id (epoll data), never reused
     std::map<std::string, uint64_t> ids_;
     uint64_t next_id_ = 1;
-    std::vector<uint64_t> dirty_;
-    uint64_t receiving_id_ = 0;  // the target handing over frames now (0: none)
-    uint64_t last_now_ms_ = 0;   // the clock of the last poll(), for send()'s failures
+    std::vector<uint64_t> dirty_;     // targets send() queued on since the last flush()
+    std::vector<uint64_t> flushing_;  // dirty_ while flush() works through it
+    uint64_t receiving_id_ = 0;       // the target handing over frames now (0: none)
+    uint64_t last_now_ms_ = 0;        // the clock of the last poll(), for send()'s failures
     LinkDialerStats stats_;
 };
 

@@ -197,14 +197,18 @@ Status LinkServer::send(uint64_t conn, std::string_view frame) {
 }
 
 void LinkServer::flush() {
-    std::vector<uint64_t> dirty;
-    dirty.swap(dirty_);
-    for (uint64_t conn : dirty) {
+    // Swapped with a kept buffer, not a new one: this runs every turn of
+    // the loop. A close reported from here may queue on other links.
+    // A callback that calls flush() again leaves its frames for the next.
+    if (!flushing_.empty()) return;
+    flushing_.swap(dirty_);
+    for (uint64_t conn : flushing_) {
         auto it = links_.find(conn);
         if (it == links_.end()) continue;
         it->second.dirty = false;
         flush_link(conn, it->second);
     }
+    flushing_.clear();
 }
 
 void LinkServer::flush_link(uint64_t conn, Link& l) {
@@ -215,10 +219,7 @@ void LinkServer::flush_link(uint64_t conn, Link& l) {
 
 void LinkServer::watch_output(uint64_t conn, Link& l, bool want) {
     if (want == l.waits_for_output) return;
-    epoll_event ev{};
-    ev.events = EPOLLIN | (want ? EPOLLOUT : 0u);
-    ev.data.u64 = conn;
-    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, l.link->fd(), &ev) == 0) l.waits_for_output = want;
+    if (watch_link_output(epoll_fd_, l.link->fd(), conn, want)) l.waits_for_output = want;
 }
 
 void LinkServer::close(uint64_t conn) {

@@ -159,8 +159,9 @@ class LinkServer {
     uint64_t next_conn_ = 1;
     // Links in handshake, oldest first (conn, accepted at): closed at their deadline.
     std::deque<std::pair<uint64_t, uint64_t>> handshaking_;
-    std::vector<uint64_t> dirty_;  // links send() queued on since the last flush()
-    uint64_t receiving_conn_ = 0;  // the link handing over frames now (0: none)
+    std::vector<uint64_t> dirty_;     // links send() queued on since the last flush()
+    std::vector<uint64_t> flushing_;  // dirty_ while flush() works through it
+    uint64_t receiving_conn_ = 0;     // the link handing over frames now (0: none)
     LinkServerStats stats_;
 };
 

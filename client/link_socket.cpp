@@ -5,6 +5,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -187,6 +188,13 @@ Status finish_connect(int fd) {
         return {ErrorCode::connection, "connect: not connected (asked before it was writable)"};
     }
     return {};
+}
+
+bool watch_link_output(int epoll_fd, int fd, uint64_t key, bool want_output) {
+    epoll_event ev{};
+    ev.events = EPOLLIN | (want_output ? EPOLLOUT : 0u);
+    ev.data.u64 = key;
+    return ::epoll_ctl(epoll_fd, EPOLL_CTL_MOD, fd, &ev) == 0;
 }
 
 // ---- pace ----

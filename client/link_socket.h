@@ -80,6 +80,12 @@ Result<int> start_connect(const TcpEndpoint& endpoint);
 // connection with the reason (refused, unreachable, timed out).
 Status finish_connect(int fd);
 
+// Sets what an epoll set waits for on a link's socket: input, and output too
+// when `want_output` (its queue waits for room). `key` is the epoll data
+// (u64) the owner knows the link by. False when epoll_ctl fails; the caller
+// keeps its old idea of what is registered.
+bool watch_link_output(int epoll_fd, int fd, uint64_t key, bool want_output);
+
 // When to try an endpoint again: at once the first time, then after a delay
 // that doubles with each failure in a row from initial_ms to max_ms, back to
 // at once after a success (a connection established, the handshake done).
