@@ -16,6 +16,8 @@
 #include <zmq_addon.hpp>
 
 #include "client/frame_batch.h"
+#include "client/frame_handshake.h"
+#include "client/link_dialer.h"
 #include "client/ready_waiter.h"
 #include "client/z85.h"
 
@@ -86,6 +88,14 @@ Result<std::string> to_admin_result(Result<proto::Message> r) {
     return std::move(a->message);
 }
 
+constexpr std::string_view kLinkScheme = "link://";
+
+uint64_t steady_ms() {
+    return static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
+            .count());
+}
+
 bool looks_like_endpoint(const std::string& endpoint) {
     auto scheme_end = endpoint.find("://");
     return scheme_end != std::string::npos && scheme_end > 0 && scheme_end + 3 < endpoint.size() &&
@@ -115,6 +125,10 @@ struct AsyncClient::Impl {
         std::optional<zmq::socket_t> monitor;
         std::deque<uint64_t> unsent;  // FIFO, so pipelined order is kept
         bool batching = true;         // until the node refuses a batch frame
+        // link://HOST:PORT: a link of `dialer`, named by the endpoint's index,
+        // instead of a socket.
+        bool link = false;
+        bool link_added = false;  // dialer keeps a link to it
     };
 
     zmq::context_t context{1};
@@ -133,11 +147,16 @@ struct AsyncClient::Impl {
     std::vector<zmq::pollitem_t> items;  // wait_and_receive's, reused
     std::vector<size_t> item_endpoint;
     std::vector<std::string_view> batch_parts;  // on_frame's, reused
+    // The links to link:// endpoints, made with the first of them; targets
+    // are named by endpoint index.
+    std::unique_ptr<LinkDialer> dialer;
+    std::vector<size_t> links_refused;  // removed from dialer once its poll returns
 
     // ---- sockets ----------------------------------------------------------
 
     bool ensure_socket(size_t index) {
         Endpoint& e = endpoints[index];
+        if (e.link) return ensure_link(index);
         if (e.socket) return true;
         try {
             zmq::socket_t s(context, zmq::socket_type::dealer);
@@ -164,6 +183,93 @@ struct AsyncClient::Impl {
         } catch (const zmq::error_t&) {
             return false;
         }
+    }
+
+    // ---- links -------------------------------------------------------------
+
+    bool ensure_dialer() {
+        if (dialer) return true;
+        LinkDialerOptions o;
+        o.frame_bytes_max = proto::kFrameBytesMax;
+        o.connect_timeout_ms = options.connect_timeout_ms;
+        o.reconnect_initial_ms = static_cast<uint64_t>(std::max(options.reconnect_ivl_ms, 1));
+        o.reconnect_max_ms = o.reconnect_initial_ms;  // as the DEALERs' _IVL and _IVL_MAX
+        if (options.curve) {
+            auto keys =
+                curve_keys_of(options.curve->client_public_z85, options.curve->client_secret_z85);
+            auto server = curve_key_of(options.curve->server_public_z85);
+            if (!keys || !server) return false;
+            o.keys = keys.value();
+            o.server_key = server.value();
+        }
+        LinkDialer::Callbacks callbacks;
+        callbacks.on_up = [](const std::string&) {};  // the next flush sends what waits
+        callbacks.on_frame = [this](const std::string& target, std::string_view frame) {
+            on_frame(std::stoul(target), frame);
+        };
+        callbacks.on_down = [this](const std::string& target, bool was_up, const Status& why) {
+            on_link_down(std::stoul(target), was_up, why);
+        };
+        auto made = LinkDialer::make(std::move(o), std::move(callbacks));
+        if (!made) return false;
+        dialer = std::move(made.value());
+        return true;
+    }
+
+    bool ensure_link(size_t index) {
+        Endpoint& e = endpoints[index];
+        if (e.link_added) return true;
+        auto endpoint = parse_tcp_endpoint("tcp://" + e.address.substr(kLinkScheme.size()));
+        if (!endpoint || !ensure_dialer()) return false;
+        dialer->add(std::to_string(index), endpoint.value());
+        e.link_added = true;
+        return true;
+    }
+
+    // A refused handshake fails every request of the endpoint at once, as
+    // read_handshake_events does for a socket, and the link is dropped (the
+    // next request dials again: the key may have been added since). A link
+    // lost while up takes the requests sent on it: a read moves on to the
+    // next endpoint (or fails), a write fails as a timeout does (it may have
+    // been applied). An attempt that failed otherwise just waits for the next.
+    void on_link_down(size_t index, bool was_up, const Status& why) {
+        Endpoint& e = endpoints[index];
+        if (why.code() == ErrorCode::unauthorized) {
+            fail_endpoint(index, Status(ErrorCode::unauthorized,
+                                        "the node at " + e.address + " refused this client (" +
+                                            why.message() +
+                                            "): the key is not a user of the cluster, or the "
+                                            "node does not hold the cluster key given"));
+            links_refused.push_back(index);
+            return;
+        }
+        if (!was_up) return;
+        std::vector<uint64_t> lost;
+        for (const auto& [id, p] : pending) {
+            if (p.endpoint == index && p.sent) lost.push_back(id);
+        }
+        if (!lost.empty()) note_unresponsive(index);
+        for (uint64_t id : lost) {
+            Pending& p = pending.at(id);
+            if (p.retryable && p.may_move && p.endpoints_tried < endpoints.size()) {
+                move_on(id, p);
+            } else {
+                complete(id,
+                         Status(ErrorCode::timeout,
+                                "the connection to " + e.address + " was lost before the reply (" +
+                                    why.message() + "); a write may have been applied"));
+            }
+        }
+    }
+
+    void poll_links() {
+        if (!dialer) return;
+        dialer->poll(steady_ms());
+        for (size_t index : links_refused) {
+            dialer->remove(std::to_string(index));
+            endpoints[index].link_added = false;
+        }
+        links_refused.clear();
     }
 
     // A refused handshake is otherwise silent: with ZMQ_IMMEDIATE the
@@ -307,24 +413,41 @@ struct AsyncClient::Impl {
     // batching, else one by one.
     void flush(size_t index) {
         Endpoint& e = endpoints[index];
-        if (!e.socket) return;
+        if (e.link ? !(e.link_added && dialer->is_up(std::to_string(index))) : !e.socket) return;
         // A send may process the socket's mailbox, consuming its descriptor's signal.
-        if (!e.unsent.empty()) waiter.unsettle(e.socket->handle());
+        if (!e.unsent.empty() && e.socket) waiter.unsettle(e.socket->handle());
         while (!e.unsent.empty()) {
             const bool batch = e.batching && options.batch_requests && e.unsent.size() > 1;
             if (!(batch ? send_batch(e) : send_one(e))) return;
         }
     }
 
-    // Sends the first queued request alone; false when ZeroMQ pushed back.
+    // Hands one frame to the endpoint's socket or link. True when it took
+    // it; false when it pushed back (not connected, or its queue is full), or
+    // failed for this frame, then with `error` set.
+    bool transmit(Endpoint& e, std::string_view bytes, std::optional<Status>& error) {
+        if (e.link) {
+            const size_t index = static_cast<size_t>(&e - endpoints.data());
+            Status sent = dialer->send(std::to_string(index), bytes);
+            if (sent.code() == ErrorCode::message_too_large) error = sent;
+            return sent.ok();
+        }
+        try {
+            return e.socket->send(zmq::buffer(bytes), zmq::send_flags::dontwait).has_value();
+        } catch (const zmq::error_t& err) {
+            error = connection_error("send to " + e.address + ": " + err.what());
+            return false;
+        }
+    }
+
+    // Sends the first queued request alone; false when the transport pushed back.
     bool send_one(Endpoint& e) {
         uint64_t id = e.unsent.front();
         Pending& p = pending.at(id);
-        try {
-            auto sent = e.socket->send(zmq::buffer(p.frame), zmq::send_flags::dontwait);
-            if (!sent) return false;
-        } catch (const zmq::error_t& err) {
-            complete(id, connection_error("send to " + e.address + ": " + err.what()));
+        std::optional<Status> error;
+        if (!transmit(e, p.frame, error)) {
+            if (!error) return false;
+            complete(id, *error);
             return true;
         }
         e.unsent.pop_front();
@@ -344,14 +467,13 @@ struct AsyncClient::Impl {
             ++count;
         }
         if (count == 1) return send_one(e);
-        try {
-            if (!e.socket->send(zmq::buffer(frame.bytes()), zmq::send_flags::dontwait))
-                return false;
-        } catch (const zmq::error_t& err) {
+        std::optional<Status> error;
+        if (!transmit(e, frame.bytes(), error)) {
+            if (!error) return false;
             for (size_t i = 0; i < count; ++i) {
                 uint64_t id = e.unsent.front();
                 e.unsent.pop_front();
-                complete(id, connection_error("send to " + e.address + ": " + err.what()));
+                complete(id, *error);
             }
             return true;
         }
@@ -500,12 +622,21 @@ struct AsyncClient::Impl {
 
     int wait_ms(int timeout_ms) const {
         if (!ready.empty()) return 0;
-        if (expiries.empty()) return timeout_ms;
-        auto until = std::chrono::duration_cast<std::chrono::milliseconds>(expiries.begin()->first -
-                                                                           Clock::now())
-                         .count();
-        // +1: poll's millisecond granularity would otherwise wake just early.
-        return static_cast<int>(std::clamp<int64_t>(until + 1, 0, timeout_ms));
+        int64_t wait = timeout_ms;
+        if (!expiries.empty()) {
+            auto until = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             expiries.begin()->first - Clock::now())
+                             .count();
+            // +1: poll's millisecond granularity would otherwise wake just early.
+            wait = std::min<int64_t>(wait, until + 1);
+        }
+        // A link's next connect attempt or deadline.
+        if (dialer && dialer->next_due_ms() != UINT64_MAX) {
+            const uint64_t now = steady_ms();
+            const uint64_t due = dialer->next_due_ms();
+            wait = std::min<int64_t>(wait, due <= now ? 0 : static_cast<int64_t>(due - now));
+        }
+        return static_cast<int>(std::clamp<int64_t>(wait, 0, timeout_ms));
     }
 
     void wait_and_receive(int timeout_ms) {
@@ -526,6 +657,7 @@ struct AsyncClient::Impl {
         for (size_t k = 0; k < sockets; ++k) {
             items.push_back({endpoints[item_endpoint[k]].monitor->handle(), 0, ZMQ_POLLIN, 0});
         }
+        if (dialer) items.push_back({nullptr, dialer->fd(), ZMQ_POLLIN, 0});
         if (items.empty()) {
             // No socket could be created: wait out the connect timeout.
             std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms(timeout_ms)));
@@ -537,13 +669,11 @@ struct AsyncClient::Impl {
                 // full queue) is zmq_poll's: the waiter watches input only.
                 zmq::poll(items, std::chrono::milliseconds(wait_ms(timeout_ms)));
                 // Its ZMQ_EVENTS queries consumed the descriptors' signals.
-                for (const auto& item : items) waiter.unsettle(item.socket);
+                for (const auto& item : items) {
+                    if (item.socket != nullptr) waiter.unsettle(item.socket);
+                }
             } else {
-                const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                        Clock::now().time_since_epoch())
-                                        .count();
-                waiter.wait(items, static_cast<uint64_t>(wait_ms(timeout_ms)),
-                            static_cast<uint64_t>(now_ms));
+                waiter.wait(items, static_cast<uint64_t>(wait_ms(timeout_ms)), steady_ms());
             }
         } catch (const zmq::error_t& err) {
             // A signal ends the wait early; any other failure (ready_waiter.h:
@@ -559,6 +689,15 @@ struct AsyncClient::Impl {
             if (items[k].revents & ZMQ_POLLIN) receive_all(item_endpoint[k]);
             if (items[sockets + k].revents & ZMQ_POLLIN) read_handshake_events(item_endpoint[k]);
             if (!e.unsent.empty()) flush(item_endpoint[k]);
+        }
+        // Links: their input, connects and deadlines (a cheap call when
+        // nothing is ready), then what waited for a link to come up.
+        if (dialer) {
+            poll_links();
+            for (size_t i = 0; i < endpoints.size(); ++i) {
+                if (endpoints[i].link && !endpoints[i].unsent.empty()) flush(i);
+            }
+            dialer->flush();
         }
     }
 
@@ -579,6 +718,7 @@ struct AsyncClient::Impl {
         for (size_t i = 0; i < endpoints.size(); ++i) {
             if (!endpoints[i].unsent.empty()) flush(i);
         }
+        if (dialer) dialer->flush();
     }
 
     size_t poll(int timeout_ms) {
@@ -622,8 +762,12 @@ Result<AsyncClient> AsyncClient::connect(std::vector<std::string> endpoints,
         return connection_error(std::string("zmq context: ") + err.what());
     }
     impl->options = options;
-    for (auto& e : endpoints)
-        impl->endpoints.push_back({std::move(e), std::nullopt, std::nullopt, {}});
+    for (auto& e : endpoints) {
+        Impl::Endpoint endpoint;
+        endpoint.link = e.starts_with(kLinkScheme);
+        endpoint.address = std::move(e);
+        impl->endpoints.push_back(std::move(endpoint));
+    }
     if (!impl->ensure_socket(0)) {
         return Status(ErrorCode::invalid_argument,
                       "cannot connect to '" + impl->endpoints[0].address + "'");

@@ -4,7 +4,10 @@
 //
 // Transport: one DEALER socket per node endpoint, each request one frame (the
 // encoded message, no delimiter frame); the node answers each with one frame,
-// possibly out of order, matched by request id. The client talks to ONE node at
+// possibly out of order, matched by request id. An endpoint link://HOST:PORT
+// is a node's --link-listen: the same frames over a link of one LinkDialer
+// (client/link_dialer.h) instead of a DEALER; a link that breaks fails the
+// requests it carried at once (docs/CLIENT.md, "Links"). The client talks to ONE node at
 // a time (the "current" endpoint, initially the first one given).
 //
 // Failover (docs/CLIENT.md): when the current node does not answer in time (or
@@ -122,7 +125,8 @@ using OwnersCallback = std::function<void(Result<proto::OwnersResponse>)>;
 class AsyncClient {
   public:
     // Fails with invalid_argument for an empty list or a malformed endpoint
-    // ("tcp://host:port", "ipc://path", ...), connection for a ZeroMQ failure.
+    // ("tcp://host:port", "ipc://path", "link://host:port", ...), connection
+    // for a ZeroMQ failure.
     static Result<AsyncClient> connect(std::vector<std::string> endpoints,
                                        ClientOptions options = {});
 

@@ -1,5 +1,6 @@
 #include "node/runtime/config.h"
 
+#include "client/link_socket.h"
 #include "client/z85.h"
 #include "node/runtime/limits.h"
 
@@ -161,7 +162,11 @@ po::options_description describe(RuntimeConfig& c, std::string& peers, std::stri
         "all, or LEVEL-strict (e.g. quorum-strict)")(
         "metrics-listen", po::value(&c.metrics_listen),
         "serve Prometheus metrics over HTTP at http://HOST:PORT/metrics, e.g. 127.0.0.1:9100 "
-        "(docs/OPERATIONS.md); unauthenticated, counters only (no keys or values)");
+        "(docs/OPERATIONS.md); unauthenticated, counters only (no keys or values)")(
+        "link-listen", po::value(&c.link_listen),
+        "also serve the native protocol over links on this TCP endpoint, e.g. "
+        "tcp://127.0.0.1:7201 (docs/PROTOCOL.md, \"Links\"): the same requests and credentials "
+        "as --listen, without ZeroMQ; clients reach it as link://HOST:PORT");
     return d;
 }
 
@@ -197,6 +202,24 @@ Status apply_resp(RuntimeConfig& c, const SecurityFlags& flags) {
         return Status(ErrorCode::invalid_argument,
                       "--resp-default-user needs --cluster-key: without it there are no users "
                       "and every connection may do everything");
+    }
+    return {};
+}
+
+// The link endpoint: tcp://HOST:PORT, loopback unless credentials or --insecure.
+Status apply_link(const RuntimeConfig& c) {
+    if (c.link_listen.empty()) return {};
+    if (auto parsed = client::parse_tcp_endpoint(c.link_listen); !parsed) {
+        return Status(ErrorCode::invalid_argument,
+                      "--link-listen must be tcp://HOST:PORT, e.g. tcp://127.0.0.1:7201: " +
+                          parsed.status().message());
+    }
+    if (!c.cluster_key && !c.insecure && !is_loopback_endpoint(c.link_listen)) {
+        return Status(ErrorCode::invalid_argument,
+                      "--link-listen " + c.link_listen +
+                          " is reachable from other hosts, and without --cluster-key nothing "
+                          "authenticates who connects: bind a loopback address, or give "
+                          "--cluster-key FILE, or --insecure");
     }
     return {};
 }
@@ -467,6 +490,7 @@ Result<RuntimeConfig> parse_config(int argc, const char* const* argv, std::ostre
     if (Status secured = apply_security(c, security); !secured.ok()) return secured;
     if (Status resp = apply_resp(c, security); !resp.ok()) return resp;
     if (Status metrics = apply_metrics(c); !metrics.ok()) return metrics;
+    if (Status link = apply_link(c); !link.ok()) return link;
     if (log_level == "debug") {
         c.log_level = LogLevel::debug;
     } else if (log_level == "info") {

@@ -66,6 +66,12 @@ struct RuntimeConfig {
     // The Prometheus metrics page (docs/OPERATIONS.md, "Metrics"): the TCP
     // endpoint it is served on, tcp://HOST:PORT (empty: none).
     std::string metrics_listen;
+
+    // Links (client/link_server.h): the same requests as --listen over a
+    // transport of our own, tcp://HOST:PORT (empty: none). With --cluster-key
+    // every link runs the CURVE handshake against the cluster key and admits
+    // the same keys as ZAP; without it, loopback unless --insecure.
+    std::string link_listen;
 };
 
 // This build's version (the project's, as the package's).

@@ -25,6 +25,8 @@
 #include <zmq_addon.hpp>
 
 #include "client/frame_batch.h"
+#include "client/frame_handshake.h"
+#include "client/link_server.h"
 #include "client/metrics.h"
 #include "client/ready_waiter.h"
 #include "client/z85.h"
@@ -138,6 +140,38 @@ constexpr size_t kClientReplyBatchBytesMax = size_t{64} << 10;
 constexpr size_t kPeerRoutesMax = 4096;  // connections remembered as members or batching
 constexpr uint64_t kLimitsLogIntervalMs = 10000;
 constexpr uint64_t kWaitFailingStopMs = 30000;  // see poll_once
+// Links open at once on --link-listen; the next is accepted and closed.
+constexpr size_t kLinkConnectionsMax = 4096;
+
+// A link's replies are routed as "\0link:" and its connection number (8
+// bytes, big-endian). ZeroMQ's routing ids start with a 0 byte and are 5
+// bytes long, and the Redis gateway's say "\0resp:", so none is mistaken
+// for another.
+constexpr std::string_view kLinkRoutePrefix{"\0link:", 6};
+
+std::string link_route(uint64_t conn) {
+    std::string route(kLinkRoutePrefix);
+    for (int shift = 56; shift >= 0; shift -= 8) route.push_back(static_cast<char>(conn >> shift));
+    return route;
+}
+
+// A CURVE key as the catalog and ZAP spell it: 40 characters of Z85.
+std::string key_z85(const client::CurveKey& key) {
+    // 32 bytes, a multiple of 4: always encodable.
+    return z85_encode(std::string_view(reinterpret_cast<const char*>(key.data()), key.size()))
+        .value();
+}
+
+std::optional<uint64_t> link_conn_of(std::string_view route) {
+    if (route.size() != kLinkRoutePrefix.size() + 8 || !route.starts_with(kLinkRoutePrefix)) {
+        return std::nullopt;
+    }
+    uint64_t conn = 0;
+    for (size_t i = kLinkRoutePrefix.size(); i < route.size(); ++i) {
+        conn = (conn << 8) | static_cast<unsigned char>(route[i]);
+    }
+    return conn;
+}
 
 class Runtime {
   public:
@@ -203,7 +237,10 @@ class Runtime {
             return 1;
         }
         try {
-            open_sockets();
+            if (Status opened = open_sockets(); !opened.ok()) {
+                env_.write_log(LogLevel::error, opened.message());
+                return 1;
+            }
         } catch (const zmq::error_t& e) {
             env_.write_log(LogLevel::error,
                            std::string("cannot listen on ") + config_.listen + ": " + e.what());
@@ -217,8 +254,9 @@ class Runtime {
         // An insecure node says so as a warning, so log filters keep it.
         env_.write_log(
             transport_mode(config_) == TransportMode::insecure ? LogLevel::warn : LogLevel::info,
-            "listening on " + config_.listen + ", data in " + config_.data_dir + "; " +
-                describe_transport(config_));
+            "listening on " + config_.listen +
+                (link_server_ ? " and for links on " + config_.link_listen : std::string()) +
+                ", data in " + config_.data_dir + "; " + describe_transport(config_));
         if (resp_) {
             env_.write_log(LogLevel::info,
                            "serving the Redis protocol on " + config_.resp_listen +
@@ -240,6 +278,11 @@ class Runtime {
             serve_metrics();
             handle_batch();
             const uint64_t now = env_.now_ms();
+            // Links: what is ready, and at each tick the handshakes' deadlines.
+            if (link_server_ &&
+                ((items_[link_item_].revents & ZMQ_POLLIN) != 0 || now >= next_tick_ms)) {
+                link_server_->poll(now);
+            }
             if (now >= next_tick_ms) {
                 env_.begin_handler();
                 node_.tick();
@@ -247,6 +290,7 @@ class Runtime {
             }
             if (flush()) retry_unsent();
             serve_resp();
+            if (link_server_) link_server_->flush();
             if (commit_failed_) return fail_stop();
             watch_memory(now);
             log_limits(now);
@@ -254,6 +298,7 @@ class Runtime {
         env_.write_log(LogLevel::info, "stopping: signal received");
         node_.stop();
         flush_all();
+        if (link_server_) link_server_->flush();
         if (commit_failed_) return fail_stop();
         router_.set(zmq::sockopt::linger, 200);
         env_.write_log(LogLevel::info, "stopped");
@@ -261,7 +306,7 @@ class Runtime {
     }
 
   private:
-    void open_sockets() {
+    Status open_sockets() {
         waiter_.emplace();
         // The ROUTER is the first poll item (handle_batch reads items_[0]);
         // the others record their own index as they are added.
@@ -281,7 +326,95 @@ class Runtime {
         if (writer_) items_.push_back(zmq::pollitem_t{nullptr, writer_->done_fd(), ZMQ_POLLIN, 0});
         if (!config_.resp_listen.empty()) open_resp();
         if (!config_.metrics_listen.empty()) open_metrics();
+        if (!config_.link_listen.empty()) {
+            if (Status opened = open_links(); !opened.ok()) return opened;
+        }
         fixed_poll_items_ = items_.size();
+        return {};
+    }
+
+    // ---- links (client/link_server.h) -----------------------------------------
+
+    // The same requests as the ROUTER's, over links: with a cluster key each
+    // runs the CURVE handshake as its server end and admits the keys ZAP
+    // admits (the cluster key: a member; a live user's: that user).
+    Status open_links() {
+        auto endpoint = client::parse_tcp_endpoint(config_.link_listen);
+        if (!endpoint) return Status(ErrorCode::invalid_argument, endpoint.status().message());
+        client::LinkServerOptions options;
+        options.frame_bytes_max = config_.frame_bytes_max;
+        options.connections_max = kLinkConnectionsMax;
+        // As the ROUTER's --reply-queue-max replies of at most a client batch frame.
+        options.queued_bytes_max =
+            static_cast<size_t>(std::max(config_.reply_queue_max, 1)) * kClientReplyBatchBytesMax;
+        if (config_.cluster_key) {
+            auto keys = client::curve_keys_of(config_.cluster_key->pair.public_z85,
+                                              config_.cluster_key->pair.secret_z85);
+            if (!keys) {
+                return Status(ErrorCode::invalid_argument,
+                              "--cluster-key: " + keys.status().message());
+            }
+            options.keys = keys.value();
+            options.admit = [this](const client::CurveKey& key) {
+                const std::string z85 = key_z85(key);
+                const bool admitted = z85 == config_.cluster_key->pair.public_z85 ||
+                                      node_.user_of_key(z85).has_value();
+                if (!admitted) link_refused_key_ = z85;  // for link_closed's log line
+                return admitted;
+            };
+        }
+        client::LinkServer::Callbacks callbacks;
+        callbacks.on_established = [this](uint64_t conn, const client::CurveKey* key) {
+            link_established(conn, key);
+        };
+        callbacks.on_frame = [this](uint64_t conn, std::string_view frame) {
+            link_frame(conn, frame);
+        };
+        callbacks.on_closed = [this](uint64_t conn, client::LinkClose why, const Status& status) {
+            link_closed(conn, why, status);
+        };
+        auto server =
+            client::LinkServer::listen(endpoint.value(), std::move(options), std::move(callbacks));
+        if (!server) {
+            return Status(server.status().code(), "cannot listen on --link-listen " +
+                                                      config_.link_listen + ": " +
+                                                      server.status().message());
+        }
+        link_server_ = std::move(server.value());
+        link_item_ = items_.size();
+        items_.push_back(zmq::pollitem_t{nullptr, link_server_->fd(), ZMQ_POLLIN, 0});
+        return {};
+    }
+
+    void link_established(uint64_t conn, const client::CurveKey* key) {
+        Principal who = Principal::local();
+        if (key != nullptr) {
+            const std::string z85 = key_z85(*key);
+            who = z85 == config_.cluster_key->pair.public_z85 ? Principal::peer()
+                                                              : Principal::user(z85);
+        }
+        if (who.kind == Principal::Kind::peer) note_peer_route(link_route(conn));
+        link_principals_.insert_or_assign(conn, std::move(who));
+    }
+
+    void link_frame(uint64_t conn, std::string_view frame) {
+        auto who = link_principals_.find(conn);
+        if (who == link_principals_.end()) return;  // never: frames come after on_established
+        on_request_frame(ReplyTo{link_route(conn)}, frame, who->second);
+    }
+
+    void link_closed(uint64_t conn, client::LinkClose why, const Status& status) {
+        link_principals_.erase(conn);
+        const std::string route = link_route(conn);
+        peer_routes_.erase(route);
+        batch_routes_.erase(route);
+        if (why == client::LinkClose::refused || why == client::LinkClose::handshake_failed) {
+            note_refusal("link connection " + std::to_string(conn),
+                         why == client::LinkClose::refused ? link_refused_key_ : "none",
+                         status.message());
+        } else if (why == client::LinkClose::slow_reader) {
+            ++transport_stats_.replies_dropped;
+        }
     }
 
     // ---- transport security (docs/SECURITY.md) -------------------------------
@@ -688,10 +821,17 @@ class Runtime {
                        "a request must be exactly one frame, got " + std::to_string(frames)));
             return true;
         }
-        if (proto::is_batch_frame(frame.to_string_view()))
-            return handle_batch_request(from, frame, who);
-        handle_request(from, frame.to_string_view(), who);
+        on_request_frame(from, frame.to_string_view(), who);
         return true;
+    }
+
+    // A request frame from a connection (the ROUTER's or a link), alone or a batch.
+    void on_request_frame(const ReplyTo& from, std::string_view frame, const Principal& who) {
+        if (proto::is_batch_frame(frame)) {
+            handle_batch_request(from, frame, who);
+        } else {
+            handle_request(from, frame, who);
+        }
     }
 
     // One request frame, alone or from a batch: decoded, then answered by the
@@ -720,12 +860,11 @@ class Runtime {
     // A batch frame on the ROUTER: the requests of one member's loop
     // iteration, or those a client's callbacks submitted together
     // (client/frame_batch.h). Each is checked and answered as if it came alone.
-    bool handle_batch_request(const ReplyTo& from, const zmq::message_t& frame,
-                              const Principal& who) {
-        if (!proto::split_batch_frame(frame.to_string_view(), batch_parts_)) {
+    void handle_batch_request(const ReplyTo& from, std::string_view frame, const Principal& who) {
+        if (!proto::split_batch_frame(frame, batch_parts_)) {
             env_.begin_handler();
             node_.on_bad_frame(from, 0, Status(ErrorCode::bad_request, "malformed batch frame"));
-            return true;
+            return;
         }
         bool peer_requests = false;
         for (std::string_view part : batch_parts_) {
@@ -740,7 +879,6 @@ class Runtime {
                             (who.kind == Principal::Kind::local && peer_requests);
         note_batch_route(from.route,
                          member ? proto::kBatchFrameBytesMax : kClientReplyBatchBytesMax);
-        return true;
     }
 
     // Connections that sent a batch frame (members and clients of this
@@ -995,6 +1133,11 @@ class Runtime {
     // dropped for --slow-reader-ms instead (docs/PROTOCOL.md, "Limits"). A
     // connection gone (EHOSTUNREACH) just loses the reply, as before.
     bool send_reply(const ReplyTo& to, const std::string& payload) {
+        if (std::optional<uint64_t> conn = link_conn_of(to.route)) {
+            // A link whose queue passed its bound is closed (link_closed counts
+            // it); one gone just loses the reply, as a gone ROUTER peer does.
+            return link_server_ && link_server_->send(*conn, payload).ok();
+        }
         waiter_->unsettle(router_.handle());
         try {
             if (!router_.send(zmq::buffer(to.route),
@@ -1207,6 +1350,9 @@ class Runtime {
             out.sample("kv_connections", {{"protocol", "redis"}},
                        static_cast<uint64_t>(resp_socket_->connections()));
         }
+        if (link_server_) {
+            out.sample("kv_connections", {{"protocol", "link"}}, link_server_->stats().open);
+        }
         out.sample("kv_connections", {{"protocol", "http"}},
                    static_cast<uint64_t>(metrics_socket_ ? metrics_socket_->connections() : 0));
         out.family("kv_connections_opened_total", Type::counter,
@@ -1215,6 +1361,16 @@ class Runtime {
         if (resp_socket_) {
             out.sample("kv_connections_opened_total", {{"protocol", "redis"}},
                        resp_socket_->opened());
+        }
+        if (link_server_) {
+            out.sample("kv_connections_opened_total", {{"protocol", "link"}},
+                       link_server_->stats().accepted);
+            out.family("kv_link_closed_total", Type::counter,
+                       "Links (--link-listen) closed since start, by why.");
+            for (const auto& [why, count] : link_server_->stats().closed) {
+                out.sample("kv_link_closed_total",
+                           {{"reason", std::string(client::link_close_name(why))}}, count);
+            }
         }
         out.counter("kv_handshakes_refused_total",
                     "Connections refused at the CURVE handshake (unknown key, no CURVE).",
@@ -1342,6 +1498,12 @@ class Runtime {
     std::optional<StreamSocket> metrics_socket_;
     size_t metrics_item_ = 0;
     metrics::RequestMetrics request_metrics_;
+
+    // Links (with --link-listen only).
+    std::unique_ptr<client::LinkServer> link_server_;
+    size_t link_item_ = 0;                                     // its poll item
+    std::unordered_map<uint64_t, Principal> link_principals_;  // by connection, once established
+    std::string link_refused_key_;                             // the last key the handshake refused
     metrics::LatencyHistogram commit_latency_;
     uint64_t commit_started_us_ = 0;
     uint64_t commit_writes_ = 0;

@@ -10,7 +10,9 @@
 #   tools/bench/vs_dynomite.sh build/bin new before@/tmp/old-bin
 # (kvctl always comes from BIN_DIR, and kvbench too unless KVBENCH_FROM_VARIANT=1,
 # which runs each variant's own kvbench: for a change to the client library).
-# Default: one variant, "durable" (the defaults: --sync true).
+# Default: one variant, "durable" (the defaults: --sync true). A LABEL that starts
+# with "link" runs the nodes with --link-listen (127.0.0.1:17321-17323) and kvbench
+# over link:// (docs/PROTOCOL.md, "Links"), e.g. zmq link; the rest over ZeroMQ.
 #
 # The same shape for both systems: 3 nodes on 127.0.0.1, 3 replicas, quorum
 # reads and writes, 100-byte values, 100,000 keys, 50 requests in flight.
@@ -43,7 +45,7 @@ source "$PEERS/common.sh"
 export XDG_CONFIG_HOME=$RESULTS_DIR/xdg; mkdir -p "$XDG_CONFIG_HOME"
 ROUNDS=${ROUNDS:-3}; DUR=${DUR:-10}; KEYS=${KEYS:-100000}; SHAPES=${SHAPES:-"2x25 50x1"}
 OUT=$RESULTS_DIR/vs.csv; : >"$OUT"; : >"$RESULTS_DIR/raw.csv"
-KV_PORTS=(17301 17302 17303); RESP_PORTS=(17311 17312 17313); KVD=$PEERS_DIR/kv; KV_PIDS=()
+KV_PORTS=(17301 17302 17303); RESP_PORTS=(17311 17312 17313); LINK_PORTS=(17321 17322 17323); VIA_LINK=0; KVD=$PEERS_DIR/kv; KV_PIDS=()
 RESP=${RESP:-1}
 # With RESP=0 the nodes get no --resp-listen (a kvnode from before the gateway runs too).
 RESP_FLAG=(); ((RESP)) && RESP_FLAG=("tcp://$HOST:${RESP_PORTS[0]}" "tcp://$HOST:${RESP_PORTS[1]}" "tcp://$HOST:${RESP_PORTS[2]}")
@@ -56,6 +58,7 @@ kv_start() {  # kv_start FLAG...
   for i in 0 1 2; do
     "$NODE_BIN/kvnode" --id "n$((i+1))" --listen "tcp://$HOST:${KV_PORTS[$i]}" --data-dir "$KVD/n$((i+1))" \
       --seeds "$seed" ${RESP_FLAG[$i]:+--resp-listen "${RESP_FLAG[$i]}"} --log-level warn "$@" \
+      $( ((VIA_LINK)) && echo --link-listen "tcp://$HOST:${LINK_PORTS[$i]}") \
       >"$KVD/n$((i+1)).log" 2>&1 &
     KV_PIDS+=($!); sleep 0.3
   done
@@ -66,7 +69,12 @@ kv_start() {  # kv_start FLAG...
   done
   log "our cluster did not form"; return 1
 }
-kv_eps() { local e="" p; for p in "${KV_PORTS[@]}"; do e+="tcp://$HOST:$p,"; done; echo "${e%,}"; }
+kv_eps() {
+  local e="" p
+  if ((VIA_LINK)); then for p in "${LINK_PORTS[@]}"; do e+="link://$HOST:$p,"; done
+  else for p in "${KV_PORTS[@]}"; do e+="tcp://$HOST:$p,"; done; fi
+  echo "${e%,}"
+}
 kv_run() {  # kv_run CONFIG MIX CONNS PIPE RUN
   quiet_wait "kv/$1/$2/run$5"
   local bench=$BIN; ((${KVBENCH_FROM_VARIANT:-0})) && bench=$NODE_BIN
@@ -103,6 +111,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
   for v in "${VARIANTS[@]}"; do
     label=${v%%=*}; flags=(); [[ $v == *=* ]] && IFS=, read -ra flags <<<"${v#*=}"
     NODE_BIN=$BIN; [[ $label == *@* ]] && NODE_BIN=${label#*@} && label=${label%%@*}
+    VIA_LINK=0; [[ $label == link* ]] && VIA_LINK=1
     kv_start "${flags[@]}" || exit 1
     "$BIN/kvbench" --node "$(kv_eps)" --keys "$KEYS" --mix put-only --load --ops 1 --connections 2 --pipeline 64 >/dev/null 2>&1
     for shape in $SHAPES; do
