@@ -19,7 +19,7 @@ bool ring_fields_differ(const MemberState& a, const MemberState& b) {
     if (!a.holds_tokens()) return false;
     // removed_by decides where re-replicated ranges are handed off.
     return a.declared != b.declared || a.endpoint != b.endpoint || a.tokens != b.tokens ||
-           a.removed_by != b.removed_by;
+           a.removed_by != b.removed_by || a.link_endpoint != b.link_endpoint;
 }
 
 }  // namespace
@@ -84,8 +84,11 @@ bool supersedes(const MemberState& a, const MemberState& b) {
     // Same version, different content only if a member reused a version (a
     // bug or a restart that kept its incarnation): any fixed order keeps merge
     // commutative; the member refutes as soon as it hears of it.
-    return std::tie(a.declared, a.endpoint, a.tokens, a.change_ticket, a.removed_by) >
-           std::tie(b.declared, b.endpoint, b.tokens, b.change_ticket, b.removed_by);
+    // A link endpoint last: at the same version an entry that carries one
+    // wins over a copy relayed by a build that dropped it.
+    return std::tie(a.declared, a.endpoint, a.tokens, a.change_ticket, a.removed_by,
+                    a.link_endpoint) > std::tie(b.declared, b.endpoint, b.tokens, b.change_ticket,
+                                                b.removed_by, b.link_endpoint);
 }
 
 ClusterView::ClusterView(MemberState self, uint32_t members_max)
@@ -299,7 +302,7 @@ void ClusterView::changed(const MemberState& before, const MemberState& after) {
 void ClusterView::rebuild_ring_members() {
     ring_members_.clear();
     for (const auto& [id, s] : states_) {
-        if (s.holds_tokens()) ring_members_.push_back(Member{id, s.endpoint});
+        if (s.holds_tokens()) ring_members_.push_back(Member{id, s.endpoint, s.link_endpoint});
     }
 }
 

@@ -99,6 +99,10 @@ struct MemberState {
     // The member that removed this one (kvctl removenode) and wrote this entry
     // for it; empty in every entry a member writes of itself.
     std::string removed_by;
+    // Where the member serves links (its --link-listen), empty when nowhere.
+    // Written by the member itself, as `endpoint`; carried beside the entries
+    // (gossip_codec.h) so that builds without it read the entries unchanged.
+    std::string link_endpoint = {};
 
     // left > down > suspect > declared.
     MemberStatus status() const;

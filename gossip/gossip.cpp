@@ -41,7 +41,8 @@ Priority priority(const MemberState& mine, const DigestEntry* theirs) {
 }
 
 size_t estimated_bytes(const MemberState& s) {
-    return 48 + s.id.size() + s.endpoint.size() + s.removed_by.size() + 9 * s.tokens.size();
+    return 48 + s.id.size() + s.endpoint.size() + s.removed_by.size() + 9 * s.tokens.size() +
+           (s.link_endpoint.empty() ? 0 : 4 + s.id.size() + s.link_endpoint.size());
 }
 
 }  // namespace

@@ -53,6 +53,25 @@ void pack_entries(Packer& pk, const std::vector<MemberState>& entries) {
     }
 }
 
+bool any_link_endpoint(const std::vector<MemberState>& entries) {
+    return std::any_of(entries.begin(), entries.end(),
+                       [](const MemberState& e) { return !e.link_endpoint.empty(); });
+}
+
+// "le": the entries' link endpoints, by id.
+void pack_link_endpoints(Packer& pk, const std::vector<MemberState>& entries) {
+    pack_str(pk, "le");
+    size_t count = 0;
+    for (const auto& e : entries) count += e.link_endpoint.empty() ? 0 : 1;
+    pk.pack_array(static_cast<uint32_t>(count));
+    for (const auto& e : entries) {
+        if (e.link_endpoint.empty()) continue;
+        pk.pack_array(2);
+        pack_str(pk, e.id);
+        pack_str(pk, e.link_endpoint);
+    }
+}
+
 void pack_strings(Packer& pk, const std::vector<std::string>& items) {
     pk.pack_array(static_cast<uint32_t>(items.size()));
     for (const auto& s : items) pack_str(pk, s);
@@ -178,6 +197,20 @@ std::vector<MemberState> read_entries(Reader& r, const msgpack::object& o) {
     return out;
 }
 
+// "le" onto the entries it names (a name no entry has is ignored).
+void read_link_endpoints(Reader& r, const msgpack::object& o, std::vector<MemberState>& entries) {
+    const auto* items = r.array(o, "link endpoints", kGossipItemsMax);
+    for (uint32_t i = 0; items != nullptr && i < items->size && r.ok(); ++i) {
+        const auto* f = r.array(items->ptr[i], "link endpoint", 2, 2);
+        if (f == nullptr || !r.ok()) break;
+        const std::string id = r.str(f->ptr[0], "link endpoint id", false);
+        std::string endpoint = r.str(f->ptr[1], "link endpoint", false);
+        for (auto& e : entries) {
+            if (e.id == id) e.link_endpoint = endpoint;
+        }
+    }
+}
+
 std::vector<std::string> read_wants(Reader& r, const msgpack::object& o) {
     std::vector<std::string> out;
     const auto* items = r.array(o, "wants", kGossipItemsMax);
@@ -224,9 +257,12 @@ Result<GossipMessage> read_message(const msgpack::object& root) {
         message = GossipSyn{from_id, endpoint, read_digests(r, list("d"))};
     } else if (t == "gack") {
         auto entries = read_entries(r, list("e"));
+        read_link_endpoints(r, list("le"), entries);
         message = GossipAck{from_id, endpoint, std::move(entries), read_wants(r, list("w"))};
     } else if (t == "gack2") {
-        message = GossipAck2{from_id, read_entries(r, list("e"))};
+        auto entries = read_entries(r, list("e"));
+        read_link_endpoints(r, list("le"), entries);
+        message = GossipAck2{from_id, std::move(entries)};
     } else if (r.ok()) {
         return Status(ErrorCode::unknown_type, "unknown gossip message type '" + t + "'");
     }
@@ -258,7 +294,8 @@ std::string encode(const GossipMessage& message) {
                 pack_str(pk, "d");
                 pack_digests(pk, m.digests);
             } else if constexpr (std::is_same_v<T, GossipAck>) {
-                pk.pack_map(5);
+                const bool links = any_link_endpoint(m.entries);
+                pk.pack_map(links ? 6 : 5);
                 pack_str(pk, "t");
                 pack_str(pk, "gack");
                 pack_str(pk, "from");
@@ -267,16 +304,19 @@ std::string encode(const GossipMessage& message) {
                 pack_str(pk, m.from_endpoint);
                 pack_str(pk, "e");
                 pack_entries(pk, m.entries);
+                if (links) pack_link_endpoints(pk, m.entries);
                 pack_str(pk, "w");
                 pack_strings(pk, m.wants);
             } else if constexpr (std::is_same_v<T, GossipAck2>) {
-                pk.pack_map(3);
+                const bool links = any_link_endpoint(m.entries);
+                pk.pack_map(links ? 4 : 3);
                 pack_str(pk, "t");
                 pack_str(pk, "gack2");
                 pack_str(pk, "from");
                 pack_str(pk, m.from_id);
                 pack_str(pk, "e");
                 pack_entries(pk, m.entries);
+                if (links) pack_link_endpoints(pk, m.entries);
             } else {
                 static_assert(sizeof(T) == 0, "unhandled gossip message");
             }

@@ -3,7 +3,10 @@
 // "from": id, "ep": endpoint, "d": digests, "e": entries, "w": wants} with
 // digests [id, incarnation, heartbeat, declared, liveness] and entries
 // [id, endpoint, declared, liveness, incarnation, heartbeat, [tokens]]
-// (enums as their numbers in cluster_view.h). Unknown map keys are ignored.
+// (enums as their numbers in cluster_view.h), and "le": [[id, link endpoint]]
+// for the entries that have one, only then (a key of its own, which builds
+// without links ignore, rather than a field they would count as one too
+// many). Unknown map keys are ignored.
 #pragma once
 
 #include <string>

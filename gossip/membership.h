@@ -15,6 +15,9 @@ namespace kv::gossip {
 struct Member {
     std::string id;        // unique, stable node id (also its ring identity)
     std::string endpoint;  // ZeroMQ endpoint of its ROUTER socket
+    // tcp://HOST:PORT of its --link-listen (node/runtime), empty when it has
+    // none (or the membership does not say: static lists, the simulator).
+    std::string link_endpoint = {};
     bool operator==(const Member&) const = default;
 };
 

@@ -90,6 +90,9 @@ struct NodeConfig {
     // to it are skipped (the first node of a cluster lists itself).
     std::vector<std::string> seeds;
     std::string endpoint;
+    // Where this node serves links (--link-listen), advertised by gossip so
+    // that members dial it instead of the ROUTER; empty: nowhere.
+    std::string link_endpoint;
     gossip::GossipConfig gossip;
     // A fresh node claims its tokens once it has heard of the cluster through a
     // seed. A seed (its own endpoint among `seeds`) that hears nothing for this

@@ -37,6 +37,7 @@ Status GossipDriver::start(uint64_t started_ms) {
     gossip::MemberState self;
     self.id = config_.node_id;
     self.endpoint = config_.endpoint;
+    self.link_endpoint = config_.link_endpoint;
     auto tokens = env_.read(Space::meta, meta::kTokensKey);
     if (!tokens) return tokens.status();
     if (tokens.value()) {

@@ -214,6 +214,9 @@ Status apply_link(const RuntimeConfig& c) {
                       "--link-listen must be tcp://HOST:PORT, e.g. tcp://127.0.0.1:7201: " +
                           parsed.status().message());
     }
+    if (c.link_listen.size() > proto::kIdBytesMax) {
+        return Status(ErrorCode::invalid_argument, "--link-listen is over 256 bytes");
+    }
     if (!c.cluster_key && !c.insecure && !is_loopback_endpoint(c.link_listen)) {
         return Status(ErrorCode::invalid_argument,
                       "--link-listen " + c.link_listen +
@@ -491,6 +494,12 @@ Result<RuntimeConfig> parse_config(int argc, const char* const* argv, std::ostre
     if (Status resp = apply_resp(c, security); !resp.ok()) return resp;
     if (Status metrics = apply_metrics(c); !metrics.ok()) return metrics;
     if (Status link = apply_link(c); !link.ok()) return link;
+    // Advertised to members as it is, so only an address they can dial: a
+    // wildcard serves clients but members keep to the ROUTER.
+    if (auto parsed = client::parse_tcp_endpoint(c.link_listen);
+        parsed && parsed->host != "*" && parsed->host != "0.0.0.0" && parsed->host != "::") {
+        c.node.link_endpoint = c.link_listen;
+    }
     if (log_level == "debug") {
         c.log_level = LogLevel::debug;
     } else if (log_level == "info") {

@@ -26,6 +26,7 @@
 
 #include "client/frame_batch.h"
 #include "client/frame_handshake.h"
+#include "client/link_dialer.h"
 #include "client/link_server.h"
 #include "client/metrics.h"
 #include "client/ready_waiter.h"
@@ -283,6 +284,9 @@ class Runtime {
                 ((items_[link_item_].revents & ZMQ_POLLIN) != 0 || now >= next_tick_ms)) {
                 link_server_->poll(now);
             }
+            if ((items_[peer_links_item_].revents & ZMQ_POLLIN) != 0 || now >= next_tick_ms) {
+                peer_links_->poll(now);
+            }
             if (now >= next_tick_ms) {
                 env_.begin_handler();
                 node_.tick();
@@ -291,6 +295,7 @@ class Runtime {
             if (flush()) retry_unsent();
             serve_resp();
             if (link_server_) link_server_->flush();
+            peer_links_->flush();
             if (commit_failed_) return fail_stop();
             watch_memory(now);
             log_limits(now);
@@ -299,6 +304,7 @@ class Runtime {
         node_.stop();
         flush_all();
         if (link_server_) link_server_->flush();
+        peer_links_->flush();
         if (commit_failed_) return fail_stop();
         router_.set(zmq::sockopt::linger, 200);
         env_.write_log(LogLevel::info, "stopped");
@@ -329,11 +335,87 @@ class Runtime {
         if (!config_.link_listen.empty()) {
             if (Status opened = open_links(); !opened.ok()) return opened;
         }
+        if (Status opened = open_peer_links(); !opened.ok()) return opened;
         fixed_poll_items_ = items_.size();
         return {};
     }
 
+    // Links to the members that advertise one (gossip's link endpoints):
+    // peer messages go over them while they are up, else over the DEALERs.
+    // With a cluster key each proves it, as the DEALERs do.
+    Status open_peer_links() {
+        client::LinkDialerOptions options;
+        options.frame_bytes_max = static_cast<size_t>(kMaxMsgSizeBytes);
+        options.reconnect_initial_ms = 100;  // as the DEALERs
+        options.reconnect_max_ms = 1000;
+        if (config_.cluster_key) {
+            auto keys = cluster_curve_keys();
+            if (!keys) return keys.status();
+            options.keys = keys.value();
+            options.server_key = keys->public_key;
+        }
+        client::LinkDialer::Callbacks callbacks;
+        callbacks.on_up = [this](const std::string& id) { peer_links_refused_.erase(id); };
+        callbacks.on_frame = [this](const std::string& id, std::string_view frame) {
+            on_peer_frames(id, frame);
+        };
+        callbacks.on_down = [this](const std::string& id, bool, const Status& why) {
+            // A member that refuses the cluster key is misconfigured: said
+            // once until its link comes up (the DEALER is refused as well).
+            if (why.code() == ErrorCode::unauthorized && peer_links_refused_.insert(id).second) {
+                env_.write_log(LogLevel::warn, "link to member " + id + ": " + why.message());
+            }
+        };
+        auto made = client::LinkDialer::make(std::move(options), std::move(callbacks));
+        if (!made) return made.status();
+        peer_links_ = std::move(made.value());
+        peer_links_item_ = items_.size();
+        items_.push_back(zmq::pollitem_t{nullptr, peer_links_->fd(), ZMQ_POLLIN, 0});
+        return {};
+    }
+
+    // Dials the members' link endpoints as gossip advertises them.
+    void sync_peer_links(const gossip::Membership& members) {
+        std::set<std::string> present;
+        for (const auto& m : members.members()) {
+            if (m.id == config_.node.node_id) continue;
+            present.insert(m.id);
+            auto known = peer_link_endpoints_.find(m.id);
+            if (known != peer_link_endpoints_.end() && known->second == m.link_endpoint) continue;
+            auto endpoint = client::parse_tcp_endpoint(m.link_endpoint);
+            if (m.link_endpoint.empty() || !endpoint) {
+                if (!m.link_endpoint.empty()) {
+                    env_.write_log(LogLevel::warn, "member " + m.id + " advertises link endpoint " +
+                                                       m.link_endpoint +
+                                                       ", which is not tcp://HOST:PORT");
+                }
+                peer_links_->remove(m.id);
+            } else {
+                peer_links_->add(m.id, endpoint.value());
+            }
+            peer_link_endpoints_[m.id] = m.link_endpoint;
+        }
+        for (auto it = peer_link_endpoints_.begin(); it != peer_link_endpoints_.end();) {
+            if (present.contains(it->first)) {
+                ++it;
+                continue;
+            }
+            peer_links_->remove(it->first);
+            it = peer_link_endpoints_.erase(it);
+        }
+    }
+
     // ---- links (client/link_server.h) -----------------------------------------
+
+    // The cluster key pair as links use it (with --cluster-key only).
+    Result<client::CurveKeys> cluster_curve_keys() const {
+        auto keys = client::curve_keys_of(config_.cluster_key->pair.public_z85,
+                                          config_.cluster_key->pair.secret_z85);
+        if (!keys) {
+            return Status(ErrorCode::invalid_argument, "--cluster-key: " + keys.status().message());
+        }
+        return keys;
+    }
 
     // The same requests as the ROUTER's, over links: with a cluster key each
     // runs the CURVE handshake as its server end and admits the keys ZAP
@@ -348,12 +430,8 @@ class Runtime {
         options.queued_bytes_max =
             static_cast<size_t>(std::max(config_.reply_queue_max, 1)) * kClientReplyBatchBytesMax;
         if (config_.cluster_key) {
-            auto keys = client::curve_keys_of(config_.cluster_key->pair.public_z85,
-                                              config_.cluster_key->pair.secret_z85);
-            if (!keys) {
-                return Status(ErrorCode::invalid_argument,
-                              "--cluster-key: " + keys.status().message());
-            }
+            auto keys = cluster_curve_keys();
+            if (!keys) return keys.status();
             options.keys = keys.value();
             options.admit = [this](const client::CurveKey& key) {
                 const std::string z85 = key_z85(key);
@@ -609,6 +687,7 @@ class Runtime {
         const gossip::Membership& members = node_.membership();
         if (synced_version_ == members.version() && !peer_ids_.empty()) return;
         synced_version_ = members.version();
+        sync_peer_links(members);
         bool changed = false;
         for (const auto& m : members.members()) {
             if (m.id == config_.node.node_id) continue;
@@ -919,16 +998,18 @@ class Runtime {
             if (!dealers_.at(peer_id).recv(rest, zmq::recv_flags::dontwait)) break;
             if (!rest.more()) return true;
         }
-        if (!proto::is_batch_frame(frame.to_string_view())) {
-            on_peer_frame(peer_id, frame.to_string_view());
-            return true;
-        }
-        if (!proto::split_batch_frame(frame.to_string_view(), batch_parts_)) {
+        on_peer_frames(peer_id, frame.to_string_view());
+        return true;
+    }
+
+    // A member's frame of replies (its DEALER's or its link's), alone or a batch.
+    void on_peer_frames(const std::string& peer_id, std::string_view frame) {
+        if (!proto::is_batch_frame(frame)) return on_peer_frame(peer_id, frame);
+        if (!proto::split_batch_frame(frame, batch_parts_)) {
             env_.write_log(LogLevel::warn, "malformed batch frame from " + peer_id);
-            return true;
+            return;
         }
         for (std::string_view part : batch_parts_) on_peer_frame(peer_id, part);
-        return true;
     }
 
     // Gossip is one-way: anything coming back (an error from a peer that could
@@ -1114,10 +1195,18 @@ class Runtime {
                 return dealer->send(zmq::buffer(payload), zmq::send_flags::dontwait).has_value();
             }
             if (o.to_peer) {
+                // Its link while it is up (and takes the frame), else its DEALER.
+                if (peer_links_->is_up(o.peer_id) && peer_links_->send(o.peer_id, payload).ok()) {
+                    ++peer_frames_over_links_;
+                    return true;
+                }
                 auto it = dealers_.find(o.peer_id);
                 if (it == dealers_.end()) return false;
                 waiter_->unsettle(it->second.handle());
-                return it->second.send(zmq::buffer(payload), zmq::send_flags::dontwait).has_value();
+                const bool sent =
+                    it->second.send(zmq::buffer(payload), zmq::send_flags::dontwait).has_value();
+                peer_frames_over_zmq_ += sent ? 1 : 0;
+                return sent;
             }
             return send_reply(o.reply_to, payload);
         } catch (const zmq::error_t& e) {
@@ -1372,6 +1461,11 @@ class Runtime {
                            {{"reason", std::string(client::link_close_name(why))}}, count);
             }
         }
+        out.family("kv_peer_frames_sent_total", Type::counter,
+                   "Frames of messages to members, by transport: link (the member advertises a "
+                   "--link-listen and its link is up) or zmq (its DEALER).");
+        out.sample("kv_peer_frames_sent_total", {{"transport", "link"}}, peer_frames_over_links_);
+        out.sample("kv_peer_frames_sent_total", {{"transport", "zmq"}}, peer_frames_over_zmq_);
         out.counter("kv_handshakes_refused_total",
                     "Connections refused at the CURVE handshake (unknown key, no CURVE).",
                     handshakes_refused_);
@@ -1504,6 +1598,13 @@ class Runtime {
     size_t link_item_ = 0;                                     // its poll item
     std::unordered_map<uint64_t, Principal> link_principals_;  // by connection, once established
     std::string link_refused_key_;                             // the last key the handshake refused
+    // Links to members (always made; used for members that advertise one).
+    std::unique_ptr<client::LinkDialer> peer_links_;
+    size_t peer_links_item_ = 0;
+    std::map<std::string, std::string> peer_link_endpoints_;  // member id -> link endpoint dialled
+    std::set<std::string> peer_links_refused_;  // refusals logged, until the link is up
+    uint64_t peer_frames_over_links_ = 0;       // frames to members, by transport
+    uint64_t peer_frames_over_zmq_ = 0;
     metrics::LatencyHistogram commit_latency_;
     uint64_t commit_started_us_ = 0;
     uint64_t commit_writes_ = 0;

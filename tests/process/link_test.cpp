@@ -295,3 +295,81 @@ TEST_CASE(
         CHECK(read->values == std::vector<std::string>{std::to_string(k)});
     }
 }
+
+TEST_CASE(
+    "link: members advertise their links by gossip, send each other everything over them, and "
+    "keep serving across a kill -9") {
+    ProcessCluster cluster("link-members");
+    cluster.use_gossip({"--gossip-interval-ms", "100", "--join-wait-ms", "3000"});
+    KV_REQUIRE_OK(cluster.add_nodes(3, 3));
+    // With a cluster key: a member's link must prove it to be taken for one
+    // (a user's key could not send node-to-node requests at all).
+    KV_REQUIRE_OK(cluster.use_cluster_key());
+    const client::CurveCredentials member = *cluster.cluster_credentials();
+    listen_for_links(cluster);
+    KV_REQUIRE_OK(cluster.start_all());
+
+    // Every node has both other members' links in, and a write at `all` passes.
+    std::vector<client::Client> over_zmq;
+    for (size_t i = 0; i < cluster.size(); ++i) {
+        over_zmq.push_back(connect_client({cluster.endpoint(i)}, member, kQuorum));
+    }
+    auto meshed = [&] {
+        for (auto& c : over_zmq) {
+            const std::optional<double> in = metric(c, "kv_connections{protocol=\"link\"}");
+            if (!in || *in < 2) return false;
+        }
+        return over_zmq[0]
+            .put("probe", "1", std::nullopt,
+                 client::RequestOptions{proto::Consistency{proto::Level::all, 0, false}, 2000})
+            .ok();
+    };
+    auto wait_meshed = [&] {
+        const auto started = Clock::now();
+        while (!meshed() && ms_since(started) < 30'000) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        return meshed();
+    };
+    REQUIRE(wait_meshed());
+
+    // The coordinator's messages to its replicas go over links only.
+    client::Client& coordinator = over_zmq[0];
+    const std::string over_links = "kv_peer_frames_sent_total{transport=\"link\"}";
+    const std::string over_dealers = "kv_peer_frames_sent_total{transport=\"zmq\"}";
+    const std::optional<double> links_before = metric(coordinator, over_links);
+    const std::optional<double> dealers_before = metric(coordinator, over_dealers);
+    REQUIRE(links_before);
+    REQUIRE(dealers_before);
+    constexpr int kKeys = 100;
+    for (int k = 0; k < kKeys; ++k) {
+        KV_REQUIRE_OK(coordinator.put("m" + std::to_string(k), std::to_string(k)).status());
+    }
+    for (int k = 0; k < kKeys; ++k) {
+        auto read = coordinator.get("m" + std::to_string(k));
+        KV_REQUIRE_OK(read.status());
+        CHECK(read->values == std::vector<std::string>{std::to_string(k)});
+    }
+    // Each write and read asked two replicas: at least one frame each.
+    CHECK(*metric(coordinator, over_links) - *links_before >= 2 * kKeys);
+    CHECK(*metric(coordinator, over_dealers) == *dealers_before);
+
+    // A replica killed: quorum writes go on over the survivors' links.
+    KV_REQUIRE_OK(cluster.kill_hard(2));
+    for (int k = 0; k < kKeys; ++k) {
+        KV_REQUIRE_OK(coordinator.put("a" + std::to_string(k), std::to_string(k)).status());
+    }
+    // Back on its ports: its links come back both ways.
+    KV_REQUIRE_OK(cluster.start_and_wait(2));
+    over_zmq[2] = connect_client({cluster.endpoint(2)}, member, kQuorum);
+    REQUIRE(wait_meshed());
+    const client::RequestOptions all{proto::Consistency{proto::Level::all, 0, false}, 3000};
+    for (int k = 0; k < kKeys; ++k) {
+        INFO(k);
+        for (const char* prefix : {"m", "a"}) {
+            auto read = over_zmq[2].get(prefix + std::to_string(k), all);
+            KV_REQUIRE_OK(read.status());
+            CHECK(read->values == std::vector<std::string>{std::to_string(k)});
+        }
+    }
+}

@@ -341,6 +341,44 @@ TEST_CASE("codec round-trips every message") {
     }
 }
 
+TEST_CASE("codec carries link endpoints beside the entries, which builds without them read") {
+    MemberState linked = member("l", 3, 4);
+    linked.link_endpoint = "tcp://127.0.0.1:7201";
+    const MemberState plain = member("p", 5, 6);
+    for (const GossipMessage& m : {GossipMessage{GossipAck{"b", "tcp://b:1", {plain, linked}, {}}},
+                                   GossipMessage{GossipAck2{"a", {linked, plain}}}}) {
+        const std::string frame = encode(m);
+        auto decoded = decode(frame);
+        REQUIRE(decoded.ok());
+        CHECK(decoded.value() == m);
+        // The entries themselves are the 8 fields older builds read: the
+        // endpoint is only under "le", which they ignore.
+        CHECK(frame.find("\xa2le") != std::string::npos);
+    }
+    // Without any, the frame is what it was before links.
+    const std::string before = encode(GossipAck2{"a", {plain}});
+    CHECK(before.find("\xa2le") == std::string::npos);
+    // A hostile "le": an endpoint too long, or not a pair.
+    MemberState too_long = linked;
+    too_long.link_endpoint = std::string(300, 'x');
+    CHECK_FALSE(decode(encode(GossipAck2{"a", {too_long}})).ok());
+    // At the same version the entry that carries a link endpoint wins
+    // (a copy relayed by a build that dropped it does not replace it).
+    ClusterView view(member("m", 1, 0), 8);
+    CHECK(view.merge(linked).changed);
+    MemberState stripped = linked;
+    stripped.link_endpoint.clear();
+    CHECK_FALSE(view.merge(stripped).changed);
+    REQUIRE(view.find("l") != nullptr);
+    CHECK(view.find("l")->link_endpoint == linked.link_endpoint);
+    // The ring's members say where to dial.
+    bool listed = false;
+    for (const auto& rm : view.members()) {
+        if (rm.id == "l") listed = rm.link_endpoint == linked.link_endpoint;
+    }
+    CHECK(listed);
+}
+
 TEST_CASE("codec reads entries of 7 fields, as saved before change tickets") {
     // An ack2 {"t":"gack2","from":"a","e":[["b","ep",1,0,5,6,[9]]]} written by hand.
     const std::vector<unsigned char> bytes = {
