@@ -7,7 +7,9 @@
 # 20,000), then for each variant a fresh `kvnode --n 1` on 127.0.0.1:PORT
 # (default 17401), loaded with KEYS keys (default 100,000), and kvbench get-only
 # at `one`, 1 connection x 1 in flight, for DUR s (default 5). Prints each
-# round's p50s, then the medians and each variant's ratio to the floor. Every
+# round's p50s, then the medians and each variant's ratio to the floor. A
+# variant whose name starts with "link" runs the node with --link-listen on
+# PORT + 1 and kvbench over link:// (docs/PROTOCOL.md, section 1.1). Every
 # node is stopped by pid.
 set -uo pipefail
 FLOOR_BIN=$(cd "${1:?usage: $0 FLOOR_BIN_DIR name@BIN_DIR ...}" && pwd)
@@ -31,8 +33,12 @@ for ((r = 1; r <= ROUNDS; r++)); do
   for variant in "$@"; do
     name=${variant%%@*}; bin=$(cd "${variant#*@}" && pwd)
     rm -rf "$WORK"; mkdir -p "$XDG_CONFIG_HOME"
+    link=(); endpoint="tcp://127.0.0.1:$PORT"
+    if [[ $name == link* ]]; then
+      link=(--link-listen "tcp://127.0.0.1:$((PORT + 1))"); endpoint="link://127.0.0.1:$((PORT + 1))"
+    fi
     "$bin/kvnode" --id n1 --listen "tcp://127.0.0.1:$PORT" --data-dir "$WORK/n1" --n 1 \
-      --log-level warn >"$WORK/node.log" 2>&1 &
+      --log-level warn "${link[@]}" >"$WORK/node.log" 2>&1 &
     NODE=$!
     up=0
     for ((t = 0; t < 100; t++)); do
@@ -42,7 +48,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     ((up)) || { echo "$name: the node did not start (log: $WORK/node.log)" >&2; exit 1; }
     "$bin/kvbench" --node "tcp://127.0.0.1:$PORT" --keys "$KEYS" --mix put-only --load --ops 1 \
       --connections 1 --pipeline 64 >/dev/null 2>&1
-    p50=$("$bin/kvbench" --node "tcp://127.0.0.1:$PORT" --keys "$KEYS" --mix get-only \
+    p50=$("$bin/kvbench" --node "$endpoint" --keys "$KEYS" --mix get-only \
             --consistency one --connections 1 --pipeline 1 --duration-s "$DUR" |
           awk '$1 == "get" {print $3}')
     stop_node

@@ -14,6 +14,8 @@
 # machine), the nodes' share by thread (the event loop is "kvnode"), then the
 # busiest symbols (self time, TOP rows, default 30) and the share of samples in
 # the kernel.
+# LINK=1 gives the nodes --link-listen (127.0.0.1:17321-17323): they talk to
+# each other over links, and kvbench dials link:// (docs/PROTOCOL.md, 1.1).
 # PERF_OF=kvbench samples kvbench (the client library) instead of node 1.
 # PERF_CALLGRAPH sets perf's call graphs (default --call-graph fp; use
 # "--call-graph dwarf,16384" to see callers through inlined code).
@@ -30,14 +32,15 @@ KEYS=${KEYS:-100000}; DUR=${DUR:-12}; CONNS=${CONNS:-2}; PIPE=${PIPE:-25}; PERF_
 WORK=${WORK:-/tmp/kv-profile}
 rm -rf "$WORK"; mkdir -p "$WORK"
 export XDG_CONFIG_HOME=$WORK/xdg; mkdir -p "$XDG_CONFIG_HOME"
-PORTS=(17301 17302 17303); PIDS=()
+PORTS=(17301 17302 17303); PIDS=(); LINK=${LINK:-0}
 stop_all() { for p in "${PIDS[@]:-}"; do [[ -n $p ]] && kill "$p" 2>/dev/null; done
              for p in "${PIDS[@]:-}"; do [[ -n $p ]] && wait "$p" 2>/dev/null; done; PIDS=(); }
 trap stop_all EXIT
 seed=tcp://127.0.0.1:${PORTS[0]}
 for i in 0 1 2; do
   "$BIN/kvnode" --id "n$((i+1))" --listen "tcp://127.0.0.1:${PORTS[$i]}" --data-dir "$WORK/n$((i+1))" \
-    --seeds "$seed" --log-level warn "$@" >"$WORK/n$((i+1)).log" 2>&1 &
+    --seeds "$seed" --log-level warn "$@" \
+    $( ((LINK)) && echo --link-listen "tcp://127.0.0.1:$((17321 + i))") >"$WORK/n$((i+1)).log" 2>&1 &
   PIDS+=($!); sleep 0.3
 done
 formed=0
@@ -48,6 +51,7 @@ for ((t = 0; t < 120; t++)); do
 done
 ((formed)) || { echo "the cluster did not form (logs in $WORK)" >&2; exit 1; }
 NODES=tcp://127.0.0.1:17301,tcp://127.0.0.1:17302,tcp://127.0.0.1:17303
+((LINK)) && NODES=link://127.0.0.1:17321,link://127.0.0.1:17322,link://127.0.0.1:17323
 "$BIN/kvbench" --node "$NODES" --keys "$KEYS" --mix put-only --load --ops 1 --connections 2 \
   --pipeline 64 >/dev/null 2>&1
 # CPU time (user + system) of the nodes over the run, from /proc/PID/stat, and
