@@ -22,10 +22,21 @@ Status errno_status(const std::string& what, int err) {
     return {ErrorCode::connection, what + ": " + std::strerror(err)};
 }
 
-void set_nodelay(int fd) {
+// Every link's socket: no Nagle delay, and an end to a silent peer within
+// kLinkSilenceMs (link_socket.h says why): a keepalive probe after 1 s idle,
+// then every second, 2 unanswered closing it; bytes unacknowledged that long
+// abort it.
+void tune_link_socket(int fd) {
     const int one = 1;
-    // Fails only on sockets that are not TCP (a test's socket pair): harmless.
+    const int idle_s = 1, interval_s = 1, probes = 2;
+    const unsigned int user_timeout_ms = kLinkSilenceMs;
+    // Fail only on sockets that are not TCP (a test's socket pair): harmless.
     (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    (void)::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof idle_s);
+    (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval_s, sizeof interval_s);
+    (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof probes);
+    (void)::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms);
 }
 
 // The addresses of `endpoint` (passive: for bind, "*" meaning any).
@@ -142,7 +153,7 @@ Result<std::unique_ptr<LinkListener>> LinkListener::listen(const TcpEndpoint& en
 Result<int> LinkListener::accept_one() {
     const int fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
-        set_nodelay(fd);
+        tune_link_socket(fd);
         return fd;
     }
     const int err = errno;
@@ -168,7 +179,7 @@ Result<int> start_connect(const TcpEndpoint& endpoint) {
     // The first address whose connect starts (a refusal shows only later, in
     // finish_connect; the next attempt resolves again).
     return first_socket(endpoint, false, [&](int fd, const addrinfo& a) {
-        set_nodelay(fd);
+        tune_link_socket(fd);
         if (::connect(fd, a.ai_addr, a.ai_addrlen) == 0 || errno == EINPROGRESS) return Status();
         return errno_status("connect to " + endpoint.host + ":" + std::to_string(endpoint.port),
                             errno);

@@ -6,6 +6,12 @@
 // between the loop and the kernel, so the loop itself accepts and connects.
 // What ZeroMQ did for us and this must still do:
 // - connections are TCP_NODELAY (frames are small and waited for);
+// - a connection whose peer falls silent is closed within kLinkSilenceMs, as
+//   ZMTP heartbeats closed a member's DEALER connection: TCP keepalive probes
+//   after 1 s idle, and TCP_USER_TIMEOUT aborts a connection whose sent bytes
+//   stay unacknowledged that long. So a partition cannot keep old requests in
+//   TCP's retransmission queue and deliver them when it heals (tombstone GC's
+//   grace relies on it: node/runtime/limits.h);
 // - a connect in progress never blocks the loop: start_connect() returns at
 //   once, the owner waits for the socket to be writable, finish_connect()
 //   says how it went;
@@ -31,6 +37,10 @@
 #include "client/status.h"
 
 namespace kv::client {
+
+// How long a link's peer may stay silent (or leave what was sent to it
+// unacknowledged) before the connection is aborted.
+constexpr int kLinkSilenceMs = 3000;
 
 struct TcpEndpoint {
     std::string host;  // as written, without brackets; "*" for any address

@@ -16,8 +16,10 @@ namespace kv::node {
 // no connection waits at most kPeerConnectGraceMs for one, then fails (and
 // ZMQ_IMMEDIATE drops what was queued for a connection once it breaks); a
 // peer connection silent for kPeerHeartbeatTimeoutMs is closed from both
-// ends (ZMTP heartbeats, with that TTL), so a partition cannot hold old
-// requests in TCP's retransmission queue and deliver them when it heals.
+// ends (ZMTP heartbeats, with that TTL; a member's link by TCP keepalive and
+// TCP_USER_TIMEOUT within client::kLinkSilenceMs, no longer), so a partition
+// cannot hold old requests in TCP's retransmission queue and deliver them
+// when it heals.
 constexpr uint64_t kPeerConnectGraceMs = 500;  // ZeroMQ reconnects every 100 ms
 constexpr int kPeerHeartbeatIntervalMs = 1000;
 constexpr int kPeerHeartbeatTimeoutMs = 3000;

@@ -141,6 +141,8 @@ constexpr size_t kClientReplyBatchBytesMax = size_t{64} << 10;
 constexpr size_t kPeerRoutesMax = 4096;  // connections remembered as members or batching
 constexpr uint64_t kLimitsLogIntervalMs = 10000;
 constexpr uint64_t kWaitFailingStopMs = 30000;  // see poll_once
+static_assert(client::kLinkSilenceMs <= kPeerHeartbeatTimeoutMs,
+              "a member's link must end a silent peer as soon as its DEALER would (limits.h)");
 // Links open at once on --link-listen; the next is accepted and closed.
 constexpr size_t kLinkConnectionsMax = 4096;
 

@@ -2,6 +2,8 @@
 // endpoints parse as ZeroMQ's tcp:// form, a connect never blocks and says
 // how it went, a refusing endpoint is paced, and a listener out of
 // descriptors takes the waiting connection off its queue instead of spinning.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -90,6 +92,34 @@ TEST_CASE("a connection is made without blocking and carries frames") {
     std::vector<std::string> got;
     REQUIRE(b->receive([&](std::string_view f) { got.emplace_back(f); }).ok());
     CHECK(got == std::vector<std::string>{"over tcp"});
+}
+
+TEST_CASE("both ends of a link close on a silent peer within kLinkSilenceMs") {
+    auto listener = LinkListener::listen(loopback(0));
+    REQUIRE(listener.ok());
+    auto connecting = start_connect(loopback(listener.value()->port()));
+    REQUIRE(connecting.ok());
+    REQUIRE(wait_for(connecting.value(), POLLOUT));
+    REQUIRE(finish_connect(connecting.value()).ok());
+    const int accepted = accept_within(*listener.value());
+    REQUIRE(accepted >= 0);
+    for (int fd : {connecting.value(), accepted}) {
+        auto option = [fd](int level, int name) {
+            int value = -1;
+            socklen_t size = sizeof value;
+            REQUIRE(::getsockopt(fd, level, name, &value, &size) == 0);
+            return value;
+        };
+        CHECK(option(IPPROTO_TCP, TCP_NODELAY) == 1);
+        CHECK(option(SOL_SOCKET, SO_KEEPALIVE) == 1);
+        CHECK(option(IPPROTO_TCP, TCP_USER_TIMEOUT) == kv::client::kLinkSilenceMs);
+        // Probes answer silence: the last unanswered one ends within the bound.
+        CHECK((option(IPPROTO_TCP, TCP_KEEPIDLE) +
+               option(IPPROTO_TCP, TCP_KEEPINTVL) * option(IPPROTO_TCP, TCP_KEEPCNT)) *
+                  1000 <=
+              kv::client::kLinkSilenceMs);
+        ::close(fd);
+    }
 }
 
 TEST_CASE("a connect to a port nobody listens on fails with the reason") {
