@@ -125,10 +125,11 @@ struct AsyncClient::Impl {
         std::optional<zmq::socket_t> monitor;
         std::deque<uint64_t> unsent;  // FIFO, so pipelined order is kept
         bool batching = true;         // until the node refuses a batch frame
-        // link://HOST:PORT: a link of `dialer`, named by the endpoint's index,
-        // instead of a socket.
+        // link://HOST:PORT: a link of `dialer` instead of a socket, its
+        // target named by the endpoint's index (link_target).
         bool link = false;
         bool link_added = false;  // dialer keeps a link to it
+        std::string link_target;
     };
 
     zmq::context_t context{1};
@@ -221,7 +222,7 @@ struct AsyncClient::Impl {
         if (e.link_added) return true;
         auto endpoint = parse_tcp_endpoint("tcp://" + e.address.substr(kLinkScheme.size()));
         if (!endpoint || !ensure_dialer()) return false;
-        dialer->add(std::to_string(index), endpoint.value());
+        dialer->add(e.link_target, endpoint.value());
         e.link_added = true;
         return true;
     }
@@ -266,7 +267,7 @@ struct AsyncClient::Impl {
         if (!dialer) return;
         dialer->poll(steady_ms());
         for (size_t index : links_refused) {
-            dialer->remove(std::to_string(index));
+            dialer->remove(endpoints[index].link_target);
             endpoints[index].link_added = false;
         }
         links_refused.clear();
@@ -413,7 +414,7 @@ struct AsyncClient::Impl {
     // batching, else one by one.
     void flush(size_t index) {
         Endpoint& e = endpoints[index];
-        if (e.link ? !(e.link_added && dialer->is_up(std::to_string(index))) : !e.socket) return;
+        if (e.link ? !(e.link_added && dialer->is_up(e.link_target)) : !e.socket) return;
         // A send may process the socket's mailbox, consuming its descriptor's signal.
         if (!e.unsent.empty() && e.socket) waiter.unsettle(e.socket->handle());
         while (!e.unsent.empty()) {
@@ -427,8 +428,7 @@ struct AsyncClient::Impl {
     // failed for this frame, then with `error` set.
     bool transmit(Endpoint& e, std::string_view bytes, std::optional<Status>& error) {
         if (e.link) {
-            const size_t index = static_cast<size_t>(&e - endpoints.data());
-            Status sent = dialer->send(std::to_string(index), bytes);
+            Status sent = dialer->send(e.link_target, bytes);
             if (sent.code() == ErrorCode::message_too_large) error = sent;
             return sent.ok();
         }
@@ -765,6 +765,7 @@ Result<AsyncClient> AsyncClient::connect(std::vector<std::string> endpoints,
     for (auto& e : endpoints) {
         Impl::Endpoint endpoint;
         endpoint.link = e.starts_with(kLinkScheme);
+        if (endpoint.link) endpoint.link_target = std::to_string(impl->endpoints.size());
         endpoint.address = std::move(e);
         impl->endpoints.push_back(std::move(endpoint));
     }

@@ -1269,6 +1269,13 @@ class Runtime {
                            " MiB is past --memory-max-mb " + std::to_string(config_.memory_max_mb) +
                            ": resetting every connection (reset " +
                            std::to_string(transport_stats_.connection_resets) + ")");
+        // Links hold their queues in this process too: closed alike (each
+        // is bounded, but there may be thousands).
+        if (link_server_) {
+            std::vector<uint64_t> links;
+            for (const auto& [conn, who] : link_principals_) links.push_back(conn);
+            for (uint64_t conn : links) link_server_->close(conn);
+        }
         waiter_->unsettle(router_.handle());
         try {
             router_.unbind(router_.get(zmq::sockopt::last_endpoint));
