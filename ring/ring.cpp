@@ -3,6 +3,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <array>
 #include <cassert>
 #include <utility>
 
@@ -124,23 +125,53 @@ std::vector<std::string> Ring::preference_list(std::string_view key, uint32_t n)
     return preference_list_for_hash(hash64(key), n);
 }
 
-std::vector<std::string> Ring::preference_list_for_hash(uint64_t hash, uint32_t n) const {
-    std::vector<std::string> result;
-    if (tokens_.empty() || n == 0) return result;
-
+template <typename Visit>
+void Ring::walk_distinct(uint64_t hash, uint32_t n, Visit&& visit) const {
+    if (tokens_.empty() || n == 0) return;
     const size_t wanted = std::min<size_t>(n, nodes_.size());
-    result.reserve(wanted);
-    std::vector<bool> seen(nodes_.size(), false);
+    // The nodes found so far, looked up by a scan: n is a replica count, so
+    // this is cheaper than a bitmap of every node allocated per call (every
+    // request computes a preference list).
+    constexpr size_t kInline = 8;
+    std::array<uint32_t, kInline> inline_found{};
+    std::vector<uint32_t> spilled;
+    uint32_t* found = inline_found.data();
+    if (wanted > kInline) {
+        spilled.resize(wanted);
+        found = spilled.data();
+    }
+    size_t count = 0;
     const size_t first = owner_token_index(tokens_, hash);
     // One lap visits every node (each has >= 1 token), so the walk is bounded.
-    for (size_t step = 0; step < tokens_.size() && result.size() < wanted; ++step) {
+    for (size_t step = 0; step < tokens_.size() && count < wanted; ++step) {
         const uint32_t node = tokens_[(first + step) % tokens_.size()].node_index;
-        if (seen[node]) continue;
-        seen[node] = true;
-        result.push_back(nodes_[node]);
+        if (std::find(found, found + count, node) != found + count) continue;
+        found[count++] = node;
+        if (!visit(node)) return;
     }
-    assert(result.size() == wanted);
+    assert(count == wanted);
+}
+
+std::vector<std::string> Ring::preference_list_for_hash(uint64_t hash, uint32_t n) const {
+    std::vector<std::string> result;
+    result.reserve(std::min<size_t>(n, nodes_.size()));
+    walk_distinct(hash, n, [&](uint32_t node) {
+        result.push_back(nodes_[node]);
+        return true;
+    });
     return result;
+}
+
+bool Ring::in_preference_list(uint64_t hash, uint32_t n, std::string_view node) const {
+    const auto it = std::lower_bound(nodes_.begin(), nodes_.end(), node);
+    if (it == nodes_.end() || *it != node) return false;
+    const auto index = static_cast<uint32_t>(it - nodes_.begin());
+    bool in = false;
+    walk_distinct(hash, n, [&](uint32_t visited) {
+        in = visited == index;
+        return !in;
+    });
+    return in;
 }
 
 std::vector<double> Ring::ownership() const {

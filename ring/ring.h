@@ -60,11 +60,19 @@ class Ring {
     // The first min(n, nodes) distinct physical nodes clockwise from the key's hash.
     std::vector<std::string> preference_list(std::string_view key, uint32_t n) const;
     std::vector<std::string> preference_list_for_hash(uint64_t hash, uint32_t n) const;
+    // Whether `node` is among preference_list_for_hash(hash, n), without
+    // building the list: a replica asks this of every write it receives.
+    bool in_preference_list(uint64_t hash, uint32_t n, std::string_view node) const;
 
     // Fraction of the ring (0..1) whose first replica is each node, by node index.
     std::vector<double> ownership() const;
 
   private:
+    // Visits the indexes of the first min(n, nodes) distinct nodes clockwise
+    // from the hash, in order, while `visit` returns true.
+    template <typename Visit>
+    void walk_distinct(uint64_t hash, uint32_t n, Visit&& visit) const;
+
     std::vector<std::string> nodes_;  // sorted
     std::vector<Token> tokens_;       // sorted by position
 };

@@ -139,8 +139,11 @@ class Coordinator {
     // Gives the turn to mint to the next candidate when `replica`, the current
     // one, certainly minted nothing; false when there is no next candidate.
     bool pass_mint_turn(Op& op, const std::string& replica);
+    // `live_count`: the minted object's live values, when the caller knows
+    // them (a version minted here); otherwise the object is decoded.
     void on_write_reply(Op& op, const std::string& replica, const Status& status,
-                        const std::string& object, const std::string* writer_context);
+                        const std::string& object, const std::string* writer_context,
+                        std::optional<size_t> live_count = std::nullopt);
     void start_replication(Op& op, const std::string& object_bytes);
     // A replica merge, or for a stand-in a merge kept as a hint for its home.
     void send_merge(Op& op, const std::string& replica, const std::string& object_bytes);

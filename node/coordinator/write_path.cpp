@@ -43,21 +43,23 @@ void Coordinator::handle_write(const ReplyTo& from, uint64_t client_id, std::str
     // While the key's range moves, its new owners are written too and must
     // acknowledge on top of w (Cassandra's pending ranges), so that once the
     // move completes w of the key's new replicas hold every acknowledged write.
-    std::vector<std::string> homes = placement_.replicas(key);
+    // One hash and one walk of the ring per write: every list below is of it.
+    const uint64_t hash = ring::hash64(key);
+    std::vector<std::string> homes = placement_.replicas_for_hash(hash);
     const size_t current_count = homes.size();
     if (required > current_count) {
         ++stats_.unavailable;
         return reply_error(ErrorCode::unavailable,
                            fewer_members_than_n(required, consistency, "w", n, current_count));
     }
-    const std::vector<std::string> pending = placement_.pending_replicas(key);
+    const std::vector<std::string> pending = placement_.pending_replicas_for_hash(hash);
     const uint32_t required_all = required + static_cast<uint32_t>(pending.size());
     // Sloppy quorum (Dynamo §4.6): a home replica that is down is replaced by
     // a stand-in that keeps a hint for it. Not while the key's range moves:
     // its new owners must acknowledge themselves.
     const bool sloppy = config_.hinted_handoff && !consistency.strict && pending.empty();
-    const ReplicaTargets targets = placement_.targets(
-        key, [this](const std::string& id) { return peers_.reachable(id); }, sloppy);
+    const ReplicaTargets targets = placement_.targets_for_hash(
+        hash, homes, [this](const std::string& id) { return peers_.reachable(id); }, sloppy);
     std::vector<std::string> replicas;
     std::map<std::string, std::string> stand_in_for;
     if (sloppy) {
@@ -140,7 +142,8 @@ void Coordinator::send_mint(Op& op) {
                                         : replica_.mint_as_stand_in(hint_for, op.key, op.value,
                                                                     op.context, op.replace);
         if (!written) return on_write_reply(op, minter, written.status(), "", nullptr);
-        on_write_reply(op, minter, Status{}, written->object, &written->writer_context);
+        on_write_reply(op, minter, Status{}, written->object, &written->writer_context,
+                       written->live_count);
     } else {
         call_peer(op, minter,
                   ReplicaWriteRequest{0, op.key, op.value, op.context, config_.siblings_max,
@@ -159,20 +162,26 @@ bool Coordinator::pass_mint_turn(Op& op, const std::string& replica) {
 }
 
 void Coordinator::on_write_reply(Op& op, const std::string& replica, const Status& status,
-                                 const std::string& object, const std::string* writer_context) {
+                                 const std::string& object, const std::string* writer_context,
+                                 std::optional<size_t> live_count) {
     if (op.replicating) return;
     // not_owner: the replica refused before minting (its range moved on).
     if (!status.ok() && status.code() == ErrorCode::not_owner && pass_mint_turn(op, replica))
         return;
     if (!status.ok()) return fail(op, status.code(), status.message());
-    auto decoded = decode_object(object);
-    if (!decoded)
-        return fail(op, ErrorCode::internal,
-                    "replica " + replica + " minted an undecodable object");
+    // A version minted here comes with its count; a replica's is decoded,
+    // which also checks it before it is spread.
+    if (!live_count) {
+        auto decoded = decode_object(object);
+        if (!decoded)
+            return fail(op, ErrorCode::internal,
+                        "replica " + replica + " minted an undecodable object");
+        live_count = decoded->live_count();
+    }
     // Not the object's whole context: that covers concurrent siblings the
     // writer never saw, which a later write with it would silently supersede.
     if (writer_context != nullptr) op.written_context = *writer_context;
-    op.sibling_count = static_cast<uint32_t>(decoded->live_count());
+    op.sibling_count = static_cast<uint32_t>(*live_count);
     op.acked.insert(replica);
     if (config_.hinted_handoff) {
         // Kept for fallback hints and for stand-ins that replace a failed home.

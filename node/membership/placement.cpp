@@ -72,9 +72,21 @@ std::vector<std::string> Placement::future_replicas_for_hash(uint64_t hash) cons
     return future_ring_.preference_list_for_hash(hash, n_future());
 }
 
+bool Placement::is_replica_for_hash(uint64_t hash, std::string_view id) const {
+    return ring_.in_preference_list(hash, n(), id);
+}
+
+bool Placement::is_future_replica_for_hash(uint64_t hash, std::string_view id) const {
+    return future_ring_.in_preference_list(hash, n_future(), id);
+}
+
 std::vector<std::string> Placement::pending_replicas(std::string_view key) const {
     if (!moving_) return {};
-    const uint64_t hash = ring::hash64(key);
+    return pending_replicas_for_hash(ring::hash64(key));
+}
+
+std::vector<std::string> Placement::pending_replicas_for_hash(uint64_t hash) const {
+    if (!moving_) return {};
     const std::vector<std::string> current = replicas_for_hash(hash);
     std::vector<std::string> out;
     for (auto& id : future_replicas_for_hash(hash)) {
@@ -86,9 +98,15 @@ std::vector<std::string> Placement::pending_replicas(std::string_view key) const
 ReplicaTargets Placement::targets(std::string_view key,
                                   const std::function<bool(const std::string&)>& reachable,
                                   bool sloppy) const {
-    ReplicaTargets out;
     const uint64_t hash = ring::hash64(key);
-    out.homes = replicas_for_hash(hash);
+    return targets_for_hash(hash, replicas_for_hash(hash), reachable, sloppy);
+}
+
+ReplicaTargets Placement::targets_for_hash(uint64_t hash, std::vector<std::string> homes,
+                                           const std::function<bool(const std::string&)>& reachable,
+                                           bool sloppy) const {
+    ReplicaTargets out;
+    out.homes = std::move(homes);
     std::vector<std::string> down;
     for (const auto& h : out.homes) {
         if (reachable(h)) {

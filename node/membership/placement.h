@@ -74,14 +74,24 @@ class Placement {
     std::vector<std::string> replicas(std::string_view key) const;
     std::vector<std::string> replicas_for_hash(uint64_t hash) const;
     std::vector<std::string> future_replicas_for_hash(uint64_t hash) const;
+    // Whether `id` is among replicas_for_hash(hash) (future_: the future
+    // ring's), without building the list.
+    bool is_replica_for_hash(uint64_t hash, std::string_view id) const;
+    bool is_future_replica_for_hash(uint64_t hash, std::string_view id) const;
     // The key's new owners while its range moves: in its future preference
     // list but not in its current one (empty when it does not move).
     std::vector<std::string> pending_replicas(std::string_view key) const;
+    std::vector<std::string> pending_replicas_for_hash(uint64_t hash) const;
     // The key's home replicas and, when `sloppy`, a stand-in for each that
     // `reachable` says is down (ReplicaTargets above).
     ReplicaTargets targets(std::string_view key,
                            const std::function<bool(const std::string&)>& reachable,
                            bool sloppy) const;
+    // The same for a key of token `hash` whose home replicas, `homes`, the
+    // caller has computed already (replicas_for_hash(hash)).
+    ReplicaTargets targets_for_hash(uint64_t hash, std::vector<std::string> homes,
+                                    const std::function<bool(const std::string&)>& reachable,
+                                    bool sloppy) const;
     // The token range of the current ring holding the hash (the whole ring
     // when the ring has one token or none).
     ring::Range range_of(uint64_t hash) const;

@@ -99,7 +99,8 @@ Result<Replica::Minted> Replica::mint(const std::string& key, std::optional<std:
     }
     const Dot minted{actor_, updated->context.get(actor_)};
     Minted out{encode_object(updated.value()),
-               encode_context(writer_context(updated.value(), seen, minted))};
+               encode_context(writer_context(updated.value(), seen, minted)),
+               updated->live_count()};
     stage(key, previous, updated.value(), out.object);
     return out;
 }
@@ -136,7 +137,8 @@ Result<Replica::Minted> Replica::mint_as_stand_in(const std::string& home, const
     counter = updated->context.get(actor);
     const Dot minted{actor, updated->context.get(actor)};
     Minted out{encode_object(updated.value()),
-               encode_context(writer_context(updated.value(), seen, minted))};
+               encode_context(writer_context(updated.value(), seen, minted)),
+               updated->live_count()};
     Status kept = keep_hint(home, key, out.object);
     if (!kept.ok()) return kept;
     return out;
@@ -224,16 +226,17 @@ Status Replica::check_owner(const std::string& key, bool is_write,
     if (!placement_.dynamic()) return {};
     const std::string& self = config_.node_id;
     const uint64_t hash = ring::hash64(key);
-    const std::vector<std::string> current = placement_.replicas_for_hash(hash);
-    const bool in_current = has_id(current, self);
+    // Asked of every write and read a replica receives: answered without
+    // building a preference list unless the answer is a refusal or the key's
+    // range moves.
+    const bool in_current = placement_.is_replica_for_hash(hash, self);
     if (!placement_.moving()) {
         if (in_current) return {};
-        return Status(
-            ErrorCode::not_owner,
-            "node " + self + " does not replicate this key (its replicas: " + join(current) + ")");
+        return Status(ErrorCode::not_owner, "node " + self +
+                                                " does not replicate this key (its replicas: " +
+                                                join(placement_.replicas_for_hash(hash)) + ")");
     }
-    const std::vector<std::string> future = placement_.future_replicas_for_hash(hash);
-    const bool in_future = has_id(future, self);
+    const bool in_future = placement_.is_future_replica_for_hash(hash, self);
     if (!in_current && !in_future) {
         return Status(ErrorCode::not_owner, "node " + self + " does not replicate this key");
     }
@@ -245,7 +248,8 @@ Status Replica::check_owner(const std::string& key, bool is_write,
         return Status(ErrorCode::not_owner, "this key's range is still moving to node " + self);
     }
     if (is_write && !targets.empty()) {
-        for (const auto& id : future) {
+        const std::vector<std::string> current = placement_.replicas_for_hash(hash);
+        for (const auto& id : placement_.future_replicas_for_hash(hash)) {
             if (!has_id(current, id) && !has_id(targets, id)) {
                 return Status(ErrorCode::not_owner,
                               "the write skips " + id + ", a new owner of the key's range");

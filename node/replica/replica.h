@@ -78,6 +78,7 @@ class Replica {
     struct Minted {
         std::string object;          // the whole new object, encoded
         std::string writer_context;  // encoded writer_context (object.h): the write_reply's
+        size_t live_count = 0;       // the object's live values (Object::live_count)
     };
     // A write: a new version minted with this replica's actor from the value
     // (nullopt: a tombstone) and the client's context. A delete without a

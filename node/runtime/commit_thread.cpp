@@ -55,6 +55,7 @@ std::optional<Status> CommitThread::take_result() {
     // Clears the readiness; EAGAIN when it was cleared already.
     [[maybe_unused]] ssize_t n = ::read(done_fd_, &drained, sizeof drained);
     busy_ = false;
+    done_.store(false, std::memory_order_relaxed);
     return out;
 }
 
@@ -83,6 +84,7 @@ void CommitThread::run() {
             std::lock_guard lock(mutex_);
             job_ = nullptr;
             result_ = std::move(written);
+            done_.store(true, std::memory_order_release);
         }
         wake_.notify_all();
         const uint64_t one = 1;

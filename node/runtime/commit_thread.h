@@ -4,13 +4,14 @@
 // not depend on it (BufferedEnv::begin_commit holds back the batch's messages
 // until it is durable, and keeps its writes readable meanwhile).
 //
-// Thread-safety: start(), done_fd(), take_result() and wait() are called by
+// Thread-safety: start(), done(), done_fd(), take_result() and wait() are called by
 // the event loop only; the batch is read by both threads and written by
 // neither until take_result() or wait() returned. Store::write runs on this
 // thread while the loop reads the store (LMDB, MDB_NOTLS: a write transaction
 // and read transactions may live on different threads at once).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -33,6 +34,9 @@ class CommitThread {
     // taken); none may be in flight.
     void start(const std::vector<StoreWrite>* batch);
     bool busy() const { return busy_; }
+    // Whether the batch in flight is written (its result waits to be taken):
+    // a load, cheap enough for the loop to ask between two requests.
+    bool done() const { return done_.load(std::memory_order_acquire); }
     // Readable (poll) once the batch in flight is written; take_result() clears it.
     int done_fd() const { return done_fd_; }
     // The batch's result once it is written, nullopt while it is not.
@@ -52,6 +56,7 @@ class CommitThread {
     std::optional<Status> result_;                  // guarded by mutex_
     bool stopping_ = false;                         // guarded by mutex_
     std::thread thread_;
+    std::atomic<bool> done_{false};  // set with result_, cleared by take_result()
 };
 
 }  // namespace kv::node

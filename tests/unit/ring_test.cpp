@@ -306,17 +306,38 @@ TEST_CASE("the ring does not depend on the order of node ids", "[ring]") {
 
 TEST_CASE("preference lists match a brute-force scan of all tokens", "[ring][property]") {
     const uint32_t vnodes = GENERATE(1u, 3u, 32u);
-    const int count = GENERATE(1, 2, 5, 7);
+    // 12 nodes with n=9 or 12: more distinct nodes than the walk keeps inline.
+    const int count = GENERATE(1, 2, 5, 7, 12);
     const auto ids = node_names(count);
     const Ring ring(std::vector<std::string>(ids.rbegin(), ids.rend()), vnodes);
     const auto hashes = sample_hashes(vnodes == 32 ? 600 : 2000);
-    for (uint32_t n : {1u, 3u, 9u}) {
+    for (uint32_t n : {1u, 3u, 9u, 12u}) {
         for (uint64_t hash : hashes) {
             INFO(count << " nodes, " << vnodes << " vnodes, n=" << n << ", hash " << hash);
             REQUIRE(ring.preference_list_for_hash(hash, n) ==
                     brute_force_preference(ids, vnodes, hash, n));
         }
     }
+}
+
+TEST_CASE("in_preference_list says whether a node is in the preference list", "[ring][property]") {
+    const uint32_t vnodes = GENERATE(1u, 16u);
+    const int count = GENERATE(1, 3, 5, 12);
+    const auto ids = node_names(count);
+    const Ring ring(ids, vnodes);
+    for (uint32_t n : {0u, 1u, 2u, 3u, 9u, 12u}) {
+        for (uint64_t hash : sample_hashes(300)) {
+            const auto list = brute_force_preference(ids, vnodes, hash, n);
+            for (const auto& id : ids) {
+                INFO(count << " nodes, n=" << n << ", hash " << hash << ", node " << id);
+                REQUIRE(ring.in_preference_list(hash, n, id) ==
+                        (std::find(list.begin(), list.end(), id) != list.end()));
+            }
+            REQUIRE_FALSE(ring.in_preference_list(hash, n, "not-a-member"));
+            REQUIRE_FALSE(ring.in_preference_list(hash, n, ""));
+        }
+    }
+    REQUIRE_FALSE(Ring().in_preference_list(7, 3, "n1"));
 }
 
 TEST_CASE("keys hash through hash64", "[ring]") {
