@@ -4,6 +4,7 @@
 // directory may switch between the logged and the plain store. (The Store
 // contract itself runs against the logged store in store_test.cpp.)
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,7 +15,9 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -121,6 +124,54 @@ uint64_t logged_bytes(const std::string& path) {
 }
 
 }  // namespace
+
+// The nice value of this process's thread named `name` (nullopt: none is).
+std::optional<int> nice_of_thread(const std::string& name) {
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+        std::ifstream comm(task.path() / "comm");
+        std::string line;
+        if (!std::getline(comm, line) || line != name) continue;
+        std::ifstream stat(task.path() / "stat");
+        std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+        // Field 19 is the nice value; the fields after the name's ')' start at 3.
+        std::istringstream fields(text.substr(text.rfind(')') + 2));
+        std::string field;
+        for (int i = 3; i <= 19 && fields >> field; ++i) {
+        }
+        return std::stoi(field);
+    }
+    return std::nullopt;
+}
+
+TEST_CASE("wal: the checkpointer runs at a lower CPU priority than the process", "[store][wal]") {
+    TempDir dir;
+    auto store = open_store(logged(dir.path(), 1 << 20));
+    errno = 0;
+    const int process_nice = ::getpriority(PRIO_PROCESS, 0);
+    REQUIRE(errno == 0);
+    // The thread names itself as it starts: wait for it, boundedly.
+    std::optional<int> nice;
+    for (int i = 0; i < 200 && !(nice = nice_of_thread("kv-checkpoint")); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    REQUIRE(nice.has_value());
+    // Its priority is lowered right after its name is set.
+    for (int i = 0; i < 200 && *nice == process_nice; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        nice = nice_of_thread("kv-checkpoint");
+        REQUIRE(nice.has_value());
+    }
+    CHECK(*nice == std::min(process_nice + 10, 19));
+    // Writes and checkpoints go on as before.
+    for (int i = 0; i < 2000; ++i) {
+        REQUIRE(store->write({StoreWrite{Space::data, key_of(i), value_of(i, 0)}}).ok());
+    }
+    for (int i = 0; i < 2000; i += 97) {
+        auto got = store->get(Space::data, key_of(i));
+        REQUIRE(got.ok());
+        REQUIRE(got.value() == value_of(i, 0));
+    }
+}
 
 TEST_CASE("wal: a process killed without closing keeps every acknowledged write", "[store][wal]") {
     // Checkpoint sizes: never (everything from the log), often (most in LMDB,
