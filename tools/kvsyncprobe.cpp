@@ -1,0 +1,156 @@
+// kvsyncprobe: what a synced append costs on this machine's disk, alone and
+// with other writers syncing beside it (issue 14, docs/BENCHMARKS.md). Each
+// writer thread owns a file, written with zeros first (as the write-ahead log
+// writes ahead of its records, so a sync writes data, not the file's size),
+// then loops: pwrite --bytes at the next offset, fdatasync, for --seconds.
+// Prints every sync's latency percentiles over all writers and the share of
+// the syncing time spent in syncs slower than --slow-ms: a node whose commit
+// takes one of those holds every reply of that batch meanwhile.
+// Three writers stand for three nodes on one disk, as tools/bench runs them.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/program_options.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace po = boost::program_options;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Config {
+    uint32_t writers = 1;
+    size_t bytes = 6000;
+    double seconds = 3;
+    double slow_ms = 2;
+    std::string dir;
+};
+
+// One writer's sync latencies in microseconds; empty with `error` set on failure.
+struct WriterResult {
+    std::vector<double> sync_us;
+    std::string error;
+};
+
+WriterResult run_writer(const Config& c, uint32_t index, Clock::time_point stop_at) {
+    WriterResult out;
+    const std::string path = c.dir + "/kvsyncprobe-" + std::to_string(index);
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        out.error = "open " + path + ": " + std::strerror(errno);
+        return out;
+    }
+    // Zeros as far as the run can write, synced before the clock starts.
+    const size_t expected = static_cast<size_t>(c.seconds * 20000) * c.bytes + c.bytes;
+    const size_t span = std::min<size_t>(expected, size_t{256} << 20);
+    const std::string zeros(size_t{1} << 20, '\0');
+    for (size_t at = 0; at < span && out.error.empty(); at += zeros.size()) {
+        if (::pwrite(fd, zeros.data(), zeros.size(), static_cast<off_t>(at)) < 0) {
+            out.error = "write " + path + ": " + std::strerror(errno);
+        }
+    }
+    if (out.error.empty() && ::fsync(fd) != 0)
+        out.error = "fsync: " + std::string(std::strerror(errno));
+    const std::string record(c.bytes, 'r');
+    size_t offset = 0;
+    while (out.error.empty() && Clock::now() < stop_at) {
+        const auto started = Clock::now();
+        if (::pwrite(fd, record.data(), record.size(), static_cast<off_t>(offset)) < 0 ||
+            ::fdatasync(fd) != 0) {
+            out.error = "write or sync " + path + ": " + std::strerror(errno);
+            break;
+        }
+        out.sync_us.push_back(
+            std::chrono::duration<double, std::micro>(Clock::now() - started).count());
+        offset += record.size();
+        if (offset + record.size() > span) offset = 0;  // over blocks written already
+    }
+    ::close(fd);
+    ::unlink(path.c_str());
+    return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Config c;
+    po::options_description options(
+        "usage: kvsyncprobe [options]\nSynced appends of --bytes by --writers threads, each "
+        "on its own file in --dir, for --seconds; prints the syncs' latencies");
+    options.add_options()("help,h", "this help")("writers", po::value(&c.writers)->default_value(1),
+                                                 "threads, each syncing its own file")(
+        "bytes", po::value(&c.bytes)->default_value(6000), "bytes written before each sync")(
+        "seconds", po::value(&c.seconds)->default_value(3.0), "how long each writer runs")(
+        "slow-ms", po::value(&c.slow_ms)->default_value(2.0),
+        "a sync at least this long counts as slow")("dir", po::value(&c.dir)->default_value("."),
+                                                    "directory for the files (removed after)");
+    po::variables_map vm;
+    try {
+        po::store(po::parse_command_line(argc, argv, options), vm);
+        po::notify(vm);
+    } catch (const std::exception& e) {
+        std::cerr << "kvsyncprobe: " << e.what() << "\n";
+        return 2;
+    }
+    if (vm.count("help")) {
+        std::cout << options << "\n";
+        return 0;
+    }
+    if (c.writers < 1 || c.writers > 64 || c.bytes < 1 || c.bytes > (size_t{16} << 20) ||
+        c.seconds <= 0 || c.seconds > 3600) {
+        std::cerr << "kvsyncprobe: --writers must be 1-64, --bytes 1 to 16 MiB, --seconds "
+                     "above 0 and at most 3600\n";
+        return 2;
+    }
+    if (!std::filesystem::is_directory(c.dir)) {
+        std::cerr << "kvsyncprobe: --dir " << c.dir << " is not a directory\n";
+        return 2;
+    }
+    const auto stop_at = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                            std::chrono::duration<double>(c.seconds));
+    std::vector<WriterResult> results(c.writers);
+    std::vector<std::thread> threads;
+    for (uint32_t i = 0; i < c.writers; ++i) {
+        threads.emplace_back([&, i] { results[i] = run_writer(c, i, stop_at); });
+    }
+    for (auto& t : threads) t.join();
+    std::vector<double> all;
+    for (const auto& r : results) {
+        if (!r.error.empty()) {
+            std::cerr << "kvsyncprobe: " << r.error << "\n";
+            return 1;
+        }
+        all.insert(all.end(), r.sync_us.begin(), r.sync_us.end());
+    }
+    if (all.empty()) {
+        std::cerr << "kvsyncprobe: no sync completed\n";
+        return 1;
+    }
+    std::sort(all.begin(), all.end());
+    double total_us = 0, slow_us = 0;
+    size_t slow = 0;
+    for (double us : all) {
+        total_us += us;
+        if (us >= c.slow_ms * 1000) {
+            slow_us += us;
+            ++slow;
+        }
+    }
+    const auto at = [&](double q) { return all[static_cast<size_t>(q * (all.size() - 1))]; };
+    std::printf(
+        "%u writer(s) x %zu bytes: %zu syncs, %.0f/s; sync us: mean %.0f p50 %.0f p99 %.0f "
+        "p999 %.0f max %.0f; %zu syncs >= %.1f ms, %.0f%% of the time syncing\n",
+        c.writers, c.bytes, all.size(), static_cast<double>(all.size()) / c.seconds,
+        total_us / static_cast<double>(all.size()), at(0.5), at(0.99), at(0.999), all.back(), slow,
+        c.slow_ms, 100 * slow_us / total_us);
+    return 0;
+}
