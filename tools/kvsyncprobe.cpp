@@ -1,8 +1,9 @@
 // kvsyncprobe: what a synced append costs on this machine's disk, alone and
 // with other writers syncing beside it (issue 14, docs/BENCHMARKS.md). Each
-// writer thread owns a file, written with zeros first (as the write-ahead log
-// writes ahead of its records, so a sync writes data, not the file's size),
-// then loops: pwrite --bytes at the next offset, fdatasync, for --seconds.
+// writer thread owns a file, written with zeros first (64 MiB, as the
+// write-ahead log writes ahead of its records, so a sync writes data, not the
+// file's size); once every file is, each loops for --seconds: pwrite --bytes
+// at the next offset (round the 64 MiB), fdatasync.
 // Prints every sync's latency percentiles over all writers and the share of
 // the syncing time spent in syncs slower than --slow-ms: a node whose commit
 // takes one of those holds every reply of that batch meanwhile.
@@ -18,6 +19,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <latch>
 #include <string>
 #include <thread>
 #include <vector>
@@ -41,28 +43,48 @@ struct WriterResult {
     std::string error;
 };
 
-WriterResult run_writer(const Config& c, uint32_t index, Clock::time_point stop_at) {
+// The bytes each file is written with zeros over before the clock starts;
+// records go round in them, over blocks written already, as the log reuses
+// its files.
+constexpr size_t kSpanBytes = size_t{64} << 20;
+
+// Every writer fills its file first; the clock starts once all have, so the
+// fill is not part of what is measured.
+struct Start {
+    std::latch filled;
+    std::latch go{1};
+    Clock::time_point stop_at;  // written before `go` opens
+    explicit Start(uint32_t writers) : filled(writers) {}
+};
+
+// Fills the file with zeros and syncs it; empty on success, else why not.
+std::string fill(int fd, const std::string& path, size_t span) {
+    const std::string zeros(size_t{1} << 20, '\0');
+    for (size_t at = 0; at < span; at += zeros.size()) {
+        if (::pwrite(fd, zeros.data(), zeros.size(), static_cast<off_t>(at)) < 0) {
+            return "write " + path + ": " + std::strerror(errno);
+        }
+    }
+    if (::fsync(fd) != 0) return "fsync " + path + ": " + std::strerror(errno);
+    return {};
+}
+
+WriterResult run_writer(const Config& c, uint32_t index, Start& start) {
     WriterResult out;
     const std::string path = c.dir + "/kvsyncprobe-" + std::to_string(index);
+    const size_t span = std::max(kSpanBytes, c.bytes);
     const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         out.error = "open " + path + ": " + std::strerror(errno);
-        return out;
+    } else {
+        out.error = fill(fd, path, span);
     }
-    // Zeros as far as the run can write, synced before the clock starts.
-    const size_t expected = static_cast<size_t>(c.seconds * 20000) * c.bytes + c.bytes;
-    const size_t span = std::min<size_t>(expected, size_t{256} << 20);
-    const std::string zeros(size_t{1} << 20, '\0');
-    for (size_t at = 0; at < span && out.error.empty(); at += zeros.size()) {
-        if (::pwrite(fd, zeros.data(), zeros.size(), static_cast<off_t>(at)) < 0) {
-            out.error = "write " + path + ": " + std::strerror(errno);
-        }
-    }
-    if (out.error.empty() && ::fsync(fd) != 0)
-        out.error = "fsync: " + std::string(std::strerror(errno));
+    // Counted down on failure too, so the others never wait for this one.
+    start.filled.count_down();
+    start.go.wait();
     const std::string record(c.bytes, 'r');
     size_t offset = 0;
-    while (out.error.empty() && Clock::now() < stop_at) {
+    while (out.error.empty() && Clock::now() < start.stop_at) {
         const auto started = Clock::now();
         if (::pwrite(fd, record.data(), record.size(), static_cast<off_t>(offset)) < 0 ||
             ::fdatasync(fd) != 0) {
@@ -72,10 +94,12 @@ WriterResult run_writer(const Config& c, uint32_t index, Clock::time_point stop_
         out.sync_us.push_back(
             std::chrono::duration<double, std::micro>(Clock::now() - started).count());
         offset += record.size();
-        if (offset + record.size() > span) offset = 0;  // over blocks written already
+        if (offset + record.size() > span) offset = 0;
     }
-    ::close(fd);
-    ::unlink(path.c_str());
+    if (fd >= 0) {
+        ::close(fd);
+        ::unlink(path.c_str());
+    }
     return out;
 }
 
@@ -115,13 +139,16 @@ int main(int argc, char** argv) {
         std::cerr << "kvsyncprobe: --dir " << c.dir << " is not a directory\n";
         return 2;
     }
-    const auto stop_at = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                            std::chrono::duration<double>(c.seconds));
+    Start start(c.writers);
     std::vector<WriterResult> results(c.writers);
     std::vector<std::thread> threads;
     for (uint32_t i = 0; i < c.writers; ++i) {
-        threads.emplace_back([&, i] { results[i] = run_writer(c, i, stop_at); });
+        threads.emplace_back([&, i] { results[i] = run_writer(c, i, start); });
     }
+    start.filled.wait();
+    start.stop_at = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                       std::chrono::duration<double>(c.seconds));
+    start.go.count_down();
     for (auto& t : threads) t.join();
     std::vector<double> all;
     for (const auto& r : results) {

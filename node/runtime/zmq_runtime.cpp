@@ -994,9 +994,9 @@ class Runtime {
     // its messages delivered and sent now, not at the end of the turn. A turn
     // that handles a client's batch frame of puts lasts hundreds of
     // microseconds, and every put's replica acknowledgements wait for a
-    // commit on each replica: collected here, a commit took 0.54 ms from
-    // start to delivery instead of 0.64 (docs/BENCHMARKS.md, issue 14,
-    // twenty-sixth step). The next commit still starts at the end of the
+    // commit on each replica: collected here, a commit took 0.57-0.58 ms
+    // from start to delivery instead of 0.60-0.67 (docs/BENCHMARKS.md,
+    // issue 14, twenty-sixth step). The next commit still starts at the end of the
     // turn (flush()), with everything the turn staged: starting it here too
     // made commits half as large and twice as many, and puts slower.
     // Sending from inside the links' receive callbacks is what they allow
@@ -1609,8 +1609,8 @@ class Runtime {
     std::deque<Unsent> unsent_;
     // The messages of the batch the writer is committing.
     std::vector<Outgoing> in_flight_;
-    bool commit_failed_ =
-        false;  // set by flush() or collect_commit(); the run loop then stops the node
+    // Set by flush() or collect_commit(); the run loop then stops the node.
+    bool commit_failed_ = false;
     std::optional<uint64_t> wait_failing_since_ms_;     // see poll_once
     std::optional<uint64_t> last_wait_failure_log_ms_;  // see poll_once
 
