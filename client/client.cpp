@@ -1,6 +1,10 @@
 #include "client/client.h"
 
+#include <sys/epoll.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <array>
 #include <cassert>
 #include <cerrno>
 #include <chrono>
@@ -639,9 +643,12 @@ struct AsyncClient::Impl {
         return static_cast<int>(std::clamp<int64_t>(wait, 0, timeout_ms));
     }
 
-    void wait_and_receive(int timeout_ms) {
-        items.clear();
-        item_endpoint.clear();
+    // What poll() waits on, appended to `out`: each socket (also for room to
+    // send while it holds unsent requests), then each socket's monitor, then
+    // the links' descriptor; `endpoint_of` gets each socket's endpoint.
+    // Returns whether a socket holds unsent requests.
+    bool collect_items(std::vector<zmq::pollitem_t>& out, std::vector<size_t>& endpoint_of) {
+        const size_t first = out.size();
         bool sending = false;
         for (size_t i = 0; i < endpoints.size(); ++i) {
             if (!endpoints[i].socket) continue;
@@ -650,14 +657,24 @@ struct AsyncClient::Impl {
                 events |= ZMQ_POLLOUT;
                 sending = true;
             }
-            items.push_back({endpoints[i].socket->handle(), 0, events, 0});
-            item_endpoint.push_back(i);
+            out.push_back({endpoints[i].socket->handle(), 0, events, 0});
+            endpoint_of.push_back(i);
         }
-        const size_t sockets = items.size();
+        const size_t sockets = out.size() - first;
         for (size_t k = 0; k < sockets; ++k) {
-            items.push_back({endpoints[item_endpoint[k]].monitor->handle(), 0, ZMQ_POLLIN, 0});
+            out.push_back(
+                {endpoints[endpoint_of[endpoint_of.size() - sockets + k]].monitor->handle(), 0,
+                 ZMQ_POLLIN, 0});
         }
-        if (dialer) items.push_back({nullptr, dialer->fd(), ZMQ_POLLIN, 0});
+        if (dialer) out.push_back({nullptr, dialer->fd(), ZMQ_POLLIN, 0});
+        return sending;
+    }
+
+    void wait_and_receive(int timeout_ms) {
+        items.clear();
+        item_endpoint.clear();
+        const bool sending = collect_items(items, item_endpoint);
+        const size_t sockets = item_endpoint.size();
         if (items.empty()) {
             // No socket could be created: wait out the connect timeout.
             std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms(timeout_ms)));
@@ -721,8 +738,10 @@ struct AsyncClient::Impl {
         if (dialer) dialer->flush();
     }
 
+    bool has_work() const { return !pending.empty() || !ready.empty(); }
+
     size_t poll(int timeout_ms) {
-        if (pending.empty() && ready.empty()) return 0;
+        if (!has_work()) return 0;
         flush_all();
         wait_and_receive(std::max(timeout_ms, 0));
         expire_due(Clock::now());
@@ -944,6 +963,113 @@ const ClientOptions& AsyncClient::options() const {
 }
 uint64_t AsyncClient::stale_replies() const {
     return impl_->stale_replies;
+}
+
+// ---- PollGroup ----------------------------------------------------------------
+
+// One epoll set over the clients' waiters (ready_waiter.h): each waiter's
+// descriptor is readable while one of its client's sockets or links signals,
+// so a turn costs one wait plus a poll(0) of each client that woke, whatever
+// the number of clients.
+struct PollGroup::Impl {
+    // A client that cannot send yet (a ZeroMQ connection not up) or has no
+    // socket is polled again after this long: the waiters watch input only.
+    static constexpr int kRetryMs = 1;
+
+    std::vector<AsyncClient*> clients;
+    int epoll_fd = -1;
+    std::vector<int> registered_fd;  // each client's waiter descriptor in epoll_fd, -1: none
+    std::vector<uint8_t> due;        // this turn's: poll the client
+    std::vector<zmq::pollitem_t> items;
+    std::vector<size_t> endpoint_of;
+
+    ~Impl() {
+        if (epoll_fd >= 0) ::close(epoll_fd);
+    }
+
+    // The client's waiter registered in the group's set, if it is not yet
+    // (a waiter's descriptor changes when its items do; the old one was
+    // closed, which took it out of this set).
+    bool watch(size_t i, int fd) {
+        if (registered_fd[i] == fd) return true;
+        epoll_event event{};
+        event.events = EPOLLIN;
+        event.data.u64 = i;
+        if (::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &event) != 0) return false;
+        registered_fd[i] = fd;
+        return true;
+    }
+
+    size_t poll(int timeout_ms) {
+        int wait = std::max(timeout_ms, 0);
+        bool any = false;
+        bool at_once = false;
+        bool retrying = false;
+        const uint64_t now = steady_ms();
+        for (size_t i = 0; i < clients.size(); ++i) {
+            due[i] = 0;
+            AsyncClient::Impl& c = *clients[i]->impl_;
+            if (!c.has_work()) continue;
+            any = true;
+            c.flush_all();
+            wait = c.wait_ms(wait);
+            items.clear();
+            endpoint_of.clear();
+            // Nothing to wait on (no socket could be made), or a socket that
+            // cannot send yet: poll() itself waits these out, here retried.
+            const bool retry = c.collect_items(items, endpoint_of) || items.empty();
+            retrying = retrying || retry;
+            bool ready = retry;
+            try {
+                ready = c.waiter.prepare(items, now) || ready;
+            } catch (const zmq::error_t&) {
+                ready = true;  // the client's own poll meets the failure and handles it
+            }
+            if (!watch(i, c.waiter.fd())) ready = true;
+            due[i] = ready ? 1 : 0;
+            at_once = at_once || (ready && !retry);
+        }
+        if (!any) return 0;
+        int timeout = at_once ? 0 : wait;
+        if (retrying) timeout = std::min(timeout, kRetryMs);
+        std::array<epoll_event, 64> events;
+        const int n =
+            ::epoll_wait(epoll_fd, events.data(), static_cast<int>(events.size()), timeout);
+        for (int e = 0; e < n; ++e) {
+            const size_t i = events[static_cast<size_t>(e)].data.u64;
+            if (i < due.size()) due[i] = 1;
+        }
+        size_t ran = 0;
+        for (size_t i = 0; i < clients.size(); ++i) {
+            AsyncClient::Impl& c = *clients[i]->impl_;
+            if (!c.has_work()) continue;
+            // wait_ms(1) is 0 when callbacks, an expiry or a link's deadline are due.
+            if (due[i] != 0 || c.wait_ms(1) == 0) ran += c.poll(0);
+        }
+        return ran;
+    }
+};
+
+PollGroup::PollGroup(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+PollGroup::PollGroup(PollGroup&&) noexcept = default;
+PollGroup& PollGroup::operator=(PollGroup&&) noexcept = default;
+PollGroup::~PollGroup() = default;
+
+Result<PollGroup> PollGroup::make(std::vector<AsyncClient*> clients) {
+    auto impl = std::make_unique<Impl>();
+    impl->epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
+    if (impl->epoll_fd < 0) {
+        return connection_error(std::string("epoll: ") + std::strerror(errno));
+    }
+    std::erase(clients, nullptr);
+    impl->registered_fd.assign(clients.size(), -1);
+    impl->due.assign(clients.size(), 0);
+    impl->clients = std::move(clients);
+    return PollGroup(std::move(impl));
+}
+
+size_t PollGroup::poll(int timeout_ms) {
+    return impl_->poll(timeout_ms);
 }
 
 // ---- Client -------------------------------------------------------------------

@@ -189,8 +189,38 @@ class AsyncClient {
     uint64_t stale_replies() const;
 
   private:
+    friend class PollGroup;
     struct Impl;
     explicit AsyncClient(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+// Drives several AsyncClients from one thread, as one event loop serves many
+// connections (kvbench --threads): a thread per client pays a thread wake-up
+// for each reply. The clients stay independent (their own connections, ids
+// and failover); the group only shares the waiting.
+class PollGroup {
+  public:
+    // Fails with connection when epoll cannot be set up. The clients must
+    // outlive the group; they may still be polled on their own between the
+    // group's polls.
+    static Result<PollGroup> make(std::vector<AsyncClient*> clients);
+
+    PollGroup(PollGroup&&) noexcept;
+    PollGroup& operator=(PollGroup&&) noexcept;
+    ~PollGroup();
+
+    // AsyncClient::poll for all of them: sends what each has submitted, waits
+    // up to timeout_ms (0: not at all; less when a request of any of them
+    // expires sooner) until any of them has input, then polls each one that
+    // has input or something due. Returns how many callbacks ran in all; at
+    // once when none has a request in flight. A callback may submit to any of
+    // the clients: what it submits goes at the next call.
+    size_t poll(int timeout_ms);
+
+  private:
+    struct Impl;
+    explicit PollGroup(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> impl_;
 };
 

@@ -81,6 +81,15 @@ void ReadyWaiter::wait(std::vector<zmq::pollitem_t>& items, uint64_t timeout_ms,
     }
 }
 
+bool ReadyWaiter::prepare(const std::vector<zmq::pollitem_t>& items, uint64_t now_ms) {
+    if (!same_items(items)) register_items(items);
+    if (now_ms >= next_backstop_ms_) return true;
+    for (const Registered& r : registered_) {
+        if (r.socket != nullptr && r.unsettled) return true;
+    }
+    return false;
+}
+
 void ReadyWaiter::unsettle(void* socket) {
     for (auto& r : registered_) {
         if (r.socket == socket) {

@@ -49,6 +49,16 @@ class ReadyWaiter {
     // zmq::error_t when epoll fails other than by a signal.
     void wait(std::vector<zmq::pollitem_t>& items, uint64_t timeout_ms, uint64_t now_ms);
 
+    // For a caller that waits on this waiter's descriptor (fd()) among
+    // others instead of calling wait(): registers `items` as wait() would and
+    // says whether wait() would report one at once (a socket unsettled, or
+    // the backstop due), not counting what the descriptor signals. Consumes
+    // nothing: the following wait() reports the same.
+    bool prepare(const std::vector<zmq::pollitem_t>& items, uint64_t now_ms);
+    // The epoll set's descriptor, readable while a registered item signals.
+    // It changes when the items do (prepare() or wait() registers them anew).
+    int fd() const { return epoll_fd_; }
+
     // The items will differ at the next wait (sockets closed or made): a
     // socket made after another closed may have its address and descriptor.
     void items_changed() { registered_.clear(); }

@@ -1,17 +1,21 @@
 // kvbench: closed-loop load generator over the pipelined AsyncClient
-// (docs/CLIENT.md). One thread per connection, each with its own client,
-// generator and statistics; merged at the end.
+// (docs/CLIENT.md). Each connection has its own client, generator and
+// statistics (merged at the end); --threads threads drive them, each its share
+// of the connections through one kv::client::PollGroup, as redis-benchmark's
+// one event loop drives its -c connections.
 #include <algorithm>
 #include <bit>
 #include <boost/program_options.hpp>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <map>
 #include <optional>
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "client/client.h"
@@ -94,6 +98,7 @@ struct Config {
     std::string consistency = "quorum";
     uint32_t pipeline = 16;
     uint32_t connections = 1;
+    uint32_t threads = 1;  // at most connections
     uint64_t seed = 1;
     bool load = false;
     bool json = false;
@@ -138,41 +143,41 @@ class Worker {
         for (auto& ch : value_) ch = static_cast<char>(letter(rng_));
     }
 
+    AsyncClient& client() { return client_; }
+    Stats take_stats() { return std::exchange(stats_, Stats{}); }
+
     // Read-then-write of this worker's slice of keys, so that re-loading a
-    // keyspace supersedes what is there instead of adding siblings.
-    Stats load() {
-        Stats s;
-        uint64_t begin = c_.keys * index_ / c_.connections;
-        uint64_t end = c_.keys * (index_ + 1) / c_.connections;
-        uint64_t next = begin;
-        while (next < end || client_.in_flight() > 0) {
-            while (next < end && client_.in_flight() < c_.pipeline) load_key(next++, s);
-            client_.poll(100);
+    // keyspace supersedes what is there instead of adding siblings. Tops up
+    // the requests in flight; false once the slice is done.
+    bool load_step() {
+        if (!load_started_) {
+            load_started_ = true;
+            load_next_ = c_.keys * index_ / c_.connections;
+            load_end_ = c_.keys * (index_ + 1) / c_.connections;
         }
-        return s;
+        while (load_next_ < load_end_ && client_.in_flight() < c_.pipeline) {
+            load_key(load_next_++);
+        }
+        return load_next_ < load_end_ || client_.in_flight() > 0;
     }
 
-    // Bounded by `ops` when given, by `stop_at` when given (at least one is).
-    Stats run(std::optional<uint64_t> ops, std::optional<Clock::time_point> stop_at) {
-        Stats s;
-        uint64_t submitted = 0;
+    // Tops up the requests in flight, bounded by `ops` when given, by
+    // `stop_at` when given (at least one is); false once done.
+    bool run_step(std::optional<uint64_t> ops, std::optional<Clock::time_point> stop_at) {
         auto may_submit = [&] {
-            if (ops && submitted >= *ops) return false;
+            if (ops && submitted_ >= *ops) return false;
             return !stop_at || Clock::now() < *stop_at;
         };
-        while (true) {
-            while (client_.in_flight() < c_.pipeline && may_submit()) {
-                submit_one(s);
-                ++submitted;
-            }
-            if (client_.in_flight() == 0 && !may_submit()) break;
-            client_.poll(100);
+        while (client_.in_flight() < c_.pipeline && may_submit()) {
+            submit_one();
+            ++submitted_;
         }
-        return s;
+        return client_.in_flight() > 0 || may_submit();
     }
 
   private:
-    void load_key(uint64_t k, Stats& s) {
+    void load_key(uint64_t k) {
+        Stats& s = stats_;
         client_.submit_get(key_name(k), c_.request, [this, k, &s](Result<GetResult> r) {
             std::optional<std::string> context;
             if (r) context = r->context;
@@ -186,7 +191,8 @@ class Worker {
         });
     }
 
-    void submit_one(Stats& s) {
+    void submit_one() {
+        Stats& s = stats_;
         uint64_t k = std::uniform_int_distribution<uint64_t>(0, c_.keys - 1)(rng_);
         bool is_read = std::uniform_real_distribution<double>(0, 1)(rng_) < c_.read_fraction;
         auto start = Clock::now();
@@ -227,6 +233,11 @@ class Worker {
     std::vector<std::string> contexts_;  // by key index; empty = none seen
     std::string value_;
     uint32_t index_;
+    Stats stats_;  // the phase's so far (take_stats)
+    bool load_started_ = false;
+    uint64_t load_next_ = 0;
+    uint64_t load_end_ = 0;
+    uint64_t submitted_ = 0;  // by run_step
 };
 
 std::optional<double> read_fraction_of(const std::string& mix) {
@@ -251,17 +262,39 @@ std::vector<std::string> split_endpoints(const std::vector<std::string>& raw) {
     return out;
 }
 
-// Runs `phase` on every worker in its own thread; merged statistics.
-template <typename Phase>
-Stats run_parallel(std::vector<Worker>& workers, Phase phase) {
-    std::vector<Stats> per(workers.size());
-    std::vector<std::thread> threads;
-    for (size_t i = 0; i < workers.size(); ++i) {
-        threads.emplace_back([&, i] { per[i] = phase(workers[i], i); });
-    }
-    for (auto& t : threads) t.join();
+// Drives the workers with `threads` threads, each its share of them (worker i
+// on thread i mod threads) through one PollGroup, until `step`
+// (Worker&, index) is false for all of them; merged statistics.
+template <typename Step>
+Stats run_parallel(std::vector<Worker>& workers, uint32_t threads, Step step) {
+    auto drive = [&](size_t first) {
+        std::vector<size_t> mine;
+        std::vector<AsyncClient*> clients;
+        for (size_t i = first; i < workers.size(); i += threads) {
+            mine.push_back(i);
+            clients.push_back(&workers[i].client());
+        }
+        auto group = kv::client::PollGroup::make(clients);
+        if (!group) {
+            std::cerr << "kvbench: " << group.status().message() << "\n";
+            std::exit(2);
+        }
+        std::vector<bool> done(mine.size(), false);
+        for (;;) {
+            bool active = false;
+            for (size_t m = 0; m < mine.size(); ++m) {
+                if (!done[m]) done[m] = !step(workers[mine[m]], mine[m]);
+                active = active || !done[m];
+            }
+            if (!active) return;
+            group->poll(100);
+        }
+    };
+    std::vector<std::thread> pool;
+    for (size_t t = 0; t < threads; ++t) pool.emplace_back(drive, t);
+    for (auto& t : pool) t.join();
     Stats total;
-    for (const auto& s : per) total.merge(s);
+    for (auto& w : workers) total.merge(w.take_stats());
     return total;
 }
 
@@ -286,12 +319,13 @@ void report(const Config& c, const Stats& s, double elapsed_s, double load_s) {
             errors += kv::client::json_quote(kv::error_name(code)) + ":" + std::to_string(n);
         }
         std::printf(
-            "{\"mix\":%s,\"consistency\":%s,\"connections\":%u,\"pipeline\":%u,\"keys\":%llu,"
+            "{\"mix\":%s,\"consistency\":%s,\"connections\":%u,\"threads\":%u,\"pipeline\":%u,"
+            "\"keys\":%llu,"
             "\"value_bytes\":%zu,\"seed\":%llu,\"load_s\":%.3f,\"ops\":%llu,\"elapsed_s\":%.3f,"
             "\"ops_per_s\":%.1f,\"latency_us\":{\"get\":%s,\"put\":%s},\"errors\":{%s}}\n",
             kv::client::json_quote(c.mix).c_str(), kv::client::json_quote(c.consistency).c_str(),
-            c.connections, c.pipeline, static_cast<unsigned long long>(c.keys), c.value_bytes,
-            static_cast<unsigned long long>(c.seed), load_s,
+            c.connections, c.threads, c.pipeline, static_cast<unsigned long long>(c.keys),
+            c.value_bytes, static_cast<unsigned long long>(c.seed), load_s,
             static_cast<unsigned long long>(s.completed), elapsed_s, ops_per_s,
             latency_json(s.get).c_str(), latency_json(s.put).c_str(), errors.c_str());
         return;
@@ -340,9 +374,12 @@ std::optional<Config> parse(int argc, char** argv) {
         "timeout-ms", po::value<uint64_t>()->default_value(5000), "node-side deadline per request")(
         "pipeline", po::value<uint32_t>()->default_value(16), "requests in flight per connection")(
         "connections", po::value<uint32_t>()->default_value(1),
-        "client connections, one thread each")("seed", po::value<uint64_t>()->default_value(1),
-                                               "generator seed")(
-        "load", po::bool_switch(), "write every key once before measuring")(
+        "client connections, each its own client")(
+        "threads", po::value<uint32_t>()->default_value(1),
+        "threads driving the connections, each an event loop over its share "
+        "(at most --connections)")("seed", po::value<uint64_t>()->default_value(1),
+                                   "generator seed")("load", po::bool_switch(),
+                                                     "write every key once before measuring")(
         "json", po::bool_switch(), "one JSON object on stdout")(
         "key", po::value<std::string>(),
         "credentials file, as kvctl --key (default: $KV_KEY_FILE, else "
@@ -376,6 +413,7 @@ std::optional<Config> parse(int argc, char** argv) {
     c.consistency = vm["consistency"].as<std::string>();
     c.pipeline = vm["pipeline"].as<uint32_t>();
     c.connections = vm["connections"].as<uint32_t>();
+    c.threads = vm["threads"].as<uint32_t>();
     c.seed = vm["seed"].as<uint64_t>();
     c.load = vm["load"].as<bool>();
     c.json = vm["json"].as<bool>();
@@ -400,6 +438,8 @@ std::optional<std::string> validate(Config& c) {
     if (c.connections == 0 || c.connections > kConnectionsMax) {
         return "--connections must be in 1..1024";
     }
+    if (c.threads == 0) return "--threads must be at least 1";
+    c.threads = std::min(c.threads, c.connections);
     if (c.request.deadline_ms > kv::proto::kDeadlineMsMax) return "--timeout-ms above 600000";
     return std::nullopt;
 }
@@ -450,7 +490,8 @@ int main(int argc, char** argv) {
     double load_s = 0;
     if (c.load) {
         auto start = Clock::now();
-        Stats loaded = run_parallel(workers, [](Worker& w, size_t) { return w.load(); });
+        Stats loaded =
+            run_parallel(workers, c.threads, [](Worker& w, size_t) { return w.load_step(); });
         load_s = seconds_since(start);
         for (auto [code, n] : loaded.errors) {
             std::cerr << "kvbench: load: " << n << " x " << kv::error_name(code) << "\n";
@@ -463,9 +504,9 @@ int main(int argc, char** argv) {
         stop_at = start + std::chrono::duration_cast<Clock::duration>(
                               std::chrono::duration<double>(c.duration_s));
     }
-    Stats total = run_parallel(workers, [&](Worker& w, size_t i) {
+    Stats total = run_parallel(workers, c.threads, [&](Worker& w, size_t i) {
         uint64_t share = c.ops / c.connections + (i < c.ops % c.connections ? 1 : 0);
-        return w.run(c.ops == 0 ? std::nullopt : std::optional<uint64_t>(share), stop_at);
+        return w.run_step(c.ops == 0 ? std::nullopt : std::optional<uint64_t>(share), stop_at);
     });
     report(c, total, seconds_since(start), load_s);
     bool all_failed = total.completed > 0 && total.get.count() + total.put.count() == 0;

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -371,5 +372,28 @@ TEST_CASE(
             KV_REQUIRE_OK(read.status());
             CHECK(read->values == std::vector<std::string>{std::to_string(k)});
         }
+    }
+}
+
+TEST_CASE(
+    "link: kvbench drives many connections from a few threads and every operation is "
+    "answered, over links and over ZeroMQ") {
+    ProcessCluster cluster("link-kvbench");
+    const std::vector<std::string> links = start_with_links(cluster, 3, 3);
+    const auto kvbench = std::filesystem::path(cluster.node_binary()).parent_path() / "kvbench";
+    const std::string zmq_nodes =
+        cluster.endpoint(0) + "," + cluster.endpoint(1) + "," + cluster.endpoint(2);
+    for (const std::string& nodes : {links[0] + "," + links[1] + "," + links[2], zmq_nodes}) {
+        INFO(nodes);
+        // 7 connections over 3 threads: groups of 3, 2 and 2 clients (PollGroup).
+        const CommandResult run =
+            run_command(kvbench.string() + " --no-key --node " + nodes +
+                        " --keys 300 --load --mix ycsb-a --ops 1500 --connections 7 --threads 3"
+                        " --pipeline 4 --timeout-ms 5000 --json");
+        INFO(run.output);
+        REQUIRE(run.exit_code == 0);
+        CHECK(run.output.find("\"threads\":3,") != std::string::npos);
+        CHECK(run.output.find("\"ops\":1500,") != std::string::npos);
+        CHECK(run.output.find("\"errors\":{}") != std::string::npos);
     }
 }

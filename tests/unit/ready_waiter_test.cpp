@@ -1,6 +1,7 @@
 // The event loop's waiter (client/ready_waiter.h): it reports what is
 // readable, sleeps when nothing is, and never leaves a socket's queued
 // messages unreported once the loop has said it used the socket.
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -173,4 +174,37 @@ TEST_CASE("ready waiter: items changed start over, new sockets unsettled", "[rea
         if (got == 0) waiter.wait(p.items, 10, 1);
     }
     CHECK(got == 1);
+}
+
+TEST_CASE("ready waiter: prepare says what a wait would report at once; fd() signals the rest",
+          "[ready_waiter]") {
+    Pair p;
+    const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    REQUIRE(fd >= 0);
+    p.items.push_back(zmq::pollitem_t{nullptr, fd, ZMQ_POLLIN, 0});
+    ReadyWaiter waiter;
+    CHECK(waiter.prepare(p.items, 0));  // new sockets are unsettled
+    CHECK(waiter.prepare(p.items, 0));  // and stay so: prepare consumes nothing
+    const int registered = waiter.fd();
+    waiter.wait(p.items, 0, 0);
+    CHECK(p.items[0].revents == ZMQ_POLLIN);
+    drain(p.router);
+    CHECK_FALSE(waiter.prepare(p.items, 1));
+    CHECK(waiter.fd() == registered);                          // the same items: the same set
+    CHECK(waiter.prepare(p.items, ReadyWaiter::kBackstopMs));  // the backstop is due
+
+    // The plain descriptor signals through fd(), for a caller polling it.
+    pollfd outer{waiter.fd(), POLLIN, 0};
+    CHECK(::poll(&outer, 1, 0) == 0);
+    const uint64_t one = 1;
+    REQUIRE(::write(fd, &one, sizeof one) == sizeof one);
+    CHECK(::poll(&outer, 1, 1000) == 1);
+    waiter.unsettle(p.router.handle());
+    CHECK(waiter.prepare(p.items, 1));
+
+    // Other items: a fresh set, under another descriptor.
+    p.items.pop_back();
+    CHECK(waiter.prepare(p.items, 1));
+    CHECK(waiter.fd() != registered);
+    ::close(fd);
 }

@@ -16,6 +16,8 @@
 # the kernel.
 # LINK=1 gives the nodes --link-listen (127.0.0.1:17321-17323): they talk to
 # each other over links, and kvbench dials link:// (docs/PROTOCOL.md, 1.1).
+# THREADS sets kvbench's --threads (default: kvbench's, one thread driving all
+# CONNS connections).
 # PERF_OF=kvbench samples kvbench (the client library) instead of node 1.
 # PERF_CALLGRAPH sets perf's call graphs (default --call-graph fp; use
 # "--call-graph dwarf,16384" to see callers through inlined code).
@@ -75,7 +77,7 @@ request_times >"$WORK/requests.before"
 thread_ticks >"$WORK/threads.before"
 before=$(node_ticks)
 ("$BIN/kvbench" --node "$NODES" --keys "$KEYS" --mix "$MIX" --consistency quorum \
-   --duration-s "$DUR" --connections "$CONNS" --pipeline "$PIPE"; times >"$WORK/bench.times") \
+   --duration-s "$DUR" --connections "$CONNS" --pipeline "$PIPE" ${THREADS:+--threads "$THREADS"}; times >"$WORK/bench.times") \
   >"$WORK/bench.txt" 2>&1 &
 bench=$!
 if [[ ${SYSCALLS:-0} == 1 ]]; then
