@@ -22,7 +22,9 @@
 #    Not durable: its redis keeps nothing on disk.
 #  - Ours: 3 kvnode joined by gossip on 127.0.0.1:17301-17303, 100,000 keys
 #    loaded, kvbench put-only then get-only at quorum for DUR s (default 10),
-#    50 in flight shaped as SHAPES (default "2x25 50x1": connections x pipeline);
+#    50 in flight shaped as SHAPES (default "2x25 50x1": connections x pipeline),
+#    kvbench driving every connection from one thread (its default --threads 1),
+#    as redis-benchmark drives its 50;
 #    then, with RESP=1 (the default), the very redis-benchmark run Dynomite gets,
 #    through node 1's Redis gateway (--resp-listen, docs/REDIS.md), keys prefilled
 #    the same way: both systems driven by one client program ("-resp-c50xP1" rows).
