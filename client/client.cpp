@@ -987,9 +987,8 @@ struct PollGroup::Impl {
         if (epoll_fd >= 0) ::close(epoll_fd);
     }
 
-    // The client's waiter registered in the group's set, if it is not yet
-    // (a waiter's descriptor changes when its items do; the old one was
-    // closed, which took it out of this set).
+    // The client's waiter registered in the group's set, once: a waiter
+    // keeps its descriptor when its items change (ready_waiter.h).
     bool watch(size_t i, int fd) {
         if (registered_fd[i] == fd) return true;
         epoll_event event{};

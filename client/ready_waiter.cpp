@@ -25,14 +25,15 @@ bool ReadyWaiter::same_items(const std::vector<zmq::pollitem_t>& items) const {
     return true;
 }
 
-// A fresh epoll set for the new items: they change only when members or
-// gossip endpoints do. Starting over, rather than adding and removing, keeps
-// no registration of a closed socket whose descriptor number was reused.
+// The new items into the same epoll set: its descriptor is what a caller of
+// fd() (a PollGroup) watches, so it stays for the waiter's life. Each
+// descriptor added before is taken out first. One whose file was closed left
+// the set with it, and the removal fails harmlessly (ENOENT, or EBADF): epoll
+// knows an entry by its file and number together, so a number reused by a
+// socket made since is not mistaken for the old entry.
 void ReadyWaiter::register_items(const std::vector<zmq::pollitem_t>& items) {
-    const int fresh = ::epoll_create1(EPOLL_CLOEXEC);
-    if (fresh < 0) throw zmq::error_t();
-    ::close(epoll_fd_);
-    epoll_fd_ = fresh;
+    for (int fd : in_set_) ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+    in_set_.clear();
     registered_.clear();
     registered_.reserve(items.size());
     for (size_t i = 0; i < items.size(); ++i) {
@@ -48,6 +49,7 @@ void ReadyWaiter::register_items(const std::vector<zmq::pollitem_t>& items) {
         event.events = EPOLLIN;  // level-triggered: a signal not yet consumed fires again
         event.data.u64 = i;
         if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, r.fd, &event) != 0) throw zmq::error_t();
+        in_set_.push_back(r.fd);
         registered_.push_back(r);
     }
     ++registrations_;

@@ -56,7 +56,7 @@ class ReadyWaiter {
     // nothing: the following wait() reports the same.
     bool prepare(const std::vector<zmq::pollitem_t>& items, uint64_t now_ms);
     // The epoll set's descriptor, readable while a registered item signals.
-    // It changes when the items do (prepare() or wait() registers them anew).
+    // The same for the waiter's life: new items are registered in this set.
     int fd() const { return epoll_fd_; }
 
     // The items will differ at the next wait (sockets closed or made): a
@@ -67,7 +67,7 @@ class ReadyWaiter {
     // receive found nothing: the next wait reports it without sleeping.
     void unsettle(void* socket);
 
-    // How often the epoll set was rebuilt (the items changed).
+    // How often items were registered anew (they changed).
     uint64_t registrations() const { return registrations_; }
 
   private:
@@ -82,6 +82,7 @@ class ReadyWaiter {
 
     int epoll_fd_ = -1;
     std::vector<Registered> registered_;  // by item index
+    std::vector<int> in_set_;             // the descriptors added to the set, for removal
     uint64_t next_backstop_ms_ = 0;
     uint64_t registrations_ = 0;
 };

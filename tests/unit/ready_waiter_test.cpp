@@ -176,8 +176,10 @@ TEST_CASE("ready waiter: items changed start over, new sockets unsettled", "[rea
     CHECK(got == 1);
 }
 
-TEST_CASE("ready waiter: prepare says what a wait would report at once; fd() signals the rest",
-          "[ready_waiter]") {
+TEST_CASE(
+    "ready waiter: prepare says what a wait would report at once; fd() signals the rest, "
+    "the same descriptor whatever the items",
+    "[ready_waiter]") {
     Pair p;
     const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     REQUIRE(fd >= 0);
@@ -202,9 +204,35 @@ TEST_CASE("ready waiter: prepare says what a wait would report at once; fd() sig
     waiter.unsettle(p.router.handle());
     CHECK(waiter.prepare(p.items, 1));
 
-    // Other items: a fresh set, under another descriptor.
+    // Other items: the same descriptor (a caller registered it once), and an
+    // item taken out no longer signals through it though it is still readable.
+    drain(p.router);
     p.items.pop_back();
     CHECK(waiter.prepare(p.items, 1));
-    CHECK(waiter.fd() != registered);
+    CHECK(waiter.fd() == registered);
+    CHECK(::poll(&outer, 1, 0) == 0);
     ::close(fd);
+    // An item added later (likely under the closed one's number) signals
+    // through it too.
+    const int added = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    REQUIRE(added >= 0);
+    p.items.push_back(zmq::pollitem_t{nullptr, added, ZMQ_POLLIN, 0});
+    CHECK(waiter.prepare(p.items, 1));
+    CHECK(waiter.fd() == registered);
+    CHECK(::poll(&outer, 1, 0) == 0);
+    REQUIRE(::write(added, &one, sizeof one) == sizeof one);
+    CHECK(::poll(&outer, 1, 1000) == 1);
+    // A descriptor closed while registered, its number then reused by a new
+    // one: the new one is registered (not taken for the old), and signals.
+    ::close(added);
+    const int reused = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    REQUIRE(reused >= 0);
+    p.items.back().fd = reused;
+    waiter.items_changed();  // as its owner says when it closes and makes descriptors
+    CHECK(waiter.prepare(p.items, 1));
+    CHECK(waiter.fd() == registered);
+    CHECK(::poll(&outer, 1, 0) == 0);
+    REQUIRE(::write(reused, &one, sizeof one) == sizeof one);
+    CHECK(::poll(&outer, 1, 1000) == 1);
+    ::close(reused);
 }
