@@ -8,7 +8,7 @@
 #include <boost/program_options.hpp>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -262,12 +262,17 @@ std::vector<std::string> split_endpoints(const std::vector<std::string>& raw) {
     return out;
 }
 
-// Drives the workers with `threads` threads, each its share of them (worker i
-// on thread i mod threads) through one PollGroup, until `step`
-// (Worker&, index) is false for all of them; merged statistics.
-template <typename Step>
-Stats run_parallel(std::vector<Worker>& workers, uint32_t threads, Step step) {
-    auto drive = [&](size_t first) {
+// The workers one thread drives (worker i on thread i mod threads) and the
+// PollGroup over their clients, made before any thread starts so that a
+// failure is reported once, by main.
+struct Driver {
+    std::vector<size_t> workers;
+    kv::client::PollGroup group;
+};
+
+kv::Result<std::vector<Driver>> make_drivers(std::vector<Worker>& workers, uint32_t threads) {
+    std::vector<Driver> drivers;
+    for (size_t first = 0; first < threads; ++first) {
         std::vector<size_t> mine;
         std::vector<AsyncClient*> clients;
         for (size_t i = first; i < workers.size(); i += threads) {
@@ -275,10 +280,18 @@ Stats run_parallel(std::vector<Worker>& workers, uint32_t threads, Step step) {
             clients.push_back(&workers[i].client());
         }
         auto group = kv::client::PollGroup::make(clients);
-        if (!group) {
-            std::cerr << "kvbench: " << group.status().message() << "\n";
-            std::exit(2);
-        }
+        if (!group) return group.status();
+        drivers.push_back(Driver{std::move(mine), std::move(group).value()});
+    }
+    return drivers;
+}
+
+// Drives the workers, a thread per driver, until `step` (Worker&, index) is
+// false for all of them; merged statistics.
+template <typename Step>
+Stats run_parallel(std::vector<Worker>& workers, std::vector<Driver>& drivers, Step step) {
+    auto drive = [&](Driver& driver) {
+        const std::vector<size_t>& mine = driver.workers;
         std::vector<bool> done(mine.size(), false);
         for (;;) {
             bool active = false;
@@ -287,11 +300,11 @@ Stats run_parallel(std::vector<Worker>& workers, uint32_t threads, Step step) {
                 active = active || !done[m];
             }
             if (!active) return;
-            group->poll(100);
+            driver.group.poll(100);
         }
     };
     std::vector<std::thread> pool;
-    for (size_t t = 0; t < threads; ++t) pool.emplace_back(drive, t);
+    for (Driver& driver : drivers) pool.emplace_back(drive, std::ref(driver));
     for (auto& t : pool) t.join();
     Stats total;
     for (auto& w : workers) total.merge(w.take_stats());
@@ -488,10 +501,12 @@ int main(int argc, char** argv) {
     }
 
     double load_s = 0;
+    auto drivers = make_drivers(workers, c.threads);
+    if (!drivers) return fail(drivers.status().code(), drivers.status().message());
     if (c.load) {
         auto start = Clock::now();
         Stats loaded =
-            run_parallel(workers, c.threads, [](Worker& w, size_t) { return w.load_step(); });
+            run_parallel(workers, drivers.value(), [](Worker& w, size_t) { return w.load_step(); });
         load_s = seconds_since(start);
         for (auto [code, n] : loaded.errors) {
             std::cerr << "kvbench: load: " << n << " x " << kv::error_name(code) << "\n";
@@ -504,7 +519,7 @@ int main(int argc, char** argv) {
         stop_at = start + std::chrono::duration_cast<Clock::duration>(
                               std::chrono::duration<double>(c.duration_s));
     }
-    Stats total = run_parallel(workers, c.threads, [&](Worker& w, size_t i) {
+    Stats total = run_parallel(workers, drivers.value(), [&](Worker& w, size_t i) {
         uint64_t share = c.ops / c.connections + (i < c.ops % c.connections ? 1 : 0);
         return w.run_step(c.ops == 0 ? std::nullopt : std::optional<uint64_t>(share), stop_at);
     });
