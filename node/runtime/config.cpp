@@ -128,7 +128,7 @@ po::options_description describe(RuntimeConfig& c, std::string& peers, std::stri
         "LMDB in background checkpoints (false: each commit is an LMDB transaction; a log left by "
         "an earlier "
         "start is applied first)")(
-        "wal-checkpoint-mb", po::value(&c.wal_checkpoint_mb)->default_value(16),
+        "wal-checkpoint-mb", po::value(&c.wal_checkpoint_mb)->default_value(32),
         "log written between two checkpoints into LMDB; up to about twice this of written data "
         "is held in memory")(
         "commit-thread", po::value(&c.commit_thread)->default_value(true),

@@ -24,7 +24,7 @@ struct RuntimeConfig {
     std::vector<gossip::Member> members;  // static membership (unused with node.seeds)
     bool sync = true;                     // fsync every commit
     bool write_ahead_log = true;          // commit to a log; LMDB in background checkpoints
-    uint64_t wal_checkpoint_mb = 16;      // log written between checkpoints
+    uint64_t wal_checkpoint_mb = 32;      // log written between checkpoints
     // Commits on a writer thread while the loop handles the next requests
     // (false: the loop commits itself, waiting for each sync).
     bool commit_thread = true;

@@ -101,7 +101,7 @@ struct LmdbOptions {
     // checkpoints of about wal_checkpoint_bytes of log each. Up to about twice
     // that of written keys and values is held in memory meanwhile.
     bool write_ahead_log = false;
-    uint64_t wal_checkpoint_bytes = uint64_t{16} << 20;
+    uint64_t wal_checkpoint_bytes = uint64_t{32} << 20;
     // A checkpoint reaches LMDB in transactions of about this many bytes of
     // keys and values each, in key order, so that no one sync of the tree holds
     // up the log's syncs for long (store_logged.cpp, checkpoint_loop).

@@ -724,10 +724,17 @@ class LoggedStore final : public Store {
                 cv_.notify_all();
                 return;  // frozen_ stays readable; write() now fails
             }
+            // The applied writes are freed after the mutex is let go: one or
+            // two frees each, milliseconds for a checkpoint's worth, during
+            // which the loop's reads and the writer would wait on it.
+            Memtable applied = std::move(frozen_);
             frozen_.clear();
             frozen_pending_ = false;
             ++checkpoints_cleared_;
             cv_.notify_all();
+            lock.unlock();
+            applied = Memtable();
+            lock.lock();
         }
     }
 
