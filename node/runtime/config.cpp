@@ -131,6 +131,10 @@ po::options_description describe(RuntimeConfig& c, std::string& peers, std::stri
         "wal-checkpoint-mb", po::value(&c.wal_checkpoint_mb)->default_value(32),
         "log written between two checkpoints into LMDB; up to about twice this of written data "
         "is held in memory")(
+        "wal-discard-damaged", po::bool_switch(&c.wal_discard_damaged),
+        "open a write-ahead log damaged in its middle by keeping the records before the damage "
+        "and dropping the rest (logged; the node's replicas repair them). Without it such a log "
+        "stops the node at start")(
         "commit-thread", po::value(&c.commit_thread)->default_value(true),
         "commit on a writer thread while requests go on being handled (false: the event loop "
         "waits for each commit)")(

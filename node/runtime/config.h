@@ -25,6 +25,7 @@ struct RuntimeConfig {
     bool sync = true;                     // fsync every commit
     bool write_ahead_log = true;          // commit to a log; LMDB in background checkpoints
     uint64_t wal_checkpoint_mb = 32;      // log written between checkpoints
+    bool wal_discard_damaged = false;     // open a damaged log, dropping what follows the damage
     // Commits on a writer thread while the loop handles the next requests
     // (false: the loop commits itself, waiting for each sync).
     bool commit_thread = true;

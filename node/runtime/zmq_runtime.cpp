@@ -1658,6 +1658,10 @@ int run_node(const RuntimeConfig& config) {
     options.sync = config.sync;
     options.write_ahead_log = config.write_ahead_log;
     options.wal_checkpoint_bytes = config.wal_checkpoint_mb << 20;
+    options.wal_discard_damaged = config.wal_discard_damaged;
+    options.log = [&config](const std::string& line) {
+        std::fprintf(stderr, "kvnode: %s: %s\n", config.data_dir.c_str(), line.c_str());
+    };
     options.map_size_bytes = config.map_size_mb << 20;
     auto store = open_lmdb_store(options);
     if (!store) {

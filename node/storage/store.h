@@ -106,6 +106,11 @@ struct LmdbOptions {
     // keys and values each, in key order, so that no one sync of the tree holds
     // up the log's syncs for long (store_logged.cpp, checkpoint_loop).
     uint64_t wal_checkpoint_step_bytes = uint64_t{256} << 10;
+    // Opening a log damaged in its middle (whole records after a damaged one,
+    // or records missing) fails with storage_error unless this is set; set, the
+    // records up to the damage are kept and the rest dropped, told through `log`.
+    bool wal_discard_damaged = false;
+    std::function<void(const std::string&)> log = {};  // notices while opening (may be empty)
 };
 
 // Opens (creating if needed) an LMDB environment in options.dir, with its

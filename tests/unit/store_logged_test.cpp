@@ -62,6 +62,20 @@ std::string value_of(int i, int round) {
                        static_cast<char>('a' + round % 26));
 }
 
+// What key i holds after round `round` (write_then_die erases every fifth).
+std::optional<std::string> held_after(int i, int round) {
+    if (i % 5 == round % 5) return std::nullopt;
+    return value_of(i, round);
+}
+
+// Keys [first, last) each hold what round `round` left.
+void check_keys(const Store& store, int first, int last, int round) {
+    for (int i = first; i < last; ++i) {
+        INFO(key_of(i));
+        CHECK(store.get(Space::data, key_of(i)).value() == held_after(i, round));
+    }
+}
+
 // Writes round after round of `keys` keys (each round overwrites every key and
 // erases every fifth), then dies without closing the store, as kill -9 would,
 // after `rounds` rounds. What a child acknowledged is exactly rounds x keys.
@@ -98,9 +112,7 @@ void check_round(const Store& store, int keys, int round) {
     for (int i = 0; i < keys; ++i) {
         auto got = store.get(Space::data, key_of(i));
         REQUIRE(got.ok());
-        const std::optional<std::string> want =
-            i % 5 == round % 5 ? std::nullopt : std::optional<std::string>(value_of(i, round));
-        if (got.value() != want) ++wrong;
+        if (got.value() != held_after(i, round)) ++wrong;
     }
     CHECK(wrong == 0);
     auto n = store.count(Space::data);
@@ -212,16 +224,8 @@ TEST_CASE("wal: a torn last record is dropped, the records before it kept", "[st
     }
     auto store = open_store(logged(dir.path(), uint64_t{1} << 30));
     // The last batch (keys 40-49 of round 1) is lost; keys 0-39 hold round 1.
-    for (int i = 0; i < 40; ++i) {
-        const std::optional<std::string> want =
-            i % 5 == 1 ? std::nullopt : std::optional<std::string>(value_of(i, 1));
-        CHECK(store->get(Space::data, key_of(i)).value() == want);
-    }
-    for (int i = 40; i < 50; ++i) {
-        const std::optional<std::string> want =
-            i % 5 == 0 ? std::nullopt : std::optional<std::string>(value_of(i, 0));
-        CHECK(store->get(Space::data, key_of(i)).value() == want);
-    }
+    check_keys(*store, 0, 40, 1);
+    check_keys(*store, 40, 50, 0);
 }
 
 TEST_CASE("wal: a gap between LMDB and the log is an error, not a silent loss", "[store][wal]") {
@@ -240,6 +244,132 @@ TEST_CASE("wal: a gap between LMDB and the log is an error, not a silent loss", 
     CHECK(store.status().code() == ErrorCode::storage_error);
     CHECK_THAT(store.status().message(), Catch::Contains("records 1 to"));
     CHECK_THAT(store.status().message(), Catch::Contains("are missing"));
+}
+
+TEST_CASE("wal: a log damaged in its middle is refused, or opened by dropping what follows",
+          "[store][wal]") {
+    TempDir dir;
+    write_then_die(logged(dir.path(), uint64_t{1} << 30), 200, 5);
+    const std::string wal = dir.path() + "/wal-0";
+    const uint64_t whole = logged_bytes(wal);
+    REQUIRE(whole > 10000);
+    const auto damage_at = static_cast<std::streamoff>(whole / 2);
+    SECTION("a byte changed") {
+        std::fstream f(wal, std::ios::in | std::ios::out | std::ios::binary);
+        f.seekg(damage_at);
+        const char was = static_cast<char>(f.get());
+        f.seekp(damage_at);
+        f.put(static_cast<char>(was ^ 0x5a));
+    }
+    SECTION("a block lost (read back as zeros)") {
+        std::fstream f(wal, std::ios::in | std::ios::out | std::ios::binary);
+        f.seekp(damage_at & ~std::streamoff{4095});
+        const std::string zeros(4096, '\0');
+        f.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
+    }
+    // Refused, twice (refusing changes nothing), naming the file and the way out.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        auto refused = kv::node::open_lmdb_store(logged(dir.path(), uint64_t{1} << 30));
+        REQUIRE_FALSE(refused.ok());
+        CHECK(refused.status().code() == ErrorCode::storage_error);
+        CHECK_THAT(refused.status().message(), Catch::Contains(wal + " is damaged at byte"));
+        CHECK_THAT(refused.status().message(), Catch::Contains("--wal-discard-damaged"));
+        CHECK(logged_bytes(wal) == whole);
+    }
+    // Opening as a plain store would replay the log first: refused the same way.
+    CHECK_FALSE(kv::node::open_lmdb_store({.dir = dir.path()}).ok());
+
+    // Discarding: a process opens, keeps the head of the log, writes one batch
+    // (keys 0-9, round 0), and is killed. Fewer records than were dropped
+    // follow the ones kept, so a dropped record left in a file would be
+    // numbered above them and refuse the next open.
+    std::vector<std::string> notices;
+    LmdbOptions discard = logged(dir.path(), uint64_t{1} << 30);
+    discard.wal_discard_damaged = true;
+    discard.log = [&](const std::string& line) { notices.push_back(line); };
+    {
+        auto store = open_store(discard);
+        REQUIRE(notices.size() == 1);
+        CHECK_THAT(notices[0], Catch::Contains("discarding every record after"));
+    }
+    write_then_die(discard, 10, 1);
+    CHECK(notices.size() == 1);  // the child's notices are its own; this open found none
+    auto store = open_store(logged(dir.path(), uint64_t{1} << 30));
+    check_keys(*store, 0, 10, 0);
+    // What was kept: the first rounds whole, as before the damage.
+    for (int i = 10; i < 200; ++i) {
+        const std::optional<std::string> got = store->get(Space::data, key_of(i)).value();
+        bool some_round = false;
+        for (int round = 0; round < 5; ++round) {
+            some_round |= got == held_after(i, round);
+        }
+        CHECK(some_round);
+    }
+}
+
+TEST_CASE("wal: a byte changed anywhere in the log loses no acknowledged write silently",
+          "[store][wal]") {
+    // One log of 5 rounds x 20 batches. A changed byte in any record but the
+    // last must refuse the open; in the last record (as a crash would tear
+    // it) it drops only that batch; past the records it changes nothing.
+    TempDir original;
+    write_then_die(logged(original.path(), uint64_t{1} << 30), 200, 5);
+    std::ifstream in(original.path() + "/wal-0", std::ios::binary);
+    const std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<size_t> record_starts;  // by the records' lengths: u32 payload + 20-byte header
+    for (size_t at = 0; at + 20 <= log.size();) {
+        uint32_t payload = 0;
+        for (int i = 0; i < 4; ++i)
+            payload |= uint32_t{static_cast<uint8_t>(log[at + i])} << (8 * i);
+        if (payload == 0) break;
+        record_starts.push_back(at);
+        at += 20 + payload;
+    }
+    REQUIRE(record_starts.size() >= 100);
+    const size_t end = record_starts.back() + 20 + [&] {
+        uint32_t payload = 0;
+        for (int i = 0; i < 4; ++i)
+            payload |= uint32_t{static_cast<uint8_t>(log[record_starts.back() + i])} << (8 * i);
+        return payload;
+    }();
+    std::mt19937_64 rng(GENERATE(1, 2, 3, 4, 5, 6, 7, 8));
+    int refused = 0, last_dropped = 0, unchanged = 0;
+    for (int trial = 0; trial < 12; ++trial) {
+        // Most trials in the records, some in the last one, some past the end.
+        const size_t last_start = record_starts.back();
+        const size_t at = trial % 6 == 5   ? end + rng() % 4096
+                          : trial % 6 == 4 ? last_start + rng() % (end - last_start)
+                                           : rng() % last_start;
+        INFO("byte " << at << " of " << end << " logged");
+        TempDir dir;
+        std::filesystem::copy(original.path(), dir.path(),
+                              std::filesystem::copy_options::recursive |
+                                  std::filesystem::copy_options::overwrite_existing);
+        {
+            std::fstream f(dir.path() + "/wal-0", std::ios::in | std::ios::out | std::ios::binary);
+            f.seekp(static_cast<std::streamoff>(at));
+            f.put(static_cast<char>(log[at] ^ static_cast<char>(1 + rng() % 255)));
+        }
+        auto store = kv::node::open_lmdb_store(logged(dir.path(), uint64_t{1} << 30));
+        if (at < record_starts.back()) {
+            REQUIRE_FALSE(store.ok());
+            CHECK_THAT(store.status().message(), Catch::Contains("is damaged at byte"));
+            ++refused;
+        } else if (at < end) {
+            REQUIRE(store.ok());
+            // Keys 190-199 of round 4 were the last batch: they hold round 3.
+            check_keys(*store.value(), 180, 190, 4);
+            check_keys(*store.value(), 190, 200, 3);
+            ++last_dropped;
+        } else {
+            REQUIRE(store.ok());
+            check_round(*store.value(), 200, 4);
+            ++unchanged;
+        }
+    }
+    CHECK(refused == 8);
+    CHECK(last_dropped == 2);
+    CHECK(unchanged == 2);
 }
 
 TEST_CASE("wal: reads and scans stay exact while checkpoints run", "[store][wal]") {
