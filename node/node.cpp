@@ -150,7 +150,17 @@ Status Node::start() {
     // With gossip a node that lost its data cannot come back under its old id
     // until that life is removed; it then joins anew and streams its ranges
     // before it counts (rebalance/). A static list has no such step.
-    if (fresh && !gossip_) anti_entropy_->begin_refill();
+    if (fresh && !gossip_) anti_entropy_->begin_refill("it started on an empty data directory");
+    // Writes this node acknowledged were dropped with a damaged log: a read
+    // quorum of it and a replica the write missed would miss them too. With
+    // gossip as well, as the node keeps its id and ranges.
+    auto lost = env_.read(Space::meta, meta::kLostWritesKey);
+    if (!lost) return lost.status();
+    if (lost.value()) {
+        env_.log(LogLevel::warn, "this node lost acknowledged writes: " + *lost.value());
+        anti_entropy_->begin_refill("its store dropped the writes of a damaged log");
+        env_.stage_write(StoreWrite{Space::meta, std::string(meta::kLostWritesKey), std::nullopt});
+    }
     env_.log(LogLevel::info, "node " + config_.node_id + " started with actor " +
                                  replica_->actor() + ", " +
                                  std::to_string(membership_->members().size()) +

@@ -115,13 +115,13 @@ void AntiEntropy::tick(uint64_t now_ms) {
     }
 }
 
-void AntiEntropy::begin_refill() {
+void AntiEntropy::begin_refill(std::string why) {
+    refill_why_ = std::move(why);
     for (const auto& peer : ring_peers()) refill_waiting_.insert(peer);
     if (refill_waiting_.empty()) return;
-    env_.log(LogLevel::info,
-             "refill: started on an empty data directory; replica reads wait "
-             "for an exchange with each of " +
-                 std::to_string(refill_waiting_.size()) + " other members");
+    env_.log(LogLevel::info, "refill: " + refill_why_ +
+                                 "; replica reads wait for an exchange with each of " +
+                                 std::to_string(refill_waiting_.size()) + " other members");
     publish_refill();
 }
 
@@ -133,10 +133,8 @@ void AntiEntropy::publish_refill() {
     }
     std::string names;
     for (const auto& peer : refill_waiting_) names += (names.empty() ? "" : ", ") + peer;
-    replica_.set_refilling(config_.node_id +
-                           " is refilling: it started on an empty data directory and has not "
-                           "yet exchanged with " +
-                           names);
+    replica_.set_refilling(config_.node_id + " is refilling: " + refill_why_ +
+                           " and has not yet exchanged with " + names);
 }
 
 bool AntiEntropy::tick_refill(uint64_t now_ms) {

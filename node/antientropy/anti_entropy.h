@@ -78,14 +78,17 @@ class AntiEntropy {
     // the range when one is given.
     void handle(const ReplyTo& from, const proto::RepairRequest& req);
 
-    // Static member lists: this node started on an empty data directory (its
-    // actor was created at this start), so it cannot tell a wipe from a new
-    // cluster and may lack writes acknowledged before. Until a whole exchange
-    // it started with each other member completes, or that member is judged
-    // down, the replica answers reads unavailable (Replica::set_refilling).
-    // These exchanges start at once, one after another, ahead of the schedule
-    // and of kvctl repair; on a new cluster each is one round trip.
-    void begin_refill();
+    // This node may lack writes it acknowledged before: with a static member
+    // list it started on an empty data directory (its actor was created at
+    // this start, so it cannot tell a wipe from a new cluster), or its store
+    // dropped the records after a damaged stretch of its write-ahead log
+    // (kvnode --wal-discard-damaged). `why` says which ("it started on an
+    // empty data directory"). Until a whole exchange it started with each
+    // other member completes, or that member is judged down, the replica
+    // answers reads unavailable (Replica::set_refilling). These exchanges
+    // start at once, one after another, ahead of the schedule and of kvctl
+    // repair; on a new cluster each is one round trip.
+    void begin_refill(std::string why);
     bool refilling() const { return !refill_waiting_.empty(); }
 
     // The time (this node's clock) through which every other member of the
@@ -154,6 +157,7 @@ class AntiEntropy {
     // Refill: the members still to exchange with, whose turn is next, and
     // when a failed one may be retried.
     std::set<std::string> refill_waiting_;
+    std::string refill_why_;
     size_t refill_next_ = 0;
     uint64_t refill_retry_ms_ = 0;
 };

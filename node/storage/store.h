@@ -108,7 +108,8 @@ struct LmdbOptions {
     uint64_t wal_checkpoint_step_bytes = uint64_t{256} << 10;
     // Opening a log damaged in its middle (whole records after a damaged one,
     // or records missing) fails with storage_error unless this is set; set, the
-    // records up to the damage are kept and the rest dropped, told through `log`.
+    // records up to the damage are kept and the rest dropped, told through `log`
+    // and recorded in Space::meta (meta::kLostWritesKey) for the node to refill.
     bool wal_discard_damaged = false;
     std::function<void(const std::string&)> log = {};  // notices while opening (may be empty)
 };

@@ -44,8 +44,9 @@
 // is refused with storage_error, as replaying would silently drop writes that
 // were acknowledged. LmdbOptions::wal_discard_damaged (kvnode
 // --wal-discard-damaged) opens anyway: it keeps the records up to the damage,
-// logs what it drops, and empties both files once LMDB holds what was kept,
-// so that no record dropped can be read back later. A crash in the middle of
+// logs what it drops, marks the directory for the node to refill (meta
+// lost_writes), and empties both files once LMDB holds what was kept, so that
+// no record dropped can be read back later. A crash in the middle of
 // a checkpoint leaves LMDB holding some of the frozen writes (whole ones, in
 // key order) beyond its number; replay writes them again. Should the frozen
 // file also be damaged before them, those writes stay (each acknowledged),
@@ -77,6 +78,7 @@
 #include <thread>
 #include <utility>
 
+#include "node/storage/meta_codec.h"
 #include "node/storage/sort_prefix.h"
 #include "node/storage/store.h"
 #include "node/storage/store_lmdb_testing.h"
@@ -567,6 +569,13 @@ class LoggedStore final : public Store {
             if (!s.ok()) return s;
         }
         if (!damage.empty()) {
+            // The node refills before it serves replica reads (Node::start);
+            // written before the files are emptied, so a crash between the two
+            // refuses the next open again instead of losing the mark.
+            Status marked = base_->write(
+                {StoreWrite{Space::meta, std::string(meta::kLostWritesKey),
+                            damage + "; records after " + std::to_string(last) + " dropped"}});
+            if (!marked.ok()) return marked;
             // LMDB holds every record kept: the files are emptied so that
             // records discarded now, numbered above the ones written next,
             // can never be read back as part of the log.

@@ -186,20 +186,26 @@ TEST_CASE("3 nodes, n=3: anti-entropy refills a restarted node; tombstones are p
     }
 }
 
-TEST_CASE("static list: a node wiped and restarted is not counted by reads until refilled") {
-    ProcessCluster cluster("refill");
+namespace {
+
+// How n3 loses writes it acknowledged, in the refill test below.
+enum class Loss { wiped, damaged_log };
+
+// Nothing repairs on its own (no hints, no read repair, no scheduled
+// exchanges); n2 misses every write (n1 and n3 hold them, a quorum of 3); then
+// n3 loses them and comes back under its old id, so n1 alone holds the writes,
+// and a read quorum of n3 and n2 (stale) would miss them. Reads through n3
+// must never miss them, and its refill, the only repair running, fills it.
+void lose_then_refill(Loss loss) {
+    ProcessCluster cluster(loss == Loss::wiped ? "refill" : "refillLog");
     KV_REQUIRE_OK(cluster.add_nodes(3, 3));
-    // Nothing repairs on its own: no hints, no read repair, no scheduled
-    // exchanges. The refill's exchanges run regardless.
-    for (size_t i = 0; i < cluster.size(); ++i) {
-        cluster.set_extra_flags(
-            i, {"--ping-interval-ms", "200", "--peer-down-after-ms", "1000", "--hinted-handoff",
-                "false", "--read-repair", "false", "--anti-entropy", "false"});
-    }
+    const std::vector<std::string> flags{
+        "--ping-interval-ms", "200",   "--peer-down-after-ms", "1000", "--hinted-handoff", "false",
+        "--read-repair",      "false", "--anti-entropy",       "false"};
+    for (size_t i = 0; i < cluster.size(); ++i) cluster.set_extra_flags(i, flags);
     KV_REQUIRE_OK(cluster.start_all());
     RawClient client(cluster.endpoint(0));
 
-    // n2 misses every write: n1 and n3 hold them (quorum of 3).
     KV_REQUIRE_OK(cluster.kill_hard(1));
     put_all(client);
     let_held_sends_fail();
@@ -208,16 +214,26 @@ TEST_CASE("static list: a node wiped and restarted is not counted by reads until
         RawClient n2(cluster.endpoint(1));
         REQUIRE(status(n2).keys_stored == 0);  // stale, and nothing repairs it
     }
-    // n3 loses its disk and comes back under its old id: n1 alone holds the
-    // writes. A read quorum of n3 (empty) and n2 (stale) would miss them all.
     KV_REQUIRE_OK(cluster.kill_hard(2));
-    std::filesystem::remove_all(cluster.data_dir(2));
+    if (loss == Loss::wiped) {
+        std::filesystem::remove_all(cluster.data_dir(2));
+    } else {
+        // A byte changed in the middle of its log: the node refuses to start
+        // (store_logged_test, durability_test) until told to drop the rest.
+        KV_REQUIRE_OK(damage_log_middle(cluster.data_dir(2) + "/wal-0"));
+        std::vector<std::string> discard = flags;
+        discard.push_back("--wal-discard-damaged");
+        cluster.set_extra_flags(2, discard);
+    }
     const auto restart_began = Clock::now();
     KV_REQUIRE_OK(cluster.restart(2));
-    RawClient wiped(cluster.endpoint(2));
+    if (loss == Loss::damaged_log) {
+        CHECK_THAT(cluster.log_tail(2), Catch::Contains("this node lost acknowledged writes"));
+    }
+    RawClient lost(cluster.endpoint(2));
     int found = 0, unavailable = 0;
     for (int i = 0; i < kKeys; ++i) {
-        auto reply = wiped.request(proto::GetRequest{next_request_id(), key_of(i), kQuorum, 5000});
+        auto reply = lost.request(proto::GetRequest{next_request_id(), key_of(i), kQuorum, 5000});
         KV_REQUIRE_OK(reply.status());
         REQUIRE(std::holds_alternative<proto::GetResponse>(reply.value()));
         const auto& got = std::get<proto::GetResponse>(reply.value());
@@ -229,22 +245,41 @@ TEST_CASE("static list: a node wiped and restarted is not counted by reads until
         REQUIRE(got.values == std::vector<std::string>{"v" + std::to_string(i)});
         ++found;
     }
+    const char* what = loss == Loss::wiped ? "wiped node" : "node that dropped a damaged log";
     std::printf(
-        "refill: %d of %d quorum reads through the wiped node found the key, %d "
-        "unavailable, none missed it\n",
-        found, kKeys, unavailable);
+        "refill: %d of %d quorum reads through the %s found the key, %d unavailable, none "
+        "missed it\n",
+        found, kKeys, what, unavailable);
     CHECK(found > kKeys / 2);
     KV_REQUIRE_OK(cluster.wait_refilled(2, kRepairBoundMs));
-    std::printf("refill: the wiped node served replica reads %lld ms after its restart began\n",
+    std::printf("refill: the %s served replica reads %lld ms after its restart began\n", what,
                 static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                            Clock::now() - restart_began)
                                            .count()));
     // The refill, not read repair (off) or the schedule (off), filled it.
-    const auto s = status(wiped);
+    const auto s = status(lost);
     CHECK(s.keys_stored == static_cast<uint64_t>(kKeys));
     REQUIRE(s.anti_entropy.has_value());
     CHECK(!s.anti_entropy->refilling);
-    CHECK(s.anti_entropy->keys_received == static_cast<uint64_t>(kKeys));
+    if (loss == Loss::wiped) {
+        CHECK(s.anti_entropy->keys_received == static_cast<uint64_t>(kKeys));
+    } else {
+        // The writes after the damage, and only those, came back.
+        std::printf("refill: the %s received %llu of %d keys\n", what,
+                    static_cast<unsigned long long>(s.anti_entropy->keys_received), kKeys);
+        CHECK(s.anti_entropy->keys_received > 0);
+        CHECK(s.anti_entropy->keys_received < static_cast<uint64_t>(kKeys));
+    }
+}
+
+}  // namespace
+
+TEST_CASE("static list: a node wiped and restarted is not counted by reads until refilled") {
+    lose_then_refill(Loss::wiped);
+}
+
+TEST_CASE("a node that dropped a damaged log's writes is not counted by reads until refilled") {
+    lose_then_refill(Loss::damaged_log);
 }
 
 TEST_CASE("kvnode refuses a tombstone grace shorter than a late request can arrive") {

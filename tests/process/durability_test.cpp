@@ -6,8 +6,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <random>
 #include <string>
@@ -222,19 +220,7 @@ TEST_CASE("a log damaged in its middle stops the node until the damage is discar
     acked_then_killed(cluster, entries);
 
     const std::string wal = cluster.data_dir(0) + "/wal-0";
-    {
-        std::fstream f(wal, std::ios::in | std::ios::out | std::ios::binary);
-        const std::string bytes((std::istreambuf_iterator<char>(f)),
-                                std::istreambuf_iterator<char>());
-        const size_t logged = bytes.find_last_not_of('\0');
-        REQUIRE(logged != std::string::npos);
-        REQUIRE(logged > 20000);
-        const auto middle = static_cast<std::streamoff>(logged / 2);
-        f.clear();
-        f.seekp(middle);
-        f.put(static_cast<char>(bytes[static_cast<size_t>(middle)] ^ 0x5a));
-        REQUIRE(f.good());
-    }
+    KV_REQUIRE_OK(damage_log_middle(wal));
     KV_REQUIRE_OK(cluster.start(0));
     auto refused = cluster.wait_exit(0);
     KV_REQUIRE_OK(refused.status());

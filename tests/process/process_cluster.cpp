@@ -22,6 +22,7 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <set>
 #include <thread>
@@ -671,6 +672,23 @@ std::string run_kvctl(const ProcessCluster& cluster, const std::string& args) {
     char buf[4096];
     while (size_t n = fread(buf, 1, sizeof buf, pipe.get())) out.append(buf, n);
     return out;
+}
+
+Status damage_log_middle(const std::string& wal_path) {
+    std::fstream f(wal_path, std::ios::in | std::ios::out | std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    // The log is written with zeros ahead of its records.
+    const size_t logged = bytes.find_last_not_of('\0');
+    if (logged == std::string::npos || logged < 1000) {
+        return {ErrorCode::internal, wal_path + " holds too few records to damage"};
+    }
+    const size_t middle = logged / 2;
+    f.clear();
+    f.seekp(static_cast<std::streamoff>(middle));
+    f.put(static_cast<char>(bytes[middle] ^ 0x5a));
+    f.flush();
+    if (!f.good()) return {ErrorCode::internal, "cannot write " + wal_path};
+    return {};
 }
 
 }  // namespace kv::test

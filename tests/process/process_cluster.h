@@ -212,6 +212,11 @@ CommandResult run_command(const std::string& command);
 // printed, stdout and stderr together.
 std::string run_kvctl(const ProcessCluster& cluster, const std::string& args);
 
+// Changes one byte in the middle of the records of a write-ahead log file (a
+// node's DATA_DIR/wal-0, the node stopped), as damage on disk would: kvnode
+// then refuses to start unless given --wal-discard-damaged.
+Status damage_log_middle(const std::string& wal_path);
+
 }  // namespace kv::test
 
 // REQUIRE that a Status is ok, showing its text when it is not.

@@ -291,6 +291,12 @@ TEST_CASE("wal: a log damaged in its middle is refused, or opened by dropping wh
         auto store = open_store(discard);
         REQUIRE(notices.size() == 1);
         CHECK_THAT(notices[0], Catch::Contains("discarding every record after"));
+        // Marked for the node, which refills before serving replica reads.
+        auto lost = store->get(Space::meta, "lost_writes");
+        REQUIRE(lost.ok());
+        REQUIRE(lost.value().has_value());
+        CHECK_THAT(*lost.value(), Catch::Contains(wal + " is damaged at byte"));
+        CHECK_THAT(*lost.value(), Catch::Contains("dropped"));
     }
     write_then_die(discard, 10, 1);
     CHECK(notices.size() == 1);  // the child's notices are its own; this open found none
