@@ -153,13 +153,16 @@ Status Node::start() {
     if (fresh && !gossip_) anti_entropy_->begin_refill("it started on an empty data directory");
     // Writes this node acknowledged were dropped with a damaged log: a read
     // quorum of it and a replica the write missed would miss them too. With
-    // gossip as well, as the node keeps its id and ranges.
+    // gossip as well, as the node keeps its id and ranges. The mark goes only
+    // once the refill is done, so a stop before that refills again next start.
     auto lost = env_.read(Space::meta, meta::kLostWritesKey);
     if (!lost) return lost.status();
     if (lost.value()) {
         env_.log(LogLevel::warn, "this node lost acknowledged writes: " + *lost.value());
-        anti_entropy_->begin_refill("its store dropped the writes of a damaged log");
-        env_.stage_write(StoreWrite{Space::meta, std::string(meta::kLostWritesKey), std::nullopt});
+        anti_entropy_->begin_refill("its store dropped the writes of a damaged log", [this] {
+            env_.stage_write(
+                StoreWrite{Space::meta, std::string(meta::kLostWritesKey), std::nullopt});
+        });
     }
     env_.log(LogLevel::info, "node " + config_.node_id + " started with actor " +
                                  replica_->actor() + ", " +

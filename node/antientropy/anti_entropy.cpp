@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <iterator>
 #include <map>
+#include <utility>
 
 namespace kv::node {
 
@@ -115,10 +116,14 @@ void AntiEntropy::tick(uint64_t now_ms) {
     }
 }
 
-void AntiEntropy::begin_refill(std::string why) {
+void AntiEntropy::begin_refill(std::string why, std::function<void()> when_done) {
     refill_why_ = std::move(why);
+    if (when_done) refill_done_ = std::move(when_done);
     for (const auto& peer : ring_peers()) refill_waiting_.insert(peer);
-    if (refill_waiting_.empty()) return;
+    if (refill_waiting_.empty()) {
+        if (auto done = std::exchange(refill_done_, nullptr)) done();
+        return;
+    }
     env_.log(LogLevel::info, "refill: " + refill_why_ +
                                  "; replica reads wait for an exchange with each of " +
                                  std::to_string(refill_waiting_.size()) + " other members");
@@ -129,6 +134,7 @@ void AntiEntropy::publish_refill() {
     if (refill_waiting_.empty()) {
         replica_.set_refilling(std::nullopt);
         env_.log(LogLevel::info, "refill: done; replica reads are served");
+        if (auto done = std::exchange(refill_done_, nullptr)) done();
         return;
     }
     std::string names;

@@ -32,6 +32,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -87,8 +88,9 @@ class AntiEntropy {
     // other member completes, or that member is judged down, the replica
     // answers reads unavailable (Replica::set_refilling). These exchanges
     // start at once, one after another, ahead of the schedule and of kvctl
-    // repair; on a new cluster each is one round trip.
-    void begin_refill(std::string why);
+    // repair; on a new cluster each is one round trip. `when_done` (may be
+    // empty) runs once they have, or at once when there is no other member.
+    void begin_refill(std::string why, std::function<void()> when_done = {});
     bool refilling() const { return !refill_waiting_.empty(); }
 
     // The time (this node's clock) through which every other member of the
@@ -158,6 +160,7 @@ class AntiEntropy {
     // when a failed one may be retried.
     std::set<std::string> refill_waiting_;
     std::string refill_why_;
+    std::function<void()> refill_done_;  // begin_refill's when_done, until it ran
     size_t refill_next_ = 0;
     uint64_t refill_retry_ms_ = 0;
 };

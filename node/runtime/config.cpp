@@ -133,8 +133,8 @@ po::options_description describe(RuntimeConfig& c, std::string& peers, std::stri
         "is held in memory")(
         "wal-discard-damaged", po::bool_switch(&c.wal_discard_damaged),
         "open a write-ahead log damaged in its middle by keeping the records before the damage "
-        "and dropping the rest (logged; the node's replicas repair them). Without it such a log "
-        "stops the node at start")(
+        "and dropping the rest (logged; the node then refills from its replicas before serving "
+        "replica reads). Without it such a log stops the node at start")(
         "commit-thread", po::value(&c.commit_thread)->default_value(true),
         "commit on a writer thread while requests go on being handled (false: the event loop "
         "waits for each commit)")(

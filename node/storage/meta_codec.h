@@ -73,7 +73,8 @@ constexpr std::string_view kPurgeFloorKey = "purge_floor";
 constexpr std::string_view kKeyHashesBuiltKey = "key_hashes";
 // Written by the store when it opened a damaged write-ahead log by dropping
 // records (kvnode --wal-discard-damaged; node/storage/store_logged.cpp): what
-// was dropped. The next Node::start refills as a wiped node does, then erases it.
+// was dropped. Node::start then refills as a wiped node does; the refill's end
+// erases it.
 constexpr std::string_view kLostWritesKey = "lost_writes";
 // The user catalog (node/access/catalog.h): one record per user name under
 // this prefix and the name, each a catalog_push frame holding that one user

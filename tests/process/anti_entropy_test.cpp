@@ -269,6 +269,18 @@ void lose_then_refill(Loss loss) {
                     static_cast<unsigned long long>(s.anti_entropy->keys_received), kKeys);
         CHECK(s.anti_entropy->keys_received > 0);
         CHECK(s.anti_entropy->keys_received < static_cast<uint64_t>(kKeys));
+        // The refill's end erased the mark: the next start (flag kept) does not refill.
+        KV_REQUIRE_OK(cluster.terminate(2).status());
+        KV_REQUIRE_OK(cluster.start_and_wait(2));
+        const std::string logs = cluster.log_tail(2, 100000);
+        size_t marks_seen = 0;
+        for (size_t at = logs.find("this node lost acknowledged writes"); at != std::string::npos;
+             at = logs.find("this node lost acknowledged writes", at + 1))
+            ++marks_seen;
+        CHECK(marks_seen == 1);
+        RawClient again(cluster.endpoint(2));
+        REQUIRE(status(again).anti_entropy.has_value());
+        CHECK(!status(again).anti_entropy->refilling);
     }
 }
 

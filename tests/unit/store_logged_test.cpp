@@ -322,22 +322,19 @@ TEST_CASE("wal: a byte changed anywhere in the log loses no acknowledged write s
     write_then_die(logged(original.path(), uint64_t{1} << 30), 200, 5);
     std::ifstream in(original.path() + "/wal-0", std::ios::binary);
     const std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::vector<size_t> record_starts;  // by the records' lengths: u32 payload + 20-byte header
-    for (size_t at = 0; at + 20 <= log.size();) {
+    // The records, by their lengths (u32 payload bytes, then the rest of a
+    // 20-byte header); the zeros written ahead of them end the walk.
+    std::vector<size_t> record_starts;
+    size_t end = 0;  // the byte after the last record
+    while (end + 20 <= log.size()) {
         uint32_t payload = 0;
         for (int i = 0; i < 4; ++i)
-            payload |= uint32_t{static_cast<uint8_t>(log[at + i])} << (8 * i);
+            payload |= uint32_t{static_cast<uint8_t>(log[end + i])} << (8 * i);
         if (payload == 0) break;
-        record_starts.push_back(at);
-        at += 20 + payload;
+        record_starts.push_back(end);
+        end += 20 + payload;
     }
     REQUIRE(record_starts.size() >= 100);
-    const size_t end = record_starts.back() + 20 + [&] {
-        uint32_t payload = 0;
-        for (int i = 0; i < 4; ++i)
-            payload |= uint32_t{static_cast<uint8_t>(log[record_starts.back() + i])} << (8 * i);
-        return payload;
-    }();
     std::mt19937_64 rng(GENERATE(1, 2, 3, 4, 5, 6, 7, 8));
     int refused = 0, last_dropped = 0, unchanged = 0;
     for (int trial = 0; trial < 12; ++trial) {
