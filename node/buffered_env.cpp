@@ -6,39 +6,45 @@
 
 namespace kv::node {
 
-std::vector<StoreWrite>::const_iterator BufferedEnv::committing_from(Space space,
-                                                                     std::string_view key) const {
-    return std::lower_bound(committing_writes_.begin(), committing_writes_.end(),
-                            KeyRef{space, key}, [](const StoreWrite& w, const KeyRef& k) {
+std::vector<StoreWrite>::const_iterator BufferedEnv::committing_from(
+    const std::vector<StoreWrite>& batch, Space space, std::string_view key) {
+    return std::lower_bound(batch.begin(), batch.end(), KeyRef{space, key},
+                            [](const StoreWrite& w, const KeyRef& k) {
                                 return KeyRef{w.space, w.key} < k;
                             });
 }
 
-const StoreWrite* BufferedEnv::committing_write(Space space, std::string_view key) const {
-    auto it = committing_from(space, key);
-    if (it == committing_writes_.end() || it->space != space || it->key != key) return nullptr;
+const StoreWrite* BufferedEnv::committing_write(const std::vector<StoreWrite>& batch, Space space,
+                                                std::string_view key) {
+    auto it = committing_from(batch, space, key);
+    if (it == batch.end() || it->space != space || it->key != key) return nullptr;
     return &*it;
 }
 
 Result<std::optional<std::string>> BufferedEnv::read(Space space, std::string_view key) {
-    if (staged_.empty() && committing_writes_.empty()) return store_.get(space, key);
+    if (staged_.empty() && committing_.empty()) return store_.get(space, key);
     auto it = staged_.find(KeyRef{space, key});
     if (it != staged_.end()) return it->second;
-    if (const StoreWrite* in_batch = committing_write(space, key)) return in_batch->value;
+    for (auto batch = committing_.rbegin(); batch != committing_.rend(); ++batch) {
+        if (const StoreWrite* in_batch = committing_write(*batch, space, key))
+            return in_batch->value;
+    }
     return store_.get(space, key);
 }
 
 Status BufferedEnv::scan(Space space, std::string_view from, size_t limit,
                          const std::function<bool(std::string_view, std::string_view)>& visit) {
-    if (committing_writes_.empty()) return scan_over(staged_, space, from, limit, visit);
-    // The batch in flight may or may not be in the store yet: overlay it, and
-    // the writes staged since over it. A copy of the batch's part of the
-    // space from `from` on: scans (anti-entropy, GC, hints, transfers) are
-    // rare next to requests.
+    if (committing_.empty()) return scan_over(staged_, space, from, limit, visit);
+    // The batches in flight may or may not be in the store yet: overlay them,
+    // oldest first, and the writes staged since over them. A copy of their
+    // part of the space from `from` on: scans (anti-entropy, GC, hints,
+    // transfers) are rare next to requests.
     Overlay merged;
-    for (auto it = committing_from(space, from);
-         it != committing_writes_.end() && it->space == space; ++it) {
-        merged.emplace(std::make_pair(it->space, it->key), it->value);
+    for (const std::vector<StoreWrite>& batch : committing_) {
+        for (auto it = committing_from(batch, space, from); it != batch.end() && it->space == space;
+             ++it) {
+            merged.insert_or_assign(std::make_pair(it->space, it->key), it->value);
+        }
     }
     for (auto it = staged_.lower_bound(KeyRef{space, from});
          it != staged_.end() && it->first.first == space; ++it) {
@@ -162,15 +168,15 @@ Result<std::vector<Outgoing>> BufferedEnv::commit() {
 }
 
 BufferedEnv::Batch BufferedEnv::begin_commit() {
-    assert(committing_writes_.empty());
-    committing_writes_.reserve(staged_.size());
+    std::vector<StoreWrite>& writes = committing_.emplace_back();
+    writes.reserve(staged_.size());
     while (!staged_.empty()) {
         auto node = staged_.extract(staged_.begin());
-        committing_writes_.push_back(
+        writes.push_back(
             StoreWrite{node.key().first, std::move(node.key().second), std::move(node.mapped())});
     }
     Batch batch;
-    batch.writes = &committing_writes_;
+    batch.writes = &writes;
     batch.out = take_all_messages();
     first_write_at_.reset();
     handler_start_ = 0;
@@ -178,7 +184,6 @@ BufferedEnv::Batch BufferedEnv::begin_commit() {
 }
 
 std::vector<Outgoing> BufferedEnv::take_sendable() {
-    assert(committing_writes_.empty());
     std::vector<Outgoing> out;
     if (!first_write_at_) {
         out.swap(outgoing_);
@@ -195,7 +200,7 @@ std::vector<Outgoing> BufferedEnv::take_sendable() {
 
 void BufferedEnv::discard() {
     staged_.clear();
-    end_commit();
+    committing_.clear();
     outgoing_.clear();
     ahead_.clear();
     first_write_at_.reset();

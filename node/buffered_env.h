@@ -3,6 +3,7 @@
 // Subclasses supply the clock, randomness and logging.
 #pragma once
 
+#include <deque>
 #include <map>
 #include <optional>
 #include <utility>
@@ -46,34 +47,40 @@ class BufferedEnv : public Env {
     // Forgets staged writes and messages (a simulated crash).
     void discard();
 
-    // Pipelined commits (the ZeroMQ runtime's writer thread): begin_commit()
-    // takes the staged writes and every message sent so far (those sent ahead
-    // and not yet taken included) as one batch; the
-    // caller writes them to the store, on another thread, while the node goes
-    // on, and delivers the messages only once that write is durable. Until
-    // end_commit() the batch's writes stay readable here (read and scan look
-    // at the writes staged since, then the batch, then the store), so the node
-    // sees its own writes whatever the writer has reached. One batch at a time;
-    // messages sent meanwhile wait for the next batch, as they may reveal what
-    // the batch in flight wrote.
-    // The batch's writes stay owned here (not copied); the writer thread only
-    // reads them, as does this thread, until end_commit().
+    // Pipelined commits (the ZeroMQ runtime's writer, commit_thread.h):
+    // begin_commit() takes the staged writes and every message sent so far
+    // (those sent ahead and not yet taken included) as one batch; the caller
+    // writes them to the store, on another thread, while the node goes on,
+    // and delivers the messages only once that write is durable. Until its
+    // end_commit() a batch's writes stay readable here (read and scan look at
+    // the writes staged since, then the batches in flight, newest first, then
+    // the store), so the node sees its own writes whatever the writer has
+    // reached. Batches may be begun while others are in flight; they end in
+    // the order they began (end_commit() ends the oldest). Messages sent
+    // while a batch is in flight wait for a later batch, as they may reveal
+    // what one in flight wrote.
+    // A batch's writes stay owned here (not copied, at an address that does
+    // not change); the writer only reads them, as does this thread, until
+    // their end_commit().
     struct Batch {
         const std::vector<StoreWrite>* writes = nullptr;
         std::vector<Outgoing> out;
     };
     Batch begin_commit();
-    // Once no batch is in flight: the messages of the handlers that ran
-    // before the first one that staged a write since the last batch began.
-    // They depend on nothing staged, only on what is durable now, so they may
-    // go before the next commit. Handlers are told apart by begin_handler(),
-    // which the runtime calls before it hands the node a message or a tick; a
-    // handler may reply first and stage after, so a message is held with the
-    // writes of its own handler.
+    // The messages of the handlers that ran before the first one that staged
+    // a write since the last batch began. They depend on nothing staged, only
+    // on what is durable now and the batches in flight, so they may go before
+    // the next commit: at once when none is in flight, else with the newest. Handlers are told
+    // apart by begin_handler(), which the runtime calls before it hands the node a message or a
+    // tick; a handler may reply first and stage after, so a message is held with the writes of its
+    // own handler.
     std::vector<Outgoing> take_sendable();
     void begin_handler() { handler_start_ = outgoing_.size(); }
-    void end_commit() { committing_writes_.clear(); }
-    bool committing() const { return !committing_writes_.empty(); }
+    void end_commit() {
+        if (!committing_.empty()) committing_.pop_front();
+    }
+    bool committing() const { return !committing_.empty(); }
+    size_t batches_in_flight() const { return committing_.size(); }
 
   private:
     // Every message not yet taken: those sent ahead first, then the others.
@@ -91,20 +98,23 @@ class BufferedEnv : public Env {
         }
     };
     using Overlay = std::map<std::pair<Space, std::string>, std::optional<std::string>, KeyOrder>;
-    // The write for (space, key) in the batch in flight, or null.
-    const StoreWrite* committing_write(Space space, std::string_view key) const;
-    // The first write of the batch in flight at or after (space, key).
-    std::vector<StoreWrite>::const_iterator committing_from(Space space,
-                                                            std::string_view key) const;
+    // The write for (space, key) in a batch in flight, or null.
+    static const StoreWrite* committing_write(const std::vector<StoreWrite>& batch, Space space,
+                                              std::string_view key);
+    // The first write of a batch in flight at or after (space, key).
+    static std::vector<StoreWrite>::const_iterator committing_from(
+        const std::vector<StoreWrite>& batch, Space space, std::string_view key);
     Status scan_over(const Overlay& overlay, Space space, std::string_view from, size_t limit,
                      const std::function<bool(std::string_view, std::string_view)>& visit);
 
     Store& store_;
     // Latest staged value per (space, key); std::map keeps commit order deterministic.
     Overlay staged_;
-    // The batch begin_commit() handed out, until end_commit(): in staged_'s
-    // order, so its keys are found by binary search.
-    std::vector<StoreWrite> committing_writes_;
+    // The batches begin_commit() handed out, oldest first, each until its
+    // end_commit(): each in staged_'s order, so its keys are found by binary
+    // search. A deque, so a batch stays where the writer reads it while
+    // others are added and ended.
+    std::deque<std::vector<StoreWrite>> committing_;
     std::vector<Outgoing> outgoing_;
     std::vector<Outgoing> ahead_;  // send_ahead(), until take_ahead()
     // handler_start_ when the first write was staged since the last batch

@@ -138,8 +138,11 @@ po::options_description describe(RuntimeConfig& c, std::string& peers, std::stri
         "commit-thread", po::value(&c.commit_thread)->default_value(true),
         "commit on a writer thread while requests go on being handled (false: the event loop "
         "waits for each commit)")(
-        "map-size-mb", po::value(&c.map_size_mb)->default_value(65536),
-        "LMDB map size: the most data the store can hold (address space, not disk)")(
+        "commits-in-flight", po::value(&c.commits_in_flight)->default_value(2),
+        "with the commit thread, commits in flight at once, 1 or 2: the next one's log record "
+        "is written while the one before syncs (2 needs --wal; without it, commits go one at a "
+        "time)")("map-size-mb", po::value(&c.map_size_mb)->default_value(65536),
+                 "LMDB map size: the most data the store can hold (address space, not disk)")(
         "batch-max", po::value(&c.batch_messages_max)->default_value(512),
         "messages handled per store commit (group commit)")(
         "log-level", po::value(&log_level)->default_value("info"), "debug, info, warn or error")(
@@ -492,6 +495,8 @@ Result<RuntimeConfig> parse_config(int argc, const char* const* argv, std::ostre
     }
     if (c.batch_messages_max < 1)
         return Status(ErrorCode::invalid_argument, "--batch-max must be >= 1");
+    if (c.commits_in_flight < 1 || c.commits_in_flight > 2)
+        return Status(ErrorCode::invalid_argument, "--commits-in-flight must be 1 or 2");
     if (c.wal_checkpoint_mb < 1 || c.wal_checkpoint_mb > 4096)
         return Status(ErrorCode::invalid_argument, "--wal-checkpoint-mb must be 1 to 4096");
     if (Status secured = apply_security(c, security); !secured.ok()) return secured;

@@ -29,6 +29,9 @@ struct RuntimeConfig {
     // Commits on a writer thread while the loop handles the next requests
     // (false: the loop commits itself, waiting for each sync).
     bool commit_thread = true;
+    // Commits in flight at once with the commit thread: the next batch's log
+    // record is written while the one before syncs (node/runtime/commit_thread.h).
+    uint32_t commits_in_flight = 2;
     uint64_t map_size_mb = 65536;
     LogLevel log_level = LogLevel::info;
     uint32_t batch_messages_max = 512;  // messages handled per commit (group commit)

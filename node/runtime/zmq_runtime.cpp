@@ -181,7 +181,9 @@ class Runtime {
     Runtime(const RuntimeConfig& config, Store& store)
         : config_(config),
           store_(store),
-          writer_(config.commit_thread ? std::make_unique<CommitThread>(store) : nullptr),
+          writer_(config.commit_thread
+                      ? std::make_unique<CommitThread>(store, config.commits_in_flight)
+                      : nullptr),
           env_(store, config.node.node_id, config.log_level),
           membership_(config.members),
           node_(config.node.seeds.empty() ? Node(config.node, env_, membership_)
@@ -1002,9 +1004,10 @@ class Runtime {
     // Sending from inside the links' receive callbacks is what they allow
     // (a link that fails meanwhile is closed once its receive returns).
     void collect_commit() {
-        if (!writer_ || !writer_->busy() || !writer_->done()) return;
-        std::optional<Status> written = writer_->take_result();
-        if (!written || !end_commit(*written)) return;
+        if (!writer_ || !writer_->done()) return;
+        while (std::optional<Status> written = writer_->take_result()) {
+            if (!end_commit(*written)) return;
+        }
         if (link_server_) link_server_->flush();
         peer_links_->flush();
     }
@@ -1061,17 +1064,26 @@ class Runtime {
         // (Env::send_ahead): they travel while this node syncs.
         deliver_all(env_.take_ahead());
         if (!writer_) return commit_here();
-        if (writer_->busy()) {
-            std::optional<Status> written = writer_->take_result();
-            if (!written) return true;  // still syncing
+        while (std::optional<Status> written = writer_->take_result()) {
             if (!end_commit(*written)) return false;
         }
-        deliver_all(env_.take_sendable());
-        if (!env_.has_pending()) return true;
+        // What depends on no staged write goes now, or with the newest
+        // commit in flight if one is.
+        std::vector<Outgoing> sendable = env_.take_sendable();
+        if (in_flight_.empty()) {
+            deliver_all(std::move(sendable));
+        } else {
+            std::vector<Outgoing>& after = in_flight_.back().out;
+            after.insert(after.end(), std::make_move_iterator(sendable.begin()),
+                         std::make_move_iterator(sendable.end()));
+        }
+        // A second commit starts while the first syncs (--commits-in-flight):
+        // its record is written meanwhile and its sync overlaps.
+        if (!env_.has_pending() || !writer_->can_start()) return true;
         BufferedEnv::Batch batch = env_.begin_commit();
-        in_flight_.swap(batch.out);
         // Only commits that write are timed: a batch of messages alone costs no sync.
-        commit_started_us_ = batch.writes->empty() ? 0 : now_us();
+        in_flight_.push_back(
+            InFlightCommit{std::move(batch.out), batch.writes->empty() ? 0 : now_us()});
         commit_writes_ += batch.writes->size();
         writer_->start(batch.writes);
         return true;
@@ -1080,15 +1092,22 @@ class Runtime {
     // Everything staged and sent so far made durable and delivered, waiting
     // for it (start and stop).
     bool flush_all() {
-        if (writer_ && writer_->busy() && !end_commit(writer_->wait())) return false;
+        while (writer_ && writer_->busy()) {
+            if (!end_commit(writer_->wait())) return false;
+        }
         return commit_here();
     }
 
+    // The oldest commit in flight is written.
     bool end_commit(const Status& written) {
-        if (commit_started_us_ != 0) commit_latency_.observe(now_us() - commit_started_us_);
+        InFlightCommit done = std::move(in_flight_.front());
+        in_flight_.pop_front();
+        if (done.started_us != 0) commit_latency_.observe(now_us() - done.started_us);
         env_.end_commit();
-        std::vector<Outgoing> out;
-        out.swap(in_flight_);
+        // After a failed commit, those after it fail too (Store::make_durable)
+        // and nothing more goes out: the node stops.
+        if (commit_failed_) return false;
+        std::vector<Outgoing> out = std::move(done.out);
         if (!written.ok()) return commit_failed(written);
         deliver_all(std::move(out));
         return true;
@@ -1607,8 +1626,13 @@ class Runtime {
         uint64_t first_try_ms = 0;
     };
     std::deque<Unsent> unsent_;
-    // The messages of the batch the writer is committing.
-    std::vector<Outgoing> in_flight_;
+    // The batches the writer is committing, oldest first: their messages,
+    // and when they started (0: a batch of messages alone, not timed).
+    struct InFlightCommit {
+        std::vector<Outgoing> out;
+        uint64_t started_us = 0;
+    };
+    std::deque<InFlightCommit> in_flight_;
     // Set by flush() or collect_commit(); the run loop then stops the node.
     bool commit_failed_ = false;
     std::optional<uint64_t> wait_failing_since_ms_;     // see poll_once
@@ -1642,7 +1666,6 @@ class Runtime {
     uint64_t peer_frames_over_links_ = 0;       // frames to members, by transport
     uint64_t peer_frames_over_zmq_ = 0;
     metrics::LatencyHistogram commit_latency_;
-    uint64_t commit_started_us_ = 0;
     uint64_t commit_writes_ = 0;
     uint64_t native_accepted_ = 0;  // from the ROUTER's monitor
     uint64_t native_disconnected_ = 0;

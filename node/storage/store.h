@@ -5,11 +5,12 @@
 // its own); a value may be empty.
 //
 // Thread-safety: a Store is used by one thread (the node's event loop), except
-// that the LMDB stores' write may run on one other thread (the runtime's writer,
-// node/runtime/commit_thread.h) while the loop reads: LmdbStore::write touches
+// that the LMDB stores' writes may run on the runtime's writer threads
+// (node/runtime/commit_thread.h) while the loop reads: LmdbStore::write touches
 // no state of the object but the LMDB environment, whose write transaction may
 // coexist with the loop's read transactions (MDB_NOTLS); the logged store
-// guards its memory with a mutex.
+// guards its memory with a mutex, and lets one batch's make_durable() run
+// beside the next one's append() (below).
 // Durability: when write() returns ok, the whole batch survives a crash of the
 // process (and, with sync on, of the machine); when it fails, none of it is applied.
 #pragma once
@@ -66,6 +67,28 @@ class Store {
     // key; nothing applied), storage_error (the commit failed; nothing applied,
     // the store stays usable).
     virtual Status write(const std::vector<StoreWrite>& batch) = 0;
+
+    // write() in two steps, so that a writer may log the next batch while the
+    // sync of the one before runs (node/runtime/commit_thread.h): append()
+    // puts the batch next in the store's order and returns its ticket (called
+    // by one thread at a time, in that order); make_durable(ticket) returns
+    // once the batch is durable and readable, and may run on another thread
+    // beside the next append() and make_durable(). Batches become readable in
+    // append order, each only once those before it are; `batch` must live
+    // until its make_durable() returns. After a make_durable() fails, so do
+    // the tickets appended after it, and the logged store refuses every
+    // later write: a failed sync may have dropped the pages it did not write
+    // (Linux marks them clean), so retrying it would claim durability it
+    // does not have. By default append() is the whole write() and
+    // make_durable() has nothing left to do, so nothing overlaps.
+    virtual Result<uint64_t> append(const std::vector<StoreWrite>& batch) {
+        if (Status s = write(batch); !s.ok()) return s;
+        return uint64_t{0};
+    }
+    virtual Status make_durable(uint64_t ticket) {
+        (void)ticket;
+        return {};
+    }
 
     // Visits keys at or after `from` in store order until `visit` returns false or
     // `limit` keys were visited. The views passed to `visit` die when it returns,

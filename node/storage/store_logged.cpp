@@ -34,15 +34,16 @@
 // Recovery (open): the records of both files numbered above the applied
 // number, in order and without a gap, are applied to LMDB in one transaction.
 // A file is read up to its first record that is torn or does not follow. That
-// is where a crash leaves it: each record is synced before the next is
-// written, so after a torn one (being written at the crash, never
-// acknowledged) come only zeros and an older cycle's records, numbered lower.
-// A whole record numbered above every record read, found anywhere after that
-// point, means the log was damaged after it was written (a flipped byte, a
-// lost block), and a gap between LMDB's number and the log's records (both
-// files damaged, or LMDB older than its log) means records are missing: either
-// is refused with storage_error, as replaying would silently drop writes that
-// were acknowledged. LmdbOptions::wal_discard_damaged (kvnode
+// is where a crash leaves it: at most two records are written and not yet
+// synced (append() and make_durable(): the writer logs a batch while the one
+// before syncs; neither is acknowledged before both before it are durable),
+// so after a torn one come only zeros, the record after it (kUnsyncedRecords)
+// whole or torn, and an older cycle's records, numbered lower. A whole record
+// numbered higher still, found anywhere after that point, means the log was
+// damaged after it was written (a flipped byte, a lost block), and a gap between LMDB's number and
+// the log's records (both files damaged, or LMDB older than its log) means records are missing:
+// either is refused with storage_error, as replaying would silently drop writes that were
+// acknowledged. LmdbOptions::wal_discard_damaged (kvnode
 // --wal-discard-damaged) opens anyway: it keeps the records up to the damage,
 // logs what it drops, marks the directory for the node to refill (meta
 // lost_writes), and empties both files once LMDB holds what was kept, so that
@@ -52,7 +53,8 @@
 // file also be damaged before them, those writes stay (each acknowledged),
 // where an all-or-nothing checkpoint would have dropped them with the rest.
 //
-// Threads: write() on one thread at a time (the runtime's writer); get, scan
+// Threads: write(), or append() then make_durable(), on the runtime's
+// writer threads (appends one at a time; a sync beside the next append); get, scan
 // and count on another (the event loop); the checkpointer on its own, at a
 // lower CPU priority than the process's (lower_priority()). mu_
 // guards active_, frozen_ and the counters; frozen_ changes only while no
@@ -91,6 +93,11 @@ constexpr size_t kHeaderBytes = 4 + 8 + 8;
 // How far past its last record a log file is written with zeros (append()).
 constexpr uint64_t kZeroFillBytes = uint64_t{1} << 20;
 constexpr std::array<const char*, 2> kWalFiles = {"wal-0", "wal-1"};
+// How many records may be written and not yet synced at once (append(),
+// make_durable()): at a crash, the last this many of a file may be torn, and
+// a record whole after a torn one is one of them, never acknowledged. So
+// damage to one of the last two records reads as such a crash.
+constexpr uint64_t kUnsyncedRecords = 2;
 // The checkpointer's nice value above the process's (lower_priority()).
 constexpr int kCheckpointNiceIncrement = 10;
 
@@ -525,10 +532,18 @@ class LoggedStore final : public Store {
         }
         // Damage: the log holds records (each possibly acknowledged) that
         // replay cannot reach. Refused unless the operator chose to lose them.
+        // A whole record may follow a torn one when both were in flight at
+        // the crash (kUnsyncedRecords): dropped, as neither was acknowledged.
         std::string damage;
+        bool dropped_unsynced = false;
         for (size_t i = 0; i < kWalFiles.size() && damage.empty(); ++i) {
-            if (std::optional<LaterRecord> later =
-                    later_record(contents[i], parsed[i].end, highest)) {
+            const uint64_t unsynced_after_torn = highest + kUnsyncedRecords;
+            std::optional<LaterRecord> later = later_record(contents[i], parsed[i].end, highest);
+            while (later && later->seq == unsynced_after_torn) {
+                dropped_unsynced = true;
+                later = later_record(contents[i], later->at, highest);
+            }
+            if (later) {
                 damage = path(i) + " is damaged at byte " + std::to_string(parsed[i].end) +
                          ", yet whole records follow (record " + std::to_string(later->seq) +
                          " at byte " + std::to_string(later->at) + ")";
@@ -568,6 +583,11 @@ class LoggedStore final : public Store {
             Status s = base_->write(checkpoint_batch(replayed, last));
             if (!s.ok()) return s;
         }
+        if (dropped_unsynced && damage.empty()) {
+            log_("wal: dropped record " + std::to_string(highest + kUnsyncedRecords) +
+                 ", whole after the torn record " + std::to_string(highest + 1) +
+                 " (both unsynced at a crash, neither acknowledged)");
+        }
         if (!damage.empty()) {
             // The node refills before it serves replica reads (Node::start);
             // written before the files are emptied, so a crash between the two
@@ -576,8 +596,10 @@ class LoggedStore final : public Store {
                 {StoreWrite{Space::meta, std::string(meta::kLostWritesKey),
                             damage + "; records after " + std::to_string(last) + " dropped"}});
             if (!marked.ok()) return marked;
+        }
+        if (!damage.empty() || dropped_unsynced) {
             // LMDB holds every record kept: the files are emptied so that
-            // records discarded now, numbered above the ones written next,
+            // records dropped now, numbered as the ones written next will be,
             // can never be read back as part of the log.
             for (size_t i = 0; i < kWalFiles.size(); ++i) {
                 if (Status s = empty_file(path(i)); !s.ok()) return s;
@@ -613,33 +635,80 @@ class LoggedStore final : public Store {
     }
 
     Status write(const std::vector<StoreWrite>& batch) override {
+        Result<uint64_t> ticket = append(batch);
+        if (!ticket) return ticket.status();
+        return make_durable(ticket.value());
+    }
+
+    // Writes the batch's record after the last one, unsynced: the writer may
+    // append the next batch while this one's sync runs (make_durable), and
+    // two syncs in flight on one file overlap as on two files (docs/
+    // BENCHMARKS.md, issue 14, twenty-ninth step). Recovery allows for that:
+    // the last two records may be torn, or the second whole after a torn
+    // first (start()).
+    Result<uint64_t> append(const std::vector<StoreWrite>& batch) override {
         for (const StoreWrite& w : batch) {
-            if (w.key.empty()) return {ErrorCode::invalid_argument, "store: empty key"};
+            if (w.key.empty()) return Status{ErrorCode::invalid_argument, "store: empty key"};
             if (w.key.size() > UINT32_MAX || (w.value && w.value->size() > UINT32_MAX)) {
-                return {ErrorCode::invalid_argument, "store: key or value too long"};
+                return Status{ErrorCode::invalid_argument, "store: key or value too long"};
             }
         }
         {
             std::lock_guard lock(mu_);
             if (!checkpoint_error_.ok()) return checkpoint_error_;
+            if (!write_error_.ok()) return write_error_;
         }
-        if (batch.empty()) return {};
-        // Freezing first, so a failed checkpoint fails this write before any of it is logged.
+        if (batch.empty()) return uint64_t{0};
+        // Freezing first, so a failed checkpoint fails this write before any
+        // of it is logged; once the batches in flight are readable, so that
+        // the frozen memtable holds every record of its file, and every
+        // record in flight is in one file (recovery reads a torn record and
+        // one whole after it in the same file only).
         if (offset_ >= checkpoint_bytes_) {
+            {
+                std::unique_lock lock(mu_);
+                freeze_waiting_ = true;
+                published_.wait(lock, [&] { return in_flight_.empty() || !write_error_.ok(); });
+                freeze_waiting_ = false;
+                if (!write_error_.ok()) return write_error_;
+            }
             if (Status s = freeze(); !s.ok()) return s;
         }
         record_.clear();
         encode_record(next_seq_, batch, record_);
-        if (Status s = append(record_); !s.ok()) return s;  // offset_ and next_seq_ unchanged
+        if (Status s = append_bytes(record_); !s.ok()) return s;  // offset_, next_seq_ unchanged
         offset_ += record_.size();
-        ++next_seq_;
+        const uint64_t seq = next_seq_++;
+        std::lock_guard lock(mu_);
+        in_flight_.push_back(InFlight{seq, active_file_, &batch});
+        return seq;
+    }
+
+    // Syncs the ticket's record, then, once every record before it is
+    // readable, puts its writes in the memtable.
+    Status make_durable(uint64_t seq) override {
+        if (seq == 0) return {};
+        size_t file = 0;
         {
             std::lock_guard lock(mu_);
-            for (const StoreWrite& w : batch) {
+            file = in_flight(seq).file;
+        }
+        Status synced;
+        if (sync_ && ::fdatasync(fds_[file]) != 0)
+            synced = io_error("fdatasync " + path(file), errno);
+        std::unique_lock lock(mu_);
+        published_.wait(lock, [&] { return in_flight_.front().seq == seq || !write_error_.ok(); });
+        if (write_error_.ok() && !synced.ok()) write_error_ = synced;
+        if (write_error_.ok()) {
+            for (const StoreWrite& w : *in_flight(seq).batch) {
                 active_.insert_or_assign(w.space, w.key, w.value);
             }
         }
-        return {};
+        std::erase_if(in_flight_, [&](const InFlight& f) { return f.seq == seq; });
+        const bool others_wait = !in_flight_.empty() || freeze_waiting_ || !write_error_.ok();
+        lock.unlock();
+        if (others_wait) published_.notify_all();
+        return write_error_;
     }
 
     Status scan(
@@ -737,6 +806,20 @@ class LoggedStore final : public Store {
   private:
     std::string path(size_t i) const { return dir_ + "/" + kWalFiles[i]; }
 
+    struct InFlight {
+        uint64_t seq = 0;
+        size_t file = 0;
+        const std::vector<StoreWrite>* batch = nullptr;
+    };
+
+    // Under mu_; `seq` was appended and is not yet readable.
+    InFlight& in_flight(uint64_t seq) {
+        auto it = std::find_if(in_flight_.begin(), in_flight_.end(),
+                               [&](const InFlight& f) { return f.seq == seq; });
+        assert(it != in_flight_.end());
+        return *it;
+    }
+
     Status empty_file(const std::string& file) const {
         const int fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
         if (fd < 0) return errno == ENOENT ? Status{} : io_error("open " + file, errno);
@@ -794,14 +877,14 @@ class LoggedStore final : public Store {
         return {};
     }
 
-    // Writes `bytes` at offset_ and syncs them. A record that would pass the
-    // file's written end first extends the file with zeros, kZeroFillBytes
-    // beyond the record, in the same sync: fdatasync after an append must also
-    // write the file's new size (the inode, or a journal commit; 2-4x the
-    // sync's cost, docs/ARCHITECTURE.md), while over blocks already written it
-    // only writes the data. Zeros read as the end of the log (a zero sequence
-    // number), so recovery is unchanged.
-    Status append(const std::string& bytes) {
+    // Writes `bytes` at offset_ (make_durable() syncs them). A record that
+    // would pass the file's written end first extends the file with zeros,
+    // kZeroFillBytes beyond the record, in the same sync: fdatasync after an
+    // append must also write the file's new size (the inode, or a journal
+    // commit; 2-4x the sync's cost, docs/ARCHITECTURE.md), while over blocks
+    // already written it only writes the data. Zeros read as the end of the
+    // log (a zero sequence number), so recovery is unchanged.
+    Status append_bytes(const std::string& bytes) {
         const int fd = fds_[active_file_];
         const uint64_t end = offset_ + bytes.size();
         if (Status s = write_at(fd, bytes.data(), bytes.size(), offset_); !s.ok()) return s;
@@ -816,8 +899,6 @@ class LoggedStore final : public Store {
             }
             written_end = to;
         }
-        if (sync_ && ::fdatasync(fd) != 0)
-            return io_error("fdatasync " + path(active_file_), errno);
         return {};
     }
 
@@ -943,6 +1024,14 @@ class LoggedStore final : public Store {
     uint64_t checkpoints_cleared_ = 0;
     bool stopping_ = false;
     Status checkpoint_error_;
+    std::deque<InFlight> in_flight_;  // appended, not yet readable, in append order
+    // Told when a record becomes readable, to the next one's make_durable()
+    // and a freeze waiting for those in flight; apart from cv_, so that no
+    // commit wakes the checkpointer.
+    std::condition_variable published_;
+    bool freeze_waiting_ = false;
+    // The first failed sync: every later write fails with it.
+    Status write_error_;
     std::thread checkpointer_;
 };
 

@@ -7,6 +7,8 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <deque>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -196,7 +198,7 @@ TEST_CASE("the writer thread commits to LMDB while the loop reads it") {
         REQUIRE(opened.ok());
         Store& store = *opened.value();
         TestEnv env(store);
-        CommitThread writer(store);
+        CommitThread writer(store, 1);
         for (int round = 0; round < 20; ++round) {
             for (int i = 0; i < 200; ++i) {
                 env.stage_write({Space::data, "r" + std::to_string(round) + "-" + std::to_string(i),
@@ -232,6 +234,117 @@ TEST_CASE("the writer thread commits to LMDB while the loop reads it") {
         CHECK(writer.wait().ok());
         env.end_commit();
         CHECK(store.get(Space::data, "last").value() == std::optional<std::string>("v"));
+    }
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("two batches in flight: reads and scans see the newest; they end in order") {
+    auto store = make_memory_store();
+    REQUIRE(store->write({{Space::data, "a", std::string("stored-a")}}).ok());
+    TestEnv env(*store);
+    env.begin_handler();
+    env.stage_write({Space::data, "a", std::string("first-a")});
+    env.stage_write({Space::data, "b", std::string("first-b")});
+    env.send("n2", PingRequest{1, "n1"});
+    BufferedEnv::Batch first = env.begin_commit();
+    // A read reply while the first is in flight: it may reveal the first's
+    // writes, so it goes with it (the newest in flight), not with the second.
+    env.begin_handler();
+    env.send("n2", PingRequest{2, "n1"});
+    env.begin_handler();
+    env.stage_write({Space::data, "a", std::string("second-a")});
+    env.stage_write({Space::data, "c", std::nullopt});
+    env.send("n2", PingRequest{3, "n1"});
+    CHECK(ping_ids(env.take_sendable()) == std::vector<uint64_t>{2});
+    BufferedEnv::Batch second = env.begin_commit();
+    CHECK(env.batches_in_flight() == 2);
+    CHECK(ping_ids(second.out) == std::vector<uint64_t>{3});
+    env.begin_handler();
+    env.stage_write({Space::data, "d", std::string("staged-d")});
+    CHECK(read(env, "a") == std::optional<std::string>("second-a"));
+    CHECK(read(env, "b") == std::optional<std::string>("first-b"));
+    CHECK(read(env, "d") == std::optional<std::string>("staged-d"));
+    CHECK(scan_all(env) == std::vector<std::string>{"a=second-a", "b=first-b", "d=staged-d"});
+    // The first is written and ends; the second, still in flight, still wins.
+    REQUIRE(store->write(*first.writes).ok());
+    env.end_commit();
+    CHECK(env.batches_in_flight() == 1);
+    CHECK(read(env, "a") == std::optional<std::string>("second-a"));
+    CHECK(scan_all(env) == std::vector<std::string>{"a=second-a", "b=first-b", "d=staged-d"});
+    REQUIRE(store->write(*second.writes).ok());
+    env.end_commit();
+    CHECK(!env.committing());
+    CHECK(read(env, "a") == std::optional<std::string>("second-a"));
+}
+
+TEST_CASE("two commits in flight on the logged store: appended in order, read meanwhile") {
+    const std::string dir =
+        std::filesystem::temp_directory_path() / ("kv-commit-depth-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    {
+        // Checkpoints every ~64 KiB: a freeze waits for the record in flight.
+        LmdbOptions options{.dir = dir,
+                            .write_ahead_log = true,
+                            .wal_checkpoint_bytes = 64 << 10,
+                            .wal_checkpoint_step_bytes = 16 << 10};
+        auto opened = open_lmdb_store(options);
+        REQUIRE(opened.ok());
+        Store& store = *opened.value();
+        TestEnv env(store);
+        CommitThread writer(store, 2);
+        uint64_t next_ping = 0;
+        std::vector<uint64_t> delivered;
+        std::deque<std::vector<Outgoing>> pending;
+        size_t most_in_flight = 0;
+        for (int round = 0; round < 300; ++round) {
+            // Every round writes key "same" (the last round's must win) and
+            // keys of its own.
+            env.begin_handler();
+            env.stage_write({Space::data, "same", std::to_string(round)});
+            for (int i = 0; i < 20; ++i) {
+                env.stage_write({Space::data, "r" + std::to_string(round) + "-" + std::to_string(i),
+                                 std::string(100, 'x')});
+            }
+            env.send("n2", PingRequest{next_ping++, "n1"});
+            while (!writer.can_start()) {
+                pollfd p{writer.done_fd(), POLLIN, 0};
+                REQUIRE(::poll(&p, 1, 10'000) == 1);
+                while (std::optional<Status> written = writer.take_result()) {
+                    REQUIRE(written->ok());
+                    env.end_commit();
+                    for (const uint64_t id : ping_ids(pending.front())) delivered.push_back(id);
+                    pending.pop_front();
+                }
+            }
+            BufferedEnv::Batch batch = env.begin_commit();
+            pending.push_back(std::move(batch.out));
+            writer.start(batch.writes);
+            most_in_flight = std::max(most_in_flight, env.batches_in_flight());
+            CHECK(read(env, "same") == std::optional<std::string>(std::to_string(round)));
+            for (int r = std::max(0, round - 3); r <= round; ++r) {
+                CHECK(read(env, "r" + std::to_string(r) + "-7").has_value());
+            }
+        }
+        while (writer.busy()) {
+            REQUIRE(writer.wait().ok());
+            env.end_commit();
+            for (const uint64_t id : ping_ids(pending.front())) delivered.push_back(id);
+            pending.pop_front();
+        }
+        CHECK(most_in_flight == 2);
+        // Delivered in the order sent, each once.
+        REQUIRE(delivered.size() == 300);
+        for (uint64_t i = 0; i < delivered.size(); ++i) CHECK(delivered[i] == i);
+        CHECK(store.get(Space::data, "same").value() == std::optional<std::string>("299"));
+        CHECK(store.count(Space::data).value() == 300 * 20 + 1);
+    }
+    {
+        // What was acknowledged is what a reopen reads.
+        auto reopened = open_lmdb_store(LmdbOptions{.dir = dir, .write_ahead_log = true});
+        REQUIRE(reopened.ok());
+        CHECK(reopened.value()->get(Space::data, "same").value() ==
+              std::optional<std::string>("299"));
+        CHECK(reopened.value()->count(Space::data).value() == 300 * 20 + 1);
     }
     std::filesystem::remove_all(dir);
 }

@@ -106,6 +106,28 @@ void write_then_die(const LmdbOptions& options, int keys, int rounds) {
     REQUIRE(WEXITSTATUS(status) == 0);
 }
 
+std::string file_contents(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Where a log file's records start, found by their lengths (u32 payload
+// bytes, then the rest of a 20-byte header); the zeros written ahead of them
+// end the walk, at `end`.
+std::vector<size_t> record_starts_of(const std::string& log, size_t& end) {
+    std::vector<size_t> starts;
+    end = 0;
+    while (end + 20 <= log.size()) {
+        uint32_t payload = 0;
+        for (int i = 0; i < 4; ++i)
+            payload |= uint32_t{static_cast<uint8_t>(log[end + i])} << (8 * i);
+        if (payload == 0) break;
+        starts.push_back(end);
+        end += 20 + payload;
+    }
+    return starts;
+}
+
 // Every key as the last round left it.
 void check_round(const Store& store, int keys, int round) {
     int wrong = 0;
@@ -129,8 +151,7 @@ uint64_t file_bytes(const std::string& path) {
 // Where a log file's records end: the file goes on with zeros written ahead of
 // them (the values written here hold no zero byte).
 uint64_t logged_bytes(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string bytes = file_contents(path);
     const size_t last = bytes.find_last_not_of('\0');
     return last == std::string::npos ? 0 : last + 1;
 }
@@ -316,33 +337,28 @@ TEST_CASE("wal: a log damaged in its middle is refused, or opened by dropping wh
 TEST_CASE("wal: a byte changed anywhere in the log loses no acknowledged write silently",
           "[store][wal]") {
     // One log of 5 rounds x 20 batches. A changed byte in any record but the
-    // last must refuse the open; in the last record (as a crash would tear
-    // it) it drops only that batch; past the records it changes nothing.
+    // last two must refuse the open; in the last record (as a crash would
+    // tear it) it drops only that batch; in the one before (as a crash with
+    // both in flight would tear it, the last whole: Store::append) it drops
+    // both; past the records it changes nothing.
     TempDir original;
     write_then_die(logged(original.path(), uint64_t{1} << 30), 200, 5);
-    std::ifstream in(original.path() + "/wal-0", std::ios::binary);
-    const std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    // The records, by their lengths (u32 payload bytes, then the rest of a
-    // 20-byte header); the zeros written ahead of them end the walk.
-    std::vector<size_t> record_starts;
+    const std::string log = file_contents(original.path() + "/wal-0");
     size_t end = 0;  // the byte after the last record
-    while (end + 20 <= log.size()) {
-        uint32_t payload = 0;
-        for (int i = 0; i < 4; ++i)
-            payload |= uint32_t{static_cast<uint8_t>(log[end + i])} << (8 * i);
-        if (payload == 0) break;
-        record_starts.push_back(end);
-        end += 20 + payload;
-    }
+    const std::vector<size_t> record_starts = record_starts_of(log, end);
     REQUIRE(record_starts.size() >= 100);
     std::mt19937_64 rng(GENERATE(1, 2, 3, 4, 5, 6, 7, 8));
-    int refused = 0, last_dropped = 0, unchanged = 0;
+    int refused = 0, last_dropped = 0, last_two_dropped = 0, unchanged = 0;
+    const size_t last_start = record_starts.back();
+    const size_t second_last_start = record_starts[record_starts.size() - 2];
     for (int trial = 0; trial < 12; ++trial) {
-        // Most trials in the records, some in the last one, some past the end.
-        const size_t last_start = record_starts.back();
+        // Most trials in the records, some in each of the last two, some
+        // past the end.
         const size_t at = trial % 6 == 5   ? end + rng() % 4096
                           : trial % 6 == 4 ? last_start + rng() % (end - last_start)
-                                           : rng() % last_start;
+                          : trial % 6 == 3
+                              ? second_last_start + rng() % (last_start - second_last_start)
+                              : rng() % second_last_start;
         INFO("byte " << at << " of " << end << " logged");
         TempDir dir;
         std::filesystem::copy(original.path(), dir.path(),
@@ -354,10 +370,16 @@ TEST_CASE("wal: a byte changed anywhere in the log loses no acknowledged write s
             f.put(static_cast<char>(log[at] ^ static_cast<char>(1 + rng() % 255)));
         }
         auto store = kv::node::open_lmdb_store(logged(dir.path(), uint64_t{1} << 30));
-        if (at < record_starts.back()) {
+        if (at < second_last_start) {
             REQUIRE_FALSE(store.ok());
             CHECK_THAT(store.status().message(), Catch::Contains("is damaged at byte"));
             ++refused;
+        } else if (at < last_start) {
+            REQUIRE(store.ok());
+            // Keys 180-199 of round 4 were the last two batches.
+            check_keys(*store.value(), 170, 180, 4);
+            check_keys(*store.value(), 180, 200, 3);
+            ++last_two_dropped;
         } else if (at < end) {
             REQUIRE(store.ok());
             // Keys 190-199 of round 4 were the last batch: they hold round 3.
@@ -370,9 +392,52 @@ TEST_CASE("wal: a byte changed anywhere in the log loses no acknowledged write s
             ++unchanged;
         }
     }
-    CHECK(refused == 8);
+    CHECK(refused == 6);
     CHECK(last_dropped == 2);
+    CHECK(last_two_dropped == 2);
     CHECK(unchanged == 2);
+}
+
+TEST_CASE("wal: a whole record after a torn one is dropped and never read back", "[store][wal]") {
+    // A crash with two records in flight: the first torn, the second whole.
+    // Both are dropped (neither was acknowledged), and the files are emptied:
+    // the dropped record is numbered as the next one written will be, so
+    // read back after the next crash it would replay a batch never
+    // acknowledged, or look like damage.
+    TempDir dir;
+    write_then_die(logged(dir.path(), uint64_t{1} << 30), 200, 5);
+    size_t end = 0;
+    const std::vector<size_t> record_starts =
+        record_starts_of(file_contents(dir.path() + "/wal-0"), end);
+    REQUIRE(record_starts.size() == 100);
+    {
+        // Tears the second-to-last record: its last bytes never reached the disk.
+        std::fstream f(dir.path() + "/wal-0", std::ios::in | std::ios::out | std::ios::binary);
+        const size_t torn_end = record_starts.back();
+        f.seekp(static_cast<std::streamoff>(torn_end - 8));
+        f.write(std::string(8, '\0').data(), 8);
+    }
+    std::vector<std::string> notices;
+    LmdbOptions options = logged(dir.path(), uint64_t{1} << 30);
+    options.log = [&](const std::string& notice) { notices.push_back(notice); };
+    {
+        auto store = open_store(options);
+        check_keys(*store, 0, 180, 4);
+        check_keys(*store, 180, 200, 3);
+    }
+    REQUIRE(notices.size() == 1);
+    CHECK_THAT(notices[0], Catch::Contains("dropped record 100, whole after the torn record 99"));
+    CHECK(std::filesystem::file_size(dir.path() + "/wal-0") == 0);
+    // One batch written (record 99 again, keys 0-9), then a crash: the old
+    // record 100 must not come back as the next one.
+    write_then_die(options, 10, 1);
+    CHECK(notices.size() == 1);  // the child's notices are its own
+    notices.clear();
+    auto store = open_store(options);
+    CHECK(notices.empty());
+    check_keys(*store, 0, 10, 0);
+    check_keys(*store, 10, 180, 4);
+    check_keys(*store, 180, 200, 3);
 }
 
 TEST_CASE("wal: reads and scans stay exact while checkpoints run", "[store][wal]") {
