@@ -64,8 +64,8 @@ class Store {
 
     // Applies every write of the batch in one atomic, durable transaction. Later
     // writes of a batch to the same key win. Errors: invalid_argument (an empty
-    // key; nothing applied), storage_error (the commit failed; nothing applied,
-    // the store stays usable).
+    // key; nothing applied), storage_error (the commit failed; nothing applied;
+    // after a failed sync the logged store refuses every later write, below).
     virtual Status write(const std::vector<StoreWrite>& batch) = 0;
 
     // write() in two steps, so that a writer may log the next batch while the

@@ -653,25 +653,28 @@ class LoggedStore final : public Store {
                 return Status{ErrorCode::invalid_argument, "store: key or value too long"};
             }
         }
+        const bool freezing = offset_ >= checkpoint_bytes_;
         {
-            std::lock_guard lock(mu_);
+            std::unique_lock lock(mu_);
             if (!checkpoint_error_.ok()) return checkpoint_error_;
             if (!write_error_.ok()) return write_error_;
+            if (batch.empty()) return uint64_t{0};
+            // Recovery allows for kUnsyncedRecords records written and not
+            // synced, in one file: so this one waits while that many are in
+            // flight (a writer deeper than that waits here instead of leaving
+            // a log that refuses to open), and a freeze waits for all of them,
+            // which also puts every record of the frozen file in the frozen
+            // memtable.
+            const size_t most_in_flight = freezing ? 0 : kUnsyncedRecords - 1;
+            appender_waiting_ = true;
+            published_.wait(
+                lock, [&] { return in_flight_.size() <= most_in_flight || !write_error_.ok(); });
+            appender_waiting_ = false;
+            if (!write_error_.ok()) return write_error_;
         }
-        if (batch.empty()) return uint64_t{0};
-        // Freezing first, so a failed checkpoint fails this write before any
-        // of it is logged; once the batches in flight are readable, so that
-        // the frozen memtable holds every record of its file, and every
-        // record in flight is in one file (recovery reads a torn record and
-        // one whole after it in the same file only).
-        if (offset_ >= checkpoint_bytes_) {
-            {
-                std::unique_lock lock(mu_);
-                freeze_waiting_ = true;
-                published_.wait(lock, [&] { return in_flight_.empty() || !write_error_.ok(); });
-                freeze_waiting_ = false;
-                if (!write_error_.ok()) return write_error_;
-            }
+        // Freezing before logging, so a failed checkpoint fails this write
+        // before any of it is logged.
+        if (freezing) {
             if (Status s = freeze(); !s.ok()) return s;
         }
         record_.clear();
@@ -705,7 +708,7 @@ class LoggedStore final : public Store {
             }
         }
         std::erase_if(in_flight_, [&](const InFlight& f) { return f.seq == seq; });
-        const bool others_wait = !in_flight_.empty() || freeze_waiting_ || !write_error_.ok();
+        const bool others_wait = !in_flight_.empty() || appender_waiting_ || !write_error_.ok();
         lock.unlock();
         if (others_wait) published_.notify_all();
         return write_error_;
@@ -1026,10 +1029,10 @@ class LoggedStore final : public Store {
     Status checkpoint_error_;
     std::deque<InFlight> in_flight_;  // appended, not yet readable, in append order
     // Told when a record becomes readable, to the next one's make_durable()
-    // and a freeze waiting for those in flight; apart from cv_, so that no
+    // and an append() waiting for room or a freeze; apart from cv_, so that no
     // commit wakes the checkpointer.
     std::condition_variable published_;
-    bool freeze_waiting_ = false;
+    bool appender_waiting_ = false;
     // The first failed sync: every later write fails with it.
     Status write_error_;
     std::thread checkpointer_;

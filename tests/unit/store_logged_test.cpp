@@ -12,6 +12,7 @@
 #include <array>
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -665,4 +666,34 @@ TEST_CASE("sort prefix: orders records as their space and key bytes do, or ties"
     // Both cases occur, so neither branch is vacuous.
     CHECK(ties > 1000);
     CHECK(ordered > 1000);
+}
+
+TEST_CASE("wal: an append waits while two records are in flight", "[store][wal]") {
+    // Recovery allows for two records written and not synced (a whole one
+    // after a torn one): the store keeps to that whatever its writer does.
+    TempDir dir;
+    auto store = open_store(logged(dir.path(), uint64_t{1} << 30));
+    const std::vector<StoreWrite> first{{Space::data, "k", std::string("1")}};
+    const std::vector<StoreWrite> second{{Space::data, "k", std::string("2")}};
+    const std::vector<StoreWrite> third{{Space::data, "k", std::string("3")}};
+    auto one = store->append(first);
+    auto two = store->append(second);
+    REQUIRE(one.ok());
+    REQUIRE(two.ok());
+    std::atomic<bool> third_appended{false};
+    kv::Result<uint64_t> three = uint64_t{0};
+    std::thread appender([&] {
+        three = store->append(third);
+        third_appended = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    CHECK_FALSE(third_appended.load());
+    CHECK(store->get(Space::data, "k").value() == std::nullopt);  // none readable yet
+    REQUIRE(store->make_durable(one.value()).ok());
+    appender.join();
+    CHECK(third_appended.load());
+    REQUIRE(three.ok());
+    REQUIRE(store->make_durable(two.value()).ok());
+    REQUIRE(store->make_durable(three.value()).ok());
+    CHECK(store->get(Space::data, "k").value() == std::optional<std::string>("3"));
 }
