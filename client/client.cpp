@@ -680,6 +680,14 @@ struct AsyncClient::Impl {
             std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms(timeout_ms)));
             return;
         }
+        // Links alone, and no time to wait: the dialer's own poll asks its
+        // descriptors (one epoll_wait), so asking the waiter's set first, which
+        // holds only the dialer's descriptor, is a system call that tells
+        // nothing. In a PollGroup turn that was one of a link client's two.
+        if (links_alone(items) && wait_ms(timeout_ms) == 0) {
+            serve_links();
+            return;
+        }
         try {
             if (sending) {
                 // Waiting for room to send (a node not connected yet, or a
@@ -707,15 +715,17 @@ struct AsyncClient::Impl {
             if (items[sockets + k].revents & ZMQ_POLLIN) read_handshake_events(item_endpoint[k]);
             if (!e.unsent.empty()) flush(item_endpoint[k]);
         }
-        // Links: their input, connects and deadlines (a cheap call when
-        // nothing is ready), then what waited for a link to come up.
-        if (dialer) {
-            poll_links();
-            for (size_t i = 0; i < endpoints.size(); ++i) {
-                if (endpoints[i].link && !endpoints[i].unsent.empty()) flush(i);
-            }
-            dialer->flush();
+        if (dialer) serve_links();
+    }
+
+    // Links: their input, connects and deadlines (a cheap call when nothing
+    // is ready), then what waited for a link to come up.
+    void serve_links() {
+        poll_links();
+        for (size_t i = 0; i < endpoints.size(); ++i) {
+            if (endpoints[i].link && !endpoints[i].unsent.empty()) flush(i);
         }
+        dialer->flush();
     }
 
     size_t run_ready() {
@@ -739,6 +749,21 @@ struct AsyncClient::Impl {
     }
 
     bool has_work() const { return !pending.empty() || !ready.empty(); }
+
+    // Whether the items collect_items() returned are the dialer's
+    // descriptor alone: the client waits on links only.
+    bool links_alone(const std::vector<zmq::pollitem_t>& collected) const {
+        return collected.size() == 1 && collected[0].socket == nullptr && dialer &&
+               collected[0].fd == dialer->fd();
+    }
+
+    // The descriptor a PollGroup watches for this client, given the items
+    // collect_items() returned: the dialer's own epoll set when the client
+    // waits on links alone (one level of epoll less for every wake-up), else
+    // the waiter's. Each lives as long as the client.
+    int group_fd(const std::vector<zmq::pollitem_t>& collected) const {
+        return links_alone(collected) ? dialer->fd() : waiter.fd();
+    }
 
     size_t poll(int timeout_ms) {
         if (!has_work()) return 0;
@@ -967,10 +992,11 @@ uint64_t AsyncClient::stale_replies() const {
 
 // ---- PollGroup ----------------------------------------------------------------
 
-// One epoll set over the clients' waiters (ready_waiter.h): each waiter's
-// descriptor is readable while one of its client's sockets or links signals,
-// so a turn costs one wait plus a poll(0) of each client that woke, whatever
-// the number of clients.
+// One epoll set over the clients' waiters (ready_waiter.h), or over their
+// dialers' sets for clients on links alone: each descriptor is readable while
+// one of its client's sockets or links signals, so a turn costs one wait plus
+// a poll(0) of each client that woke, whatever the number of clients (for a
+// client on links, that poll's one epoll_wait is its dialer's).
 struct PollGroup::Impl {
     // A client that cannot send yet (a ZeroMQ connection not up) or has no
     // socket is polled again after this long: the waiters watch input only.
@@ -987,10 +1013,16 @@ struct PollGroup::Impl {
         if (epoll_fd >= 0) ::close(epoll_fd);
     }
 
-    // The client's waiter registered in the group's set, once: a waiter
-    // keeps its descriptor when its items change (ready_waiter.h).
+    // The client's descriptor (AsyncClient::Impl::group_fd) in the group's
+    // set. A waiter keeps its descriptor when its items change
+    // (ready_waiter.h) and a dialer is made once, so a client switches at
+    // most between those two, both still open: the old one is taken out.
     bool watch(size_t i, int fd) {
         if (registered_fd[i] == fd) return true;
+        if (registered_fd[i] >= 0) {
+            ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, registered_fd[i], nullptr);
+            registered_fd[i] = -1;
+        }
         epoll_event event{};
         event.events = EPOLLIN;
         event.data.u64 = i;
@@ -1019,12 +1051,18 @@ struct PollGroup::Impl {
             const bool retry = c.collect_items(items, endpoint_of) || items.empty();
             retrying = retrying || retry;
             bool ready = retry;
-            try {
-                ready = c.waiter.prepare(items, now) || ready;
-            } catch (const zmq::error_t&) {
-                ready = true;  // the client's own poll meets the failure and handles it
+            const int fd = c.group_fd(items);
+            // A client on links alone never waits with its waiter (its poll
+            // asks the dialer), so the waiter's backstop, due once it has not
+            // waited for 100 ms, must not make the group spin.
+            if (fd == c.waiter.fd()) {
+                try {
+                    ready = c.waiter.prepare(items, now) || ready;
+                } catch (const zmq::error_t&) {
+                    ready = true;  // the client's own poll meets the failure and handles it
+                }
             }
-            if (!watch(i, c.waiter.fd())) ready = true;
+            if (!watch(i, fd)) ready = true;
             due[i] = ready ? 1 : 0;
             at_once = at_once || (ready && !retry);
         }

@@ -246,3 +246,31 @@ TEST_CASE("poll group: with nothing in flight a poll returns at once", "[poll_gr
     // Bound far above any scheduling delay: the call must not wait its timeout.
     CHECK(Clock::now() - start < std::chrono::milliseconds(kWaitMs));
 }
+
+TEST_CASE("poll group: a link client waiting on a silent node sleeps, not spins", "[poll_group]") {
+    LinkNode silent;
+    silent.silent = true;
+    AsyncClient to_silent = connect_to(silent.endpoint());
+    auto group = PollGroup::make({&to_silent});
+    REQUIRE(group.ok());
+    std::map<std::string, std::string> got;
+    RequestOptions long_deadline;
+    long_deadline.deadline_ms = 20000;  // stays in flight through the whole test
+    submit_gets(to_silent, "unanswered", 1, got, long_deadline);
+    REQUIRE(run_until(
+        group.value(), [&] { silent.step(); }, [&] { return silent.frames >= 1; }));
+    // Past the waiter's backstop (ready_waiter.h, 100 ms), which once made
+    // every pass of a group of link clients return at once: each poll(20)
+    // must now wait its 20 ms, so 400 ms hold about 20 passes. A busy loop
+    // makes thousands; a slow machine makes fewer, never more.
+    const auto until = Clock::now() + std::chrono::milliseconds(400);
+    int passes = 0;
+    while (Clock::now() < until) {
+        silent.step();
+        CHECK(group.value().poll(20) == 0);
+        ++passes;
+    }
+    CHECK(passes <= 60);
+    CHECK(got.empty());
+    CHECK(to_silent.in_flight() == 1);
+}
