@@ -1,9 +1,11 @@
 // kvbench: closed-loop load generator over the pipelined AsyncClient
 // (docs/CLIENT.md). Each connection has its own client, generator and
-// statistics (merged at the end); --threads threads drive them, each its share
+// statistics (merged at the end), all share the keys' last causal contexts
+// (ContextTable); --threads threads drive them, each its share
 // of the connections through one kv::client::PollGroup, as redis-benchmark's
 // one event loop drives its -c connections.
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <boost/program_options.hpp>
 #include <chrono>
@@ -11,6 +13,7 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <string>
@@ -101,6 +104,7 @@ struct Config {
     uint32_t threads = 1;  // at most connections
     uint64_t seed = 1;
     bool load = false;
+    bool prime = false;
     bool json = false;
     std::optional<std::string> key_file;    // --key, else the default credentials file
     std::optional<std::string> server_key;  // --server-key, else the file's server line
@@ -129,14 +133,40 @@ std::string key_name(uint64_t k) {
     return buf;
 }
 
+// The last causal context kvbench saw for each key, shared by all its
+// connections as one application's view of its keys: an update then
+// supersedes what any connection last wrote or read, as a Redis SET replaces
+// the value. With a table per connection, each connection's first put to a
+// key was blind and every other connection's value stayed a sibling, so a put
+// round left keys with 2-4 siblings and the gets after it read them all.
+// Locked in stripes: --threads drive connections in parallel.
+class ContextTable {
+  public:
+    explicit ContextTable(uint64_t keys) : contexts_(keys) {}
+
+    // Empty when none was seen.
+    std::string get(uint64_t k) {
+        std::lock_guard lock(stripes_[k % stripes_.size()]);
+        return contexts_[k];
+    }
+    void set(uint64_t k, std::string context) {
+        std::lock_guard lock(stripes_[k % stripes_.size()]);
+        contexts_[k] = std::move(context);
+    }
+
+  private:
+    std::vector<std::string> contexts_;  // by key index
+    std::array<std::mutex, 64> stripes_;
+};
+
 // One connection's closed loop: at most `pipeline` requests in flight.
 class Worker {
   public:
-    Worker(const Config& c, uint32_t index, AsyncClient client)
+    Worker(const Config& c, uint32_t index, AsyncClient client, ContextTable& contexts)
         : c_(c),
           client_(std::move(client)),
           rng_(c.seed * 1000003 + index),
-          contexts_(c.keys),
+          contexts_(contexts),
           index_(index) {
         std::uniform_int_distribution<int> letter('a', 'z');
         value_.resize(c.value_bytes);
@@ -146,17 +176,18 @@ class Worker {
     AsyncClient& client() { return client_; }
     Stats take_stats() { return std::exchange(stats_, Stats{}); }
 
-    // Read-then-write of this worker's slice of keys, so that re-loading a
-    // keyspace supersedes what is there instead of adding siblings. Tops up
-    // the requests in flight; false once the slice is done.
-    bool load_step() {
+    // Read-then-write (`write`) or a read only of each key in this worker's
+    // slice: re-loading a keyspace supersedes what is there instead of adding
+    // siblings; a read only learns each key's context (--prime). Tops up the
+    // requests in flight; false once the slice is done.
+    bool load_step(bool write) {
         if (!load_started_) {
             load_started_ = true;
             load_next_ = c_.keys * index_ / c_.connections;
             load_end_ = c_.keys * (index_ + 1) / c_.connections;
         }
         while (load_next_ < load_end_ && client_.in_flight() < c_.pipeline) {
-            load_key(load_next_++);
+            load_key(load_next_++, write);
         }
         return load_next_ < load_end_ || client_.in_flight() > 0;
     }
@@ -176,16 +207,21 @@ class Worker {
     }
 
   private:
-    void load_key(uint64_t k) {
+    void load_key(uint64_t k, bool write) {
         Stats& s = stats_;
-        client_.submit_get(key_name(k), c_.request, [this, k, &s](Result<GetResult> r) {
+        client_.submit_get(key_name(k), c_.request, [this, k, write, &s](Result<GetResult> r) {
             std::optional<std::string> context;
             if (r) context = r->context;
             if (!r && r.status().code() != ErrorCode::not_found) ++s.errors[r.status().code()];
+            if (!write) {
+                ++s.completed;
+                if (context) contexts_.set(k, std::move(*context));
+                return;
+            }
             client_.submit_put(key_name(k), value_, context, c_.request,
                                [this, k, &s](Result<WriteResult> w) {
                                    ++s.completed;
-                                   if (w) contexts_[k] = std::move(w->context);
+                                   if (w) contexts_.set(k, std::move(w->context));
                                    if (!w) ++s.errors[w.status().code()];
                                });
         });
@@ -204,7 +240,7 @@ class Worker {
         if (is_read) {
             client_.submit_get(key_name(k), c_.request, [this, k, &s, elapsed_us](auto r) {
                 ++s.completed;
-                if (r) contexts_[k] = std::move(r->context);
+                if (r) contexts_.set(k, std::move(r->context));
                 bool answered = r || r.status().code() == ErrorCode::not_found;
                 if (answered) s.get.record(elapsed_us());
                 if (!r) ++s.errors[r.status().code()];
@@ -214,12 +250,12 @@ class Worker {
         // The last context seen for the key, so an update supersedes it rather
         // than piling up siblings (blind only for a key never seen).
         std::optional<std::string> context;
-        if (!contexts_[k].empty()) context = contexts_[k];
+        if (std::string seen = contexts_.get(k); !seen.empty()) context = std::move(seen);
         client_.submit_put(key_name(k), value_, std::move(context), c_.request,
                            [this, k, &s, elapsed_us](auto r) {
                                ++s.completed;
                                if (r) {
-                                   contexts_[k] = std::move(r->context);
+                                   contexts_.set(k, std::move(r->context));
                                    s.put.record(elapsed_us());
                                } else {
                                    ++s.errors[r.status().code()];
@@ -230,7 +266,7 @@ class Worker {
     const Config& c_;
     AsyncClient client_;
     std::mt19937_64 rng_;
-    std::vector<std::string> contexts_;  // by key index; empty = none seen
+    ContextTable& contexts_;
     std::string value_;
     uint32_t index_;
     Stats stats_;  // the phase's so far (take_stats)
@@ -343,7 +379,10 @@ void report(const Config& c, const Stats& s, double elapsed_s, double load_s) {
             latency_json(s.get).c_str(), latency_json(s.put).c_str(), errors.c_str());
         return;
     }
-    if (c.load) std::printf("load: %llu keys in %.3f s\n", (unsigned long long)c.keys, load_s);
+    if (c.load || c.prime) {
+        std::printf("%s: %llu keys in %.3f s\n", c.load ? "load" : "prime",
+                    (unsigned long long)c.keys, load_s);
+    }
     std::printf("%llu ops in %.3f s = %.0f ops/s (mix %s, %u connection(s) x pipeline %u, %s)\n",
                 static_cast<unsigned long long>(s.completed), elapsed_s, ops_per_s, c.mix.c_str(),
                 c.connections, c.pipeline, c.consistency.c_str());
@@ -393,6 +432,9 @@ std::optional<Config> parse(int argc, char** argv) {
         "(at most --connections)")("seed", po::value<uint64_t>()->default_value(1),
                                    "generator seed")("load", po::bool_switch(),
                                                      "write every key once before measuring")(
+        "prime", po::bool_switch(),
+        "read every key once before measuring, so that each put supersedes what the key "
+        "holds (a put to a key this run has not seen is blind: it adds a sibling)")(
         "json", po::bool_switch(), "one JSON object on stdout")(
         "key", po::value<std::string>(),
         "credentials file, as kvctl --key (default: $KV_KEY_FILE, else "
@@ -429,6 +471,7 @@ std::optional<Config> parse(int argc, char** argv) {
     c.threads = vm["threads"].as<uint32_t>();
     c.seed = vm["seed"].as<uint64_t>();
     c.load = vm["load"].as<bool>();
+    c.prime = vm["prime"].as<bool>();
     c.json = vm["json"].as<bool>();
     c.request.deadline_ms = vm["timeout-ms"].as<uint64_t>();
     c.request.consistency.strict = vm["strict"].as<bool>();
@@ -489,6 +532,7 @@ int main(int argc, char** argv) {
         if (!curve) return fail(curve.status().code(), curve.status().message());
         options.curve = std::move(curve.value());
     }
+    ContextTable contexts(c.keys);
     std::vector<Worker> workers;
     workers.reserve(c.connections);
     for (uint32_t i = 0; i < c.connections; ++i) {
@@ -497,19 +541,23 @@ int main(int argc, char** argv) {
         std::rotate(nodes.begin(), nodes.begin() + (i % nodes.size()), nodes.end());
         auto client = AsyncClient::connect(nodes, options);
         if (!client) return fail(client.status().code(), client.status().message());
-        workers.emplace_back(c, i, std::move(client).value());
+        workers.emplace_back(c, i, std::move(client).value(), contexts);
     }
 
     double load_s = 0;
     auto drivers = make_drivers(workers, c.threads);
     if (!drivers) return fail(drivers.status().code(), drivers.status().message());
-    if (c.load) {
+    // --load reads and writes every key; --prime alone reads them. Either
+    // leaves the context table full, so the measured puts are updates.
+    if (c.load || c.prime) {
         auto start = Clock::now();
-        Stats loaded =
-            run_parallel(workers, drivers.value(), [](Worker& w, size_t) { return w.load_step(); });
+        bool write = c.load;
+        Stats loaded = run_parallel(workers, drivers.value(),
+                                    [write](Worker& w, size_t) { return w.load_step(write); });
         load_s = seconds_since(start);
         for (auto [code, n] : loaded.errors) {
-            std::cerr << "kvbench: load: " << n << " x " << kv::error_name(code) << "\n";
+            std::cerr << "kvbench: " << (write ? "load" : "prime") << ": " << n << " x "
+                      << kv::error_name(code) << "\n";
         }
     }
 

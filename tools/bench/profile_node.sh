@@ -18,6 +18,7 @@
 # each other over links, and kvbench dials link:// (docs/PROTOCOL.md, 1.1).
 # THREADS sets kvbench's --threads (default: kvbench's, one thread driving all
 # CONNS connections).
+# BEFORE=MIX runs MIX for DUR s, unmeasured, before the measured run.
 # PERF_OF=kvbench samples kvbench (the client library) instead of node 1.
 # PERF_CALLGRAPH sets perf's call graphs (default --call-graph fp; use
 # "--call-graph dwarf,16384" to see callers through inlined code).
@@ -56,6 +57,14 @@ NODES=tcp://127.0.0.1:17301,tcp://127.0.0.1:17302,tcp://127.0.0.1:17303
 ((LINK)) && NODES=link://127.0.0.1:17321,link://127.0.0.1:17322,link://127.0.0.1:17323
 "$BIN/kvbench" --node "$NODES" --keys "$KEYS" --mix put-only --load --ops 1 --connections 2 \
   --pipeline 64 >/dev/null 2>&1
+# BEFORE=MIX runs that mix for DUR s first, unmeasured (vs_dynomite.sh runs its
+# gets right after a put round).
+# Runs with puts first read every key (--prime, unmeasured: the first 3 s
+# include it) so that each put updates what the key holds instead of adding
+# a sibling, as in vs_dynomite.sh.
+prime_for() { [[ $1 != get-only ]] && "$BIN/kvbench" --help 2>/dev/null | grep -q -- --prime && echo --prime; }
+[[ -n ${BEFORE:-} ]] && "$BIN/kvbench" --node "$NODES" --keys "$KEYS" --mix "$BEFORE" --consistency quorum \
+  --duration-s "$DUR" --connections "$CONNS" --pipeline "$PIPE" $(prime_for "$BEFORE") >/dev/null 2>&1
 # CPU time (user + system) of the nodes over the run, from /proc/PID/stat, and
 # of kvbench (the subshell's `times`): what an operation costs, apart from how
 # busy the shared machine was.
@@ -77,7 +86,8 @@ request_times >"$WORK/requests.before"
 thread_ticks >"$WORK/threads.before"
 before=$(node_ticks)
 ("$BIN/kvbench" --node "$NODES" --keys "$KEYS" --mix "$MIX" --consistency quorum \
-   --duration-s "$DUR" --connections "$CONNS" --pipeline "$PIPE" ${THREADS:+--threads "$THREADS"}; times >"$WORK/bench.times") \
+   --duration-s "$DUR" --connections "$CONNS" --pipeline "$PIPE" ${THREADS:+--threads "$THREADS"} \
+   $(prime_for "$MIX"); times >"$WORK/bench.times") \
   >"$WORK/bench.txt" 2>&1 &
 bench=$!
 if [[ ${SYSCALLS:-0} == 1 ]]; then

@@ -80,8 +80,14 @@ kv_eps() {
 kv_run() {  # kv_run CONFIG MIX CONNS PIPE RUN
   quiet_wait "kv/$1/$2/run$5"
   local bench=$BIN; ((${KVBENCH_FROM_VARIANT:-0})) && bench=$NODE_BIN
+  # Puts first read every key (--prime, unmeasured) so that each is an update
+  # of what the key holds, as a Redis SET replaces it; without it each key's
+  # first put in a run is blind and leaves the old value as a sibling, which
+  # the gets after it then read too (BENCHMARKS.md, thirty-third step).
+  local prime=()
+  [[ $2 != get-only ]] && "$bench/kvbench" --help 2>/dev/null | grep -q -- --prime && prime=(--prime)
   local js; js=$("$bench/kvbench" --node "$(kv_eps)" --keys "$KEYS" --mix "$2" --consistency quorum \
-      --duration-s "$DUR" --connections "$3" --pipeline "$4" --json 2>>"$RESULTS_DIR/kv.stderr")
+      --duration-s "$DUR" --connections "$3" --pipeline "$4" "${prime[@]}" --json 2>>"$RESULTS_DIR/kv.stderr")
   python3 - "$1" "$2" "$5" "$js" >>"$OUT" <<'EOF'
 import json, sys
 cfg, mix, run, js = sys.argv[1:5]
