@@ -94,10 +94,13 @@ Result<std::string> to_admin_result(Result<proto::Message> r) {
 
 constexpr std::string_view kLinkScheme = "link://";
 
-uint64_t steady_ms() {
+uint64_t ms_of(Clock::time_point t) {
     return static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
-            .count());
+        std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count());
+}
+
+uint64_t steady_ms() {
+    return ms_of(Clock::now());
 }
 
 bool looks_like_endpoint(const std::string& endpoint) {
@@ -625,20 +628,29 @@ struct AsyncClient::Impl {
     // ---- the loop ----------------------------------------------------------
 
     int wait_ms(int timeout_ms) const {
-        if (!ready.empty()) return 0;
+        // No time to wait: no clock to read.
+        if (!ready.empty() || timeout_ms <= 0) return 0;
+        return wait_ms_at(timeout_ms, Clock::now());
+    }
+
+    // The same as of `now`: a PollGroup reads the clock once a turn for all
+    // its clients, where each client's own reads (two for each of 50 clients
+    // in every turn) were 4% of kvbench's CPU.
+    int wait_ms_at(int timeout_ms, Clock::time_point now) const {
+        if (!ready.empty() || timeout_ms <= 0) return 0;
         int64_t wait = timeout_ms;
         if (!expiries.empty()) {
-            auto until = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             expiries.begin()->first - Clock::now())
-                             .count();
+            auto until =
+                std::chrono::duration_cast<std::chrono::milliseconds>(expiries.begin()->first - now)
+                    .count();
             // +1: poll's millisecond granularity would otherwise wake just early.
             wait = std::min<int64_t>(wait, until + 1);
         }
         // A link's next connect attempt or deadline.
         if (dialer && dialer->next_due_ms() != UINT64_MAX) {
-            const uint64_t now = steady_ms();
+            const uint64_t now_ms = ms_of(now);
             const uint64_t due = dialer->next_due_ms();
-            wait = std::min<int64_t>(wait, due <= now ? 0 : static_cast<int64_t>(due - now));
+            wait = std::min<int64_t>(wait, due <= now_ms ? 0 : static_cast<int64_t>(due - now_ms));
         }
         return static_cast<int>(std::clamp<int64_t>(wait, 0, timeout_ms));
     }
@@ -1036,14 +1048,15 @@ struct PollGroup::Impl {
         bool any = false;
         bool at_once = false;
         bool retrying = false;
-        const uint64_t now = steady_ms();
+        const Clock::time_point turn = Clock::now();
+        const uint64_t now = ms_of(turn);
         for (size_t i = 0; i < clients.size(); ++i) {
             due[i] = 0;
             AsyncClient::Impl& c = *clients[i]->impl_;
             if (!c.has_work()) continue;
             any = true;
             c.flush_all();
-            wait = c.wait_ms(wait);
+            wait = c.wait_ms_at(wait, turn);
             items.clear();
             endpoint_of.clear();
             // Nothing to wait on (no socket could be made), or a socket that
@@ -1077,11 +1090,12 @@ struct PollGroup::Impl {
             if (i < due.size()) due[i] = 1;
         }
         size_t ran = 0;
+        const Clock::time_point woke = Clock::now();
         for (size_t i = 0; i < clients.size(); ++i) {
             AsyncClient::Impl& c = *clients[i]->impl_;
             if (!c.has_work()) continue;
-            // wait_ms(1) is 0 when callbacks, an expiry or a link's deadline are due.
-            if (due[i] != 0 || c.wait_ms(1) == 0) ran += c.poll(0);
+            // wait_ms_at(1) is 0 when callbacks, an expiry or a link's deadline are due.
+            if (due[i] != 0 || c.wait_ms_at(1, woke) == 0) ran += c.poll(0);
         }
         return ran;
     }
