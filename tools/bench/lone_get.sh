@@ -37,6 +37,11 @@ for ((r = 1; r <= ROUNDS; r++)); do
     if [[ $name == link* ]]; then
       link=(--link-listen "tcp://127.0.0.1:$((PORT + 1))"); endpoint="link://127.0.0.1:$((PORT + 1))"
     fi
+    # A port someone else listens on would have kvctl and kvbench measure
+    # their node, not ours: refuse.
+    for p in "$PORT" $(((${#link[@]})) && echo $((PORT + 1))); do
+      if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "port $p is in use" >&2; exit 1; fi
+    done
     "$bin/kvnode" --id n1 --listen "tcp://127.0.0.1:$PORT" --data-dir "$WORK/n1" --n 1 \
       --log-level warn "${link[@]}" >"$WORK/node.log" 2>&1 &
     NODE=$!
@@ -46,6 +51,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
       sleep 0.2
     done
     ((up)) || { echo "$name: the node did not start (log: $WORK/node.log)" >&2; exit 1; }
+    kill -0 "$NODE" 2>/dev/null || { echo "$name: kvnode exited (log: $WORK/node.log)" >&2; exit 1; }
     "$bin/kvbench" --node "tcp://127.0.0.1:$PORT" --keys "$KEYS" --mix put-only --load --ops 1 \
       --connections 1 --pipeline 64 >/dev/null 2>&1
     p50=$("$bin/kvbench" --node "$endpoint" --keys "$KEYS" --mix get-only \

@@ -40,6 +40,10 @@ stop_all() { for p in "${PIDS[@]:-}"; do [[ -n $p ]] && kill "$p" 2>/dev/null; d
              for p in "${PIDS[@]:-}"; do [[ -n $p ]] && wait "$p" 2>/dev/null; done; PIDS=(); }
 trap stop_all EXIT
 seed=tcp://127.0.0.1:${PORTS[0]}
+# A port someone else listens on would have us profile their node: refuse.
+for p in "${PORTS[@]}" 17321 17322 17323; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "port $p is in use" >&2; exit 1; fi
+done
 for i in 0 1 2; do
   "$BIN/kvnode" --id "n$((i+1))" --listen "tcp://127.0.0.1:${PORTS[$i]}" --data-dir "$WORK/n$((i+1))" \
     --seeds "$seed" --log-level warn "$@" \
@@ -53,6 +57,9 @@ for ((t = 0; t < 120; t++)); do
   sleep 0.5
 done
 ((formed)) || { echo "the cluster did not form (logs in $WORK)" >&2; exit 1; }
+for i in 0 1 2; do
+  kill -0 "${PIDS[$i]}" 2>/dev/null || { echo "kvnode n$((i+1)) exited (log: $WORK/n$((i+1)).log)" >&2; exit 1; }
+done
 NODES=tcp://127.0.0.1:17301,tcp://127.0.0.1:17302,tcp://127.0.0.1:17303
 ((LINK)) && NODES=link://127.0.0.1:17321,link://127.0.0.1:17322,link://127.0.0.1:17323
 "$BIN/kvbench" --node "$NODES" --keys "$KEYS" --mix put-only --load --ops 1 --connections 2 \

@@ -56,7 +56,11 @@ kv_stop() { for p in "${KV_PIDS[@]:-}"; do [[ -n $p ]] && kill "$p" 2>/dev/null;
 trap 'kv_stop; "$PEERS/dynomite_stop.sh" >/dev/null 2>&1; stop_pidfile "$RUN_DIR/redis-alone.pid" redis-server >/dev/null 2>&1' EXIT
 kv_start() {  # kv_start FLAG...
   rm -rf "$KVD"; mkdir -p "$KVD"
-  local seed=tcp://$HOST:${KV_PORTS[0]} i t
+  local seed=tcp://$HOST:${KV_PORTS[0]} i t p
+  # A port someone else listens on would have us measure their node: refuse.
+  for p in "${KV_PORTS[@]}" $( ((VIA_LINK)) && echo "${LINK_PORTS[@]}"); do
+    if (exec 3<>"/dev/tcp/$HOST/$p") 2>/dev/null; then log "port $p is in use"; return 1; fi
+  done
   for i in 0 1 2; do
     "$NODE_BIN/kvnode" --id "n$((i+1))" --listen "tcp://$HOST:${KV_PORTS[$i]}" --data-dir "$KVD/n$((i+1))" \
       --seeds "$seed" ${RESP_FLAG[$i]:+--resp-listen "${RESP_FLAG[$i]}"} --log-level warn "$@" \
@@ -66,9 +70,13 @@ kv_start() {  # kv_start FLAG...
   done
   for ((t = 0; t < 120; t++)); do
     "$BIN/kvctl" --node "$seed" --consistency all put ready 1 >/dev/null 2>&1 && \
-      [[ $("$BIN/kvctl" --node "$seed" members 2>/dev/null | grep -c ' up ') == 3 ]] && return 0
+      [[ $("$BIN/kvctl" --node "$seed" members 2>/dev/null | grep -c ' up ') == 3 ]] && break
     sleep 0.5
   done
+  for i in 0 1 2; do
+    kill -0 "${KV_PIDS[$i]}" 2>/dev/null || { log "kvnode n$((i+1)) exited (log: $KVD/n$((i+1)).log)"; return 1; }
+  done
+  ((t < 120)) && return 0
   log "our cluster did not form"; return 1
 }
 kv_eps() {
