@@ -90,7 +90,23 @@ request_times() { local port; for port in "${PORTS[@]}"; do
                         split($1, a, "{"); print port, a[1], $2 }'
                   done; }
 request_times >"$WORK/requests.before"
+# The measured run's prime is not timed, but its CPU falls in the run's
+# totals: the same prime run alone just before is subtracted from them.
+prime_ticks=0
+: >"$WORK/prime.times"
+if [[ -n $(prime_for "$MIX") ]]; then
+  thread_ticks >"$WORK/prime.threads.before"
+  prime_before=$(node_ticks)
+  ("$BIN/kvbench" --node "$NODES" --keys "$KEYS" --mix get-only --consistency quorum --ops 1 \
+     --connections "$CONNS" --pipeline "$PIPE" --prime >/dev/null 2>&1; times >"$WORK/prime.times")
+  prime_ticks=$(( $(node_ticks) - prime_before ))
+  thread_ticks >"$WORK/prime.threads.after"
+fi
 thread_ticks >"$WORK/threads.before"
+# The prime's ticks count as spent before the run (after - before).
+[[ -s $WORK/prime.threads.after ]] &&
+  awk -F'\t' 'FNR == NR { printf "%s\t%s\n", $1, -$2; next } { print }' \
+    "$WORK/prime.threads.before" "$WORK/prime.threads.after" >>"$WORK/threads.before"
 before=$(node_ticks)
 ("$BIN/kvbench" --node "$NODES" --keys "$KEYS" --mix "$MIX" --consistency quorum \
    --duration-s "$DUR" --connections "$CONNS" --pipeline "$PIPE" ${THREADS:+--threads "$THREADS"} \
@@ -112,7 +128,7 @@ fi
 perf record -q ${PERF_CALLGRAPH:---call-graph fp} -F 999 -p "$sampled" -o "$WORK/perf.data" -- sleep "$PERF_S" >/dev/null 2>&1
 wait "$bench"
 [[ -n ${counting:-} ]] && wait "$counting"
-ticks=$(( $(node_ticks) - before ))
+ticks=$(( $(node_ticks) - before - prime_ticks ))
 thread_ticks >"$WORK/threads.after"
 cat "$WORK/bench.txt"
 # Each node's store commits since it started (the load included), from its
@@ -133,8 +149,10 @@ awk 'FNR == NR { d[$1 " " $2] -= $3; next } { d[$1 " " $2] += $3 }
                             port, c, s * 1000 / c } }' "$WORK/requests.before" "$WORK/requests.after"
 ops=$(awk '/ ops in / {print $1}' "$WORK/bench.txt")
 # `times`, second line: the children's user and system time, as 0m1.234s.
-bench_s=$(awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] }
-                         print t }' "$WORK/bench.times")
+children_s() { awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] }
+                           print t }' "$1"; }
+bench_s=$(awk -v b="$(children_s "$WORK/bench.times")" -v p="$(children_s "$WORK/prime.times")" \
+            'BEGIN { print b - (p == "" ? 0 : p) }')
 awk -v n="$ticks" -v hz="$(getconf CLK_TCK)" -v b="${bench_s:-0}" -v ops="${ops:-0}" 'BEGIN {
   if (ops > 0) printf "CPU per operation: %.1f us in the 3 nodes, %.1f us in kvbench\n",
                       n * 1e6 / hz / ops, b * 1e6 / ops }'
