@@ -63,7 +63,7 @@ std::optional<std::string> Coordinator::refuse_admission(const ReplyTo& from, si
                     config_.request_bytes_in_flight_max, "--max-in-flight-bytes");
     }
     auto it = by_connection_.find(from.route);
-    if (it == by_connection_.end()) return std::nullopt;
+    if (it == by_connection_.end() || it->second.ops == 0) return std::nullopt;
     if (it->second.ops >= config_.connection_requests_max) {
         return over("too many requests in flight from this connection",
                     config_.connection_requests_max, "--connection-max-in-flight");
@@ -82,13 +82,14 @@ void Coordinator::charge_client(Op& op) {
     Usage& mine = by_connection_[op.client.route];
     mine.ops += 1;
     mine.bytes += op.charged_bytes;
+    op.connection = &mine;
 }
 
 void Coordinator::charge_more(Op& op, size_t bytes) {
     op.charged_bytes += bytes;
     if (op.budget == Op::Budget::client) {
         client_total_.bytes += bytes;
-        by_connection_[op.client.route].bytes += bytes;
+        op.connection->bytes += bytes;
     } else if (op.budget == Op::Budget::background) {
         background_.bytes += bytes;
     }
@@ -98,11 +99,12 @@ void Coordinator::release(const Op& op) {
     if (op.budget == Op::Budget::client) {
         client_total_.ops -= 1;
         client_total_.bytes -= op.charged_bytes;
-        auto it = by_connection_.find(op.client.route);
-        assert(it != by_connection_.end());
-        it->second.ops -= 1;
-        it->second.bytes -= op.charged_bytes;
-        if (it->second.ops == 0) by_connection_.erase(it);
+        assert(op.connection == &by_connection_.at(op.client.route));
+        op.connection->ops -= 1;
+        op.connection->bytes -= op.charged_bytes;
+        // An entry left at zero is dropped at the next tick (expire_due),
+        // not now: a connection with one request in flight at a time would
+        // otherwise make and free its entry on every request.
     } else if (op.budget == Op::Budget::background) {
         background_.ops -= 1;
         background_.bytes -= op.charged_bytes;
@@ -243,6 +245,7 @@ void Coordinator::peer_call_failed(Op& op, const std::string& peer_id, const Sta
 }
 
 void Coordinator::expire_due(uint64_t now_ms) {
+    std::erase_if(by_connection_, [](const auto& entry) { return entry.second.ops == 0; });
     while (!spares_due_.empty() && spares_due_.begin()->first <= now_ms) {
         const uint64_t op_id = spares_due_.begin()->second;
         spares_due_.erase(spares_due_.begin());

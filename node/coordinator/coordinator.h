@@ -63,7 +63,8 @@ class Coordinator {
     // The runtime could not hand a call to a peer: that replica fails now.
     void on_send_failed(const std::string& peer_id, uint64_t request_id);
     // Fails or finishes every op whose deadline passed; asks the spares of
-    // every read still unanswered past its spares_due_ms.
+    // every read still unanswered past its spares_due_ms; drops the
+    // connections' budget entries left at zero ops.
     void expire_due(uint64_t now_ms);
 
     // Ops in the slab: answered or not.
@@ -71,6 +72,9 @@ class Coordinator {
     // Ops whose client is not answered yet, and their bytes.
     size_t client_ops() const { return client_total_.ops; }
     size_t client_bytes() const { return client_total_.bytes; }
+    // Client connections with a budget entry (ops in flight, or none since
+    // the last expire_due).
+    size_t connections_tracked() const { return by_connection_.size(); }
     // Answered ops kept for follow-up work, and their bytes.
     size_t background_ops() const { return background_.ops; }
     size_t background_bytes() const { return background_.bytes; }
@@ -170,8 +174,10 @@ class Coordinator {
     uint64_t reads_rotated_ = 0;                   // turns the first remote replica a read asks
     std::map<uint64_t, PendingPeerCall> pending_;  // peer request id -> op
     Usage client_total_;                           // ops not answered yet
-    std::map<std::string, Usage> by_connection_;   // the same, by ReplyTo route
-    Usage background_;                             // answered, not finished
+    // The same, by ReplyTo route; an entry at zero ops counts as absent and
+    // is dropped at the next expire_due.
+    std::map<std::string, Usage> by_connection_;
+    Usage background_;  // answered, not finished
 };
 
 }  // namespace kv::node

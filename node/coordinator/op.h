@@ -32,6 +32,10 @@ struct Coordinator::Op {
     enum class Budget : uint8_t { none, client, background };
     size_t charged_bytes = 0;
     Budget budget = Budget::none;
+    // While budget is client: the client connection's entry in
+    // by_connection_, which lives while any of its ops is charged there
+    // (found once, not by route at every charge).
+    Usage* connection = nullptr;
     std::vector<uint64_t> peer_calls;
 
     // Reads: the replicas not asked yet, in the order to ask them (`replicas`

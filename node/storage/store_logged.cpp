@@ -76,6 +76,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -315,29 +316,50 @@ class Memtable {
         uint64_t hash;
     };
 
-    // The value held for the key (nullopt: erased here), or null if none is.
-    const std::optional<std::string>* find(Space space, std::string_view key) const {
-        const uint32_t at = slot_of(space, key, hash_of(space, key));
-        return slots_.empty() || slots_[at] == 0 ? nullptr : &entries_[entry_of(slots_[at])].value;
+    Memtable() = default;
+    // A moved-from table is empty (freeze() and the checkpointer move one).
+    Memtable(Memtable&& other) noexcept { *this = std::move(other); }
+    Memtable& operator=(Memtable&& other) noexcept {
+        chunks_ = std::move(other.chunks_);
+        size_ = std::exchange(other.size_, 0);
+        slots_ = std::move(other.slots_);
+        order_ = std::move(other.order_);
+        other.clear();
+        return *this;
+    }
+
+    // The value held for the key (nullopt: erased here), or null if none is;
+    // `hash` is hash_of(space, key), the same for every memtable.
+    const std::optional<std::string>* find(Space space, std::string_view key, uint64_t hash) const {
+        const uint32_t at = slot_of(space, key, hash);
+        return slots_.empty() || slots_[at] == 0 ? nullptr : &entry(entry_of(slots_[at])).value;
+    }
+    static uint64_t hash_of(Space space, std::string_view key) {
+        return XXH3_64bits_withSeed(key.data(), key.size(), static_cast<uint64_t>(space));
     }
 
     template <typename Value>
     void insert_or_assign(Space space, std::string_view key, Value&& value) {
-        if ((entries_.size() + 1) * 2 > slots_.size()) grow();
+        if ((size_ + 1) * 2 > slots_.size()) grow();
         const uint64_t hash = hash_of(space, key);
         const uint32_t at = slot_of(space, key, hash);
         if (slots_[at] != 0) {
-            entries_[entry_of(slots_[at])].value = std::forward<Value>(value);
+            entry(entry_of(slots_[at])).value = std::forward<Value>(value);
             return;
         }
-        entries_.push_back(Entry{space, std::string(key), std::forward<Value>(value), hash});
-        slots_[at] = slot_value(entries_.size() - 1, hash);
+        if (size_ == chunks_.size() << kChunkShift) {
+            chunks_.push_back(std::make_unique<Entry[]>(size_t{1} << kChunkShift));
+        }
+        entry(size_) = Entry{space, std::string(key), std::forward<Value>(value), hash};
+        slots_[at] = slot_value(size_, hash);
+        ++size_;
     }
 
-    bool empty() const { return entries_.empty(); }
-    size_t size() const { return entries_.size(); }
+    bool empty() const { return size_ == 0; }
+    size_t size() const { return size_; }
     void clear() {
-        entries_.clear();
+        chunks_.clear();
+        size_ = 0;
         slots_.clear();
         order_.clear();
     }
@@ -347,17 +369,16 @@ class Memtable {
     // order, so callers hold the store's mutex.
     template <typename Visit>
     void visit_in_order(Space space, std::string_view from, bool exclusive, Visit&& visit) const {
-        if (order_.size() < entries_.size()) extend_order();
+        if (order_.size() < size_) extend_order();
         const std::pair<Space, std::string_view> bound{space, from};
-        auto it = exclusive
-                      ? std::upper_bound(
-                            order_.begin(), order_.end(), bound,
-                            [this](const auto& b, uint32_t e) { return b < view(entries_[e]); })
-                      : std::lower_bound(
-                            order_.begin(), order_.end(), bound,
-                            [this](uint32_t e, const auto& b) { return view(entries_[e]) < b; });
-        for (; it != order_.end() && entries_[*it].space == space; ++it) {
-            if (!visit(entries_[*it])) return;
+        auto it = exclusive ? std::upper_bound(
+                                  order_.begin(), order_.end(), bound,
+                                  [this](const auto& b, uint32_t e) { return b < view(entry(e)); })
+                            : std::lower_bound(
+                                  order_.begin(), order_.end(), bound,
+                                  [this](uint32_t e, const auto& b) { return view(entry(e)) < b; });
+        for (; it != order_.end() && entry(*it).space == space; ++it) {
+            if (!visit(entry(*it))) return;
         }
     }
 
@@ -374,8 +395,11 @@ class Memtable {
             const Entry* entry;
         };
         std::vector<Keyed> keyed;
-        keyed.reserve(entries_.size());
-        for (const Entry& e : entries_) keyed.push_back(Keyed{sort_prefix(e.space, e.key), &e});
+        keyed.reserve(size_);
+        for (size_t i = 0; i < size_; ++i) {
+            const Entry& e = entry(i);
+            keyed.push_back(Keyed{sort_prefix(e.space, e.key), &e});
+        }
         std::sort(keyed.begin(), keyed.end(), [](const Keyed& a, const Keyed& b) {
             if (a.prefix != b.prefix) return a.prefix < b.prefix;
             return before(*a.entry, *b.entry);
@@ -394,14 +418,12 @@ class Memtable {
     // indexes), not merged by comparing every key.
     void extend_order() const {
         const size_t sorted = order_.size();
-        const auto less = [this](uint32_t a, uint32_t b) {
-            return before(entries_[a], entries_[b]);
-        };
+        const auto less = [this](uint32_t a, uint32_t b) { return before(entry(a), entry(b)); };
         std::vector<uint32_t> added;
-        added.reserve(entries_.size() - sorted);
-        for (size_t i = sorted; i < entries_.size(); ++i) added.push_back(static_cast<uint32_t>(i));
+        added.reserve(size_ - sorted);
+        for (size_t i = sorted; i < size_; ++i) added.push_back(static_cast<uint32_t>(i));
         std::sort(added.begin(), added.end(), less);
-        order_.resize(entries_.size());
+        order_.resize(size_);
         size_t unplaced = sorted;    // order_[0, unplaced) not yet moved
         size_t out = order_.size();  // order_[out, size) final
         const bool search = added.size() * std::bit_width(sorted) < sorted;
@@ -429,13 +451,10 @@ class Memtable {
 
     static std::pair<Space, std::string_view> view(const Entry& e) { return {e.space, e.key}; }
     static bool before(const Entry& a, const Entry& b) { return view(a) < view(b); }
-    static uint64_t hash_of(Space space, std::string_view key) {
-        return XXH3_64bits_withSeed(key.data(), key.size(), static_cast<uint64_t>(space));
-    }
     // A slot holds 1 + the entry's index in its low 32 bits (0: empty) and
     // the top 32 bits of the entry's hash above them, so a probe passes
     // entries of other keys without touching them: each touch is a likely
-    // cache miss into entries_, and most probes are for keys absent from
+    // cache miss into the entries, and most probes are for keys absent from
     // this memtable (every read and put looks in both memtables).
     static uint64_t slot_value(size_t entry, uint64_t hash) {
         return (hash & ~uint64_t{0xffffffff}) | static_cast<uint32_t>(entry + 1);
@@ -451,7 +470,7 @@ class Memtable {
             const uint64_t held = slots_[at];
             if (held == 0) return static_cast<uint32_t>(at);
             if ((held & ~uint64_t{0xffffffff}) != tag) continue;
-            const Entry& e = entries_[entry_of(held)];
+            const Entry& e = entry(entry_of(held));
             if (e.hash == hash && e.space == space && e.key == key)
                 return static_cast<uint32_t>(at);
         }
@@ -459,17 +478,31 @@ class Memtable {
     void grow() {
         std::vector<uint64_t> slots(std::max<size_t>(64, slots_.size() * 2), 0);
         const size_t mask = slots.size() - 1;
-        for (size_t i = 0; i < entries_.size(); ++i) {
-            size_t at = entries_[i].hash & mask;
+        for (size_t i = 0; i < size_; ++i) {
+            size_t at = entry(i).hash & mask;
             while (slots[at] != 0) at = (at + 1) & mask;
-            slots[at] = slot_value(i, entries_[i].hash);
+            slots[at] = slot_value(i, entry(i).hash);
         }
         slots_ = std::move(slots);
     }
 
-    std::deque<Entry> entries_;            // in order of first write; never removed
+    // The entries, in order of first write, never removed or moved: entry i
+    // is chunks_[i >> kChunkShift][i & mask]. A std::deque held five to a
+    // block, so a probe that reached an entry first read the deque's block
+    // map, itself a cache miss in a table of 100,000 keys (a fifth of slot_of's
+    // samples under gets; docs/BENCHMARKS.md, issue 14, thirty-fourth step);
+    // a chunk holds 1,024, and the chunk list stays in cache.
+    static constexpr unsigned kChunkShift = 10;
+    Entry& entry(size_t i) {
+        return chunks_[i >> kChunkShift][i & ((size_t{1} << kChunkShift) - 1)];
+    }
+    const Entry& entry(size_t i) const {
+        return chunks_[i >> kChunkShift][i & ((size_t{1} << kChunkShift) - 1)];
+    }
+    std::vector<std::unique_ptr<Entry[]>> chunks_;
+    size_t size_ = 0;                      // entries held
     std::vector<uint64_t> slots_;          // slot_value(), 0: empty
-    mutable std::vector<uint32_t> order_;  // indexes of entries_ in key order (a prefix of them)
+    mutable std::vector<uint32_t> order_;  // indexes of the entries in key order (a prefix of them)
 };
 
 class LoggedStore final : public Store {
@@ -626,9 +659,11 @@ class LoggedStore final : public Store {
 
     Result<std::optional<std::string>> get(Space space, std::string_view key) const override {
         {
+            const uint64_t hash = Memtable::hash_of(space, key);
             std::lock_guard lock(mu_);
             for (const Memtable* table : {&active_, &frozen_}) {
-                if (const std::optional<std::string>* held = table->find(space, key)) return *held;
+                if (const std::optional<std::string>* held = table->find(space, key, hash))
+                    return *held;
             }
         }
         return base_->get(space, key);

@@ -295,6 +295,45 @@ TEST_CASE("requests in flight are limited per connection, in number and in bytes
     CHECK(f.stats.overloaded == 2);
 }
 
+TEST_CASE("a connection's budget entry outlives its last op until the next tick, as if absent") {
+    // Entries at zero are dropped at a tick, not as the op ends, so that a
+    // connection with one request at a time does not make and free one for
+    // each; until then such an entry admits as an absent one does: a
+    // connection's first request is admitted even past its byte budget.
+    NodeConfig config = Fixture::config();
+    config.connection_bytes_max = Coordinator::kOpOverheadBytes + 100;
+    Fixture f(config);
+    const std::string key = f.remote_key();
+    ReadCalls read = start_read(f, "c1", 1, key);
+    read.answer(f, 0);
+    read.answer(f, 1);
+    REQUIRE(reply_to(f.sent(), "c1") != nullptr);
+    CHECK(f.coordinator.client_ops() == 0);
+    CHECK(f.coordinator.connections_tracked() == 1);
+
+    f.coordinator.handle_write(ReplyTo{"c1"}, 2, key, std::string(2000, 'v'), std::nullopt, false,
+                               kQuorum, 0);
+    auto out = f.sent();
+    REQUIRE(out.size() == 1);
+    CHECK(std::holds_alternative<ReplicaWriteRequest>(out[0].message));  // admitted: the mint call
+    CHECK(f.coordinator.client_ops() == 1);
+
+    ReadCalls other = start_read(f, "c2", 3, key);
+    other.answer(f, 0);
+    other.answer(f, 1);
+    REQUIRE(reply_to(f.sent(), "c2") != nullptr);
+    CHECK(f.coordinator.connections_tracked() == 2);
+    f.coordinator.expire_due(f.env.now_ms());
+    CHECK(f.coordinator.connections_tracked() == 1);  // c1's write is still in flight
+    // A second large write from c1 now counts against c1's budget.
+    f.coordinator.handle_write(ReplyTo{"c1"}, 4, key, std::string(2000, 'v'), std::nullopt, false,
+                               kQuorum, 0);
+    out = f.sent();
+    REQUIRE(out.size() == 1);
+    REQUIRE(std::holds_alternative<proto::WriteResponse>(out[0].message));
+    CHECK(std::get<proto::WriteResponse>(out[0].message).code == ErrorCode::overloaded);
+}
+
 TEST_CASE("requests in flight are limited in total, in number and in bytes") {
     NodeConfig config = Fixture::config();
     config.requests_in_flight_max = 3;
