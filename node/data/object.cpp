@@ -423,6 +423,9 @@ constexpr size_t kSiblingBytesMin = 5;
 bool read_vv(Reader& in, VersionVector& vv) {
     uint32_t actors = 0;
     if (!in.array(actors) || actors > kActorsMax) return false;
+    // One allocation for the entries, not one each time the vector grows;
+    // bounded by the bytes left, as each entry takes at least 3.
+    vv.reserve(std::min<size_t>(actors, in.left() / 3));
     std::string_view prev;
     size_t unseen_total = 0;
     for (uint32_t i = 0; i < actors; ++i) {

@@ -72,6 +72,8 @@ class VersionVector {
     const std::map<std::string, std::set<uint64_t>>& exceptions() const { return exceptions_; }
     size_t exception_count() const;
     bool empty() const { return entries_.empty(); }
+    // Room for `actors` entries: a decode knows how many it will set.
+    void reserve(size_t actors) { entries_.reserve(actors); }
     bool operator==(const VersionVector&) const = default;
 
   private:

@@ -40,12 +40,17 @@ inline uint64_t get_u64(std::string_view in) {
 }
 }  // namespace stored_detail
 
-// The record's key for a key of token `token`.
-inline std::string stored_key(uint64_t token, std::string_view key) {
-    std::string out;
+// The record's key for a key of token `token`, into `out` (replacing what it
+// held; a caller that reuses one buffer allocates once, not at every read).
+inline void stored_key_into(std::string& out, uint64_t token, std::string_view key) {
+    out.clear();
     out.reserve(8 + key.size());
     stored_detail::put_u64(out, token);
     out.append(key);
+}
+inline std::string stored_key(uint64_t token, std::string_view key) {
+    std::string out;
+    stored_key_into(out, token, key);
     return out;
 }
 

@@ -1,7 +1,9 @@
 #include "node/metrics/request_metrics.h"
 
+#include <algorithm>
 #include <type_traits>
 #include <variant>
+#include <vector>
 
 namespace kv::node::metrics {
 
@@ -48,7 +50,8 @@ constexpr std::array<std::string_view, 6> kLevelLabels = {"one",    "two", "thre
 void RequestMetrics::on_request(const ReplyTo& from, const Message& request, uint64_t now_us) {
     if (!is_client_request(request)) return;
     const std::string_view op = node::type_name(request);
-    ++requests_[op];
+    ++requests_[request.index()];
+    request_names_[request.index()] = op;
     if (timed_.size() >= kTimedMax) {
         ++untimed_;
         return;
@@ -87,7 +90,12 @@ void RequestMetrics::write(kv::metrics::Exposition& out) const {
     using kv::metrics::Type;
     out.family("kv_requests_total", Type::counter,
                "Client requests received, by operation (the protocol's message type).");
-    for (const auto& [op, count] : requests_) out.sample("kv_requests_total", {{"op", op}}, count);
+    std::vector<std::pair<std::string_view, uint64_t>> by_name;
+    for (size_t i = 0; i < requests_.size(); ++i) {
+        if (requests_[i] != 0) by_name.emplace_back(request_names_[i], requests_[i]);
+    }
+    std::sort(by_name.begin(), by_name.end());
+    for (const auto& [op, count] : by_name) out.sample("kv_requests_total", {{"op", op}}, count);
     out.family("kv_request_duration_seconds", Type::histogram,
                "Client get, put and del requests from arrival to reply (after the commit "
                "the reply waited for), by operation and consistency level.");

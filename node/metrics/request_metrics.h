@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 
 #include "client/metrics.h"
 #include "node/env.h"
@@ -65,7 +66,10 @@ class RequestMetrics {
     // Indexed [op][level][strict]: fixed, so a request allocates nothing here
     // but its timed_ entry.
     std::array<std::array<std::array<LatencyHistogram, 2>, kLevels>, kOps> histograms_{};
-    std::map<std::string_view, uint64_t> requests_;  // by op (type names are static)
+    // By the request's message type (its index in Message, and its static
+    // type name): counted without a lookup, sorted by name when written.
+    std::array<uint64_t, std::variant_size_v<Message>> requests_{};
+    std::array<std::string_view, std::variant_size_v<Message>> request_names_{};
     std::map<std::pair<std::string_view, ErrorCode>, uint64_t> errors_;  // by op and code
     std::map<Key, Timed> timed_;
     uint64_t untimed_ = 0;

@@ -6,6 +6,7 @@
 #include "node/data/stored_record.h"
 #include "node/mutant.h"
 #include "node/storage/meta_codec.h"
+#include "ring/ring.h"
 
 namespace kv::node {
 
@@ -30,7 +31,9 @@ Replica::Replica(const NodeConfig& config, Env& env, const Placement& placement,
     : config_(config), env_(env), placement_(placement), handoffs_(handoffs), hints_(hints) {}
 
 Result<std::optional<std::string>> Replica::read(const std::string& key) {
-    auto stored = env_.read(Space::objects, stored_key(key));
+    // Record keys are longer than std::string holds inline: one buffer, reused.
+    stored_key_into(read_key_, ring::hash64(key), key);
+    auto stored = env_.read(Space::objects, read_key_);
     if (!stored) return Status(ErrorCode::storage_error, stored.status().message());
     if (stored.value()) {
         if (stored.value()->size() < kStoredHeaderBytes) {

@@ -162,6 +162,7 @@ class Replica {
     uint64_t lifetime_bits_ = 0;
     uint64_t purge_floor_ = 0;  // see purge()
     std::optional<std::string> refilling_;
+    std::string read_key_;  // read()'s record key, reused between reads
     // Per key, the last counter this life's stand-in actor minted; renewed
     // (with the actor) past this many keys.
     static constexpr size_t kStandInKeysMax = 65536;
