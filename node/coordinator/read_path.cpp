@@ -6,6 +6,7 @@
 
 #include "node/coordinator/op.h"
 #include "node/mutant.h"
+#include "ring/ring.h"
 
 namespace kv::node {
 
@@ -70,36 +71,40 @@ void Coordinator::handle(const ReplyTo& from, proto::GetRequest req,
     op->client = from;
     op->client_request_id = req.id;
     op->key = std::move(req.key);
-    const std::vector<std::string> homes = placement_.replicas(op->key);
     op->required = required;
     op->charged_bytes = bytes;
-    if (required > homes.size()) {
+    // Sloppy quorum (write_path.cpp): a stand-in answers for a home replica
+    // that is down, with the hints it holds for the key. One walk of the ring
+    // for the homes and the stand-ins.
+    const bool sloppy = config_.hinted_handoff && !req.consistency.strict;
+    const uint64_t hash = ring::hash64(op->key);
+    ReplicaTargets targets = placement_.targets_for_hash(
+        hash, placement_.replicas_for_hash(hash),
+        [this](const std::string& id) { return peers_.reachable(id); }, sloppy);
+    const size_t home_count = targets.homes.size();
+    const size_t homes_up_count = targets.homes_up.size();  // before the moves below
+    if (required > home_count) {
         ++stats_.unavailable;
         return reply_error(ErrorCode::unavailable,
-                           fewer_members_than_n(required, req.consistency, "r", n, homes.size()));
+                           fewer_members_than_n(required, req.consistency, "r", n, home_count));
     }
-    // Sloppy quorum (write_path.cpp): a stand-in answers for a home replica
-    // that is down, with the hints it holds for the key.
-    const bool sloppy = config_.hinted_handoff && !req.consistency.strict;
-    const ReplicaTargets targets = placement_.targets(
-        op->key, [this](const std::string& id) { return peers_.reachable(id); }, sloppy);
     if (sloppy) {
-        op->replicas = targets.homes_up;
+        op->replicas = std::move(targets.homes_up);
         for (const auto& s : targets.stand_ins) {
             op->replicas.push_back(s.node);
             op->stand_in_for.emplace(s.node, s.for_home);
         }
     } else {
-        op->replicas = homes;
+        op->replicas = std::move(targets.homes);
     }
     op->sloppy = sloppy;
-    const size_t up = targets.homes_up.size() + targets.stand_ins.size();
+    const size_t up = homes_up_count + targets.stand_ins.size();
     if (up < required) {
         ++stats_.unavailable;
         std::string why = std::to_string(required) + " replicas required (" +
                           level_text(req.consistency, "r") + " of n=" + std::to_string(n) +
-                          "), only " + std::to_string(targets.homes_up.size()) + " of " +
-                          std::to_string(homes.size()) + " home replicas reachable";
+                          "), only " + std::to_string(homes_up_count) + " of " +
+                          std::to_string(home_count) + " home replicas reachable";
         if (sloppy) why += " and " + std::to_string(targets.stand_ins.size()) + " stand-in(s)";
         return reply_error(ErrorCode::unavailable, why);
     }
