@@ -2,6 +2,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -42,8 +43,10 @@ struct Coordinator::Op {
     // holds the ones asked), and when to ask them all if still unanswered.
     std::vector<std::string> spares;
     uint64_t spares_due_ms = 0;
-    // Reads: what each replica answered (nullopt: it holds nothing).
-    std::map<std::string, std::optional<Object>> versions;
+    // Reads: what each replica answered (null: it holds nothing). Shared and
+    // immutable, so that replicas that sent the same bytes share one decoded
+    // object instead of each holding a copy (see on_read_reply).
+    std::map<std::string, std::shared_ptr<const Object>> versions;
     // The merge of `versions`, made at most once per change of them (the
     // answer and the read repairs both need it): reset whenever one is added
     // or removed.

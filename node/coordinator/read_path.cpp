@@ -11,28 +11,37 @@
 namespace kv::node {
 
 namespace {
+using Versions = std::map<std::string, std::shared_ptr<const Object>>;
+
+// Two answers hold the same version: both nothing, or equal objects (the
+// same object when the replicas sent the same bytes).
+bool same_version(const std::shared_ptr<const Object>& a, const std::shared_ptr<const Object>& b) {
+    if (!a || !b) return !a && !b;
+    return a == b || *a == *b;
+}
+
 // The union of every version a replica answered. A version equal to an
 // earlier one adds nothing (merge is idempotent, commutative and associative:
 // object.h), so replicas that agree cost one merge, not one each.
-Object merge_versions(const std::map<std::string, std::optional<Object>>& versions) {
+Object merge_versions(const Versions& versions) {
     Object merged;
     for (auto it = versions.begin(); it != versions.end(); ++it) {
-        const std::optional<Object>& version = it->second;
+        const std::shared_ptr<const Object>& version = it->second;
         if (!version) continue;
         const bool seen = std::any_of(versions.begin(), it, [&](const auto& earlier) {
-            return earlier.second && *earlier.second == *version;
+            return earlier.second && same_version(earlier.second, version);
         });
         if (!seen) merged = merge(merged, *version);
     }
     return merged;
 }
 
-bool versions_agree(const std::map<std::string, std::optional<Object>>& versions) {
-    const std::optional<Object>* first = nullptr;
+bool versions_agree(const Versions& versions) {
+    const std::shared_ptr<const Object>* first = nullptr;
     for (const auto& [replica, version] : versions) {
         if (first == nullptr) {
             first = &version;
-        } else if (version != *first) {
+        } else if (!same_version(version, *first)) {
             return false;
         }
     }
@@ -181,11 +190,12 @@ void Coordinator::on_read_reply(Op& op, const std::string& replica, const Status
     if (!status.ok()) {
         op.failed.insert(replica);
     } else if (!object) {
-        op.versions.emplace(replica, std::nullopt);
+        op.versions.emplace(replica, nullptr);
         op.merged.reset();
     } else if (!op.first_object_replica.empty() && *object == op.first_object_bytes &&
                op.versions.count(op.first_object_replica)) {
-        // The same bytes as an answer already decoded: the same version.
+        // The same bytes as an answer already decoded: the same version,
+        // shared. (Charged as the copy it once was, so budgets are unchanged.)
         charge_more(op, object->size());
         op.versions.emplace(replica, op.versions.at(op.first_object_replica));
         op.merged.reset();
@@ -194,7 +204,8 @@ void Coordinator::on_read_reply(Op& op, const std::string& replica, const Status
         if (decoded) {
             // Held until the op finishes (read repair): charged to its budget.
             charge_more(op, object->size());
-            op.versions.emplace(replica, std::move(decoded.value()));
+            op.versions.emplace(replica,
+                                std::make_shared<const Object>(std::move(decoded.value())));
             op.merged.reset();
             if (op.first_object_replica.empty()) {
                 op.first_object_replica = replica;
