@@ -50,8 +50,8 @@ struct Coordinator::Op {
     // The merge of `versions`, made at most once per change of them (the
     // answer and the read repairs both need it): reset whenever one is added
     // or removed.
-    std::optional<Object> merged;
-    size_t merged_charged_bytes = 0;  // what `merged` is charged (the largest it has been)
+    std::shared_ptr<const Object> merged;  // one of `versions` when they all agree
+    size_t merged_charged_bytes = 0;       // what `merged` is charged (the largest it has been)
     // The encoded object the first replica to answer with one sent, and who
     // that was: a later answer with the same bytes (the usual case: replicas
     // agree) reuses its decoded version instead of decoding again.

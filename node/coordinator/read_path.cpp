@@ -22,18 +22,27 @@ bool same_version(const std::shared_ptr<const Object>& a, const std::shared_ptr<
 
 // The union of every version a replica answered. A version equal to an
 // earlier one adds nothing (merge is idempotent, commutative and associative:
-// object.h), so replicas that agree cost one merge, not one each.
-Object merge_versions(const Versions& versions) {
-    Object merged;
+// object.h), so replicas that agree cost one merge, not one each; and when
+// they all agree, the union is that version itself, shared: merging a decoded
+// (canonical) object into an empty one gives that object back.
+std::shared_ptr<const Object> merge_versions(const Versions& versions) {
+    std::shared_ptr<const Object> only;  // the one distinct version so far
+    std::optional<Object> merged;        // from a second distinct version on
     for (auto it = versions.begin(); it != versions.end(); ++it) {
         const std::shared_ptr<const Object>& version = it->second;
         if (!version) continue;
         const bool seen = std::any_of(versions.begin(), it, [&](const auto& earlier) {
             return earlier.second && same_version(earlier.second, version);
         });
-        if (!seen) merged = merge(merged, *version);
+        if (seen) continue;
+        if (!only) {
+            only = version;
+        } else {
+            merged = merge(merged ? *merged : *only, *version);
+        }
     }
-    return merged;
+    if (merged) return std::make_shared<const Object>(std::move(*merged));
+    return only ? only : std::make_shared<const Object>();
 }
 
 bool versions_agree(const Versions& versions) {
@@ -276,7 +285,7 @@ void Coordinator::send_read_repairs(Op& op) {
     if (merged.empty()) return;
     std::string bytes;
     for (const auto& [replica, version] : op.versions) {
-        if (version && *version == merged) continue;
+        if (version && (version.get() == &merged || *version == merged)) continue;
         // A stand-in's hints are not its own data: only home replicas are repaired.
         if (op.is_stand_in(replica)) continue;
         if (bytes.empty()) bytes = encode_object(merged);
