@@ -340,7 +340,7 @@ void Coordinator::answer_read(Op& op) {
         resp.message = view.held_back;
         env_.log(LogLevel::warn, "a read held back siblings: " + view.held_back);
     }
-    if (!view.context.empty()) resp.context = encode_context(view.context);
+    resp.context = std::move(view.context);
     bool stand_in_used = false;
     for (const auto& [replica, version] : op.versions) {
         stand_in_used = stand_in_used || op.is_stand_in(replica);

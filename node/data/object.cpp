@@ -260,16 +260,19 @@ VersionVector writer_context(const Object& written, const VersionVector& seen, c
 
 ReadView read_view(const Object& object, size_t values_max) {
     ReadView view;
-    view.context = object.context;
+    std::optional<VersionVector> narrowed;  // only when a sibling is held back
     for (const auto& s : object.siblings) {
         if (!s.value) continue;
         ++view.live;
         if (view.values.size() < values_max) {
             view.values.push_back(*s.value);
         } else {
-            view.context.remove(s.dot);
+            if (!narrowed) narrowed = object.context;
+            narrowed->remove(s.dot);
         }
     }
+    const VersionVector& context = narrowed ? *narrowed : object.context;
+    if (!context.empty()) view.context = encode_context(context);
     if (view.live > view.values.size()) {
         view.held_back = "the key has " + std::to_string(view.live) +
                          " siblings, more than the limit: " + std::to_string(view.values.size()) +

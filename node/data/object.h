@@ -144,7 +144,10 @@ VersionVector writer_context(const Object& written, const VersionVector& seen, c
 // to meet it, only held back from one reply.
 struct ReadView {
     std::vector<std::string> values;
-    VersionVector context;
+    // The context to hand the reader, encoded (encode_context; empty when the
+    // context is): the object's own, encoded where it lies, unless siblings
+    // were held back and it had to be narrowed.
+    std::string context;
     size_t live = 0;        // live siblings the object holds, shown or not
     std::string held_back;  // when some were held back: a message for the reader
 };

@@ -447,7 +447,7 @@ void Replica::handle(const ReplyTo& from, const proto::LocalGetRequest& req) {
     resp.values = std::move(view.values);
     resp.code = resp.values.empty() ? ErrorCode::not_found : ErrorCode::ok;
     if (!view.held_back.empty()) resp.message = view.held_back;
-    if (!view.context.empty()) resp.context = encode_context(view.context);
+    resp.context = std::move(view.context);
     resp.info = proto::ReplyInfo{1, 1, false, static_cast<uint32_t>(view.live)};
     env_.reply(from, std::move(resp));
 }
