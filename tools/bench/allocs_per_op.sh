@@ -16,7 +16,8 @@
 # nodes) while kvbench makes OPS (default 100,000) operations of MIX at quorum,
 # 50 connections x 1 in flight. A mix with puts first reads every key
 # (--prime, as vs_dynomite.sh does); the prime's count, measured alone just
-# before, is subtracted. Needs perf; adds the probe (perf probe) if missing.
+# before, is subtracted. Needs perf; adds the probe (perf probe) if missing,
+# and removes it when done.
 # Every process is stopped by pid.
 set -uo pipefail
 BIN=$(cd "${1:?usage: $0 BIN_DIR MIX [OPS]}" && pwd)
@@ -27,14 +28,18 @@ WORK=${WORK:-/tmp/kv-allocs}
 command -v perf >/dev/null || { echo "needs perf (apt-get install -y linux-perf)" >&2; exit 2; }
 LIBC=$(ldd "$BIN/kvnode" | awk '/libc\.so/ {print $3}')
 [[ -n $LIBC ]] || { echo "cannot find the libc kvnode uses" >&2; exit 2; }
+added_probe=0
 if ! perf probe -l 2>/dev/null | grep -q 'probe_libc:malloc '; then
   perf probe -q -x "$LIBC" --add malloc || { echo "cannot add a uprobe on malloc in $LIBC" >&2; exit 2; }
+  added_probe=1
 fi
 rm -rf "$WORK"; mkdir -p "$WORK"
 export XDG_CONFIG_HOME=$WORK/xdg; mkdir -p "$XDG_CONFIG_HOME"
 PORTS=(17301 17302 17303); PIDS=()
 stop_all() { for p in "${PIDS[@]:-}"; do [[ -n $p ]] && kill "$p" 2>/dev/null; done
-             for p in "${PIDS[@]:-}"; do [[ -n $p ]] && wait "$p" 2>/dev/null; done; PIDS=(); }
+             for p in "${PIDS[@]:-}"; do [[ -n $p ]] && wait "$p" 2>/dev/null; done; PIDS=()
+             # A probe this run added goes with it.
+             ((added_probe)) && perf probe -q -d probe_libc:malloc; added_probe=0; }
 trap stop_all EXIT
 for p in "${PORTS[@]}" 17321 17322 17323; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "port $p is in use" >&2; exit 1; fi
