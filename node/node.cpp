@@ -285,7 +285,7 @@ void Node::on_peer_reply(const std::string& peer_id, Message message) {
     if (rebalancer_->on_reply(peer_id, message)) return;
     if (hint_replay_->on_reply(peer_id, message)) return;
     if (anti_entropy_->on_reply(peer_id, message)) return;
-    coordinator_->on_reply(peer_id, message);
+    coordinator_->on_reply(peer_id, std::move(message));  // last: it may take what it holds
 }
 
 void Node::on_send_failed(const std::string& peer_id, uint64_t request_id) {

@@ -183,16 +183,16 @@ Coordinator::Op* Coordinator::find_call(uint64_t request_id, const std::string& 
     return it->second.get();
 }
 
-void Coordinator::on_reply(const std::string& peer_id, const Message& message) {
+void Coordinator::on_reply(const std::string& peer_id, Message message) {
     Op* found = find_call(request_id(message), peer_id);
     if (found == nullptr) return;  // late or unknown
     Op& op = *found;
     std::visit(
-        [&](const auto& m) {
+        [&](auto& m) {
             using T = std::decay_t<decltype(m)>;
             if constexpr (std::is_same_v<T, ReplicaReadResponse>) {
                 if (op.kind == OpKind::read)
-                    on_read_reply(op, peer_id, Status(m.code, m.message), m.object);
+                    on_read_reply(op, peer_id, Status(m.code, m.message), std::move(m.object));
             } else if constexpr (std::is_same_v<T, ReplicaWriteResponse>) {
                 if (op.kind == OpKind::write)
                     on_write_reply(op, peer_id, Status(m.code, m.message), m.object,

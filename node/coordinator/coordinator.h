@@ -59,7 +59,7 @@ class Coordinator {
                       bool replace, const proto::Consistency& consistency, uint64_t deadline_ms,
                       std::optional<uint64_t> received_ms = std::nullopt);
     // A peer's reply to one of the ops' calls; late or unknown replies are dropped.
-    void on_reply(const std::string& peer_id, const Message& message);
+    void on_reply(const std::string& peer_id, Message message);
     // The runtime could not hand a call to a peer: that replica fails now.
     void on_send_failed(const std::string& peer_id, uint64_t request_id);
     // Fails or finishes every op whose deadline passed; asks the spares of
@@ -129,8 +129,9 @@ class Coordinator {
     void ask_replica(Op& op, const std::string& replica);
     // Asks up to `count` of the op's spares (never this node: it is asked first).
     void ask_spares(Op& op, size_t count);
+    // `object` is taken: the first one decoded is kept to compare the others with.
     void on_read_reply(Op& op, const std::string& replica, const Status& status,
-                       const std::optional<std::string>& object);
+                       std::optional<std::string> object);
     void on_repair_reply(Op& op, const std::string& replica, const Status& status);
     void maybe_finish_read(Op& op);
     void send_read_repairs(Op& op);

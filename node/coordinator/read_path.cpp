@@ -164,7 +164,7 @@ void Coordinator::ask_replica(Op& op, const std::string& replica) {
     } else if (op.is_stand_in(config_.node_id)) {
         auto held = replica_.read_hints(op.key);
         on_read_reply(op, config_.node_id, held.status(),
-                      held ? held.value() : std::optional<std::string>());
+                      held ? std::move(held.value()) : std::optional<std::string>());
     } else {
         Status owner = replica_.check_local_owner(op.key, false, {});
         if (owner.ok()) owner = replica_.check_readable();
@@ -173,7 +173,7 @@ void Coordinator::ask_replica(Op& op, const std::string& replica) {
         } else {
             auto stored = replica_.read(op.key);
             on_read_reply(op, config_.node_id, stored.status(),
-                          stored ? stored.value() : std::optional<std::string>());
+                          stored ? std::move(stored.value()) : std::optional<std::string>());
         }
     }
 }
@@ -194,7 +194,7 @@ void Coordinator::ask_spares(Op& op, size_t count) {
 }
 
 void Coordinator::on_read_reply(Op& op, const std::string& replica, const Status& status,
-                                const std::optional<std::string>& object) {
+                                std::optional<std::string> object) {
     if (op.versions.count(replica) || op.failed.count(replica)) return;  // duplicate
     if (!status.ok()) {
         op.failed.insert(replica);
@@ -218,8 +218,8 @@ void Coordinator::on_read_reply(Op& op, const std::string& replica, const Status
             op.merged.reset();
             if (op.first_object_replica.empty()) {
                 op.first_object_replica = replica;
-                op.first_object_bytes = *object;
-                charge_more(op, object->size());  // the copy is held as well
+                charge_more(op, object->size());  // the bytes are held as well
+                op.first_object_bytes = std::move(*object);
             }
         } else {
             env_.log(LogLevel::warn, "replica " + replica + " sent an undecodable object");

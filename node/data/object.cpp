@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <msgpack.hpp>
 #include <tuple>
+#include <type_traits>
+#include <utility>
 
 #include "client/protocol.h"
 #include "node/mutant.h"
@@ -157,27 +159,41 @@ size_t Object::encoded_size_bound() const {
 
 namespace {
 
+// Compares a sibling's dot with a dot either way round: the search below
+// needs no Sibling built for the dot it looks for (a copy of its actor id,
+// an allocation past 15 bytes, at every superseded sibling a merge meets).
+struct DotOrder {
+    bool operator()(const Sibling& x, const Dot& y) const { return x.dot < y; }
+    bool operator()(const Dot& x, const Sibling& y) const { return x < y.dot; }
+};
+
 bool holds_dot(const Object& o, const Dot& dot) {
-    return std::binary_search(o.siblings.begin(), o.siblings.end(), Sibling{dot, std::nullopt},
-                              [](const Sibling& x, const Sibling& y) { return x.dot < y.dot; });
+    return std::binary_search(o.siblings.begin(), o.siblings.end(), dot, DotOrder{});
 }
 
-// Siblings of `from` that `other` has not seen superseded.
-void keep_survivors(const Object& from, const Object& other, std::vector<Sibling>& out) {
-    for (const auto& s : from.siblings) {
+// Siblings of `from` that `other` has not seen superseded: copied from a
+// const vector, moved from one the caller gives up.
+template <typename Siblings>
+void keep_survivors(Siblings& from, const Object& other, std::vector<Sibling>& out) {
+    for (auto& s : from) {
+        bool survives = !other.context.covers(s.dot) || holds_dot(other, s.dot);
 #ifdef KV_MUTANTS
         // Planted (node/mutant.h): superseded siblings survive a merge;
         // no-resurrection must catch it.
-        if (KV_MUTANT(merge_ignores_context)) {
-            out.push_back(s);
-            continue;
-        }
+        if (KV_MUTANT(merge_ignores_context)) survives = true;
 #endif
-        if (!other.context.covers(s.dot) || holds_dot(other, s.dot)) out.push_back(s);
+        if (!survives) continue;
+        if constexpr (std::is_const_v<Siblings>) {
+            out.push_back(s);
+        } else {
+            out.push_back(std::move(s));
+        }
     }
 }
 
 void sort_unique(std::vector<Sibling>& siblings) {
+    // std::stable_sort takes a buffer from the heap even for one element.
+    if (siblings.size() < 2) return;
     std::stable_sort(siblings.begin(), siblings.end(),
                      [](const Sibling& x, const Sibling& y) { return x.dot < y.dot; });
     siblings.erase(std::unique(siblings.begin(), siblings.end(),
@@ -187,14 +203,8 @@ void sort_unique(std::vector<Sibling>& siblings) {
 
 }  // namespace
 
-Object merge(const Object& a, const Object& b) {
-    Object out;
-    out.context = a.context;
-    out.context.merge(b.context);
-    out.siblings.reserve(a.siblings.size() + b.siblings.size());
-    keep_survivors(a, b, out.siblings);
-    keep_survivors(b, a, out.siblings);
-    sort_unique(out.siblings);
+namespace {
+void lww_if_planted([[maybe_unused]] Object& out) {
 #ifdef KV_MUTANTS
     // Planted (node/mutant.h): last write wins, by the largest counter; the
     // concurrent siblings are dropped and no-lost-write must catch it.
@@ -206,6 +216,32 @@ Object merge(const Object& a, const Object& b) {
         out.siblings = {*last};
     }
 #endif
+}
+}  // namespace
+
+Object merge(const Object& a, const Object& b) {
+    Object out;
+    out.context = a.context;
+    out.context.merge(b.context);
+    out.siblings.reserve(a.siblings.size() + b.siblings.size());
+    keep_survivors(a.siblings, b, out.siblings);
+    keep_survivors(b.siblings, a, out.siblings);
+    sort_unique(out.siblings);
+    lww_if_planted(out);
+    return out;
+}
+
+Object merge(const Object& a, Object&& b) {
+    Object out;
+    out.siblings.reserve(a.siblings.size() + b.siblings.size());
+    // a's survivors first, while b is whole (they are judged against it),
+    // then b's, moved; the union of the contexts is the same either way round.
+    keep_survivors(a.siblings, b, out.siblings);
+    keep_survivors(b.siblings, a, out.siblings);
+    sort_unique(out.siblings);
+    out.context = std::move(b.context);
+    out.context.merge(a.context);
+    lww_if_planted(out);
     return out;
 }
 

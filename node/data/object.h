@@ -112,6 +112,8 @@ struct Object {
 // A sibling survives unless the other side's context covers its dot and the
 // other side no longer holds it (then the other side saw it superseded).
 Object merge(const Object& a, const Object& b);
+// The same union, taking b's siblings and context instead of copying them.
+Object merge(const Object& a, Object&& b);
 
 // A write at a replica whose actor id is `actor`: the new sibling (value, or a
 // tombstone when value is nullopt) supersedes exactly the siblings whose dots

@@ -107,6 +107,7 @@ ReplicaTargets Placement::targets_for_hash(uint64_t hash, std::vector<std::strin
                                            bool sloppy) const {
     ReplicaTargets out;
     out.homes = std::move(homes);
+    out.homes_up.reserve(out.homes.size());
     std::vector<std::string> down;
     for (const auto& h : out.homes) {
         if (reachable(h)) {

@@ -167,7 +167,7 @@ Status Replica::merge(const std::string& key, std::string_view object_bytes) {
     if (!loaded) return loaded.status();
     Object local = std::move(loaded.value());
     const Previous previous = previous_of(stored, local);
-    Object merged = node::merge(local, incoming.value());
+    Object merged = node::merge(local, std::move(incoming.value()));
 #ifdef KV_MUTANTS
     // Planted (node/mutant.h): a tombstone-only object is erased, context and
     // all, so an older copy merged later brings its values back; no-resurrection

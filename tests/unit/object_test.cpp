@@ -261,6 +261,9 @@ TEST_CASE("merge is commutative, associative, idempotent, has the empty object a
             const Object xy = merge(x, y);
             REQUIRE(invariant_violation(xy).empty());
             REQUIRE(xy == merge(y, x));
+            // The overload that takes its second argument (Replica::merge) is the same union.
+            REQUIRE(merge(x, Object(y)) == xy);
+            REQUIRE(merge(y, Object(x)) == xy);
             REQUIRE(merge(xy, z) == merge(x, merge(y, z)));
             REQUIRE(merge(x, x) == x);
             REQUIRE(merge(x, Object{}) == x);
