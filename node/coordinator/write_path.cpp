@@ -58,12 +58,16 @@ void Coordinator::handle_write(const ReplyTo& from, uint64_t client_id, std::str
     // a stand-in that keeps a hint for it. Not while the key's range moves:
     // its new owners must acknowledge themselves.
     const bool sloppy = config_.hinted_handoff && !consistency.strict && pending.empty();
-    const ReplicaTargets targets = placement_.targets_for_hash(
-        hash, homes, [this](const std::string& id) { return peers_.reachable(id); }, sloppy);
+    // The homes travel through the targets and back, uncopied.
+    ReplicaTargets targets = placement_.targets_for_hash(
+        hash, std::move(homes), [this](const std::string& id) { return peers_.reachable(id); },
+        sloppy);
+    homes = std::move(targets.homes);
+    const size_t homes_up_count = targets.homes_up.size();
     std::vector<std::string> replicas;
     std::map<std::string, std::string> stand_in_for;
     if (sloppy) {
-        replicas = targets.homes_up;
+        replicas = std::move(targets.homes_up);
         for (const auto& s : targets.stand_ins) {
             replicas.push_back(s.node);
             stand_in_for.emplace(s.node, s.for_home);
@@ -82,12 +86,12 @@ void Coordinator::handle_write(const ReplyTo& from, uint64_t client_id, std::str
                           level_text(consistency, "w") + " of n=" + std::to_string(n);
         if (!pending.empty())
             why += ", plus " + std::to_string(pending.size()) + " new owner(s) of a moving range";
-        why += "), only " + std::to_string(targets.homes_up.size()) + " of " +
-               std::to_string(homes.size()) + " home replicas reachable";
+        why += "), only " + std::to_string(homes_up_count) + " of " + std::to_string(homes.size()) +
+               " home replicas reachable";
         if (sloppy) {
             why += " and " + std::to_string(targets.stand_ins.size()) + " stand-in(s)";
         } else if (!pending.empty()) {
-            why += " and " + std::to_string(up.size() - targets.homes_up.size()) + " of " +
+            why += " and " + std::to_string(up.size() - homes_up_count) + " of " +
                    std::to_string(pending.size()) + " new owner(s)";
         }
         return reply_error(ErrorCode::unavailable, why);
@@ -199,9 +203,11 @@ void Coordinator::on_write_reply(Op& op, const std::string& replica, const Statu
 void Coordinator::start_replication(Op& op, const std::string& object_bytes) {
     op.replicating = true;
     bool local = false;
-    // Indexed: a replacement stand-in may be appended while replies come in.
-    const std::vector<std::string> replicas = op.replicas;
-    for (const auto& replica : replicas) {
+    // Indexed, each id copied: a replacement stand-in may be appended (and
+    // the list moved) while replies come in; those it appends are sent there.
+    const size_t count = op.replicas.size();
+    for (size_t i = 0; i < count; ++i) {
+        const std::string replica = op.replicas[i];
         if (op.acked.count(replica)) continue;
         if (replica == config_.node_id) {
             local = true;

@@ -245,18 +245,19 @@ Object merge(const Object& a, Object&& b) {
     return out;
 }
 
-Result<Object> update(const Object& local, const VersionVector& seen, const std::string& actor,
+Result<Object> update(Object local, const VersionVector& seen, const std::string& actor,
                       std::optional<std::string> value, size_t siblings_max,
                       size_t object_bytes_max, uint64_t counter_floor) {
-    Object out;
-    for (const auto& s : local.siblings) {
-        if (!seen.covers(s.dot)) out.siblings.push_back(s);
-    }
-    out.context = local.context;
-    out.context.merge(seen);
     // One past anything this actor ever minted for the key, even if `seen`
     // claims more: dots must stay unique per actor.
     const uint64_t highest = std::max({local.context.get(actor), seen.get(actor), counter_floor});
+    Object out;
+    out.siblings.reserve(local.siblings.size() + 1);
+    for (auto& s : local.siblings) {
+        if (!seen.covers(s.dot)) out.siblings.push_back(std::move(s));
+    }
+    out.context = std::move(local.context);
+    out.context.merge(seen);
     if (highest >= kCounterMax) {
         return Status(ErrorCode::bad_context,
                       "the context's counter for this replica is at its limit; pass back the "
@@ -269,8 +270,8 @@ Result<Object> update(const Object& local, const VersionVector& seen, const std:
     // must catch it.
     if (KV_MUTANT(dot_reused) && highest > 0) counter = highest;
 #endif
-    out.context.add(Dot{actor, counter});
     out.siblings.push_back(Sibling{Dot{actor, counter}, std::move(value)});
+    out.context.add(out.siblings.back().dot);
     sort_unique(out.siblings);
     if (out.siblings.size() > siblings_max) {
         return Status(ErrorCode::sibling_limit,

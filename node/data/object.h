@@ -123,8 +123,9 @@ Object merge(const Object& a, Object&& b);
 // bad_context when the new dot's counter would pass kCounterMax.
 // `counter_floor`: the new dot's counter is also above it (a stand-in's
 // per-key counter of this life, Replica::mint_as_stand_in); counters between
-// what the context saw and the new one stay unseen (exceptions).
-Result<Object> update(const Object& local, const VersionVector& seen, const std::string& actor,
+// what the context saw and the new one stay unseen (exceptions). `local` is
+// taken: a replica done with its stored version moves it in, uncopied.
+Result<Object> update(Object local, const VersionVector& seen, const std::string& actor,
                       std::optional<std::string> value, size_t siblings_max,
                       size_t object_bytes_max, uint64_t counter_floor = 0);
 

@@ -91,8 +91,8 @@ Result<Replica::Minted> Replica::mint(const std::string& key, std::optional<std:
             local.context;  // a delete (or replace) without context removes all this replica holds
     }
     const bool is_delete = !value.has_value();
-    auto updated =
-        update(local, seen, actor_, std::move(value), config_.siblings_max, proto::kObjectBytesMax);
+    auto updated = update(std::move(local), seen, actor_, std::move(value), config_.siblings_max,
+                          proto::kObjectBytesMax);
     if (!updated) return updated.status();
     const size_t siblings = updated->siblings.size();
     if (siblings >= config_.siblings_warn && !is_delete) {
@@ -134,8 +134,8 @@ Result<Replica::Minted> Replica::mint_as_stand_in(const std::string& home, const
     std::snprintf(bits, sizeof bits, "%016llx", static_cast<unsigned long long>(lifetime_bits_));
     const std::string actor = config_.node_id + "~" + bits;
     uint64_t& counter = stand_in_counters_[key];
-    auto updated = update(held.value(), seen, actor, std::move(value), config_.siblings_max,
-                          proto::kObjectBytesMax, counter);
+    auto updated = update(std::move(held.value()), seen, actor, std::move(value),
+                          config_.siblings_max, proto::kObjectBytesMax, counter);
     if (!updated) return updated.status();
     counter = updated->context.get(actor);
     const Dot minted{actor, updated->context.get(actor)};
