@@ -35,31 +35,17 @@ if ! perf probe -l 2>/dev/null | grep -q 'probe_libc:malloc '; then
 fi
 rm -rf "$WORK"; mkdir -p "$WORK"
 export XDG_CONFIG_HOME=$WORK/xdg; mkdir -p "$XDG_CONFIG_HOME"
-PORTS=(17301 17302 17303); PIDS=()
-stop_all() { for p in "${PIDS[@]:-}"; do [[ -n $p ]] && kill "$p" 2>/dev/null; done
-             for p in "${PIDS[@]:-}"; do [[ -n $p ]] && wait "$p" 2>/dev/null; done; PIDS=()
+# shellcheck source=cluster3.sh
+source "$(dirname "${BASH_SOURCE[0]}")/cluster3.sh"
+NODE_BIN=$BIN; CTL_BIN=$BIN; CLUSTER_DIR=$WORK/cluster; CLUSTER_LINK=1
+stop_all() { cluster_stop
              # A probe this run added goes with it.
              ((added_probe)) && perf probe -q -d probe_libc:malloc; added_probe=0; }
 trap stop_all EXIT
-for p in "${PORTS[@]}" 17321 17322 17323; do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "port $p is in use" >&2; exit 1; fi
-done
-seed=tcp://127.0.0.1:${PORTS[0]}
-for i in 0 1 2; do
-  # shellcheck disable=SC2086 # FLAGS is a list of flags
-  "$BIN/kvnode" --id "n$((i+1))" --listen "tcp://127.0.0.1:${PORTS[$i]}" --data-dir "$WORK/n$((i+1))" \
-    --seeds "$seed" --log-level warn --link-listen "tcp://127.0.0.1:$((17321 + i))" ${FLAGS:-} \
-    >"$WORK/n$((i+1)).log" 2>&1 &
-  PIDS+=($!); sleep 0.3
-done
-formed=0
-for ((t = 0; t < 120; t++)); do
-  "$BIN/kvctl" --node "$seed" --consistency all put ready 1 >/dev/null 2>&1 &&
-    [[ $("$BIN/kvctl" --node "$seed" members 2>/dev/null | grep -c ' up ') == 3 ]] && { formed=1; break; }
-  sleep 0.5
-done
-((formed)) || { echo "the cluster did not form (logs in $WORK)" >&2; exit 1; }
-NODES=link://127.0.0.1:17321,link://127.0.0.1:17322,link://127.0.0.1:17323
+# shellcheck disable=SC2086 # FLAGS is a list of flags
+cluster_start ${FLAGS:-} || exit 1
+PIDS=("${CLUSTER_PIDS[@]}")
+NODES=$(cluster_endpoints)
 "$BIN/kvbench" --node "$NODES" --keys "$KEYS" --mix put-only --load --ops 1 --connections 2 \
   --pipeline 64 >/dev/null 2>&1
 prime=()
@@ -80,7 +66,7 @@ base=0
 total=$(mallocs "$OPS")
 [[ $total =~ ^[0-9]+$ && $base =~ ^[0-9]+$ ]] || { echo "no count from perf ($WORK/stat.txt)" >&2; exit 1; }
 for i in 0 1 2; do
-  kill -0 "${PIDS[$i]}" 2>/dev/null || { echo "kvnode n$((i+1)) exited (log: $WORK/n$((i+1)).log)" >&2; exit 1; }
+  kill -0 "${PIDS[$i]}" 2>/dev/null || { echo "kvnode n$((i+1)) exited (log: $CLUSTER_DIR/n$((i+1)).log)" >&2; exit 1; }
 done
 awk -v t="$total" -v b="$base" -v n="$OPS" -v mix="$MIX" -v bin="$BIN" 'BEGIN {
   printf "%s, %s: %.1f mallocs an operation in the 3 nodes (%d over %d operations", bin, mix, (t - b) / n, t - b, n

@@ -35,33 +35,13 @@ KEYS=${KEYS:-100000}; DUR=${DUR:-12}; CONNS=${CONNS:-2}; PIPE=${PIPE:-25}; PERF_
 WORK=${WORK:-/tmp/kv-profile}
 rm -rf "$WORK"; mkdir -p "$WORK"
 export XDG_CONFIG_HOME=$WORK/xdg; mkdir -p "$XDG_CONFIG_HOME"
-PORTS=(17301 17302 17303); PIDS=(); LINK=${LINK:-0}
-stop_all() { for p in "${PIDS[@]:-}"; do [[ -n $p ]] && kill "$p" 2>/dev/null; done
-             for p in "${PIDS[@]:-}"; do [[ -n $p ]] && wait "$p" 2>/dev/null; done; PIDS=(); }
-trap stop_all EXIT
-seed=tcp://127.0.0.1:${PORTS[0]}
-# A port someone else listens on would have us profile their node: refuse.
-for p in "${PORTS[@]}" 17321 17322 17323; do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "port $p is in use" >&2; exit 1; fi
-done
-for i in 0 1 2; do
-  "$BIN/kvnode" --id "n$((i+1))" --listen "tcp://127.0.0.1:${PORTS[$i]}" --data-dir "$WORK/n$((i+1))" \
-    --seeds "$seed" --log-level warn "$@" \
-    $( ((LINK)) && echo --link-listen "tcp://127.0.0.1:$((17321 + i))") >"$WORK/n$((i+1)).log" 2>&1 &
-  PIDS+=($!); sleep 0.3
-done
-formed=0
-for ((t = 0; t < 120; t++)); do
-  "$BIN/kvctl" --node "$seed" --consistency all put ready 1 >/dev/null 2>&1 &&
-    [[ $("$BIN/kvctl" --node "$seed" members 2>/dev/null | grep -c ' up ') == 3 ]] && { formed=1; break; }
-  sleep 0.5
-done
-((formed)) || { echo "the cluster did not form (logs in $WORK)" >&2; exit 1; }
-for i in 0 1 2; do
-  kill -0 "${PIDS[$i]}" 2>/dev/null || { echo "kvnode n$((i+1)) exited (log: $WORK/n$((i+1)).log)" >&2; exit 1; }
-done
-NODES=tcp://127.0.0.1:17301,tcp://127.0.0.1:17302,tcp://127.0.0.1:17303
-((LINK)) && NODES=link://127.0.0.1:17321,link://127.0.0.1:17322,link://127.0.0.1:17323
+# shellcheck source=cluster3.sh
+source "$(dirname "${BASH_SOURCE[0]}")/cluster3.sh"
+NODE_BIN=$BIN; CTL_BIN=$BIN; CLUSTER_DIR=$WORK/cluster; CLUSTER_LINK=${LINK:-0}
+trap cluster_stop EXIT
+cluster_start "$@" || exit 1
+PIDS=("${CLUSTER_PIDS[@]}")
+NODES=$(cluster_endpoints)
 "$BIN/kvbench" --node "$NODES" --keys "$KEYS" --mix put-only --load --ops 1 --connections 2 \
   --pipeline 64 >/dev/null 2>&1
 # BEFORE=MIX runs that mix for DUR s first, unmeasured (vs_dynomite.sh runs its
@@ -84,7 +64,7 @@ thread_ticks() { local p t; for p in "${PIDS[@]}"; do for t in /proc/"$p"/task/*
                  done; done 2>/dev/null; }
 # Each node's timing of its clients' requests (arrival to the answer leaving),
 # before and after the run: the run's share is the difference.
-request_times() { local port; for port in "${PORTS[@]}"; do
+request_times() { local port; for port in "${CLUSTER_PORTS[@]}"; do
                     "$BIN/kvctl" --node "tcp://127.0.0.1:$port" stats 2>/dev/null |
                       awk -v port="$port" '/^kv_request_duration_seconds_(sum|count)\{/ {
                         split($1, a, "{"); print port, a[1], $2 }'
@@ -134,7 +114,7 @@ cat "$WORK/bench.txt"
 # Each node's store commits since it started (the load included), from its
 # metrics: how many writes one sync carried, and how long a commit took from
 # the loop's hand-off to the loop seeing it done.
-for port in "${PORTS[@]}"; do
+for port in "${CLUSTER_PORTS[@]}"; do
   "$BIN/kvctl" --node "tcp://127.0.0.1:$port" stats 2>/dev/null |
     awk -v port="$port" '/^kv_commit_duration_seconds_sum / {s = $2}
       /^kv_commit_duration_seconds_count / {c = $2} /^kv_commit_writes_total / {w = $2}

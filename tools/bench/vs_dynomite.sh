@@ -47,44 +47,15 @@ source "$PEERS/common.sh"
 export XDG_CONFIG_HOME=$RESULTS_DIR/xdg; mkdir -p "$XDG_CONFIG_HOME"
 ROUNDS=${ROUNDS:-3}; DUR=${DUR:-10}; KEYS=${KEYS:-100000}; SHAPES=${SHAPES:-"2x25 50x1"}
 OUT=$RESULTS_DIR/vs.csv; : >"$OUT"; : >"$RESULTS_DIR/raw.csv"
-KV_PORTS=(17301 17302 17303); RESP_PORTS=(17311 17312 17313); LINK_PORTS=(17321 17322 17323); VIA_LINK=0; KVD=$PEERS_DIR/kv; KV_PIDS=()
+RESP_PORTS=(17311 17312 17313)
 RESP=${RESP:-1}
-# With RESP=0 the nodes get no --resp-listen (a kvnode from before the gateway runs too).
-RESP_FLAG=(); ((RESP)) && RESP_FLAG=("tcp://$HOST:${RESP_PORTS[0]}" "tcp://$HOST:${RESP_PORTS[1]}" "tcp://$HOST:${RESP_PORTS[2]}")
-kv_stop() { for p in "${KV_PIDS[@]:-}"; do [[ -n $p ]] && kill "$p" 2>/dev/null; done
-            for p in "${KV_PIDS[@]:-}"; do [[ -n $p ]] && wait "$p" 2>/dev/null; done; KV_PIDS=(); }
-trap 'kv_stop; "$PEERS/dynomite_stop.sh" >/dev/null 2>&1; stop_pidfile "$RUN_DIR/redis-alone.pid" redis-server >/dev/null 2>&1' EXIT
-kv_start() {  # kv_start FLAG...
-  rm -rf "$KVD"; mkdir -p "$KVD"
-  local seed=tcp://$HOST:${KV_PORTS[0]} i t p
-  # A port someone else listens on would have us measure their node: refuse.
-  for p in "${KV_PORTS[@]}" $( ((VIA_LINK)) && echo "${LINK_PORTS[@]}"); do
-    if (exec 3<>"/dev/tcp/$HOST/$p") 2>/dev/null; then log "port $p is in use"; return 1; fi
-  done
-  for i in 0 1 2; do
-    "$NODE_BIN/kvnode" --id "n$((i+1))" --listen "tcp://$HOST:${KV_PORTS[$i]}" --data-dir "$KVD/n$((i+1))" \
-      --seeds "$seed" ${RESP_FLAG[$i]:+--resp-listen "${RESP_FLAG[$i]}"} --log-level warn "$@" \
-      $( ((VIA_LINK)) && echo --link-listen "tcp://$HOST:${LINK_PORTS[$i]}") \
-      >"$KVD/n$((i+1)).log" 2>&1 &
-    KV_PIDS+=($!); sleep 0.3
-  done
-  for ((t = 0; t < 120; t++)); do
-    "$BIN/kvctl" --node "$seed" --consistency all put ready 1 >/dev/null 2>&1 && \
-      [[ $("$BIN/kvctl" --node "$seed" members 2>/dev/null | grep -c ' up ') == 3 ]] && break
-    sleep 0.5
-  done
-  for i in 0 1 2; do
-    kill -0 "${KV_PIDS[$i]}" 2>/dev/null || { log "kvnode n$((i+1)) exited (log: $KVD/n$((i+1)).log)"; return 1; }
-  done
-  ((t < 120)) && return 0
-  log "our cluster did not form"; return 1
-}
-kv_eps() {
-  local e="" p
-  if ((VIA_LINK)); then for p in "${LINK_PORTS[@]}"; do e+="link://$HOST:$p,"; done
-  else for p in "${KV_PORTS[@]}"; do e+="tcp://$HOST:$p,"; done; fi
-  echo "${e%,}"
-}
+# The cluster (cluster3.sh); with RESP=0 the nodes get no --resp-listen (a
+# kvnode from before the gateway runs too).
+# shellcheck source=cluster3.sh
+source "$(dirname "${BASH_SOURCE[0]}")/cluster3.sh"
+CTL_BIN=$BIN; CLUSTER_DIR=$PEERS_DIR/kv
+((RESP)) && CLUSTER_RESP_PORTS=("${RESP_PORTS[@]}")
+trap 'cluster_stop; "$PEERS/dynomite_stop.sh" >/dev/null 2>&1; stop_pidfile "$RUN_DIR/redis-alone.pid" redis-server >/dev/null 2>&1' EXIT
 kv_run() {  # kv_run CONFIG MIX CONNS PIPE RUN
   quiet_wait "kv/$1/$2/run$5"
   local bench=$BIN; ((${KVBENCH_FROM_VARIANT:-0})) && bench=$NODE_BIN
@@ -94,7 +65,7 @@ kv_run() {  # kv_run CONFIG MIX CONNS PIPE RUN
   # the gets after it then read too (BENCHMARKS.md, thirty-third step).
   local prime=()
   [[ $2 != get-only ]] && "$bench/kvbench" --help 2>/dev/null | grep -q -- --prime && prime=(--prime)
-  local js; js=$("$bench/kvbench" --node "$(kv_eps)" --keys "$KEYS" --mix "$2" --consistency quorum \
+  local js; js=$("$bench/kvbench" --node "$(cluster_endpoints)" --keys "$KEYS" --mix "$2" --consistency quorum \
       --duration-s "$DUR" --connections "$3" --pipeline "$4" "${prime[@]}" --json 2>>"$RESULTS_DIR/kv.stderr")
   python3 - "$1" "$2" "$5" "$js" >>"$OUT" <<'EOF'
 import json, sys
@@ -127,9 +98,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
   for v in "${VARIANTS[@]}"; do
     label=${v%%=*}; flags=(); [[ $v == *=* ]] && IFS=, read -ra flags <<<"${v#*=}"
     NODE_BIN=$BIN; [[ $label == *@* ]] && NODE_BIN=${label#*@} && label=${label%%@*}
-    VIA_LINK=0; [[ $label == link* ]] && VIA_LINK=1
-    kv_start "${flags[@]}" || exit 1
-    "$BIN/kvbench" --node "$(kv_eps)" --keys "$KEYS" --mix put-only --load --ops 1 --connections 2 --pipeline 64 >/dev/null 2>&1
+    CLUSTER_LINK=0; [[ $label == link* ]] && CLUSTER_LINK=1
+    cluster_start "${flags[@]}" || { log "our cluster did not start"; exit 1; }
+    "$BIN/kvbench" --node "$(cluster_endpoints)" --keys "$KEYS" --mix put-only --load --ops 1 --connections 2 --pipeline 64 >/dev/null 2>&1
     for shape in $SHAPES; do
       kv_run "$label-c${shape%x*}xP${shape#*x}" put-only "${shape%x*}" "${shape#*x}" "$r"
       kv_run "$label-c${shape%x*}xP${shape#*x}" get-only "${shape%x*}" "${shape#*x}" "$r"
@@ -141,7 +112,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
         tail -1 "$RESULTS_DIR/raw.csv" | awk -F, '{print $1","$2"-c50xP1,"tolower($3)","$6","$7","$9","$11}' >>"$OUT"
       done
     fi
-    kv_stop
+    cluster_stop
   done
 done
 echo "system,config,op,run,ops_s,p50_ms,p99_ms"; cat "$OUT"
