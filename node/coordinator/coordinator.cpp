@@ -162,6 +162,9 @@ uint64_t Coordinator::call_peer(Op& op, const std::string& peer, Message request
         },
         request);
     pending_.emplace(id, PendingPeerCall{op.id, peer});
+    // A write calls up to every replica (and a remote minter): room for all
+    // at the first call, not 1, 2, 4.
+    if (op.peer_calls.empty()) op.peer_calls.reserve(op.replicas.size() + 1);
     op.peer_calls.push_back(id);
     if (ahead) {
         env_.send_ahead(peer, std::move(request));

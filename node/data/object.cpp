@@ -1,6 +1,7 @@
 #include "node/data/object.h"
 
 #include <algorithm>
+#include <cassert>
 #include <msgpack.hpp>
 #include <tuple>
 #include <type_traits>
@@ -232,6 +233,7 @@ Object merge(const Object& a, const Object& b) {
 }
 
 Object merge(const Object& a, Object&& b) {
+    assert(&a != &b);  // b is emptied while a is read
     Object out;
     out.siblings.reserve(a.siblings.size() + b.siblings.size());
     // a's survivors first, while b is whole (they are judged against it),
