@@ -1,6 +1,8 @@
 // One coordinated client request (coordinator.h), private to the coordinator.
 #pragma once
 
+#include <algorithm>
+#include <cassert>
 #include <map>
 #include <memory>
 #include <optional>
@@ -11,6 +13,75 @@
 #include "node/coordinator/coordinator.h"
 
 namespace kv::node {
+
+// Per-op sets and maps keyed by replica id: at most n (<= 16) entries, so a
+// vector kept sorted by id is one allocation where a std::map or std::set
+// makes one per entry, and it iterates in the same order (read repairs are
+// sent in that order, which the simulator's golden digests see).
+template <typename Value>
+class ReplicaMap {
+  public:
+    using Entry = std::pair<std::string, Value>;
+    using const_iterator = typename std::vector<Entry>::const_iterator;
+
+    // Adds the entry unless `replica` has one; true when it added.
+    bool emplace(const std::string& replica, Value value) {
+        if (entries_.empty()) entries_.reserve(kReserved);  // before any iterator is taken
+        auto it = lower(replica);
+        if (it != entries_.end() && it->first == replica) return false;
+        entries_.emplace(it, replica, std::move(value));
+        return true;
+    }
+    size_t count(const std::string& replica) const {
+        auto it = lower(replica);
+        return it != entries_.end() && it->first == replica ? 1 : 0;
+    }
+    const Value& at(const std::string& replica) const {
+        auto it = lower(replica);
+        assert(it != entries_.end() && it->first == replica);
+        return it->second;
+    }
+    void erase(const_iterator it) { entries_.erase(it); }
+    size_t size() const { return entries_.size(); }
+    bool empty() const { return entries_.empty(); }
+    const_iterator begin() const { return entries_.begin(); }
+    const_iterator end() const { return entries_.end(); }
+
+  private:
+    static constexpr size_t kReserved = 4;  // n = 3 and a stand-in, in one allocation
+    typename std::vector<Entry>::iterator lower(const std::string& replica) {
+        return std::lower_bound(entries_.begin(), entries_.end(), replica,
+                                [](const Entry& e, const std::string& r) { return e.first < r; });
+    }
+    const_iterator lower(const std::string& replica) const {
+        return std::lower_bound(entries_.begin(), entries_.end(), replica,
+                                [](const Entry& e, const std::string& r) { return e.first < r; });
+    }
+    std::vector<Entry> entries_;
+};
+
+// The set counterpart: replica ids, sorted, in one vector.
+class ReplicaSet {
+  public:
+    using const_iterator = std::vector<std::string>::const_iterator;
+
+    void insert(const std::string& replica) {
+        if (ids_.empty()) ids_.reserve(4);  // before any iterator is taken
+        auto it = std::lower_bound(ids_.begin(), ids_.end(), replica);
+        if (it != ids_.end() && *it == replica) return;
+        ids_.insert(it, replica);
+    }
+    size_t count(const std::string& replica) const {
+        return std::binary_search(ids_.begin(), ids_.end(), replica) ? 1 : 0;
+    }
+    size_t size() const { return ids_.size(); }
+    bool empty() const { return ids_.empty(); }
+    const_iterator begin() const { return ids_.begin(); }
+    const_iterator end() const { return ids_.end(); }
+
+  private:
+    std::vector<std::string> ids_;
+};
 
 struct Coordinator::Op {
     uint64_t id = 0;
@@ -46,7 +117,7 @@ struct Coordinator::Op {
     // Reads: what each replica answered (null: it holds nothing). Shared and
     // immutable, so that replicas that sent the same bytes share one decoded
     // object instead of each holding a copy (see on_read_reply).
-    std::map<std::string, std::shared_ptr<const Object>> versions;
+    ReplicaMap<std::shared_ptr<const Object>> versions;
     // The merge of `versions`, made at most once per change of them (the
     // answer and the read repairs both need it): reset whenever one is added
     // or removed.
@@ -70,7 +141,7 @@ struct Coordinator::Op {
     std::optional<std::string> value;  // kept until minted, to try another replica
     std::optional<std::string> context;
     bool replace = false;  // proto::PutRequest::replace
-    std::set<std::string> acked;
+    ReplicaSet acked;
     // The writer's context the minting replica returned (absent: it answered
     // a duplicate request), for write_reply.
     std::optional<std::string> written_context;

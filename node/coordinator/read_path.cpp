@@ -11,7 +11,7 @@
 namespace kv::node {
 
 namespace {
-using Versions = std::map<std::string, std::shared_ptr<const Object>>;
+using Versions = ReplicaMap<std::shared_ptr<const Object>>;
 
 // Two answers hold the same version: both nothing, or equal objects (the
 // same object when the replicas sent the same bytes).
@@ -206,7 +206,9 @@ void Coordinator::on_read_reply(Op& op, const std::string& replica, const Status
         // The same bytes as an answer already decoded: the same version,
         // shared. (Charged as the copy it once was, so budgets are unchanged.)
         charge_more(op, object->size());
-        op.versions.emplace(replica, op.versions.at(op.first_object_replica));
+        // Copied out first: the emplace may move the entries.
+        std::shared_ptr<const Object> shared = op.versions.at(op.first_object_replica);
+        op.versions.emplace(replica, std::move(shared));
         op.merged.reset();
     } else {
         auto decoded = decode_object(*object);
