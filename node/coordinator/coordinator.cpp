@@ -130,12 +130,46 @@ void Coordinator::on_answered(Op& op) {
     background_.bytes += op.charged_bytes;
 }
 
+void Coordinator::Op::clear_keeping_buffers() {
+    auto calls = std::move(peer_calls);
+    auto answers = std::move(versions);
+    auto not_asked = std::move(spares);
+    auto acks = std::move(acked);
+    auto candidates = std::move(mint_candidates);
+    *this = Op{};
+    calls.clear();
+    answers.clear();
+    not_asked.clear();
+    acks.clear();
+    candidates.clear();
+    peer_calls = std::move(calls);
+    versions = std::move(answers);
+    spares = std::move(not_asked);
+    acked = std::move(acks);
+    mint_candidates = std::move(candidates);
+}
+
+std::unique_ptr<Coordinator::Op> Coordinator::new_op() {
+    if (recycled_ops_.empty()) return std::make_unique<Op>();
+    std::unique_ptr<Op> op = std::move(recycled_ops_.back());
+    recycled_ops_.pop_back();
+    return op;
+}
+
 Coordinator::Op& Coordinator::add_op(std::unique_ptr<Op> op, uint64_t deadline_at_ms) {
     op->deadline_at_ms = deadline_at_ms;
-    deadlines_.emplace(op->deadline_at_ms, op->id);
-    charge_client(*op);
+    if (free_slots_.empty()) {
+        op->slot = static_cast<uint32_t>(slots_.size());
+        slots_.emplace_back();
+    } else {
+        op->slot = free_slots_.back();
+        free_slots_.pop_back();
+    }
     Op& ref = *op;
-    ops_.emplace(op->id, std::move(op));
+    slots_[ref.slot] = std::move(op);
+    ++ops_in_flight_;
+    deadlines_.emplace(std::pair(ref.deadline_at_ms, ref.id), &ref);
+    charge_client(ref);
     return ref;
 }
 
@@ -161,7 +195,7 @@ uint64_t Coordinator::call_peer(Op& op, const std::string& peer, Message request
             }
         },
         request);
-    pending_.emplace(id, PendingPeerCall{op.id, peer});
+    pending_.emplace(id, PendingPeerCall{&op, peer});
     // A write calls up to every replica (and a remote minter): room for all
     // at the first call, not 1, 2, 4.
     if (op.peer_calls.empty()) op.peer_calls.reserve(op.replicas.size() + 1);
@@ -179,11 +213,9 @@ uint64_t Coordinator::call_peer(Op& op, const std::string& peer, Message request
 Coordinator::Op* Coordinator::find_call(uint64_t request_id, const std::string& peer_id) {
     auto call = pending_.find(request_id);
     if (call == pending_.end() || call->second.peer != peer_id) return nullptr;
-    const uint64_t op_id = call->second.op_id;
+    Op* op = call->second.op;
     pending_.erase(call);
-    auto it = ops_.find(op_id);
-    if (it == ops_.end() || it->second->finished) return nullptr;
-    return it->second.get();
+    return op->finished ? nullptr : op;
 }
 
 void Coordinator::on_reply(const std::string& peer_id, Message message) {
@@ -215,7 +247,7 @@ void Coordinator::on_reply(const std::string& peer_id, Message message) {
             }
         },
         message);
-    if (op.finished) finish(op.id);
+    if (op.finished) finish(op);
 }
 
 void Coordinator::on_send_failed(const std::string& peer_id, uint64_t request_id) {
@@ -230,7 +262,7 @@ void Coordinator::on_send_failed(const std::string& peer_id, uint64_t request_id
             op, peer_id,
             Status(ErrorCode::unavailable, "replica " + peer_id + " is not connected"));
     }
-    if (op.finished) finish(op.id);
+    if (op.finished) finish(op);
 }
 
 // The peer could not take our request: count it as that replica failing, in
@@ -249,22 +281,18 @@ void Coordinator::peer_call_failed(Op& op, const std::string& peer_id, const Sta
 
 void Coordinator::expire_due(uint64_t now_ms) {
     std::erase_if(by_connection_, [](const auto& entry) { return entry.second.ops == 0; });
-    while (!spares_due_.empty() && spares_due_.begin()->first <= now_ms) {
-        const uint64_t op_id = spares_due_.begin()->second;
+    while (!spares_due_.empty() && spares_due_.begin()->first.first <= now_ms) {
+        Op& op = *spares_due_.begin()->second;
         spares_due_.erase(spares_due_.begin());
-        auto it = ops_.find(op_id);
-        if (it == ops_.end() || it->second->answered) continue;
-        Op& op = *it->second;
+        if (op.answered) continue;
         ask_spares(op, op.spares.size());
-        if (op.finished) finish(op_id);
+        if (op.finished) finish(op);
     }
-    while (!deadlines_.empty() && deadlines_.begin()->first <= now_ms) {
-        const uint64_t op_id = deadlines_.begin()->second;
+    while (!deadlines_.empty() && deadlines_.begin()->first.first <= now_ms) {
+        Op& op = *deadlines_.begin()->second;
         deadlines_.erase(deadlines_.begin());
-        auto it = ops_.find(op_id);
-        if (it == ops_.end()) continue;
-        expire(*it->second);
-        finish(op_id);
+        expire(op);
+        finish(op);
     }
 }
 
@@ -326,16 +354,20 @@ void Coordinator::expire(Op& op) {
     fail(op, ErrorCode::timeout, why);
 }
 
-void Coordinator::finish(uint64_t op_id) {
-    auto it = ops_.find(op_id);
-    if (it == ops_.end()) return;
-    Op& op = *it->second;
+void Coordinator::finish(Op& op) {
+    assert(op.slot < slots_.size() && slots_[op.slot].get() == &op);  // in the slab, once
     keep_fallback_hints(op);
     for (uint64_t call : op.peer_calls) pending_.erase(call);
     deadlines_.erase({op.deadline_at_ms, op.id});
     if (op.spares_due_ms != 0) spares_due_.erase({op.spares_due_ms, op.id});
     release(op);
-    ops_.erase(it);
+    std::unique_ptr<Op> owned = std::move(slots_[op.slot]);
+    free_slots_.push_back(op.slot);
+    --ops_in_flight_;
+    if (recycled_ops_.size() < kRecycledOpsMax) {
+        owned->clear_keeping_buffers();
+        recycled_ops_.push_back(std::move(owned));
+    }
 }
 
 }  // namespace kv::node

@@ -26,8 +26,8 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <memory_resource>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -68,7 +68,7 @@ class Coordinator {
     void expire_due(uint64_t now_ms);
 
     // Ops in the slab: answered or not.
-    size_t in_flight() const { return ops_.size(); }
+    size_t in_flight() const { return ops_in_flight_; }
     // Ops whose client is not answered yet, and their bytes.
     size_t client_ops() const { return client_total_.ops; }
     size_t client_bytes() const { return client_total_.bytes; }
@@ -86,7 +86,7 @@ class Coordinator {
     enum class OpKind : uint8_t { read, write };
     struct Op;
     struct PendingPeerCall {
-        uint64_t op_id = 0;
+        Op* op = nullptr;  // in flight while the call is in pending_ (finish() erases it)
         std::string peer;
     };
 
@@ -108,6 +108,9 @@ class Coordinator {
     void release(const Op& op);
 
     // Slab.
+    // A fresh op: a finished one's buffers reused when one is kept, so that
+    // a request does not allocate its op and the op's vectors anew.
+    std::unique_ptr<Op> new_op();
     Op& add_op(std::unique_ptr<Op> op, uint64_t deadline_at_ms);
     // When a request received at `received_ms` with `deadline_ms` (0: default) is due.
     uint64_t deadline_at(std::optional<uint64_t> received_ms, uint64_t deadline_ms);
@@ -121,7 +124,8 @@ class Coordinator {
     void fail(Op& op, ErrorCode code, const std::string& why);
     void fail_unavailable(Op& op, size_t succeeded, const char* verb);
     void expire(Op& op);
-    void finish(uint64_t op_id);
+    // Removes the op from the slab; `op` is gone after it.
+    void finish(Op& op);
 
     // Reads (read_path.cpp).
     // Asks one replica for the key: a peer call, or this node's read (whose
@@ -169,12 +173,26 @@ class Coordinator {
     const Peers& peers_;
     Replica& replica_;
 
-    std::map<uint64_t, std::unique_ptr<Op>> ops_;
-    std::set<std::pair<uint64_t, uint64_t>> deadlines_;   // (deadline_ms, op id)
-    std::set<std::pair<uint64_t, uint64_t>> spares_due_;  // (spares_due_ms, op id): reads
-    uint64_t reads_rotated_ = 0;                   // turns the first remote replica a read asks
-    std::map<uint64_t, PendingPeerCall> pending_;  // peer request id -> op
-    Usage client_total_;                           // ops not answered yet
+    // The slab's tree nodes (deadlines_, spares_due_, pending_) come from
+    // this pool and go back to it: a request makes no heap allocation for
+    // them once the slab has held as many at a time (declared first: the
+    // maps give their nodes back to it).
+    std::pmr::unsynchronized_pool_resource node_pool_;
+    // The ops in flight, by slot (Op::slot); a null slot is free.
+    std::vector<std::unique_ptr<Op>> slots_;
+    std::vector<uint32_t> free_slots_;
+    size_t ops_in_flight_ = 0;
+    // Finished ops kept, cleared, for their buffers (at most kRecycledOpsMax).
+    std::vector<std::unique_ptr<Op>> recycled_ops_;
+    static constexpr size_t kRecycledOpsMax = 64;
+    // Ordered by (due time, op id): ops due at the same millisecond expire in
+    // the order they were made.
+    using DueOps = std::pmr::map<std::pair<uint64_t, uint64_t>, Op*>;
+    DueOps deadlines_{&node_pool_};   // (deadline_ms, op id)
+    DueOps spares_due_{&node_pool_};  // (spares_due_ms, op id): reads
+    uint64_t reads_rotated_ = 0;      // turns the first remote replica a read asks
+    std::pmr::map<uint64_t, PendingPeerCall> pending_{&node_pool_};  // peer request id -> op
+    Usage client_total_;                                             // ops not answered yet
     // The same, by ReplyTo route; an entry at zero ops counts as absent and
     // is dropped at the next expire_due.
     std::map<std::string, Usage> by_connection_;

@@ -42,6 +42,7 @@ class ReplicaMap {
         return it->second;
     }
     void erase(const_iterator it) { entries_.erase(it); }
+    void clear() { entries_.clear(); }  // keeps the buffer
     size_t size() const { return entries_.size(); }
     bool empty() const { return entries_.empty(); }
     const_iterator begin() const { return entries_.begin(); }
@@ -71,6 +72,7 @@ class ReplicaSet {
         if (it != ids_.end() && *it == replica) return;
         ids_.insert(it, replica);
     }
+    void clear() { ids_.clear(); }  // keeps the buffer
     size_t count(const std::string& replica) const {
         return std::binary_search(ids_.begin(), ids_.end(), replica) ? 1 : 0;
     }
@@ -85,6 +87,10 @@ class ReplicaSet {
 
 struct Coordinator::Op {
     uint64_t id = 0;
+    uint32_t slot = 0;  // where the coordinator's slab holds it
+    // Back to a fresh op (every field at its default), keeping the buffers
+    // of the vectors that most requests fill, for the next op to reuse.
+    void clear_keeping_buffers();
     OpKind kind = OpKind::read;
     ReplyTo client;
     uint64_t client_request_id = 0;

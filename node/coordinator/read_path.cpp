@@ -83,7 +83,7 @@ void Coordinator::handle(const ReplyTo& from, proto::GetRequest req,
     if (env_.now_ms() >= due_ms) {
         return reply_error(ErrorCode::timeout, late_request_message(due_ms, req.deadline_ms));
     }
-    auto op = std::make_unique<Op>();
+    std::unique_ptr<Op> op = new_op();
     op->id = ids_.next();
     op->kind = OpKind::read;
     op->client = from;
@@ -150,12 +150,12 @@ void Coordinator::handle(const ReplyTo& from, proto::GetRequest req,
         op->spares_due_ms = env_.now_ms() + config_.read_spares_after_ms;
     }
     Op& ref = add_op(std::move(op), due_ms);
-    if (ref.spares_due_ms != 0) spares_due_.emplace(ref.spares_due_ms, ref.id);
+    if (ref.spares_due_ms != 0) spares_due_.emplace(std::pair(ref.spares_due_ms, ref.id), &ref);
     // Remote calls first: this node's read may answer (and finish) the op,
     // or ask spares (which grows `replicas`); a peer call only queues a message.
     for (size_t i = first_remote; i < ref.replicas.size(); ++i) ask_replica(ref, ref.replicas[i]);
     if (first_remote == 1) ask_replica(ref, config_.node_id);
-    if (ref.finished) finish(ref.id);
+    if (ref.finished) finish(ref);
 }
 
 void Coordinator::ask_replica(Op& op, const std::string& replica) {

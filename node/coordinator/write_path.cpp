@@ -96,7 +96,7 @@ void Coordinator::handle_write(const ReplyTo& from, uint64_t client_id, std::str
         }
         return reply_error(ErrorCode::unavailable, why);
     }
-    auto op = std::make_unique<Op>();
+    std::unique_ptr<Op> op = new_op();
     op->id = ids_.next();
     op->kind = OpKind::write;
     op->client = from;
@@ -127,7 +127,7 @@ void Coordinator::handle_write(const ReplyTo& from, uint64_t client_id, std::str
     ref.context = std::move(context);
     ref.replace = replace;
     send_mint(ref);
-    if (ref.finished) finish(ref.id);
+    if (ref.finished) finish(ref);
 }
 
 void Coordinator::send_mint(Op& op) {
