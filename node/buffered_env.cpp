@@ -125,22 +125,35 @@ void BufferedEnv::send_ahead(const std::string& peer_id, node::Message message) 
     ahead_.push_back(Outgoing{true, peer_id, {}, {}, std::move(message)});
 }
 
-std::vector<Outgoing> BufferedEnv::take_ahead() {
+std::vector<Outgoing> BufferedEnv::take_leaving_spare(std::vector<Outgoing>& from) {
     std::vector<Outgoing> out;
-    out.swap(ahead_);
+    out.swap(from);
+    if (!spares_.empty()) {
+        from.swap(spares_.back());
+        spares_.pop_back();
+    }
     return out;
 }
 
+void BufferedEnv::recycle(std::vector<Outgoing> spent) {
+    spent.clear();
+    if (spent.capacity() == 0 || spent.capacity() > kSpareMessagesMax ||
+        spares_.size() >= kSpareBuffers)
+        return;
+    spares_.push_back(std::move(spent));
+}
+
+std::vector<Outgoing> BufferedEnv::take_ahead() {
+    if (ahead_.empty()) return {};
+    return take_leaving_spare(ahead_);
+}
+
 std::vector<Outgoing> BufferedEnv::take_all_messages() {
-    std::vector<Outgoing> out;
-    out.swap(ahead_);  // empty when the runtime took them: then a plain swap
-    if (out.empty()) {
-        out.swap(outgoing_);
-    } else {
-        out.insert(out.end(), std::make_move_iterator(outgoing_.begin()),
-                   std::make_move_iterator(outgoing_.end()));
-        outgoing_.clear();
-    }
+    if (ahead_.empty()) return take_leaving_spare(outgoing_);
+    std::vector<Outgoing> out = take_leaving_spare(ahead_);
+    out.insert(out.end(), std::make_move_iterator(outgoing_.begin()),
+               std::make_move_iterator(outgoing_.end()));
+    outgoing_.clear();
     return out;
 }
 
@@ -186,7 +199,7 @@ BufferedEnv::Batch BufferedEnv::begin_commit() {
 std::vector<Outgoing> BufferedEnv::take_sendable() {
     std::vector<Outgoing> out;
     if (!first_write_at_) {
-        out.swap(outgoing_);
+        if (!outgoing_.empty()) out = take_leaving_spare(outgoing_);
         handler_start_ = 0;
         return out;
     }

@@ -75,6 +75,11 @@ class BufferedEnv : public Env {
     // tick; a handler may reply first and stage after, so a message is held with the writes of its
     // own handler.
     std::vector<Outgoing> take_sendable();
+    // A vector of messages the runtime is done with: emptied, its buffer
+    // takes the next ones, so that a turn does not grow its vectors of
+    // messages from nothing (at most kSpareBuffers, each of at most
+    // kSpareMessagesMax, are kept).
+    void recycle(std::vector<Outgoing> spent);
     void begin_handler() { handler_start_ = outgoing_.size(); }
     void end_commit() {
         if (!committing_.empty()) committing_.pop_front();
@@ -85,6 +90,8 @@ class BufferedEnv : public Env {
   private:
     // Every message not yet taken: those sent ahead first, then the others.
     std::vector<Outgoing> take_all_messages();
+    // The messages of `from`, which gets a spare buffer in their place.
+    std::vector<Outgoing> take_leaving_spare(std::vector<Outgoing>& from);
     // Keys ordered by space, then bytes; looked up by (space, string_view)
     // as well, so a read or scan copies no key to find it.
     using KeyRef = std::pair<Space, std::string_view>;
@@ -117,6 +124,9 @@ class BufferedEnv : public Env {
     std::deque<std::vector<StoreWrite>> committing_;
     std::vector<Outgoing> outgoing_;
     std::vector<Outgoing> ahead_;  // send_ahead(), until take_ahead()
+    static constexpr size_t kSpareBuffers = 4;
+    static constexpr size_t kSpareMessagesMax = 512;
+    std::vector<std::vector<Outgoing>> spares_;  // empty, with room (recycle())
     // handler_start_ when the first write was staged since the last batch
     // began (nullopt: none staged since).
     std::optional<size_t> first_write_at_;

@@ -12,6 +12,7 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <memory_resource>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -63,15 +64,18 @@ class RequestMetrics {
         uint64_t start_us = 0;
     };
 
-    // Indexed [op][level][strict]: fixed, so a request allocates nothing here
-    // but its timed_ entry.
+    // Indexed [op][level][strict]: fixed, so a request allocates nothing here.
     std::array<std::array<std::array<LatencyHistogram, 2>, kLevels>, kOps> histograms_{};
     // By the request's message type (its index in Message, and its static
     // type name): counted without a lookup, sorted by name when written.
     std::array<uint64_t, std::variant_size_v<Message>> requests_{};
     std::array<std::string_view, std::variant_size_v<Message>> request_names_{};
     std::map<std::pair<std::string_view, ErrorCode>, uint64_t> errors_;  // by op and code
-    std::map<Key, Timed> timed_;
+    // Its tree nodes come from this pool and go back to it: a request
+    // allocates nothing here once as many were in flight before (declared
+    // first: the map gives its nodes back to it).
+    std::pmr::unsynchronized_pool_resource timed_pool_;
+    std::pmr::map<Key, Timed> timed_{&timed_pool_};
     uint64_t untimed_ = 0;
 };
 

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <algorithm>
+#include <cassert>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -1076,6 +1077,7 @@ class Runtime {
             std::vector<Outgoing>& after = in_flight_.back().out;
             after.insert(after.end(), std::make_move_iterator(sendable.begin()),
                          std::make_move_iterator(sendable.end()));
+            env_.recycle(std::move(sendable));
         }
         // A second commit starts while the first syncs (--commits-in-flight):
         // its record is written meanwhile and its sync overlaps.
@@ -1136,23 +1138,47 @@ class Runtime {
     // (replies through the ROUTER to a connection that sent a batch frame) go
     // as batch frames, in the order they were sent; the rest one by one.
     void deliver_all(std::vector<Outgoing> out) {
+        // The groups are members: nothing a delivery calls delivers more.
+        assert(std::all_of(to_peer_.begin(), to_peer_.end(),
+                           [](const auto& g) { return g.second.empty(); }));
         const uint64_t now = env_.now_ms();
         const uint64_t leaving_us = now_us();
-        std::map<std::string, std::vector<Outgoing*>> to_peer, to_route;
         for (auto& o : out) {
             if (!o.to_peer) request_metrics_.on_reply(o.reply_to, o.message, leaving_us);
             if (!o.to_peer && resp_ && resp::Gateway::owns_route(o.reply_to.route)) {
                 resp_replies_.push_back(std::move(o));
             } else if (o.to_peer && o.endpoint.empty()) {
-                to_peer[o.peer_id].push_back(&o);
+                to_peer_[o.peer_id].push_back(&o);
             } else if (!o.to_peer && batch_routes_.contains(o.reply_to.route)) {
-                to_route[o.reply_to.route].push_back(&o);
+                to_route_[o.reply_to.route].push_back(&o);
             } else if (!deliver(o)) {
                 hold_or_fail(o, now);
             }
         }
-        for (auto& [peer, group] : to_peer) deliver_batched(group, now, proto::kBatchFrameBytesMax);
-        for (auto& [route, group] : to_route) deliver_batched(group, now, batch_routes_.at(route));
+        for (auto& [peer, group] : to_peer_) {
+            if (!group.empty()) deliver_batched(group, now, proto::kBatchFrameBytesMax);
+        }
+        for (auto& [route, group] : to_route_) {
+            if (!group.empty()) deliver_batched(group, now, batch_routes_.at(route));
+        }
+        keep_used_groups(to_peer_);
+        keep_used_groups(to_route_);
+        env_.recycle(std::move(out));
+    }
+
+    // A destination's group stays, emptied, while each turn sends it
+    // something (its entry and buffer are not made anew every turn); one that
+    // got nothing this turn is dropped, so the maps hold at most the last
+    // turn's destinations.
+    static void keep_used_groups(std::map<std::string, std::vector<Outgoing*>>& groups) {
+        for (auto it = groups.begin(); it != groups.end();) {
+            if (it->second.empty()) {
+                it = groups.erase(it);
+            } else {
+                it->second.clear();
+                ++it;
+            }
+        }
     }
 
     // One destination's messages, as few frames of at most `frame_bytes_max`
@@ -1644,6 +1670,9 @@ class Runtime {
     std::optional<StreamSocket> resp_socket_;
     size_t resp_item_ = 0;                // its poll item
     std::vector<Outgoing> resp_replies_;  // the node's replies, for the gateway
+    // deliver_all's batches by member and by batch route, kept between turns
+    // (keep_used_groups).
+    std::map<std::string, std::vector<Outgoing*>> to_peer_, to_route_;
     std::vector<resp::Gateway::Output> resp_output_;
     bool resp_submitted_ = false;  // the gateway gave the node work
 
