@@ -558,6 +558,7 @@ void FieldReader::text_list(std::string_view name, std::vector<std::string>& out
         return fail(ErrorCode::bad_request, quoted(name) + " must be an array of at most " +
                                                 std::to_string(items_max) + " str");
     }
+    out.reserve(out.size() + o->via.array.size);  // one allocation, not one per doubling
     for (uint32_t i = 0; i < o->via.array.size; ++i) {
         const msgpack::object& item = o->via.array.ptr[i];
         if (item.type != msgpack::type::STR || item.via.str.size > kIdBytesMax) {

@@ -192,11 +192,29 @@ void keep_survivors(Siblings& from, const Object& other, std::vector<Sibling>& o
     }
 }
 
+// Up to this many siblings are sorted by insertion: std::stable_sort takes a
+// buffer from the heap even for two, and a key's siblings are usually one or
+// two runs of a few, already sorted (a merge's survivors of each side).
+constexpr size_t kInsertionSortMax = 32;
+
 void sort_unique(std::vector<Sibling>& siblings) {
-    // std::stable_sort takes a buffer from the heap even for one element.
     if (siblings.size() < 2) return;
-    std::stable_sort(siblings.begin(), siblings.end(),
-                     [](const Sibling& x, const Sibling& y) { return x.dot < y.dot; });
+    const auto by_dot = [](const Sibling& x, const Sibling& y) { return x.dot < y.dot; };
+    if (siblings.size() <= kInsertionSortMax) {
+        // Stable, as std::stable_sort: of equal dots, the first stays first.
+        for (size_t i = 1; i < siblings.size(); ++i) {
+            if (!by_dot(siblings[i], siblings[i - 1])) continue;
+            Sibling moving = std::move(siblings[i]);
+            size_t j = i;
+            do {
+                siblings[j] = std::move(siblings[j - 1]);
+                --j;
+            } while (j > 0 && by_dot(moving, siblings[j - 1]));
+            siblings[j] = std::move(moving);
+        }
+    } else {
+        std::stable_sort(siblings.begin(), siblings.end(), by_dot);
+    }
     siblings.erase(std::unique(siblings.begin(), siblings.end(),
                                [](const Sibling& x, const Sibling& y) { return x.dot == y.dot; }),
                    siblings.end());

@@ -4,9 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <algorithm>
-#include <cassert>
 #include <array>
 #include <atomic>
+#include <cassert>
 #include <chrono>
 #include <csignal>
 #include <cstdio>

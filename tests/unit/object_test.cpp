@@ -376,6 +376,40 @@ TEST_CASE("blind writes become siblings", "[object][update]") {
     CHECK(o.siblings.front().dot == Dot{"a", 6});
 }
 
+TEST_CASE("merges keep every concurrent sibling once, sorted by dot, at every count",
+          "[object][merge]") {
+    // Past 32 siblings the sort is std::stable_sort, below it an insertion
+    // sort: both sides of that line, with dots both sides share (kept once)
+    // and dots that interleave between the sides.
+    std::mt19937_64 rng(7);
+    for (size_t count : {2, 3, 5, 17, 31, 32, 33, 40, 70}) {
+        std::vector<std::string> actors;
+        for (size_t i = 0; i < 2 * count; ++i) actors.push_back("actor-" + std::to_string(i));
+        std::shuffle(actors.begin(), actors.end(), rng);
+        Object a;
+        Object b;
+        std::set<Dot> expected;
+        for (size_t i = 0; i < count; ++i) {
+            a = write(a, {}, actors[i], "a" + std::to_string(i));
+            expected.insert(Dot{actors[i], 1});
+        }
+        b = a;  // b shares a's first writes...
+        b.siblings.resize(count / 2);
+        b.context = VersionVector{};
+        for (const auto& sibling : b.siblings) b.context.add(sibling.dot);
+        for (size_t i = count; i < 2 * count; ++i) {  // ...then has its own
+            b = write(b, {}, actors[i], "b" + std::to_string(i));
+            expected.insert(Dot{actors[i], 1});
+        }
+        for (const Object& merged : {merge(a, b), merge(b, a), merge(a, Object(b))}) {
+            std::vector<Dot> dots;
+            for (const auto& sibling : merged.siblings) dots.push_back(sibling.dot);
+            CHECK(dots == std::vector<Dot>(expected.begin(), expected.end()));
+            CHECK(merged.live_count() == 2 * count);
+        }
+    }
+}
+
 TEST_CASE(
     "concurrent writes at two replicas give two siblings; a write with the merged context "
     "leaves one value everywhere",
