@@ -136,7 +136,10 @@ void Coordinator::Op::clear_keeping_buffers() {
     auto not_asked = std::move(spares);
     auto acks = std::move(acked);
     auto candidates = std::move(mint_candidates);
+    auto same = std::move(same_as_first);
     *this = Op{};
+    same.clear();
+    same_as_first = std::move(same);
     calls.clear();
     answers.clear();
     not_asked.clear();
@@ -311,14 +314,14 @@ void Coordinator::fail(Op& op, ErrorCode code, const std::string& why) {
     on_answered(op);
     const auto asked = static_cast<uint32_t>(op.replicas.size());
     if (op.kind == OpKind::read) {
-        env_.reply(op.client, proto::GetResponse{
-                                  op.client_request_id,
-                                  code,
-                                  why,
-                                  {},
-                                  {},
-                                  proto::ReplyInfo{asked, static_cast<uint32_t>(op.versions.size()),
-                                                   false, 0}});
+        env_.reply(op.client,
+                   proto::GetResponse{
+                       op.client_request_id,
+                       code,
+                       why,
+                       {},
+                       {},
+                       proto::ReplyInfo{asked, static_cast<uint32_t>(op.answers()), false, 0}});
     } else {
         env_.reply(op.client,
                    proto::WriteResponse{
@@ -337,7 +340,7 @@ void Coordinator::expire(Op& op) {
         op.finished = true;
         return;
     }
-    const size_t answered = op.kind == OpKind::read ? op.versions.size() : op.acked.size();
+    const size_t answered = op.kind == OpKind::read ? op.answers() : op.acked.size();
     if (op.replicas.size() - op.failed.size() < op.required) {
         return fail_unavailable(op, answered,
                                 op.kind == OpKind::read ? "answered" : "acknowledged");

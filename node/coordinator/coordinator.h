@@ -142,6 +142,11 @@ class Coordinator {
     void answer_read(Op& op);
     // The merge of the versions the op's replicas answered, made once per change of them.
     const Object& merged_versions(Op& op);
+    // Decodes the answers that were the first object's bytes (Op::same_as_first)
+    // into the op's versions.
+    void decode_first(Op& op);
+    // Every replica that answered holds the same version (or none did).
+    bool answers_agree(Op& op);
 
     // Writes (write_path.cpp).
     void send_mint(Op& op);

@@ -120,9 +120,11 @@ struct Coordinator::Op {
     // holds the ones asked), and when to ask them all if still unanswered.
     std::vector<std::string> spares;
     uint64_t spares_due_ms = 0;
-    // Reads: what each replica answered (null: it holds nothing). Shared and
-    // immutable, so that replicas that sent the same bytes share one decoded
-    // object instead of each holding a copy (see on_read_reply).
+    // Reads: what each replica answered (null: it holds nothing), decoded.
+    // Shared and immutable, so that replicas that sent the same bytes share
+    // one decoded object instead of each holding a copy (see on_read_reply).
+    // A replica that answered is in `versions`, in `same_as_first` or in
+    // `failed`, never two of them.
     ReplicaMap<std::shared_ptr<const Object>> versions;
     // The merge of `versions`, made at most once per change of them (the
     // answer and the read repairs both need it): reset whenever one is added
@@ -131,9 +133,17 @@ struct Coordinator::Op {
     size_t merged_charged_bytes = 0;       // what `merged` is charged (the largest it has been)
     // The encoded object the first replica to answer with one sent, and who
     // that was: a later answer with the same bytes (the usual case: replicas
-    // agree) reuses its decoded version instead of decoding again.
+    // agree) is the same version, neither decoded again nor compared.
     std::string first_object_bytes;
     std::string first_object_replica;
+    // The replicas that answered with first_object_bytes while it is not
+    // decoded: as long as no other answer needs comparing with it, the
+    // client's answer is read from the bytes (first_view: read_view_of_encoded,
+    // which validates as decode_object does), and no object is built.
+    // decode_first() moves them into `versions` when one is needed (a
+    // different answer, a merge, a repair).
+    ReplicaSet same_as_first;
+    std::optional<ReadView> first_view;
     std::set<std::string> failed;
     std::string last_failure;  // why the latest replica failed, for the client's error
     bool repairs_sent = false;
@@ -166,7 +176,9 @@ struct Coordinator::Op {
     // are out, and no fallback hints are kept for it.
     bool follow_up_dropped = false;
 
-    size_t responded() const { return versions.size() + failed.size(); }
+    // Reads: the replicas that answered, with a version or with nothing.
+    size_t answers() const { return versions.size() + same_as_first.size(); }
+    size_t responded() const { return answers() + failed.size(); }
     bool wants_all() const { return required == replicas.size() + spares.size(); }
 };
 

@@ -195,16 +195,37 @@ void Coordinator::ask_spares(Op& op, size_t count) {
 
 void Coordinator::on_read_reply(Op& op, const std::string& replica, const Status& status,
                                 std::optional<std::string> object) {
-    if (op.versions.count(replica) || op.failed.count(replica)) return;  // duplicate
+    if (op.versions.count(replica) || op.same_as_first.count(replica) || op.failed.count(replica))
+        return;  // duplicate
     if (!status.ok()) {
         op.failed.insert(replica);
     } else if (!object) {
         op.versions.emplace(replica, nullptr);
         op.merged.reset();
-    } else if (!op.first_object_replica.empty() && *object == op.first_object_bytes &&
-               op.versions.count(op.first_object_replica)) {
-        // The same bytes as an answer already decoded: the same version,
-        // shared. (Charged as the copy it once was, so budgets are unchanged.)
+    } else if (op.first_object_replica.empty()) {
+        // The first object: kept as bytes, the client's answer read from them.
+        auto view = read_view_of_encoded(*object, config_.siblings_max);
+        if (view) {
+            // Held until the op finishes (read repair): charged to its budget,
+            // as the version and as the bytes.
+            charge_more(op, 2 * object->size());
+            op.first_object_replica = replica;
+            op.first_object_bytes = std::move(*object);
+            op.first_view = std::move(view.value());
+            op.same_as_first.insert(replica);
+            op.merged.reset();
+        } else {
+            env_.log(LogLevel::warn, "replica " + replica + " sent an undecodable object");
+            op.failed.insert(replica);
+        }
+    } else if (*object == op.first_object_bytes &&
+               op.same_as_first.count(op.first_object_replica)) {
+        // The same bytes as the first, not decoded yet: the same version.
+        // (Charged as the copy it once was, so budgets are unchanged.)
+        charge_more(op, object->size());
+        op.same_as_first.insert(replica);
+    } else if (*object == op.first_object_bytes && op.versions.count(op.first_object_replica)) {
+        // The same bytes as an answer already decoded: the same version, shared.
         charge_more(op, object->size());
         // Copied out first: the emplace may move the entries.
         std::shared_ptr<const Object> shared = op.versions.at(op.first_object_replica);
@@ -213,16 +234,10 @@ void Coordinator::on_read_reply(Op& op, const std::string& replica, const Status
     } else {
         auto decoded = decode_object(*object);
         if (decoded) {
-            // Held until the op finishes (read repair): charged to its budget.
             charge_more(op, object->size());
             op.versions.emplace(replica,
                                 std::make_shared<const Object>(std::move(decoded.value())));
             op.merged.reset();
-            if (op.first_object_replica.empty()) {
-                op.first_object_replica = replica;
-                charge_more(op, object->size());  // the bytes are held as well
-                op.first_object_bytes = std::move(*object);
-            }
         } else {
             env_.log(LogLevel::warn, "replica " + replica + " sent an undecodable object");
             op.failed.insert(replica);
@@ -233,7 +248,7 @@ void Coordinator::on_read_reply(Op& op, const std::string& replica, const Status
     // Planted (node/mutant.h); read-your-writes must catch it.
     if (KV_MUTANT(read_quorum_off_by_one)) required = std::max<size_t>(1, required - 1);
 #endif
-    if (!op.answered && op.versions.size() >= required && !op.wants_all()) answer_read(op);
+    if (!op.answered && op.answers() >= required && !op.wants_all()) answer_read(op);
     if (!status.ok()) op.last_failure = status.message();
     // A failed replica is replaced by a spare while the answer still needs one.
     if (!status.ok() && !op.answered && !op.spares.empty()) ask_spares(op, 1);
@@ -241,7 +256,7 @@ void Coordinator::on_read_reply(Op& op, const std::string& replica, const Status
     // error reports what really happened, then fail.
     if (!op.answered && op.replicas.size() - op.failed.size() < op.required &&
         op.responded() == op.replicas.size()) {
-        return fail_unavailable(op, op.versions.size(), "answered");
+        return fail_unavailable(op, op.answers(), "answered");
     }
     maybe_finish_read(op);
 }
@@ -251,7 +266,7 @@ void Coordinator::maybe_finish_read(Op& op) {
     if (op.finished || op.responded() < op.replicas.size()) return;
     // The asked replicas disagree: a write has not reached them all, and
     // may have missed the spares too, so they are read and repaired as well.
-    if (!op.repairs_sent && !op.spares.empty() && !versions_agree(op.versions)) {
+    if (!op.repairs_sent && !op.spares.empty() && !answers_agree(op)) {
         return ask_spares(op, op.spares.size());
     }
     if (!op.repairs_sent) send_read_repairs(op);
@@ -282,7 +297,8 @@ void Coordinator::send_read_repairs(Op& op) {
     if (KV_MUTANT(read_repair_off)) return;  // planted (node/mutant.h); convergence catches it
     if (!config_.read_repair) return;
 #endif
-    if (op.versions.size() < 2) return;
+    // One answer, or all the same bytes: nothing to repair.
+    if (op.answers() < 2 || op.versions.empty()) return;
     const Object& merged = merged_versions(op);
     if (merged.empty()) return;
     std::string bytes;
@@ -303,7 +319,30 @@ void Coordinator::send_read_repairs(Op& op) {
     }
 }
 
+void Coordinator::decode_first(Op& op) {
+    if (op.same_as_first.empty()) return;
+    auto decoded = decode_object(op.first_object_bytes);
+    // read_view_of_encoded accepted these bytes, and it accepts what decode_object does.
+    assert(decoded.ok());
+    if (decoded) {
+        auto shared = std::make_shared<const Object>(std::move(decoded.value()));
+        for (const std::string& replica : op.same_as_first) op.versions.emplace(replica, shared);
+    } else {
+        for (const std::string& replica : op.same_as_first) op.failed.insert(replica);
+    }
+    op.same_as_first.clear();
+    op.first_view.reset();
+    op.merged.reset();
+}
+
+bool Coordinator::answers_agree(Op& op) {
+    if (op.versions.empty()) return true;  // all the first object's bytes, or no answer
+    decode_first(op);
+    return versions_agree(op.versions);
+}
+
 const Object& Coordinator::merged_versions(Op& op) {
+    decode_first(op);
     if (!op.merged) {
         op.merged = merge_versions(op.versions);
         // Held until the versions change or the op ends, so charged like
@@ -323,21 +362,34 @@ void Coordinator::answer_read(Op& op) {
 #ifdef KV_MUTANTS
     // Planted (node/mutant.h): one replica's answer is left out of the merge
     // (counted as failed, so not repaired either); read-your-writes must catch it.
-    if (KV_MUTANT(read_ignores_one_replica) && op.versions.size() >= 2) {
+    if (KV_MUTANT(read_ignores_one_replica) && op.answers() >= 2) {
+        decode_first(op);
         op.failed.insert(op.versions.begin()->first);
         op.versions.erase(op.versions.begin());
         op.merged.reset();
     }
 #endif
-    const Object& merged = merged_versions(op);
     // Never more values than the sibling limit, never a context that covers
     // one held back (object.h, read_view).
-    ReadView view = read_view(merged, config_.siblings_max);
+    ReadView view;
+    bool holds_nothing = false;  // no version: "no such key" rather than "deleted"
+    if (op.versions.empty() && op.first_view) {
+        // Every replica asked sent the first object's bytes: the view read from them.
+        view = std::move(*op.first_view);
+        op.first_view.reset();
+        // An object with an empty context has no siblings either (each
+        // sibling's dot is covered by it).
+        holds_nothing = view.context.empty();
+    } else {
+        const Object& merged = merged_versions(op);
+        view = read_view(merged, config_.siblings_max);
+        holds_nothing = merged.empty();
+    }
     proto::GetResponse resp;
     resp.id = op.client_request_id;
     resp.values = std::move(view.values);
     resp.code = resp.values.empty() ? ErrorCode::not_found : ErrorCode::ok;
-    if (resp.values.empty()) resp.message = merged.empty() ? "no such key" : "the key was deleted";
+    if (resp.values.empty()) resp.message = holds_nothing ? "no such key" : "the key was deleted";
     if (!view.held_back.empty()) {
         resp.message = view.held_back;
         env_.log(LogLevel::warn, "a read held back siblings: " + view.held_back);
@@ -347,8 +399,11 @@ void Coordinator::answer_read(Op& op) {
     for (const auto& [replica, version] : op.versions) {
         stand_in_used = stand_in_used || op.is_stand_in(replica);
     }
+    for (const std::string& replica : op.same_as_first) {
+        stand_in_used = stand_in_used || op.is_stand_in(replica);
+    }
     resp.info = proto::ReplyInfo{static_cast<uint32_t>(op.replicas.size()),
-                                 static_cast<uint32_t>(op.versions.size()), stand_in_used,
+                                 static_cast<uint32_t>(op.answers()), stand_in_used,
                                  static_cast<uint32_t>(view.live)};
     env_.reply(op.client, std::move(resp));
     on_answered(op);

@@ -519,6 +519,21 @@ bool read_vv(Reader& in, VersionVector& vv) {
     return true;
 }
 
+// An object's sibling count, within the limits and the bytes left.
+bool read_sibling_count(Reader& in, uint32_t& siblings) {
+    return in.array(siblings) && siblings <= kSiblingsDecodeMax &&
+           siblings <= in.left() / kSiblingBytesMin;
+}
+
+// One sibling, [actor, counter, value or nil], viewed in place (the dot's
+// own checks are the caller's).
+bool read_sibling(Reader& in, std::string_view& actor, uint64_t& counter,
+                  std::optional<std::string_view>& value) {
+    uint32_t items = 0;
+    return in.array(items) && items == 3 && in.str(actor, kActorBytesMax) && !actor.empty() &&
+           in.uint(counter) && in.bin_or_nil(value, proto::kValueBytesMax);
+}
+
 // Encodings are packed into a buffer each thread reuses and then copied out at
 // their exact size: one allocation per encoding, where a fresh msgpack::sbuffer
 // allocated 8 KiB, and the copy out of it a second block. The buffer keeps at
@@ -596,20 +611,13 @@ Result<Object> decode_object(std::string_view bytes) {
     Object out;
     if (!read_vv(in, out.context)) return bad;
     uint32_t siblings = 0;
-    if (!in.array(siblings) || siblings > kSiblingsDecodeMax ||
-        siblings > in.left() / kSiblingBytesMin) {
-        return bad;
-    }
+    if (!read_sibling_count(in, siblings)) return bad;
     out.siblings.reserve(siblings);
     for (uint32_t i = 0; i < siblings; ++i) {
-        if (!in.array(items) || items != 3) return bad;
         std::string_view actor;
         uint64_t counter = 0;
         std::optional<std::string_view> value;
-        if (!in.str(actor, kActorBytesMax) || actor.empty() || !in.uint(counter) ||
-            !in.bin_or_nil(value, proto::kValueBytesMax)) {
-            return bad;
-        }
+        if (!read_sibling(in, actor, counter, value)) return bad;
         Sibling s{Dot{std::string(actor), counter}, std::nullopt};
         if (value) s.value.emplace(*value);
         // Counters start at 1: a zero dot is "covered" by every context, so a
@@ -620,6 +628,72 @@ Result<Object> decode_object(std::string_view bytes) {
     }
     if (!in.at_end()) return Status(ErrorCode::bad_request, "trailing bytes");
     return out;
+}
+
+Result<ReadView> read_view_of_encoded(std::string_view bytes, size_t values_max) {
+    auto decoded = [&]() -> Result<ReadView> {
+        auto object = decode_object(bytes);
+        if (!object) return object.status();
+        return read_view(object.value(), values_max);
+    };
+    if (bytes.size() > proto::kObjectBytesMax) return decoded();  // its error
+    const Status bad(ErrorCode::bad_request, "malformed object");
+    Reader in(bytes);
+    uint32_t items = 0;
+    if (!in.array(items) || items != 2) return bad;
+    // The context, checked as read_vv checks it, its entries viewed in place
+    // (a buffer per thread, reused).
+    const size_t context_at = bytes.size() - in.left();
+    thread_local std::vector<std::pair<std::string_view, uint64_t>> entries;
+    entries.clear();
+    uint32_t actors = 0;
+    if (!in.array(actors) || actors > kActorsMax) return bad;
+    for (uint32_t i = 0; i < actors; ++i) {
+        if (!in.array(items) || (items != 2 && items != 3)) return bad;
+        if (items == 3) return decoded();  // unseen counters: covers() needs them
+        std::string_view actor;
+        uint64_t counter = 0;
+        if (!in.str(actor, kActorBytesMax) || actor.empty() || !in.uint(counter)) return bad;
+        if (counter == 0 || counter > kCounterMax) return bad;
+        if (i > 0 && actor <= entries.back().first) return bad;  // canonical: sorted, unique
+        entries.emplace_back(actor, counter);
+    }
+    const std::string_view context =
+        bytes.substr(context_at, bytes.size() - in.left() - context_at);
+    // The siblings, checked as decode_object checks them.
+    uint32_t siblings = 0;
+    if (!read_sibling_count(in, siblings)) return bad;
+    ReadView view;
+    std::string_view prev_actor;
+    uint64_t prev_counter = 0;
+    for (uint32_t i = 0; i < siblings; ++i) {
+        std::string_view actor;
+        uint64_t counter = 0;
+        std::optional<std::string_view> value;
+        if (!read_sibling(in, actor, counter, value)) return bad;
+        // Covered by the context (which has no unseen counters here), and
+        // after the sibling before it in dot order.
+        auto entry =
+            std::lower_bound(entries.begin(), entries.end(), actor,
+                             [](const auto& e, std::string_view a) { return e.first < a; });
+        if (counter == 0 || entry == entries.end() || entry->first != actor ||
+            counter > entry->second) {
+            return bad;
+        }
+        if (i > 0 && !(std::tie(prev_actor, prev_counter) < std::tie(actor, counter))) return bad;
+        prev_actor = actor;
+        prev_counter = counter;
+        if (!value) continue;
+        ++view.live;
+        if (view.values.size() == values_max) continue;  // held back: decoded below
+        if (view.values.empty()) view.values.reserve(std::min<size_t>(siblings, values_max));
+        view.values.emplace_back(*value);
+    }
+    if (!in.at_end()) return Status(ErrorCode::bad_request, "trailing bytes");
+    // Held back: the context must be narrowed, which read_view does.
+    if (view.live > view.values.size()) return decoded();
+    if (actors > 0) view.context.assign(context);
+    return view;
 }
 
 std::string encode_context(const VersionVector& context) {

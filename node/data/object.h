@@ -180,5 +180,14 @@ std::string encode_object(const Object& object);
 Result<Object> decode_object(std::string_view bytes);
 std::string encode_context(const VersionVector& context);
 Result<VersionVector> decode_context(std::string_view bytes);
+// read_view(decode_object(bytes), values_max), read from the encoding where it
+// lies: the same validation and the same errors as decode_object, the same
+// values, live count and message, and a context that decodes to the same
+// version vector (the encoding's own bytes, so equal to encode_context's
+// when the object was encoded by encode_object). No Object is built (its
+// siblings, dots, values and version vector each an allocation) unless the
+// context has unseen counters or siblings are held back: then it decodes.
+// For a read whose replicas all sent the same bytes.
+Result<ReadView> read_view_of_encoded(std::string_view bytes, size_t values_max);
 
 }  // namespace kv::node

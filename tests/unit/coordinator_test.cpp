@@ -389,3 +389,72 @@ TEST_CASE("answered ops wait for their follow-up in a bounded background budget"
     CHECK(f.coordinator.background_ops() == 0);
     CHECK(f.coordinator.background_bytes() == 0);
 }
+
+TEST_CASE(
+    "replicas that sent the same bytes are answered from them; one that differs later is "
+    "merged and the others repaired") {
+    Fixture f;  // asks all three replicas
+    const size_t limit = Fixture::config().siblings_max;
+    auto x = update(Object{}, {}, "b.1", std::string("x"), limit, proto::kObjectBytesMax);
+    REQUIRE(x.ok());
+    auto y = update(x.value(), x->context, "c.1", std::string("y"), limit, proto::kObjectBytesMax);
+    REQUIRE(y.ok());
+    const std::string x_bytes = encode_object(x.value());
+    const std::string key = f.remote_key();
+    ReadCalls read = start_read(f, "client", 70, key);
+    REQUIRE(read.calls.size() == 3);
+    auto answer = [&](size_t i, const std::string& bytes) {
+        f.coordinator.on_reply(
+            read.calls.at(i).to,
+            ReplicaReadResponse{
+                node::request_id(read.calls.at(i).message), ErrorCode::ok, {}, bytes});
+    };
+    answer(0, x_bytes);
+    answer(1, x_bytes);
+    const std::vector<Sent> answered = f.sent();
+    const proto::GetResponse* reply = reply_to(answered, "client");
+    REQUIRE(reply != nullptr);
+    CHECK(reply->code == ErrorCode::ok);
+    CHECK(reply->values == std::vector<std::string>{"x"});
+    CHECK(reply->context == encode_context(x->context));
+    CHECK(reply->info.replicas_answered == 2);
+
+    // The third holds a newer version: the two that agreed are repaired with it.
+    answer(2, encode_object(y.value()));
+    std::vector<std::string> repaired;
+    for (const Sent& m : f.sent()) {
+        const auto* merge_request = std::get_if<ReplicaMergeRequest>(&m.message);
+        if (merge_request == nullptr) continue;
+        repaired.push_back(m.to);
+        auto object = decode_object(merge_request->object);
+        REQUIRE(object.ok());
+        CHECK(object.value() == y.value());
+    }
+    std::sort(repaired.begin(), repaired.end());
+    std::vector<std::string> stale{read.calls[0].to, read.calls[1].to};
+    std::sort(stale.begin(), stale.end());
+    CHECK(repaired == stale);
+}
+
+TEST_CASE("a first answer that does not decode counts as a failed replica, not a version") {
+    Fixture f;
+    const std::string key = f.remote_key();
+    ReadCalls read = start_read(f, "client", 71, key);
+    REQUIRE(read.calls.size() == 3);
+    auto answer = [&](size_t i, std::optional<std::string> bytes) {
+        f.coordinator.on_reply(
+            read.calls.at(i).to,
+            ReplicaReadResponse{
+                node::request_id(read.calls.at(i).message), ErrorCode::ok, {}, std::move(bytes)});
+    };
+    answer(0, std::string("\x92\x90\x91", 3));  // siblings promised, none there
+    answer(1, std::nullopt);
+    CHECK(reply_to(f.sent(), "client") == nullptr);  // one answer of the two quorum needs
+    answer(2, std::nullopt);
+    const std::vector<Sent> out = f.sent();
+    const proto::GetResponse* reply = reply_to(out, "client");
+    REQUIRE(reply != nullptr);
+    CHECK(reply->code == ErrorCode::not_found);
+    CHECK(reply->message == "no such key");
+    CHECK(reply->info.replicas_answered == 2);
+}

@@ -1015,6 +1015,35 @@ std::optional<VersionVector> decode_context(const std::string& bytes) {
 }  // namespace reference
 
 // Checks that the decoders agree with the reference on `bytes`.
+// read_view_of_encoded gives what read_view of the decoded object gives, and
+// fails where decode_object fails, with its code; for an encoding that
+// encode_object would make, its context is the very bytes encode_context makes.
+void require_view_as_decoded(const std::string& bytes) {
+    INFO("bytes=" << show_bytes(bytes));
+    const auto object = decode_object(bytes);
+    for (size_t values_max : {size_t{1}, size_t{2}, size_t{1000}}) {
+        CAPTURE(values_max);
+        const auto view = kv::node::read_view_of_encoded(bytes, values_max);
+        REQUIRE(view.ok() == object.ok());
+        if (!object.ok()) {
+            REQUIRE(view.status().code() == object.status().code());
+            continue;
+        }
+        const kv::node::ReadView expected = kv::node::read_view(object.value(), values_max);
+        REQUIRE(view.value().values == expected.values);
+        REQUIRE(view.value().live == expected.live);
+        REQUIRE(view.value().held_back == expected.held_back);
+        REQUIRE(view.value().context.empty() == expected.context.empty());
+        if (!expected.context.empty()) {
+            const auto got = decode_context(view.value().context);
+            REQUIRE(got.ok());
+            REQUIRE(got.value() == decode_context(expected.context).value());
+        }
+        if (encode_object(object.value()) == bytes)
+            REQUIRE(view.value().context == expected.context);
+    }
+}
+
 void require_as_reference(const std::string& bytes) {
     INFO("bytes=" << show_bytes(bytes));
     const auto object = decode_object(bytes);
@@ -1025,6 +1054,7 @@ void require_as_reference(const std::string& bytes) {
     const auto context_ref = reference::decode_context(bytes);
     REQUIRE(context.ok() == context_ref.has_value());
     if (context_ref) REQUIRE(context.value() == *context_ref);
+    require_view_as_decoded(bytes);
 }
 
 // `object` packed with a randomly chosen msgpack format for every item,
