@@ -1166,13 +1166,15 @@ class Runtime {
         env_.recycle(std::move(out));
     }
 
-    // A destination's group stays, emptied, while each turn sends it
-    // something (its entry and buffer are not made anew every turn); one that
-    // got nothing this turn is dropped, so the maps hold at most the last
-    // turn's destinations.
+    // A destination's group stays, emptied, for the next turns (its entry and
+    // buffer are not made anew every turn: at 50 requests in flight a turn
+    // often has nothing for one member or connection, then something again);
+    // once there are more than kKeptGroupsMax, the ones this turn did not use
+    // are dropped, so connections that come and go do not pile up.
     static void keep_used_groups(std::map<std::string, std::vector<Outgoing*>>& groups) {
+        const bool prune = groups.size() > kKeptGroupsMax;
         for (auto it = groups.begin(); it != groups.end();) {
-            if (it->second.empty()) {
+            if (prune && it->second.empty()) {
                 it = groups.erase(it);
             } else {
                 it->second.clear();
@@ -1672,6 +1674,7 @@ class Runtime {
     std::vector<Outgoing> resp_replies_;  // the node's replies, for the gateway
     // deliver_all's batches by member and by batch route, kept between turns
     // (keep_used_groups).
+    static constexpr size_t kKeptGroupsMax = 128;
     std::map<std::string, std::vector<Outgoing*>> to_peer_, to_route_;
     std::vector<resp::Gateway::Output> resp_output_;
     bool resp_submitted_ = false;  // the gateway gave the node work
