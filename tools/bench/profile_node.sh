@@ -11,7 +11,9 @@
 # commit, time per commit), each node's clients' requests during the run and
 # their mean time from arrival to the answer leaving, the CPU time an operation cost in the 3 nodes and
 # in kvbench (user + system over the whole run: steadier than ops/s on a shared
-# machine), the nodes' share by thread (the event loop is "kvnode"), then the
+# machine), the whole machine's busy time an operation cost (/proc/stat: every
+# process, and the softirq and kworker time of loopback TCP and the syncs that
+# no process is charged), the nodes' share by thread (the event loop is "kvnode"), then the
 # busiest symbols (self time, TOP rows, default 30) and the share of samples in
 # the kernel.
 # LINK=1 gives the nodes --link-listen (127.0.0.1:17321-17323): they talk to
@@ -55,6 +57,9 @@ prime_for() { [[ $1 != get-only ]] && "$BIN/kvbench" --help 2>/dev/null | grep -
 # CPU time (user + system) of the nodes over the run, from /proc/PID/stat, and
 # of kvbench (the subshell's `times`): what an operation costs, apart from how
 # busy the shared machine was.
+# The machine's busy ticks (user, nice, system, irq, softirq; not idle,
+# iowait or steal) and its softirq ticks, from /proc/stat.
+machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $8}' /proc/stat; }
 node_ticks() { local t=0 p; for p in "${PIDS[@]}"; do
                  t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
 # The same per thread, summed over the 3 nodes by thread name (the loop is
@@ -73,13 +78,17 @@ request_times >"$WORK/requests.before"
 # The measured run's prime is not timed, but its CPU falls in the run's
 # totals: the same prime run alone just before is subtracted from them.
 prime_ticks=0
+prime_machine="0 0"
 : >"$WORK/prime.times"
 if [[ -n $(prime_for "$MIX") ]]; then
   thread_ticks >"$WORK/prime.threads.before"
+  prime_machine_before=$(machine_ticks)
   prime_before=$(node_ticks)
   ("$BIN/kvbench" --node "$NODES" --keys "$KEYS" --mix get-only --consistency quorum --ops 1 \
      --connections "$CONNS" --pipeline "$PIPE" --prime >/dev/null 2>&1; times >"$WORK/prime.times")
   prime_ticks=$(( $(node_ticks) - prime_before ))
+  prime_machine=$(awk -v b="$prime_machine_before" -v a="$(machine_ticks)" \
+                    'BEGIN { split(b, x, " "); split(a, y, " "); print y[1] - x[1], y[2] - x[2] }')
   thread_ticks >"$WORK/prime.threads.after"
 fi
 thread_ticks >"$WORK/threads.before"
@@ -87,6 +96,7 @@ thread_ticks >"$WORK/threads.before"
 [[ -s $WORK/prime.threads.after ]] &&
   awk -F'\t' 'FNR == NR { printf "%s\t%s\n", $1, -$2; next } { print }' \
     "$WORK/prime.threads.before" "$WORK/prime.threads.after" >>"$WORK/threads.before"
+machine_before=$(machine_ticks)
 before=$(node_ticks)
 ("$BIN/kvbench" --node "$NODES" --keys "$KEYS" --mix "$MIX" --consistency quorum \
    --duration-s "$DUR" --connections "$CONNS" --pipeline "$PIPE" ${THREADS:+--threads "$THREADS"} \
@@ -107,6 +117,7 @@ if [[ ${PERF_OF:-node} == kvbench ]]; then
 fi
 perf record -q ${PERF_CALLGRAPH:---call-graph fp} -F 999 -p "$sampled" -o "$WORK/perf.data" -- sleep "$PERF_S" >/dev/null 2>&1
 wait "$bench"
+machine_after=$(machine_ticks)
 [[ -n ${counting:-} ]] && wait "$counting"
 ticks=$(( $(node_ticks) - before - prime_ticks ))
 thread_ticks >"$WORK/threads.after"
@@ -136,6 +147,12 @@ bench_s=$(awk -v b="$(children_s "$WORK/bench.times")" -v p="$(children_s "$WORK
 awk -v n="$ticks" -v hz="$(getconf CLK_TCK)" -v b="${bench_s:-0}" -v ops="${ops:-0}" 'BEGIN {
   if (ops > 0) printf "CPU per operation: %.1f us in the 3 nodes, %.1f us in kvbench\n",
                       n * 1e6 / hz / ops, b * 1e6 / ops }'
+# The run's machine time, the prime's (measured alone before it) taken out;
+# the run's window also holds kvbench's start and the perf sampling.
+awk -v b="$machine_before" -v a="$machine_after" -v p="$prime_machine" -v hz="$(getconf CLK_TCK)" \
+  -v ops="${ops:-0}" 'BEGIN { split(b, x, " "); split(a, y, " "); split(p, z, " ")
+    if (ops > 0) printf "machine CPU per operation: %.1f us (every process and the kernel; softirq %.1f us of it)\n",
+                        (y[1] - x[1] - z[1]) * 1e6 / hz / ops, (y[2] - x[2] - z[2]) * 1e6 / hz / ops }'
 awk -F'\t' -v hz="$(getconf CLK_TCK)" -v ops="${ops:-0}" '
   FNR == NR { before[$1] += $2; next } { after[$1] += $2 }
   END { if (ops <= 0) exit; for (name in after) {
