@@ -393,8 +393,8 @@ class Reader {
             items = tag & 0x0f;
             return true;
         }
-        if (tag == 0xdc) return big_endian(1, 2, items);
-        if (tag == 0xdd) return big_endian(1, 4, items);
+        if (tag == 0xdc && big_endian(1, 2, items)) return shortest_if(items > 0x0f);
+        if (tag == 0xdd && big_endian(1, 4, items)) return shortest_if(items > 0xffff);
         return false;
     }
     // A str of at most `max` bytes, as a view into the input.
@@ -405,7 +405,7 @@ class Reader {
             ++at_;
             return body(tag & 0x1f, max, out);
         }
-        return sized_body(0xd9, max, out);  // str8, str16, str32
+        return sized_body(0xd9, 0x1f, max, out);  // str8, str16, str32
     }
     // A bin of at most `max` bytes (a view into the input), or nil (nullopt).
     bool bin_or_nil(std::optional<std::string_view>& out, size_t max) {
@@ -416,7 +416,7 @@ class Reader {
             return true;
         }
         std::string_view bytes;
-        if (!sized_body(0xc4, max, bytes)) return false;  // bin8, bin16, bin32
+        if (!sized_body(0xc4, 0, max, bytes)) return false;  // bin8, bin16, bin32
         out = bytes;
         return true;
     }
@@ -431,10 +431,13 @@ class Reader {
             return true;
         }
         if (tag >= 0xcc && tag <= 0xcf) {
+            const unsigned w = tag - 0xcc;
             uint64_t v = 0;
-            if (!big_endian(1, size_t{1} << (tag - 0xcc), v)) return false;
+            if (!big_endian(1, size_t{1} << w, v)) return false;
             out = v;
-            return true;
+            // The shortest: above what the next narrower form holds.
+            constexpr uint64_t kNarrowerMax[] = {0x7f, 0xff, 0xffff, 0xffffffff};
+            return shortest_if(v > kNarrowerMax[w]);
         }
         if (tag >= 0xd0 && tag <= 0xd3) {
             const size_t width = size_t{1} << (tag - 0xd0);
@@ -442,10 +445,15 @@ class Reader {
             uint64_t v = 0;
             if (!big_endian(1, width, v)) return false;
             out = v;
-            return true;
+            return shortest_if(false);  // encode_object writes unsigned forms
         }
         return false;
     }
+
+    // True while every item read so far was in the form encode_object writes
+    // (msgpack-c's packer: the shortest form of each type); such an encoding
+    // is the one encode_object makes of what it decodes to.
+    bool shortest() const { return shortest_; }
 
   private:
     // Reads a `width`-byte big-endian number after `skip` tag bytes.
@@ -459,12 +467,20 @@ class Reader {
         return true;
     }
     // A body whose length is 1, 2 or 4 bytes after a tag of `tag8`,
-    // `tag8 + 1` or `tag8 + 2` (msgpack's 8, 16 and 32-bit forms).
-    bool sized_body(uint8_t tag8, size_t max, std::string_view& out) {
+    // `tag8 + 1` or `tag8 + 2` (msgpack's 8, 16 and 32-bit forms); a fixed
+    // form (fixstr) holds sizes up to `fixed_max` (0: none, as bin).
+    bool sized_body(uint8_t tag8, uint32_t fixed_max, size_t max, std::string_view& out) {
         const uint8_t tag = *at_;
         if (tag < tag8 || tag > tag8 + 2) return false;
+        const unsigned w = tag - tag8;
         uint32_t size = 0;
-        return big_endian(1, size_t{1} << (tag - tag8), size) && body(size, max, out);
+        if (!big_endian(1, size_t{1} << w, size) || !body(size, max, out)) return false;
+        const uint32_t narrower_max[] = {fixed_max, 0xff, 0xffff};
+        return shortest_if(size > narrower_max[w] || (w == 0 && fixed_max == 0));
+    }
+    bool shortest_if(bool shortest) {
+        shortest_ = shortest_ && shortest;
+        return true;
     }
     bool body(uint32_t size, size_t max, std::string_view& out) {
         if (size > max || size > left()) return false;
@@ -475,6 +491,7 @@ class Reader {
 
     const uint8_t* at_;
     const uint8_t* end_;
+    bool shortest_ = true;
 };
 
 // The smallest encoding of a sibling: [str, uint, nil] with a 1-byte actor.
@@ -630,70 +647,180 @@ Result<Object> decode_object(std::string_view bytes) {
     return out;
 }
 
-Result<ReadView> read_view_of_encoded(std::string_view bytes, size_t values_max) {
-    auto decoded = [&]() -> Result<ReadView> {
-        auto object = decode_object(bytes);
-        if (!object) return object.status();
-        return read_view(object.value(), values_max);
-    };
-    if (bytes.size() > proto::kObjectBytesMax) return decoded();  // its error
-    const Status bad(ErrorCode::bad_request, "malformed object");
-    Reader in(bytes);
-    uint32_t items = 0;
-    if (!in.array(items) || items != 2) return bad;
-    // The context, checked as read_vv checks it, its entries viewed in place
-    // (a buffer per thread, reused).
-    const size_t context_at = bytes.size() - in.left();
-    thread_local std::vector<std::pair<std::string_view, uint64_t>> entries;
-    entries.clear();
-    uint32_t actors = 0;
-    if (!in.array(actors) || actors > kActorsMax) return bad;
-    for (uint32_t i = 0; i < actors; ++i) {
-        if (!in.array(items) || (items != 2 && items != 3)) return bad;
-        if (items == 3) return decoded();  // unseen counters: covers() needs them
+namespace {
+
+// An object's encoding read where it lies, for what can be answered without
+// building an Object (its siblings, dots, values and version vector each an
+// allocation).
+struct EncodedObject {
+    struct Entry {
         std::string_view actor;
         uint64_t counter = 0;
-        if (!in.str(actor, kActorBytesMax) || actor.empty() || !in.uint(counter)) return bad;
-        if (counter == 0 || counter > kCounterMax) return bad;
-        if (i > 0 && actor <= entries.back().first) return bad;  // canonical: sorted, unique
-        entries.emplace_back(actor, counter);
-    }
-    const std::string_view context =
-        bytes.substr(context_at, bytes.size() - in.left() - context_at);
-    // The siblings, checked as decode_object checks them.
-    uint32_t siblings = 0;
-    if (!read_sibling_count(in, siblings)) return bad;
-    ReadView view;
-    std::string_view prev_actor;
-    uint64_t prev_counter = 0;
-    for (uint32_t i = 0; i < siblings; ++i) {
+    };
+    struct EncodedSibling {
         std::string_view actor;
         uint64_t counter = 0;
         std::optional<std::string_view> value;
-        if (!read_sibling(in, actor, counter, value)) return bad;
-        // Covered by the context (which has no unseen counters here), and
-        // after the sibling before it in dot order.
-        auto entry =
-            std::lower_bound(entries.begin(), entries.end(), actor,
-                             [](const auto& e, std::string_view a) { return e.first < a; });
-        if (counter == 0 || entry == entries.end() || entry->first != actor ||
-            counter > entry->second) {
-            return bad;
-        }
-        if (i > 0 && !(std::tie(prev_actor, prev_counter) < std::tie(actor, counter))) return bad;
-        prev_actor = actor;
-        prev_counter = counter;
-        if (!value) continue;
-        ++view.live;
-        if (view.values.size() == values_max) continue;  // held back: decoded below
-        if (view.values.empty()) view.values.reserve(std::min<size_t>(siblings, values_max));
-        view.values.emplace_back(*value);
+    };
+    std::string_view context;              // the context's own bytes
+    std::vector<Entry> entries;            // sorted by actor; no unseen counters
+    std::vector<EncodedSibling> siblings;  // in dot order
+    size_t live = 0;
+    bool shortest = true;  // in encode_object's forms: the bytes it makes of the object
+
+    bool tombstones_only() const { return !siblings.empty() && live == 0; }
+    // Empty, as an absent object; buffers past a few hundred items freed (a
+    // thread keeps these between requests, and one object may hold 64 Ki
+    // siblings).
+    void clear() {
+        constexpr size_t kKeptItems = 256;
+        if (entries.capacity() > kKeptItems) std::vector<Entry>().swap(entries);
+        if (siblings.capacity() > kKeptItems) std::vector<EncodedSibling>().swap(siblings);
+        entries.clear();
+        siblings.clear();
+        context = {};
+        live = 0;
+        shortest = true;
     }
-    if (!in.at_end()) return Status(ErrorCode::bad_request, "trailing bytes");
-    // Held back: the context must be narrowed, which read_view does.
-    if (view.live > view.values.size()) return decoded();
-    if (actors > 0) view.context.assign(context);
+    // The counter the context has seen of `actor` (0: none).
+    uint64_t seen(std::string_view actor) const {
+        auto e = std::lower_bound(entries.begin(), entries.end(), actor,
+                                  [](const Entry& x, std::string_view a) { return x.actor < a; });
+        return e != entries.end() && e->actor == actor ? e->counter : 0;
+    }
+    bool covers(std::string_view actor, uint64_t counter) const { return counter <= seen(actor); }
+    // The sibling with this dot (null: none).
+    const EncodedSibling* find(std::string_view actor, uint64_t counter) const {
+        auto s = std::lower_bound(siblings.begin(), siblings.end(), std::tie(actor, counter),
+                                  [](const EncodedSibling& x, const auto& dot) {
+                                      return std::tie(x.actor, x.counter) < dot;
+                                  });
+        return s != siblings.end() && s->actor == actor && s->counter == counter ? &*s : nullptr;
+    }
+    bool holds(std::string_view actor, uint64_t counter) const {
+        return find(actor, counter) != nullptr;
+    }
+    // This context has seen everything `other`'s has.
+    bool descends(const EncodedObject& other) const {
+        for (const Entry& e : other.entries) {
+            if (seen(e.actor) < e.counter) return false;
+        }
+        return true;
+    }
+};
+
+// Reads `bytes` into `out` (its buffers reused), checking what decode_object
+// checks. False when it cannot be read so: whatever decode_object refuses
+// (whose errors the caller gets by decoding), and a context with unseen
+// counters (which covers() above does not know).
+bool read_encoded(std::string_view bytes, EncodedObject& out) {
+    out.clear();
+    if (bytes.size() > proto::kObjectBytesMax) return false;
+    Reader in(bytes);
+    uint32_t items = 0;
+    if (!in.array(items) || items != 2) return false;
+    const size_t context_at = bytes.size() - in.left();
+    uint32_t actors = 0;
+    if (!in.array(actors) || actors > kActorsMax) return false;
+    for (uint32_t i = 0; i < actors; ++i) {
+        if (!in.array(items) || items != 2) return false;  // 3: unseen counters
+        std::string_view actor;
+        uint64_t counter = 0;
+        if (!in.str(actor, kActorBytesMax) || actor.empty() || !in.uint(counter)) return false;
+        if (counter == 0 || counter > kCounterMax) return false;
+        if (i > 0 && actor <= out.entries.back().actor) return false;  // canonical: sorted, unique
+        out.entries.push_back({actor, counter});
+    }
+    out.context = bytes.substr(context_at, bytes.size() - in.left() - context_at);
+    uint32_t siblings = 0;
+    if (!read_sibling_count(in, siblings)) return false;
+    for (uint32_t i = 0; i < siblings; ++i) {
+        EncodedObject::EncodedSibling s;
+        if (!read_sibling(in, s.actor, s.counter, s.value)) return false;
+        // Covered by the context, and after the sibling before it in dot order.
+        if (s.counter == 0 || !out.covers(s.actor, s.counter)) return false;
+        if (i > 0) {
+            const auto& prev = out.siblings.back();
+            if (!(std::tie(prev.actor, prev.counter) < std::tie(s.actor, s.counter))) return false;
+        }
+        if (s.value) ++out.live;
+        out.siblings.push_back(s);
+    }
+    out.shortest = in.shortest();
+    return in.at_end();
+}
+
+// Per thread, reused: the encodings read on the request path.
+EncodedObject& encoded_scratch(size_t which) {
+    thread_local EncodedObject scratch[2];
+    return scratch[which];
+}
+
+}  // namespace
+
+Result<ReadView> read_view_of_encoded(std::string_view bytes, size_t values_max) {
+    EncodedObject& object = encoded_scratch(0);
+    // Unseen counters, held-back siblings (the context must be narrowed,
+    // which read_view does), or bytes decode_object refuses (its errors).
+    if (!read_encoded(bytes, object) || object.live > values_max) {
+        auto decoded = decode_object(bytes);
+        if (!decoded) return decoded.status();
+        return read_view(decoded.value(), values_max);
+    }
+    ReadView view;
+    view.live = object.live;
+    view.values.reserve(object.live);
+    for (const auto& s : object.siblings) {
+        if (s.value) view.values.emplace_back(*s.value);
+    }
+    if (!object.entries.empty()) view.context.assign(object.context);
     return view;
+}
+
+EncodedMerge merge_of_encoded(std::optional<std::string_view> stored, std::string_view incoming) {
+#ifdef KV_MUTANTS
+    // The planted merge bugs live in merge(): it must run.
+    if (KV_MUTANT(lww_merge) || KV_MUTANT(merge_ignores_context)) return {};
+#endif
+    EncodedObject& in = encoded_scratch(0);
+    EncodedObject& at = encoded_scratch(1);
+    if (!read_encoded(incoming, in)) return {};
+    if (stored) {
+        if (!read_encoded(*stored, at)) return {};
+    } else {
+        at.clear();
+    }
+    EncodedMerge out;
+    out.stored_tombstones_only = at.tombstones_only();
+    // merge(at, in) keeps a sibling of one side unless the other side's
+    // context covers its dot and the other side does not hold it.
+    const auto survives = [](const EncodedObject& other, const auto& s) {
+        return !other.covers(s.actor, s.counter) || other.holds(s.actor, s.counter);
+    };
+    if (at.descends(in) && std::all_of(at.siblings.begin(), at.siblings.end(),
+                                       [&](const auto& s) { return survives(in, s); })) {
+        // Every sibling of `in` is covered by at's context, so it survives
+        // only as one `at` holds: the union is `at`.
+        out.result = EncodedMerge::Result::stored;
+        return out;
+    }
+    // The union is `in` when at's context adds nothing, each of in's siblings
+    // survives, and at's siblings that survive (those `in` holds) are in's:
+    // merge keeps the stored copy of a dot both hold, so their values must
+    // be the same bytes (they are, while a dot names one write; a peer that
+    // broke that gets what merge gives).
+    const auto same_in_incoming = [&](const auto& s) {
+        const auto* other = in.find(s.actor, s.counter);
+        return other == nullptr || other->value == s.value;
+    };
+    if (in.shortest && in.descends(at) &&
+        std::all_of(in.siblings.begin(), in.siblings.end(),
+                    [&](const auto& s) { return survives(at, s); }) &&
+        std::all_of(at.siblings.begin(), at.siblings.end(), same_in_incoming)) {
+        out.result = EncodedMerge::Result::incoming;
+        out.incoming_tombstones_only = in.tombstones_only();
+    }
+    return out;
 }
 
 std::string encode_context(const VersionVector& context) {

@@ -190,4 +190,25 @@ Result<VersionVector> decode_context(std::string_view bytes);
 // For a read whose replicas all sent the same bytes.
 Result<ReadView> read_view_of_encoded(std::string_view bytes, size_t values_max);
 
+// merge(decode_object(stored), decode_object(incoming)) when it is one of its
+// inputs, found from the two encodings where they lie (no Object built,
+// merged or encoded): a replica's write path, where the incoming version
+// usually descends the stored one (or repeats it). `stored` nullopt: nothing
+// stored (the empty object).
+struct EncodedMerge {
+    enum class Result {
+        unknown,   // decode and merge (siblings of both sides survive, a
+                   // context has unseen counters, an input is malformed or
+                   // the incoming bytes are not encode_object's)
+        stored,    // the union is the stored object: nothing to write
+        incoming,  // the union is the incoming object, and `incoming` is the
+                   // encoding encode_object makes of it: store those bytes
+    };
+    Result result = Result::unknown;
+    bool stored_tombstones_only = false;    // the stored object's siblings are all
+                                            // tombstones (not when unknown)
+    bool incoming_tombstones_only = false;  // likewise the incoming's (when incoming)
+};
+EncodedMerge merge_of_encoded(std::optional<std::string_view> stored, std::string_view incoming);
+
 }  // namespace kv::node

@@ -148,7 +148,12 @@ class Replica {
     Status check_budget(uint64_t budget_ms, std::optional<uint64_t> received_ms);
     // load(), keeping the stored bytes it decoded (nullopt: none) in `bytes`.
     Result<Object> load(const std::string& key, std::optional<std::string>& bytes);
+    // The object stored as `bytes` (nullopt: the empty object).
+    Result<Object> decode_stored(const std::optional<std::string>& bytes);
     void stage(const std::string& key, const Previous& previous, const Object& object,
+               std::string bytes);
+    // As above, for bytes whose object is known without decoding them.
+    void stage(const std::string& key, const Previous& previous, bool tombstones_only,
                std::string bytes);
     void stage_erase(const std::string& key, const Previous& previous);
     void remember_minted(std::pair<std::string, uint64_t> request);

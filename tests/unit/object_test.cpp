@@ -1044,6 +1044,31 @@ void require_view_as_decoded(const std::string& bytes) {
     }
 }
 
+// merge_of_encoded with nothing stored: the union is the incoming object, so
+// it is named as the answer exactly when `bytes` are what encode_object makes
+// of it (read_encoded's shortest-form check against the encoder itself), and
+// its context has no unseen counters; an empty object leaves nothing to write.
+void require_shortcut_as_decoded(const std::string& bytes) {
+    using Shortcut = kv::node::EncodedMerge::Result;
+    const auto object = decode_object(bytes);
+    const auto got = kv::node::merge_of_encoded(std::nullopt, bytes);
+    if (!object.ok()) {
+        REQUIRE(got.result == Shortcut::unknown);
+        return;
+    }
+    const bool is_encoders = encode_object(object.value()) == bytes;
+    const bool unseen = object.value().context.exception_count() > 0;
+    if (object.value().empty() && !unseen) {
+        REQUIRE(got.result == Shortcut::stored);
+    } else if (is_encoders && !unseen) {
+        REQUIRE(got.result == Shortcut::incoming);
+        REQUIRE(got.incoming_tombstones_only ==
+                (!object.value().siblings.empty() && object.value().live_count() == 0));
+    } else {
+        REQUIRE(got.result == Shortcut::unknown);
+    }
+}
+
 void require_as_reference(const std::string& bytes) {
     INFO("bytes=" << show_bytes(bytes));
     const auto object = decode_object(bytes);
@@ -1055,18 +1080,22 @@ void require_as_reference(const std::string& bytes) {
     REQUIRE(context.ok() == context_ref.has_value());
     if (context_ref) REQUIRE(context.value() == *context_ref);
     require_view_as_decoded(bytes);
+    require_shortcut_as_decoded(bytes);
 }
 
 // `object` packed with a randomly chosen msgpack format for every item,
 // not only the shortest one encode_object uses (uint64 for a small counter,
 // str16 for a short actor, a signed format for a counter, ...), which every
-// msgpack writer may produce and both decoders read alike.
-std::string packed_in_any_width(const Object& object, std::mt19937_64& rng) {
+// msgpack writer may produce and both decoders read alike. With `widen`,
+// every item is in its shortest form but the widen-th (from 0), which is in a
+// wider one (none past the last item: then the bytes are encode_object's).
+std::string packed_in_any_width(const Object& object, std::mt19937_64& rng,
+                                std::optional<size_t> widen = std::nullopt) {
     std::string out;
     auto put = [&](uint64_t v, size_t width) {
         for (size_t i = width; i-- > 0;) out.push_back(static_cast<char>(v >> (8 * i)));
     };
-    auto array = [&](uint32_t n) {
+    auto array_any = [&](uint32_t n) {
         switch (rng() % 3) {
             case 0:
                 if (n < 16) {
@@ -1086,7 +1115,7 @@ std::string packed_in_any_width(const Object& object, std::mt19937_64& rng) {
                 put(n, 4);
         }
     };
-    auto uint = [&](uint64_t v) {
+    auto uint_any = [&](uint64_t v) {
         const int choice = static_cast<int>(rng() % 9);
         if (choice == 0 && v < 128) {
             out.push_back(static_cast<char>(v));
@@ -1106,7 +1135,7 @@ std::string packed_in_any_width(const Object& object, std::mt19937_64& rng) {
         out.push_back('\xcf');
         put(v, 8);
     };
-    auto bytes = [&](std::string_view b, bool bin) {
+    auto bytes_any = [&](std::string_view b, bool bin) {
         const uint32_t n = static_cast<uint32_t>(b.size());
         const int choice = static_cast<int>(rng() % 4);
         if (!bin && choice == 0 && n < 32) {
@@ -1122,6 +1151,44 @@ std::string packed_in_any_width(const Object& object, std::mt19937_64& rng) {
             put(n, 4);
         }
         out.append(b);
+    };
+    size_t items = 0;
+    const auto emit = [&](const auto& any_form, const auto& shortest_form) {
+        const size_t item = items++;
+        if (!widen) return any_form();
+        msgpack::sbuffer buffer;
+        msgpack::packer<msgpack::sbuffer> pk(buffer);
+        shortest_form(pk);
+        const std::string_view shortest(buffer.data(), buffer.size());
+        if (item == *widen) {
+            for (int tries = 0; tries < 256; ++tries) {
+                const size_t at = out.size();
+                any_form();
+                if (std::string_view(out).substr(at) != shortest) return;
+                out.resize(at);
+            }
+            FAIL("no wider form found");
+        }
+        out.append(shortest);
+    };
+    auto array = [&](uint32_t n) {
+        emit([&] { array_any(n); }, [&](auto& pk) { pk.pack_array(n); });
+    };
+    auto uint = [&](uint64_t v) {
+        emit([&] { uint_any(v); }, [&](auto& pk) { pk.pack_uint64(v); });
+    };
+    auto bytes = [&](std::string_view b, bool bin) {
+        const auto n = static_cast<uint32_t>(b.size());
+        emit([&] { bytes_any(b, bin); },
+             [&](auto& pk) {
+                 if (bin) {
+                     pk.pack_bin(n);
+                     pk.pack_bin_body(b.data(), n);
+                 } else {
+                     pk.pack_str(n);
+                     pk.pack_str_body(b.data(), n);
+                 }
+             });
     };
     array(2);
     const auto& entries = object.context.entries();
@@ -1184,6 +1251,148 @@ TEST_CASE("objects packed in any msgpack width decode, as the reference decodes 
         }
     }
     CHECK(mutated_accepted > 0);  // some mutations stay well formed: the comparison ran
+}
+
+TEST_CASE("a merge read from the encodings is merge's, and is found whenever an input is the union",
+          "[object][merge][encoding][property]") {
+    // A replica stores the incoming bytes as they came when merge_of_encoded
+    // says the union is the incoming object, and writes nothing when it says
+    // the stored one: both must be merge's own answer (the stored bytes then
+    // equal what encode_object makes of the merge, which anti-entropy hashes),
+    // and on exception-free canonical inputs it must not miss either case,
+    // or puts fall back to decoding.
+    using Shortcut = kv::node::EncodedMerge::Result;
+    size_t stored_found = 0;
+    size_t incoming_found = 0;
+    size_t neither = 0;
+    size_t wide_refused = 0;
+    size_t widened_once = 0;
+    for (uint64_t i = 0; i < 120; ++i) {
+        const uint64_t seed = base_seed() + 70'000 + i;
+        CAPTURE(seed);
+        World world(seed);
+        world.run(40);
+        std::mt19937_64 rng(seed ^ 0x6d65);
+        const auto& h = world.history;
+        for (int k = 0; k < 24; ++k) {
+            // Mostly a state and a later one of the same history (a put's
+            // replication), sometimes any two.
+            const size_t a = rng() % h.size();
+            const size_t b = rng() % 2 == 0 ? a + rng() % (h.size() - a) : rng() % h.size();
+            const Object& x = h[a];
+            const Object& y = h[b];
+            INFO("stored=" << show(x) << "\nincoming=" << show(y));
+            const Object union_ = merge(x, y);
+            const bool plain = x.context.exception_count() == 0 && y.context.exception_count() == 0;
+            const std::string xs = encode_object(x);
+            const std::string ys = encode_object(y);
+            const auto got = kv::node::merge_of_encoded(xs, ys);
+            const bool x_tombstones = !x.siblings.empty() && x.live_count() == 0;
+            const bool y_tombstones = !y.siblings.empty() && y.live_count() == 0;
+            if (got.result == Shortcut::stored) {
+                REQUIRE(union_ == x);
+                REQUIRE(got.stored_tombstones_only == x_tombstones);
+                stored_found += 1;
+            } else if (got.result == Shortcut::incoming) {
+                REQUIRE(union_ == y);
+                REQUIRE(encode_object(union_) == ys);
+                REQUIRE(got.stored_tombstones_only == x_tombstones);
+                REQUIRE(got.incoming_tombstones_only == y_tombstones);
+                incoming_found += 1;
+            } else {
+                REQUIRE((!plain || (union_ != x && union_ != y)));
+                neither += 1;
+            }
+            // The incoming bytes in other msgpack widths: never stored as
+            // they came (they would hash differently from the same object
+            // stored as encode_object's), but still nothing to write when
+            // the stored object is the union.
+            const std::string wide = packed_in_any_width(y, rng);
+            const auto wide_got = kv::node::merge_of_encoded(xs, wide);
+            if (wide != ys) {
+                REQUIRE(wide_got.result != Shortcut::incoming);
+                wide_refused +=
+                    wide_got.result == Shortcut::unknown && got.result == Shortcut::incoming;
+            }
+            if (wide_got.result == Shortcut::stored) REQUIRE(union_ == x);
+            if (plain && union_ == x) REQUIRE(wide_got.result == Shortcut::stored);
+            // Each item alone in a wider form (a counter, an actor's or a
+            // value's length, an array's count): never taken as encode_object's.
+            if (k % 6 == 0) {
+                for (size_t item = 0;; ++item) {
+                    const std::string once = packed_in_any_width(y, rng, item);
+                    if (once == ys) break;  // past the last item
+                    REQUIRE(decode_object(once).value() == y);
+                    REQUIRE(kv::node::merge_of_encoded(xs, once).result != Shortcut::incoming);
+                    REQUIRE(kv::node::merge_of_encoded(std::nullopt, once).result !=
+                            Shortcut::incoming);
+                    widened_once += 1;
+                }
+            }
+        }
+    }
+    CHECK(widened_once > 1000);
+    // Both shortcuts and the decode path all ran.
+    CHECK(stored_found > 200);
+    CHECK(incoming_found > 200);
+    CHECK(neither > 100);
+    CHECK(wide_refused > 50);
+}
+
+namespace {
+// A well-formed object no history need reach: any context over three actors,
+// any subset of the dots it covers as siblings, values or tombstones.
+Object random_well_formed(std::mt19937_64& rng) {
+    Object o;
+    for (const std::string actor : {"a", "b", "c"}) {
+        const uint64_t counter = rng() % 4;
+        if (counter == 0) continue;
+        o.context.set(actor, counter);
+        for (uint64_t c = 1; c <= counter; ++c) {
+            if (rng() % 3 != 0) continue;
+            o.siblings.push_back({Dot{actor, c}, rng() % 4 == 0 ? Value() : Value("v" + actor)});
+        }
+    }
+    return o;
+}
+}  // namespace
+
+TEST_CASE("a merge read from the encodings is merge's on well-formed objects no history reaches",
+          "[object][merge][encoding][property]") {
+    // Reachable histories never hold a context that descends the other's while a
+    // sibling the other superseded survives; a peer's bytes need not be reachable.
+    using Shortcut = kv::node::EncodedMerge::Result;
+    std::mt19937_64 rng(base_seed() + 80'000);
+    size_t stored_found = 0;
+    size_t incoming_found = 0;
+    size_t descends_but_neither = 0;
+    for (int i = 0; i < 20'000; ++i) {
+        const Object x = random_well_formed(rng);
+        Object y = random_well_formed(rng);
+        if (i % 2 == 0) y = merge(x, y);             // the incoming descends the stored
+        if (i % 4 == 1) y.context.merge(x.context);  // descends, siblings unchanged
+        INFO("stored=" << show(x) << "\nincoming=" << show(y));
+        const Object union_ = merge(x, y);
+        const auto got = kv::node::merge_of_encoded(encode_object(x), encode_object(y));
+        switch (got.result) {
+            case Shortcut::stored:
+                REQUIRE(union_ == x);
+                stored_found += 1;
+                break;
+            case Shortcut::incoming:
+                REQUIRE(union_ == y);
+                incoming_found += 1;
+                break;
+            case Shortcut::unknown:
+                REQUIRE(union_ != x);
+                REQUIRE(union_ != y);
+                descends_but_neither += y.context.descends(x.context);
+                break;
+        }
+    }
+    CHECK(stored_found > 1000);
+    CHECK(incoming_found > 1000);
+    CHECK(descends_but_neither > 1000);
 }
 
 TEST_CASE("decoders never crash on random or mutated bytes, and what they accept is well formed",
