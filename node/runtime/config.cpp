@@ -138,6 +138,10 @@ po::options_description describe(RuntimeConfig& c, std::string& peers, std::stri
         "commit-thread", po::value(&c.commit_thread)->default_value(true),
         "commit on a writer thread while requests go on being handled (false: the event loop "
         "waits for each commit)")(
+        "sched-batch", po::value(&c.sched_batch)->default_value(true),
+        "run the node's threads under the SCHED_BATCH policy: a thread woken by a message or a "
+        "finished sync does not preempt the running one (the same CPU share; fewer context "
+        "switches). false: the default policy")(
         "commits-in-flight", po::value(&c.commits_in_flight)->default_value(2),
         "with the commit thread, commits in flight at once, 1 or 2: the next one's log record "
         "is written while the one before syncs (2 needs --wal; without it, commits go one at a "

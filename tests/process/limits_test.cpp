@@ -10,6 +10,7 @@
 // that is how each was seen to fail before the fix.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -23,6 +24,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -440,6 +443,53 @@ TEST_CASE("gossip naming many reply endpoints opens a bounded number of sockets"
     // ZeroMQ socket's mailbox), --gossip-endpoints-max of them, plus slack.
     CHECK(fds_after <= fds_before + 2 * kEndpointsMax + 16);
     CHECK(cluster.alive(0));
+}
+
+namespace {
+// Each thread of `pid`: its name and scheduling policy (/proc/PID/task/TID/stat,
+// field 41: 0 SCHED_OTHER, 3 SCHED_BATCH).
+std::vector<std::pair<std::string, int>> thread_policies(pid_t pid) {
+    std::vector<std::pair<std::string, int>> out;
+    const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
+    for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+        std::ifstream stat(task.path() / "stat");
+        std::string line;
+        std::getline(stat, line);
+        const size_t open = line.find('(');
+        const size_t close = line.rfind(')');
+        if (open == std::string::npos || close == std::string::npos) continue;
+        std::istringstream fields(line.substr(close + 2));  // from field 3 (state) on
+        std::string field;
+        for (int i = 3; i <= 41 && fields >> field; ++i) {
+        }
+        out.emplace_back(line.substr(open + 1, close - open - 1), std::stoi(field));
+    }
+    return out;
+}
+}  // namespace
+
+TEST_CASE("the node's threads run under SCHED_BATCH, or the default policy with it off") {
+    ProcessCluster cluster("sched-batch");
+    KV_REQUIRE_OK(cluster.add_nodes(2, 1));
+    cluster.set_extra_flags(1, {"--sched-batch", "false"});
+    KV_REQUIRE_OK(cluster.start_all());
+    for (size_t i = 0; i < 2; ++i) {
+        // A write, so that every thread a commit needs has started.
+        RawClient client(cluster.endpoint(i));
+        REQUIRE(served(client, proto::PutRequest{next_request_id(), "k", "v", {}, kOne, 0}));
+        const int expected = i == 0 ? SCHED_BATCH : SCHED_OTHER;
+        const auto threads = thread_policies(cluster.pid(i));
+        std::set<std::string> names;
+        for (const auto& [name, policy] : threads) {
+            INFO("node " << i << " thread " << name);
+            CHECK(policy == expected);
+            names.insert(name);
+        }
+        // The event loop, the commit thread and the checkpointer among them.
+        CHECK(names.count("kvnode") == 1);
+        CHECK(names.count("kv-commit") == 1);
+        CHECK(names.count("kv-checkpoint") == 1);
+    }
 }
 
 }  // namespace kv::test

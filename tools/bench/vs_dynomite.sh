@@ -30,6 +30,9 @@
 #    the same way: both systems driven by one client program ("-resp-c50xP1" rows).
 #  - Redis alone (one in-memory redis-server, no replication), the same
 #    redis-benchmark run, as the floor of what the client and loopback cost.
+# PEER_SCHED_BATCH=1 runs Dynomite, its redis servers and Redis alone under the
+# SCHED_BATCH policy too (chrt -a -b), as kvnode runs by default (--sched-batch):
+# the same scheduling for both systems, not only each one's default.
 # Needs redis-server and redis-tools (apt-get install -y redis-server redis-tools).
 # Rows: $RESULTS_DIR/vs.csv (system,config,op,run,ops_s,p50_ms,p99_ms); every
 # process runs on loopback and is stopped by pid.
@@ -80,8 +83,15 @@ except Exception:
 EOF
   tail -1 "$OUT" >&2
 }
+# PEER_SCHED_BATCH=1: every thread of the processes whose pid files are named.
+batch_sched() {
+  [[ ${PEER_SCHED_BATCH:-0} == 1 ]] || return 0
+  local f
+  for f in "$@"; do chrt -a -b -p 0 "$(cat "$RUN_DIR/$f.pid")" >/dev/null || exit 1; done
+}
 for ((r = 1; r <= ROUNDS; r++)); do
   "$PEERS/dynomite_start.sh" "$PEERS/dynomite" DC_QUORUM >/dev/null || exit 1
+  batch_sched dynomite1 dynomite2 dynomite3 dyn-redis1 dyn-redis2 dyn-redis3
   for port in "${DYN_REDIS_PORTS[@]}"; do prefill_keys "$port" "$KEYS" 100; done
   for op in set get; do
     rb_run dynomite DC_QUORUM "${DYN_CLIENT_PORTS[0]}" "$op" 50 1 "$r" 2>/dev/null
@@ -89,6 +99,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
   done
   "$PEERS/dynomite_stop.sh" >/dev/null 2>&1
   start_redis redis-alone "$REDIS_MEM_PORT" "$PEERS_DIR/redis-alone" --save '' --appendonly no >/dev/null || exit 1
+  batch_sched redis-alone
   prefill_keys "$REDIS_MEM_PORT" "$KEYS" 100
   for op in set get; do
     rb_run redis in-memory "$REDIS_MEM_PORT" "$op" 50 1 "$r" 2>/dev/null
