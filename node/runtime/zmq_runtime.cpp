@@ -1715,7 +1715,7 @@ namespace {
 // the commit thread) no longer preempts the thread running on that core. The
 // node's threads hand work to each other thousands of times a second, and on
 // a busy machine each such preemption was a switch away and back again:
-// 15-17% more puts and gets a second at 50 x 1 on 2 cores (docs/BENCHMARKS.md,
+// 8-21% more puts and gets a second at 50 x 1 on 2 cores (docs/BENCHMARKS.md,
 // issue 14, thirty-seventh step). Needs no privilege; refused, it is logged.
 void use_batch_scheduling(const RuntimeConfig& config) {
     if (!config.sched_batch) return;
