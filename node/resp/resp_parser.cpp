@@ -98,7 +98,9 @@ CommandParser::Outcome CommandParser::read_length(size_t& at, char type, long lo
     }
     const size_t end = buffer_.find("\r\n", at + 1);
     if (end == std::string::npos) {
-        if (buffer_.size() - at > kHeaderBytesMax) {
+        // A header of kHeaderBytesMax may be here with its '\r', its '\n'
+        // still to come: refused only past that, as it would be once whole.
+        if (buffer_.size() - at > kHeaderBytesMax + 1) {
             return fail(error, type == '*' ? "Protocol error: invalid multibulk length"
                                            : "Protocol error: invalid bulk length");
         }

@@ -107,6 +107,42 @@ TEST_CASE("parser: arrays of bulk strings, in pieces, and inline commands") {
     CHECK(p.buffered_bytes() == 0);
 }
 
+TEST_CASE("parser: a header of the longest length reads the same cut anywhere") {
+    // 32 bytes of header ('*' or '$' and its digits) is the most accepted; cut
+    // between its '\r' and '\n' it was refused as too long (a fuzzer found it).
+    const std::string header = "*" + std::string(30, '0') + "1";
+    REQUIRE(header.size() == 32);
+    const std::string command = header + "\r\n$" + std::string(30, '0') + "1\r\nx\r\n";
+    for (size_t cut = 0; cut <= command.size(); ++cut) {
+        CAPTURE(cut);
+        CommandParser p;
+        p.feed(command.substr(0, cut));
+        Outcome o;
+        std::vector<std::string> args = parse_all(p, &o);
+        if (args.empty()) {
+            REQUIRE(o == Outcome::need_more);
+            p.feed(command.substr(cut));
+            args = parse_all(p, &o);
+        }
+        CHECK(args == std::vector<std::string>{"x"});
+    }
+    // One byte more is refused, cut or whole.
+    for (const std::string& longer : {"*" + std::string(32, '1'), "*" + std::string(32, '1') + "\r",
+                                      "*" + std::string(32, '1') + "\r\n"}) {
+        CAPTURE(longer);
+        CommandParser p;
+        p.feed(longer);
+        std::vector<std::string> args;
+        std::string error;
+        const Outcome o = p.next(args, error);
+        CHECK((o == Outcome::error || (longer.back() != '\n' && o == Outcome::need_more)));
+        if (o == Outcome::need_more) {
+            p.feed("\n");
+            CHECK(p.next(args, error) == Outcome::error);
+        }
+    }
+}
+
 TEST_CASE("parser: a large argument gets its room once, and holds only that") {
     CommandParser p;
     const std::string value(1 << 20, 'v');
