@@ -26,7 +26,7 @@ Result<std::optional<std::string>> BufferedEnv::read(Space space, std::string_vi
     auto it = staged_.find(KeyRef{space, key});
     if (it != staged_.end()) return it->second;
     for (auto batch = committing_.rbegin(); batch != committing_.rend(); ++batch) {
-        if (const StoreWrite* in_batch = committing_write(*batch, space, key))
+        if (const StoreWrite* in_batch = committing_write(batch->writes, space, key))
             return in_batch->value;
     }
     return store_.get(space, key);
@@ -40,9 +40,9 @@ Status BufferedEnv::scan(Space space, std::string_view from, size_t limit,
     // part of the space from `from` on: scans (anti-entropy, GC, hints,
     // transfers) are rare next to requests.
     Overlay merged;
-    for (const std::vector<StoreWrite>& batch : committing_) {
-        for (auto it = committing_from(batch, space, from); it != batch.end() && it->space == space;
-             ++it) {
+    for (const InFlightBatch& batch : committing_) {
+        for (auto it = committing_from(batch.writes, space, from);
+             it != batch.writes.end() && it->space == space; ++it) {
             merged.insert_or_assign(std::make_pair(it->space, it->key), it->value);
         }
     }
@@ -110,19 +110,20 @@ Status BufferedEnv::scan_over(
 
 void BufferedEnv::stage_write(StoreWrite write) {
     if (!first_write_at_) first_write_at_ = std::min(handler_start_, outgoing_.size());
+    ++writes_staged_;
     staged_[std::make_pair(write.space, std::move(write.key))] = std::move(write.value);
 }
 
 void BufferedEnv::send(const std::string& peer_id, node::Message message) {
-    outgoing_.push_back(Outgoing{true, peer_id, {}, {}, std::move(message)});
+    outgoing_.push_back(Outgoing{true, peer_id, {}, {}, std::move(message), {}});
 }
 
 void BufferedEnv::send_to_endpoint(const std::string& endpoint, node::Message message) {
-    outgoing_.push_back(Outgoing{true, {}, endpoint, {}, std::move(message)});
+    outgoing_.push_back(Outgoing{true, {}, endpoint, {}, std::move(message), {}});
 }
 
 void BufferedEnv::send_ahead(const std::string& peer_id, node::Message message) {
-    ahead_.push_back(Outgoing{true, peer_id, {}, {}, std::move(message)});
+    ahead_.push_back(Outgoing{true, peer_id, {}, {}, std::move(message), {}});
 }
 
 std::vector<Outgoing> BufferedEnv::take_leaving_spare(std::vector<Outgoing>& from) {
@@ -158,7 +159,12 @@ std::vector<Outgoing> BufferedEnv::take_all_messages() {
 }
 
 void BufferedEnv::reply(const ReplyTo& to, node::Message message) {
-    outgoing_.push_back(Outgoing{false, {}, {}, to, std::move(message)});
+    outgoing_.push_back(Outgoing{false, {}, {}, to, std::move(message), {}});
+}
+
+void BufferedEnv::reply_after_writes(const ReplyTo& to, node::Message message, uint64_t mark) {
+    assert(mark <= writes_staged_);
+    outgoing_.push_back(Outgoing{false, {}, {}, to, std::move(message), mark});
 }
 
 Result<std::vector<Outgoing>> BufferedEnv::commit() {
@@ -177,38 +183,84 @@ Result<std::vector<Outgoing>> BufferedEnv::commit() {
             return s;
         }
     }
+    assert(committing_.empty());
+    begun_through_ = durable_through_ = writes_staged_;
     return take_all_messages();
 }
 
-BufferedEnv::Batch BufferedEnv::begin_commit() {
-    std::vector<StoreWrite>& writes = committing_.emplace_back();
-    writes.reserve(staged_.size());
+const std::vector<StoreWrite>* BufferedEnv::begin_commit() {
+    InFlightBatch& batch = committing_.emplace_back();
+    batch.writes.reserve(staged_.size());
     while (!staged_.empty()) {
         auto node = staged_.extract(staged_.begin());
-        writes.push_back(
+        batch.writes.push_back(
             StoreWrite{node.key().first, std::move(node.key().second), std::move(node.mapped())});
     }
-    Batch batch;
-    batch.writes = &writes;
     batch.out = take_all_messages();
+    batch.writes_through = begun_through_ = writes_staged_;
     first_write_at_.reset();
     handler_start_ = 0;
-    return batch;
+    return &batch.writes;
+}
+
+std::vector<Outgoing> BufferedEnv::end_commit() {
+    if (committing_.empty()) return {};
+    std::vector<Outgoing> out = std::move(committing_.front().out);
+    durable_through_ = committing_.front().writes_through;
+    committing_.pop_front();
+    return out;
+}
+
+void BufferedEnv::file_sendable(Outgoing&& message, std::vector<Outgoing>& now) {
+    // Without a mark it may reveal what any batch in flight wrote: it waits
+    // for the newest. With one, for the batch that holds the mark's write
+    // (batches cover consecutive writes, oldest first), if not yet durable.
+    InFlightBatch* with = committing_.empty() ? nullptr : &committing_.back();
+    if (message.after_writes) {
+        const uint64_t mark = *message.after_writes;
+        assert(mark <= begun_through_);
+        if (mark <= durable_through_) {
+            with = nullptr;
+        } else {
+            for (InFlightBatch& batch : committing_) {
+                if (batch.writes_through >= mark) {
+                    with = &batch;
+                    break;
+                }
+            }
+        }
+    }
+    (with != nullptr ? with->out : now).push_back(std::move(message));
 }
 
 std::vector<Outgoing> BufferedEnv::take_sendable() {
-    std::vector<Outgoing> out;
-    if (!first_write_at_) {
-        if (!outgoing_.empty()) out = take_leaving_spare(outgoing_);
+    std::vector<Outgoing> now;
+    // Nothing staged and nothing in flight: everything goes.
+    if (!first_write_at_ && committing_.empty()) {
+        if (!outgoing_.empty()) now = take_leaving_spare(outgoing_);
         handler_start_ = 0;
-        return out;
+        return now;
     }
-    const auto split = outgoing_.begin() + static_cast<std::ptrdiff_t>(*first_write_at_);
-    out.assign(std::make_move_iterator(outgoing_.begin()), std::make_move_iterator(split));
-    outgoing_.erase(outgoing_.begin(), split);
-    first_write_at_ = 0;
+    if (!spares_.empty()) {
+        now.swap(spares_.back());
+        spares_.pop_back();
+    }
+    const size_t before_writes = first_write_at_.value_or(outgoing_.size());
+    size_t kept = 0;
+    for (size_t i = 0; i < outgoing_.size(); ++i) {
+        Outgoing& o = outgoing_[i];
+        const bool writes_begun = !o.after_writes || *o.after_writes <= begun_through_;
+        if (writes_begun && (i < before_writes || o.after_writes)) {
+            file_sendable(std::move(o), now);
+        } else {
+            if (kept != i) outgoing_[kept] = std::move(o);
+            ++kept;
+        }
+    }
+    outgoing_.erase(outgoing_.begin() + static_cast<std::ptrdiff_t>(kept), outgoing_.end());
+    if (first_write_at_) first_write_at_ = 0;
     handler_start_ = 0;
-    return out;
+    return now;
 }
 
 void BufferedEnv::discard() {
@@ -217,6 +269,7 @@ void BufferedEnv::discard() {
     outgoing_.clear();
     ahead_.clear();
     first_write_at_.reset();
+    begun_through_ = durable_through_ = writes_staged_;
 }
 
 }  // namespace kv::node

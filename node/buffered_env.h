@@ -19,6 +19,9 @@ struct Outgoing {
     std::string endpoint;  // when to_peer and addressed by endpoint (send_to_endpoint)
     ReplyTo reply_to;      // otherwise
     node::Message message;
+    // From reply_after_writes(): the message depends on none of this node's
+    // writes staged after this mark. Absent: on any staged before it left.
+    std::optional<uint64_t> after_writes;
 };
 
 class BufferedEnv : public Env {
@@ -34,6 +37,8 @@ class BufferedEnv : public Env {
     void send_to_endpoint(const std::string& endpoint, node::Message message) override;
     void send_ahead(const std::string& peer_id, node::Message message) override;
     void reply(const ReplyTo& to, node::Message message) override;
+    uint64_t writes_staged() const override { return writes_staged_; }
+    void reply_after_writes(const ReplyTo& to, node::Message message, uint64_t mark) override;
 
     // The messages sent with send_ahead() since the last call: the runtime
     // delivers them at once, before it commits what was staged with them.
@@ -51,29 +56,29 @@ class BufferedEnv : public Env {
     // begin_commit() takes the staged writes and every message sent so far
     // (those sent ahead and not yet taken included) as one batch; the caller
     // writes them to the store, on another thread, while the node goes on,
-    // and delivers the messages only once that write is durable. Until its
-    // end_commit() a batch's writes stay readable here (read and scan look at
-    // the writes staged since, then the batches in flight, newest first, then
-    // the store), so the node sees its own writes whatever the writer has
-    // reached. Batches may be begun while others are in flight; they end in
-    // the order they began (end_commit() ends the oldest). Messages sent
-    // while a batch is in flight wait for a later batch, as they may reveal
-    // what one in flight wrote.
-    // A batch's writes stay owned here (not copied, at an address that does
-    // not change); the writer only reads them, as does this thread, until
-    // their end_commit().
-    struct Batch {
-        const std::vector<StoreWrite>* writes = nullptr;
-        std::vector<Outgoing> out;
-    };
-    Batch begin_commit();
-    // The messages of the handlers that ran before the first one that staged
-    // a write since the last batch began. They depend on nothing staged, only
-    // on what is durable now and the batches in flight, so they may go before
-    // the next commit: at once when none is in flight, else with the newest. Handlers are told
-    // apart by begin_handler(), which the runtime calls before it hands the node a message or a
-    // tick; a handler may reply first and stage after, so a message is held with the writes of its
-    // own handler.
+    // and once that write is durable ends the batch (end_commit()), which
+    // hands back the messages to deliver. Until then a batch's writes stay
+    // readable here (read and scan look at the writes staged since, then the
+    // batches in flight, newest first, then the store), so the node sees its
+    // own writes whatever the writer has reached. Batches may be begun while
+    // others are in flight; they end in the order they began (end_commit()
+    // ends the oldest). A batch's writes stay owned here (not copied, at an
+    // address that does not change); the writer only reads them, as does
+    // this thread, until their end_commit().
+    const std::vector<StoreWrite>* begin_commit();
+    // The messages that may go now, before the next commit begins:
+    // - those of the handlers that ran before the first one that staged a
+    //   write since the last batch began, which depend on nothing staged,
+    //   only on what is durable and the batches in flight: at once when none
+    //   is in flight, else they go with the newest (end_commit() hands them
+    //   back), as they may reveal what one in flight wrote;
+    // - those of reply_after_writes() whose writes are no longer staged: at
+    //   once when those are durable, else with the batch in flight that
+    //   holds the last of them.
+    // The rest wait for the next batch. Handlers are told apart by
+    // begin_handler(), which the runtime calls before it hands the node a
+    // message or a tick; a handler may reply first and stage after, so a
+    // message is held with the writes of its own handler.
     std::vector<Outgoing> take_sendable();
     // A vector of messages the runtime is done with: emptied, its buffer
     // takes the next ones, so that a turn does not grow its vectors of
@@ -81,9 +86,8 @@ class BufferedEnv : public Env {
     // kSpareMessagesMax, are kept).
     void recycle(std::vector<Outgoing> spent);
     void begin_handler() { handler_start_ = outgoing_.size(); }
-    void end_commit() {
-        if (!committing_.empty()) committing_.pop_front();
-    }
+    // The oldest batch in flight is durable: the messages that waited for it.
+    std::vector<Outgoing> end_commit();
     bool committing() const { return !committing_.empty(); }
     size_t batches_in_flight() const { return committing_.size(); }
 
@@ -92,6 +96,8 @@ class BufferedEnv : public Env {
     std::vector<Outgoing> take_all_messages();
     // The messages of `from`, which gets a spare buffer in their place.
     std::vector<Outgoing> take_leaving_spare(std::vector<Outgoing>& from);
+    // Where take_sendable() files a message: `now`, or with a batch in flight.
+    void file_sendable(Outgoing&& message, std::vector<Outgoing>& now);
     // Keys ordered by space, then bytes; looked up by (space, string_view)
     // as well, so a read or scan copies no key to find it.
     using KeyRef = std::pair<Space, std::string_view>;
@@ -118,10 +124,19 @@ class BufferedEnv : public Env {
     // Latest staged value per (space, key); std::map keeps commit order deterministic.
     Overlay staged_;
     // The batches begin_commit() handed out, oldest first, each until its
-    // end_commit(): each in staged_'s order, so its keys are found by binary
-    // search. A deque, so a batch stays where the writer reads it while
-    // others are added and ended.
-    std::deque<std::vector<StoreWrite>> committing_;
+    // end_commit(): its writes in staged_'s order, so its keys are found by
+    // binary search; the messages that wait for it; the writes_staged_ it
+    // covers (those after the batch before it, up to this). A deque, so a
+    // batch stays where the writer reads it while others are added and ended.
+    struct InFlightBatch {
+        std::vector<StoreWrite> writes;
+        std::vector<Outgoing> out;
+        uint64_t writes_through = 0;
+    };
+    std::deque<InFlightBatch> committing_;
+    uint64_t writes_staged_ = 0;    // stage_write() calls, ever
+    uint64_t begun_through_ = 0;    // of those, the last in a batch begun (or committed)
+    uint64_t durable_through_ = 0;  // of those, the last in a batch durable
     std::vector<Outgoing> outgoing_;
     std::vector<Outgoing> ahead_;  // send_ahead(), until take_ahead()
     static constexpr size_t kSpareBuffers = 4;

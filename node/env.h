@@ -69,6 +69,17 @@ class Env {
     virtual void send_ahead(const std::string& peer_id, node::Message message) = 0;
     // To whoever sent a request (client or peer).
     virtual void reply(const ReplyTo& to, node::Message message) = 0;
+    // How many writes this node has staged since it started: a mark for
+    // reply_after_writes().
+    virtual uint64_t writes_staged() const = 0;
+    // As reply(), for an answer that reveals, of what this node holds, only
+    // the writes it staged up to `mark` (a writes_staged() value; 0: none)
+    // and what was durable before them: it leaves once those writes are
+    // durable, without waiting for writes staged since (reply() waits for
+    // every write in flight, as the answer may reveal any of them). A write's
+    // acknowledgement waits for the commit of its own version, not for the
+    // next one's.
+    virtual void reply_after_writes(const ReplyTo& to, node::Message message, uint64_t mark) = 0;
 
     virtual void log(LogLevel level, std::string_view text) = 0;
 };

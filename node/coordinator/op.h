@@ -162,6 +162,10 @@ struct Coordinator::Op {
     // a duplicate request), for write_reply.
     std::optional<std::string> written_context;
     uint32_t sibling_count = 0;
+    // Env::writes_staged() after this node's last write for the op (its
+    // mint, merge or hint; 0: none): the acknowledgement waits for those
+    // writes to be durable, not for later ones (Env::reply_after_writes).
+    uint64_t local_writes_mark = 0;
     bool replicating = false;
     // The key's home replicas, and the minted object (kept while hinted
     // handoff is on): when the op finishes, every home replica that did not

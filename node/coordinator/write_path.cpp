@@ -145,6 +145,7 @@ void Coordinator::send_mint(Op& op) {
         auto written = hint_for.empty() ? replica_.mint(op.key, op.value, op.context, op.replace)
                                         : replica_.mint_as_stand_in(hint_for, op.key, op.value,
                                                                     op.context, op.replace);
+        op.local_writes_mark = env_.writes_staged();
         if (!written) return on_write_reply(op, minter, written.status(), "", nullptr);
         on_write_reply(op, minter, Status{}, written->object, &written->writer_context,
                        written->live_count);
@@ -224,6 +225,7 @@ void Coordinator::start_replication(Op& op, const std::string& object_bytes) {
             s = replica_.check_local_owner(op.key, true, op.replicas);
             if (s.ok()) s = replica_.merge(op.key, object_bytes);
         }
+        op.local_writes_mark = env_.writes_staged();
         on_merge_reply(op, config_.node_id, s);
     } else {
         on_merge_reply(op, {}, Status(ErrorCode::ok, ""));  // re-check: w may be 1
@@ -254,7 +256,9 @@ bool Coordinator::replace_failed_home(Op& op, const std::string& home) {
         op.replicas.push_back(candidate);
         op.stand_in_for.emplace(candidate, home);
         if (candidate == config_.node_id) {
-            on_merge_reply(op, candidate, replica_.keep_hint(home, op.key, op.object));
+            Status kept = replica_.keep_hint(home, op.key, op.object);
+            op.local_writes_mark = env_.writes_staged();
+            on_merge_reply(op, candidate, kept);
         } else {
             send_merge(op, candidate, op.object);
         }
@@ -320,14 +324,19 @@ void Coordinator::on_merge_reply(Op& op, const std::string& replica, const Statu
         bool stand_in_used = false;
         for (const auto& r : op.acked) stand_in_used = stand_in_used || op.is_stand_in(r);
         if (stand_in_used) ++stats_.stand_in_writes;
-        env_.reply(op.client,
-                   proto::WriteResponse{op.client_request_id,
-                                        ErrorCode::ok,
-                                        {},
-                                        op.written_context.value_or(std::string()),
-                                        proto::ReplyInfo{static_cast<uint32_t>(op.replicas.size()),
-                                                         static_cast<uint32_t>(op.acked.size()),
-                                                         stand_in_used, op.sibling_count}});
+        // It reveals the version this node wrote (or none) and the replicas'
+        // acknowledgements, each sent once durable there: it waits for this
+        // node's writes for the op, not for the commit of writes staged since.
+        env_.reply_after_writes(
+            op.client,
+            proto::WriteResponse{op.client_request_id,
+                                 ErrorCode::ok,
+                                 {},
+                                 op.written_context.value_or(std::string()),
+                                 proto::ReplyInfo{static_cast<uint32_t>(op.replicas.size()),
+                                                  static_cast<uint32_t>(op.acked.size()),
+                                                  stand_in_used, op.sibling_count}},
+            op.local_writes_mark);
         on_answered(op);
     }
     if (!op.answered && op.replicas.size() - op.failed.size() < op.required && all_done) {

@@ -1070,26 +1070,22 @@ class Runtime {
         while (std::optional<Status> written = writer_->take_result()) {
             if (!end_commit(*written)) return false;
         }
-        // What depends on no staged write goes now, or with the newest
-        // commit in flight if one is.
+        // What depends on no staged write goes now, or with the commit in
+        // flight it waits for (BufferedEnv::take_sendable).
         std::vector<Outgoing> sendable = env_.take_sendable();
-        if (in_flight_.empty()) {
+        if (!sendable.empty()) {
             deliver_all(std::move(sendable));
         } else {
-            std::vector<Outgoing>& after = in_flight_.back().out;
-            after.insert(after.end(), std::make_move_iterator(sendable.begin()),
-                         std::make_move_iterator(sendable.end()));
             env_.recycle(std::move(sendable));
         }
         // A second commit starts while the first syncs (--commits-in-flight):
         // its record is written meanwhile and its sync overlaps.
         if (!env_.has_pending() || !writer_->can_start()) return true;
-        BufferedEnv::Batch batch = env_.begin_commit();
+        const std::vector<StoreWrite>* writes = env_.begin_commit();
         // Only commits that write are timed: a batch of messages alone costs no sync.
-        in_flight_.push_back(
-            InFlightCommit{std::move(batch.out), batch.writes->empty() ? 0 : now_us()});
-        commit_writes_ += batch.writes->size();
-        writer_->start(batch.writes);
+        in_flight_started_us_.push_back(writes->empty() ? 0 : now_us());
+        commit_writes_ += writes->size();
+        writer_->start(writes);
         return true;
     }
 
@@ -1104,14 +1100,13 @@ class Runtime {
 
     // The oldest commit in flight is written.
     bool end_commit(const Status& written) {
-        InFlightCommit done = std::move(in_flight_.front());
-        in_flight_.pop_front();
-        if (done.started_us != 0) commit_latency_.observe(now_us() - done.started_us);
-        env_.end_commit();
+        const uint64_t started_us = in_flight_started_us_.front();
+        in_flight_started_us_.pop_front();
+        if (started_us != 0) commit_latency_.observe(now_us() - started_us);
+        std::vector<Outgoing> out = env_.end_commit();
         // After a failed commit, those after it fail too (Store::make_durable)
         // and nothing more goes out: the node stops.
         if (commit_failed_) return false;
-        std::vector<Outgoing> out = std::move(done.out);
         if (!written.ok()) return commit_failed(written);
         deliver_all(std::move(out));
         return true;
@@ -1656,13 +1651,9 @@ class Runtime {
         uint64_t first_try_ms = 0;
     };
     std::deque<Unsent> unsent_;
-    // The batches the writer is committing, oldest first: their messages,
-    // and when they started (0: a batch of messages alone, not timed).
-    struct InFlightCommit {
-        std::vector<Outgoing> out;
-        uint64_t started_us = 0;
-    };
-    std::deque<InFlightCommit> in_flight_;
+    // When the batches the writer is committing started, oldest first (0: a
+    // batch of messages alone, not timed). Their messages wait in env_.
+    std::deque<uint64_t> in_flight_started_us_;
     // Set by flush() or collect_commit(); the run loop then stops the node.
     bool commit_failed_ = false;
     std::optional<uint64_t> wait_failing_since_ms_;     // see poll_once

@@ -63,9 +63,9 @@ TEST_CASE("a batch in flight stays readable, under what was staged since") {
     env.stage_write({Space::data, "b", std::string("batch-b")});
     env.stage_write({Space::data, "c", std::nullopt});
     env.stage_write({Space::data, "d", std::string("batch-d")});
-    BufferedEnv::Batch batch = env.begin_commit();
-    REQUIRE(batch.writes != nullptr);
-    CHECK(batch.writes->size() == 3);
+    const std::vector<StoreWrite>* batch = env.begin_commit();
+    REQUIRE(batch != nullptr);
+    CHECK(batch->size() == 3);
     CHECK(env.committing());
     // Not written yet: the overlay answers.
     CHECK(read(env, "b") == std::optional<std::string>("batch-b"));
@@ -77,7 +77,7 @@ TEST_CASE("a batch in flight stays readable, under what was staged since") {
     CHECK(read(env, "d") == std::optional<std::string>("staged-d"));
     CHECK(scan_all(env) == std::vector<std::string>{"b=batch-b", "d=staged-d"});
     // Written (as the writer thread would), then ended: the store answers.
-    REQUIRE(store->write(*batch.writes).ok());
+    REQUIRE(store->write(*batch).ok());
     env.end_commit();
     CHECK(!env.committing());
     CHECK(read(env, "b") == std::optional<std::string>("batch-b"));
@@ -95,11 +95,11 @@ TEST_CASE("a batch in flight is found by space and exact key") {
     env.stage_write({Space::data, "k", std::string("data-k")});
     env.stage_write({Space::data, "kk", std::string("data-kk")});
     env.stage_write({Space::hints, "a", std::string("hints-a")});
-    BufferedEnv::Batch batch = env.begin_commit();
-    REQUIRE(batch.writes->size() == 5);
+    const std::vector<StoreWrite>* batch = env.begin_commit();
+    REQUIRE(batch->size() == 5);
     // In (space, key byte) order, as the store is given it.
     std::vector<std::pair<Space, std::string>> order;
-    for (const auto& w : *batch.writes) order.emplace_back(w.space, w.key);
+    for (const auto& w : *batch) order.emplace_back(w.space, w.key);
     CHECK(order == std::vector<std::pair<Space, std::string>>{{Space::data, "k"},
                                                               {Space::data, "kk"},
                                                               {Space::data, high},
@@ -135,20 +135,19 @@ TEST_CASE("messages go with the writes of their handler, and before later ones")
     env.begin_handler();
     env.send("n2", PingRequest{3, "n1"});
     CHECK(ping_ids(env.take_sendable()) == std::vector<uint64_t>{1});
-    BufferedEnv::Batch batch = env.begin_commit();
-    CHECK(ping_ids(batch.out) == std::vector<uint64_t>{2, 3});
+    const std::vector<StoreWrite>* batch = env.begin_commit();
     // While the batch is in flight, nothing more goes with it.
     env.begin_handler();
     env.send("n2", PingRequest{4, "n1"});
     env.begin_handler();
     env.stage_write({Space::data, "k2", std::string("v")});
     env.send("n2", PingRequest{5, "n1"});
-    REQUIRE(store->write(*batch.writes).ok());
-    env.end_commit();
+    REQUIRE(store->write(*batch).ok());
+    CHECK(ping_ids(env.end_commit()) == std::vector<uint64_t>{2, 3});
     // 4 depended at most on the batch, now durable; 5 waits for its own write.
     CHECK(ping_ids(env.take_sendable()) == std::vector<uint64_t>{4});
-    CHECK(ping_ids(env.begin_commit().out) == std::vector<uint64_t>{5});
-    env.end_commit();
+    env.begin_commit();
+    CHECK(ping_ids(env.end_commit()) == std::vector<uint64_t>{5});
     // Nothing staged: everything may go.
     env.begin_handler();
     env.send("n2", PingRequest{6, "n1"});
@@ -166,14 +165,13 @@ TEST_CASE("messages sent ahead leave at once; the rest still wait for their writ
     CHECK(ping_ids(env.take_ahead()) == std::vector<uint64_t>{2});
     CHECK(env.take_ahead().empty());
     CHECK(env.take_sendable().empty());  // 1 waits for k
-    BufferedEnv::Batch batch = env.begin_commit();
-    CHECK(ping_ids(batch.out) == std::vector<uint64_t>{1});
+    const std::vector<StoreWrite>* batch = env.begin_commit();
     // Sent ahead while a batch is in flight: still at once.
     env.begin_handler();
     env.send_ahead("n2", PingRequest{3, "n1"});
     CHECK(ping_ids(env.take_ahead()) == std::vector<uint64_t>{3});
-    REQUIRE(store->write(*batch.writes).ok());
-    env.end_commit();
+    REQUIRE(store->write(*batch).ok());
+    CHECK(ping_ids(env.end_commit()) == std::vector<uint64_t>{1});
     // Not taken before a commit: they go with it, first.
     env.begin_handler();
     env.send("n2", PingRequest{4, "n1"});
@@ -187,6 +185,67 @@ TEST_CASE("messages sent ahead leave at once; the rest still wait for their writ
     env.discard();
     CHECK(env.take_ahead().empty());
     CHECK(!env.has_pending());
+}
+
+TEST_CASE("an answer after its own writes waits for their batch, not the newest or the next") {
+    auto store = make_memory_store();
+    TestEnv env(*store);
+    const ReplyTo client{"c"};
+    CHECK(env.writes_staged() == 0);
+    // Write 1 (and 2), then a batch begins with them.
+    env.begin_handler();
+    env.stage_write({Space::data, "a", std::string("1")});
+    env.stage_write({Space::data, "b", std::string("1")});
+    const uint64_t first_mark = env.writes_staged();
+    CHECK(first_mark == 2);
+    env.reply_after_writes(client, PingRequest{1, "n1"}, first_mark);  // its handler's writes
+    CHECK(env.take_sendable().empty());
+    const std::vector<StoreWrite>* first = env.begin_commit();
+    // Write 3, the second batch.
+    env.begin_handler();
+    env.stage_write({Space::data, "c", std::string("3")});
+    const uint64_t second_mark = env.writes_staged();
+    const std::vector<StoreWrite>* second = env.begin_commit();
+    CHECK(env.batches_in_flight() == 2);
+    // Write 4, staged; then, after it in the same turn, the answers of
+    // handlers that stage nothing.
+    env.begin_handler();
+    env.stage_write({Space::data, "d", std::string("4")});
+    env.begin_handler();
+    env.reply_after_writes(client, PingRequest{2, "n1"}, first_mark);   // with the first
+    env.reply(client, PingRequest{3, "n1"});                            // waits for write 4
+    env.reply_after_writes(client, PingRequest{4, "n1"}, second_mark);  // with the second
+    env.reply_after_writes(client, PingRequest{5, "n1"}, 0);            // none of its writes
+    env.reply_after_writes(client, PingRequest{6, "n1"}, env.writes_staged());  // write 4
+    CHECK(ping_ids(env.take_sendable()) == std::vector<uint64_t>{5});
+    CHECK(env.take_sendable().empty());
+    REQUIRE(store->write(*first).ok());
+    CHECK(ping_ids(env.end_commit()) == std::vector<uint64_t>{1, 2});
+    // The first is durable: an answer after its writes goes at once, one
+    // after the second's waits for it, and one without a mark for the newest.
+    env.begin_handler();
+    env.reply_after_writes(client, PingRequest{7, "n1"}, 1);
+    env.reply_after_writes(client, PingRequest{8, "n1"}, second_mark);
+    CHECK(ping_ids(env.take_sendable()) == std::vector<uint64_t>{7});
+    const std::vector<StoreWrite>* third = env.begin_commit();  // write 4
+    env.begin_handler();
+    env.reply(client, PingRequest{9, "n1"});  // may reveal write 4: with the third
+    CHECK(env.take_sendable().empty());
+    REQUIRE(store->write(*second).ok());
+    CHECK(ping_ids(env.end_commit()) == std::vector<uint64_t>{4, 8});
+    REQUIRE(store->write(*third).ok());
+    CHECK(ping_ids(env.end_commit()) == std::vector<uint64_t>{3, 6, 9});
+    CHECK(!env.has_pending());
+    // A commit in one step (the simulator's) sends everything, in the order sent.
+    env.begin_handler();
+    env.stage_write({Space::data, "e", std::string("5")});
+    env.reply_after_writes(client, PingRequest{10, "n1"}, 0);
+    env.reply(client, PingRequest{11, "n1"});
+    env.reply_after_writes(client, PingRequest{12, "n1"}, env.writes_staged());
+    auto out = env.commit();
+    REQUIRE(out.ok());
+    CHECK(ping_ids(out.value()) == std::vector<uint64_t>{10, 11, 12});
+    CHECK(env.writes_staged() == 5);
 }
 
 TEST_CASE("the writer thread commits to LMDB while the loop reads it") {
@@ -205,8 +264,8 @@ TEST_CASE("the writer thread commits to LMDB while the loop reads it") {
                                  std::string(100, 'x')});
             }
             env.send("n2", PingRequest{static_cast<uint64_t>(round), "n1"});
-            BufferedEnv::Batch batch = env.begin_commit();
-            writer.start(batch.writes);
+            const std::vector<StoreWrite>* batch = env.begin_commit();
+            writer.start(batch);
             CHECK(writer.busy());
             // Reads of this and the earlier rounds meanwhile, whatever the writer reached.
             for (int i = 0; i < 200; i += 20) {
@@ -221,16 +280,16 @@ TEST_CASE("the writer thread commits to LMDB while the loop reads it") {
             REQUIRE(written.has_value());
             CHECK(written->ok());
             CHECK(!writer.busy());
-            env.end_commit();
-            CHECK(ping_ids(batch.out) == std::vector<uint64_t>{static_cast<uint64_t>(round)});
+            CHECK(ping_ids(env.end_commit()) ==
+                  std::vector<uint64_t>{static_cast<uint64_t>(round)});
         }
         auto count = store.count(Space::data);
         REQUIRE(count.ok());
         CHECK(count.value() == 20 * 200);
         // wait() blocks until written.
         env.stage_write({Space::data, "last", std::string("v")});
-        BufferedEnv::Batch batch = env.begin_commit();
-        writer.start(batch.writes);
+        const std::vector<StoreWrite>* batch = env.begin_commit();
+        writer.start(batch);
         CHECK(writer.wait().ok());
         env.end_commit();
         CHECK(store.get(Space::data, "last").value() == std::optional<std::string>("v"));
@@ -246,7 +305,7 @@ TEST_CASE("two batches in flight: reads and scans see the newest; they end in or
     env.stage_write({Space::data, "a", std::string("first-a")});
     env.stage_write({Space::data, "b", std::string("first-b")});
     env.send("n2", PingRequest{1, "n1"});
-    BufferedEnv::Batch first = env.begin_commit();
+    const std::vector<StoreWrite>* first = env.begin_commit();
     // A read reply while the first is in flight: it may reveal the first's
     // writes, so it goes with it (the newest in flight), not with the second.
     env.begin_handler();
@@ -255,10 +314,9 @@ TEST_CASE("two batches in flight: reads and scans see the newest; they end in or
     env.stage_write({Space::data, "a", std::string("second-a")});
     env.stage_write({Space::data, "c", std::nullopt});
     env.send("n2", PingRequest{3, "n1"});
-    CHECK(ping_ids(env.take_sendable()) == std::vector<uint64_t>{2});
-    BufferedEnv::Batch second = env.begin_commit();
+    CHECK(env.take_sendable().empty());  // 2 is filed with the first
+    const std::vector<StoreWrite>* second = env.begin_commit();
     CHECK(env.batches_in_flight() == 2);
-    CHECK(ping_ids(second.out) == std::vector<uint64_t>{3});
     env.begin_handler();
     env.stage_write({Space::data, "d", std::string("staged-d")});
     CHECK(read(env, "a") == std::optional<std::string>("second-a"));
@@ -266,13 +324,13 @@ TEST_CASE("two batches in flight: reads and scans see the newest; they end in or
     CHECK(read(env, "d") == std::optional<std::string>("staged-d"));
     CHECK(scan_all(env) == std::vector<std::string>{"a=second-a", "b=first-b", "d=staged-d"});
     // The first is written and ends; the second, still in flight, still wins.
-    REQUIRE(store->write(*first.writes).ok());
-    env.end_commit();
+    REQUIRE(store->write(*first).ok());
+    CHECK(ping_ids(env.end_commit()) == std::vector<uint64_t>{1, 2});
     CHECK(env.batches_in_flight() == 1);
     CHECK(read(env, "a") == std::optional<std::string>("second-a"));
     CHECK(scan_all(env) == std::vector<std::string>{"a=second-a", "b=first-b", "d=staged-d"});
-    REQUIRE(store->write(*second.writes).ok());
-    env.end_commit();
+    REQUIRE(store->write(*second).ok());
+    CHECK(ping_ids(env.end_commit()) == std::vector<uint64_t>{3});
     CHECK(!env.committing());
     CHECK(read(env, "a") == std::optional<std::string>("second-a"));
 }
@@ -294,7 +352,6 @@ TEST_CASE("two commits in flight on the logged store: appended in order, read me
         CommitThread writer(store, 2);
         uint64_t next_ping = 0;
         std::vector<uint64_t> delivered;
-        std::deque<std::vector<Outgoing>> pending;
         size_t most_in_flight = 0;
         for (int round = 0; round < 300; ++round) {
             // Every round writes key "same" (the last round's must win) and
@@ -311,14 +368,11 @@ TEST_CASE("two commits in flight on the logged store: appended in order, read me
                 REQUIRE(::poll(&p, 1, 10'000) == 1);
                 while (std::optional<Status> written = writer.take_result()) {
                     REQUIRE(written->ok());
-                    env.end_commit();
-                    for (const uint64_t id : ping_ids(pending.front())) delivered.push_back(id);
-                    pending.pop_front();
+                    for (const uint64_t id : ping_ids(env.end_commit())) delivered.push_back(id);
                 }
             }
-            BufferedEnv::Batch batch = env.begin_commit();
-            pending.push_back(std::move(batch.out));
-            writer.start(batch.writes);
+            const std::vector<StoreWrite>* batch = env.begin_commit();
+            writer.start(batch);
             most_in_flight = std::max(most_in_flight, env.batches_in_flight());
             CHECK(read(env, "same") == std::optional<std::string>(std::to_string(round)));
             for (int r = std::max(0, round - 3); r <= round; ++r) {
@@ -327,9 +381,7 @@ TEST_CASE("two commits in flight on the logged store: appended in order, read me
         }
         while (writer.busy()) {
             REQUIRE(writer.wait().ok());
-            env.end_commit();
-            for (const uint64_t id : ping_ids(pending.front())) delivered.push_back(id);
-            pending.pop_front();
+            for (const uint64_t id : ping_ids(env.end_commit())) delivered.push_back(id);
         }
         CHECK(most_in_flight == 2);
         // Delivered in the order sent, each once.
