@@ -24,16 +24,24 @@ const StoreWrite* BufferedEnv::committing_write(const std::vector<StoreWrite>& b
 Result<std::optional<std::string>> BufferedEnv::read(Space space, std::string_view key) {
     if (staged_.empty() && committing_.empty()) return store_.get(space, key);
     auto it = staged_.find(KeyRef{space, key});
-    if (it != staged_.end()) return it->second;
-    for (auto batch = committing_.rbegin(); batch != committing_.rend(); ++batch) {
-        if (const StoreWrite* in_batch = committing_write(batch->writes, space, key))
-            return in_batch->value;
+    if (it != staged_.end()) {
+        step_mark_ = writes_staged_;
+        return it->second;
     }
+    for (auto batch = committing_.rbegin(); batch != committing_.rend(); ++batch) {
+        if (const StoreWrite* in_batch = committing_write(batch->writes, space, key)) {
+            step_mark_ = std::max(step_mark_, batch->writes_through);
+            return in_batch->value;
+        }
+    }
+    // Not written since what is durable: the store's answer is durable.
     return store_.get(space, key);
 }
 
 Status BufferedEnv::scan(Space space, std::string_view from, size_t limit,
                          const std::function<bool(std::string_view, std::string_view)>& visit) {
+    // What a scan visits is not told apart by where it came from.
+    if (!staged_.empty() || !committing_.empty()) step_mark_ = writes_staged_;
     if (committing_.empty()) return scan_over(staged_, space, from, limit, visit);
     // The batches in flight may or may not be in the store yet: overlay them,
     // oldest first, and the writes staged since over them. A copy of their
@@ -110,7 +118,7 @@ Status BufferedEnv::scan_over(
 
 void BufferedEnv::stage_write(StoreWrite write) {
     if (!first_write_at_) first_write_at_ = std::min(handler_start_, outgoing_.size());
-    ++writes_staged_;
+    step_mark_ = ++writes_staged_;
     staged_[std::make_pair(write.space, std::move(write.key))] = std::move(write.value);
 }
 

@@ -38,6 +38,7 @@ class BufferedEnv : public Env {
     void send_ahead(const std::string& peer_id, node::Message message) override;
     void reply(const ReplyTo& to, node::Message message) override;
     uint64_t writes_staged() const override { return writes_staged_; }
+    uint64_t step_mark() const override { return step_mark_; }
     void reply_after_writes(const ReplyTo& to, node::Message message, uint64_t mark) override;
 
     // The messages sent with send_ahead() since the last call: the runtime
@@ -85,7 +86,10 @@ class BufferedEnv : public Env {
     // messages from nothing (at most kSpareBuffers, each of at most
     // kSpareMessagesMax, are kept).
     void recycle(std::vector<Outgoing> spent);
-    void begin_handler() { handler_start_ = outgoing_.size(); }
+    void begin_handler() {
+        handler_start_ = outgoing_.size();
+        step_mark_ = 0;
+    }
     // The oldest batch in flight is durable: the messages that waited for it.
     std::vector<Outgoing> end_commit();
     bool committing() const { return !committing_.empty(); }
@@ -137,6 +141,9 @@ class BufferedEnv : public Env {
     uint64_t writes_staged_ = 0;    // stage_write() calls, ever
     uint64_t begun_through_ = 0;    // of those, the last in a batch begun (or committed)
     uint64_t durable_through_ = 0;  // of those, the last in a batch durable
+    // step_mark(): raised by reads and writes, reset by begin_handler() (a
+    // runtime that never calls it only raises it: later, never wrong).
+    uint64_t step_mark_ = 0;
     std::vector<Outgoing> outgoing_;
     std::vector<Outgoing> ahead_;  // send_ahead(), until take_ahead()
     static constexpr size_t kSpareBuffers = 4;

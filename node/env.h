@@ -80,6 +80,12 @@ class Env {
     // acknowledgement waits for the commit of its own version, not for the
     // next one's.
     virtual void reply_after_writes(const ReplyTo& to, node::Message message, uint64_t mark) = 0;
+    // The mark, for reply_after_writes(), of what the running step has read
+    // and written so far: a value it read from a write not yet durable makes
+    // it that write's (or a later one's), a write it staged the latest; a
+    // value read from what is durable adds nothing. An answer that reveals
+    // only what the step read may go once this mark is durable.
+    virtual uint64_t step_mark() const = 0;
 
     virtual void log(LogLevel level, std::string_view text) = 0;
 };

@@ -162,9 +162,12 @@ struct Coordinator::Op {
     // a duplicate request), for write_reply.
     std::optional<std::string> written_context;
     uint32_t sibling_count = 0;
-    // Env::writes_staged() after this node's last write for the op (its
-    // mint, merge or hint; 0: none): the acknowledgement waits for those
-    // writes to be durable, not for later ones (Env::reply_after_writes).
+    // What the op's answer reveals of this node's writes, as a mark for
+    // Env::reply_after_writes (0: none): for a write, Env::writes_staged()
+    // after this node's last write for it (its mint, merge or hint); for a
+    // read, Env::step_mark() after this node's read, or writes_staged()
+    // after its read repair here. The answer waits for those writes to be
+    // durable, not for later ones.
     uint64_t local_writes_mark = 0;
     bool replicating = false;
     // The key's home replicas, and the minted object (kept while hinted

@@ -163,6 +163,7 @@ void Coordinator::ask_replica(Op& op, const std::string& replica) {
         call_peer(op, replica, ReplicaReadRequest{0, op.key, op.is_stand_in(replica)});
     } else if (op.is_stand_in(config_.node_id)) {
         auto held = replica_.read_hints(op.key);
+        op.local_writes_mark = std::max(op.local_writes_mark, env_.step_mark());
         on_read_reply(op, config_.node_id, held.status(),
                       held ? std::move(held.value()) : std::optional<std::string>());
     } else {
@@ -172,6 +173,7 @@ void Coordinator::ask_replica(Op& op, const std::string& replica) {
             on_read_reply(op, config_.node_id, owner, std::nullopt);
         } else {
             auto stored = replica_.read(op.key);
+            op.local_writes_mark = std::max(op.local_writes_mark, env_.step_mark());
             on_read_reply(op, config_.node_id, stored.status(),
                           stored ? std::move(stored.value()) : std::optional<std::string>());
         }
@@ -311,6 +313,8 @@ void Coordinator::send_read_repairs(Op& op) {
         if (replica == config_.node_id) {
             Status s = replica_.check_local_owner(op.key, true, {});
             if (s.ok()) s = replica_.merge(op.key, bytes);
+            // An answer after the repairs says this replica holds the merge too.
+            op.local_writes_mark = env_.writes_staged();
             if (!s.ok()) env_.log(LogLevel::warn, "local read repair failed: " + s.to_string());
         } else {
             op.repairs_waiting.insert(replica);
@@ -405,7 +409,9 @@ void Coordinator::answer_read(Op& op) {
     resp.info = proto::ReplyInfo{static_cast<uint32_t>(op.replicas.size()),
                                  static_cast<uint32_t>(op.answers()), stand_in_used,
                                  static_cast<uint32_t>(view.live)};
-    env_.reply(op.client, std::move(resp));
+    // It reveals this node's read and repair (if any) and the replicas'
+    // answers, each sent once what it read was durable there.
+    env_.reply_after_writes(op.client, std::move(resp), op.local_writes_mark);
     on_answered(op);
 }
 

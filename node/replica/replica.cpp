@@ -305,9 +305,11 @@ void Replica::handle(const ReplyTo& from, const ReplicaReadRequest& req) {
     if (req.stand_in) {
         // Asked as a stand-in: what it holds of the key are its hints.
         auto held = read_hints(req.key);
-        return env_.reply(from,
-                          ReplicaReadResponse{req.id, held.status().code(), held.status().message(),
-                                              held ? held.value() : std::nullopt});
+        return env_.reply_after_writes(
+            from,
+            ReplicaReadResponse{req.id, held.status().code(), held.status().message(),
+                                held ? held.value() : std::nullopt},
+            env_.step_mark());
     }
     Status owner = check_owner(req.key, false, {});
     if (owner.ok()) owner = check_readable();
@@ -316,8 +318,13 @@ void Replica::handle(const ReplyTo& from, const ReplicaReadRequest& req) {
                           ReplicaReadResponse{req.id, owner.code(), owner.message(), std::nullopt});
     }
     auto stored = read(req.key);
-    env_.reply(from, ReplicaReadResponse{req.id, stored.status().code(), stored.status().message(),
-                                         stored ? stored.value() : std::nullopt});
+    // It reveals what the read found: it waits for that to be durable, not
+    // for the commits of other keys' writes (Env::step_mark).
+    env_.reply_after_writes(
+        from,
+        ReplicaReadResponse{req.id, stored.status().code(), stored.status().message(),
+                            stored ? stored.value() : std::nullopt},
+        env_.step_mark());
 }
 
 Status Replica::check_readable() const {

@@ -248,6 +248,53 @@ TEST_CASE("an answer after its own writes waits for their batch, not the newest 
     CHECK(env.writes_staged() == 5);
 }
 
+TEST_CASE("a step's mark: what it read from writes not yet durable, and what it wrote") {
+    auto store = make_memory_store();
+    REQUIRE(store->write({{Space::data, "stored", std::string("s")}}).ok());
+    TestEnv env(*store);
+    env.begin_handler();
+    CHECK(read(env, "stored") == std::optional<std::string>("s"));
+    CHECK(env.step_mark() == 0);  // durable, nothing in flight
+    env.stage_write({Space::data, "a", std::string("1")});
+    env.stage_write({Space::data, "b", std::string("2")});
+    CHECK(env.step_mark() == 2);  // it wrote
+    env.begin_commit();           // a and b, through mark 2
+    env.begin_handler();
+    env.stage_write({Space::data, "c", std::string("3")});
+    env.begin_commit();  // c, through mark 3
+    env.begin_handler();
+    env.stage_write({Space::data, "d", std::string("4")});
+    // A step that reads only what is durable, with batches in flight and a
+    // write staged: its answer depends on none of them.
+    env.begin_handler();
+    CHECK(env.step_mark() == 0);
+    CHECK(read(env, "stored") == std::optional<std::string>("s"));
+    CHECK(read(env, "nothing") == std::nullopt);
+    CHECK(env.step_mark() == 0);
+    // From the first batch in flight, then the second: the later one's mark.
+    CHECK(read(env, "a") == std::optional<std::string>("1"));
+    CHECK(env.step_mark() == 2);
+    CHECK(read(env, "c") == std::optional<std::string>("3"));
+    CHECK(env.step_mark() == 3);
+    CHECK(read(env, "b") == std::optional<std::string>("2"));
+    CHECK(env.step_mark() == 3);  // never lowered within a step
+    // Staged, not begun: the newest mark (it goes with the next batch).
+    env.begin_handler();
+    CHECK(read(env, "d") == std::optional<std::string>("4"));
+    CHECK(env.step_mark() == 4);
+    // A scan does not tell its sources apart.
+    env.begin_handler();
+    scan_all(env);
+    CHECK(env.step_mark() == 4);
+    // An answer with the mark of a read from the first batch goes with it.
+    env.begin_handler();
+    read(env, "a");
+    env.reply_after_writes(ReplyTo{"c"}, PingRequest{1, "n1"}, env.step_mark());
+    CHECK(env.take_sendable().empty());
+    CHECK(ping_ids(env.end_commit()) == std::vector<uint64_t>{1});
+    env.end_commit();
+}
+
 TEST_CASE("the writer thread commits to LMDB while the loop reads it") {
     const std::string dir =
         std::filesystem::temp_directory_path() / ("kv-commit-thread-" + std::to_string(::getpid()));
