@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <deque>
 #include <filesystem>
 #include <string>
 #include <vector>

@@ -24,6 +24,10 @@
 # PERF_OF=kvbench samples kvbench (the client library) instead of node 1.
 # PERF_CALLGRAPH sets perf's call graphs (default --call-graph fp; use
 # "--call-graph dwarf,16384" to see callers through inlined code).
+# Over the PERF_S s sampled, each kind of thread of the 3 nodes and kvbench
+# (/proc/PID/task/TID/schedstat): how often it was scheduled in, how long it
+# ran each time, and how long it waited runnable for a core first. On 2 cores
+# shared by 3 nodes and the client, that wait is much of a request's latency.
 # SYSCALLS=1 also counts the 3 nodes' system calls over the run (perf stat,
 # raw_syscalls:sys_enter) and prints them per operation: on a virtual machine
 # where one costs about 1 us, their number is a cost of its own.
@@ -109,13 +113,20 @@ if [[ ${SYSCALLS:-0} == 1 ]]; then
   counting=$!
 fi
 sleep 3
+bench_pid=$(pgrep -P "$bench" -x kvbench)
 sampled=${PIDS[0]}
 what="node 1"
 if [[ ${PERF_OF:-node} == kvbench ]]; then
-  sampled=$(pgrep -P "$bench" -x kvbench)
+  sampled=$bench_pid
   what=kvbench
 fi
+# Per thread name: run ns, run-queue wait ns, times scheduled in (schedstat).
+sched_stats() { local p t; for p in "$@"; do for t in /proc/"$p"/task/*; do
+                  printf '%s\t%s\n' "$(cat "$t/comm")" "$(cat "$t/schedstat")"
+                done; done 2>/dev/null; }
+sched_stats "${PIDS[@]}" "$bench_pid" >"$WORK/sched.before"
 perf record -q ${PERF_CALLGRAPH:---call-graph fp} -F 999 -p "$sampled" -o "$WORK/perf.data" -- sleep "$PERF_S" >/dev/null 2>&1
+sched_stats "${PIDS[@]}" "$bench_pid" >"$WORK/sched.after"
 wait "$bench"
 machine_after=$(machine_ticks)
 [[ -n ${counting:-} ]] && wait "$counting"
@@ -163,6 +174,14 @@ if [[ -s $WORK/syscalls.csv ]]; then
   awk -F, -v ops="${ops:-0}" '/raw_syscalls/ { if (ops > 0) printf "system calls per operation: %.1f in the 3 nodes\n", $1 / ops }' \
     "$WORK/syscalls.csv"
 fi
+echo "threads over the $PERF_S s sampled: scheduled in a second, running each time, then waiting for a core"
+awk -F'\t' -v s="$PERF_S" '
+  { split($2, f, " "); sign = (FILENAME == ARGV[1]) ? -1 : 1
+    run[$1] += sign * f[1]; wait[$1] += sign * f[2]; ins[$1] += sign * f[3] }
+  END { for (name in ins) if (ins[name] > 0)
+          printf "  %-16s %8.0f /s  %6.1f us running  %6.1f us waiting runnable (each time)\n",
+                 name, ins[name] / s, run[name] / ins[name] / 1000, wait[name] / ins[name] / 1000 }' \
+  "$WORK/sched.before" "$WORK/sched.after" | sort -k2 -rn
 echo
 echo "$what, $PERF_S s of $MIX: the busiest symbols (self time)"
 perf report -q -i "$WORK/perf.data" --no-children -g none --sort dso,sym --percent-limit 0.5 2>/dev/null |
