@@ -24,10 +24,11 @@
 # PERF_OF=kvbench samples kvbench (the client library) instead of node 1.
 # PERF_CALLGRAPH sets perf's call graphs (default --call-graph fp; use
 # "--call-graph dwarf,16384" to see callers through inlined code).
-# Over the PERF_S s sampled, each kind of thread of the 3 nodes and kvbench
-# (/proc/PID/task/TID/schedstat): how often it was scheduled in, how long it
-# ran each time, and how long it waited runnable for a core first. On 2 cores
-# shared by 3 nodes and the client, that wait is much of a request's latency.
+# While perf samples (PERF_S s, with its start and stop), each kind of thread
+# of the 3 nodes and kvbench (/proc/PID/task/TID/schedstat): how often it was
+# scheduled in, how long it ran each time, and how long it waited runnable for
+# a core first. On 2 cores shared by 3 nodes and the client, that wait is much
+# of a request's latency.
 # SYSCALLS=1 also counts the 3 nodes' system calls over the run (perf stat,
 # raw_syscalls:sys_enter) and prints them per operation: on a virtual machine
 # where one costs about 1 us, their number is a cost of its own.
@@ -125,8 +126,10 @@ sched_stats() { local p t; for p in "$@"; do for t in /proc/"$p"/task/*; do
                   printf '%s\t%s\n' "$(cat "$t/comm")" "$(cat "$t/schedstat")"
                 done; done 2>/dev/null; }
 sched_stats "${PIDS[@]}" "$bench_pid" >"$WORK/sched.before"
+sched_from=$(date +%s.%N)
 perf record -q ${PERF_CALLGRAPH:---call-graph fp} -F 999 -p "$sampled" -o "$WORK/perf.data" -- sleep "$PERF_S" >/dev/null 2>&1
 sched_stats "${PIDS[@]}" "$bench_pid" >"$WORK/sched.after"
+sched_s=$(awk -v a="$sched_from" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
 wait "$bench"
 machine_after=$(machine_ticks)
 [[ -n ${counting:-} ]] && wait "$counting"
@@ -174,8 +177,8 @@ if [[ -s $WORK/syscalls.csv ]]; then
   awk -F, -v ops="${ops:-0}" '/raw_syscalls/ { if (ops > 0) printf "system calls per operation: %.1f in the 3 nodes\n", $1 / ops }' \
     "$WORK/syscalls.csv"
 fi
-echo "threads over the $PERF_S s sampled: scheduled in a second, running each time, then waiting for a core"
-awk -F'\t' -v s="$PERF_S" '
+printf 'threads over the %.1f s sampled: scheduled in a second, running each time, then waiting for a core\n' "$sched_s"
+awk -F'\t' -v s="$sched_s" '
   { split($2, f, " "); sign = (FILENAME == ARGV[1]) ? -1 : 1
     run[$1] += sign * f[1]; wait[$1] += sign * f[2]; ins[$1] += sign * f[3] }
   END { for (name in ins) if (ins[name] > 0)
