@@ -4,6 +4,8 @@
 #include <cassert>
 #include <iterator>
 
+#include "node/mutant.h"
+
 namespace kv::node {
 
 std::vector<StoreWrite>::const_iterator BufferedEnv::committing_from(
@@ -227,7 +229,13 @@ void BufferedEnv::file_sendable(Outgoing&& message, std::vector<Outgoing>& now) 
     if (message.after_writes) {
         const uint64_t mark = *message.after_writes;
         assert(mark <= begun_through_);
-        if (mark <= durable_through_) {
+        bool durable = mark <= durable_through_;
+#ifdef KV_MUTANTS
+        // Planted (node/mutant.h): the batch holding the mark's write is taken
+        // for durable once it has begun; ack_copies must catch the answer.
+        if (KV_MUTANT(answer_before_durable)) durable = true;
+#endif
+        if (durable) {
             with = nullptr;
         } else {
             for (InFlightBatch& batch : committing_) {

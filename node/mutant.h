@@ -39,6 +39,7 @@ enum class Mutant : uint8_t {
     replay_remints,
     purge_unconfirmed,
     actor_kept_after_crash,
+    answer_before_durable,
 };
 
 struct Info {
@@ -107,6 +108,10 @@ inline constexpr Info kCatalogue[] = {
      "a node restarted after a crash mints with its old actor, though versions it sent ahead "
      "of a lost commit hold dots its store no longer knows",
      "dot uniqueness (dot_reuse)"},
+    {Mutant::answer_before_durable, "answer_before_durable",
+     "an answer that waits for its own writes (reply_after_writes) leaves once their batch has "
+     "begun, not once it is durable",
+     "acknowledged copies (ack_copies); no lost write"},
 };
 
 // The planted bug of this process (none: the real node). Set once before a

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cstdio>
+#include <deque>
 #include <type_traits>
 
 #include "node/data/stored_record.h"
@@ -87,8 +88,11 @@ struct Cluster::SimNode {
     std::unique_ptr<node::Node> node;  // null while crashed
     uint64_t incarnation = 0;          // drops events meant for an earlier life
     uint64_t paused_until_ms = 0;
-    bool commit_scheduled = false;  // a batch's commit is due (commit_batch_ms_max)
-    uint64_t pause_began_ms = 0;    // when the current unbroken pause began
+    // With commit_batch_ms_max: the batches begun (BufferedEnv::begin_commit)
+    // and not yet durable, oldest first, and when the newest is due.
+    std::deque<const std::vector<node::StoreWrite>*> commits_in_flight;
+    uint64_t last_commit_due_ms = 0;
+    uint64_t pause_began_ms = 0;  // when the current unbroken pause began
     uint64_t clock_offset_ms = kClockBaseMs;
     int64_t clock_drift_ppm = 0;
 };
@@ -216,6 +220,7 @@ void Cluster::on_node(size_t i, uint64_t life, std::function<void(node::Node&)> 
         });
         return;
     }
+    n.env->begin_handler();
     fn(*n.node);
     flush(i);
 }
@@ -249,7 +254,17 @@ void Cluster::crash(size_t i) {
                      nodes_.at(i)->id.c_str());
     SimNode& n = *nodes_.at(i);
     if (!n.node) return;
-    if (n.env->has_pending()) ++net_.commits_lost;
+    // A batch in flight was handed to the disk: the crash may come after its
+    // sync or before it, so an oldest-first run of them survives (a log keeps
+    // its records in order), each with even odds, and the rest are lost. None
+    // of their messages left: the loop had not seen them durable.
+    bool durable = true;
+    for (const std::vector<node::StoreWrite>* writes : n.commits_in_flight) {
+        durable = durable && chance(0.5) && n.store->write(*writes).ok();
+        if (!durable) ++net_.commits_lost;
+    }
+    n.commits_in_flight.clear();
+    if (n.env->staged_writes() != 0) ++net_.commits_lost;
     n.env->discard();
     take_down(i);
 }
@@ -259,15 +274,21 @@ void Cluster::take_down(size_t i) {
     n.node.reset();
     n.env.reset();
     n.paused_until_ms = 0;
-    n.commit_scheduled = false;
+    n.commits_in_flight.clear();
+    n.last_commit_due_ms = 0;
     ++n.incarnation;
 }
 
 void Cluster::stop(size_t i) {
     SimNode& n = *nodes_.at(i);
     if (!n.node) return;
+    n.env->begin_handler();
     n.node->stop();
-    commit(i);  // everything staged and sent; a failed commit fail-stops it (crash) instead
+    // The batches in flight end first, in order; then everything staged and
+    // sent is committed. A failed commit fail-stops the node (crash) instead.
+    while (n.node && !n.commits_in_flight.empty()) end_oldest_commit(i);
+    if (!n.node) return;
+    commit(i);
     if (!n.node) return;
     if (options_.trace_to_stderr)
         std::fprintf(stderr, "%8llu STOP %s\n", static_cast<unsigned long long>(now_ms_),
@@ -296,6 +317,7 @@ void Cluster::restart(size_t i) {
     // the static list.
     n.node = config.seeds.empty() ? std::make_unique<node::Node>(config, *n.env, *membership_)
                                   : std::make_unique<node::Node>(config, *n.env);
+    n.env->begin_handler();
     Status s = n.node->start();
     assert(s.ok());
     (void)s;
@@ -337,6 +359,7 @@ void Cluster::schedule_tick(size_t i) {
             });
             return;
         }
+        n.env->begin_handler();
         n.node->tick();
         flush(i);
         if (n.node) schedule_tick(i);  // a failed commit stopped it
@@ -406,40 +429,68 @@ void Cluster::flush(size_t i) {
     // a crash before the commit leaves them with peers and not here.
     for (auto& o : n.env->take_ahead()) deliver_from(i, std::move(o));
     if (options_.commit_batch_ms_max == 0) return commit(i);
-    if (n.commit_scheduled || !n.env->has_pending()) return;
-    n.commit_scheduled = true;
-    const uint64_t life = n.incarnation;
-    schedule(std::uniform_int_distribution<uint64_t>(0, options_.commit_batch_ms_max)(rng_),
-             [this, i, life] {
-                 SimNode& m = *nodes_[i];
-                 if (!m.node || m.incarnation != life) return;
-                 m.commit_scheduled = false;
-                 commit(i);
-             });
+    // kvnode's writer (node/runtime/zmq_runtime.cpp, flush()): what depends
+    // on nothing staged leaves now, or with the batch in flight it waits for;
+    // the staged writes and the messages behind them begin a batch while
+    // fewer than kCommitsInFlight are in flight. Each batch is durable 0 to
+    // commit_batch_ms_max ms after it began, and batches end in order.
+    for (auto& o : n.env->take_sendable()) deliver_from(i, std::move(o));
+    if (n.commits_in_flight.size() >= kCommitsInFlight || !n.env->has_pending()) return;
+    n.commits_in_flight.push_back(n.env->begin_commit());
+    const uint64_t due_ms = std::max(
+        now_ms_ + std::uniform_int_distribution<uint64_t>(0, options_.commit_batch_ms_max)(rng_),
+        n.last_commit_due_ms);
+    n.last_commit_due_ms = due_ms;
+    schedule(due_ms - now_ms_, [this, i, life = n.incarnation] { on_commit_due(i, life); });
+}
+
+void Cluster::on_commit_due(size_t i, uint64_t life) {
+    SimNode& n = *nodes_[i];
+    if (!n.node || n.incarnation != life) return;
+    if (n.paused_until_ms > now_ms_) {
+        // The sync ends; a stalled loop sees it when it resumes. Later
+        // batches' events re-queue behind this one, so they stay in order.
+        schedule(n.paused_until_ms - now_ms_, [this, i, life] { on_commit_due(i, life); });
+        return;
+    }
+    end_oldest_commit(i);
+    flush(i);  // the loop's turn ends: the next batch may begin
+}
+
+void Cluster::end_oldest_commit(size_t i) {
+    SimNode& n = *nodes_[i];
+    assert(!n.commits_in_flight.empty());
+    Status written = n.store->write(*n.commits_in_flight.front());
+    n.commits_in_flight.pop_front();
+    std::vector<node::Outgoing> out = n.env->end_commit();
+    if (!written.ok()) return fail_stop(i, written);
+    for (auto& o : out) deliver_from(i, std::move(o));
 }
 
 void Cluster::commit(size_t i) {
     SimNode& n = *nodes_[i];
     auto out = n.env->commit();
-    if (!out.ok()) {
-        // Fail-stop, as kvnode does (node/runtime/zmq_runtime.cpp, fail_stop):
-        // the node's memory is ahead of its store, so it must not serve on. The
-        // commit dropped the batch's messages; the crash drops the rest.
-        ++net_.commits_failed;
-#ifdef KV_MUTANTS
-        // Planted (node/mutant.h): the node serves on with its memory ahead of
-        // its store (minted dots, duplicate suppression, fences, gossip state).
-        if (KV_MUTANT(serve_after_failed_commit)) return;
-#endif
-        if (options_.trace_to_stderr)
-            std::fprintf(stderr, "%8llu FAIL-STOP %s: %s\n",
-                         static_cast<unsigned long long>(now_ms_), n.id.c_str(),
-                         out.status().to_string().c_str());
-        crash(i);
-        if (fail_stop_hook_) fail_stop_hook_(i);
-        return;
-    }
+    if (!out.ok()) return fail_stop(i, out.status());
     for (auto& o : out.value()) deliver_from(i, std::move(o));
+}
+
+void Cluster::fail_stop(size_t i, const Status& why) {
+    // As kvnode does (node/runtime/zmq_runtime.cpp, fail_stop): the node's
+    // memory is ahead of its store, so it must not serve on. The failed
+    // batch's messages are dropped; the crash drops the rest, and the batches
+    // in flight after it, which fail too (Store::make_durable).
+    ++net_.commits_failed;
+#ifdef KV_MUTANTS
+    // Planted (node/mutant.h): the node serves on with its memory ahead of
+    // its store (minted dots, duplicate suppression, fences, gossip state).
+    if (KV_MUTANT(serve_after_failed_commit)) return;
+#endif
+    if (options_.trace_to_stderr)
+        std::fprintf(stderr, "%8llu FAIL-STOP %s: %s\n", static_cast<unsigned long long>(now_ms_),
+                     nodes_[i]->id.c_str(), why.to_string().c_str());
+    nodes_[i]->commits_in_flight.clear();
+    crash(i);
+    if (fail_stop_hook_) fail_stop_hook_(i);
 }
 
 void Cluster::deliver_from(size_t from, node::Outgoing out) {

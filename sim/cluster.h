@@ -19,9 +19,12 @@
 //    reliable-ish connection, as over TCP);
 //  - crash drops the node's memory and its uncommitted effects; the store keeps
 //    what was committed; restart builds a new Node over that store;
-//  - commits: after every step, or (commit_batch_ms_max > 0) batched as kvnode
-//    batches them, so the steps staged since the last commit, and the messages
-//    they hold back, are what a crash loses;
+//  - commits: after every step, or (commit_batch_ms_max > 0) pipelined as
+//    kvnode's writer pipelines them: a batch begins after a step while fewer
+//    than kCommitsInFlight are in flight and is durable 0-commit_batch_ms_max
+//    ms later; a crash loses what is staged, and of the batches in flight an
+//    oldest-first run survives (each with even odds), none of their messages
+//    sent;
 //  - a failing store: while set, every commit fails (nothing applied), and the
 //    node fail-stops as kvnode does: it is crashed and the fail-stop hook told;
 //  - pause: the node handles nothing (requests, replies, ticks wait, in order)
@@ -65,10 +68,14 @@ struct ClusterOptions {
     uint64_t latency_tail_ms_max = 100;
     uint64_t tick_interval_ms = 10;
     // 0: each step's writes are committed (and its messages sent) right after
-    // it. Else a step's writes wait, with those of the steps after it, for one
-    // commit at most this long after the first (kvnode commits once per batch of
-    // steps): reads see them, nothing that depends on them leaves, and a crash
-    // before the commit loses them all (node/env.h, the effects contract).
+    // it. Else commits are pipelined as kvnode's writer pipelines them
+    // (BufferedEnv::begin_commit, take_sendable, end_commit): after a step,
+    // what depends on nothing staged leaves (or waits for the batch in flight
+    // that holds what it depends on), and the staged writes begin a batch if
+    // fewer than kCommitsInFlight are in flight; each is durable, in order, up
+    // to this long after it began. Reads see its writes meanwhile; a crash
+    // loses what was staged and may lose batches in flight (node/env.h, the
+    // effects contract).
     uint64_t commit_batch_ms_max = 0;
     // Per-node clock error, drawn once at construction: offset in
     // [0, clock_offset_ms_max] and drift in [-clock_drift_ppm_max, +clock_drift_ppm_max].
@@ -90,7 +97,7 @@ struct NetworkStats {
     uint64_t messages_duplicated = 0;  // extra copies delivered
     uint64_t messages_to_dead = 0;     // arrived at a crashed node
     uint64_t commits_failed = 0;       // each stopped its node (fail-stop)
-    uint64_t commits_lost = 0;         // staged batches a crash dropped
+    uint64_t commits_lost = 0;         // batches a crash dropped (staged, or in flight and lost)
     // The longest a node stayed paused without a break (pauses that overlap
     // extend each other): what a message may wait at its destination, which
     // bounds how late a request can still take effect (sim/checker.h).
@@ -185,8 +192,17 @@ class Cluster {
     void on_node(size_t i, uint64_t life, std::function<void(node::Node&)> fn);
     uint64_t latency();
     bool chance(double probability);
-    // After a step: commits now, or schedules the batch's commit.
+    // After a step: commits now, or (commit_batch_ms_max) sends what may
+    // leave and begins a batch if fewer than kCommitsInFlight are in flight.
     void flush(size_t node);
+    // A batch's sync is done: the oldest batch in flight is written to the
+    // store and its messages leave (a failed write fail-stops the node).
+    void on_commit_due(size_t node, uint64_t life);
+    void end_oldest_commit(size_t node);
+    // A commit failed: the node stops (crash), as kvnode fail-stops.
+    void fail_stop(size_t node, const Status& why);
+    // As kvnode's default --commits-in-flight.
+    static constexpr size_t kCommitsInFlight = 2;
     // Drops the node and its memory (crash and stop): down until restart.
     void take_down(size_t node);
     void commit(size_t node);

@@ -297,8 +297,8 @@ constexpr uint64_t kFaultGapMsMin = 200;
 constexpr uint64_t kFaultGapMsMax = 1500;
 constexpr uint64_t kFaultMsMin = 300;
 constexpr uint64_t kFaultMsMax = 4000;
-// unsynced: a node's commit waits at most this long after the step that staged
-// the first of its writes (kvnode commits once per batch of steps).
+// unsynced: a batch of a node's writes is durable at most this long after it
+// began (kvnode's writer syncs while the loop goes on).
 constexpr uint64_t kCommitBatchMsMax = 20;
 // diskfail: how long a store's commits keep failing.
 constexpr uint64_t kDiskFailMsMin = 20;

@@ -34,8 +34,10 @@ struct FaultSet {
     // A node's store fails its commits for a while: the node fail-stops and is
     // restarted later from what its store holds.
     bool diskfail = false;
-    // Commits are batched over up to kCommitBatchMsMax, so a crash loses the
-    // steps staged since the last commit (and the replies they held back).
+    // Commits are pipelined as kvnode's writer pipelines them, each durable up
+    // to kCommitBatchMsMax after it began, so a crash loses the steps staged
+    // since the last batch began and may lose batches in flight (and the
+    // replies they held back).
     bool unsynced = false;
     // Long outages (not in "all"): one or two nodes at a time, never a steady
     // node (SimOptions::steady_nodes), are crashed for kOutageMsMin-kOutageMsMax
