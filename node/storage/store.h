@@ -51,6 +51,14 @@ struct StoreWrite {
     std::optional<std::string> value;  // nullopt: erase the key
 };
 
+// A write whose bytes the caller keeps alive until the write returns
+// (Store::write_views).
+struct StoreWriteView {
+    Space space = Space::data;
+    std::string_view key;
+    std::optional<std::string_view> value;  // nullopt: erase the key
+};
+
 // Keys that differ within their first this many bytes (or of at most this many
 // bytes) are visited by scan() in byte order by every implementation.
 constexpr size_t kStoreOrderedPrefixBytes = 502;
@@ -67,6 +75,21 @@ class Store {
     // key; nothing applied), storage_error (the commit failed; nothing applied;
     // after a failed sync the logged store refuses every later write, below).
     virtual Status write(const std::vector<StoreWrite>& batch) = 0;
+
+    // write() of bytes held elsewhere, with the same contract: the logged
+    // store's checkpoints apply its memtables' bytes to LMDB this way, without
+    // first copying a checkpoint's worth of keys and values into a batch. By
+    // default the views are copied into a batch for write().
+    virtual Status write_views(const std::vector<StoreWriteView>& batch) {
+        std::vector<StoreWrite> copied;
+        copied.reserve(batch.size());
+        for (const StoreWriteView& w : batch) {
+            copied.push_back(
+                StoreWrite{w.space, std::string(w.key),
+                           w.value ? std::optional<std::string>(*w.value) : std::nullopt});
+        }
+        return write(copied);
+    }
 
     // write() in two steps, so that a writer may log the next batch while the
     // sync of the one before runs (node/runtime/commit_thread.h): append()

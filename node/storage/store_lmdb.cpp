@@ -121,7 +121,18 @@ class LmdbStore final : public Store {
     }
 
     Status write(const std::vector<StoreWrite>& batch) override {
+        std::vector<StoreWriteView> views;
+        views.reserve(batch.size());
         for (const StoreWrite& w : batch) {
+            views.push_back(
+                StoreWriteView{w.space, w.key,
+                               w.value ? std::optional<std::string_view>(*w.value) : std::nullopt});
+        }
+        return write_views(views);
+    }
+
+    Status write_views(const std::vector<StoreWriteView>& batch) override {
+        for (const StoreWriteView& w : batch) {
             if (w.key.empty()) return {ErrorCode::invalid_argument, "store: empty key"};
             if (w.key.size() > std::numeric_limits<uint32_t>::max()) {
                 return {ErrorCode::invalid_argument, "store: key too long"};
@@ -137,7 +148,7 @@ class LmdbStore final : public Store {
         // sorted, so most keys land on the page of the key before. LMDB closes
         // a write transaction's cursors when it ends.
         std::array<MDB_cursor*, kSpaceCount> cursors{};
-        for (const StoreWrite& w : batch) {
+        for (const StoreWriteView& w : batch) {
             Status status = apply(txn.get(), cursors, w);
             if (!status.ok()) return status;  // the guard aborts: nothing applied
         }
@@ -283,7 +294,7 @@ class LmdbStore final : public Store {
     }
 
     Status apply(MDB_txn* txn, std::array<MDB_cursor*, kSpaceCount>& cursors,
-                 const StoreWrite& w) const {
+                 const StoreWriteView& w) const {
         MDB_dbi db = dbi(w.space);
         if (!is_hashed(w.key)) {
             MDB_val k = to_val(w.key);

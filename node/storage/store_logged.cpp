@@ -61,6 +61,7 @@
 // checkpoint is pending (freeze) or by the checkpointer (clear).
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -71,6 +72,7 @@
 #include <cassert>
 #include <cerrno>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <filesystem>
@@ -139,6 +141,10 @@ std::string encode_seq(uint64_t seq) {
     std::string out;
     put_u64(out, seq);
     return out;
+}
+
+std::optional<std::string_view> view_of(const std::optional<std::string>& value) {
+    return value ? std::optional<std::string_view>(*value) : std::nullopt;
 }
 
 // Appends one record for `batch` to `out`.
@@ -297,11 +303,137 @@ Status sync_directory(const std::string& dir) {
     return rc == 0 ? Status{} : io_error("fsync " + dir, err);
 }
 
+// Memory from malloc (or aligned_alloc), freed with free.
+struct FreeBytes {
+    void operator()(char* bytes) const { std::free(bytes); }
+};
+using Bytes = std::unique_ptr<char[], FreeBytes>;
+
+Bytes allocate_bytes(size_t size) {
+    auto* bytes = static_cast<char*>(std::malloc(size));
+    if (bytes == nullptr) throw std::bad_alloc();
+    return Bytes(bytes);
+}
+
+// Chunks of memory for the memtables' keys and values (Arena), kept between
+// memtables: a memtable's bytes are freed all at once when its checkpoint
+// ends, and the next one would otherwise fault the same amount of fresh
+// pages in again (docs/BENCHMARKS.md, issue 14, fortieth step). Keeps at most
+// `keep_chunks` free chunks; shared by a store's memtables (the writer takes,
+// the checkpointer gives back), so it has a mutex of its own, taken after mu_.
+class ChunkPool {
+  public:
+    // Chunks of a huge page's size are aligned to it and advised as huge
+    // pages (a hint: the kernel may not have one), so that filling one faults
+    // once, not 512 times: a page fault is a costly exit on a virtual machine.
+    static constexpr size_t kHugePageBytes = size_t{2} << 20;
+
+    ChunkPool(size_t chunk_bytes, size_t keep_chunks)
+        : chunk_bytes_(chunk_bytes), keep_chunks_(keep_chunks) {
+        free_.reserve(keep_chunks_);  // give() never allocates (Arena's moves are noexcept)
+    }
+    size_t chunk_bytes() const { return chunk_bytes_; }
+    Bytes take() {
+        {
+            std::lock_guard lock(mu_);
+            if (!free_.empty()) {
+                Bytes chunk = std::move(free_.back());
+                free_.pop_back();
+                return chunk;
+            }
+        }
+        if (chunk_bytes_ != kHugePageBytes) return allocate_bytes(chunk_bytes_);
+        auto* bytes = static_cast<char*>(std::aligned_alloc(kHugePageBytes, kHugePageBytes));
+        if (bytes == nullptr) throw std::bad_alloc();
+        (void)::madvise(bytes, kHugePageBytes, MADV_HUGEPAGE);
+        return Bytes(bytes);
+    }
+    // Takes the chunk back, or frees it when the pool holds enough.
+    void give(Bytes chunk) {
+        std::lock_guard lock(mu_);
+        if (free_.size() < keep_chunks_) free_.push_back(std::move(chunk));
+    }
+
+  private:
+    const size_t chunk_bytes_;
+    const size_t keep_chunks_;
+    std::mutex mu_;
+    std::vector<Bytes> free_;
+};
+
+// The bytes of one memtable's keys and values, appended and never moved or
+// freed one by one: a write the commit thread puts in the memtable costs a
+// copy and no allocation (its two mallocs a write, most of them faulting
+// fresh pages in, were a fifth of the commit thread's time), and the
+// checkpointer hands views of them to LMDB. A key written again gets new
+// bytes; the old ones stay until the memtable is cleared, so an arena holds
+// about what its log file holds (up to checkpoint_bytes, below).
+class Arena {
+  public:
+    explicit Arena(ChunkPool* pool = nullptr) : pool_(pool) {}
+    Arena(Arena&& other) noexcept { *this = std::move(other); }
+    Arena& operator=(Arena&& other) noexcept {
+        if (this == &other) return *this;
+        clear();
+        pool_ = other.pool_;
+        chunks_ = std::move(other.chunks_);
+        next_ = std::exchange(other.next_, nullptr);
+        left_ = std::exchange(other.left_, 0);
+        other.chunks_.clear();
+        return *this;
+    }
+    ~Arena() { clear(); }
+
+    std::string_view copy(std::string_view bytes) {
+        static constexpr char kNoBytes = '\0';
+        if (bytes.empty()) return {&kNoBytes, 0};  // never null: LMDB is given it
+        if (bytes.size() > left_) {
+            const size_t chunk_bytes = pool_ != nullptr ? pool_->chunk_bytes() : kOwnChunkBytes;
+            if (bytes.size() > chunk_bytes / 16) {
+                // A large value gets a block of its own, so that the rest of
+                // the current chunk is not wasted.
+                chunks_.push_back(Chunk{allocate_bytes(bytes.size()), false});
+                std::memcpy(chunks_.back().bytes.get(), bytes.data(), bytes.size());
+                return {chunks_.back().bytes.get(), bytes.size()};
+            }
+            chunks_.push_back(Chunk{pool_ != nullptr ? pool_->take() : allocate_bytes(chunk_bytes),
+                                    pool_ != nullptr});
+            next_ = chunks_.back().bytes.get();
+            left_ = chunk_bytes;
+        }
+        char* at = next_;
+        std::memcpy(at, bytes.data(), bytes.size());
+        next_ += bytes.size();
+        left_ -= bytes.size();
+        return {at, bytes.size()};
+    }
+
+    void clear() {
+        for (Chunk& chunk : chunks_) {
+            if (chunk.pooled) pool_->give(std::move(chunk.bytes));
+        }
+        chunks_.clear();
+        next_ = nullptr;
+        left_ = 0;
+    }
+
+  private:
+    static constexpr size_t kOwnChunkBytes = size_t{64} << 10;  // without a pool (replay)
+    struct Chunk {
+        Bytes bytes;
+        bool pooled = false;  // a pool's chunk, given back to it
+    };
+    ChunkPool* pool_ = nullptr;
+    std::vector<Chunk> chunks_;
+    char* next_ = nullptr;  // the free end of the last pooled chunk
+    size_t left_ = 0;       // bytes free there
+};
+
 // A memtable: the writes of one log file. Every put reads its key's record
 // and writes it and its anti-entropy index record, on each replica, so point
 // reads and writes go through an open-addressing hash index over entries that
-// are only ever appended (a key written again is assigned in place, reusing
-// its value's buffer). Key order is built only when asked for: scans sort what
+// are only ever appended (a key written again is assigned in place, its new
+// bytes in the arena). Key order is built only when asked for: scans sort what
 // was appended since the last scan and merge it into the order they keep
 // (under the store's mutex); a checkpoint sorts its own copy. The std::map
 // plus hash index this replaces cost three allocations and a ~17-level tree
@@ -311,46 +443,57 @@ class Memtable {
   public:
     struct Entry {
         Space space;
-        std::string key;
-        std::optional<std::string> value;  // nullopt: erased here
+        bool present;            // false: erased here
+        std::string_view key;    // in the arena
+        std::string_view value;  // in the arena, when present
         uint64_t hash;
+        std::optional<std::string_view> value_or_erased() const {
+            return present ? std::optional<std::string_view>(value) : std::nullopt;
+        }
     };
 
-    Memtable() = default;
+    explicit Memtable(ChunkPool* pool) : arena_(pool) {}
     // A moved-from table is empty (freeze() and the checkpointer move one).
     Memtable(Memtable&& other) noexcept { *this = std::move(other); }
     Memtable& operator=(Memtable&& other) noexcept {
+        if (this == &other) return *this;
         chunks_ = std::move(other.chunks_);
         size_ = std::exchange(other.size_, 0);
         slots_ = std::move(other.slots_);
         order_ = std::move(other.order_);
+        arena_ = std::move(other.arena_);
         other.clear();
         return *this;
     }
 
-    // The value held for the key (nullopt: erased here), or null if none is;
-    // `hash` is hash_of(space, key), the same for every memtable.
-    const std::optional<std::string>* find(Space space, std::string_view key, uint64_t hash) const {
+    // The key's entry, or null if none is; `hash` is hash_of(space, key),
+    // the same for every memtable. Its views live until the memtable is
+    // cleared or the key written again here.
+    const Entry* find(Space space, std::string_view key, uint64_t hash) const {
         const uint32_t at = slot_of(space, key, hash);
-        return slots_.empty() || slots_[at] == 0 ? nullptr : &entry(entry_of(slots_[at])).value;
+        return slots_.empty() || slots_[at] == 0 ? nullptr : &entry(entry_of(slots_[at]));
     }
     static uint64_t hash_of(Space space, std::string_view key) {
         return XXH3_64bits_withSeed(key.data(), key.size(), static_cast<uint64_t>(space));
     }
 
-    template <typename Value>
-    void insert_or_assign(Space space, std::string_view key, Value&& value) {
+    // `value` nullopt: the key is erased here.
+    void insert_or_assign(Space space, std::string_view key,
+                          std::optional<std::string_view> value) {
         if ((size_ + 1) * 2 > slots_.size()) grow();
         const uint64_t hash = hash_of(space, key);
         const uint32_t at = slot_of(space, key, hash);
+        const std::string_view held = value ? arena_.copy(*value) : std::string_view();
         if (slots_[at] != 0) {
-            entry(entry_of(slots_[at])).value = std::forward<Value>(value);
+            Entry& e = entry(entry_of(slots_[at]));
+            e.present = value.has_value();
+            e.value = held;
             return;
         }
         if (size_ == chunks_.size() << kChunkShift) {
             chunks_.push_back(std::make_unique<Entry[]>(size_t{1} << kChunkShift));
         }
-        entry(size_) = Entry{space, std::string(key), std::forward<Value>(value), hash};
+        entry(size_) = Entry{space, value.has_value(), arena_.copy(key), held, hash};
         slots_[at] = slot_value(size_, hash);
         ++size_;
     }
@@ -362,6 +505,7 @@ class Memtable {
         size_ = 0;
         slots_.clear();
         order_.clear();
+        arena_.clear();
     }
 
     // Visits the entries of `space` from `from` (or after it, with
@@ -503,6 +647,7 @@ class Memtable {
     size_t size_ = 0;                      // entries held
     std::vector<uint64_t> slots_;          // slot_value(), 0: empty
     mutable std::vector<uint32_t> order_;  // indexes of the entries in key order (a prefix of them)
+    Arena arena_;                          // the entries' keys and values
 };
 
 class LoggedStore final : public Store {
@@ -531,7 +676,8 @@ class LoggedStore final : public Store {
         // A clean close leaves nothing to replay (best effort: the log still
         // holds whatever this fails to apply).
         if (checkpoint_error_.ok() && !active_.empty()) {
-            (void)base_->write(checkpoint_batch(active_, next_seq_ - 1));
+            const std::string applied = encode_seq(next_seq_ - 1);
+            (void)base_->write_views(checkpoint_batch(active_, applied));
         }
         for (int fd : fds_) {
             if (fd >= 0) ::close(fd);
@@ -585,7 +731,7 @@ class LoggedStore final : public Store {
         std::sort(pending.begin(), pending.end(),
                   [](const LoggedRecord& a, const LoggedRecord& b) { return a.seq < b.seq; });
         uint64_t last = applied;
-        Memtable replayed;
+        Memtable replayed(nullptr);
         for (const LoggedRecord& r : pending) {
             if (r.seq != last + 1) {
                 if (damage.empty()) {
@@ -597,7 +743,7 @@ class LoggedStore final : public Store {
             Result<std::vector<StoreWrite>> batch = decode_payload(r.payload);
             if (!batch) return batch.status();
             for (StoreWrite& w : batch.value()) {
-                replayed.insert_or_assign(w.space, w.key, std::move(w.value));
+                replayed.insert_or_assign(w.space, w.key, view_of(w.value));
             }
             last = r.seq;
         }
@@ -613,7 +759,8 @@ class LoggedStore final : public Store {
                  " (--wal-discard-damaged)");
         }
         if (last > applied) {
-            Status s = base_->write(checkpoint_batch(replayed, last));
+            const std::string applied_bytes = encode_seq(last);
+            Status s = base_->write_views(checkpoint_batch(replayed, applied_bytes));
             if (!s.ok()) return s;
         }
         if (dropped_unsynced && damage.empty()) {
@@ -662,8 +809,9 @@ class LoggedStore final : public Store {
             const uint64_t hash = Memtable::hash_of(space, key);
             std::lock_guard lock(mu_);
             for (const Memtable* table : {&active_, &frozen_}) {
-                if (const std::optional<std::string>* held = table->find(space, key, hash))
-                    return *held;
+                if (const Memtable::Entry* held = table->find(space, key, hash)) {
+                    return held->present ? std::optional<std::string>(held->value) : std::nullopt;
+                }
             }
         }
         return base_->get(space, key);
@@ -739,7 +887,7 @@ class LoggedStore final : public Store {
         if (write_error_.ok() && !synced.ok()) write_error_ = synced;
         if (write_error_.ok()) {
             for (const StoreWrite& w : *in_flight(seq).batch) {
-                active_.insert_or_assign(w.space, w.key, w.value);
+                active_.insert_or_assign(w.space, w.key, view_of(w.value));
             }
         }
         std::erase_if(in_flight_, [&](const InFlight& f) { return f.seq == seq; });
@@ -883,23 +1031,29 @@ class LoggedStore final : public Store {
         const std::string* last) const {
         std::map<std::string, std::optional<std::string>, std::less<>> merged;
         for (const Memtable* memtable : {&frozen_, &active_}) {
-            memtable->visit_in_order(space, after ? std::string_view(*after) : from,
-                                     after.has_value(), [&](const Memtable::Entry& e) {
-                                         if (last != nullptr && e.key > *last) return false;
-                                         merged.insert_or_assign(e.key, e.value);
-                                         return true;
-                                     });
+            memtable->visit_in_order(
+                space, after ? std::string_view(*after) : from, after.has_value(),
+                [&](const Memtable::Entry& e) {
+                    if (last != nullptr && e.key > *last) return false;
+                    merged.insert_or_assign(
+                        std::string(e.key),
+                        e.present ? std::optional<std::string>(e.value) : std::nullopt);
+                    return true;
+                });
         }
         return {std::make_move_iterator(merged.begin()), std::make_move_iterator(merged.end())};
     }
 
-    static std::vector<StoreWrite> checkpoint_batch(const Memtable& table, uint64_t last_seq) {
-        std::vector<StoreWrite> batch;
+    // The table's writes in key order, then the applied sequence number
+    // (`applied`, encode_seq() of the table's last record): views of the
+    // table's bytes, valid while it is not cleared or written.
+    static std::vector<StoreWriteView> checkpoint_batch(const Memtable& table,
+                                                        const std::string& applied) {
+        std::vector<StoreWriteView> batch;
         batch.reserve(table.size() + 1);
         for (const Memtable::Entry* e : table.sorted_entries())
-            batch.push_back(StoreWrite{e->space, e->key, e->value});
-        batch.push_back(
-            StoreWrite{Space::store, std::string(kWalAppliedKey), encode_seq(last_seq)});
+            batch.push_back(StoreWriteView{e->space, e->key, e->value_or_erased()});
+        batch.push_back(StoreWriteView{Space::store, kWalAppliedKey, applied});
         return batch;
     }
 
@@ -967,7 +1121,8 @@ class LoggedStore final : public Store {
             checkpointing_ = true;
             lock.unlock();
             // frozen_ does not change while pending: read without the lock.
-            Status s = apply_in_steps(checkpoint_batch(frozen_, frozen_last_seq_));
+            const std::string applied_seq = encode_seq(frozen_last_seq_);
+            Status s = apply_in_steps(checkpoint_batch(frozen_, applied_seq));
             lock.lock();
             checkpointing_ = false;
             if (!s.ok()) {
@@ -975,16 +1130,16 @@ class LoggedStore final : public Store {
                 cv_.notify_all();
                 return;  // frozen_ stays readable; write() now fails
             }
-            // The applied writes are freed after the mutex is let go: one or
-            // two frees each, milliseconds for a checkpoint's worth, during
-            // which the loop's reads and the writer would wait on it.
+            // The applied writes are freed after the mutex is let go (their
+            // arena's chunks go back to the pool, the rest is freed), so that
+            // the loop's reads and the writer do not wait on it.
             Memtable applied = std::move(frozen_);
             frozen_.clear();
             frozen_pending_ = false;
             ++checkpoints_cleared_;
             cv_.notify_all();
             lock.unlock();
-            applied = Memtable();
+            applied.clear();
             lock.lock();
         }
     }
@@ -1007,6 +1162,11 @@ class LoggedStore final : public Store {
         (void)::setpriority(PRIO_PROCESS, self, std::min(current + kCheckpointNiceIncrement, 19));
     }
 
+    static size_t arena_chunk_bytes(uint64_t checkpoint_bytes) {
+        return static_cast<size_t>(std::clamp<uint64_t>(checkpoint_bytes / 16, uint64_t{64} << 10,
+                                                        uint64_t{ChunkPool::kHugePageBytes}));
+    }
+
     // A checkpoint rewrites much of LMDB's tree, and one transaction's sync of
     // all of it (tens of MiB) held up the log syncs queued behind it on the
     // disk: the puts' p99 and p999 (docs/BENCHMARKS.md, issue 14, twelfth
@@ -1015,7 +1175,7 @@ class LoggedStore final : public Store {
     // last write) with the last step only. A crash between steps leaves a
     // prefix applied; the frozen file is kept until the checkpoint completes,
     // so replay writes the same values again.
-    Status apply_in_steps(std::vector<StoreWrite> batch) {
+    Status apply_in_steps(const std::vector<StoreWriteView>& batch) {
         size_t first = 0;
         while (first < batch.size()) {
             size_t end = first;
@@ -1026,10 +1186,10 @@ class LoggedStore final : public Store {
             }
             // The applied sequence number never goes alone: with the step before it.
             if (end == batch.size() - 1) ++end;
-            std::vector<StoreWrite> step(
-                std::make_move_iterator(batch.begin() + static_cast<std::ptrdiff_t>(first)),
-                std::make_move_iterator(batch.begin() + static_cast<std::ptrdiff_t>(end)));
-            if (Status s = base_->write(step); !s.ok()) return s;
+            const std::vector<StoreWriteView> step(
+                batch.begin() + static_cast<std::ptrdiff_t>(first),
+                batch.begin() + static_cast<std::ptrdiff_t>(end));
+            if (Status s = base_->write_views(step); !s.ok()) return s;
             first = end;
         }
         return {};
@@ -1043,6 +1203,11 @@ class LoggedStore final : public Store {
     bool discard_damaged_;
     std::function<void(const std::string&)> log_;
     std::array<int, 2> fds_{-1, -1};
+    // The memtables' arena chunks between memtables: about one memtable's
+    // worth (checkpoint_bytes), in chunks of a sixteenth of it (64 KiB to a
+    // huge page, 2 MiB).
+    ChunkPool pool_{arena_chunk_bytes(checkpoint_bytes_),
+                    checkpoint_bytes_ / arena_chunk_bytes(checkpoint_bytes_) + 2};
 
     // The writing thread's (write() and freeze()).
     size_t active_file_ = 0;
@@ -1054,8 +1219,8 @@ class LoggedStore final : public Store {
     // Under mu_.
     mutable std::mutex mu_;
     mutable std::condition_variable cv_;
-    Memtable active_;
-    Memtable frozen_;
+    Memtable active_{&pool_};
+    Memtable frozen_{&pool_};
     uint64_t frozen_last_seq_ = 0;
     bool frozen_pending_ = false;
     bool checkpointing_ = false;  // the checkpointer is writing frozen_ to the base
