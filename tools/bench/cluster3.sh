@@ -18,6 +18,10 @@
 #   cluster_stop              stops and reaps every node it started.
 #   cluster_endpoints         the nodes' endpoints for kvbench --node: link://
 #                             with CLUSTER_LINK=1, else tcp://.
+# The nodes run without keys (insecure): a caller points XDG_CONFIG_HOME at an
+# empty directory first, as the scripts above do, or kvctl and kvbench pick up
+# the user's credentials (~/.config/kvstore, written by `tools/dev up`), speak
+# CURVE to them, and cluster_start fails with "the cluster did not form".
 CLUSTER_PORTS=(17301 17302 17303)
 CLUSTER_LINK_PORTS=(17321 17322 17323)
 CLUSTER_LINK=${CLUSTER_LINK:-0}
