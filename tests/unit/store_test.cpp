@@ -208,6 +208,35 @@ TEMPLATE_TEST_CASE("store: a batch applies in order and all or nothing", "[store
     CHECK(store->write({}).ok());
 }
 
+TEMPLATE_TEST_CASE("store: a batch of views applies as the same batch of writes", "[store]",
+                   MemoryStoreKind, LmdbStoreKind, LoggedStoreKind) {
+    // write_views: the logged store's checkpoints reach LMDB this way; the
+    // other stores copy the views into a batch. The bytes are the caller's.
+    TestType kind;
+    auto store = kind.open();
+    put(*store, Space::data, "gone", "x");
+    const std::string value(3000, 'v');
+    const std::string empty;
+    const std::string long_key(700, 'L');
+    kv::Status status = store->write_views({{Space::data, "k", std::string_view(value)},
+                                            {Space::meta, "m", std::string_view("meta")},
+                                            {Space::data, "gone", std::nullopt},
+                                            {Space::data, "e", std::string_view(empty)},
+                                            {Space::data, long_key, std::string_view("long")}});
+    REQUIRE(status.ok());
+    CHECK(get(*store, Space::data, "k") == value);
+    CHECK(get(*store, Space::meta, "m") == "meta");
+    CHECK(get(*store, Space::data, "gone") == std::nullopt);
+    CHECK(get(*store, Space::data, "e") == std::string());
+    CHECK(get(*store, Space::data, long_key) == "long");
+    // All or nothing, as write(): an empty key refuses the whole batch.
+    status = store->write_views({{Space::data, "k", std::string_view("changed")},
+                                 {Space::data, "", std::string_view("empty key")}});
+    CHECK(status.code() == ErrorCode::invalid_argument);
+    CHECK(get(*store, Space::data, "k") == value);
+    CHECK(count(*store, Space::data) == 3);
+}
+
 TEMPLATE_TEST_CASE("store: scan order, from, limit and early stop", "[store]", MemoryStoreKind,
                    LmdbStoreKind, LoggedStoreKind) {
     TestType kind;
