@@ -430,7 +430,7 @@ class Arena {
 };
 
 // A memtable: the writes of one log file. Every put reads its key's record
-// and writes it and its anti-entropy index record, on each replica, so point
+// (the object with its anti-entropy entry) and writes it, on each replica, so point
 // reads and writes go through an open-addressing hash index over entries that
 // are only ever appended (a key written again is assigned in place, its new
 // bytes in the arena). Key order is built only when asked for: scans sort what
