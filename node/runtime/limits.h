@@ -25,9 +25,10 @@ constexpr int kPeerHeartbeatIntervalMs = 1000;
 constexpr int kPeerHeartbeatTimeoutMs = 3000;
 constexpr uint64_t kTombstoneGraceMinMs = 5000;
 
-// This process's resident anonymous memory (RssAnon in /proc/self/status), in
-// KiB: the heap and the ZeroMQ queues, but not LMDB's map, which is a file
-// mapping the kernel may drop at will. nullopt where /proc is not readable.
+// This process's resident anonymous memory (RssAnon in /proc/self/status,
+// read from /proc/self/statm), in KiB: the heap and the ZeroMQ queues, but
+// not LMDB's map, which is a file mapping the kernel may drop at will.
+// nullopt where /proc is not readable. Any thread may call it.
 std::optional<uint64_t> rss_anon_kib();
 
 // Returns freed heap pages to the kernel (glibc's malloc_trim), so that
