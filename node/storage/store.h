@@ -59,6 +59,11 @@ struct StoreWriteView {
     std::optional<std::string_view> value;  // nullopt: erase the key
 };
 
+// A write's value as a view of the caller's string (nullopt stays an erase).
+inline std::optional<std::string_view> value_view(const std::optional<std::string>& value) {
+    return value ? std::optional<std::string_view>(*value) : std::nullopt;
+}
+
 // Keys that differ within their first this many bytes (or of at most this many
 // bytes) are visited by scan() in byte order by every implementation.
 constexpr size_t kStoreOrderedPrefixBytes = 502;

@@ -124,9 +124,7 @@ class LmdbStore final : public Store {
         std::vector<StoreWriteView> views;
         views.reserve(batch.size());
         for (const StoreWrite& w : batch) {
-            views.push_back(
-                StoreWriteView{w.space, w.key,
-                               w.value ? std::optional<std::string_view>(*w.value) : std::nullopt});
+            views.push_back(StoreWriteView{w.space, w.key, value_view(w.value)});
         }
         return write_views(views);
     }

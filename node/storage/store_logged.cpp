@@ -143,10 +143,6 @@ std::string encode_seq(uint64_t seq) {
     return out;
 }
 
-std::optional<std::string_view> view_of(const std::optional<std::string>& value) {
-    return value ? std::optional<std::string_view>(*value) : std::nullopt;
-}
-
 // Appends one record for `batch` to `out`.
 void encode_record(uint64_t seq, const std::vector<StoreWrite>& batch, std::string& out) {
     const size_t start = out.size();
@@ -743,7 +739,7 @@ class LoggedStore final : public Store {
             Result<std::vector<StoreWrite>> batch = decode_payload(r.payload);
             if (!batch) return batch.status();
             for (StoreWrite& w : batch.value()) {
-                replayed.insert_or_assign(w.space, w.key, view_of(w.value));
+                replayed.insert_or_assign(w.space, w.key, value_view(w.value));
             }
             last = r.seq;
         }
@@ -887,7 +883,7 @@ class LoggedStore final : public Store {
         if (write_error_.ok() && !synced.ok()) write_error_ = synced;
         if (write_error_.ok()) {
             for (const StoreWrite& w : *in_flight(seq).batch) {
-                active_.insert_or_assign(w.space, w.key, view_of(w.value));
+                active_.insert_or_assign(w.space, w.key, value_view(w.value));
             }
         }
         std::erase_if(in_flight_, [&](const InFlight& f) { return f.seq == seq; });
