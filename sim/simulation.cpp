@@ -469,6 +469,7 @@ ClusterOptions cluster_options(const SimOptions& o) {
     c.node_config.anti_entropy = o.anti_entropy;
     c.node_config.tombstone_grace_ms = o.tombstone_grace_ms;
     c.trace_to_stderr = o.trace;
+    c.log_to_stderr = o.trace;  // the nodes' own log lines beside their messages
     if (o.gossip) {
         for (uint32_t s = 1; s <= o.seeds; ++s)
             c.node_config.seeds.push_back("sim://n" + std::to_string(s));
@@ -1026,6 +1027,12 @@ std::string Run::membership_problem() {
             n.leave_refusal().empty())
             return id + " accepted to leave but is " +
                    std::string(gossip::status_name(self.declared));
+        // A change the node announced and has not ended: a leave it queued
+        // whose acceptance never reached the simulator (it crashed before
+        // answering) is announced again by its next life and runs later.
+        if (self.change_ticket != 0)
+            return id + " announced a change (ticket " + std::to_string(self.change_ticket) +
+                   ") still to make";
         if (n.transfers_pending()) return id + " has transfers pending";
         if (n.ring().tokens() != n.future_ring().tokens()) return id + "'s ring is still moving";
         for (size_t j : started_list_) {
