@@ -80,9 +80,9 @@ int main(int argc, char** argv) {
         ("joins", po::value<uint32_t>(),
          "the last J nodes start during the workload and join (needs --gossip)")  //
         ("leaves", po::value<uint32_t>(),
-         "ask up to L members to leave during the workload (needs --gossip)")  //
-        ("history", "print the whole history")                                 //
-        ("trace", "print every message to stderr as it is handled")            //
+         "ask up to L members to leave during the workload (needs --gossip)")        //
+        ("history", "print the whole history")                                       //
+        ("trace", "print every message handled and the nodes' log lines to stderr")  //
         ("sweep", po::value<uint64_t>(),
          "run N seeds from --seed on, stopping at the first with a violation")  //
         ("mutant", po::value<std::string>(),
