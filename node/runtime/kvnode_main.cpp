@@ -7,10 +7,10 @@
 int main(int argc, char** argv) {
     bool help_shown = false;
     auto config = kv::node::parse_config(argc, argv, std::cout, &help_shown);
-    if (help_shown) return 0;
+    if (help_shown) return kv::node::kExitStopped;
     if (!config) {
         std::cerr << "kvnode: " << config.status().message() << " (see kvnode --help)\n";
-        return 2;
+        return kv::node::kExitConfig;
     }
     return kv::node::run_node(config.value());
 }

@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <cstring>
 
 #if defined(__GLIBC__)
 #include <malloc.h>

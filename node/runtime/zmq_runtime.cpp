@@ -242,22 +242,22 @@ class Runtime {
             env_.write_log(LogLevel::error,
                            "cannot move the data directory to this build's format: " +
                                upgraded.status().to_string());
-            return 1;
+            return kExitFailed;
         }
         try {
             if (Status opened = open_sockets(); !opened.ok()) {
                 env_.write_log(LogLevel::error, opened.message());
-                return 1;
+                return kExitFailed;
             }
         } catch (const zmq::error_t& e) {
             env_.write_log(LogLevel::error,
                            std::string("cannot listen on ") + config_.listen + ": " + e.what());
-            return 1;
+            return kExitFailed;
         }
         Status started = node_.start();
         if (!started.ok() || !flush_all()) {
             env_.write_log(LogLevel::error, "cannot start: " + started.to_string());
-            return 1;
+            return kExitFailed;
         }
         // An insecure node says so as a warning, so log filters keep it.
         env_.write_log(
@@ -315,7 +315,7 @@ class Runtime {
         if (commit_failed_) return fail_stop();
         router_.set(zmq::sockopt::linger, 200);
         env_.write_log(LogLevel::info, "stopped");
-        return 0;
+        return kExitStopped;
     }
 
   private:
@@ -805,7 +805,7 @@ class Runtime {
                            std::to_string(kWaitFailingStopMs / 1000) +
                            " s (see the errors above); nothing acknowledged is lost, restart it");
         router_.set(zmq::sockopt::linger, 0);
-        return 1;
+        return kExitFailed;
     }
 
     // Reads up to batch_messages_max messages, round robin over the sockets the
@@ -1228,7 +1228,7 @@ class Runtime {
                        "stopping: a store commit failed, so this node's memory is ahead of its "
                        "store; restart it once the store is writable (it recovers from the store)");
         router_.set(zmq::sockopt::linger, 0);
-        return 1;
+        return kExitFailed;
     }
 
     // Retries peer messages that found no connection. A connection may just be
@@ -1733,11 +1733,13 @@ int run_node(const RuntimeConfig& config) {
         std::fprintf(stderr, "kvnode: %s: %s\n", config.data_dir.c_str(), line.c_str());
     };
     options.map_size_bytes = config.map_size_mb << 20;
+    bool refused_damaged_log = false;
+    options.refused_damaged_log = &refused_damaged_log;
     auto store = open_lmdb_store(options);
     if (!store) {
         std::fprintf(stderr, "kvnode: cannot open store in %s: %s\n", config.data_dir.c_str(),
                      store.status().to_string().c_str());
-        return 1;
+        return refused_damaged_log ? kExitDataNeedsOperator : kExitFailed;
     }
     Runtime runtime(config, *store.value());
     return runtime.run();

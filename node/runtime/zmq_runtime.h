@@ -8,7 +8,16 @@
 
 namespace kv::node {
 
-// Runs until SIGTERM or SIGINT; returns the process exit code.
+// kvnode's exit codes. A service manager restarts the node after
+// kExitFailed (a full disk, descriptors run out: cured by time or room) but
+// not after the others, which a restart would only repeat.
+constexpr int kExitStopped = 0;            // SIGTERM or SIGINT: a clean stop
+constexpr int kExitFailed = 1;             // a failure that trying again may cure
+constexpr int kExitConfig = 2;             // a configuration error
+constexpr int kExitDataNeedsOperator = 3;  // the data directory must be restored or repaired
+                                           // (a write-ahead log damaged in its middle)
+
+// Runs until SIGTERM or SIGINT; returns the process exit code (above).
 int run_node(const RuntimeConfig& config);
 
 }  // namespace kv::node

@@ -162,6 +162,10 @@ struct LmdbOptions {
     // records up to the damage are kept and the rest dropped, told through `log`
     // and recorded in Space::meta (meta::kLostWritesKey) for the node to refill.
     bool wal_discard_damaged = false;
+    // Set to true when opening fails for that reason (a log damaged in its
+    // middle, wal_discard_damaged not set): trying again changes nothing, an
+    // operator must restore the directory or discard (may be null).
+    bool* refused_damaged_log = nullptr;
     std::function<void(const std::string&)> log = {};  // notices while opening (may be empty)
 };
 

@@ -655,6 +655,7 @@ class LoggedStore final : public Store {
           checkpoint_bytes_(options.wal_checkpoint_bytes),
           checkpoint_step_bytes_(std::max<uint64_t>(options.wal_checkpoint_step_bytes, 1)),
           discard_damaged_(options.wal_discard_damaged),
+          refused_damaged_log_(options.refused_damaged_log),
           log_(options.log ? options.log : [](const std::string&) {}) {}
 
     LoggedStore(const LoggedStore&) = delete;
@@ -745,6 +746,7 @@ class LoggedStore final : public Store {
         }
         if (!damage.empty()) {
             if (!discard_damaged_) {
+                if (refused_damaged_log_ != nullptr) *refused_damaged_log_ = true;
                 return {ErrorCode::storage_error,
                         "wal: " + damage +
                             ": acknowledged writes would be lost. Restore the data directory, or "
@@ -1197,6 +1199,7 @@ class LoggedStore final : public Store {
     uint64_t checkpoint_bytes_;
     uint64_t checkpoint_step_bytes_;
     bool discard_damaged_;
+    bool* refused_damaged_log_;  // LmdbOptions::refused_damaged_log, may be null
     std::function<void(const std::string&)> log_;
     std::array<int, 2> fds_{-1, -1};
     // The memtables' arena chunks between memtables: about one memtable's

@@ -15,6 +15,7 @@
 #include <catch2/catch.hpp>
 
 #include "client/protocol.h"
+#include "node/runtime/zmq_runtime.h"
 #include "tests/process/process_cluster.h"
 
 namespace kv::test {
@@ -225,7 +226,7 @@ TEST_CASE("a log damaged in its middle stops the node until the damage is discar
     auto refused = cluster.wait_exit(0);
     KV_REQUIRE_OK(refused.status());
     INFO(cluster.log_tail(0));
-    CHECK(refused.value() == 1);
+    CHECK(refused.value() == kv::node::kExitDataNeedsOperator);
     CHECK_THAT(cluster.log_tail(0), Catch::Contains(wal + " is damaged at byte"));
     CHECK_THAT(cluster.log_tail(0), Catch::Contains("start once with --wal-discard-damaged"));
 

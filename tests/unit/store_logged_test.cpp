@@ -291,8 +291,13 @@ TEST_CASE("wal: a log damaged in its middle is refused, or opened by dropping wh
     }
     // Refused, twice (refusing changes nothing), naming the file and the way out.
     for (int attempt = 0; attempt < 2; ++attempt) {
-        auto refused = kv::node::open_lmdb_store(logged(dir.path(), uint64_t{1} << 30));
+        // Told apart from failures that trying again may cure (kvnode's exit code 3).
+        bool refused_damaged_log = false;
+        LmdbOptions options = logged(dir.path(), uint64_t{1} << 30);
+        options.refused_damaged_log = &refused_damaged_log;
+        auto refused = kv::node::open_lmdb_store(options);
         REQUIRE_FALSE(refused.ok());
+        CHECK(refused_damaged_log);
         CHECK(refused.status().code() == ErrorCode::storage_error);
         CHECK_THAT(refused.status().message(), Catch::Contains(wal + " is damaged at byte"));
         CHECK_THAT(refused.status().message(), Catch::Contains("--wal-discard-damaged"));
@@ -322,7 +327,11 @@ TEST_CASE("wal: a log damaged in its middle is refused, or opened by dropping wh
     }
     write_then_die(discard, 10, 1);
     CHECK(notices.size() == 1);  // the child's notices are its own; this open found none
-    auto store = open_store(logged(dir.path(), uint64_t{1} << 30));
+    bool refused_damaged_log = false;
+    LmdbOptions whole_again = logged(dir.path(), uint64_t{1} << 30);
+    whole_again.refused_damaged_log = &refused_damaged_log;
+    auto store = open_store(whole_again);
+    CHECK_FALSE(refused_damaged_log);
     check_keys(*store, 0, 10, 0);
     // What was kept: the first rounds whole, as before the damage.
     for (int i = 10; i < 200; ++i) {
