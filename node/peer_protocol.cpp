@@ -282,6 +282,7 @@ void read_digests(FieldReader& f, std::vector<CatalogDigest>& out) {
 void write_fields(const ReplicaReadRequest& m, FieldWriter& w) {
     w.bytes("key", m.key);
     w.flag_if_true("stand_in", m.stand_in);
+    w.flag_if_true("new_owner", m.new_owner);
 }
 void write_fields(const ReplicaReadResponse& m, FieldWriter& w) {
     w.code(m.code);
@@ -418,6 +419,7 @@ void write_fields(const AePushResponse& m, FieldWriter& w) {
 void read_fields(FieldReader& f, ReplicaReadRequest& m) {
     f.key(m.key);
     f.flag("stand_in", m.stand_in);
+    f.flag("new_owner", m.new_owner);
 }
 void read_fields(FieldReader& f, ReplicaReadResponse& m) {
     f.code(m.code);

@@ -33,6 +33,11 @@ struct ReplicaReadRequest {
     // The receiver is asked as a stand-in (sloppy quorum): it answers with the
     // hints it holds for the key, merged, instead of checking it owns the key.
     bool stand_in = false;
+    // The receiver is asked as a new owner of the key's range, in place of a
+    // replica that handed the range off (not_owner) while the change is under
+    // way: it answers once it has received the whole range
+    // (Replica::check_new_owner_read), else refuses as any read.
+    bool new_owner = false;
     bool operator==(const ReplicaReadRequest&) const = default;
 };
 struct ReplicaReadResponse {

@@ -133,6 +133,9 @@ class Coordinator {
     void ask_replica(Op& op, const std::string& replica);
     // Asks up to `count` of the op's spares (never this node: it is asked first).
     void ask_spares(Op& op, size_t count);
+    // Asks the new owners of the key's range (while it moves) that are not
+    // current replicas, in place of a home replica that handed it off.
+    void ask_new_owners(Op& op);
     // `object` is taken: the first one decoded is kept to compare the others with.
     void on_read_reply(Op& op, const std::string& replica, const Status& status,
                        std::optional<std::string> object);

@@ -102,6 +102,12 @@ struct Coordinator::Op {
     std::map<std::string, std::string> stand_in_for;
     bool sloppy = false;
     bool is_stand_in(const std::string& replica) const { return stand_in_for.count(replica) != 0; }
+    // Reads: new owners of the key's range asked in place of home replicas
+    // that handed it off (read_path.cpp, ask_new_owners), among `replicas`.
+    std::vector<std::string> new_owners;
+    bool is_new_owner(const std::string& replica) const {
+        return std::find(new_owners.begin(), new_owners.end(), replica) != new_owners.end();
+    }
     uint64_t deadline_at_ms = 0;
     bool answered = false;
     bool finished = false;
@@ -186,7 +192,12 @@ struct Coordinator::Op {
     // Reads: the replicas that answered, with a version or with nothing.
     size_t answers() const { return versions.size() + same_as_first.size(); }
     size_t responded() const { return answers() + failed.size(); }
-    bool wants_all() const { return required == replicas.size() + spares.size(); }
+    // The level needs every replica (`all`): answered only once all have
+    // answered and been repaired. New owners asked in place of replicas that
+    // handed off do not count: they replace, they do not add.
+    bool wants_all() const {
+        return required == replicas.size() + spares.size() - new_owners.size();
+    }
 };
 
 // "quorum", or "r=2" / "w=2" for an explicit count.

@@ -160,14 +160,16 @@ void Coordinator::handle(const ReplyTo& from, proto::GetRequest req,
 
 void Coordinator::ask_replica(Op& op, const std::string& replica) {
     if (replica != config_.node_id) {
-        call_peer(op, replica, ReplicaReadRequest{0, op.key, op.is_stand_in(replica)});
+        call_peer(op, replica,
+                  ReplicaReadRequest{0, op.key, op.is_stand_in(replica), op.is_new_owner(replica)});
     } else if (op.is_stand_in(config_.node_id)) {
         auto held = replica_.read_hints(op.key);
         op.local_writes_mark = std::max(op.local_writes_mark, env_.step_mark());
         on_read_reply(op, config_.node_id, held.status(),
                       held ? std::move(held.value()) : std::optional<std::string>());
     } else {
-        Status owner = replica_.check_local_owner(op.key, false, {});
+        Status owner = op.is_new_owner(replica) ? replica_.check_new_owner_read(op.key)
+                                                : replica_.check_local_owner(op.key, false, {});
         if (owner.ok()) owner = replica_.check_readable();
         if (!owner.ok()) {
             on_read_reply(op, config_.node_id, owner, std::nullopt);
@@ -193,6 +195,20 @@ void Coordinator::ask_spares(Op& op, size_t count) {
         assert(replica != config_.node_id);  // this node is always asked first
         ask_replica(op, replica);
     }
+}
+
+void Coordinator::ask_new_owners(Op& op) {
+    // Added to `replicas` before any call, as spares are: a call that fails
+    // at once (or this node's own read) counts against an asked replica.
+    const size_t first_new = op.replicas.size();
+    for (std::string& id : placement_.pending_replicas(op.key)) {
+        // Asked already as a stand-in (sloppy reads), or a spare stand-in.
+        if (std::find(op.replicas.begin(), op.replicas.end(), id) != op.replicas.end()) continue;
+        if (std::find(op.spares.begin(), op.spares.end(), id) != op.spares.end()) continue;
+        op.new_owners.push_back(id);
+        op.replicas.push_back(std::move(id));
+    }
+    for (size_t i = first_new; i < op.replicas.size(); ++i) ask_replica(op, op.replicas[i]);
 }
 
 void Coordinator::on_read_reply(Op& op, const std::string& replica, const Status& status,
@@ -252,6 +268,13 @@ void Coordinator::on_read_reply(Op& op, const std::string& replica, const Status
 #endif
     if (!op.answered && op.answers() >= required && !op.wants_all()) answer_read(op);
     if (!status.ok()) op.last_failure = status.message();
+    // A home replica that handed the key's range to its new owner refuses it
+    // (not_owner) until the change completes: the new owner, once it has
+    // received the whole range, answers in its place (a read at `all` would
+    // otherwise fail for as long as the change lasts). Asked once per op.
+    if (!status.ok() && status.code() == ErrorCode::not_owner && !op.answered &&
+        op.new_owners.empty() && !op.is_stand_in(replica) && placement_.moving())
+        ask_new_owners(op);
     // A failed replica is replaced by a spare while the answer still needs one.
     if (!status.ok() && !op.answered && !op.spares.empty()) ask_spares(op, 1);
     // Once the level cannot be met, wait for the replicas still out so the

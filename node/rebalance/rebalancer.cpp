@@ -111,8 +111,12 @@ void Rebalancer::refresh() {
     }
     inbound_ = std::move(next);
     calls_.clear();
+    // What was received counts only where the new plan still holds it.
+    handoffs_.forget_received();
     for (size_t i = 0; i < inbound_.size(); ++i) {
         if (inbound_[i].call_id != 0) calls_[inbound_[i].call_id] = i;
+        if (inbound_[i].phase == InboundTransfer::Phase::done)
+            handoffs_.received(inbound_[i].plan.ranges);
     }
 }
 
@@ -146,6 +150,7 @@ void Rebalancer::send_call(InboundTransfer& t, uint64_t now_ms) {
         // itself: recorded as a handoff from a peer would be.
         handoffs_.record(config_.node_id, t.plan.ranges);
         t.phase = InboundTransfer::Phase::done;
+        handoffs_.received(t.plan.ranges);
         log_received(t, "");
         return maybe_finish_membership_change();
     }
@@ -197,6 +202,7 @@ bool Rebalancer::on_reply(const std::string& peer_id, const Message& message) {
             return true;
         }
         t.phase = InboundTransfer::Phase::done;
+        handoffs_.received(t.plan.ranges);
         log_received(t, "");
         maybe_finish_membership_change();
     } else if (const auto* error = std::get_if<proto::ErrorResponse>(&message)) {

@@ -22,7 +22,12 @@ void Handoffs::record(const std::string& target, const std::vector<ring::Range>&
     persist();
 }
 
+void Handoffs::received(const std::vector<ring::Range>& ranges) {
+    for (const auto& r : ranges) received_.add(r);
+}
+
 void Handoffs::clear() {
+    received_ = {};
     if (by_target_.empty()) return;
     by_target_.clear();
     persist();

@@ -299,6 +299,20 @@ Status Replica::check_owner(const std::string& key, bool is_write,
     return {};
 }
 
+Status Replica::check_new_owner_read(const std::string& key) const {
+    Status owner = check_owner(key, false, {});
+    if (owner.ok() || !placement_.dynamic() || !placement_.moving()) return owner;
+    // Every page of the range merged here: with the key's other current
+    // replicas this node is its future preference list, which holds w copies
+    // of every acknowledged write (docs/ARCHITECTURE.md, "Reads stay correct").
+    const uint64_t hash = ring::hash64(key);
+    const std::string& self = config_.node_id;
+    if (!placement_.is_replica_for_hash(hash, self) &&
+        placement_.is_future_replica_for_hash(hash, self) && handoffs_.has_received(hash))
+        return {};
+    return owner;
+}
+
 // ---- peer requests --------------------------------------------------------------
 
 void Replica::handle(const ReplyTo& from, const ReplicaReadRequest& req) {
@@ -311,7 +325,7 @@ void Replica::handle(const ReplyTo& from, const ReplicaReadRequest& req) {
                                 held ? held.value() : std::nullopt},
             env_.step_mark());
     }
-    Status owner = check_owner(req.key, false, {});
+    Status owner = req.new_owner ? check_new_owner_read(req.key) : check_owner(req.key, false, {});
     if (owner.ok()) owner = check_readable();
     if (!owner.ok()) {
         return env_.reply(from,

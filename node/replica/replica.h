@@ -120,6 +120,12 @@ class Replica {
     // `targets` (when non-empty) must include every new owner it knows of.
     Status check_owner(const std::string& key, bool is_write,
                        const std::vector<std::string>& targets) const;
+    // Whether this node may answer a read of the key asked of it as a new
+    // owner (ReplicaReadRequest::new_owner), in place of a replica that handed
+    // the key's range off: ok when check_owner is, or when the key's range
+    // moves to this node and it has received all of it (Handoffs::
+    // has_received); else check_owner's refusal.
+    Status check_new_owner_read(const std::string& key) const;
     // check_owner for this node as the replica of an op it coordinates: the
     // op's replicas come from this node's own placement, so while nothing
     // moves the answer is known (ok) and the ring walk is skipped.

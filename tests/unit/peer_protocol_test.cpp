@@ -95,6 +95,7 @@ std::vector<Message> peer_sample_messages() {
         CatalogPushRequest{
             48, "n2", {sample_user(), UserRecord{"gone", "", false, {9, "n3.ab"}, {}}}},
         ReplicaReadRequest{49, "k", true},
+        ReplicaReadRequest{49, "k", false, true},
         HintReplayRequest{50, "n1", {bytes_with_nuls("k1"), "k2"}, {bytes_with_nuls("o1"), "o2"}},
         HintReplayRequest{51, "n1", {}, {}},
         HintReplayResponse{52, ErrorCode::ok, "", {"k2"}},

@@ -66,6 +66,20 @@ sim::ClusterOptions three_then_a_fourth() {
     return o;
 }
 
+// n1-n3 hold kKeys keys ("v<k>"); then n4 starts and claims its tokens, and is
+// cut off from n2 (before, n2 could not acknowledge its join, and n4 would
+// wait unclaimed): its transfers from n2 cannot finish, so it stays joining.
+void start_joiner_cut_off_from_n2(sim::Cluster& c) {
+    start_all_but_last(c);
+    for (int k = 0; k < kKeys; ++k)
+        REQUIRE(put(c, k % 3, key_name(k), "v" + std::to_string(k)).code == ErrorCode::ok);
+    c.restart(3);
+    REQUIRE(
+        c.run_until([&] { return !c.node(3).gossiper()->view().self().tokens.empty(); }, 20000));
+    c.block(3, 1, true);
+    c.block(1, 3, true);
+}
+
 }  // namespace
 
 TEST_CASE("a joiner streams in the ranges it gains, then declares itself up", "[rebalance]") {
@@ -110,17 +124,7 @@ TEST_CASE("a joiner streams in the ranges it gains, then declares itself up", "[
 TEST_CASE("while a range moves, writes reach the joiner too; a joiner that crashes resumes",
           "[rebalance]") {
     sim::Cluster c(three_then_a_fourth());
-    start_all_but_last(c);
-    for (int k = 0; k < kKeys; ++k)
-        REQUIRE(put(c, k % 3, key_name(k), "v" + std::to_string(k)).code == ErrorCode::ok);
-    // Cut n4 off from n2 once it claimed its tokens (before, n2 could not
-    // acknowledge its join, and n4 would wait unclaimed): transfers from n2
-    // cannot finish, so n4 stays joining.
-    c.restart(3);
-    REQUIRE(
-        c.run_until([&] { return !c.node(3).gossiper()->view().self().tokens.empty(); }, 20000));
-    c.block(3, 1, true);
-    c.block(1, 3, true);
+    start_joiner_cut_off_from_n2(c);
     REQUIRE(c.run_until([&] { return all_see_declared(c, "n4", gossip::MemberStatus::joining); },
                         20000));
     c.run_for(2000);
@@ -148,6 +152,70 @@ TEST_CASE("while a range moves, writes reach the joiner too; a joiner that crash
     c.heal();
     REQUIRE(c.run_until([&] { return all_joined(c) && rings_settled(c); }, 30000));
     check_replicas_hold_every_key(c, "w");
+}
+
+TEST_CASE(
+    "while a range moves, a read at all asks the new owner in place of a replica that "
+    "handed it off",
+    "[rebalance]") {
+    sim::Cluster c(three_then_a_fourth());
+    // n4 receives (and is handed) the ranges it takes from n1 and n3, not
+    // those from n2, and the change stays under way.
+    start_joiner_cut_off_from_n2(c);
+    REQUIRE(c.run_until(
+        [&] {
+            auto status = std::get<proto::StatusResponse>(call(c, 3, proto::StatusRequest{}));
+            size_t done = 0;
+            for (const auto& t : status.transfers) done += t.direction == "in" && t.state == "done";
+            return done == 2;
+        },
+        20000));
+    REQUIRE(c.node(3).transfers_pending());
+    REQUIRE(c.node(0).future_ring().nodes().size() == 4);
+    const ring::Ring& future = c.node(0).future_ring();
+    const ring::Ring& current = c.node(0).ring();
+    size_t handed_off = 0, still_moving = 0;
+    for (int k = 0; k < kKeys; ++k) {
+        const std::string key = key_name(k);
+        INFO("key " << key);
+        const auto before = current.preference_list(key, 3);
+        const auto after = future.preference_list(key, 3);
+        std::string displaced;
+        for (const auto& id : before) {
+            if (std::find(after.begin(), after.end(), id) == after.end()) displaced = id;
+        }
+        const auto as_new_owner = std::get<node::ReplicaReadResponse>(
+            call(c, 3, node::ReplicaReadRequest{0, key, false, true}));
+        if (displaced.empty()) {
+            // n4 takes no part: not a new owner of this key, refused.
+            CHECK(as_new_owner.code == ErrorCode::not_owner);
+        } else if (displaced == "n2") {
+            // Not received yet: refused, and n2 still serves the key.
+            CHECK(as_new_owner.code == ErrorCode::not_owner);
+            ++still_moving;
+        } else {
+            // Received whole: answered, with the value; the source refuses.
+            CHECK(as_new_owner.code == ErrorCode::ok);
+            CHECK(as_new_owner.object.has_value());
+            const auto source = std::get<node::ReplicaReadResponse>(
+                call(c, index_of(c, displaced), node::ReplicaReadRequest{0, key}));
+            CHECK(source.code == ErrorCode::not_owner);
+            ++handed_off;
+        }
+        // A read at `all` through n1 and n3 (n2 cannot reach n4) succeeds
+        // whichever replica handed off: the new owner answers in its place.
+        for (size_t via : {size_t{0}, size_t{2}}) {
+            const auto got = get(c, via, key, level(proto::Level::all));
+            INFO("through " << c.node_id(via) << ": " << got.message);
+            CHECK(got.code == ErrorCode::ok);
+            CHECK(got.values == Values{"v" + std::to_string(k)});
+        }
+    }
+    CHECK(handed_off > kKeys / 10);
+    CHECK(still_moving > kKeys / 10);
+    c.heal();
+    REQUIRE(c.run_until([&] { return all_joined(c) && rings_settled(c); }, 30000));
+    check_replicas_hold_every_key(c, "v");
 }
 
 TEST_CASE("a leaver hands its ranges to their new owners, then leaves the ring", "[rebalance]") {
