@@ -149,8 +149,21 @@ Status Node::start() {
     refresh_placement();
     // With gossip a node that lost its data cannot come back under its old id
     // until that life is removed; it then joins anew and streams its ranges
-    // before it counts (rebalance/). A static list has no such step.
-    if (fresh && !gossip_) anti_entropy_->begin_refill("it started on an empty data directory");
+    // before it counts (rebalance/). A static list has no such step: a node on
+    // an empty directory refills, and the record of it (meta refill, durable
+    // before anything is sent) makes a later start refill too until one
+    // refill has ended; a stop before that must not leave it counted with
+    // what little it received.
+    std::string refill_why;
+    if (fresh && !gossip_) {
+        refill_why = "it started on an empty data directory";
+        env_.stage_write(StoreWrite{Space::meta, std::string(meta::kRefillKey), refill_why});
+    } else {
+        auto owed = env_.read(Space::meta, meta::kRefillKey);
+        if (!owed) return owed.status();
+        if (owed.value())
+            refill_why = *owed.value() + " (an earlier start, whose refill was cut short)";
+    }
     // Writes this node acknowledged were dropped with a damaged log: a read
     // quorum of it and a replica the write missed would miss them too. With
     // gossip as well, as the node keeps its id and ranges. The mark goes only
@@ -159,9 +172,13 @@ Status Node::start() {
     if (!lost) return lost.status();
     if (lost.value()) {
         env_.log(LogLevel::warn, "this node lost acknowledged writes: " + *lost.value());
-        anti_entropy_->begin_refill("its store dropped the writes of a damaged log", [this] {
-            env_.stage_write(
-                StoreWrite{Space::meta, std::string(meta::kLostWritesKey), std::nullopt});
+        if (!refill_why.empty()) refill_why += "; ";
+        refill_why += "its store dropped the writes of a damaged log";
+    }
+    if (!refill_why.empty()) {
+        anti_entropy_->begin_refill(refill_why, [this] {
+            for (std::string_view mark : {meta::kRefillKey, meta::kLostWritesKey})
+                env_.stage_write(StoreWrite{Space::meta, std::string(mark), std::nullopt});
         });
     }
     env_.log(LogLevel::info, "node " + config_.node_id + " started with actor " +

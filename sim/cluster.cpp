@@ -269,6 +269,14 @@ void Cluster::crash(size_t i) {
     take_down(i);
 }
 
+void Cluster::wipe(size_t i) {
+    crash(i);
+    if (options_.trace_to_stderr)
+        std::fprintf(stderr, "%8llu WIPE %s\n", static_cast<unsigned long long>(now_ms_),
+                     nodes_.at(i)->id.c_str());
+    nodes_.at(i)->store = std::make_unique<FaultyStore>(now_ms_);
+}
+
 void Cluster::take_down(size_t i) {
     SimNode& n = *nodes_.at(i);
     n.node.reset();

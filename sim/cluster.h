@@ -145,6 +145,9 @@ class Cluster {
     // Faults.
     void crash(size_t node);    // loses all the node's memory and uncommitted effects
     void restart(size_t node);  // a new Node over the same durable store
+    // A lost disk: crashes the node (if up) and gives it an empty store; the
+    // next restart() comes up on an empty data directory under the same id.
+    void wipe(size_t node);
     // A clean stop, as kvnode's on SIGTERM: Node::stop, everything staged
     // committed and sent, then down (with its memory) until restart.
     void stop(size_t node);

@@ -76,6 +76,12 @@ constexpr std::string_view kKeyHashesBuiltKey = "key_hashes";
 // was dropped. Node::start then refills as a wiped node does; the refill's end
 // erases it.
 constexpr std::string_view kLostWritesKey = "lost_writes";
+// Written by Node::start when a node with a static member list starts on an
+// empty data directory (it may be a member that lost its disk): why it
+// refills. The refill's end erases it, so a node stopped or crashed before
+// its refill ended refills again at its next start instead of serving replica
+// reads with what little it received.
+constexpr std::string_view kRefillKey = "refill";
 // The user catalog (node/access/catalog.h): one record per user name under
 // this prefix and the name, each a catalog_push frame holding that one user
 // record with its grant records (node/peer_protocol.h).
