@@ -71,6 +71,16 @@ void ReadyWaiter::wait(std::vector<zmq::pollitem_t>& items, uint64_t timeout_ms,
         items[i].revents = ZMQ_POLLIN;
         ready = true;
     }
+    // A wait that reports unsettled sockets asks epoll for the rest only
+    // every other time: the one before did, and the next will, so a
+    // descriptor waits at most one more turn, while a loop that answers one
+    // request at a time skips an epoll_wait a request (its reply's send
+    // unsettles the socket, and the next wait only settles it).
+    if (ready && !backstop && epolled_last_) {
+        epolled_last_ = false;
+        return;
+    }
+    epolled_last_ = true;
     std::array<epoll_event, 64> events;
     const int timeout = ready ? 0 : static_cast<int>(std::min<uint64_t>(timeout_ms, 1000));
     const int n = ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timeout);

@@ -45,7 +45,10 @@ class ReadyWaiter {
     // Unlike zmq_poll, a socket may be reported with nothing to receive (it
     // was unsettled, or its descriptor signalled other commands): its handler
     // must then try a receive, which settles it. A new socket starts
-    // unsettled. `now_ms` is the caller's clock, for the backstop. Throws
+    // unsettled. A wait that reports unsettled sockets asks epoll for the
+    // other items only if the last wait did not (or the backstop is due), so
+    // a readable item may be reported one wait late, never two. `now_ms` is
+    // the caller's clock, for the backstop. Throws
     // zmq::error_t when epoll fails other than by a signal.
     void wait(std::vector<zmq::pollitem_t>& items, uint64_t timeout_ms, uint64_t now_ms);
 
@@ -84,6 +87,7 @@ class ReadyWaiter {
     std::vector<Registered> registered_;  // by item index
     std::vector<int> in_set_;             // the descriptors added to the set, for removal
     uint64_t next_backstop_ms_ = 0;
+    bool epolled_last_ = false;  // the last wait() asked epoll
     uint64_t registrations_ = 0;
 };
 

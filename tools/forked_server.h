@@ -3,10 +3,12 @@
 // serves. Header-only: two small tools, no library of their own.
 #pragma once
 
+#include <sched.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <cerrno>
 #include <cstdio>
@@ -45,6 +47,37 @@ inline bool announce_endpoint(int ready_fd, const std::string& endpoint) {
         ::write(ready_fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
     ::close(ready_fd);
     return ok;
+}
+
+// Confines the calling thread, and the threads it makes after, to the CPUs
+// in `list` ("0", "0,1"): a side's ZeroMQ I/O thread is made with its
+// context, so pinning before the context pins both of that side's threads.
+// An empty list leaves the scheduler free. False, said on stderr, for a
+// malformed list or CPUs this process may not use.
+inline bool pin_to_cpus(const char* tool, const std::string& list) {
+    if (list.empty()) return true;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    size_t at = 0;
+    while (at <= list.size()) {
+        const size_t comma = std::min(list.find(',', at), list.size());
+        const std::string cpu = list.substr(at, comma - at);
+        if (cpu.empty() || cpu.size() > 4 ||
+            cpu.find_first_not_of("0123456789") != std::string::npos ||
+            std::stoi(cpu) >= CPU_SETSIZE) {
+            std::fprintf(stderr, "%s: bad CPU list '%s' (CPU numbers, e.g. 0 or 0,1)\n", tool,
+                         list.c_str());
+            return false;
+        }
+        CPU_SET(std::stoi(cpu), &set);
+        at = comma + 1;
+    }
+    if (::sched_setaffinity(0, sizeof set, &set) != 0) {
+        std::fprintf(stderr, "%s: cannot run on CPUs %s: %s\n", tool, list.c_str(),
+                     std::strerror(errno));
+        return false;
+    }
+    return true;
 }
 
 struct ForkedServer {

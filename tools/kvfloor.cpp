@@ -10,6 +10,7 @@
 #include <lmdb.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <csignal>
 
 #include <algorithm>
 #include <boost/program_options.hpp>
@@ -41,7 +42,8 @@ bool check(int rc, const char* what) {
 // Fills `keys` keys of `value_bytes` each, then serves reads until told to stop.
 // Writes the endpoint it bound to `ready_fd` once it serves.
 int serve(const std::string& endpoint, const std::string& dir, uint32_t keys, uint32_t value_bytes,
-          int ready_fd) {
+          const std::string& cpus, int ready_fd) {
+    if (!kv::tools::pin_to_cpus("kvfloor", cpus)) return 1;
     MDB_env* env = nullptr;
     if (!check(mdb_env_create(&env), "mdb_env_create")) return 1;
     if (!check(mdb_env_set_mapsize(env, size_t{1} << 30), "mdb_env_set_mapsize")) return 1;
@@ -98,6 +100,7 @@ int main(int argc, char** argv) {
     uint16_t port = 0;
     uint32_t requests = 0, keys = 0, value_bytes = 0, warmup = 0;
     bool json = false;
+    std::string server_cpus, client_cpus;
     po::options_description opts("kvfloor: a bare ZeroMQ round trip plus an LMDB read");
     opts.add_options()("help", "this text")(
         "port", po::value(&port)->default_value(0),
@@ -106,7 +109,10 @@ int main(int argc, char** argv) {
         "warmup", po::value(&warmup)->default_value(2000), "untimed round trips first")(
         "keys", po::value(&keys)->default_value(100000), "keys stored and read at random")(
         "value-bytes", po::value(&value_bytes)->default_value(100), "bytes per value")(
-        "json", po::bool_switch(&json), "one JSON line instead of a table");
+        "json", po::bool_switch(&json), "one JSON line instead of a table")(
+        "server-cpus", po::value(&server_cpus),
+        "CPUs the server's threads run on, e.g. 0 (default: wherever the scheduler puts them)")(
+        "client-cpus", po::value(&client_cpus), "CPUs the client's threads run on, e.g. 1");
     po::variables_map vm;
     if (auto code = kv::tools::parse_options("kvfloor", argc, argv, opts, vm)) return *code;
     if (keys == 0 || requests == 0) {
@@ -122,8 +128,9 @@ int main(int argc, char** argv) {
     }
     const std::string dir = dir_template;
     // The server's endpoint, once it is filled and bound.
-    const auto server = kv::tools::fork_server(
-        "kvfloor", [&](int ready_fd) { return serve(endpoint, dir, keys, value_bytes, ready_fd); });
+    const auto server = kv::tools::fork_server("kvfloor", [&](int ready_fd) {
+        return serve(endpoint, dir, keys, value_bytes, server_cpus, ready_fd);
+    });
     if (!server) {
         std::filesystem::remove_all(dir);
         return 1;
@@ -131,9 +138,9 @@ int main(int argc, char** argv) {
     const pid_t child = server->pid;
     const std::string& bound = server->endpoint;
 
-    int rc = 0;
+    int rc = kv::tools::pin_to_cpus("kvfloor", client_cpus) ? 0 : 1;
     std::vector<uint64_t> us;
-    {
+    if (rc == 0) {
         zmq::context_t ctx(1);
         zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
         dealer.set(zmq::sockopt::linger, 0);
@@ -166,6 +173,8 @@ int main(int argc, char** argv) {
         }
         dealer.set(zmq::sockopt::sndtimeo, 1000);
         dealer.send(zmq::str_buffer("stop"), zmq::send_flags::none);
+    } else {
+        ::kill(child, SIGTERM);  // it serves until told to stop, and nothing will tell it
     }
     int status = 0;
     ::waitpid(child, &status, 0);

@@ -222,3 +222,27 @@ TEST_CASE("async client: with batch_requests off every request goes alone", "[as
     h.answer_alone({"b", "c"});
     REQUIRE(poll_until(*h.client, [&] { return h.got.size() == 3; }));
 }
+
+// With nothing in flight after a reply, the client stops reading (a receive
+// would most likely find nothing): a reply queued behind it, one no request
+// awaits, is read and counted at the next poll with work, and does not hold
+// up the reply that work is waiting for.
+TEST_CASE("async client: a reply queued behind the last awaited one is read at the next poll",
+          "[async_client]") {
+    Harness h(false);
+    h.get("a");
+    const proto::GetRequest first = decode_get(h.recv());
+    h.node.send_frame(reply_to(first));
+    proto::GetRequest unknown = first;
+    unknown.id = first.id + 1000;  // no request of the client has this id
+    h.node.send_frame(reply_to(unknown));
+    REQUIRE(poll_until(*h.client, [&] { return h.got.count("a") == 1; }));
+    CHECK(h.got["a"] == "value of a");
+    h.get("b");
+    const proto::GetRequest second = decode_get(h.recv());
+    h.node.send_frame(reply_to(second));
+    REQUIRE(poll_until(*h.client, [&] { return h.got.count("b") == 1; }));
+    CHECK(h.got["b"] == "value of b");
+    CHECK(h.client->stale_replies() == 1);
+    CHECK(h.client->in_flight() == 0);
+}

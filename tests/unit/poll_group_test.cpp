@@ -247,18 +247,34 @@ TEST_CASE("poll group: with nothing in flight a poll returns at once", "[poll_gr
     CHECK(Clock::now() - start < std::chrono::milliseconds(kWaitMs));
 }
 
+// A group of one client polls it alone (its own set, no group set around
+// it); a group of two goes through the group's set. Both must sleep.
 TEST_CASE("poll group: a link client waiting on a silent node sleeps, not spins", "[poll_group]") {
     LinkNode silent;
     silent.silent = true;
     AsyncClient to_silent = connect_to(silent.endpoint());
-    auto group = PollGroup::make({&to_silent});
+    LinkNode other;
+    other.silent = true;
+    AsyncClient to_other = connect_to(other.endpoint());
+    std::vector<AsyncClient*> clients{&to_silent};
+    SECTION("one client") {}
+    SECTION("two clients") {
+        clients.push_back(&to_other);
+    }
+    auto group = PollGroup::make(clients);
     REQUIRE(group.ok());
     std::map<std::string, std::string> got;
     RequestOptions long_deadline;
     long_deadline.deadline_ms = 20000;  // stays in flight through the whole test
     submit_gets(to_silent, "unanswered", 1, got, long_deadline);
+    if (clients.size() == 2) submit_gets(to_other, "also-unanswered", 1, got, long_deadline);
     REQUIRE(run_until(
-        group.value(), [&] { silent.step(); }, [&] { return silent.frames >= 1; }));
+        group.value(),
+        [&] {
+            silent.step();
+            other.step();
+        },
+        [&] { return silent.frames >= 1 && (clients.size() == 1 || other.frames >= 1); }));
     // Past the waiter's backstop (ready_waiter.h, 100 ms), which once made
     // every pass of a group of link clients return at once: each poll(20)
     // must now wait its 20 ms, so 400 ms hold about 20 passes. A busy loop
@@ -267,10 +283,12 @@ TEST_CASE("poll group: a link client waiting on a silent node sleeps, not spins"
     int passes = 0;
     while (Clock::now() < until) {
         silent.step();
+        other.step();
         CHECK(group.value().poll(20) == 0);
         ++passes;
     }
     CHECK(passes <= 60);
     CHECK(got.empty());
     CHECK(to_silent.in_flight() == 1);
+    CHECK(to_other.in_flight() == clients.size() - 1);
 }

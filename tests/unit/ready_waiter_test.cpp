@@ -54,6 +54,15 @@ struct Pair {
         router.set(zmq::sockopt::rcvtimeo, -1);
         REQUIRE(drain(router) == 0);
     }
+
+    // A plain descriptor among the items, after the ROUTER: an eventfd, not
+    // readable yet. The caller closes it.
+    int add_eventfd() {
+        const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        REQUIRE(fd >= 0);
+        items.push_back(zmq::pollitem_t{nullptr, fd, ZMQ_POLLIN, 0});
+        return fd;
+    }
 };
 
 // Waits and receives (bounded: 200 waits of up to 10 ms) until `want`
@@ -127,9 +136,7 @@ TEST_CASE("ready waiter: the backstop reports every socket each kBackstopMs", "[
 
 TEST_CASE("ready waiter: a plain descriptor is reported while it is readable", "[ready_waiter]") {
     Pair p;
-    const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    REQUIRE(fd >= 0);
-    p.items.push_back(zmq::pollitem_t{nullptr, fd, ZMQ_POLLIN, 0});
+    const int fd = p.add_eventfd();
     ReadyWaiter waiter;
     waiter.wait(p.items, 0, 0);
     drain(p.router);
@@ -146,6 +153,36 @@ TEST_CASE("ready waiter: a plain descriptor is reported while it is readable", "
     REQUIRE(::read(fd, &value, sizeof value) == sizeof value);
     waiter.wait(p.items, 20, 1);
     CHECK(p.items[1].revents == 0);
+    ::close(fd);
+}
+
+TEST_CASE(
+    "ready waiter: a socket unsettled before every wait still lets a descriptor through on the "
+    "next",
+    "[ready_waiter]") {
+    Pair p;
+    const int fd = p.add_eventfd();
+    ReadyWaiter waiter;
+    waiter.wait(p.items, 0, 0);  // asks epoll: the first wait always does
+    drain(p.router);
+    const uint64_t one = 1;
+    REQUIRE(::write(fd, &one, sizeof one) == sizeof one);
+    // As in a loop that answers a request each turn: the reply's send
+    // unsettles the socket before each wait. The wait after one that asked
+    // epoll reports the socket alone (an epoll_wait saved); the next asks.
+    waiter.unsettle(p.router.handle());
+    waiter.wait(p.items, 1000, 1);
+    CHECK(p.items[0].revents == ZMQ_POLLIN);
+    CHECK(p.items[1].revents == 0);
+    CHECK(drain(p.router) == 0);
+    waiter.unsettle(p.router.handle());
+    waiter.wait(p.items, 1000, 1);
+    CHECK(p.items[0].revents == ZMQ_POLLIN);
+    CHECK(p.items[1].revents == ZMQ_POLLIN);
+    // The backstop asks epoll whatever the last wait did.
+    waiter.unsettle(p.router.handle());
+    waiter.wait(p.items, 1000, ReadyWaiter::kBackstopMs);
+    CHECK(p.items[1].revents == ZMQ_POLLIN);
     ::close(fd);
 }
 
@@ -181,9 +218,7 @@ TEST_CASE(
     "the same descriptor whatever the items",
     "[ready_waiter]") {
     Pair p;
-    const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    REQUIRE(fd >= 0);
-    p.items.push_back(zmq::pollitem_t{nullptr, fd, ZMQ_POLLIN, 0});
+    const int fd = p.add_eventfd();
     ReadyWaiter waiter;
     CHECK(waiter.prepare(p.items, 0));  // new sockets are unsettled
     CHECK(waiter.prepare(p.items, 0));  // and stay so: prepare consumes nothing

@@ -11,12 +11,25 @@
 # variant whose name starts with "link" runs the node with --link-listen on
 # PORT + 1 and kvbench over link:// (docs/PROTOCOL.md, section 1.1). Every
 # node is stopped by pid.
+#
+# SERVER_CPUS and CLIENT_CPUS (CPU lists, e.g. 0 and 1; default: unset, the
+# scheduler's choice) pin the node and the floor's server, and kvbench and the
+# floor's client, alike. Each request crosses four thread hand-offs over
+# ZeroMQ (a side's application thread and its I/O thread); where a wake-up
+# across cores costs more than one on the same core, as on the 2-core guests
+# of docs/BENCHMARKS.md, the scheduler's placement moves both the floor and
+# the node by tens of microseconds from one run to the next, so compare them
+# pinned alike.
 set -uo pipefail
 FLOOR_BIN=$(cd "${1:?usage: $0 FLOOR_BIN_DIR name@BIN_DIR ...}" && pwd)
 shift
 (($# > 0)) || { echo "usage: $0 FLOOR_BIN_DIR name@BIN_DIR ..." >&2; exit 2; }
 ROUNDS=${ROUNDS:-3}; REQUESTS=${REQUESTS:-20000}; KEYS=${KEYS:-100000}; DUR=${DUR:-5}
 PORT=${PORT:-17401}
+SERVER_CPUS=${SERVER_CPUS:-}; CLIENT_CPUS=${CLIENT_CPUS:-}
+on_server=(); on_client=()
+[[ -n $SERVER_CPUS ]] && on_server=(taskset -c "$SERVER_CPUS")
+[[ -n $CLIENT_CPUS ]] && on_client=(taskset -c "$CLIENT_CPUS")
 WORK=${WORK:-/tmp/kv-lone-get}
 export XDG_CONFIG_HOME=$WORK/xdg KV_KEY_FILE=
 NODE=""
@@ -25,7 +38,8 @@ trap stop_node EXIT
 declare -A P50
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 for ((r = 1; r <= ROUNDS; r++)); do
-  floor=$("$FLOOR_BIN/kvfloor" --requests "$REQUESTS" --keys "$KEYS" --json |
+  floor=$("$FLOOR_BIN/kvfloor" --requests "$REQUESTS" --keys "$KEYS" --json \
+            ${SERVER_CPUS:+--server-cpus "$SERVER_CPUS"} ${CLIENT_CPUS:+--client-cpus "$CLIENT_CPUS"} |
           sed -n 's/.*"p50_us":\([0-9]*\).*/\1/p')
   [[ -n $floor ]] || { echo "kvfloor failed" >&2; exit 1; }
   P50[floor]+="$floor "
@@ -39,10 +53,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
     fi
     # A port someone else listens on would have kvctl and kvbench measure
     # their node, not ours: refuse.
-    for p in "$PORT" $(((${#link[@]})) && echo $((PORT + 1))); do
+    for p in "$PORT" $( ((${#link[@]})) && echo $((PORT + 1))); do
       if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "port $p is in use" >&2; exit 1; fi
     done
-    "$bin/kvnode" --id n1 --listen "tcp://127.0.0.1:$PORT" --data-dir "$WORK/n1" --n 1 \
+    "${on_server[@]}" "$bin/kvnode" --id n1 --listen "tcp://127.0.0.1:$PORT" --data-dir "$WORK/n1" --n 1 \
       --log-level warn "${link[@]}" >"$WORK/node.log" 2>&1 &
     NODE=$!
     up=0
@@ -54,7 +68,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     kill -0 "$NODE" 2>/dev/null || { echo "$name: kvnode exited (log: $WORK/node.log)" >&2; exit 1; }
     "$bin/kvbench" --node "tcp://127.0.0.1:$PORT" --keys "$KEYS" --mix put-only --load --ops 1 \
       --connections 1 --pipeline 64 >/dev/null 2>&1
-    p50=$("$bin/kvbench" --node "$endpoint" --keys "$KEYS" --mix get-only \
+    p50=$("${on_client[@]}" "$bin/kvbench" --node "$endpoint" --keys "$KEYS" --mix get-only \
             --consistency one --connections 1 --pipeline 1 --duration-s "$DUR" |
           awk '$1 == "get" {print $3}')
     stop_node
