@@ -5,12 +5,15 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cassert>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <deque>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <set>
 #include <thread>
 #include <type_traits>
@@ -109,6 +112,28 @@ bool looks_like_endpoint(const std::string& endpoint) {
            endpoint.size() <= proto::kIdBytesMax;
 }
 
+// One ZeroMQ context for every client in the process, as libzmq advises: its
+// I/O thread serves all their connections, so a process with 50 clients pays
+// the wake-ups of one I/O thread, not of 50 (each a thread hand-off per
+// request and per reply). Made with the first client, ended with the last.
+// The holder is never destroyed: a client made or ended while statics are
+// torn down must still find it. The child of a fork gets a context of its own
+// (the parent's I/O thread is not in it), as it did with one per client.
+std::shared_ptr<zmq::context_t> shared_context() {
+    static auto* const mutex = new std::mutex;
+    static auto* const shared = new std::weak_ptr<zmq::context_t>;
+    static pid_t made_by = 0;
+    std::lock_guard<std::mutex> lock(*mutex);
+    const pid_t pid = ::getpid();
+    if (std::shared_ptr<zmq::context_t> context = shared->lock(); context && made_by == pid) {
+        return context;
+    }
+    auto context = std::make_shared<zmq::context_t>(1);
+    *shared = context;
+    made_by = pid;
+    return context;
+}
+
 }  // namespace
 
 struct AsyncClient::Impl {
@@ -139,13 +164,14 @@ struct AsyncClient::Impl {
         std::string link_target;
     };
 
-    zmq::context_t context{1};
+    // Shared by every client of the process (shared_context()); declared
+    // before the sockets, so it outlives this client's.
+    std::shared_ptr<zmq::context_t> context = shared_context();
     ClientOptions options;
     std::vector<Endpoint> endpoints;
     size_t current = 0;
     uint64_t next_id = 1;
     uint64_t stale_replies = 0;
-    uint64_t monitors_made = 0;
     std::map<uint64_t, Pending> pending;
     std::set<std::pair<Clock::time_point, uint64_t>> expiries;
     // Completed requests whose callbacks run at the end of the next poll().
@@ -167,7 +193,7 @@ struct AsyncClient::Impl {
         if (e.link) return ensure_link(index);
         if (e.socket) return true;
         try {
-            zmq::socket_t s(context, zmq::socket_type::dealer);
+            zmq::socket_t s(*context, zmq::socket_type::dealer);
             s.set(zmq::sockopt::linger, 0);
             s.set(zmq::sockopt::sndhwm, options.send_hwm_messages);
             // Without IMMEDIATE a send to a node that is down would sit in a
@@ -286,13 +312,14 @@ struct AsyncClient::Impl {
     zmq::socket_t watch_handshakes(zmq::socket_t& s, size_t index) {
         // A fresh name per socket: a closed socket's monitor endpoint is
         // released asynchronously, so reusing its name could fail.
+        static std::atomic<uint64_t> monitors_made{0};  // in the process: the context is shared
         const std::string address = "inproc://kv-client-monitor-" + std::to_string(index) + "-" +
-                                    std::to_string(monitors_made++);
+                                    std::to_string(monitors_made.fetch_add(1));
         constexpr int kEvents = ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
                                 ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
                                 ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
         if (zmq_socket_monitor(s.handle(), address.c_str(), kEvents) != 0) throw zmq::error_t();
-        zmq::socket_t monitor(context, zmq::socket_type::pair);
+        zmq::socket_t monitor(*context, zmq::socket_type::pair);
         monitor.set(zmq::sockopt::linger, 0);
         monitor.connect(address);
         return monitor;

@@ -6,7 +6,9 @@
 // gets the batched requests again one by one, and no batch after that.
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -245,4 +247,56 @@ TEST_CASE("async client: a reply queued behind the last awaited one is read at t
     CHECK(h.got["b"] == "value of b");
     CHECK(h.client->stale_replies() == 1);
     CHECK(h.client->in_flight() == 0);
+}
+
+namespace {
+
+size_t threads_in_process() {
+    size_t n = 0;
+    for ([[maybe_unused]] const auto& entry :
+         std::filesystem::directory_iterator("/proc/self/task")) {
+        ++n;
+    }
+    return n;
+}
+
+}  // namespace
+
+// Clients of one process share one ZeroMQ context: one I/O thread serves all
+// their connections (a context each made 50 clients 50 I/O threads, each a
+// thread wake-up per request and per reply). A client ended leaves the
+// others working; one made after all ended gets a context that works.
+TEST_CASE("async client: the clients of a process share one ZeroMQ I/O thread", "[async_client]") {
+    FakeNode node;  // its context's threads start here, before the count
+    std::vector<std::unique_ptr<AsyncClient>> clients;
+    std::map<std::string, std::string> got;
+    auto answer_one = [&](AsyncClient& client, const std::string& key) {
+        client.submit_get(key, RequestOptions{}, [&got, key](kv::Result<GetResult> r) {
+            got[key] = r.ok() ? r->values.at(0) : r.status().to_string();
+        });
+        std::string frame;
+        for (int i = 0; i < kWaitMs / kStepMs && frame.empty(); ++i) {
+            client.poll(0);
+            frame = node.recv_frame();
+        }
+        REQUIRE_FALSE(frame.empty());
+        node.send_frame(reply_to(decode_get(frame)));
+        REQUIRE(poll_until(client, [&] { return got.count(key) == 1; }));
+        CHECK(got[key] == "value of " + key);
+    };
+    const size_t before = threads_in_process();
+    for (int i = 0; i < 8; ++i) {
+        auto connected = AsyncClient::connect({node.endpoint()});
+        REQUIRE(connected.ok());
+        clients.push_back(std::make_unique<AsyncClient>(std::move(connected.value())));
+        answer_one(*clients.back(), "k" + std::to_string(i));
+    }
+    // libzmq's I/O thread and its reaper, once for all eight.
+    CHECK(threads_in_process() <= before + 2);
+    clients.erase(clients.begin());
+    answer_one(*clients.front(), "after-one-ended");
+    clients.clear();
+    auto again = AsyncClient::connect({node.endpoint()});
+    REQUIRE(again.ok());
+    answer_one(again.value(), "after-all-ended");
 }
