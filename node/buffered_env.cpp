@@ -74,9 +74,11 @@ Status BufferedEnv::scan_over(
     std::string cursor(from);
     bool first_chunk = true;
     size_t visited = 0;
+    size_t chunk_keys = kScanFirstChunkKeys;  // store.h: doubles per chunk
     while (visited < limit) {
         std::vector<std::pair<std::string, std::string>> stored;
-        const size_t wanted = limit - visited + (first_chunk ? 0 : 1);
+        const size_t wanted = std::min(limit - visited, chunk_keys) + (first_chunk ? 0 : 1);
+        chunk_keys = chunk_keys <= limit / 2 ? chunk_keys * 2 : limit;
         Status s = store_.scan(space, cursor, wanted, [&](std::string_view k, std::string_view v) {
             stored.emplace_back(k, v);
             return true;

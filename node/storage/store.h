@@ -68,6 +68,15 @@ inline std::optional<std::string_view> value_view(const std::optional<std::strin
 // bytes) are visited by scan() in byte order by every implementation.
 constexpr size_t kStoreOrderedPrefixBytes = 502;
 
+// A layer over a store (the logged store's memtables, BufferedEnv's staged
+// writes) copies the records of the store below a chunk at a time, to merge
+// its own keys in order. The first chunk is this many keys and each next one
+// twice the last, up to what the scan may still visit: a visitor that stops
+// early (anti-entropy listing one token interval, up to 512 per request) pays
+// for about what it visited, not for the whole limit (2,050 records, values
+// included, a listing, when chunks were the limit).
+constexpr size_t kScanFirstChunkKeys = 16;
+
 class Store {
   public:
     virtual ~Store() = default;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string_view>
 
 #include "node/storage/store.h"
@@ -18,6 +19,9 @@ Result<std::unique_ptr<Store>> open_lmdb_store_with_hash(const LmdbOptions& opti
                                                          LongKeyHash hash);
 // With the write-ahead log (store_logged.cpp), whatever options.write_ahead_log says.
 Result<std::unique_ptr<Store>> open_logged_lmdb_store(const LmdbOptions& options, LongKeyHash hash);
+// The records a logged store's scans copied from LMDB and its memtables to
+// merge them, since it opened (0 for any other store): what a scan costs.
+uint64_t logged_store_scan_copies(const Store& store);
 // Applies what a write-ahead log in options.dir holds to LMDB and removes the
 // log's files (nothing when there are none): open_lmdb_store() without the log
 // calls it first.

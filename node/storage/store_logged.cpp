@@ -68,6 +68,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cassert>
 #include <cerrno>
@@ -898,46 +899,64 @@ class LoggedStore final : public Store {
     Status scan(
         Space space, std::string_view from, size_t limit,
         const std::function<bool(std::string_view, std::string_view)>& visit) const override {
-        // As BufferedEnv::scan_over: the base's keys a chunk at a time, merged
-        // with the memtables' keys up to the chunk's last key. A checkpoint that
-        // drops frozen_ between the chunk's base scan and the memtables' copy
-        // could hide keys from both, so the chunk is then read again.
-        std::string cursor(from);
-        std::optional<std::string> overlay_after;  // memtable keys > this (none: >= from)
-        bool first_chunk = true;
+        // The base's records and the memtables' merged in key order, a round
+        // at a time. A round copies a chunk of each (store.h: at most
+        // kScanFirstChunkKeys the first round, twice as many each next one,
+        // never more than the scan may still visit), so a visitor that stops
+        // early costs about what it visited: the memtables may hold every key
+        // written since the last checkpoint. A round decides the keys up to
+        // the lower of its chunks' last keys (a stream that ended bounds
+        // nothing), and the next takes both streams up after that key: one
+        // cursor, so a key a checkpoint moved from the memtables into the base
+        // between rounds is not visited twice. A checkpoint that drops frozen_
+        // between a round's base scan and its memtables' copy could hide keys
+        // from both, so the round is then read again.
+        std::optional<std::string> decided_through;  // every key up to it: visited or erased
         size_t visited = 0;
+        size_t chunk_keys = kScanFirstChunkKeys;
         while (visited < limit) {
-            const size_t wanted = limit - visited + (first_chunk ? 0 : 1);
+            const size_t chunk = std::min(limit - visited, chunk_keys);
+            chunk_keys = chunk_keys <= limit / 2 ? chunk_keys * 2 : limit;
+            // From a stored key the base starts at it (store.h): one more, dropped.
+            const size_t wanted = chunk + (decided_through ? 1 : 0);
             std::vector<std::pair<std::string, std::string>> stored;
             std::vector<std::pair<std::string, std::optional<std::string>>> overlay;
-            bool store_exhausted = false;
+            bool overlay_full = false;
             for (;;) {
                 const uint64_t cleared = checkpoints_cleared();
                 stored.clear();
-                Status s =
-                    base_->scan(space, cursor, wanted, [&](std::string_view k, std::string_view v) {
-                        stored.emplace_back(k, v);
-                        return true;
-                    });
+                Status s = base_->scan(space, decided_through ? *decided_through : from, wanted,
+                                       [&](std::string_view k, std::string_view v) {
+                                           stored.emplace_back(k, v);
+                                           return true;
+                                       });
                 if (!s.ok()) return s;
-                store_exhausted = stored.size() < wanted;
                 std::lock_guard lock(mu_);
                 if (cleared != checkpoints_cleared_) continue;
-                overlay = overlay_range(space, from, overlay_after,
-                                        store_exhausted ? nullptr : &stored.back().first);
+                overlay = overlay_range(space, from, decided_through, chunk, &overlay_full);
                 break;
             }
-            if (!first_chunk && !stored.empty() && stored.front().first == cursor) {
-                stored.erase(stored.begin());  // visited in the previous chunk
+            scan_copies_.fetch_add(stored.size() + overlay.size(), std::memory_order_relaxed);
+            const bool stored_full = stored.size() == wanted;
+            if (decided_through && !stored.empty() && stored.front().first == *decided_through) {
+                stored.erase(stored.begin());  // decided in the last round
             }
-            first_chunk = false;
+            // The round's last key: beyond it either chunk may lack keys.
+            std::optional<std::string> bound;
+            if (stored_full) bound = stored.back().first;
+            if (overlay_full && (!bound || overlay.back().first < *bound)) {
+                bound = overlay.back().first;
+            }
             size_t i = 0, j = 0;
-            while (visited < limit && (i < stored.size() || j < overlay.size())) {
+            while (visited < limit) {
+                const bool have_stored = i < stored.size() && (!bound || stored[i].first <= *bound);
+                const bool have_overlay =
+                    j < overlay.size() && (!bound || overlay[j].first <= *bound);
+                if (!have_stored && !have_overlay) break;
                 std::string_view key;
                 std::optional<std::string_view> value;
-                if (j < overlay.size() &&
-                    (i == stored.size() || overlay[j].first <= stored[i].first)) {
-                    if (i < stored.size() && overlay[j].first == stored[i].first) ++i;
+                if (have_overlay && (!have_stored || overlay[j].first <= stored[i].first)) {
+                    if (have_stored && overlay[j].first == stored[i].first) ++i;
                     key = overlay[j].first;
                     if (overlay[j].second) value = *overlay[j].second;
                     ++j;
@@ -950,12 +969,13 @@ class LoggedStore final : public Store {
                 ++visited;
                 if (!visit(key, *value)) return {};
             }
-            if (store_exhausted || stored.empty()) break;
-            overlay_after = stored.back().first;
-            cursor = stored.back().first;
+            if (!bound) break;  // both streams ended within the round
+            decided_through = std::move(*bound);
         }
         return {};
     }
+
+    uint64_t scan_copies() const { return scan_copies_.load(std::memory_order_relaxed); }
 
     Result<uint64_t> count(Space space) const override {
         for (;;) {
@@ -967,7 +987,8 @@ class LoggedStore final : public Store {
                 // across a checkpoint's commit.
                 cv_.wait(lock, [&] { return !checkpointing_; });
                 cleared = checkpoints_cleared_;
-                for (auto& [key, value] : overlay_range(space, "", std::nullopt, nullptr)) {
+                bool more = false;
+                for (auto& [key, value] : overlay_range(space, "", std::nullopt, SIZE_MAX, &more)) {
                     logged.emplace_back(std::move(key), value.has_value());
                 }
             }
@@ -1022,24 +1043,32 @@ class LoggedStore final : public Store {
         return checkpoints_cleared_;
     }
 
-    // The memtables' entries of `space` from `from` (or after `after`) up to
-    // `last` (null: all), frozen_ overridden by active_. Under mu_.
+    // The memtables' first max_entries entries of `space` from `from` (or
+    // after `after`), frozen_ overridden by active_; `more` says whether
+    // there are further ones. Under mu_.
     std::vector<std::pair<std::string, std::optional<std::string>>> overlay_range(
         Space space, std::string_view from, const std::optional<std::string>& after,
-        const std::string* last) const {
+        size_t max_entries, bool* more) const {
+        // The union's first max_entries keys are each among the first
+        // max_entries of every table that holds it; one more a table tells
+        // whether the union goes on.
+        const size_t per_table = max_entries == SIZE_MAX ? SIZE_MAX : max_entries + 1;
         std::map<std::string, std::optional<std::string>, std::less<>> merged;
         for (const Memtable* memtable : {&frozen_, &active_}) {
+            size_t taken = 0;
             memtable->visit_in_order(
                 space, after ? std::string_view(*after) : from, after.has_value(),
                 [&](const Memtable::Entry& e) {
-                    if (last != nullptr && e.key > *last) return false;
                     merged.insert_or_assign(
                         std::string(e.key),
                         e.present ? std::optional<std::string>(e.value) : std::nullopt);
-                    return true;
+                    return ++taken < per_table;
                 });
         }
-        return {std::make_move_iterator(merged.begin()), std::make_move_iterator(merged.end())};
+        *more = merged.size() > max_entries;
+        auto end = merged.begin();
+        std::advance(end, std::min(merged.size(), max_entries));
+        return {std::make_move_iterator(merged.begin()), std::make_move_iterator(end)};
     }
 
     // The table's writes in key order, then the applied sequence number
@@ -1215,6 +1244,9 @@ class LoggedStore final : public Store {
     uint64_t next_seq_ = 1;
     std::string record_;  // reused
 
+    // Records scans copied to merge (logged_store_scan_copies), any thread.
+    mutable std::atomic<uint64_t> scan_copies_{0};
+
     // Under mu_.
     mutable std::mutex mu_;
     mutable std::condition_variable cv_;
@@ -1246,6 +1278,11 @@ Result<std::unique_ptr<Store>> open_logged_lmdb_store(const LmdbOptions& options
     auto store = std::make_unique<LoggedStore>(std::move(base.value()), options.dir, options);
     if (Status s = store->start(); !s.ok()) return s;
     return std::unique_ptr<Store>(std::move(store));
+}
+
+uint64_t logged_store_scan_copies(const Store& store) {
+    const auto* logged = dynamic_cast<const LoggedStore*>(&store);
+    return logged != nullptr ? logged->scan_copies() : 0;
 }
 
 Status retire_write_ahead_log(const LmdbOptions& options, LongKeyHash hash) {

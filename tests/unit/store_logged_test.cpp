@@ -31,7 +31,9 @@
 namespace {
 
 using kv::ErrorCode;
+using kv::node::kScanFirstChunkKeys;
 using kv::node::LmdbOptions;
+using kv::node::logged_store_scan_copies;
 using kv::node::Space;
 using kv::node::Store;
 using kv::node::StoreWrite;
@@ -719,4 +721,55 @@ TEST_CASE("wal: an append waits while two records are in flight", "[store][wal]"
     REQUIRE(store->make_durable(two.value()).ok());
     REQUIRE(store->make_durable(three.value()).ok());
     CHECK(store->get(Space::data, "k").value() == std::optional<std::string>("3"));
+}
+
+TEST_CASE("wal: a scan that stops early copies one chunk wherever the keys are", "[store][wal]") {
+    // Anti-entropy lists a token interval with a page's limit and stops at its
+    // end: the memtables hold every key written since the last checkpoint,
+    // and copying all of them from the scan's start, for each of up to 512
+    // intervals a request, held a node's loop for seconds under load.
+    TempDir dir;
+    constexpr int kKeys = 3000;
+    // A first chunk of each stream (kScanFirstChunkKeys each); before chunks,
+    // 2,050 and more.
+    constexpr uint64_t kShortScanCopiesMax = 64;
+    static_assert(2 * kScanFirstChunkKeys <= kShortScanCopiesMax);
+    auto write_all = [&](Store& store) {
+        std::vector<StoreWrite> batch;
+        for (int i = 0; i < kKeys; ++i) {
+            batch.push_back({Space::data, "k" + std::to_string(10000 + i), std::string(100, 'v')});
+        }
+        REQUIRE(store.write(batch).ok());
+    };
+    auto copies_of_short_scan = [&](Store& store) {
+        const uint64_t before = logged_store_scan_copies(store);
+        std::vector<std::string> seen;
+        REQUIRE(store
+                    .scan(Space::data, "k11000", 2050,
+                          [&](std::string_view k, std::string_view) {
+                              seen.emplace_back(k);
+                              return seen.size() < 3;
+                          })
+                    .ok());
+        CHECK(seen == std::vector<std::string>{"k11000", "k11001", "k11002"});
+        return logged_store_scan_copies(store) - before;
+    };
+    {
+        // No checkpoint yet: every key in the active memtable.
+        auto store = open_store(logged(dir.path(), uint64_t{1} << 30));
+        write_all(*store);
+        CHECK(copies_of_short_scan(*store) <= kShortScanCopiesMax);
+        // A whole scan copies each record about once (chunk ends twice).
+        const uint64_t before = logged_store_scan_copies(*store);
+        size_t visited = 0;
+        REQUIRE(store
+                    ->scan(Space::data, "", SIZE_MAX,
+                           [&](std::string_view, std::string_view) { return ++visited > 0; })
+                    .ok());
+        CHECK(visited == static_cast<size_t>(kKeys));
+        CHECK(logged_store_scan_copies(*store) - before <= kKeys + 16);
+    }
+    // Reopened: the close applied the log to LMDB, so the keys are there.
+    auto store = open_store(logged(dir.path(), uint64_t{1} << 30));
+    CHECK(copies_of_short_scan(*store) <= kShortScanCopiesMax);
 }
