@@ -9,15 +9,16 @@
 namespace kv::node {
 
 std::vector<StoreWrite>::const_iterator BufferedEnv::committing_from(
-    const std::vector<StoreWrite>& batch, Space space, std::string_view key) {
+    const std::vector<StoreWrite>& batch, Space space, std::string_view key) const {
+    const KeyOrder& before = staged_.key_comp();
     return std::lower_bound(batch.begin(), batch.end(), KeyRef{space, key},
-                            [](const StoreWrite& w, const KeyRef& k) {
-                                return KeyRef{w.space, w.key} < k;
+                            [&](const StoreWrite& w, const KeyRef& k) {
+                                return before(KeyRef{w.space, w.key}, k);
                             });
 }
 
 const StoreWrite* BufferedEnv::committing_write(const std::vector<StoreWrite>& batch, Space space,
-                                                std::string_view key) {
+                                                std::string_view key) const {
     auto it = committing_from(batch, space, key);
     if (it == batch.end() || it->space != space || it->key != key) return nullptr;
     return &*it;
@@ -49,7 +50,7 @@ Status BufferedEnv::scan(Space space, std::string_view from, size_t limit,
     // oldest first, and the writes staged since over them. A copy of their
     // part of the space from `from` on: scans (anti-entropy, GC, hints,
     // transfers) are rare next to requests.
-    Overlay merged;
+    Overlay merged(staged_.key_comp());
     for (const InFlightBatch& batch : committing_) {
         for (auto it = committing_from(batch.writes, space, from);
              it != batch.writes.end() && it->space == space; ++it) {
@@ -71,6 +72,7 @@ Status BufferedEnv::scan_over(
     const Overlay& overlay, Space space, std::string_view from, size_t limit,
     const std::function<bool(std::string_view, std::string_view)>& visit) {
     auto staged = overlay.lower_bound(KeyRef{space, from});
+    const StoreOrder& order = overlay.key_comp().order;
     std::string cursor(from);
     bool first_chunk = true;
     size_t visited = 0;
@@ -91,7 +93,7 @@ Status BufferedEnv::scan_over(
         auto staged_in_reach = [&] {
             if (staged == overlay.end() || staged->first.first != space) return false;
             return store_exhausted ||
-                   (!stored.empty() && staged->first.second <= stored.back().first);
+                   (!stored.empty() && !order.less(stored.back().first, staged->first.second));
         };
         size_t i = 0;
         while (visited < limit) {
@@ -100,7 +102,8 @@ Status BufferedEnv::scan_over(
             if (!have_stored && !have_staged) break;
             std::string_view key;
             std::optional<std::string_view> value;
-            if (have_staged && (!have_stored || staged->first.second <= stored[i].first)) {
+            if (have_staged &&
+                (!have_stored || !order.less(stored[i].first, staged->first.second))) {
                 if (have_stored && staged->first.second == stored[i].first) ++i;  // staged wins
                 key = staged->first.second;
                 if (staged->second) value = *staged->second;

@@ -102,31 +102,35 @@ class BufferedEnv : public Env {
     std::vector<Outgoing> take_leaving_spare(std::vector<Outgoing>& from);
     // Where take_sendable() files a message: `now`, or with a batch in flight.
     void file_sendable(Outgoing&& message, std::vector<Outgoing>& now);
-    // Keys ordered by space, then bytes; looked up by (space, string_view)
-    // as well, so a read or scan copies no key to find it.
+    // Keys ordered by space, then as the store orders them (StoreOrder), so
+    // scans merge staged keys into the store's; looked up by (space,
+    // string_view) as well, so a read or scan copies no key to find it.
     using KeyRef = std::pair<Space, std::string_view>;
     struct KeyOrder {
         using is_transparent = void;
+        StoreOrder order;
         static KeyRef ref(const std::pair<Space, std::string>& k) { return {k.first, k.second}; }
         static KeyRef ref(const KeyRef& k) { return k; }
         template <class A, class B>
         bool operator()(const A& a, const B& b) const {
-            return ref(a) < ref(b);
+            const KeyRef x = ref(a), y = ref(b);
+            return order.less(x.first, x.second, y.first, y.second);
         }
     };
     using Overlay = std::map<std::pair<Space, std::string>, std::optional<std::string>, KeyOrder>;
     // The write for (space, key) in a batch in flight, or null.
-    static const StoreWrite* committing_write(const std::vector<StoreWrite>& batch, Space space,
-                                              std::string_view key);
+    const StoreWrite* committing_write(const std::vector<StoreWrite>& batch, Space space,
+                                       std::string_view key) const;
     // The first write of a batch in flight at or after (space, key).
-    static std::vector<StoreWrite>::const_iterator committing_from(
-        const std::vector<StoreWrite>& batch, Space space, std::string_view key);
+    std::vector<StoreWrite>::const_iterator committing_from(const std::vector<StoreWrite>& batch,
+                                                            Space space,
+                                                            std::string_view key) const;
     Status scan_over(const Overlay& overlay, Space space, std::string_view from, size_t limit,
                      const std::function<bool(std::string_view, std::string_view)>& visit);
 
     Store& store_;
     // Latest staged value per (space, key); std::map keeps commit order deterministic.
-    Overlay staged_;
+    Overlay staged_{KeyOrder{store_.order()}};
     // The batches begin_commit() handed out, oldest first, each until its
     // end_commit(): its writes in staged_'s order, so its keys are found by
     // binary search; the messages that wait for it; the writes_staged_ it

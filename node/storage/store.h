@@ -15,6 +15,7 @@
 // process (and, with sync on, of the machine); when it fails, none of it is applied.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -67,6 +68,49 @@ inline std::optional<std::string_view> value_view(const std::optional<std::strin
 // Keys that differ within their first this many bytes (or of at most this many
 // bytes) are visited by scan() in byte order by every implementation.
 constexpr size_t kStoreOrderedPrefixBytes = 502;
+
+// The order a store keeps its keys in (Store::order()): byte order, except
+// that a key of hashed_key_bytes or more sorts as its first prefix_bytes
+// bytes, then `hash` of the whole key (8 bytes, big-endian), then a zero byte,
+// which is where LmdbStore files it (store_lmdb.cpp); keys equal that far (a
+// 64-bit hash collision among keys sharing prefix_bytes) compare by their
+// bytes. Layers over a store (the logged store's memtables, BufferedEnv's
+// staged writes) merge their keys into its scans by this order, so a merged
+// scan is one order and pages exactly.
+struct StoreOrder {
+    size_t hashed_key_bytes = SIZE_MAX;  // SIZE_MAX: byte order throughout
+    size_t prefix_bytes = 0;
+    uint64_t (*hash)(std::string_view key) = nullptr;
+
+    bool less(std::string_view a, std::string_view b) const {
+        if (a.size() < hashed_key_bytes && b.size() < hashed_key_bytes) return a < b;
+        return compare_hashed(a, b) < 0;
+    }
+    bool less(Space space_a, std::string_view a, Space space_b, std::string_view b) const {
+        if (space_a != space_b) return space_a < space_b;
+        return less(a, b);
+    }
+
+  private:
+    // At least one of the keys is hashed: their first prefix_bytes, then what
+    // follows (the rest of an inline key, a hashed key's hash and zero byte).
+    int compare_hashed(std::string_view a, std::string_view b) const {
+        const std::string_view head_a = a.substr(0, prefix_bytes);
+        const std::string_view head_b = b.substr(0, prefix_bytes);
+        if (int c = head_a.compare(head_b); c != 0) return c;
+        if (head_a.size() < prefix_bytes) return 0;  // both ended: the same key
+        std::array<char, 9> hashed_a{}, hashed_b{};
+        const std::string_view tail_a = tail(a, hashed_a), tail_b = tail(b, hashed_b);
+        if (int c = tail_a.compare(tail_b); c != 0) return c;
+        return a.compare(b);
+    }
+    std::string_view tail(std::string_view key, std::array<char, 9>& hashed) const {
+        if (key.size() < hashed_key_bytes) return key.substr(prefix_bytes);
+        const uint64_t h = hash(key);
+        for (size_t i = 0; i < 8; ++i) hashed[i] = static_cast<char>((h >> (56 - 8 * i)) & 0xff);
+        return {hashed.data(), hashed.size()};  // the last byte stays zero
+    }
+};
 
 // A layer over a store (the logged store's memtables, BufferedEnv's staged
 // writes) copies the records of the store below a chunk at a time, to merge
@@ -127,25 +171,31 @@ class Store {
         return {};
     }
 
-    // Visits keys at or after `from` in store order until `visit` returns false or
-    // `limit` keys were visited. The views passed to `visit` die when it returns,
-    // and `visit` must not write() to this store.
+    // Visits the keys not before `from` in store order (order()) until `visit`
+    // returns false or `limit` keys were visited. The views passed to `visit`
+    // die when it returns, and `visit` must not write() to this store.
     //
     // Store order is byte order, with one LmdbStore exception: keys longer than
     // kStoreOrderedPrefixBytes that share their first kStoreOrderedPrefixBytes bytes
     // may be ordered among themselves by a hash when one of them is too long for an
-    // LMDB key (see store_lmdb.cpp). Where `from` starts:
-    //   - `from` is a stored key: at that key, so paging is exact when it resumes
-    //     with `from` = the last key visited (skipping that key);
-    //   - otherwise: exactly the keys >= `from` in byte order are visited.
-    // Resuming from a byte-order successor (last + '\0') can therefore repeat or
-    // skip keys longer than kStoreOrderedPrefixBytes: page from the last key instead.
+    // LMDB key (StoreOrder). Keys with a common prefix of at most
+    // kStoreOrderedPrefixBytes bytes are therefore contiguous, and paging that
+    // resumes from the last key visited (skipping it) is exact, whether or not that
+    // key is still stored. Resuming from a byte-order successor (last + '\0') can
+    // repeat or skip keys longer than kStoreOrderedPrefixBytes: page from the last
+    // key instead. The one inexactness: LmdbStore orders long keys whose 64-bit
+    // hashes collide (and that share the prefix) by when each was first stored,
+    // where StoreOrder orders them by their bytes; a scan from an absent `from`
+    // among them visits those >= `from` in byte order.
     virtual Status scan(
         Space space, std::string_view from, size_t limit,
         const std::function<bool(std::string_view key, std::string_view value)>& visit) const = 0;
 
     // Number of keys in a space.
     virtual Result<uint64_t> count(Space space) const = 0;
+
+    // The order scan() visits keys in.
+    virtual StoreOrder order() const { return {}; }
 };
 
 // Everything written is "durable": the simulator keeps a MemoryStore across a

@@ -16,8 +16,9 @@
 // Order. LMDB sorts by LMDB key bytes, so inline keys keep byte order, and a
 // hashed key sorts where its prefix puts it: byte order holds except among keys
 // that share their first key_bytes_max_ - 9 (>= kStoreOrderedPrefixBytes) bytes,
-// which sort by the bytes that follow, i.e. by hash for hashed keys. scan_start()
-// says how a `from` is placed so that the contract in store.h holds.
+// which sort by the bytes that follow, i.e. by hash for hashed keys: StoreOrder
+// (store.h) is this order. scan_start() says how a `from` is placed so that the
+// contract in store.h holds.
 //
 // Reads reuse one reset/renewed read transaction (MDB_NOTLS, so it may coexist
 // with a write transaction or a scan on the same thread): a get costs no
@@ -190,6 +191,11 @@ class LmdbStore final : public Store {
         return {};
     }
 
+    StoreOrder order() const override {
+        return StoreOrder{
+            .hashed_key_bytes = key_bytes_max_, .prefix_bytes = prefix_bytes(), .hash = hash_};
+    }
+
     Result<uint64_t> count(Space space) const override {
         Result<MDB_txn*> txn = renew_read_txn();
         if (!txn) return txn.status();
@@ -340,23 +346,24 @@ class LmdbStore final : public Store {
         return {};
     }
 
-    // Where a scan starts. A `from` of at most prefix_bytes() bytes compares with
-    // LMDB keys as with the keys they stand for, so it is the position itself. A
-    // longer stored `from` starts at its own record, so that paging from the last
-    // key visited is exact. A longer absent `from` starts at the group of keys that
-    // share its prefix (ordered partly by hash) and skips the group's keys below it.
+    // Where a scan starts. A `from` shorter than key_bytes_max_ is its own LMDB
+    // key, stored or not, so it is the position itself. A hashed stored `from`
+    // starts at its own record, so that paging from the last key visited is
+    // exact. A hashed absent `from` starts where StoreOrder puts it, its prefix
+    // and hash with probe 0, and skips the keys of that probe group (keys whose
+    // hashes collide with its own) that are below it in byte order.
     struct ScanStart {
         std::string lmdb_key;
         std::string filtered_group;  // empty: nothing is skipped
     };
 
     Result<ScanStart> scan_start(MDB_txn* txn, MDB_dbi db, std::string_view from) const {
-        if (from.size() <= prefix_bytes()) return ScanStart{std::string(from), {}};
+        if (!is_hashed(from)) return ScanStart{std::string(from), {}};
         Result<std::optional<std::string>> own = own_lmdb_key(txn, db, from);
         if (!own) return own.status();
         if (own->has_value()) return ScanStart{own->value(), {}};
-        std::string group(from.substr(0, prefix_bytes()));
-        return ScanStart{group, group};
+        std::string group = hashed_base(from);
+        return ScanStart{group + '\0', group};
     }
 
     // The LMDB key a stored key lives under, or nullopt when it is absent.

@@ -449,7 +449,10 @@ class Memtable {
         }
     };
 
-    explicit Memtable(ChunkPool* pool) : arena_(pool) {}
+    // Keys in `order`, the base store's (StoreOrder), so scans merge the two.
+    Memtable(ChunkPool* pool, StoreOrder order) : key_order_(order), arena_(pool) {
+        assert(order.prefix_bytes >= kSortPrefixKeyBytes || order.hashed_key_bytes == SIZE_MAX);
+    }
     // A moved-from table is empty (freeze() and the checkpointer move one).
     Memtable(Memtable&& other) noexcept { *this = std::move(other); }
     Memtable& operator=(Memtable&& other) noexcept {
@@ -458,6 +461,7 @@ class Memtable {
         size_ = std::exchange(other.size_, 0);
         slots_ = std::move(other.slots_);
         order_ = std::move(other.order_);
+        key_order_ = other.key_order_;
         arena_ = std::move(other.arena_);
         other.clear();
         return *this;
@@ -511,13 +515,16 @@ class Memtable {
     template <typename Visit>
     void visit_in_order(Space space, std::string_view from, bool exclusive, Visit&& visit) const {
         if (order_.size() < size_) extend_order();
-        const std::pair<Space, std::string_view> bound{space, from};
-        auto it = exclusive ? std::upper_bound(
-                                  order_.begin(), order_.end(), bound,
-                                  [this](const auto& b, uint32_t e) { return b < view(entry(e)); })
-                            : std::lower_bound(
-                                  order_.begin(), order_.end(), bound,
-                                  [this](uint32_t e, const auto& b) { return view(entry(e)) < b; });
+        auto it = exclusive ? std::upper_bound(order_.begin(), order_.end(), from,
+                                               [&](std::string_view b, uint32_t e) {
+                                                   return key_order_.less(space, b, entry(e).space,
+                                                                          entry(e).key);
+                                               })
+                            : std::lower_bound(order_.begin(), order_.end(), from,
+                                               [&](uint32_t e, std::string_view b) {
+                                                   return key_order_.less(entry(e).space,
+                                                                          entry(e).key, space, b);
+                                               });
         for (; it != order_.end() && entry(*it).space == space; ++it) {
             if (!visit(entry(*it))) return;
         }
@@ -541,7 +548,9 @@ class Memtable {
             const Entry& e = entry(i);
             keyed.push_back(Keyed{sort_prefix(e.space, e.key), &e});
         }
-        std::sort(keyed.begin(), keyed.end(), [](const Keyed& a, const Keyed& b) {
+        // The prefix orders as key_order_ does: it is shorter than the bytes
+        // that order keeps in byte order.
+        std::sort(keyed.begin(), keyed.end(), [this](const Keyed& a, const Keyed& b) {
             if (a.prefix != b.prefix) return a.prefix < b.prefix;
             return before(*a.entry, *b.entry);
         });
@@ -590,8 +599,9 @@ class Memtable {
         }
     }
 
-    static std::pair<Space, std::string_view> view(const Entry& e) { return {e.space, e.key}; }
-    static bool before(const Entry& a, const Entry& b) { return view(a) < view(b); }
+    bool before(const Entry& a, const Entry& b) const {
+        return key_order_.less(a.space, a.key, b.space, b.key);
+    }
     // A slot holds 1 + the entry's index in its low 32 bits (0: empty) and
     // the top 32 bits of the entry's hash above them, so a probe passes
     // entries of other keys without touching them: each touch is a likely
@@ -644,6 +654,7 @@ class Memtable {
     size_t size_ = 0;                      // entries held
     std::vector<uint64_t> slots_;          // slot_value(), 0: empty
     mutable std::vector<uint32_t> order_;  // indexes of the entries in key order (a prefix of them)
+    StoreOrder key_order_;                 // the base store's
     Arena arena_;                          // the entries' keys and values
 };
 
@@ -729,7 +740,7 @@ class LoggedStore final : public Store {
         std::sort(pending.begin(), pending.end(),
                   [](const LoggedRecord& a, const LoggedRecord& b) { return a.seq < b.seq; });
         uint64_t last = applied;
-        Memtable replayed(nullptr);
+        Memtable replayed(nullptr, base_->order());
         for (const LoggedRecord& r : pending) {
             if (r.seq != last + 1) {
                 if (damage.empty()) {
@@ -899,7 +910,7 @@ class LoggedStore final : public Store {
     Status scan(
         Space space, std::string_view from, size_t limit,
         const std::function<bool(std::string_view, std::string_view)>& visit) const override {
-        // The base's records and the memtables' merged in key order, a round
+        // The base's records and the memtables' merged in store order, a round
         // at a time. A round copies a chunk of each (store.h: at most
         // kScanFirstChunkKeys the first round, twice as many each next one,
         // never more than the scan may still visit), so a visitor that stops
@@ -937,6 +948,10 @@ class LoggedStore final : public Store {
                 break;
             }
             scan_copies_.fetch_add(stored.size() + overlay.size(), std::memory_order_relaxed);
+            const StoreOrder order = base_->order();
+            const auto before = [&order](std::string_view a, std::string_view b) {
+                return order.less(a, b);
+            };
             const bool stored_full = stored.size() == wanted;
             if (decided_through && !stored.empty() && stored.front().first == *decided_through) {
                 stored.erase(stored.begin());  // decided in the last round
@@ -944,18 +959,19 @@ class LoggedStore final : public Store {
             // The round's last key: beyond it either chunk may lack keys.
             std::optional<std::string> bound;
             if (stored_full) bound = stored.back().first;
-            if (overlay_full && (!bound || overlay.back().first < *bound)) {
+            if (overlay_full && (!bound || before(overlay.back().first, *bound))) {
                 bound = overlay.back().first;
             }
             size_t i = 0, j = 0;
             while (visited < limit) {
-                const bool have_stored = i < stored.size() && (!bound || stored[i].first <= *bound);
+                const bool have_stored =
+                    i < stored.size() && (!bound || !before(*bound, stored[i].first));
                 const bool have_overlay =
-                    j < overlay.size() && (!bound || overlay[j].first <= *bound);
+                    j < overlay.size() && (!bound || !before(*bound, overlay[j].first));
                 if (!have_stored && !have_overlay) break;
                 std::string_view key;
                 std::optional<std::string_view> value;
-                if (have_overlay && (!have_stored || overlay[j].first <= stored[i].first)) {
+                if (have_overlay && (!have_stored || !before(stored[i].first, overlay[j].first))) {
                     if (have_stored && overlay[j].first == stored[i].first) ++i;
                     key = overlay[j].first;
                     if (overlay[j].second) value = *overlay[j].second;
@@ -976,6 +992,8 @@ class LoggedStore final : public Store {
     }
 
     uint64_t scan_copies() const { return scan_copies_.load(std::memory_order_relaxed); }
+
+    StoreOrder order() const override { return base_->order(); }
 
     Result<uint64_t> count(Space space) const override {
         for (;;) {
@@ -1053,7 +1071,11 @@ class LoggedStore final : public Store {
         // max_entries of every table that holds it; one more a table tells
         // whether the union goes on.
         const size_t per_table = max_entries == SIZE_MAX ? SIZE_MAX : max_entries + 1;
-        std::map<std::string, std::optional<std::string>, std::less<>> merged;
+        const StoreOrder order = base_->order();
+        const auto before = [&order](const std::string& a, const std::string& b) {
+            return order.less(a, b);
+        };
+        std::map<std::string, std::optional<std::string>, decltype(before)> merged(before);
         for (const Memtable* memtable : {&frozen_, &active_}) {
             size_t taken = 0;
             memtable->visit_in_order(
@@ -1250,8 +1272,8 @@ class LoggedStore final : public Store {
     // Under mu_.
     mutable std::mutex mu_;
     mutable std::condition_variable cv_;
-    Memtable active_{&pool_};
-    Memtable frozen_{&pool_};
+    Memtable active_{&pool_, base_->order()};
+    Memtable frozen_{&pool_, base_->order()};
     uint64_t frozen_last_seq_ = 0;
     bool frozen_pending_ = false;
     bool checkpointing_ = false;  // the checkpointer is writing frozen_ to the base
