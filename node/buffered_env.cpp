@@ -45,34 +45,64 @@ Status BufferedEnv::scan(Space space, std::string_view from, size_t limit,
                          const std::function<bool(std::string_view, std::string_view)>& visit) {
     // What a scan visits is not told apart by where it came from.
     if (!staged_.empty() || !committing_.empty()) step_mark_ = writes_staged_;
-    if (committing_.empty()) return scan_over(staged_, space, from, limit, visit);
-    // The batches in flight may or may not be in the store yet: overlay them,
-    // oldest first, and the writes staged since over them. A copy of their
-    // part of the space from `from` on: scans (anti-entropy, GC, hints,
-    // transfers) are rare next to requests.
-    Overlay merged(staged_.key_comp());
-    for (const InFlightBatch& batch : committing_) {
-        for (auto it = committing_from(batch.writes, space, from);
-             it != batch.writes.end() && it->space == space; ++it) {
-            merged.insert_or_assign(std::make_pair(it->space, it->key), it->value);
-        }
-    }
-    for (auto it = staged_.lower_bound(KeyRef{space, from});
-         it != staged_.end() && it->first.first == space; ++it) {
-        merged.insert_or_assign(it->first, it->second);
-    }
-    return scan_over(merged, space, from, limit, visit);
+    // The batches in flight may or may not be in the store yet: overlaid,
+    // oldest first, and the writes staged since over them, each read where it
+    // is. A copy of them from `from` on, per scan, was most of an
+    // anti-entropy listing's cost under puts: a listing scans once for each
+    // of up to 512 token intervals, and every copy held the values too.
+    return scan_over(OverlayCursor(*this, space, from), space, from, limit, visit);
 }
 
-// Merges the store's order with the staged keys, a chunk of stored keys at a
-// time: staged keys are merged up to the last stored key of the chunk (all of
-// them once the store has no more), so the merged order never skips a key, and
-// staged erases that hide stored keys do not end the scan early.
+BufferedEnv::OverlayCursor::OverlayCursor(const BufferedEnv& env, Space space,
+                                          std::string_view from)
+    : env_(env), space_(space), staged_(env.staged_.lower_bound(KeyRef{space, from})) {
+    batches_.reserve(env.committing_.size());
+    for (const InFlightBatch& batch : env.committing_) {
+        batches_.emplace_back(env.committing_from(batch.writes, space, from), batch.writes.end());
+    }
+    settle();
+}
+
+void BufferedEnv::OverlayCursor::settle() {
+    const KeyOrder& before = env_.staged_.key_comp();
+    key_ = nullptr;
+    value_ = nullptr;
+    // Oldest first, so a newer source holding the same key takes its place.
+    for (auto& [at, end] : batches_) {
+        if (at == end || at->space != space_) continue;
+        if (key_ == nullptr || !before(KeyRef{space_, *key_}, KeyRef{space_, at->key})) {
+            key_ = &at->key;
+            value_ = &at->value;
+        }
+    }
+    if (staged_ != env_.staged_.end() && staged_->first.first == space_ &&
+        (key_ == nullptr || !before(KeyRef{space_, *key_}, staged_->first))) {
+        key_ = &staged_->first.second;
+        value_ = &staged_->second;
+    }
+}
+
+void BufferedEnv::OverlayCursor::next() {
+    assert(!done());
+    const std::string_view passed = *key_;  // every source holding it moves on
+    for (auto& [at, end] : batches_) {
+        if (at != end && at->space == space_ && at->key == passed) ++at;
+    }
+    if (staged_ != env_.staged_.end() && staged_->first.first == space_ &&
+        staged_->first.second == passed) {
+        ++staged_;
+    }
+    settle();
+}
+
+// Merges the store's order with the overlay's keys, a chunk of stored keys at
+// a time: overlay keys are merged up to the last stored key of the chunk (all
+// of them once the store has no more), so the merged order never skips a key,
+// and erases that hide stored keys do not end the scan early.
 Status BufferedEnv::scan_over(
-    const Overlay& overlay, Space space, std::string_view from, size_t limit,
+    OverlayCursor overlay, Space space, std::string_view from, size_t limit,
     const std::function<bool(std::string_view, std::string_view)>& visit) {
-    auto staged = overlay.lower_bound(KeyRef{space, from});
-    const StoreOrder& order = overlay.key_comp().order;
+    const StoreOrder& order = staged_.key_comp().order;
     std::string cursor(from);
     bool first_chunk = true;
     size_t visited = 0;
@@ -90,30 +120,30 @@ Status BufferedEnv::scan_over(
         if (!first_chunk && !stored.empty() && stored.front().first == cursor)
             stored.erase(stored.begin());  // visited in the previous chunk
         first_chunk = false;
-        auto staged_in_reach = [&] {
-            if (staged == overlay.end() || staged->first.first != space) return false;
+        auto overlay_in_reach = [&] {
+            if (overlay.done()) return false;
             return store_exhausted ||
-                   (!stored.empty() && !order.less(stored.back().first, staged->first.second));
+                   (!stored.empty() && !order.less(stored.back().first, overlay.key()));
         };
         size_t i = 0;
         while (visited < limit) {
             const bool have_stored = i < stored.size();
-            const bool have_staged = staged_in_reach();
-            if (!have_stored && !have_staged) break;
+            const bool have_overlay = overlay_in_reach();
+            if (!have_stored && !have_overlay) break;
+            // Views into the overlay's writes and this chunk: both outlive the visit.
             std::string_view key;
             std::optional<std::string_view> value;
-            if (have_staged &&
-                (!have_stored || !order.less(stored[i].first, staged->first.second))) {
-                if (have_stored && staged->first.second == stored[i].first) ++i;  // staged wins
-                key = staged->first.second;
-                if (staged->second) value = *staged->second;
-                ++staged;
+            if (have_overlay && (!have_stored || !order.less(stored[i].first, overlay.key()))) {
+                if (have_stored && overlay.key() == stored[i].first) ++i;  // the overlay wins
+                key = overlay.key();
+                if (overlay.value()) value = *overlay.value();
+                overlay.next();
             } else {
                 key = stored[i].first;
                 value = stored[i].second;
                 ++i;
             }
-            if (!value) continue;  // erased by a staged write
+            if (!value) continue;  // erased by a write staged or in flight
             ++visited;
             if (!visit(key, *value)) return {};
         }

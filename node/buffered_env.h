@@ -33,6 +33,7 @@ class BufferedEnv : public Env {
     Result<uint64_t> count(Space space) override { return store_.count(space); }
     Status scan(Space space, std::string_view from, size_t limit,
                 const std::function<bool(std::string_view, std::string_view)>& visit) override;
+    StoreOrder store_order() const override { return staged_.key_comp().order; }
     void send(const std::string& peer_id, node::Message message) override;
     void send_to_endpoint(const std::string& endpoint, node::Message message) override;
     void send_ahead(const std::string& peer_id, node::Message message) override;
@@ -125,7 +126,30 @@ class BufferedEnv : public Env {
     std::vector<StoreWrite>::const_iterator committing_from(const std::vector<StoreWrite>& batch,
                                                             Space space,
                                                             std::string_view key) const;
-    Status scan_over(const Overlay& overlay, Space space, std::string_view from, size_t limit,
+    // The writes staged and in flight for one space from a key on, in
+    // staged_'s order, each key once with its newest write (staged, then the
+    // newest batch in flight): read where they are, not copied.
+    class OverlayCursor {
+      public:
+        OverlayCursor(const BufferedEnv& env, Space space, std::string_view from);
+        bool done() const { return key_ == nullptr; }
+        std::string_view key() const { return *key_; }
+        const std::optional<std::string>& value() const { return *value_; }
+        void next();
+
+      private:
+        void settle();  // key_ and value_: the lowest key of every source, newest write
+        const BufferedEnv& env_;
+        Space space_;
+        // Batches in flight, oldest first: each one's writes not yet passed.
+        std::vector<std::pair<std::vector<StoreWrite>::const_iterator,
+                              std::vector<StoreWrite>::const_iterator>>
+            batches_;
+        Overlay::const_iterator staged_;
+        const std::string* key_ = nullptr;
+        const std::optional<std::string>* value_ = nullptr;
+    };
+    Status scan_over(OverlayCursor overlay, Space space, std::string_view from, size_t limit,
                      const std::function<bool(std::string_view, std::string_view)>& visit);
 
     Store& store_;

@@ -45,12 +45,14 @@ class Env {
     virtual void stage_write(StoreWrite write) = 0;
     // Keys in a space, as of the last commit.
     virtual Result<uint64_t> count(Space space) = 0;
-    // Visits keys at or after `from` in store order (node/storage/store.h, Store::scan),
+    // Visits keys not before `from` in store order (node/storage/store.h, Store::scan),
     // staged writes included (a staged erase hides the key), until `visit`
     // returns false or `limit` keys were visited. `visit` must not stage writes.
     virtual Status scan(
         Space space, std::string_view from, size_t limit,
         const std::function<bool(std::string_view key, std::string_view value)>& visit) = 0;
+    // The order scan() visits keys in (the store's).
+    virtual StoreOrder store_order() const = 0;
 
     // To a peer node by member id, arriving at its ROUTER as a request.
     virtual void send(const std::string& peer_id, node::Message message) = 0;

@@ -92,7 +92,9 @@ bool KeyIndex::tree_covers(uint64_t token, const std::string& key) const {
         case Phase::ready:
             return true;
         case Phase::building_tree:
-            return cursor_started_ && stored_key(token, key) <= cursor_;
+            // In the order the build scans in: keys sharing a long prefix
+            // may sort by hash (Store::scan).
+            return cursor_started_ && !env_.store_order().less(cursor_, stored_key(token, key));
         default:
             return false;
     }

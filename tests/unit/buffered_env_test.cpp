@@ -479,6 +479,28 @@ std::string key_at(int i) {
     return "k" + std::string(3 - n.size(), '0') + n;
 }
 
+// Scans of Space::data from each key, with each limit, match the model's.
+void check_scans(TestEnv& env, const std::map<std::string, std::string>& model,
+                 const std::vector<std::string>& froms, const std::vector<size_t>& limits) {
+    for (const std::string& from : froms) {
+        for (size_t limit : limits) {
+            INFO("from '" << from << "', limit " << limit);
+            std::vector<std::string> got, want;
+            REQUIRE(env.scan(Space::data, from, limit,
+                             [&](std::string_view k, std::string_view v) {
+                                 got.push_back(std::string(k) + "=" + std::string(v));
+                                 return true;
+                             })
+                        .ok());
+            for (auto it = model.lower_bound(from); it != model.end() && want.size() < limit;
+                 ++it) {
+                want.push_back(it->first + "=" + it->second);
+            }
+            CHECK(got == want);
+        }
+    }
+}
+
 }  // namespace
 
 TEST_CASE("a scan reads the store a growing chunk at a time, merged in order with what is staged") {
@@ -503,24 +525,8 @@ TEST_CASE("a scan reads the store a growing chunk at a time, merged in order wit
             model.erase(key_at(i));
         }
     }
-    for (const std::string from : {"", "k000", "k015", "k047", "k111", "k150"}) {
-        for (size_t limit : {size_t{1}, size_t{15}, size_t{16}, size_t{17}, size_t{40}, size_t{100},
-                             size_t{2050}}) {
-            INFO("from '" << from << "', limit " << limit);
-            std::vector<std::string> got, want;
-            REQUIRE(env.scan(Space::data, from, limit,
-                             [&](std::string_view k, std::string_view v) {
-                                 got.push_back(std::string(k) + "=" + std::string(v));
-                                 return true;
-                             })
-                        .ok());
-            for (auto it = model.lower_bound(from); it != model.end() && want.size() < limit;
-                 ++it) {
-                want.push_back(it->first + "=" + it->second);
-            }
-            CHECK(got == want);
-        }
-    }
+    check_scans(env, model, {"", "k000", "k015", "k047", "k111", "k150"},
+                {1, 15, 16, 17, 40, 100, 2050});
     // A visitor that stops at once (anti-entropy listing one token interval
     // with a page's limit) costs the first chunk, not the limit.
     store.records_read = 0;
@@ -609,5 +615,45 @@ TEST_CASE("staged writes merge into an LMDB scan in its order, long keys too") {
             REQUIRE(store.write(*in_flight).ok());
             env.end_commit();
         }
+    }
+}
+
+TEST_CASE("a scan overlays batches in flight and staged writes, newest first, from any key") {
+    auto store = make_memory_store();
+    TestEnv env(*store);
+    std::map<std::string, std::string> model;
+    std::vector<StoreWrite> stored;
+    for (int i = 0; i < 120; i += 2) {
+        stored.push_back({Space::data, key_at(i), "s"});
+        model[key_at(i)] = "s";
+    }
+    stored.push_back({Space::meta, "k050", "other space"});
+    REQUIRE(store->write(stored).ok());
+    // Three batches in flight and writes staged after them, each writing
+    // keys of the others (rewrites and erases), some in another space.
+    std::vector<const std::vector<StoreWrite>*> in_flight;
+    uint32_t x = 7;
+    for (int round = 0; round < 4; ++round) {
+        for (int n = 0; n < 30; ++n) {
+            x = x * 1103515245u + 12345u;
+            const std::string key = key_at(static_cast<int>((x >> 16) % 120));
+            if ((x >> 8) % 4 == 0) {
+                env.stage_write({Space::data, key, std::nullopt});
+                model.erase(key);
+            } else {
+                const std::string value = "r" + std::to_string(round) + "." + std::to_string(n);
+                env.stage_write({Space::data, key, value});
+                model[key] = value;
+            }
+            env.stage_write({Space::meta, key, "meta"});
+        }
+        if (round < 3) in_flight.push_back(env.begin_commit());
+    }
+    REQUIRE(env.batches_in_flight() == 3);
+    check_scans(env, model, {"", "k000", "k001", "k050", "k077", "k119", "k2"},
+                {1, 7, 16, 17, 200});
+    for (const auto* batch : in_flight) {
+        REQUIRE(store->write(*batch).ok());
+        env.end_commit();
     }
 }
