@@ -14,8 +14,14 @@ constexpr size_t kObjectBytesPerStepMax = size_t{4} << 20;
 // Steps of one exchange before it is given up (a peer that never converges).
 constexpr size_t kStepsMax = 100000;
 // A refill exchange that failed (a peer not ready or unreachable) is retried
-// after this; the member stops being waited for once judged down.
+// after this (tick_refill says when a member that is down is waited for).
 constexpr uint64_t kRefillRetryMs = 100;
+
+std::string names_of(const std::set<std::string>& ids) {
+    std::string names;
+    for (const auto& id : ids) names += (names.empty() ? "" : ", ") + id;
+    return names;
+}
 
 size_t payload_bytes(const std::vector<std::string>& items) {
     size_t n = 0;
@@ -118,6 +124,8 @@ void AntiEntropy::tick(uint64_t now_ms) {
 
 void AntiEntropy::begin_refill(std::string why, std::function<void()> when_done) {
     refill_why_ = std::move(why);
+    refill_keys_received_at_begin_ = stats_.ae_keys_received;
+    refill_down_logged_ = false;
     if (when_done) refill_done_ = std::move(when_done);
     for (const auto& peer : ring_peers()) refill_waiting_.insert(peer);
     if (refill_waiting_.empty()) {
@@ -137,10 +145,8 @@ void AntiEntropy::publish_refill() {
         if (auto done = std::exchange(refill_done_, nullptr)) done();
         return;
     }
-    std::string names;
-    for (const auto& peer : refill_waiting_) names += (names.empty() ? "" : ", ") + peer;
     replica_.set_refilling(config_.node_id + " is refilling: " + refill_why_ +
-                           " and has not yet exchanged with " + names);
+                           " and has not yet exchanged with " + names_of(refill_waiting_));
 }
 
 bool AntiEntropy::tick_refill(uint64_t now_ms) {
@@ -148,24 +154,46 @@ bool AntiEntropy::tick_refill(uint64_t now_ms) {
     const auto& nodes = placement_.ring().nodes();
     bool dropped = false;
     for (auto it = refill_waiting_.begin(); it != refill_waiting_.end();) {
-        // A member that is down cannot be waited for: what only it and this
-        // node's lost data held is unavailable until it is back, and its
-        // scheduled exchange then brings it here.
-        if (!has_id(nodes, *it) || !peers_.reachable(*it)) {
-            env_.log(LogLevel::warn, "refill: " + *it + " is down or gone; not waited for");
+        if (!has_id(nodes, *it)) {
+            env_.log(LogLevel::warn, "refill: " + *it + " left the ring; not waited for");
             it = refill_waiting_.erase(it);
             dropped = true;
         } else {
             ++it;
         }
     }
+    std::vector<std::string> up;
+    for (const auto& peer : refill_waiting_) {
+        if (peers_.reachable(peer)) up.push_back(peer);
+    }
+    // Only members that are down are left. What only they and the lost disk
+    // held comes back with them, and a replica read counted here before would
+    // miss it: they are waited for, unless the members that answered sent
+    // nothing (a new cluster, where no member held anything to lose).
+    if (!refill_waiting_.empty() && up.empty()) {
+        if (stats_.ae_keys_received == refill_keys_received_at_begin_) {
+            env_.log(LogLevel::warn,
+                     "refill: the other members held nothing for this node (a new cluster); "
+                     "not waiting for " +
+                         names_of(refill_waiting_) + ", which " +
+                         (refill_waiting_.size() == 1 ? "is" : "are") + " down");
+            refill_waiting_.clear();
+            dropped = true;
+        } else if (!refill_down_logged_) {
+            refill_down_logged_ = true;
+            env_.log(LogLevel::warn,
+                     "refill: waiting for " + names_of(refill_waiting_) +
+                         ", down: writes only they and this node's lost data held come back "
+                         "with them; until then replica reads here answer unavailable");
+        }
+    }
     if (dropped) publish_refill();
-    if (refill_waiting_.empty()) return false;
+    // Nothing to do until a member is up: scheduled exchanges and repairs go on.
+    if (refill_waiting_.empty() || up.empty()) return false;
     if (now_ms < refill_retry_ms_) return true;
     // Round robin, so one member that keeps refusing does not hold up the rest.
-    auto it = refill_waiting_.begin();
-    std::advance(it, refill_next_++ % refill_waiting_.size());
-    start_exchange(*it, now_ms, std::nullopt);
+    const std::string& peer = up[refill_next_++ % up.size()];
+    start_exchange(peer, now_ms, std::nullopt);
     if (current_) current_->for_refill = true;
     return true;
 }

@@ -85,11 +85,15 @@ class AntiEntropy {
     // dropped the records after a damaged stretch of its write-ahead log
     // (kvnode --wal-discard-damaged). `why` says which ("it started on an
     // empty data directory"). Until a whole exchange it started with each
-    // other member completes, or that member is judged down, the replica
-    // answers reads unavailable (Replica::set_refilling). These exchanges
-    // start at once, one after another, ahead of the schedule and of kvctl
-    // repair; on a new cluster each is one round trip. `when_done` (may be
-    // empty) runs once they have, or at once when there is no other member.
+    // other member completes, the replica answers reads unavailable and mints
+    // no write that removes what it holds (Replica::set_refilling). A member
+    // that is down is waited for until it is back (what only it and the lost
+    // data held returns with it), or leaves the ring; not when the members
+    // that answered sent nothing, as on a new cluster, where none held
+    // anything to lose. These exchanges start at once, one after another,
+    // ahead of the schedule and of kvctl repair; on a new cluster each is one
+    // round trip. `when_done` (may be empty) runs once they have, or at once
+    // when there is no other member.
     void begin_refill(std::string why, std::function<void()> when_done = {});
     bool refilling() const { return !refill_waiting_.empty(); }
 
@@ -163,6 +167,9 @@ class AntiEntropy {
     std::function<void()> refill_done_;  // begin_refill's when_done, until it ran
     size_t refill_next_ = 0;
     uint64_t refill_retry_ms_ = 0;
+    // NodeStats::ae_keys_received when the refill began: whether it received anything.
+    uint64_t refill_keys_received_at_begin_ = 0;
+    bool refill_down_logged_ = false;
 };
 
 }  // namespace kv::node

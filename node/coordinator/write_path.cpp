@@ -111,9 +111,10 @@ void Coordinator::handle_write(const ReplyTo& from, uint64_t client_id, std::str
     // The version is minted by one replica that holds the key's history: this
     // node when it is a home replica (no extra hop), else the first reachable
     // one in preference order; a replica that answers not_owner (its range
-    // moved on), or that the request could not reach (no connection), passes
-    // the turn to the next. Stand-ins mint only when no home replica is
-    // reachable (Replica::mint_as_stand_in).
+    // moved on) or unavailable (it refills, Replica::mint), or that the
+    // request could not reach (no connection), passes the turn to the next.
+    // Stand-ins mint only when no home replica is reachable
+    // (Replica::mint_as_stand_in).
     if (has_id(op->homes, config_.node_id) && !op->is_stand_in(config_.node_id))
         op->mint_candidates.push_back(config_.node_id);
     for (const auto& r : up) {
@@ -170,8 +171,11 @@ void Coordinator::on_write_reply(Op& op, const std::string& replica, const Statu
                                  const std::string& object, const std::string* writer_context,
                                  std::optional<size_t> live_count) {
     if (op.replicating) return;
-    // not_owner: the replica refused before minting (its range moved on).
-    if (!status.ok() && status.code() == ErrorCode::not_owner && pass_mint_turn(op, replica))
+    // Refused before minting: not_owner (the replica's range moved on), or
+    // unavailable (it refills, and the write would remove what it holds).
+    if (!status.ok() &&
+        (status.code() == ErrorCode::not_owner || status.code() == ErrorCode::unavailable) &&
+        pass_mint_turn(op, replica))
         return;
     if (!status.ok()) return fail(op, status.code(), status.message());
     // A version minted here comes with its count; a replica's is decoded,

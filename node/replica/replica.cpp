@@ -91,6 +91,11 @@ Result<Replica::Minted> Replica::mint(const std::string& key, std::optional<std:
         if (!decoded) return decoded.status();
         seen = std::move(decoded.value());
     } else if (!value || replace) {
+        // What this replica holds is what the write removes: while it refills
+        // it may lack versions the other replicas acknowledged (a delete at
+        // `all` after a put at `all` would leave that put standing). Refused
+        // before anything is minted; the coordinator passes the turn on.
+        if (refilling_) return Status(ErrorCode::unavailable, *refilling_);
         seen =
             local.context;  // a delete (or replace) without context removes all this replica holds
     }

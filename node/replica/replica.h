@@ -64,7 +64,8 @@ class Replica {
     // empty data directory under a static member list, may still lack writes
     // the other replicas acknowledged. Its replica reads then answer
     // unavailable with `why` (writes and merges still count): a read quorum
-    // that counted it could miss a write. nullopt ends it.
+    // that counted it could miss a write. So do its mints of writes that
+    // remove what it holds (mint). nullopt ends it.
     void set_refilling(std::optional<std::string> why) { refilling_ = std::move(why); }
     bool refilling() const { return refilling_.has_value(); }
     // ok, or unavailable while refilling: whether a read may count this
@@ -83,7 +84,8 @@ class Replica {
     // A write: a new version minted with this replica's actor from the value
     // (nullopt: a tombstone) and the client's context. A delete without a
     // context supersedes all the replica holds (and its writer context covers
-    // it), and so does a put without a context when `replace` is set.
+    // it), and so does a put without a context when `replace` is set; while
+    // this replica refills, those two answer unavailable (nothing minted).
     Result<Minted> mint(const std::string& key, std::optional<std::string> value,
                         const std::optional<std::string>& context, bool replace = false);
     // Merges an encoded version into the stored one (staged only when it changes).
