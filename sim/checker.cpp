@@ -66,6 +66,9 @@ constexpr const char* kUnboundSloppy =
     "read again only by a get or after a write that was not strict (stand-ins may have served)";
 constexpr const char* kSloppyPair =
     "the get or the put was not strict (the put may sit on stand-ins the get did not ask)";
+constexpr const char* kLostWithDisk = "its only copy was on a node whose disk was lost";
+constexpr const char* kSupersederLostWithDisk =
+    "the superseding write's only copy was on a node whose disk was lost";
 constexpr const char* kNotJudgeable =
     "replicas differ; the run does not make convergence before reads judgeable";
 
@@ -454,7 +457,8 @@ class Checker {
         for (size_t p = 0; p < k.writes.size(); ++p) {
             const HistoryEntry& put = h_.entries[k.writes[p]];
             if (put.kind != OpKind::put || put.outcome != Outcome::ok) continue;
-            const std::string reason = excuse(excused, p);
+            std::string reason = excuse(excused, p);
+            if (reason.empty() && in_.lost_with_disk.count(put.index)) reason = kLostWithDisk;
             ++before.checked;
             if (stored_live(replicas, put.value)) {
                 ++before.passed;
@@ -540,6 +544,10 @@ class Checker {
                     ++stats.excused[kByMaybeSuperseder];
                     continue;
                 }
+                if (in_.lost_with_disk.count(put.index)) {
+                    ++stats.excused[kLostWithDisk];
+                    continue;
+                }
                 ++stats.violated;
                 report_.violations.push_back(Violation{
                     ViolationKind::stale_read,
@@ -594,6 +602,11 @@ class Checker {
                 continue;
             }
             ++stats.checked;
+            if (in_.lost_with_disk.count(w.index)) {
+                // What it superseded is all that is left of the key.
+                ++stats.excused[kSupersederLostWithDisk];
+                continue;
+            }
             const uint32_t writes = replicas(w.level, n);
             bool violated = false;
             bool unbound = false;

@@ -56,6 +56,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -144,6 +145,11 @@ struct CheckInput {
     // held then, or sent more than once, are absent). Judged by ack_copies:
     // at least w.
     std::map<uint64_t, uint32_t> copies_at_ack;
+    // Writes (history index) whose only durable copy may have been on a node
+    // whose store the simulator wiped: puts no other node held (live or
+    // covered) just before, deletes at w = 1 begun before. lost_write and
+    // stale_read excuse such puts; resurrection, values such writes superseded.
+    std::set<uint64_t> lost_with_disk;
     // Judge full convergence of the stores before the reads. Only where the
     // run makes it sound (sim/simulation.h, convergence_judgeable): in general
     // a replica may miss a version no hint covers (a coordinator crashed

@@ -34,6 +34,9 @@ constexpr FaultName kFaultNames[] = {
     // Not in "all": it changes the cluster's shape for most of the run, which
     // the presets of "all" and their recorded digests predate.
     {"outage", &FaultSet::outage, false},
+    // Not in "all" either: the other presets' digests predate it, and a lost
+    // disk needs static membership.
+    {"wipe", &FaultSet::wipe, false},
 };
 }  // namespace
 
@@ -58,7 +61,7 @@ Result<FaultSet> parse_faults(std::string_view list) {
             return Status(ErrorCode::invalid_argument,
                           "unknown fault '" + std::string(name) +
                               "' (known: partition, crash, loss, dup, pause, skew, diskfail, "
-                              "unsynced, outage, all, none)");
+                              "unsynced, outage, wipe, all, none)");
         }
         out.*it->flag = true;
     }
@@ -212,6 +215,16 @@ const std::vector<Preset>& presets() {
                  o.tombstone_grace_ms = 2000;
                  return o;
              }()},
+            {"disk-loss",
+             "a node loses its disk (crashed, restarted empty) once, under partitions, "
+             "crashes, loss and duplication: it refills before it serves replica reads; "
+             "hot and 94 cold keys",
+             [] {
+                 SimOptions o = preset_options(5, 8, 30, "partition,crash,loss,dup,wipe", 100);
+                 o.hot_keys = 6;
+                 o.hot_permille = 800;
+                 return o;
+             }()},
         };
         for (auto& preset : p) preset.options.preset = preset.name;
         return p;
@@ -272,6 +285,10 @@ Status validate(const SimOptions& o) {
                       "seeds must be 1..nodes - joins (the seeds start first)");
     if (o.seeds > 1 && !o.gossip)
         return Status(ErrorCode::invalid_argument, "seeds need gossip membership (--gossip)");
+    if (o.faults.wipe && o.gossip)
+        return Status(ErrorCode::invalid_argument,
+                      "the wipe fault needs a static member list (a wiped gossip member "
+                      "would have to join again)");
     if (o.steady_nodes >= o.nodes - o.joins)
         return Status(ErrorCode::invalid_argument,
                       "steady nodes must be fewer than the nodes that start first");
@@ -311,12 +328,17 @@ constexpr uint64_t kOutageMsMax = 15000;
 constexpr uint64_t kOutageGapMsMin = 500;
 constexpr uint64_t kOutageGapMsMax = 4000;
 constexpr size_t kOutageDownMax = 2;
+// wipe: lost disks a run.
+constexpr uint64_t kWipesMax = 1;
 // Quiet phase: every node's hints must drain (replayed to their targets and
 // confirmed durable) within this long after the faults stop and the membership
 // settles; far above the replay's own pace (a batch per target in flight, at
 // thousands of keys a second), so missing it means stuck, not slow.
 constexpr uint64_t kHintDrainMsMax = 60'000;
 constexpr uint64_t kHintCheckMs = 100;
+// Quiet phase: a wiped node's refill ends within this long after the hints
+// drained (every member is up by then; an exchange takes a few round trips).
+constexpr uint64_t kRefillEndMsMax = 60'000;
 // After the faults stop: peers must be heard again (peer_down_after_ms) before
 // the repair reads at `all` can reach every replica.
 constexpr uint64_t kSettleMs = 5000;
@@ -408,6 +430,7 @@ class Run {
     void inject_loss();
     void inject_dup();
     void inject_diskfail();
+    void inject_wipe();
     // outage: takes one or two nodes down for a long stretch, then schedules the next.
     void outage_step();
     bool crashable(size_t node) const { return node >= options_.steady_nodes; }
@@ -424,7 +447,9 @@ class Run {
     // How many nodes durably hold the put of `value` (live, or superseded: their
     // data or a hint covers its dot), in data or hints, now; nullopt when no
     // node holds the value (its dot cannot be known).
-    std::optional<uint32_t> copies_of(const std::string& key, const std::string& value);
+    // `except`: a node not counted (its dots still are).
+    std::optional<uint32_t> copies_of(const std::string& key, const std::string& value,
+                                      std::optional<size_t> except = std::nullopt);
     // Every object every node stores, data and hints (for the dot_reuse rule).
     std::vector<StoredCopy> collect_copies();
     // Waits, bounded, until no node holds a hint; empty if so, else which
@@ -443,8 +468,9 @@ class Run {
     std::map<uint64_t, std::vector<std::pair<size_t, size_t>>> partitions_;
     uint32_t loss_periods_active_ = 0;
     uint32_t dup_periods_active_ = 0;
-    std::set<size_t> out_;       // nodes an outage holds down
-    std::vector<bool> started_;  // false for a late node not started yet
+    std::set<size_t> out_;                  // nodes an outage holds down
+    std::optional<uint64_t> last_wipe_ms_;  // when the wipe fault last took a node's store
+    std::vector<bool> started_;             // false for a late node not started yet
     std::vector<size_t> started_list_;
     // Members sent a LeaveRequest (counted as leaving from then on), and those
     // that accepted it (they must end up left).
@@ -523,6 +549,9 @@ Run::Run(const SimOptions& options) : options_(options), cluster_(cluster_option
         Client& c = clients_[it->second];
         if (c.request_id == 0 || w->id != c.request_id || c.copies_at_ack) return;
         const HistoryEntry& e = result_.history.entries[static_cast<size_t>(c.entry)];
+        // A node wiped since the put began may have acknowledged it, then lost
+        // it: the copies left say nothing of what the coordinator counted.
+        if (last_wipe_ms_ && *last_wipe_ms_ >= e.start_ms) return;
         if (e.kind == OpKind::put) c.copies_at_ack = copies_of(e.key, e.value);
     });
     // A node stopped by a failed commit is restarted later, as an operator (or
@@ -767,6 +796,7 @@ void Run::nemesis_step() {
     if (options_.faults.loss) kinds.push_back(&Run::inject_loss);
     if (options_.faults.dup) kinds.push_back(&Run::inject_dup);
     if (options_.faults.diskfail) kinds.push_back(&Run::inject_diskfail);
+    if (options_.faults.wipe) kinds.push_back(&Run::inject_wipe);
     if (kinds.empty()) return;
     (this->*kinds[uniform(0, kinds.size() - 1)])();
     cluster_.at(uniform(kFaultGapMsMin, kFaultGapMsMax), [this] { nemesis_step(); });
@@ -894,6 +924,40 @@ void Run::inject_diskfail() {
     const size_t victim = up[uniform(0, up.size() - 1)];
     cluster_.fail_commits(victim, uniform(kDiskFailMsMin, kDiskFailMsMax));
     ++result_.faults.disk_failures;
+}
+
+void Run::inject_wipe() {
+    // Once a run: a second lost disk before the first node's copies were all
+    // replaced (its refill, then anti-entropy for what its hints held) could
+    // lose a write for good, which no store with two copies promises to survive.
+    if (result_.faults.wipes >= kWipesMax) return;
+    std::vector<size_t> candidates;
+    for (size_t i : started_list_) {
+        if (!cluster_.is_up(i) || cluster_.node(i).refilling()) return;
+        if (crashable(i)) candidates.push_back(i);
+    }
+    if (candidates.empty() || started_list_.size() < 2) return;
+    const size_t victim = candidates[uniform(0, candidates.size() - 1)];
+    // The writes so far (acknowledged or not yet) whose one copy may be the
+    // victim's, which does not survive its disk (the checker is told): puts
+    // that no other node durably holds, and deletes one acknowledgement
+    // answers (a tombstone's dot is not known here; a write that needs w > 1
+    // acknowledgements has them from w distinct nodes, each durable).
+    for (const HistoryEntry& e : result_.history.entries) {
+        if (e.outcome == Outcome::failed) continue;
+        const bool lost = e.kind == OpKind::put
+                              ? copies_of(e.key, e.value, victim) == 0u
+                              : e.kind == OpKind::del &&
+                                    proto::replicas_required(proto::Consistency{e.level, 0, false},
+                                                             options_.n_replicas) == 1;
+        if (lost) result_.lost_with_disk.insert(e.index);
+    }
+    cluster_.wipe(victim);
+    last_wipe_ms_ = cluster_.now_ms();
+    ++result_.faults.wipes;
+    cluster_.at(uniform(kFaultMsMin, kFaultMsMax), [this, victim] {
+        if (!out_.count(victim)) cluster_.restart(victim);
+    });
 }
 
 void Run::stop_faults() {
@@ -1164,7 +1228,8 @@ FinalState Run::collect_stores() {
     return out;
 }
 
-std::optional<uint32_t> Run::copies_of(const std::string& key, const std::string& value) {
+std::optional<uint32_t> Run::copies_of(const std::string& key, const std::string& value,
+                                       std::optional<size_t> except) {
     // Each node's stored objects for the key: its data and its hints for any target.
     std::vector<std::vector<node::Object>> held(cluster_.size());
     // The dots carrying the value (one, as the caller asks only about values
@@ -1196,7 +1261,9 @@ std::optional<uint32_t> Run::copies_of(const std::string& key, const std::string
     }
     if (dots.empty()) return std::nullopt;
     uint32_t copies = 0;
-    for (const auto& objects : held) {
+    for (size_t i = 0; i < held.size(); ++i) {
+        if (except == i) continue;
+        const auto& objects = held[i];
         const bool has = std::any_of(objects.begin(), objects.end(), [&](const node::Object& o) {
             for (const auto& dot : dots) {
                 if (o.context.covers(dot)) return true;
@@ -1307,6 +1374,20 @@ SimResult Run::go() {
     // is not a home replica of its key).
     const std::string hints_left = wait_for_hints(kHintDrainMsMax);
     result_.hints_drained = hints_left.empty();
+    // A wiped node refills before it counts for reads (a read at `all` fails
+    // until then): the final reads wait, bounded, for its refill to end.
+    auto refilling = [this] {
+        std::string out;
+        for (size_t i : started_list_) {
+            if (cluster_.is_up(i) && cluster_.node(i).refilling())
+                out += (out.empty() ? "" : ", ") + cluster_.node_id(i);
+        }
+        return out;
+    };
+    for (const uint64_t from_ms = cluster_.now_ms();
+         !refilling().empty() && cluster_.now_ms() < from_ms + kRefillEndMsMax;)
+        cluster_.run_for(kHintCheckMs);
+    const std::string refills_left = refilling();
     // The stores are judged as the node left them: before any read of the
     // simulator's own repairs what the node failed to replicate.
     result_.final_state = collect_stores();
@@ -1327,27 +1408,24 @@ SimResult Run::go() {
     result_.digest = digest(result_.history);
     result_.write_effect_window_ms =
         write_effect_window_ms(cluster_.options(), result_.network.longest_pause_ms);
-    if (!result_.membership.formed && options_.gossip) {
-        result_.violations.push_back(
-            Violation{ViolationKind::unsettled, "", {}, "membership did not form: " + not_formed_});
-    }
-    if (!unsettled.empty()) {
-        // No final ring to judge replicas by: only the history is checked.
-        result_.violations.push_back(Violation{ViolationKind::unsettled,
-                                               "",
-                                               {},
-                                               "membership did not settle within " +
-                                                   std::to_string(kMembershipSettleMsMax / 1000) +
-                                                   " s: " + unsettled});
-    }
-    if (!hints_left.empty()) {
-        result_.violations.push_back(Violation{ViolationKind::hints_not_drained,
-                                               "",
-                                               {},
-                                               "hints not replayed within " +
+    auto flag = [this](ViolationKind kind, std::string what) {
+        result_.violations.push_back(Violation{kind, "", {}, std::move(what)});
+    };
+    if (!result_.membership.formed && options_.gossip)
+        flag(ViolationKind::unsettled, "membership did not form: " + not_formed_);
+    // No final ring to judge replicas by: only the history is checked.
+    if (!unsettled.empty())
+        flag(ViolationKind::unsettled, "membership did not settle within " +
+                                           std::to_string(kMembershipSettleMsMax / 1000) +
+                                           " s: " + unsettled);
+    if (!refills_left.empty())
+        flag(ViolationKind::unsettled, "refills did not end within " +
+                                           std::to_string(kRefillEndMsMax / 1000) +
+                                           " s of quiet: " + refills_left);
+    if (!hints_left.empty())
+        flag(ViolationKind::hints_not_drained, "hints not replayed within " +
                                                    std::to_string(kHintDrainMsMax / 1000) +
-                                                   " s of quiet: " + hints_left});
-    }
+                                                   " s of quiet: " + hints_left);
     CheckInput input;
     input.write_effect_window_ms = result_.write_effect_window_ms;
     input.settled = unsettled.empty();
@@ -1358,6 +1436,7 @@ SimResult Run::go() {
     input.copies_after_reads = result_.copies_after_reads;
     input.copies_complete = true;
     input.copies_at_ack = result_.copies_at_ack;
+    input.lost_with_disk = result_.lost_with_disk;
     // Only where sound: in general a replica may miss a version no hint covers
     // until a read repairs it (convergence_judgeable).
     input.convergence_before_reads = convergence_judgeable(options_);
@@ -1432,7 +1511,9 @@ std::string summary(const SimOptions& o, const SimResult& r, size_t violations_s
     const auto& f = r.faults;
     out += "faults: partitions=" + std::to_string(f.partitions) + " (one-way " +
            std::to_string(f.one_way_partitions) + ") crashes=" + std::to_string(f.crashes) +
-           " outages=" + std::to_string(f.outages) + " pauses=" + std::to_string(f.pauses) +
+           " outages=" + std::to_string(f.outages) +
+           (f.wipes == 0 ? "" : " wipes=" + std::to_string(f.wipes)) +
+           " pauses=" + std::to_string(f.pauses) +
            " loss-periods=" + std::to_string(f.loss_periods) +
            " dup-periods=" + std::to_string(f.dup_periods) +
            " disk-failures=" + std::to_string(f.disk_failures) + " (fail-stops " +

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,12 @@ struct FaultSet {
     // and then restarted, so home replicas stay down for long stretches and
     // sloppy quorums and hint replay carry the writes meant for them.
     bool outage = false;
+    // Disk loss (not in "all"): once a run, with every started node up and
+    // none refilling, a node that is not steady crashes and loses its whole
+    // store, then restarts on an empty one kFaultMsMin-kFaultMsMax later, as
+    // a member whose disk was replaced (static membership only). It refills
+    // from the other members before it serves replica reads.
+    bool wipe = false;
     bool operator==(const FaultSet&) const = default;
 };
 // "all" (every fault but outage), "none", or a comma-separated list of the names above.
@@ -127,6 +134,7 @@ struct FaultCounts {
     uint64_t one_way_partitions = 0;
     uint64_t crashes = 0;
     uint64_t outages = 0;  // nodes taken down by an outage
+    uint64_t wipes = 0;    // nodes that lost their store
     uint64_t pauses = 0;
     uint64_t loss_periods = 0;
     uint64_t dup_periods = 0;
@@ -162,6 +170,9 @@ struct SimResult {
     // For each acknowledged put (history index), how many nodes durably held
     // its version when the coordinator sent the acknowledgement (CheckInput).
     std::map<uint64_t, uint32_t> copies_at_ack;
+    // Writes (history index) whose only durable copy may have been on a node
+    // the wipe fault took the store of (CheckInput::lost_with_disk).
+    std::set<uint64_t> lost_with_disk;
     // The quiet phase's wait for every node's hints to drain: how long it took
     // (hints_drained false: it gave up after kHintDrainMsMax), and the hints
     // held, over all nodes, when the faults stopped and every node restarted.
