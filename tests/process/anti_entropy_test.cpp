@@ -7,7 +7,8 @@
 //    (status counts), and they stay deleted through a restart and a repair;
 //  - a node restarted on an empty data directory (static member list) is not
 //    counted by reads until it has exchanged with the other members: quorum
-//    reads it coordinates at once find every key another replica missed.
+//    reads it coordinates at once find every key another replica missed; it
+//    waits for a member that is down (killed) that alone holds writes.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -292,6 +293,92 @@ TEST_CASE("static list: a node wiped and restarted is not counted by reads until
 
 TEST_CASE("a node that dropped a damaged log's writes is not counted by reads until refilled") {
     lose_then_refill(Loss::damaged_log);
+}
+
+// n1 and n3 hold 200 keys n2 missed; n2 and n3 hold 100 more. n1 is killed
+// and n3 loses its disk: its refill gets the 100 from n2 and must then wait
+// for n1, the only member left with the 200. Counted before n1 is back, n3
+// and n2 would answer quorum reads of those keys not_found.
+TEST_CASE("static list: a wiped node waits for a member that is down before reads count it") {
+    ProcessCluster cluster("refillWait");
+    KV_REQUIRE_OK(cluster.add_nodes(3, 3));
+    const std::vector<std::string> flags{
+        "--ping-interval-ms", "200",   "--peer-down-after-ms", "1000", "--hinted-handoff", "false",
+        "--read-repair",      "false", "--anti-entropy",       "false"};
+    for (size_t i = 0; i < cluster.size(); ++i) cluster.set_extra_flags(i, flags);
+    KV_REQUIRE_OK(cluster.start_all());
+    constexpr int kOnN1 = 200;  // fewer than put_all's: this test's time goes on puts
+    constexpr int kShared = 100;
+    {
+        RawClient client(cluster.endpoint(0));
+        KV_REQUIRE_OK(cluster.kill_hard(1));
+        for (int i = 0; i < kOnN1; ++i) {
+            REQUIRE(write(client,
+                          proto::PutRequest{next_request_id(), key_of(i), "v" + std::to_string(i),
+                                            std::nullopt, kQuorum, 5000}) == ErrorCode::ok);
+        }
+        let_held_sends_fail();
+        KV_REQUIRE_OK(cluster.restart(1));
+    }
+    {
+        RawClient n2(cluster.endpoint(1));
+        const proto::Consistency all{proto::Level::all, 0, false};
+        for (int i = 0; i < kShared; ++i) {
+            REQUIRE(write(n2, proto::PutRequest{next_request_id(), "shared-" + std::to_string(i),
+                                                "s", std::nullopt, all, 5000}) == ErrorCode::ok);
+        }
+        REQUIRE(status(n2).keys_stored == static_cast<uint64_t>(kShared));
+    }
+    KV_REQUIRE_OK(cluster.kill_hard(0));
+    KV_REQUIRE_OK(cluster.kill_hard(2));
+    std::filesystem::remove_all(cluster.data_dir(2));
+    KV_REQUIRE_OK(cluster.restart(2));
+
+    // n3 got n2's keys and waits for n1 (judged down after 1 s).
+    RawClient wiped(cluster.endpoint(2));
+    const long long waiting_ms = wait_ms(kRepairBoundMs, [&] {
+        return cluster.log_tail(2, 200).find("refill: waiting for n1") != std::string::npos;
+    });
+    INFO(cluster.log_tail(2));
+    REQUIRE(waiting_ms >= 0);
+    const auto s = status(wiped);
+    REQUIRE(s.anti_entropy.has_value());
+    CHECK(s.anti_entropy->refilling);
+    CHECK(s.keys_stored == static_cast<uint64_t>(kShared));
+    // Quorum reads through n2 of the keys only n1 holds: never a wrong not_found.
+    RawClient n2(cluster.endpoint(1));
+    int unavailable = 0;
+    // (Each waits ~0.5 s: n2 holds its send to n1, which has no connection,
+    // for kPeerConnectGraceMs before the read fails.)
+    for (int i = 0; i < 10; ++i) {
+        auto reply = n2.request(proto::GetRequest{next_request_id(), key_of(i), kQuorum, 5000});
+        KV_REQUIRE_OK(reply.status());
+        REQUIRE(std::holds_alternative<proto::GetResponse>(reply.value()));
+        const auto& got = std::get<proto::GetResponse>(reply.value());
+        INFO(key_of(i) << ": " << error_name(got.code) << " " << got.message);
+        CHECK((got.code == ErrorCode::unavailable || got.code == ErrorCode::timeout));
+        unavailable += got.code == ErrorCode::unavailable;
+    }
+    std::printf(
+        "refill: with n1 down, 10 of 10 quorum reads through n2 failed (%d unavailable), "
+        "none missed a key\n",
+        unavailable);
+
+    const auto back = Clock::now();
+    KV_REQUIRE_OK(cluster.restart(0));
+    KV_REQUIRE_OK(cluster.wait_refilled(2, kRepairBoundMs));
+    std::printf(
+        "refill: the wiped node served replica reads %lld ms after n1's restart began\n",
+        static_cast<long long>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - back).count()));
+    CHECK(status(wiped).keys_stored == static_cast<uint64_t>(kOnN1 + kShared));
+    for (int i = 0; i < kOnN1; i += 10) {
+        auto reply = n2.request(proto::GetRequest{next_request_id(), key_of(i), kQuorum, 5000});
+        KV_REQUIRE_OK(reply.status());
+        REQUIRE(std::holds_alternative<proto::GetResponse>(reply.value()));
+        CHECK(std::get<proto::GetResponse>(reply.value()).values ==
+              std::vector<std::string>{"v" + std::to_string(i)});
+    }
 }
 
 TEST_CASE("kvnode refuses a tombstone grace shorter than a late request can arrive") {
