@@ -297,6 +297,23 @@ TEST_CASE("a wiped node waits for a member that is down before it serves replica
     CHECK(quorum_get_codes(c, 2, 0, 200) == "found=200");
 }
 
+// A new cluster whose listed member never starts: every node starts empty and
+// refills, nothing comes of its exchanges, so the member, once judged down, is
+// not waited for, and the cluster serves.
+TEST_CASE("a new cluster whose member never started serves reads once it is judged down") {
+    sim::ClusterOptions o = options(4);
+    sim::Cluster c(o);
+    c.crash(3);  // before its first tick: no one ever hears from n4
+    REQUIRE(c.run_until(
+        [&] { return !c.node(0).refilling() && !c.node(1).refilling() && !c.node(2).refilling(); },
+        20000));
+    // Writes once n4 is judged down (until then a write that asks it first to
+    // mint times out: a node that never started swallows requests here).
+    c.run_for(o.node_config.peer_down_after_ms + 1000);
+    REQUIRE(send_all(c, puts_of(50)) == 50);
+    CHECK(quorum_get_codes(c, 0, 0, 50) == "found=50");
+}
+
 // A delete without a context removes what its minting replica holds; a
 // refilling replica may hold nothing yet, so it passes the mint on.
 TEST_CASE("a refilling replica passes the mint of a delete without a context to another") {
