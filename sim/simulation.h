@@ -53,7 +53,7 @@ struct FaultSet {
     bool wipe = false;
     bool operator==(const FaultSet&) const = default;
 };
-// "all" (every fault but outage), "none", or a comma-separated list of the names above.
+// "all" (every fault but outage and wipe), "none", or a comma-separated list of the names above.
 Result<FaultSet> parse_faults(std::string_view list);
 std::string faults_text(const FaultSet& faults);
 
