@@ -124,7 +124,7 @@ void AntiEntropy::tick(uint64_t now_ms) {
 
 void AntiEntropy::begin_refill(std::string why, std::function<void()> when_done) {
     refill_why_ = std::move(why);
-    refill_keys_received_ = 0;
+    refill_keys_received_at_begin_ = stats_.ae_keys_received;
     refill_down_logged_ = false;
     if (when_done) refill_done_ = std::move(when_done);
     for (const auto& peer : ring_peers()) refill_waiting_.insert(peer);
@@ -168,13 +168,13 @@ bool AntiEntropy::tick_refill(uint64_t now_ms) {
     }
     // Only members that are down are left. What only they and the lost disk
     // held comes back with them, and a replica read counted here before would
-    // miss it: they are waited for, unless the refill's exchanges with the
-    // members that answered brought nothing (a new cluster, where no member
-    // held anything to lose; keys pushed by their scheduled exchanges are not
-    // counted, as on a new cluster clients may write before a member that
-    // never started is judged down).
+    // miss it: they are waited for, unless anti-entropy brought nothing since
+    // the refill began (a new cluster, where no member held anything to
+    // lose). Keys a peer's own exchange pushed count too: its push can leave
+    // the refill's exchange with that peer nothing to bring (kvsim seed 92019
+    // of disk-loss).
     if (!refill_waiting_.empty() && up.empty()) {
-        if (refill_keys_received_ == 0) {
+        if (stats_.ae_keys_received == refill_keys_received_at_begin_) {
             env_.log(LogLevel::warn,
                      "refill: the other members held nothing for this node (a new cluster); "
                      "not waiting for " +
@@ -371,7 +371,6 @@ bool AntiEntropy::on_reply(const std::string& peer_id, const Message& message) {
                 continue;
             }
             ++stats_.ae_keys_received;
-            if (ex.for_refill) ++refill_keys_received_;
         }
         for (const auto& k : r->wants) ex.to_push.push_back(k);
         if (r->truncated) {

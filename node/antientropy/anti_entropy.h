@@ -88,9 +88,9 @@ class AntiEntropy {
     // other member completes, the replica answers reads unavailable and mints
     // no write that removes what it holds (Replica::set_refilling). A member
     // that is down is waited for until it is back (what only it and the lost
-    // data held returns with it), or leaves the ring; not when the refill's
-    // exchanges with the members that answered brought nothing, as on a new
-    // cluster, where none held anything to lose. These exchanges start at once, one after another,
+    // data held returns with it), or leaves the ring; not when anti-entropy
+    // brought nothing since the refill began, as on a new cluster, where none
+    // held anything to lose. These exchanges start at once, one after another,
     // ahead of the schedule and of kvctl repair; on a new cluster each is one
     // round trip. `when_done` (may be empty) runs once they have, or at once
     // when there is no other member.
@@ -167,8 +167,9 @@ class AntiEntropy {
     std::function<void()> refill_done_;  // begin_refill's when_done, until it ran
     size_t refill_next_ = 0;
     uint64_t refill_retry_ms_ = 0;
-    // Keys the refill's own exchanges brought (not a peer's scheduled pushes).
-    uint64_t refill_keys_received_ = 0;
+    // NodeStats::ae_keys_received when the refill began: whether anti-entropy
+    // (the refill's exchanges, or a peer's) brought anything since.
+    uint64_t refill_keys_received_at_begin_ = 0;
     bool refill_down_logged_ = false;
 };
 

@@ -78,5 +78,8 @@ TEST_CASE("sweeps of the anti-entropy and tombstone GC presets pass, each seed r
 TEST_CASE("a sweep of the disk-loss preset passes, each seed replaying") {
     // A node loses its disk once a run: its refill must bring back what it
     // held before it counts for reads (a run costs about one of `default`).
-    CHECK(sweep("disk-loss", {1, 2}, default_count() / 10) == 0);
+    // Seed 92019: a peer's own exchange pushed the wiped node its keys, so the
+    // refill's exchange with that peer brought none; counted as a new cluster,
+    // the members down were let go and a strict get at `one` missed a write.
+    CHECK(sweep("disk-loss", {1, 2, 92019}, default_count() / 10) == 0);
 }
