@@ -189,6 +189,14 @@ TEST_CASE("3 nodes, n=3: anti-entropy refills a restarted node; tombstones are p
 
 namespace {
 
+// The refill tests' nodes: nothing repairs but the refill (no hints, no read
+// repair, no scheduled exchanges), and a member is judged down within 1 s.
+std::vector<std::string> refill_flags() {
+    return {"--ping-interval-ms", "200",   "--peer-down-after-ms", "1000",
+            "--hinted-handoff",   "false", "--read-repair",        "false",
+            "--anti-entropy",     "false"};
+}
+
 // How n3 loses writes it acknowledged, in the refill test below.
 enum class Loss { wiped, damaged_log };
 
@@ -200,9 +208,7 @@ enum class Loss { wiped, damaged_log };
 void lose_then_refill(Loss loss) {
     ProcessCluster cluster(loss == Loss::wiped ? "refill" : "refillLog");
     KV_REQUIRE_OK(cluster.add_nodes(3, 3));
-    const std::vector<std::string> flags{
-        "--ping-interval-ms", "200",   "--peer-down-after-ms", "1000", "--hinted-handoff", "false",
-        "--read-repair",      "false", "--anti-entropy",       "false"};
+    const std::vector<std::string> flags = refill_flags();
     for (size_t i = 0; i < cluster.size(); ++i) cluster.set_extra_flags(i, flags);
     KV_REQUIRE_OK(cluster.start_all());
     RawClient client(cluster.endpoint(0));
@@ -302,9 +308,7 @@ TEST_CASE("a node that dropped a damaged log's writes is not counted by reads un
 TEST_CASE("static list: a wiped node waits for a member that is down before reads count it") {
     ProcessCluster cluster("refillWait");
     KV_REQUIRE_OK(cluster.add_nodes(3, 3));
-    const std::vector<std::string> flags{
-        "--ping-interval-ms", "200",   "--peer-down-after-ms", "1000", "--hinted-handoff", "false",
-        "--read-repair",      "false", "--anti-entropy",       "false"};
+    const std::vector<std::string> flags = refill_flags();
     for (size_t i = 0; i < cluster.size(); ++i) cluster.set_extra_flags(i, flags);
     KV_REQUIRE_OK(cluster.start_all());
     constexpr int kOnN1 = 200;  // fewer than put_all's: this test's time goes on puts
