@@ -24,6 +24,10 @@ Result<std::unique_ptr<LinkDialer>> LinkDialer::make(LinkDialerOptions options,
 LinkDialer::LinkDialer(int epoll_fd, LinkDialerOptions options, Callbacks callbacks)
     : epoll_fd_(epoll_fd), options_(std::move(options)), callbacks_(std::move(callbacks)) {}
 
+namespace {
+constexpr uint64_t kResolverId = 0;  // the resolver's epoll data; targets' ids start at 1
+}  // namespace
+
 LinkDialer::~LinkDialer() {
     for (auto& [id, t] : targets_) close_socket(t);
     ::close(epoll_fd_);
@@ -68,6 +72,7 @@ void LinkDialer::remove(const std::string& target) {
 }
 
 void LinkDialer::close_socket(Target& t) {
+    forget_lookup(t);
     if (t.connecting_fd >= 0) {
         (void)::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, t.connecting_fd, nullptr);
         ::close(t.connecting_fd);
@@ -85,7 +90,8 @@ uint64_t LinkDialer::next_due_ms() const {
     uint64_t due = std::numeric_limits<uint64_t>::max();
     for (const auto& [id, t] : targets_) {
         if (t.state == State::waiting) due = std::min(due, t.pace.next_try_ms());
-        if (t.state == State::connecting || t.state == State::handshaking) {
+        if (t.state == State::resolving || t.state == State::connecting ||
+            t.state == State::handshaking) {
             due = std::min(due, t.deadline_ms);
         }
     }
@@ -98,7 +104,8 @@ void LinkDialer::poll(uint64_t now_ms) {
     std::vector<uint64_t> due;
     for (const auto& [id, t] : targets_) {
         const bool start_now = t.state == State::waiting && t.pace.may_try(now_ms);
-        const bool expired = (t.state == State::connecting || t.state == State::handshaking) &&
+        const bool expired = (t.state == State::resolving || t.state == State::connecting ||
+                              t.state == State::handshaking) &&
                              now_ms >= t.deadline_ms;
         if (start_now || expired) due.push_back(id);
     }
@@ -108,6 +115,13 @@ void LinkDialer::poll(uint64_t now_ms) {
         Target& t = it->second;
         if (t.state == State::waiting) {
             start(id, t, now_ms);
+        } else if (t.state == State::resolving) {
+            ++stats_.connect_failures;
+            fail(
+                id, t,
+                Status(ErrorCode::timeout, "cannot resolve " + t.endpoint.host + " within " +
+                                               std::to_string(options_.resolve_timeout_ms) + " ms"),
+                now_ms);
         } else if (t.state == State::connecting) {
             ++stats_.connect_failures;
             fail(
@@ -139,6 +153,10 @@ void LinkDialer::poll(uint64_t now_ms) {
     epoll_event events[kEventsPerPoll];
     const int n = ::epoll_wait(epoll_fd_, events, kEventsPerPoll, 0);
     for (int i = 0; i < n; ++i) {
+        if (events[i].data.u64 == kResolverId) {
+            on_resolved(now_ms);
+            continue;
+        }
         auto it = targets_.find(events[i].data.u64);
         if (it == targets_.end()) continue;  // removed by a callback in this poll
         on_event(it->first, it->second, events[i].events, now_ms);
@@ -147,7 +165,80 @@ void LinkDialer::poll(uint64_t now_ms) {
 
 void LinkDialer::start(uint64_t id, Target& t, uint64_t now_ms) {
     ++stats_.attempts;
-    auto fd = start_connect(t.endpoint);
+    if (is_numeric_host(t.endpoint.host)) {
+        // An address: getaddrinfo only parses it, without a name service.
+        auto addresses = resolve_endpoint(t.endpoint);
+        if (!addresses) {
+            ++stats_.connect_failures;
+            return fail(id, t, addresses.status(), now_ms);
+        }
+        return connect_to(id, t, addresses.value(), now_ms);
+    }
+    if (!resolver_) {
+        auto made = NameResolver::make(options_.lookup);
+        if (!made) {
+            ++stats_.connect_failures;
+            return fail(id, t, made.status(), now_ms);
+        }
+        resolver_ = std::move(made.value());
+    }
+    auto ticket = resolver_->ask(t.endpoint);
+    if (!ticket) {
+        ++stats_.connect_failures;
+        return fail(id, t, ticket.status(), now_ms);
+    }
+    ++stats_.lookups;
+    t.lookup_ticket = ticket.value();
+    resolving_[t.lookup_ticket] = id;
+    t.state = State::resolving;
+    t.deadline_ms = now_ms + options_.resolve_timeout_ms;
+    watch_resolver();
+}
+
+void LinkDialer::on_resolved(uint64_t now_ms) {
+    for (auto& answer : resolver_->take()) {
+        auto ticket = resolving_.find(answer.ticket);
+        if (ticket == resolving_.end()) continue;  // its attempt ended meanwhile
+        const uint64_t id = ticket->second;
+        resolving_.erase(ticket);
+        auto it = targets_.find(id);
+        if (it == targets_.end()) continue;
+        Target& t = it->second;
+        t.lookup_ticket = 0;
+        if (!answer.addresses) {
+            ++stats_.connect_failures;
+            fail(id, t, answer.addresses.status(), now_ms);
+        } else {
+            connect_to(id, t, answer.addresses.value(), now_ms);
+        }
+    }
+    watch_resolver();
+}
+
+void LinkDialer::forget_lookup(Target& t) {
+    if (t.lookup_ticket == 0) return;
+    resolver_->cancel(t.lookup_ticket);
+    resolving_.erase(t.lookup_ticket);
+    t.lookup_ticket = 0;
+    watch_resolver();
+}
+
+void LinkDialer::watch_resolver() {
+    const bool want = !resolving_.empty();
+    if (want == resolver_watched_) return;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kResolverId;
+    // A failed epoll_ctl leaves the old state recorded: a lookup not watched
+    // then ends at its deadline, as one that never answers.
+    if (::epoll_ctl(epoll_fd_, want ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, resolver_->fd(), &ev) == 0) {
+        resolver_watched_ = want;
+    }
+}
+
+void LinkDialer::connect_to(uint64_t id, Target& t, const std::vector<SocketAddress>& addresses,
+                            uint64_t now_ms) {
+    auto fd = start_connect(addresses, t.endpoint);
     if (!fd) {
         ++stats_.connect_failures;
         return fail(id, t, fd.status(), now_ms);

@@ -9,9 +9,12 @@
 // accepting side, the set keeps its own epoll set (connects in progress,
 // every link, links waiting to write) behind fd().
 //
-// Per target the states are: waiting (for its ReconnectPace), connecting
-// (a non-blocking connect, at most connect_timeout_ms), handshaking (at most
-// handshake_timeout_ms; none without keys), up. Any failure closes the
+// Per target the states are: waiting (for its ReconnectPace), resolving
+// (a host name, on the NameResolver's thread, at most resolve_timeout_ms;
+// an address skips it), connecting (a non-blocking connect, at most
+// connect_timeout_ms), handshaking (at most handshake_timeout_ms; none
+// without keys), up. Every attempt resolves its name again, so a member
+// whose name now points elsewhere is found there. Any failure closes the
 // socket, tells the owner (on_down, with why: unauthorized when the server
 // refused this client's key or did not prove the expected key), and waits
 // for the pace before the next attempt; a link that came up resets the pace.
@@ -36,6 +39,7 @@
 
 #include "client/frame_handshake.h"
 #include "client/link_socket.h"
+#include "client/name_resolver.h"
 #include "client/secure_link.h"
 #include "client/status.h"
 
@@ -43,6 +47,11 @@ namespace kv::client {
 
 struct LinkDialerOptions {
     size_t frame_bytes_max = size_t{16} << 20;  // a frame's bytes, before sealing
+    // A name's lookup, off the owner's thread; past the timeout the attempt
+    // fails and the next one asks again (a lookup in progress is left to
+    // finish, its answer dropped).
+    uint64_t resolve_timeout_ms = 5000;
+    NameResolver::Lookup lookup = resolve_endpoint;  // a test's stands in
     uint64_t connect_timeout_ms = 2000;
     uint64_t handshake_timeout_ms = 5000;
     uint64_t reconnect_initial_ms = 100;  // as ZMQ_RECONNECT_IVL
@@ -58,8 +67,9 @@ struct LinkDialerOptions {
 };
 
 struct LinkDialerStats {
-    uint64_t attempts = 0;          // connects started
-    uint64_t connect_failures = 0;  // refused, unreachable, timed out
+    uint64_t attempts = 0;          // attempts started (a lookup or a connect)
+    uint64_t lookups = 0;           // names handed to the resolver's thread
+    uint64_t connect_failures = 0;  // not resolved, refused, unreachable, timed out
     uint64_t handshake_failures = 0;
     uint64_t refusals = 0;  // handshakes the server refused (or that proved another key)
     uint64_t ups = 0;       // links that came up
@@ -114,7 +124,7 @@ class LinkDialer {
     const LinkDialerStats& stats() const { return stats_; }
 
   private:
-    enum class State { waiting, connecting, handshaking, up };
+    enum class State { waiting, resolving, connecting, handshaking, up };
     struct Target {
         Target(std::string name_, TcpEndpoint endpoint_, ReconnectPace pace_)
             : name(std::move(name_)), endpoint(std::move(endpoint_)), pace(pace_) {}
@@ -124,7 +134,8 @@ class LinkDialer {
         State state = State::waiting;
         int connecting_fd = -1;
         std::unique_ptr<SecureLink> link;
-        uint64_t deadline_ms = 0;  // of the connect or the handshake
+        uint64_t deadline_ms = 0;    // of the lookup, the connect or the handshake
+        uint64_t lookup_ticket = 0;  // while resolving (NameResolver::ask)
         bool waits_for_output = false;
         bool dirty = false;
         // Asked for while the link was handing over frames, done once its
@@ -135,6 +146,11 @@ class LinkDialer {
 
     LinkDialer(int epoll_fd, LinkDialerOptions options, Callbacks callbacks);
     void start(uint64_t id, Target& t, uint64_t now_ms);
+    void connect_to(uint64_t id, Target& t, const std::vector<SocketAddress>& addresses,
+                    uint64_t now_ms);
+    void on_resolved(uint64_t now_ms);
+    void forget_lookup(Target& t);
+    void watch_resolver();
     void on_connected(uint64_t id, Target& t, uint64_t now_ms);
     void on_event(uint64_t id, Target& t, uint32_t events, uint64_t now_ms);
     void flush_target(uint64_t id, Target& t, uint64_t now_ms);
@@ -149,7 +165,12 @@ class LinkDialer {
     Callbacks callbacks_;
     std::map<uint64_t, Target> targets_;  // by id (epoll data), never reused
     std::map<std::string, uint64_t> ids_;
-    uint64_t next_id_ = 1;
+    uint64_t next_id_ = 1;  // 0 is the resolver's epoll data
+    // Made at the first name to resolve; its fd() is in the epoll set while
+    // a target waits for a lookup, so a stale answer cannot keep it ready.
+    std::unique_ptr<NameResolver> resolver_;
+    std::map<uint64_t, uint64_t> resolving_;  // lookup ticket -> target id
+    bool resolver_watched_ = false;
     std::vector<uint64_t> dirty_;     // targets send() queued on since the last flush()
     std::vector<uint64_t> flushing_;  // dirty_ while flush() works through it
     uint64_t receiving_id_ = 0;       // the target handing over frames now (0: none)

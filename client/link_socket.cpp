@@ -175,15 +175,56 @@ Result<int> LinkListener::accept_one() {
 
 // ---- connecting ----
 
-Result<int> start_connect(const TcpEndpoint& endpoint) {
+bool is_numeric_host(std::string_view host) {
+    if (host == "*") return true;
+    const std::string text(host);
+    in6_addr scratch{};
+    return ::inet_pton(AF_INET, text.c_str(), &scratch) == 1 ||
+           ::inet_pton(AF_INET6, text.c_str(), &scratch) == 1;
+}
+
+Result<std::vector<SocketAddress>> resolve_endpoint(const TcpEndpoint& endpoint) {
+    auto found = resolve(endpoint, false);
+    if (!found) return found.status();
+    std::unique_ptr<addrinfo, AddrinfoFree> addrs(found.value());
+    std::vector<SocketAddress> out;
+    for (const addrinfo* a = addrs.get(); a != nullptr; a = a->ai_next) {
+        if (a->ai_addrlen > sizeof(sockaddr_storage)) continue;
+        SocketAddress one;
+        std::memcpy(&one.address, a->ai_addr, a->ai_addrlen);
+        one.length = a->ai_addrlen;
+        out.push_back(one);
+    }
+    return out;
+}
+
+Result<int> start_connect(const std::vector<SocketAddress>& addresses,
+                          const TcpEndpoint& endpoint) {
     // The first address whose connect starts (a refusal shows only later, in
     // finish_connect; the next attempt resolves again).
-    return first_socket(endpoint, false, [&](int fd, const addrinfo& a) {
+    Status last(ErrorCode::connection, "no address for " + endpoint.host);
+    for (const SocketAddress& a : addresses) {
+        const int fd = ::socket(a.address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            last = errno_status("socket", errno);
+            continue;
+        }
         tune_link_socket(fd);
-        if (::connect(fd, a.ai_addr, a.ai_addrlen) == 0 || errno == EINPROGRESS) return Status();
-        return errno_status("connect to " + endpoint.host + ":" + std::to_string(endpoint.port),
+        if (::connect(fd, reinterpret_cast<const sockaddr*>(&a.address), a.length) == 0 ||
+            errno == EINPROGRESS) {
+            return fd;
+        }
+        last = errno_status("connect to " + endpoint.host + ":" + std::to_string(endpoint.port),
                             errno);
-    });
+        ::close(fd);
+    }
+    return last;
+}
+
+Result<int> start_connect(const TcpEndpoint& endpoint) {
+    auto addresses = resolve_endpoint(endpoint);
+    if (!addresses) return addresses.status();
+    return start_connect(addresses.value(), endpoint);
 }
 
 Status finish_connect(int fd) {

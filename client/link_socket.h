@@ -24,15 +24,21 @@
 // Endpoints are ZeroMQ's TCP form, as --listen and the members' gossip
 // endpoints already are: tcp://HOST:PORT with HOST an IPv4 address, [IPv6],
 // a name, or * (listen on every address). A name is resolved by
-// getaddrinfo, which blocks: the loop resolves only when it connects, and
-// operators should give addresses where a resolver may stall.
+// getaddrinfo, which blocks for as long as the resolver takes (with a DNS
+// server down, glibc's default is 5 s a try, 2 tries a server): listen()
+// and start_connect(endpoint) resolve in the caller, which suits start-up
+// and tools; an event loop resolves names off its thread (NameResolver,
+// client/name_resolver.h) and connects with start_connect(addresses).
 // Thread-safety: none; one owner per object.
 #pragma once
+
+#include <sys/socket.h>
 
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "client/status.h"
 
@@ -46,6 +52,21 @@ struct TcpEndpoint {
     std::string host;  // as written, without brackets; "*" for any address
     uint16_t port = 0;
 };
+
+// One address an endpoint resolved to, as connect() takes it.
+struct SocketAddress {
+    sockaddr_storage address{};
+    socklen_t length = 0;
+};
+
+// True when `host` is an IPv4 or IPv6 address (or "*"): resolving it never
+// asks a name service, so it never blocks.
+bool is_numeric_host(std::string_view host);
+
+// The addresses of `endpoint` to connect to, by getaddrinfo: blocks while
+// a name resolves (never for a numeric host). Fails (connection) with the
+// resolver's reason when the name does not resolve.
+Result<std::vector<SocketAddress>> resolve_endpoint(const TcpEndpoint& endpoint);
 
 // Parses tcp://HOST:PORT. Fails (invalid_argument) on another scheme, a
 // missing or out-of-range port, an empty host, or an unclosed '['.
@@ -81,10 +102,13 @@ class LinkListener {
     uint64_t refused_ = 0;
 };
 
-// Starts connecting to `endpoint`: a non-blocking socket whose connect is
-// done or in progress. The owner waits for it to be writable, then calls
-// finish_connect(). Fails (connection) when the host does not resolve or no
-// socket can be made.
+// Starts connecting to the first of `addresses` (those of `endpoint`) whose
+// connect starts: a non-blocking socket whose connect is done or in
+// progress. The owner waits for it to be writable, then calls
+// finish_connect(). Fails (connection) when there is no address or no socket
+// can be made. Never blocks.
+Result<int> start_connect(const std::vector<SocketAddress>& addresses, const TcpEndpoint& endpoint);
+// The same after resolve_endpoint(endpoint): blocks while a name resolves.
 Result<int> start_connect(const TcpEndpoint& endpoint);
 // After the socket became writable (or in error): ok when connected, else
 // connection with the reason (refused, unreachable, timed out).

@@ -2,19 +2,24 @@
 // a target comes up through the handshake and carries frames both ways; send
 // fails while it is not up; a refusal, a server gone, nobody listening and a
 // silent server each end an attempt with why, and the next attempt waits for
-// the pace; a server back on its port is reached again.
+// the pace; a server back on its port is reached again; a name resolves off
+// the owner's thread, and a lookup that stalls or fails ends its attempt
+// without holding the others.
 #include <poll.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "client/link_dialer.h"
 #include "client/link_server.h"
 #include "client/link_socket.h"
 #include "tests/unit/link_test_keys.h"
+#include "tests/unit/scripted_lookup.h"
 
 namespace {
 
@@ -27,6 +32,7 @@ using kv::client::LinkServerOptions;
 using kv::client::TcpEndpoint;
 using kv::test::client_keys;
 using kv::test::fresh_keys;
+using kv::test::ScriptedLookup;
 using kv::test::server_keys;
 
 // An echoing LinkServer: each frame comes back with "re:" in front.
@@ -80,6 +86,13 @@ struct Dialer {
         o.frame_bytes_max = 4096;
         o.keys = client_keys();
         o.server_key = server_keys().public_key;
+        return o;
+    }
+
+    // Sealed options whose names `script` resolves.
+    static LinkDialerOptions looked_up_by(ScriptedLookup& script) {
+        LinkDialerOptions o = sealed_options();
+        o.lookup = script.lookup();
         return o;
     }
 
@@ -253,4 +266,89 @@ TEST_CASE("a target removed from its own frame callback is gone at once and safe
     CHECK(frames == std::vector<std::string>{"re:one"});
     CHECK_FALSE(raw->is_up("n1"));
     CHECK(raw->send("n1", "more").code() == ErrorCode::connection);
+}
+
+TEST_CASE("a name resolves off the loop and its target comes up") {
+    EchoServer server(true);
+    ScriptedLookup script;
+    Dialer d(Dialer::looked_up_by(script));
+    d.dialer->add("n1", {"node-1.example", server.port()});
+    d.pump({&server});
+    REQUIRE(d.dialer->is_up("n1"));
+    CHECK(script.names() == std::vector<std::string>{"node-1.example"});
+    CHECK(d.dialer->stats().lookups == 1);
+    // An address is not looked up.
+    d.dialer->add("n2", {"127.0.0.1", server.port()});
+    d.pump({&server});
+    CHECK(d.dialer->is_up("n2"));
+    CHECK(d.dialer->stats().lookups == 1);
+    CHECK(d.downs.empty());
+}
+
+TEST_CASE("a lookup that stalls fails its attempt at the deadline while other targets serve") {
+    EchoServer server(true);
+    ScriptedLookup script;
+    LinkDialerOptions o = Dialer::looked_up_by(script);
+    o.resolve_timeout_ms = 3000;
+    Dialer d(std::move(o));
+    d.dialer->add("stalled", {"slow", server.port()});
+    d.dialer->add("n2", {"127.0.0.1", server.port()});
+    d.pump({&server});
+    // "slow" blocks on the resolver's thread; the dialer's owner is not held.
+    REQUIRE(script.wait_asked(1));
+    REQUIRE(d.dialer->is_up("n2"));
+    CHECK_FALSE(d.dialer->is_up("stalled"));
+    REQUIRE(d.dialer->send("n2", "meanwhile").ok());
+    d.pump({&server});
+    CHECK(d.frames == std::vector<std::string>{"re:meanwhile"});
+    CHECK(d.downs.empty());
+    CHECK(d.dialer->next_due_ms() == 1000 + 3000);
+    d.now_ms += 3000;
+    d.pump({&server}, 3);
+    REQUIRE(d.downs.size() == 1);
+    CHECK_FALSE(d.downs[0].was_up);
+    CHECK(d.downs[0].why.code() == ErrorCode::timeout);
+    CHECK(d.downs[0].why.message() == "cannot resolve slow within 3000 ms");
+    // The next attempt, after the pace, asks again; the stalled lookup's
+    // answer, when it comes, is dropped, and the new one connects.
+    d.now_ms += 100;
+    d.pump({&server}, 3);
+    CHECK(d.dialer->stats().lookups == 2);
+    script.release();
+    for (int i = 0; i < 100 && !d.dialer->is_up("stalled"); ++i) d.pump({&server}, 3);
+    CHECK(d.dialer->is_up("stalled"));
+    CHECK(script.names() == std::vector<std::string>{"slow", "slow"});
+    CHECK(d.downs.size() == 1);
+}
+
+TEST_CASE("a name that does not resolve fails the attempt with the resolver's reason") {
+    ScriptedLookup script;
+    Dialer d(Dialer::looked_up_by(script));
+    d.dialer->add("n1", {"bad", 7000});
+    for (int i = 0; i < 100 && d.downs.empty(); ++i) d.pump({}, 3);
+    REQUIRE(d.downs.size() == 1);
+    CHECK(d.downs[0].why.code() == ErrorCode::connection);
+    CHECK(d.downs[0].why.message() == "cannot resolve bad");
+    CHECK(d.dialer->stats().connect_failures == 1);
+}
+
+TEST_CASE("an answer whose target is gone leaves the dialer's descriptor quiet") {
+    ScriptedLookup script;
+    Dialer d(Dialer::looked_up_by(script));
+    d.dialer->add("n1", {"node-1.example", 7000});
+    d.dialer->poll(d.now_ms);  // the lookup is asked
+    for (int i = 0; i < 1000 && script.returned < 1; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    REQUIRE(script.returned == 1);
+    pollfd p{d.dialer->fd(), POLLIN, 0};
+    REQUIRE(::poll(&p, 1, 5000) == 1);  // the answer is there
+    d.dialer->remove("n1");
+    // Nothing is left for the owner to do: a descriptor that stayed readable
+    // would make an owner waiting on it spin.
+    CHECK(::poll(&p, 1, 0) == 0);
+    d.dialer->poll(d.now_ms);
+    CHECK(::poll(&p, 1, 0) == 0);
+    CHECK(d.ups.empty());
+    CHECK(d.downs.empty());
 }
