@@ -13,6 +13,7 @@ files=$(find ring gossip node -type f \( -name '*.h' -o -name '*.cpp' \) |
         sort)
 [[ -n $files ]] || { echo "no files found under ring/ gossip/ node/"; echo FAILED; exit 1; }
 pattern='std::chrono::[a-z_]*clock::now|random_device|std::thread|std::async|sleep_for|usleep|\bsleep\(|unordered_(map|set)|\btime\(|gettimeofday|clock_gettime|\brand\('
+# shellcheck disable=SC2086 # files is a list of paths without spaces
 if hits=$(grep -nE "$pattern" $files); then
     echo "non-deterministic calls in the node logic:"
     echo "$hits"

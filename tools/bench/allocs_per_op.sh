@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # allocs_per_op.sh BIN_DIR MIX [OPS] -- heap allocations (libc malloc calls,
 # which operator new makes) per operation in the 3 nodes of the
 # vs_dynomite.sh cluster (docs/BENCHMARKS.md, issue 14, thirty-fourth step).

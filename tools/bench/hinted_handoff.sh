@@ -47,8 +47,8 @@ data=""  # the current cluster's directory (start_cluster)
 stop_all() {
     local p
     for p in "${polls[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do [[ -n $p ]] && kill -9 "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do [[ -n $p ]] && wait "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do if [[ -n $p ]]; then kill -9 "$p" 2>/dev/null || true; fi; done
+    for p in "${pids[@]}"; do if [[ -n $p ]]; then wait "$p" 2>/dev/null || true; fi; done
     pids=()
 }
 cleanup() {
@@ -235,7 +235,7 @@ part_b() {  # part_b ROUND RATE
     local per=""
     for i in 1 2 3 4; do per+="${per:+/}$(hints_on "$i" n5)"; done
     check_alive 1 2 3 4
-    local t0 t_up_first=0 t_up_all=0 t_first_replayed=0 t_done=0 deadline now left ups h st p
+    local t0 t_up_first=0 t_up_all=0 t_first_replayed=0 t_done=0 deadline now left ups h p
     local polls_done=0
     t0=$(now_ms)
     start_node 5 "$rate"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # profile_node.sh BIN_DIR MIX [FLAG ...] -- a CPU profile of node 1 of the
 # vs_dynomite.sh cluster under one load (docs/BENCHMARKS.md, issue 14).
 #
@@ -57,6 +58,7 @@ NODES=$(cluster_endpoints)
 # include it) so that each put updates what the key holds instead of adding
 # a sibling, as in vs_dynomite.sh.
 prime_for() { [[ $1 != get-only ]] && "$BIN/kvbench" --help 2>/dev/null | grep -q -- --prime && echo --prime; }
+# shellcheck disable=SC2046 # prime_for prints one flag or nothing
 [[ -n ${BEFORE:-} ]] && "$BIN/kvbench" --node "$NODES" --keys "$KEYS" --mix "$BEFORE" --consistency quorum \
   --duration-s "$DUR" --connections "$CONNS" --pipeline "$PIPE" $(prime_for "$BEFORE") >/dev/null 2>&1
 # CPU time (user + system) of the nodes over the run, from /proc/PID/stat, and
@@ -103,6 +105,7 @@ thread_ticks >"$WORK/threads.before"
     "$WORK/prime.threads.before" "$WORK/prime.threads.after" >>"$WORK/threads.before"
 machine_before=$(machine_ticks)
 before=$(node_ticks)
+# shellcheck disable=SC2046 # prime_for prints one flag or nothing
 ("$BIN/kvbench" --node "$NODES" --keys "$KEYS" --mix "$MIX" --consistency quorum \
    --duration-s "$DUR" --connections "$CONNS" --pipeline "$PIPE" ${THREADS:+--threads "$THREADS"} \
    $(prime_for "$MIX"); times >"$WORK/bench.times") \
@@ -127,6 +130,7 @@ sched_stats() { local p t; for p in "$@"; do for t in /proc/"$p"/task/*; do
                 done; done 2>/dev/null; }
 sched_stats "${PIDS[@]}" "$bench_pid" >"$WORK/sched.before"
 sched_from=$(date +%s.%N)
+# shellcheck disable=SC2086 # PERF_CALLGRAPH is a list of perf flags
 perf record -q ${PERF_CALLGRAPH:---call-graph fp} -F 999 -p "$sampled" -o "$WORK/perf.data" -- sleep "$PERF_S" >/dev/null 2>&1
 sched_stats "${PIDS[@]}" "$bench_pid" >"$WORK/sched.after"
 sched_s=$(awk -v a="$sched_from" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')

@@ -37,7 +37,7 @@ run_variant() {
     sleep 0.3
   done
   local ok=0
-  for t in $(seq 1 60); do
+  for _ in $(seq 1 60); do
     up=$("$bin/kvctl" "${admin_cli[@]}" --node tcp://127.0.0.1:$((PORT_BASE+1)) members 2>/dev/null | grep -c " up ")
     [[ $up -ge 3 ]] && { ok=1; break; }
     sleep 0.5

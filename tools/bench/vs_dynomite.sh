@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # vs_dynomite.sh BIN_DIR [VARIANT ...] -- our cluster beside Dynomite in one run,
 # alternating, ROUNDS rounds (default 3), then the medians and our ratios to
 # Dynomite (docs/BENCHMARKS.md, issue 14).
@@ -42,9 +43,10 @@ BIN=$(cd "${1:?usage: $0 BIN_DIR [LABEL[=FLAGS] ...]}" && pwd); shift
 VARIANTS=("$@"); ((${#VARIANTS[@]})) || VARIANTS=(durable)
 PEERS=${PEERS:-$HERE/../../../shared/peers}
 [[ -f $PEERS/common.sh && -x $PEERS/dynomite ]] || { echo "no Dynomite build in $PEERS (set PEERS)" >&2; exit 2; }
-command -v redis-benchmark >/dev/null && command -v redis-server >/dev/null || {
+{ command -v redis-benchmark >/dev/null && command -v redis-server >/dev/null; } || {
   echo "needs redis-server and redis-tools (apt-get install -y redis-server redis-tools)" >&2; exit 2; }
 export RESULTS_DIR=${RESULTS_DIR:-/tmp/peers/vs}
+# shellcheck source=/dev/null # ../shared/peers, outside the repository
 source "$PEERS/common.sh"
 # No key from the user's kvctl configuration: these nodes run without one.
 export XDG_CONFIG_HOME=$RESULTS_DIR/xdg; mkdir -p "$XDG_CONFIG_HOME"
