@@ -529,6 +529,7 @@ void write_fields(const OwnersRequest& m, FieldWriter& w) {
     w.bytes("key", m.key);
 }
 void write_fields(const RepairRequest& m, FieldWriter& w) {
+    if (!m.stop_waiting_for.empty()) w.text_list("stop_waiting_for", m.stop_waiting_for);
     if (m.whole_ring) return;
     w.uint("start", m.start);
     w.uint("end", m.end);
@@ -633,6 +634,7 @@ void read_fields(FieldReader& f, RepairRequest& m) {
         f.uint("start", m.start, Need::required);
         f.uint("end", m.end, Need::required);
     }
+    f.text_list("stop_waiting_for", m.stop_waiting_for, kArrayItemsMax);
 }
 void read_fields(FieldReader& f, RemoveNodeRequest& m) {
     f.text("node", m.node_id, Need::required, kIdBytesMax);

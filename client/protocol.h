@@ -127,11 +127,16 @@ struct LeaveRequest {
 // other ring member now, over every range it shares with each, or only the
 // ring range (start, end] when !whole_ring. Answered with AdminResponse;
 // progress shows in status (AntiEntropyStatus::repair_*). Admin grant.
+// With stop_waiting_for (kvctl repair --stop-waiting-for), it starts nothing:
+// a refilling node (node/antientropy/anti_entropy.h, begin_refill) stops
+// waiting for those members, which may be gone for good; what only they and
+// its lost data held is not seen in its replica reads until they are back.
 struct RepairRequest {
     uint64_t id = 0;
     bool whole_ring = true;
     uint64_t start = 0;
     uint64_t end = 0;
+    std::vector<std::string> stop_waiting_for;  // member ids
     bool operator==(const RepairRequest&) const = default;
 };
 

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -92,6 +93,9 @@ constexpr const char* kUsage =
     "  repair           the first --node starts an anti-entropy exchange with every\n"
     "                   other ring member now (--range START:END: only that ring range),\n"
     "                   then prints progress until all are done (--no-wait: at once).\n"
+    "                   --stop-waiting-for ID[,ID]: instead, a node refilling after a\n"
+    "                   lost disk stops waiting for those members (down for good);\n"
+    "                   what only they held is missing from its reads until they return.\n"
     "                   Needs an admin grant.\n"
     "  removenode ID    the first --node removes member ID, down for good (killed, its\n"
     "                   data gone): in its turn (as leave), ID's ranges are copied from\n"
@@ -152,9 +156,10 @@ struct Args {
     std::optional<std::string> key_file;
     std::optional<std::string> server_key;
     bool no_key = false;
-    bool force = false;                // keygen: replace an existing file
-    std::optional<std::string> range;  // repair: START:END
-    bool no_wait = false;              // repair: return once started
+    bool force = false;                         // keygen: replace an existing file
+    std::optional<std::string> range;           // repair: START:END
+    bool no_wait = false;                       // repair: return once started
+    std::vector<std::string> stop_waiting_for;  // repair: members the refill lets go
 };
 
 int fail(const Status& status) {
@@ -403,6 +408,13 @@ int print_status(const std::string& endpoint, const kv::proto::StatusResponse& s
 
 int run_repair(kv::client::Client& client, const Args& a) {
     kv::proto::RepairRequest req;
+    if (!a.stop_waiting_for.empty()) {
+        req.stop_waiting_for = a.stop_waiting_for;
+        auto released = client.repair(req);
+        if (!released) return fail(released.status());
+        std::printf("%s: %s\n", client.current_endpoint().c_str(), released.value().c_str());
+        return kExitOk;
+    }
     if (a.range) {
         const auto colon = a.range->find(':');
         char* end = nullptr;
@@ -573,7 +585,9 @@ po::options_description option_descriptions() {
         "force", po::bool_switch(), "keygen: replace FILE if it exists")(
         "range", po::value<std::string>(),
         "repair: only the ring range (START, END], tokens as decimal integers: START:END")(
-        "no-wait", po::bool_switch(), "repair: return once the repair started");
+        "no-wait", po::bool_switch(), "repair: return once the repair started")(
+        "stop-waiting-for", po::value<std::string>(),
+        "repair: a refilling node stops waiting for these members (comma-separated ids)");
     return d;
 }
 
@@ -613,6 +627,12 @@ std::optional<Args> parse_args(int argc, char** argv) {
     a.force = vm["force"].as<bool>();
     if (vm.count("range")) a.range = vm["range"].as<std::string>();
     a.no_wait = vm["no-wait"].as<bool>();
+    if (vm.count("stop-waiting-for")) {
+        std::stringstream ids(vm["stop-waiting-for"].as<std::string>());
+        for (std::string id; std::getline(ids, id, ',');) {
+            if (!id.empty()) a.stop_waiting_for.push_back(id);
+        }
+    }
     return a;
 }
 
@@ -726,8 +746,10 @@ std::optional<std::string> check_args(const std::string& command, const Args& a)
         return "unknown command '" + command +
                "' (get, put, del, status, stats, owners, members, leave, repair, removenode, "
                "local-get, user, grant, revoke, keygen)";
-    if ((a.range || a.no_wait) && command != "repair")
-        return "--range and --no-wait apply to repair only";
+    if ((a.range || a.no_wait || !a.stop_waiting_for.empty()) && command != "repair")
+        return "--range, --no-wait and --stop-waiting-for apply to repair only";
+    if (!a.stop_waiting_for.empty() && a.range)
+        return "--stop-waiting-for starts no repair: it takes no --range";
     bool is_write = command == "put" || command == "del";
     if (a.r && command != "get") return "--r applies to get only";
     if (a.w && !is_write) return "--w applies to put and del only";

@@ -493,6 +493,7 @@ void AntiEntropy::handle(const ReplyTo& from, const AePushRequest& req) {
 }
 
 void AntiEntropy::handle(const ReplyTo& from, const proto::RepairRequest& req) {
+    if (!req.stop_waiting_for.empty()) return stop_waiting_for(from, req);
     if (placement_.moving()) {
         env_.reply(from, proto::AdminResponse{req.id, ErrorCode::unavailable,
                                               "ranges are moving; repair after the change"});
@@ -511,6 +512,40 @@ void AntiEntropy::handle(const ReplyTo& from, const proto::RepairRequest& req) {
                                        (repair_range_ ? " for range (" + std::to_string(req.start) +
                                                             ", " + std::to_string(req.end) + "]"
                                                       : std::string())});
+}
+
+void AntiEntropy::stop_waiting_for(const ReplyTo& from, const proto::RepairRequest& req) {
+    const auto answer = [&](ErrorCode code, std::string text) {
+        env_.reply(from, proto::AdminResponse{req.id, code, std::move(text)});
+    };
+    if (refill_waiting_.empty()) {
+        return answer(ErrorCode::invalid_argument,
+                      config_.node_id + " is not refilling: it waits for no member");
+    }
+    std::set<std::string> released;
+    std::set<std::string> not_waited;
+    for (const auto& member : req.stop_waiting_for) {
+        if (refill_waiting_.erase(member) > 0) {
+            released.insert(member);
+        } else if (!released.contains(member)) {
+            not_waited.insert(member);
+        }
+    }
+    if (released.empty()) {
+        return answer(ErrorCode::invalid_argument,
+                      "the refill of " + config_.node_id + " does not wait for " +
+                          names_of(not_waited) + "; it waits for " + names_of(refill_waiting_));
+    }
+    env_.log(LogLevel::warn,
+             "refill: no longer waiting for " + names_of(released) +
+                 " (kvctl repair --stop-waiting-for): writes only they and this node's lost "
+                 "data held are missing from its replica reads until they are back");
+    std::string text = "refill: no longer waiting for " + names_of(released);
+    if (!not_waited.empty()) text += " (" + names_of(not_waited) + " not waited for)";
+    text += refill_waiting_.empty() ? "; done, replica reads are served"
+                                    : "; still waiting for " + names_of(refill_waiting_);
+    publish_refill();
+    answer(ErrorCode::ok, std::move(text));
 }
 
 std::optional<uint64_t> AntiEntropy::confirmed_through_ms() const {

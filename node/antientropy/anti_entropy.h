@@ -90,7 +90,8 @@ class AntiEntropy {
     // that is down is waited for until it is back (what only it and the lost
     // data held returns with it), or leaves the ring; not when anti-entropy
     // brought nothing since the refill began, as on a new cluster, where none
-    // held anything to lose. These exchanges start at once, one after another,
+    // held anything to lose; or when an admin says so (kvctl repair
+    // --stop-waiting-for, stop_waiting_for). These exchanges start at once, one after another,
     // ahead of the schedule and of kvctl repair; on a new cluster each is one
     // round trip. `when_done` (may be empty) runs once they have, or at once
     // when there is no other member.
@@ -138,6 +139,9 @@ class AntiEntropy {
     // when none is left, else starts an exchange with the next one when due.
     // True when the refill holds the schedule (an exchange started or due).
     bool tick_refill(uint64_t now_ms);
+    // kvctl repair --stop-waiting-for: the members named no longer hold up
+    // the refill (invalid_argument when none of them does).
+    void stop_waiting_for(const ReplyTo& from, const proto::RepairRequest& req);
     void publish_refill();
 
     const NodeConfig& config_;

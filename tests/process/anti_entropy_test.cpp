@@ -163,7 +163,7 @@ TEST_CASE("3 nodes, n=3: anti-entropy refills a restarted node; tombstones are p
 
     // Through a restart and a full repair, nothing comes back.
     KV_REQUIRE_OK(cluster.restart(1));
-    auto repair = client.request(proto::RepairRequest{next_request_id(), true, 0, 0});
+    auto repair = client.request(proto::RepairRequest{next_request_id(), true, 0, 0, {}});
     KV_REQUIRE_OK(repair.status());
     REQUIRE(std::holds_alternative<proto::AdminResponse>(repair.value()));
     CHECK(std::get<proto::AdminResponse>(repair.value()).code == ErrorCode::ok);
@@ -367,6 +367,15 @@ TEST_CASE("static list: a wiped node waits for a member that is down before read
         "refill: with n1 down, 10 of 10 quorum reads through n2 failed (%d unavailable), "
         "none missed a key\n",
         unavailable);
+    // The operator's release (kvctl repair --stop-waiting-for), asked of the
+    // wrong node and for the wrong member: refused, and the wait goes on.
+    const std::string on_n2 =
+        run_kvctl(cluster, "--node " + cluster.endpoint(1) + " repair --stop-waiting-for n1");
+    CHECK_THAT(on_n2, Catch::Contains("n2 is not refilling: it waits for no member"));
+    const std::string for_n9 =
+        run_kvctl(cluster, "--node " + cluster.endpoint(2) + " repair --stop-waiting-for n9");
+    CHECK_THAT(for_n9, Catch::Contains("the refill of n3 does not wait for n9; it waits for n1"));
+    CHECK(status(wiped).anti_entropy->refilling);
 
     const auto back = Clock::now();
     KV_REQUIRE_OK(cluster.restart(0));

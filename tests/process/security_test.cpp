@@ -195,7 +195,7 @@ std::vector<std::pair<std::string, std::string>> forged_peer_frames(ProcessClust
     add("ae_keys", node::AeKeysRequest{next_request_id(), "evil", 0, {0, 100}, {"k5"}, {8}});
     add("ae_push of a forged object",
         node::AePushRequest{next_request_id(), "evil", {"k6"}, {object}});
-    add("repair", proto::RepairRequest{next_request_id(), true, 0, 0});
+    add("repair", proto::RepairRequest{next_request_id(), true, 0, 0, {}});
     // A batch frame (client/frame_batch.h) of a forged write and a read.
     proto::BatchFrame batch;
     batch.add(node::encode(write));

@@ -259,14 +259,13 @@ std::string quorum_get_codes(sim::Cluster& c, size_t node, int from, int to) {
 
 }  // namespace
 
-// A wiped node whose refill got data from the members that are up waits for
-// the member that is down: only it may hold what the lost disk held. Counted
-// before that, it and a replica that missed the writes would answer a quorum
-// read not_found for writes acknowledged at quorum.
-TEST_CASE("a wiped node waits for a member that is down before it serves replica reads") {
-    sim::ClusterOptions o = options(3);
-    o.node_config.anti_entropy = false;  // only the refill repairs
-    sim::Cluster c(o);
+namespace {
+
+// Three nodes, anti-entropy only for the refill; key0..key99 written while n2
+// was down (on n1 and n3 only), key100..key199 on all three; then n1 goes
+// down and n3 loses its disk and restarts: it refills from n2 and waits for
+// n1, judged down after 10 s.
+void wipe_n3_with_n1_down(sim::Cluster& c) {
     c.run_for(3000);
     // key0..key99 on n1 and n3 only; key100..key199 on all three.
     c.crash(1);
@@ -285,6 +284,23 @@ TEST_CASE("a wiped node waits for a member that is down before it serves replica
     c.wipe(2);
     c.restart(2);
     c.run_for(10000);
+}
+
+sim::ClusterOptions refill_only(size_t nodes) {
+    sim::ClusterOptions o = options(nodes);
+    o.node_config.anti_entropy = false;  // only the refill repairs
+    return o;
+}
+
+}  // namespace
+
+// A wiped node whose refill got data from the members that are up waits for
+// the member that is down: only it may hold what the lost disk held. Counted
+// before that, it and a replica that missed the writes would answer a quorum
+// read not_found for writes acknowledged at quorum.
+TEST_CASE("a wiped node waits for a member that is down before it serves replica reads") {
+    sim::Cluster c(refill_only(3));
+    wipe_n3_with_n1_down(c);
     CHECK(c.node(2).refilling());
     CHECK(data_keys(c, 2) == 100);
     // Not counted, n3 leaves quorum reads through n2 failing, not wrong: n1
@@ -295,6 +311,42 @@ TEST_CASE("a wiped node waits for a member that is down before it serves replica
     REQUIRE(c.run_until([&] { return !c.node(2).refilling(); }, 30000));
     CHECK(data_keys(c, 2) == 200);
     CHECK(quorum_get_codes(c, 2, 0, 200) == "found=200");
+}
+
+// The operator's way out when the member that is down is gone for good
+// (kvctl repair --stop-waiting-for): the refill ends, and what only that
+// member held is missing, as the operator was told.
+TEST_CASE("an admin request lets a refill stop waiting for a member that is down") {
+    sim::Cluster c(refill_only(3));
+    const auto admin = [&](size_t node, std::vector<std::string> members) {
+        auto reply = ask(c, node, proto::RepairRequest{0, true, 0, 0, std::move(members)});
+        REQUIRE(reply);
+        return std::get<proto::AdminResponse>(*reply);
+    };
+    const auto not_refilling = admin(1, {"n1"});
+    CHECK(not_refilling.code == ErrorCode::invalid_argument);
+    CHECK(not_refilling.message == "n2 is not refilling: it waits for no member");
+
+    wipe_n3_with_n1_down(c);
+    REQUIRE(c.node(2).refilling());
+    const auto not_waited = admin(2, {"n2", "n9"});
+    CHECK(not_waited.code == ErrorCode::invalid_argument);
+    CHECK(not_waited.message == "the refill of n3 does not wait for n2, n9; it waits for n1");
+    CHECK(c.node(2).refilling());
+
+    const auto released = admin(2, {"n1", "n9"});
+    INFO(released.message);
+    CHECK(released.code == ErrorCode::ok);
+    CHECK(released.message ==
+          "refill: no longer waiting for n1 (n9 not waited for); done, replica reads are served");
+    CHECK_FALSE(c.node(2).refilling());
+    // n2 and n3 now answer for the keys only n1 held (key0..key99): missing.
+    CHECK(quorum_get_codes(c, 2, 100, 200) == "found=100");
+    CHECK(quorum_get_codes(c, 2, 0, 10) == "not_found/0=10");
+    // Released for good: a restart does not refill again.
+    c.crash(2);
+    c.restart(2);
+    CHECK_FALSE(c.node(2).refilling());
 }
 
 // A new cluster whose listed member never starts: every node starts empty and
@@ -377,7 +429,7 @@ TEST_CASE("an exchange costs the difference, not the keyspace") {
         for (size_t n = 0; n < 2; ++n) c.restart(n);
         c.run_for(5000);  // the index and tree builds
         static uint64_t id = 5000000;
-        c.client_send(0, "r", proto::RepairRequest{++id, true, 0, 0});
+        c.client_send(0, "r", proto::RepairRequest{++id, true, 0, 0, {}});
         const bool done = c.run_until(
             [&] {
                 const auto& s = c.node(0).stats();

@@ -246,7 +246,7 @@ TEST_CASE("admin messages are refused to users without the admin grant", "[acces
         proto::GrantRequest{0, "bob", Permission::admin, ""},
         proto::RevokeRequest{0, "bob", Permission::read, ""},
         proto::LeaveRequest{0},
-        proto::RepairRequest{0, true, 0, 0},
+        proto::RepairRequest{0, true, 0, 0, {}},
         proto::RemoveNodeRequest{0, "n2"},
     };
     for (const auto& m : admin_only) {
