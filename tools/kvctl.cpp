@@ -160,6 +160,7 @@ struct Args {
     std::optional<std::string> range;           // repair: START:END
     bool no_wait = false;                       // repair: return once started
     std::vector<std::string> stop_waiting_for;  // repair: members the refill lets go
+    bool stop_waiting_given = false;            // repair: --stop-waiting-for was given
 };
 
 int fail(const Status& status) {
@@ -412,6 +413,15 @@ int run_repair(kv::client::Client& client, const Args& a) {
         req.stop_waiting_for = a.stop_waiting_for;
         auto released = client.repair(req);
         if (!released) return fail(released.status());
+        // A node built before the field ignores it (unknown fields are) and
+        // starts a repair: say so rather than report success.
+        if (!released.value().starts_with("refill: ")) {
+            return fail(ErrorCode::invalid_argument,
+                        "the node at " + client.current_endpoint() +
+                            " does not know --stop-waiting-for (a build from before it) and "
+                            "answered: " +
+                            released.value());
+        }
         std::printf("%s: %s\n", client.current_endpoint().c_str(), released.value().c_str());
         return kExitOk;
     }
@@ -628,6 +638,7 @@ std::optional<Args> parse_args(int argc, char** argv) {
     if (vm.count("range")) a.range = vm["range"].as<std::string>();
     a.no_wait = vm["no-wait"].as<bool>();
     if (vm.count("stop-waiting-for")) {
+        a.stop_waiting_given = true;
         std::stringstream ids(vm["stop-waiting-for"].as<std::string>());
         for (std::string id; std::getline(ids, id, ',');) {
             if (!id.empty()) a.stop_waiting_for.push_back(id);
@@ -746,9 +757,11 @@ std::optional<std::string> check_args(const std::string& command, const Args& a)
         return "unknown command '" + command +
                "' (get, put, del, status, stats, owners, members, leave, repair, removenode, "
                "local-get, user, grant, revoke, keygen)";
-    if ((a.range || a.no_wait || !a.stop_waiting_for.empty()) && command != "repair")
+    if ((a.range || a.no_wait || a.stop_waiting_given) && command != "repair")
         return "--range, --no-wait and --stop-waiting-for apply to repair only";
-    if (!a.stop_waiting_for.empty() && a.range)
+    if (a.stop_waiting_given && a.stop_waiting_for.empty())
+        return "--stop-waiting-for takes member ids: ID[,ID]";
+    if (a.stop_waiting_given && a.range)
         return "--stop-waiting-for starts no repair: it takes no --range";
     bool is_write = command == "put" || command == "del";
     if (a.r && command != "get") return "--r applies to get only";

@@ -91,9 +91,9 @@ class AntiEntropy {
     // data held returns with it), or leaves the ring; not when anti-entropy
     // brought nothing since the refill began, as on a new cluster, where none
     // held anything to lose; or when an admin says so (kvctl repair
-    // --stop-waiting-for, stop_waiting_for). These exchanges start at once, one after another,
-    // ahead of the schedule and of kvctl repair; on a new cluster each is one
-    // round trip. `when_done` (may be empty) runs once they have, or at once
+    // --stop-waiting-for, stop_waiting_for). These exchanges start at once,
+    // one after another, ahead of the schedule and of kvctl repair; on a new
+    // cluster each is one round trip. `when_done` (may be empty) runs once they have, or at once
     // when there is no other member.
     void begin_refill(std::string why, std::function<void()> when_done = {});
     bool refilling() const { return !refill_waiting_.empty(); }

@@ -375,6 +375,9 @@ TEST_CASE("static list: a wiped node waits for a member that is down before read
     const std::string for_n9 =
         run_kvctl(cluster, "--node " + cluster.endpoint(2) + " repair --stop-waiting-for n9");
     CHECK_THAT(for_n9, Catch::Contains("the refill of n3 does not wait for n9; it waits for n1"));
+    const std::string no_ids =
+        run_kvctl(cluster, "--node " + cluster.endpoint(2) + " repair --stop-waiting-for ,");
+    CHECK_THAT(no_ids, Catch::Contains("--stop-waiting-for takes member ids"));
     CHECK(status(wiped).anti_entropy->refilling);
 
     const auto back = Clock::now();
