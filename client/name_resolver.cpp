@@ -117,6 +117,10 @@ void NameResolver::cancel(uint64_t ticket) {
                                        [&](const Answer& a) { return a.ticket == ticket; });
     if (answered != s.answers.end()) {
         s.answers.erase(answered);
+        if (s.answers.empty()) {
+            uint64_t count = 0;
+            (void)!::read(s.event_fd, &count, sizeof count);  // nothing waits now
+        }
         return;
     }
     if (s.running == ticket) s.cancelled.insert(ticket);
@@ -124,12 +128,13 @@ void NameResolver::cancel(uint64_t ticket) {
 
 std::vector<NameResolver::Answer> NameResolver::take() {
     Shared& s = *shared_;
+    // The reset and the taking under the mutex the thread pushes and signals
+    // under: fd() is readable exactly while answers wait, never after they
+    // were taken (an answer landing between the two would leave it so).
+    std::lock_guard lock(s.mutex);
     uint64_t count = 0;
-    // Reset before taking: an answer that lands after the swap below signals
-    // again and stays readable.
     (void)!::read(s.event_fd, &count, sizeof count);
     std::vector<Answer> out;
-    std::lock_guard lock(s.mutex);
     out.swap(s.answers);
     return out;
 }

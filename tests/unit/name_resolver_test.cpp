@@ -130,6 +130,7 @@ TEST_CASE("an answer that arrived and was then cancelled is not handed out") {
     for (int i = 0; i < 100 && answers.empty(); ++i) answers = wait_answers(r);
     REQUIRE(answers.size() == 1);
     CHECK(answers[0].ticket == two.value());
+    CHECK_FALSE(readable(r.fd(), 0));
 }
 
 TEST_CASE("the owner may go away while a lookup is in progress") {
